@@ -1,0 +1,112 @@
+"""botwire: persistent key-value memory for AI agents on serverless compute.
+
+    from botwire import Memory
+    memory = Memory("user-42")
+    memory.append("chat_history", {"user": "hi", "assistant": "hello"})
+
+Names resolve lazily so that ``import botwire`` costs almost nothing on a cold start; framework
+adapters (``BotWireChatHistory`` ...) resolve to their packages when installed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.3.0"
+
+if TYPE_CHECKING:
+    from ._async import AsyncMemory
+    from ._atomic import AsyncTransaction, Transaction
+    from ._config import BotWireWarning
+    from ._errors import (
+        BotWireError,
+        Conflict,
+        Forbidden,
+        InvalidArgument,
+        InvalidKey,
+        InvalidNamespace,
+        NotSerializable,
+        QuotaExceeded,
+        TypeMismatch,
+        Unauthorized,
+        Unavailable,
+        ValueTooLarge,
+    )
+    from ._memory import Memory
+    from ._types import Entry, KeyInfo, Limits, Usage
+
+__all__ = [
+    "AsyncMemory",
+    "AsyncTransaction",
+    "BotWireChatHistory",
+    "BotWireError",
+    "BotWireWarning",
+    "Conflict",
+    "Entry",
+    "Forbidden",
+    "InvalidArgument",
+    "InvalidKey",
+    "InvalidNamespace",
+    "KeyInfo",
+    "Limits",
+    "Memory",
+    "NotSerializable",
+    "QuotaExceeded",
+    "Transaction",
+    "TypeMismatch",
+    "Unauthorized",
+    "Unavailable",
+    "Usage",
+    "ValueTooLarge",
+    "__version__",
+]
+
+_ERRORS = [
+    "BotWireError",
+    "Conflict",
+    "Forbidden",
+    "InvalidArgument",
+    "InvalidKey",
+    "InvalidNamespace",
+    "NotSerializable",
+    "QuotaExceeded",
+    "TypeMismatch",
+    "Unauthorized",
+    "Unavailable",
+    "ValueTooLarge",
+]
+_LOCAL: dict[str, str] = {
+    "Memory": "._memory",
+    "AsyncMemory": "._async",
+    "Transaction": "._atomic",
+    "AsyncTransaction": "._atomic",
+    "BotWireWarning": "._config",
+    "Entry": "._types",
+    "KeyInfo": "._types",
+    "Limits": "._types",
+    "Usage": "._types",
+    **dict.fromkeys(_ERRORS, "._errors"),
+}
+# name -> (module of the adapter package, extra that installs it)
+ADAPTERS: dict[str, tuple[str, str]] = {
+    "BotWireChatHistory": ("botwire_langchain", "langchain"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LOCAL.get(name)
+    if module is not None:
+        from importlib import import_module
+
+        value = getattr(import_module(module, __name__), name)
+        globals()[name] = value
+        return value
+    if name in ADAPTERS:
+        from ._extras import load_adapter
+
+        return load_adapter(name, *ADAPTERS[name])
+    raise AttributeError(f"module 'botwire' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,113 @@
+"""``memory.atomic()``: checks and mutations committed all together or not at all."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from . import _common as c
+from ._types import Op
+
+if TYPE_CHECKING:
+    from ._async import AsyncMemory
+    from ._memory import Memory
+
+__all__ = ["AsyncTransaction", "Transaction"]
+
+
+class _Builder:
+    def __init__(self, namespace: str) -> None:
+        self._ns = namespace
+        self.ops: list[Op] = []
+        self.committed = False
+
+    def check(self, key: str, version: int | None) -> _Builder:
+        """Require ``key`` to be at ``version`` (``None``: to be absent) when committing."""
+        self.ops.append(c.op_check(self._ns, key, version))
+        return self
+
+    def set(self, key: str, value: Any, *, ttl: float | None = None) -> _Builder:
+        self.ops.append(c.op_set(self._ns, key, value, ttl=ttl))
+        return self
+
+    def delete(self, key: str) -> _Builder:
+        self.ops.append(c.op_delete(self._ns, key))
+        return self
+
+    def append(
+        self, key: str, *items: Any, max_len: int | None = None, ttl: float | None = None
+    ) -> _Builder:
+        self.ops.append(c.op_append(self._ns, key, items, max_len=max_len, ttl=ttl))
+        return self
+
+    def incr(self, key: str, by: int | float = 1) -> _Builder:
+        self.ops.append(c.op_incr(self._ns, key, by))
+        return self
+
+    def _outcomes(self, results: list[dict[str, Any]]) -> list[Any]:
+        out: list[Any] = []
+        for op, res in zip(self.ops, results, strict=True):
+            if op.kind == "set":
+                out.append(res["version"])
+            elif op.kind == "delete":
+                out.append(res["deleted"])
+            elif op.kind == "append":
+                out.append(res["length"])
+            elif op.kind == "incr":
+                out.append(res["value"])
+            else:
+                out.append(None)
+        return out
+
+
+class Transaction(_Builder):
+    """All-or-nothing batch for :class:`~botwire.Memory`.
+
+    Example::
+
+        e = memory.entry("balance")
+        with memory.atomic() as tx:
+            tx.check("balance", e.version if e else None)
+            tx.set("balance", 90).append("ledger", {"debit": 10})
+        # committed on leaving the block; a failed check raises Conflict and applies nothing
+    """
+
+    def __init__(self, memory: Memory) -> None:
+        super().__init__(memory.namespace)
+        self._memory = memory
+
+    def commit(self) -> list[Any]:
+        """Apply every op at once; returns each op's result (version, deleted, length, value)."""
+        self.committed = True
+        if not self.ops:
+            return []
+        results = self._memory._store.batch(self._ns, self.ops, atomic=True)
+        return self._outcomes(results)
+
+    def __enter__(self) -> Transaction:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None and not self.committed:
+            self.commit()
+
+
+class AsyncTransaction(_Builder):
+    """All-or-nothing batch for :class:`~botwire.AsyncMemory` (``async with``, ``commit()``)."""
+
+    def __init__(self, memory: AsyncMemory) -> None:
+        super().__init__(memory.namespace)
+        self._memory = memory
+
+    async def commit(self) -> list[Any]:
+        self.committed = True
+        if not self.ops:
+            return []
+        results = await self._memory._store.batch(self._ns, self.ops, atomic=True)
+        return self._outcomes(results)
+
+    async def __aenter__(self) -> AsyncTransaction:
+        return self
+
+    async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None and not self.committed:
+            await self.commit()

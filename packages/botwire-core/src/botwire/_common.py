@@ -1,0 +1,173 @@
+"""Everything ``Memory`` and ``AsyncMemory`` share but I/O: argument checks, encoding values
+into operations, and reading results back (sans-I/O, as in h11/httpx)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ._codec import encode
+from ._errors import BotWireError, InvalidArgument, error_from_payload
+from ._names import check_key, check_namespace
+from ._types import Op
+
+__all__ = [
+    "UPDATE_ATTEMPTS",
+    "check_key",
+    "check_namespace",
+    "check_tail",
+    "op_append",
+    "op_check",
+    "op_delete",
+    "op_get",
+    "op_incr",
+    "op_pop",
+    "op_set",
+    "raise_first_error",
+    "update_conflict",
+]
+
+UPDATE_ATTEMPTS = 64
+
+
+def _check_ttl(ns: str, key: str, ttl: Any) -> float | None:
+    if ttl is None:
+        return None
+    if (
+        isinstance(ttl, bool)
+        or not isinstance(ttl, (int, float))
+        or not (math.isfinite(ttl) and 0 < ttl < 1e10)
+    ):
+        raise InvalidArgument(
+            f"botwire: ttl={ttl!r} for key {key!r} in namespace {ns!r}; ttl is a number of "
+            "seconds greater than 0 (omit it for no expiry).",
+            namespace=ns,
+            key=key,
+        )
+    return float(ttl)
+
+
+def _check_version(ns: str, key: str, version: Any) -> int | None:
+    if version is None:
+        return None
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        raise InvalidArgument(
+            f"botwire: version {version!r} for key {key!r} in namespace {ns!r}; use the integer "
+            "returned by set() or found in entry().version.",
+            namespace=ns,
+            key=key,
+        )
+    return version
+
+
+def check_tail(ns: str, key: str, n: Any) -> int:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise InvalidArgument(
+            f"botwire: tail count {n!r} for key {key!r} in namespace {ns!r}; use an int >= 0.",
+            namespace=ns,
+            key=key,
+        )
+    return n
+
+
+def op_get(ns: str, key: str) -> Op:
+    return Op("get", check_key(key, ns))
+
+
+def op_set(
+    ns: str,
+    key: str,
+    value: Any,
+    *,
+    ttl: Any = None,
+    if_version: Any = None,
+    if_absent: bool = False,
+) -> Op:
+    check_key(key, ns)
+    if if_absent and if_version is not None:
+        raise InvalidArgument(
+            f"botwire: set of key {key!r} in namespace {ns!r} got both if_absent and if_version; "
+            "use one condition.",
+            namespace=ns,
+            key=key,
+        )
+    return Op(
+        "set",
+        key,
+        value=encode(value, namespace=ns, key=key),
+        ttl=_check_ttl(ns, key, ttl),
+        if_version=_check_version(ns, key, if_version),
+        if_absent=bool(if_absent),
+    )
+
+
+def op_delete(ns: str, key: str, *, if_version: Any = None) -> Op:
+    check_key(key, ns)
+    return Op("delete", key, if_version=_check_version(ns, key, if_version))
+
+
+def op_append(
+    ns: str, key: str, items: Iterable[Any], *, max_len: Any = None, ttl: Any = None
+) -> Op:
+    check_key(key, ns)
+    if max_len is not None and (
+        isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 1
+    ):
+        raise InvalidArgument(
+            f"botwire: max_len={max_len!r} for key {key!r} in namespace {ns!r}; use a whole "
+            "number >= 1 (or omit it for an unbounded list).",
+            namespace=ns,
+            key=key,
+        )
+    encoded = tuple(encode(item, namespace=ns, key=key) for item in items)
+    return Op("append", key, items=encoded, max_len=max_len, ttl=_check_ttl(ns, key, ttl))
+
+
+def op_incr(ns: str, key: str, by: Any) -> Op:
+    check_key(key, ns)
+    if isinstance(by, bool) or not isinstance(by, (int, float)) or not math.isfinite(by):
+        raise InvalidArgument(
+            f"botwire: incr of key {key!r} in namespace {ns!r} by {by!r}; the amount must be a "
+            "finite int or float.",
+            namespace=ns,
+            key=key,
+        )
+    return Op("incr", key, by=by)
+
+
+def op_pop(ns: str, key: str) -> Op:
+    return Op("pop", check_key(key, ns))
+
+
+def op_check(ns: str, key: str, version: Any) -> Op:
+    check_key(key, ns)
+    return Op("check", key, version=_check_version(ns, key, version))
+
+
+def set_many_ops(ns: str, mapping: Mapping[str, Any], ttl: Any) -> list[Op]:
+    if not isinstance(mapping, Mapping):
+        raise InvalidArgument(
+            f"botwire: set_many in namespace {ns!r} needs a mapping of key to value, got "
+            f"{type(mapping).__name__}.",
+            namespace=ns,
+        )
+    return [op_set(ns, k, v, ttl=ttl) for k, v in mapping.items()]
+
+
+def raise_first_error(results: list[dict[str, Any]]) -> None:
+    """Non-atomic batches report errors per op; surface the first as an exception."""
+    for result in results:
+        if "error" in result:
+            raise error_from_payload(400, result)
+
+
+def update_conflict(ns: str, key: str, attempts: int) -> BotWireError:
+    from ._errors import Conflict
+
+    return Conflict(
+        f"botwire: update() of key {key!r} in namespace {ns!r} lost the race {attempts} times "
+        "in a row; another writer keeps changing it. Retry later or use incr()/append().",
+        namespace=ns,
+        key=key,
+    )

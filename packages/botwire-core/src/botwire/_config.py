@@ -1,0 +1,279 @@
+"""Where memory lives: settings from arguments and environment, and the shared backends.
+
+Every ``Memory`` with the same settings shares one backend (one SQLite connection, or one
+keep-alive HTTP connection per thread), so a warm serverless container reuses it across
+invocations.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ._errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from .store import AsyncStore, Store
+
+__all__ = ["Settings", "acquire_async_store", "acquire_store", "release", "resolve"]
+
+DEFAULT_URL = "sqlite:///~/.botwire/memory.db"
+_SERVERLESS_VARS = ("AWS_LAMBDA_FUNCTION_NAME", "K_SERVICE", "VERCEL")
+
+
+class BotWireWarning(UserWarning):
+    """Something works, but probably not as you meant it to (e.g. local files on Lambda)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Resolved configuration. ``url`` is ``http(s)://...`` or ``sqlite:///<absolute path>``."""
+
+    url: str
+    token: str | None
+    timeout: float
+    retries: int
+
+    @property
+    def is_http(self) -> bool:
+        return self.url.startswith(("http://", "https://"))
+
+    @property
+    def sqlite_path(self) -> str:
+        return self.url[len("sqlite:///") :]
+
+
+def _number(name: str, raw: str | None, default: float) -> float:
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise InvalidArgument(
+            f"botwire: {name}={raw!r} is not a number; set it to seconds or a count, e.g. 10."
+        ) from None
+
+
+def resolve(
+    url: str | None = None,
+    token: str | None = None,
+    timeout: float | None = None,
+    retries: int | None = None,
+) -> Settings:
+    """Explicit arguments first, then ``BOTWIRE_*`` environment variables, then defaults."""
+    env = os.environ
+    raw_url = url or env.get("BOTWIRE_URL") or DEFAULT_URL
+    token = token if token is not None else (env.get("BOTWIRE_TOKEN") or None)
+    t = (
+        timeout
+        if timeout is not None
+        else _number("BOTWIRE_TIMEOUT", env.get("BOTWIRE_TIMEOUT"), 10.0)
+    )
+    r = (
+        retries
+        if retries is not None
+        else _number("BOTWIRE_RETRIES", env.get("BOTWIRE_RETRIES"), 3)
+    )
+    if not t > 0:
+        raise InvalidArgument(f"botwire: timeout={t!r}; use a number of seconds > 0.")
+    if int(r) != r or r < 0:
+        raise InvalidArgument(f"botwire: retries={r!r}; use a whole number >= 0.")
+    return Settings(_normalize_url(raw_url), token, float(t), int(r))
+
+
+def _normalize_url(raw: str) -> str:
+    if raw.startswith(("http://", "https://")):
+        return raw.rstrip("/")
+    if "://" in raw and not raw.startswith("sqlite://"):
+        raise InvalidArgument(
+            f"botwire: BOTWIRE_URL {raw!r} has an unknown scheme; use http(s)://host:port for a "
+            "server, or sqlite:///path/to/file.db (or a plain path) for the embedded store."
+        )
+    path = raw[len("sqlite:///") :] if raw.startswith("sqlite:///") else raw
+    if raw.startswith("sqlite://") and not raw.startswith("sqlite:///"):
+        path = raw[len("sqlite://") :]
+    if path == ":memory:":
+        return "sqlite:///:memory:"
+    if raw == DEFAULT_URL:
+        return "sqlite:///" + _default_path()
+    return "sqlite:///" + os.path.abspath(os.path.expanduser(path))
+
+
+def _default_path() -> str:
+    """``~/.botwire/memory.db``, or the temp directory when home is not writable."""
+    home = os.path.expanduser("~/.botwire")
+    try:
+        os.makedirs(home, exist_ok=True)
+        if os.access(home, os.W_OK):
+            return os.path.join(home, "memory.db")
+    except OSError:
+        pass
+    tmp = os.path.join(
+        tempfile.gettempdir(), f"botwire-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
+    )
+    os.makedirs(tmp, exist_ok=True)
+    return os.path.join(tmp, "memory.db")
+
+
+# -- shared backends -----------------------------------------------------------------------------
+
+_lock = threading.Lock()
+_stores: dict[tuple[Settings, bool], list[Any]] = {}  # (settings, is_async) -> [store, refcount]
+_warned = False
+
+
+def _warn_if_serverless(settings: Settings) -> None:
+    global _warned
+    if _warned or settings.is_http or not any(os.environ.get(v) for v in _SERVERLESS_VARS):
+        return
+    _warned = True
+    warnings.warn(
+        f"botwire: storing memory in the local file {settings.sqlite_path!r} inside a serverless "
+        "runtime; local files do not survive cold starts or reach other instances. Set "
+        "BOTWIRE_URL=https://your-botwire-server to keep memory across invocations.",
+        BotWireWarning,
+        stacklevel=4,
+    )
+
+
+def _open(settings: Settings) -> Store:
+    if settings.is_http:
+        from .backends._http_sync import HTTPStore
+
+        store: Store = HTTPStore(
+            settings.url, token=settings.token, timeout=settings.timeout, retries=settings.retries
+        )
+    else:
+        from .store._sqlite import SQLiteStore
+
+        store = SQLiteStore(settings.sqlite_path, busy_timeout=max(settings.timeout, 30.0))
+    if os.environ.get("BOTWIRE_DEBUG", "") not in ("", "0"):
+        store = _DebugStore(store, settings.url)  # type: ignore[assignment]
+    return store
+
+
+def _open_async(settings: Settings) -> AsyncStore:
+    if settings.is_http:
+        from .backends._http_async import AsyncHTTPStore
+
+        store: AsyncStore = AsyncHTTPStore(
+            settings.url, token=settings.token, timeout=settings.timeout, retries=settings.retries
+        )
+        if os.environ.get("BOTWIRE_DEBUG", "") not in ("", "0"):
+            store = _AsyncDebugStore(store, settings.url)  # type: ignore[assignment]
+        return store
+    from .backends._threaded import ThreadedAsyncStore
+
+    return ThreadedAsyncStore(_open(settings))
+
+
+def acquire_store(settings: Settings) -> Store:
+    """The shared sync backend for ``settings``; pair every call with :func:`release`."""
+    _warn_if_serverless(settings)
+    with _lock:
+        slot = _stores.get((settings, False))
+        if slot is None:
+            slot = _stores[(settings, False)] = [_open(settings), 0]
+        slot[1] += 1
+        store: Store = slot[0]
+        return store
+
+
+def acquire_async_store(settings: Settings) -> AsyncStore:
+    """The shared async backend for ``settings``; pair every call with :func:`release`."""
+    _warn_if_serverless(settings)
+    with _lock:
+        slot = _stores.get((settings, True))
+        if slot is None:
+            slot = _stores[(settings, True)] = [None, 0]
+    if slot[0] is None:
+        opened = _open_async(settings)
+        with _lock:
+            if slot[0] is None:
+                slot[0] = opened
+    with _lock:
+        slot[1] += 1
+        store: AsyncStore = slot[0]
+        return store
+
+
+def release(settings: Settings, is_async: bool) -> Any:
+    """Drop one reference; returns the backend to close when it was the last, else ``None``."""
+    with _lock:
+        slot = _stores.get((settings, is_async))
+        if slot is None:
+            return None
+        slot[1] -= 1
+        if slot[1] > 0:
+            return None
+        del _stores[(settings, is_async)]
+        return slot[0]
+
+
+# -- BOTWIRE_DEBUG=1 -----------------------------------------------------------------------------
+
+
+def _log(url: str, what: str, started: float, outcome: str) -> None:
+    ms = (time.perf_counter() - started) * 1000
+    print(f"botwire: {what} via {url} -> {outcome} in {ms:.2f} ms", file=sys.stderr, flush=True)
+
+
+def _describe(name: str, args: tuple[Any, ...]) -> str:
+    if name == "batch":
+        ops = args[1]
+        return (
+            f"{args[0]}: "
+            + ", ".join(f"{op.kind} {op.key!r}" for op in ops[:5])
+            + (" ..." if len(ops) > 5 else "")
+        )
+    return f"{name} {'/'.join(repr(a) for a in args)}"
+
+
+class _DebugStore:
+    """Logs every operation with its backend, outcome and milliseconds to stderr."""
+
+    def __init__(self, store: Store, url: str) -> None:
+        self._store = store
+        self._url = url
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self._store, name)
+        if name not in ("get", "batch", "list_keys", "clear", "usage"):
+            return target
+
+        def logged(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                result = target(*args, **kwargs)
+            except Exception as exc:
+                _log(self._url, _describe(name, args), started, f"{type(exc).__name__}")
+                raise
+            _log(self._url, _describe(name, args), started, "ok")
+            return result
+
+        return logged
+
+
+class _AsyncDebugStore(_DebugStore):
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self._store, name)
+        if name not in ("get", "batch", "list_keys", "clear", "usage"):
+            return target
+
+        async def logged(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                result = await target(*args, **kwargs)
+            except Exception as exc:
+                _log(self._url, _describe(name, args), started, f"{type(exc).__name__}")
+                raise
+            _log(self._url, _describe(name, args), started, "ok")
+            return result
+
+        return logged

@@ -1,0 +1,201 @@
+"""The one exception tree of botwire, shared by the client, the stores and the server.
+
+Every error carries a stable ``code`` and HTTP ``status`` so that the server can send it and the
+HTTP client can raise the very same class again (see :func:`error_from_payload`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "BotWireError",
+    "Conflict",
+    "Forbidden",
+    "InvalidArgument",
+    "InvalidKey",
+    "InvalidNamespace",
+    "NotSerializable",
+    "QuotaExceeded",
+    "TypeMismatch",
+    "Unauthorized",
+    "Unavailable",
+    "ValueTooLarge",
+    "error_from_payload",
+]
+
+
+class BotWireError(Exception):
+    """Base class of every error botwire raises.
+
+    Attributes ``namespace`` and ``key`` name what the failed operation touched (``None`` where it
+    does not apply); ``details`` holds the machine-readable extras sent over HTTP.
+
+    Example::
+
+        try:
+            memory.set("k", 1, if_version=7)
+        except botwire.BotWireError as exc:
+            print(exc.code, exc.namespace, exc.key, exc)
+    """
+
+    code = "error"
+    status = 500
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        namespace: str | None = None,
+        key: str | None = None,
+        **details: Any,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.namespace = namespace
+        self.key = key
+        self.details = details
+
+    def to_payload(self) -> dict[str, Any]:
+        """The JSON body the server sends for this error (``{"error": {...}}``)."""
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.namespace is not None:
+            body["namespace"] = self.namespace
+        if self.key is not None:
+            body["key"] = self.key
+        body.update(self.details)
+        return {"error": body}
+
+
+class InvalidNamespace(BotWireError, ValueError):
+    """The namespace breaks the naming rule (1–128 of ``A-Za-z0-9._-:@``, not ``.``/``..``)."""
+
+    code = "invalid_namespace"
+    status = 400
+
+
+class InvalidKey(BotWireError, ValueError):
+    """The key is empty, longer than 1024 UTF-8 bytes, contains NUL or is not valid UTF-8."""
+
+    code = "invalid_key"
+    status = 400
+
+
+class InvalidArgument(BotWireError, ValueError):
+    """Any other malformed argument or request (a negative ``ttl``, a bad cursor, bad JSON...)."""
+
+    code = "invalid_argument"
+    status = 400
+
+
+class NotSerializable(BotWireError, TypeError):
+    """The value is not JSON (NaN, Infinity, a set, a datetime, an arbitrary object...)."""
+
+    code = "not_serializable"
+    status = 400
+
+
+class Conflict(BotWireError):
+    """A version check failed. ``current_version`` is the entry's version (``None``: absent)."""
+
+    code = "conflict"
+    status = 412
+
+    @property
+    def current_version(self) -> int | None:
+        return self.details.get("current_version")
+
+
+class TypeMismatch(BotWireError):
+    """``append``/``tail``/``pop`` on a value that is not a list, or ``incr`` on a non-number."""
+
+    code = "type_mismatch"
+    status = 409
+
+
+class ValueTooLarge(BotWireError):
+    """A value (or a list item) exceeds the configured maximum size."""
+
+    code = "value_too_large"
+    status = 413
+
+
+class QuotaExceeded(BotWireError):
+    """A namespace quota is used up. ``retry_after`` is seconds until it resets (or ``None``)."""
+
+    code = "quota_exceeded"
+    status = 429
+
+    @property
+    def retry_after(self) -> float | None:
+        return self.details.get("retry_after")
+
+
+class Unauthorized(BotWireError):
+    """No token, or a token that is invalid, tampered with or expired (HTTP 401)."""
+
+    code = "unauthorized"
+    status = 401
+
+
+class Forbidden(BotWireError):
+    """A valid token whose scope does not cover this namespace or operation (HTTP 403)."""
+
+    code = "forbidden"
+    status = 403
+
+
+class Unavailable(BotWireError):
+    """The backend could not be reached, or kept failing, within the retries and deadline.
+
+    The last underlying exception is kept as ``__cause__``.
+    """
+
+    code = "unavailable"
+    status = 503
+
+
+_BY_CODE: dict[str, type[BotWireError]] = {
+    cls.code: cls
+    for cls in (
+        InvalidNamespace,
+        InvalidKey,
+        InvalidArgument,
+        NotSerializable,
+        Conflict,
+        TypeMismatch,
+        ValueTooLarge,
+        QuotaExceeded,
+        Unauthorized,
+        Forbidden,
+        Unavailable,
+    )
+}
+_BY_STATUS: dict[int, type[BotWireError]] = {
+    400: InvalidArgument,
+    401: Unauthorized,
+    403: Forbidden,
+    409: TypeMismatch,
+    412: Conflict,
+    413: ValueTooLarge,
+    429: QuotaExceeded,
+}
+
+
+def error_from_payload(status: int, payload: Any) -> BotWireError:
+    """Rebuild the exception a server sent (``{"error": {"code", "message", ...}}``)."""
+    body = payload.get("error") if isinstance(payload, dict) else None
+    if not isinstance(body, dict):
+        cls = _BY_STATUS.get(status, Unavailable if status >= 500 else BotWireError)
+        return cls(f"botwire server answered HTTP {status}: {str(payload)[:300]}")
+    body = dict(body)
+    code = str(body.pop("code", ""))
+    message = str(body.pop("message", f"HTTP {status}"))
+    namespace = body.pop("namespace", None)
+    key = body.pop("key", None)
+    cls = (
+        _BY_CODE.get(code)
+        or _BY_STATUS.get(status)
+        or (Unavailable if status >= 500 else BotWireError)
+    )
+    return cls(message, namespace=namespace, key=key, **body)

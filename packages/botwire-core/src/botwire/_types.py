@@ -1,0 +1,109 @@
+"""Plain data shared by the client, the stores and the server: entries, usage, listing pages,
+limits and the operations a store applies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = ["Entry", "KeyInfo", "KeyPage", "Limits", "Op", "OpKind", "Usage"]
+
+OpKind = Literal["get", "set", "delete", "append", "incr", "pop", "check"]
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One stored value with its metadata. Times are seconds since the epoch (UTC).
+
+    Example::
+
+        e = memory.entry("profile")
+        if e is not None:
+            memory.set("profile", {**e.value, "seen": True}, if_version=e.version)
+    """
+
+    key: str
+    value: Any
+    version: int
+    created_at: float
+    updated_at: float
+    expires_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """A key as listed: its version, stored size in bytes and times."""
+
+    key: str
+    version: int
+    bytes: int
+    updated_at: float
+    expires_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPage:
+    """One page of a key listing; ``cursor`` is ``None`` on the last page."""
+
+    keys: list[KeyInfo]
+    cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Per-namespace limits, enforced inside the write's transaction. ``0`` means unlimited.
+
+    Deletes and ``clear`` are never refused by a quota, so a full namespace can always be freed.
+    """
+
+    max_value_bytes: int = 0
+    max_namespace_bytes: int = 0
+    max_keys: int = 0
+    writes_per_day: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "max_value_bytes": self.max_value_bytes,
+            "max_namespace_bytes": self.max_namespace_bytes,
+            "max_keys": self.max_keys,
+            "writes_per_day": self.writes_per_day,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """What a namespace holds and has used today, with the limits in force (0 = unlimited).
+
+    ``resets_at`` is when ``writes_today`` returns to zero (the next UTC midnight).
+    """
+
+    namespace: str
+    keys: int
+    bytes: int
+    writes_today: int
+    resets_at: float
+    limits: Limits = field(default_factory=Limits)
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    """One operation of a batch. Values and items travel as JSON text, encoded by the client.
+
+    ``check`` asserts that ``key`` has ``version`` (``None``: that it is absent).
+    """
+
+    kind: OpKind
+    key: str
+    value: str | None = None
+    items: tuple[str, ...] = ()
+    ttl: float | None = None
+    if_version: int | None = None
+    if_absent: bool = False
+    max_len: int | None = None
+    by: int | float = 1
+    version: int | None = None
+    tail: int | None = None
+
+    @property
+    def mutates(self) -> bool:
+        return self.kind not in ("get", "check")

@@ -1,0 +1,158 @@
+"""The async HTTP backend, on ``httpx.AsyncClient`` (``pip install "botwire[async]"``).
+
+Requests, retries and result parsing are the sync backend's (``_http``); only I/O differs.
+One client per event loop, since an ``httpx.AsyncClient`` belongs to the loop that opened it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from .._errors import Unavailable
+from .._types import Entry, KeyPage, Op, Usage
+from . import _http as h
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["AsyncHTTPStore"]
+
+
+def _import_httpx() -> Any:
+    try:
+        import httpx
+    except ModuleNotFoundError:
+        raise ImportError(
+            'AsyncMemory over HTTP needs httpx. Install it with: pip install "botwire[async]"'
+        ) from None
+    return httpx
+
+
+class AsyncHTTPStore:
+    """An :class:`~botwire.store.AsyncStore` that talks to a botwire server over HTTP."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        timeout: float = 10.0,
+        retries: int = 3,
+        deadline: float | None = None,
+    ) -> None:
+        self._httpx = _import_httpx()
+        self.url = url
+        self.target = h.Target.parse(url)
+        self.timeout = timeout
+        self.retries = retries
+        self.deadline = deadline if deadline is not None else timeout * (retries + 1)
+        self._headers = h.base_headers(self.target, token)
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def _client(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            scheme = "https" if self.target.tls else "http"
+            client = self._httpx.AsyncClient(
+                base_url=f"{scheme}://{self.target.host_header}",
+                timeout=self.timeout,
+                limits=self._httpx.Limits(max_keepalive_connections=32),
+            )
+            self._clients[loop] = client
+        return client
+
+    async def _send(self, call: h.Call) -> Any:
+        httpx = self._httpx
+        started = time.monotonic()
+        last: BaseException | None = None
+        attempt = 0
+        headers = {k: v for k, v in call.headers.items() if k != "Host"}
+        while attempt <= self.retries:
+            remaining = self.deadline - (time.monotonic() - started)
+            if remaining <= 0:
+                break
+            try:
+                response = await self._client().request(
+                    call.method,
+                    call.path,
+                    headers=headers,
+                    content=call.body,
+                    timeout=min(self.timeout, remaining),
+                )
+            except httpx.TransportError as exc:
+                last = exc
+                attempt += 1
+                if attempt <= self.retries:
+                    await asyncio.sleep(min(h.backoff(attempt - 1), max(0.0, remaining - 0.001)))
+                continue
+            status, body = response.status_code, response.content
+            resp_headers = {k.lower(): v for k, v in response.headers.items()}
+            if h.retryable_status(status):
+                wait = h.retry_delay(status, resp_headers)
+                if wait is None or attempt >= self.retries:
+                    raise h.quota_from(status, resp_headers, body, call)
+                last = h.quota_from(status, resp_headers, body, call)
+                await asyncio.sleep(min(max(wait, h.backoff(attempt)), max(0.0, remaining - 0.001)))
+                attempt += 1
+                continue
+            return call.result(status, body)
+        raise Unavailable(
+            f"botwire: the server at {self.url} could not be reached for {call.method} "
+            f"{call.path.split('?')[0]} after {attempt} attempts within {self.deadline:.1f} s "
+            f"({type(last).__name__}: {last}). Check BOTWIRE_URL and that the server is running.",
+            namespace=call.namespace or None,
+            key=call.key,
+        ) from last
+
+    async def get(self, namespace: str, key: str, *, tail: int | None = None) -> Entry | None:
+        entry: Entry | None = await self._send(
+            h.get_call(self.target, self._headers, namespace, key, tail)
+        )
+        return entry
+
+    async def batch(
+        self,
+        namespace: str,
+        ops: Sequence[Op],
+        *,
+        atomic: bool = True,
+        idempotency_key: str | None = None,
+    ) -> list[dict[str, Any]]:
+        call = h.batch_call(self.target, self._headers, namespace, ops, atomic, idempotency_key)
+        results: list[dict[str, Any]] = await self._send(call)
+        return results
+
+    async def list_keys(
+        self, namespace: str, *, prefix: str = "", cursor: str | None = None, limit: int = 1000
+    ) -> KeyPage:
+        page: KeyPage = await self._send(
+            h.list_call(self.target, self._headers, namespace, prefix, cursor, limit)
+        )
+        return page
+
+    async def clear(self, namespace: str) -> int:
+        deleted: int = await self._send(h.clear_call(self.target, self._headers, namespace))
+        return deleted
+
+    async def usage(self, namespace: str) -> Usage:
+        usage: Usage = await self._send(h.usage_call(self.target, self._headers, namespace))
+        return usage
+
+    async def aclose(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        client = self._clients.pop(loop, None)
+        if client is not None:
+            await client.aclose()
+
+    def __repr__(self) -> str:
+        return f"AsyncHTTPStore({self.url!r})"

@@ -1,0 +1,249 @@
+"""The sync HTTP backend: a small HTTP/1.1 client on ``socket``.
+
+Why not ``http.client``: importing it costs ~23 ms (it pulls in ``email.parser`` and ``ssl``),
+against ~4 ms for ``socket`` — and a cold start pays for every import. This client speaks only
+what a botwire server sends (Content-Length or chunked bodies, keep-alive) and imports ``ssl``
+only for https. One keep-alive connection per thread, reused across warm invocations.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from .._errors import Unavailable
+from .._types import Entry, KeyPage, Op, Usage
+from . import _http as h
+
+__all__ = ["HTTPStore"]
+
+_MAX_LINE = 65536
+_MAX_HEADERS = 100
+
+
+class _Dropped(Exception):
+    """The connection failed; ``sent`` tells whether the request may have reached the server."""
+
+
+class _Connection:
+    def __init__(self, target: h.Target, timeout: float) -> None:
+        sock = socket.create_connection((target.host, target.port), timeout=timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if target.tls:
+            import ssl  # only for https: it costs import time
+
+            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=target.host)
+        self.sock = sock
+        self.reader = sock.makefile("rb")
+        self.requests = 0
+
+    def close(self) -> None:
+        try:
+            self.reader.close()
+            self.sock.close()
+        except OSError:
+            pass
+
+    def exchange(self, call: h.Call, timeout: float) -> tuple[int, dict[str, str], bytes, bool]:
+        """Send ``call`` and read the answer: (status, headers, body, keep-alive)."""
+        self.sock.settimeout(timeout)
+        lines = [f"{call.method} {call.path} HTTP/1.1"]
+        lines.extend(f"{k}: {v}" for k, v in call.headers.items())
+        body = call.body or b""
+        if call.body is not None or call.method in ("PUT", "PATCH", "POST"):
+            lines.append(f"Content-Length: {len(body)}")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        self.requests += 1
+        self.sock.sendall(head + body)
+        status_line = self.reader.readline(_MAX_LINE)
+        if not status_line:
+            raise ConnectionResetError("server closed the connection before answering")
+        parts = status_line.split(None, 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1."):
+            raise ConnectionError(f"malformed status line {status_line[:80]!r}")
+        status = int(parts[1])
+        headers: dict[str, str] = {}
+        for _ in range(_MAX_HEADERS):
+            line = self.reader.readline(_MAX_LINE)
+            if line in (b"\r\n", b"\n", b""):
+                break
+            name, _, value = line.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        keep = headers.get("connection", "").lower() != "close" and parts[0] != b"HTTP/1.0"
+        if call.method == "HEAD" or status in (204, 304) or 100 <= status < 200:
+            return status, headers, b"", keep
+        if headers.get("transfer-encoding", "").lower() == "chunked":
+            return status, headers, self._read_chunked(), keep
+        length = headers.get("content-length")
+        if length is None:
+            return status, headers, self.reader.read(), False
+        data = self.reader.read(int(length))
+        if len(data) != int(length):
+            raise ConnectionResetError("connection closed in the middle of the response body")
+        return status, headers, data, keep
+
+    def _read_chunked(self) -> bytes:
+        chunks = []
+        while True:
+            size_line = self.reader.readline(_MAX_LINE)
+            if not size_line:
+                raise ConnectionResetError("connection closed in the middle of a chunked body")
+            size = int(size_line.split(b";", 1)[0].strip(), 16)
+            if size == 0:
+                while self.reader.readline(_MAX_LINE) not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return b"".join(chunks)
+            chunk = self.reader.read(size)
+            if len(chunk) != size:
+                raise ConnectionResetError("connection closed in the middle of a chunk")
+            chunks.append(chunk)
+            self.reader.readline(_MAX_LINE)
+
+
+class HTTPStore:
+    """A :class:`~botwire.store.Store` that talks to a botwire server over HTTP.
+
+    Example::
+
+        from botwire import Memory
+        memory = Memory("user-42", url="https://memory.example.com", token="...")
+
+    Every request is safe to retry (reads and unconditional PUT/DELETE are idempotent; other
+    writes carry an ``Idempotency-Key``), so connection failures, 502/503/504 and 429s with a
+    short ``Retry-After`` are retried with backoff until ``retries`` or the overall deadline
+    (``timeout * (retries + 1)``) run out; then :class:`~botwire.Unavailable` is raised.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        timeout: float = 10.0,
+        retries: int = 3,
+        deadline: float | None = None,
+    ) -> None:
+        self.url = url
+        self.target = h.Target.parse(url)
+        self.timeout = timeout
+        self.retries = retries
+        self.deadline = deadline if deadline is not None else timeout * (retries + 1)
+        self._headers = h.base_headers(self.target, token)
+        self._local = threading.local()
+        self._all: list[_Connection] = []
+        self._lock = threading.Lock()
+        self.connections_opened = 0  # observable: warm invocations must reuse the connection
+
+    # -- transport -----------------------------------------------------------------------------
+
+    def _connection(self, timeout: float) -> _Connection:
+        conn: _Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _Connection(self.target, timeout)
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+                self.connections_opened += 1
+        return conn
+
+    def _drop(self) -> None:
+        conn: _Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+            with self._lock:
+                if conn in self._all:
+                    self._all.remove(conn)
+
+    def _send(self, call: h.Call) -> Any:
+        started = time.monotonic()
+        last: BaseException | None = None
+        attempt = 0
+        stale_retry = True
+        while attempt <= self.retries:
+            remaining = self.deadline - (time.monotonic() - started)
+            if remaining <= 0:
+                break
+            reused = False
+            try:
+                conn = self._connection(min(self.timeout, remaining))
+                reused = conn.requests > 0
+                status, headers, body, keep = conn.exchange(call, min(self.timeout, remaining))
+            except (OSError, ValueError) as exc:  # refused, reset, timed out, garbled, TLS...
+                self._drop()
+                last = exc
+                if reused and stale_retry:
+                    stale_retry = False  # an idle keep-alive connection the server closed
+                    continue
+                attempt += 1
+                if attempt <= self.retries:
+                    time.sleep(min(h.backoff(attempt - 1), max(0.0, remaining - 0.001)))
+                continue
+            if not keep:
+                self._drop()
+            if h.retryable_status(status):
+                wait = h.retry_delay(status, headers)
+                if wait is None or attempt >= self.retries:
+                    raise h.quota_from(status, headers, body, call)
+                last = h.quota_from(status, headers, body, call)
+                time.sleep(min(max(wait, h.backoff(attempt)), max(0.0, remaining - 0.001)))
+                attempt += 1
+                continue
+            return call.result(status, body)
+        raise Unavailable(
+            f"botwire: the server at {self.url} could not be reached for {call.method} "
+            f"{call.path.split('?')[0]} after {attempt} attempts within "
+            f"{self.deadline:.1f} s ({type(last).__name__}: {last}). Check BOTWIRE_URL and that "
+            "the server is running.",
+            namespace=call.namespace or None,
+            key=call.key,
+        ) from last
+
+    # -- the Store protocol --------------------------------------------------------------------
+
+    def get(self, namespace: str, key: str, *, tail: int | None = None) -> Entry | None:
+        entry: Entry | None = self._send(
+            h.get_call(self.target, self._headers, namespace, key, tail)
+        )
+        return entry
+
+    def batch(
+        self,
+        namespace: str,
+        ops: Sequence[Op],
+        *,
+        atomic: bool = True,
+        idempotency_key: str | None = None,
+    ) -> list[dict[str, Any]]:
+        call = h.batch_call(self.target, self._headers, namespace, ops, atomic, idempotency_key)
+        results: list[dict[str, Any]] = self._send(call)
+        return results
+
+    def list_keys(
+        self, namespace: str, *, prefix: str = "", cursor: str | None = None, limit: int = 1000
+    ) -> KeyPage:
+        page: KeyPage = self._send(
+            h.list_call(self.target, self._headers, namespace, prefix, cursor, limit)
+        )
+        return page
+
+    def clear(self, namespace: str) -> int:
+        deleted: int = self._send(h.clear_call(self.target, self._headers, namespace))
+        return deleted
+
+    def usage(self, namespace: str) -> Usage:
+        usage: Usage = self._send(h.usage_call(self.target, self._headers, namespace))
+        return usage
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            conn.close()
+        self._local = threading.local()
+
+    def __repr__(self) -> str:
+        return f"HTTPStore({self.url!r})"

@@ -1,0 +1,730 @@
+"""The semantics of every operation, written once over SQL for SQLite and PostgreSQL.
+
+A backend supplies a :class:`Tx` (a transaction it has begun) and a way to allocate versions;
+this module does the rest: conditions, lists, counters, TTL, limits, quotas and idempotency.
+Every write first locks its namespace's statistics row, so the writes of one namespace are
+serialized — which makes version checks and quotas exact, on one machine or many.
+
+Schema (both engines)::
+
+    bw_entries(ns, key, kind, value, version, created_at, updated_at, expires_at,
+               bytes, length, head, tail)        -- kind 0: JSON text in value; 1: list
+    bw_items(ns, key, seq, value, bytes)         -- list items, seq in [head, tail)
+    bw_namespaces(ns, keys, bytes, day, writes)  -- statistics and the per-namespace lock
+    bw_idempotency(ns, ikey, fingerprint, created_at, response)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .._codec import decode, dumps
+from .._errors import (
+    BotWireError,
+    Conflict,
+    InvalidArgument,
+    NotSerializable,
+    QuotaExceeded,
+    TypeMismatch,
+    ValueTooLarge,
+)
+from .._types import Entry, KeyInfo, KeyPage, Limits, Op, Usage
+
+__all__ = ["IDEMPOTENCY_SECONDS", "Engine", "Tx", "fingerprint", "prefix_upper_bound"]
+
+VALUE, LIST = 0, 1
+DAY = 86400.0
+IDEMPOTENCY_SECONDS = 86400.0
+_ENTRY_COLS = "kind, value, version, created_at, updated_at, expires_at, bytes, length, head, tail"
+
+
+class Tx(Protocol):
+    """A transaction begun by the backend; SQL uses ``?`` placeholders."""
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None: ...
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> None: ...
+
+    def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+
+@dataclass(slots=True)
+class _Row:
+    kind: int
+    value: str | None
+    version: int
+    created_at: float
+    updated_at: float
+    expires_at: float | None
+    bytes: int
+    length: int
+    head: int
+    tail: int
+
+
+@dataclass(slots=True)
+class _Stats:
+    keys: int
+    bytes: int
+    day: int
+    writes: int
+
+    def copy(self) -> _Stats:
+        return _Stats(self.keys, self.bytes, self.day, self.writes)
+
+
+def prefix_upper_bound(prefix: str) -> str | None:
+    """The smallest string greater than every string starting with ``prefix`` (UTF-8 order)."""
+    chars = list(prefix)
+    while chars:
+        c = ord(chars.pop()) + 1
+        if c == 0xD800:
+            c = 0xE000  # surrogates are not UTF-8; skip them
+        if c <= 0x10FFFF:
+            return "".join(chars) + chr(c)
+    return None
+
+
+def fingerprint(ops: Sequence[Op], atomic: bool) -> str:
+    """A digest of a request, stored with its idempotency key to catch a reused key."""
+    import hashlib
+
+    text = repr((atomic, [tuple(getattr(op, f) for f in op.__slots__) for op in ops]))
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _utf8_len(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+def _list_bytes(key_bytes: int, content: int, length: int) -> int:
+    """Bytes of a list as JSON (``[a,b]``) plus its key, whatever its layout."""
+    return key_bytes + 2 + content + max(length - 1, 0)
+
+
+class Engine:
+    """Applies operations inside a backend's transaction (see module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        limits: Limits,
+        clock: Callable[[], float],
+        next_version: Callable[[Tx], int],
+    ) -> None:
+        self.limits = limits
+        self.clock = clock
+        self._next_version = next_version
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def read(self, tx: Tx, ns: str, key: str, tail: int | None, now: float) -> Entry | None:
+        """One consistent statement: the entry and, for a list, its (last ``tail``) items."""
+        if tail is not None and tail < 0:
+            raise InvalidArgument(
+                f"botwire: tail={tail} for key {key!r} in namespace {ns!r}; use a count >= 0.",
+                namespace=ns,
+                key=key,
+            )
+        item_filter = "" if tail is None else " AND i.seq >= e.tail - ?"
+        params: list[Any] = [] if tail is None else [tail]
+        rows = tx.all(
+            "SELECT e.kind, e.value, e.version, e.created_at, e.updated_at, e.expires_at, i.value"
+            " FROM bw_entries e LEFT JOIN bw_items i"
+            f" ON e.kind = 1 AND i.ns = e.ns AND i.key = e.key{item_filter}"
+            " WHERE e.ns = ? AND e.key = ? AND (e.expires_at IS NULL OR e.expires_at > ?)"
+            " ORDER BY i.seq",
+            [*params, ns, key, now],
+        )
+        if not rows:
+            return None
+        kind, value, version, created, updated, expires, _ = rows[0]
+        if kind == LIST:
+            value = decode("[" + ",".join(r[6] for r in rows if r[6] is not None) + "]")
+        else:
+            value = decode(value)
+            if tail is not None:
+                if not isinstance(value, list):
+                    raise self._not_a_list(ns, key, value, "tail")
+                value = value[-tail:] if tail else []
+        return Entry(key, value, version, created, updated, expires)
+
+    def read_result(self, tx: Tx, ns: str, op: Op, now: float) -> dict[str, Any]:
+        """A ``get`` op's batch result."""
+        entry = self.read(tx, ns, op.key, op.tail, now)
+        if entry is None:
+            return {"found": False}
+        return {
+            "found": True,
+            "value": entry.value,
+            "version": entry.version,
+            "created_at": entry.created_at,
+            "updated_at": entry.updated_at,
+            "expires_at": entry.expires_at,
+        }
+
+    def list_keys(
+        self, tx: Tx, ns: str, prefix: str, cursor: str | None, limit: int, now: float
+    ) -> KeyPage:
+        if not 1 <= limit <= 1000:
+            raise InvalidArgument(
+                f"botwire: limit={limit} when listing namespace {ns!r}; use 1 to 1000.",
+                namespace=ns,
+            )
+        sql = (
+            "SELECT key, version, bytes, updated_at, expires_at FROM bw_entries"
+            " WHERE ns = ? AND (expires_at IS NULL OR expires_at > ?)"
+        )
+        params: list[Any] = [ns, now]
+        if prefix:
+            sql += " AND key >= ?"
+            params.append(prefix)
+            upper = prefix_upper_bound(prefix)
+            if upper is not None:
+                sql += " AND key < ?"
+                params.append(upper)
+        if cursor:
+            sql += " AND key > ?"
+            params.append(cursor)
+        sql += " ORDER BY key LIMIT ?"
+        params.append(limit + 1)
+        rows = tx.all(sql, params)
+        more = len(rows) > limit
+        keys = [KeyInfo(*r) for r in rows[:limit]]
+        return KeyPage(keys, keys[-1].key if more else None)
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def lock_namespace(self, tx: Tx, ns: str, now: float) -> _Stats:
+        """Take the namespace's write lock (its statistics row) and return the statistics."""
+        row = tx.one(
+            "INSERT INTO bw_namespaces (ns, keys, bytes, day, writes) VALUES (?, 0, 0, ?, 0)"
+            " ON CONFLICT (ns) DO UPDATE SET ns = excluded.ns"
+            " RETURNING keys, bytes, day, writes",
+            (ns, int(now // DAY)),
+        )
+        assert row is not None
+        stats = _Stats(*row)
+        today = int(now // DAY)
+        if stats.day != today:
+            stats.day, stats.writes = today, 0
+        return stats
+
+    def save_namespace(self, tx: Tx, ns: str, stats: _Stats) -> None:
+        tx.run(
+            "UPDATE bw_namespaces SET keys = ?, bytes = ?, day = ?, writes = ? WHERE ns = ?",
+            (stats.keys, stats.bytes, stats.day, stats.writes, ns),
+        )
+
+    def apply(
+        self,
+        tx: Tx,
+        ns: str,
+        ops: Sequence[Op],
+        *,
+        atomic: bool,
+        idempotency_key: str | None,
+        fingerprint: str | None,
+        now: float,
+    ) -> list[dict[str, Any]]:
+        """Apply a batch under the namespace lock; raise (atomic) or record per-op errors."""
+        stats = self.lock_namespace(tx, ns, now)
+        if idempotency_key is not None:
+            done = tx.one(
+                "SELECT fingerprint, response FROM bw_idempotency WHERE ns = ? AND ikey = ?",
+                (ns, idempotency_key),
+            )
+            if done is not None and done[0] != fingerprint:
+                raise InvalidArgument(
+                    f"botwire: Idempotency-Key {idempotency_key!r} was already used in namespace "
+                    f"{ns!r} for a different request; use a new key for every new request.",
+                    namespace=ns,
+                )
+            if done is not None:
+                replay: list[dict[str, Any]] = decode(done[1])
+                return replay
+        ctx = _Ctx(self, tx, ns, now, stats)
+        results: list[dict[str, Any]] = []
+        for op in ops:
+            if atomic:
+                results.append(ctx.apply(op))
+                continue
+            saved = stats.copy()
+            tx.run("SAVEPOINT bw_op")
+            try:
+                results.append(ctx.apply(op))
+            except BotWireError as exc:
+                tx.run("ROLLBACK TO SAVEPOINT bw_op")
+                ctx.stats = stats = saved
+                results.append(exc.to_payload())
+            tx.run("RELEASE SAVEPOINT bw_op")
+        self.save_namespace(tx, ns, ctx.stats)
+        if idempotency_key is not None:
+            tx.run(
+                "INSERT INTO bw_idempotency (ns, ikey, fingerprint, created_at, response)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (ns, idempotency_key, fingerprint, now, dumps(results)),
+            )
+        return results
+
+    def clear(self, tx: Tx, ns: str, now: float) -> int:
+        stats = self.lock_namespace(tx, ns, now)
+        row = tx.one(
+            "SELECT count(*) FROM bw_entries"
+            " WHERE ns = ? AND (expires_at IS NULL OR expires_at > ?)",
+            (ns, now),
+        )
+        tx.run("DELETE FROM bw_items WHERE ns = ?", (ns,))
+        tx.run("DELETE FROM bw_entries WHERE ns = ?", (ns,))
+        stats.keys = stats.bytes = 0
+        self.save_namespace(tx, ns, stats)
+        return int(row[0]) if row else 0
+
+    def usage(self, tx: Tx, ns: str, now: float) -> Usage:
+        stats = self.lock_namespace(tx, ns, now)
+        self.purge_namespace(tx, ns, now, stats)
+        self.save_namespace(tx, ns, stats)
+        return Usage(ns, stats.keys, stats.bytes, stats.writes, (stats.day + 1) * DAY, self.limits)
+
+    def purge_namespace(self, tx: Tx, ns: str, now: float, stats: _Stats) -> int:
+        """Delete the namespace's expired entries; the caller holds the namespace lock."""
+        gone = tx.all(
+            "DELETE FROM bw_entries WHERE ns = ? AND expires_at IS NOT NULL AND expires_at <= ?"
+            " RETURNING key, kind, bytes",
+            (ns, now),
+        )
+        lists = [(ns, key) for key, kind, _ in gone if kind == LIST]
+        if lists:
+            tx.many("DELETE FROM bw_items WHERE ns = ? AND key = ?", lists)
+        stats.keys -= len(gone)
+        stats.bytes -= sum(b for _, _, b in gone)
+        return len(gone)
+
+    def expired_namespaces(self, tx: Tx, now: float, limit: int = 100) -> list[str]:
+        rows = tx.all(
+            "SELECT DISTINCT ns FROM bw_entries WHERE expires_at IS NOT NULL AND expires_at <= ?"
+            " LIMIT ?",
+            (now, limit),
+        )
+        return [r[0] for r in rows]
+
+    def forget_idempotency(self, tx: Tx, now: float) -> None:
+        tx.run("DELETE FROM bw_idempotency WHERE created_at < ?", (now - IDEMPOTENCY_SECONDS,))
+
+    def _not_a_list(self, ns: str, key: str, value: Any, what: str) -> TypeMismatch:
+        return TypeMismatch(
+            f"botwire: {what} needs a list, but key {key!r} in namespace {ns!r} holds a "
+            f"{_json_type(value)}; use set() to replace it or pick another key.",
+            namespace=ns,
+            key=key,
+        )
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {bool: "boolean", int: "number", float: "number", str: "string", dict: "object"}.get(
+        type(value), "list"
+    )
+
+
+class _Ctx:
+    """The state of one write transaction on one namespace."""
+
+    def __init__(self, engine: Engine, tx: Tx, ns: str, now: float, stats: _Stats) -> None:
+        self.engine = engine
+        self.limits = engine.limits
+        self.tx = tx
+        self.ns = ns
+        self.now = now
+        self.stats = stats
+        self._version: int | None = None
+
+    @property
+    def version(self) -> int:
+        # One version per transaction, allocated at its first mutation (like an etcd revision).
+        if self._version is None:
+            self._version = self.engine._next_version(self.tx)
+        return self._version
+
+    def apply(self, op: Op) -> dict[str, Any]:
+        handler = getattr(self, "_op_" + op.kind, None)
+        if handler is None:
+            raise InvalidArgument(
+                f"botwire: unknown operation {op.kind!r} on key {op.key!r} in namespace "
+                f"{self.ns!r}; use get, set, delete, append, incr, pop or check.",
+                namespace=self.ns,
+                key=op.key,
+            )
+        if op.kind in ("set", "append", "incr", "pop"):
+            self._count_write(op.key)
+        before = (self.stats.keys, self.stats.bytes)
+        result: dict[str, Any] = handler(op)
+        self._check_room(op.key, *before)
+        return result
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _load(self, key: str) -> _Row | None:
+        raw = self.tx.one(
+            f"SELECT {_ENTRY_COLS} FROM bw_entries WHERE ns = ? AND key = ?", (self.ns, key)
+        )
+        if raw is None:
+            return None
+        row = _Row(*raw)
+        if row.expires_at is not None and row.expires_at <= self.now:
+            self._remove(key, row)  # expired: gone for good, as if purged already
+            return None
+        return row
+
+    def _remove(self, key: str, row: _Row) -> None:
+        self.tx.run("DELETE FROM bw_entries WHERE ns = ? AND key = ?", (self.ns, key))
+        if row.kind == LIST:
+            self.tx.run("DELETE FROM bw_items WHERE ns = ? AND key = ?", (self.ns, key))
+        self.stats.keys -= 1
+        self.stats.bytes -= row.bytes
+
+    def _store(self, key: str, row: _Row | None, new: _Row) -> None:
+        if row is None:
+            self.stats.keys += 1
+            self.stats.bytes += new.bytes
+        else:
+            self.stats.bytes += new.bytes - row.bytes
+        self.tx.run(
+            f"INSERT INTO bw_entries (ns, key, {_ENTRY_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+            " ON CONFLICT (ns, key) DO UPDATE SET kind = excluded.kind, value = excluded.value,"
+            " version = excluded.version, updated_at = excluded.updated_at,"
+            " expires_at = excluded.expires_at, bytes = excluded.bytes,"
+            " length = excluded.length, head = excluded.head, tail = excluded.tail",
+            (
+                self.ns,
+                key,
+                new.kind,
+                new.value,
+                new.version,
+                new.created_at,
+                new.updated_at,
+                new.expires_at,
+                new.bytes,
+                new.length,
+                new.head,
+                new.tail,
+            ),
+        )
+
+    def _expiry(self, key: str, ttl: float | None, row: _Row | None, keep: bool) -> float | None:
+        if ttl is None:
+            return row.expires_at if (keep and row is not None) else None
+        if not (isinstance(ttl, (int, float)) and not isinstance(ttl, bool)) or not (
+            0 < ttl < 1e10 and math.isfinite(ttl)
+        ):
+            raise InvalidArgument(
+                f"botwire: ttl={ttl!r} for key {key!r} in namespace {self.ns!r}; ttl is a "
+                "number of seconds greater than 0 (omit it for no expiry).",
+                namespace=self.ns,
+                key=key,
+            )
+        return self.now + ttl
+
+    def _check_size(self, key: str, size: int, what: str = "value") -> None:
+        limit = self.limits.max_value_bytes
+        if limit and size > limit:
+            raise ValueTooLarge(
+                f"botwire: the {what} for key {key!r} in namespace {self.ns!r} is {size} bytes "
+                f"of JSON; the limit is {limit}. Split it over several keys, or use append() "
+                "for growing lists.",
+                namespace=self.ns,
+                key=key,
+                size=size,
+                limit=limit,
+            )
+
+    def _count_write(self, key: str) -> None:
+        limit = self.limits.writes_per_day
+        if limit and self.stats.writes >= limit:
+            retry = (self.stats.day + 1) * DAY - self.now
+            raise QuotaExceeded(
+                f"botwire: namespace {self.ns!r} has used its {limit} writes for today (UTC); "
+                f"writes resume in {retry:.0f} s at midnight UTC. Reads still work.",
+                namespace=self.ns,
+                key=key,
+                retry_after=math.ceil(retry),
+                quota="writes_per_day",
+                limit=limit,
+            )
+        self.stats.writes += 1
+
+    def _check_room(self, key: str, keys_before: int, bytes_before: int) -> None:
+        lim, st = self.limits, self.stats
+        over_bytes = lim.max_namespace_bytes and st.bytes > lim.max_namespace_bytes
+        over_keys = lim.max_keys and st.keys > lim.max_keys
+        if not ((over_bytes and st.bytes > bytes_before) or (over_keys and st.keys > keys_before)):
+            return
+        self.engine.purge_namespace(self.tx, self.ns, self.now, st)  # expired space is free
+        if lim.max_namespace_bytes and st.bytes > lim.max_namespace_bytes:
+            raise QuotaExceeded(
+                f"botwire: namespace {self.ns!r} would hold {st.bytes} bytes after writing key "
+                f"{key!r}; its limit is {lim.max_namespace_bytes}. Delete keys you no longer "
+                "need (or trim lists with max_len) to make room.",
+                namespace=self.ns,
+                key=key,
+                retry_after=None,
+                quota="max_namespace_bytes",
+                limit=lim.max_namespace_bytes,
+            )
+        if lim.max_keys and st.keys > lim.max_keys:
+            raise QuotaExceeded(
+                f"botwire: namespace {self.ns!r} already holds its limit of {lim.max_keys} keys, "
+                f"so key {key!r} cannot be added; delete keys you no longer need.",
+                namespace=self.ns,
+                key=key,
+                retry_after=None,
+                quota="max_keys",
+                limit=lim.max_keys,
+            )
+
+    def _conflict(self, op: Op, row: _Row | None, wanted: str) -> Conflict:
+        current = row.version if row is not None else None
+        return Conflict(
+            f"botwire: {op.kind} of key {op.key!r} in namespace {self.ns!r} expected {wanted} "
+            f"but the current version is {current if current is not None else 'absent'}; "
+            "read the entry again and retry (or use update()).",
+            namespace=self.ns,
+            key=op.key,
+            current_version=current,
+        )
+
+    def _check_version(self, op: Op, row: _Row | None) -> None:
+        if op.if_absent and row is not None:
+            raise self._conflict(op, row, "the key to be absent")
+        if op.if_version is not None and (row is None or row.version != op.if_version):
+            raise self._conflict(op, row, f"version {op.if_version}")
+
+    def _list_of(self, op: Op, row: _Row | None, what: str) -> tuple[int, int, int, int]:
+        """(head, tail, length, content bytes) of the list at ``op.key``, converting a JSON array
+        stored by ``set`` into list rows once so that later appends do not rewrite it."""
+        if row is None:
+            return 0, 0, 0, 0
+        if row.kind == LIST:
+            content = row.bytes - _utf8_len(op.key) - 2 - max(row.length - 1, 0)
+            return row.head, row.tail, row.length, content
+        value = decode(row.value or "null")
+        if not isinstance(value, list):
+            raise self.engine._not_a_list(self.ns, op.key, value, what)
+        items = [dumps(v) for v in value]
+        sizes = [_utf8_len(t) for t in items]
+        self.tx.many(
+            "INSERT INTO bw_items (ns, key, seq, value, bytes) VALUES (?, ?, ?, ?, ?)",
+            [(self.ns, op.key, i, t, s) for i, (t, s) in enumerate(zip(items, sizes, strict=True))],
+        )
+        return 0, len(items), len(items), sum(sizes)
+
+    # -- operations --------------------------------------------------------------------------
+
+    def _op_get(self, op: Op) -> dict[str, Any]:
+        return self.engine.read_result(self.tx, self.ns, op, self.now)
+
+    def _op_check(self, op: Op) -> dict[str, Any]:
+        row = self._load(op.key)
+        current = row.version if row is not None else None
+        if current != op.version:
+            raise self._conflict(
+                op, row, "the key to be absent" if op.version is None else f"version {op.version}"
+            )
+        return {"ok": True}
+
+    def _op_set(self, op: Op) -> dict[str, Any]:
+        if op.value is None:
+            raise InvalidArgument(
+                f"botwire: set of key {op.key!r} in namespace {self.ns!r} has no value.",
+                namespace=self.ns,
+                key=op.key,
+            )
+        row = self._load(op.key)
+        self._check_version(op, row)
+        size = _utf8_len(op.value)
+        self._check_size(op.key, size)
+        expires = self._expiry(op.key, op.ttl, row, keep=False)
+        if row is not None and row.kind == LIST:
+            self.tx.run("DELETE FROM bw_items WHERE ns = ? AND key = ?", (self.ns, op.key))
+        created = row.created_at if row is not None else self.now
+        new = _Row(
+            VALUE,
+            op.value,
+            self.version,
+            created,
+            self.now,
+            expires,
+            _utf8_len(op.key) + size,
+            0,
+            0,
+            0,
+        )
+        self._store(op.key, row, new)
+        return {"version": new.version}
+
+    def _op_delete(self, op: Op) -> dict[str, Any]:
+        row = self._load(op.key)
+        if op.if_version is not None and (row is None or row.version != op.if_version):
+            raise self._conflict(op, row, f"version {op.if_version}")
+        if row is None:
+            return {"deleted": False}
+        self._remove(op.key, row)
+        return {"deleted": True}
+
+    def _op_append(self, op: Op) -> dict[str, Any]:
+        if op.max_len is not None and (
+            not isinstance(op.max_len, int) or isinstance(op.max_len, bool) or op.max_len < 1
+        ):
+            raise InvalidArgument(
+                f"botwire: max_len={op.max_len!r} for key {op.key!r} in namespace {self.ns!r}; "
+                "use a whole number >= 1 (or omit it for an unbounded list).",
+                namespace=self.ns,
+                key=op.key,
+            )
+        row = self._load(op.key)
+        self._check_version(op, row)
+        sizes = [_utf8_len(t) for t in op.items]
+        for size in sizes:
+            self._check_size(op.key, size, "list item")
+        expires = self._expiry(op.key, op.ttl, row, keep=True)
+        head, tail, length, content = self._list_of(op, row, "append")
+        if op.items:
+            self.tx.many(
+                "INSERT INTO bw_items (ns, key, seq, value, bytes) VALUES (?, ?, ?, ?, ?)",
+                [
+                    (self.ns, op.key, tail + i, t, s)
+                    for i, (t, s) in enumerate(zip(op.items, sizes, strict=True))
+                ],
+            )
+        tail += len(op.items)
+        length += len(op.items)
+        content += sum(sizes)
+        if op.max_len is not None and length > op.max_len:
+            head = tail - op.max_len
+            gone = self.tx.all(
+                "DELETE FROM bw_items WHERE ns = ? AND key = ? AND seq < ? RETURNING bytes",
+                (self.ns, op.key, head),
+            )
+            content -= sum(r[0] for r in gone)
+            length = op.max_len
+        created = row.created_at if row is not None else self.now
+        new = _Row(
+            LIST,
+            None,
+            self.version,
+            created,
+            self.now,
+            expires,
+            _list_bytes(_utf8_len(op.key), content, length),
+            length,
+            head,
+            tail,
+        )
+        self._store(op.key, row, new)
+        return {"version": new.version, "length": length}
+
+    def _op_incr(self, op: Op) -> dict[str, Any]:
+        by = op.by
+        if isinstance(by, bool) or not isinstance(by, (int, float)) or not math.isfinite(by):
+            raise InvalidArgument(
+                f"botwire: incr of key {op.key!r} in namespace {self.ns!r} by {by!r}; "
+                "the amount must be a finite int or float.",
+                namespace=self.ns,
+                key=op.key,
+            )
+        row = self._load(op.key)
+        self._check_version(op, row)
+        current: Any = 0
+        if row is not None:
+            current = decode(row.value) if row.kind == VALUE else []
+            if isinstance(current, bool) or not isinstance(current, (int, float)):
+                raise TypeMismatch(
+                    f"botwire: incr needs a number, but key {op.key!r} in namespace {self.ns!r} "
+                    f"holds a {_json_type(current)}; set() it to a number first or use another "
+                    "key.",
+                    namespace=self.ns,
+                    key=op.key,
+                )
+        value = current + by
+        if isinstance(value, float) and not math.isfinite(value):
+            raise NotSerializable(
+                f"botwire: incr of key {op.key!r} in namespace {self.ns!r} overflows to "
+                f"{value}, which JSON cannot hold.",
+                namespace=self.ns,
+                key=op.key,
+            )
+        text = dumps(value)
+        created = row.created_at if row is not None else self.now
+        expires = row.expires_at if row is not None else None
+        new = _Row(
+            VALUE,
+            text,
+            self.version,
+            created,
+            self.now,
+            expires,
+            _utf8_len(op.key) + _utf8_len(text),
+            0,
+            0,
+            0,
+        )
+        self._store(op.key, row, new)
+        return {"version": new.version, "value": value}
+
+    def _op_pop(self, op: Op) -> dict[str, Any]:
+        row = self._load(op.key)
+        self._check_version(op, row)
+        if row is None:
+            return {"found": False, "value": None}
+        if row.kind == VALUE:
+            array = decode(row.value or "null")
+            if not isinstance(array, list):
+                raise self.engine._not_a_list(self.ns, op.key, array, "pop")
+            if not array:
+                return {"found": False, "value": None}
+            item = array.pop()
+            text = dumps(array)
+            new = _Row(
+                VALUE,
+                text,
+                self.version,
+                row.created_at,
+                self.now,
+                row.expires_at,
+                _utf8_len(op.key) + _utf8_len(text),
+                0,
+                0,
+                0,
+            )
+            self._store(op.key, row, new)
+            return {"found": True, "value": item, "version": new.version}
+        if row.length == 0:
+            return {"found": False, "value": None}
+        gone = self.tx.one(
+            "DELETE FROM bw_items WHERE ns = ? AND key = ? AND seq = ? RETURNING value, bytes",
+            (self.ns, op.key, row.tail - 1),
+        )
+        assert gone is not None, "list rows out of step with their entry"
+        _, _, length, content = self._list_of(op, row, "pop")
+        length -= 1
+        content -= gone[1]
+        new = _Row(
+            LIST,
+            None,
+            self.version,
+            row.created_at,
+            self.now,
+            row.expires_at,
+            _list_bytes(_utf8_len(op.key), content, length),
+            length,
+            row.head,
+            row.tail - 1,
+        )
+        self._store(op.key, row, new)
+        return {"found": True, "value": decode(gone[0]), "version": new.version}

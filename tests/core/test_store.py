@@ -1,0 +1,94 @@
+"""The embedded store's own contract: idempotency, non-atomic batches, purging, durability."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from support.backends import FakeClock
+
+from botwire import InvalidArgument, Limits
+from botwire._types import Op
+from botwire.store import SQLiteStore
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SQLiteStore:
+    return SQLiteStore(tmp_path / "s.db", clock=FakeClock())
+
+
+def test_idempotency_key_applies_once_and_replays(store: SQLiteStore) -> None:
+    ops = [Op("append", "h", items=('"a"',)), Op("incr", "n", by=1)]
+    first = store.batch("ns", ops, idempotency_key="k1")
+    again = store.batch("ns", ops, idempotency_key="k1")
+    assert (
+        first
+        == again
+        == [
+            {"version": first[0]["version"], "length": 1},
+            {"version": first[1]["version"], "value": 1},
+        ]
+    )
+    assert store.get("ns", "h").value == ["a"]  # type: ignore[union-attr]
+    other = store.batch("ns", ops, idempotency_key="k2")
+    assert other[0]["length"] == 2 and other[1]["value"] == 2
+    with pytest.raises(InvalidArgument, match="already used"):
+        store.batch("ns", [Op("incr", "n", by=5)], idempotency_key="k1")
+    assert store.batch("other-ns", ops, idempotency_key="k1")[0]["length"] == 1  # per namespace
+
+
+def test_idempotency_records_are_forgotten_after_a_day(store: SQLiteStore) -> None:
+    op = [Op("incr", "n", by=1)]
+    store.batch("ns", op, idempotency_key="k")
+    store.clock.advance(86400 + 1)  # type: ignore[attr-defined]
+    store.purge_expired()
+    assert store.batch("ns", op, idempotency_key="k")[0]["value"] == 2
+
+
+def test_non_atomic_batch_reports_errors_per_op(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "l.db", limits=Limits(max_value_bytes=10))
+    results = store.batch(
+        "ns",
+        [
+            Op("set", "a", value="1"),
+            Op("set", "big", value='"' + "x" * 20 + '"'),
+            Op("incr", "a", by=2),
+            Op("check", "zz", version=3),
+        ],
+        atomic=False,
+    )
+    assert results[0]["version"] > 0
+    assert results[1]["error"]["code"] == "value_too_large"
+    assert results[1]["error"]["key"] == "big"
+    assert results[2]["value"] == 3
+    assert results[3]["error"]["code"] == "conflict"
+    assert store.get("ns", "big") is None
+    assert store.usage("ns").writes_today == 2  # the refused write was rolled back, quota too
+
+
+def test_purge_removes_expired_rows_and_fixes_usage(store: SQLiteStore) -> None:
+    store.batch(
+        "ns",
+        [
+            Op("set", "a", value="1", ttl=5),
+            Op("append", "l", items=("1", "2"), ttl=5),
+            Op("set", "keep", value="1"),
+        ],
+    )
+    store.clock.advance(10)  # type: ignore[attr-defined]
+    assert store.purge_expired() == 2
+    assert store.usage("ns").keys == 1
+    assert store._conn.execute("SELECT count(*) FROM bw_items").fetchone()[0] == 0
+    assert store.integrity_check() == "ok"
+
+
+def test_data_survives_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "d.db"
+    a = SQLiteStore(path)
+    v = a.batch("ns", [Op("set", "k", value='{"x":1}')])[0]["version"]
+    a.close()
+    b = SQLiteStore(path, synchronous="FULL")
+    assert b.get("ns", "k").value == {"x": 1}  # type: ignore[union-attr]
+    assert b.batch("ns", [Op("set", "k2", value="2")])[0]["version"] > v  # versions continue
+    with pytest.raises(InvalidArgument):
+        SQLiteStore(path, synchronous="sometimes")
