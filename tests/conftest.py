@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.backends import EmbeddedBackend
+from support.backends import LIMITS, EmbeddedBackend, HTTPBackend
 
 _counter = itertools.count()
 
@@ -24,7 +24,17 @@ def _isolated_home(
         monkeypatch.delenv(var, raising=False)
 
 
-BACKENDS = ["embedded"]
+BACKENDS = ["embedded", "http-sqlite", "http-postgres"]
+LIMIT_ARGS = (
+    "--max-value-bytes",
+    str(LIMITS.max_value_bytes),
+    "--max-namespace-bytes",
+    str(LIMITS.max_namespace_bytes),
+    "--max-keys",
+    str(LIMITS.max_keys),
+    "--writes-per-day",
+    str(LIMITS.writes_per_day),
+)
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
@@ -37,7 +47,18 @@ def backend(
         yield b
         b.close()
         return
-    raise AssertionError(f"unknown backend {request.param}")
+    from support.server import running_server
+
+    if request.param == "http-sqlite":
+        database = str(tmp_path_factory.mktemp("http-sqlite") / "server.db")
+    else:
+        from support.postgres import new_database
+
+        database = new_database("botwire_conformance")
+    with running_server(*LIMIT_ARGS, database=database, testing_clock=True) as server:
+        b = HTTPBackend(server.url, request.param)
+        yield b
+        b.close()
 
 
 @pytest.fixture

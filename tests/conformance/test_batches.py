@@ -16,6 +16,11 @@ def test_many(mem: Memory) -> None:
     assert mem.delete_many(["a", "b", "missing"]) == 2
     assert mem.list() == ["c/d"]
     assert mem.get_many([]) == {} and mem.set_many({}) == 0 and mem.delete_many([]) == 0
+    entries = mem.entries(["c/d", "missing"])
+    assert list(entries) == ["c/d"]
+    e = entries["c/d"]
+    assert (e.key, e.value, e.version) == ("c/d", {"e": None}, v) and e.expires_at is None
+    assert e == mem.entry("c/d") and mem.entries([]) == {}
 
 
 def test_set_many_is_atomic(mem: Memory) -> None:
@@ -97,6 +102,7 @@ async def _async_parity(am: Any) -> None:
     assert await am.update("n", lambda v: v * 10) == 20
     assert await am.set_many({"a": 1, "b": 2}) > 0
     assert await am.get_many(["a", "b", "zz"]) == {"a": 1, "b": 2}
+    assert (await am.entries(["a", "zz"]))["a"] == await am.entry("a")
     assert await am.delete_many(["a"]) == 1
     assert await am.contains("b") and not await am.contains("a")
     async with am.atomic() as tx:

@@ -1,1 +1,1 @@
-"""Helpers shared by the test suites: real servers, real PostgreSQL, backends."""
+"""Helpers shared by the test suites (real server processes, ...)."""

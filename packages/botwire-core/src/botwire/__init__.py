@@ -40,6 +40,7 @@ __all__ = [
     "AsyncTransaction",
     "BotWireChatHistory",
     "BotWireError",
+    "BotWireSaver",
     "BotWireWarning",
     "Conflict",
     "Entry",
@@ -63,6 +64,7 @@ __all__ = [
 
 _ERRORS = [
     "BotWireError",
+    "BotWireSaver",
     "Conflict",
     "Forbidden",
     "InvalidArgument",
@@ -90,6 +92,7 @@ _LOCAL: dict[str, str] = {
 # name -> (module of the adapter package, extra that installs it)
 ADAPTERS: dict[str, tuple[str, str]] = {
     "BotWireChatHistory": ("botwire_langchain", "langchain"),
+    "BotWireSaver": ("botwire_langgraph", "langgraph"),
 }
 
 

@@ -51,6 +51,11 @@ class AsyncMemory:
         self._store: AsyncStore = store
         self._closed = False
 
+    @property
+    def url(self) -> str | None:
+        """The backend's URL (``http(s)://...`` or ``sqlite:///...``); ``None`` for a ``store=``."""
+        return self._settings.url if self._settings is not None else None
+
     def with_namespace(self, namespace: str) -> AsyncMemory:
         """Another namespace on the same backend and settings."""
         if self._settings is None:
@@ -140,6 +145,13 @@ class AsyncMemory:
             return {}
         results = await self._store.batch(self.namespace, ops, atomic=True)
         return {op.key: r["value"] for op, r in zip(ops, results, strict=True) if r["found"]}
+
+    async def entries(self, keys: Iterable[str]) -> dict[str, Entry]:
+        """Entries (value, version, times) of the ``keys`` that exist, in one round trip."""
+        ops = [c.op_get(self.namespace, k) for k in keys]
+        if not ops:
+            return {}
+        return c.entries_from(ops, await self._store.batch(self.namespace, ops, atomic=True))
 
     async def set_many(self, mapping: Mapping[str, Any], *, ttl: float | None = None) -> int:
         ops = c.set_many_ops(self.namespace, mapping, ttl)

@@ -10,7 +10,7 @@ from typing import Any
 from ._codec import encode
 from ._errors import BotWireError, InvalidArgument, error_from_payload
 from ._names import check_key, check_namespace
-from ._types import Op
+from ._types import Entry, Op
 
 __all__ = [
     "UPDATE_ATTEMPTS",
@@ -153,6 +153,17 @@ def set_many_ops(ns: str, mapping: Mapping[str, Any], ttl: Any) -> list[Op]:
             namespace=ns,
         )
     return [op_set(ns, k, v, ttl=ttl) for k, v in mapping.items()]
+
+
+def entries_from(ops: list[Op], results: list[dict[str, Any]]) -> dict[str, Entry]:
+    """``get`` batch results as entries of the keys that exist."""
+    return {
+        op.key: Entry(
+            op.key, r["value"], r["version"], r["created_at"], r["updated_at"], r["expires_at"]
+        )
+        for op, r in zip(ops, results, strict=True)
+        if r["found"]
+    }
 
 
 def raise_first_error(results: list[dict[str, Any]]) -> None:

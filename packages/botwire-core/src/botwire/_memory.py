@@ -61,6 +61,11 @@ class Memory(MutableMapping[str, Any]):
 
     # -- construction helpers ----------------------------------------------------------------
 
+    @property
+    def url(self) -> str | None:
+        """The backend's URL (``http(s)://...`` or ``sqlite:///...``); ``None`` for a ``store=``."""
+        return self._settings.url if self._settings is not None else None
+
     def with_namespace(self, namespace: str) -> Memory:
         """Another namespace on the same backend and settings."""
         if self._settings is None:
@@ -198,6 +203,13 @@ class Memory(MutableMapping[str, Any]):
             return {}
         results = self._store.batch(self.namespace, ops, atomic=True)
         return {op.key: r["value"] for op, r in zip(ops, results, strict=True) if r["found"]}
+
+    def entries(self, keys: Iterable[str]) -> dict[str, Entry]:
+        """Entries (value, version, times) of the ``keys`` that exist, in one round trip."""
+        ops = [c.op_get(self.namespace, k) for k in keys]
+        if not ops:
+            return {}
+        return c.entries_from(ops, self._store.batch(self.namespace, ops, atomic=True))
 
     def set_many(self, mapping: Mapping[str, Any], *, ttl: float | None = None) -> int:
         """Set every key of ``mapping`` atomically, in one round trip; returns the version."""

@@ -59,7 +59,7 @@ class _Connection:
         self.requests += 1
         self.sock.sendall(head + body)
         status_line = self.reader.readline(_MAX_LINE)
-        if not status_line:
+        if not status_line.endswith(b"\n"):
             raise ConnectionResetError("server closed the connection before answering")
         parts = status_line.split(None, 2)
         if len(parts) < 2 or not parts[0].startswith(b"HTTP/1."):
@@ -68,17 +68,21 @@ class _Connection:
         headers: dict[str, str] = {}
         for _ in range(_MAX_HEADERS):
             line = self.reader.readline(_MAX_LINE)
-            if line in (b"\r\n", b"\n", b""):
+            if line in (b"\r\n", b"\n"):
                 break
+            if not line.endswith(b"\n"):  # EOF inside the headers: a cut response
+                raise ConnectionResetError("connection closed in the middle of the headers")
             name, _, value = line.decode("latin-1").partition(":")
             headers[name.strip().lower()] = value.strip()
+        else:
+            raise ConnectionError("too many response headers")
         keep = headers.get("connection", "").lower() != "close" and parts[0] != b"HTTP/1.0"
         if call.method == "HEAD" or status in (204, 304) or 100 <= status < 200:
             return status, headers, b"", keep
         if headers.get("transfer-encoding", "").lower() == "chunked":
             return status, headers, self._read_chunked(), keep
         length = headers.get("content-length")
-        if length is None:
+        if length is None:  # a body delimited by the end of the connection
             return status, headers, self.reader.read(), False
         data = self.reader.read(int(length))
         if len(data) != int(length):

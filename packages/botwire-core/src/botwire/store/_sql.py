@@ -33,11 +33,12 @@ from .._errors import (
 )
 from .._types import Entry, KeyInfo, KeyPage, Limits, Op, Usage
 
-__all__ = ["IDEMPOTENCY_SECONDS", "Engine", "Tx", "fingerprint", "prefix_upper_bound"]
+__all__ = ["IDEMPOTENCY_SECONDS", "MAX_BATCH_OPS", "Engine", "Tx", "fingerprint", "prefix_upper_bound"]
 
 VALUE, LIST = 0, 1
 DAY = 86400.0
 IDEMPOTENCY_SECONDS = 86400.0
+MAX_BATCH_OPS = 1000  # one transaction; like Deno KV's 1000 mutations per atomic commit
 _ENTRY_COLS = "kind, value, version, created_at, updated_at, expires_at, bytes, length, head, tail"
 
 
@@ -88,6 +89,15 @@ def prefix_upper_bound(prefix: str) -> str | None:
         if c <= 0x10FFFF:
             return "".join(chars) + chr(c)
     return None
+
+
+def check_batch_size(ns: str, count: int) -> None:
+    if count > MAX_BATCH_OPS:
+        raise InvalidArgument(
+            f"botwire: a batch on namespace {ns!r} has {count} ops; the limit is "
+            f"{MAX_BATCH_OPS}. Split it into several batches.",
+            namespace=ns,
+        )
 
 
 def fingerprint(ops: Sequence[Op], atomic: bool) -> str:
@@ -233,6 +243,7 @@ class Engine:
         now: float,
     ) -> list[dict[str, Any]]:
         """Apply a batch under the namespace lock; raise (atomic) or record per-op errors."""
+        check_batch_size(ns, len(ops))
         stats = self.lock_namespace(tx, ns, now)
         if idempotency_key is not None:
             done = tx.one(

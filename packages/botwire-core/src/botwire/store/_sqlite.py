@@ -19,7 +19,7 @@ from typing import Any
 from .._errors import InvalidArgument, Unavailable
 from .._names import check_key
 from .._types import Entry, KeyPage, Limits, Op, Usage
-from ._sql import Engine, Tx, fingerprint
+from ._sql import Engine, Tx, check_batch_size, fingerprint
 
 __all__ = ["SQLiteStore"]
 
@@ -173,6 +173,7 @@ class SQLiteStore:
         idempotency_key: str | None = None,
     ) -> list[dict[str, Any]]:
         now = self.clock()
+        check_batch_size(namespace, len(ops))
         if idempotency_key is None and all(op.kind == "get" for op in ops):
             with self._read() as tx:
                 return [self.engine.read_result(tx, namespace, op, now) for op in ops]

@@ -1,0 +1,79 @@
+"""MemoryContent ⇄ JSON: every AutoGen content type round-trips through botwire."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Any
+
+from autogen_core import Image
+from autogen_core.memory import MemoryContent, MemoryMimeType
+
+__all__ = ["decode_content", "encode_content", "render_content", "searchable_text"]
+
+
+def _mime(value: MemoryMimeType | str) -> str:
+    return value.value if isinstance(value, MemoryMimeType) else str(value)
+
+
+def encode_content(item: MemoryContent) -> dict[str, Any]:
+    """A JSON-ready dict for ``item``; bytes and images are stored as base64."""
+    content = item.content
+    if isinstance(content, str):
+        kind, data = "text", content
+    elif isinstance(content, (bytes, bytearray)):
+        kind, data = "bytes", base64.b64encode(bytes(content)).decode("ascii")
+    elif isinstance(content, Image):
+        kind, data = "image", content.to_base64()
+    elif isinstance(content, dict):
+        kind, data = "json", content
+    else:  # pragma: no cover - MemoryContent's validation rules this out
+        raise TypeError(f"unsupported MemoryContent.content type {type(content).__name__}")
+    return {
+        "kind": kind,
+        "content": data,
+        "mime_type": _mime(item.mime_type),
+        "metadata": item.metadata,
+        "added_at": time.time(),
+    }
+
+
+def decode_content(data: dict[str, Any]) -> MemoryContent:
+    """Rebuild the :class:`MemoryContent` that :func:`encode_content` stored."""
+    kind = data.get("kind", "text")
+    raw = data.get("content")
+    content: Any
+    if kind == "bytes":
+        content = base64.b64decode(raw or "")
+    elif kind == "image":
+        content = Image.from_base64(raw or "")
+    else:
+        content = raw
+    return MemoryContent(
+        content=content,
+        mime_type=data.get("mime_type", "text/plain"),
+        metadata=data.get("metadata"),
+    )
+
+
+def render_content(item: MemoryContent) -> str:
+    """One line of text for the model context (non-text content is described, not dumped)."""
+    content = item.content
+    if isinstance(content, str):
+        return content
+    if isinstance(content, dict):
+        return json.dumps(content, ensure_ascii=False)
+    if isinstance(content, (bytes, bytearray)):
+        return f"[{len(content)} bytes of {_mime(item.mime_type)}]"
+    return f"[image ({_mime(item.mime_type)})]"
+
+
+def searchable_text(item: MemoryContent) -> str:
+    """The text that relevance scoring looks at (empty for bytes and images)."""
+    content = item.content
+    if isinstance(content, str):
+        return content
+    if isinstance(content, dict):
+        return json.dumps(content, ensure_ascii=False)
+    return ""

@@ -1,0 +1,184 @@
+"""Pure helpers for CrewAI memory records: encoding, filtering, scoring.
+
+No I/O happens here; :mod:`botwire_crewai._storage` fetches and writes, this module decides.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from crewai.memory.storage.backend import EmbeddingDimensionMismatchError
+from crewai.memory.types import MemoryRecord, ScopeInfo
+
+__all__ = [
+    "ACCESSED_PREFIX",
+    "RECORD_PREFIX",
+    "accessed_key",
+    "child_scopes",
+    "cosine",
+    "decode_record",
+    "encode_record",
+    "in_scope",
+    "matches",
+    "newest_first",
+    "normalize_scope",
+    "rank",
+    "record_key",
+    "scope_info",
+]
+
+RECORD_PREFIX = "crewai/record/"
+"""Key prefix of one record: ``crewai/record/<id>`` holds the whole record (with its embedding)."""
+
+ACCESSED_PREFIX = "crewai/accessed/"
+"""Key prefix of a record's last-access time, written blindly by ``touch_records``."""
+
+
+def record_key(record_id: str) -> str:
+    """The botwire key that holds the record ``record_id``."""
+    return RECORD_PREFIX + record_id
+
+
+def accessed_key(record_id: str) -> str:
+    """The botwire key that holds the last-access time of ``record_id``."""
+    return ACCESSED_PREFIX + record_id
+
+
+def encode_record(record: MemoryRecord) -> dict[str, Any]:
+    """A JSON-ready dict of ``record``, embedding included (CrewAI excludes it from dumps)."""
+    data: dict[str, Any] = record.model_dump(mode="json")
+    data["embedding"] = list(record.embedding) if record.embedding is not None else None
+    return data
+
+
+def decode_record(data: dict[str, Any], accessed: str | None = None) -> MemoryRecord:
+    """Rebuild a :class:`MemoryRecord`; ``accessed`` (ISO time) wins if newer than stored."""
+    record = MemoryRecord.model_validate(data)
+    if accessed:
+        seen = datetime.fromisoformat(accessed)
+        if _comparable(seen, record.last_accessed) and seen > record.last_accessed:
+            record.last_accessed = seen
+    return record
+
+
+def _comparable(a: datetime, b: datetime) -> bool:
+    return (a.tzinfo is None) == (b.tzinfo is None)
+
+
+def normalize_scope(scope: str | None) -> str:
+    """``"a/b/"`` → ``"/a/b"``; ``None``, ``""`` and ``"/"`` → ``"/"``."""
+    inner = (scope or "").strip("/")
+    return "/" + inner if inner else "/"
+
+
+def in_scope(record_scope: str, scope_prefix: str | None) -> bool:
+    """Whether ``record_scope`` is ``scope_prefix`` or lies below it (path-wise, not by string)."""
+    prefix = normalize_scope(scope_prefix)
+    if prefix == "/":
+        return True
+    scope = normalize_scope(record_scope)
+    return scope == prefix or scope.startswith(prefix + "/")
+
+
+def matches(
+    record: MemoryRecord,
+    *,
+    scope_prefix: str | None = None,
+    categories: Sequence[str] | None = None,
+    metadata_filter: dict[str, Any] | None = None,
+    record_ids: Iterable[str] | None = None,
+    older_than: datetime | None = None,
+) -> bool:
+    """Whether ``record`` satisfies every given criterion (criteria left as ``None`` match all).
+
+    ``categories`` matches a record that has *any* of them; ``metadata_filter`` needs every
+    key to be equal — the same rules as CrewAI's built-in LanceDB storage.
+    """
+    if record_ids is not None and record.id not in set(record_ids):
+        return False
+    if not in_scope(record.scope, scope_prefix):
+        return False
+    if categories and not any(c in record.categories for c in categories):
+        return False
+    if metadata_filter and not all(record.metadata.get(k) == v for k, v in metadata_filter.items()):
+        return False
+    return not (
+        older_than is not None
+        and _comparable(record.created_at, older_than)
+        and record.created_at >= older_than
+    )
+
+
+def cosine(a: Sequence[float], b: Sequence[float]) -> float:
+    """Cosine similarity of two equally long vectors; 0.0 when either is all zeros."""
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
+    return dot / norm if norm else 0.0
+
+
+def rank(
+    records: Iterable[MemoryRecord],
+    query_embedding: Sequence[float],
+    *,
+    limit: int,
+    min_score: float,
+) -> list[tuple[MemoryRecord, float]]:
+    """Exact nearest neighbours: every record with an embedding, scored by cosine similarity.
+
+    The score is the cosine similarity clamped to ``[0, 1]`` (opposite vectors score 0), which
+    keeps CrewAI's composite score (semantic + recency + importance) in its expected range.
+
+    Raises:
+        EmbeddingDimensionMismatchError: a stored embedding has another dimension than the
+            query — the memory was written with a different embedder.
+    """
+    scored: list[tuple[MemoryRecord, float]] = []
+    for record in records:
+        if not record.embedding:
+            continue
+        if len(record.embedding) != len(query_embedding):
+            raise EmbeddingDimensionMismatchError(len(record.embedding), len(query_embedding))
+        score = max(0.0, min(1.0, cosine(query_embedding, record.embedding)))
+        if score >= min_score:
+            scored.append((record, score))
+    scored.sort(key=lambda pair: (pair[1], pair[0].created_at.timestamp()), reverse=True)
+    return scored[: max(limit, 0)]
+
+
+def newest_first(records: Iterable[MemoryRecord]) -> list[MemoryRecord]:
+    """Records sorted by ``created_at``, newest first (ties broken by id for stable paging)."""
+    return sorted(records, key=lambda r: (r.created_at.timestamp(), r.id), reverse=True)
+
+
+def child_scopes(scopes: Iterable[str], parent: str | None) -> list[str]:
+    """The immediate child scope paths of ``parent`` among ``scopes``, sorted."""
+    base = normalize_scope(parent)
+    prefix = "/" if base == "/" else base + "/"
+    children: set[str] = set()
+    for raw in scopes:
+        scope = normalize_scope(raw)
+        if scope.startswith(prefix) and scope != base:
+            first = scope[len(prefix) :].split("/", 1)[0]
+            if first:
+                children.add(prefix + first)
+    return sorted(children)
+
+
+def scope_info(records: Sequence[MemoryRecord], scope: str) -> ScopeInfo:
+    """Count, categories, date range and children of ``scope`` (records outside it are ignored)."""
+    path = normalize_scope(scope)
+    inside = [r for r in records if in_scope(r.scope, path)]
+    if not inside:
+        return ScopeInfo(path=path)
+    dates = [r.created_at for r in inside]
+    return ScopeInfo(
+        path=path,
+        record_count=len(inside),
+        categories=sorted({c for r in inside for c in r.categories}),
+        oldest_record=min(dates, key=lambda d: d.timestamp()),
+        newest_record=max(dates, key=lambda d: d.timestamp()),
+        child_scopes=child_scopes((r.scope for r in inside), path),
+    )

@@ -1,0 +1,166 @@
+"""``BotWireChatHistory``: a LangChain chat message history stored in botwire (private)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.chat_history import BaseChatMessageHistory
+from langchain_core.messages import BaseMessage, message_to_dict, messages_from_dict
+
+from botwire_langchain._clients import MemoryPair, namespace_for_session
+
+if TYPE_CHECKING:
+    from botwire import AsyncMemory, Memory
+
+__all__ = ["HISTORY_KEY_PREFIX", "BotWireChatHistory"]
+
+#: Every history lives under the key ``HISTORY_KEY_PREFIX + session_id``.
+HISTORY_KEY_PREFIX = "langchain/chat/"
+
+
+class BotWireChatHistory(BaseChatMessageHistory):
+    """A persistent LangChain chat history: one botwire list per session.
+
+    Each call to :meth:`add_messages` is **one** server-side ``append`` (no read, no
+    rewrite), so concurrent writers never lose a message and a turn costs one round
+    trip however long the history is. ``max_messages`` keeps only the newest
+    messages (trimmed atomically by the same append); ``ttl`` (seconds) expires an
+    idle history and is refreshed by every append.
+
+    Where a session lives:
+
+    * ``namespace`` and ``memory`` both omitted: the namespace is derived from
+      ``session_id`` (the session id itself when it is a valid namespace), so every
+      session is isolated in its own namespace.
+    * ``namespace="my-app"`` (or ``memory=Memory("my-app", url=...)``): all
+      sessions share that namespace, each under its own key
+      ``"langchain/chat/<session_id>"``.
+
+    The backend comes from ``memory`` when given, else from ``url``/``token``, else
+    from ``BOTWIRE_URL``/``BOTWIRE_TOKEN``. The async methods use
+    ``memory.as_async()`` (native async I/O); an ``AsyncMemory`` passed as ``memory``
+    serves the async methods only.
+
+    Example:
+        ```python
+        from langchain_core.runnables.history import RunnableWithMessageHistory
+        from botwire_langchain import BotWireChatHistory
+
+        chain_with_history = RunnableWithMessageHistory(
+            prompt | model,
+            lambda session_id: BotWireChatHistory(f"chat-{session_id}"),
+            input_messages_key="question",
+            history_messages_key="history",
+        )
+        chain_with_history.invoke(
+            {"question": "hi"}, config={"configurable": {"session_id": "42"}}
+        )
+        ```
+    """
+
+    def __init__(
+        self,
+        session_id: str,
+        *,
+        namespace: str | None = None,
+        memory: Memory | AsyncMemory | None = None,
+        max_messages: int | None = None,
+        ttl: float | None = None,
+        url: str | None = None,
+        token: str | None = None,
+    ) -> None:
+        if not isinstance(session_id, str) or not session_id:
+            raise ValueError(
+                f"BotWireChatHistory needs a non-empty string session_id, got {session_id!r}"
+            )
+        if max_messages is not None and max_messages < 1:
+            raise ValueError(
+                f"max_messages must be a positive integer or None, got {max_messages!r}"
+            )
+        self.session_id = session_id
+        self.max_messages = max_messages
+        self.ttl = ttl
+        self.key = HISTORY_KEY_PREFIX + session_id
+        default_ns = namespace_for_session(session_id)
+        self._clients = MemoryPair(
+            namespace, memory, url=url, token=token, default_namespace=default_ns
+        )
+
+    @property
+    def namespace(self) -> str:
+        """The botwire namespace holding this history."""
+        return self._clients.namespace
+
+    # -- reading -------------------------------------------------------------------
+
+    @property
+    def messages(self) -> list[BaseMessage]:  # type: ignore[override]
+        """All messages of this session, oldest first (``[]`` when there are none)."""
+        return self._decode(self._clients.sync.get(self.key))
+
+    async def aget_messages(self) -> list[BaseMessage]:
+        """Async :attr:`messages`, using ``AsyncMemory``."""
+        return self._decode(await self._clients.aio.get(self.key))
+
+    def tail(self, n: int) -> list[BaseMessage]:
+        """The last ``n`` messages, read without fetching the whole history."""
+        return self._decode(self._clients.sync.tail(self.key, n))
+
+    async def atail(self, n: int) -> list[BaseMessage]:
+        """Async :meth:`tail`."""
+        return self._decode(await self._clients.aio.tail(self.key, n))
+
+    # -- writing -------------------------------------------------------------------
+
+    def add_messages(self, messages: Sequence[BaseMessage]) -> None:
+        """Append ``messages`` in one atomic server-side ``append``."""
+        items = self._encode(messages)
+        if items:
+            self._clients.sync.append(self.key, *items, max_len=self.max_messages, ttl=self.ttl)
+
+    async def aadd_messages(self, messages: Sequence[BaseMessage]) -> None:
+        """Async :meth:`add_messages`, using ``AsyncMemory``."""
+        items = self._encode(messages)
+        if items:
+            await self._clients.aio.append(
+                self.key, *items, max_len=self.max_messages, ttl=self.ttl
+            )
+
+    def clear(self) -> None:
+        """Delete this session's history (other sessions are untouched)."""
+        self._clients.sync.delete(self.key)
+
+    async def aclear(self) -> None:
+        """Async :meth:`clear`."""
+        await self._clients.aio.delete(self.key)
+
+    # -- helpers -------------------------------------------------------------------
+
+    def _encode(self, messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        for i, message in enumerate(messages):
+            if not isinstance(message, BaseMessage):
+                raise TypeError(
+                    f"BotWireChatHistory({self.session_id!r}).add_messages: item {i} is a "
+                    f"{type(message).__name__}, expected a langchain_core BaseMessage"
+                )
+            items.append(message_to_dict(message))
+        return items
+
+    def _decode(self, raw: Any) -> list[BaseMessage]:
+        if raw is None:
+            return []
+        if not isinstance(raw, list):
+            raise TypeError(
+                f"botwire key {self.key!r} in namespace {self.namespace!r} holds a "
+                f"{type(raw).__name__}, not a chat history list; clear it or use another "
+                "session_id"
+            )
+        return messages_from_dict(raw)
+
+    def __repr__(self) -> str:
+        return (
+            f"BotWireChatHistory(session_id={self.session_id!r}, "
+            f"namespace={self.namespace!r}, max_messages={self.max_messages!r})"
+        )

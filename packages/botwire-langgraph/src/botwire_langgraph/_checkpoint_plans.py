@@ -1,0 +1,425 @@
+"""Checkpointer logic as sans-I/O plans (see ``_io``); the key layout is described in ``_keys``.
+
+Round trips, whatever the length of the thread's history:
+
+* ``put``: 1 (one atomic batch: changed channel blobs, the record, the "latest" pointer and an
+  append of the id to the thread's index).
+* ``put_writes``: 1 (an append to the checkpoint's writes list).
+* ``get_tuple`` of the latest checkpoint: 2 (the "latest" record, then blobs + writes).
+* ``get_tuple`` of a given checkpoint id: 2 (record + writes, then blobs).
+* ``list(limit=n)``: 3 (tail of the index, records + writes, blobs); with ``before`` or a
+  ``filter`` the whole index (one value) is read instead of its tail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    WRITES_IDX_MAP,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    get_checkpoint_id,
+    get_serializable_checkpoint_metadata,
+    writes_sort_key,
+)
+from langgraph.checkpoint.serde.base import SerializerProtocol
+
+from botwire import Conflict
+
+from . import _keys as K
+from ._io import (
+    MAX_BATCH,
+    Atomic,
+    DeleteMany,
+    Get,
+    GetEntry,
+    GetMany,
+    ListKeys,
+    Plan,
+    Tail,
+    TxOp,
+    get_many_chunked,
+)
+from ._serde import dump, load
+
+__all__ = [
+    "Ref",
+    "copy_thread_plan",
+    "delete_for_runs_plan",
+    "delete_thread_plan",
+    "fetch_tuples_plan",
+    "get_tuple_plan",
+    "list_refs_plan",
+    "prune_plan",
+    "put_plan",
+    "put_writes_plan",
+]
+
+Ref = tuple[str, str, str]  # (thread_id, checkpoint_ns, checkpoint_id)
+
+_EMPTY = "empty"
+_COPY_CHUNK = 200
+_CAS_RETRIES = 10
+
+
+def _thread_and_ns(config: RunnableConfig) -> tuple[str, str]:
+    conf = config.get("configurable") or {}
+    if "thread_id" not in conf:
+        raise ValueError(
+            "BotWireSaver needs a thread id: call the graph with "
+            "config={'configurable': {'thread_id': '...'}}"
+        )
+    return str(conf["thread_id"]), str(conf.get("checkpoint_ns") or "")
+
+
+def _config(thread_id: str, ns: str, checkpoint_id: str) -> RunnableConfig:
+    return {
+        "configurable": {
+            "thread_id": thread_id,
+            "checkpoint_ns": ns,
+            "checkpoint_id": checkpoint_id,
+        }
+    }
+
+
+# -- writes --------------------------------------------------------------------------------
+
+
+def put_plan(
+    serde: SerializerProtocol,
+    config: RunnableConfig,
+    checkpoint: Checkpoint,
+    metadata: CheckpointMetadata,
+    new_versions: ChannelVersions,
+) -> Plan[RunnableConfig]:
+    thread_id, ns = _thread_and_ns(config)
+    parent = get_checkpoint_id(config)
+    body: dict[str, Any] = dict(checkpoint)
+    values: dict[str, Any] = body.pop("channel_values", None) or {}
+    cid = str(checkpoint["id"])
+    ops: list[TxOp] = []
+    for channel, version in new_versions.items():
+        blob = dump(serde, values[channel]) if channel in values else [_EMPTY, ""]
+        ops.append(("set", K.blob_key(thread_id, ns, channel, version), blob, None))
+    md = get_serializable_checkpoint_metadata(config, metadata)
+    record = {
+        "id": cid,
+        "parent": parent,
+        "checkpoint": dump(serde, body),
+        "metadata": dump(serde, md),
+    }
+    ops.append(("set", K.checkpoint_key(thread_id, ns, cid), record, None))
+    ops.append(("append", K.index_key(thread_id, ns), [cid]))
+    run_id = md.get("run_id")
+    if run_id:
+        ops.append(("set", K.run_key(thread_id, str(run_id), ns, cid), 1, None))
+        ops.append(("set", K.run_marker_key(str(run_id), thread_id), 1, None))
+    ops.append(("set", K.latest_key(thread_id, ns), record, None))
+    yield Atomic(ops)
+    return _config(thread_id, ns, cid)
+
+
+def put_writes_plan(
+    serde: SerializerProtocol,
+    config: RunnableConfig,
+    writes: Sequence[tuple[str, Any]],
+    task_id: str,
+    task_path: str,
+) -> Plan[None]:
+    thread_id, ns = _thread_and_ns(config)
+    cid = get_checkpoint_id(config)
+    if not cid:
+        raise ValueError("put_writes needs config['configurable']['checkpoint_id']")
+    items = [
+        [task_id, WRITES_IDX_MAP.get(channel, idx), channel, dump(serde, value), task_path]
+        for idx, (channel, value) in enumerate(writes)
+    ]
+    if items:
+        yield Atomic([("append", K.writes_key(thread_id, ns, cid), items)])
+    return None
+
+
+def _decode_writes(serde: SerializerProtocol, raw: Iterable[Any]) -> list[tuple[str, str, Any]]:
+    """Pending writes in ``writes_sort_key`` order. A repeated ``(task_id, idx)`` keeps its first
+    write (put_writes is idempotent), except special channels (negative idx) where the last wins,
+    as in LangGraph's own savers."""
+    chosen: dict[tuple[str, int], list[Any]] = {}
+    for item in raw:
+        task_id, idx = item[0], int(item[1])
+        if idx >= 0 and (task_id, idx) in chosen:
+            continue
+        chosen[(task_id, idx)] = item
+    ordered = sorted(chosen.values(), key=lambda w: writes_sort_key(w[4], w[0], int(w[1])))
+    return [(w[0], w[2], load(serde, w[3])) for w in ordered]
+
+
+# -- reads ---------------------------------------------------------------------------------
+
+
+def fetch_tuples_plan(
+    serde: SerializerProtocol,
+    refs: Sequence[Ref],
+    *,
+    records: dict[Ref, dict[str, Any]] | None = None,
+    filter: dict[str, Any] | None = None,
+    limit: int | None = None,
+) -> Plan[list[CheckpointTuple]]:
+    """Tuples for ``refs`` (in order, missing ones skipped): two round trips in all."""
+    writes_raw: dict[Ref, list[Any]] = {}
+    writes_known = records is None
+    if records is None:
+        keys: list[str] = []
+        for t, n, c in refs:
+            keys += [K.checkpoint_key(t, n, c), K.writes_key(t, n, c)]
+        got = yield GetMany(keys)
+        records = {}
+        for ref in refs:
+            rec = got.get(K.checkpoint_key(*ref))
+            if rec is not None:
+                records[ref] = rec
+                writes_raw[ref] = got.get(K.writes_key(*ref)) or []
+
+    selected: list[tuple[Ref, dict[str, Any], dict[str, Any], Any]] = []
+    for ref in refs:
+        rec = records.get(ref)
+        if rec is None:
+            continue
+        md = load(serde, rec["metadata"])
+        if filter and not all(md.get(k) == v for k, v in filter.items()):
+            continue
+        selected.append((ref, rec, load(serde, rec["checkpoint"]), md))
+        if limit is not None and len(selected) >= limit:
+            break
+    if not selected:
+        return []
+
+    blob_keys: set[str] = set()
+    for (t, n, _), _, ckpt, _ in selected:
+        for channel, version in (ckpt.get("channel_versions") or {}).items():
+            blob_keys.add(K.blob_key(t, n, channel, version))
+    second = sorted(blob_keys)
+    if not writes_known:
+        second += [K.writes_key(*ref) for ref, *_ in selected]
+    got = yield GetMany(second)
+    if not writes_known:
+        writes_raw = {ref: got.get(K.writes_key(*ref)) or [] for ref, *_ in selected}
+
+    out: list[CheckpointTuple] = []
+    for ref, rec, ckpt, md in selected:
+        t, n, c = ref
+        values: dict[str, Any] = {}
+        for channel, version in (ckpt.get("channel_versions") or {}).items():
+            blob = got.get(K.blob_key(t, n, channel, version))
+            if blob is not None and blob[0] != _EMPTY:
+                values[channel] = load(serde, blob)
+        ckpt["channel_values"] = values
+        parent = rec.get("parent")
+        out.append(
+            CheckpointTuple(
+                config=_config(t, n, c),
+                checkpoint=ckpt,  # type: ignore[arg-type]
+                metadata=md,
+                parent_config=_config(t, n, parent) if parent else None,
+                pending_writes=_decode_writes(serde, writes_raw.get(ref, [])),
+            )
+        )
+    return out
+
+
+def get_tuple_plan(
+    serde: SerializerProtocol, config: RunnableConfig
+) -> Plan[CheckpointTuple | None]:
+    thread_id, ns = _thread_and_ns(config)
+    cid = get_checkpoint_id(config)
+    if cid:
+        found = yield from fetch_tuples_plan(serde, [(thread_id, ns, cid)])
+    else:
+        record = yield Get(K.latest_key(thread_id, ns))
+        if record is None:
+            return None
+        ref = (thread_id, ns, record["id"])
+        found = yield from fetch_tuples_plan(serde, [ref], records={ref: record})
+    return found[0] if found else None
+
+
+def _dedupe(ids: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(ids))
+
+
+def list_refs_plan(
+    config: RunnableConfig | None,
+    *,
+    filter: dict[str, Any] | None,
+    before: RunnableConfig | None,
+    limit: int | None,
+) -> Plan[list[Ref]]:
+    """Candidate checkpoints, newest first (before metadata filtering)."""
+    conf = (config or {}).get("configurable") or {}
+    if config is None or "thread_id" not in conf:
+        keys = yield ListKeys("t/")
+        pairs = [
+            (K.unesc(p[1]), K.unesc(p[3]))
+            for p in (k.split("/") for k in keys)
+            if len(p) == 4 and p[2] == "latest"
+        ]
+    elif "checkpoint_ns" not in conf or conf["checkpoint_ns"] is None:
+        thread_id = str(conf["thread_id"])
+        keys = yield ListKeys(K.latest_prefix(thread_id))
+        pairs = [(thread_id, K.unesc(k.rsplit("/", 1)[1])) for k in keys]
+    else:
+        pairs = [_thread_and_ns(config)]
+    before_id = get_checkpoint_id(before) if before else None
+    wanted = conf.get("checkpoint_id")
+    if wanted:
+        refs = [(t, n, str(wanted)) for t, n in pairs]
+    elif len(pairs) == 1 and limit is not None and not filter and not before_id:
+        t, n = pairs[0]
+        ids = yield Tail(K.index_key(t, n), limit)
+        if len(set(ids)) < len(ids):  # a checkpoint was put twice: read the whole index
+            ids = (yield Get(K.index_key(t, n))) or []
+        refs = [(t, n, c) for c in _dedupe(ids)]
+    else:
+        got = yield from get_many_chunked([K.index_key(t, n) for t, n in pairs])
+        refs = [(t, n, c) for t, n in pairs for c in _dedupe(got.get(K.index_key(t, n)) or [])]
+    if before_id:
+        refs = [r for r in refs if r[2] < before_id]
+    refs.sort(key=lambda r: r[2], reverse=True)
+    return refs
+
+
+# -- maintenance ---------------------------------------------------------------------------
+
+
+def _delete_keys(keys: Sequence[str]) -> Plan[None]:
+    for i in range(0, len(keys), MAX_BATCH):
+        yield DeleteMany(keys[i : i + MAX_BATCH])
+
+
+def delete_thread_plan(thread_id: str) -> Plan[None]:
+    keys = yield ListKeys(K.thread_prefix(thread_id))
+    runs = {K.unesc(p[3]) for p in (k.split("/") for k in keys) if len(p) > 3 and p[2] == "run"}
+    # the pointers go first, so a concurrent reader never follows one to a deleted record
+    ordered = sorted(keys, key=lambda k: k.split("/")[2] != "latest")
+    yield from _delete_keys(ordered + [K.run_marker_key(r, thread_id) for r in sorted(runs)])
+
+
+def _remove_from_index(thread_id: str, ns: str, victims: set[str]) -> Plan[None]:
+    """Drop ``victims`` from the index of (thread, ns) and move the latest pointer back if it
+    pointed at one of them; compare-and-set on the index so a concurrent put is never lost."""
+    idx_key, latest_key = K.index_key(thread_id, ns), K.latest_key(thread_id, ns)
+    for _ in range(_CAS_RETRIES):
+        entry = yield GetEntry(idx_key)
+        latest = yield Get(latest_key)
+        ids = _dedupe(entry.value) if entry is not None else []
+        remaining = [c for c in ids if c not in victims]
+        ops: list[TxOp] = [("check", idx_key, entry.version if entry is not None else None)]
+        ops.append(("set", idx_key, remaining, None) if remaining else ("delete", idx_key))
+        if latest is not None and latest["id"] in victims:
+            newest = max(remaining) if remaining else None
+            record = (yield Get(K.checkpoint_key(thread_id, ns, newest))) if newest else None
+            ops.append(
+                ("set", latest_key, record, None) if record is not None else ("delete", latest_key)
+            )
+        try:
+            yield Atomic(ops)
+        except Conflict:
+            continue
+        return None
+    raise Conflict(  # pragma: no cover - needs a pathological write storm
+        f"could not update the checkpoint index of thread {thread_id!r} (namespace {ns!r}): "
+        f"it kept changing under {_CAS_RETRIES} attempts; retry the call"
+    )
+
+
+def delete_for_runs_plan(run_ids: Sequence[str]) -> Plan[None]:
+    victims: dict[tuple[str, str], set[str]] = {}
+    doomed: list[str] = []
+    for run_id in run_ids:
+        markers = yield ListKeys(K.run_marker_prefix(str(run_id)))
+        for marker in markers:
+            thread_id = K.unesc(marker.split("/")[2])
+            run_keys = yield ListKeys(K.run_prefix(thread_id, str(run_id)))
+            for key in run_keys:
+                parts = key.split("/")
+                ns, cid = K.unesc(parts[4]), K.unesc(parts[5])
+                victims.setdefault((thread_id, ns), set()).add(cid)
+                doomed += [
+                    key,
+                    K.checkpoint_key(thread_id, ns, cid),
+                    K.writes_key(thread_id, ns, cid),
+                ]
+            doomed.append(marker)
+    for (thread_id, ns), cids in victims.items():
+        yield from _remove_from_index(thread_id, ns, cids)
+    yield from _delete_keys(doomed)
+
+
+def prune_plan(serde: SerializerProtocol, thread_ids: Sequence[str], strategy: str) -> Plan[None]:
+    if strategy == "delete":
+        for thread_id in thread_ids:
+            yield from delete_thread_plan(thread_id)
+        return None
+    if strategy != "keep_latest":
+        raise ValueError(
+            f"unknown prune strategy {strategy!r}: BotWireSaver supports 'keep_latest' and 'delete'"
+        )
+    for thread_id in thread_ids:
+        keys = yield ListKeys(K.thread_prefix(thread_id))
+        latest_keys = [k for k in keys if k.split("/")[2] == "latest"]
+        latest = yield from get_many_chunked(latest_keys)
+        keep: dict[str, tuple[str, dict[str, str]]] = {}  # ns -> (id, {channel: version token})
+        for key, record in latest.items():
+            versions = load(serde, record["checkpoint"]).get("channel_versions") or {}
+            keep[K.unesc(key.rsplit("/", 1)[1])] = (
+                record["id"],
+                {ch: K.version_token(v) for ch, v in versions.items()},
+            )
+        doomed: list[str] = []
+        runs_left: set[str] = set()
+        runs_seen: set[str] = set()
+        ops: list[TxOp] = []
+        for key in keys:
+            p = key.split("/")
+            kind = p[2]
+            if kind in ("cp", "w"):
+                ns, cid = K.unesc(p[3]), K.unesc(p[4])
+                if ns in keep and cid != keep[ns][0]:
+                    doomed.append(key)
+            elif kind == "b":
+                ns, channel = K.unesc(p[3]), K.unesc(p[4])
+                if ns in keep and keep[ns][1].get(channel) != p[5]:
+                    doomed.append(key)
+            elif kind == "run":
+                run_id, ns, cid = K.unesc(p[3]), K.unesc(p[4]), K.unesc(p[5])
+                runs_seen.add(run_id)
+                if ns in keep and cid != keep[ns][0]:
+                    doomed.append(key)
+                else:
+                    runs_left.add(run_id)
+            elif kind == "idx":
+                ns = K.unesc(p[3])
+                if ns in keep:
+                    ops.append(("set", key, [keep[ns][0]], None))
+        doomed += [K.run_marker_key(r, thread_id) for r in sorted(runs_seen - runs_left)]
+        yield Atomic(ops)
+        yield from _delete_keys(doomed)
+    return None
+
+
+def copy_thread_plan(source_thread_id: str, target_thread_id: str) -> Plan[None]:
+    src, dst = K.thread_prefix(source_thread_id), K.thread_prefix(target_thread_id)
+    keys = yield ListKeys(src)
+    # pointers last, so the target never shows a "latest" whose record is not there yet
+    keys = sorted(keys, key=lambda k: k.split("/")[2] == "latest")
+    runs = {K.unesc(p[3]) for p in (k.split("/") for k in keys) if p[2] == "run"}
+    for i in range(0, len(keys), _COPY_CHUNK):
+        chunk = keys[i : i + _COPY_CHUNK]
+        values = yield GetMany(chunk)
+        yield Atomic([("set", dst + k[len(src) :], values[k], None) for k in chunk if k in values])
+    yield Atomic([("set", K.run_marker_key(r, target_thread_id), 1, None) for r in sorted(runs)])
+    return None

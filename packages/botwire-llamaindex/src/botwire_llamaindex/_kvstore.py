@@ -1,0 +1,215 @@
+"""``BotWireKVStore``: a LlamaIndex ``BaseKVStore`` persisted in botwire (private)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from llama_index.core.storage.kvstore.types import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_COLLECTION,
+    BaseKVStore,
+)
+
+from botwire_llamaindex._clients import MemoryPair
+from botwire_llamaindex._codec import escape_segment
+
+if TYPE_CHECKING:
+    from botwire import AsyncMemory, Memory
+
+__all__ = ["KV_KEY_PREFIX", "BotWireKVStore"]
+
+#: Every entry lives under ``KV_KEY_PREFIX + escaped(collection) + "/" + key``.
+KV_KEY_PREFIX = "kv/"
+
+# Keys per get_many / set_many call (one round trip each).
+_BATCH = 500
+# Approximate JSON bytes per set_many call (a botwire server accepts 16 MiB by default).
+_BATCH_BYTES = 4 * 1024 * 1024
+
+
+def _chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(seq), size):
+        yield seq[start : start + size]
+
+
+def _write_batches(
+    items: list[tuple[str, Any]], max_items: int = _BATCH
+) -> Iterator[dict[str, Any]]:
+    """Split writes into batches of at most ``max_items`` keys and about
+    ``_BATCH_BYTES`` of JSON, well inside the server's batch body limit."""
+    batch: dict[str, Any] = {}
+    size = 0
+    for key, value in items:
+        item_size = len(key.encode("utf-8")) + _json_size(value)
+        if batch and (len(batch) >= max_items or size + item_size > _BATCH_BYTES):
+            yield batch
+            batch, size = {}, 0
+        batch[key] = value
+        size += item_size
+    if batch:
+        yield batch
+
+
+def _json_size(value: Any) -> int:
+    try:
+        return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    except (TypeError, ValueError):
+        return 0  # not JSON: botwire refuses it with NotSerializable, naming the key
+
+
+def _cap(batch_size: int) -> int:
+    return min(max(1, int(batch_size)), _BATCH)
+
+
+class BotWireKVStore(BaseKVStore):
+    """LlamaIndex key-value store persisted in botwire; collections are key prefixes.
+
+    An entry ``(collection, key)`` is stored under the botwire key
+    ``"kv/" + escape(collection) + "/" + key``, where ``escape`` turns ``%`` into
+    ``%25`` and ``/`` into ``%2F``; every collection name and key round-trips
+    exactly. ``get_all`` is one listing plus one ``get_many`` per 500 keys;
+    ``put_all`` writes each batch of ``batch_size`` entries atomically.
+
+    Use it for ``KVDocumentStore`` / ``KVIndexStore`` so documents and indexes
+    survive across serverless invocations.
+
+    Example:
+        ```python
+        from llama_index.core import StorageContext
+        from llama_index.core.storage.docstore.keyval_docstore import KVDocumentStore
+        from llama_index.core.storage.index_store.keyval_index_store import KVIndexStore
+        from botwire_llamaindex import BotWireKVStore
+
+        kv = BotWireKVStore("my-rag-app")
+        storage = StorageContext.from_defaults(
+            docstore=KVDocumentStore(kv), index_store=KVIndexStore(kv)
+        )
+        ```
+    """
+
+    def __init__(
+        self,
+        namespace: str | None = None,
+        *,
+        memory: Memory | AsyncMemory | None = None,
+        ttl: float | None = None,
+        url: str | None = None,
+        token: str | None = None,
+    ) -> None:
+        self._clients = MemoryPair(namespace, memory, url=url, token=token)
+        self.ttl = ttl
+
+    @property
+    def namespace(self) -> str:
+        """The botwire namespace holding the entries."""
+        return self._clients.namespace
+
+    # -- key mapping --------------------------------------------------------------------
+
+    @staticmethod
+    def _prefix(collection: str) -> str:
+        if not isinstance(collection, str):
+            raise TypeError(f"collection must be a str, got {type(collection).__name__}")
+        return KV_KEY_PREFIX + escape_segment(collection) + "/"
+
+    def _key(self, key: str, collection: str) -> str:
+        if not isinstance(key, str):
+            raise TypeError(f"BotWireKVStore keys must be str, got {type(key).__name__}")
+        return self._prefix(collection) + key
+
+    @staticmethod
+    def _check_value(key: str, val: Any) -> None:
+        if not isinstance(val, dict):
+            raise TypeError(
+                f"BotWireKVStore value for key {key!r} must be a dict (LlamaIndex stores "
+                f"JSON objects), got {type(val).__name__}"
+            )
+
+    # -- sync ------------------------------------------------------------------------------
+
+    def put(self, key: str, val: dict, collection: str = DEFAULT_COLLECTION) -> None:
+        """Store ``val`` under ``key`` in ``collection`` (overwrites)."""
+        self._check_value(key, val)
+        self._clients.sync.set(self._key(key, collection), val, ttl=self.ttl)
+
+    def put_all(
+        self,
+        kv_pairs: list[tuple[str, dict]],
+        collection: str = DEFAULT_COLLECTION,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> None:
+        """Store many pairs; each batch of ``batch_size`` is one atomic ``set_many``.
+
+        Batches are also capped at 500 keys and about 4 MiB of JSON, so any
+        ``batch_size`` fits the server's limits.
+        """
+        for batch in _write_batches(self._batch(kv_pairs, collection), _cap(batch_size)):
+            self._clients.sync.set_many(batch, ttl=self.ttl)
+
+    def get(self, key: str, collection: str = DEFAULT_COLLECTION) -> dict | None:
+        """The dict stored under ``key``, or ``None``."""
+        value = self._clients.sync.get(self._key(key, collection))
+        return value if value is None else dict(value)
+
+    def get_all(self, collection: str = DEFAULT_COLLECTION) -> dict[str, dict]:
+        """Every ``key -> dict`` of ``collection``."""
+        prefix = self._prefix(collection)
+        keys = self._clients.sync.list(prefix)
+        found: dict[str, Any] = {}
+        for chunk in _chunks(keys, _BATCH):
+            found.update(self._clients.sync.get_many(list(chunk)))
+        return {k[len(prefix) :]: found[k] for k in keys if k in found}
+
+    def delete(self, key: str, collection: str = DEFAULT_COLLECTION) -> bool:
+        """Delete ``key``; whether it existed."""
+        return bool(self._clients.sync.delete(self._key(key, collection)))
+
+    # -- async (native AsyncMemory) ---------------------------------------------------------
+
+    async def aput(self, key: str, val: dict, collection: str = DEFAULT_COLLECTION) -> None:
+        """Async :meth:`put`."""
+        self._check_value(key, val)
+        await self._clients.aio.set(self._key(key, collection), val, ttl=self.ttl)
+
+    async def aput_all(
+        self,
+        kv_pairs: list[tuple[str, dict]],
+        collection: str = DEFAULT_COLLECTION,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> None:
+        """Async :meth:`put_all`."""
+        for batch in _write_batches(self._batch(kv_pairs, collection), _cap(batch_size)):
+            await self._clients.aio.set_many(batch, ttl=self.ttl)
+
+    async def aget(self, key: str, collection: str = DEFAULT_COLLECTION) -> dict | None:
+        """Async :meth:`get`."""
+        value = await self._clients.aio.get(self._key(key, collection))
+        return value if value is None else dict(value)
+
+    async def aget_all(self, collection: str = DEFAULT_COLLECTION) -> dict[str, dict]:
+        """Async :meth:`get_all`."""
+        prefix = self._prefix(collection)
+        client = self._clients.aio
+        keys = await client.list(prefix)
+        found: dict[str, Any] = {}
+        for chunk in _chunks(keys, _BATCH):
+            found.update(await client.get_many(list(chunk)))
+        return {k[len(prefix) :]: found[k] for k in keys if k in found}
+
+    async def adelete(self, key: str, collection: str = DEFAULT_COLLECTION) -> bool:
+        """Async :meth:`delete`."""
+        return bool(await self._clients.aio.delete(self._key(key, collection)))
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _batch(self, kv_pairs: Sequence[tuple[str, dict]], collection: str) -> list[Any]:
+        mapping: dict[str, Any] = {}
+        for key, val in kv_pairs:
+            self._check_value(key, val)
+            mapping[self._key(key, collection)] = val
+        return list(mapping.items())
+
+    def __repr__(self) -> str:
+        return f"BotWireKVStore(namespace={self.namespace!r})"

@@ -1,0 +1,245 @@
+"""Request plumbing shared by the routes: raw-path names, bounded bodies, strict JSON, headers."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+from urllib.parse import quote, unquote_to_bytes
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from botwire import BotWireError, InvalidArgument, InvalidKey, ValueTooLarge
+from botwire._codec import dumps
+from botwire._names import check_key, check_namespace
+
+__all__ = [
+    "MethodNotAllowed",
+    "NotFound",
+    "encode_value",
+    "etag_matches",
+    "idempotency_key",
+    "json_response",
+    "parse_json",
+    "parse_version_header",
+    "query_int",
+    "read_body",
+    "read_json",
+    "route_names",
+]
+
+
+class NotFound(BotWireError):
+    """The key (or route) does not exist (HTTP 404)."""
+
+    code = "not_found"
+    status = 404
+
+
+class MethodNotAllowed(BotWireError):
+    code = "method_not_allowed"
+    status = 405
+
+
+def json_response(
+    payload: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    """Compact strict JSON, UTF-8 (values were validated on the way in)."""
+    return Response(
+        dumps(payload).encode("utf-8"), status, headers, media_type="application/json"
+    )
+
+
+def _raw_path(request: Request) -> bytes:
+    raw = request.scope.get("raw_path")
+    if raw is None:  # not every ASGI server sends it; re-encode the decoded path
+        raw = quote(request.scope["path"], safe="/").encode("ascii")
+    root = request.scope.get("root_path", "").encode("ascii")
+    if root and raw.startswith(root):
+        raw = raw[len(root):]
+    return bytes(raw)
+
+
+def _decode_segment(raw: bytes, ns: str | None, what: str) -> str:
+    try:
+        return unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        if what == "key":
+            raise InvalidKey(
+                f"botwire: the key in namespace {ns!r} is not valid UTF-8 once percent-decoded "
+                f"({raw[:80].decode('ascii', 'replace')!r}); keys are UTF-8 strings.",
+                namespace=ns,
+            ) from None
+        raise InvalidArgument(
+            "botwire: the namespace in the URL is not valid UTF-8 once percent-decoded."
+        ) from None
+
+
+def route_names(request: Request, *, prefix: bytes, segment: bytes | None
+                ) -> tuple[str, str | None]:
+    """(namespace, key) decoded exactly once from the raw path.
+
+    The raw path is ``prefix + <ns> [+ "/" + segment + <key>]``: ``/v1/namespaces/`` then the
+    namespace, then (for key routes, ``segment=b"keys/"``) the key, which is everything after,
+    so ``%2F``, ``%3F``, ``%23``, ``%2E`` and invalid UTF-8 are seen as the client sent them.
+    ``segment=None`` means the route has no key.
+    """
+    raw = _raw_path(request)
+    if not raw.startswith(prefix):
+        raise NotFound("botwire: no such route.")
+    raw_ns, _, rest = raw[len(prefix):].partition(b"/")
+    ns = check_namespace(_decode_segment(raw_ns, None, "namespace"))
+    if segment is None:
+        return ns, None
+    if not rest.startswith(segment):
+        raise NotFound("botwire: no such route.", namespace=ns)
+    return ns, check_key(_decode_segment(rest[len(segment):], ns, "key"), ns)
+
+
+async def read_body(request: Request, limit: int, ns: str | None, key: str | None = None) -> bytes:
+    """The request body, refused with 413 once it is known to exceed ``limit`` bytes.
+
+    ``Content-Length`` is checked before reading; a chunked body is counted while it streams.
+    """
+
+    def too_large(size: int | str) -> ValueTooLarge:
+        return ValueTooLarge(
+            f"botwire: the request body ({size} bytes) exceeds this server's limit of {limit} "
+            f"bytes for this route (namespace {ns!r}); store smaller values or split the batch.",
+            namespace=ns,
+            key=key,
+            limit=limit,
+        )
+
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            length = int(declared)
+        except ValueError:
+            raise InvalidArgument("botwire: the Content-Length header is not a number.") from None
+        if length > limit:
+            raise too_large(length)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large(f"more than {limit}")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} is out of range for JSON values")
+    return value
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_parse_float)
+
+
+def parse_json(body: bytes, ns: str | None, key: str | None = None) -> Any:
+    """Strict JSON: UTF-8 only, no NaN/Infinity/overflowing floats, bounded nesting."""
+    try:
+        text = body.decode("utf-8")
+        return _DECODER.decode(text)
+    except UnicodeDecodeError:
+        why = "is not valid UTF-8"
+    except RecursionError:
+        why = "is nested too deeply"
+    except ValueError as exc:
+        why = f"is not valid JSON ({str(exc)[:200]})"
+    raise InvalidArgument(
+        f"botwire: the request body {why}; send a UTF-8 JSON object.", namespace=ns, key=key
+    )
+
+
+async def read_json(request: Request, limit: int, ns: str | None, key: str | None = None
+                    ) -> dict[str, Any]:
+    body = await read_body(request, limit, ns, key)
+    data = parse_json(body, ns, key)
+    if not isinstance(data, dict):
+        raise InvalidArgument(
+            "botwire: the request body must be a JSON object.", namespace=ns, key=key
+        )
+    return data
+
+
+def encode_value(value: Any, ns: str, key: str | None) -> str:
+    """JSON text of a value that came from a parsed body (cannot fail but for depth)."""
+    try:
+        return dumps(value)
+    except (ValueError, TypeError, RecursionError):
+        raise InvalidArgument(
+            f"botwire: the value for key {key!r} in namespace {ns!r} cannot be stored as JSON.",
+            namespace=ns,
+            key=key,
+        ) from None
+
+
+def parse_version_header(value: str | None, name: str, ns: str, key: str | None) -> int | None:
+    """``If-Match: "7"`` → 7 (``W/`` and unquoted forms accepted); absent → ``None``."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.startswith("W/"):
+        text = text[2:]
+    text = text.strip('"')
+    if text.isdigit() and text.isascii():
+        return int(text)
+    raise InvalidArgument(
+        f"botwire: {name}: {value[:60]!r} is not a version; send {name}: \"<version>\" as "
+        "returned in the ETag header.",
+        namespace=ns,
+        key=key,
+    )
+
+
+def etag_matches(header: str, version: int) -> bool:
+    """Whether an ``If-None-Match`` list names ``version`` (or is ``*``)."""
+    for part in header.split(","):
+        tag = part.strip()
+        if tag == "*":
+            return True
+        if tag.startswith("W/"):
+            tag = tag[2:]
+        if tag.strip('"') == str(version):
+            return True
+    return False
+
+
+def idempotency_key(request: Request, ns: str) -> str | None:
+    value = request.headers.get("idempotency-key")
+    if value is None:
+        return None
+    if not (1 <= len(value) <= 255) or not value.isascii() or not value.isprintable():
+        raise InvalidArgument(
+            "botwire: the Idempotency-Key header must be 1 to 255 printable ASCII characters "
+            "(a UUID works well).",
+            namespace=ns,
+        )
+    return value
+
+
+def query_int(request: Request, name: str, default: int | None, ns: str,
+              low: int = 0, high: int | None = None) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = None
+    if value is None or value < low or (high is not None and value > high):
+        bounds = f"{low}..{high}" if high is not None else f">= {low}"
+        raise InvalidArgument(
+            f"botwire: query parameter {name}={raw[:40]!r} must be a whole number {bounds}.",
+            namespace=ns,
+        )
+    return value

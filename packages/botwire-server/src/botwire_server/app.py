@@ -1,0 +1,120 @@
+"""The FastAPI application: :func:`create_app` wires settings, store, auth, metrics and routes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from botwire.store import Store
+
+from . import __version__
+from .api import ServerContext, install_error_handlers, install_routes
+from .auth import Authorizer
+from .metrics import Metrics, MetricsMiddleware
+from .settings import Settings
+from .storage import StoreRunner, TestingClock, open_store
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("botwire_server")
+
+DESCRIPTION = """Persistent key-value memory for AI agents.
+
+Keys travel percent-encoded in the path (every byte outside the unreserved set; `.` and `..`
+as `%2E`). Values are any JSON value. Every error is
+`{"error": {"code", "message", "namespace"?, "key"?, ...}}`.
+"""
+
+
+async def _housekeeping(ctx: ServerContext, every: float) -> None:
+    """Purge expired entries and forget idempotency records older than 24 h, forever."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            purged = await ctx.store.housekeeping()
+            if purged:
+                log.info("housekeeping purged %d expired entries", purged)
+        except Exception as exc:  # keep the loop alive; the next round retries
+            ctx.metrics.store_errors.labels(type(exc).__name__).inc()
+            log.warning("housekeeping failed: %s", exc)
+
+
+def create_app(
+    settings: Settings | None = None, *, store: Store | None = None, clock: Any = None
+) -> FastAPI:
+    """The ASGI application for ``settings`` (default: :class:`Settings` defaults).
+
+    ``store`` may be passed already open (the CLI opens it first to report errors clearly);
+    otherwise it is opened at startup. Either way it is closed at shutdown. ``clock`` is the
+    store's clock (a :class:`TestingClock` when ``settings.testing_clock``).
+
+    Example::
+
+        import uvicorn
+        from botwire_server import Settings, create_app
+
+        uvicorn.run(create_app(Settings(database="/data/botwire.db")), port=8765)
+    """
+    settings = settings or Settings()
+    if clock is None:
+        clock = TestingClock() if settings.testing_clock else time.time
+    metrics = Metrics()
+    ctx = ServerContext(settings, Authorizer(settings.token_secret), metrics, clock)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        opened = store if store is not None else open_store(settings, clock)
+        inline = settings.store_calls == "inline" and not settings.is_postgres
+
+        def on_error(exc: BaseException) -> None:
+            metrics.store_errors.labels(type(exc).__name__).inc()
+
+        ctx.runner = StoreRunner(opened, inline=inline, on_error=on_error)
+        task = asyncio.create_task(_housekeeping(ctx, settings.housekeeping_seconds))
+        log.info("botwire-server ready: %s", settings.public())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await ctx.runner.close()
+            log.info("botwire-server stopped; store closed")
+
+    app = FastAPI(
+        title="botwire",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    app.state.botwire = ctx
+    install_error_handlers(app)
+    install_routes(app, testing_clock=settings.testing_clock)
+    app.add_middleware(MetricsMiddleware, metrics=metrics, access_log=settings.access_log)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description,
+                routes=app.routes,
+            )
+            if settings.token_secret is not None:
+                schema.setdefault("components", {})["securitySchemes"] = {
+                    "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+                }
+                schema["security"] = [{"bearer": []}]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,183 @@
+"""The ``botwire-server`` command: serve the API, or mint tokens.
+
+Examples::
+
+    botwire-server                                   # 127.0.0.1:8765, ./botwire.db
+    botwire-server --host 0.0.0.0 --token-secret "$SECRET" --database postgresql://db/botwire
+    botwire-server token create --ns 'tenant-42-*' --read-only --expires 30d --secret "$SECRET"
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from .settings import DEFAULT_HOST, DEFAULT_PORT, ConfigError, Settings
+
+__all__ = ["build_parser", "main"]
+
+log = logging.getLogger("botwire_server")
+
+
+def _nonneg(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be >= 0 (0 = unlimited)")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="botwire-server",
+        description="Serve botwire memory over HTTP (API v1 + the original /memory routes). "
+        "Subcommand: 'botwire-server token create --help'.",
+    )
+    p.add_argument("--host", default=None, help=f"bind address (default {DEFAULT_HOST}; "
+                   "env BOTWIRE_HOST)")
+    p.add_argument("--port", type=int, default=None, help=f"port (default {DEFAULT_PORT}; "
+                   "env BOTWIRE_PORT)")
+    p.add_argument("--database", default=None,
+                   help="SQLite path or sqlite:/// URL, or postgresql://... "
+                   "(default ./botwire.db; env BOTWIRE_DATABASE_URL)")
+    p.add_argument("--token-secret", default=None,
+                   help="HS256 secret: every request then needs a Bearer token "
+                   "(env BOTWIRE_TOKEN_SECRET)")
+    p.add_argument("--allow-anonymous", action="store_const", const=True, default=None,
+                   help="allow an unauthenticated server on a non-loopback address")
+    p.add_argument("--writes-per-day", type=_nonneg, default=None,
+                   help="writes per namespace per UTC day (0 = unlimited)")
+    p.add_argument("--max-namespace-bytes", type=_nonneg, default=None,
+                   help="bytes per namespace (0 = unlimited)")
+    p.add_argument("--max-value-bytes", type=_nonneg, default=None,
+                   help="bytes per value (default 1 MiB; 0 = unlimited)")
+    p.add_argument("--max-keys", type=_nonneg, default=None,
+                   help="keys per namespace (0 = unlimited)")
+    p.add_argument("--free-tier", action="store_const", const=True, default=None,
+                   help="the hosted free tier: anonymous, 1000 writes/day and 50 MB per "
+                   "namespace, unlimited reads")
+    p.add_argument("--log-level", default=None,
+                   choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument("--synchronous", default=None, type=str.upper,
+                   choices=["NORMAL", "FULL", "EXTRA"],
+                   help="SQLite synchronous mode (default NORMAL; FULL survives power loss)")
+    p.add_argument("--store-calls", default=None, choices=["inline", "thread"],
+                   help="call SQLite on the event loop (inline, default) or in threads")
+    p.add_argument("--testing-clock", action="store_const", const=True, default=None,
+                   help=argparse.SUPPRESS)
+    p.add_argument("--no-access-log", action="store_true", help="do not log every request")
+    return p
+
+
+def build_token_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="botwire-server token create",
+                                description="Print a signed token (JWT, HS256).")
+    p.add_argument("--ns", action="append", required=True, metavar="PATTERN",
+                   help="namespace glob the token covers, e.g. 'tenant-42-*' (repeatable)")
+    perm = p.add_mutually_exclusive_group()
+    perm.add_argument("--read-only", action="store_true", help="reads only")
+    perm.add_argument("--admin", action="store_true", help="admin permission")
+    p.add_argument("--expires", default="30d",
+                   help="lifetime: 30d, 12h, 90m, 3600 (seconds) or 'never' (default 30d)")
+    p.add_argument("--secret", default=None, help="the server's secret "
+                   "(default env BOTWIRE_TOKEN_SECRET)")
+    return p
+
+
+def _token(argv: Sequence[str]) -> int:
+    from .auth import mint_token, parse_duration
+
+    if not argv or argv[0] != "create":
+        print("usage: botwire-server token create --ns PATTERN [--read-only|--admin] "
+              "[--expires 30d] [--secret S]", file=sys.stderr)
+        return 2
+    args = build_token_parser().parse_args(list(argv[1:]))
+    secret = args.secret or os.environ.get("BOTWIRE_TOKEN_SECRET")
+    if not secret:
+        print("botwire-server: no secret; pass --secret or set BOTWIRE_TOKEN_SECRET "
+              "(the same one the server uses).", file=sys.stderr)
+        return 2
+    try:
+        expires = parse_duration(args.expires)
+    except ValueError as exc:
+        print(f"botwire-server: --expires: {exc}", file=sys.stderr)
+        return 2
+    perm = "read" if args.read_only else "admin" if args.admin else "write"
+    print(mint_token(secret, args.ns, perm=perm, expires_in=expires))
+    return 0
+
+
+def _serve(argv: Sequence[str]) -> int:
+    args = build_parser().parse_args(list(argv))
+    try:
+        settings = Settings.from_env(
+            host=args.host,
+            port=args.port,
+            database=args.database,
+            token_secret=args.token_secret,
+            allow_anonymous=args.allow_anonymous,
+            writes_per_day=args.writes_per_day,
+            max_namespace_bytes=args.max_namespace_bytes,
+            max_value_bytes=args.max_value_bytes,
+            max_keys=args.max_keys,
+            free_tier=args.free_tier,
+            log_level=args.log_level,
+            synchronous=args.synchronous,
+            store_calls=args.store_calls,
+            testing_clock=args.testing_clock,
+            access_log=False if args.no_access_log else None,
+        )
+        settings.check_bind()
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+
+    from ._logging import configure_logging
+
+    configure_logging(settings.log_level)
+    if settings.token_secret is not None and len(settings.token_secret.encode()) < 32:
+        log.warning("the token secret is shorter than 32 bytes; use a long random secret "
+                    "(e.g. 'openssl rand -hex 32')")
+    if settings.token_secret is not None and settings.free_tier:
+        log.warning("--free-tier with a token secret: tokens are still required")
+
+    from .storage import TestingClock, open_store
+
+    clock = TestingClock() if settings.testing_clock else None
+    try:
+        store = open_store(settings, clock) if clock else open_store(settings)
+    except ImportError as exc:
+        print(f"botwire-server: cannot load the PostgreSQL store: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        print(f"botwire-server: cannot open the database: {exc}", file=sys.stderr)
+        return 1
+
+    import uvicorn
+
+    from .app import create_app
+
+    app = create_app(settings, store=store, clock=clock)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        log_level=settings.log_level,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``botwire-server`` and ``python -m botwire_server``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "token":
+        return _token(argv[1:])
+    if argv and argv[0] == "serve":
+        argv = argv[1:]
+    return _serve(argv)

@@ -1,0 +1,124 @@
+"""Prometheus metrics and the structured access log, as one pure-ASGI middleware.
+
+Each app has its own :class:`~prometheus_client.CollectorRegistry`, so several apps can live in
+one process. Requests are labelled by route *template* (never by namespace or key) and status.
+
+Example::
+
+    metrics = Metrics()
+    app = MetricsMiddleware(app, metrics, access_log=True)
+    text, content_type = metrics.render()
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+
+__all__ = ["Metrics", "MetricsMiddleware", "access_logger"]
+
+access_logger = logging.getLogger("botwire_server.access")
+
+_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    """The server's collectors: requests, latency, store errors."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "botwire_requests",
+            "HTTP requests by method, route template and status.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "botwire_request_duration_seconds",
+            "HTTP request latency by method and route template.",
+            ["method", "route"],
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        self.store_errors = Counter(
+            "botwire_store_errors",
+            "Store calls that failed unexpectedly (unreachable database, I/O, bugs).",
+            ["error"],
+            registry=self.registry,
+        )
+        self.quota_refusals = Counter(
+            "botwire_quota_refusals",
+            "Writes refused by a quota or size limit.",
+            ["quota"],
+            registry=self.registry,
+        )
+
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+def _route_of(scope: dict[str, Any]) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "unmatched"
+
+
+class MetricsMiddleware:
+    """Counts and times every HTTP request; writes one JSON line per request to the access log.
+
+    The line holds time, method, path (without the query string), route, status, duration and
+    client address; it never holds headers, so tokens are never logged.
+    """
+
+    def __init__(self, app: Any, metrics: Metrics, *, access_log: bool = True) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.access_log = access_log
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            elapsed = time.perf_counter() - start
+            route = _route_of(scope)
+            method = scope["method"]
+            self.metrics.requests.labels(method, route, str(status)).inc()
+            self.metrics.latency.labels(method, route).observe(elapsed)
+            if self.access_log and access_logger.isEnabledFor(logging.INFO):
+                client = scope.get("client")
+                access_logger.info(
+                    json.dumps(
+                        {
+                            "ts": round(time.time(), 3),
+                            "method": method,
+                            "path": scope.get("path", ""),
+                            "route": route,
+                            "status": status,
+                            "ms": round(elapsed * 1000, 3),
+                            "client": client[0] if client else None,
+                        },
+                        ensure_ascii=False,
+                    )
+                )

@@ -1,0 +1,184 @@
+"""Server configuration: one immutable :class:`Settings`, built from CLI flags and ``BOTWIRE_*``.
+
+Example::
+
+    from botwire_server import Settings, create_app
+
+    settings = Settings(database="/var/lib/botwire/botwire.db", writes_per_day=1000)
+    app = create_app(settings)
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, replace
+from typing import Any
+
+from botwire import Limits
+
+__all__ = [
+    "DEFAULT_DATABASE",
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "FREE_TIER",
+    "ConfigError",
+    "Settings",
+    "is_loopback",
+]
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+DEFAULT_DATABASE = "./botwire.db"
+MIB = 1024 * 1024
+
+#: The hosted free tier of the original service: 1000 writes/day, 50 MB per namespace.
+FREE_TIER = {"writes_per_day": 1000, "max_namespace_bytes": 50 * 1000 * 1000}
+
+
+class ConfigError(ValueError):
+    """A setting that cannot work (the CLI prints the message and exits with status 2)."""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only accepts connections from this machine."""
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _env_bool(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"botwire-server: {name}={raw!r} is not a whole number.") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server needs; defaults serve 127.0.0.1:8765 on ``./botwire.db``.
+
+    ``max_value_bytes`` (default 1 MiB), ``max_namespace_bytes``, ``max_keys`` and
+    ``writes_per_day`` are the per-namespace limits (0 = unlimited). ``store_calls`` chooses how
+    SQLite is called: ``"inline"`` on the event loop (measured faster, the default) or
+    ``"thread"`` in the worker-thread pool; PostgreSQL is always called in the thread pool.
+    """
+
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    database: str = DEFAULT_DATABASE
+    token_secret: str | None = None
+    allow_anonymous: bool = False
+    writes_per_day: int = 0
+    max_namespace_bytes: int = 0
+    max_value_bytes: int = MIB
+    max_keys: int = 0
+    free_tier: bool = False
+    log_level: str = "info"
+    synchronous: str = "NORMAL"
+    testing_clock: bool = False
+    store_calls: str = "inline"
+    housekeeping_seconds: float = 60.0
+    access_log: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("writes_per_day", "max_namespace_bytes", "max_value_bytes", "max_keys"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"botwire-server: {name} must be >= 0 (0 = unlimited).")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"botwire-server: port {self.port} is not in 0..65535.")
+        if self.store_calls not in ("inline", "thread"):
+            raise ConfigError("botwire-server: store_calls is 'inline' or 'thread'.")
+        if self.synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):
+            raise ConfigError("botwire-server: --synchronous is NORMAL, FULL or EXTRA.")
+        if self.token_secret is not None and not self.token_secret:
+            raise ConfigError("botwire-server: the token secret is empty.")
+
+    @property
+    def limits(self) -> Limits:
+        """The per-namespace limits handed to the store (the free tier fills unset ones)."""
+        values: dict[str, int] = {
+            "max_value_bytes": self.max_value_bytes,
+            "max_namespace_bytes": self.max_namespace_bytes,
+            "max_keys": self.max_keys,
+            "writes_per_day": self.writes_per_day,
+        }
+        if self.free_tier:
+            for name, value in FREE_TIER.items():
+                values[name] = values[name] or value
+        return Limits(**values)
+
+    @property
+    def anonymous(self) -> bool:
+        """True when requests need no token (no secret configured)."""
+        return self.token_secret is None
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database.startswith(("postgresql://", "postgres://"))
+
+    @property
+    def sqlite_path(self) -> str:
+        """The SQLite file named by ``database`` (``sqlite:///x.db``, ``sqlite:///:memory:``...)."""
+        db = self.database
+        if db.startswith("sqlite:///"):
+            db = db[len("sqlite:///"):]  # as in core: sqlite:///rel.db, sqlite:////abs.db
+        elif db.startswith("sqlite://"):
+            db = db[len("sqlite://"):]
+        return os.path.expanduser(db) or DEFAULT_DATABASE
+
+    def check_bind(self) -> None:
+        """Refuse an anonymous server on a non-loopback address without ``allow_anonymous``."""
+        if self.anonymous and not (self.allow_anonymous or self.free_tier) and not is_loopback(
+            self.host
+        ):
+            raise ConfigError(
+                f"botwire-server: refusing to serve {self.host!r} without authentication: anyone "
+                "who can reach it could read and overwrite every namespace. Set a token secret "
+                "(--token-secret or BOTWIRE_TOKEN_SECRET) and mint tokens with "
+                "'botwire-server token create', or pass --allow-anonymous if that is intended, "
+                "or bind 127.0.0.1."
+            )
+
+    def public(self) -> dict[str, Any]:
+        """The settings without the secret, for logs."""
+        shown = {k: v for k, v in self.__dict__.items() if k != "token_secret"}
+        shown["auth"] = "anonymous" if self.anonymous else "jwt"
+        if self.is_postgres:
+            shown["database"] = "postgresql://…"
+        return shown
+
+    def with_changes(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Settings:
+        """Settings from ``BOTWIRE_*`` variables, then ``overrides`` (``None`` values ignored)."""
+        values: dict[str, Any] = {
+            "host": os.environ.get("BOTWIRE_HOST") or DEFAULT_HOST,
+            "port": _env_int("BOTWIRE_PORT", DEFAULT_PORT),
+            "database": os.environ.get("BOTWIRE_DATABASE_URL") or DEFAULT_DATABASE,
+            "token_secret": os.environ.get("BOTWIRE_TOKEN_SECRET") or None,
+            "allow_anonymous": _env_bool("BOTWIRE_ALLOW_ANONYMOUS"),
+            "writes_per_day": _env_int("BOTWIRE_WRITES_PER_DAY", 0),
+            "max_namespace_bytes": _env_int("BOTWIRE_MAX_NAMESPACE_BYTES", 0),
+            "max_value_bytes": _env_int("BOTWIRE_MAX_VALUE_BYTES", MIB),
+            "max_keys": _env_int("BOTWIRE_MAX_KEYS", 0),
+            "free_tier": _env_bool("BOTWIRE_FREE_TIER"),
+            "log_level": os.environ.get("BOTWIRE_LOG_LEVEL") or "info",
+            "synchronous": os.environ.get("BOTWIRE_SQLITE_SYNCHRONOUS") or "NORMAL",
+            "testing_clock": _env_bool("BOTWIRE_TESTING_CLOCK"),
+            "store_calls": os.environ.get("BOTWIRE_STORE_CALLS") or "inline",
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)

@@ -1,0 +1,51 @@
+"""Opening the store named by the settings, with an optionally movable clock."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from botwire.store import Store
+
+from ..settings import Settings
+
+__all__ = ["TestingClock", "open_store"]
+
+
+class TestingClock:
+    """``time.time()`` plus an offset that only moves forward (``POST /_testing/clock``).
+
+    Example::
+
+        clock = TestingClock()
+        clock.advance(3600)       # every TTL and daily quota now sees one hour later
+    """
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> float:
+        if not seconds >= 0:
+            raise ValueError("the testing clock only moves forward")
+        self.offset += seconds
+        return self()
+
+
+def open_store(settings: Settings, clock: Any = time.time) -> Store:
+    """The store for ``settings.database`` with ``settings.limits`` enforced."""
+    if settings.is_postgres:
+        from .postgres import PostgresStore
+
+        store: Store = PostgresStore(settings.database, limits=settings.limits, clock=clock)
+        return store
+    from botwire.store import SQLiteStore
+
+    return SQLiteStore(
+        settings.sqlite_path,
+        limits=settings.limits,
+        clock=clock,
+        synchronous=settings.synchronous,
+    )

@@ -1,0 +1,110 @@
+"""How the async handlers call the synchronous store: inline or in the worker-thread pool.
+
+Measured (``benchmarks/server_rps.py``): one SQLiteStore serializes every call behind its lock,
+so calling it inline on the event loop avoids a thread hop per request and is faster. A network
+database (PostgreSQL) must never block the loop: it always goes through ``anyio.to_thread``.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import anyio.to_thread
+
+from botwire import BotWireError, Entry, Unavailable, Usage
+from botwire.store import KeyPage, Op, Store
+
+__all__ = ["StoreRunner"]
+
+T = TypeVar("T")
+log = logging.getLogger("botwire_server.store")
+
+
+class StoreRunner:
+    """Async facade over a sync :class:`~botwire.store.Store`.
+
+    Example::
+
+        runner = StoreRunner(SQLiteStore("x.db"), inline=True)
+        entry = await runner.get("user-42", "profile")
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        inline: bool,
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.inline = inline
+        self.on_error = on_error
+
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        try:
+            if self.inline:
+                return fn(*args, **kwargs)
+            return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
+        except BotWireError as exc:
+            if isinstance(exc, Unavailable) and self.on_error is not None:
+                self.on_error(exc)
+            raise
+        except Exception as exc:
+            # Database or I/O failures (and bugs) are logged with their traceback and answered
+            # as 503 "unavailable"; the client's retry policy covers them.
+            log.error("store call %s failed", getattr(fn, "__name__", fn), exc_info=exc)
+            if self.on_error is not None:
+                self.on_error(exc)
+            raise Unavailable(
+                f"botwire: the store failed ({type(exc).__name__}); retry later."
+            ) from exc
+
+    async def get(self, namespace: str, key: str, *, tail: int | None = None) -> Entry | None:
+        return await self._call(self.store.get, namespace, key, tail=tail)
+
+    async def batch(
+        self,
+        namespace: str,
+        ops: Sequence[Op],
+        *,
+        atomic: bool = True,
+        idempotency_key: str | None = None,
+    ) -> list[dict[str, Any]]:
+        return await self._call(
+            self.store.batch, namespace, ops, atomic=atomic, idempotency_key=idempotency_key
+        )
+
+    async def list_keys(
+        self, namespace: str, *, prefix: str = "", cursor: str | None = None, limit: int = 1000
+    ) -> KeyPage:
+        return await self._call(
+            self.store.list_keys, namespace, prefix=prefix, cursor=cursor, limit=limit
+        )
+
+    async def clear(self, namespace: str) -> int:
+        return await self._call(self.store.clear, namespace)
+
+    async def usage(self, namespace: str) -> Usage:
+        return await self._call(self.store.usage, namespace)
+
+    async def ping(self) -> None:
+        """Raise :class:`~botwire.Unavailable` unless the store answers (``/readyz``)."""
+        ping = getattr(self.store, "ping", None)
+        if ping is not None:
+            await self._call(ping)
+        else:
+            await self._call(self.store.get, "botwire-readyz", "ping")
+
+    async def housekeeping(self) -> int:
+        """Purge expired entries and forget idempotency records older than a day."""
+        purge = getattr(self.store, "purge_expired", None)
+        if purge is None:
+            return 0
+        # Housekeeping may take a while; keep it off the loop even for SQLite.
+        return int(await anyio.to_thread.run_sync(purge))
+
+    async def close(self) -> None:
+        await anyio.to_thread.run_sync(self.store.close)

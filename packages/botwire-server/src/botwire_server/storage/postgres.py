@@ -1,0 +1,569 @@
+"""The PostgreSQL store: any number of server replicas share one database.
+
+Every operation's semantics live in :class:`botwire.store.Engine` (shared with the embedded SQLite
+store); this module only supplies transactions, versions and the schema:
+
+- **Transactions.** Writes run under ``READ COMMITTED``; their first statement is the engine's
+  upsert of the namespace's ``bw_namespaces`` row, whose ``ON CONFLICT DO UPDATE`` takes that
+  row's lock, so the writes of one namespace are serialized across connections *and* replicas
+  while each later statement sees everything committed before the lock was granted. Batches of
+  ``get`` run in ``REPEATABLE READ READ ONLY`` (one snapshot); a single ``get`` or a listing is
+  one statement. Serialization failures and deadlocks are retried; connection failures raise
+  :class:`~botwire.Unavailable` with the driver's exception as ``__cause__``.
+- **Versions** come from the sequence ``bw_version``, so they are unique and increasing across
+  the whole database, and a key deleted and created again never reuses one.
+- **Keys** are ``TEXT COLLATE "C"``: in a UTF8 database that orders (and range-compares) by UTF-8
+  bytes, like SQLite. A database with another encoding is refused at start.
+- **Schema** is created or migrated at start inside a transaction holding
+  ``pg_advisory_xact_lock``, so replicas starting together do not trip over each other.
+- **Round trips** are kept low with psycopg's pipeline mode: statements whose results the engine
+  does not read are queued and sent with the next one it does read, ``BEGIN`` travels with the
+  first statement and ``COMMIT`` with the last, and the sequence value, the idempotency record
+  and the first op's entry are fetched together with the namespace lock (see :class:`_PgTx`).
+  Counted on the wire: ``get``, ``tail``, a listing and a batch of any number of ``get``: 1;
+  ``set``/``append``/``incr``/``delete``: 2; ``pop`` or ``append`` that trims: 3
+  (``tests/postgres/test_roundtrips.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import random
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.pq import TransactionStatus
+from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
+
+from botwire._errors import BotWireError, InvalidArgument, Unavailable
+from botwire._names import check_key
+from botwire.store import Entry, KeyPage, Limits, Op, Usage
+from botwire.store._sql import _ENTRY_COLS, Engine, Tx, fingerprint
+
+__all__ = ["SCHEMA_VERSION", "PostgresStore"]
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+_MIGRATION_LOCK = 0x6277_6D69  # pg_advisory_xact_lock key for schema changes ("bwmi")
+_TEXT = 'TEXT COLLATE "C" NOT NULL'
+# _MIGRATIONS[n] takes a database from schema n - 1 to schema n.
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        "CREATE SEQUENCE IF NOT EXISTS bw_version AS bigint",
+        f"CREATE TABLE IF NOT EXISTS bw_entries (ns {_TEXT}, key {_TEXT},"
+        " kind smallint NOT NULL, value text, version bigint NOT NULL,"
+        " created_at double precision NOT NULL, updated_at double precision NOT NULL,"
+        " expires_at double precision, bytes bigint NOT NULL,"
+        " length bigint NOT NULL DEFAULT 0, head bigint NOT NULL DEFAULT 0,"
+        " tail bigint NOT NULL DEFAULT 0, PRIMARY KEY (ns, key))",
+        "CREATE INDEX IF NOT EXISTS bw_entries_expiry ON bw_entries (expires_at)"
+        " WHERE expires_at IS NOT NULL",
+        f"CREATE TABLE IF NOT EXISTS bw_items (ns {_TEXT}, key {_TEXT}, seq bigint NOT NULL,"
+        " value text NOT NULL, bytes bigint NOT NULL, PRIMARY KEY (ns, key, seq))",
+        f"CREATE TABLE IF NOT EXISTS bw_namespaces (ns {_TEXT} PRIMARY KEY,"
+        " keys bigint NOT NULL, bytes bigint NOT NULL, day bigint NOT NULL,"
+        " writes bigint NOT NULL)",
+        f"CREATE TABLE IF NOT EXISTS bw_idempotency (ns {_TEXT}, ikey {_TEXT}, fingerprint text,"
+        " created_at double precision NOT NULL, response text NOT NULL,"
+        " PRIMARY KEY (ns, ikey))",
+        "CREATE INDEX IF NOT EXISTS bw_idempotency_age ON bw_idempotency (created_at)",
+    ),
+}
+_META = (
+    "CREATE TABLE IF NOT EXISTS bw_meta (id integer PRIMARY KEY CHECK (id = 1),"
+    " schema integer NOT NULL)"
+)
+
+_BEGIN_WRITE = b"BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE"
+_BEGIN_READ = b"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+_NEXTVAL = b"SELECT nextval('bw_version')"
+# The engine's statements this module recognizes (see _PgTx); if the engine changes them the
+# store stays correct and merely loses a round-trip saving (tests/postgres/test_roundtrips.py).
+_LOCK_PREFIX = "INSERT INTO bw_namespaces "  # Engine.lock_namespace
+_IDEMPOTENCY_SQL = "SELECT fingerprint, response FROM bw_idempotency WHERE ns = ? AND ikey = ?"
+_LOAD_SQL = f"SELECT {_ENTRY_COLS} FROM bw_entries WHERE ns = ? AND key = ?"  # _Ctx._load
+_NEUTRAL = ("SELECT ", "SAVEPOINT ")  # statements that change no data
+_RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
+# Lost connections, and server-side failures that end the transaction (cancel, lock timeout,
+# too many connections...); PoolTimeout and PoolClosed are OperationalErrors too.
+_LOST = (psycopg.OperationalError, psycopg.InterfaceError)
+_HOUSEKEEPING_EVERY = 512  # write transactions (per store) between purges of expired entries
+
+
+@functools.lru_cache(maxsize=512)
+def _pg_sql(sql: str) -> str:
+    """The engine's ``?`` placeholders as psycopg's ``%s`` (the engine's SQL has no literals
+    holding ``?``); cached so every call site sends the identical text psycopg auto-prepares."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+class _PgTx:
+    """A :class:`~botwire.store.Tx` over one psycopg connection (in pipeline mode for writes).
+
+    Statements whose results are not read (``run``, ``many``) are only queued; ``one``/``all``
+    flush the queue and wait. A write transaction also *prefetches*: right behind the engine's
+    first statement, the namespace lock, it queues ``nextval`` and the reads the engine is known
+    to issue next (the idempotency record, the first op's entry), so they share the lock's
+    round trip. They run after the lock is granted, and a prefetched result is handed out only
+    for the identical query while nothing but reads has run since, so the engine sees exactly
+    what it would have read itself; a mismatch merely costs the round trip it would have cost.
+    """
+
+    __slots__ = ("_conn", "_plan", "_prefetched", "_version_cursor")
+
+    def __init__(
+        self,
+        conn: psycopg.Connection[Any],
+        *,
+        prefetch: Sequence[tuple[str, tuple[Any, ...]]] | None = None,
+    ) -> None:
+        self._conn = conn
+        self._plan = prefetch  # None: no prefetching (reads, clear, usage, purge)
+        self._prefetched: dict[tuple[str, tuple[Any, ...]], psycopg.Cursor[Any]] = {}
+        self._version_cursor: psycopg.Cursor[Any] | None = None
+
+    def _execute(self, sql: str, params: Sequence[Any]) -> psycopg.Cursor[Any]:
+        if self._prefetched:
+            hit = self._prefetched.pop((sql, tuple(params)), None)
+            if hit is not None:
+                return hit
+            if not sql.startswith(_NEUTRAL):
+                self._prefetched.clear()  # a write: what was prefetched may be stale now
+        cur = self._conn.cursor()
+        cur.execute(_pg_sql(sql), params)
+        if self._plan is not None:
+            plan, self._plan = self._plan, None
+            if sql.startswith(_LOCK_PREFIX):
+                self._version_cursor = self._conn.cursor()
+                self._version_cursor.execute(_NEXTVAL)
+                for query, args in plan:
+                    early = self._conn.cursor()
+                    early.execute(_pg_sql(query), args)
+                    self._prefetched[(query, args)] = early
+        return cur
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        row: tuple[Any, ...] | None = self._execute(sql, params).fetchone()
+        return row
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self._execute(sql, params).fetchall()
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._execute(sql, params)
+
+    def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._prefetched.clear()
+        if rows:
+            self._conn.cursor().executemany(_pg_sql(sql), rows)
+
+    def next_version(self) -> int:
+        cur, self._version_cursor = self._version_cursor, None
+        if cur is None:
+            cur = self._conn.cursor()
+            cur.execute(_NEXTVAL)
+        row = cur.fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+def _next_version(tx: Tx) -> int:
+    assert isinstance(tx, _PgTx)
+    return tx.next_version()
+
+
+class _Captured(Exception):
+    """Raised by :class:`_CaptureTx` to hand back the one query a ``get`` would run."""
+
+    def __init__(self, sql: str, params: Sequence[Any]) -> None:
+        super().__init__(sql)
+        self.sql = sql
+        self.params = params
+
+
+class _CaptureTx:
+    """Records the query of :meth:`Engine.read` instead of running it, so that a batch of gets
+    can send all its queries in one round trip and then let the engine decode the rows."""
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        raise _Captured(sql, params)
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        raise _Captured(sql, params)
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> None:
+        raise AssertionError("a read issued a write")
+
+    def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        raise AssertionError("a read issued a write")
+
+
+class _ReplayTx(_CaptureTx):
+    """Answers :meth:`Engine.read`'s one query with rows fetched earlier."""
+
+    def __init__(self, rows: list[tuple[Any, ...]]) -> None:
+        self._rows = rows
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self._rows
+
+
+def _where(dsn: str) -> str:
+    """The server a DSN points at, without its password (for messages)."""
+    try:
+        info = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "the configured PostgreSQL server"
+    host = info.get("host") or info.get("hostaddr") or "localhost"
+    port = info.get("port") or "5432"
+    return f"PostgreSQL at {host}:{port}/{info.get('dbname') or info.get('user') or ''}"
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's message on one line, without a final period or server-side context."""
+    text = str(exc)
+    if isinstance(exc, psycopg.Error) and exc.diag.message_primary:
+        text = exc.diag.message_primary
+    return " ".join(text.split()).rstrip(".") or type(exc).__name__
+
+
+def _rollback(conn: psycopg.Connection[Any]) -> None:
+    if conn.closed or conn.broken:
+        return
+    if conn.info.transaction_status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
+        with contextlib.suppress(psycopg.Error):  # else the pool discards the connection
+            conn.execute("ROLLBACK")
+
+
+class PostgresStore:
+    """A :class:`~botwire.store.Store` on PostgreSQL, shared by any number of processes/replicas.
+
+    Example::
+
+        from botwire import Limits, Memory
+        from botwire_server.storage.postgres import PostgresStore
+
+        store = PostgresStore("postgresql://botwire@db:5432/botwire",
+                              limits=Limits(writes_per_day=1000), max_size=20)
+        memory = Memory("user-42", store=store)
+        memory.append("chat", {"role": "user", "text": "hi"}, max_len=100)
+        store.close()
+
+    ``clock`` returns the current time in seconds (tests inject one to move time). ``timeout``
+    is how long to wait for a pooled connection; ``connect_timeout`` bounds each new
+    connection (and start-up); ``retries`` is how often a transaction that lost a serialization
+    race or a deadlock is run again. Extra keyword arguments go to ``psycopg.connect``
+    (e.g. ``sslmode="require"``, ``prepare_threshold=None`` behind PgBouncer).
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        limits: Limits | None = None,
+        clock: Callable[[], float] = time.time,
+        min_size: int = 1,
+        max_size: int = 10,
+        timeout: float = 30.0,
+        connect_timeout: float = 10.0,
+        retries: int = 5,
+        **connect_kwargs: Any,
+    ) -> None:
+        if not 0 <= min_size <= max_size or max_size < 1:
+            raise InvalidArgument(
+                f"botwire: pool sizes min_size={min_size}, max_size={max_size}; "
+                "use 0 <= min_size <= max_size and max_size >= 1."
+            )
+        self.dsn = dsn
+        self.clock = clock
+        self.engine = Engine(limits=limits or Limits(), clock=clock, next_version=_next_version)
+        self._where = _where(dsn)
+        self._retries = retries
+        self._writes = 0
+        kwargs: dict[str, Any] = {
+            "autocommit": True,
+            "client_encoding": "UTF8",
+            "application_name": "botwire",
+            "connect_timeout": max(1, round(connect_timeout)),
+            **connect_kwargs,
+        }
+        # One direct connection first: it gives a precise error (the pool only times out) and
+        # runs the migration before the pool opens.
+        try:
+            conn = psycopg.connect(dsn, **kwargs)
+        except psycopg.ProgrammingError as exc:  # a malformed URL or option
+            raise InvalidArgument(
+                f"botwire: cannot use the PostgreSQL URL or options given: {_reason(exc)}; use "
+                "postgresql://user:password@host:port/dbname.",
+            ) from exc
+        except psycopg.Error as exc:
+            raise Unavailable(
+                f"botwire: cannot connect to {self._where}: {_reason(exc)}."
+                " Check the URL, that the server runs, and the credentials.",
+            ) from exc
+        with conn:
+            try:
+                self._migrate(conn)
+            except psycopg.Error as exc:
+                raise Unavailable(
+                    f"botwire: cannot create or upgrade the schema on {self._where}: "
+                    f"{_reason(exc)}. The role needs CREATE on the database's schema.",
+                ) from exc
+        self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs=kwargs,
+            timeout=timeout,
+            open=False,
+            name="botwire",
+        )
+        self._pool.open()
+
+    @property
+    def limits(self) -> Limits:
+        return self.engine.limits
+
+    # -- schema ------------------------------------------------------------------------------
+
+    def _migrate(self, conn: psycopg.Connection[Any]) -> None:
+        """Create or upgrade the schema; concurrent starts wait on one advisory lock."""
+        row = conn.execute("SELECT current_setting('server_encoding')").fetchone()
+        encoding = row[0] if row else "?"
+        if encoding != "UTF8":
+            raise InvalidArgument(
+                f"botwire: the database on {self._where} has encoding {encoding}; botwire needs "
+                "UTF8 (keys are ordered by UTF-8 bytes). Create it with "
+                "CREATE DATABASE ... ENCODING 'UTF8' TEMPLATE template0."
+            )
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            conn.execute(_META)
+            row = conn.execute("SELECT schema FROM bw_meta WHERE id = 1").fetchone()
+            current = int(row[0]) if row else 0
+            if current > SCHEMA_VERSION:
+                raise InvalidArgument(
+                    f"botwire: the database on {self._where} has schema {current}, newer than "
+                    f"this botwire-server understands ({SCHEMA_VERSION}); upgrade botwire-server."
+                )
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[version]:
+                    conn.execute(statement)  # type: ignore[arg-type]
+            if current != SCHEMA_VERSION:
+                conn.execute(
+                    "INSERT INTO bw_meta (id, schema) VALUES (1, %s)"
+                    " ON CONFLICT (id) DO UPDATE SET schema = excluded.schema",
+                    (SCHEMA_VERSION,),
+                )
+
+    # -- transactions ------------------------------------------------------------------------
+
+    def _run(self, body: Callable[[psycopg.Connection[Any], list[bool]], T]) -> T:
+        """Run ``body`` on a pooled connection, again after a serialization failure or deadlock,
+        and again (twice at most) after a lost connection if ``body`` had not yet sent its
+        ``COMMIT``: the server rolls back what it had not committed. Once ``body`` has set
+        ``sent[0]`` the outcome is unknown and never retried."""
+        attempt = lost = 0
+        while True:
+            sent = [False]
+            try:
+                with self._pool.connection() as conn:
+                    try:
+                        return body(conn, sent)
+                    except BaseException:
+                        _rollback(conn)
+                        raise
+            except _RETRYABLE as exc:
+                attempt += 1
+                if attempt > self._retries:
+                    raise Unavailable(
+                        f"botwire: {self._where} kept aborting the transaction "
+                        f"({_reason(exc)}) after {self._retries} retries; try again later.",
+                    ) from exc
+                time.sleep(random.uniform(0, 0.001 * 2**attempt))
+            except (PoolTimeout, PoolClosed) as exc:
+                raise Unavailable(
+                    f"botwire: no connection to {self._where}: {_reason(exc)}. Check that the "
+                    "database is up, or raise the pool's max_size/timeout.",
+                ) from exc
+            except _LOST as exc:
+                lost += 1
+                if sent[0] or lost > 2:
+                    raise Unavailable(
+                        f"botwire: the request to {self._where} failed: {_reason(exc)}."
+                        + (" The write may or may not have been applied; retry it with the same"
+                           " idempotency key." if sent[0] else " Try again later."),
+                    ) from exc
+                # The server may have restarted or failed over: every idle connection is
+                # suspect, so test them all (dropping the dead) before trying again.
+                with contextlib.suppress(psycopg.Error):
+                    self._pool.check()
+
+    def _write(
+        self,
+        fn: Callable[[_PgTx], T],
+        *,
+        prefetch: Sequence[tuple[str, tuple[Any, ...]]] | None = None,
+    ) -> T:
+        """``fn`` in one READ COMMITTED transaction, pipelined: BEGIN rides with the first
+        statement and COMMIT with the last queued ones."""
+
+        def body(conn: psycopg.Connection[Any], sent: list[bool]) -> T:
+            with conn.pipeline():
+                conn.execute(_BEGIN_WRITE)
+                try:
+                    result = fn(_PgTx(conn, prefetch=prefetch))
+                except BotWireError:
+                    # A refused operation (conflict, quota...): roll back in the same round trip.
+                    with contextlib.suppress(psycopg.Error):
+                        conn.execute(b"ROLLBACK")
+                    raise
+                sent[0] = True
+                conn.execute(b"COMMIT")
+            return result
+
+        return self._run(body)
+
+    def _statement(self, fn: Callable[[_PgTx], T]) -> T:
+        """``fn`` issuing exactly one statement, in autocommit (consistent by itself)."""
+
+        def body(conn: psycopg.Connection[Any], sent: list[bool]) -> T:
+            return fn(_PgTx(conn))
+
+        return self._run(body)
+
+    def _after_write(self) -> None:
+        self._writes += 1
+        if self._writes % _HOUSEKEEPING_EVERY == 0:
+            with contextlib.suppress(Unavailable):  # the next round will purge
+                self.purge_expired()
+
+    # -- the Store protocol ------------------------------------------------------------------
+
+    def get(self, namespace: str, key: str, *, tail: int | None = None) -> Entry | None:
+        now = self.clock()
+        return self._statement(lambda tx: self.engine.read(tx, namespace, key, tail, now))
+
+    def batch(
+        self,
+        namespace: str,
+        ops: Sequence[Op],
+        *,
+        atomic: bool = True,
+        idempotency_key: str | None = None,
+    ) -> list[dict[str, Any]]:
+        now = self.clock()
+        if idempotency_key is None and all(op.kind == "get" for op in ops):
+            return self._read_batch(namespace, ops, now)
+        fp = fingerprint(ops, atomic) if idempotency_key is not None else None
+        prefetch: list[tuple[str, tuple[Any, ...]]] = []
+        if idempotency_key is not None:
+            prefetch.append((_IDEMPOTENCY_SQL, (namespace, idempotency_key)))
+        if ops and ops[0].kind != "get":
+            prefetch.append((_LOAD_SQL, (namespace, ops[0].key)))
+        results = self._write(
+            lambda tx: self.engine.apply(
+                tx,
+                namespace,
+                ops,
+                atomic=atomic,
+                idempotency_key=idempotency_key,
+                fingerprint=fp,
+                now=now,
+            ),
+            prefetch=prefetch,
+        )
+        self._after_write()
+        return results
+
+    def _read_batch(self, namespace: str, ops: Sequence[Op], now: float) -> list[dict[str, Any]]:
+        """All gets of a batch in one snapshot and one round trip: the engine's query for each is
+        captured, all are sent in one pipeline, and the engine decodes the rows."""
+        if not ops:
+            return []
+        queries: list[tuple[str, Sequence[Any]]] = []
+        for op in ops:
+            try:
+                self.engine.read_result(_CaptureTx(), namespace, op, now)  # type: ignore[arg-type]
+            except _Captured as captured:
+                queries.append((_pg_sql(captured.sql), captured.params))
+            else:  # pragma: no cover - Engine.read always queries
+                raise AssertionError("Engine.read_result ran no query")
+
+        def body(conn: psycopg.Connection[Any], sent: list[bool]) -> list[list[tuple[Any, ...]]]:
+            cursors = []
+            with conn.pipeline():
+                conn.execute(_BEGIN_READ)
+                for sql, params in queries:
+                    cur = conn.cursor()
+                    cur.execute(sql, params)  # type: ignore[arg-type]
+                    cursors.append(cur)
+                conn.execute(b"COMMIT")
+            return [cur.fetchall() for cur in cursors]
+
+        rows = self._run(body)
+        return [
+            self.engine.read_result(_ReplayTx(r), namespace, op, now)  # type: ignore[arg-type]
+            for op, r in zip(ops, rows, strict=True)
+        ]
+
+    def list_keys(
+        self, namespace: str, *, prefix: str = "", cursor: str | None = None, limit: int = 1000
+    ) -> KeyPage:
+        if cursor:
+            check_key(cursor, namespace)
+        now = self.clock()
+        return self._statement(
+            lambda tx: self.engine.list_keys(tx, namespace, prefix, cursor, limit, now)
+        )
+
+    def clear(self, namespace: str) -> int:
+        now = self.clock()
+        return self._write(lambda tx: self.engine.clear(tx, namespace, now))
+
+    def usage(self, namespace: str) -> Usage:
+        now = self.clock()
+        return self._write(lambda tx: self.engine.usage(tx, namespace, now))
+
+    def purge_expired(self) -> int:
+        """Delete expired entries store-wide and forget idempotency records older than a day.
+
+        Returns how many entries were purged (at most those of 100 namespaces per call).
+        """
+        now = self.clock()
+        namespaces = self._statement(lambda tx: self.engine.expired_namespaces(tx, now))
+
+        def purge(tx: _PgTx, ns: str) -> int:
+            stats = self.engine.lock_namespace(tx, ns, now)
+            gone = self.engine.purge_namespace(tx, ns, now, stats)
+            self.engine.save_namespace(tx, ns, stats)
+            return gone
+
+        purged = 0
+        for ns in namespaces:
+            purged += self._write(functools.partial(purge, ns=ns))
+        self._write(lambda tx: self.engine.forget_idempotency(tx, now))
+        return purged
+
+    def ping(self) -> None:
+        """Raise :class:`~botwire.Unavailable` unless the database answers (for ``/readyz``)."""
+        self._statement(lambda tx: tx.one("SELECT 1"))
+
+    def close(self) -> None:
+        """Close every pooled connection; the store cannot be used afterwards."""
+        self._pool.close()
+
+    def __enter__(self) -> PostgresStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self._where!r})"

@@ -1,0 +1,238 @@
+"""``BotWireSaver`` behaviour beyond the conformance suite: identifiers that need escaping,
+binary values, listing across threads and namespaces, maintenance that leaves no garbage, and a
+real graph through the async path."""
+
+from __future__ import annotations
+
+import asyncio
+import operator
+from typing import Annotated, Any, TypedDict
+from uuid import uuid4
+
+import pytest
+from langgraph.checkpoint.base import Checkpoint
+from langgraph.checkpoint.base.id import uuid6
+from langgraph.graph import END, START, StateGraph
+
+from botwire import Memory
+from botwire_langgraph import BotWireSaver
+
+WEIRD = ["a/b", "%2F", "x y", "🦜", "t/latest/", "q?#&", "..", "a:b|c:d", "back\\slash"]
+
+
+def _cp(values: dict[str, Any], versions: dict[str, Any]) -> Checkpoint:
+    return Checkpoint(
+        v=4,
+        id=str(uuid6(clock_seq=-1)),
+        ts="2026-01-01T00:00:00+00:00",
+        channel_values=values,
+        channel_versions=versions,
+        versions_seen={},
+        updated_channels=None,
+    )
+
+
+def _cfg(thread: str, ns: str = "", cid: str | None = None) -> Any:
+    conf: dict[str, Any] = {"thread_id": thread, "checkpoint_ns": ns}
+    if cid:
+        conf["checkpoint_id"] = cid
+    return {"configurable": conf}
+
+
+def _put(saver: BotWireSaver, thread: str, ns: str = "", parent: Any = None, **md: Any) -> Any:
+    cfg = parent or _cfg(thread, ns)
+    cp = _cp({"ch": md.get("step", 0)}, {"ch": saver.get_next_version(None, None)})
+    meta: Any = {"source": "loop", "step": 0, "parents": {}, **md}
+    return saver.put(cfg, cp, meta, cp["channel_versions"])
+
+
+@pytest.mark.parametrize("name", WEIRD)
+def test_identifiers_that_need_escaping_round_trip(memory: Memory, name: str) -> None:
+    saver = BotWireSaver(memory)
+    cp = _cp({name: b"\x00\xffraw", "other": name}, {name: "1", "other": 2})
+    stored = saver.put(
+        _cfg(name, name),
+        cp,
+        {"source": "input", "step": -1, "parents": {}},
+        {name: "1", "other": 2},
+    )
+    saver.put_writes(stored, [(name, {"k": name})], task_id=name, task_path=name)
+    tup = saver.get_tuple(_cfg(name, name))
+    assert tup is not None
+    assert tup.config["configurable"] == {
+        "thread_id": name,
+        "checkpoint_ns": name,
+        "checkpoint_id": cp["id"],
+    }
+    assert tup.checkpoint["channel_values"] == {name: b"\x00\xffraw", "other": name}
+    assert tup.pending_writes == [(name, name, {"k": name})]
+    # a thread whose id extends this one's is a different thread
+    assert saver.get_tuple(_cfg(name + "x", name)) is None
+    assert saver.get_tuple(_cfg(name, name + "x")) is None
+    saver.delete_thread(name)
+    assert memory.list() == []
+
+
+def test_values_are_stored_as_json(memory: Memory) -> None:
+    saver = BotWireSaver(memory)
+    stored = _put(saver, "t")
+    record = memory.get(f"t/t/cp//{stored['configurable']['checkpoint_id']}")
+    assert set(record) == {"id", "parent", "checkpoint", "metadata"}
+    typ, data = record["checkpoint"]
+    assert isinstance(typ, str)
+    assert isinstance(data, str)
+
+
+def test_list_across_threads_and_namespaces(memory: Memory) -> None:
+    saver = BotWireSaver(memory)
+    a = _put(saver, "A")
+    b = _put(saver, "B")
+    child = _put(saver, "A", "child:1")
+    every = [t.config["configurable"]["checkpoint_id"] for t in saver.list(None)]
+    assert every == sorted(
+        [c["configurable"]["checkpoint_id"] for c in (a, b, child)], reverse=True
+    )
+    a_all = saver.list({"configurable": {"thread_id": "A"}})
+    assert {t.config["configurable"]["checkpoint_ns"] for t in a_all} == {"", "child:1"}
+    assert len(list(saver.list(None, filter={"source": "loop"}, limit=2))) == 2
+
+
+def test_list_is_newest_first_and_pages_with_before(memory: Memory) -> None:
+    saver = BotWireSaver(memory)
+    cfg = None
+    ids = []
+    for step in range(7):
+        cfg = _put(saver, "T", parent=cfg, step=step)
+        ids.append(cfg["configurable"]["checkpoint_id"])
+    assert [t.metadata["step"] for t in saver.list(_cfg("T"))] == [6, 5, 4, 3, 2, 1, 0]
+    page1 = list(saver.list(_cfg("T"), limit=3))
+    page2 = list(saver.list(_cfg("T"), limit=3, before=page1[-1].config))
+    assert [t.metadata["step"] for t in page1 + page2] == [6, 5, 4, 3, 2, 1]
+    assert [t.metadata["step"] for t in saver.list(_cfg("T"), filter={"step": 2})] == [2]
+    assert list(saver.list(_cfg("T"), limit=0)) == []
+    assert page1[1].parent_config["configurable"]["checkpoint_id"] == ids[4]  # type: ignore[index]
+
+
+def test_pending_writes_order_and_special_channels(memory: Memory) -> None:
+    saver = BotWireSaver(memory)
+    stored = _put(saver, "T")
+    saver.put_writes(stored, [("b", 1), ("a", 2)], task_id="t2", task_path="~1")
+    saver.put_writes(stored, [("c", 3)], task_id="t1", task_path="~0")
+    saver.put_writes(stored, [("b", 99)], task_id="t2", task_path="~1")  # duplicate: ignored
+    saver.put_writes(stored, [("__interrupt__", "first")], task_id="t1", task_path="~0")
+    saver.put_writes(stored, [("__interrupt__", "second")], task_id="t1", task_path="~0")
+    tup = saver.get_tuple(stored)
+    assert tup is not None
+    assert tup.pending_writes == [
+        ("t1", "__interrupt__", "second"),  # special channels: the latest write wins
+        ("t1", "c", 3),
+        ("t2", "b", 1),
+        ("t2", "a", 2),
+    ]
+
+
+def test_prune_keeps_latest_and_only_the_blobs_it_needs(memory: Memory) -> None:
+    saver = BotWireSaver(memory)
+    cfg = None
+    for step in range(4):
+        cfg = _put(saver, "T", parent=cfg, step=step, run_id=f"run-{step}")
+    saver.put_writes(cfg, [("x", 1)], "task")
+    saver.prune(["T"])
+    assert [t.metadata["step"] for t in saver.list(_cfg("T"))] == [3]
+    tup = saver.get_tuple(_cfg("T"))
+    assert tup is not None
+    assert tup.checkpoint["channel_values"] == {"ch": 3}
+    assert tup.pending_writes == [("task", "x", 1)]
+    assert len(memory.list("t/T/b/")) == 1
+    assert memory.list("r/") == ["r/run-3/T"]
+    with pytest.raises(ValueError, match="keep_latest"):
+        saver.prune(["T"], strategy="keep_first")
+    saver.prune(["T"], strategy="delete")
+    assert memory.list() == []
+
+
+def test_delete_for_runs_moves_latest_back(memory: Memory) -> None:
+    saver = BotWireSaver(memory)
+    first = _put(saver, "T", step=0, run_id="keep")
+    _put(saver, "T", parent=first, step=1, run_id="drop")
+    saver.delete_for_runs(["drop"])
+    tup = saver.get_tuple(_cfg("T"))
+    assert tup is not None
+    assert tup.metadata["run_id"] == "keep"
+    assert memory.list("r/") == ["r/keep/T"]
+    saver.delete_for_runs(["keep"])
+    assert saver.get_tuple(_cfg("T")) is None
+    assert list(saver.list(_cfg("T"))) == []
+
+
+def test_copy_thread_then_delete_source(memory: Memory) -> None:
+    saver = BotWireSaver(memory)
+    cfg = _put(saver, "src", run_id="r1")
+    saver.put_writes(cfg, [("x", 1)], "task")
+    saver.copy_thread("src", "dst")
+    saver.delete_thread("src")
+    tup = saver.get_tuple(_cfg("dst"))
+    assert tup is not None
+    assert tup.pending_writes == [("task", "x", 1)]
+    assert tup.config["configurable"]["thread_id"] == "dst"
+    saver.delete_for_runs(["r1"])
+    assert saver.get_tuple(_cfg("dst")) is None
+
+
+def test_next_version_is_increasing_string(memory: Memory) -> None:
+    saver = BotWireSaver(memory)
+    v1 = saver.get_next_version(None, None)
+    v2 = saver.get_next_version(v1, None)
+    assert isinstance(v1, str)
+    assert v1 < v2
+    assert saver.get_next_version(7, None).startswith("0" * 30 + "08.")  # type: ignore[arg-type]
+
+
+def test_constructor_and_async_only_errors(memory: Memory) -> None:
+    with pytest.raises(TypeError, match="Memory or AsyncMemory"):
+        BotWireSaver("langgraph")  # type: ignore[arg-type]
+    saver = BotWireSaver(memory.as_async())
+    with pytest.raises(TypeError, match="pass a botwire Memory"):
+        saver.get_tuple(_cfg("T"))
+    with pytest.raises(ValueError, match="thread_id"):
+        BotWireSaver(memory).get_tuple({"configurable": {}})
+
+
+class State(TypedDict):
+    steps: Annotated[list[str], operator.add]
+
+
+def _graph(saver: BotWireSaver) -> Any:
+    builder = StateGraph(State)
+    for name in ("plan", "draft", "review", "publish"):
+        builder.add_node(name, lambda s, name=name: {"steps": [name]})
+    builder.add_edge(START, "plan")
+    builder.add_edge("plan", "draft")
+    builder.add_edge("draft", "review")
+    builder.add_edge("review", "publish")
+    builder.add_edge("publish", END)
+    return builder.compile(checkpointer=saver, interrupt_before=["review"])
+
+
+def test_real_graph_async_path_with_interrupt(memory_url: str, namespace: str) -> None:
+    thread = {"configurable": {"thread_id": str(uuid4())}}
+
+    async def first() -> Any:
+        async with BotWireSaver(Memory(namespace, url=memory_url).as_async()) as saver:
+            return await _graph(saver).ainvoke({"steps": []}, thread)
+
+    assert asyncio.run(first()) == {"steps": ["plan", "draft"]}
+
+    async def second() -> Any:  # another saver, another client: only botwire carries state
+        async with BotWireSaver(Memory(namespace, url=memory_url)) as saver:
+            graph = _graph(saver)
+            assert (await graph.aget_state(thread)).next == ("review",)
+            out = await graph.ainvoke(None, thread)
+            history = [s async for s in graph.aget_state_history(thread)]
+            return out, history
+
+    out, history = asyncio.run(second())
+    assert out == {"steps": ["plan", "draft", "review", "publish"]}
+    assert len(history) == 6  # input, plan, draft, (interrupt) review, publish, end
+    sync_saver = BotWireSaver(Memory(namespace, url=memory_url))
+    assert _graph(sync_saver).get_state(thread).values == out

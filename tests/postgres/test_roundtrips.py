@@ -1,0 +1,158 @@
+"""How many network round trips each operation costs (counted, never timed).
+
+The store talks to PostgreSQL through a loopback TCP relay that counts *turns*: each time bytes
+go from client to server after the server last spoke (or at the start) is one round trip. That is
+exactly what latency costs, whatever psycopg does internally.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from botwire import Conflict, Memory
+from botwire.store import Op
+from botwire_server.storage.postgres import PostgresStore
+
+pytestmark = pytest.mark.postgres
+
+
+class TurnCountingRelay:
+    """A loopback TCP relay to ``host:port`` that counts client-to-server turns."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.upstream = (host, port)
+        self.turns = 0
+        self._lock = threading.Lock()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._stop = False
+        self._threads: list[threading.Thread] = []
+        self._accept = threading.Thread(target=self._accept_loop, daemon=True)
+        self._accept.start()
+
+    def _accept_loop(self) -> None:
+        while not self._stop:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.upstream)
+            for sock in (client, server):  # no Nagle delays: they would only cost time
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            t = threading.Thread(target=self._relay, args=(client, server), daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def _relay(self, client: socket.socket, server: socket.socket) -> None:
+        last = "server"
+        with client, server:
+            while not self._stop:
+                ready, _, _ = select.select([client, server], [], [], 0.2)
+                for sock in ready:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    if sock is client:
+                        if last == "server":
+                            with self._lock:
+                                self.turns += 1
+                        last = "client"
+                        server.sendall(data)
+                    else:
+                        last = "server"
+                        client.sendall(data)
+
+    def take(self) -> int:
+        with self._lock:
+            n, self.turns = self.turns, 0
+        return n
+
+    def close(self) -> None:
+        self._stop = True
+        self._listener.close()
+        for t in self._threads:
+            t.join(timeout=5)
+
+
+@contextlib.contextmanager
+def relayed(url: str) -> Iterator[tuple[str, TurnCountingRelay]]:
+    params = conninfo_to_dict(url)
+    relay = TurnCountingRelay(str(params.get("host", "127.0.0.1")), int(params.get("port", 5432)))
+    try:
+        yield make_conninfo(**{**params, "host": "127.0.0.1", "port": relay.port}), relay
+    finally:
+        relay.close()
+
+
+def test_round_trips(postgres_url: str, ns: str) -> None:
+    with relayed(postgres_url) as (url, relay), PostgresStore(url, min_size=1, max_size=1) as store:
+        first = _measure(store, ns, relay.take)
+        for _ in range(6):  # past psycopg's prepare threshold: prepared statements in use
+            measured = _measure(store, ns, relay.take)
+    print("\nround trips per operation:", measured)
+    assert first == measured
+    assert measured["get"] == 1
+    assert measured["get_many of 20 keys"] == 1
+    assert measured["tail"] == 1
+    assert measured["list"] == 1
+    for op in ("set (new key)", "set (existing key)", "append", "incr", "delete"):
+        assert measured[op] == 2, (op, measured)
+    assert measured["append 3 items with max_len trim"] == 3
+    assert measured["pop"] == 3
+    assert measured["set_many of 20 keys"] == 1 + 19 + 1  # the first key's load is prefetched
+    assert measured["refused set (conflict)"] == 2
+    assert measured["incr with idempotency key"] == 2
+    assert measured["replayed idempotent incr"] == 2
+    assert measured["usage"] == 3
+
+def _measure(store: PostgresStore, ns: str, take: Callable[[], int]) -> dict[str, Any]:
+    mem = Memory(ns, store=store)
+    mem.clear()
+    mem.set("warm", 1)  # the pool has a connection
+    mem.set("s", "text")
+    measured: dict[str, int] = {}
+    take()
+    mem.get("warm")
+    measured["get"] = take()
+    mem.set("k", {"a": 1})
+    measured["set (new key)"] = take()
+    mem.set("k", {"a": 2})
+    measured["set (existing key)"] = take()
+    mem.append("chat", {"m": 1})
+    measured["append"] = take()
+    mem.append("chat", {"m": 2}, {"m": 3}, {"m": 4}, max_len=2)
+    measured["append 3 items with max_len trim"] = take()
+    mem.incr("n")
+    measured["incr"] = take()
+    mem.pop("chat")
+    measured["pop"] = take()
+    mem.delete("k")
+    measured["delete"] = take()
+    mem.get_many([f"k{i}" for i in range(20)])
+    measured["get_many of 20 keys"] = take()
+    mem.set_many({f"m{i}": i for i in range(20)})
+    measured["set_many of 20 keys"] = take()
+    mem.tail("chat", 1)
+    measured["tail"] = take()
+    mem.list()
+    measured["list"] = take()
+    with pytest.raises(Conflict):
+        mem.set("s", 1, if_absent=True)
+    measured["refused set (conflict)"] = take()
+    once = f"once-{uuid.uuid4()}"
+    store.batch(ns, [Op("incr", "n")], idempotency_key=once)
+    measured["incr with idempotency key"] = take()
+    store.batch(ns, [Op("incr", "n")], idempotency_key=once)
+    measured["replayed idempotent incr"] = take()
+    mem.usage()
+    measured["usage"] = take()
+    return measured

@@ -1,0 +1,106 @@
+"""Request bodies: strict JSON (400) and size limits enforced before reading (413)."""
+
+from __future__ import annotations
+
+import socket
+
+import httpx
+import pytest
+from server.srv_helpers import key_url
+from support.server import ServerProcess, running_server
+
+BAD_BODIES = [
+    b"{",
+    b"not json",
+    b'{"value": NaN}',
+    b'{"value": Infinity}',
+    b'{"value": -Infinity}',
+    b'{"value": 1e400}',
+    b'{"value": "\xff"}',
+    b"\xef\xbb\xbf\xff\xfe",
+    b"[" * 100_000 + b"]" * 100_000,
+    b'{"value": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",
+    b"[1]",
+    b'"just a string"',
+    b"",
+]
+
+
+@pytest.mark.parametrize("body", BAD_BODIES, ids=lambda b: repr(b[:20]))
+def test_malformed_bodies_are_400(http: httpx.Client, ns: str, body: bytes) -> None:
+    for method, url in (("PUT", key_url(ns, "k")), ("PATCH", key_url(ns, "k")),
+                        ("POST", f"/v1/namespaces/{ns}/batch"), ("PUT", f"/memory/{ns}/k")):
+        r = http.request(method, url, content=body,
+                         headers={"Content-Type": "application/json"})
+        assert r.status_code == 400, (method, url, r.text[:200])
+        assert r.json()["error"]["code"] == "invalid_argument"
+    assert http.get(key_url(ns, "k")).status_code == 404
+
+
+def test_nested_but_reasonable_values_are_fine(http: httpx.Client, ns: str) -> None:
+    value: object = "leaf"
+    for _ in range(200):
+        value = [value]
+    assert http.put(key_url(ns, "deep"), json={"value": value}).status_code == 200
+    assert http.get(key_url(ns, "deep")).json()["value"] == value
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    with running_server("--max-value-bytes", "1000",
+                        database=tmp_path_factory.mktemp("small") / "b.db") as s:
+        yield s
+
+
+def test_value_over_limit_is_413(small: ServerProcess, ns: str) -> None:
+    with httpx.Client(base_url=small.url) as http:
+        ok = http.put(key_url(ns, "k"), json={"value": "x" * 990})
+        assert ok.status_code == 200
+        r = http.put(key_url(ns, "k"), json={"value": "x" * 1001})
+        assert r.status_code == 413
+        err = r.json()["error"]
+        assert err["code"] == "value_too_large"
+        assert err["key"] == "k"
+        item = http.patch(key_url(ns, "l"), json={"append": ["y" * 1001]})
+        assert item.status_code == 413
+
+
+def test_huge_body_refused_from_content_length_before_reading(small: ServerProcess, ns: str
+                                                              ) -> None:
+    # Announce 50 MB but send only the headers: the server must answer without waiting.
+    with socket.create_connection((small.host, small.port), timeout=5) as sock:
+        sock.sendall(
+            f"PUT {key_url(ns, 'k')} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            "Content-Length: 50000000\r\n\r\n".encode()
+        )
+        sock.sendall(b'{"value": "' + b"x" * 1000)
+        reply = sock.recv(65536).decode("latin-1")
+    assert reply.startswith("HTTP/1.1 413"), reply[:200]
+    assert "value_too_large" in reply
+
+
+def test_huge_chunked_body_refused_while_streaming(small: ServerProcess, ns: str) -> None:
+    # A chunked body has no Content-Length: the server counts while it streams, answers 413
+    # once past the limit, and never needs the rest (the body is never finished here).
+    with socket.create_connection((small.host, small.port), timeout=5) as sock:
+        sock.sendall(
+            f"PUT {key_url(ns, 'k')} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n".encode()
+        )
+        chunk = b"x" * 16384
+        for _ in range(10):  # 160 KB, past the 2 x 1000 + 64 KiB single-body cap
+            sock.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+        reply = sock.recv(65536).decode("latin-1")
+    assert reply.startswith("HTTP/1.1 413"), reply[:200]
+    with httpx.Client(base_url=small.url) as http:
+        assert http.get(key_url(ns, "k")).status_code == 404
+
+
+def test_batch_allows_a_larger_body(small: ServerProcess, ns: str) -> None:
+    ops = [{"op": "set", "key": f"k{i}", "value": "v" * 900} for i in range(8)]
+    with httpx.Client(base_url=small.url) as http:
+        r = http.post(f"/v1/namespaces/{ns}/batch", json={"ops": ops, "atomic": True})
+        assert r.status_code == 200, r.text
+        assert len(r.json()["results"]) == 8
+        one = http.put(key_url(ns, "single"), content=b'{"value": "' + b"v" * 9000 + b'"}')
+        assert one.status_code == 413

@@ -1,0 +1,322 @@
+"""A real, throwaway PostgreSQL server for the test suites.
+
+``BOTWIRE_TEST_POSTGRES_URL`` (a superuser or ``CREATEDB`` role) is used when set; otherwise a
+private cluster is created with ``initdb`` (found on ``PATH`` or in
+``/usr/lib/postgresql/*/bin``) in a temporary directory, listening on a free loopback port with its
+unix socket inside that directory, and removed at the end. ``initdb`` refuses to run as root, so
+as root the cluster runs as an unprivileged user: ``postgres`` if it exists, else ``nobody``
+(``subprocess``'s ``user=``/``group=``, no ``sudo``/``su`` needed). Exactly what runs, as root::
+
+    chown postgres: $TMP/botwire-pg-XXXX
+    initdb -D $TMP/botwire-pg-XXXX/data -E UTF8 --locale=C -A trust -U postgres --no-sync
+    pg_ctl -D .../data -l .../server.log -w -t 60 -o "-c listen_addresses=127.0.0.1 -p PORT
+           -k $TMP/botwire-pg-XXXX -c fsync=off -c synchronous_commit=off
+           -c full_page_writes=off -c max_connections=300" start
+    ... tests ...
+    pg_ctl -D .../data -m fast -w stop && rm -rf $TMP/botwire-pg-XXXX
+
+When PostgreSQL cannot be started the fixture **fails** (it never skips): CI installs the
+``postgresql`` package and must not pass without running the PostgreSQL suite.
+
+Example (a ``conftest.py``)::
+
+    from support.postgres import postgres_url
+
+    postgres_url = postgres_url()            # session fixture: DSN of a fresh database
+
+    def test_something(postgres_url: str) -> None:
+        store = PostgresStore(postgres_url)
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import glob
+import itertools
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+__all__ = [
+    "PostgresServer",
+    "PostgresUnavailable",
+    "find_postgres_bin",
+    "new_database",
+    "postgres_url",
+    "running_postgres",
+    "shared_server",
+]
+
+ENV_URL = "BOTWIRE_TEST_POSTGRES_URL"
+
+
+class PostgresUnavailable(RuntimeError):
+    """PostgreSQL could not be found or started; the message says what to install or set."""
+
+
+def find_postgres_bin() -> str:
+    """The directory holding ``initdb`` and ``pg_ctl`` (``PATH`` first, newest version after)."""
+    found = shutil.which("initdb")
+    if found:
+        real = os.path.dirname(os.path.realpath(found))
+        if os.path.exists(os.path.join(real, "pg_ctl")):
+            return real
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+        key=lambda p: [int(x) if x.isdigit() else 0 for x in p.split("/")[4].split(".")],
+    )
+    for initdb in reversed(candidates):
+        if os.path.exists(os.path.join(os.path.dirname(initdb), "pg_ctl")):
+            return os.path.dirname(initdb)
+    raise PostgresUnavailable(
+        "PostgreSQL is needed for the PostgreSQL tests but initdb/pg_ctl were not found on PATH "
+        "or in /usr/lib/postgresql/*/bin. Install it (apt-get install -y postgresql) or set "
+        f"{ENV_URL}=postgresql://user@host:port/db (a role that may CREATE DATABASE)."
+    )
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _unprivileged_user() -> pwd.struct_passwd | None:
+    """Who runs the cluster: ``None`` (ourselves) unless we are root."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "nobody"):
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            continue
+    raise PostgresUnavailable("running as root and neither 'postgres' nor 'nobody' exists")
+
+
+def _temp_root(user: pwd.struct_passwd | None) -> str:
+    """A temporary directory the cluster's user can reach (``$TMPDIR`` may be root-only)."""
+    root = tempfile.gettempdir()
+    if user is None:
+        return root
+    path = os.path.abspath(root)
+    while True:
+        if not os.stat(path).st_mode & 0o001:  # not traversable by others
+            return "/tmp"
+        parent = os.path.dirname(path)
+        if parent == path:
+            return root
+        path = parent
+
+
+class PostgresServer:
+    """A PostgreSQL server the tests may create databases on.
+
+    ``admin_url`` connects with rights to create databases; :meth:`new_database` returns the DSN of
+    a fresh empty UTF8 database.
+    """
+
+    def __init__(self, admin_url: str, *, owned_dir: str | None = None) -> None:
+        self.admin_url = admin_url
+        self._dir = owned_dir
+        self._bin: str | None = None
+        self._user: pwd.struct_passwd | None = None
+        self._created: list[str] = []
+        self._lock = threading.Lock()
+        self._counter = itertools.count()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @classmethod
+    def start(cls) -> PostgresServer:
+        """Use ``BOTWIRE_TEST_POSTGRES_URL`` or start a private cluster (see module docstring)."""
+        url = os.environ.get(ENV_URL)
+        if url:
+            server = cls(url)
+            server._check()
+            return server
+        bindir = find_postgres_bin()
+        user = _unprivileged_user()
+        base = tempfile.mkdtemp(prefix="botwire-pg-", dir=_temp_root(user))
+        server = cls("", owned_dir=base)
+        server._bin, server._user = bindir, user
+        try:
+            os.chmod(base, 0o700)
+            if user is not None:
+                os.chown(base, user.pw_uid, user.pw_gid)
+            data = os.path.join(base, "data")
+            server._pg("initdb", "-D", data, "-E", "UTF8", "--locale=C", "-A", "trust",
+                       "-U", "postgres", "--no-sync")
+            port = _free_port()
+            options = (
+                f"-c listen_addresses=127.0.0.1 -p {port} -k {base} -c fsync=off"
+                " -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
+            )
+            log = os.path.join(base, "server.log")
+            server._pg("pg_ctl", "-D", data, "-l", log, "-w", "-t", "60", "-o", options, "start")
+            server.admin_url = make_conninfo(
+                host="127.0.0.1", port=port, user="postgres", dbname="postgres"
+            )
+            server._check()
+        except BaseException:
+            server.stop()
+            raise
+        return server
+
+    def _pg(self, tool: str, *args: str) -> None:
+        assert self._bin is not None
+        kwargs: dict[str, Any] = {}
+        if self._user is not None:
+            kwargs = {"user": self._user.pw_uid, "group": self._user.pw_gid, "extra_groups": []}
+        env = {**os.environ, "LC_ALL": "C", "LANG": "C"}
+        env.pop("PGDATA", None)
+        done = subprocess.run(
+            [os.path.join(self._bin, tool), *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=self._dir or "/",
+            env=env,
+            check=False,
+            **kwargs,
+        )
+        if done.returncode != 0:
+            log = ""
+            if self._dir and os.path.exists(os.path.join(self._dir, "server.log")):
+                with open(os.path.join(self._dir, "server.log")) as f:
+                    log = f.read()[-3000:]
+            raise PostgresUnavailable(
+                f"{tool} {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n"
+                f"{done.stderr}\n{log}"
+            )
+
+    def _check(self) -> None:
+        try:
+            with psycopg.connect(self.admin_url, autocommit=True, connect_timeout=10) as conn:
+                conn.execute("SELECT 1")
+        except psycopg.Error as exc:
+            raise PostgresUnavailable(f"cannot connect to test PostgreSQL: {exc}") from exc
+
+    def stop(self) -> None:
+        """Drop created databases (external server) or stop and delete the private cluster."""
+        if self._dir is None:
+            for name in self._created:
+                with contextlib.suppress(psycopg.Error), psycopg.connect(
+                    self.admin_url, autocommit=True
+                ) as conn:
+                    conn.execute(
+                        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                            sql.Identifier(name)
+                        )
+                    )
+            self._created.clear()
+            return
+        data = os.path.join(self._dir, "data")
+        try:
+            if os.path.exists(os.path.join(data, "postmaster.pid")):
+                self._pg("pg_ctl", "-D", data, "-m", "fast", "-w", "-t", "60", "stop")
+        finally:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+    # -- databases ---------------------------------------------------------------------------
+
+    def new_database(self, prefix: str = "botwire_test") -> str:
+        """Create an empty UTF8 database and return its DSN."""
+        name = f"{prefix}_{os.getpid()}_{next(self._counter)}_{uuid.uuid4().hex[:6]}"
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL(
+                    "CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8'"
+                    " LC_COLLATE 'C' LC_CTYPE 'C'"
+                ).format(sql.Identifier(name))
+            )
+        with self._lock:
+            self._created.append(name)
+        params = conninfo_to_dict(self.admin_url)
+        params["dbname"] = name
+        return make_conninfo(**params)
+
+
+@contextlib.contextmanager
+def running_postgres() -> Iterator[PostgresServer]:
+    """A server for the duration of the block; stopped and removed afterwards.
+
+    Example::
+
+        with running_postgres() as pg:
+            store = PostgresStore(pg.new_database())
+    """
+    server = PostgresServer.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+# One server per test session, shared by every fixture made by postgres_url(); it is stopped at
+# the end of the pytest session (config cleanup), or at interpreter exit outside pytest.
+_shared: PostgresServer | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_server(config: pytest.Config | None = None) -> PostgresServer:
+    """The session's shared server, started on first use and stopped at the end of the session."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            server = PostgresServer.start()
+            _shared = server
+            if config is not None:
+                config.add_cleanup(_stop_shared)
+            else:
+                atexit.register(_stop_shared)
+        return _shared
+
+
+def _stop_shared() -> None:
+    global _shared
+    with _shared_lock:
+        server, _shared = _shared, None
+    if server is not None:
+        server.stop()
+
+
+def new_database(prefix: str = "botwire_test") -> str:
+    """A fresh database on the shared server (started if need be)."""
+    return shared_server().new_database(prefix)
+
+
+def postgres_url(scope: str = "session", prefix: str = "botwire_test") -> Callable[..., Any]:
+    """Make a pytest fixture that yields the DSN of a fresh database on the shared server.
+
+    Example (``conftest.py``)::
+
+        from support.postgres import postgres_url
+        postgres_url = postgres_url()                  # one database per session
+        pg_fresh_url = postgres_url(scope="function")  # one database per test
+
+    Fails (never skips) when PostgreSQL cannot be started.
+    """
+
+    @pytest.fixture(scope=scope)  # type: ignore[call-overload, untyped-decorator]
+    def fixture(request: pytest.FixtureRequest) -> str:
+        try:
+            server = shared_server(request.config)
+        except PostgresUnavailable as exc:
+            pytest.fail(f"PostgreSQL could not be started: {exc}", pytrace=False)
+        return server.new_database(prefix)
+
+    return fixture  # type: ignore[no-any-return]
