@@ -139,51 +139,62 @@ def scenarios(connections: int) -> dict[str, list[list[bytes]]]:
     }
 
 
-def run_backend(label: str, database: str, extra: list[str], args: argparse.Namespace
-                ) -> list[tuple[str, str, Result]]:
-    server = Server(database, extra)
-    rows = []
-    try:
-        scen = scenarios(args.connections)
-        # seed the keys read by GET, warm up
-        asyncio.run(_drive(server.port, scen["PUT key (SET)"], 0.5))
-        for name, reqs in scen.items():
-            asyncio.run(_drive(server.port, reqs, min(1.0, args.duration / 4)))  # warm-up
-            result = asyncio.run(_drive(server.port, reqs, args.duration))
-            rows.append((label, name, result))
-            print(f"  {label:28} {name:24} {result.rps:9.0f} req/s "
-                  f"(p50 {result.pct(50):.1f} ms, p99 {result.pct(99):.1f} ms, "
-                  f"errors {result.errors})", file=sys.stderr)
-    finally:
-        server.stop()
-    return rows
+def _merge(results: list[Result]) -> Result:
+    """The median round by rate (rounds are interleaved across backends to share the noise)."""
+    ordered = sorted(results, key=lambda r: r.rps)
+    return ordered[len(ordered) // 2]
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--duration", type=float, default=5.0, help="seconds per scenario")
+    p.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="interleaved rounds per backend and route; the median is reported")
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--postgres-url", default=None)
     p.add_argument("--store-calls", choices=["inline", "thread", "both"], default="both",
                    help="how the server calls SQLite (both: measure each)")
     args = p.parse_args()
     tmp = tempfile.mkdtemp(prefix="botwire-bench-")
-    rows: list[tuple[str, str, Result]] = []
+    backends: list[tuple[str, str, list[str]]] = []
     modes = ["inline", "thread"] if args.store_calls == "both" else [args.store_calls]
     for mode in modes:
-        db = os.path.join(tmp, f"bench-{mode}.db")
-        rows += run_backend(f"SQLite ({mode})", db, ["--store-calls", mode], args)
+        backends.append((f"SQLite ({mode})", os.path.join(tmp, f"bench-{mode}.db"),
+                         ["--store-calls", mode]))
     if args.postgres_url:
-        rows += run_backend("PostgreSQL (thread pool)", args.postgres_url, [], args)
-    print(f"\n{args.connections} keep-alive connections, {args.duration:g} s per scenario, "
-          f"one uvicorn worker, Python {sys.version.split()[0]}, {os.cpu_count()} CPUs\n")
+        backends.append(("PostgreSQL (thread pool)", args.postgres_url, []))
+    scen = scenarios(args.connections)
+    servers: dict[str, Server] = {}
+    measured: dict[tuple[str, str], list[Result]] = {}
+    try:
+        for label, database, extra in backends:
+            servers[label] = Server(database, extra)
+            asyncio.run(_drive(servers[label].port, scen["PUT key (SET)"], 0.5))  # seed + warm
+        for rnd in range(args.rounds):
+            for label, _, _ in backends:
+                port = servers[label].port
+                for name, reqs in scen.items():
+                    asyncio.run(_drive(port, reqs, 0.3))  # warm-up
+                    result = asyncio.run(_drive(port, reqs, args.duration))
+                    measured.setdefault((label, name), []).append(result)
+                    print(f"  round {rnd + 1}: {label:26} {name:22} {result.rps:8.0f} req/s "
+                          f"(p50 {result.pct(50):.1f} ms, p99 {result.pct(99):.1f} ms, "
+                          f"errors {result.errors})", file=sys.stderr)
+    finally:
+        for server in servers.values():
+            server.stop()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"\n{args.connections} keep-alive connections, median of {args.rounds} interleaved "
+          f"rounds of {args.duration:g} s, one uvicorn worker, Python {sys.version.split()[0]}, "
+          f"{os.cpu_count()} CPUs, load average {load:.1f}\n")
     print("| backend | route | req/s | vs no-op | p50 ms | p99 ms | errors |")
     print("|---|---|---:|---:|---:|---:|---:|")
-    baselines = {label: r.rps for label, name, r in rows if name.startswith("GET /_noop")}
-    for label, name, r in rows:
-        ratio = r.rps / baselines[label] if baselines.get(label) else float("nan")
-        print(f"| {label} | {name} | {r.rps:,.0f} | {ratio:.2f} | {r.pct(50):.1f} | "
-              f"{r.pct(99):.1f} | {r.errors} |")
+    for label, _, _ in backends:
+        base = _merge(measured[(label, "GET /_noop (baseline)")]).rps
+        for name in scen:
+            r = _merge(measured[(label, name)])
+            print(f"| {label} | {name} | {r.rps:,.0f} | {r.rps / base:.2f} | {r.pct(50):.1f} | "
+                  f"{r.pct(99):.1f} | {sum(x.errors for x in measured[(label, name)])} |")
     return 0
 
 

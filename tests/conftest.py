@@ -61,6 +61,15 @@ def backend(
         b.close()
 
 
+@pytest.fixture(scope="session")
+def shared_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One real botwire-server (SQLite) shared by the adapter suites' HTTP runs."""
+    from support.server import running_server
+
+    with running_server(database=tmp_path_factory.mktemp("shared-server") / "s.db") as server:
+        yield server.url
+
+
 @pytest.fixture
 def ns(request: pytest.FixtureRequest) -> str:
     """A namespace no other test uses (so per-namespace quotas never collide)."""

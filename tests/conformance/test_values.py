@@ -67,6 +67,8 @@ def test_stored_none_is_present(mem: Memory) -> None:
         (datetime.datetime(2024, 1, 15), "datetime"),
         (object(), "object"),
         ({"a": b"bytes"}, "bytes"),
+        ("\ud800", "surrogate"),
+        ({"k": ["ok", "x\udfffy"]}, "surrogate"),
     ],
 )
 def test_non_json_is_refused_before_io(mem: Memory, value: Any, named: str) -> None:

@@ -69,3 +69,18 @@ def test_unknown_attribute_is_an_attribute_error() -> None:
         "import botwire\ntry:\n    botwire.Nope\nexcept AttributeError as e:\n    print('ok', e)"
     ).stdout
     assert out.startswith("ok")
+
+
+def test_cold_http_path_skips_costly_stdlib_modules() -> None:
+    # Each of these cost a cold start milliseconds (benchmarks/run.py, P1 and P6); the client
+    # does without them: typing only for type checkers, records without dataclasses (inspect),
+    # its own percent-encoding and URL split (urllib.parse), tempfile and random only when used.
+    probe = (
+        "from botwire import Memory\n"
+        "m = Memory('x', url='http://127.0.0.1:9')\n"
+        "import botwire.backends._http_sync\n"
+        "import sys\n"
+        "costly = ['typing', 'dataclasses', 'inspect', 'tempfile', 'urllib.parse', 'random']\n"
+        "print(','.join(name for name in costly if name in sys.modules))\n"
+    )
+    assert run_python(probe).stdout.strip().splitlines()[-1:] in ([], [""])

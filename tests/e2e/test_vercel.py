@@ -131,13 +131,6 @@ def test_warm_instance_serves_every_request(vercel: Platform, reader: Any) -> No
     assert len(stored(reader, a)) == 6 and len(stored(reader, b)) == 4
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="botwire-core's HTTPStore keeps one connection per THREAD; Vercel's runtime "
-    "(ThreadingHTTPServer) runs every request in a new thread, so each warm request opens a "
-    "new connection and the previous ones stay open (5 requests -> 5 open sockets). Needs a "
-    "connection pool shared across threads in botwire-core.",
-)
 def test_warm_instance_reuses_one_http_connection(vercel: Platform) -> None:
     a = sid()
     run = serve(vercel, *(say(a, f"message {i}") for i in range(5)))

@@ -21,6 +21,9 @@ BAD_BODIES = [
     b"[" * 100_000 + b"]" * 100_000,
     b'{"value": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",
     b"[1]",
+    b'{"value": "\\ud800"}',
+    b'{"value": {"a": ["x\\udfffy"]}}',
+    b'{"value": {"\\uDC00": 1}}',
     b'"just a string"',
     b"",
 ]
@@ -104,3 +107,9 @@ def test_batch_allows_a_larger_body(small: ServerProcess, ns: str) -> None:
         assert len(r.json()["results"]) == 8
         one = http.put(key_url(ns, "single"), content=b'{"value": "' + b"v" * 9000 + b'"}')
         assert one.status_code == 413
+
+
+def test_escaped_surrogate_pairs_are_text(http: httpx.Client, ns: str) -> None:
+    body = b'{"value": "\\ud83d\\ude00 \\u00e9"}'
+    assert http.put(key_url(ns, "emoji"), content=body).status_code == 200
+    assert http.get(key_url(ns, "emoji")).json()["value"] == "\U0001F600 \u00e9"

@@ -233,3 +233,20 @@ def test_unknown_route_and_method_use_the_error_shape(http: httpx.Client) -> Non
     r = http.post("/v1/namespaces/a/keys/b", json={})
     assert r.status_code == 405
     assert r.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_out_of_range_integers_are_400_not_5xx(http: httpx.Client, ns: str) -> None:
+    http.patch(key_url(ns, "l"), json={"append": [1]})
+    huge = "9" * 30
+    assert http.get(key_url(ns, "l"), params={"tail": huge}).status_code == 400
+    assert http.put(key_url(ns, "l"), json={"value": 1},
+                    headers={"If-Match": f'"{huge}"'}).status_code == 400
+    for op in ({"op": "get", "key": "l", "tail": 2**64}, {"op": "check", "key": "l",
+                                                          "version": 2**63},
+               {"op": "set", "key": "l", "value": 1, "if_version": -(2**63) - 1},
+               {"op": "append", "key": "l", "items": [1], "max_len": 2**70}):
+        r = http.post(f"/v1/namespaces/{ns}/batch", json={"ops": [op]})
+        assert r.status_code == 400, op
+    big = http.patch(key_url(ns, "n"), json={"incr": 2**80})  # big numbers are fine as values
+    assert big.status_code == 200
+    assert big.json()["value"] == 2**80

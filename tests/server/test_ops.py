@@ -75,7 +75,7 @@ def test_testing_clock_refuses_going_back(http: httpx.Client) -> None:
 def _log_lines(server: ServerProcess) -> list[dict]:
     text = server.log()
     complete = text[: text.rfind("\n") + 1]  # the last line may still be being written
-    return [json.loads(line) for line in complete.splitlines() if line.startswith("{")]
+    return [json.loads(line) for line in complete.split("\n") if line.startswith("{")]
 
 
 def test_access_log_is_json_lines(http: httpx.Client, server: ServerProcess, ns: str) -> None:
@@ -186,3 +186,26 @@ def test_unopenable_database_fails_clearly(tmp_path: Path) -> None:
     )
     assert r.returncode == 1
     assert "cannot open the database" in r.stderr
+
+
+def test_openapi_declares_bearer_auth_when_tokens_are_on(auth_server: ServerProcess) -> None:
+    spec = httpx.get(f"{auth_server.url}/openapi.json").json()
+    assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    assert spec["security"] == [{"bearer": []}]
+    assert "401" in spec["paths"]["/v1/namespaces/{ns}/keys/{key}"]["get"]["responses"]
+
+
+def test_synchronous_full_and_thread_mode_serve(tmp_path: Path) -> None:
+    with running_server("--synchronous", "FULL", "--store-calls", "thread",
+                        database=tmp_path / "b.db") as s, httpx.Client(base_url=s.url) as http:
+        assert http.put(key_url("sync", "k"), json={"value": [1]}).status_code == 200
+        assert http.patch(key_url("sync", "k"), json={"append": [2]}).json()["length"] == 2
+        assert http.get(key_url("sync", "k")).json()["value"] == [1, 2]
+
+
+def test_bad_flags_exit_2(tmp_path: Path) -> None:
+    for args in (["--writes-per-day", "-1"], ["--synchronous", "OFF"], ["--port", "x"]):
+        r = subprocess.run([sys.executable, "-m", "botwire_server", *args,
+                            "--database", str(tmp_path / "b.db")],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 2, args

@@ -87,3 +87,15 @@ class HTTPBackend:
     def close(self) -> None:
         for m in self._memories:
             m.close()
+
+
+ADAPTER_BACKENDS = ["embedded", "http"]
+
+
+def adapter_memory_url(request: Any, tmp_path: Any) -> str:
+    """``memory_url`` for the adapter suites: a fresh SQLite file, or the session's shared
+    server (the ``shared_server_url`` fixture of tests/conftest.py)."""
+    if request.param == "embedded":
+        return f"sqlite:///{tmp_path}/m.db"
+    url: str = request.getfixturevalue("shared_server_url")
+    return url

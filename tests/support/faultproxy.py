@@ -58,7 +58,9 @@ async def _read_message(reader: asyncio.StreamReader) -> bytes | None:
 
 class FaultProxy:
     """Start with ``with FaultProxy(upstream_port, script=[...], faults={...}) as proxy:``;
-    point the client at ``proxy.url``. ``proxy.counts`` tells which actions happened."""
+    point the client at ``proxy.url``. ``proxy.counts`` tells which actions happened;
+    ``proxy.bytes_up`` / ``proxy.bytes_down`` count the bytes of the requests forwarded to the
+    server and of the responses forwarded back (the benchmarks' bytes on the wire)."""
 
     def __init__(
         self,
@@ -74,6 +76,8 @@ class FaultProxy:
         self.faults = faults or {}
         self.random = random.Random(seed)
         self.counts: Counter[str] = Counter()
+        self.bytes_up = 0
+        self.bytes_down = 0
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.AbstractServer | None = None
@@ -126,6 +130,7 @@ class FaultProxy:
                 ureader, uwriter = upstream
                 uwriter.write(request)
                 await uwriter.drain()
+                self.bytes_up += len(request)
                 response = await _read_message(ureader)
                 if response is None:
                     return
@@ -141,6 +146,7 @@ class FaultProxy:
                     return
                 cwriter.write(response)
                 await cwriter.drain()
+                self.bytes_down += len(response)
         except (ConnectionError, asyncio.IncompleteReadError, OSError):
             return
         finally:

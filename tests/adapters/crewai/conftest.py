@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from support.backends import ADAPTER_BACKENDS, adapter_memory_url
 
 _HOME = tempfile.mkdtemp(prefix="botwire-crewai-home-")
 atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
@@ -34,10 +35,10 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 
-@pytest.fixture
-def memory_url(tmp_path: Path) -> str:
-    """The botwire backend every test uses (an embedded SQLite file for now)."""
-    return f"sqlite:///{tmp_path}/m.db"
+@pytest.fixture(params=ADAPTER_BACKENDS)
+def memory_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The botwire backend under test: a fresh embedded SQLite file, or a real server."""
+    return adapter_memory_url(request, tmp_path)
 
 
 @pytest.fixture

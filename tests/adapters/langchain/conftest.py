@@ -15,16 +15,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from support.backends import ADAPTER_BACKENDS, adapter_memory_url
 
 from botwire import Memory
 
 HERE = Path(__file__).parent
 
 
-@pytest.fixture
-def memory_url(tmp_path: Path) -> str:
-    """The botwire backend under test."""
-    return f"sqlite:///{tmp_path}/m.db"
+@pytest.fixture(params=ADAPTER_BACKENDS)
+def memory_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The botwire backend under test: a fresh embedded SQLite file, or a real server."""
+    return adapter_memory_url(request, tmp_path)
 
 
 @pytest.fixture

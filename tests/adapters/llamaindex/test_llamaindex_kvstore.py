@@ -52,8 +52,12 @@ def test_collections_are_separate_and_round_trip(memory: Memory, collection: str
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
-    collection=st.text(st.characters(blacklist_characters="\x00"), max_size=20),
-    key=st.text(st.characters(blacklist_characters="\x00"), max_size=40),
+    collection=st.text(
+        st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=20
+    ),
+    key=st.text(
+        st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=40
+    ),
 )
 def test_any_collection_and_key_round_trip(memory: Memory, collection: str, key: str) -> None:
     kv = BotWireKVStore(memory=memory)

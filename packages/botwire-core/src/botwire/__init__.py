@@ -10,11 +10,14 @@ adapters (``BotWireChatHistory`` ...) resolve to their packages when installed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 __version__ = "0.3.0"
 
+# Not ``from typing import TYPE_CHECKING``: importing typing costs a cold start several ms, and
+# ``import botwire`` must cost almost nothing. Type checkers treat this name as True.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from ._async import AsyncMemory
     from ._atomic import AsyncTransaction, Transaction
     from ._config import BotWireWarning

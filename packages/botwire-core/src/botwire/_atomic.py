@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from . import _common as c
 from ._types import Op
 
+TYPE_CHECKING = False  # not typing's: importing typing costs a cold start ms
 if TYPE_CHECKING:
+    from typing import Any
+
     from ._async import AsyncMemory
     from ._memory import Memory
 

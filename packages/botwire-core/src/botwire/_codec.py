@@ -7,9 +7,12 @@ JSON value are refused there with :class:`NotSerializable`, naming the key and t
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from ._errors import NotSerializable
+
+TYPE_CHECKING = False  # not typing's: importing typing costs a cold start ms
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["decode", "dumps", "encode"]
 
@@ -33,7 +36,17 @@ def dumps(value: Any) -> str:
 def encode(value: Any, *, namespace: str | None = None, key: str | None = None) -> str:
     """Compact JSON text of ``value``, or :class:`NotSerializable` naming the culprit."""
     try:
-        return _dumps(value)
+        text = _dumps(value)
+        text.encode("utf-8")  # a lone surrogate in a str is not UTF-8: refuse it here, before I/O
+        return text
+    except UnicodeEncodeError:
+        raise NotSerializable(
+            f"botwire: the value for key {key!r} in namespace {namespace!r} contains a string "
+            "with a lone surrogate (e.g. '\\ud800'), which is not valid UTF-8; clean the text "
+            "first (for example s.encode('utf-8', 'replace').decode()).",
+            namespace=namespace,
+            key=key,
+        ) from None
     except ValueError as exc:  # NaN / Infinity, or a circular reference
         what = "a circular reference" if "ircular" in str(exc) else "a float NaN or Infinity"
         raise NotSerializable(

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 from ._codec import encode
 from ._errors import BotWireError, InvalidArgument, error_from_payload
 from ._names import check_key, check_namespace
 from ._types import Entry, Op
+
+TYPE_CHECKING = False  # not typing's: importing typing costs a cold start ms
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "UPDATE_ATTEMPTS",

@@ -1,7 +1,7 @@
 """Where memory lives: settings from arguments and environment, and the shared backends.
 
 Every ``Memory`` with the same settings shares one backend (one SQLite connection, or one
-keep-alive HTTP connection per thread), so a warm serverless container reuses it across
+pool of keep-alive HTTP connections), so a warm serverless container reuses it across
 invocations.
 """
 
@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import threading
 import time
 import warnings
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 from ._errors import InvalidArgument
+from ._record import record
 
+TYPE_CHECKING = False  # not typing's: importing typing costs a cold start ms
 if TYPE_CHECKING:
+    from typing import Any
+
     from .store import AsyncStore, Store
 
 __all__ = ["Settings", "acquire_async_store", "acquire_store", "release", "resolve"]
@@ -31,7 +32,7 @@ class BotWireWarning(UserWarning):
     """Something works, but probably not as you meant it to (e.g. local files on Lambda)."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Settings:
     """Resolved configuration. ``url`` is ``http(s)://...`` or ``sqlite:///<absolute path>``."""
 
@@ -114,6 +115,8 @@ def _default_path() -> str:
             return os.path.join(home, "memory.db")
     except OSError:
         pass
+    import tempfile  # only here: it imports shutil, random, bz2, lzma... (a cold start's ms)
+
     tmp = os.path.join(
         tempfile.gettempdir(), f"botwire-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
     )

@@ -6,7 +6,9 @@ HTTP client can raise the very same class again (see :func:`error_from_payload`)
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # not typing's: importing typing costs a cold start ms
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "BotWireError",

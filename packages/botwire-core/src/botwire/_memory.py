@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
-from typing import TYPE_CHECKING, Any
 
 from . import _common as c
 from ._atomic import Transaction
@@ -11,7 +10,10 @@ from ._config import Settings, acquire_store, release, resolve
 from ._errors import Conflict
 from ._types import Entry, Usage
 
+TYPE_CHECKING = False  # not typing's: importing typing costs a cold start ms
 if TYPE_CHECKING:
+    from typing import Any
+
     from ._async import AsyncMemory
     from .store import Store
 
@@ -20,7 +22,7 @@ __all__ = ["Memory"]
 _MISSING: Any = object()
 
 
-class Memory(MutableMapping[str, Any]):
+class Memory(MutableMapping[str, "Any"]):
     """Persistent key-value memory for one namespace (a user, a session, an agent).
 
     Values are any JSON and come back with exactly the type stored. Where the data lives comes

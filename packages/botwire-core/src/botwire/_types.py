@@ -3,15 +3,21 @@ limits and the operations a store applies."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from ._record import field, record
+
+TYPE_CHECKING = False  # not typing's: importing typing costs a cold start ms
+if TYPE_CHECKING:
+    from typing import Any, Literal
 
 __all__ = ["Entry", "KeyInfo", "KeyPage", "Limits", "Op", "OpKind", "Usage"]
 
-OpKind = Literal["get", "set", "delete", "append", "incr", "pop", "check"]
+if TYPE_CHECKING:
+    OpKind = Literal["get", "set", "delete", "append", "incr", "pop", "check"]
+else:
+    OpKind = str  # the Literal above, for type checkers
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Entry:
     """One stored value with its metadata. Times are seconds since the epoch (UTC).
 
@@ -30,7 +36,7 @@ class Entry:
     expires_at: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class KeyInfo:
     """A key as listed: its version, stored size in bytes and times."""
 
@@ -41,7 +47,7 @@ class KeyInfo:
     expires_at: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class KeyPage:
     """One page of a key listing; ``cursor`` is ``None`` on the last page."""
 
@@ -49,7 +55,7 @@ class KeyPage:
     cursor: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Limits:
     """Per-namespace limits, enforced inside the write's transaction. ``0`` means unlimited.
 
@@ -70,7 +76,7 @@ class Limits:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Usage:
     """What a namespace holds and has used today, with the limits in force (0 = unlimited).
 
@@ -85,7 +91,7 @@ class Usage:
     limits: Limits = field(default_factory=Limits)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Op:
     """One operation of a batch. Values and items travel as JSON text, encoded by the client.
 

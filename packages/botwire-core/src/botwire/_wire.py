@@ -7,12 +7,14 @@ inside the body; the client splices the value text it already encoded instead of
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
-from urllib.parse import quote, urlencode
 
 from ._codec import dumps
 from ._errors import InvalidArgument
 from ._types import Entry, KeyInfo, KeyPage, Limits, Op, Usage
+
+TYPE_CHECKING = False  # not typing's: importing typing costs a cold start ms
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "batch_body",
@@ -33,11 +35,23 @@ __all__ = [
 API = "/v1/namespaces/"
 
 
+# RFC 3986 unreserved characters. Not urllib.parse.quote: importing urllib.parse costs a cold
+# start ms (it imports ipaddress...), and this is all the client needs of it.
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
+_ESCAPES = tuple(chr(b) if b in _UNRESERVED else f"%{b:02X}" for b in range(256))
+
+
+def quote(text: str) -> str:
+    """``urllib.parse.quote(text, safe="")``: percent-encode every UTF-8 byte outside the
+    unreserved set."""
+    return "".join([_ESCAPES[b] for b in text.encode("utf-8")])
+
+
 def quote_key(key: str) -> str:
     """Percent-encode every byte outside the unreserved set; ``.``/``..`` become ``%2E``."""
     if key in (".", ".."):
         return "%2E" * len(key)
-    return quote(key, safe="")
+    return quote(key)
 
 
 def namespace_path(ns: str) -> str:
@@ -54,7 +68,7 @@ def keys_path(ns: str, prefix: str, cursor: str | None, limit: int) -> str:
         query["prefix"] = prefix
     if cursor:
         query["cursor"] = cursor
-    return f"{API}{ns}/keys?{urlencode(query, quote_via=quote)}"
+    return f"{API}{ns}/keys?" + "&".join(f"{k}={quote(str(v))}" for k, v in query.items())
 
 
 def _num(value: float | None) -> str:
@@ -140,6 +154,9 @@ def _opt_int(ns: str, d: dict[str, Any], name: str) -> int | None:
     value = d.get(name)
     if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
         raise _bad(ns, f"{name!r} must be an integer, got {type(value).__name__}")
+    if value is not None and not -(2**63) <= value < 2**63:
+        # SQLite and PostgreSQL hold 64-bit integers; a larger one would fail in the driver.
+        raise _bad(ns, f"{name!r} is out of range (a 64-bit integer)")
     return value
 
 

@@ -24,7 +24,7 @@ class JSONFormatter(logging.Formatter):
         }
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
-        return json.dumps(line, ensure_ascii=False, default=str)
+        return json.dumps(line, ensure_ascii=True, default=str)
 
 
 def configure_logging(level: str) -> None:

@@ -157,6 +157,7 @@ def _serve(argv: Sequence[str]) -> int:
 
     import uvicorn
 
+    from ._protocol import http_protocol_options
     from .app import create_app
 
     app = create_app(settings, store=store, clock=clock)
@@ -169,6 +170,10 @@ def _serve(argv: Sequence[str]) -> int:
         access_log=False,
         server_header=False,
         timeout_graceful_shutdown=10,
+        # Warm serverless invocations come seconds to minutes apart; uvicorn's 5 s default would
+        # close their keep-alive connection every time (75 s, like common load balancers).
+        timeout_keep_alive=75,
+        **http_protocol_options(),  # bounded request heads (size and time): see _protocol.py
     )
     return 0
 

@@ -119,6 +119,6 @@ class MetricsMiddleware:
                             "ms": round(elapsed * 1000, 3),
                             "client": client[0] if client else None,
                         },
-                        ensure_ascii=False,
+                        ensure_ascii=True,  # one physical line whatever the key holds
                     )
                 )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -34,6 +35,12 @@ MIB = 1024 * 1024
 
 #: The hosted free tier of the original service: 1000 writes/day, 50 MB per namespace.
 FREE_TIER = {"writes_per_day": 1000, "max_namespace_bytes": 50 * 1000 * 1000}
+
+
+# A libpq keyword/value connection string: "host=... dbname=..." (at least one known keyword).
+_CONNINFO = re.compile(
+    r"^\s*(?:\w+\s*=\s*\S*\s+)*(?:host|hostaddr|dbname|user|port|service)\s*=", re.ASCII
+)
 
 
 class ConfigError(ValueError):
@@ -62,6 +69,16 @@ def _env_int(name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ConfigError(f"botwire-server: {name}={raw!r} is not a whole number.") from None
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"botwire-server: {name}={raw!r} is not a number.") from None
 
 
 @dataclass(frozen=True)
@@ -101,6 +118,15 @@ class Settings:
             raise ConfigError("botwire-server: store_calls is 'inline' or 'thread'.")
         if self.synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):
             raise ConfigError("botwire-server: --synchronous is NORMAL, FULL or EXTRA.")
+        if not self.housekeeping_seconds > 0:
+            raise ConfigError("botwire-server: the housekeeping interval must be > 0 seconds.")
+        if "://" in self.database and not self.database.startswith(
+            ("sqlite://", "postgresql://", "postgres://")
+        ):
+            raise ConfigError(
+                f"botwire-server: database {self.database.split('://')[0]}://... is not "
+                "supported; use a SQLite path (or sqlite:///file.db) or postgresql://..."
+            )
         if self.token_secret is not None and not self.token_secret:
             raise ConfigError("botwire-server: the token secret is empty.")
 
@@ -125,7 +151,10 @@ class Settings:
 
     @property
     def is_postgres(self) -> bool:
-        return self.database.startswith(("postgresql://", "postgres://"))
+        """``postgresql://`` / ``postgres://`` URLs, and libpq ``key=value`` connection strings
+        (``host=db dbname=botwire user=...``), which must never become a SQLite file name."""
+        db = self.database
+        return db.startswith(("postgresql://", "postgres://")) or bool(_CONNINFO.match(db))
 
     @property
     def sqlite_path(self) -> str:
@@ -155,7 +184,7 @@ class Settings:
         shown = {k: v for k, v in self.__dict__.items() if k != "token_secret"}
         shown["auth"] = "anonymous" if self.anonymous else "jwt"
         if self.is_postgres:
-            shown["database"] = "postgresql://…"
+            shown["database"] = "postgresql://..."  # the URL may hold a password
         return shown
 
     def with_changes(self, **changes: Any) -> Settings:
@@ -179,6 +208,7 @@ class Settings:
             "synchronous": os.environ.get("BOTWIRE_SQLITE_SYNCHRONOUS") or "NORMAL",
             "testing_clock": _env_bool("BOTWIRE_TESTING_CLOCK"),
             "store_calls": os.environ.get("BOTWIRE_STORE_CALLS") or "inline",
+            "housekeeping_seconds": _env_float("BOTWIRE_HOUSEKEEPING_SECONDS", 60.0),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

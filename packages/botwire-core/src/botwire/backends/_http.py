@@ -6,15 +6,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import random
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
-from urllib.parse import urlsplit
 
 from .. import _wire
 from .._errors import BotWireError, InvalidArgument, QuotaExceeded, error_from_payload
+from .._record import record
 from .._types import Op
+
+TYPE_CHECKING = False  # not typing's: importing typing costs a cold start ms
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "MAX_RETRY_AFTER",
@@ -33,7 +34,7 @@ MAX_RETRY_AFTER = 5.0  # a 429/503 asking to wait longer than this is reported, 
 RETRY_STATUSES = frozenset((502, 503, 504))
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Target:
     """Where the server is: scheme, host, port and an optional path prefix."""
 
@@ -44,13 +45,34 @@ class Target:
 
     @classmethod
     def parse(cls, url: str) -> Target:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise InvalidArgument(
-                f"botwire: server URL {url!r} is not http(s)://host[:port][/prefix]."
-            )
-        tls = parts.scheme == "https"
-        return cls(tls, parts.hostname, parts.port or (443 if tls else 80), parts.path.rstrip("/"))
+        # Not urllib.parse.urlsplit: importing urllib.parse costs a cold start ms.
+        bad = InvalidArgument(
+            f"botwire: server URL {url!r} is not http(s)://host[:port][/prefix]."
+        )
+        scheme, sep, rest = url.strip().partition("://")
+        scheme = scheme.lower()
+        if not sep or scheme not in ("http", "https"):
+            raise bad
+        end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+        netloc, path = rest[:end], rest[end:]
+        path = path.split("?", 1)[0].split("#", 1)[0]
+        hostport = netloc.rpartition("@")[2]
+        if hostport.startswith("["):  # [IPv6]:port
+            host, bracket, tail = hostport[1:].partition("]")
+            if not bracket or (tail and not tail.startswith(":")):
+                raise bad
+            port_text = tail[1:]
+        else:
+            host, _, port_text = hostport.partition(":")
+        if not host:
+            raise bad
+        tls = scheme == "https"
+        port = 443 if tls else 80
+        if port_text:
+            if not port_text.isdigit() or not 0 < int(port_text) <= 65535:
+                raise bad
+            port = int(port_text)
+        return cls(tls, host.lower(), port, path.rstrip("/"))
 
     @property
     def host_header(self) -> str:
@@ -74,7 +96,7 @@ def new_idempotency_key() -> str:
     return os.urandom(16).hex()
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class Call:
     """One logical request (retried as a whole) and how to read its answer."""
 
@@ -189,6 +211,8 @@ def retryable_status(status: int) -> bool:
 
 def backoff(attempt: int) -> float:
     """Exponential backoff with full jitter: up to 50 ms, 100 ms, 200 ms ... capped at 2 s."""
+    import random  # only when retrying: it costs a cold start ms
+
     return random.uniform(0, min(2.0, 0.05 * (2**attempt)))
 
 

@@ -3,7 +3,9 @@
 Why not ``http.client``: importing it costs ~23 ms (it pulls in ``email.parser`` and ``ssl``),
 against ~4 ms for ``socket`` — and a cold start pays for every import. This client speaks only
 what a botwire server sends (Content-Length or chunked bodies, keep-alive) and imports ``ssl``
-only for https. One keep-alive connection per thread, reused across warm invocations.
+only for https. Idle keep-alive connections wait in a small pool shared by all threads, so a
+warm invocation reuses one whatever thread serves it (Vercel's Python runtime starts a thread per
+request: per-thread connections would leak one socket per request there).
 """
 
 from __future__ import annotations
@@ -12,20 +14,20 @@ import socket
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from .._errors import Unavailable
 from .._types import Entry, KeyPage, Op, Usage
 from . import _http as h
 
+TYPE_CHECKING = False  # not typing's: importing typing costs a cold start ms
+if TYPE_CHECKING:
+    from typing import Any
+
 __all__ = ["HTTPStore"]
 
 _MAX_LINE = 65536
 _MAX_HEADERS = 100
-
-
-class _Dropped(Exception):
-    """The connection failed; ``sent`` tells whether the request may have reached the server."""
+_MAX_IDLE = 8  # idle connections kept for reuse; more are closed when returned
 
 
 class _Connection:
@@ -136,31 +138,26 @@ class HTTPStore:
         self.retries = retries
         self.deadline = deadline if deadline is not None else timeout * (retries + 1)
         self._headers = h.base_headers(self.target, token)
-        self._local = threading.local()
-        self._all: list[_Connection] = []
+        self._idle: list[_Connection] = []
         self._lock = threading.Lock()
+        self._closed = False
         self.connections_opened = 0  # observable: warm invocations must reuse the connection
 
     # -- transport -----------------------------------------------------------------------------
 
-    def _connection(self, timeout: float) -> _Connection:
-        conn: _Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = _Connection(self.target, timeout)
-            self._local.conn = conn
-            with self._lock:
-                self._all.append(conn)
-                self.connections_opened += 1
-        return conn
+    def _acquire(self, timeout: float) -> _Connection:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()  # the most recently used: least likely to be stale
+            self.connections_opened += 1
+        return _Connection(self.target, timeout)
 
-    def _drop(self) -> None:
-        conn: _Connection | None = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
-            with self._lock:
-                if conn in self._all:
-                    self._all.remove(conn)
+    def _release(self, conn: _Connection, keep: bool) -> None:
+        with self._lock:
+            if keep and not self._closed and len(self._idle) < _MAX_IDLE:
+                self._idle.append(conn)
+                return
+        conn.close()
 
     def _send(self, call: h.Call) -> Any:
         started = time.monotonic()
@@ -171,23 +168,22 @@ class HTTPStore:
             remaining = self.deadline - (time.monotonic() - started)
             if remaining <= 0:
                 break
-            reused = False
+            conn: _Connection | None = None
             try:
-                conn = self._connection(min(self.timeout, remaining))
-                reused = conn.requests > 0
+                conn = self._acquire(min(self.timeout, remaining))
                 status, headers, body, keep = conn.exchange(call, min(self.timeout, remaining))
             except (OSError, ValueError) as exc:  # refused, reset, timed out, garbled, TLS...
-                self._drop()
                 last = exc
-                if reused and stale_retry:
-                    stale_retry = False  # an idle keep-alive connection the server closed
-                    continue
+                if conn is not None:
+                    conn.close()
+                    if conn.requests > 1 and stale_retry:
+                        stale_retry = False  # an idle keep-alive connection the server closed
+                        continue
                 attempt += 1
                 if attempt <= self.retries:
                     time.sleep(min(h.backoff(attempt - 1), max(0.0, remaining - 0.001)))
                 continue
-            if not keep:
-                self._drop()
+            self._release(conn, keep)
             if h.retryable_status(status):
                 wait = h.retry_delay(status, headers)
                 if wait is None or attempt >= self.retries:
@@ -244,10 +240,10 @@ class HTTPStore:
 
     def close(self) -> None:
         with self._lock:
-            conns, self._all = self._all, []
-        for conn in conns:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for conn in idle:
             conn.close()
-        self._local = threading.local()
 
     def __repr__(self) -> str:
         return f"HTTPStore({self.url!r})"

@@ -33,12 +33,20 @@ from .._errors import (
 )
 from .._types import Entry, KeyInfo, KeyPage, Limits, Op, Usage
 
-__all__ = ["IDEMPOTENCY_SECONDS", "MAX_BATCH_OPS", "Engine", "Tx", "fingerprint", "prefix_upper_bound"]
+__all__ = [
+    "IDEMPOTENCY_SECONDS",
+    "MAX_BATCH_OPS",
+    "Engine",
+    "Tx",
+    "check_batch_size",
+    "fingerprint",
+    "prefix_upper_bound",
+]
 
 VALUE, LIST = 0, 1
 DAY = 86400.0
 IDEMPOTENCY_SECONDS = 86400.0
-MAX_BATCH_OPS = 1000  # one transaction; like Deno KV's 1000 mutations per atomic commit
+MAX_BATCH_OPS = 1000  # ops per transaction, like Deno KV's 1000 mutations per commit
 _ENTRY_COLS = "kind, value, version, created_at, updated_at, expires_at, bytes, length, head, tail"
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 from urllib.parse import quote, unquote_to_bytes
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from botwire import BotWireError, InvalidArgument, InvalidKey, ValueTooLarge
@@ -122,11 +123,16 @@ async def read_body(request: Request, limit: int, ns: str | None, key: str | Non
             raise too_large(length)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large(f"more than {limit}")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_large(f"more than {limit}")
+            chunks.append(chunk)
+    except ClientDisconnect:  # the client's failure, not the server's: a 400, not a 500
+        raise InvalidArgument(
+            "botwire: the client closed the connection before sending the whole body."
+        ) from None
     return b"".join(chunks)
 
 
@@ -141,6 +147,7 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_parse_float)
 
 
@@ -148,7 +155,14 @@ def parse_json(body: bytes, ns: str | None, key: str | None = None) -> Any:
     """Strict JSON: UTF-8 only, no NaN/Infinity/overflowing floats, bounded nesting."""
     try:
         text = body.decode("utf-8")
-        return _DECODER.decode(text)
+        data = _DECODER.decode(text)
+        if _SURROGATE_ESCAPE.search(body):
+            # "\ud800" escapes are legal JSON but a lone surrogate is not storable text;
+            # pairs (emoji) re-encode fine, lone ones raise here.
+            dumps(data).encode("utf-8")
+        return data
+    except UnicodeEncodeError:
+        why = "contains a lone UTF-16 surrogate escape (\\ud800-\\udfff), which is not text"
     except UnicodeDecodeError:
         why = "is not valid UTF-8"
     except RecursionError:
@@ -191,7 +205,7 @@ def parse_version_header(value: str | None, name: str, ns: str, key: str | None)
     if text.startswith("W/"):
         text = text[2:]
     text = text.strip('"')
-    if text.isdigit() and text.isascii():
+    if text.isdigit() and text.isascii() and len(text) <= 18:
         return int(text)
     raise InvalidArgument(
         f"botwire: {name}: {value[:60]!r} is not a version; send {name}: \"<version>\" as "

@@ -27,6 +27,7 @@ from ._http import (
 __all__ = ["delete_key", "get_key", "key_names", "parse_op", "patch_key", "put_key"]
 
 PREFIX = b"/v1/namespaces/"
+MAX_TAIL = 2**31 - 1
 
 
 def key_names(request: Request) -> tuple[str, str]:
@@ -56,7 +57,7 @@ async def get_key(request: Request) -> Response:
     principal = ctx.principal(request)
     ns, key = key_names(request)
     principal.require(ns, write=False)
-    tail = query_int(request, "tail", None, ns, low=0)
+    tail = query_int(request, "tail", None, ns, low=0, high=MAX_TAIL)
     entry = await ctx.store.get(ns, key, tail=tail)
     if entry is None:
         raise NotFound(

@@ -82,7 +82,7 @@ def install_routes(app: FastAPI, *, testing_clock: bool) -> None:
                    **errors(404, 409)},
         openapi_extra=_extra(
             ns_param(), key_param(),
-            query_param("tail", {"type": "integer", "minimum": 0},
+            query_param("tail", {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
                         "for a list value: return only its last N items"),
             header_param("If-None-Match", '"<version>" (or *): 304 when it matches'),
         ))

@@ -239,7 +239,7 @@ PATCH_BODY = _json_body(
                 "required": ["append"],
                 "properties": {
                     "append": {"type": "array", "description": "items added at the end"},
-                    "max_len": {"type": "integer", "minimum": 1},
+                    "max_len": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
                     "ttl": _TTL,
                 },
             },
@@ -260,7 +260,8 @@ PATCH_BODY = _json_body(
 )
 
 _KEY = {"type": "string", "minLength": 1}
-_IF_VERSION = {"type": "integer", "minimum": 0}
+_INT64_MAX = 2**63 - 1
+_IF_VERSION = {"type": "integer", "minimum": 0, "maximum": _INT64_MAX}
 
 
 def _op(kind: str, required: list[str], **props: Any) -> dict[str, Any]:
@@ -283,16 +284,19 @@ BATCH_BODY = _json_body(
                 "maxItems": 1000,
                 "items": {
                     "oneOf": [
-                        _op("get", [], tail={"type": "integer", "minimum": 0}),
+                        _op("get", [], tail={"type": "integer", "minimum": 0,
+                                             "maximum": _INT64_MAX}),
                         _op("set", ["value"], value={}, ttl=_TTL, if_version=_IF_VERSION,
                             if_absent={"type": "boolean"}),
                         _op("delete", [], if_version=_IF_VERSION),
                         _op("append", ["items"], items={"type": "array"},
-                            max_len={"type": "integer", "minimum": 1}, ttl=_TTL,
+                            max_len={"type": "integer", "minimum": 1, "maximum": _INT64_MAX},
+                            ttl=_TTL,
                             if_version=_IF_VERSION),
                         _op("incr", [], by={"type": "number"}, if_version=_IF_VERSION),
                         _op("pop", [], if_version=_IF_VERSION),
-                        _op("check", [], version={"type": ["integer", "null"], "minimum": 0}),
+                        _op("check", [], version={"type": ["integer", "null"], "minimum": 0,
+                                                  "maximum": _INT64_MAX}),
                     ]
                 },
             },

@@ -1,0 +1,139 @@
+"""``@record``: a frozen, slotted data class without importing :mod:`dataclasses`.
+
+``import dataclasses`` pulls in ``inspect`` (and ``ast``, ``dis``, ``tokenize``...), which costs
+a cold start more than the rest of the client put together (``benchmarks/run.py``, P1/P6). A
+record has what our ``@dataclass(frozen=True, slots=True)`` classes used: ``__init__`` with
+defaults (``field(default_factory=...)`` too), ``__repr__``, ``__eq__``, ``__hash__``,
+``__match_args__``, immutability and pickling. ``dataclasses.fields``, ``replace``, ``asdict``
+and ``is_dataclass`` still work: ``__dataclass_fields__`` is built on first use, through the
+real :mod:`dataclasses`, from an equivalent twin class.
+
+Example::
+
+    @record
+    class Point:
+        x: int
+        y: int = 0
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False  # not typing's: importing typing costs a cold start ms
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, TypeVar
+
+    from typing_extensions import dataclass_transform
+
+    T = TypeVar("T")
+else:
+
+    def dataclass_transform(**_: object) -> Callable[[T], T]:
+        return lambda f: f
+
+
+__all__ = ["field", "record"]
+
+_MISSING = object()
+
+
+class _Factory:
+    __slots__ = ("factory",)
+
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        self.factory = factory
+
+
+def field(*, default_factory: Callable[[], Any]) -> Any:
+    """A field whose default is made per instance (like ``dataclasses.field``)."""
+    return _Factory(default_factory)
+
+
+class _LazyFields:
+    """``__dataclass_fields__``, computed through :mod:`dataclasses` on first access."""
+
+    def __get__(self, obj: object, cls: type) -> Any:
+        import dataclasses
+
+        specs = []
+        for name, default in cls.__record_defaults__:  # type: ignore[attr-defined]
+            if default is _MISSING:
+                specs.append((name, "object"))
+            elif isinstance(default, _Factory):
+                specs.append((name, "object", dataclasses.field(default_factory=default.factory)))
+            else:
+                specs.append((name, "object", dataclasses.field(default=default)))
+        twin = dataclasses.make_dataclass(cls.__name__, specs, frozen=getattr(
+            cls, "__record_frozen__", True))
+        fields = twin.__dataclass_fields__  # type: ignore[attr-defined]
+        type.__setattr__(cls, "__dataclass_fields__", fields)
+        return fields
+
+
+def _frozen_setattr(self: object, name: str, value: object) -> None:
+    raise AttributeError(f"cannot assign to field {name!r}: {type(self).__name__} is frozen")
+
+
+def _frozen_delattr(self: object, name: str) -> None:
+    raise AttributeError(f"cannot delete field {name!r}: {type(self).__name__} is frozen")
+
+
+@dataclass_transform(frozen_default=True, field_specifiers=(field,))
+def record(cls: type[T] | None = None, *, frozen: bool = True) -> Any:
+    """Turn the annotated class attributes of ``cls`` into a slotted record (frozen unless
+    ``frozen=False``)."""
+    if cls is None:
+        return lambda c: record(c, frozen=frozen)
+    names = list(cls.__dict__.get("__annotations__", {}))  # noqa: RUF063 (no inspect: cost)
+    defaults = [(n, cls.__dict__.get(n, _MISSING)) for n in names]
+    ns = {k: v for k, v in cls.__dict__.items()
+          if k not in names and k not in ("__dict__", "__weakref__")}
+    ns["__slots__"] = tuple(names)
+    ns["__match_args__"] = tuple(names)
+    ns["__record_defaults__"] = tuple(defaults)
+    ns["__record_frozen__"] = frozen
+    ns["__dataclass_fields__"] = _LazyFields()
+
+    globs: dict[str, Any] = {"_MISSING": _MISSING, "_set": object.__setattr__}
+    params, body = [], []
+    for name, default in defaults:
+        if default is _MISSING:
+            params.append(name)
+        elif isinstance(default, _Factory):
+            globs[f"_f_{name}"] = default.factory
+            params.append(f"{name}=_MISSING")
+            body.append(f" if {name} is _MISSING: {name} = _f_{name}()")
+        else:
+            globs[f"_d_{name}"] = default
+            params.append(f"{name}=_d_{name}")
+    body += [f" _set(self, {name!r}, {name})" for name in names] or [" pass"]
+    fields_tuple = "(" + "".join(f"self.{n}, " for n in names) + ")"
+    other_tuple = "(" + "".join(f"other.{n}, " for n in names) + ")"
+    reprs = ", ".join(f"{n}={{self.{n}!r}}" for n in names)
+    src = "\n".join([
+        f"def __init__(self, {', '.join(params)}):", *body,
+        "def __repr__(self):",
+        f" return f'{{type(self).__qualname__}}({reprs})'",
+        "def __eq__(self, other):",
+        " if other.__class__ is not self.__class__: return NotImplemented",
+        f" return {fields_tuple} == {other_tuple}",
+        "def __hash__(self):",
+        f" return hash({fields_tuple})",
+        "def __getstate__(self):",
+        f" return {fields_tuple}",
+        "def __setstate__(self, state):",
+        f" for name, value in zip({tuple(names)!r}, state): _set(self, name, value)",
+    ])
+    exec(src, globs)  # the same technique as dataclasses; the source is ours, not input
+    for fn in ("__init__", "__repr__", "__eq__", "__getstate__", "__setstate__"):
+        globs[fn].__qualname__ = f"{cls.__qualname__}.{fn}"
+        ns[fn] = globs[fn]
+    if frozen:
+        ns["__hash__"] = globs["__hash__"]
+        ns["__setattr__"] = _frozen_setattr
+        ns["__delattr__"] = _frozen_delattr
+    else:
+        ns["__hash__"] = None  # mutable and comparable: unhashable, as dataclasses does
+    new = type(cls)(cls.__name__, cls.__bases__, ns)
+    new.__qualname__ = cls.__qualname__
+    return new

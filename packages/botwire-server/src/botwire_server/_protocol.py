@@ -1,0 +1,128 @@
+"""The HTTP/1.1 protocol uvicorn runs: its httptools protocol with two limits it lacks.
+
+uvicorn's httptools protocol accepts a request head (request line + headers) of any size, and
+waits for it forever: one client could make the server buffer gigabytes of header, or hold a
+connection open by sending a header byte now and then (slowloris). This subclass
+
+- answers ``431`` and closes when the head grows past ``MAX_HEAD_BYTES`` (64 KiB), and
+- answers ``408`` and closes when a head is not complete ``BOTWIRE_HEADER_TIMEOUT`` seconds
+  (default 10) after the connection opened or the previous response was sent.
+
+Without httptools, uvicorn's h11 protocol is used with the same head cap (h11 refuses a larger
+head with a 400); it has no head deadline.
+
+Example::
+
+    uvicorn.run(app, **http_protocol_options())
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from typing import Any
+
+__all__ = ["MAX_HEAD_BYTES", "head_timeout", "http_protocol_options"]
+
+MAX_HEAD_BYTES = 64 * 1024
+
+
+def head_timeout() -> float:
+    raw = os.environ.get("BOTWIRE_HEADER_TIMEOUT", "").strip()
+    try:
+        value = float(raw) if raw else 10.0
+    except ValueError:
+        value = 10.0
+    return value if value > 0 else 10.0
+
+
+def _response(status: bytes, code: str, message: str) -> bytes:
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    return (b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\n"
+            b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n"
+            + body)
+
+
+_TOO_LARGE = _response(b"431 Request Header Fields Too Large", "header_too_large",
+                       f"botwire: the request head is over {MAX_HEAD_BYTES} bytes.")
+_TIMEOUT = _response(b"408 Request Timeout", "request_timeout",
+                     "botwire: the request head did not arrive in time.")
+
+
+def _bounded_httptools() -> type[Any] | None:
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    except ImportError:  # httptools is not installed
+        return None
+
+    class BoundedHttpToolsProtocol(HttpToolsProtocol):  # type: ignore[misc]
+        _in_head = True
+        _head_bytes = 0
+        _head_timer: asyncio.TimerHandle | None = None
+        _timeout = head_timeout()
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self._in_head and not self.transport.is_closing():
+                # counted after parsing: a chunk that completes the head (with its body) is fine
+                self._head_bytes += len(data)
+                if self._head_bytes > MAX_HEAD_BYTES:
+                    self._refuse(_TOO_LARGE)
+
+        def on_message_begin(self) -> None:
+            self._in_head, self._head_bytes = True, 0
+            super().on_message_begin()
+
+        def on_headers_complete(self) -> None:
+            self._in_head = False
+            self._disarm()
+            super().on_headers_complete()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            # the next head's clock starts now, unless a pipelined request is already complete
+            if not self.transport.is_closing() and (
+                self.cycle is None or self.cycle.response_complete
+            ):
+                if not self._in_head:
+                    self._in_head, self._head_bytes = True, 0
+                self._arm()
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._head_timer = self.loop.call_later(self._timeout, self._head_timed_out)
+
+        def _disarm(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _head_timed_out(self) -> None:
+            self._head_timer = None
+            if self._in_head and not self.transport.is_closing():
+                self._refuse(_TIMEOUT if self._head_bytes else b"")
+
+        def _refuse(self, response: bytes) -> None:
+            self._disarm()
+            if response:
+                self.transport.write(response)
+            self.transport.close()
+
+    return BoundedHttpToolsProtocol
+
+
+def http_protocol_options() -> dict[str, Any]:
+    """Keyword arguments for ``uvicorn.run`` selecting the bounded protocol."""
+    protocol = _bounded_httptools()
+    if protocol is not None:
+        return {"http": protocol}
+    return {"http": "h11", "h11_max_incomplete_event_size": MAX_HEAD_BYTES}
