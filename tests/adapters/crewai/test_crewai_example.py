@@ -22,8 +22,11 @@ def run_example(env: dict[str, str], topic: str) -> dict:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    # CrewAI's event bus may print warnings from a background thread; find our line.
-    return json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith('{"answer"')))
+    # CrewAI's event bus may print from a background thread, even onto the end of our line:
+    # find the line and decode only the JSON value at its start.
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith('{"answer"'))
+    value, _ = json.JSONDecoder().raw_decode(line)
+    return value
 
 
 def test_second_invocation_answers_from_memory(

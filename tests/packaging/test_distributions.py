@@ -1,0 +1,107 @@
+"""What users install: the wheels and extras, built and installed as pip would."""
+
+from __future__ import annotations
+
+import subprocess
+import venv
+import zipfile
+from email.parser import Parser
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ADAPTERS = {
+    "langchain": "botwire_langchain",
+    "langgraph": "botwire_langgraph",
+    "crewai": "botwire_crewai",
+    "autogen": "botwire_autogen",
+    "llamaindex": "botwire_llamaindex",
+    "server": "botwire_server",
+}
+
+
+@pytest.fixture(scope="module")
+def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run(
+        ["uv", "build", "--all-packages", "-o", str(out), "-q"], cwd=ROOT, check=True, timeout=600
+    )
+    return out
+
+
+def _wheel(dist: Path, name: str) -> zipfile.ZipFile:
+    return zipfile.ZipFile(dist / f"{name}-0.3.0-py3-none-any.whl")
+
+
+def _metadata(dist: Path, name: str) -> tuple[dict[str, str], list[str]]:
+    with _wheel(dist, name) as whl:
+        text = whl.read(f"{name}-0.3.0.dist-info/METADATA").decode()
+    msg = Parser().parsestr(text)
+    return dict(msg.items()), msg.get_all("Requires-Dist") or []
+
+
+def test_umbrella_ships_no_code_and_forwards_every_extra(dist: Path) -> None:
+    with _wheel(dist, "botwire") as whl:
+        assert all(n.startswith("botwire-0.3.0.dist-info/") for n in whl.namelist())
+    _, requires = _metadata(dist, "botwire")
+    assert "botwire-core==0.3.0" in requires
+    for extra in ADAPTERS:
+        assert f"botwire-{extra}==0.3.0; extra == '{extra}'" in requires
+        assert f"botwire-{extra}==0.3.0; extra == 'all'" in requires
+    assert "botwire-core[async]==0.3.0; extra == 'async'" in requires
+
+
+def test_core_has_no_runtime_dependencies(dist: Path) -> None:
+    _, requires = _metadata(dist, "botwire_core")
+    assert requires == ["httpx>=0.27; extra == 'async'"]
+    with _wheel(dist, "botwire_core") as whl:
+        names = whl.namelist()
+        entry_points = whl.read("botwire_core-0.3.0.dist-info/entry_points.txt").decode()
+    assert "botwire/py.typed" in names and "botwire/__init__.py" in names
+    assert "botwire = botwire.cli:main" in entry_points
+
+
+@pytest.mark.parametrize("extra", list(ADAPTERS))
+def test_each_package_ships_its_code_and_pins_core(dist: Path, extra: str) -> None:
+    module = ADAPTERS[extra]
+    _, requires = _metadata(dist, f"botwire_{extra}")
+    assert any(r.startswith("botwire-core") and "==0.3.0" in r for r in requires)
+    with _wheel(dist, f"botwire_{extra}") as whl:
+        names = whl.namelist()
+    assert f"{module}/__init__.py" in names and f"{module}/py.typed" in names
+    assert not any(n.startswith("botwire/") for n in names)  # never overwrites the core
+
+
+def test_pip_install_botwire_gives_a_working_client(dist: Path, tmp_path: Path) -> None:
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, with_pip=True)
+    python = env_dir / "bin" / "python"
+    subprocess.run(
+        [python, "-m", "pip", "install", "-q", "--no-index", "--find-links", dist, "botwire"],
+        check=True,
+        timeout=300,
+    )
+    freeze = subprocess.run(
+        [python, "-m", "pip", "freeze"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert sorted(freeze) == ["botwire-core==0.3.0", "botwire==0.3.0"]  # nothing else
+    code = (
+        "from botwire import Memory\n"
+        f"m = Memory('u1', url={str(tmp_path / 'm.db')!r})\n"
+        "m.set('n', 5); print(type(m.get('n')).__name__)\n"
+        "try:\n    from botwire import BotWireChatHistory\n"
+        "except ImportError as e:\n    print(e)\n"
+    )
+    out = subprocess.run(
+        [python, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    assert out.splitlines()[0] == "int"
+    assert 'pip install "botwire[langchain]"' in out
+    cli = subprocess.run(
+        [env_dir / "bin" / "botwire", "--url", str(tmp_path / "m.db"), "get", "u1", "n"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert cli.stdout.strip() == "5"
