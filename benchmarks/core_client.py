@@ -36,10 +36,11 @@ def append_us(calls: int, path: Path) -> tuple[float, float]:
 
     m = Memory("bench", url=f"sqlite:///{path}")
     for key, length in (("short", 10), ("long", 10_000)):
-        tx = m.atomic()
-        for i in range(length):
-            tx.append(key, {"turn": i, "text": "x" * 80})
-        tx.commit()
+        for start in range(0, length, 1000):  # a batch holds at most 1,000 ops
+            tx = m.atomic()
+            for i in range(start, min(length, start + 1000)):
+                tx.append(key, {"turn": i, "text": "x" * 80})
+            tx.commit()
     samples: dict[str, list[float]] = {"short": [], "long": []}
     for i in range(calls):
         for key in ("short", "long") if i % 2 else ("long", "short"):

@@ -124,7 +124,7 @@ class AsyncMemory:
         ttl: float | None = None,
     ) -> Any:
         """Read-modify-write with a version check, retried on conflict; ``fn`` may be async."""
-        for _ in range(c.UPDATE_ATTEMPTS):
+        for attempt in range(c.UPDATE_ATTEMPTS):
             current = await self.entry(key)
             new = fn(current.value if current is not None else default)
             if isinstance(new, Awaitable):
@@ -135,6 +135,9 @@ class AsyncMemory:
                 else:
                     await self.set(key, new, ttl=ttl, if_version=current.version)
             except Conflict:
+                import asyncio  # only on contention: importing it loads ssl and socket
+
+                await asyncio.sleep(c.update_backoff(attempt))
                 continue
             return new
         raise c.update_conflict(self.namespace, key, c.UPDATE_ATTEMPTS)

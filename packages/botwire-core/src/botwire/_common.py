@@ -28,6 +28,7 @@ __all__ = [
     "op_pop",
     "op_set",
     "raise_first_error",
+    "update_backoff",
     "update_conflict",
 ]
 
@@ -174,6 +175,15 @@ def raise_first_error(results: list[dict[str, Any]]) -> None:
     for result in results:
         if "error" in result:
             raise error_from_payload(400, result)
+
+
+def update_backoff(attempt: int) -> float:
+    """Seconds to wait after ``update()``'s ``attempt``-th lost race (0-based): full jitter,
+    1 ms doubling to at most 50 ms. Without it, writers that keep colliding retry in lockstep
+    and one of them can lose every race (8 processes on one key starved a writer 64 times)."""
+    import random  # only on contention: keeps it out of the import path
+
+    return random.uniform(0.0, min(0.05, 0.001 * 2**attempt))
 
 
 def update_conflict(ns: str, key: str, attempts: int) -> BotWireError:

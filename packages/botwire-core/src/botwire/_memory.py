@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 
 from . import _common as c
@@ -183,7 +184,7 @@ class Memory(MutableMapping[str, "Any"]):
                 self.set_many(mapping)
             return None
         assert isinstance(key, str)
-        for _ in range(c.UPDATE_ATTEMPTS):
+        for attempt in range(c.UPDATE_ATTEMPTS):
             current = self.entry(key)
             new = fn(current.value if current is not None else default)
             try:
@@ -192,6 +193,7 @@ class Memory(MutableMapping[str, "Any"]):
                 else:
                     self.set(key, new, ttl=ttl, if_version=current.version)
             except Conflict:
+                time.sleep(c.update_backoff(attempt))
                 continue
             return new
         raise c.update_conflict(self.namespace, key, c.UPDATE_ATTEMPTS)

@@ -70,6 +70,30 @@ class _LazyFields:
         return fields
 
 
+def _values(self: Any) -> tuple[Any, ...]:
+    return tuple([getattr(self, name) for name in self.__match_args__])
+
+
+def _repr(self: Any) -> str:
+    fields = ", ".join([f"{name}={getattr(self, name)!r}" for name in self.__match_args__])
+    return f"{type(self).__qualname__}({fields})"
+
+
+def _eq(self: Any, other: object) -> bool:
+    if other.__class__ is not self.__class__:
+        return NotImplemented
+    return _values(self) == _values(other)
+
+
+def _hash(self: Any) -> int:
+    return hash(_values(self))
+
+
+def _setstate(self: Any, state: tuple[Any, ...]) -> None:
+    for name, value in zip(self.__match_args__, state, strict=True):
+        object.__setattr__(self, name, value)
+
+
 def _frozen_setattr(self: object, name: str, value: object) -> None:
     raise AttributeError(f"cannot assign to field {name!r}: {type(self).__name__} is frozen")
 
@@ -94,6 +118,8 @@ def record(cls: type[T] | None = None, *, frozen: bool = True) -> Any:
     ns["__record_frozen__"] = frozen
     ns["__dataclass_fields__"] = _LazyFields()
 
+    # Only __init__ is generated (compiling code costs a cold start time: one small function
+    # per class); the other methods are shared and read the field names from __match_args__.
     globs: dict[str, Any] = {"_MISSING": _MISSING, "_set": object.__setattr__}
     params, body = [], []
     for name, default in defaults:
@@ -107,29 +133,16 @@ def record(cls: type[T] | None = None, *, frozen: bool = True) -> Any:
             globs[f"_d_{name}"] = default
             params.append(f"{name}=_d_{name}")
     body += [f" _set(self, {name!r}, {name})" for name in names] or [" pass"]
-    fields_tuple = "(" + "".join(f"self.{n}, " for n in names) + ")"
-    other_tuple = "(" + "".join(f"other.{n}, " for n in names) + ")"
-    reprs = ", ".join(f"{n}={{self.{n}!r}}" for n in names)
-    src = "\n".join([
-        f"def __init__(self, {', '.join(params)}):", *body,
-        "def __repr__(self):",
-        f" return f'{{type(self).__qualname__}}({reprs})'",
-        "def __eq__(self, other):",
-        " if other.__class__ is not self.__class__: return NotImplemented",
-        f" return {fields_tuple} == {other_tuple}",
-        "def __hash__(self):",
-        f" return hash({fields_tuple})",
-        "def __getstate__(self):",
-        f" return {fields_tuple}",
-        "def __setstate__(self, state):",
-        f" for name, value in zip({tuple(names)!r}, state): _set(self, name, value)",
-    ])
-    exec(src, globs)  # the same technique as dataclasses; the source is ours, not input
-    for fn in ("__init__", "__repr__", "__eq__", "__getstate__", "__setstate__"):
-        globs[fn].__qualname__ = f"{cls.__qualname__}.{fn}"
-        ns[fn] = globs[fn]
+    exec(f"def __init__(self, {', '.join(params)}):\n" + "\n".join(body), globs)  # our source
+    init = globs["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    ns["__init__"] = init
+    ns["__repr__"] = _repr
+    ns["__eq__"] = _eq
+    ns["__getstate__"] = _values
+    ns["__setstate__"] = _setstate
     if frozen:
-        ns["__hash__"] = globs["__hash__"]
+        ns["__hash__"] = _hash
         ns["__setattr__"] = _frozen_setattr
         ns["__delattr__"] = _frozen_delattr
     else:

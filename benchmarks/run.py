@@ -1,0 +1,220 @@
+"""botwire benchmarks: every figure is a ratio against a baseline measured in the same run.
+
+    uv run python benchmarks/run.py [--quick] [--only P1,P3] [--publish]
+
+Prints a markdown table, writes ``benchmarks/results/results-<UTC time>.json`` (and
+``latest.json``) and PNG plots to ``benchmarks/results/``. ``--publish`` also copies the plots
+and the JSON to ``docs/benchmarks/`` for ``docs/benchmarks.md``. Loopback only; every process
+started is stopped. ``--quick`` (fewer rounds, shorter loads, 100,000 keys for P5) takes a few
+minutes on a 2-core machine.
+
+- P1 ``import botwire`` over a bare interpreter; baselines ``python -c pass``, ``import httpx``,
+  PyPI botwire 0.2.1 in its own venv.
+- P2 warm ``Memory.get`` over keep-alive; baseline ``http.client`` GET of the no-op route.
+- P3 server GET/SET/APPEND req/s, 1 worker, SQLite and PostgreSQL; baseline the no-op route of
+  the same process under the same load generator; webdis + Redis for context.
+- P4 one chat turn as the history grows (bytes, time); baseline GET the list + PUT it back.
+- P5 GET latency with 1,000,000 keys in 10,000 namespaces; baseline the same with 1,000 keys.
+- P6 a cold invocation (fresh process, import, get + set); baseline ``python -c pass``.
+- P7 LangGraph put / get_tuple round trips at 1,000 checkpoints; baseline the same at 10.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import ROOT, Row, Settings, dump, log
+
+RESULTS = ROOT / "benchmarks" / "results"
+DOCS = ROOT / "docs" / "benchmarks"
+
+
+def p7_langgraph(settings: Settings) -> list[Row]:
+    import langgraph_roundtrips
+
+    sizes = [10, 1000]
+    figures = langgraph_roundtrips.measure(sizes)
+    small, big = figures[10], figures[1000]
+    rows = []
+    for op in ("put", "get_tuple_latest", "get_tuple_by_id", "put_writes", "list_limit_10"):
+        ratio = big[op] / small[op]
+        rows.append(Row("P7", f"LangGraph `{op}` round trips, 1,000 vs 10 checkpoints",
+                        ratio, "×", f"{small[op]} round trip(s) at 10 checkpoints",
+                        "constant (1.0×)", ratio == 1.0, note=f"{big[op]} at 1,000",
+                        details={"round_trips": figures} if op == "put" else {}))
+    return rows
+
+
+def sections() -> dict[str, Any]:
+    import bench_client
+    import bench_server
+    import bench_startup
+
+    def startup(settings: Settings, which: set[str]) -> list[Row]:
+        rows: list[Row] = []
+        with bench_startup.old_botwire() as old:
+            if "P1" in which:
+                rows += bench_startup.p1_import(settings, old)
+            if "P6" in which:
+                rows += bench_startup.p6_cold(settings, old)
+        return rows
+
+    return {
+        "P1+P6": (startup, {"P1", "P6"}),
+        "P2": (lambda s, w: bench_client.p2_warm_get(s), {"P2"}),
+        "P3": (lambda s, w: bench_server.p3_rps(s), {"P3"}),
+        "P4": (lambda s, w: bench_client.p4_chat_turn(s), {"P4"}),
+        "P5": (lambda s, w: bench_client.p5_big_store(s), {"P5"}),
+        "P7": (lambda s, w: p7_langgraph(s), {"P7"}),
+    }
+
+
+def fmt(row: Row) -> str:
+    value = f"{row.value:,.2f}" if abs(row.value) < 100 else f"{row.value:,.0f}"
+    unit = {"×": "×", "ms": " ms", "× fewer": "× fewer"}.get(row.unit, " " + row.unit)
+    met = {True: "✅ met", False: "❌ missed", None: "context"}[row.met]
+    return (f"| {row.id} | {row.figure} | **{value}{unit}** | {row.baseline} | {row.target} | "
+            f"{met} | {row.note} |")
+
+
+def table(rows: list[Row]) -> str:
+    out = ["| | figure | result | baseline (same run) | target | | note |",
+           "|---|---|---:|---|---|---|---|"]
+    out += [fmt(r) for r in rows]
+    return "\n".join(out)
+
+
+def machine() -> dict[str, Any]:
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    return {"python": sys.version.split()[0], "platform": platform.platform(),
+            "cpus": os.cpu_count(), "loadavg_at_end": load,
+            "utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer rounds, shorter loads (< 5 min)")
+    ap.add_argument("--rounds", type=int, default=None, help="repeated rounds per figure")
+    ap.add_argument("--only", default="", help="comma-separated ids, e.g. P1,P3")
+    ap.add_argument("--postgres-url", default=None,
+                    help="a PostgreSQL database to use (default: a throwaway private cluster)")
+    ap.add_argument("--publish", action="store_true",
+                    help="also copy the plots and JSON to docs/benchmarks/")
+    ap.add_argument("--from-json", type=Path, default=None,
+                    help="measure nothing: print, plot (and --publish) an earlier results JSON")
+    args = ap.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.from_json:
+        return republish(args.from_json, args.publish)
+    settings = Settings(quick=args.quick, rounds=args.rounds or (3 if args.quick else 5),
+                        out=RESULTS, postgres_url=args.postgres_url)
+    wanted = {x.strip().upper() for x in args.only.split(",") if x.strip()}
+    rows: list[Row] = []
+    timings: dict[str, float] = {}
+    started = time.monotonic()
+    for name, (fn, ids) in sections().items():
+        which = ids & wanted if wanted else ids
+        if not which:
+            continue
+        log(f"== {name} ({time.monotonic() - started:.0f} s)")
+        t = time.monotonic()
+        try:
+            rows += fn(settings, which)
+        except Exception as exc:  # one broken section must not hide the others
+            import traceback
+
+            traceback.print_exc()
+            rows.append(Row(name, f"{name} failed: {type(exc).__name__}: {exc}", float("nan"),
+                            "", "—", "—", False))
+        timings[name] = time.monotonic() - t
+    order = {f"P{i}": i for i in range(1, 8)}
+    rows.sort(key=lambda r: order.get(r.id[:2], 99))
+
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    result = {"quick": args.quick, "rounds": settings.rounds, "machine": machine(),
+              "seconds": time.monotonic() - started, "section_seconds": timings,
+              "rows": [r.as_dict() for r in rows]}
+    json_path = RESULTS / f"results-{stamp}.json"
+    dump(json_path, result)
+    dump(RESULTS / "latest.json", result)
+    try:
+        import plots
+
+        pngs = plots.draw(result, RESULTS)
+    except Exception as exc:
+        log(f"plots failed: {exc}")
+        pngs = []
+    if args.publish:
+        DOCS.mkdir(parents=True, exist_ok=True)
+        for png in pngs:
+            shutil.copy(png, DOCS / png.name)
+        dump(DOCS / "results.json", {**result, "rows": [
+            {k: v for k, v in r.items() if k != "details"} | {"details": _slim(r["details"])}
+            for r in result["rows"]]})
+        publish_table(rows, result)
+    print(f"\n{'quick' if args.quick else 'full'} run, {settings.rounds} rounds, "
+          f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average at the end "
+          f"{machine()['loadavg_at_end']}, {result['seconds']:.0f} s\n")
+    print(table(rows))
+    print(f"\nJSON: {json_path.relative_to(ROOT)}; plots: "
+          + ", ".join(str(p.relative_to(ROOT)) for p in pngs))
+    return 0
+
+
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def publish_table(rows: list[Row], result: dict[str, Any]) -> None:
+    """Put the table and the machine line between the markers of ``docs/benchmarks.md``."""
+    page = ROOT / "docs" / "benchmarks.md"
+    text = page.read_text()
+    if START not in text or END not in text:
+        log(f"{page} has no {START} ... {END} markers; table not published")
+        return
+    m = result["machine"]
+    load = ", ".join(f"{x:.1f}" for x in m["loadavg_at_end"] or ())
+    body = (f"{table(rows)}\n\n{'Quick' if result['quick'] else 'Full'} run of {m['utc']}: "
+            f"{result['rounds']} rounds, Python {m['python']}, {m['cpus']} CPUs, "
+            f"{m['platform']}, load average at the end {load}, {result['seconds']:.0f} s.")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    page.write_text(f"{head}{START}\n{body}\n{END}{tail}")
+
+
+def republish(path: Path, publish: bool) -> int:
+    import json
+
+    import plots
+
+    result = json.loads(path.read_text())
+    rows = [Row(**r) for r in result["rows"]]
+    pngs = plots.draw(result, RESULTS)
+    if publish:
+        DOCS.mkdir(parents=True, exist_ok=True)
+        for png in pngs:
+            shutil.copy(png, DOCS / png.name)
+        dump(DOCS / "results.json", {**result, "rows": [
+            {k: v for k, v in r.items() if k != "details"} | {"details": _slim(r["details"])}
+            for r in result["rows"]]})
+        publish_table(rows, result)
+    print(table(rows))
+    return 0
+
+
+def _slim(details: dict[str, Any]) -> dict[str, Any]:
+    """Drop the raw per-call sample lists from the published JSON (they are long)."""
+    return {k: v for k, v in details.items() if k not in ("growth_us", "samples", "samples_us")}
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
