@@ -7,10 +7,51 @@ plus ``url``/``token``, and needs both a sync and an async client on the same ba
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
 from ._async import AsyncMemory
 from ._memory import Memory
 
-__all__ = ["MemoryPair"]
+__all__ = ["BATCH_BYTES", "BATCH_ITEMS", "MemoryPair", "chunks", "write_batches"]
+
+#: Keys per ``set_many``/``get_many`` call an adapter sends (a batch holds at most 1000 ops).
+BATCH_ITEMS = 500
+#: Approximate JSON bytes per ``set_many`` call (a botwire server accepts 16 MiB by default).
+BATCH_BYTES = 4 * 1024 * 1024
+
+
+def chunks(seq: Sequence[Any], size: int = BATCH_ITEMS) -> Iterator[Sequence[Any]]:
+    """``seq`` in consecutive slices of at most ``size``."""
+    for start in range(0, len(seq), size):
+        yield seq[start : start + size]
+
+
+def write_batches(
+    items: Iterable[tuple[str, Any]], max_items: int = BATCH_ITEMS
+) -> Iterator[dict[str, Any]]:
+    """Split writes into ``set_many`` mappings of at most ``max_items`` keys and about
+    :data:`BATCH_BYTES` of JSON, well inside a server's batch limits."""
+    batch: dict[str, Any] = {}
+    size = 0
+    for key, value in items:
+        item_size = len(key.encode("utf-8")) + _json_size(value)
+        if batch and (len(batch) >= max_items or size + item_size > BATCH_BYTES):
+            yield batch
+            batch, size = {}, 0
+        batch[key] = value
+        size += item_size
+    if batch:
+        yield batch
+
+
+def _json_size(value: Any) -> int:
+    import json
+
+    try:
+        return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    except (TypeError, ValueError):
+        return 0  # not JSON: set_many refuses it with NotSerializable, naming the key
 
 
 class MemoryPair:

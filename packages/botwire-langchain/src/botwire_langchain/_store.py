@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from langchain_core.stores import BaseStore
 
+from botwire.integration import BATCH_ITEMS, chunks, write_batches
 from botwire_langchain._clients import MemoryPair
 
 if TYPE_CHECKING:
@@ -21,41 +21,8 @@ __all__ = ["DEFAULT_STORE_NAMESPACE", "BotWireByteStore", "BotWireStore"]
 DEFAULT_STORE_NAMESPACE = "langchain-store"
 
 # Keys per get_many/set_many/delete_many call (each call is one round trip).
-_BATCH = 500
-# Approximate JSON bytes per set_many call (a botwire server accepts 16 MiB by default).
-_BATCH_BYTES = 4 * 1024 * 1024
-
+_BATCH = BATCH_ITEMS
 V = TypeVar("V")
-
-
-def _chunks(seq: Sequence[Any], size: int = _BATCH) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(seq), size):
-        yield seq[start : start + size]
-
-
-def _write_batches(
-    items: list[tuple[str, Any]], max_items: int = _BATCH
-) -> Iterator[dict[str, Any]]:
-    """Split writes into batches of at most ``max_items`` keys and about
-    ``_BATCH_BYTES`` of JSON, well inside the server's batch body limit."""
-    batch: dict[str, Any] = {}
-    size = 0
-    for key, value in items:
-        item_size = len(key.encode("utf-8")) + _json_size(value)
-        if batch and (len(batch) >= max_items or size + item_size > _BATCH_BYTES):
-            yield batch
-            batch, size = {}, 0
-        batch[key] = value
-        size += item_size
-    if batch:
-        yield batch
-
-
-def _json_size(value: Any) -> int:
-    try:
-        return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
-    except (TypeError, ValueError):
-        return 0  # not JSON: botwire refuses it with NotSerializable, naming the key
 
 
 class _BotWireBaseStore(BaseStore[str, V], Generic[V]):
@@ -113,19 +80,19 @@ class _BotWireBaseStore(BaseStore[str, V], Generic[V]):
         """Values for ``keys`` in order, ``None`` where a key is absent."""
         keys = list(keys)
         found: dict[str, Any] = {}
-        for chunk in _chunks(sorted({self._to_botwire(k) for k in keys})):
+        for chunk in chunks(sorted({self._to_botwire(k) for k in keys})):
             found.update(self._clients.sync.get_many(list(chunk)))
         return [self._lookup(found, k) for k in keys]
 
     def mset(self, key_value_pairs: Sequence[tuple[str, V]]) -> None:
         """Set every pair; each batch (up to 500 keys, about 4 MiB) is written atomically."""
-        for batch in _write_batches(list(self._mapping(key_value_pairs).items())):
+        for batch in write_batches(list(self._mapping(key_value_pairs).items())):
             self._clients.sync.set_many(batch, ttl=self.ttl)
 
     def mdelete(self, keys: Sequence[str]) -> None:
         """Delete ``keys``; missing keys are ignored."""
         unique = sorted({self._to_botwire(k) for k in keys})
-        for chunk in _chunks(unique):
+        for chunk in chunks(unique):
             self._clients.sync.delete_many(list(chunk))
 
     def yield_keys(self, *, prefix: str | None = None) -> Iterator[str]:
@@ -139,19 +106,19 @@ class _BotWireBaseStore(BaseStore[str, V], Generic[V]):
         """Async :meth:`mget`."""
         keys = list(keys)
         found: dict[str, Any] = {}
-        for chunk in _chunks(sorted({self._to_botwire(k) for k in keys})):
+        for chunk in chunks(sorted({self._to_botwire(k) for k in keys})):
             found.update(await self._clients.aio.get_many(list(chunk)))
         return [self._lookup(found, k) for k in keys]
 
     async def amset(self, key_value_pairs: Sequence[tuple[str, V]]) -> None:
         """Async :meth:`mset`."""
-        for batch in _write_batches(list(self._mapping(key_value_pairs).items())):
+        for batch in write_batches(list(self._mapping(key_value_pairs).items())):
             await self._clients.aio.set_many(batch, ttl=self.ttl)
 
     async def amdelete(self, keys: Sequence[str]) -> None:
         """Async :meth:`mdelete`."""
         unique = sorted({self._to_botwire(k) for k in keys})
-        for chunk in _chunks(unique):
+        for chunk in chunks(unique):
             await self._clients.aio.delete_many(list(chunk))
 
     async def ayield_keys(self, *, prefix: str | None = None) -> AsyncIterator[str]:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from llama_index.core.storage.kvstore.types import (
@@ -12,6 +11,7 @@ from llama_index.core.storage.kvstore.types import (
     BaseKVStore,
 )
 
+from botwire.integration import BATCH_ITEMS, chunks, write_batches
 from botwire_llamaindex._clients import MemoryPair
 from botwire_llamaindex._codec import escape_segment
 
@@ -24,39 +24,7 @@ __all__ = ["KV_KEY_PREFIX", "BotWireKVStore"]
 KV_KEY_PREFIX = "kv/"
 
 # Keys per get_many / set_many call (one round trip each).
-_BATCH = 500
-# Approximate JSON bytes per set_many call (a botwire server accepts 16 MiB by default).
-_BATCH_BYTES = 4 * 1024 * 1024
-
-
-def _chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(seq), size):
-        yield seq[start : start + size]
-
-
-def _write_batches(
-    items: list[tuple[str, Any]], max_items: int = _BATCH
-) -> Iterator[dict[str, Any]]:
-    """Split writes into batches of at most ``max_items`` keys and about
-    ``_BATCH_BYTES`` of JSON, well inside the server's batch body limit."""
-    batch: dict[str, Any] = {}
-    size = 0
-    for key, value in items:
-        item_size = len(key.encode("utf-8")) + _json_size(value)
-        if batch and (len(batch) >= max_items or size + item_size > _BATCH_BYTES):
-            yield batch
-            batch, size = {}, 0
-        batch[key] = value
-        size += item_size
-    if batch:
-        yield batch
-
-
-def _json_size(value: Any) -> int:
-    try:
-        return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
-    except (TypeError, ValueError):
-        return 0  # not JSON: botwire refuses it with NotSerializable, naming the key
+_BATCH = BATCH_ITEMS
 
 
 def _cap(batch_size: int) -> int:
@@ -145,7 +113,7 @@ class BotWireKVStore(BaseKVStore):
         Batches are also capped at 500 keys and about 4 MiB of JSON, so any
         ``batch_size`` fits the server's limits.
         """
-        for batch in _write_batches(self._batch(kv_pairs, collection), _cap(batch_size)):
+        for batch in write_batches(self._batch(kv_pairs, collection), _cap(batch_size)):
             self._clients.sync.set_many(batch, ttl=self.ttl)
 
     def get(self, key: str, collection: str = DEFAULT_COLLECTION) -> dict | None:
@@ -158,7 +126,7 @@ class BotWireKVStore(BaseKVStore):
         prefix = self._prefix(collection)
         keys = self._clients.sync.list(prefix)
         found: dict[str, Any] = {}
-        for chunk in _chunks(keys, _BATCH):
+        for chunk in chunks(keys, _BATCH):
             found.update(self._clients.sync.get_many(list(chunk)))
         return {k[len(prefix) :]: found[k] for k in keys if k in found}
 
@@ -180,7 +148,7 @@ class BotWireKVStore(BaseKVStore):
         batch_size: int = DEFAULT_BATCH_SIZE,
     ) -> None:
         """Async :meth:`put_all`."""
-        for batch in _write_batches(self._batch(kv_pairs, collection), _cap(batch_size)):
+        for batch in write_batches(self._batch(kv_pairs, collection), _cap(batch_size)):
             await self._clients.aio.set_many(batch, ttl=self.ttl)
 
     async def aget(self, key: str, collection: str = DEFAULT_COLLECTION) -> dict | None:
@@ -194,7 +162,7 @@ class BotWireKVStore(BaseKVStore):
         client = self._clients.aio
         keys = await client.list(prefix)
         found: dict[str, Any] = {}
-        for chunk in _chunks(keys, _BATCH):
+        for chunk in chunks(keys, _BATCH):
             found.update(await client.get_many(list(chunk)))
         return {k[len(prefix) :]: found[k] for k in keys if k in found}
 
