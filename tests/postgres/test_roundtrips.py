@@ -11,6 +11,7 @@ import contextlib
 import select
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -53,23 +54,36 @@ class TurnCountingRelay:
             self._threads.append(t)
 
     def _relay(self, client: socket.socket, server: socket.socket) -> None:
+        # The server's replies are held until the client has been quiet for HOLD seconds, so
+        # that everything a pipelining client sends without waiting reaches the server before
+        # the client sees any reply: only sends made after a reply was delivered count as a
+        # turn, however slowly a loaded machine schedules the client.
+        hold = 0.02
         last = "server"
+        pending = b""
+        last_client = time.monotonic()
         with client, server:
             while not self._stop:
-                ready, _, _ = select.select([client, server], [], [], 0.2)
+                ready, _, _ = select.select([client, server], [], [], 0.005)
                 for sock in ready:
                     data = sock.recv(65536)
                     if not data:
+                        if pending:
+                            client.sendall(pending)
                         return
                     if sock is client:
                         if last == "server":
                             with self._lock:
                                 self.turns += 1
                         last = "client"
+                        last_client = time.monotonic()
                         server.sendall(data)
                     else:
-                        last = "server"
-                        client.sendall(data)
+                        pending += data
+                if pending and time.monotonic() - last_client >= hold:
+                    client.sendall(pending)
+                    pending = b""
+                    last = "server"
 
     def take(self) -> int:
         with self._lock:
