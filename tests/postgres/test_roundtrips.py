@@ -32,6 +32,7 @@ class TurnCountingRelay:
     def __init__(self, host: str, port: int) -> None:
         self.upstream = (host, port)
         self.turns = 0
+        self.last_activity = time.monotonic()
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
@@ -71,6 +72,7 @@ class TurnCountingRelay:
                         if pending:
                             client.sendall(pending)
                         return
+                    self.last_activity = time.monotonic()
                     if sock is client:
                         if last == "server":
                             with self._lock:
@@ -86,6 +88,12 @@ class TurnCountingRelay:
                     last = "server"
 
     def take(self) -> int:
+        """The turns since the last call, once the relay has been quiet for 100 ms: traffic an
+        operation causes after it returned (a pool resetting its connection in the background)
+        is charged to that operation, not to the next one."""
+        deadline = time.monotonic() + 5
+        while time.monotonic() - self.last_activity < 0.1 and time.monotonic() < deadline:
+            time.sleep(0.01)
         with self._lock:
             n, self.turns = self.turns, 0
         return n
