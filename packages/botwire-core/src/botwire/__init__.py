@@ -102,9 +102,8 @@ ADAPTERS: dict[str, tuple[str, str]] = {
 def __getattr__(name: str) -> Any:
     module = _LOCAL.get(name)
     if module is not None:
-        from importlib import import_module
-
-        value = getattr(import_module(module, __name__), name)
+        # __import__, not importlib.import_module: importing importlib costs a cold start.
+        value = getattr(__import__(__name__ + module, None, None, [name]), name)
         globals()[name] = value
         return value
     if name in ADAPTERS:

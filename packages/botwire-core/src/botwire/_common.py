@@ -3,8 +3,7 @@ into operations, and reading results back (sans-I/O, as in h11/httpx)."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Mapping
+from _collections_abc import Mapping  # not collections.abc: it imports collections
 
 from ._codec import encode
 from ._errors import BotWireError, InvalidArgument, error_from_payload
@@ -13,6 +12,7 @@ from ._types import Entry, Op
 
 TYPE_CHECKING = False  # not typing's: importing typing costs a cold start ms
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from typing import Any
 
 __all__ = [
@@ -35,13 +35,18 @@ __all__ = [
 UPDATE_ATTEMPTS = 64
 
 
+def _finite(number: float) -> bool:
+    """``math.isfinite`` without importing math (import time on a cold start); true for any int."""
+    return number - number == 0  # inf - inf and nan - nan are nan
+
+
 def _check_ttl(ns: str, key: str, ttl: Any) -> float | None:
     if ttl is None:
         return None
     if (
         isinstance(ttl, bool)
         or not isinstance(ttl, (int, float))
-        or not (math.isfinite(ttl) and 0 < ttl < 1e10)
+        or not (_finite(ttl) and 0 < ttl < 1e10)
     ):
         raise InvalidArgument(
             f"botwire: ttl={ttl!r} for key {key!r} in namespace {ns!r}; ttl is a number of "
@@ -130,7 +135,7 @@ def op_append(
 
 def op_incr(ns: str, key: str, by: Any) -> Op:
     check_key(key, ns)
-    if isinstance(by, bool) or not isinstance(by, (int, float)) or not math.isfinite(by):
+    if isinstance(by, bool) or not isinstance(by, (int, float)) or not _finite(by):
         raise InvalidArgument(
             f"botwire: incr of key {key!r} in namespace {ns!r} by {by!r}; the amount must be a "
             "finite int or float.",

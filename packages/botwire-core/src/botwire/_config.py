@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 import time
-import warnings
+from _thread import allocate_lock  # not threading: it imports collections, functools...
 
 from ._errors import InvalidArgument
 from ._record import record
@@ -126,7 +125,7 @@ def _default_path() -> str:
 
 # -- shared backends -----------------------------------------------------------------------------
 
-_lock = threading.Lock()
+_lock = allocate_lock()
 _stores: dict[tuple[Settings, bool], list[Any]] = {}  # (settings, is_async) -> [store, refcount]
 _warned = False
 
@@ -136,6 +135,8 @@ def _warn_if_serverless(settings: Settings) -> None:
     if _warned or settings.is_http or not any(os.environ.get(v) for v in _SERVERLESS_VARS):
         return
     _warned = True
+    import warnings  # only when warning
+
     warnings.warn(
         f"botwire: storing memory in the local file {settings.sqlite_path!r} inside a serverless "
         "runtime; local files do not survive cold starts or reach other instances. Set "

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
+from _collections_abc import MutableMapping  # not collections.abc: it imports collections
 
 from . import _common as c
-from ._atomic import Transaction
 from ._config import Settings, acquire_store, release, resolve
 from ._errors import Conflict
 from ._types import Entry, Usage
 
 TYPE_CHECKING = False  # not typing's: importing typing costs a cold start ms
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator, Mapping
     from typing import Any
 
     from ._async import AsyncMemory
+    from ._atomic import Transaction
     from .store import Store
 
 __all__ = ["Memory"]
@@ -232,6 +233,8 @@ class Memory(MutableMapping[str, "Any"]):
 
     def atomic(self) -> Transaction:
         """A builder of checks and writes that commit all together or not at all."""
+        from ._atomic import Transaction  # on first use: one module less on a cold start
+
         return Transaction(self)
 
     # -- listing and the namespace -------------------------------------------------------------

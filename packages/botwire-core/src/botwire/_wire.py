@@ -6,14 +6,13 @@ inside the body; the client splices the value text it already encoded instead of
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from ._codec import dumps
 from ._errors import InvalidArgument
 from ._types import Entry, KeyInfo, KeyPage, Limits, Op, Usage
 
 TYPE_CHECKING = False  # not typing's: importing typing costs a cold start ms
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any
 
 __all__ = [

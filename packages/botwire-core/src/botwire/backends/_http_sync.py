@@ -1,19 +1,19 @@
-"""The sync HTTP backend: a small HTTP/1.1 client on ``socket``.
+"""The sync HTTP backend: a small HTTP/1.1 client on the interpreter's own socket module.
 
-Why not ``http.client``: importing it costs ~23 ms (it pulls in ``email.parser`` and ``ssl``),
-against ~4 ms for ``socket`` — and a cold start pays for every import. This client speaks only
-what a botwire server sends (Content-Length or chunked bodies, keep-alive) and imports ``ssl``
-only for https. Idle keep-alive connections wait in a small pool shared by all threads, so a
-warm invocation reuses one whatever thread serves it (Vercel's Python runtime starts a thread per
-request: per-thread connections would leak one socket per request there).
+Why not ``http.client``: importing it costs ~23 ms (it pulls in ``email.parser`` and ``ssl``).
+Why not even ``socket``: its import builds enums (``enum``, ``functools``, ``collections``...),
+~6 ms of a cold start, for constants that ``_socket`` has as plain ints. This client speaks only
+what a botwire server sends (Content-Length or chunked bodies, keep-alive) and imports
+``socket`` and ``ssl`` only for https. Idle keep-alive connections wait in a small pool shared by
+all threads, so a warm invocation reuses one whatever thread serves it (Vercel's Python runtime
+starts a thread per request: per-thread connections would leak one socket per request there).
 """
 
 from __future__ import annotations
 
-import socket
-import threading
+import _socket
 import time
-from collections.abc import Sequence
+from _thread import allocate_lock
 
 from .._errors import Unavailable
 from .._types import Entry, KeyPage, Op, Usage
@@ -21,6 +21,7 @@ from . import _http as h
 
 TYPE_CHECKING = False  # not typing's: importing typing costs a cold start ms
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any
 
 __all__ = ["HTTPStore"]
@@ -28,26 +29,96 @@ __all__ = ["HTTPStore"]
 _MAX_LINE = 65536
 _MAX_HEADERS = 100
 _MAX_IDLE = 8  # idle connections kept for reuse; more are closed when returned
+_RECV = 65536
+
+
+def _addresses(host: str, port: int) -> list[tuple[Any, ...]]:
+    """``getaddrinfo`` results; an IP literal (the usual in-VPC server URL) skips the resolver."""
+    for family in (_socket.AF_INET, _socket.AF_INET6):
+        try:
+            _socket.inet_pton(family, host)
+        except OSError:
+            continue
+        address = (host, port) if family == _socket.AF_INET else (host, port, 0, 0)
+        return [(family, _socket.SOCK_STREAM, _socket.IPPROTO_TCP, "", address)]
+    # A str host makes getaddrinfo import the idna codec (unicodedata, stringprep): ~2 ms.
+    name = host.encode("ascii") if host.isascii() else host.encode("idna")
+    return _socket.getaddrinfo(name, port, 0, _socket.SOCK_STREAM)
+
+
+def _connect(host: str, port: int, timeout: float) -> Any:
+    """A connected TCP socket, like ``socket.create_connection`` (first error if none works)."""
+    errors: list[OSError] = []
+    for family, kind, proto, _, address in _addresses(host, port):
+        sock = _socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(address)
+            sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+            return sock
+        except OSError as exc:
+            sock.close()
+            errors.append(exc)
+    raise errors[0] if errors else OSError(f"getaddrinfo returned nothing for {host!r}")
+
+
+def _connect_tls(host: str, port: int, timeout: float) -> Any:
+    import socket  # only for https: ssl needs socket.socket, and both cost import time
+    import ssl
+
+    sock = socket.create_connection((host, port), timeout=timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return ssl.create_default_context().wrap_socket(sock, server_hostname=host)
 
 
 class _Connection:
     def __init__(self, target: h.Target, timeout: float) -> None:
-        sock = socket.create_connection((target.host, target.port), timeout=timeout)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if target.tls:
-            import ssl  # only for https: it costs import time
-
-            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=target.host)
-        self.sock = sock
-        self.reader = sock.makefile("rb")
+        connect = _connect_tls if target.tls else _connect
+        self.sock = connect(target.host, target.port, timeout)
+        self.buffer = bytearray()  # received, not yet consumed
         self.requests = 0
 
     def close(self) -> None:
-        try:
-            self.reader.close()
+        try:  # noqa: SIM105 -- contextlib costs a cold start ~4 ms of imports
             self.sock.close()
         except OSError:
             pass
+
+    # -- buffered reading (what socket.makefile gave, without io's machinery) ---------------------
+
+    def _fill(self) -> bool:
+        data = self.sock.recv(_RECV)
+        self.buffer += data
+        return bool(data)
+
+    def _readline(self) -> bytes:
+        """One line with its ``\\n``; without it when the line is too long or the peer closed."""
+        searched = 0
+        while True:
+            end = self.buffer.find(b"\n", searched)
+            if end >= 0:
+                return self._take(end + 1)
+            if len(self.buffer) >= _MAX_LINE:
+                return self._take(_MAX_LINE)
+            searched = len(self.buffer)
+            if not self._fill():
+                return self._take(len(self.buffer))
+
+    def _read(self, size: int) -> bytes:
+        """``size`` bytes, or fewer when the peer closed first."""
+        while len(self.buffer) < size and self._fill():
+            pass
+        return self._take(size)
+
+    def _read_to_eof(self) -> bytes:
+        while self._fill():
+            pass
+        return self._take(len(self.buffer))
+
+    def _take(self, size: int) -> bytes:
+        data = bytes(self.buffer[:size])
+        del self.buffer[:size]
+        return data
 
     def exchange(self, call: h.Call, timeout: float) -> tuple[int, dict[str, str], bytes, bool]:
         """Send ``call`` and read the answer: (status, headers, body, keep-alive)."""
@@ -60,7 +131,7 @@ class _Connection:
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         self.requests += 1
         self.sock.sendall(head + body)
-        status_line = self.reader.readline(_MAX_LINE)
+        status_line = self._readline()
         if not status_line.endswith(b"\n"):
             raise ConnectionResetError("server closed the connection before answering")
         parts = status_line.split(None, 2)
@@ -69,7 +140,7 @@ class _Connection:
         status = int(parts[1])
         headers: dict[str, str] = {}
         for _ in range(_MAX_HEADERS):
-            line = self.reader.readline(_MAX_LINE)
+            line = self._readline()
             if line in (b"\r\n", b"\n"):
                 break
             if not line.endswith(b"\n"):  # EOF inside the headers: a cut response
@@ -85,8 +156,8 @@ class _Connection:
             return status, headers, self._read_chunked(), keep
         length = headers.get("content-length")
         if length is None:  # a body delimited by the end of the connection
-            return status, headers, self.reader.read(), False
-        data = self.reader.read(int(length))
+            return status, headers, self._read_to_eof(), False
+        data = self._read(int(length))
         if len(data) != int(length):
             raise ConnectionResetError("connection closed in the middle of the response body")
         return status, headers, data, keep
@@ -94,19 +165,19 @@ class _Connection:
     def _read_chunked(self) -> bytes:
         chunks = []
         while True:
-            size_line = self.reader.readline(_MAX_LINE)
+            size_line = self._readline()
             if not size_line:
                 raise ConnectionResetError("connection closed in the middle of a chunked body")
             size = int(size_line.split(b";", 1)[0].strip(), 16)
             if size == 0:
-                while self.reader.readline(_MAX_LINE) not in (b"\r\n", b"\n", b""):
+                while self._readline() not in (b"\r\n", b"\n", b""):
                     pass  # trailers
                 return b"".join(chunks)
-            chunk = self.reader.read(size)
+            chunk = self._read(size)
             if len(chunk) != size:
                 raise ConnectionResetError("connection closed in the middle of a chunk")
             chunks.append(chunk)
-            self.reader.readline(_MAX_LINE)
+            self._readline()
 
 
 class HTTPStore:
@@ -139,7 +210,7 @@ class HTTPStore:
         self.deadline = deadline if deadline is not None else timeout * (retries + 1)
         self._headers = h.base_headers(self.target, token)
         self._idle: list[_Connection] = []
-        self._lock = threading.Lock()
+        self._lock = allocate_lock()
         self._closed = False
         self.connections_opened = 0  # observable: warm invocations must reuse the connection
 
