@@ -1,31 +1,19 @@
-"""AutoGen adapter tests: real AssistantAgent/teams with ReplayChatCompletionClient, no network."""
+"""AutoGen adapter tests: real AssistantAgent/teams with ReplayChatCompletionClient, no network.
+
+``memory_url`` (an embedded SQLite file, or the session's real server) and the process helpers
+are shared with every adapter suite (support/adapters.py); ``ns`` is the root conftest's.
+"""
 
 from __future__ import annotations
 
 import os
-import sys
-import uuid
-from pathlib import Path
 
 import pytest
-from support.backends import ADAPTER_BACKENDS, adapter_memory_url
+from support.adapters import importable_here, memory_url
 
-HERE = Path(__file__).resolve().parent
-# Tests run with --import-mode=importlib: make the helper modules here importable by name.
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
+__all__ = ["memory_url", "subprocess_env"]
 
-
-@pytest.fixture(params=ADAPTER_BACKENDS)
-def memory_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The botwire backend under test: a fresh embedded SQLite file, or a real server."""
-    return adapter_memory_url(request, tmp_path)
-
-
-@pytest.fixture
-def ns() -> str:
-    """A namespace no other test uses (the backend may be a server shared by tests)."""
-    return f"autogen-{uuid.uuid4().hex[:12]}"
+HERE = importable_here(__file__)  # autogen_helpers, autogen_worker
 
 
 @pytest.fixture

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import subprocess
-import sys
 from pathlib import Path
+from typing import Any
 
 from autogen_agentchat.agents import AssistantAgent
 from autogen_helpers import call, remember_tool, replay
+from support.adapters import start_worker, worker_result
 
 from botwire_autogen import BotWireMemory, save_state
 
@@ -17,20 +17,11 @@ WORKER = Path(__file__).with_name("autogen_worker.py")
 
 
 def start(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, str(WORKER), *args],
-        env=env,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    return start_worker(WORKER, env, *args)
 
 
-def result_of(proc: subprocess.Popen[str]) -> dict:
-    out, err = proc.communicate(timeout=180)
-    assert proc.returncode == 0, err[-3000:]
-    line = next(ln for ln in out.splitlines() if ln.startswith("RESULT "))
-    return json.loads(line[len("RESULT ") :])
+def result_of(proc: subprocess.Popen[str]) -> Any:
+    return worker_result(proc, timeout=180)
 
 
 def test_fresh_process_resumes_agent_and_memory(

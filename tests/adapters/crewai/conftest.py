@@ -1,5 +1,8 @@
 """CrewAI adapter tests: offline, telemetry off, a throw-away HOME (set before crewai imports).
 
+``memory_url`` and the process helpers are shared with every adapter suite
+(support/adapters.py); ``ns`` is the root conftest's.
+
 ``import crewai`` writes under ``$HOME`` and, unless told not to, phones home; both are set
 here at import time, before any test module imports crewai, and passed to subprocesses.
 """
@@ -9,13 +12,12 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
-import sys
 import tempfile
-import uuid
-from pathlib import Path
 
 import pytest
-from support.backends import ADAPTER_BACKENDS, adapter_memory_url
+from support.adapters import importable_here, memory_url
+
+__all__ = ["CREWAI_ENV", "memory_url", "subprocess_env"]
 
 _HOME = tempfile.mkdtemp(prefix="botwire-crewai-home-")
 atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
@@ -29,22 +31,7 @@ CREWAI_ENV = {
 }
 os.environ.update(CREWAI_ENV)
 
-HERE = Path(__file__).resolve().parent
-# Tests run with --import-mode=importlib: make the helper modules here importable by name.
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
-
-
-@pytest.fixture(params=ADAPTER_BACKENDS)
-def memory_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The botwire backend under test: a fresh embedded SQLite file, or a real server."""
-    return adapter_memory_url(request, tmp_path)
-
-
-@pytest.fixture
-def ns() -> str:
-    """A namespace prefix no other test uses (the backend may be a server shared by tests)."""
-    return f"crewai-{uuid.uuid4().hex[:12]}"
+HERE = importable_here(__file__)  # crewai_helpers, crewai_worker
 
 
 @pytest.fixture

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
-import sys
 from pathlib import Path
+from typing import Any
 
 from crewai import Agent, Crew, Task
 from crewai.memory import Memory as CrewMemory
 from crewai_helpers import FINAL, ScriptedLLM, hash_embedder, react
+from support.adapters import start_worker, worker_result
 
 from botwire import Memory
 from botwire_crewai import BotWireStorage, memory_tools
@@ -18,20 +18,11 @@ WORKER = Path(__file__).with_name("crewai_worker.py")
 
 
 def run_worker(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, str(WORKER), *args],
-        env=env,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    return start_worker(WORKER, env, *args)
 
 
-def result_of(proc: subprocess.Popen[str]) -> dict:
-    out, err = proc.communicate(timeout=240)
-    assert proc.returncode == 0, err[-3000:]
-    line = next(ln for ln in out.splitlines() if ln.startswith("RESULT "))
-    return json.loads(line[len("RESULT ") :])
+def result_of(proc: subprocess.Popen[str]) -> Any:
+    return worker_result(proc, timeout=240)
 
 
 def test_fresh_process_sees_what_an_agent_stored(

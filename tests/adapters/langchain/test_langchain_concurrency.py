@@ -4,12 +4,10 @@ writer's order; each ``add_messages`` call lands as one contiguous block."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
+from support.adapters import race_processes
 
 from botwire_langchain import BotWireChatHistory
 
@@ -18,48 +16,14 @@ WRITERS = 6
 PER_WRITER = 50
 
 
-def _start_together(go: Path, procs: list[subprocess.Popen[str]]) -> None:
-    """Touch ``go`` once every child has imported everything (so they really race)."""
-    deadline = time.monotonic() + 240
-    while len(list(go.parent.glob(go.name + ".ready-*"))) < len(procs):
-        for p in procs:
-            if p.poll() not in (None, 0):
-                out, err = p.communicate()
-                raise AssertionError(f"writer failed before start:\n{out}\n{err}")
-        assert time.monotonic() < deadline, "writers never became ready"
-        time.sleep(0.05)
-    go.touch()
-
-
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_concurrent_writers_lose_nothing(
     memory_url: str, namespace: str, tmp_path: Path, mode: str
 ) -> None:
     go = tmp_path / f"go-{mode}"
     env = dict(os.environ, BOTWIRE_URL=memory_url)
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                str(HERE / "lc_proc_writer.py"),
-                namespace,
-                "shared",
-                f"w{w}",
-                str(PER_WRITER),
-                str(go),
-                mode,
-            ],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for w in range(WRITERS)
-    ]
-    _start_together(go, procs)
-    for p in procs:
-        out, err = p.communicate(timeout=240)
-        assert p.returncode == 0, f"writer failed:\n{out}\n{err}"
+    args = [[namespace, "shared", f"w{w}", str(PER_WRITER), str(go), mode] for w in range(WRITERS)]
+    race_processes(HERE / "lc_proc_writer.py", args, env, go)
 
     messages = BotWireChatHistory("shared", namespace=namespace, url=memory_url).messages
     contents = [str(m.content) for m in messages]

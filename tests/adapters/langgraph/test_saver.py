@@ -189,10 +189,10 @@ def test_next_version_is_increasing_string(memory: Memory) -> None:
 
 
 def test_constructor_and_async_only_errors(memory: Memory) -> None:
-    with pytest.raises(TypeError, match="Memory or AsyncMemory"):
+    with pytest.raises(TypeError, match=r"BotWireSaver needs memory= to be a botwire\.Memory"):
         BotWireSaver("langgraph")  # type: ignore[arg-type]
     saver = BotWireSaver(memory.as_async())
-    with pytest.raises(TypeError, match="pass a botwire Memory"):
+    with pytest.raises(TypeError, match=r"BotWireSaver was given an AsyncMemory.*memory=Memory"):
         saver.get_tuple(_cfg("T"))
     with pytest.raises(ValueError, match="thread_id"):
         BotWireSaver(memory).get_tuple({"configurable": {}})
@@ -236,3 +236,23 @@ def test_real_graph_async_path_with_interrupt(memory_url: str, namespace: str) -
     assert len(history) == 6  # input, plan, draft, (interrupt) review, publish, end
     sync_saver = BotWireSaver(Memory(namespace, url=memory_url))
     assert _graph(sync_saver).get_state(thread).values == out
+
+
+def test_close_closes_only_the_clients_the_saver_made(memory: Memory) -> None:
+    """A passed-in Memory stays usable after the saver closes; one the saver made is closed,
+    and so is the AsyncMemory it derived for async calls."""
+    saver = BotWireSaver(memory)
+
+    async def use_async() -> None:
+        async with saver:
+            await saver.aget_tuple(_cfg("close-T"))
+        assert saver._clients._aio is None  # the derived async client was closed
+
+    asyncio.run(use_async())
+    memory.set("still-open", 1)  # the caller's client was not closed
+    assert memory.get("still-open") == 1
+
+    own = BotWireSaver(namespace=memory.namespace, url=memory.url)
+    with own:
+        assert own.get_tuple(_cfg("close-T")) is None
+    assert own._clients.sync._closed  # made by the saver: closed with it

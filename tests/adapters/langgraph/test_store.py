@@ -248,13 +248,13 @@ def test_async_methods(memory_url: str, namespace: str) -> None:
 
 
 def test_constructor_errors_name_the_fix() -> None:
-    with pytest.raises(TypeError, match="Memory or AsyncMemory"):
+    with pytest.raises(TypeError, match=r"BotWireStore needs memory= to be a botwire\.Memory"):
         BotWireStore({"not": "memory"})  # type: ignore[arg-type]
 
 
 def test_async_only_store_refuses_sync_calls(memory_url: str, namespace: str) -> None:
     store = BotWireStore(Memory(namespace, url=memory_url).as_async())
-    with pytest.raises(TypeError, match="pass a botwire Memory"):
+    with pytest.raises(TypeError, match=r"BotWireStore was given an AsyncMemory.*memory=Memory"):
         store.get(("a",), "k")
 
     async def scenario() -> None:

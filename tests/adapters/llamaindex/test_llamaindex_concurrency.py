@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 from llama_index.core.base.llms.types import ChatMessage
 from llama_index.core.storage.chat_store.base_db import MessageStatus
+from support.adapters import race_processes
 
 from botwire_llamaindex import BotWireAsyncDBChatStore, BotWireChatStore
 
@@ -20,46 +18,12 @@ WRITERS = 6
 PER_WRITER = 50
 
 
-def _start_together(go: Path, procs: list[subprocess.Popen[str]]) -> None:
-    """Touch ``go`` once every child has imported everything (so they really race)."""
-    deadline = time.monotonic() + 240
-    while len(list(go.parent.glob(go.name + ".ready-*"))) < len(procs):
-        for p in procs:
-            if p.poll() not in (None, 0):
-                out, err = p.communicate()
-                raise AssertionError(f"writer failed before start:\n{out}\n{err}")
-        assert time.monotonic() < deadline, "writers never became ready"
-        time.sleep(0.05)
-    go.touch()
-
-
 def _run_writers(
     memory_url: str, namespace: str, go: Path, jobs: list[tuple[str, str, int]]
 ) -> None:
     env = dict(os.environ, BOTWIRE_URL=memory_url)
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                str(HERE / "li_proc_writer.py"),
-                namespace,
-                kind,
-                "shared chat",
-                writer,
-                str(count),
-                str(go),
-            ],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for kind, writer, count in jobs
-    ]
-    _start_together(go, procs)
-    for p in procs:
-        out, err = p.communicate(timeout=280)
-        assert p.returncode == 0, f"writer failed:\n{out}\n{err}"
+    args = [[namespace, kind, "shared chat", w, str(count), str(go)] for kind, w, count in jobs]
+    race_processes(HERE / "li_proc_writer.py", args, env, go, timeout=280)
 
 
 def _check(contents: list[str | None]) -> None:

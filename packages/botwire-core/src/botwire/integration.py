@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from ._async import AsyncMemory
+from ._codec import dumps
 from ._memory import Memory
 
 __all__ = ["BATCH_BYTES", "BATCH_ITEMS", "MemoryPair", "chunks", "write_batches"]
@@ -46,10 +47,8 @@ def write_batches(
 
 
 def _json_size(value: Any) -> int:
-    import json
-
     try:
-        return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+        return len(dumps(value).encode("utf-8"))
     except (TypeError, ValueError):
         return 0  # not JSON: set_many refuses it with NotSerializable, naming the key
 
@@ -78,22 +77,27 @@ class MemoryPair:
         url: str | None = None,
         token: str | None = None,
         default_namespace: str,
+        adapter: str = "this botwire adapter",
     ) -> None:
+        self._adapter = adapter
         self._sync: Memory | None = None
         self._aio: AsyncMemory | None = None
+        self._owns_sync = memory is None  # made here: ours to close
         if memory is None:
             self._sync = Memory(namespace or default_namespace, url=url, token=token)
         elif isinstance(memory, Memory):
             needs_other = namespace is not None and namespace != memory.namespace
             self._sync = memory.with_namespace(namespace) if needs_other else memory
+            self._owns_sync = needs_other
         elif isinstance(memory, AsyncMemory):
             needs_other = namespace is not None and namespace != memory.namespace
             self._aio = memory.with_namespace(namespace) if needs_other else memory
         else:
             raise TypeError(
-                f"memory= must be a botwire.Memory or AsyncMemory, got {type(memory).__name__}; "
-                "e.g. memory=Memory('my-app', url='http://localhost:8765')"
+                f"{adapter} needs memory= to be a botwire.Memory or AsyncMemory, got "
+                f"{type(memory).__name__}; e.g. memory=Memory('my-app', url='http://localhost:8765')"
             )
+        self._owns_aio = False  # set when the async client is derived from the sync one
 
     @property
     def namespace(self) -> str:
@@ -107,7 +111,7 @@ class MemoryPair:
         """The sync client; a clear error when only an AsyncMemory was given."""
         if self._sync is None:
             raise TypeError(
-                f"this botwire adapter was given an AsyncMemory (namespace {self.namespace!r}), "
+                f"{self._adapter} was given an AsyncMemory (namespace {self.namespace!r}), "
                 "which serves only its async methods; pass memory=Memory(...) to use the sync "
                 "methods too"
             )
@@ -118,4 +122,24 @@ class MemoryPair:
         """The async client (created on first use)."""
         if self._aio is None:
             self._aio = self.sync.as_async()
+            self._owns_aio = True
         return self._aio
+
+    @property
+    def has_sync(self) -> bool:
+        """Whether sync methods are available (false when only an AsyncMemory was given)."""
+        return self._sync is not None
+
+    def close(self) -> None:
+        """Close the sync client if this pair made it (a client passed in stays open)."""
+        if self._owns_sync and self._sync is not None:
+            self._sync.close()
+
+    async def aclose(self) -> None:
+        """Close what this pair made: the async client derived from the sync one, then
+        :meth:`close`."""
+        if self._owns_aio and self._aio is not None:
+            await self._aio.aclose()
+            self._aio = None
+            self._owns_aio = False
+        self.close()

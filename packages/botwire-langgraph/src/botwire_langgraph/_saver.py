@@ -18,6 +18,7 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from botwire import AsyncMemory, Memory
+from botwire.integration import MemoryPair
 
 from . import _checkpoint_plans as P
 from ._io import Plan, run_async, run_sync
@@ -71,47 +72,29 @@ class BotWireSaver(BaseCheckpointSaver[str]):
         serde: SerializerProtocol | None = None,
     ) -> None:
         super().__init__(serde=serde)
-        self._owns_memory = memory is None
-        if memory is None:
-            memory = Memory(namespace, url=url, token=token)
-        if isinstance(memory, Memory):
-            self._memory: Memory | None = memory
-            self._amemory: AsyncMemory | None = None
-        elif isinstance(memory, AsyncMemory):
-            self._memory = None
-            self._amemory = memory
-        else:
-            raise TypeError(
-                f"BotWireSaver needs a botwire Memory or AsyncMemory, got "
-                f"{type(memory).__name__}; e.g. BotWireSaver(Memory('langgraph'))"
-            )
+        self._clients = MemoryPair(
+            None, memory, url=url, token=token, default_namespace=namespace,
+            adapter="BotWireSaver",
+        )
 
     # -- plumbing -----------------------------------------------------------------------
 
     @property
     def memory(self) -> Memory | AsyncMemory:
         """The botwire client this saver writes to."""
-        return self._memory if self._memory is not None else self._amemory  # type: ignore[return-value]
+        return self._clients.sync if self._clients.has_sync else self._clients.aio
 
     def _sync(self, plan: Plan[T]) -> T:
-        if self._memory is None:
+        if not self._clients.has_sync:
             plan.close()
-            raise TypeError(
-                "this BotWireSaver was built on an AsyncMemory, so only its async methods work "
-                "(graph.ainvoke / astream); pass a botwire Memory to use invoke / stream too"
-            )
-        return run_sync(self._memory, plan)
+        return run_sync(self._clients.sync, plan)  # an AsyncMemory only: a clear TypeError
 
     async def _async(self, plan: Plan[T]) -> T:
-        if self._amemory is None:
-            assert self._memory is not None
-            self._amemory = self._memory.as_async()
-        return await run_async(self._amemory, plan)
+        return await run_async(self._clients.aio, plan)
 
     def close(self) -> None:
         """Close the clients this saver created itself (a passed-in client stays open)."""
-        if self._owns_memory and self._memory is not None:
-            self._memory.close()
+        self._clients.close()
 
     def __enter__(self) -> BotWireSaver:
         return self
@@ -133,11 +116,7 @@ class BotWireSaver(BaseCheckpointSaver[str]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._amemory is not None and (self._owns_memory or self._memory is not None):
-            # an AsyncMemory derived from our Memory is ours to close
-            await self._amemory.aclose()
-            self._amemory = None
-        self.close()
+        await self._clients.aclose()
 
     # -- sync interface -----------------------------------------------------------------
 

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from langgraph.store.base import BaseStore, Op, Result, TTLConfig
 
 from botwire import AsyncMemory, Memory
+from botwire.integration import MemoryPair
 
 from ._io import run_async, run_sync
 from ._store_plans import batch_plan
@@ -46,7 +47,7 @@ class BotWireStore(BaseStore):
         graph = builder.compile(checkpointer=saver, store=store)
     """
 
-    __slots__ = ("_amemory", "_memory", "_owns_memory", "ttl_config")
+    __slots__ = ("_clients", "ttl_config")
 
     supports_ttl: bool = True
 
@@ -59,44 +60,25 @@ class BotWireStore(BaseStore):
         token: str | None = None,
         ttl: TTLConfig | None = None,
     ) -> None:
-        self._owns_memory = memory is None
-        if memory is None:
-            memory = Memory(namespace, url=url, token=token)
-        if isinstance(memory, Memory):
-            self._memory: Memory | None = memory
-            self._amemory: AsyncMemory | None = None
-        elif isinstance(memory, AsyncMemory):
-            self._memory = None
-            self._amemory = memory
-        else:
-            raise TypeError(
-                f"BotWireStore needs a botwire Memory or AsyncMemory, got "
-                f"{type(memory).__name__}; e.g. BotWireStore(Memory('langgraph-store'))"
-            )
+        self._clients = MemoryPair(
+            None, memory, url=url, token=token, default_namespace=namespace,
+            adapter="BotWireStore",
+        )
         self.ttl_config = ttl
 
     @property
     def memory(self) -> Memory | AsyncMemory:
         """The botwire client this store uses."""
-        return self._memory if self._memory is not None else self._amemory  # type: ignore[return-value]
+        return self._clients.sync if self._clients.has_sync else self._clients.aio
 
     def batch(self, ops: Iterable[Op]) -> list[Result]:
         """Execute ``GetOp``/``PutOp``/``SearchOp``/``ListNamespacesOp``s; results in op order."""
-        if self._memory is None:
-            raise TypeError(
-                "this BotWireStore was built on an AsyncMemory, so only its async methods work "
-                "(aget / aput / asearch / abatch); pass a botwire Memory for the sync ones"
-            )
-        return run_sync(self._memory, batch_plan(ops, self.ttl_config))
+        return run_sync(self._clients.sync, batch_plan(ops, self.ttl_config))
 
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
         """Async :meth:`batch`, on ``AsyncMemory`` natively."""
-        if self._amemory is None:
-            assert self._memory is not None
-            self._amemory = self._memory.as_async()
-        return await run_async(self._amemory, batch_plan(ops, self.ttl_config))
+        return await run_async(self._clients.aio, batch_plan(ops, self.ttl_config))
 
     def close(self) -> None:
         """Close the client this store created itself."""
-        if self._owns_memory and self._memory is not None:
-            self._memory.close()
+        self._clients.close()
