@@ -98,6 +98,31 @@ COLD = (
     "m.get('profile')\n"
     "m.set('profile', {'seen': True})\n"
 )
+# The floor under P6: the same two requests written by hand on the interpreter's _socket, with
+# no client library at all (no retries, no checks, no JSON decoding): what the server and the
+# protocol cost a fresh process whatever the client does.
+COLD_FLOOR = (
+    "import _socket, os\n"
+    "host, port = os.environ['BOTWIRE_URL'].rsplit('/', 1)[-1].split(':')\n"
+    "s = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)\n"
+    "s.connect((host, int(port)))\n"
+    "s.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)\n"
+    "def ask(req):\n"
+    "    s.sendall(req)\n"
+    "    data = b''\n"
+    "    while b'\\r\\n\\r\\n' not in data:\n"
+    "        data += s.recv(65536)\n"
+    "    head, _, body = data.partition(b'\\r\\n\\r\\n')\n"
+    "    size = int(head.lower().split(b'content-length:')[1].split(b'\\r\\n')[0])\n"
+    "    while len(body) < size:\n"
+    "        body += s.recv(65536)\n"
+    "    return body\n"
+    "path = b'/v1/namespaces/cold-ns/keys/profile'\n"
+    "ask(b'GET ' + path + b' HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n')\n"
+    "body = b'{\"value\":{\"seen\":true}}'\n"
+    "ask(b'PUT ' + path + b' HTTP/1.1\\r\\nHost: x\\r\\nContent-Type: application/json\\r\\n'\n"
+    "    + b'Content-Length: ' + str(len(body)).encode() + b'\\r\\n\\r\\n' + body)\n"
+)
 COLD_OLD = (
     "from botwire import Memory\n"
     "import os\n"
@@ -115,6 +140,7 @@ def p6_cold(settings: Settings, old_py: str | None) -> list[Row]:
             "python -c pass": [py, "-c", "pass"],
             "import botwire": [py, "-c", "import botwire"],
             "cold invocation": [py, "-c", COLD],
+            "protocol floor": [py, "-c", COLD_FLOOR],
         }
         if old_py:
             cases["0.2.1: cold invocation"] = [old_py, "-c", COLD_OLD]
@@ -130,6 +156,12 @@ def p6_cold(settings: Settings, old_py: str | None) -> list[Row]:
                      f"(+{cpu['cold invocation'] - cpu[bare]:.1f} ms)",
                 details={"median_wall_ms": wall, "median_cpu_ms": cpu, "runs": runs,
                          "samples": samples})]
+    floor = wall["protocol floor"] / wall[bare]
+    rows.append(Row("P6c", "the floor under P6: the same GET + PUT by hand on `_socket`, no client "
+                    "(context)", floor, "×", "`python -c pass`", "—", None,
+                    note=f"wall {wall['protocol floor']:.1f} ms "
+                         f"(+{wall['protocol floor'] - wall[bare]:.1f}); botwire adds "
+                         f"{wall['cold invocation'] - wall['protocol floor']:.1f} ms to it"))
     if old_py:
         old = wall["0.2.1: cold invocation"] / wall[bare]
         rows.append(Row("P6b", f"PyPI botwire=={OLD_VERSION} cold invocation, same server "
