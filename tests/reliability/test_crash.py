@@ -1,5 +1,6 @@
 """``kill -9`` of the server in the middle of a write storm, over and over, on SQLite and on
-PostgreSQL; and ``kill -9`` of one of several client processes sharing an embedded SQLite file.
+PostgreSQL; ``kill -9`` of PostgreSQL itself under a running server; and ``kill -9`` of one of
+several client processes sharing an embedded SQLite file.
 
 Clients record each acknowledged write (a call that returned) in an ack file. After every
 restart, every write acknowledged before the kill is read back; nothing acknowledged is rolled
@@ -9,8 +10,11 @@ the number of ``incr`` calls made (a retry applied twice would)."""
 
 from __future__ import annotations
 
+import json
 import random
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -26,6 +30,7 @@ from reliability.helpers import (
     wait_all,
     workers,
 )
+from support.postgres import PostgresServer, PostgresUnavailable
 
 from botwire import Memory
 from botwire.store import SQLiteStore
@@ -86,8 +91,38 @@ def _verify(url: str, ns: str, acked: dict[str, Any]) -> int:
         m.close()
 
 
+def _wait_ready(url: str, timeout: float = 60.0) -> None:
+    """Until the server's ``/readyz`` answers 200 (its store reachable again)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/readyz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:  # 503 (HTTPError is an OSError) or not answering yet
+            pass
+        assert time.monotonic() < deadline, f"{url} not ready {timeout} s after the restart"
+        time.sleep(0.05)
+
+
+def _assert_unavailable_while_down(url: str, ns: str) -> None:
+    """With its database gone the server answers 503 ``unavailable`` well within a client's
+    per-attempt timeout (10 s by default), so the client sees why instead of timing out."""
+    started = time.monotonic()
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{url}/v1/namespaces/{ns}/keys/log", timeout=60)
+    waited = time.monotonic() - started
+    assert refused.value.code == 503, refused.value.code
+    assert json.loads(refused.value.read())["error"]["code"] == "unavailable"
+    assert waited < 8, f"the server took {waited:.1f} s to give up"
+
+
 def _storm(database: str, backend: str, restarts: int, tmp_path: Path, ns: str,
-           record_property: Any, sqlite_path: Path | None) -> None:
+           record_property: Any, sqlite_path: Path | None,
+           postgres: PostgresServer | None = None) -> None:
+    """``restarts`` times: let the write storm run, ``kill -9`` the botwire server (or, given
+    ``postgres``, the PostgreSQL cluster under a server that keeps running), restart it and
+    read back every write acknowledged before the kill."""
     rng = random.Random(restarts * 7919 + len(backend))
     acks = [tmp_path / f"acks-{i}" for i in range(WRITERS)]
     stop = tmp_path / "stop"
@@ -100,9 +135,22 @@ def _storm(database: str, backend: str, restarts: int, tmp_path: Path, ns: str,
                   "count": 1_000_000, "acks": str(acks[i]), "stop_file": str(stop),
                   "timeout": 2.0, "retries": 6} for i in range(WRITERS)]
         with workers(specs) as procs:
-            for _ in range(restarts):
+            for crash in range(1, restarts + 1):
                 # let the storm run for a random moment, then pull the plug
                 time.sleep(rng.uniform(0.05, 0.4))
+                if postgres is not None:
+                    postgres.kill9()
+                    acked = ledger.snapshot()  # everything acknowledged before the crash
+                    if crash == 1:
+                        _assert_unavailable_while_down(server.url, ns)
+                    postgres.restart()  # crash recovery; the botwire server never stopped
+                    _wait_ready(server.url)
+                    assert server.proc is not None and server.proc.poll() is None
+                    lost = _verify(server.url, ns, acked)
+                    lost_total += lost
+                    checked += len(acked["appended"]) + len(acked["counters"]) + len(acked["sets"])
+                    assert lost == 0, f"PostgreSQL crash {crash}: {lost} acknowledged writes lost"
+                    continue
                 server.kill9()
                 acked = ledger.snapshot()  # everything acknowledged by the killed server
                 if sqlite_path is not None:
@@ -128,9 +176,10 @@ def _storm(database: str, backend: str, restarts: int, tmp_path: Path, ns: str,
         m.close()
     acknowledged = len(final["appended"]) + final["incr_acked"] + len(final["sets"])
     attempted = acknowledged + final["failed"]  # + the calls cut short by a kill, unrecorded
-    fig = Figures(f"crash/server-kill9/{backend}", attempted=attempted,
+    victim = "postgresql" if postgres is not None else "server"
+    fig = Figures(f"crash/{victim}-kill9/{backend}", attempted=attempted,
                   acknowledged=acknowledged,
-                  faults={"kill -9 server": restarts}, lost=lost_total,
+                  faults={f"kill -9 {victim}": restarts}, lost=lost_total,
                   duplicated=duplicated + len(over),
                   extra={"failed_calls_unavailable": final["failed"],
                          "acked_appends": len(final["appended"]),
@@ -160,6 +209,27 @@ def test_server_kill9_sqlite(restarts: int, tmp_path: Path, ns: str,
 def test_server_kill9_postgres(restarts: int, tmp_path: Path, ns: str, pg_dsn: str,
                                record_property: Any) -> None:
     _storm(pg_dsn, "postgres", restarts, tmp_path, ns, record_property, None)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("crashes", [pytest.param(6, id="ci"),
+                                     pytest.param(30, id="long", marks=pytest.mark.slow)])
+def test_postgresql_kill9_under_a_running_server(crashes: int, tmp_path: Path, ns: str,
+                                                 record_property: Any) -> None:
+    """The database itself crashes (postmaster and backends ``kill -9``) under a write storm,
+    over and over, on a private cluster with production's ``synchronous_commit=on``. The botwire
+    server keeps running: while PostgreSQL is down calls fail with ``Unavailable`` (never a
+    500 or a hang), it reconnects by itself once the cluster is back, and nothing it
+    acknowledged is lost or applied twice."""
+    try:
+        cluster = PostgresServer.start_private(durable=True)
+    except PostgresUnavailable as exc:
+        pytest.fail(f"PostgreSQL could not be started: {exc}", pytrace=False)
+    try:
+        _storm(cluster.new_database("botwire_pgcrash"), "postgres", crashes, tmp_path, ns,
+               record_property, None, postgres=cluster)
+    finally:
+        cluster.stop()
 
 
 @pytest.mark.parametrize("kills", [pytest.param(3, id="ci"),

@@ -2,7 +2,8 @@
 huge heads, slow clients, and property tests of keys, namespaces and values over HTTP. Every
 request gets a clear 4xx (or the connection is cut) and the server stays up (``/healthz``).
 
-The server runs with ``BOTWIRE_HEADER_TIMEOUT=2`` so the slow-client test is short."""
+The server runs with ``BOTWIRE_HEADER_TIMEOUT=2`` and ``BOTWIRE_BODY_TIMEOUT=2`` so the
+slow-client tests are short."""
 
 from __future__ import annotations
 
@@ -27,13 +28,15 @@ from botwire import InvalidNamespace, Memory
 from botwire._wire import key_path
 
 HEAD_TIMEOUT = 2.0
+BODY_TIMEOUT = 2.0
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     with running_server("--max-value-bytes", "10000", "--no-access-log",
                         database=tmp_path_factory.mktemp("hostile") / "h.db",
-                        env={"BOTWIRE_HEADER_TIMEOUT": str(HEAD_TIMEOUT)}) as s:
+                        env={"BOTWIRE_HEADER_TIMEOUT": str(HEAD_TIMEOUT),
+                             "BOTWIRE_BODY_TIMEOUT": str(BODY_TIMEOUT)}) as s:
         yield s
 
 
@@ -246,6 +249,40 @@ def test_slow_clients_are_cut_off_and_others_are_served(server: ServerProcess,
     assert len(results) == n
     assert all(s in (408, None) for s, _ in results), results
     assert all(d < HEAD_TIMEOUT + 5 for _, d in results), results  # not the 20 s of dribbling
+    _healthy(server)
+
+
+def _put_head(path: str, length: int) -> bytes:
+    return (f"PUT {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {length}\r\n\r\n").encode()
+
+
+def test_a_stalled_body_is_cut_with_408_and_nothing_is_stored(server: ServerProcess) -> None:
+    """The head arrives, the body never finishes: 408 after the body deadline, the connection
+    closed, the route never runs (nothing stored); a slow body that completes in time is
+    served; the server stays up."""
+    path = key_path("slow-body", "k")
+    body = b'{"value": "' + b"x" * 80 + b'"}'
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=BODY_TIMEOUT + 10) as s:
+        s.sendall(_put_head(path, len(body)) + body[:10])  # ... and then nothing
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
+    waited = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert b'"request_timeout"' in answer and b"body" in answer
+    assert BODY_TIMEOUT - 0.5 < waited < BODY_TIMEOUT + 5, waited  # the deadline, not forever
+    with httpx.Client(base_url=server.url, timeout=5) as c:
+        assert c.get(path).status_code == 404  # the half-sent PUT was never applied
+        # A body dribbled in three parts well inside the deadline is served normally.
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+            s.sendall(_put_head(path, len(body)))
+            for part in (body[:30], body[30:60], body[60:]):
+                time.sleep(BODY_TIMEOUT / 6)
+                s.sendall(part)
+            assert s.recv(65536).startswith(b"HTTP/1.1 200")
+        assert c.get(path).json()["value"] == "x" * 80
     _healthy(server)
 
 

@@ -37,10 +37,12 @@ import itertools
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -121,6 +123,31 @@ def _temp_root(user: pwd.struct_passwd | None) -> str:
         path = parent
 
 
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (from ``/proc``)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting to be reaped counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 class PostgresServer:
     """A PostgreSQL server the tests may create databases on.
 
@@ -136,6 +163,7 @@ class PostgresServer:
         self._created: list[str] = []
         self._lock = threading.Lock()
         self._counter = itertools.count()
+        self._options = ""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -147,6 +175,16 @@ class PostgresServer:
             server = cls(url)
             server._check()
             return server
+        return cls.start_private()
+
+    @classmethod
+    def start_private(cls, *, durable: bool = False) -> PostgresServer:
+        """A private throwaway cluster, whatever ``BOTWIRE_TEST_POSTGRES_URL`` says.
+
+        ``durable=True`` keeps ``synchronous_commit`` on, as in production: a COMMIT is answered
+        only once its WAL reached the OS, so killing the server's processes loses no committed
+        transaction (``fsync`` stays off: only an OS crash could lose data then).
+        """
         bindir = find_postgres_bin()
         user = _unprivileged_user()
         base = tempfile.mkdtemp(prefix="botwire-pg-", dir=_temp_root(user))
@@ -160,12 +198,12 @@ class PostgresServer:
             server._pg("initdb", "-D", data, "-E", "UTF8", "--locale=C", "-A", "trust",
                        "-U", "postgres", "--no-sync")
             port = _free_port()
-            options = (
+            server._options = (
                 f"-c listen_addresses=127.0.0.1 -p {port} -k {base} -c fsync=off"
-                " -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
+                f" -c synchronous_commit={'on' if durable else 'off'}"
+                " -c full_page_writes=off -c max_connections=300"
             )
-            log = os.path.join(base, "server.log")
-            server._pg("pg_ctl", "-D", data, "-l", log, "-w", "-t", "60", "-o", options, "start")
+            server._pg_start()
             server.admin_url = make_conninfo(
                 host="127.0.0.1", port=port, user="postgres", dbname="postgres"
             )
@@ -174,6 +212,46 @@ class PostgresServer:
             server.stop()
             raise
         return server
+
+    def _pg_start(self) -> None:
+        assert self._dir is not None
+        data = os.path.join(self._dir, "data")
+        log = os.path.join(self._dir, "server.log")
+        self._pg("pg_ctl", "-D", data, "-l", log, "-w", "-t", "60", "-o", self._options, "start")
+
+    # -- crashes (private clusters only) -----------------------------------------------------
+
+    def kill9(self) -> int:
+        """``kill -9`` the postmaster and every process it started, as a crash would; returns
+        how many processes were killed. :meth:`restart` brings the cluster back (with crash
+        recovery)."""
+        if self._dir is None:
+            raise PostgresUnavailable("only a private cluster can be killed")
+        with open(os.path.join(self._dir, "data", "postmaster.pid")) as f:
+            postmaster = int(f.readline())
+        os.kill(postmaster, signal.SIGSTOP)  # it forks no new backend while we list them
+        victims = [postmaster, *_children(postmaster)]
+        for pid in victims:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while any(_alive(pid) for pid in victims):
+            if time.monotonic() > deadline:
+                raise PostgresUnavailable(f"PostgreSQL processes {victims} outlived kill -9")
+            time.sleep(0.01)
+        # A killed postmaster may stay a zombie (in a container nobody may reap it), and a
+        # zombie's PID still "exists": a new postmaster would refuse its stale lock files.
+        stale = [os.path.join(self._dir, "data", "postmaster.pid"),
+                 *glob.glob(os.path.join(self._dir, ".s.PGSQL.*"))]
+        for path in stale:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+        return len(victims)
+
+    def restart(self) -> None:
+        """Start a killed private cluster again on the same data, port and options."""
+        self._pg_start()
+        self._check()
 
     def _pg(self, tool: str, *args: str) -> None:
         assert self._bin is not None

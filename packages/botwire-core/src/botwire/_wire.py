@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ._codec import dumps
 from ._errors import InvalidArgument
+from ._names import check_key
 from ._types import Entry, KeyInfo, KeyPage, Limits, Op, Usage
 
 TYPE_CHECKING = False  # not typing's: importing typing costs a cold start ms
@@ -161,8 +162,6 @@ def _opt_int(ns: str, d: dict[str, Any], name: str) -> int | None:
 
 def op_from_wire(ns: str, d: Any) -> Op:
     """Parse one batch op sent by a client (server side); values are re-encoded strictly."""
-    from ._names import check_key
-
     if not isinstance(d, dict):
         raise _bad(ns, "each op must be an object")
     kind = d.get("op")

@@ -6,7 +6,11 @@ connection open by sending a header byte now and then (slowloris). This subclass
 
 - answers ``431`` and closes when the head grows past ``MAX_HEAD_BYTES`` (64 KiB), and
 - answers ``408`` and closes when a head is not complete ``BOTWIRE_HEADER_TIMEOUT`` seconds
-  (default 10) after the connection opened or the previous response was sent.
+  (default 10) after the connection opened or the previous response was sent, and
+- answers ``408`` and closes when a request's body is not complete ``BOTWIRE_BODY_TIMEOUT``
+  seconds (default 60) after its head (a client dribbling a body would otherwise hold a
+  connection, and a route waiting for it, forever). Once the app has started its response the
+  deadline no longer applies: the response is never interrupted.
 
 Without httptools, uvicorn's h11 protocol is used with the same head cap (h11 refuses a larger
 head with a 400); it has no head deadline.
@@ -23,18 +27,26 @@ import json
 import os
 from typing import Any
 
-__all__ = ["MAX_HEAD_BYTES", "head_timeout", "http_protocol_options"]
+__all__ = ["MAX_HEAD_BYTES", "body_timeout", "head_timeout", "http_protocol_options"]
 
 MAX_HEAD_BYTES = 64 * 1024
 
 
-def head_timeout() -> float:
-    raw = os.environ.get("BOTWIRE_HEADER_TIMEOUT", "").strip()
+def _seconds(variable: str, default: float) -> float:
+    raw = os.environ.get(variable, "").strip()
     try:
-        value = float(raw) if raw else 10.0
+        value = float(raw) if raw else default
     except ValueError:
-        value = 10.0
-    return value if value > 0 else 10.0
+        value = default
+    return value if value > 0 else default
+
+
+def head_timeout() -> float:
+    return _seconds("BOTWIRE_HEADER_TIMEOUT", 10.0)
+
+
+def body_timeout() -> float:
+    return _seconds("BOTWIRE_BODY_TIMEOUT", 60.0)
 
 
 def _response(status: bytes, code: str, message: str) -> bytes:
@@ -48,6 +60,8 @@ _TOO_LARGE = _response(b"431 Request Header Fields Too Large", "header_too_large
                        f"botwire: the request head is over {MAX_HEAD_BYTES} bytes.")
 _TIMEOUT = _response(b"408 Request Timeout", "request_timeout",
                      "botwire: the request head did not arrive in time.")
+_BODY_TIMEOUT = _response(b"408 Request Timeout", "request_timeout",
+                          "botwire: the request body did not arrive in time.")
 
 
 def _bounded_httptools() -> type[Any] | None:
@@ -60,7 +74,9 @@ def _bounded_httptools() -> type[Any] | None:
         _in_head = True
         _head_bytes = 0
         _head_timer: asyncio.TimerHandle | None = None
+        _body_timer: asyncio.TimerHandle | None = None
         _timeout = head_timeout()
+        _body_timeout = body_timeout()
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -68,6 +84,7 @@ def _bounded_httptools() -> type[Any] | None:
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
+            self._disarm_body()
             super().connection_lost(exc)
 
         def data_received(self, data: bytes) -> None:
@@ -86,6 +103,22 @@ def _bounded_httptools() -> type[Any] | None:
             self._in_head = False
             self._disarm()
             super().on_headers_complete()
+            self._body_timer = self.loop.call_later(self._body_timeout, self._body_timed_out)
+
+        def on_message_complete(self) -> None:
+            self._disarm_body()
+            super().on_message_complete()
+
+        def _disarm_body(self) -> None:
+            if self._body_timer is not None:
+                self._body_timer.cancel()
+                self._body_timer = None
+
+        def _body_timed_out(self) -> None:
+            self._body_timer = None
+            cycle = self.cycle
+            if cycle is not None and not cycle.response_started and not self.transport.is_closing():
+                self._refuse(_BODY_TIMEOUT)
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
@@ -113,6 +146,7 @@ def _bounded_httptools() -> type[Any] | None:
 
         def _refuse(self, response: bytes) -> None:
             self._disarm()
+            self._disarm_body()
             if response:
                 self.transport.write(response)
             self.transport.close()

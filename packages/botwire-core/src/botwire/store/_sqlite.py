@@ -19,7 +19,7 @@ from typing import Any
 from .._errors import InvalidArgument, Unavailable
 from .._names import check_key
 from .._types import Entry, KeyPage, Limits, Op, Usage
-from ._sql import Engine, Tx, check_batch_size, fingerprint
+from ._sql import Engine, JSONEntry, Tx, check_batch_size, fingerprint
 
 __all__ = ["SQLiteStore"]
 
@@ -46,13 +46,17 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS bw_idempotency_age ON bw_idempotency (created_at)",
 )
 _HOUSEKEEPING_EVERY = 512  # write transactions between purges of expired entries
+# With a background checkpointer, writers still checkpoint themselves past this many WAL pages
+# (~40 MB), so the WAL stays bounded even if the thread falls behind.
+_BACKSTOP_PAGES = 10000
 
 
 class _SQLiteTx:
-    __slots__ = ("_conn",)
+    __slots__ = ("_conn", "versions")
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
+        self.versions = _Versions(conn)
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         row: tuple[Any, ...] | None = self._conn.execute(sql, params).fetchone()
@@ -62,16 +66,89 @@ class _SQLiteTx:
         return self._conn.execute(sql, params).fetchall()
 
     def run(self, sql: str, params: Sequence[Any] = ()) -> None:
+        if sql.startswith("ROLLBACK"):  # the engine's ROLLBACK TO SAVEPOINT
+            self.versions.drop()
         self._conn.execute(sql, params)
 
     def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         self._conn.executemany(sql, rows)
 
 
+class _Checkpointer:
+    """Copies the WAL back into the database file from a thread of its own, off the writers'
+    path: with ``synchronous=NORMAL`` a commit only appends to the WAL, and the checkpoint
+    (copy + fsync) is the costliest part of SQLite's write path when a committing writer runs it.
+    A ``PASSIVE`` checkpoint never waits for, nor blocks, readers or writers."""
+
+    def __init__(self, store: SQLiteStore, every: float) -> None:
+        self._store = store
+        self._every = every
+        self._stop = threading.Event()
+        self._seen = -1
+        self._thread = threading.Thread(target=self._run, name="botwire-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(self._store.path, isolation_level=None, check_same_thread=False)
+        try:
+            while not self._stop.wait(self._every):
+                writes = self._store._writes
+                if writes != self._seen:
+                    self._seen = writes
+                    with contextlib.suppress(sqlite3.Error):  # busy: the next round retries
+                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+_VERSION_BLOCK = 64
+
+
+class _Versions:
+    """Versions handed out from a block reserved in ``bw_meta``, one ``UPDATE`` per block.
+
+    Bumping ``bw_meta`` on every write costs a statement and a page in every commit. A block
+    ``[next, end)`` reserved (and committed) by this connection may be used while no other
+    connection has committed since this one last took a version (``PRAGMA data_version``, read
+    inside the write transaction, says so): then no one can hold a version above ``next``, so
+    versions still grow in commit order across processes; any other commit, or any rollback that
+    may have undone the reservation, drops the block. Unused versions are skipped, never reused.
+    """
+
+    __slots__ = ("_conn", "_data_version", "_end", "_next")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._next = self._end = 0
+        self._data_version: int | None = None
+
+    def drop(self) -> None:
+        self._next = self._end = 0
+
+    def take(self) -> int:
+        """A new version; the caller holds the write lock (``BEGIN IMMEDIATE``)."""
+        conn = self._conn
+        seen = conn.execute("PRAGMA data_version").fetchone()[0]
+        if self._next >= self._end or seen != self._data_version:
+            row = conn.execute(
+                "UPDATE bw_meta SET version = version + ? WHERE id = 1 RETURNING version",
+                (_VERSION_BLOCK,),
+            ).fetchone()
+            self._end = int(row[0]) + 1
+            self._next = self._end - _VERSION_BLOCK
+        self._data_version = seen
+        version = self._next
+        self._next += 1
+        return version
+
+
 def _next_version(tx: Tx) -> int:
-    row = tx.one("UPDATE bw_meta SET version = version + 1 WHERE id = 1 RETURNING version")
-    assert row is not None
-    return int(row[0])
+    assert isinstance(tx, _SQLiteTx)
+    return tx.versions.take()
 
 
 class SQLiteStore:
@@ -97,6 +174,7 @@ class SQLiteStore:
         clock: Callable[[], float] = time.time,
         synchronous: str = "NORMAL",
         busy_timeout: float = 30.0,
+        background_checkpoint: float | None = None,
     ) -> None:
         if synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):
             raise InvalidArgument(
@@ -104,7 +182,10 @@ class SQLiteStore:
             )
         self.path = os.fspath(path)
         self.clock = clock
-        self.engine = Engine(limits=limits or Limits(), clock=clock, next_version=_next_version)
+        # BEGIN IMMEDIATE already excludes other writers: no namespace lock is needed.
+        self.engine = Engine(
+            limits=limits or Limits(), clock=clock, next_version=_next_version, lock_first=False
+        )
         self._lock = threading.RLock()
         self._writes = 0
         if self.path != ":memory:":
@@ -123,6 +204,10 @@ class SQLiteStore:
         with self._write() as tx:
             for statement in _SCHEMA:
                 tx.run(statement)
+        self._checkpointer: _Checkpointer | None = None
+        if background_checkpoint is not None and self.path != ":memory:":
+            conn.execute(f"PRAGMA wal_autocheckpoint={_BACKSTOP_PAGES}")
+            self._checkpointer = _Checkpointer(self, background_checkpoint)
 
     @property
     def limits(self) -> Limits:
@@ -130,17 +215,21 @@ class SQLiteStore:
 
     # -- transactions ------------------------------------------------------------------------
 
+    def _begin(self, conn: sqlite3.Connection) -> None:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise Unavailable(f"botwire: SQLite file {self.path!r} is busy: {exc}") from exc
+
     @contextmanager
     def _write(self) -> Iterator[Tx]:
         with self._lock:
             conn = self._conn
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                raise Unavailable(f"botwire: SQLite file {self.path!r} is busy: {exc}") from exc
+            self._begin(conn)
             try:
                 yield self._tx
             except BaseException:
+                self._tx.versions.drop()  # a block reserved in this transaction is undone
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
@@ -164,6 +253,11 @@ class SQLiteStore:
             # One statement reads the entry and its items consistently; no BEGIN needed.
             return self.engine.read(self._tx, namespace, key, tail, self.clock())
 
+    def get_json(self, namespace: str, key: str, *, tail: int | None = None) -> JSONEntry | None:
+        """Like :meth:`get`, with the value as its stored JSON text (see ``Engine.read_json``)."""
+        with self._lock:
+            return self.engine.read_json(self._tx, namespace, key, tail, self.clock())
+
     def batch(
         self,
         namespace: str,
@@ -178,16 +272,27 @@ class SQLiteStore:
             with self._read() as tx:
                 return [self.engine.read_result(tx, namespace, op, now) for op in ops]
         digest = fingerprint(ops, atomic) if idempotency_key is not None else None
-        with self._write() as tx:
-            results = self.engine.apply(
-                tx,
-                namespace,
-                ops,
-                atomic=atomic,
-                idempotency_key=idempotency_key,
-                fingerprint=digest,
-                now=now,
-            )
+        # _write() inlined: this is every write's path, and a generator-based context manager
+        # costs microseconds per call.
+        with self._lock:
+            conn = self._conn
+            self._begin(conn)
+            try:
+                results = self.engine.apply(
+                    self._tx,
+                    namespace,
+                    ops,
+                    atomic=atomic,
+                    idempotency_key=idempotency_key,
+                    fingerprint=digest,
+                    now=now,
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                self._tx.versions.drop()  # a block reserved in this transaction is undone
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
         self._after_write()
         return results
 
@@ -229,6 +334,9 @@ class SQLiteStore:
         return str(row[0])
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         with self._lock:
             self._conn.close()
 

@@ -7,11 +7,12 @@ from typing import Any
 
 from starlette.requests import Request
 
-from ..auth import Authorizer, Principal
+from ..auth import ANONYMOUS, Authorizer, Principal
 from ..metrics import Metrics
 from ..quotas import body_limit
 from ..settings import Settings
 from ..storage import StoreRunner, TestingClock
+from ._http import header
 
 __all__ = ["ServerContext", "context"]
 
@@ -45,7 +46,9 @@ class ServerContext:
 
     def principal(self, request: Request) -> Principal:
         """Authenticate the request (401 on a bad or missing token)."""
-        return self.authorizer.authenticate(request.headers.get("authorization"))
+        if self.authorizer.secret is None:
+            return ANONYMOUS  # an anonymous server: no header to look for
+        return self.authorizer.authenticate(header(request, b"authorization"))
 
 
 def context(request: Request) -> ServerContext:

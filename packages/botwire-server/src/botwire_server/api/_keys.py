@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from botwire import BotWireError, InvalidArgument
-from botwire._wire import entry_to_wire, op_from_wire
+from botwire._wire import op_from_wire
 from botwire.store import Op
 
 from ._context import context
 from ._http import (
     NotFound,
+    entry_json,
     etag_matches,
+    header,
     idempotency_key,
     json_response,
     parse_version_header,
@@ -58,26 +59,29 @@ async def get_key(request: Request) -> Response:
     ns, key = key_names(request)
     principal.require(ns, write=False)
     tail = query_int(request, "tail", None, ns, low=0, high=MAX_TAIL)
-    entry = await ctx.store.get(ns, key, tail=tail)
-    if entry is None:
+    found = await ctx.store.get_json(ns, key, tail=tail)
+    if found is None:
         raise NotFound(
             f"botwire: key {key!r} does not exist in namespace {ns!r} (or it has expired).",
             namespace=ns,
             key=key,
         )
-    etag = f'"{entry.version}"'
-    inm = request.headers.get("if-none-match")
-    if inm is not None and etag_matches(inm, entry.version):
+    version = found[1]
+    etag = f'"{version}"'
+    inm = header(request, b"if-none-match")
+    if inm is not None and etag_matches(inm, version):
         return Response(status_code=304, headers={"ETag": etag})
-    return json_response(entry_to_wire(entry), headers={"ETag": etag})
+    # The stored JSON text goes into the body as it is: no decode, no re-encode.
+    return Response(entry_json(key, *found), headers={"ETag": etag},
+                    media_type="application/json")
 
 
 def _conditions(request: Request, ns: str, key: str, *, allow_absent: bool) -> dict[str, Any]:
     cond: dict[str, Any] = {}
-    if_version = parse_version_header(request.headers.get("if-match"), "If-Match", ns, key)
+    if_version = parse_version_header(header(request, b"if-match"), "If-Match", ns, key)
     if if_version is not None:
         cond["if_version"] = if_version
-    inm = request.headers.get("if-none-match")
+    inm = header(request, b"if-none-match")
     if inm is not None:
         if not allow_absent or inm.strip() != "*":
             raise InvalidArgument(
@@ -103,14 +107,14 @@ async def put_key(request: Request) -> Response:
             namespace=ns,
             key=key,
         )
-    op = parse_op(ns, {"op": "set", "key": key, "value": body["value"], "ttl": body.get("ttl")})
-    if cond:
-        op = replace(op, **cond)
+    # The conditions go in with the fields (validated the same way), not by replace() after.
+    op = parse_op(ns, {"op": "set", "key": key, "value": body["value"], "ttl": body.get("ttl"),
+                       **cond})
     result = (await ctx.store.batch(ns, [op], atomic=True))[0]
     return json_response(result, headers={"ETag": f'"{result["version"]}"'})
 
 
-def _patch_op(ns: str, key: str, body: dict[str, Any]) -> Op:
+def _patch_op(ns: str, key: str, body: dict[str, Any], cond: dict[str, Any]) -> Op:
     present = [name for name in ("append", "incr", "pop") if name in body]
     if len(present) != 1:
         raise InvalidArgument(
@@ -123,7 +127,7 @@ def _patch_op(ns: str, key: str, body: dict[str, Any]) -> Op:
     kind = present[0]
     if kind == "append":
         return parse_op(ns, {"op": "append", "key": key, "items": body["append"],
-                             "max_len": body.get("max_len"), "ttl": body.get("ttl")})
+                             "max_len": body.get("max_len"), "ttl": body.get("ttl"), **cond})
     if kind == "incr":
         by = body["incr"]
         if isinstance(by, bool) or not isinstance(by, (int, float)):
@@ -132,14 +136,14 @@ def _patch_op(ns: str, key: str, body: dict[str, Any]) -> Op:
                 namespace=ns,
                 key=key,
             )
-        return parse_op(ns, {"op": "incr", "key": key, "by": by})
+        return parse_op(ns, {"op": "incr", "key": key, "by": by, **cond})
     if body["pop"] is not True:
         raise InvalidArgument(
             f'botwire: PATCH {{"pop": ...}} of key {key!r} takes {{"pop": true}}.',
             namespace=ns,
             key=key,
         )
-    return Op("pop", key)
+    return Op("pop", key, if_version=cond.get("if_version"))
 
 
 async def patch_key(request: Request) -> Response:
@@ -151,9 +155,7 @@ async def patch_key(request: Request) -> Response:
     cond = _conditions(request, ns, key, allow_absent=False)
     ikey = idempotency_key(request, ns)
     body = await read_json(request, ctx.single_limit, ns, key)
-    op = _patch_op(ns, key, body)
-    if cond:
-        op = replace(op, **cond)
+    op = _patch_op(ns, key, body, cond)
     result = dict((await ctx.store.batch(ns, [op], atomic=True, idempotency_key=ikey))[0])
     if op.kind == "pop":
         result.setdefault("version", None)

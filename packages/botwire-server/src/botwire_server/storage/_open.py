@@ -48,4 +48,6 @@ def open_store(settings: Settings, clock: Any = time.time) -> Store:
         limits=settings.limits,
         clock=clock,
         synchronous=settings.synchronous,
+        # Checkpoints (WAL copy + fsync) in a thread of their own, not in a request's commit.
+        background_checkpoint=0.25,
     )

@@ -15,7 +15,9 @@ from typing import Any, TypeVar
 import anyio.to_thread
 
 from botwire import BotWireError, Entry, Unavailable, Usage
+from botwire._codec import dumps
 from botwire.store import KeyPage, Op, Store
+from botwire.store._sql import JSONEntry
 
 __all__ = ["StoreRunner"]
 
@@ -64,6 +66,20 @@ class StoreRunner:
 
     async def get(self, namespace: str, key: str, *, tail: int | None = None) -> Entry | None:
         return await self._call(self.store.get, namespace, key, tail=tail)
+
+    async def get_json(
+        self, namespace: str, key: str, *, tail: int | None = None
+    ) -> JSONEntry | None:
+        """The entry with its value as JSON text, for splicing into a response; a store
+        without ``get_json`` is read with ``get`` and the value encoded here."""
+        get_json = getattr(self.store, "get_json", None)
+        if get_json is not None:
+            return await self._call(get_json, namespace, key, tail=tail)
+        entry = await self.get(namespace, key, tail=tail)
+        if entry is None:
+            return None
+        return (dumps(entry.value), entry.version, entry.created_at, entry.updated_at,
+                entry.expires_at)
 
     async def batch(
         self,

@@ -43,7 +43,7 @@ from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 from botwire._errors import BotWireError, InvalidArgument, Unavailable
 from botwire._names import check_key
 from botwire.store import Entry, KeyPage, Limits, Op, Usage
-from botwire.store._sql import _ENTRY_COLS, Engine, Tx, fingerprint
+from botwire.store._sql import _ENTRY_COLS, Engine, JSONEntry, Tx, fingerprint
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
@@ -270,7 +270,9 @@ class PostgresStore:
         clock: Callable[[], float] = time.time,
         min_size: int = 1,
         max_size: int = 10,
-        timeout: float = 30.0,
+        # Well inside a client's per-attempt timeout (10 s by default): with the database down
+        # a request gets its 503 "unavailable" in time to be retried, not a client timeout.
+        timeout: float = 5.0,
         connect_timeout: float = 10.0,
         retries: int = 5,
         **connect_kwargs: Any,
@@ -449,6 +451,11 @@ class PostgresStore:
     def get(self, namespace: str, key: str, *, tail: int | None = None) -> Entry | None:
         now = self.clock()
         return self._statement(lambda tx: self.engine.read(tx, namespace, key, tail, now))
+
+    def get_json(self, namespace: str, key: str, *, tail: int | None = None) -> JSONEntry | None:
+        """Like :meth:`get`, with the value as its stored JSON text (``Engine.read_json``)."""
+        now = self.clock()
+        return self._statement(lambda tx: self.engine.read_json(tx, namespace, key, tail, now))
 
     def batch(
         self,
