@@ -77,6 +77,7 @@ def create_app(
             metrics.store_errors.labels(type(exc).__name__).inc()
 
         ctx.runner = StoreRunner(opened, inline=inline, on_error=on_error)
+        await ctx.runner.open()  # PostgreSQL's async read pool belongs to this event loop
         task = asyncio.create_task(_housekeeping(ctx, settings.housekeeping_seconds))
         log.info("botwire-server ready: %s", settings.public())
         try:

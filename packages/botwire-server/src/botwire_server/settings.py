@@ -88,7 +88,8 @@ class Settings:
     ``max_value_bytes`` (default 1 MiB), ``max_namespace_bytes``, ``max_keys`` and
     ``writes_per_day`` are the per-namespace limits (0 = unlimited). ``store_calls`` chooses how
     SQLite is called: ``"inline"`` on the event loop (measured faster, the default) or
-    ``"thread"`` in the worker-thread pool; PostgreSQL is always called in the thread pool.
+    ``"thread"`` in the worker-thread pool; PostgreSQL writes always go through the thread
+    pool (its single-key GETs run on the event loop).
     """
 
     host: str = DEFAULT_HOST

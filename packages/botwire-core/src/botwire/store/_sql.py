@@ -52,6 +52,21 @@ MAX_BATCH_OPS = 1000  # ops per transaction, like Deno KV's 1000 mutations per c
 _ENTRY_COLS = "kind, value, version, created_at, updated_at, expires_at, bytes, length, head, tail"
 
 
+def _read_sql(item_filter: str) -> str:
+    return (
+        "SELECT e.kind, e.value, e.version, e.created_at, e.updated_at, e.expires_at, i.value"
+        " FROM bw_entries e LEFT JOIN bw_items i"
+        f" ON e.kind = 1 AND i.ns = e.ns AND i.key = e.key{item_filter}"
+        " WHERE e.ns = ? AND e.key = ? AND (e.expires_at IS NULL OR e.expires_at > ?)"
+        " ORDER BY i.seq"
+    )
+
+
+# Engine.read_query's two statements (the text of each is constant: backends cache per text).
+_READ_SQL = _read_sql("")
+_READ_TAIL_SQL = _read_sql(" AND i.seq >= e.tail - ?")
+
+
 class Tx(Protocol):
     """A transaction begun by the backend; SQL uses ``?`` placeholders."""
 
@@ -149,30 +164,27 @@ class Engine:
 
     # -- reads -------------------------------------------------------------------------------
 
-    def _read_rows(
-        self, tx: Tx, ns: str, key: str, tail: int | None, now: float
-    ) -> list[tuple[Any, ...]]:
-        """One consistent statement: the entry and, for a list, its (last ``tail``) items."""
-        if tail is not None and tail < 0:
+    def read_query(
+        self, ns: str, key: str, tail: int | None, now: float
+    ) -> tuple[str, list[Any]]:
+        """The one consistent statement of a read (``?`` placeholders) and its parameters: the
+        entry and, for a list, its (last ``tail``) items. Sans-I/O, so a backend may run it
+        synchronously or on an event loop and hand the rows to :meth:`entry_from_rows` or
+        :meth:`json_from_rows`."""
+        if tail is None:
+            return _READ_SQL, [ns, key, now]
+        if tail < 0:
             raise InvalidArgument(
                 f"botwire: tail={tail} for key {key!r} in namespace {ns!r}; use a count >= 0.",
                 namespace=ns,
                 key=key,
             )
-        item_filter = "" if tail is None else " AND i.seq >= e.tail - ?"
-        params: list[Any] = [] if tail is None else [tail]
-        return tx.all(
-            "SELECT e.kind, e.value, e.version, e.created_at, e.updated_at, e.expires_at, i.value"
-            " FROM bw_entries e LEFT JOIN bw_items i"
-            f" ON e.kind = 1 AND i.ns = e.ns AND i.key = e.key{item_filter}"
-            " WHERE e.ns = ? AND e.key = ? AND (e.expires_at IS NULL OR e.expires_at > ?)"
-            " ORDER BY i.seq",
-            [*params, ns, key, now],
-        )
+        return _READ_TAIL_SQL, [tail, ns, key, now]
 
-    def read(self, tx: Tx, ns: str, key: str, tail: int | None, now: float) -> Entry | None:
-        """The entry (for a list, its last ``tail`` items), or ``None``; one statement."""
-        rows = self._read_rows(tx, ns, key, tail, now)
+    def entry_from_rows(
+        self, ns: str, key: str, tail: int | None, rows: Sequence[tuple[Any, ...]]
+    ) -> Entry | None:
+        """The :class:`Entry` that :meth:`read_query`'s rows describe, or ``None``."""
         if not rows:
             return None
         kind, value, version, created, updated, expires, _ = rows[0]
@@ -186,14 +198,14 @@ class Engine:
                 value = value[-tail:] if tail else []
         return Entry(key, value, version, created, updated, expires)
 
-    def read_json(self, tx: Tx, ns: str, key: str, tail: int | None, now: float
-                  ) -> JSONEntry | None:
-        """Like :meth:`read`, but the value as its stored JSON text, not decoded.
+    def json_from_rows(
+        self, ns: str, key: str, tail: int | None, rows: Sequence[tuple[Any, ...]]
+    ) -> JSONEntry | None:
+        """Like :meth:`entry_from_rows`, but the value as its stored JSON text, not decoded.
 
         Stored text is always the engine's compact strict JSON (``dumps``), so it is exactly
         what encoding the decoded value would give: a server can splice it into a response.
         """
-        rows = self._read_rows(tx, ns, key, tail, now)
         if not rows:
             return None
         kind, text, version, created, updated, expires, _ = rows[0]
@@ -206,9 +218,29 @@ class Engine:
             text = dumps(value[-tail:] if tail else [])
         return text, version, created, updated, expires
 
+    def _read_rows(
+        self, tx: Tx, ns: str, key: str, tail: int | None, now: float
+    ) -> list[tuple[Any, ...]]:
+        return tx.all(*self.read_query(ns, key, tail, now))
+
+    def read(self, tx: Tx, ns: str, key: str, tail: int | None, now: float) -> Entry | None:
+        """The entry (for a list, its last ``tail`` items), or ``None``; one statement."""
+        return self.entry_from_rows(ns, key, tail, self._read_rows(tx, ns, key, tail, now))
+
+    def read_json(self, tx: Tx, ns: str, key: str, tail: int | None, now: float
+                  ) -> JSONEntry | None:
+        """Like :meth:`read`, with the value as its stored JSON text (:meth:`json_from_rows`)."""
+        return self.json_from_rows(ns, key, tail, self._read_rows(tx, ns, key, tail, now))
+
     def read_result(self, tx: Tx, ns: str, op: Op, now: float) -> dict[str, Any]:
         """A ``get`` op's batch result."""
-        entry = self.read(tx, ns, op.key, op.tail, now)
+        return self.result_from_rows(ns, op, self._read_rows(tx, ns, op.key, op.tail, now))
+
+    def result_from_rows(
+        self, ns: str, op: Op, rows: Sequence[tuple[Any, ...]]
+    ) -> dict[str, Any]:
+        """A ``get`` op's batch result from the rows of its :meth:`read_query`."""
+        entry = self.entry_from_rows(ns, op.key, op.tail, rows)
         if entry is None:
             return {"found": False}
         return {

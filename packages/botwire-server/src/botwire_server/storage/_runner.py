@@ -2,15 +2,17 @@
 
 Measured (``benchmarks/server_rps.py``): one SQLiteStore serializes every call behind its lock,
 so calling it inline on the event loop avoids a thread hop per request and is faster. A network
-database (PostgreSQL) must never block the loop: it always goes through ``anyio.to_thread``.
+database (PostgreSQL) must never block the loop: its writes go through ``anyio.to_thread``, and
+its single-key reads through the store's async reader (``PostgresStore.async_reader``), which
+runs them on the loop itself with an async driver.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol, TypeVar
 
 import anyio.to_thread
 
@@ -19,10 +21,24 @@ from botwire._codec import dumps
 from botwire.store import KeyPage, Op, Store
 from botwire.store._sql import JSONEntry
 
-__all__ = ["StoreRunner"]
+__all__ = ["AsyncReader", "StoreRunner"]
 
 T = TypeVar("T")
 log = logging.getLogger("botwire_server.store")
+
+
+class AsyncReader(Protocol):
+    """Reads of single keys on the event loop, offered by a store as ``async_reader()``."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def get(self, namespace: str, key: str, *, tail: int | None = None
+                  ) -> Entry | None: ...
+
+    async def get_json(self, namespace: str, key: str, *, tail: int | None = None
+                       ) -> JSONEntry | None: ...
 
 
 class StoreRunner:
@@ -44,27 +60,53 @@ class StoreRunner:
         self.store = store
         self.inline = inline
         self.on_error = on_error
+        self.reader: AsyncReader | None = None
+
+    async def open(self) -> None:
+        """Open the store's async reader, if it has one; call it inside the server's loop."""
+        make = getattr(self.store, "async_reader", None)
+        if make is not None and not self.inline:
+            reader: AsyncReader = make()
+            await reader.open()
+            self.reader = reader
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         try:
             if self.inline:
                 return fn(*args, **kwargs)
             return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
-        except BotWireError as exc:
+        except Exception as exc:
+            failure = self._failure(exc, getattr(fn, "__name__", fn))
+            if failure is exc:
+                raise
+            raise failure from exc
+
+    async def _await(self, name: str, call: Awaitable[T]) -> T:
+        """``call`` (an async reader's), its failures handled as :meth:`_call`'s."""
+        try:
+            return await call
+        except Exception as exc:
+            failure = self._failure(exc, name)
+            if failure is exc:
+                raise
+            raise failure from exc
+
+    def _failure(self, exc: Exception, name: object) -> BotWireError:
+        """What a failed store call raises: a :class:`BotWireError` as it is, anything else
+        (database or I/O failures, bugs) logged with its traceback as 503 "unavailable",
+        which the client's retry policy covers. Unavailability is counted (``on_error``)."""
+        if isinstance(exc, BotWireError):
             if isinstance(exc, Unavailable) and self.on_error is not None:
                 self.on_error(exc)
-            raise
-        except Exception as exc:
-            # Database or I/O failures (and bugs) are logged with their traceback and answered
-            # as 503 "unavailable"; the client's retry policy covers them.
-            log.error("store call %s failed", getattr(fn, "__name__", fn), exc_info=exc)
-            if self.on_error is not None:
-                self.on_error(exc)
-            raise Unavailable(
-                f"botwire: the store failed ({type(exc).__name__}); retry later."
-            ) from exc
+            return exc
+        log.error("store call %s failed", name, exc_info=exc)
+        if self.on_error is not None:
+            self.on_error(exc)
+        return Unavailable(f"botwire: the store failed ({type(exc).__name__}); retry later.")
 
     async def get(self, namespace: str, key: str, *, tail: int | None = None) -> Entry | None:
+        if self.reader is not None:
+            return await self._await("get", self.reader.get(namespace, key, tail=tail))
         return await self._call(self.store.get, namespace, key, tail=tail)
 
     async def get_json(
@@ -72,6 +114,8 @@ class StoreRunner:
     ) -> JSONEntry | None:
         """The entry with its value as JSON text, for splicing into a response; a store
         without ``get_json`` is read with ``get`` and the value encoded here."""
+        if self.reader is not None:
+            return await self._await("get_json", self.reader.get_json(namespace, key, tail=tail))
         get_json = getattr(self.store, "get_json", None)
         if get_json is not None:
             return await self._call(get_json, namespace, key, tail=tail)
@@ -123,4 +167,9 @@ class StoreRunner:
         return int(await anyio.to_thread.run_sync(purge))
 
     async def close(self) -> None:
-        await anyio.to_thread.run_sync(self.store.close)
+        reader, self.reader = self.reader, None
+        try:
+            if reader is not None:
+                await reader.close()
+        finally:
+            await anyio.to_thread.run_sync(self.store.close)

@@ -32,7 +32,7 @@ import functools
 import random
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -44,6 +44,9 @@ from botwire._errors import BotWireError, InvalidArgument, Unavailable
 from botwire._names import check_key
 from botwire.store import Entry, KeyPage, Limits, Op, Usage
 from botwire.store._sql import _ENTRY_COLS, Engine, JSONEntry, Tx, fingerprint
+
+if TYPE_CHECKING:
+    from ._pg_async import AsyncPgReader
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
@@ -93,11 +96,12 @@ _RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
 # Lost connections, and server-side failures that end the transaction (cancel, lock timeout,
 # too many connections...); PoolTimeout and PoolClosed are OperationalErrors too.
 _LOST = (psycopg.OperationalError, psycopg.InterfaceError)
+LOST_RETRIES = 2  # fresh connections tried after a lost one, before answering "unavailable"
 _HOUSEKEEPING_EVERY = 512  # write transactions (per store) between purges of expired entries
 
 
 @functools.lru_cache(maxsize=512)
-def _pg_sql(sql: str) -> str:
+def pg_sql(sql: str) -> str:
     """The engine's ``?`` placeholders as psycopg's ``%s`` (the engine's SQL has no literals
     holding ``?``); cached so every call site sends the identical text psycopg auto-prepares."""
     return sql.replace("%", "%%").replace("?", "%s")
@@ -136,7 +140,7 @@ class _PgTx:
             if not sql.startswith(_NEUTRAL):
                 self._prefetched.clear()  # a write: what was prefetched may be stale now
         cur = self._conn.cursor()
-        cur.execute(_pg_sql(sql), params)
+        cur.execute(pg_sql(sql), params)
         if self._plan is not None:
             plan, self._plan = self._plan, None
             if sql.startswith(_LOCK_PREFIX):
@@ -144,7 +148,7 @@ class _PgTx:
                 self._version_cursor.execute(_NEXTVAL)
                 for query, args in plan:
                     early = self._conn.cursor()
-                    early.execute(_pg_sql(query), args)
+                    early.execute(pg_sql(query), args)
                     self._prefetched[(query, args)] = early
         return cur
 
@@ -161,7 +165,7 @@ class _PgTx:
     def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         self._prefetched.clear()
         if rows:
-            self._conn.cursor().executemany(_pg_sql(sql), rows)
+            self._conn.cursor().executemany(pg_sql(sql), rows)
 
     def next_version(self) -> int:
         cur, self._version_cursor = self._version_cursor, None
@@ -176,42 +180,6 @@ class _PgTx:
 def _next_version(tx: Tx) -> int:
     assert isinstance(tx, _PgTx)
     return tx.next_version()
-
-
-class _Captured(Exception):
-    """Raised by :class:`_CaptureTx` to hand back the one query a ``get`` would run."""
-
-    def __init__(self, sql: str, params: Sequence[Any]) -> None:
-        super().__init__(sql)
-        self.sql = sql
-        self.params = params
-
-
-class _CaptureTx:
-    """Records the query of :meth:`Engine.read` instead of running it, so that a batch of gets
-    can send all its queries in one round trip and then let the engine decode the rows."""
-
-    def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
-        raise _Captured(sql, params)
-
-    def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        raise _Captured(sql, params)
-
-    def run(self, sql: str, params: Sequence[Any] = ()) -> None:
-        raise AssertionError("a read issued a write")
-
-    def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        raise AssertionError("a read issued a write")
-
-
-class _ReplayTx(_CaptureTx):
-    """Answers :meth:`Engine.read`'s one query with rows fetched earlier."""
-
-    def __init__(self, rows: list[tuple[Any, ...]]) -> None:
-        self._rows = rows
-
-    def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return self._rows
 
 
 def _where(dsn: str) -> str:
@@ -231,6 +199,31 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, psycopg.Error) and exc.diag.message_primary:
         text = exc.diag.message_primary
     return " ".join(text.split()).rstrip(".") or type(exc).__name__
+
+
+def no_connection(where: str, exc: BaseException) -> Unavailable:
+    """The error for a pool that gave no connection in time (or was closed)."""
+    return Unavailable(
+        f"botwire: no connection to {where}: {_reason(exc)}. Check that the "
+        "database is up, or raise the pool's max_size/timeout.",
+    )
+
+
+def request_failed(where: str, exc: BaseException, *, sent: bool = False) -> Unavailable:
+    """The error for a request whose connection was lost (``sent``: after its COMMIT went)."""
+    return Unavailable(
+        f"botwire: the request to {where} failed: {_reason(exc)}."
+        + (" The write may or may not have been applied; retry it with the same"
+           " idempotency key." if sent else " Try again later."),
+    )
+
+
+def kept_aborting(where: str, exc: BaseException, retries: int) -> Unavailable:
+    """The error for a transaction that lost every serialization race it was retried in."""
+    return Unavailable(
+        f"botwire: {where} kept aborting the transaction "
+        f"({_reason(exc)}) after {retries} retries; try again later.",
+    )
 
 
 def _rollback(conn: psycopg.Connection[Any]) -> None:
@@ -258,8 +251,10 @@ class PostgresStore:
     ``clock`` returns the current time in seconds (tests inject one to move time). ``timeout``
     is how long to wait for a pooled connection; ``connect_timeout`` bounds each new
     connection (and start-up); ``retries`` is how often a transaction that lost a serialization
-    race or a deadlock is run again. Extra keyword arguments go to ``psycopg.connect``
-    (e.g. ``sslmode="require"``, ``prepare_threshold=None`` behind PgBouncer).
+    race or a deadlock is run again. ``read_max_size`` (default ``max_size // 2``, at least 1)
+    bounds the pool of :meth:`async_reader`, which a server opens next to this one: up to
+    ``max_size + read_max_size`` connections in all. Extra keyword arguments go to both pools'
+    ``psycopg.connect`` (e.g. ``sslmode="require"``, ``prepare_threshold=None`` behind PgBouncer).
     """
 
     def __init__(
@@ -275,12 +270,18 @@ class PostgresStore:
         timeout: float = 5.0,
         connect_timeout: float = 10.0,
         retries: int = 5,
+        read_max_size: int | None = None,
         **connect_kwargs: Any,
     ) -> None:
-        if not 0 <= min_size <= max_size or max_size < 1:
+        if read_max_size is None:
+            # A read holds its connection for one round trip and no thread waits with it:
+            # measured, 4 in flight serve one event loop as fast as 10 (docs/server.md).
+            read_max_size = max(1, max_size // 2)
+        if not 0 <= min_size <= max_size or max_size < 1 or read_max_size < 1:
             raise InvalidArgument(
-                f"botwire: pool sizes min_size={min_size}, max_size={max_size}; "
-                "use 0 <= min_size <= max_size and max_size >= 1."
+                f"botwire: pool sizes min_size={min_size}, max_size={max_size}, "
+                f"read_max_size={read_max_size}; use 0 <= min_size <= max_size, "
+                "max_size >= 1 and read_max_size >= 1."
             )
         self.dsn = dsn
         self.clock = clock
@@ -288,6 +289,8 @@ class PostgresStore:
         self._where = _where(dsn)
         self._retries = retries
         self._writes = 0
+        self._read_sizes = (min(min_size, read_max_size), read_max_size)
+        self._timeout = timeout
         kwargs: dict[str, Any] = {
             "autocommit": True,
             "client_encoding": "UTF8",
@@ -317,6 +320,7 @@ class PostgresStore:
                     f"botwire: cannot create or upgrade the schema on {self._where}: "
                     f"{_reason(exc)}. The role needs CREATE on the database's schema.",
                 ) from exc
+        self._connect_kwargs = kwargs
         self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
             dsn,
             min_size=min_size,
@@ -384,24 +388,14 @@ class PostgresStore:
             except _RETRYABLE as exc:
                 attempt += 1
                 if attempt > self._retries:
-                    raise Unavailable(
-                        f"botwire: {self._where} kept aborting the transaction "
-                        f"({_reason(exc)}) after {self._retries} retries; try again later.",
-                    ) from exc
+                    raise kept_aborting(self._where, exc, self._retries) from exc
                 time.sleep(random.uniform(0, 0.001 * 2**attempt))
             except (PoolTimeout, PoolClosed) as exc:
-                raise Unavailable(
-                    f"botwire: no connection to {self._where}: {_reason(exc)}. Check that the "
-                    "database is up, or raise the pool's max_size/timeout.",
-                ) from exc
+                raise no_connection(self._where, exc) from exc
             except _LOST as exc:
                 lost += 1
-                if sent[0] or lost > 2:
-                    raise Unavailable(
-                        f"botwire: the request to {self._where} failed: {_reason(exc)}."
-                        + (" The write may or may not have been applied; retry it with the same"
-                           " idempotency key." if sent[0] else " Try again later."),
-                    ) from exc
+                if sent[0] or lost > LOST_RETRIES:
+                    raise request_failed(self._where, exc, sent=sent[0]) from exc
                 # The server may have restarted or failed over: every idle connection is
                 # suspect, so test them all (dropping the dead) before trying again.
                 with contextlib.suppress(psycopg.Error):
@@ -457,6 +451,26 @@ class PostgresStore:
         now = self.clock()
         return self._statement(lambda tx: self.engine.read_json(tx, namespace, key, tail, now))
 
+    def async_reader(self) -> AsyncPgReader:
+        """A reader of single keys for an asyncio event loop, on a pool of its own (at most
+        ``read_max_size`` connections; this store's timeout and connect options); open it
+        inside the loop.
+
+        Reads then need no worker thread; writes stay on this store. See :mod:`._pg_async`.
+        """
+        from ._pg_async import AsyncPgReader
+
+        return AsyncPgReader(
+            self.dsn,
+            self._connect_kwargs,
+            engine=self.engine,
+            where=self._where,
+            min_size=self._read_sizes[0],
+            max_size=self._read_sizes[1],
+            timeout=self._timeout,
+            retries=self._retries,
+        )
+
     def batch(
         self,
         namespace: str,
@@ -490,18 +504,14 @@ class PostgresStore:
         return results
 
     def _read_batch(self, namespace: str, ops: Sequence[Op], now: float) -> list[dict[str, Any]]:
-        """All gets of a batch in one snapshot and one round trip: the engine's query for each is
-        captured, all are sent in one pipeline, and the engine decodes the rows."""
+        """All gets of a batch in one snapshot and one round trip: the engine's query for each
+        (``Engine.read_query``) is sent in one pipeline, and the engine decodes the rows."""
         if not ops:
             return []
-        queries: list[tuple[str, Sequence[Any]]] = []
+        queries: list[tuple[str, list[Any]]] = []
         for op in ops:
-            try:
-                self.engine.read_result(_CaptureTx(), namespace, op, now)  # type: ignore[arg-type]
-            except _Captured as captured:
-                queries.append((_pg_sql(captured.sql), captured.params))
-            else:  # pragma: no cover - Engine.read always queries
-                raise AssertionError("Engine.read_result ran no query")
+            sql, params = self.engine.read_query(namespace, op.key, op.tail, now)
+            queries.append((pg_sql(sql), params))
 
         def body(conn: psycopg.Connection[Any], sent: list[bool]) -> list[list[tuple[Any, ...]]]:
             cursors = []
@@ -516,8 +526,7 @@ class PostgresStore:
 
         rows = self._run(body)
         return [
-            self.engine.read_result(_ReplayTx(r), namespace, op, now)  # type: ignore[arg-type]
-            for op, r in zip(ops, rows, strict=True)
+            self.engine.result_from_rows(namespace, op, r) for op, r in zip(ops, rows, strict=True)
         ]
 
     def list_keys(

@@ -1,0 +1,223 @@
+"""The server's event-loop reads (``PostgresStore.async_reader``): the same SQL and row handling
+as the sync store, the same failure behaviour (a lost connection is retried on a fresh one, a
+pool that gives no connection in time is ``Unavailable``), and over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import httpx
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict
+from server.srv_helpers import key_url
+from support.postgres import shared_server
+from support.server import running_server
+
+from botwire import InvalidArgument, Memory, TypeMismatch, Unavailable
+from botwire_server.storage.postgres import PostgresStore
+
+pytestmark = pytest.mark.postgres
+
+MakeStore = Callable[..., PostgresStore]
+T = TypeVar("T")
+
+
+def _terminate_backends(url: str) -> int:
+    """Kill every connection to ``url``'s database, as a restart or failover would."""
+    dbname = conninfo_to_dict(url)["dbname"]
+    with psycopg.connect(shared_server().admin_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
+            (dbname,),
+        ).fetchall()
+    return len(rows)
+
+
+def _with_reader(store: PostgresStore, body: Callable[[Any], Awaitable[T]]) -> T:
+    """Run ``body(reader)`` in a fresh event loop, the reader opened and closed in it."""
+
+    async def main() -> T:
+        reader = store.async_reader()
+        await reader.open()
+        try:
+            return await body(reader)
+        finally:
+            await reader.close()
+
+    return asyncio.run(main())
+
+
+def test_reads_match_the_sync_store(make_store: MakeStore, ns: str) -> None:
+    store = make_store()
+    mem = Memory(ns, store=store)
+    mem.set("v", {"a": [1, "é", None]})
+    mem.set("arr", [1, 2, 3])
+    mem.append("l", "x", "y", "z")
+    mem.set("gone", 1, ttl=0.01)
+    time.sleep(0.05)
+    cases = [("v", None), ("arr", None), ("arr", 2), ("arr", 0), ("l", None), ("l", 2),
+             ("l", 0), ("missing", None), ("gone", None)]
+
+    async def body(reader: Any) -> list[tuple[Any, Any]]:
+        return [(await reader.get_json(ns, k, tail=t), await reader.get(ns, k, tail=t))
+                for k, t in cases]
+
+    got = _with_reader(store, body)
+    assert got == [(store.get_json(ns, k, tail=t), store.get(ns, k, tail=t)) for k, t in cases]
+    assert got[0][0][0] == '{"a":[1,"é",null]}'
+    assert got[7] == (None, None)
+
+
+def test_read_errors_match_the_sync_store(make_store: MakeStore, ns: str) -> None:
+    store = make_store()
+    Memory(ns, store=store).set("s", "text")
+
+    async def body(reader: Any) -> list[type[BaseException]]:
+        raised = []
+        for tail in (1, -1):
+            with pytest.raises((TypeMismatch, InvalidArgument)) as err:
+                await reader.get_json(ns, "s", tail=tail)
+            raised.append(type(err.value))
+        return raised
+
+    assert _with_reader(store, body) == [TypeMismatch, InvalidArgument]
+
+
+def test_survives_connections_killed_by_the_server(make_store: MakeStore, ns: str,
+                                                   postgres_url: str) -> None:
+    store = make_store(min_size=2, max_size=2)
+    Memory(ns, store=store).set("k", 1)
+
+    async def body(reader: Any) -> list[Any]:
+        seen = [(await reader.get_json(ns, "k"))[0]]
+        for _ in range(2):
+            await asyncio.sleep(0.2)  # let the pool fill up before its connections die
+            assert await asyncio.to_thread(_terminate_backends, postgres_url) >= 1
+            seen.append((await reader.get_json(ns, "k"))[0])  # retried on a fresh connection
+            seen.append((await reader.get(ns, "k")).value)
+        return seen
+
+    assert _with_reader(store, body) == ["1", "1", 1, "1", 1]
+
+
+def test_no_connection_in_time_is_unavailable(make_store: MakeStore, ns: str) -> None:
+    store = make_store(timeout=1.0)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once closed
+    store.dsn = f"postgresql://nobody:secret@127.0.0.1:{port}/x"  # the reader's pool only
+
+    async def body(reader: Any) -> float:
+        t0 = time.monotonic()
+        with pytest.raises(Unavailable) as err:
+            await reader.get_json(ns, "k")
+        assert "secret" not in str(err.value)
+        return time.monotonic() - t0
+
+    assert _with_reader(store, body) < 4
+
+
+def test_closed_reader_is_unavailable(make_store: MakeStore, ns: str) -> None:
+    store = make_store()
+
+    async def main() -> None:
+        reader = store.async_reader()
+        await reader.open()
+        await reader.close()
+        with pytest.raises(Unavailable):
+            await reader.get_json(ns, "k")
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("threshold", [5, None], ids=["prepared", "pgbouncer"])
+def test_prepared_statements_follow_the_connect_options(make_store: MakeStore, ns: str,
+                                                        threshold: int | None) -> None:
+    """Prepared after psycopg's ``prepare_threshold`` uses, as on the sync pool; never with
+    ``prepare_threshold=None`` (PgBouncer in transaction mode)."""
+    store = make_store(min_size=1, max_size=1, prepare_threshold=threshold)
+    Memory(ns, store=store).set("k", 1)
+
+    async def body(reader: Any) -> int:
+        for _ in range(8):
+            assert (await reader.get_json(ns, "k"))[0] == "1"
+        conn: psycopg.AsyncConnection[Any] = await reader._pool.getconn()  # the only one
+        try:
+            cur = await conn.execute("SELECT count(*) FROM pg_prepared_statements"
+                                     " WHERE statement LIKE '%FROM bw_entries e LEFT JOIN%'")
+            row = await cur.fetchone()
+            assert row is not None
+            return int(row[0])
+        finally:
+            await reader._pool.putconn(conn)
+
+    assert _with_reader(store, body) == (0 if threshold is None else 1)
+
+
+def test_http_get_survives_connections_killed_by_the_server(postgres_url: str) -> None:
+    ns = f"async-{uuid.uuid4().hex[:8]}"
+    with running_server(database=postgres_url) as s, httpx.Client(base_url=s.url) as http:
+        assert http.put(key_url(ns, "k"), json={"value": {"x": 1}}).status_code == 200
+        assert http.patch(key_url(ns, "l"), json={"append": [1, 2, 3]}).status_code == 200
+        for _ in range(3):
+            assert http.get(key_url(ns, "k")).json()["value"] == {"x": 1}
+            assert _terminate_backends(postgres_url) >= 1
+            got = http.get(key_url(ns, "k"))
+            assert got.status_code == 200, got.text
+            assert got.json()["value"] == {"x": 1}
+            assert http.get(key_url(ns, "l"), params={"tail": 2}).json()["value"] == [2, 3]
+        metrics = http.get("/metrics").text
+        assert not [line for line in metrics.splitlines()
+                    if line.startswith("botwire_store_errors_total{")]
+
+
+def test_waiting_for_a_connection_is_bounded_by_the_timeout(make_store: MakeStore,
+                                                            ns: str) -> None:
+    """Reads beyond ``read_max_size`` queue (outside the pool) for ``timeout`` at most."""
+    store = make_store(read_max_size=1, timeout=0.5)
+    Memory(ns, store=store).set("k", 1)
+
+    async def body(reader: Any) -> tuple[float, str]:
+        await reader._gate.acquire()  # the only slot, as a stuck query would hold it
+        t0 = time.monotonic()
+        with pytest.raises(Unavailable, match="no connection"):
+            await reader.get_json(ns, "k")
+        waited = time.monotonic() - t0
+        waiting = asyncio.create_task(reader.get_json(ns, "k"))
+        await asyncio.sleep(0.05)
+        reader._gate.release()  # handed straight to the waiting read
+        return waited, (await waiting)[0]
+
+    waited, value = _with_reader(store, body)
+    assert 0.4 < waited < 2
+    assert value == "1"
+
+
+def test_a_cancelled_wait_gives_its_slot_back(make_store: MakeStore, ns: str) -> None:
+    store = make_store(read_max_size=1)
+    Memory(ns, store=store).set("k", 1)
+
+    async def body(reader: Any) -> list[str]:
+        await reader._gate.acquire()
+        waiters = [asyncio.create_task(reader.get_json(ns, "k")) for _ in range(3)]
+        await asyncio.sleep(0.05)
+        waiters[0].cancel()
+        reader._gate.release()
+        waiters[1].cancel()  # cancelled just as the slot reached it: it must pass it on
+        done = await asyncio.gather(*waiters, return_exceptions=True)
+        assert [isinstance(d, asyncio.CancelledError) for d in done] == [True, True, False]
+        return [(await reader.get_json(ns, "k"))[0] for _ in range(3)] + [done[2][0]]
+
+    assert _with_reader(store, body) == ["1", "1", "1", "1"]
+
+
+def test_read_pool_size_is_checked(make_store: MakeStore) -> None:
+    with pytest.raises(InvalidArgument, match="read_max_size"):
+        make_store(read_max_size=0)
