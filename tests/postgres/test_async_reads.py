@@ -14,9 +14,8 @@ from typing import Any, TypeVar
 import httpx
 import psycopg
 import pytest
-from psycopg.conninfo import conninfo_to_dict
 from server.srv_helpers import key_url
-from support.postgres import shared_server
+from support.postgres import terminate_backends
 from support.server import running_server
 
 from botwire import InvalidArgument, Memory, TypeMismatch, Unavailable
@@ -26,18 +25,6 @@ pytestmark = pytest.mark.postgres
 
 MakeStore = Callable[..., PostgresStore]
 T = TypeVar("T")
-
-
-def _terminate_backends(url: str) -> int:
-    """Kill every connection to ``url``'s database, as a restart or failover would."""
-    dbname = conninfo_to_dict(url)["dbname"]
-    with psycopg.connect(shared_server().admin_url, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE datname = %s AND pid <> pg_backend_pid()",
-            (dbname,),
-        ).fetchall()
-    return len(rows)
 
 
 def _with_reader(store: PostgresStore, body: Callable[[Any], Awaitable[T]]) -> T:
@@ -99,7 +86,7 @@ def test_survives_connections_killed_by_the_server(make_store: MakeStore, ns: st
         seen = [(await reader.get_json(ns, "k"))[0]]
         for _ in range(2):
             await asyncio.sleep(0.2)  # let the pool fill up before its connections die
-            assert await asyncio.to_thread(_terminate_backends, postgres_url) >= 1
+            assert await asyncio.to_thread(terminate_backends, postgres_url) >= 1
             seen.append((await reader.get_json(ns, "k"))[0])  # retried on a fresh connection
             seen.append((await reader.get(ns, "k")).value)
         return seen
@@ -168,7 +155,7 @@ def test_http_get_survives_connections_killed_by_the_server(postgres_url: str) -
         assert http.patch(key_url(ns, "l"), json={"append": [1, 2, 3]}).status_code == 200
         for _ in range(3):
             assert http.get(key_url(ns, "k")).json()["value"] == {"x": 1}
-            assert _terminate_backends(postgres_url) >= 1
+            assert terminate_backends(postgres_url) >= 1
             got = http.get(key_url(ns, "k"))
             assert got.status_code == 200, got.text
             assert got.json()["value"] == {"x": 1}

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from support.postgres import shared_server
+from support.postgres import shared_server, terminate_backends
 
 from botwire import InvalidArgument, Memory, Unavailable
 from botwire.store import Store
@@ -126,28 +126,16 @@ def test_unreachable_server_is_unavailable_with_cause() -> None:
     assert str(port) in str(err.value)
 
 
-def _terminate_backends(url: str) -> int:
-    admin = shared_server().admin_url
-    dbname = conninfo_to_dict(url)["dbname"]
-    with psycopg.connect(admin, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE datname = %s AND pid <> pg_backend_pid()",
-            (dbname,),
-        ).fetchall()
-    return len(rows)
-
-
 def test_survives_connections_killed_by_the_server(make_store: MakeStore, ns: str,
                                                    postgres_url: str) -> None:
     store = make_store(min_size=2, max_size=2)
     mem = Memory(ns, store=store)
     mem.set("k", 1)
-    assert _terminate_backends(postgres_url) >= 1
+    assert terminate_backends(postgres_url) >= 1
     assert mem.get("k") == 1  # a read retries on a fresh connection
-    assert _terminate_backends(postgres_url) >= 1
+    assert terminate_backends(postgres_url) >= 1
     mem.set("k", 2)  # so does a write whose COMMIT was never sent
-    assert _terminate_backends(postgres_url) >= 1
+    assert terminate_backends(postgres_url) >= 1
     assert mem.append("l", 1) == 1
     assert mem.get_many(["k", "l"]) == {"k": 2, "l": [1]}
 

@@ -398,3 +398,16 @@ def postgres_url(scope: str = "session", prefix: str = "botwire_test") -> Callab
         return server.new_database(prefix)
 
     return fixture  # type: ignore[no-any-return]
+
+
+def terminate_backends(url: str) -> int:
+    """Kill every connection to ``url``'s database (on the shared server), as a restart or a
+    failover would; returns how many were killed."""
+    dbname = conninfo_to_dict(url)["dbname"]
+    with psycopg.connect(shared_server().admin_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
+            (dbname,),
+        ).fetchall()
+    return len(rows)
