@@ -21,6 +21,16 @@ def _details(result: dict[str, Any], rid: str, key: str) -> Any:
     return None
 
 
+def _cpu_wall_bars(ax: Any, cpu: dict[str, float], wall: dict[str, float]) -> None:
+    """One pair of horizontal bars (CPU, wall ms) per fresh-process case, first case on top."""
+    names = list(wall)
+    y = range(len(names))
+    ax.barh([i + 0.2 for i in y], [cpu[n] for n in names], 0.4, label="CPU ms")
+    ax.barh([i - 0.2 for i in y], [wall[n] for n in names], 0.4, label="wall ms")
+    ax.set_yticks(list(y), names)
+    ax.invert_yaxis()
+
+
 def draw(result: dict[str, Any], out: Path) -> list[Path]:
     import matplotlib
 
@@ -47,26 +57,16 @@ def draw(result: dict[str, Any], out: Path) -> list[Path]:
     if wall1 and cpu1:
         fig, axes = plt.subplots(1, 2 if wall6 else 1, figsize=(12 if wall6 else 7, 4.2))
         axes = axes if wall6 else [axes]
-        names = list(wall1)
         ax = axes[0]
-        y = range(len(names))
-        ax.barh([i + 0.2 for i in y], [cpu1[n] for n in names], 0.4, label="CPU ms")
-        ax.barh([i - 0.2 for i in y], [wall1[n] for n in names], 0.4, label="wall ms")
-        ax.set_yticks(list(y), names)
-        ax.invert_yaxis()
+        _cpu_wall_bars(ax, cpu1, wall1)
         ax.set_xscale("log")
         ax.set_xlabel("ms per fresh process (log)")
         ax.set_title("P1: import time")
         ax.legend()
         if wall6:
             cpu6 = _details(result, "P6", "median_cpu_ms")
-            names = list(wall6)
-            y = range(len(names))
             ax = axes[1]
-            ax.barh([i + 0.2 for i in y], [cpu6[n] for n in names], 0.4, label="CPU ms")
-            ax.barh([i - 0.2 for i in y], [wall6[n] for n in names], 0.4, label="wall ms")
-            ax.set_yticks(list(y), names)
-            ax.invert_yaxis()
+            _cpu_wall_bars(ax, cpu6, wall6)
             ax.set_xlabel("ms per fresh process")
             ax.set_title("P6: cold invocation (import + get + set over HTTP)")
             ax.legend()

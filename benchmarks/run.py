@@ -155,13 +155,7 @@ def main() -> int:
         log(f"plots failed: {exc}")
         pngs = []
     if args.publish:
-        DOCS.mkdir(parents=True, exist_ok=True)
-        for png in pngs:
-            shutil.copy(png, DOCS / png.name)
-        dump(DOCS / "results.json", {**result, "rows": [
-            {k: v for k, v in r.items() if k != "details"} | {"details": _slim(r["details"])}
-            for r in result["rows"]]})
-        publish_table(rows, result)
+        publish(rows, result, pngs)
     print(f"\n{'quick' if args.quick else 'full'} run, {settings.rounds} rounds, "
           f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average at the end "
           f"{machine()['loadavg_at_end']}, {result['seconds']:.0f} s\n")
@@ -172,6 +166,17 @@ def main() -> int:
 
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def publish(rows: list[Row], result: dict[str, Any], pngs: list[Path]) -> None:
+    """Copy the plots and a trimmed JSON to ``docs/benchmarks/`` and put the table in the page."""
+    DOCS.mkdir(parents=True, exist_ok=True)
+    for png in pngs:
+        shutil.copy(png, DOCS / png.name)
+    dump(DOCS / "results.json", {**result, "rows": [
+        {k: v for k, v in r.items() if k != "details"} | {"details": _slim(r["details"])}
+        for r in result["rows"]]})
+    publish_table(rows, result)
 
 
 def publish_table(rows: list[Row], result: dict[str, Any]) -> None:
@@ -191,7 +196,7 @@ def publish_table(rows: list[Row], result: dict[str, Any]) -> None:
     page.write_text(f"{head}{START}\n{body}\n{END}{tail}")
 
 
-def republish(path: Path, publish: bool) -> int:
+def republish(path: Path, publish_it: bool) -> int:
     import json
 
     import plots
@@ -199,14 +204,8 @@ def republish(path: Path, publish: bool) -> int:
     result = json.loads(path.read_text())
     rows = [Row(**r) for r in result["rows"]]
     pngs = plots.draw(result, RESULTS)
-    if publish:
-        DOCS.mkdir(parents=True, exist_ok=True)
-        for png in pngs:
-            shutil.copy(png, DOCS / png.name)
-        dump(DOCS / "results.json", {**result, "rows": [
-            {k: v for k, v in r.items() if k != "details"} | {"details": _slim(r["details"])}
-            for r in result["rows"]]})
-        publish_table(rows, result)
+    if publish_it:
+        publish(rows, result, pngs)
     print(table(rows))
     return 0
 
