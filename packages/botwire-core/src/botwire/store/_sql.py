@@ -52,12 +52,12 @@ MAX_BATCH_OPS = 1000  # ops per transaction, like Deno KV's 1000 mutations per c
 _ENTRY_COLS = "kind, value, version, created_at, updated_at, expires_at, bytes, length, head, tail"
 
 
-def _read_sql(item_filter: str) -> str:
+def _read_sql(item_filter: str, now_sql: str = "?") -> str:
     return (
         "SELECT e.kind, e.value, e.version, e.created_at, e.updated_at, e.expires_at, i.value"
         " FROM bw_entries e LEFT JOIN bw_items i"
         f" ON e.kind = 1 AND i.ns = e.ns AND i.key = e.key{item_filter}"
-        " WHERE e.ns = ? AND e.key = ? AND (e.expires_at IS NULL OR e.expires_at > ?)"
+        f" WHERE e.ns = ? AND e.key = ? AND (e.expires_at IS NULL OR e.expires_at > {now_sql})"
         " ORDER BY i.seq"
     )
 
@@ -65,6 +65,13 @@ def _read_sql(item_filter: str) -> str:
 # Engine.read_query's two statements (the text of each is constant: backends cache per text).
 _READ_SQL = _read_sql("")
 _READ_TAIL_SQL = _read_sql(" AND i.seq >= e.tail - ?")
+_TAIL_FILTER = " AND i.seq >= e.tail - ?"
+# The database clock (PostgreSQL), for every replica to agree on "now": ``?`` binds an offset
+# (0, or a testing clock's) instead of a time. Reads use the statement's start; a write takes
+# its time once, right after its namespace lock is granted (``clock_timestamp()`` in the
+# lock's RETURNING), so a namespace's times follow its commit order whatever the replicas say.
+DB_NOW_SQL = "(extract(epoch from statement_timestamp())::float8 + ?)"
+DB_LOCK_NOW_SQL = "(extract(epoch from clock_timestamp())::float8 + ?)"
 
 
 class Tx(Protocol):
@@ -152,34 +159,47 @@ class Engine:
         clock: Callable[[], float],
         next_version: Callable[[Tx], int],
         lock_first: bool = True,
+        db_clock: bool = False,
     ) -> None:
         """``lock_first=False`` is for a backend whose write transactions already exclude each
         other (SQLite's ``BEGIN IMMEDIATE``): the statistics row then needs no lock, so a write
         reads it only when a limit needs its totals and adds its changes in one upsert at the
-        end, one statement fewer (two without limits) than locking it first."""
+        end, one statement fewer (two without limits) than locking it first.
+
+        ``db_clock=True`` (PostgreSQL) takes "now" from the database in the statements that
+        need it, not from ``clock``: ``clock`` then returns an offset in seconds added to the
+        database's time (0.0, or a testing clock's), and every ``now`` passed to a method that
+        runs outside a write transaction is that offset. Inside a write, the time returned with
+        the namespace lock is used (no extra statement). Requires ``lock_first``."""
         self.limits = limits
         self.clock = clock
         self._next_version = next_version
-        self._lock_first = lock_first
+        self._lock_first = lock_first or db_clock
+        self.db_clock = db_clock
+        now_sql = DB_NOW_SQL if db_clock else "?"
+        self._now_sql = now_sql
+        self._read_sqls = (_read_sql("", now_sql), _read_sql(_TAIL_FILTER, now_sql))
 
     # -- reads -------------------------------------------------------------------------------
 
     def read_query(
-        self, ns: str, key: str, tail: int | None, now: float
+        self, ns: str, key: str, tail: int | None, now: float, *, in_tx: bool = False
     ) -> tuple[str, list[Any]]:
         """The one consistent statement of a read (``?`` placeholders) and its parameters: the
         entry and, for a list, its (last ``tail``) items. Sans-I/O, so a backend may run it
         synchronously or on an event loop and hand the rows to :meth:`entry_from_rows` or
-        :meth:`json_from_rows`."""
+        :meth:`json_from_rows`. ``in_tx``: ``now`` is a write transaction's time, not
+        ``clock()``'s (they differ with ``db_clock``)."""
+        sqls = (_READ_SQL, _READ_TAIL_SQL) if in_tx else self._read_sqls
         if tail is None:
-            return _READ_SQL, [ns, key, now]
+            return sqls[0], [ns, key, now]
         if tail < 0:
             raise InvalidArgument(
                 f"botwire: tail={tail} for key {key!r} in namespace {ns!r}; use a count >= 0.",
                 namespace=ns,
                 key=key,
             )
-        return _READ_TAIL_SQL, [tail, ns, key, now]
+        return sqls[1], [tail, ns, key, now]
 
     def entry_from_rows(
         self, ns: str, key: str, tail: int | None, rows: Sequence[tuple[Any, ...]]
@@ -219,9 +239,9 @@ class Engine:
         return text, version, created, updated, expires
 
     def _read_rows(
-        self, tx: Tx, ns: str, key: str, tail: int | None, now: float
+        self, tx: Tx, ns: str, key: str, tail: int | None, now: float, in_tx: bool = False
     ) -> list[tuple[Any, ...]]:
-        return tx.all(*self.read_query(ns, key, tail, now))
+        return tx.all(*self.read_query(ns, key, tail, now, in_tx=in_tx))
 
     def read(self, tx: Tx, ns: str, key: str, tail: int | None, now: float) -> Entry | None:
         """The entry (for a list, its last ``tail`` items), or ``None``; one statement."""
@@ -232,9 +252,12 @@ class Engine:
         """Like :meth:`read`, with the value as its stored JSON text (:meth:`json_from_rows`)."""
         return self.json_from_rows(ns, key, tail, self._read_rows(tx, ns, key, tail, now))
 
-    def read_result(self, tx: Tx, ns: str, op: Op, now: float) -> dict[str, Any]:
+    def read_result(
+        self, tx: Tx, ns: str, op: Op, now: float, in_tx: bool = False
+    ) -> dict[str, Any]:
         """A ``get`` op's batch result."""
-        return self.result_from_rows(ns, op, self._read_rows(tx, ns, op.key, op.tail, now))
+        rows = self._read_rows(tx, ns, op.key, op.tail, now, in_tx)
+        return self.result_from_rows(ns, op, rows)
 
     def result_from_rows(
         self, ns: str, op: Op, rows: Sequence[tuple[Any, ...]]
@@ -262,7 +285,7 @@ class Engine:
             )
         sql = (
             "SELECT key, version, bytes, updated_at, expires_at FROM bw_entries"
-            " WHERE ns = ? AND (expires_at IS NULL OR expires_at > ?)"
+            f" WHERE ns = ? AND (expires_at IS NULL OR expires_at > {self._now_sql})"
         )
         params: list[Any] = [ns, now]
         if prefix:
@@ -286,18 +309,35 @@ class Engine:
 
     def lock_namespace(self, tx: Tx, ns: str, now: float) -> _Stats:
         """Take the namespace's write lock (its statistics row) and return the statistics."""
-        row = tx.one(
-            "INSERT INTO bw_namespaces (ns, keys, bytes, day, writes) VALUES (?, 0, 0, ?, 0)"
-            " ON CONFLICT (ns) DO UPDATE SET ns = excluded.ns"
-            " RETURNING keys, bytes, day, writes",
-            (ns, int(now // DAY)),
-        )
-        assert row is not None
+        return self.lock_namespace_at(tx, ns, now)[0]
+
+    def lock_namespace_at(self, tx: Tx, ns: str, now: float) -> tuple[_Stats, float]:
+        """:meth:`lock_namespace`, and the transaction's time: ``now`` itself, or with
+        ``db_clock`` the database's time once the lock is granted (same statement)."""
+        if self.db_clock:
+            row = tx.one(
+                "INSERT INTO bw_namespaces (ns, keys, bytes, day, writes)"
+                f" VALUES (?, 0, 0, floor({DB_LOCK_NOW_SQL} / 86400)::bigint, 0)"
+                " ON CONFLICT (ns) DO UPDATE SET ns = excluded.ns"
+                f" RETURNING keys, bytes, day, writes, {DB_LOCK_NOW_SQL}",
+                (ns, now, now),
+            )
+            assert row is not None
+            now = float(row[4])
+            row = row[:4]
+        else:
+            row = tx.one(
+                "INSERT INTO bw_namespaces (ns, keys, bytes, day, writes) VALUES (?, 0, 0, ?, 0)"
+                " ON CONFLICT (ns) DO UPDATE SET ns = excluded.ns"
+                " RETURNING keys, bytes, day, writes",
+                (ns, int(now // DAY)),
+            )
+            assert row is not None
         stats = _Stats(*row)
         today = int(now // DAY)
         if stats.day != today:
             stats.day, stats.writes = today, 0
-        return stats
+        return stats, now
 
     def save_namespace(self, tx: Tx, ns: str, stats: _Stats) -> None:
         tx.run(
@@ -344,7 +384,7 @@ class Engine:
         check_batch_size(ns, len(ops))
         base: _Stats | None = None
         if self._lock_first:
-            stats = self.lock_namespace(tx, ns, now)
+            stats, now = self.lock_namespace_at(tx, ns, now)
         else:
             # Counting from zero is exact for the row's changes; totals only matter to limits.
             lim = self.limits
@@ -399,7 +439,7 @@ class Engine:
         return results
 
     def clear(self, tx: Tx, ns: str, now: float) -> int:
-        stats = self.lock_namespace(tx, ns, now)
+        stats, now = self.lock_namespace_at(tx, ns, now)
         row = tx.one(
             "SELECT count(*) FROM bw_entries"
             " WHERE ns = ? AND (expires_at IS NULL OR expires_at > ?)",
@@ -412,7 +452,7 @@ class Engine:
         return int(row[0]) if row else 0
 
     def usage(self, tx: Tx, ns: str, now: float) -> Usage:
-        stats = self.lock_namespace(tx, ns, now)
+        stats, now = self.lock_namespace_at(tx, ns, now)
         self.purge_namespace(tx, ns, now, stats)
         self.save_namespace(tx, ns, stats)
         return Usage(ns, stats.keys, stats.bytes, stats.writes, (stats.day + 1) * DAY, self.limits)
@@ -433,14 +473,17 @@ class Engine:
 
     def expired_namespaces(self, tx: Tx, now: float, limit: int = 100) -> list[str]:
         rows = tx.all(
-            "SELECT DISTINCT ns FROM bw_entries WHERE expires_at IS NOT NULL AND expires_at <= ?"
-            " LIMIT ?",
+            "SELECT DISTINCT ns FROM bw_entries WHERE expires_at IS NOT NULL"
+            f" AND expires_at <= {self._now_sql} LIMIT ?",
             (now, limit),
         )
         return [r[0] for r in rows]
 
     def forget_idempotency(self, tx: Tx, now: float) -> None:
-        tx.run("DELETE FROM bw_idempotency WHERE created_at < ?", (now - IDEMPOTENCY_SECONDS,))
+        tx.run(
+            f"DELETE FROM bw_idempotency WHERE created_at < {self._now_sql} - ?",
+            (now, IDEMPOTENCY_SECONDS),
+        )
 
     def _not_a_list(self, ns: str, key: str, value: Any, what: str) -> TypeMismatch:
         return TypeMismatch(
@@ -660,7 +703,7 @@ class _Ctx:
     # -- operations --------------------------------------------------------------------------
 
     def _op_get(self, op: Op) -> dict[str, Any]:
-        return self.engine.read_result(self.tx, self.ns, op, self.now)
+        return self.engine.read_result(self.tx, self.ns, op, self.now, in_tx=True)
 
     def _op_check(self, op: Op) -> dict[str, Any]:
         row = self._load(op.key)

@@ -46,6 +46,7 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS bw_idempotency_age ON bw_idempotency (created_at)",
 )
 _HOUSEKEEPING_EVERY = 512  # write transactions between purges of expired entries
+PURGE_BATCH = 100  # namespaces per batch of purge_expired() (one transaction each)
 # With a background checkpointer, writers still checkpoint themselves past this many WAL pages
 # (~40 MB), so the WAL stays bounded even if the thread falls behind.
 _BACKSTOP_PAGES = 10000
@@ -312,19 +313,32 @@ class SQLiteStore:
         with self._write() as tx:
             return self.engine.usage(tx, namespace, self.clock())
 
-    def purge_expired(self) -> int:
-        """Delete expired entries store-wide and forget idempotency records older than a day."""
-        now = self.clock()
-        with self._read() as tx:
-            namespaces = self.engine.expired_namespaces(tx, now)
+    def purge_expired(self, *, max_batches: int | None = None) -> int:
+        """Delete expired entries store-wide and forget idempotency records older than a day.
+
+        Works in batches of :data:`PURGE_BATCH` namespaces, one short transaction per
+        namespace, until none has an expired entry left (or after ``max_batches``); the lock
+        is released between transactions, so requests interleave with a long purge.
+        """
         purged = 0
-        for ns in namespaces:
-            with self._write() as tx:
-                stats = self.engine.lock_namespace(tx, ns, now)
-                purged += self.engine.purge_namespace(tx, ns, now, stats)
-                self.engine.save_namespace(tx, ns, stats)
+        batches = 0
+        while max_batches is None or batches < max_batches:
+            batches += 1
+            now = self.clock()
+            with self._read() as tx:
+                namespaces = self.engine.expired_namespaces(tx, now, PURGE_BATCH)
+            gone = 0
+            for ns in namespaces:
+                with self._write() as tx:
+                    stats, at = self.engine.lock_namespace_at(tx, ns, now)
+                    gone += self.engine.purge_namespace(tx, ns, at, stats)
+                    self.engine.save_namespace(tx, ns, stats)
+                time.sleep(0)  # let a waiting request thread take the lock
+            purged += gone
+            if len(namespaces) < PURGE_BATCH or not gone:
+                break
         with self._write() as tx:
-            self.engine.forget_idempotency(tx, now)
+            self.engine.forget_idempotency(tx, self.clock())
         return purged
 
     def integrity_check(self) -> str:
@@ -344,7 +358,9 @@ class SQLiteStore:
         self._writes += 1
         if self._writes % _HOUSEKEEPING_EVERY == 0:
             with contextlib.suppress(Unavailable):  # busy: the next round will purge
-                self.purge_expired()
+                # One batch only: this runs inside a request; the server's housekeeping
+                # (or the next 512 writes) carries on.
+                self.purge_expired(max_batches=1)
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"

@@ -39,7 +39,10 @@ def open_store(settings: Settings, clock: Any = time.time) -> Store:
     if settings.is_postgres:
         from .postgres import PostgresStore
 
-        store: Store = PostgresStore(settings.database, limits=settings.limits, clock=clock)
+        # The database's clock, so replicas agree on TTLs and quota days; a testing clock
+        # only adds its offset to it.
+        offset = (lambda: clock.offset) if isinstance(clock, TestingClock) else None
+        store: Store = PostgresStore(settings.database, limits=settings.limits, clock_offset=offset)
         return store
     from botwire.store import SQLiteStore
 

@@ -98,6 +98,7 @@ _RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
 _LOST = (psycopg.OperationalError, psycopg.InterfaceError)
 LOST_RETRIES = 2  # fresh connections tried after a lost one, before answering "unavailable"
 _HOUSEKEEPING_EVERY = 512  # write transactions (per store) between purges of expired entries
+PURGE_BATCH = 100  # namespaces per batch of purge_expired() (one transaction each)
 
 
 @functools.lru_cache(maxsize=512)
@@ -177,6 +178,10 @@ class _PgTx:
         return int(row[0])
 
 
+def _no_offset() -> float:
+    return 0.0
+
+
 def _next_version(tx: Tx) -> int:
     assert isinstance(tx, _PgTx)
     return tx.next_version()
@@ -248,7 +253,11 @@ class PostgresStore:
         memory.append("chat", {"role": "user", "text": "hi"}, max_len=100)
         store.close()
 
-    ``clock`` returns the current time in seconds (tests inject one to move time). ``timeout``
+    Times (TTLs, ``created_at``/``updated_at``, quota days, idempotency ages) come from the
+    database's clock, in the statements that use them, so replicas whose clocks disagree still
+    agree on them; ``clock_offset`` returns seconds added to that time (the server's testing
+    clock). ``clock`` replaces the database's clock with this process's (tests inject one to
+    move time; replicas then disagree as their clocks do). ``timeout``
     is how long to wait for a pooled connection; ``connect_timeout`` bounds each new
     connection (and start-up); ``retries`` is how often a transaction that lost a serialization
     race or a deadlock is run again. ``read_max_size`` (default ``max_size // 2``, at least 1)
@@ -262,7 +271,8 @@ class PostgresStore:
         dsn: str,
         *,
         limits: Limits | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
+        clock_offset: Callable[[], float] | None = None,
         min_size: int = 1,
         max_size: int = 10,
         # Well inside a client's per-attempt timeout (10 s by default): with the database down
@@ -284,8 +294,18 @@ class PostgresStore:
                 "max_size >= 1 and read_max_size >= 1."
             )
         self.dsn = dsn
-        self.clock = clock
-        self.engine = Engine(limits=limits or Limits(), clock=clock, next_version=_next_version)
+        if clock is None:
+            # The database's clock: every replica agrees on "now" whatever its own clock says
+            # (TTLs, quota days, idempotency ages). self.clock then returns only the offset
+            # added to the database's time (see Engine's db_clock).
+            offset = clock_offset or _no_offset
+            self.clock: Callable[[], float] = lambda: float(offset())
+            self.engine = Engine(limits=limits or Limits(), clock=self.clock,
+                                 next_version=_next_version, db_clock=True)
+        else:
+            self.clock = clock
+            self.engine = Engine(limits=limits or Limits(), clock=clock,
+                                 next_version=_next_version)
         self._where = _where(dsn)
         self._retries = retries
         self._writes = 0
@@ -438,7 +458,7 @@ class PostgresStore:
         self._writes += 1
         if self._writes % _HOUSEKEEPING_EVERY == 0:
             with contextlib.suppress(Unavailable):  # the next round will purge
-                self.purge_expired()
+                self.purge_expired(max_batches=1)  # inside a request: one batch only
 
     # -- the Store protocol ------------------------------------------------------------------
 
@@ -547,23 +567,34 @@ class PostgresStore:
         now = self.clock()
         return self._write(lambda tx: self.engine.usage(tx, namespace, now))
 
-    def purge_expired(self) -> int:
+    def purge_expired(self, *, max_batches: int | None = None) -> int:
         """Delete expired entries store-wide and forget idempotency records older than a day.
 
-        Returns how many entries were purged (at most those of 100 namespaces per call).
+        Works in batches of :data:`PURGE_BATCH` namespaces, one short transaction per
+        namespace, until none has an expired entry left (or after ``max_batches``), so a
+        purge of thousands of namespaces never holds a lock, or a pooled connection, for long.
         """
-        now = self.clock()
-        namespaces = self._statement(lambda tx: self.engine.expired_namespaces(tx, now))
 
         def purge(tx: _PgTx, ns: str) -> int:
-            stats = self.engine.lock_namespace(tx, ns, now)
-            gone = self.engine.purge_namespace(tx, ns, now, stats)
+            stats, at = self.engine.lock_namespace_at(tx, ns, now)
+            gone = self.engine.purge_namespace(tx, ns, at, stats)
             self.engine.save_namespace(tx, ns, stats)
             return gone
 
-        purged = 0
-        for ns in namespaces:
-            purged += self._write(functools.partial(purge, ns=ns))
+        purged = batches = 0
+        while max_batches is None or batches < max_batches:
+            batches += 1
+            now = self.clock()
+            namespaces = self._statement(
+                lambda tx, now=now: self.engine.expired_namespaces(tx, now, PURGE_BATCH)
+            )
+            gone = 0
+            for ns in namespaces:
+                gone += self._write(functools.partial(purge, ns=ns))
+            purged += gone
+            if len(namespaces) < PURGE_BATCH or not gone:
+                break
+        now = self.clock()
         self._write(lambda tx: self.engine.forget_idempotency(tx, now))
         return purged
 
