@@ -106,21 +106,66 @@ def _normalize_url(raw: str) -> str:
 
 
 def _default_path() -> str:
-    """``~/.botwire/memory.db``, or the temp directory when home is not writable."""
+    """``~/.botwire/memory.db``, or the temp directory when home is not writable.
+
+    Either directory is private (0700): memory holds secrets an agent was told. The temp
+    fallback ``$TMPDIR/botwire-<uid>`` is shared ground: one that another user made first (or a
+    symlink, or one open to others) is refused, as tmux and ssh-agent do, or that user could
+    read every value and plant their own.
+    """
     home = os.path.expanduser("~/.botwire")
     try:
-        os.makedirs(home, exist_ok=True)
+        os.makedirs(home, mode=0o700, exist_ok=True)
         if os.access(home, os.W_OK):
+            _tighten(home)
             return os.path.join(home, "memory.db")
     except OSError:
         pass
     import tempfile  # only here: it imports shutil, random, bz2, lzma... (a cold start's ms)
 
-    tmp = os.path.join(
-        tempfile.gettempdir(), f"botwire-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
-    )
-    os.makedirs(tmp, exist_ok=True)
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    tmp = os.path.join(tempfile.gettempdir(), f"botwire-{uid if uid is not None else 'user'}")
+    try:
+        os.mkdir(tmp, 0o700)
+    except FileExistsError:
+        _check_private(tmp, uid)
     return os.path.join(tmp, "memory.db")
+
+
+def _tighten(path: str) -> None:
+    """Make our own directory 0700 (``~/.botwire`` was 0755 before 0.3.1)."""
+    try:
+        st = os.stat(path)
+        if st.st_mode & 0o077 and (not hasattr(os, "getuid") or st.st_uid == os.getuid()):
+            os.chmod(path, 0o700)
+    except OSError:
+        pass  # not ours to change: the store still works
+
+
+def _check_private(path: str, uid: int | None) -> None:
+    """Refuse a temp directory that is not a real directory of ours, open to no one else."""
+    import stat
+
+    st = os.lstat(path)
+    problem = None
+    if stat.S_ISLNK(st.st_mode):
+        problem = "is a symbolic link"
+    elif not stat.S_ISDIR(st.st_mode):
+        problem = "is not a directory"
+    elif uid is not None and st.st_uid != uid:
+        problem = f"belongs to another user (uid {st.st_uid})"
+    elif st.st_mode & 0o077:
+        problem = f"is open to other users (mode {stat.S_IMODE(st.st_mode):o})"
+    if problem is None:
+        return
+    from ._errors import BotWireError
+
+    raise BotWireError(
+        f"botwire: the home directory is not writable, and the fallback directory {path!r} "
+        f"{problem}, so memory stored there could be read or replaced by someone else. Remove "
+        "it (or, if it is yours, chmod 700 it), or set BOTWIRE_URL to a server or to "
+        "sqlite:///a/private/path.db."
+    )
 
 
 # -- shared backends -----------------------------------------------------------------------------

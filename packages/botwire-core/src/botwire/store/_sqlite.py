@@ -147,6 +147,21 @@ class _Versions:
         return version
 
 
+def _create_private(path: str) -> None:
+    """Create the file's directory (0700) and the file itself (0600) if they are missing, both
+    narrowed further by the umask. SQLite gives the ``-wal`` and ``-shm`` files it creates the
+    database file's mode, so they are private too; an existing file keeps its mode."""
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, mode=0o700, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    except OSError:
+        return  # sqlite3.connect reports it with the path (read-only directory...)
+    os.close(fd)
+
+
 def _next_version(tx: Tx) -> int:
     assert isinstance(tx, _SQLiteTx)
     return tx.versions.take()
@@ -189,9 +204,8 @@ class SQLiteStore:
         )
         self._lock = threading.RLock()
         self._writes = 0
-        if self.path != ":memory:":
-            parent = os.path.dirname(os.path.abspath(self.path))
-            os.makedirs(parent, exist_ok=True)
+        if self.path != ":memory:" and not self.path.startswith("file:"):
+            _create_private(self.path)
         try:
             conn = sqlite3.connect(
                 self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
