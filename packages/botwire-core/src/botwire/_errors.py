@@ -19,6 +19,7 @@ __all__ = [
     "InvalidNamespace",
     "NotSerializable",
     "QuotaExceeded",
+    "StorageFull",
     "TypeMismatch",
     "Unauthorized",
     "Unavailable",
@@ -157,6 +158,16 @@ class Unavailable(BotWireError):
     status = 503
 
 
+class StorageFull(BotWireError):
+    """The disk holding the store is full (HTTP 507 ``storage_full``): writes are refused
+    until space is freed; reads, deletes and ``clear`` keep working. Never retried: waiting a
+    second does not free a disk. Writes resume by themselves once there is room again.
+    """
+
+    code = "storage_full"
+    status = 507
+
+
 _BY_CODE: dict[str, type[BotWireError]] = {
     cls.code: cls
     for cls in (
@@ -171,6 +182,7 @@ _BY_CODE: dict[str, type[BotWireError]] = {
         Unauthorized,
         Forbidden,
         Unavailable,
+        StorageFull,
     )
 }
 _BY_STATUS: dict[int, type[BotWireError]] = {
@@ -181,6 +193,7 @@ _BY_STATUS: dict[int, type[BotWireError]] = {
     412: Conflict,
     413: ValueTooLarge,
     429: QuotaExceeded,
+    507: StorageFull,
 }
 
 

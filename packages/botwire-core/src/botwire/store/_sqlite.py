@@ -8,6 +8,7 @@ nothing it committed; ``synchronous="FULL"`` also survives power loss.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sqlite3
 import threading
@@ -16,9 +17,10 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from .._errors import InvalidArgument, Unavailable
+from .._errors import InvalidArgument, StorageFull, Unavailable
 from .._names import check_key
 from .._types import Entry, KeyPage, Limits, Op, Usage
+from ._guard import FileGuard, is_full
 from ._sql import Engine, JSONEntry, Tx, check_batch_size, fingerprint
 
 __all__ = ["SQLiteStore"]
@@ -46,6 +48,7 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS bw_idempotency_age ON bw_idempotency (created_at)",
 )
 _HOUSEKEEPING_EVERY = 512  # write transactions between purges of expired entries
+_FREEING = frozenset(("delete", "check", "get"))
 PURGE_BATCH = 100  # namespaces per batch of purge_expired() (one transaction each)
 # With a background checkpointer, writers still checkpoint themselves past this many WAL pages
 # (~40 MB), so the WAL stays bounded even if the thread falls behind.
@@ -180,6 +183,11 @@ class SQLiteStore:
 
     ``clock`` returns the current time in seconds (tests inject one to move time without
     sleeping). Threads share one connection behind a lock; processes coordinate through SQLite.
+
+    A full disk raises :class:`~botwire.StorageFull`; with ``reserve_space`` (the server's
+    setting) a reserve file next to the database is released then, so deletes and ``clear``
+    still find room. A file removed, replaced or made read-only under the store is detected
+    before every commit (:class:`~botwire.store._guard.FileGuard`).
     """
 
     def __init__(
@@ -191,6 +199,7 @@ class SQLiteStore:
         synchronous: str = "NORMAL",
         busy_timeout: float = 30.0,
         background_checkpoint: float | None = None,
+        reserve_space: bool = False,
     ) -> None:
         if synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):
             raise InvalidArgument(
@@ -216,13 +225,29 @@ class SQLiteStore:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
         self._tx = _SQLiteTx(conn)
+        self._guard: FileGuard | None = None
         with self._write() as tx:
             for statement in _SCHEMA:
                 tx.run(statement)
+        if self.path != ":memory:" and not self.path.startswith("file:"):
+            self._guard = FileGuard(self.path, reserve=reserve_space)
+            if background_checkpoint is None:
+                conn.execute(f"PRAGMA wal_autocheckpoint={self._wal_pages(1000)}")
         self._checkpointer: _Checkpointer | None = None
         if background_checkpoint is not None and self.path != ":memory:":
-            conn.execute(f"PRAGMA wal_autocheckpoint={_BACKSTOP_PAGES}")
+            conn.execute(f"PRAGMA wal_autocheckpoint={self._wal_pages(_BACKSTOP_PAGES)}")
             self._checkpointer = _Checkpointer(self, background_checkpoint)
+
+    def _wal_pages(self, pages: int) -> int:
+        """The WAL size (pages) past which a writer checkpoints: ``pages``, but at most 1/16 of
+        a small filesystem, so the WAL never takes the space a full disk's checkpoint (and its
+        deletes) will need; measured on a 3 MB tmpfs, a 40 MB backstop let the WAL take 97% of
+        the disk and no delete could run once it was full."""
+        guard = self._guard
+        total = guard.fs_bytes if guard is not None else 0
+        if not total:
+            return pages
+        return max(16, min(pages, total // 16 // 4096))
 
     @property
     def limits(self) -> Limits:
@@ -243,12 +268,65 @@ class SQLiteStore:
             self._begin(conn)
             try:
                 yield self._tx
-            except BaseException:
+                if self._guard is not None:
+                    self._guard.check_file()
+                conn.execute("COMMIT")
+            except BaseException as exc:
                 self._tx.versions.drop()  # a block reserved in this transaction is undone
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
+                self._failed(exc, retry=False)
                 raise
-            conn.execute("COMMIT")
+
+    def _transact(self, fn: Callable[[Tx], Any], *, frees: bool) -> Any:
+        """``fn`` in a write transaction (:meth:`_write`'s failures); one that only frees space
+        (``clear``, purges, deletes) is tried once more after a full disk, the reserve
+        released."""
+        for attempt in (0, 1):
+            with self._lock:
+                conn = self._conn
+                self._begin(conn)
+                try:
+                    result = fn(self._tx)
+                    if self._guard is not None:
+                        self._guard.check_file()
+                    conn.execute("COMMIT")
+                except BaseException as exc:
+                    self._tx.versions.drop()
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    if self._failed(exc, retry=frees and attempt == 0):
+                        continue
+                    raise
+            if self._guard is not None:
+                self._guard.on_success(not frees)
+            return result
+        raise AssertionError("unreachable")
+
+    def _failed(self, exc: BaseException, *, retry: bool) -> bool:
+        """After a failed write's rollback: ``True`` to try it once more (a full disk whose
+        reserve was just released, when ``retry``); raises botwire's error for a full disk
+        (:class:`StorageFull`), a removed/read-only file or an I/O error; ``False`` to
+        re-raise ``exc`` as it is."""
+        if not isinstance(exc, sqlite3.Error):
+            return False
+        guard = self._guard
+        if is_full(exc):
+            if guard is None:
+                raise StorageFull(
+                    f"botwire: the disk holding {self.path!r} is full: free space on it, or "
+                    "delete keys you no longer need.",
+                ) from exc
+            guard.on_full()
+            with contextlib.suppress(sqlite3.Error):  # a complete one lets the WAL restart
+                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            if retry:
+                return True
+            raise guard.full_error() from exc
+        failure = guard.failure(exc) if guard is not None else None
+        if failure is not None:
+            raise failure from exc
+        return False
 
     @contextmanager
     def _read(self) -> Iterator[Tx]:
@@ -287,27 +365,39 @@ class SQLiteStore:
             with self._read() as tx:
                 return [self.engine.read_result(tx, namespace, op, now) for op in ops]
         digest = fingerprint(ops, atomic) if idempotency_key is not None else None
-        # _write() inlined: this is every write's path, and a generator-based context manager
-        # costs microseconds per call.
-        with self._lock:
-            conn = self._conn
-            self._begin(conn)
-            try:
-                results = self.engine.apply(
-                    self._tx,
-                    namespace,
-                    ops,
-                    atomic=atomic,
-                    idempotency_key=idempotency_key,
-                    fingerprint=digest,
-                    now=now,
-                )
-                conn.execute("COMMIT")
-            except BaseException:
-                self._tx.versions.drop()  # a block reserved in this transaction is undone
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+        # Deletes (and checks) free space: on a full disk they get one more try, the reserve
+        # released; anything else that adds data gets StorageFull.
+        frees = all(op.kind in _FREEING for op in ops)
+        if not frees and self._guard is not None and self._guard.full_since is not None:
+            self._check_room(self._guard)
+        # _transact() inlined: this is every write's path, and a closure per call costs.
+        for attempt in (0, 1):
+            with self._lock:
+                conn = self._conn
+                self._begin(conn)
+                try:
+                    results = self.engine.apply(
+                        self._tx,
+                        namespace,
+                        ops,
+                        atomic=atomic,
+                        idempotency_key=idempotency_key,
+                        fingerprint=digest,
+                        now=now,
+                    )
+                    if self._guard is not None:
+                        self._guard.check_file()  # never acknowledge into a removed file
+                    conn.execute("COMMIT")
+                except BaseException as exc:
+                    self._tx.versions.drop()  # a block reserved in this transaction is undone
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    if self._failed(exc, retry=frees and attempt == 0):
+                        continue
+                    raise
+            break
+        if self._guard is not None:
+            self._guard.on_success(not frees)
         self._after_write()
         return results
 
@@ -320,12 +410,51 @@ class SQLiteStore:
             return self.engine.list_keys(tx, namespace, prefix, cursor, limit, self.clock())
 
     def clear(self, namespace: str) -> int:
-        with self._write() as tx:
-            return self.engine.clear(tx, namespace, self.clock())
+        now = self.clock()
+        return int(self._transact(lambda tx: self.engine.clear(tx, namespace, now), frees=True))
 
     def usage(self, namespace: str) -> Usage:
-        with self._write() as tx:
-            return self.engine.usage(tx, namespace, self.clock())
+        now = self.clock()
+        try:
+            usage: Usage = self._transact(
+                lambda tx: self.engine.usage(tx, namespace, now), frees=True
+            )
+        except StorageFull:
+            # A full disk: report from a read, without purging expired entries first.
+            with self._read() as tx:
+                stats = self.engine._peek_namespace(tx, namespace, now)
+            usage = Usage(
+                namespace,
+                stats.keys,
+                stats.bytes,
+                stats.writes,
+                (stats.day + 1) * 86400.0,
+                self.limits,
+            )
+        return usage
+
+    def ping(self) -> None:
+        """For ``/readyz``: raise unless the store can serve writes: the file is the one
+        opened (:class:`~botwire.Unavailable` otherwise) and the disk is not full
+        (:class:`~botwire.StorageFull`)."""
+        with self._lock:
+            self._conn.execute("SELECT 1 FROM bw_meta").fetchone()
+            guard = self._guard
+            if guard is None:
+                return
+            guard.check_file()
+            if guard.full_since is not None:
+                self._check_room(guard)
+
+    def _check_room(self, guard: FileGuard) -> None:
+        """On a full disk, refuse a write that adds data before it starts (a failing write
+        would still grow the WAL into the space deletes need) unless there is room again:
+        on the disk, or inside the file (pages freed by deletes)."""
+        with self._lock:
+            pages = self._conn.execute("PRAGMA freelist_count").fetchone()[0]
+            size = self._conn.execute("PRAGMA page_size").fetchone()[0]
+        if not guard.recover(int(pages) * int(size)):
+            raise guard.full_error()
 
     def purge_expired(self, *, max_batches: int | None = None) -> int:
         """Delete expired entries store-wide and forget idempotency records older than a day.
@@ -343,10 +472,9 @@ class SQLiteStore:
                 namespaces = self.engine.expired_namespaces(tx, now, PURGE_BATCH)
             gone = 0
             for ns in namespaces:
-                with self._write() as tx:
-                    stats, at = self.engine.lock_namespace_at(tx, ns, now)
-                    gone += self.engine.purge_namespace(tx, ns, at, stats)
-                    self.engine.save_namespace(tx, ns, stats)
+                gone += self._transact(
+                    functools.partial(self._purge_one, ns=ns, now=now), frees=True
+                )
                 time.sleep(0)  # let a waiting request thread take the lock
             purged += gone
             if len(namespaces) < PURGE_BATCH or not gone:
@@ -354,6 +482,12 @@ class SQLiteStore:
         with self._write() as tx:
             self.engine.forget_idempotency(tx, self.clock())
         return purged
+
+    def _purge_one(self, tx: Tx, ns: str, now: float) -> int:
+        stats, at = self.engine.lock_namespace_at(tx, ns, now)
+        gone = self.engine.purge_namespace(tx, ns, at, stats)
+        self.engine.save_namespace(tx, ns, stats)
+        return gone
 
     def integrity_check(self) -> str:
         """SQLite's own ``PRAGMA integrity_check`` verdict (``"ok"`` when the file is sound)."""

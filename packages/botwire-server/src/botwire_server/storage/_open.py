@@ -53,4 +53,6 @@ def open_store(settings: Settings, clock: Any = time.time) -> Store:
         synchronous=settings.synchronous,
         # Checkpoints (WAL copy + fsync) in a thread of their own, not in a request's commit.
         background_checkpoint=0.25,
+        # A reserve file, released on a full disk so that deletes and clear still find room.
+        reserve_space=True,
     )

@@ -40,7 +40,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
-from botwire._errors import BotWireError, InvalidArgument, Unavailable
+from botwire._errors import BotWireError, InvalidArgument, StorageFull, Unavailable
 from botwire._names import check_key
 from botwire.store import Entry, KeyPage, Limits, Op, Usage
 from botwire.store._sql import _ENTRY_COLS, Engine, JSONEntry, Tx, fingerprint
@@ -412,6 +412,12 @@ class PostgresStore:
                 time.sleep(random.uniform(0, 0.001 * 2**attempt))
             except (PoolTimeout, PoolClosed) as exc:
                 raise no_connection(self._where, exc) from exc
+            except pg_errors.DiskFull as exc:  # an OperationalError, but no lost connection
+                raise StorageFull(
+                    f"botwire: {self._where} has no disk space left ({_reason(exc)}): writes "
+                    "are refused until space is freed. Delete keys or clear namespaces you no "
+                    "longer need, or grow the database's volume; writes resume by themselves.",
+                ) from exc
             except _LOST as exc:
                 lost += 1
                 if sent[0] or lost > LOST_RETRIES:
