@@ -5,6 +5,7 @@ Examples::
     botwire-server                                   # 127.0.0.1:8765, ./botwire.db
     botwire-server --host 0.0.0.0 --token-secret "$SECRET" --database postgresql://db/botwire
     botwire-server token create --ns 'tenant-42-*' --read-only --expires 30d --secret "$SECRET"
+    botwire-server backup --database ./botwire.db /backups/botwire.db
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="botwire-server",
         description="Serve botwire memory over HTTP (API v1 + the original /memory routes). "
-        "Subcommand: 'botwire-server token create --help'.",
+        "Subcommands: 'botwire-server token create --help', 'botwire-server backup --help'.",
     )
     p.add_argument("--host", default=None, help=f"bind address (default {DEFAULT_HOST}; "
                    "env BOTWIRE_HOST)")
@@ -183,6 +184,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "token":
         return _token(argv[1:])
+    if argv and argv[0] == "backup":
+        from .backup import main as backup_main
+
+        return backup_main(argv[1:])
     if argv and argv[0] == "serve":
         argv = argv[1:]
     return _serve(argv)
