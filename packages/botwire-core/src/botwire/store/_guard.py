@@ -49,7 +49,8 @@ class FileGuard:
     """Watches one database file (identity, mode) and its disk (full, the reserve)."""
 
     def __init__(self, path: str, *, reserve: bool = True) -> None:
-        self.path = path
+        self.path = os.path.abspath(path)  # as opened: a later chdir must not matter
+        path = self.path
         st = os.stat(path)
         self._ident = (st.st_dev, st.st_ino)
         self.reserve_path = path + ".reserve"
