@@ -505,7 +505,9 @@ class SQLiteStore:
     def _after_write(self) -> None:
         self._writes += 1
         if self._writes % _HOUSEKEEPING_EVERY == 0:
-            with contextlib.suppress(Unavailable):  # busy: the next round will purge
+            # The write is committed: a purge that fails (busy, a full disk...) must not turn
+            # its answer into an error. The next round will purge.
+            with contextlib.suppress(Unavailable, StorageFull, sqlite3.Error):
                 # One batch only: this runs inside a request; the server's housekeeping
                 # (or the next 512 writes) carries on.
                 self.purge_expired(max_batches=1)

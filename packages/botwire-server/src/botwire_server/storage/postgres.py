@@ -463,7 +463,8 @@ class PostgresStore:
     def _after_write(self) -> None:
         self._writes += 1
         if self._writes % _HOUSEKEEPING_EVERY == 0:
-            with contextlib.suppress(Unavailable):  # the next round will purge
+            # The write is committed: a failed purge must not turn its answer into an error.
+            with contextlib.suppress(Unavailable, StorageFull):  # the next round will purge
                 self.purge_expired(max_batches=1)  # inside a request: one batch only
 
     # -- the Store protocol ------------------------------------------------------------------
