@@ -73,12 +73,14 @@ def test_full_disk_on_a_live_server(disk: Path) -> None:
         assert error["code"] == "storage_full"
         assert "disk" in error["message"] and "full" in error["message"]
         assert "Delete keys" in error["message"] and "no restart" in error["message"]
+        assert error["namespace"] == "main" and "'main'" in error["message"]
         print(
             f"FIGURE disk full: {len(acked)} writes of 2 kB acknowledged on a 3 MB tmpfs "
             "before 507 storage_full"
         )
 
         # The Python client raises StorageFull at once: one request, no retry.
+        time.sleep(0.3)  # access log lines are written after their responses
         before = _refusals(server)
         with (
             Memory("main", url=server.url, retries=3) as memory,
@@ -86,7 +88,7 @@ def test_full_disk_on_a_live_server(disk: Path) -> None:
         ):
             memory.set("probe-507", VALUE)
         assert "full" in str(caught.value)
-        time.sleep(0.2)  # the access log line is written after the response
+        time.sleep(0.3)
         assert _refusals(server) == before + 1
 
         # /readyz says so.

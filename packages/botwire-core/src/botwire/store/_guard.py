@@ -163,22 +163,31 @@ class FileGuard:
             self.full_since = None
         return self.full_since is None
 
-    def full_error(self, exc: BaseException | None = None) -> StorageFull:
+    def full_error(self, namespace: str | None = None, key: str | None = None) -> StorageFull:
         free = self.free_bytes()
+        what = ""
+        if namespace is not None:
+            what = (
+                f" (writing key {key!r} in namespace {namespace!r})"
+                if key is not None
+                else f" (writing namespace {namespace!r})"
+            )
         return StorageFull(
-            f"botwire: the disk holding the SQLite file {self.path!r} is full"
+            f"botwire: the disk holding the SQLite file {self.path!r} is full{what}"
             + (f" ({free} bytes free)" if free is not None else "")
             + ": writes are refused until space is freed. Delete keys or clear namespaces you "
             "no longer need (deletes and clear keep working), or free space on that disk "
             "(remove other files, grow the volume); writes resume by themselves, no restart "
             "needed.",
+            namespace=namespace,
+            key=key,
             free_bytes=free,
         )
 
     def failure(self, exc: sqlite3.Error) -> BotWireError | None:
         """The clear error for a sqlite3 failure of a write, or ``None`` to re-raise it."""
         if is_full(exc):
-            return self.full_error(exc)
+            return self.full_error()
         code = _errcode(exc)
         if code in (SQLITE_READONLY, SQLITE_IOERR):
             self.check_file()  # removed/replaced/read-only explains it best

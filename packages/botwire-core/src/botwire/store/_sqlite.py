@@ -303,7 +303,9 @@ class SQLiteStore:
             return result
         raise AssertionError("unreachable")
 
-    def _failed(self, exc: BaseException, *, retry: bool) -> bool:
+    def _failed(
+        self, exc: BaseException, *, retry: bool, ns: str | None = None, key: str | None = None
+    ) -> bool:
         """After a failed write's rollback: ``True`` to try it once more (a full disk whose
         reserve was just released, when ``retry``); raises botwire's error for a full disk
         (:class:`StorageFull`), a removed/read-only file or an I/O error; ``False`` to
@@ -322,7 +324,7 @@ class SQLiteStore:
                 self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
             if retry:
                 return True
-            raise guard.full_error() from exc
+            raise guard.full_error(ns, key) from exc
         failure = guard.failure(exc) if guard is not None else None
         if failure is not None:
             raise failure from exc
@@ -368,8 +370,9 @@ class SQLiteStore:
         # Deletes (and checks) free space: on a full disk they get one more try, the reserve
         # released; anything else that adds data gets StorageFull.
         frees = all(op.kind in _FREEING for op in ops)
+        key = ops[0].key if len(ops) == 1 else None
         if not frees and self._guard is not None and self._guard.full_since is not None:
-            self._check_room(self._guard)
+            self._check_room(self._guard, namespace, key)
         # _transact() inlined: this is every write's path, and a closure per call costs.
         for attempt in (0, 1):
             with self._lock:
@@ -392,7 +395,7 @@ class SQLiteStore:
                     self._tx.versions.drop()  # a block reserved in this transaction is undone
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
-                    if self._failed(exc, retry=frees and attempt == 0):
+                    if self._failed(exc, retry=frees and attempt == 0, ns=namespace, key=key):
                         continue
                     raise
             break
@@ -446,7 +449,7 @@ class SQLiteStore:
             if guard.full_since is not None:
                 self._check_room(guard)
 
-    def _check_room(self, guard: FileGuard) -> None:
+    def _check_room(self, guard: FileGuard, ns: str | None = None, key: str | None = None) -> None:
         """On a full disk, refuse a write that adds data before it starts (a failing write
         would still grow the WAL into the space deletes need) unless there is room again:
         on the disk, or inside the file (pages freed by deletes)."""
@@ -454,7 +457,7 @@ class SQLiteStore:
             pages = self._conn.execute("PRAGMA freelist_count").fetchone()[0]
             size = self._conn.execute("PRAGMA page_size").fetchone()[0]
         if not guard.recover(int(pages) * int(size)):
-            raise guard.full_error()
+            raise guard.full_error(ns, key)
 
     def purge_expired(self, *, max_batches: int | None = None) -> int:
         """Delete expired entries store-wide and forget idempotency records older than a day.
