@@ -91,6 +91,10 @@ def test_full_disk_on_a_live_server(disk: Path) -> None:
         time.sleep(0.3)
         assert _refusals(server) == before + 1
 
+        # /metrics counts it, for alerts.
+        metrics = http.get("/metrics").text
+        assert 'botwire_store_errors_total{error="StorageFull"}' in metrics
+
         # /readyz says so.
         ready = http.get("/readyz")
         assert ready.status_code == 507 and ready.json()["error"]["code"] == "storage_full"

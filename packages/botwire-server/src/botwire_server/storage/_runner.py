@@ -16,7 +16,7 @@ from typing import Any, Protocol, TypeVar
 
 import anyio.to_thread
 
-from botwire import BotWireError, Entry, Unavailable, Usage
+from botwire import BotWireError, Entry, StorageFull, Unavailable, Usage
 from botwire._codec import dumps
 from botwire.store import KeyPage, Op, Store
 from botwire.store._sql import JSONEntry
@@ -96,7 +96,8 @@ class StoreRunner:
         (database or I/O failures, bugs) logged with its traceback as 503 "unavailable",
         which the client's retry policy covers. Unavailability is counted (``on_error``)."""
         if isinstance(exc, BotWireError):
-            if isinstance(exc, Unavailable) and self.on_error is not None:
+            # A full disk is counted too: it is what an operator must be alerted to.
+            if isinstance(exc, (Unavailable, StorageFull)) and self.on_error is not None:
                 self.on_error(exc)
             return exc
         log.error("store call %s failed", name, exc_info=exc)
