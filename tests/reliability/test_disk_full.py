@@ -8,6 +8,7 @@ one run writes failed even after space was freed, until a restart.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sqlite3
@@ -21,7 +22,7 @@ from support.server import ServerProcess, running_server
 from support.tmpfs import small_tmpfs
 
 import botwire
-from botwire import Memory
+from botwire import AsyncMemory, Memory
 from botwire._wire import key_path
 from botwire.store import Op, SQLiteStore
 
@@ -90,6 +91,15 @@ def test_full_disk_on_a_live_server(disk: Path) -> None:
         assert "full" in str(caught.value)
         time.sleep(0.3)
         assert _refusals(server) == before + 1
+
+        async def async_set() -> None:
+            async with AsyncMemory("main", url=server.url, retries=3) as amemory:
+                await amemory.set("probe-507-async", VALUE)
+
+        with pytest.raises(botwire.StorageFull):
+            asyncio.run(async_set())
+        time.sleep(0.3)
+        assert _refusals(server) == before + 2  # the async client (httpx) does not retry either
 
         # /metrics counts it, for alerts.
         metrics = http.get("/metrics").text
