@@ -45,24 +45,41 @@ from collections.abc import Iterable
 __all__ = ["ACTIONS", "FaultProxy"]
 
 ACTIONS = (
-    "pass", "drop_before", "drop_after", "cut_response", "reset", "stall", "unavailable",
-    "html_404", "html_200", "redirect_301", "rewrite_path", "rewrite_path_no_echo",
+    "pass",
+    "drop_before",
+    "drop_after",
+    "cut_response",
+    "reset",
+    "stall",
+    "unavailable",
+    "html_404",
+    "html_200",
+    "redirect_301",
+    "rewrite_path",
+    "rewrite_path_no_echo",
 )
 _503_BODY = b'{"error":{"code":"unavailable","message":"proxy says busy"}}'
 _503 = (  # Content-Length computed: a hand-counted 58 for these 60 bytes desynchronised clients
     b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 0\r\nContent-Type: application/json\r\n"
-    + f"Content-Length: {len(_503_BODY)}\r\n\r\n".encode() + _503_BODY
+    + f"Content-Length: {len(_503_BODY)}\r\n\r\n".encode()
+    + _503_BODY
 )
 
 
-
-
 def _html(status: str, extra: bytes = b"") -> bytes:
-    body = (f"<html>\r\n<head><title>{status}</title></head>\r\n<body>\r\n<center><h1>{status}"
-            "</h1></center>\r\n<hr><center>nginx/1.22.1</center>\r\n</body>\r\n</html>\r\n"
-            ).encode()
-    return (f"HTTP/1.1 {status}\r\nServer: nginx/1.22.1\r\nContent-Type: text/html\r\n"
-            f"Content-Length: {len(body)}\r\n").encode() + extra + b"\r\n" + body
+    body = (
+        f"<html>\r\n<head><title>{status}</title></head>\r\n<body>\r\n<center><h1>{status}"
+        "</h1></center>\r\n<hr><center>nginx/1.22.1</center>\r\n</body>\r\n</html>\r\n"
+    ).encode()
+    return (
+        (
+            f"HTTP/1.1 {status}\r\nServer: nginx/1.22.1\r\nContent-Type: text/html\r\n"
+            f"Content-Length: {len(body)}\r\n"
+        ).encode()
+        + extra
+        + b"\r\n"
+        + body
+    )
 
 
 _502 = _html("502 Bad Gateway")
@@ -220,8 +237,10 @@ class FaultProxy:
                 if action in ("html_404", "html_200", "redirect_301"):
                     target = request.split(b" ", 2)[1].decode("latin-1")
                     location = f"https://127.0.0.1:{self.port}{target}".encode()
-                    cwriter.write({"html_404": _404, "html_200": _200}.get(action) or _html(
-                        "301 Moved Permanently", b"Location: " + location + b"\r\n"))
+                    cwriter.write(
+                        {"html_404": _404, "html_200": _200}.get(action)
+                        or _html("301 Moved Permanently", b"Location: " + location + b"\r\n")
+                    )
                     await cwriter.drain()
                     continue
                 if action.startswith("rewrite_path"):

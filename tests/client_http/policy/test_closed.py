@@ -25,9 +25,15 @@ def test_every_call_on_a_closed_handle_raises_closed(client: Any, url: str, ns: 
     m.set("k", 1)
     m.close()
     calls = [
-        lambda: m.get("k"), lambda: m.set("k", 2), lambda: m.append("h", 1),
-        lambda: m.get_many(["k"]), lambda: m.list(), lambda: m.usage(), lambda: m.clear(),
-        lambda: m.atomic().set("k", 3).commit(), lambda: m.delete("k"),
+        lambda: m.get("k"),
+        lambda: m.set("k", 2),
+        lambda: m.append("h", 1),
+        lambda: m.get_many(["k"]),
+        lambda: m.list(),
+        lambda: m.usage(),
+        lambda: m.clear(),
+        lambda: m.atomic().set("k", 3).commit(),
+        lambda: m.delete("k"),
     ]
     for call in calls:
         with pytest.raises(Closed) as info:

@@ -28,9 +28,7 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path}/embedded.db"
 
 
-def test_each_write_applies_once_when_the_call_is_repeated(
-    client: Any, url: str, ns: str
-) -> None:
+def test_each_write_applies_once_when_the_call_is_repeated(client: Any, url: str, ns: str) -> None:
     m = client(ns, url=url)
     for _ in range(2):  # the invocation and the platform's retry of it
         assert m.append("h", "a", "b", idempotency_key="req-1:h") == 2
@@ -136,4 +134,3 @@ def test_a_platform_retry_of_the_whole_invocation_applies_once(
     assert m.get("chat_history") == [{"user": "hi"}]
     assert m.get("turns") == 1 and m.get("tokens") == 42
     assert m.get("audit") == ["8f1c2d3e-0000-4a5b-9c7d-000000000001"]
-

@@ -166,7 +166,10 @@ def test_cli_reports_a_wrong_url_instead_of_no_key(server: ServerProcess, ns: st
     env = {**os.environ, "BOTWIRE_URL": wrong}
     out = subprocess.run(
         [sys.executable, "-m", "botwire.cli", "get", ns, "k0001"],
-        env=env, capture_output=True, text=True, timeout=120,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert out.returncode == 4, out
     assert "no key" not in out.stderr

@@ -185,5 +185,6 @@ def test_retry_after_is_honoured_and_long_ones_are_final() -> None:
     assert not done and wait >= 1.5
     attempts.begin()
     with pytest.raises(QuotaExceeded):  # 429 asking for an hour: report it now
-        attempts.answered(429, {"retry-after": "3600"}, b'{"error":{"code":"quota_exceeded",'
-                          b'"message":"m"}}')
+        attempts.answered(
+            429, {"retry-after": "3600"}, b'{"error":{"code":"quota_exceeded","message":"m"}}'
+        )
