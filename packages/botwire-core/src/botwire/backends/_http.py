@@ -208,7 +208,7 @@ class Call:
             what = (
                 f"was redirected (HTTP {status}) to {location!r}; botwire does not follow "
                 "redirects (a write would be sent twice and a token could leak to another host). "
-                f"Set BOTWIRE_URL to the server's real address (often https:// instead of "
+                "Set BOTWIRE_URL to the server's real address (often https:// instead of "
                 "http://, or a different path prefix)"
             )
         else:
@@ -220,7 +220,7 @@ class Call:
                 f"{self.url}{self.prefix}/healthz"
             )
         return Misrouted(
-            f"botwire: {self.where} {what}. Nothing was read or written as a result.",
+            f"botwire: {self.where} {what}. No botwire server applied this call.",
             namespace=self.namespace or None,
             key=self.key,
             url=url,
