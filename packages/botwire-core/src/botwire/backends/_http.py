@@ -137,6 +137,8 @@ class Call:
         if 300 <= status < 400 and status != 304:
             raise self._misrouted(status, headers, body, redirect=True)
         error = _botwire_error(payload)
+        if status == 405:  # botwire's client sends only methods its routes take: a wrong route
+            raise self._misrouted(status, headers, body)
         if status == 404:
             if error is None or error.get("code") != "not_found" or self.kind != "get":
                 raise self._misrouted(status, headers, body)
@@ -184,6 +186,12 @@ class Call:
             error.namespace = self.namespace or None
         if error.key is None:
             error.key = self.key
+        if isinstance(error, Misrouted):  # the server's key_rewritten: say which URL was called
+            # ... and name what the caller asked for (the server's view stays in the message)
+            error.namespace, error.key = self.namespace or None, self.key
+            error.message = f"{error.message} [{self.where}: check BOTWIRE_URL and any proxy]"
+            error.args = (error.message,)
+            error.details.setdefault("url", self.url + self.path.split("?", 1)[0])
         return error
 
     def _rewritten(self, echoed: Any) -> KeyRewritten:
@@ -191,8 +199,9 @@ class Call:
             f"botwire: {self.where} asked for key {self.key!r} but the server answered for key "
             f"{echoed!r}: something between the client and the server rewrote the path (a "
             "reverse proxy that decodes and normalises URLs, e.g. nginx 'proxy_pass "
-            "http://upstream/;' with a URI part). Pass the path through unchanged (nginx: "
-            "'proxy_pass http://upstream;', see docs/server.md). Nothing was returned.",
+            "http://upstream/;' with a URI part), or BOTWIRE_URL carries a path that is not the "
+            "server's prefix. Pass the path through unchanged (nginx: 'proxy_pass "
+            "http://upstream;', see docs/server.md) and check BOTWIRE_URL. Nothing was returned.",
             namespace=self.namespace or None,
             key=self.key,
             url=self.url + self.path.split("?", 1)[0],

@@ -146,8 +146,9 @@ def _check_key_echo(request: Request, ns: str, key: str) -> None:
         f"botwire: the key in the URL arrived as {key!r} but the client sent {sent!r} "
         "(X-BotWire-Key): something between them rewrote the path, typically a reverse proxy "
         "that decodes and normalises URLs (nginx 'proxy_pass http://upstream/;' with a URI "
-        "part). Pass the path through unchanged (nginx: 'proxy_pass http://upstream;' without "
-        "a URI part; see docs/server.md). Nothing was read or written.",
+        "part), or a client URL whose path is not this server's prefix. Pass the path through "
+        "unchanged (nginx: 'proxy_pass http://upstream;' without a URI part; see "
+        "docs/server.md). Nothing was read or written.",
         namespace=ns,
         key=sent,
         received_key=key,
