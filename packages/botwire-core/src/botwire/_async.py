@@ -93,11 +93,23 @@ class AsyncMemory:
         return deleted
 
     async def append(
-        self, key: str, *items: Any, max_len: int | None = None, ttl: float | None = None
+        self,
+        key: str,
+        *items: Any,
+        max_len: int | None = None,
+        ttl: float | None = None,
+        idempotency_key: str | None = None,
     ) -> int:
+        """As :meth:`Memory.append <botwire.Memory.append>` (``idempotency_key`` included)."""
         op = c.op_append(self.namespace, key, items, max_len=max_len, ttl=ttl)
-        length: int = (await self._store.batch(self.namespace, [op]))[0]["length"]
+        length: int = (await self._batch([op], idempotency_key))[0]["length"]
         return length
+
+    async def _batch(self, ops: list[Any], idempotency_key: str | None) -> list[dict[str, Any]]:
+        ikey = c.check_idempotency_key(self.namespace, idempotency_key)
+        if ikey is None:
+            return await self._store.batch(self.namespace, ops)
+        return await self._store.batch(self.namespace, ops, idempotency_key=ikey)
 
     async def tail(self, key: str, n: int) -> list[Any]:
         c.check_key(key, self.namespace)
@@ -106,12 +118,16 @@ class AsyncMemory:
         )
         return [] if entry is None else list(entry.value)
 
-    async def pop(self, key: str, default: Any = None) -> Any:
-        result = (await self._store.batch(self.namespace, [c.op_pop(self.namespace, key)]))[0]
+    async def pop(
+        self, key: str, default: Any = None, *, idempotency_key: str | None = None
+    ) -> Any:
+        result = (await self._batch([c.op_pop(self.namespace, key)], idempotency_key))[0]
         return result["value"] if result["found"] else default
 
-    async def incr(self, key: str, by: int | float = 1) -> int | float:
-        results = await self._store.batch(self.namespace, [c.op_incr(self.namespace, key, by)])
+    async def incr(
+        self, key: str, by: int | float = 1, *, idempotency_key: str | None = None
+    ) -> int | float:
+        results = await self._batch([c.op_incr(self.namespace, key, by)], idempotency_key)
         value: int | float = results[0]["value"]
         return value
 
@@ -142,35 +158,53 @@ class AsyncMemory:
             return new
         raise c.update_conflict(self.namespace, key, c.UPDATE_ATTEMPTS)
 
+    async def _reads(self, keys: Iterable[str]) -> tuple[list[Any], list[dict[str, Any]]]:
+        ops = [c.op_get(self.namespace, k) for k in keys]  # every key checked before any I/O
+        results: list[dict[str, Any]] = []
+        if ops:
+            for part in c.chunks(ops):
+                results.extend(await self._store.batch(self.namespace, part, atomic=True))
+        return ops, results
+
     async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
-        ops = [c.op_get(self.namespace, k) for k in keys]
-        if not ops:
-            return {}
-        results = await self._store.batch(self.namespace, ops, atomic=True)
+        """As :meth:`Memory.get_many <botwire.Memory.get_many>`: 1,000 keys per round trip."""
+        ops, results = await self._reads(keys)
         return {op.key: r["value"] for op, r in zip(ops, results, strict=True) if r["found"]}
 
     async def entries(self, keys: Iterable[str]) -> dict[str, Entry]:
-        """Entries (value, version, times) of the ``keys`` that exist, in one round trip."""
-        ops = [c.op_get(self.namespace, k) for k in keys]
-        if not ops:
-            return {}
-        return c.entries_from(ops, await self._store.batch(self.namespace, ops, atomic=True))
+        """Entries (value, version, times) of the ``keys`` that exist, as :meth:`get_many`."""
+        ops, results = await self._reads(keys)
+        return c.entries_from(ops, results) if ops else {}
 
-    async def set_many(self, mapping: Mapping[str, Any], *, ttl: float | None = None) -> int:
+    async def set_many(
+        self,
+        mapping: Mapping[str, Any],
+        *,
+        ttl: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> int:
+        """As :meth:`Memory.set_many <botwire.Memory.set_many>`: atomic, at most 1,000 keys."""
         ops = c.set_many_ops(self.namespace, mapping, ttl)
         if not ops:
             return 0
-        results = await self._store.batch(self.namespace, ops, atomic=True)
+        c.check_atomic_size(self.namespace, ops, "set_many")
+        results = await self._batch(ops, idempotency_key)
         return max(r["version"] for r in results)
 
-    async def delete_many(self, keys: Iterable[str]) -> int:
+    async def delete_many(self, keys: Iterable[str], *, idempotency_key: str | None = None) -> int:
+        """As :meth:`Memory.delete_many <botwire.Memory.delete_many>`: 1,000 keys per slice."""
         ops = [c.op_delete(self.namespace, k) for k in keys]
         if not ops:
             return 0
-        return sum(bool(r["deleted"]) for r in await self._store.batch(self.namespace, ops))
+        parts = c.chunks(ops)
+        ikeys = c.chunk_keys(c.check_idempotency_key(self.namespace, idempotency_key), len(parts))
+        deleted = 0
+        for part, ikey in zip(parts, ikeys, strict=True):
+            deleted += sum(bool(r["deleted"]) for r in await self._batch(part, ikey))
+        return deleted
 
-    def atomic(self) -> AsyncTransaction:
-        return AsyncTransaction(self)
+    def atomic(self, *, idempotency_key: str | None = None) -> AsyncTransaction:
+        return AsyncTransaction(self, idempotency_key)
 
     async def iter_keys(self, prefix: str = "") -> AsyncIterator[str]:
         if prefix:
@@ -207,6 +241,7 @@ class AsyncMemory:
         if self._closed:
             return
         self._closed = True
+        self._store = c.ClosedStore("AsyncMemory", self.namespace)  # type: ignore[assignment]
         if self._settings is not None:
             store = release(self._settings, True)
             if store is not None:

@@ -16,10 +16,18 @@ __all__ = ["AsyncTransaction", "Transaction"]
 
 
 class _Builder:
-    def __init__(self, namespace: str) -> None:
+    def __init__(self, namespace: str, idempotency_key: str | None = None) -> None:
         self._ns = namespace
+        self._ikey = c.check_idempotency_key(namespace, idempotency_key)
         self.ops: list[Op] = []
         self.committed = False
+
+    def _prepare(self, idempotency_key: str | None) -> str | None:
+        """Mark committed, refuse more than one atomic transaction holds; the key to send."""
+        self.committed = True
+        ikey = c.check_idempotency_key(self._ns, idempotency_key) or self._ikey
+        c.check_atomic_size(self._ns, self.ops, "an atomic() transaction")
+        return ikey
 
     def check(self, key: str, version: int | None) -> _Builder:
         """Require ``key`` to be at ``version`` (``None``: to be absent) when committing."""
@@ -72,16 +80,24 @@ class Transaction(_Builder):
         # committed on leaving the block; a failed check raises Conflict and applies nothing
     """
 
-    def __init__(self, memory: Memory) -> None:
-        super().__init__(memory.namespace)
+    def __init__(self, memory: Memory, idempotency_key: str | None = None) -> None:
+        super().__init__(memory.namespace, idempotency_key)
         self._memory = memory
 
-    def commit(self) -> list[Any]:
-        """Apply every op at once; returns each op's result (version, deleted, length, value)."""
-        self.committed = True
+    def commit(self, *, idempotency_key: str | None = None) -> list[Any]:
+        """Apply every op at once; returns each op's result (version, deleted, length, value).
+
+        ``idempotency_key`` (e.g. ``context.aws_request_id``): a repeat of this commit (a
+        platform retrying the whole invocation) applies once and returns the first results.
+        """
+        ikey = self._prepare(idempotency_key)
         if not self.ops:
             return []
-        results = self._memory._store.batch(self._ns, self.ops, atomic=True)
+        store = self._memory._store
+        if ikey is None:
+            results = store.batch(self._ns, self.ops, atomic=True)
+        else:
+            results = store.batch(self._ns, self.ops, atomic=True, idempotency_key=ikey)
         return self._outcomes(results)
 
     def __enter__(self) -> Transaction:
@@ -95,15 +111,20 @@ class Transaction(_Builder):
 class AsyncTransaction(_Builder):
     """All-or-nothing batch for :class:`~botwire.AsyncMemory` (``async with``, ``commit()``)."""
 
-    def __init__(self, memory: AsyncMemory) -> None:
-        super().__init__(memory.namespace)
+    def __init__(self, memory: AsyncMemory, idempotency_key: str | None = None) -> None:
+        super().__init__(memory.namespace, idempotency_key)
         self._memory = memory
 
-    async def commit(self) -> list[Any]:
-        self.committed = True
+    async def commit(self, *, idempotency_key: str | None = None) -> list[Any]:
+        """As :meth:`Transaction.commit`."""
+        ikey = self._prepare(idempotency_key)
         if not self.ops:
             return []
-        results = await self._memory._store.batch(self._ns, self.ops, atomic=True)
+        store = self._memory._store
+        if ikey is None:
+            results = await store.batch(self._ns, self.ops, atomic=True)
+        else:
+            results = await store.batch(self._ns, self.ops, atomic=True, idempotency_key=ikey)
         return self._outcomes(results)
 
     async def __aenter__(self) -> AsyncTransaction:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from _collections_abc import Mapping  # not collections.abc: it imports collections
 
 from ._codec import encode
-from ._errors import BotWireError, InvalidArgument, error_from_payload
+from ._errors import BotWireError, Closed, InvalidArgument, error_from_payload
 from ._names import check_key, check_namespace
 from ._types import Entry, Op
 
@@ -16,10 +16,16 @@ if TYPE_CHECKING:
     from typing import Any
 
 __all__ = [
+    "BATCH_LIMIT",
     "UPDATE_ATTEMPTS",
+    "ClosedStore",
+    "check_atomic_size",
+    "check_idempotency_key",
     "check_key",
     "check_namespace",
     "check_tail",
+    "chunk_keys",
+    "chunks",
     "op_append",
     "op_check",
     "op_delete",
@@ -33,6 +39,10 @@ __all__ = [
 ]
 
 UPDATE_ATTEMPTS = 64
+# Ops per request/transaction: store/_sql.py MAX_BATCH_OPS (not imported: it loads sqlite-side
+# modules; tests/client_http/policy checks the two agree).
+BATCH_LIMIT = 1000
+IDEMPOTENCY_KEY_MAX = 200  # the server takes 255; room for the ":2/3" of a split delete_many
 
 
 def _finite(number: float) -> bool:
@@ -200,3 +210,69 @@ def update_conflict(ns: str, key: str, attempts: int) -> BotWireError:
         namespace=ns,
         key=key,
     )
+
+
+def check_idempotency_key(ns: str, ikey: Any) -> str | None:
+    """A caller's ``idempotency_key=``: ``None`` or 1-200 printable ASCII characters (it travels
+    as an HTTP header, so no spaces' cousins like CR/LF)."""
+    if ikey is None:
+        return None
+    if (
+        not isinstance(ikey, str)
+        or not 1 <= len(ikey) <= IDEMPOTENCY_KEY_MAX
+        or not ikey.isascii()
+        or not ikey.isprintable()
+    ):
+        raise InvalidArgument(
+            f"botwire: idempotency_key={ikey!r} for namespace {ns!r}; use 1 to "
+            f"{IDEMPOTENCY_KEY_MAX} printable ASCII characters that name this one call, e.g. "
+            'f"{context.aws_request_id}:append-history" or a UUID.',
+            namespace=ns,
+        )
+    return ikey
+
+
+def chunks(ops: list[Op]) -> list[list[Op]]:
+    """``ops`` in slices of at most :data:`BATCH_LIMIT` (one request/transaction each)."""
+    return [ops[i : i + BATCH_LIMIT] for i in range(0, len(ops), BATCH_LIMIT)] or [[]]
+
+
+def chunk_keys(ikey: str | None, count: int) -> list[str | None]:
+    """The idempotency key of each of ``count`` chunks: the caller's own for one chunk,
+    ``<key>:<i>/<count>`` for several (each chunk is its own request, recorded on its own)."""
+    if ikey is None or count == 1:
+        return [ikey] * count
+    return [f"{ikey}:{i}/{count}" for i in range(1, count + 1)]
+
+
+def check_atomic_size(ns: str, ops: list[Op], what: str) -> None:
+    """An atomic batch cannot be split: refuse it before any I/O when it is over the limit."""
+    if len(ops) > BATCH_LIMIT:
+        raise InvalidArgument(
+            f"botwire: {what} in namespace {ns!r} has {len(ops)} operations; one atomic "
+            f"transaction takes at most {BATCH_LIMIT}. It is all-or-nothing, so botwire will not "
+            f"split it for you: split it into groups of at most {BATCH_LIMIT} (each atomic on "
+            "its own), or keep related data under fewer keys.",
+            namespace=ns,
+        )
+
+
+class ClosedStore:
+    """Stands in for the backend of a closed ``Memory``/``AsyncMemory``: any use raises
+    :class:`~botwire.Closed` (instead of whatever the released backend would raise, such as a
+    raw ``sqlite3.ProgrammingError``)."""
+
+    def __init__(self, kind: str, namespace: str) -> None:
+        self._kind = kind
+        self._namespace = namespace
+
+    def __getattr__(self, name: str) -> Any:
+        raise Closed(
+            f"botwire: this {self._kind}({self._namespace!r}) is closed (close() was called or "
+            f"its 'with' block ended); create a new {self._kind}({self._namespace!r}) to keep "
+            "using the namespace. Nothing stored was affected.",
+            namespace=self._namespace,
+        )
+
+    def __repr__(self) -> str:
+        return "<closed>"

@@ -78,7 +78,8 @@ def resolve(
     r = (
         retries
         if retries is not None
-        else _number("BOTWIRE_RETRIES", env.get("BOTWIRE_RETRIES"), 3)
+        # 7: backends/_retry.py DEFAULT_RETRIES (3.55-7.1 s of backoff rides out a 2-3 s outage)
+        else _number("BOTWIRE_RETRIES", env.get("BOTWIRE_RETRIES"), 7)
     )
     if not t > 0:
         raise InvalidArgument(f"botwire: timeout={t!r}; use a number of seconds > 0.")

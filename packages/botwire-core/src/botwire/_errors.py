@@ -12,11 +12,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BotWireError",
+    "Closed",
     "Conflict",
     "Forbidden",
     "InvalidArgument",
     "InvalidKey",
     "InvalidNamespace",
+    "KeyRewritten",
+    "Misrouted",
     "NotSerializable",
     "QuotaExceeded",
     "StorageFull",
@@ -168,6 +171,34 @@ class StorageFull(BotWireError):
     status = 507
 
 
+class Misrouted(BotWireError):
+    """The URL did not reach botwire's API: another route, another server, an HTML page or a
+    redirect answered. Never retried, never read as "no such key": check ``BOTWIRE_URL``.
+
+    ``details`` holds ``url`` (what was called), ``status`` and, for a redirect, ``location``.
+    """
+
+    code = "misrouted"
+    status = 502
+
+
+class KeyRewritten(Misrouted):
+    """Something between the client and the server (a reverse proxy that decodes and normalises
+    paths, e.g. nginx ``proxy_pass http://up/;`` with a URI part) changed the key in the URL.
+    The server refuses such a request before touching storage (HTTP 400); never retried."""
+
+    code = "key_rewritten"
+    status = 400
+
+
+class Closed(BotWireError):
+    """The ``Memory`` / ``AsyncMemory`` was closed (``close()``, or its ``with`` block ended);
+    open a new one. Nothing stored is affected."""
+
+    code = "closed"
+    status = 400
+
+
 _BY_CODE: dict[str, type[BotWireError]] = {
     cls.code: cls
     for cls in (
@@ -183,6 +214,9 @@ _BY_CODE: dict[str, type[BotWireError]] = {
         Forbidden,
         Unavailable,
         StorageFull,
+        Misrouted,
+        KeyRewritten,
+        Closed,
     )
 }
 _BY_STATUS: dict[int, type[BotWireError]] = {

@@ -130,12 +130,22 @@ class Memory(MutableMapping[str, "Any"]):
     # -- lists and counters --------------------------------------------------------------------
 
     def append(
-        self, key: str, *items: Any, max_len: int | None = None, ttl: float | None = None
+        self,
+        key: str,
+        *items: Any,
+        max_len: int | None = None,
+        ttl: float | None = None,
+        idempotency_key: str | None = None,
     ) -> int:
         """Add ``items`` at the end of the list at ``key`` (created when absent), without
-        reading or rewriting it; returns the new length. ``max_len`` drops the oldest items."""
+        reading or rewriting it; returns the new length. ``max_len`` drops the oldest items.
+
+        ``idempotency_key`` (e.g. ``f"{context.aws_request_id}:history"``) makes a repeat of
+        this call (a platform retrying the whole invocation) apply once and return the first
+        result; it is scoped to the namespace and kept 24 h. See docs/client.md.
+        """
         op = c.op_append(self.namespace, key, items, max_len=max_len, ttl=ttl)
-        length: int = self._store.batch(self.namespace, [op])[0]["length"]
+        length: int = self._batch([op], idempotency_key)[0]["length"]
         return length
 
     def tail(self, key: str, n: int) -> list[Any]:
@@ -144,21 +154,33 @@ class Memory(MutableMapping[str, "Any"]):
         entry = self._store.get(self.namespace, key, tail=c.check_tail(self.namespace, key, n))
         return [] if entry is None else list(entry.value)
 
-    def pop(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+    def pop(  # type: ignore[override]
+        self, key: str, default: Any = None, *, idempotency_key: str | None = None
+    ) -> Any:
         """Remove and return the last item of the list at ``key`` (``default`` when empty).
 
         Note: unlike ``dict.pop`` this pops from the *list stored at* ``key``; use
-        :meth:`delete` to remove a key.
+        :meth:`delete` to remove a key. ``idempotency_key``: as for :meth:`append`.
         """
-        result = self._store.batch(self.namespace, [c.op_pop(self.namespace, key)])[0]
+        result = self._batch([c.op_pop(self.namespace, key)], idempotency_key)[0]
         return result["value"] if result["found"] else default
 
-    def incr(self, key: str, by: int | float = 1) -> int | float:
-        """Add ``by`` to the number at ``key`` atomically (absent counts as 0)."""
-        value: int | float = self._store.batch(
-            self.namespace, [c.op_incr(self.namespace, key, by)]
-        )[0]["value"]
+    def incr(
+        self, key: str, by: int | float = 1, *, idempotency_key: str | None = None
+    ) -> int | float:
+        """Add ``by`` to the number at ``key`` atomically (absent counts as 0).
+        ``idempotency_key``: as for :meth:`append`."""
+        value: int | float = self._batch([c.op_incr(self.namespace, key, by)], idempotency_key)[0][
+            "value"
+        ]
         return value
+
+    def _batch(self, ops: list[Any], idempotency_key: str | None) -> list[dict[str, Any]]:
+        """One atomic batch, with the caller's idempotency key (checked before any I/O)."""
+        ikey = c.check_idempotency_key(self.namespace, idempotency_key)
+        if ikey is None:
+            return self._store.batch(self.namespace, ops)
+        return self._store.batch(self.namespace, ops, idempotency_key=ikey)
 
     def update(  # type: ignore[override]
         self,
@@ -201,41 +223,67 @@ class Memory(MutableMapping[str, "Any"]):
 
     # -- several keys --------------------------------------------------------------------------
 
+    def _reads(self, keys: Iterable[str]) -> tuple[list[Any], list[dict[str, Any]]]:
+        """``get`` ops for ``keys`` and their results, 1,000 keys per round trip."""
+        ops = [c.op_get(self.namespace, k) for k in keys]  # every key checked before any I/O
+        results: list[dict[str, Any]] = []
+        if ops:
+            for part in c.chunks(ops):
+                results.extend(self._store.batch(self.namespace, part, atomic=True))
+        return ops, results
+
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
-        """Values of the ``keys`` that exist, in one round trip."""
-        ops = [c.op_get(self.namespace, k) for k in keys]
-        if not ops:
-            return {}
-        results = self._store.batch(self.namespace, ops, atomic=True)
+        """Values of the ``keys`` that exist: one round trip per 1,000 keys (each slice is read
+        consistently; past 1,000 keys the slices are read one after another)."""
+        ops, results = self._reads(keys)
         return {op.key: r["value"] for op, r in zip(ops, results, strict=True) if r["found"]}
 
     def entries(self, keys: Iterable[str]) -> dict[str, Entry]:
-        """Entries (value, version, times) of the ``keys`` that exist, in one round trip."""
-        ops = [c.op_get(self.namespace, k) for k in keys]
-        if not ops:
-            return {}
-        return c.entries_from(ops, self._store.batch(self.namespace, ops, atomic=True))
+        """Entries (value, version, times) of the ``keys`` that exist, as :meth:`get_many`."""
+        ops, results = self._reads(keys)
+        return c.entries_from(ops, results) if ops else {}
 
-    def set_many(self, mapping: Mapping[str, Any], *, ttl: float | None = None) -> int:
-        """Set every key of ``mapping`` atomically, in one round trip; returns the version."""
+    def set_many(
+        self,
+        mapping: Mapping[str, Any],
+        *,
+        ttl: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> int:
+        """Set every key of ``mapping`` atomically, in one round trip; returns the version.
+
+        Atomic means at most 1,000 keys (:class:`~botwire.InvalidArgument` above, before any
+        I/O): split larger mappings yourself. ``idempotency_key``: as for :meth:`append`.
+        """
         ops = c.set_many_ops(self.namespace, mapping, ttl)
         if not ops:
             return 0
-        results = self._store.batch(self.namespace, ops, atomic=True)
+        c.check_atomic_size(self.namespace, ops, "set_many")
+        results = self._batch(ops, idempotency_key)
         return max(r["version"] for r in results)
 
-    def delete_many(self, keys: Iterable[str]) -> int:
-        """Delete ``keys`` atomically, in one round trip; returns how many existed."""
+    def delete_many(self, keys: Iterable[str], *, idempotency_key: str | None = None) -> int:
+        """Delete ``keys``; returns how many existed. Up to 1,000 keys in one atomic round trip;
+        more are deleted 1,000 at a time (each slice atomic). ``idempotency_key``: as for
+        :meth:`append` (each slice records ``<key>:<i>/<n>``)."""
         ops = [c.op_delete(self.namespace, k) for k in keys]
         if not ops:
             return 0
-        return sum(bool(r["deleted"]) for r in self._store.batch(self.namespace, ops))
+        parts = c.chunks(ops)
+        ikeys = c.chunk_keys(c.check_idempotency_key(self.namespace, idempotency_key), len(parts))
+        return sum(
+            bool(r["deleted"])
+            for part, ikey in zip(parts, ikeys, strict=True)
+            for r in self._batch(part, ikey)
+        )
 
-    def atomic(self) -> Transaction:
-        """A builder of checks and writes that commit all together or not at all."""
+    def atomic(self, *, idempotency_key: str | None = None) -> Transaction:
+        """A builder of checks and writes that commit all together or not at all (at most
+        1,000 ops). ``idempotency_key`` (or ``commit(idempotency_key=)``): as for
+        :meth:`append`."""
         from ._atomic import Transaction  # on first use: one module less on a cold start
 
-        return Transaction(self)
+        return Transaction(self, idempotency_key)
 
     # -- listing and the namespace -------------------------------------------------------------
 
@@ -322,6 +370,7 @@ class Memory(MutableMapping[str, "Any"]):
         if self._closed:
             return
         self._closed = True
+        self._store = c.ClosedStore("Memory", self.namespace)  # type: ignore[assignment]
         if self._settings is not None:
             store = release(self._settings, False)
             if store is not None:

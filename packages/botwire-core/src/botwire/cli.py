@@ -6,7 +6,7 @@
     botwire export user-42 > backup.jsonl && botwire import user-43 < backup.jsonl
 
 Exit codes: 0 ok, 1 key not found, 2 bad usage or input, 3 refused by the store (conflict,
-quota, type, size, auth), 4 backend unavailable.
+quota, type, size, auth), 4 backend unavailable or the URL does not reach botwire (Misrouted).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from ._errors import BotWireError, InvalidArgument, Unavailable
+from ._errors import BotWireError, InvalidArgument, Misrouted, Unavailable
 from ._memory import Memory
 
 __all__ = ["main"]
@@ -191,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return _run(args)
-    except Unavailable as exc:
+    except (Unavailable, Misrouted) as exc:  # down, or the URL does not reach botwire's API
         print(str(exc), file=sys.stderr)
         return EXIT_UNAVAILABLE
     except (ValueError, TypeError) as exc:  # InvalidKey, InvalidNamespace, NotSerializable...

@@ -1,5 +1,5 @@
 """What the sync and async HTTP backends share: the target, headers, which Store call becomes
-which request, how a response becomes a result, and when to retry (sans-I/O)."""
+which request, and what a response means (sans-I/O). When to retry is ``_retry.py``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,15 @@ import os
 
 from .. import _wire
 from .._codec import decode
-from .._errors import BotWireError, InvalidArgument, QuotaExceeded, error_from_payload
+from .._errors import (
+    _BY_STATUS,
+    BotWireError,
+    InvalidArgument,
+    KeyRewritten,
+    Misrouted,
+    Unavailable,
+    error_from_payload,
+)
 from .._record import record
 from .._types import Op
 
@@ -17,20 +25,17 @@ if TYPE_CHECKING:
     from typing import Any
 
 __all__ = [
-    "MAX_RETRY_AFTER",
+    "ECHO_HEADER",
     "Call",
     "Target",
-    "backoff",
+    "base_headers",
     "batch_call",
     "clear_call",
     "get_call",
     "list_call",
-    "retryable_status",
+    "new_idempotency_key",
     "usage_call",
 ]
-
-MAX_RETRY_AFTER = 5.0  # a 429/503 asking to wait longer than this is reported, not waited out
-RETRY_STATUSES = frozenset((502, 503, 504))
 
 
 @record
@@ -72,6 +77,11 @@ class Target:
         return cls(tls, host.lower(), port, path.rstrip("/"))
 
     @property
+    def origin(self) -> str:
+        """``scheme://host[:port]``, as messages show it."""
+        return f"{'https' if self.tls else 'http'}://{self.host_header}"
+
+    @property
     def host_header(self) -> str:
         default = 443 if self.tls else 80
         host = f"[{self.host}]" if ":" in self.host else self.host
@@ -105,27 +115,65 @@ class Call:
     op: Op | None = None
     namespace: str = ""
     key: str | None = None
+    url: str = ""  # scheme://host[:port] the request goes to, for messages
+    prefix: str = ""  # the URL's path prefix, for messages
 
-    def result(self, status: int, body: bytes) -> Any:
-        """The Store-protocol value for a final response, or raise the mapped error."""
-        payload: Any = None
-        if body:
-            try:
-                payload = decode(body.decode("utf-8"))
-            except ValueError:  # UnicodeDecodeError included
-                payload = body[:300].decode("utf-8", "replace")
-        if self.kind == "get" and status == 404:
+    @property
+    def where(self) -> str:
+        """``METHOD url`` without the query string (it may hold a prefix or a cursor)."""
+        return f"{self.method} {self.url}{self.path.split('?', 1)[0]}"
+
+    def result(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> Any:
+        """The Store-protocol value for a final response, or raise the mapped error.
+
+        Only botwire's own answers count: a 404 is "no such key" when it is botwire's
+        ``not_found`` naming this very key; any other 404, a redirect, an HTML page or a JSON
+        body of the wrong shape is :class:`~botwire.Misrouted` (a wrong URL must never read as an
+        empty memory), and a key echoed back different from the one asked for is
+        :class:`~botwire.KeyRewritten`.
+        """
+        headers = headers or {}
+        payload = _payload(body)
+        if 300 <= status < 400 and status != 304:
+            raise self._misrouted(status, headers, body, redirect=True)
+        error = _botwire_error(payload)
+        if status == 405:  # botwire's client sends only methods its routes take: a wrong route
+            raise self._misrouted(status, headers, body)
+        if status == 404:
+            if error is None or error.get("code") != "not_found" or self.kind != "get":
+                raise self._misrouted(status, headers, body)
+            echoed = error.get("key")
+            if echoed is None:  # botwire's "no such route": a wrong path prefix
+                raise self._misrouted(status, headers, body)
+            if echoed != self.key:
+                raise self._rewritten(echoed)
             return None
         if status >= 400:
+            if error is None:
+                raise self._foreign_error(status, headers, body)
             raise self._error(status, payload)
-        if not isinstance(payload, dict):
-            raise error_from_payload(502, f"unexpected response body: {payload!r}")
+        if status < 200 or not isinstance(payload, dict):
+            raise self._misrouted(status, headers, body)
+        try:
+            return self._read(payload)
+        except (KeyError, TypeError, ValueError, IndexError):
+            raise self._misrouted(status, headers, body) from None
+
+    def _read(self, payload: dict[str, Any]) -> Any:
         if self.kind == "get":
+            if payload["key"] != self.key:
+                raise self._rewritten(payload["key"])
             return _wire.entry_from_wire(payload)
         if self.kind == "single":
+            assert self.op is not None
+            if _SINGLE_FIELD[self.op.kind] not in payload:  # not botwire's answer
+                raise KeyError(_SINGLE_FIELD[self.op.kind])
             return [payload]
         if self.kind == "batch":
-            return payload["results"]
+            results = payload["results"]
+            if not isinstance(results, list):
+                raise TypeError("results")
+            return results
         if self.kind == "list":
             return _wire.page_from_wire(payload)
         if self.kind == "clear":
@@ -138,12 +186,132 @@ class Call:
             error.namespace = self.namespace or None
         if error.key is None:
             error.key = self.key
+        if isinstance(error, Misrouted):  # the server's key_rewritten: say which URL was called
+            # ... and name what the caller asked for (the server's view stays in the message)
+            error.namespace, error.key = self.namespace or None, self.key
+            error.message = f"{error.message} [{self.where}: check BOTWIRE_URL and any proxy]"
+            error.args = (error.message,)
+            error.details.setdefault("url", self.url + self.path.split("?", 1)[0])
         return error
+
+    def _rewritten(self, echoed: Any) -> KeyRewritten:
+        return KeyRewritten(
+            f"botwire: {self.where} asked for key {self.key!r} but the server answered for key "
+            f"{echoed!r}: something between the client and the server rewrote the path (a "
+            "reverse proxy that decodes and normalises URLs, e.g. nginx 'proxy_pass "
+            "http://upstream/;' with a URI part), or BOTWIRE_URL carries a path that is not the "
+            "server's prefix. Pass the path through unchanged (nginx: 'proxy_pass "
+            "http://upstream;', see docs/server.md) and check BOTWIRE_URL. Nothing was returned.",
+            namespace=self.namespace or None,
+            key=self.key,
+            url=self.url + self.path.split("?", 1)[0],
+            echoed_key=echoed,
+        )
+
+    def _misrouted(
+        self, status: int, headers: dict[str, str], body: bytes, *, redirect: bool = False
+    ) -> Misrouted:
+        url = self.url + self.path.split("?", 1)[0]
+        location = headers.get("location")
+        if redirect:
+            what = (
+                f"was redirected (HTTP {status}) to {location!r}; botwire does not follow "
+                "redirects (a write would be sent twice and a token could leak to another host). "
+                "Set BOTWIRE_URL to the server's real address (often https:// instead of "
+                "http://, or a different path prefix)"
+            )
+        else:
+            what = (
+                f"was answered HTTP {status} by something that is not botwire's API "
+                f"({_describe(headers, body)}). BOTWIRE_URL must be the server's base URL, with "
+                "its path prefix if a proxy serves it under one (e.g. https://host/botwire), and "
+                "nothing more; check it, and that a botwire-server answers at "
+                f"{self.url}{self.prefix}/healthz"
+            )
+        return Misrouted(
+            f"botwire: {self.where} {what}. No botwire server applied this call.",
+            namespace=self.namespace or None,
+            key=self.key,
+            url=url,
+            status=status,
+            location=location,
+        )
+
+    def _foreign_error(self, status: int, headers: dict[str, str], body: bytes) -> BotWireError:
+        """A 4xx/5xx whose body is not botwire's JSON (a proxy's or gateway's own page)."""
+        cls = _BY_STATUS.get(status, Unavailable if status >= 500 else BotWireError)
+        return cls(
+            f"botwire: {self.where} answered HTTP {status} with {_describe(headers, body)}, "
+            "not botwire's JSON: a proxy, gateway or load balancer in front of the server "
+            "answered. Check BOTWIRE_URL and that proxy's logs.",
+            namespace=self.namespace or None,
+            key=self.key,
+            url=self.url + self.path.split("?", 1)[0],
+            status=status,
+            location=headers.get("location"),
+        )
+
+
+_SINGLE_FIELD = {
+    "set": "version",
+    "delete": "deleted",
+    "append": "length",
+    "incr": "value",
+    "pop": "found",
+}
+
+
+def _payload(body: bytes) -> Any:
+    if not body:
+        return None
+    try:
+        return decode(body.decode("utf-8"))
+    except ValueError:  # UnicodeDecodeError included
+        return None
+
+
+def _botwire_error(payload: Any) -> dict[str, Any] | None:
+    """The ``error`` object of a botwire error body, else ``None``."""
+    error = payload.get("error") if isinstance(payload, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("code"), str):
+        return error
+    return None
+
+
+def _describe(headers: dict[str, str], body: bytes) -> str:
+    """``content-type text/html, body '<html>...'``: enough to recognise who answered."""
+    kind = headers.get("content-type", "no content-type")
+    if not body:
+        return f"{kind}, empty body"
+    text = " ".join(body[:120].decode("utf-8", "replace").split())
+    return f"{kind}, body {text!r}"
+
+
+# The contract of issue 12: every request whose path carries a key also sends the key,
+# percent-encoded exactly as in the path, so a server can refuse a path a proxy rewrote.
+ECHO_HEADER = "X-BotWire-Key"
+
+
+def _call(
+    target: Target,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    body: bytes | None,
+    kind: str,
+    ns: str,
+    key: str | None = None,
+    op: Op | None = None,
+) -> Call:
+    return Call(
+        method, target.prefix + path, headers, body, kind, op, ns, key, target.origin, target.prefix
+    )
 
 
 def get_call(target: Target, headers: dict[str, str], ns: str, key: str, tail: int | None) -> Call:
     path = _wire.key_path(ns, key) + ("" if tail is None else f"?tail={tail}")
-    return Call("GET", target.prefix + path, headers, None, "get", namespace=ns, key=key)
+    headers = {**headers, ECHO_HEADER: _wire.quote_key(key)}
+    return _call(target, "GET", path, headers, None, "get", ns, key)
 
 
 def batch_call(
@@ -158,73 +326,29 @@ def batch_call(
     if len(ops) == 1 and (single := _wire.single_request(ns, ops[0])) is not None:
         method, path, extra, body = single
         headers.update(extra)
+        headers[ECHO_HEADER] = _wire.quote_key(ops[0].key)
         if method == "PATCH":
             headers["Idempotency-Key"] = idempotency_key or new_idempotency_key()
-        return Call(method, target.prefix + path, headers, body, "single", ops[0], ns, ops[0].key)
+        return _call(target, method, path, headers, body, "single", ns, ops[0].key, ops[0])
     if any(op.mutates for op in ops):
         headers["Idempotency-Key"] = idempotency_key or new_idempotency_key()
     body = _wire.batch_body(ops, atomic)
     key = ops[0].key if len(ops) == 1 else None
-    path = target.prefix + _wire.namespace_path(ns) + "/batch"
-    return Call("POST", path, headers, body, "batch", namespace=ns, key=key)
+    return _call(
+        target, "POST", _wire.namespace_path(ns) + "/batch", headers, body, "batch", ns, key
+    )
 
 
 def list_call(
     target: Target, headers: dict[str, str], ns: str, prefix: str, cursor: str | None, limit: int
 ) -> Call:
-    path = target.prefix + _wire.keys_path(ns, prefix, cursor, limit)
-    return Call("GET", path, headers, None, "list", namespace=ns)
+    path = _wire.keys_path(ns, prefix, cursor, limit)
+    return _call(target, "GET", path, headers, None, "list", ns)
 
 
 def clear_call(target: Target, headers: dict[str, str], ns: str) -> Call:
-    return Call(
-        "DELETE", target.prefix + _wire.namespace_path(ns), headers, None, "clear", namespace=ns
-    )
+    return _call(target, "DELETE", _wire.namespace_path(ns), headers, None, "clear", ns)
 
 
 def usage_call(target: Target, headers: dict[str, str], ns: str) -> Call:
-    return Call(
-        "GET", target.prefix + _wire.namespace_path(ns), headers, None, "usage", namespace=ns
-    )
-
-
-def retry_delay(status: int, headers: dict[str, str]) -> float | None:
-    """Seconds to wait before retrying a response, or ``None`` when it is final."""
-    if status not in RETRY_STATUSES and status != 429:
-        return None
-    raw = headers.get("retry-after")
-    if raw is None:
-        return 0.0 if status != 429 else None  # a 429 without Retry-After is a quota: final
-    try:
-        wait = float(raw)
-    except ValueError:
-        return None
-    return wait if wait <= MAX_RETRY_AFTER else None
-
-
-def retryable_status(status: int) -> bool:
-    return status in RETRY_STATUSES or status == 429
-
-
-def backoff(attempt: int) -> float:
-    """Exponential backoff with full jitter: up to 50 ms, 100 ms, 200 ms ... capped at 2 s."""
-    import random  # only when retrying: it costs a cold start ms
-
-    return random.uniform(0, min(2.0, 0.05 * (2**attempt)))
-
-
-def quota_from(status: int, headers: dict[str, str], body: bytes, call: Call) -> BotWireError:
-    """The error for a response that stays an error after retrying."""
-    try:
-        payload = decode(body.decode("utf-8")) if body else None
-    except ValueError:
-        payload = None
-    error = call._error(status, payload)
-    if isinstance(error, QuotaExceeded) and error.retry_after is None:
-        raw = headers.get("retry-after")
-        if raw is not None:
-            try:  # noqa: SIM105 -- contextlib costs a cold start ~4 ms of imports
-                error.details["retry_after"] = float(raw)
-            except ValueError:
-                pass
-    return error
+    return _call(target, "GET", _wire.namespace_path(ns), headers, None, "usage", ns)

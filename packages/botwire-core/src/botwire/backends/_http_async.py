@@ -1,20 +1,20 @@
 """The async HTTP backend, on ``httpx.AsyncClient`` (``pip install "botwire[async]"``).
 
-Requests, retries and result parsing are the sync backend's (``_http``); only I/O differs.
+Requests and what a response means (``_http``) and when to retry (``_retry``) are the sync
+backend's; only I/O differs.
 One client per event loop, since an ``httpx.AsyncClient`` belongs to the loop that opened it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .._errors import Unavailable
 from .._types import Entry, KeyPage, Op, Usage
 from . import _http as h
+from ._retry import DEFAULT_RETRIES, Attempts
 
 if TYPE_CHECKING:
     import httpx
@@ -41,7 +41,7 @@ class AsyncHTTPStore:
         *,
         token: str | None = None,
         timeout: float = 10.0,
-        retries: int = 3,
+        retries: int = DEFAULT_RETRIES,
         deadline: float | None = None,
     ) -> None:
         self._httpx = _import_httpx()
@@ -69,47 +69,26 @@ class AsyncHTTPStore:
         return client
 
     async def _send(self, call: h.Call) -> Any:
+        """Send ``call`` until it gets a final answer; :mod:`._retry` decides what is final."""
         httpx = self._httpx
-        started = time.monotonic()
-        last: BaseException | None = None
-        attempt = 0
+        attempts = Attempts(
+            call, timeout=self.timeout, retries=self.retries, deadline=self.deadline
+        )
         headers = {k: v for k, v in call.headers.items() if k != "Host"}
-        while attempt <= self.retries:
-            remaining = self.deadline - (time.monotonic() - started)
-            if remaining <= 0:
-                break
+        while True:
+            timeout = attempts.begin()
             try:
                 response = await self._client().request(
-                    call.method,
-                    call.path,
-                    headers=headers,
-                    content=call.body,
-                    timeout=min(self.timeout, remaining),
+                    call.method, call.path, headers=headers, content=call.body, timeout=timeout
                 )
             except httpx.TransportError as exc:
-                last = exc
-                attempt += 1
-                if attempt <= self.retries:
-                    await asyncio.sleep(min(h.backoff(attempt - 1), max(0.0, remaining - 0.001)))
+                await asyncio.sleep(attempts.failed(exc))
                 continue
-            status, body = response.status_code, response.content
             resp_headers = {k.lower(): v for k, v in response.headers.items()}
-            if h.retryable_status(status):
-                wait = h.retry_delay(status, resp_headers)
-                if wait is None or attempt >= self.retries:
-                    raise h.quota_from(status, resp_headers, body, call)
-                last = h.quota_from(status, resp_headers, body, call)
-                await asyncio.sleep(min(max(wait, h.backoff(attempt)), max(0.0, remaining - 0.001)))
-                attempt += 1
-                continue
-            return call.result(status, body)
-        raise Unavailable(
-            f"botwire: the server at {self.url} could not be reached for {call.method} "
-            f"{call.path.split('?')[0]} after {attempt} attempts within {self.deadline:.1f} s "
-            f"({type(last).__name__}: {last}). Check BOTWIRE_URL and that the server is running.",
-            namespace=call.namespace or None,
-            key=call.key,
-        ) from last
+            done, value = attempts.answered(response.status_code, resp_headers, response.content)
+            if done:
+                return value
+            await asyncio.sleep(value)
 
     async def get(self, namespace: str, key: str, *, tail: int | None = None) -> Entry | None:
         entry: Entry | None = await self._send(

@@ -15,9 +15,9 @@ import _socket
 import time
 from _thread import allocate_lock
 
-from .._errors import Unavailable
 from .._types import Entry, KeyPage, Op, Usage
 from . import _http as h
+from ._retry import DEFAULT_RETRIES, Attempts
 
 TYPE_CHECKING = False  # not typing's: importing typing costs a cold start ms
 if TYPE_CHECKING:
@@ -190,8 +190,9 @@ class HTTPStore:
 
     Every request is safe to retry (reads and unconditional PUT/DELETE are idempotent; other
     writes carry an ``Idempotency-Key``), so connection failures, 502/503/504 and 429s with a
-    short ``Retry-After`` are retried with backoff until ``retries`` or the overall deadline
-    (``timeout * (retries + 1)``) run out; then :class:`~botwire.Unavailable` is raised.
+    short ``Retry-After`` are retried with backoff and jitter until ``retries`` or the overall
+    deadline (``timeout * (retries + 1)``) run out; then :class:`~botwire.Unavailable` is
+    raised (the policy is :mod:`botwire.backends._retry`, shared with the async backend).
     """
 
     def __init__(
@@ -200,7 +201,7 @@ class HTTPStore:
         *,
         token: str | None = None,
         timeout: float = 10.0,
-        retries: int = 3,
+        retries: int = DEFAULT_RETRIES,
         deadline: float | None = None,
     ) -> None:
         self.url = url
@@ -231,47 +232,27 @@ class HTTPStore:
         conn.close()
 
     def _send(self, call: h.Call) -> Any:
-        started = time.monotonic()
-        last: BaseException | None = None
-        attempt = 0
-        stale_retry = True
-        while attempt <= self.retries:
-            remaining = self.deadline - (time.monotonic() - started)
-            if remaining <= 0:
-                break
+        """Send ``call`` until it gets a final answer; :mod:`._retry` decides what is final."""
+        attempts = Attempts(
+            call, timeout=self.timeout, retries=self.retries, deadline=self.deadline
+        )
+        while True:
+            timeout = attempts.begin()
             conn: _Connection | None = None
             try:
-                conn = self._acquire(min(self.timeout, remaining))
-                status, headers, body, keep = conn.exchange(call, min(self.timeout, remaining))
+                conn = self._acquire(timeout)
+                status, headers, body, keep = conn.exchange(call, timeout)
             except (OSError, ValueError) as exc:  # refused, reset, timed out, garbled, TLS...
-                last = exc
+                reused = conn is not None and conn.requests > 1
                 if conn is not None:
                     conn.close()
-                    if conn.requests > 1 and stale_retry:
-                        stale_retry = False  # an idle keep-alive connection the server closed
-                        continue
-                attempt += 1
-                if attempt <= self.retries:
-                    time.sleep(min(h.backoff(attempt - 1), max(0.0, remaining - 0.001)))
+                time.sleep(attempts.failed(exc, reused=reused))
                 continue
             self._release(conn, keep)
-            if h.retryable_status(status):
-                wait = h.retry_delay(status, headers)
-                if wait is None or attempt >= self.retries:
-                    raise h.quota_from(status, headers, body, call)
-                last = h.quota_from(status, headers, body, call)
-                time.sleep(min(max(wait, h.backoff(attempt)), max(0.0, remaining - 0.001)))
-                attempt += 1
-                continue
-            return call.result(status, body)
-        raise Unavailable(
-            f"botwire: the server at {self.url} could not be reached for {call.method} "
-            f"{call.path.split('?')[0]} after {attempt} attempts within "
-            f"{self.deadline:.1f} s ({type(last).__name__}: {last}). Check BOTWIRE_URL and that "
-            "the server is running.",
-            namespace=call.namespace or None,
-            key=call.key,
-        ) from last
+            done, value = attempts.answered(status, headers, body)
+            if done:
+                return value
+            time.sleep(value)
 
     # -- the Store protocol --------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from urllib.parse import quote, unquote_to_bytes
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from botwire import BotWireError, InvalidArgument, InvalidKey, ValueTooLarge
+from botwire import BotWireError, InvalidArgument, InvalidKey, KeyRewritten, ValueTooLarge
 from botwire._codec import dumps
 from botwire._names import check_key, check_namespace
 
@@ -127,7 +127,32 @@ def route_names(request: Request, *, prefix: bytes, segment: bytes | None
         return ns, None
     if not rest.startswith(segment):
         raise NotFound("botwire: no such route.", namespace=ns)
-    return ns, check_key(_decode_segment(rest[len(segment):], ns, "key"), ns)
+    key = _decode_segment(rest[len(segment):], ns, "key")
+    _check_key_echo(request, ns, key)
+    return ns, check_key(key, ns)
+
+
+def _check_key_echo(request: Request, ns: str, key: str) -> None:
+    """Refuse (400 ``key_rewritten``, before any storage) a path whose key differs from the
+    ``X-BotWire-Key`` the client sent: a proxy decoded and normalised the path (``a/../b`` →
+    ``b``), and serving it would read, write or delete another key."""
+    echo = header(request, b"x-botwire-key")
+    if echo is None:
+        return  # an older client, curl...: nothing to compare
+    sent = unquote_to_bytes(echo.encode("latin-1")).decode("utf-8", "replace")
+    if sent == key:
+        return
+    raise KeyRewritten(
+        f"botwire: the key in the URL arrived as {key!r} but the client sent {sent!r} "
+        "(X-BotWire-Key): something between them rewrote the path, typically a reverse proxy "
+        "that decodes and normalises URLs (nginx 'proxy_pass http://upstream/;' with a URI "
+        "part), or a client URL whose path is not this server's prefix. Pass the path through "
+        "unchanged (nginx: 'proxy_pass http://upstream;' without a URI part; see "
+        "docs/server.md). Nothing was read or written.",
+        namespace=ns,
+        key=sent,
+        received_key=key,
+    )
 
 
 async def read_body(request: Request, limit: int, ns: str | None, key: str | None = None) -> bytes:
