@@ -13,7 +13,23 @@ Example:
     >>> await agent.run("hi", session=session)  # doctest: +SKIP
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from botwire_agent_framework._history import BotWireHistoryProvider
-from botwire_agent_framework._store import BotWireSessionStore
+
+if TYPE_CHECKING:
+    from botwire_agent_framework._store import BotWireSessionStore
 
 __all__ = ["BotWireHistoryProvider", "BotWireSessionStore"]
+
+
+def __getattr__(name: str) -> Any:
+    # Loaded on first use: subclassing Agent Framework's SessionStore emits its
+    # ExperimentalWarning, which users of the history provider alone should not see.
+    if name == "BotWireSessionStore":
+        from botwire_agent_framework._store import BotWireSessionStore
+
+        return BotWireSessionStore
+    raise AttributeError(f"module 'botwire_agent_framework' has no attribute {name!r}")
