@@ -20,6 +20,7 @@ from agent_framework import (
     Content,
     FunctionInvocationLayer,
     Message,
+    ResponseStream,
 )
 
 Reply = str | Content | Callable[[list[Message]], "str | Content"]
@@ -64,7 +65,7 @@ class ScriptedChatClient(FunctionInvocationLayer[Any], BaseChatClient[Any]):
             async def updates() -> Any:
                 yield ChatResponseUpdate(role="assistant", contents=[content])
 
-            return updates()
+            return ResponseStream(updates(), finalizer=ChatResponse.from_updates)
         return ChatResponse(messages=[Message(role="assistant", contents=[content])])
 
 

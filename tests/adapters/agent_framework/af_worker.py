@@ -24,8 +24,9 @@ from agent_framework import Agent, Message, tool
 
 from botwire_agent_framework import BotWireHistoryProvider
 
-warnings.filterwarnings("ignore", message=r"\[SESSION_STORE\]")
-from botwire_agent_framework import BotWireSessionStore  # noqa: E402
+with warnings.catch_warnings():  # the framework's SessionStore is experimental and says so
+    warnings.filterwarnings("ignore", message=r"\[SESSION_STORE\]")
+    from botwire_agent_framework import BotWireSessionStore
 
 
 @tool

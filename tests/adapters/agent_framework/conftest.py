@@ -7,7 +7,6 @@ are shared with every adapter suite (support/adapters.py); ``ns`` is the root co
 from __future__ import annotations
 
 import os
-import warnings
 
 import pytest
 from support.adapters import importable_here, memory_url
@@ -15,9 +14,6 @@ from support.adapters import importable_here, memory_url
 __all__ = ["memory_url", "subprocess_env"]
 
 HERE = importable_here(__file__)  # af_helpers, af_worker
-
-# BotWireSessionStore subclasses the framework's experimental SessionStore, which warns once.
-warnings.filterwarnings("ignore", message=r"\[SESSION_STORE\]")
 
 
 @pytest.fixture
