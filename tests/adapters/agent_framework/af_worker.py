@@ -19,37 +19,43 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from af_helpers import ScriptedChatClient, call
-from agent_framework import Agent, Message, tool
+from agent_framework import Message
 
 from botwire_agent_framework import BotWireHistoryProvider
 
-with warnings.catch_warnings():  # the framework's SessionStore is experimental and says so
-    warnings.filterwarnings("ignore", message=r"\[SESSION_STORE\]")
-    from botwire_agent_framework import BotWireSessionStore
 
+def script(n: int) -> tuple[str, list[Any]]:
+    """Turn ``n``'s user message and the scripted model's replies."""
+    from af_helpers import call
 
-@tool
-def remember(fact: str) -> str:
-    """Note a fact about the user."""
-    return f"noted: {fact}"
-
-
-SCRIPTS: dict[int, tuple[str, list[Any]]] = {
-    1: (
-        "I am Ada and I drink green tea.",
-        [call("c1", "remember", fact="Ada drinks green tea"), "Nice to meet you, Ada."],
-    ),
-    2: ("I live in Oslo.", ["Oslo is lovely."]),
-    3: ("What do you know about me?", ["You are Ada, you drink green tea and live in Oslo."]),
-}
+    return {
+        1: (
+            "I am Ada and I drink green tea.",
+            [call("c1", "remember", fact="Ada drinks green tea"), "Nice to meet you, Ada."],
+        ),
+        2: ("I live in Oslo.", ["Oslo is lovely."]),
+        3: ("What do you know about me?", ["You are Ada, you drink green tea and live in Oslo."]),
+    }[n]
 
 
 async def turn(ns: str, session_id: str, n: int) -> dict[str, Any]:
+    # Imported here: the save mode's racing processes need none of the agent machinery.
+    from af_helpers import ScriptedChatClient
+    from agent_framework import Agent, tool
+
+    with warnings.catch_warnings():  # the framework's SessionStore is experimental and says so
+        warnings.filterwarnings("ignore", message=r"\[SESSION_STORE\]")
+        from botwire_agent_framework import BotWireSessionStore
+
+    @tool
+    def remember(fact: str) -> str:
+        """Note a fact about the user."""
+        return f"noted: {fact}"
+
     history = BotWireHistoryProvider(namespace=ns, ttl=3600)
     store = BotWireSessionStore(namespace=ns, ttl=3600)
-    text, script = SCRIPTS[n]
-    client = ScriptedChatClient(script)
+    text, replies = script(n)
+    client = ScriptedChatClient(replies)
     agent = Agent(client, instructions="Be brief.", tools=[remember], context_providers=[history])
     session = await store.get(session_id)
     restored = session is not None
