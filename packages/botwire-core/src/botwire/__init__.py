@@ -44,7 +44,9 @@ __all__ = [
     "AsyncTransaction",
     "BotWireChatHistory",
     "BotWireError",
+    "BotWireHistoryProvider",
     "BotWireSaver",
+    "BotWireSessionStore",
     "BotWireWarning",
     "Conflict",
     "Entry",
@@ -99,6 +101,8 @@ _LOCAL: dict[str, str] = {
 ADAPTERS: dict[str, tuple[str, str]] = {
     "BotWireChatHistory": ("botwire_langchain", "langchain"),
     "BotWireSaver": ("botwire_langgraph", "langgraph"),
+    "BotWireHistoryProvider": ("botwire_agent_framework", "agent-framework"),
+    "BotWireSessionStore": ("botwire_agent_framework", "agent-framework"),
 }
 
 
