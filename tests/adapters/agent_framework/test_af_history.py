@@ -269,3 +269,20 @@ def test_streaming_run_is_saved_too(ns: str, memory_url: str) -> None:
         return got
 
     assert run(main()) == ["user: stream please", "assistant: streamed answer"]
+
+
+def test_one_provider_serves_warm_invocations_each_with_its_own_event_loop(
+    ns: str, memory_url: str
+) -> None:
+    """A Lambda handler builds the provider once at import and calls ``asyncio.run`` per event."""
+    h = BotWireHistoryProvider(namespace=ns, url=memory_url)
+    agent = Agent(ScriptedChatClient(["one", "two", "three"]), context_providers=[h])
+
+    def handler(text: str) -> str:
+        session = agent.create_session(session_id="warm")
+        return asyncio.run(agent.run(text, session=session)).text
+
+    assert [handler("a"), handler("b"), handler("c")] == ["one", "two", "three"]
+    got = asyncio.run(h.get_messages("warm"))
+    assert [m.text for m in got] == ["a", "one", "b", "two", "c", "three"]
+    asyncio.run(h.aclose())
