@@ -17,6 +17,7 @@ ADAPTERS = {
     "crewai": "botwire_crewai",
     "autogen": "botwire_autogen",
     "llamaindex": "botwire_llamaindex",
+    "agent-framework": "botwire_agent_framework",
     "server": "botwire_server",
 }
 
@@ -65,9 +66,10 @@ def test_core_has_no_runtime_dependencies(dist: Path) -> None:
 @pytest.mark.parametrize("extra", list(ADAPTERS))
 def test_each_package_ships_its_code_and_pins_core(dist: Path, extra: str) -> None:
     module = ADAPTERS[extra]
-    _, requires = _metadata(dist, f"botwire_{extra}")
+    wheel = "botwire_" + extra.replace("-", "_")  # a wheel's name never has a hyphen
+    _, requires = _metadata(dist, wheel)
     assert any(r.startswith("botwire-core") and "==0.3.0" in r for r in requires)
-    with _wheel(dist, f"botwire_{extra}") as whl:
+    with _wheel(dist, wheel) as whl:
         names = whl.namelist()
     assert f"{module}/__init__.py" in names and f"{module}/py.typed" in names
     assert not any(n.startswith("botwire/") for n in names)  # never overwrites the core

@@ -47,7 +47,9 @@ __all__ = [
     "AsyncTransaction",
     "BotWireChatHistory",
     "BotWireError",
+    "BotWireHistoryProvider",
     "BotWireSaver",
+    "BotWireSessionStore",
     "BotWireWarning",
     "Closed",
     "Conflict",
@@ -108,6 +110,8 @@ _LOCAL: dict[str, str] = {
 ADAPTERS: dict[str, tuple[str, str]] = {
     "BotWireChatHistory": ("botwire_langchain", "langchain"),
     "BotWireSaver": ("botwire_langgraph", "langgraph"),
+    "BotWireHistoryProvider": ("botwire_agent_framework", "agent-framework"),
+    "BotWireSessionStore": ("botwire_agent_framework", "agent-framework"),
 }
 
 
