@@ -102,11 +102,7 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _serve_http(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from ._auth import Authorizer, BearerAuth, is_loopback
-    from ._compat import http_app
-    from ._server import ServerConfig, build_server
+    from ._auth import is_loopback
 
     secret = args.token_secret or os.environ.get("BOTWIRE_TOKEN_SECRET") or None
     loopback = is_loopback(args.host)
@@ -120,6 +116,12 @@ def _serve_http(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    import uvicorn  # only now: a refused start imports none of the server stack
+
+    from ._auth import Authorizer, BearerAuth
+    from ._compat import http_app
+    from ._server import ServerConfig, build_server
+
     server = build_server(
         ServerConfig(
             namespace=args.namespace,
