@@ -72,11 +72,22 @@ def start_mcp_http(env: dict[str, str], *args: str, timeout: float = 30) -> Serv
     log_dir = Path(tempfile.mkdtemp(prefix="botwire-mcp-log-"))
     port = free_port()
     log_path = log_dir / f"mcp-{port}.log"
-    argv = [sys.executable, "-m", "botwire_mcp", "--transport", "http", "--host", "127.0.0.1",
-            "--port", str(port), *args]
+    argv = [
+        sys.executable,
+        "-m",
+        "botwire_mcp",
+        "--transport",
+        "http",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        *args,
+    ]
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
     server = ServerProcess(proc, "127.0.0.1", port, log_path)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

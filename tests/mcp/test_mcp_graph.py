@@ -44,57 +44,95 @@ async def _error(session: Any, tool: str, **args: Any) -> str:
 async def test_graph_tools_match_the_reference_server(memory_url: str, namespace: str) -> None:
     server = build_server(ServerConfig(namespace=namespace, url=memory_url))
     async with create_connected_server_and_client_session(server) as s:
-        out, text = await _ok(s, "create_entities", entities=[
-            A, B, {"name": "Alice", "entityType": "other", "observations": ["dup"]}])
+        out, text = await _ok(
+            s,
+            "create_entities",
+            entities=[A, B, {"name": "Alice", "entityType": "other", "observations": ["dup"]}],
+        )
         assert out == {"entities": [A, B]}
         assert text == json.dumps([A, B], indent=2)  # JSON.stringify(result, null, 2)
-        out, _ = await _ok(s, "create_entities", entities=[
-            {**A, "observations": ["ignored"]}, C])
+        out, _ = await _ok(s, "create_entities", entities=[{**A, "observations": ["ignored"]}, C])
         assert out == {"entities": [C]}
 
         out, text = await _ok(s, "create_relations", relations=[AB, AB, BA])
         assert out == {"relations": [AB, BA]} and json.loads(text) == [AB, BA]
         assert (await _ok(s, "create_relations", relations=[AB]))[0] == {"relations": []}
-        err = await _error(s, "create_relations", relations=[
-            {"from": "Carol", "to": "Bob", "relationType": "mentors"},
-            {"from": "Alice", "to": "Zed", "relationType": "knows"}])
+        err = await _error(
+            s,
+            "create_relations",
+            relations=[
+                {"from": "Carol", "to": "Bob", "relationType": "mentors"},
+                {"from": "Alice", "to": "Zed", "relationType": "knows"},
+            ],
+        )
         assert "Entity with name Zed not found" in err
 
-        out, _ = await _ok(s, "add_observations", observations=[
-            {"entityName": "Alice", "contents": ["likes tea", "speaks French", "speaks French"]},
-            {"entityName": "Bob", "contents": ["plays chess"]}])
-        assert out == {"results": [
-            {"entityName": "Alice", "addedObservations": ["speaks French", "speaks French"]},
-            {"entityName": "Bob", "addedObservations": ["plays chess"]}]}
-        err = await _error(s, "add_observations", observations=[
-            {"entityName": "Bob", "contents": ["never stored"]},
-            {"entityName": "Nobody", "contents": ["x"]}])
+        out, _ = await _ok(
+            s,
+            "add_observations",
+            observations=[
+                {
+                    "entityName": "Alice",
+                    "contents": ["likes tea", "speaks French", "speaks French"],
+                },
+                {"entityName": "Bob", "contents": ["plays chess"]},
+            ],
+        )
+        assert out == {
+            "results": [
+                {"entityName": "Alice", "addedObservations": ["speaks French", "speaks French"]},
+                {"entityName": "Bob", "addedObservations": ["plays chess"]},
+            ]
+        }
+        err = await _error(
+            s,
+            "add_observations",
+            observations=[
+                {"entityName": "Bob", "contents": ["never stored"]},
+                {"entityName": "Nobody", "contents": ["x"]},
+            ],
+        )
         assert "Entity with name Nobody not found" in err
 
-        out, text = await _ok(s, "delete_observations", deletions=[
-            {"entityName": "Alice", "observations": ["speaks French", "not there"]},
-            {"entityName": "Ghost", "observations": ["x"]}])
+        out, text = await _ok(
+            s,
+            "delete_observations",
+            deletions=[
+                {"entityName": "Alice", "observations": ["speaks French", "not there"]},
+                {"entityName": "Ghost", "observations": ["x"]},
+            ],
+        )
         message = "Deleted 2 of 3 observations. Entities not found: Ghost"
         assert out == {"success": True, "message": message} and text == message
-        out, _ = await _ok(s, "delete_observations",
-                           deletions=[{"entityName": "Bob", "observations": ["plays chess"]}])
+        out, _ = await _ok(
+            s,
+            "delete_observations",
+            deletions=[{"entityName": "Bob", "observations": ["plays chess"]}],
+        )
         assert out["message"] == "Observations deleted successfully"
 
-        out, text = await _ok(s, "delete_relations", relations=[
-            BA, {"from": "X", "to": "Y", "relationType": "z"}])
+        out, text = await _ok(
+            s, "delete_relations", relations=[BA, {"from": "X", "to": "Y", "relationType": "z"}]
+        )
         assert text == "Deleted 1 of 2 relations. The rest matched nothing."
-        assert (await _ok(s, "create_relations", relations=[
-            {"from": "Carol", "to": "Bob", "relationType": "mentors"}]))[0]["relations"]
+        assert (
+            await _ok(
+                s,
+                "create_relations",
+                relations=[{"from": "Carol", "to": "Bob", "relationType": "mentors"}],
+            )
+        )[0]["relations"]
 
         found, _ = await _ok(s, "search_nodes", query="TEA")
         assert found == {"entities": [A], "relations": [AB]}
         found, _ = await _ok(s, "search_nodes", query="person")
         assert [e["name"] for e in found["entities"]] == ["Alice", "Bob"]
-        assert found["relations"] == [AB, {"from": "Carol", "to": "Bob",
-                                           "relationType": "mentors"}]
+        assert found["relations"] == [AB, {"from": "Carol", "to": "Bob", "relationType": "mentors"}]
         opened, text = await _ok(s, "open_nodes", names=["Bob", "Nobody"])
-        assert opened == {"entities": [B], "relations": [
-            AB, {"from": "Carol", "to": "Bob", "relationType": "mentors"}]}
+        assert opened == {
+            "entities": [B],
+            "relations": [AB, {"from": "Carol", "to": "Bob", "relationType": "mentors"}],
+        }
         assert json.loads(text) == opened
 
         out, text = await _ok(s, "delete_entities", entityNames=["Bob", "Ghost"])
@@ -119,8 +157,11 @@ async def test_graph_names_round_trip_exactly(memory_url: str, namespace: str) -
     async with create_connected_server_and_client_session(server) as s:
         entities = [{"name": n, "entityType": "t", "observations": [n]} for n in names]
         assert (await _ok(s, "create_entities", entities=entities))[0]["entities"] == entities
-        await _ok(s, "create_relations", relations=[
-            {"from": names[0], "to": n, "relationType": "r/"} for n in names[1:]])
+        await _ok(
+            s,
+            "create_relations",
+            relations=[{"from": names[0], "to": n, "relationType": "r/"} for n in names[1:]],
+        )
         graph, _ = await _ok(s, "open_nodes", names=names)
         assert graph["entities"] == entities and len(graph["relations"]) == len(names) - 1
 

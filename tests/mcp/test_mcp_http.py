@@ -16,11 +16,11 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from botwire_server.auth import mint_token
 from mcp_helpers import call, http_session, mcp_env, running_mcp_http, structured
 from pydantic import AnyUrl
 
 from botwire import Memory
+from botwire_server.auth import mint_token
 
 SECRET = "mcp-test-secret-at-least-32-bytes-long"
 ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
@@ -61,8 +61,13 @@ async def test_replicas_share_memory_and_need_no_session(
         tools = {t.name for t in (await s.list_tools()).tools}
         assert {"memory_set", "read_graph", "add_observations"} <= tools
         await call(s, "memory_set", key="profile", value={"name": "Alice", "tags": ["x"]})
-        await call(s, "create_entities", entities=[
-            {"name": "Alice", "entityType": "person", "observations": ["from replica A"]}])
+        await call(
+            s,
+            "create_entities",
+            entities=[
+                {"name": "Alice", "entityType": "person", "observations": ["from replica A"]}
+            ],
+        )
     async with http_session(b, token) as s:
         got = structured(await call(s, "memory_get", key="profile"))
         assert got["value"] == {"name": "Alice", "tags": ["x"]}
@@ -72,8 +77,7 @@ async def test_replicas_share_memory_and_need_no_session(
         assert "Alice" in res.contents[0].text
     # stateless: a lone tools/call, without initialize or Mcp-Session-Id, on either replica
     for url in (a, b):
-        r = _rpc(url, "tools/call", {"name": "memory_get", "arguments": {"key": "profile"}},
-                 token)
+        r = _rpc(url, "tools/call", {"name": "memory_get", "arguments": {"key": "profile"}}, token)
         assert r.status_code == 200, r.text
         assert "mcp-session-id" not in r.headers
         assert r.json()["result"]["structuredContent"]["value"]["name"] == "Alice"
@@ -125,8 +129,10 @@ async def test_a_token_for_another_namespace_reads_and_writes_nothing(
         for tool, args in [
             ("memory_get", {"key": "secret"}),
             ("memory_set", {"key": "planted", "value": 1}),
-            ("create_entities", {"entities": [{"name": "Planted", "entityType": "x",
-                                               "observations": []}]}),
+            (
+                "create_entities",
+                {"entities": [{"name": "Planted", "entityType": "x", "observations": []}]},
+            ),
             ("read_graph", {}),
         ]:
             result = await s.call_tool(tool, args)
@@ -153,8 +159,7 @@ async def test_a_read_only_token_reads_but_writes_nothing(
             ("memory_set", {"key": "ro-write", "value": 1}),
             ("memory_append", {"key": "ro-list", "items": [1]}),
             ("memory_delete", {"key": "shared-note"}),
-            ("add_observations", {"observations": [{"entityName": "Alice",
-                                                    "contents": ["ro"]}]}),
+            ("add_observations", {"observations": [{"entityName": "Alice", "contents": ["ro"]}]}),
         ]:
             result = await s.call_tool(tool, args)
             assert result.isError, tool
@@ -176,23 +181,35 @@ async def test_four_clients_add_25_observations_each_to_one_entity(
     clients, calls = 4, 25
     token = _token(ns)
     async with http_session(replicas[0], token) as s:
-        await call(s, "create_entities", entities=[
-            {"name": "Shared", "entityType": "topic", "observations": []}])
+        await call(
+            s,
+            "create_entities",
+            entities=[{"name": "Shared", "entityType": "topic", "observations": []}],
+        )
 
     async def client(i: int) -> list[str]:
         added = []
         async with http_session(replicas[i % 2], token) as s:
             for j in range(calls):
-                out = structured(await call(s, "add_observations", observations=[
-                    {"entityName": "Shared", "contents": [f"client {i} note {j}"]}]))
+                out = structured(
+                    await call(
+                        s,
+                        "add_observations",
+                        observations=[
+                            {"entityName": "Shared", "contents": [f"client {i} note {j}"]}
+                        ],
+                    )
+                )
                 added += out["results"][0]["addedObservations"]
         return added
 
     start = time.perf_counter()
     added = await asyncio.gather(*(client(i) for i in range(clients)))
     elapsed = time.perf_counter() - start
-    print(f"FIGURE mcp add_observations {clients}x{calls} over 2 replicas on botwire-server: "
-          f"{elapsed:.2f} s, {clients * calls / elapsed:.0f} calls/s")
+    print(
+        f"FIGURE mcp add_observations {clients}x{calls} over 2 replicas on botwire-server: "
+        f"{elapsed:.2f} s, {clients * calls / elapsed:.0f} calls/s"
+    )
     assert all(len(a) == calls for a in added)  # every call reported its observation
     async with http_session(replicas[1], token) as s:
         graph = structured(await call(s, "open_nodes", names=["Shared"]))
@@ -206,7 +223,11 @@ def test_refuses_an_anonymous_non_loopback_bind(tmp_path) -> None:
     env = mcp_env(f"sqlite:///{tmp_path}/m.db", "anything")
     proc = subprocess.run(
         [sys.executable, "-m", "botwire_mcp", "--transport", "http", "--host", "192.0.2.1"],
-        env=env, capture_output=True, text=True, timeout=60, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert proc.returncode == 2
     assert "refusing to serve HTTP on '192.0.2.1' without auth" in proc.stderr
@@ -217,14 +238,19 @@ def test_anonymous_loopback_server_rejects_foreign_host_headers(tmp_path) -> Non
     """DNS rebinding: a web page must not reach an anonymous server on 127.0.0.1."""
     env = mcp_env(f"sqlite:///{tmp_path}/m.db", "local")
     with running_mcp_http(env) as (url, _):
-        ok = _rpc(url, "tools/call", {"name": "memory_set",
-                                      "arguments": {"key": "k", "value": 1}})
+        ok = _rpc(url, "tools/call", {"name": "memory_set", "arguments": {"key": "k", "value": 1}})
         assert ok.status_code == 200 and not ok.json()["result"]["isError"]
-        evil = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-                                     "params": {"name": "memory_set",
-                                                "arguments": {"key": "evil", "value": 1}}},
-                          headers={**ACCEPT, "Host": "evil.example:80",
-                                   "Origin": "http://evil.example"}, timeout=30)
+        evil = httpx.post(
+            url,
+            json={
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "tools/call",
+                "params": {"name": "memory_set", "arguments": {"key": "evil", "value": 1}},
+            },
+            headers={**ACCEPT, "Host": "evil.example:80", "Origin": "http://evil.example"},
+            timeout=30,
+        )
         assert evil.status_code in (403, 421)
     with Memory("local", url=f"sqlite:///{tmp_path}/m.db") as m:
         assert m.get("k") == 1 and m.get("evil") is None

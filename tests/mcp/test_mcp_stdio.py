@@ -11,11 +11,25 @@ from pydantic import AnyUrl
 
 from botwire import Memory
 
-KV_TOOLS = {"memory_get", "memory_set", "memory_append", "memory_tail", "memory_list",
-            "memory_delete"}
-GRAPH_TOOLS = {"create_entities", "create_relations", "add_observations", "delete_entities",
-               "delete_observations", "delete_relations", "read_graph", "search_nodes",
-               "open_nodes"}
+KV_TOOLS = {
+    "memory_get",
+    "memory_set",
+    "memory_append",
+    "memory_tail",
+    "memory_list",
+    "memory_delete",
+}
+GRAPH_TOOLS = {
+    "create_entities",
+    "create_relations",
+    "add_observations",
+    "delete_entities",
+    "delete_observations",
+    "delete_relations",
+    "read_graph",
+    "search_nodes",
+    "open_nodes",
+}
 
 
 @pytest.mark.asyncio
@@ -45,23 +59,27 @@ async def test_stdio_session_lists_tools_calls_every_tool_and_a_fresh_process_se
         assert v1["version"] > 0 and v1["namespace"] == namespace
         got = structured(await call(s, "memory_get", key="workflow/state"))
         assert got["found"] and got["value"] == value and got["version"] == v1["version"]
-        stale = await s.call_tool("memory_set", {"key": "workflow/state", "value": 1,
-                                                 "if_version": v1["version"] - 1})
+        stale = await s.call_tool(
+            "memory_set", {"key": "workflow/state", "value": 1, "if_version": v1["version"] - 1}
+        )
         assert stale.isError and "workflow/state" in stale.content[0].text
         await call(s, "memory_set", key="tmp", value="x", ttl=3600)
         assert structured(await call(s, "memory_get", key="tmp"))["expires_at"] is not None
-        assert structured(await call(s, "memory_append", key="chat", items=["a", "b"]))[
-            "length"] == 2
-        assert structured(await call(s, "memory_append", key="chat", items=[{"c": 1}],
-                                     max_len=2))["length"] == 2
-        assert structured(await call(s, "memory_tail", key="chat", n=5))["items"] == [
-            "b", {"c": 1}]
+        assert (
+            structured(await call(s, "memory_append", key="chat", items=["a", "b"]))["length"] == 2
+        )
+        assert (
+            structured(await call(s, "memory_append", key="chat", items=[{"c": 1}], max_len=2))[
+                "length"
+            ]
+            == 2
+        )
+        assert structured(await call(s, "memory_tail", key="chat", n=5))["items"] == ["b", {"c": 1}]
         page1 = structured(await call(s, "memory_list", limit=2))
         assert page1["keys"] == ["chat", "tmp"] and page1["cursor"] == "tmp"
         page2 = structured(await call(s, "memory_list", cursor=page1["cursor"], limit=2))
         assert page2 == {"namespace": namespace, "keys": ["workflow/state"], "cursor": None}
-        assert structured(await call(s, "memory_list", prefix="work"))["keys"] == [
-            "workflow/state"]
+        assert structured(await call(s, "memory_list", prefix="work"))["keys"] == ["workflow/state"]
         assert structured(await call(s, "memory_delete", key="tmp"))["deleted"] is True
         assert structured(await call(s, "memory_delete", key="tmp"))["deleted"] is False
         missing = structured(await call(s, "memory_get", key="tmp"))
@@ -74,21 +92,40 @@ async def test_stdio_session_lists_tools_calls_every_tool_and_a_fresh_process_se
         assert "someone-else" in other.content[0].text
 
         # every graph tool
-        await call(s, "create_entities", entities=[
-            {"name": "Alice", "entityType": "person", "observations": ["likes tea"]},
-            {"name": "Bob", "entityType": "person", "observations": []}])
-        await call(s, "create_relations",
-                   relations=[{"from": "Alice", "to": "Bob", "relationType": "knows"}])
-        await call(s, "add_observations",
-                   observations=[{"entityName": "Bob", "contents": ["plays chess"]}])
-        await call(s, "create_entities", entities=[
-            {"name": "Tmp", "entityType": "note", "observations": ["x", "y"]}])
-        await call(s, "delete_observations", deletions=[{"entityName": "Tmp",
-                                                         "observations": ["x"]}])
-        await call(s, "create_relations",
-                   relations=[{"from": "Tmp", "to": "Bob", "relationType": "mentions"}])
-        await call(s, "delete_relations",
-                   relations=[{"from": "Tmp", "to": "Bob", "relationType": "mentions"}])
+        await call(
+            s,
+            "create_entities",
+            entities=[
+                {"name": "Alice", "entityType": "person", "observations": ["likes tea"]},
+                {"name": "Bob", "entityType": "person", "observations": []},
+            ],
+        )
+        await call(
+            s,
+            "create_relations",
+            relations=[{"from": "Alice", "to": "Bob", "relationType": "knows"}],
+        )
+        await call(
+            s, "add_observations", observations=[{"entityName": "Bob", "contents": ["plays chess"]}]
+        )
+        await call(
+            s,
+            "create_entities",
+            entities=[{"name": "Tmp", "entityType": "note", "observations": ["x", "y"]}],
+        )
+        await call(
+            s, "delete_observations", deletions=[{"entityName": "Tmp", "observations": ["x"]}]
+        )
+        await call(
+            s,
+            "create_relations",
+            relations=[{"from": "Tmp", "to": "Bob", "relationType": "mentions"}],
+        )
+        await call(
+            s,
+            "delete_relations",
+            relations=[{"from": "Tmp", "to": "Bob", "relationType": "mentions"}],
+        )
         await call(s, "delete_entities", entityNames=["Tmp"])
         found = structured(await call(s, "search_nodes", query="CHESS"))
         assert [e["name"] for e in found["entities"]] == ["Bob"]
