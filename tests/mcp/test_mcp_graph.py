@@ -178,3 +178,22 @@ async def test_bad_graph_input_is_refused_by_schema(memory_url: str, namespace: 
         assert "key" in err.lower()
     with Memory(namespace, url=memory_url) as m:
         assert m.list() == []
+
+
+@pytest.mark.asyncio
+async def test_allow_namespace_arg_lets_a_call_pick_its_namespace(
+    memory_url: str, namespace: str
+) -> None:
+    other = namespace + "-other"
+    server = build_server(
+        ServerConfig(namespace=namespace, url=memory_url, allow_namespace_arg=True)
+    )
+    async with create_connected_server_and_client_session(server) as s:
+        out, _ = await _ok(s, "memory_set", key="k", value=[1, 2], namespace=other)
+        assert out["namespace"] == other
+        got, _ = await _ok(s, "memory_get", key="k")
+        assert got["found"] is False  # the default namespace is untouched
+        err = await _error(s, "memory_set", key="k", value=1, namespace="bad/namespace")
+        assert "bad/namespace" in err
+    with Memory(other, url=memory_url) as m:
+        assert m.get("k") == [1, 2]

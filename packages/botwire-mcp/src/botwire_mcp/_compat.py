@@ -12,15 +12,25 @@ from typing import Any
 
 try:  # mcp >= 2
     from mcp.server.mcpserver import Context, MCPServer  # type: ignore[import-not-found]
+    from mcp.server.mcpserver.exceptions import (  # type: ignore[import-not-found]
+        ResourceError,
+        ToolError,
+    )
 
     MCP2 = True
 except ImportError:  # mcp 1.x
     from mcp.server.fastmcp import Context  # type: ignore[no-redef]
     from mcp.server.fastmcp import FastMCP as MCPServer  # type: ignore[no-redef,assignment]
+    from mcp.server.fastmcp.exceptions import (  # type: ignore[no-redef,assignment]
+        ResourceError,
+        ToolError,
+    )
 
     MCP2 = False
 
-__all__ = ["MCP2", "Context", "MCPServer", "http_app", "new_server"]
+# ToolError/ResourceError: failures the client should read. mcp 2.x shows the model only
+# "Error executing tool <name>" for any other exception, which would hide botwire's messages.
+__all__ = ["MCP2", "Context", "MCPServer", "ResourceError", "ToolError", "http_app", "new_server"]
 
 
 def new_server(name: str, instructions: str) -> Any:

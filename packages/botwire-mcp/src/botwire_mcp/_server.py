@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import quote, unquote
@@ -10,10 +12,10 @@ from urllib.parse import quote, unquote
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
-from botwire import AsyncMemory, InvalidArgument, Unauthorized
+from botwire import AsyncMemory, BotWireError, InvalidArgument, Unauthorized
 
 from ._auth import Principal, current_principal, require
-from ._compat import Context, new_server
+from ._compat import Context, ResourceError, ToolError, new_server
 from ._graph import KnowledgeGraph
 
 __all__ = ["ServerConfig", "build_server", "resource_uri"]
@@ -214,6 +216,33 @@ def _principal(ctx: Any) -> Principal | None:
     return scope.get("state", {}).get("botwire_principal")
 
 
+def _anticipated(error: type[Exception]) -> Callable[[Any], Any]:
+    """Re-raise botwire's errors (and the graph's 'Entity ... not found') as the SDK's
+    ToolError/ResourceError, so the client reads the message on every SDK version; anything
+    else stays a crash the SDK logs (and, on mcp 2.x, does not reveal)."""
+
+    def wrap(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        @functools.wraps(fn)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await fn(*args, **kwargs)
+            except (BotWireError, ValueError) as exc:
+                raise error(str(exc)) from exc
+
+        return wrapper
+
+    return wrap
+
+
+def _tool(server: Any, **options: Any) -> Callable[[Any], Any]:
+    """``server.tool(**options)`` around a tool whose anticipated errors reach the client."""
+
+    def register(fn: Callable[..., Awaitable[Any]]) -> Any:
+        return server.tool(**options)(_anticipated(ToolError)(fn))
+
+    return register
+
+
 def build_server(config: ServerConfig) -> Any:
     """An MCP server object (FastMCP on mcp 1.x, MCPServer on 2.x) with every tool registered."""
     server = new_server("botwire-memory", INSTRUCTIONS)
@@ -225,7 +254,8 @@ def build_server(config: ServerConfig) -> Any:
 
 
 def _register_kv(server: Any, memories: _Memories) -> None:
-    @server.tool(
+    @_tool(
+        server,
         description="Read the JSON value stored under a key (found=false if absent).",
         annotations=_READ,
     )
@@ -243,7 +273,8 @@ def _register_kv(server: Any, memories: _Memories) -> None:
             expires_at=e.expires_at,
         )
 
-    @server.tool(
+    @_tool(
+        server,
         description=(
             "Store any JSON value under a key. ttl: seconds until it expires. "
             "if_version: write only if the key is still at that version "
@@ -263,7 +294,8 @@ def _register_kv(server: Any, memories: _Memories) -> None:
         version = await m.set(key, value, ttl=ttl, if_version=if_version)
         return SetResult(namespace=m.namespace, key=key, version=version)
 
-    @server.tool(
+    @_tool(
+        server,
         description=(
             "Append items to the list under a key (created if absent), "
             "atomically: concurrent appends all land. max_len keeps only the "
@@ -283,8 +315,10 @@ def _register_kv(server: Any, memories: _Memories) -> None:
         length = await m.append(key, *items, max_len=max_len, ttl=ttl)
         return AppendResult(namespace=m.namespace, key=key, length=length)
 
-    @server.tool(
-        description="The last n items of the list under a key (oldest first).", annotations=_READ
+    @_tool(
+        server,
+        description="The last n items of the list under a key (oldest first).",
+        annotations=_READ,
     )
     async def memory_tail(
         key: str,
@@ -295,7 +329,8 @@ def _register_kv(server: Any, memories: _Memories) -> None:
         m = memories.resolve(namespace, ctx, write=False)
         return TailResult(namespace=m.namespace, key=key, items=await m.tail(key, n))
 
-    @server.tool(
+    @_tool(
+        server,
         description=(
             "Keys in UTF-8 byte order, optionally under a prefix; pass the "
             "returned cursor back for the next page."
@@ -323,8 +358,10 @@ def _register_kv(server: Any, memories: _Memories) -> None:
             keys.append(k)
         return ListResult(namespace=m.namespace, keys=keys, cursor=keys[-1] if more else None)
 
-    @server.tool(
-        description="Delete a key (deleted=false if it did not exist).", annotations=_DESTROY
+    @_tool(
+        server,
+        description="Delete a key (deleted=false if it did not exist).",
+        annotations=_DESTROY,
     )
     async def memory_delete(
         key: str,
@@ -343,7 +380,8 @@ def _register_graph(server: Any, memories: _Memories) -> None:
     def graph(ctx: Any, *, write: bool) -> KnowledgeGraph:
         return KnowledgeGraph(memories.resolve(None, ctx, write=write))
 
-    @server.tool(
+    @_tool(
+        server,
         title="Create Entities",
         description="Create multiple new entities in the knowledge graph",
         annotations=_ADD,
@@ -354,7 +392,8 @@ def _register_graph(server: Any, memories: _Memories) -> None:
         created = await graph(ctx, write=True).create_entities([e.model_dump() for e in entities])
         return _result(created, {"entities": created})
 
-    @server.tool(
+    @_tool(
+        server,
         title="Create Relations",
         description=(
             "Create multiple new relations between entities in the knowledge "
@@ -368,7 +407,8 @@ def _register_graph(server: Any, memories: _Memories) -> None:
         created = await graph(ctx, write=True).create_relations([r.plain() for r in relations])
         return _result(created, {"relations": created})
 
-    @server.tool(
+    @_tool(
+        server,
         title="Add Observations",
         description="Add new observations to existing entities in the knowledge graph",
         annotations=_ADD,
@@ -381,7 +421,8 @@ def _register_graph(server: Any, memories: _Memories) -> None:
         )
         return _result(results, {"results": results})
 
-    @server.tool(
+    @_tool(
+        server,
         title="Delete Entities",
         description=(
             "Delete multiple entities and their associated relations from the knowledge graph"
@@ -401,7 +442,8 @@ def _register_graph(server: Any, memories: _Memories) -> None:
         )
         return _result(message, {"success": True, "message": message}, raw=True)
 
-    @server.tool(
+    @_tool(
+        server,
         title="Delete Observations",
         description="Delete specific observations from entities in the knowledge graph",
         annotations=_DESTROY,
@@ -421,7 +463,8 @@ def _register_graph(server: Any, memories: _Memories) -> None:
         )
         return _result(message, {"success": True, "message": message}, raw=True)
 
-    @server.tool(
+    @_tool(
+        server,
         title="Delete Relations",
         description="Delete multiple relations from the knowledge graph",
         annotations=_DESTROY,
@@ -438,14 +481,15 @@ def _register_graph(server: Any, memories: _Memories) -> None:
         )
         return _result(message, {"success": True, "message": message}, raw=True)
 
-    @server.tool(
-        title="Read Graph", description="Read the entire knowledge graph", annotations=_READ
+    @_tool(
+        server, title="Read Graph", description="Read the entire knowledge graph", annotations=_READ
     )
     async def read_graph(ctx: Context) -> Annotated[CallToolResult, GraphOut]:
         g = await graph(ctx, write=False).read_graph()
         return _result(g, g)
 
-    @server.tool(
+    @_tool(
+        server,
         title="Search Nodes",
         description="Search for nodes in the knowledge graph based on a query",
         annotations=_READ,
@@ -465,7 +509,8 @@ def _register_graph(server: Any, memories: _Memories) -> None:
         g = await graph(ctx, write=False).search_nodes(query)
         return _result(g, g)
 
-    @server.tool(
+    @_tool(
+        server,
         title="Open Nodes",
         description="Open specific nodes in the knowledge graph by their names",
         annotations=_READ,
@@ -487,6 +532,7 @@ def _register_resources(server: Any, memories: _Memories) -> None:
         ),
         mime_type="application/json",
     )
+    @_anticipated(ResourceError)
     async def read_value(namespace: str, key: str) -> str:
         ns = unquote(namespace)
         memory = memories.resolve(ns, None, write=False)
