@@ -234,23 +234,35 @@ def test_refuses_an_anonymous_non_loopback_bind(tmp_path) -> None:
     assert "--token-secret" in proc.stderr and "--allow-anonymous" in proc.stderr
 
 
-def test_anonymous_loopback_server_rejects_foreign_host_headers(tmp_path) -> None:
-    """DNS rebinding: a web page must not reach an anonymous server on 127.0.0.1."""
-    env = mcp_env(f"sqlite:///{tmp_path}/m.db", "local")
-    with running_mcp_http(env) as (url, _):
-        ok = _rpc(url, "tools/call", {"name": "memory_set", "arguments": {"key": "k", "value": 1}})
-        assert ok.status_code == 200 and not ok.json()["result"]["isError"]
-        evil = httpx.post(
-            url,
-            json={
-                "jsonrpc": "2.0",
-                "id": 1,
-                "method": "tools/call",
-                "params": {"name": "memory_set", "arguments": {"key": "evil", "value": 1}},
-            },
-            headers={**ACCEPT, "Host": "evil.example:80", "Origin": "http://evil.example"},
-            timeout=30,
-        )
-        assert evil.status_code in (403, 421)
-    with Memory("local", url=f"sqlite:///{tmp_path}/m.db") as m:
-        assert m.get("k") == 1 and m.get("evil") is None
+def test_a_loopback_server_rejects_foreign_host_headers(
+    replicas: tuple[str, str], ns: str, shared_server_url: str
+) -> None:
+    """DNS rebinding: a web page must not reach a server on 127.0.0.1 through a name it
+    controls. (The replicas bind loopback; the Host check is the same with or without tokens.)"""
+    token = _token(ns)
+    ok = _rpc(
+        replicas[0],
+        "tools/call",
+        {"name": "memory_set", "arguments": {"key": "host-ok", "value": 1}},
+        token,
+    )
+    assert ok.status_code == 200 and not ok.json()["result"]["isError"]
+    evil = httpx.post(
+        replicas[0],
+        json={
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "tools/call",
+            "params": {"name": "memory_set", "arguments": {"key": "host-evil", "value": 1}},
+        },
+        headers={
+            **ACCEPT,
+            "Authorization": f"Bearer {token}",
+            "Host": "evil.example:80",
+            "Origin": "http://evil.example",
+        },
+        timeout=30,
+    )
+    assert evil.status_code in (403, 421)
+    with Memory(ns, url=shared_server_url) as m:
+        assert m.get("host-ok") == 1 and m.get("host-evil") is None

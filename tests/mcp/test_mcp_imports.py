@@ -16,8 +16,6 @@ def test_botwire_and_the_importer_stay_free_of_mcp() -> None:
         "from botwire_mcp import import_jsonl, KnowledgeGraph\n"
         "assert not [m for m in sys.modules if m == 'mcp' or m.startswith('mcp.')], "
         "'the importer imported the mcp SDK'\n"
-        "import botwire_mcp\n"
-        "assert all(getattr(botwire_mcp, n) for n in botwire_mcp.__all__)\n"
         "print('OK')\n"
     )
     assert run_python(code).stdout.strip() == "OK"
