@@ -18,6 +18,7 @@ ADAPTERS = {
     "autogen": "botwire_autogen",
     "llamaindex": "botwire_llamaindex",
     "agent-framework": "botwire_agent_framework",
+    "mcp": "botwire_mcp",
     "server": "botwire_server",
 }
 
