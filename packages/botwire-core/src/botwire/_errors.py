@@ -19,6 +19,7 @@ __all__ = [
     "InvalidNamespace",
     "NotSerializable",
     "QuotaExceeded",
+    "TLSError",
     "TypeMismatch",
     "Unauthorized",
     "Unavailable",
@@ -157,6 +158,16 @@ class Unavailable(BotWireError):
     status = 503
 
 
+class TLSError(Unavailable):
+    """The TLS handshake failed: the server's certificate is not trusted or names another host.
+
+    Never retried (retrying cannot fix it); the message says how to fix it (``SSL_CERT_FILE``).
+    """
+
+    code = "tls_error"
+    status = 503
+
+
 _BY_CODE: dict[str, type[BotWireError]] = {
     cls.code: cls
     for cls in (
@@ -171,6 +182,7 @@ _BY_CODE: dict[str, type[BotWireError]] = {
         Unauthorized,
         Forbidden,
         Unavailable,
+        TLSError,
     )
 }
 _BY_STATUS: dict[int, type[BotWireError]] = {
