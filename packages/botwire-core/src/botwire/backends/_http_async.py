@@ -2,6 +2,10 @@
 
 Requests, retries and result parsing are the sync backend's (``_http``); only I/O differs.
 One client per event loop, since an ``httpx.AsyncClient`` belongs to the loop that opened it.
+The network path is the sync client's too: the proxy comes from ``_proxy.proxy_for`` (httpx's
+own environment reading is off), TLS trusts ``_proxy.ssl_context()``, idle connections expire
+after ``keepalive_expiry``, a certificate failure raises :class:`~botwire.TLSError` (never
+retried), and a forked child never uses its parent's clients.
 """
 
 from __future__ import annotations
@@ -12,9 +16,12 @@ import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from .. import _fork
 from .._errors import Unavailable
 from .._types import Entry, KeyPage, Op, Usage
 from . import _http as h
+from . import _proxy
+from ._http_sync import DEFAULT_KEEPALIVE_EXPIRY
 
 if TYPE_CHECKING:
     import httpx
@@ -32,6 +39,39 @@ def _import_httpx() -> Any:
     return httpx
 
 
+class _CertificateErrors:
+    """An httpx transport wrapper: a failed certificate check becomes :class:`TLSError` (not an
+    ``httpx.ConnectError``, which the retry loop would retry until the deadline)."""
+
+    def __init__(self, inner: Any, url: str, host: str) -> None:
+        self._inner = inner
+        self._url = url
+        self._host = host
+
+    async def handle_async_request(self, request: Any) -> Any:
+        import ssl  # already loaded by httpx
+
+        try:
+            return await self._inner.handle_async_request(request)
+        except Exception as exc:
+            cause: BaseException | None = exc
+            while cause is not None:
+                if isinstance(cause, ssl.SSLCertVerificationError):
+                    raise _proxy.certificate_error(cause, self._url, self._host) from exc
+                cause = cause.__cause__ or cause.__context__
+            raise
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def __aenter__(self) -> Any:
+        await self._inner.__aenter__()
+        return self
+
+    async def __aexit__(self, *args: Any) -> None:
+        await self._inner.__aexit__(*args)
+
+
 class AsyncHTTPStore:
     """An :class:`~botwire.store.AsyncStore` that talks to a botwire server over HTTP."""
 
@@ -43,6 +83,7 @@ class AsyncHTTPStore:
         timeout: float = 10.0,
         retries: int = 3,
         deadline: float | None = None,
+        keepalive_expiry: float = DEFAULT_KEEPALIVE_EXPIRY,
     ) -> None:
         self._httpx = _import_httpx()
         self.url = url
@@ -50,20 +91,45 @@ class AsyncHTTPStore:
         self.timeout = timeout
         self.retries = retries
         self.deadline = deadline if deadline is not None else timeout * (retries + 1)
+        self.keepalive_expiry = keepalive_expiry
+        self.proxy = _proxy.proxy_for(self.target.tls, self.target.host, self.target.port)
         self._headers = h.base_headers(self.target, token)
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
             weakref.WeakKeyDictionary()
         )
+        _fork.register(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child: the parent's clients (their sockets, their loops) are left alone,
+        never used nor closed here; each loop of the child opens its own."""
+        _fork.abandon(self._clients)
+        self._clients = weakref.WeakKeyDictionary()
 
     def _client(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
+            httpx = self._httpx
             scheme = "https" if self.target.tls else "http"
-            client = self._httpx.AsyncClient(
+            proxy = None
+            if self.proxy is not None:
+                auth = self.proxy.authorization
+                proxy = httpx.Proxy(
+                    self.proxy.url, headers={"Proxy-Authorization": auth} if auth else None
+                )
+            transport = httpx.AsyncHTTPTransport(
+                verify=_proxy.ssl_context() if self.target.tls else True,
+                trust_env=False,  # the environment was read once, by _proxy, as the sync client
+                proxy=proxy,
+                limits=httpx.Limits(
+                    max_keepalive_connections=32, keepalive_expiry=self.keepalive_expiry
+                ),
+            )
+            client = httpx.AsyncClient(
                 base_url=f"{scheme}://{self.target.host_header}",
                 timeout=self.timeout,
-                limits=self._httpx.Limits(max_keepalive_connections=32),
+                transport=_CertificateErrors(transport, self.url, self.target.host),
+                trust_env=False,
             )
             self._clients[loop] = client
         return client

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from .. import _fork
 from .._errors import InvalidArgument, Unavailable
 from .._names import check_key
 from .._types import Entry, KeyPage, Limits, Op, Usage
@@ -198,6 +199,8 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise Unavailable(f"botwire: cannot open SQLite file {self.path!r}: {exc}") from exc
         self._conn = conn
+        self._busy_timeout = busy_timeout
+        self._synchronous = synchronous.upper()
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
         self._tx = _SQLiteTx(conn)
@@ -205,9 +208,31 @@ class SQLiteStore:
             for statement in _SCHEMA:
                 tx.run(statement)
         self._checkpointer: _Checkpointer | None = None
+        self._background_checkpoint = background_checkpoint
         if background_checkpoint is not None and self.path != ":memory:":
             conn.execute(f"PRAGMA wal_autocheckpoint={_BACKSTOP_PAGES}")
             self._checkpointer = _Checkpointer(self, background_checkpoint)
+        _fork.register(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child (gunicorn ``--preload``, ``multiprocessing``): SQLite forbids using
+        a connection across ``fork()``, and closing it here could run the WAL cleanup under the
+        parent's feet, so the parent's handle is kept aside untouched and the child opens its
+        own; a lock another thread held at the fork is replaced."""
+        self._lock = threading.RLock()
+        if self.path == ":memory:":  # a private copy of the parent's memory: still coherent
+            return
+        _fork.abandon(self._conn)
+        conn = sqlite3.connect(
+            self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        conn.execute(f"PRAGMA synchronous={self._synchronous}")
+        self._conn = conn
+        self._tx = _SQLiteTx(conn)  # and a fresh version block: the parent's is the parent's
+        if self._checkpointer is not None:  # its thread did not survive the fork
+            _fork.abandon(self._checkpointer)
+            conn.execute(f"PRAGMA wal_autocheckpoint={_BACKSTOP_PAGES}")
+            self._checkpointer = _Checkpointer(self, self._background_checkpoint or 1.0)
 
     @property
     def limits(self) -> Limits:
