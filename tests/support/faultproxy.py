@@ -11,7 +11,11 @@ Content-Length body) and then, per request, does one of:
 - ``reset``: like ``drop_after`` but with a TCP RST instead of a FIN;
 - ``stall``: forward nothing and keep the connection open silent (the client must time out);
 - ``unavailable``: answer ``503`` with ``Retry-After: 0`` without forwarding (an overloaded
-  load balancer).
+  load balancer);
+- ``interim``: forward, and send unsolicited ``100 Continue`` and ``103 Early Hints`` interim
+  responses before the real one (as some proxies and CDNs do; RFC 9110 15.2 lets them);
+- ``cut_headers``: forward, then send the response cut in the middle of its header block and
+  close (a proxy or server dying mid-answer).
 
 Actions come from a script (consumed in order) and then from a seeded random choice.
 """
@@ -29,7 +33,21 @@ from collections.abc import Iterable
 
 __all__ = ["ACTIONS", "FaultProxy"]
 
-ACTIONS = ("pass", "drop_before", "drop_after", "cut_response", "reset", "stall", "unavailable")
+ACTIONS = (
+    "pass",
+    "drop_before",
+    "drop_after",
+    "cut_response",
+    "reset",
+    "stall",
+    "unavailable",
+    "interim",
+    "cut_headers",
+)
+INTERIM = (
+    b"HTTP/1.1 100 Continue\r\n\r\n"
+    b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload; as=style\r\n\r\n"
+)
 _503 = (
     b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 0\r\nContent-Type: application/json\r\n"
     b"Content-Length: 58\r\n\r\n"
@@ -144,6 +162,12 @@ class FaultProxy:
                     cwriter.write(response[: len(response) // 2])
                     await cwriter.drain()
                     return
+                if action == "cut_headers":
+                    cwriter.write(response[: response.index(b"\r\n\r\n") // 2])
+                    await cwriter.drain()
+                    return
+                if action == "interim":
+                    response = INTERIM + response
                 cwriter.write(response)
                 await cwriter.drain()
                 self.bytes_down += len(response)
