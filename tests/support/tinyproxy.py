@@ -55,8 +55,9 @@ def _listening(port: int) -> bool:
 
 
 @contextlib.contextmanager
-def running_tinyproxy(directory: Path) -> Iterator[TinyProxy]:
-    """Start tinyproxy in the foreground; always stopped on exit."""
+def running_tinyproxy(directory: Path, extra: str = "") -> Iterator[TinyProxy]:
+    """Start tinyproxy in the foreground (``extra``: more config lines, e.g. ``BasicAuth u p``);
+    always stopped on exit."""
     directory.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log_path = directory / "tinyproxy.log"
@@ -65,7 +66,7 @@ def running_tinyproxy(directory: Path) -> Iterator[TinyProxy]:
     conf.write_text(
         f"Port {port}\nListen 127.0.0.1\nTimeout 30\nAllow 127.0.0.1\n"
         f'LogFile "{log_path}"\nLogLevel Info\nPidFile "{directory / "tinyproxy.pid"}"\n'
-        "MaxClients 50\n"
+        "MaxClients 50\n" + extra
     )
     proc = subprocess.Popen(
         [TINYPROXY, "-d", "-c", str(conf)],
