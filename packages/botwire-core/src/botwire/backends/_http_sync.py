@@ -105,7 +105,7 @@ class _Connection:
         self.idle_since = 0.0
         self.proxy_authorization: str | None = None
         self.absolute = ""  # "http://host:port" before paths when talking to an HTTP proxy
-        url = f"{'https' if target.tls else 'http'}://{target.host_header}"
+        url = f"{'https' if target.tls else 'http'}://{target.host_header}{target.prefix}"
         if proxy is None:
             self.sock = _connect(target.host, target.port, timeout)
         else:
@@ -117,7 +117,7 @@ class _Connection:
             if proxy is not None and target.tls:
                 self._tunnel(target, proxy)
             elif proxy is not None:
-                self.absolute = url
+                self.absolute = url.removesuffix(target.prefix)
                 self.proxy_authorization = proxy.authorization
             if target.tls:
                 self.sock = _wrap_tls(self.sock, target.host, url)
