@@ -130,6 +130,22 @@ def route_names(request: Request, *, prefix: bytes, segment: bytes | None
     return ns, check_key(_decode_segment(rest[len(segment):], ns, "key"), ns)
 
 
+# A client that did not ask "Expect: 100-continue" is already uploading its too-large body:
+# closing on it with unread bytes makes the kernel send a reset that destroys the 413 before
+# the client reads it (it then sees "connection reset" and retries the upload). Reading and
+# discarding up to this much lets it read the 413; a client that sent Expect (botwire's sync
+# client, above 256 KiB) gets the 413 at once and never sends the body.
+_DRAIN_MAX = 64 * 1024 * 1024
+
+
+async def _drain(request: Request) -> None:
+    try:
+        async for _ in request.stream():
+            pass
+    except ClientDisconnect:
+        pass
+
+
 async def read_body(request: Request, limit: int, ns: str | None, key: str | None = None) -> bytes:
     """The request body, refused with 413 once it is known to exceed ``limit`` bytes.
 
@@ -152,6 +168,8 @@ async def read_body(request: Request, limit: int, ns: str | None, key: str | Non
         except ValueError:
             raise InvalidArgument("botwire: the Content-Length header is not a number.") from None
         if length > limit:
+            if length <= _DRAIN_MAX and header(request, b"expect") is None:
+                await _drain(request)
             raise too_large(length)
     chunks: list[bytes] = []
     size = 0
