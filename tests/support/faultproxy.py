@@ -149,7 +149,10 @@ class FaultProxy:
                 uwriter.write(request)
                 await uwriter.drain()
                 self.bytes_up += len(request)
-                response = await _read_message(ureader)
+                response = last = await _read_message(ureader)
+                while last is not None and last[9:10] == b"1":  # an interim 1xx: keep
+                    last = await _read_message(ureader)  # reading up to the final answer
+                    response = None if last is None else response + last  # type: ignore[operator]
                 if response is None:
                     return
                 if action == "drop_after":
