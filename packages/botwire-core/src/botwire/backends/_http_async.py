@@ -21,7 +21,7 @@ from .._errors import Unavailable
 from .._types import Entry, KeyPage, Op, Usage
 from . import _http as h
 from . import _proxy
-from ._http_sync import DEFAULT_KEEPALIVE_EXPIRY
+from ._http_sync import DEFAULT_KEEPALIVE_EXPIRY, environment_proxy
 
 if TYPE_CHECKING:
     import httpx
@@ -92,7 +92,7 @@ class AsyncHTTPStore:
         self.retries = retries
         self.deadline = deadline if deadline is not None else timeout * (retries + 1)
         self.keepalive_expiry = keepalive_expiry
-        self.proxy = _proxy.proxy_for(self.target.tls, self.target.host, self.target.port)
+        self.proxy = environment_proxy(self.target)
         self._headers = h.base_headers(self.target, token)
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
             weakref.WeakKeyDictionary()
