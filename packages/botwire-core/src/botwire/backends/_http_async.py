@@ -39,18 +39,49 @@ def _import_httpx() -> Any:
     return httpx
 
 
-class _CertificateErrors:
-    """An httpx transport wrapper: a failed certificate check becomes :class:`TLSError` (not an
-    ``httpx.ConnectError``, which the retry loop would retry until the deadline)."""
+def _h11_state(connection: Any) -> Any:
+    """The ``h11.Connection`` under an httpcore pool connection (direct or proxied), or None."""
+    for _ in range(4):
+        state = getattr(connection, "_h11_state", None)
+        if state is not None or connection is None:
+            return state
+        connection = getattr(connection, "_connection", None)
+    return None
+
+
+class _Guard:
+    """An httpx transport wrapper for what httpx does not do:
+
+    - a failed certificate check becomes :class:`TLSError` (not an ``httpx.ConnectError``, which
+      the retry loop would retry until the deadline);
+    - an idle pooled connection whose last response was followed by extra bytes is closed before
+      it can carry a request (httpcore 1.0 checks only the socket, not the bytes h11 already
+      buffered, so the next request would read them as its answer). This looks at httpcore
+      internals defensively: if they change, the check is skipped, never the request."""
 
     def __init__(self, inner: Any, url: str, host: str) -> None:
         self._inner = inner
         self._url = url
         self._host = host
 
+    async def _discard_desynchronised(self) -> None:
+        try:
+            connections = list(self._inner._pool.connections)
+        except AttributeError:
+            return
+        for connection in connections:
+            state = _h11_state(connection)
+            try:
+                dirty = state is not None and connection.is_idle() and state.trailing_data[0]
+            except (AttributeError, TypeError):
+                continue
+            if dirty:
+                await connection.aclose()  # the pool drops closed connections itself
+
     async def handle_async_request(self, request: Any) -> Any:
         import ssl  # already loaded by httpx
 
+        await self._discard_desynchronised()
         try:
             return await self._inner.handle_async_request(request)
         except Exception as exc:
@@ -128,7 +159,7 @@ class AsyncHTTPStore:
             client = httpx.AsyncClient(
                 base_url=f"{scheme}://{self.target.host_header}",
                 timeout=self.timeout,
-                transport=_CertificateErrors(transport, self.url, self.target.host),
+                transport=_Guard(transport, self.url, self.target.host),
                 trust_env=False,
             )
             self._clients[loop] = client
