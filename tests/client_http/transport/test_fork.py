@@ -26,13 +26,13 @@ GETS = 150
 ctx = multiprocessing.get_context("fork")
 
 
-def _reader(kind: str, memory: Any, index: int, results: Any) -> None:
-    """In a forked child: GETS gets of its own key with the memory the parent built."""
+def _reader(kind: str, memory: Any, index: int, results: Any, gets: int = GETS) -> None:
+    """In a forked child: ``gets`` gets of its own key with the memory the parent built."""
     try:
         wrong = 0
         key = f"user-{index}"
         if kind == "sync":
-            for _ in range(GETS):
+            for _ in range(gets):
                 if memory.get(key) != {"owner": key}:
                     wrong += 1
             memory.set(key + "-w", index)  # a write too, on the child's own connection
@@ -40,7 +40,7 @@ def _reader(kind: str, memory: Any, index: int, results: Any) -> None:
 
             async def run() -> int:
                 bad = 0
-                for _ in range(GETS):
+                for _ in range(gets):
                     if await memory.get(key) != {"owner": key}:
                         bad += 1
                 await memory.set(key + "-w", index)
@@ -110,20 +110,33 @@ def test_forked_readers_on_the_embedded_store(tmp_path: Path, ns: str, kind: str
         assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
-def _busy(memory: Memory, stop: threading.Event) -> None:
-    while not stop.is_set():
-        memory.get("user-0")
+def _busy(memory: Any, stop: threading.Event) -> None:
+    if isinstance(memory, Memory):
+        while not stop.is_set():
+            memory.get("user-0")
+        return
+
+    async def run() -> None:
+        while not stop.is_set():
+            await memory.get("user-0")
+
+    asyncio.run(run())
 
 
 @pytest.mark.parametrize("backend", ["http", "sqlite"])
 def test_a_child_forked_while_another_thread_uses_the_memory_does_not_hang(
-    server: ServerProcess, tmp_path: Path, ns: str, backend: str
+    server: ServerProcess, tmp_path: Path, ns: str, backend: str, kind: str
 ) -> None:
-    """Fork while a parent thread is inside a call (holding the store's lock): the child must
-    get its own lock and connection, not wait forever on the parent's."""
+    """Fork while a parent thread is inside a call (holding the store's lock, or inside
+    SQLite): the child must get its own lock and connection, not wait forever on the parent's."""
     url = server.url if backend == "http" else f"sqlite:///{tmp_path}/busy.db"
-    memory = Memory(ns, url=url, timeout=5, retries=0)
-    memory.set_many({f"user-{i}": {"owner": f"user-{i}"} for i in range(READERS)})
+    with Memory(ns, url=url) as setup:
+        setup.set_many({f"user-{i}": {"owner": f"user-{i}"} for i in range(READERS)})
+    memory: Any = (
+        Memory(ns, url=url, timeout=5, retries=0)
+        if kind == "sync"
+        else AsyncMemory(ns, url=url, timeout=5, retries=0)
+    )
     stop = threading.Event()
     thread = threading.Thread(target=_busy, args=(memory, stop))
     thread.start()
@@ -131,7 +144,7 @@ def test_a_child_forked_while_another_thread_uses_the_memory_does_not_hang(
         hung = 0
         for round_ in range(20):  # 20 forks, each likely while the thread is mid-call
             results = ctx.Queue()
-            p = ctx.Process(target=_reader, args=("sync", memory, round_ % READERS, results))
+            p = ctx.Process(target=_reader, args=(kind, memory, round_ % READERS, results, 20))
             p.start()
             p.join(20)
             if p.is_alive():
@@ -146,7 +159,8 @@ def test_a_child_forked_while_another_thread_uses_the_memory_does_not_hang(
     finally:
         stop.set()
         thread.join(10)
-        memory.close()
+        if kind == "sync":
+            memory.close()
 
 
 def test_async_memory_used_in_children_after_the_parent_used_it(
@@ -167,3 +181,53 @@ def test_async_memory_used_in_children_after_the_parent_used_it(
     finally:
         loop.run_until_complete(memory.aclose())
         loop.close()
+
+
+def _write_busy(memory: Memory, stop: threading.Event) -> None:
+    n = 0
+    while not stop.is_set():
+        n += 1
+        memory.set("counter", n)
+
+
+def test_fork_while_the_background_checkpointer_and_a_writer_run(
+    tmp_path: Path, ns: str, kind: str
+) -> None:
+    """The server's SQLite store checkpoints from a thread of its own: a fork must not catch
+    that thread (or a writer) inside SQLite; children open their own handle and checkpointer."""
+    from botwire.backends._threaded import ThreadedAsyncStore
+    from botwire.store import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "ckpt.db", background_checkpoint=0.002)
+    writer_memory = Memory(ns, store=store)
+    writer_memory.set_many({f"user-{i}": {"owner": f"user-{i}"} for i in range(READERS)})
+    reader: Any = (
+        Memory(ns, store=store)
+        if kind == "sync"
+        else AsyncMemory(ns, store=ThreadedAsyncStore(store, owned=False))
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=_write_busy, args=(writer_memory, stop))
+    thread.start()
+    try:
+        for round_ in range(10):
+            results = ctx.Queue()
+            p = ctx.Process(target=_reader, args=(kind, reader, round_ % READERS, results, 20))
+            p.start()
+            p.join(30)
+            hung = p.is_alive()
+            if hung:
+                p.kill()
+                p.join(5)
+            assert not hung, "a child hung on SQLite state inherited from the parent"
+            _index, wrong, tb = results.get(timeout=5)
+            assert tb is None, tb
+            assert wrong == 0
+    finally:
+        stop.set()
+        thread.join(10)
+        store.close()
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "ckpt.db") as check:
+        assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

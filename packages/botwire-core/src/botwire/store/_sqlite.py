@@ -86,8 +86,15 @@ class _Checkpointer:
         self._every = every
         self._stop = threading.Event()
         self._seen = -1
+        # Held while inside SQLite, so a fork() waits for it (see _fork): a thread forked away
+        # mid-call would leave SQLite's own mutexes locked forever in the child.
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="botwire-checkpoint", daemon=True)
         self._thread.start()
+        _fork.register(self)
+
+    def _after_fork(self) -> None:
+        """Nothing: the thread did not survive the fork; the store starts a new checkpointer."""
 
     def _run(self) -> None:
         conn = sqlite3.connect(self._store.path, isolation_level=None, check_same_thread=False)
@@ -96,7 +103,7 @@ class _Checkpointer:
                 writes = self._store._writes
                 if writes != self._seen:
                     self._seen = writes
-                    with contextlib.suppress(sqlite3.Error):  # busy: the next round retries
+                    with self._lock, contextlib.suppress(sqlite3.Error):  # busy: next round
                         conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         finally:
             conn.close()
