@@ -37,13 +37,8 @@ __all__ = [
 ]
 
 #: Namespace prefix per suite directory, so a shared server's keys say which suite wrote them.
-_PREFIX = {
-    "langchain": "lc",
-    "llamaindex": "li",
-    "langgraph": "lg",
-    "crewai": "crewai",
-    "autogen": "autogen",
-}
+_PREFIX = {"langchain": "lc", "llamaindex": "li", "langgraph": "lg", "crewai": "crewai",
+           "autogen": "autogen"}
 
 
 @pytest.fixture(params=ADAPTER_BACKENDS)

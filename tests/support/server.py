@@ -127,31 +127,14 @@ def start_server(
     last_log = ""
     for _attempt in range(3):  # a free port can be taken between probe and bind: retry
         port = free_port(host)
-        argv = [
-            sys.executable,
-            "-m",
-            "botwire_server",
-            "--host",
-            host,
-            "--port",
-            str(port),
-            "--database",
-            os.fspath(database),
-            *args,
-            *extra_args,
-        ]
+        argv = [sys.executable, "-m", "botwire_server", "--host", host, "--port", str(port),
+                "--database", os.fspath(database), *args, *extra_args]
         if testing_clock:
             argv.append("--testing-clock")
         log_path = log_dir / f"server-{port}.log"
         with open(log_path, "wb") as log_file:
-            proc = subprocess.Popen(
-                argv,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                env=base_env,
-                cwd=cwd,
-                start_new_session=True,
-            )
+            proc = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT,
+                                    env=base_env, cwd=cwd, start_new_session=True)
         server = ServerProcess(proc, host, port, log_path)
         _LIVE.add(server)
         deadline = time.monotonic() + timeout
