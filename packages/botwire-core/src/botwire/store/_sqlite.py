@@ -229,6 +229,12 @@ class SQLiteStore:
         self._lock = threading.RLock()
         if self.path == ":memory:":  # a private copy of the parent's memory: still coherent
             return
+        try:
+            self._conn.total_changes  # noqa: B018 -- raises once the parent closed the store
+        except sqlite3.ProgrammingError:
+            return  # closed: nothing to reopen (and never create the file anew)
+        if not os.path.exists(self.path):
+            return  # removed under us: reopening would create an empty database
         _fork.abandon(self._conn)
         conn = sqlite3.connect(
             self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
