@@ -20,6 +20,10 @@ Content-Length body) and then, per request, does one of:
   forwarding, as nginx does with ``proxy_pass http://up/;`` (so ``a%2F..%2Fb`` reaches ``b``);
 - ``rewrite_path_no_echo``: the same, and drop the client's ``X-BotWire-Key`` header (an older
   server that cannot check it: the client must catch the key echoed back).
+- ``interim``: forward, and send unsolicited ``100 Continue`` and ``103 Early Hints`` interim
+  responses before the real one (as some proxies and CDNs do; RFC 9110 15.2 lets them);
+- ``cut_headers``: forward, then send the response cut in the middle of its header block and
+  close (a proxy or server dying mid-answer).
 
 Actions come from a script (consumed in order) and then from a seeded random choice.
 ``go_down(seconds, how)`` makes the upstream look down for a while, whatever the script says:
@@ -57,6 +61,12 @@ ACTIONS = (
     "redirect_301",
     "rewrite_path",
     "rewrite_path_no_echo",
+    "interim",
+    "cut_headers",
+)
+INTERIM = (
+    b"HTTP/1.1 100 Continue\r\n\r\n"
+    b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload; as=style\r\n\r\n"
 )
 _503_BODY = b'{"error":{"code":"unavailable","message":"proxy says busy"}}'
 _503 = (  # Content-Length computed: a hand-counted 58 for these 60 bytes desynchronised clients
@@ -251,7 +261,10 @@ class FaultProxy:
                 uwriter.write(request)
                 await uwriter.drain()
                 self.bytes_up += len(request)
-                response = await _read_message(ureader)
+                response = last = await _read_message(ureader)
+                while last is not None and last[9:10] == b"1":  # an interim 1xx: keep
+                    last = await _read_message(ureader)  # reading up to the final answer
+                    response = None if last is None else response + last  # type: ignore[operator]
                 if response is None:
                     return
                 if action == "drop_after":
@@ -264,6 +277,12 @@ class FaultProxy:
                     cwriter.write(response[: len(response) // 2])
                     await cwriter.drain()
                     return
+                if action == "cut_headers":
+                    cwriter.write(response[: response.index(b"\r\n\r\n") // 2])
+                    await cwriter.drain()
+                    return
+                if action == "interim":
+                    response = INTERIM + response
                 cwriter.write(response)
                 await cwriter.drain()
                 self.bytes_down += len(response)

@@ -41,12 +41,13 @@ class AsyncMemory:
         token: str | None = None,
         timeout: float | None = None,
         retries: int | None = None,
+        keepalive_expiry: float | None = None,
         store: AsyncStore | None = None,
     ) -> None:
         self.namespace = c.check_namespace(namespace)
         self._settings: Settings | None = None
         if store is None:
-            self._settings = resolve(url, token, timeout, retries)
+            self._settings = resolve(url, token, timeout, retries, keepalive_expiry)
             store = acquire_async_store(self._settings)
         self._store: AsyncStore = store
         self._closed = False
@@ -62,7 +63,12 @@ class AsyncMemory:
             return AsyncMemory(namespace, store=self._store)
         s = self._settings
         return AsyncMemory(
-            namespace, url=s.url, token=s.token, timeout=s.timeout, retries=s.retries
+            namespace,
+            url=s.url,
+            token=s.token,
+            timeout=s.timeout,
+            retries=s.retries,
+            keepalive_expiry=s.keepalive_expiry,
         )
 
     async def get(self, key: str, default: Any = None) -> Any:

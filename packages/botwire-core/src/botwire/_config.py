@@ -39,6 +39,7 @@ class Settings:
     token: str | None
     timeout: float
     retries: int
+    keepalive_expiry: float = 30.0  # seconds an idle pooled HTTP connection may be reused
 
     @property
     def is_http(self) -> bool:
@@ -65,6 +66,7 @@ def resolve(
     token: str | None = None,
     timeout: float | None = None,
     retries: int | None = None,
+    keepalive_expiry: float | None = None,
 ) -> Settings:
     """Explicit arguments first, then ``BOTWIRE_*`` environment variables, then defaults."""
     env = os.environ
@@ -81,11 +83,21 @@ def resolve(
         # 7: backends/_retry.py DEFAULT_RETRIES (3.55-7.1 s of backoff rides out a 2-3 s outage)
         else _number("BOTWIRE_RETRIES", env.get("BOTWIRE_RETRIES"), 7)
     )
+    k = (
+        keepalive_expiry
+        if keepalive_expiry is not None
+        else _number("BOTWIRE_KEEPALIVE_EXPIRY", env.get("BOTWIRE_KEEPALIVE_EXPIRY"), 30.0)
+    )
     if not t > 0:
         raise InvalidArgument(f"botwire: timeout={t!r}; use a number of seconds > 0.")
+    if not k >= 0:
+        raise InvalidArgument(
+            f"botwire: keepalive_expiry={k!r} (or BOTWIRE_KEEPALIVE_EXPIRY); use seconds >= 0 "
+            "(0 never reuses an idle connection), below your load balancer's or NAT's idle timeout."
+        )
     if int(r) != r or r < 0:
         raise InvalidArgument(f"botwire: retries={r!r}; use a whole number >= 0.")
-    return Settings(_normalize_url(raw_url), token, float(t), int(r))
+    return Settings(_normalize_url(raw_url), token, float(t), int(r), float(k))
 
 
 def _normalize_url(raw: str) -> str:
@@ -172,6 +184,16 @@ def _check_private(path: str, uid: int | None) -> None:
 # -- shared backends -----------------------------------------------------------------------------
 
 _lock = allocate_lock()
+
+
+def _new_lock_in_child() -> None:
+    """A forked child must not inherit ``_lock`` held by another thread of its parent."""
+    global _lock
+    _lock = allocate_lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock_in_child)
 _stores: dict[tuple[Settings, bool], list[Any]] = {}  # (settings, is_async) -> [store, refcount]
 _warned = False
 
@@ -197,7 +219,11 @@ def _open(settings: Settings) -> Store:
         from .backends._http_sync import HTTPStore
 
         store: Store = HTTPStore(
-            settings.url, token=settings.token, timeout=settings.timeout, retries=settings.retries
+            settings.url,
+            token=settings.token,
+            timeout=settings.timeout,
+            retries=settings.retries,
+            keepalive_expiry=settings.keepalive_expiry,
         )
     else:
         from .store._sqlite import SQLiteStore
@@ -213,7 +239,11 @@ def _open_async(settings: Settings) -> AsyncStore:
         from .backends._http_async import AsyncHTTPStore
 
         store: AsyncStore = AsyncHTTPStore(
-            settings.url, token=settings.token, timeout=settings.timeout, retries=settings.retries
+            settings.url,
+            token=settings.token,
+            timeout=settings.timeout,
+            retries=settings.retries,
+            keepalive_expiry=settings.keepalive_expiry,
         )
         if os.environ.get("BOTWIRE_DEBUG", "") not in ("", "0"):
             store = _AsyncDebugStore(store, settings.url)  # type: ignore[assignment]

@@ -23,6 +23,7 @@ __all__ = [
     "NotSerializable",
     "QuotaExceeded",
     "StorageFull",
+    "TLSError",
     "TypeMismatch",
     "Unauthorized",
     "Unavailable",
@@ -199,6 +200,16 @@ class Closed(BotWireError):
     status = 400
 
 
+class TLSError(Unavailable):
+    """The TLS handshake failed: the server's certificate is not trusted or names another host.
+
+    Never retried (retrying cannot fix it); the message says how to fix it (``SSL_CERT_FILE``).
+    """
+
+    code = "tls_error"
+    status = 503
+
+
 _BY_CODE: dict[str, type[BotWireError]] = {
     cls.code: cls
     for cls in (
@@ -217,6 +228,7 @@ _BY_CODE: dict[str, type[BotWireError]] = {
         Misrouted,
         KeyRewritten,
         Closed,
+        TLSError,
     )
 }
 _BY_STATUS: dict[int, type[BotWireError]] = {

@@ -53,12 +53,13 @@ class Memory(MutableMapping[str, "Any"]):
         token: str | None = None,
         timeout: float | None = None,
         retries: int | None = None,
+        keepalive_expiry: float | None = None,
         store: Store | None = None,
     ) -> None:
         self.namespace = c.check_namespace(namespace)
         self._settings: Settings | None = None
         if store is None:
-            self._settings = resolve(url, token, timeout, retries)
+            self._settings = resolve(url, token, timeout, retries, keepalive_expiry)
             store = acquire_store(self._settings)
         self._store: Store = store
         self._closed = False
@@ -75,7 +76,14 @@ class Memory(MutableMapping[str, "Any"]):
         if self._settings is None:
             return Memory(namespace, store=self._store)
         s = self._settings
-        return Memory(namespace, url=s.url, token=s.token, timeout=s.timeout, retries=s.retries)
+        return Memory(
+            namespace,
+            url=s.url,
+            token=s.token,
+            timeout=s.timeout,
+            retries=s.retries,
+            keepalive_expiry=s.keepalive_expiry,
+        )
 
     def as_async(self) -> AsyncMemory:
         """An :class:`~botwire.AsyncMemory` for this namespace on the same backend."""
@@ -87,7 +95,12 @@ class Memory(MutableMapping[str, "Any"]):
             return AsyncMemory(self.namespace, store=ThreadedAsyncStore(self._store, owned=False))
         s = self._settings
         return AsyncMemory(
-            self.namespace, url=s.url, token=s.token, timeout=s.timeout, retries=s.retries
+            self.namespace,
+            url=s.url,
+            token=s.token,
+            timeout=s.timeout,
+            retries=s.retries,
+            keepalive_expiry=s.keepalive_expiry,
         )
 
     # -- single keys ---------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from botwire.store import Store
 
 from . import __version__
 from .api import ServerContext, install_error_handlers, install_routes
+from .api._http import DrainRefusedBody
 from .auth import Authorizer
 from .metrics import Metrics, MetricsMiddleware
 from .settings import Settings
@@ -102,6 +103,7 @@ def create_app(
     install_error_handlers(app)
     install_routes(app, testing_clock=settings.testing_clock)
     app.add_middleware(MetricsMiddleware, metrics=metrics, access_log=settings.access_log)
+    app.add_middleware(DrainRefusedBody)  # a refused upload's 413 must not be lost in a reset
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -3,6 +3,10 @@
 Requests and what a response means (``_http``) and when to retry (``_retry``) are the sync
 backend's; only I/O differs.
 One client per event loop, since an ``httpx.AsyncClient`` belongs to the loop that opened it.
+The network path is the sync client's too: the proxy comes from ``_proxy.proxy_for`` (httpx's
+own environment reading is off), TLS trusts ``_proxy.ssl_context()``, idle connections expire
+after ``keepalive_expiry``, a certificate failure raises :class:`~botwire.TLSError` (never
+retried), and a forked child never uses its parent's clients.
 """
 
 from __future__ import annotations
@@ -12,8 +16,11 @@ import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from .. import _fork
 from .._types import Entry, KeyPage, Op, Usage
 from . import _http as h
+from . import _proxy
+from ._http_sync import DEFAULT_KEEPALIVE_EXPIRY, environment_proxy
 from ._retry import DEFAULT_RETRIES, Attempts
 
 if TYPE_CHECKING:
@@ -32,6 +39,70 @@ def _import_httpx() -> Any:
     return httpx
 
 
+def _h11_state(connection: Any) -> Any:
+    """The ``h11.Connection`` under an httpcore pool connection (direct or proxied), or None."""
+    for _ in range(4):
+        state = getattr(connection, "_h11_state", None)
+        if state is not None or connection is None:
+            return state
+        connection = getattr(connection, "_connection", None)
+    return None
+
+
+class _Guard:
+    """An httpx transport wrapper for what httpx does not do:
+
+    - a failed certificate check becomes :class:`TLSError` (not an ``httpx.ConnectError``, which
+      the retry loop would retry until the deadline);
+    - an idle pooled connection whose last response was followed by extra bytes is closed before
+      it can carry a request (httpcore 1.0 checks only the socket, not the bytes h11 already
+      buffered, so the next request would read them as its answer). This looks at httpcore
+      internals defensively: if they change, the check is skipped, never the request."""
+
+    def __init__(self, inner: Any, url: str, host: str) -> None:
+        self._inner = inner
+        self._url = url
+        self._host = host
+
+    async def _discard_desynchronised(self) -> None:
+        try:
+            connections = list(self._inner._pool.connections)
+        except AttributeError:
+            return
+        for connection in connections:
+            state = _h11_state(connection)
+            try:
+                dirty = state is not None and connection.is_idle() and state.trailing_data[0]
+            except (AttributeError, TypeError):
+                continue
+            if dirty:
+                await connection.aclose()  # the pool drops closed connections itself
+
+    async def handle_async_request(self, request: Any) -> Any:
+        import ssl  # already loaded by httpx
+
+        await self._discard_desynchronised()
+        try:
+            return await self._inner.handle_async_request(request)
+        except Exception as exc:
+            cause: BaseException | None = exc
+            while cause is not None:
+                if isinstance(cause, ssl.SSLCertVerificationError):
+                    raise _proxy.certificate_error(cause, self._url, self._host) from exc
+                cause = cause.__cause__ or cause.__context__
+            raise
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def __aenter__(self) -> Any:
+        await self._inner.__aenter__()
+        return self
+
+    async def __aexit__(self, *args: Any) -> None:
+        await self._inner.__aexit__(*args)
+
+
 class AsyncHTTPStore:
     """An :class:`~botwire.store.AsyncStore` that talks to a botwire server over HTTP."""
 
@@ -43,6 +114,7 @@ class AsyncHTTPStore:
         timeout: float = 10.0,
         retries: int = DEFAULT_RETRIES,
         deadline: float | None = None,
+        keepalive_expiry: float = DEFAULT_KEEPALIVE_EXPIRY,
     ) -> None:
         self._httpx = _import_httpx()
         self.url = url
@@ -50,20 +122,45 @@ class AsyncHTTPStore:
         self.timeout = timeout
         self.retries = retries
         self.deadline = deadline if deadline is not None else timeout * (retries + 1)
+        self.keepalive_expiry = keepalive_expiry
+        self.proxy = environment_proxy(self.target)
         self._headers = h.base_headers(self.target, token)
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
             weakref.WeakKeyDictionary()
         )
+        _fork.register(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child: the parent's clients (their sockets, their loops) are left alone,
+        never used nor closed here; each loop of the child opens its own."""
+        _fork.abandon(self._clients)
+        self._clients = weakref.WeakKeyDictionary()
 
     def _client(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
+            httpx = self._httpx
             scheme = "https" if self.target.tls else "http"
-            client = self._httpx.AsyncClient(
+            proxy = None
+            if self.proxy is not None:
+                auth = self.proxy.authorization
+                proxy = httpx.Proxy(
+                    self.proxy.url, headers={"Proxy-Authorization": auth} if auth else None
+                )
+            transport = httpx.AsyncHTTPTransport(
+                verify=_proxy.ssl_context() if self.target.tls else True,
+                trust_env=False,  # the environment was read once, by _proxy, as the sync client
+                proxy=proxy,
+                limits=httpx.Limits(
+                    max_keepalive_connections=32, keepalive_expiry=self.keepalive_expiry
+                ),
+            )
+            client = httpx.AsyncClient(
                 base_url=f"{scheme}://{self.target.host_header}",
                 timeout=self.timeout,
-                limits=self._httpx.Limits(max_keepalive_connections=32),
+                transport=_Guard(transport, self.url, self.target.host),
+                trust_env=False,
             )
             self._clients[loop] = client
         return client

@@ -12,9 +12,12 @@ starts a thread per request: per-thread connections would leak one socket per re
 from __future__ import annotations
 
 import _socket
+import os
 import time
 from _thread import allocate_lock
 
+from .. import _fork
+from .._errors import Unavailable
 from .._types import Entry, KeyPage, Op, Usage
 from . import _http as h
 from ._retry import DEFAULT_RETRIES, Attempts
@@ -24,12 +27,35 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Any
 
+    from ._proxy import Proxy
+
 __all__ = ["HTTPStore"]
 
 _MAX_LINE = 65536
 _MAX_HEADERS = 100
+_MAX_INTERIM = 32  # 1xx responses skipped before one request's final answer
 _MAX_IDLE = 8  # idle connections kept for reuse; more are closed when returned
 _RECV = 65536
+# Bodies above this size are sent with "Expect: 100-continue": a server that refuses them (413
+# value_too_large) says so before the upload instead of resetting the connection mid-way.
+EXPECT_THRESHOLD = 256 * 1024
+EXPECT_WAIT = 1.0  # seconds to wait for "100 Continue" before sending the body anyway (as curl)
+DEFAULT_KEEPALIVE_EXPIRY = 30.0  # see keepalive_expiry in HTTPStore
+_PEEK = _socket.MSG_PEEK
+
+
+def environment_proxy(target: h.Target) -> Proxy | None:
+    """The proxy the environment names for ``target`` (see ``_proxy``), or ``None``."""
+    # Most deployments set no *_proxy variable: then skip importing _proxy (a cold start 0.3 ms).
+    if not any(name[-6:].lower() == "_proxy" for name in os.environ):
+        return None
+    from ._proxy import proxy_for
+
+    return proxy_for(target.tls, target.host, target.port)
+
+
+class FramingError(ConnectionError):
+    """A response that cannot be framed exactly: the connection is discarded, never reused."""
 
 
 def _addresses(host: str, port: int) -> list[tuple[Any, ...]]:
@@ -62,27 +88,87 @@ def _connect(host: str, port: int, timeout: float) -> Any:
     raise errors[0] if errors else OSError(f"getaddrinfo returned nothing for {host!r}")
 
 
-def _connect_tls(host: str, port: int, timeout: float) -> Any:
+def _wrap_tls(raw: Any, host: str, url: str) -> Any:
+    """TLS over a connected socket (direct, or a proxy's CONNECT tunnel)."""
     import socket  # only for https: ssl needs socket.socket, and both cost import time
     import ssl
 
-    sock = socket.create_connection((host, port), timeout=timeout)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return ssl.create_default_context().wrap_socket(sock, server_hostname=host)
+    from . import _proxy
+
+    timeout = raw.gettimeout()
+    sock = socket.socket(raw.family, raw.type, raw.proto, fileno=raw.detach())
+    sock.settimeout(timeout)
+    try:
+        return _proxy.ssl_context().wrap_socket(sock, server_hostname=host)
+    except ssl.SSLCertVerificationError as exc:
+        sock.close()
+        raise _proxy.certificate_error(exc, url, host) from exc
+    except BaseException:
+        sock.close()
+        raise
 
 
 class _Connection:
-    def __init__(self, target: h.Target, timeout: float) -> None:
-        connect = _connect_tls if target.tls else _connect
-        self.sock = connect(target.host, target.port, timeout)
+    """One HTTP/1.1 connection: direct, through an HTTP proxy (absolute-form requests), or
+    through a proxy's ``CONNECT`` tunnel (https). Reusable only while ``reusable`` is true: set
+    after a response read exactly to its last byte with nothing unexpected behind it."""
+
+    def __init__(self, target: h.Target, timeout: float, proxy: Proxy | None) -> None:
         self.buffer = bytearray()  # received, not yet consumed
         self.requests = 0
+        self.reusable = False
+        self.idle_since = 0.0
+        self.proxy_authorization: str | None = None
+        self.absolute = ""  # "http://host:port" before paths when talking to an HTTP proxy
+        url = f"{'https' if target.tls else 'http'}://{target.host_header}{target.prefix}"
+        if proxy is None:
+            self.sock = _connect(target.host, target.port, timeout)
+        else:
+            try:
+                self.sock = _connect(proxy.host, proxy.port, timeout)
+            except OSError as exc:
+                raise ConnectionError(f"proxy {proxy.url} (from the environment): {exc}") from exc
+        try:
+            if proxy is not None and target.tls:
+                self._tunnel(target, proxy)
+            elif proxy is not None:
+                self.absolute = url.removesuffix(target.prefix)
+                self.proxy_authorization = proxy.authorization
+            if target.tls:
+                self.sock = _wrap_tls(self.sock, target.host, url)
+        except BaseException:
+            self.close()
+            raise
 
     def close(self) -> None:
+        self.reusable = False
         try:  # noqa: SIM105 -- contextlib costs a cold start ~4 ms of imports
             self.sock.close()
         except OSError:
             pass
+
+    def _tunnel(self, target: h.Target, proxy: Proxy) -> None:
+        """``CONNECT host:port`` through an HTTP proxy; TLS then runs end to end inside it."""
+        authority = target.host_header if target.port != 443 else f"{target.host_header}:443"
+        lines = [f"CONNECT {authority} HTTP/1.1", f"Host: {authority}"]
+        if proxy.authorization:
+            lines.append(f"Proxy-Authorization: {proxy.authorization}")
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        _version, status, _headers = self._read_head()
+        if 200 <= status < 300 and not self.buffer:
+            return
+        where = f"the proxy {proxy.url} (from HTTPS_PROXY/ALL_PROXY)"
+        if status in (407, 403, 400, 405):  # a configuration problem: retrying cannot help
+            raise Unavailable(
+                f"botwire: {where} refused to open a tunnel to {authority}: HTTP {status}"
+                + (
+                    " (proxy authentication required: put user:password@ in the proxy URL)"
+                    if status == 407
+                    else ""
+                )
+                + ". Fix the proxy URL or its access rules, or add the host to NO_PROXY."
+            )
+        raise ConnectionError(f"{where} could not open a tunnel to {authority}: HTTP {status}")
 
     # -- buffered reading (what socket.makefile gave, without io's machinery) ---------------------
 
@@ -120,64 +206,186 @@ class _Connection:
         del self.buffer[:size]
         return data
 
-    def exchange(self, call: h.Call, timeout: float) -> tuple[int, dict[str, str], bytes, bool]:
-        """Send ``call`` and read the answer: (status, headers, body, keep-alive)."""
-        self.sock.settimeout(timeout)
-        lines = [f"{call.method} {call.path} HTTP/1.1"]
-        lines.extend(f"{k}: {v}" for k, v in call.headers.items())
-        body = call.body or b""
-        if call.body is not None or call.method in ("PUT", "PATCH", "POST"):
-            lines.append(f"Content-Length: {len(body)}")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        self.requests += 1
-        self.sock.sendall(head + body)
+    def idle_ok(self) -> bool:
+        """Whether an idle pooled connection may carry a request: nothing arrived while it was
+        idle (no FIN, no stray bytes, no unread TLS record). One non-blocking peek."""
+        if self.buffer:
+            return False
+        pending = getattr(self.sock, "pending", None)
+        if pending is not None and pending():
+            return False
+        try:  # the raw socket's recv, also under TLS: any byte (or EOF) means unusable
+            self.sock.settimeout(0.0)
+            _socket.socket.recv(self.sock, 1, _PEEK)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+        return False
+
+    # -- one exchange -----------------------------------------------------------------------------
+
+    def _read_head(self) -> tuple[bytes, int, dict[str, str]]:
+        """A status line and header block, strictly: anything else raises :class:`FramingError`."""
         status_line = self._readline()
         if not status_line.endswith(b"\n"):
-            raise ConnectionResetError("server closed the connection before answering")
-        parts = status_line.split(None, 2)
-        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1."):
-            raise ConnectionError(f"malformed status line {status_line[:80]!r}")
+            if not status_line:
+                raise ConnectionResetError("server closed the connection before answering")
+            raise FramingError("connection closed in the middle of the status line")
+        parts = status_line.rstrip(b"\r\n").split(b" ", 2)
+        if (
+            len(parts) < 2
+            or parts[0] not in (b"HTTP/1.1", b"HTTP/1.0")
+            or len(parts[1]) != 3
+            or not parts[1].isdigit()
+        ):
+            raise FramingError(f"malformed status line {status_line[:80]!r}")
         status = int(parts[1])
         headers: dict[str, str] = {}
         for _ in range(_MAX_HEADERS):
             line = self._readline()
             if line in (b"\r\n", b"\n"):
-                break
+                return parts[0], status, headers
             if not line.endswith(b"\n"):  # EOF inside the headers: a cut response
-                raise ConnectionResetError("connection closed in the middle of the headers")
-            name, _, value = line.decode("latin-1").partition(":")
-            headers[name.strip().lower()] = value.strip()
-        else:
-            raise ConnectionError("too many response headers")
-        keep = headers.get("connection", "").lower() != "close" and parts[0] != b"HTTP/1.0"
-        if call.method == "HEAD" or status in (204, 304) or 100 <= status < 200:
-            return status, headers, b"", keep
-        if headers.get("transfer-encoding", "").lower() == "chunked":
-            return status, headers, self._read_chunked(), keep
-        length = headers.get("content-length")
-        if length is None:  # a body delimited by the end of the connection
-            return status, headers, self._read_to_eof(), False
-        data = self._read(int(length))
-        if len(data) != int(length):
-            raise ConnectionResetError("connection closed in the middle of the response body")
-        return status, headers, data, keep
+                raise FramingError("connection closed in the middle of the response headers")
+            text = line.decode("latin-1").rstrip("\r\n")
+            name, colon, value = text.partition(":")
+            if not colon or not name or name != name.strip() or text[0] in " \t":
+                raise FramingError(f"malformed response header line {line[:80]!r}")
+            name = name.lower()
+            value = value.strip(" \t")
+            if name in headers:  # RFC 9110 5.3: repeated fields combine with commas
+                value = headers[name] + ", " + value
+            headers[name] = value
+        raise FramingError("too many response headers")
+
+    def _final_head(
+        self, call: h.Call, first: tuple[bytes, int, dict[str, str]] | None = None
+    ) -> tuple[bytes, int, dict[str, str]]:
+        """Read (and skip) interim 1xx responses up to the final one (RFC 9110 15.2)."""
+        for _ in range(_MAX_INTERIM):
+            version, status, headers = first or self._read_head()
+            first = None
+            if status == 101:
+                raise FramingError("unexpected 101 Switching Protocols (no upgrade was asked)")
+            if status >= 200:
+                return version, status, headers
+        raise FramingError(f"more than {_MAX_INTERIM} interim 1xx responses to one request")
+
+    def _body(
+        self, call: h.Call, version: bytes, status: int, headers: dict[str, str]
+    ) -> tuple[bytes, bool]:
+        """The body, framed per RFC 9112 6.3, and whether the connection can be reused."""
+        keep = version == b"HTTP/1.1" and "close" not in headers.get("connection", "").lower()
+        if call.method == "HEAD" or status in (204, 304):
+            return b"", keep
+        coding = headers.get("transfer-encoding")
+        if coding is not None:
+            if coding.lower().rsplit(",", 1)[-1].strip() != "chunked":
+                return self._read_to_eof(), False  # delimited by the close
+            # Transfer-Encoding overrides Content-Length; with both, close afterwards (6.1).
+            return self._read_chunked(), keep and "content-length" not in headers
+        length_text = headers.get("content-length")
+        if length_text is None:
+            return self._read_to_eof(), False  # a body delimited by the end of the connection
+        values = {v.strip() for v in length_text.split(",")}
+        if len(values) != 1 or not next(iter(values)).isdigit():
+            raise FramingError(f"invalid Content-Length {length_text[:80]!r}")
+        length = int(values.pop())
+        data = self._read(length)
+        if len(data) != length:
+            raise FramingError("connection closed in the middle of the response body")
+        return data, keep
 
     def _read_chunked(self) -> bytes:
         chunks = []
         while True:
             size_line = self._readline()
-            if not size_line:
-                raise ConnectionResetError("connection closed in the middle of a chunked body")
-            size = int(size_line.split(b";", 1)[0].strip(), 16)
+            if not size_line.endswith(b"\n"):
+                raise FramingError("connection closed in the middle of a chunked body")
+            size_text = size_line.split(b";", 1)[0].strip()
+            if not size_text or size_text.strip(b"0123456789abcdefABCDEF") or len(size_text) > 16:
+                raise FramingError(f"invalid chunk size line {size_line[:40]!r}")
+            size = int(size_text, 16)
             if size == 0:
-                while self._readline() not in (b"\r\n", b"\n", b""):
-                    pass  # trailers
-                return b"".join(chunks)
+                for _ in range(_MAX_HEADERS):  # trailers, up to the empty line
+                    line = self._readline()
+                    if line in (b"\r\n", b"\n"):
+                        return b"".join(chunks)
+                    if not line.endswith(b"\n"):
+                        break
+                raise FramingError("malformed or cut trailer section of a chunked body")
             chunk = self._read(size)
             if len(chunk) != size:
-                raise ConnectionResetError("connection closed in the middle of a chunk")
+                raise FramingError("connection closed in the middle of a chunk")
             chunks.append(chunk)
-            self._readline()
+            if self._readline() not in (b"\r\n", b"\n"):
+                raise FramingError("chunk data not followed by CRLF")
+
+    def _request_head(self, call: h.Call, body: bytes, expect: bool) -> bytes:
+        lines = [f"{call.method} {self.absolute}{call.path} HTTP/1.1"]
+        lines.extend(f"{k}: {v}" for k, v in call.headers.items())
+        if call.body is not None or call.method in ("PUT", "PATCH", "POST"):
+            lines.append(f"Content-Length: {len(body)}")
+        if expect:
+            lines.append("Expect: 100-continue")
+        if self.proxy_authorization:
+            lines.append(f"Proxy-Authorization: {self.proxy_authorization}")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+    def exchange(self, call: h.Call, timeout: float) -> tuple[int, dict[str, str], bytes, bool]:
+        """Send ``call`` and read the answer: (status, headers, body, keep-alive).
+
+        Interim 1xx answers are skipped; a response that cannot be framed exactly raises (the
+        caller discards the connection); ``keep`` is true only when the response was read to its
+        last byte, nothing follows it, and neither side asked to close.
+        """
+        self.reusable = False
+        self.sock.settimeout(timeout)
+        body = call.body or b""
+        expect = len(body) > EXPECT_THRESHOLD
+        head = self._request_head(call, body, expect)
+        self.requests += 1
+        first = None
+        sent = True
+        if expect:
+            self.sock.sendall(head)
+            self.sock.settimeout(min(EXPECT_WAIT, timeout))
+            try:  # noqa: SIM105 -- contextlib costs a cold start ~4 ms of imports
+                self._fill()
+            except TimeoutError:  # an HTTP/1.0 peer or a proxy that never says 100: send anyway
+                pass
+            self.sock.settimeout(timeout)
+            if self.buffer:
+                first = self._read_head()
+                if first[1] == 100:
+                    first = None  # go ahead
+                elif first[1] >= 200:
+                    sent = False  # a final answer instead of 100: the body is never sent
+            if sent:
+                self.sock.sendall(body)
+        else:
+            try:
+                self.sock.sendall(head + body)
+            except OSError:
+                # The peer may have answered (e.g. 413) and closed before reading the whole
+                # upload: read that answer if it is there, else report the send failure.
+                if not self._answer_waiting():
+                    raise
+                sent = False
+        version, status, headers = self._final_head(call, first)
+        data, keep = self._body(call, version, status, headers)
+        keep = keep and sent and not self.buffer  # bytes beyond the framed response: discard
+        self.reusable = keep
+        return status, headers, data, keep
+
+    def _answer_waiting(self) -> bool:
+        try:
+            self.sock.settimeout(0.5)
+            self._fill()
+        except OSError:
+            return False
+        return bool(self.buffer)
 
 
 class HTTPStore:
@@ -203,30 +411,57 @@ class HTTPStore:
         timeout: float = 10.0,
         retries: int = DEFAULT_RETRIES,
         deadline: float | None = None,
+        keepalive_expiry: float = DEFAULT_KEEPALIVE_EXPIRY,
     ) -> None:
         self.url = url
         self.target = h.Target.parse(url)
         self.timeout = timeout
         self.retries = retries
         self.deadline = deadline if deadline is not None else timeout * (retries + 1)
+        # Idle pooled connections older than this are closed, not reused: a NAT gateway or load
+        # balancer drops idle flows silently (AWS NAT: 350 s), and a request on such a flow
+        # hangs for the whole timeout. Keep it below the server's keep-alive (ours: 75 s).
+        self.keepalive_expiry = keepalive_expiry
+        self.proxy = environment_proxy(self.target)
         self._headers = h.base_headers(self.target, token)
         self._idle: list[_Connection] = []
         self._lock = allocate_lock()
         self._closed = False
         self.connections_opened = 0  # observable: warm invocations must reuse the connection
+        _fork.register(self)
 
     # -- transport -----------------------------------------------------------------------------
 
+    def _after_fork(self) -> None:
+        """In a forked child: never touch the parent's sockets (closing our copy of the file
+        descriptor leaves the parent's connection intact); a lock another thread held at the
+        fork is replaced."""
+        self._lock = allocate_lock()
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
     def _acquire(self, timeout: float) -> _Connection:
+        now = time.monotonic()
+        stale: list[_Connection] = []
+        conn = None
         with self._lock:
-            if self._idle:
-                return self._idle.pop()  # the most recently used: least likely to be stale
-            self.connections_opened += 1
-        return _Connection(self.target, timeout)
+            while self._idle:
+                candidate = self._idle.pop()  # the most recently used: least likely stale
+                if now - candidate.idle_since <= self.keepalive_expiry and candidate.idle_ok():
+                    conn = candidate
+                    break
+                stale.append(candidate)
+            if conn is None:
+                self.connections_opened += 1
+        for old in stale:
+            old.close()
+        return conn if conn is not None else _Connection(self.target, timeout, self.proxy)
 
     def _release(self, conn: _Connection, keep: bool) -> None:
         with self._lock:
-            if keep and not self._closed and len(self._idle) < _MAX_IDLE:
+            if keep and conn.reusable and not self._closed and len(self._idle) < _MAX_IDLE:
+                conn.idle_since = time.monotonic()
                 self._idle.append(conn)
                 return
         conn.close()

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from .. import _fork
 from .._errors import InvalidArgument, StorageFull, Unavailable
 from .._names import check_key
 from .._types import Entry, KeyPage, Limits, Op, Usage
@@ -89,8 +90,15 @@ class _Checkpointer:
         self._every = every
         self._stop = threading.Event()
         self._seen = -1
+        # Held while inside SQLite, so a fork() waits for it (see _fork): a thread forked away
+        # mid-call would leave SQLite's own mutexes locked forever in the child.
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="botwire-checkpoint", daemon=True)
         self._thread.start()
+        _fork.register(self)
+
+    def _after_fork(self) -> None:
+        """Nothing: the thread did not survive the fork; the store starts a new checkpointer."""
 
     def _run(self) -> None:
         conn = sqlite3.connect(self._store.path, isolation_level=None, check_same_thread=False)
@@ -99,7 +107,7 @@ class _Checkpointer:
                 writes = self._store._writes
                 if writes != self._seen:
                     self._seen = writes
-                    with contextlib.suppress(sqlite3.Error):  # busy: the next round retries
+                    with self._lock, contextlib.suppress(sqlite3.Error):  # busy: next round
                         conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         finally:
             conn.close()
@@ -222,6 +230,8 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise Unavailable(f"botwire: cannot open SQLite file {self.path!r}: {exc}") from exc
         self._conn = conn
+        self._busy_timeout = busy_timeout
+        self._synchronous = synchronous.upper()
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
         self._tx = _SQLiteTx(conn)
@@ -234,9 +244,37 @@ class SQLiteStore:
             if background_checkpoint is None:
                 conn.execute(f"PRAGMA wal_autocheckpoint={self._wal_pages(1000)}")
         self._checkpointer: _Checkpointer | None = None
+        self._background_checkpoint = background_checkpoint
         if background_checkpoint is not None and self.path != ":memory:":
             conn.execute(f"PRAGMA wal_autocheckpoint={self._wal_pages(_BACKSTOP_PAGES)}")
             self._checkpointer = _Checkpointer(self, background_checkpoint)
+        _fork.register(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child (gunicorn ``--preload``, ``multiprocessing``): SQLite forbids using
+        a connection across ``fork()``, and closing it here could run the WAL cleanup under the
+        parent's feet, so the parent's handle is kept aside untouched and the child opens its
+        own; a lock another thread held at the fork is replaced."""
+        self._lock = threading.RLock()
+        if self.path == ":memory:":  # a private copy of the parent's memory: still coherent
+            return
+        try:
+            self._conn.total_changes  # noqa: B018 -- raises once the parent closed the store
+        except sqlite3.ProgrammingError:
+            return  # closed: nothing to reopen (and never create the file anew)
+        if not os.path.exists(self.path):
+            return  # removed under us: reopening would create an empty database
+        _fork.abandon(self._conn)
+        conn = sqlite3.connect(
+            self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        conn.execute(f"PRAGMA synchronous={self._synchronous}")
+        self._conn = conn
+        self._tx = _SQLiteTx(conn)  # and a fresh version block: the parent's is the parent's
+        if self._checkpointer is not None:  # its thread did not survive the fork
+            _fork.abandon(self._checkpointer)
+            conn.execute(f"PRAGMA wal_autocheckpoint={_BACKSTOP_PAGES}")
+            self._checkpointer = _Checkpointer(self, self._background_checkpoint or 1.0)
 
     def _wal_pages(self, pages: int) -> int:
         """The WAL size (pages) past which a writer checkpoints: ``pages``, but at most 1/16 of

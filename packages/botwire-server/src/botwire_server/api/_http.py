@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import math
 import re
@@ -153,6 +155,66 @@ def _check_key_echo(request: Request, ns: str, key: str) -> None:
         key=sent,
         received_key=key,
     )
+
+
+# A client that did not ask "Expect: 100-continue" is already uploading a body the server
+# refused (413): closing with its bytes unread makes the kernel reset the connection, which
+# destroys the 413 before the client reads it (it then reports "connection reset" and retries
+# the upload). Like nginx's lingering close, the answer is sent at once and the rest of the
+# upload (up to _DRAIN_MAX bytes, for up to _DRAIN_SECONDS) is read and discarded before the
+# response is finished. A client that sent Expect (botwire's sync client, above 256 KiB) gets
+# the 413 before it sends any of the body.
+_DRAIN_MAX = 64 * 1024 * 1024
+_DRAIN_SECONDS = 30.0
+
+
+class DrainRefusedBody:
+    """ASGI middleware: after a 413 to a client still uploading, drain its body (see above)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = {"done": False, "drain": False}
+
+        async def tracked_receive() -> Any:
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                state["done"] = True
+            return message
+
+        async def drain() -> None:
+            while True:
+                message = await receive()
+                if message["type"] != "http.request" or not message.get("more_body", False):
+                    return
+
+        async def guarded_send(message: Any) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 413:
+                headers = dict(scope["headers"])
+                declared = headers.get(b"content-length", b"")
+                state["drain"] = (
+                    not state["done"]
+                    and b"expect" not in headers
+                    and declared.isdigit()
+                    and int(declared) <= _DRAIN_MAX
+                )
+            if (
+                state["drain"]
+                and message["type"] == "http.response.body"
+                and not message.get("more_body", False)
+            ):
+                await send({**message, "more_body": True})  # the whole answer is on the wire
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(drain(), _DRAIN_SECONDS)
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
+            await send(message)
+
+        await self.app(scope, tracked_receive, guarded_send)
 
 
 async def read_body(request: Request, limit: int, ns: str | None, key: str | None = None) -> bytes:
