@@ -15,11 +15,14 @@ from fastapi.openapi.utils import get_openapi
 from botwire.store import Store
 
 from . import __version__
+from .admission import AdmissionMiddleware
 from .api import ServerContext, install_error_handlers, install_routes
 from .auth import Authorizer
+from .browsers import BrowserGuard, default_allowed_hosts
 from .metrics import Metrics, MetricsMiddleware
-from .settings import Settings
+from .settings import Settings, is_loopback
 from .storage import StoreRunner, TestingClock, open_store
+from .storage._open import apply_list_limits
 
 __all__ = ["create_app"]
 
@@ -71,6 +74,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         opened = store if store is not None else open_store(settings, clock)
+        apply_list_limits(opened, settings)
         inline = settings.store_calls == "inline" and not settings.is_postgres
 
         def on_error(exc: BaseException) -> None:
@@ -101,6 +105,13 @@ def create_app(
     app.state.botwire = ctx
     install_error_handlers(app)
     install_routes(app, testing_clock=settings.testing_clock)
+    allowed_hosts = settings.allowed_hosts or default_allowed_hosts(
+        settings.host, anonymous=settings.anonymous, loopback=is_loopback(settings.host)
+    )
+    # Inside the metrics middleware, so refusals are counted and logged like any request.
+    app.add_middleware(AdmissionMiddleware, admission=ctx.admission)
+    app.add_middleware(BrowserGuard, allowed_hosts=allowed_hosts,
+                       cors_origins=settings.cors_origins)
     app.add_middleware(MetricsMiddleware, metrics=metrics, access_log=settings.access_log)
 
     def openapi() -> dict[str, Any]:

@@ -268,7 +268,7 @@ class SQLiteStore:
     ) -> list[dict[str, Any]]:
         now = self.clock()
         check_batch_size(namespace, len(ops))
-        if idempotency_key is None and all(op.kind == "get" for op in ops):
+        if all(op.kind == "get" for op in ops):  # reads keep no idempotency record
             with self._read() as tx:
                 return [self.engine.read_result(tx, namespace, op, now) for op in ops]
         digest = fingerprint(ops, atomic) if idempotency_key is not None else None
@@ -295,6 +295,23 @@ class SQLiteStore:
                 raise
         self._after_write()
         return results
+
+    def read_batch_json(self, namespace: str, ops: Sequence[Op]) -> list[str]:
+        """The results of a batch of gets as JSON texts, values spliced in (one snapshot)."""
+        now = self.clock()
+        check_batch_size(namespace, len(ops))
+        with self._read() as tx:
+            return [
+                self.engine.result_json_from_rows(
+                    namespace, op, tx.all(*self.engine.read_query(namespace, op.key, op.tail, now))
+                )
+                for op in ops
+            ]
+
+    def stored_bytes(self, namespace: str, keys: Sequence[str]) -> int:
+        """JSON bytes reading ``keys`` would return (``Engine.stored_bytes``)."""
+        with self._read() as tx:
+            return self.engine.stored_bytes(tx, namespace, keys, self.clock())
 
     def list_keys(
         self, namespace: str, *, prefix: str = "", cursor: str | None = None, limit: int = 1000

@@ -137,6 +137,23 @@ class StoreRunner:
             self.store.batch, namespace, ops, atomic=atomic, idempotency_key=idempotency_key
         )
 
+    async def read_batch_json(self, namespace: str, ops: Sequence[Op]) -> list[str] | None:
+        """A batch of gets as JSON texts (values not decoded), or ``None`` when the store
+        cannot (then :meth:`batch` answers it)."""
+        read = getattr(self.store, "read_batch_json", None)
+        if read is None:
+            return None
+        texts: list[str] = await self._call(read, namespace, ops)
+        return texts
+
+    async def stored_bytes(self, namespace: str, keys: Sequence[str]) -> int | None:
+        """JSON bytes reading ``keys`` would return, or ``None`` when the store cannot tell."""
+        size = getattr(self.store, "stored_bytes", None)
+        if size is None:
+            return None
+        total: int = await self._call(size, namespace, keys)
+        return total
+
     async def list_keys(
         self, namespace: str, *, prefix: str = "", cursor: str | None = None, limit: int = 1000
     ) -> KeyPage:

@@ -480,7 +480,7 @@ class PostgresStore:
         idempotency_key: str | None = None,
     ) -> list[dict[str, Any]]:
         now = self.clock()
-        if idempotency_key is None and all(op.kind == "get" for op in ops):
+        if all(op.kind == "get" for op in ops):  # reads keep no idempotency record
             return self._read_batch(namespace, ops, now)
         fp = fingerprint(ops, atomic) if idempotency_key is not None else None
         prefetch: list[tuple[str, tuple[Any, ...]]] = []
@@ -506,6 +506,24 @@ class PostgresStore:
     def _read_batch(self, namespace: str, ops: Sequence[Op], now: float) -> list[dict[str, Any]]:
         """All gets of a batch in one snapshot and one round trip: the engine's query for each
         (``Engine.read_query``) is sent in one pipeline, and the engine decodes the rows."""
+        rows = self._read_batch_rows(namespace, ops, now)
+        return [
+            self.engine.result_from_rows(namespace, op, r) for op, r in zip(ops, rows, strict=True)
+        ]
+
+    def read_batch_json(self, namespace: str, ops: Sequence[Op]) -> list[str]:
+        """Like :meth:`_read_batch`, each result as JSON text with the value spliced in."""
+        rows = self._read_batch_rows(namespace, ops, self.clock())
+        return [self.engine.result_json_from_rows(namespace, op, r)
+                for op, r in zip(ops, rows, strict=True)]
+
+    def stored_bytes(self, namespace: str, keys: Sequence[str]) -> int:
+        """JSON bytes reading ``keys`` would return (``Engine.stored_bytes``)."""
+        now = self.clock()
+        return self._statement(lambda tx: self.engine.stored_bytes(tx, namespace, keys, now))
+
+    def _read_batch_rows(self, namespace: str, ops: Sequence[Op], now: float
+                         ) -> list[list[tuple[Any, ...]]]:
         if not ops:
             return []
         queries: list[tuple[str, list[Any]]] = []
@@ -524,10 +542,7 @@ class PostgresStore:
                 conn.execute(b"COMMIT")
             return [cur.fetchall() for cur in cursors]
 
-        rows = self._run(body)
-        return [
-            self.engine.result_from_rows(namespace, op, r) for op, r in zip(ops, rows, strict=True)
-        ]
+        return self._run(body)
 
     def list_keys(
         self, namespace: str, *, prefix: str = "", cursor: str | None = None, limit: int = 1000
