@@ -255,7 +255,7 @@ class Settings:
         shown = {k: v for k, v in self.__dict__.items() if k != "token_secret"}
         shown["auth"] = "anonymous" if self.anonymous else "jwt"
         if self.is_postgres:
-            shown["database"] = mask_url(self.database)  # the URL may hold a password
+            shown["database"] = "postgresql://..."  # the URL may hold a password
         return shown
 
     def secrets(self) -> list[str]:
