@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "localhost, 127.0.0.1, ::1 and the bound address")
     p.add_argument("--max-response-bytes", type=_nonneg, default=None,
                    help="JSON bytes one response may carry, batch answers included "
-                   "(default 32 MiB; 0 = unlimited)")
+                   "(default 16 MiB; 0 = unlimited)")
     p.add_argument("--max-json-elements", type=int, default=None,
                    help="JSON arrays, objects and members one request body may hold "
                    "(default 1000000)")

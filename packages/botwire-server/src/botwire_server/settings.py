@@ -166,7 +166,7 @@ class Settings:
     #: ``Host`` names answered; empty: the default of :func:`browsers.default_allowed_hosts`.
     allowed_hosts: tuple[str, ...] = ()
     #: Bytes of JSON one response may carry (batch answers included); 0 = unlimited.
-    max_response_bytes: int = 32 * MIB
+    max_response_bytes: int = 16 * MIB
     #: JSON elements (arrays, objects and their members) one request body may hold.
     max_json_elements: int = 1_000_000
     #: Items one ``append`` may add, and items a list may hold (0 = unlimited).
@@ -292,7 +292,7 @@ class Settings:
             "housekeeping_seconds": _env_float("BOTWIRE_HOUSEKEEPING_SECONDS", 60.0),
             "cors_origins": _env_list("BOTWIRE_CORS_ORIGINS"),
             "allowed_hosts": _env_list("BOTWIRE_ALLOWED_HOSTS"),
-            "max_response_bytes": _env_int("BOTWIRE_MAX_RESPONSE_BYTES", 32 * MIB),
+            "max_response_bytes": _env_int("BOTWIRE_MAX_RESPONSE_BYTES", 16 * MIB),
             "max_json_elements": _env_int("BOTWIRE_MAX_JSON_ELEMENTS", 1_000_000),
             "max_append_items": _env_int("BOTWIRE_MAX_APPEND_ITEMS", 10_000),
             "max_list_length": _env_int("BOTWIRE_MAX_LIST_LENGTH", 100_000),

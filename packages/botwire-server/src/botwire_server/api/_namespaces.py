@@ -11,7 +11,7 @@ from botwire.store._sql import MAX_BATCH_OPS  # one limit for every backend
 
 from ._context import ServerContext, context
 from ._http import idempotency_key, json_response, query_int, read_json, route_names
-from ._keys import parse_op
+from ._keys import check_append_items, parse_op
 
 __all__ = ["MAX_BATCH_OPS", "batch", "clear_namespace", "get_usage", "list_keys"]
 
@@ -65,6 +65,8 @@ async def batch(request: Request) -> Response:
             f"{MAX_BATCH_OPS}. Split it into several batches.",
             namespace=ns,
         )
+    for d in raw_ops:
+        check_append_items(ns, d, ctx.settings.max_append_items)
     ops = [parse_op(ns, d) for d in raw_ops]
     mutating = any(op.mutates for op in ops)
     if mutating:
