@@ -118,7 +118,8 @@ class BrowserGuard:
             await self.app(scope, receive, send)
             return
         host = _header(scope, b"host")
-        if not self.any_host and _host_name(host or "") not in self.hosts:
+        # no Host at all is HTTP/1.0 from a program: browsers always send one
+        if not self.any_host and host is not None and _host_name(host) not in self.hosts:
             shown = (host or "(none)")[:100]
             await self._refuse(scope, send, HostNotAllowed(
                 f"botwire: this server does not answer to host name {shown!r} (it answers "

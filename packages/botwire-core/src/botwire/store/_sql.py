@@ -41,6 +41,7 @@ __all__ = [
     "Tx",
     "check_batch_size",
     "fingerprint",
+    "idempotency_query",
     "prefix_upper_bound",
 ]
 
@@ -52,8 +53,11 @@ IDEMPOTENCY_SECONDS = 86400.0
 MAX_BATCH_OPS = 1000  # ops per transaction, like Deno KV's 1000 mutations per commit
 #: Idempotency records kept per namespace (oldest dropped first) ...
 MAX_IDEMPOTENCY_RECORDS = 1000
-#: ... and characters of their answers, when the namespace has no byte limit.
+#: ... and characters of their answers, when the namespace has no byte limit ...
 IDEMPOTENCY_BUDGET = 16 * 1024 * 1024
+#: ... checked when an answer over this many characters is kept (smaller ones total at most
+#: MAX_IDEMPOTENCY_RECORDS * SMALL_RECORD = 4 MiB per namespace).
+SMALL_RECORD = 4096
 _ENTRY_COLS = "kind, value, version, created_at, updated_at, expires_at, bytes, length, head, tail"
 
 
@@ -119,6 +123,16 @@ def prefix_upper_bound(prefix: str) -> str | None:
         if c <= 0x10FFFF:
             return "".join(chars) + chr(c)
     return None
+
+
+def idempotency_query(ns: str, ikey: str) -> tuple[str, tuple[Any, ...]]:
+    """The one statement that looks up a request's idempotency record: (fingerprint, response,
+    records kept in the namespace); fingerprint and response are NULL when there is none."""
+    return (
+        "SELECT i.fingerprint, i.response, s.n FROM (SELECT count(*) AS n FROM bw_idempotency"
+        " WHERE ns = ?) s LEFT JOIN bw_idempotency i ON i.ns = ? AND i.ikey = ?",
+        (ns, ns, ikey),
+    )
 
 
 def check_batch_size(ns: str, count: int) -> None:
@@ -395,11 +409,11 @@ class Engine:
             base = stats.copy()
         if not mutating:
             idempotency_key = None  # a read changes nothing to replay: no record (issue 13)
+        kept = 0
         if idempotency_key is not None:
-            done = tx.one(
-                "SELECT fingerprint, response FROM bw_idempotency WHERE ns = ? AND ikey = ?",
-                (ns, idempotency_key),
-            )
+            found = tx.one(*idempotency_query(ns, idempotency_key))
+            kept = int(found[2]) if found is not None else 0
+            done = found if found is not None and found[1] is not None else None
             if done is not None and (done[0] or "").split(" ", 1)[0] != fingerprint:
                 raise InvalidArgument(
                     f"botwire: Idempotency-Key {idempotency_key!r} was already used in namespace "
@@ -434,18 +448,20 @@ class Engine:
         else:
             self._add_namespace(tx, ns, ctx.stats, base)
         if idempotency_key is not None:
-            self._record(tx, ns, ops, idempotency_key, fingerprint, now, dumps(results))
+            self._record(tx, ns, ops, idempotency_key, fingerprint, now, dumps(results), kept)
         return results
 
     def _record(self, tx: Tx, ns: str, ops: Sequence[Op], ikey: str, fp: str | None,
-                now: float, response: str) -> None:
+                now: float, response: str, kept: int) -> None:
         """Keep a mutating request's answer for its retries, bounded per namespace.
 
         The fingerprint column holds ``"<digest> <scope>"``: the one key every op touches, or
         ``*``; a delete of that key (or of the namespace) removes the record with the data, so
         a replay never returns deleted data. At most :data:`MAX_IDEMPOTENCY_RECORDS` records
-        and :meth:`idempotency_budget` characters of answers are kept per namespace; the oldest
-        go first (a retry comes seconds after its request, not after a thousand others).
+        (``kept`` were there before this one) and, whenever a large answer
+        (> :data:`SMALL_RECORD` characters) is added, :meth:`idempotency_budget` characters of
+        answers are kept per namespace; the oldest go first (a retry comes seconds after its
+        request, not after a thousand others). Small records cost no extra statement.
         """
         keys = {op.key for op in ops}
         scope = next(iter(keys)) if len(keys) == 1 else "*"
@@ -454,13 +470,15 @@ class Engine:
             " VALUES (?, ?, ?, ?, ?)",
             (ns, ikey, f"{fp or '0' * 64} {scope}", now, response),
         )
-        row = tx.one(
-            "SELECT count(*), coalesce(sum(length(response)), 0) FROM bw_idempotency"
-            " WHERE ns = ?",
-            (ns,),
-        )
-        count, size = (int(row[0]), int(row[1])) if row else (0, 0)
+        count, size = kept + 1, 0
         budget = self.idempotency_budget()
+        if len(response) > SMALL_RECORD:
+            row = tx.one(
+                "SELECT count(*), coalesce(sum(length(response)), 0) FROM bw_idempotency"
+                " WHERE ns = ?",
+                (ns,),
+            )
+            count, size = (int(row[0]), int(row[1])) if row else (0, 0)
         if count <= MAX_IDEMPOTENCY_RECORDS and size <= budget:
             return
         oldest = tx.all(
@@ -489,15 +507,26 @@ class Engine:
             (ns, key),
         )
 
-    def _known(self, tx: Tx, ns: str) -> bool:
-        """Whether the namespace has a statistics row (every namespace that ever held a key
-        has one); reads and no-op clears of other namespaces must not create one."""
-        return tx.one("SELECT 1 FROM bw_namespaces WHERE ns = ?", (ns,)) is not None
+    def _lock_existing(self, tx: Tx, ns: str, now: float) -> _Stats | None:
+        """Like :meth:`lock_namespace`, but ``None`` (and no row created) for a namespace
+        without statistics: every namespace that ever held a key has them, so reads and no-op
+        clears of others must not create rows (a read-only token could fill the table)."""
+        row = tx.one(
+            "UPDATE bw_namespaces SET ns = ns WHERE ns = ? RETURNING keys, bytes, day, writes",
+            (ns,),
+        )
+        if row is None:
+            return None
+        stats = _Stats(*row)
+        today = int(now // DAY)
+        if stats.day != today:
+            stats.day, stats.writes = today, 0
+        return stats
 
     def clear(self, tx: Tx, ns: str, now: float) -> int:
-        if not self._known(tx, ns):
+        stats = self._lock_existing(tx, ns, now)
+        if stats is None:
             return 0
-        stats = self.lock_namespace(tx, ns, now)
         row = tx.one(
             "SELECT count(*) FROM bw_entries"
             " WHERE ns = ? AND (expires_at IS NULL OR expires_at > ?)",
@@ -511,10 +540,10 @@ class Engine:
         return int(row[0]) if row else 0
 
     def usage(self, tx: Tx, ns: str, now: float) -> Usage:
-        if not self._known(tx, ns):  # reads never create rows (issue 13)
+        stats = self._lock_existing(tx, ns, now)
+        if stats is None:  # reads never create rows (issue 13)
             today = int(now // DAY)
             return Usage(ns, 0, 0, 0, (today + 1) * DAY, self.limits)
-        stats = self.lock_namespace(tx, ns, now)
         self.purge_namespace(tx, ns, now, stats)
         self.save_namespace(tx, ns, stats)
         return Usage(ns, stats.keys, stats.bytes, stats.writes, (stats.day + 1) * DAY, self.limits)

@@ -43,7 +43,14 @@ from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 from botwire._errors import BotWireError, InvalidArgument, Unavailable
 from botwire._names import check_key
 from botwire.store import Entry, KeyPage, Limits, Op, Usage
-from botwire.store._sql import _ENTRY_COLS, Engine, JSONEntry, Tx, fingerprint
+from botwire.store._sql import (
+    _ENTRY_COLS,
+    Engine,
+    JSONEntry,
+    Tx,
+    fingerprint,
+    idempotency_query,
+)
 
 if TYPE_CHECKING:
     from ._pg_async import AsyncPgReader
@@ -89,7 +96,6 @@ _NEXTVAL = b"SELECT nextval('bw_version')"
 # The engine's statements this module recognizes (see _PgTx); if the engine changes them the
 # store stays correct and merely loses a round-trip saving (tests/postgres/test_roundtrips.py).
 _LOCK_PREFIX = "INSERT INTO bw_namespaces "  # Engine.lock_namespace
-_IDEMPOTENCY_SQL = "SELECT fingerprint, response FROM bw_idempotency WHERE ns = ? AND ikey = ?"
 _LOAD_SQL = f"SELECT {_ENTRY_COLS} FROM bw_entries WHERE ns = ? AND key = ?"  # _Ctx._load
 _NEUTRAL = ("SELECT ", "SAVEPOINT ")  # statements that change no data
 _RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
@@ -485,7 +491,7 @@ class PostgresStore:
         fp = fingerprint(ops, atomic) if idempotency_key is not None else None
         prefetch: list[tuple[str, tuple[Any, ...]]] = []
         if idempotency_key is not None:
-            prefetch.append((_IDEMPOTENCY_SQL, (namespace, idempotency_key)))
+            prefetch.append(idempotency_query(namespace, idempotency_key))
         if ops and ops[0].kind != "get":
             prefetch.append((_LOAD_SQL, (namespace, ops[0].key)))
         results = self._write(
