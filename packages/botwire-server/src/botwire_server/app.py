@@ -105,9 +105,10 @@ def create_app(
     app.state.botwire = ctx
     install_error_handlers(app)
     install_routes(app, testing_clock=settings.testing_clock)
-    allowed_hosts = settings.allowed_hosts or default_allowed_hosts(
+    # --allowed-host adds names to the loopback defaults of an anonymous loopback server
+    allowed_hosts = (*settings.allowed_hosts, *default_allowed_hosts(
         settings.host, anonymous=settings.anonymous, loopback=is_loopback(settings.host)
-    )
+    ))
     # Inside the metrics middleware, so refusals are counted and logged like any request.
     app.add_middleware(AdmissionMiddleware, admission=ctx.admission)
     app.add_middleware(BrowserGuard, allowed_hosts=allowed_hosts,

@@ -6,7 +6,7 @@ even same-origin reads. Three checks, in one ASGI middleware, stop that before a
 
 - **Host** (DNS rebinding): an anonymous server bound to a loopback address answers only
   ``Host`` names of this machine (``localhost``, ``127.0.0.1``, ``[::1]``, the bound address) and
-  those given with ``--allowed-host``; others get 403 ``host_not_allowed``. ``--allowed-host '*'``
+  those added with ``--allowed-host``; others get 403 ``host_not_allowed``. ``--allowed-host '*'``
   turns the check off. Servers with tokens, or bound to other addresses, check only the names
   given with ``--allowed-host`` (if any): a rebinding page has no token to send.
 - **Origin** (cross-site requests): a request carrying ``Origin`` is refused with 403

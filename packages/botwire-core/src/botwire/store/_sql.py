@@ -951,7 +951,9 @@ class _Ctx:
 
     def _op_incr(self, op: Op) -> dict[str, Any]:
         by = op.by
-        if isinstance(by, bool) or not isinstance(by, (int, float)) or not math.isfinite(by):
+        if isinstance(by, bool) or not isinstance(by, (int, float)) or (
+            isinstance(by, float) and not math.isfinite(by)  # isfinite(10**400) overflows
+        ):
             raise InvalidArgument(
                 f"botwire: incr of key {op.key!r} in namespace {self.ns!r} by {by!r}; "
                 "the amount must be a finite int or float.",
@@ -980,11 +982,9 @@ class _Ctx:
             text = dumps(value)
         except (OverflowError, ValueError):
             raise NotSerializable(
-                f"botwire: incr of key {op.key!r} in namespace {self.ns!r} by a "
-                f"{len(str(by)) if isinstance(by, float) else by.bit_length()}-"
-                f"{'character' if isinstance(by, float) else 'bit'} amount leaves the range "
-                "JSON numbers can hold here (finite floats, integers of at most 4300 digits); "
-                "use a smaller amount or set() the key to a new value.",
+                f"botwire: incr of key {op.key!r} in namespace {self.ns!r} leaves the range "
+                "of numbers this store holds (finite floats, integers of at most 4300 digits);"
+                " use a smaller amount or set() the key to a new value.",
                 namespace=self.ns,
                 key=op.key,
             ) from None
