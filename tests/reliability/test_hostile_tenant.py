@@ -49,7 +49,7 @@ def _figure(name: str, backend: str, probe: HealthProbe, rss: RSSWatch, **extra:
 
 
 def _backend(server: ServerProcess) -> str:
-    return "postgres" if "postgresql" in " ".join(server.proc.args) else "sqlite"  # type: ignore[arg-type]
+    return "postgres" if "dbname=" in " ".join(server.proc.args) else "sqlite"  # type: ignore[arg-type]
 
 
 def test_response_amplification_is_refused_before_reading(tenant_server: ServerProcess) -> None:
