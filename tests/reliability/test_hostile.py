@@ -65,7 +65,8 @@ def _healthy(server: ServerProcess) -> None:
 
 
 def _req(method: str, target: bytes, body: bytes = b"", extra: bytes = b"") -> bytes:
-    head = method.encode() + b" " + target + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+    head = (method.encode() + b" " + target
+            + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n")
     if body or method in ("PUT", "POST", "PATCH"):
         head += b"Content-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
     return head + extra + b"\r\n" + body
@@ -94,8 +95,9 @@ CASES: dict[str, tuple[bytes, set[int | None]]] = {
     "key over 1024 bytes": (_req("GET", b"/v1/namespaces/ns/keys/" + b"k" * 1025), {400}),
     "namespace over 128": (_req("GET", b"/v1/namespaces/" + b"n" * 129 + b"/keys/a"), {400}),
     "huge Content-Length": (
-        b"PUT /v1/namespaces/ns/keys/a HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json"
-        b"\r\nContent-Length: 999999999999\r\nConnection: close\r\n\r\n{\"value\":", {413}),
+        b"PUT /v1/namespaces/ns/keys/a HTTP/1.1\r\nHost: localhost\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 999999999999\r\n"
+        b"Connection: close\r\n\r\n{\"value\":", {413}),
     "negative Content-Length": (
         b"PUT /v1/namespaces/ns/keys/a HTTP/1.1\r\nHost: localhost\r\nContent-Length: -1\r\n\r\n",
         {400}),

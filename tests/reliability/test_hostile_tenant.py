@@ -28,24 +28,33 @@ NESTED_MB = b"[" + b"[]," * 333_000 + b"[]]"  # ~1 MB of JSON that decodes into 
 
 def _client(server: ServerProcess, perm: str) -> httpx.Client:
     token = mint_token(SECRET, ["*"], perm=perm, expires_in=3600)
-    return httpx.Client(base_url=server.url, timeout=60,
-                        headers={"Authorization": f"Bearer {token}"})
+    return httpx.Client(
+        base_url=server.url, timeout=60, headers={"Authorization": f"Bearer {token}"}
+    )
 
 
 @pytest.fixture(params=BACKENDS)
 def tenant_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerProcess]:
     secret_file = tmp_path / "secret"
     secret_file.write_text(SECRET + "\n")
-    with serving(request.param, tmp_path, "--token-secret-file", str(secret_file),
-                 "--no-access-log", env={"BOTWIRE_WRITE_TIMEOUT": "2"}) as server:
+    with serving(
+        request.param,
+        tmp_path,
+        "--token-secret-file",
+        str(secret_file),
+        "--no-access-log",
+        env={"BOTWIRE_WRITE_TIMEOUT": "2"},
+    ) as server:
         yield server
 
 
 def _figure(name: str, backend: str, probe: HealthProbe, rss: RSSWatch, **extra: object) -> None:
     shown = " ".join(f"{k}={v}" for k, v in extra.items())
-    print(f"\nFIGURE {name} [{backend}]: healthz p99 {probe.p99_ms:.1f} ms, max "
-          f"{probe.max_ms:.1f} ms over {len(probe.latencies)} probes; server RSS "
-          f"+{rss.growth_mib:.0f} MiB (peak {rss.peak >> 20} MiB) {shown}")
+    print(
+        f"\nFIGURE {name} [{backend}]: healthz p99 {probe.p99_ms:.1f} ms, max "
+        f"{probe.max_ms:.1f} ms over {len(probe.latencies)} probes; server RSS "
+        f"+{rss.growth_mib:.0f} MiB (peak {rss.peak >> 20} MiB) {shown}"
+    )
 
 
 def _backend(server: ServerProcess) -> str:
@@ -60,8 +69,11 @@ def test_response_amplification_is_refused_before_reading(tenant_server: ServerP
     with _client(server, "write") as writer:
         r = writer.put(key_path(ns, "big"), content=b'{"value":' + NESTED_MB + b"}", headers=JSON)
         assert r.status_code == 200, r.text
-    with _client(server, "read") as reader, HealthProbe(server.url) as probe, \
-            RSSWatch(server.proc.pid) as rss:
+    with (
+        _client(server, "read") as reader,
+        HealthProbe(server.url) as probe,
+        RSSWatch(server.proc.pid) as rss,
+    ):
         for count in (40, 1000, 40, 1000):
             body = {"ops": [{"op": "get", "key": "big"}] * count, "atomic": True}
             r = reader.post(f"/v1/namespaces/{ns}/batch", json=body)
@@ -72,29 +84,42 @@ def test_response_amplification_is_refused_before_reading(tenant_server: ServerP
             assert "get_many in smaller chunks" in error["message"]
             assert len(r.content) < 2000
         # within the budget the answer is spliced, not decoded and re-encoded
-        r = reader.post(f"/v1/namespaces/{ns}/batch",
-                        json={"ops": [{"op": "get", "key": "big"}] * 10})
+        r = reader.post(
+            f"/v1/namespaces/{ns}/batch", json={"ops": [{"op": "get", "key": "big"}] * 10}
+        )
         assert r.status_code == 200
         assert len(r.content) > 10 * len(NESTED_MB)
-    _figure("response amplification (40 and 1000 gets of 1 MB, then 10 within budget)",
-            _backend(server), probe, rss, answered_bytes=len(r.content))
+    _figure(
+        "response amplification (40 and 1000 gets of 1 MB, then 10 within budget)",
+        _backend(server),
+        probe,
+        rss,
+        answered_bytes=len(r.content),
+    )
     assert probe.failures == 0
 
 
 def test_a_client_that_never_reads_is_cut_after_the_write_timeout(
-        tenant_server: ServerProcess) -> None:
+    tenant_server: ServerProcess,
+) -> None:
     """Item 1: a client asks for ~10 MB and never reads: the server aborts the connection
     after BOTWIRE_WRITE_TIMEOUT (2 s here) instead of pinning the answer for ever."""
     server = tenant_server
     ns = "slow-reader"
     with _client(server, "write") as writer:
-        assert writer.put(key_path(ns, "big"), content=b'{"value":' + NESTED_MB + b"}",
-                          headers=JSON).status_code == 200
+        assert (
+            writer.put(
+                key_path(ns, "big"), content=b'{"value":' + NESTED_MB + b"}", headers=JSON
+            ).status_code
+            == 200
+        )
         token = writer.headers["Authorization"]
     body = b'{"ops":[' + b",".join([b'{"op":"get","key":"big"}'] * 12) + b"]}"
-    head = (f"POST /v1/namespaces/{ns}/batch HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-            f"Authorization: {token}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    head = (
+        f"POST /v1/namespaces/{ns}/batch HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: {token}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
     with socket.create_connection((server.host, server.port)) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         s.sendall(head + body)
@@ -107,8 +132,10 @@ def test_a_client_that_never_reads_is_cut_after_the_write_timeout(
         except (ConnectionResetError, TimeoutError):
             pass
     expected = 12 * len(NESTED_MB)
-    print(f"\nFIGURE slow reader [{_backend(server)}]: received {received} of >{expected} bytes "
-          "before the server cut the connection")
+    print(
+        f"\nFIGURE slow reader [{_backend(server)}]: received {received} of >{expected} bytes "
+        "before the server cut the connection"
+    )
     assert received < expected
     assert httpx.get(server.url + "/healthz").status_code == 200
 
@@ -134,8 +161,7 @@ def test_parsing_is_bounded_before_parsing(tenant_server: ServerProcess) -> None
             t.start()
         for t in threads:
             t.join(120)
-    _figure(f"parse bomb (4 x {len(body) >> 20} MB bodies at once)", _backend(server), probe,
-            rss)
+    _figure(f"parse bomb (4 x {len(body) >> 20} MB bodies at once)", _backend(server), probe, rss)
     assert statuses == [413] * 4, statuses
     assert all(e["quota"] == "max_json_elements" for e in errors), errors
 
@@ -143,8 +169,15 @@ def test_parsing_is_bounded_before_parsing(tenant_server: ServerProcess) -> None
 @pytest.fixture(params=BACKENDS)
 def list_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerProcess]:
     # CI-sized list limit; the default (100,000) is measured in the slow variant's docs figure
-    with serving(request.param, tmp_path, "--no-access-log", "--max-list-length", "20000",
-                 "--max-append-items", "5000") as server:
+    with serving(
+        request.param,
+        tmp_path,
+        "--no-access-log",
+        "--max-list-length",
+        "20000",
+        "--max-append-items",
+        "5000",
+    ) as server:
         yield server
 
 
@@ -155,8 +188,11 @@ def test_list_attacks_are_bounded(list_server: ServerProcess) -> None:
     ns, key = "lists", "history"
     url = key_path(ns, key)
     item = b'"' + b"m" * 100 + b'"'
-    with httpx.Client(base_url=server.url, timeout=60, headers=JSON) as http, \
-            HealthProbe(server.url) as probe, RSSWatch(server.proc.pid) as rss:
+    with (
+        httpx.Client(base_url=server.url, timeout=60, headers=JSON) as http,
+        HealthProbe(server.url) as probe,
+        RSSWatch(server.proc.pid) as rss,
+    ):
         huge = b'{"append":[' + b",".join([b"1"] * 600_000) + b"]}"
         r = http.patch(url, content=huge)
         assert r.status_code == 413, r.text[:200]
@@ -174,11 +210,16 @@ def test_list_attacks_are_bounded(list_server: ServerProcess) -> None:
         assert r.status_code == 200 and r.json()["length"] == 20000
         got = http.get(url)
         assert got.status_code == 200 and len(got.json()["value"]) == 20000
-        five = http.post(f"/v1/namespaces/{ns}/batch",
-                         json={"ops": [{"op": "get", "key": key}] * 5})
+        five = http.post(
+            f"/v1/namespaces/{ns}/batch", json={"ops": [{"op": "get", "key": key}] * 5}
+        )
         assert five.status_code == 200 and len(five.json()["results"]) == 5
         r = http.patch(url, content=b'{"append":[2],"max_len":1}')  # trims 20,000 rows
         assert r.status_code == 200 and r.json()["length"] == 1
-    _figure("list attacks (600k-item append, list limit, 20k-item reads, trim to 1)",
-            _backend(server), probe, rss)
+    _figure(
+        "list attacks (600k-item append, list limit, 20k-item reads, trim to 1)",
+        _backend(server),
+        probe,
+        rss,
+    )
     assert probe.failures == 0

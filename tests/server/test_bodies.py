@@ -96,7 +96,8 @@ def test_huge_body_refused_from_content_length_before_reading(small: ServerProce
     # Announce 50 MB but send only the headers: the server must answer without waiting.
     with socket.create_connection((small.host, small.port), timeout=5) as sock:
         sock.sendall(
-            f"PUT {key_url(ns, 'k')} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+            f"PUT {key_url(ns, 'k')} HTTP/1.1\r\nHost: localhost\r\n"
+            "Content-Type: application/json\r\n"
             "Content-Length: 50000000\r\n\r\n".encode()
         )
         sock.sendall(b'{"value": "' + b"x" * 1000)
@@ -110,7 +111,8 @@ def test_huge_chunked_body_refused_while_streaming(small: ServerProcess, ns: str
     # once past the limit, and never needs the rest (the body is never finished here).
     with socket.create_connection((small.host, small.port), timeout=5) as sock:
         sock.sendall(
-            f"PUT {key_url(ns, 'k')} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+            f"PUT {key_url(ns, 'k')} HTTP/1.1\r\nHost: localhost\r\n"
+            "Content-Type: application/json\r\n"
             "Transfer-Encoding: chunked\r\n\r\n".encode()
         )
         chunk = b"x" * 16384

@@ -27,12 +27,17 @@ def default_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerP
 def test_cross_site_text_plain_write_is_refused(default_server: ServerProcess) -> None:
     url = default_server.url + "/v1/namespaces/user-alice/batch"
     # what fetch(url, {method: "POST", body}) sends from any page: text/plain, no preflight
-    r = httpx.post(url, content=PROMPT, headers={"Content-Type": "text/plain;charset=UTF-8",
-                                                 "Origin": EVIL})
+    r = httpx.post(
+        url, content=PROMPT, headers={"Content-Type": "text/plain;charset=UTF-8", "Origin": EVIL}
+    )
     assert r.status_code == 403 and r.json()["error"]["code"] == "origin_not_allowed"
     # even without Origin (a Blob body has no type; old browsers), a non-JSON write is a 415
-    for headers in ({"Content-Type": "text/plain"}, {}, {"Content-Type": "multipart/form-data"},
-                    {"Content-Type": "application/x-www-form-urlencoded"}):
+    for headers in (
+        {"Content-Type": "text/plain"},
+        {},
+        {"Content-Type": "multipart/form-data"},
+        {"Content-Type": "application/x-www-form-urlencoded"},
+    ):
         r = httpx.post(url, content=PROMPT, headers=headers)
         assert r.status_code == 415, (headers, r.text)
         error = r.json()["error"]
@@ -52,8 +57,12 @@ def test_dns_rebinding_host_is_refused(default_server: ServerProcess) -> None:
     error = r.json()["error"]
     assert error["code"] == "host_not_allowed"
     assert "--allowed-host" in error["message"] and "s3" not in r.text
-    for host in ("127.0.0.1", "localhost", f"localhost:{default_server.port}",
-                 f"127.0.0.1:{default_server.port}"):
+    for host in (
+        "127.0.0.1",
+        "localhost",
+        f"localhost:{default_server.port}",
+        f"127.0.0.1:{default_server.port}",
+    ):
         assert httpx.get(url, headers={"Host": host}).status_code == 200, host
 
 
@@ -61,19 +70,24 @@ def test_origin_not_listed_is_refused_even_for_reads(default_server: ServerProce
     url = default_server.url + key_path("user-alice", "secret")
     r = httpx.get(url, headers={"Origin": EVIL})
     assert r.status_code == 403 and "access-control-allow-origin" not in r.headers
-    preflight = httpx.options(url, headers={"Origin": EVIL,
-                                            "Access-Control-Request-Method": "PUT"})
+    preflight = httpx.options(url, headers={"Origin": EVIL, "Access-Control-Request-Method": "PUT"})
     assert preflight.status_code == 403
     assert "access-control-allow-origin" not in preflight.headers
 
 
 def test_listed_origin_gets_cors(tmp_path: Path) -> None:
-    with running_server("--cors-origin", CONSOLE, "--allowed-host", "memory.internal",
-                        database=tmp_path / "c.db") as server:
+    with running_server(
+        "--cors-origin", CONSOLE, "--allowed-host", "memory.internal", database=tmp_path / "c.db"
+    ) as server:
         url = server.url + key_path("user-alice", "notes")
-        preflight = httpx.options(url, headers={
-            "Origin": CONSOLE, "Access-Control-Request-Method": "PUT",
-            "Access-Control-Request-Headers": "content-type, if-match"})
+        preflight = httpx.options(
+            url,
+            headers={
+                "Origin": CONSOLE,
+                "Access-Control-Request-Method": "PUT",
+                "Access-Control-Request-Headers": "content-type, if-match",
+            },
+        )
         assert preflight.status_code == 204
         assert preflight.headers["access-control-allow-origin"] == CONSOLE
         assert "PUT" in preflight.headers["access-control-allow-methods"]
@@ -97,12 +111,17 @@ def test_token_server_checks_origin_but_not_host(tmp_path: Path) -> None:
 
     secret = "browser-secret-0123456789abcdef0123456789"
     (tmp_path / "s").write_text(secret)
-    with running_server("--token-secret-file", str(tmp_path / "s"),
-                        database=tmp_path / "t.db") as server:
+    with running_server(
+        "--token-secret-file", str(tmp_path / "s"), database=tmp_path / "t.db"
+    ) as server:
         token = mint_token(secret, ["*"], perm="write")
         auth = {"Authorization": f"Bearer {token}"}
         url = server.url + key_path("a", "b")
         # behind a proxy any Host is fine: a rebinding page has no token to send
-        assert httpx.put(url, json={"value": 1},
-                         headers={**auth, "Host": "memory.example.com"}).status_code == 200
+        assert (
+            httpx.put(
+                url, json={"value": 1}, headers={**auth, "Host": "memory.example.com"}
+            ).status_code
+            == 200
+        )
         assert httpx.get(url, headers={**auth, "Origin": EVIL}).status_code == 403

@@ -55,8 +55,9 @@ def test_the_client_does_not_retry_it(srv: ServerProcess) -> None:
 def auth_srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     secret = tmp_path_factory.mktemp("sec") / "secret"
     secret.write_text(SECRET)
-    with running_server("--token-secret-file", str(secret),
-                        database=tmp_path_factory.mktemp("auth13") / "a.db") as s:
+    with running_server(
+        "--token-secret-file", str(secret), database=tmp_path_factory.mktemp("auth13") / "a.db"
+    ) as s:
         yield s
 
 
@@ -90,8 +91,12 @@ BAD_CLAIMS: dict[str, dict[str, Any]] = {
 def test_odd_token_claims_are_401(auth_srv: ServerProcess, case: str) -> None:
     token = _signed(**BAD_CLAIMS[case])
     for method in ("GET", "PUT"):
-        r = httpx.request(method, auth_srv.url + key_path("t1", "k"), json={"value": 1},
-                          headers={"Authorization": f"Bearer {token}"})
+        r = httpx.request(
+            method,
+            auth_srv.url + key_path("t1", "k"),
+            json={"value": 1},
+            headers={"Authorization": f"Bearer {token}"},
+        )
         assert r.status_code == 401, (case, r.status_code, r.text)
         assert r.json()["error"]["code"] == "unauthorized"
     assert "Traceback" not in auth_srv.log()
@@ -101,12 +106,12 @@ def test_admin_grants_write_on_covered_namespaces_only(auth_srv: ServerProcess) 
     """What 'admin' grants (documented in auth.py and docs/server.md): write, no more."""
     token = _signed(ns=["tenant-1-*"], perm="admin", exp=FAR)
     headers = {"Authorization": f"Bearer {token}"}
-    r = httpx.put(auth_srv.url + key_path("tenant-1-a", "k"), json={"value": 1},
-                  headers=headers)
+    r = httpx.put(auth_srv.url + key_path("tenant-1-a", "k"), json={"value": 1}, headers=headers)
     assert r.status_code == 200
     r = httpx.get(auth_srv.url + key_path("tenant-2-a", "k"), headers=headers)
     assert r.status_code == 403
-    assert httpx.delete(auth_srv.url + "/v1/namespaces/tenant-2-a",
-                        headers=headers).status_code == 403
+    assert (
+        httpx.delete(auth_srv.url + "/v1/namespaces/tenant-2-a", headers=headers).status_code == 403
+    )
     with pytest.raises(BotWireError):
         Memory("tenant-2-a", url=auth_srv.url, token=token).set("k", 1)

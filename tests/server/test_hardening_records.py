@@ -25,8 +25,15 @@ SECRET = "records-secret-0123456789abcdef0123456789ab"
 @pytest.fixture(params=BACKENDS)
 def srv(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[ServerProcess, str]]:
     (tmp_path / "secret").write_text(SECRET)
-    with serving(request.param, tmp_path, "--token-secret-file", str(tmp_path / "secret"),
-                 "--max-namespace-bytes", "2000000", "--no-access-log") as server:
+    with serving(
+        request.param,
+        tmp_path,
+        "--token-secret-file",
+        str(tmp_path / "secret"),
+        "--max-namespace-bytes",
+        "2000000",
+        "--no-access-log",
+    ) as server:
         database = server.proc.args[server.proc.args.index("--database") + 1]  # type: ignore
         yield server, str(database)
 
@@ -45,9 +52,11 @@ def _sql(database: str, query: str, *params: Any) -> Any:
 
 def _client(server: ServerProcess, perm: str) -> httpx.Client:
     token = mint_token(SECRET, ["*"], perm=perm, expires_in=3600)
-    return httpx.Client(base_url=server.url, timeout=30,
-                        headers={"Authorization": f"Bearer {token}",
-                                 "Content-Type": "application/json"})
+    return httpx.Client(
+        base_url=server.url,
+        timeout=30,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
 
 
 def _records(database: str, ns: str) -> int:
@@ -60,9 +69,11 @@ def test_reads_with_an_idempotency_key_store_nothing(srv: tuple[ServerProcess, s
         assert writer.put(key_path("t1", "big"), json={"value": "x" * 900_000}).status_code == 200
     with _client(server, "read") as reader:
         for _ in range(4):  # the old server stored each 16 MB answer: 64 MB in a 2 MB namespace
-            r = reader.post("/v1/namespaces/t1/batch",
-                            json={"ops": [{"op": "get", "key": "big"}] * 16},
-                            headers={"Idempotency-Key": str(uuid.uuid4())})
+            r = reader.post(
+                "/v1/namespaces/t1/batch",
+                json={"ops": [{"op": "get", "key": "big"}] * 16},
+                headers={"Idempotency-Key": str(uuid.uuid4())},
+            )
             assert r.status_code in (200, 413), r.text[:200]
         stored = _sql(database, "SELECT coalesce(sum(length(response)), 0) FROM bw_idempotency")
     print(f"\nFIGURE read batches with Idempotency-Key: {stored} bytes of records stored")
@@ -86,18 +97,24 @@ def test_a_replay_after_delete_never_returns_deleted_data(srv: tuple[ServerProce
         assert replay.status_code == 200 and "secret" not in replay.text
         # the namespace is deleted: every record of it goes with it
         assert http.patch(url, json={"append": ["secret-c"]}).status_code == 200
-        second = http.post("/v1/namespaces/t1/batch",
-                           json={"ops": [{"op": "pop", "key": "stack"},
-                                         {"op": "set", "key": "other", "value": 1}]},
-                           headers={"Idempotency-Key": "pop-2"})
+        second = http.post(
+            "/v1/namespaces/t1/batch",
+            json={
+                "ops": [{"op": "pop", "key": "stack"}, {"op": "set", "key": "other", "value": 1}]
+            },
+            headers={"Idempotency-Key": "pop-2"},
+        )
         assert second.json()["results"][0]["value"] == "secret-c"
         assert _records(database, "t1") >= 1
         assert http.delete("/v1/namespaces/t1").status_code == 200
         assert _records(database, "t1") == 0
-        replay = http.post("/v1/namespaces/t1/batch",
-                           json={"ops": [{"op": "pop", "key": "stack"},
-                                         {"op": "set", "key": "other", "value": 1}]},
-                           headers={"Idempotency-Key": "pop-2"})
+        replay = http.post(
+            "/v1/namespaces/t1/batch",
+            json={
+                "ops": [{"op": "pop", "key": "stack"}, {"op": "set", "key": "other", "value": 1}]
+            },
+            headers={"Idempotency-Key": "pop-2"},
+        )
         assert replay.status_code == 200 and "secret" not in replay.text
 
 
@@ -111,11 +128,16 @@ def test_records_are_bounded_per_namespace(srv: tuple[ServerProcess, str]) -> No
             assert r.status_code == 200
         kept = _records(database, "t2")
         # the newest are kept: a retry of the last request still replays
-        r = http.patch(url, json={"incr": 1},
-                       headers={"Idempotency-Key": f"k{MAX_IDEMPOTENCY_RECORDS + extra - 1}"})
+        r = http.patch(
+            url,
+            json={"incr": 1},
+            headers={"Idempotency-Key": f"k{MAX_IDEMPOTENCY_RECORDS + extra - 1}"},
+        )
         assert r.json()["value"] == MAX_IDEMPOTENCY_RECORDS + extra
-    print(f"\nFIGURE idempotency records kept after {MAX_IDEMPOTENCY_RECORDS + extra} keyed "
-          f"writes: {kept}")
+    print(
+        f"\nFIGURE idempotency records kept after {MAX_IDEMPOTENCY_RECORDS + extra} keyed "
+        f"writes: {kept}"
+    )
     assert kept == MAX_IDEMPOTENCY_RECORDS
 
 
@@ -129,9 +151,12 @@ def test_reads_never_create_rows(srv: tuple[ServerProcess, str]) -> None:
             assert reader.get(f"/v1/namespaces/{ns}").json()["keys"] == 0
             assert reader.get(key_path(ns, "k")).status_code == 404
             assert reader.get(f"/v1/namespaces/{ns}/keys").status_code == 200
-            r = reader.post(f"/v1/namespaces/{ns}/batch",
-                            json={"ops": [{"op": "get", "key": "k"},
-                                          {"op": "check", "key": "k", "version": None}]})
+            r = reader.post(
+                f"/v1/namespaces/{ns}/batch",
+                json={
+                    "ops": [{"op": "get", "key": "k"}, {"op": "check", "key": "k", "version": None}]
+                },
+            )
             assert r.status_code == 200, r.text
     with _client(server, "write") as writer:
         assert writer.delete("/v1/namespaces/never-written").json() == {"deleted": 0}

@@ -118,8 +118,14 @@ class Authorizer:
                 token,
                 self.secret,
                 algorithms=[ALGORITHM],
-                options={"require": ["ns", "perm"], "verify_exp": False, "verify_nbf": False,
-                         "verify_iat": False, "verify_aud": False, "verify_iss": False},
+                options={
+                    "require": ["ns", "perm"],
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                    "verify_aud": False,
+                    "verify_iss": False,
+                },
             )
         except jwt.InvalidTokenError:
             raise _unauthorized(
@@ -174,8 +180,11 @@ def _principal(claims: dict[str, Any]) -> Principal:
     ns, perm = claims.get("ns"), claims.get("perm")
     if isinstance(ns, str):
         ns = [ns]
-    if (not isinstance(ns, list) or not ns
-            or not all(isinstance(p, str) and p and len(p) <= 1024 for p in ns)):
+    if (
+        not isinstance(ns, list)
+        or not ns
+        or not all(isinstance(p, str) and p and len(p) <= 1024 for p in ns)
+    ):
         raise _unauthorized("the token's 'ns' claim is not a list of namespace patterns")
     if not isinstance(perm, str) or perm not in _RANK:
         raise _unauthorized("the token's 'perm' claim is not read, write or admin")

@@ -31,14 +31,21 @@ from typing import Any
 from botwire import BotWireError, Forbidden
 from botwire._codec import dumps
 
-__all__ = ["LOOPBACK_NAMES", "BrowserGuard", "HostNotAllowed", "OriginNotAllowed",
-           "UnsupportedMediaType", "default_allowed_hosts"]
+__all__ = [
+    "LOOPBACK_NAMES",
+    "BrowserGuard",
+    "HostNotAllowed",
+    "OriginNotAllowed",
+    "UnsupportedMediaType",
+    "default_allowed_hosts",
+]
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1", "[::1]", "localhost.")
 _WRITES = frozenset({"PUT", "PATCH", "POST"})
 _ALLOW_METHODS = "GET, PUT, PATCH, POST, DELETE"
-_ALLOW_HEADERS = ("authorization, content-type, if-match, if-none-match, idempotency-key, "
-                  "x-botwire-key")
+_ALLOW_HEADERS = (
+    "authorization, content-type, if-match, if-none-match, idempotency-key, x-botwire-key"
+)
 _EXPOSE_HEADERS = "etag, retry-after"
 _MAX_AGE = "600"
 
@@ -88,22 +95,35 @@ def _header(scope: dict[str, Any], name: bytes) -> str | None:
 class BrowserGuard:
     """Pure ASGI middleware applying the three checks of the module docstring."""
 
-    def __init__(self, app: Any, *, allowed_hosts: Iterable[str] = (),
-                 cors_origins: Iterable[str] = ()) -> None:
+    def __init__(
+        self, app: Any, *, allowed_hosts: Iterable[str] = (), cors_origins: Iterable[str] = ()
+    ) -> None:
         self.app = app
         hosts = {h.strip().lower() for h in allowed_hosts if h.strip()}
         self.any_host = not hosts or "*" in hosts
         self.hosts = frozenset(_host_name(h) if h != "*" else h for h in hosts)
-        self.origins = frozenset(o.strip().rstrip("/").lower() for o in cors_origins
-                                 if o.strip())
+        self.origins = frozenset(o.strip().rstrip("/").lower() for o in cors_origins if o.strip())
         self.any_origin = "*" in self.origins
 
-    async def _refuse(self, scope: dict[str, Any], send: Any, exc: BotWireError,
-                      headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    async def _refuse(
+        self,
+        scope: dict[str, Any],
+        send: Any,
+        exc: BotWireError,
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
         body = dumps(exc.to_payload()).encode("utf-8")
-        await send({"type": "http.response.start", "status": exc.status, "headers": [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()), *(headers or [])]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": exc.status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    *(headers or []),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     def _origin_allowed(self, origin: str, host: str | None) -> bool:
@@ -121,44 +141,67 @@ class BrowserGuard:
         # no Host at all is HTTP/1.0 from a program: browsers always send one
         if not self.any_host and host is not None and _host_name(host) not in self.hosts:
             shown = (host or "(none)")[:100]
-            await self._refuse(scope, send, HostNotAllowed(
-                f"botwire: this server does not answer to host name {shown!r} (it answers "
-                f"{', '.join(sorted(self.hosts))}); a web page may be trying DNS rebinding. "
-                "If this name is yours, start the server with --allowed-host NAME."
-            ))
+            await self._refuse(
+                scope,
+                send,
+                HostNotAllowed(
+                    f"botwire: this server does not answer to host name {shown!r} (it answers "
+                    f"{', '.join(sorted(self.hosts))}); a web page may be trying DNS rebinding. "
+                    "If this name is yours, start the server with --allowed-host NAME."
+                ),
+            )
             return
         origin = _header(scope, b"origin")
         cors: list[tuple[bytes, bytes]] = []
         if origin is not None:
             if not self._origin_allowed(origin, host):
-                await self._refuse(scope, send, OriginNotAllowed(
-                    f"botwire: requests from web origin {origin[:100]!r} are refused, so that "
-                    "web pages cannot read or write agents' memory. To allow a web console or "
-                    "browser agent on purpose, start the server with --cors-origin ORIGIN."
-                ))
+                await self._refuse(
+                    scope,
+                    send,
+                    OriginNotAllowed(
+                        f"botwire: requests from web origin {origin[:100]!r} are refused, so that "
+                        "web pages cannot read or write agents' memory. To allow a web console or "
+                        "browser agent on purpose, start the server with --cors-origin ORIGIN."
+                    ),
+                )
                 return
-            cors = [(b"access-control-allow-origin", origin.encode("latin-1")),
-                    (b"vary", b"Origin"),
-                    (b"access-control-expose-headers", _EXPOSE_HEADERS.encode())]
-            if scope["method"] == "OPTIONS" and _header(
-                scope, b"access-control-request-method"
-            ) is not None:
-                await send({"type": "http.response.start", "status": 204, "headers": [
-                    *cors,
-                    (b"access-control-allow-methods", _ALLOW_METHODS.encode()),
-                    (b"access-control-allow-headers", _ALLOW_HEADERS.encode()),
-                    (b"access-control-max-age", _MAX_AGE.encode()),
-                    (b"content-length", b"0")]})
+            cors = [
+                (b"access-control-allow-origin", origin.encode("latin-1")),
+                (b"vary", b"Origin"),
+                (b"access-control-expose-headers", _EXPOSE_HEADERS.encode()),
+            ]
+            if (
+                scope["method"] == "OPTIONS"
+                and _header(scope, b"access-control-request-method") is not None
+            ):
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 204,
+                        "headers": [
+                            *cors,
+                            (b"access-control-allow-methods", _ALLOW_METHODS.encode()),
+                            (b"access-control-allow-headers", _ALLOW_HEADERS.encode()),
+                            (b"access-control-max-age", _MAX_AGE.encode()),
+                            (b"content-length", b"0"),
+                        ],
+                    }
+                )
                 await send({"type": "http.response.body", "body": b""})
                 return
         if scope["method"] in _WRITES:
             ctype = (_header(scope, b"content-type") or "").split(";", 1)[0].strip().lower()
             if ctype != "application/json":
-                await self._refuse(scope, send, UnsupportedMediaType(
-                    f"botwire: {scope['method']} bodies must be sent with 'Content-Type: "
-                    f"application/json' (got {ctype[:60] or 'none'!r}); send JSON with that "
-                    "header."
-                ), cors)
+                await self._refuse(
+                    scope,
+                    send,
+                    UnsupportedMediaType(
+                        f"botwire: {scope['method']} bodies must be sent with 'Content-Type: "
+                        f"application/json' (got {ctype[:60] or 'none'!r}); send JSON with that "
+                        "header."
+                    ),
+                    cors,
+                )
                 return
         if not cors:
             await self.app(scope, receive, send)

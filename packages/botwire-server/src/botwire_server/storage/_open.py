@@ -64,8 +64,9 @@ def apply_list_limits(store: Store, settings: Settings) -> None:
         return
     engine.max_append_items = settings.max_append_items
     engine.max_list_length = settings.max_list_length
-    engine.max_list_bytes = settings.max_response_bytes - RESPONSE_OVERHEAD \
-        if settings.max_response_bytes else 0
+    engine.max_list_bytes = (
+        settings.max_response_bytes - RESPONSE_OVERHEAD if settings.max_response_bytes else 0
+    )
 
 
 #: Room left in a response for what surrounds a list's JSON (the entry's other fields).
