@@ -336,6 +336,18 @@ class Engine:
         keys = [KeyInfo(*r) for r in rows[:limit]]
         return KeyPage(keys, keys[-1].key if more else None)
 
+    def recent_keys(self, tx: Tx, ns: str, limit: int, now: float
+                    ) -> list[tuple[str, int, float]]:
+        """(key, bytes, updated_at) of the ``limit`` most recently updated live keys, newest
+        first, read along the ``(ns, updated_at, version)`` index: no sort of the namespace."""
+        rows = tx.all(
+            "SELECT key, bytes, updated_at FROM bw_entries"
+            " WHERE ns = ? AND (expires_at IS NULL OR expires_at > ?)"
+            " ORDER BY updated_at DESC, version DESC LIMIT ?",
+            (ns, now, limit),
+        )
+        return [(r[0], int(r[1]), float(r[2])) for r in rows]
+
     # -- writes ------------------------------------------------------------------------------
 
     def lock_namespace(self, tx: Tx, ns: str, now: float) -> _Stats:

@@ -44,6 +44,8 @@ _SCHEMA = (
     " fingerprint TEXT, created_at REAL NOT NULL, response TEXT NOT NULL,"
     " PRIMARY KEY (ns, ikey)) WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS bw_idempotency_age ON bw_idempotency (created_at)",
+    # the compatibility listing (newest first) reads this instead of sorting the namespace
+    "CREATE INDEX IF NOT EXISTS bw_entries_recent ON bw_entries (ns, updated_at, version)",
 )
 _HOUSEKEEPING_EVERY = 512  # write transactions between purges of expired entries
 # With a background checkpointer, writers still checkpoint themselves past this many WAL pages
@@ -307,6 +309,11 @@ class SQLiteStore:
                 )
                 for op in ops
             ]
+
+    def recent_keys(self, namespace: str, limit: int) -> list[tuple[str, int, float]]:
+        """(key, bytes, updated_at) of the most recently updated keys (``Engine.recent_keys``)."""
+        with self._read() as tx:
+            return self.engine.recent_keys(tx, namespace, limit, self.clock())
 
     def stored_bytes(self, namespace: str, keys: Sequence[str]) -> int:
         """JSON bytes reading ``keys`` would return (``Engine.stored_bytes``)."""

@@ -146,6 +146,15 @@ class StoreRunner:
         texts: list[str] = await self._call(read, namespace, ops)
         return texts
 
+    async def recent_keys(self, namespace: str, limit: int
+                          ) -> list[tuple[str, int, float]] | None:
+        """The most recently updated keys, or ``None`` when the store cannot list them so."""
+        recent = getattr(self.store, "recent_keys", None)
+        if recent is None:
+            return None
+        rows: list[tuple[str, int, float]] = await self._call(recent, namespace, limit)
+        return rows
+
     async def stored_bytes(self, namespace: str, keys: Sequence[str]) -> int | None:
         """JSON bytes reading ``keys`` would return, or ``None`` when the store cannot tell."""
         size = getattr(self.store, "stored_bytes", None)

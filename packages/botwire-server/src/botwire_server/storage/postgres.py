@@ -59,7 +59,7 @@ __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _MIGRATION_LOCK = 0x6277_6D69  # pg_advisory_xact_lock key for schema changes ("bwmi")
 _TEXT = 'TEXT COLLATE "C" NOT NULL'
 # _MIGRATIONS[n] takes a database from schema n - 1 to schema n.
@@ -84,6 +84,8 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         " PRIMARY KEY (ns, ikey))",
         "CREATE INDEX IF NOT EXISTS bw_idempotency_age ON bw_idempotency (created_at)",
     ),
+    # issue 13: the compatibility listing (newest first) reads this instead of sorting
+    2: ("CREATE INDEX IF NOT EXISTS bw_entries_recent ON bw_entries (ns, updated_at, version)",),
 }
 _META = (
     "CREATE TABLE IF NOT EXISTS bw_meta (id integer PRIMARY KEY CHECK (id = 1),"
@@ -522,6 +524,11 @@ class PostgresStore:
         rows = self._read_batch_rows(namespace, ops, self.clock())
         return [self.engine.result_json_from_rows(namespace, op, r)
                 for op, r in zip(ops, rows, strict=True)]
+
+    def recent_keys(self, namespace: str, limit: int) -> list[tuple[str, int, float]]:
+        """(key, bytes, updated_at) of the most recently updated keys (``Engine.recent_keys``)."""
+        now = self.clock()
+        return self._statement(lambda tx: self.engine.recent_keys(tx, namespace, limit, now))
 
     def stored_bytes(self, namespace: str, keys: Sequence[str]) -> int:
         """JSON bytes reading ``keys`` would return (``Engine.stored_bytes``)."""
