@@ -35,16 +35,10 @@ def _client(server: ServerProcess, perm: str) -> httpx.Client:
 
 @pytest.fixture(params=BACKENDS)
 def tenant_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerProcess]:
-    secret_file = tmp_path / "secret"
-    secret_file.write_text(SECRET + "\n")
-    with serving(
-        request.param,
-        tmp_path,
-        "--token-secret-file",
-        str(secret_file),
-        "--no-access-log",
-        env={"BOTWIRE_WRITE_TIMEOUT": "2"},
-    ) as server:
+    # settings through the environment (secret files: test_hardening_secrets.py), so the same
+    # test also runs against a server that predates them (see docs/reliability.md)
+    env = {"BOTWIRE_TOKEN_SECRET": SECRET, "BOTWIRE_WRITE_TIMEOUT": "2"}
+    with serving(request.param, tmp_path, "--no-access-log", env=env) as server:
         yield server
 
 
@@ -168,16 +162,9 @@ def test_parsing_is_bounded_before_parsing(tenant_server: ServerProcess) -> None
 
 @pytest.fixture(params=BACKENDS)
 def list_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerProcess]:
-    # CI-sized list limit; the default (100,000) is measured in the slow variant's docs figure
-    with serving(
-        request.param,
-        tmp_path,
-        "--no-access-log",
-        "--max-list-length",
-        "20000",
-        "--max-append-items",
-        "5000",
-    ) as server:
+    # CI-sized list limits (defaults: 100,000 items, 10,000 per append)
+    env = {"BOTWIRE_MAX_LIST_LENGTH": "20000", "BOTWIRE_MAX_APPEND_ITEMS": "5000"}
+    with serving(request.param, tmp_path, "--no-access-log", env=env) as server:
         yield server
 
 
