@@ -74,9 +74,9 @@ async def batch(request: Request) -> Response:
     else:
         ikey = None  # a read changes nothing: no record to keep (issue 13)
     gets = [op.key for op in ops if op.kind == "get"]
-    await _check_response_budget(ctx, ns, gets, decoded=mutating)
+    size = await _check_response_budget(ctx, ns, gets, decoded=mutating)
     if gets and not mutating and len(gets) == len(ops):
-        texts = await ctx.store.read_batch_json(ns, ops)
+        texts = await ctx.store.read_batch_json(ns, ops, large=size > LARGE_ANSWER)
         if texts is not None:  # values spliced in as stored: no decode, no re-encode
             return Response(('{"results":[' + ",".join(texts) + "]}").encode(),
                             media_type="application/json")
@@ -89,16 +89,20 @@ async def batch(request: Request) -> Response:
 DECODED_SHARE = 16
 
 
+#: Answers above this many bytes are read off the event loop (``StoreRunner.read_batch_json``).
+LARGE_ANSWER = 1 << 20
+
+
 async def _check_response_budget(ctx: ServerContext, ns: str, keys: list[str], *,
-                                 decoded: bool) -> None:
+                                 decoded: bool) -> int:
     """Refuse (413) a batch whose gets would answer more than the response budget, before
-    reading them (one indexed look-up of the entries' sizes)."""
+    reading them (one indexed look-up of the entries' sizes); the size, 0 when not looked up."""
     budget = ctx.settings.max_response_bytes
     if not budget or not keys:
-        return
+        return 0
     cap = max(budget // DECODED_SHARE, ctx.settings.max_value_bytes) if decoded else budget
     if len(keys) == 1 and not decoded:
-        return  # one entry is within the budget already (list and value limits)
+        return 0  # one entry is within the budget already (list and value limits)
     size = await ctx.store.stored_bytes(ns, keys)
     if size is not None and size > cap:
         raise ValueTooLarge(
@@ -111,6 +115,7 @@ async def _check_response_budget(ctx: ServerContext, ns: str, keys: list[str], *
             limit=cap,
             size=size,
         )
+    return size or 0
 
 
 async def get_usage(request: Request) -> Response:

@@ -137,13 +137,25 @@ class StoreRunner:
             self.store.batch, namespace, ops, atomic=atomic, idempotency_key=idempotency_key
         )
 
-    async def read_batch_json(self, namespace: str, ops: Sequence[Op]) -> list[str] | None:
+    async def read_batch_json(self, namespace: str, ops: Sequence[Op], *, large: bool = False
+                              ) -> list[str] | None:
         """A batch of gets as JSON texts (values not decoded), or ``None`` when the store
-        cannot (then :meth:`batch` answers it)."""
+        cannot (then :meth:`batch` answers it). A ``large`` one (megabytes) runs in a worker
+        thread even for an inline store, so the event loop keeps serving meanwhile."""
         read = getattr(self.store, "read_batch_json", None)
         if read is None:
             return None
-        texts: list[str] = await self._call(read, namespace, ops)
+        if large and self.inline:
+            try:
+                texts: list[str] = await anyio.to_thread.run_sync(
+                    functools.partial(read, namespace, ops))
+            except Exception as exc:
+                failure = self._failure(exc, "read_batch_json")
+                if failure is exc:
+                    raise
+                raise failure from exc
+            return texts
+        texts = await self._call(read, namespace, ops)
         return texts
 
     async def recent_keys(self, namespace: str, limit: int
