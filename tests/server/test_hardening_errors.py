@@ -53,11 +53,9 @@ def test_the_client_does_not_retry_it(srv: ServerProcess) -> None:
 
 @pytest.fixture(scope="module")
 def auth_srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    secret = tmp_path_factory.mktemp("sec") / "secret"
-    secret.write_text(SECRET)
-    with running_server(
-        "--token-secret-file", str(secret), database=tmp_path_factory.mktemp("auth13") / "a.db"
-    ) as s:
+    # the secret through the environment, so the test also runs against older servers
+    db = tmp_path_factory.mktemp("auth13") / "a.db"
+    with running_server(database=db, env={"BOTWIRE_TOKEN_SECRET": SECRET}) as s:
         yield s
 
 
