@@ -44,7 +44,8 @@ _SCHEMA = (
     " fingerprint TEXT, created_at REAL NOT NULL, response TEXT NOT NULL,"
     " PRIMARY KEY (ns, ikey)) WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS bw_idempotency_age ON bw_idempotency (created_at)",
-    # the compatibility listing (newest first) reads this instead of sorting the namespace
+    # the compatibility listing (newest first) reads this instead of sorting the namespace;
+    # WITHOUT ROWID: its entries end with the primary key, so ties come in key order too
     "CREATE INDEX IF NOT EXISTS bw_entries_recent ON bw_entries (ns, updated_at, version)",
 )
 _HOUSEKEEPING_EVERY = 512  # write transactions between purges of expired entries

@@ -85,7 +85,8 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX IF NOT EXISTS bw_idempotency_age ON bw_idempotency (created_at)",
     ),
     # issue 13: the compatibility listing (newest first) reads this instead of sorting
-    2: ("CREATE INDEX IF NOT EXISTS bw_entries_recent ON bw_entries (ns, updated_at, version)",),
+    2: ("CREATE INDEX IF NOT EXISTS bw_entries_recent"
+        " ON bw_entries (ns, updated_at, version, key)",),
 }
 _META = (
     "CREATE TABLE IF NOT EXISTS bw_meta (id integer PRIMARY KEY CHECK (id = 1),"
