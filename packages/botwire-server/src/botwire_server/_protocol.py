@@ -26,8 +26,11 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import socket
+import struct
 from typing import Any
 
 __all__ = ["MAX_HEAD_BYTES", "body_timeout", "head_timeout", "http_protocol_options",
@@ -117,6 +120,13 @@ def _bounded_httptools() -> type[Any] | None:
         def _write_timed_out(self) -> None:
             self._write_timer = None
             if not self.transport.is_closing():
+                # SO_LINGER 0: the kernel drops its send buffer too and resets the connection,
+                # instead of trickling megabytes to a client that reads 4 KB at a time
+                sock = self.transport.get_extra_info("socket")
+                if sock is not None:
+                    with contextlib.suppress(OSError):
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                        struct.pack("ii", 1, 0))
                 self.transport.abort()  # drops the unsent bytes: the memory is freed now
 
         def data_received(self, data: bytes) -> None:
