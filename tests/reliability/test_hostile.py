@@ -65,7 +65,8 @@ def _healthy(server: ServerProcess) -> None:
 
 
 def _req(method: str, target: bytes, body: bytes = b"", extra: bytes = b"") -> bytes:
-    head = method.encode() + b" " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+    head = (method.encode() + b" " + target
+            + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n")
     if body or method in ("PUT", "POST", "PATCH"):
         head += b"Content-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
     return head + extra + b"\r\n" + body
@@ -94,13 +95,14 @@ CASES: dict[str, tuple[bytes, set[int | None]]] = {
     "key over 1024 bytes": (_req("GET", b"/v1/namespaces/ns/keys/" + b"k" * 1025), {400}),
     "namespace over 128": (_req("GET", b"/v1/namespaces/" + b"n" * 129 + b"/keys/a"), {400}),
     "huge Content-Length": (
-        b"PUT /v1/namespaces/ns/keys/a HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
-        b"\r\nContent-Length: 999999999999\r\nConnection: close\r\n\r\n{\"value\":", {413}),
+        b"PUT /v1/namespaces/ns/keys/a HTTP/1.1\r\nHost: localhost\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 999999999999\r\n"
+        b"Connection: close\r\n\r\n{\"value\":", {413}),
     "negative Content-Length": (
-        b"PUT /v1/namespaces/ns/keys/a HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+        b"PUT /v1/namespaces/ns/keys/a HTTP/1.1\r\nHost: localhost\r\nContent-Length: -1\r\n\r\n",
         {400}),
     "two Content-Lengths": (
-        b"PUT /v1/namespaces/ns/keys/a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+        b"PUT /v1/namespaces/ns/keys/a HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\n"
         b"Content-Length: 30\r\nConnection: close\r\n\r\n123", {400}),
     "body over the limit": (_req("PUT", b"/v1/namespaces/ns/keys/a",
                                  b'{"value":"' + b"x" * 200_000 + b'"}'), {413, None}),
@@ -156,7 +158,7 @@ def test_client_gone_mid_body_is_not_a_server_error(server: ServerProcess) -> No
     before, seen = _five_xx(server), _requests(server)
     for _ in range(5):
         with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
-            s.sendall(b"PUT /v1/namespaces/ns/keys/gone HTTP/1.1\r\nHost: x\r\n"
+            s.sendall(b"PUT /v1/namespaces/ns/keys/gone HTTP/1.1\r\nHost: localhost\r\n"
                       b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
                       b'{"value": "')
     deadline = time.monotonic() + 10
@@ -212,7 +214,7 @@ def test_slow_clients_are_cut_off_and_others_are_served(server: ServerProcess,
         status: int | None = None
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
             try:
-                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n")
                 for i in range(200):
                     if stop.wait(0.1):
                         break
@@ -253,7 +255,7 @@ def test_slow_clients_are_cut_off_and_others_are_served(server: ServerProcess,
 
 
 def _put_head(path: str, length: int) -> bytes:
-    return (f"PUT {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    return (f"PUT {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
             f"Content-Length: {length}\r\n\r\n").encode()
 
 

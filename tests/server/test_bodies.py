@@ -96,7 +96,8 @@ def test_huge_body_refused_from_content_length_before_reading(small: ServerProce
     # Announce 50 MB but send only the headers: the server must answer without waiting.
     with socket.create_connection((small.host, small.port), timeout=5) as sock:
         sock.sendall(
-            f"PUT {key_url(ns, 'k')} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"PUT {key_url(ns, 'k')} HTTP/1.1\r\nHost: localhost\r\n"
+            "Content-Type: application/json\r\n"
             "Content-Length: 50000000\r\n\r\n".encode()
         )
         sock.sendall(b'{"value": "' + b"x" * 1000)
@@ -110,7 +111,8 @@ def test_huge_chunked_body_refused_while_streaming(small: ServerProcess, ns: str
     # once past the limit, and never needs the rest (the body is never finished here).
     with socket.create_connection((small.host, small.port), timeout=5) as sock:
         sock.sendall(
-            f"PUT {key_url(ns, 'k')} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"PUT {key_url(ns, 'k')} HTTP/1.1\r\nHost: localhost\r\n"
+            "Content-Type: application/json\r\n"
             "Transfer-Encoding: chunked\r\n\r\n".encode()
         )
         chunk = b"x" * 16384
@@ -128,11 +130,13 @@ def test_batch_allows_a_larger_body(small: ServerProcess, ns: str) -> None:
         r = http.post(f"/v1/namespaces/{ns}/batch", json={"ops": ops, "atomic": True})
         assert r.status_code == 200, r.text
         assert len(r.json()["results"]) == 8
-        one = http.put(key_url(ns, "single"), content=b'{"value": "' + b"v" * 9000 + b'"}')
+        one = http.put(key_url(ns, "single"), content=b'{"value": "' + b"v" * 9000 + b'"}',
+                       headers={"Content-Type": "application/json"})
         assert one.status_code == 413
 
 
 def test_escaped_surrogate_pairs_are_text(http: httpx.Client, ns: str) -> None:
     body = b'{"value": "\\ud83d\\ude00 \\u00e9"}'
-    assert http.put(key_url(ns, "emoji"), content=body).status_code == 200
+    assert http.put(key_url(ns, "emoji"), content=body,
+                    headers={"Content-Type": "application/json"}).status_code == 200
     assert http.get(key_url(ns, "emoji")).json()["value"] == "\U0001F600 \u00e9"

@@ -106,7 +106,7 @@ def _healthy(host: str, port: int) -> bool:
 
 def start_server(
     *args: str,
-    database: str | os.PathLike[str] | None = None,
+    database: str | os.PathLike[str] | bool | None = None,
     env: Mapping[str, str] | None = None,
     host: str = "127.0.0.1",
     testing_clock: bool = False,
@@ -116,8 +116,10 @@ def start_server(
 ) -> ServerProcess:
     """Start ``python -m botwire_server`` with ``args`` and wait until ``/healthz`` answers.
 
-    ``database`` defaults to a fresh file in a temporary directory; ``env`` is added to a copy
-    of the environment from which every ``BOTWIRE_*`` variable was removed.
+    ``database`` defaults to a fresh file in a temporary directory; ``database=False`` passes
+    no ``--database`` at all (the test gives it another way: a file, the environment).
+    ``env`` is added to a copy of the environment from which every ``BOTWIRE_*`` variable was
+    removed.
     """
     if database is None:
         database = Path(tempfile.mkdtemp(prefix="botwire-srv-")) / "botwire.db"
@@ -127,8 +129,9 @@ def start_server(
     last_log = ""
     for _attempt in range(3):  # a free port can be taken between probe and bind: retry
         port = free_port(host)
+        db_args = [] if database is False else ["--database", os.fspath(database)]
         argv = [sys.executable, "-m", "botwire_server", "--host", host, "--port", str(port),
-                "--database", os.fspath(database), *args, *extra_args]
+                *db_args, *args, *extra_args]
         if testing_clock:
             argv.append("--testing-clock")
         log_path = log_dir / f"server-{port}.log"

@@ -7,7 +7,27 @@ import logging
 import sys
 import time
 
-__all__ = ["configure_logging"]
+__all__ = ["configure_logging", "mask", "register_secrets"]
+
+_SECRETS: list[str] = []
+
+
+def register_secrets(secrets: list[str]) -> None:
+    """Strings never to be written out: every log line and CLI message masks them."""
+    for secret in secrets:
+        if secret and len(secret) >= 3 and secret not in _SECRETS:
+            _SECRETS.append(secret)
+    _SECRETS.sort(key=len, reverse=True)  # a longer secret first: it may contain a shorter one
+
+
+def mask(text: str) -> str:
+    """``text`` with every registered secret and every PostgreSQL URL password masked."""
+    from .settings import mask_url
+
+    for secret in _SECRETS:
+        if secret in text:
+            text = text.replace(secret, "***")
+    return mask_url(text) if "://" in text or "password" in text.lower() else text
 
 
 class JSONFormatter(logging.Formatter):
@@ -15,15 +35,15 @@ class JSONFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         if record.name == "botwire_server.access":
-            return record.getMessage()
+            return mask(record.getMessage()) if _SECRETS else record.getMessage()
         line = {
             "ts": round(record.created if record.created else time.time(), 3),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": mask(record.getMessage()),
         }
         if record.exc_info:
-            line["exc"] = self.formatException(record.exc_info)
+            line["exc"] = mask(self.formatException(record.exc_info))
         return json.dumps(line, ensure_ascii=True, default=str)
 
 

@@ -2,7 +2,8 @@
 
 uvicorn's httptools protocol accepts a request head (request line + headers) of any size, and
 waits for it forever: one client could make the server buffer gigabytes of header, or hold a
-connection open by sending a header byte now and then (slowloris). This subclass
+connection open by sending a header byte now and then (slowloris), and a client that never
+reads its answer pins the answer's bytes in memory for as long as it likes. This subclass
 
 - answers ``431`` and closes when the head grows past ``MAX_HEAD_BYTES`` (64 KiB), and
 - answers ``408`` and closes when a head is not complete ``BOTWIRE_HEADER_TIMEOUT`` seconds
@@ -10,7 +11,9 @@ connection open by sending a header byte now and then (slowloris). This subclass
 - answers ``408`` and closes when a request's body is not complete ``BOTWIRE_BODY_TIMEOUT``
   seconds (default 60) after its head (a client dribbling a body would otherwise hold a
   connection, and a route waiting for it, forever). Once the app has started its response the
-  deadline no longer applies: the response is never interrupted.
+  deadline no longer applies: the response is never interrupted, and
+- aborts the connection (freeing the unsent answer) when the client has not read enough of
+  an answer to let the server write again for ``BOTWIRE_WRITE_TIMEOUT`` seconds (default 30).
 
 Without httptools, uvicorn's h11 protocol is used with the same head cap (h11 refuses a larger
 head with a 400); it has no head deadline.
@@ -23,11 +26,15 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import socket
+import struct
 from typing import Any
 
-__all__ = ["MAX_HEAD_BYTES", "body_timeout", "head_timeout", "http_protocol_options"]
+__all__ = ["MAX_HEAD_BYTES", "body_timeout", "head_timeout", "http_protocol_options",
+           "write_timeout"]
 
 MAX_HEAD_BYTES = 64 * 1024
 
@@ -47,6 +54,10 @@ def head_timeout() -> float:
 
 def body_timeout() -> float:
     return _seconds("BOTWIRE_BODY_TIMEOUT", 60.0)
+
+
+def write_timeout() -> float:
+    return _seconds("BOTWIRE_WRITE_TIMEOUT", 30.0)
 
 
 def _response(status: bytes, code: str, message: str) -> bytes:
@@ -77,6 +88,8 @@ def _bounded_httptools() -> type[Any] | None:
         _body_timer: asyncio.TimerHandle | None = None
         _timeout = head_timeout()
         _body_timeout = body_timeout()
+        _write_timer: asyncio.TimerHandle | None = None
+        _write_timeout = write_timeout()
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -85,7 +98,36 @@ def _bounded_httptools() -> type[Any] | None:
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
             self._disarm_body()
+            self._disarm_write()
             super().connection_lost(exc)
+
+        def pause_writing(self) -> None:
+            # the client is not reading what was written: it has this long to start again
+            super().pause_writing()
+            if self._write_timer is None:
+                self._write_timer = self.loop.call_later(self._write_timeout,
+                                                         self._write_timed_out)
+
+        def resume_writing(self) -> None:
+            self._disarm_write()
+            super().resume_writing()
+
+        def _disarm_write(self) -> None:
+            if self._write_timer is not None:
+                self._write_timer.cancel()
+                self._write_timer = None
+
+        def _write_timed_out(self) -> None:
+            self._write_timer = None
+            if not self.transport.is_closing():
+                # SO_LINGER 0: the kernel drops its send buffer too and resets the connection,
+                # instead of trickling megabytes to a client that reads 4 KB at a time
+                sock = self.transport.get_extra_info("socket")
+                if sock is not None:
+                    with contextlib.suppress(OSError):
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                        struct.pack("ii", 1, 0))
+                self.transport.abort()  # drops the unsent bytes: the memory is freed now
 
         def data_received(self, data: bytes) -> None:
             super().data_received(data)

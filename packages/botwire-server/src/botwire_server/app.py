@@ -15,12 +15,15 @@ from fastapi.openapi.utils import get_openapi
 from botwire.store import Store
 
 from . import __version__
+from .admission import AdmissionMiddleware
 from .api import ServerContext, install_error_handlers, install_routes
 from .api._http import DrainRefusedBody
 from .auth import Authorizer
+from .browsers import BrowserGuard, default_allowed_hosts
 from .metrics import Metrics, MetricsMiddleware
-from .settings import Settings
+from .settings import Settings, is_loopback
 from .storage import StoreRunner, TestingClock, open_store
+from .storage._open import apply_list_limits
 
 __all__ = ["create_app"]
 
@@ -72,6 +75,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         opened = store if store is not None else open_store(settings, clock)
+        apply_list_limits(opened, settings)
         inline = settings.store_calls == "inline" and not settings.is_postgres
 
         def on_error(exc: BaseException) -> None:
@@ -102,6 +106,14 @@ def create_app(
     app.state.botwire = ctx
     install_error_handlers(app)
     install_routes(app, testing_clock=settings.testing_clock)
+    # --allowed-host adds names to the loopback defaults of an anonymous loopback server
+    allowed_hosts = (*settings.allowed_hosts, *default_allowed_hosts(
+        settings.host, anonymous=settings.anonymous, loopback=is_loopback(settings.host)
+    ))
+    # Inside the metrics middleware, so refusals are counted and logged like any request.
+    app.add_middleware(AdmissionMiddleware, admission=ctx.admission)
+    app.add_middleware(BrowserGuard, allowed_hosts=allowed_hosts,
+                       cors_origins=settings.cors_origins)
     app.add_middleware(MetricsMiddleware, metrics=metrics, access_log=settings.access_log)
     app.add_middleware(DrainRefusedBody)  # a refused upload's 413 must not be lost in a reset
 

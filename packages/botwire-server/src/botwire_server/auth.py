@@ -4,6 +4,14 @@ Claims: ``ns`` (a list of glob patterns such as ``"tenant-42-*"``), ``perm`` (``
 ``write`` or ``admin``) and ``exp``. Tokens are read from the ``Authorization`` header only and
 never logged.
 
+Claims are validated strictly, so a signed but malformed token is a 401, never a 500 and never
+a looser reading: ``ns`` a string or a non-empty list of non-empty strings, ``perm`` one of the
+three strings, ``exp``/``nbf``/``iat`` whole numbers (not strings, not booleans), and no claim
+outside ``ns``, ``perm`` and the registered JWT claims (``exp nbf iat iss sub jti``; ``aud`` is
+refused since this server has no audience). ``admin`` grants exactly what ``write`` grants, on
+the namespaces its ``ns`` patterns cover: no route needs more, and no claim reaches beyond its
+patterns.
+
 Example::
 
     from botwire_server.auth import mint_token, Authorizer
@@ -105,28 +113,80 @@ class Authorizer:
         if scheme.lower() != "bearer" or not token:
             raise _unauthorized("the Authorization header is not 'Bearer <token>'")
         try:
+            # Time claims are checked below, strictly: PyJWT accepts "exp": "9999999999".
             claims = jwt.decode(
                 token,
                 self.secret,
                 algorithms=[ALGORITHM],
-                options={"require": ["ns", "perm"]},
+                options={
+                    "require": ["ns", "perm"],
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                    "verify_aud": False,
+                    "verify_iss": False,
+                },
             )
-        except jwt.ExpiredSignatureError:
-            raise _unauthorized("the token has expired") from None
         except jwt.InvalidTokenError:
             raise _unauthorized(
                 "the token is invalid (bad signature, algorithm or claims)"
             ) from None
+        except Exception:  # whatever a signed-but-odd token trips in the library: still a 401
+            raise _unauthorized("the token could not be read") from None
+        _check_claims(claims, time.time())
         return _principal(claims)
+
+
+#: The claims a token may carry: ours, and the registered JWT claims this server understands.
+ALLOWED_CLAIMS = frozenset({"ns", "perm", "exp", "nbf", "iat", "iss", "sub", "jti"})
+#: Leeway for clock differences between the minting host and this server (seconds).
+LEEWAY = 0
+
+
+def _whole(claims: dict[str, Any], name: str) -> int | None:
+    value = claims.get(name)
+    if value is None and name not in claims:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _unauthorized(
+            f"the token's {name!r} claim must be a whole number of seconds since 1970 "
+            f"(not {type(value).__name__})"
+        )
+    return value
+
+
+def _check_claims(claims: Any, now: float) -> None:
+    """Refuse (401) unknown claims and badly typed or out-of-time ``exp``/``nbf``/``iat``."""
+    if not isinstance(claims, dict):
+        raise _unauthorized("the token's payload is not a JSON object")
+    unknown = sorted(str(k) for k in claims if k not in ALLOWED_CLAIMS)
+    if unknown:
+        raise _unauthorized(
+            f"the token carries claims this server does not know ({', '.join(unknown)[:200]}); "
+            f"only {', '.join(sorted(ALLOWED_CLAIMS))} are accepted"
+        )
+    exp, nbf = _whole(claims, "exp"), _whole(claims, "nbf")
+    _whole(claims, "iat")
+    for name in ("iss", "sub", "jti"):
+        if name in claims and not isinstance(claims[name], str):
+            raise _unauthorized(f"the token's {name!r} claim must be a string")
+    if exp is not None and exp <= now - LEEWAY:
+        raise _unauthorized("the token has expired")
+    if nbf is not None and nbf > now + LEEWAY:
+        raise _unauthorized("the token is not valid yet (its 'nbf' is in the future)")
 
 
 def _principal(claims: dict[str, Any]) -> Principal:
     ns, perm = claims.get("ns"), claims.get("perm")
     if isinstance(ns, str):
         ns = [ns]
-    if not isinstance(ns, list) or not all(isinstance(p, str) and p for p in ns):
+    if (
+        not isinstance(ns, list)
+        or not ns
+        or not all(isinstance(p, str) and p and len(p) <= 1024 for p in ns)
+    ):
         raise _unauthorized("the token's 'ns' claim is not a list of namespace patterns")
-    if perm not in _RANK:
+    if not isinstance(perm, str) or perm not in _RANK:
         raise _unauthorized("the token's 'perm' claim is not read, write or admin")
     return Principal(tuple(ns), perm)
 

@@ -3,20 +3,30 @@
 Examples::
 
     botwire-server                                   # 127.0.0.1:8765, ./botwire.db
-    botwire-server --host 0.0.0.0 --token-secret "$SECRET" --database postgresql://db/botwire
-    botwire-server token create --ns 'tenant-42-*' --read-only --expires 30d --secret "$SECRET"
+    botwire-server --host 0.0.0.0 --token-secret-file /run/secrets/botwire_token \
+        --database-url-file /run/secrets/botwire_db
+    botwire-server token create --ns 'tenant-42-*' --read-only --expires 30d \
+        --secret-file /run/secrets/botwire_token
     botwire-server backup --database ./botwire.db /backups/botwire.db
+
+Secrets given in argv are visible to every local user (``ps``); the server warns about them.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Sequence
 
-from .settings import DEFAULT_HOST, DEFAULT_PORT, ConfigError, Settings
+from .settings import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    ConfigError,
+    Settings,
+    database_password,
+    read_secret_file,
+)
 
 __all__ = ["build_parser", "main"]
 
@@ -43,9 +53,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--database", default=None,
                    help="SQLite path or sqlite:/// URL, or postgresql://... "
                    "(default ./botwire.db; env BOTWIRE_DATABASE_URL)")
+    p.add_argument("--database-url-file", default=None, metavar="PATH",
+                   help="read the database URL from this file, e.g. a Docker/Kubernetes "
+                   "secret (env BOTWIRE_DATABASE_URL_FILE)")
     p.add_argument("--token-secret", default=None,
                    help="HS256 secret: every request then needs a Bearer token "
-                   "(env BOTWIRE_TOKEN_SECRET)")
+                   "(env BOTWIRE_TOKEN_SECRET); visible in 'ps', prefer --token-secret-file")
+    p.add_argument("--token-secret-file", default=None, metavar="PATH",
+                   help="read the token secret from this file (env BOTWIRE_TOKEN_SECRET_FILE)")
+    p.add_argument("--cors-origin", action="append", default=None, metavar="ORIGIN",
+                   help="a web origin allowed to call the API from a browser, e.g. "
+                   "https://console.example.com (repeatable; '*' = any; env "
+                   "BOTWIRE_CORS_ORIGINS, comma-separated). Other origins get 403")
+    p.add_argument("--allowed-host", action="append", default=None, metavar="NAME",
+                   help="a Host name the server answers (repeatable; '*' = any; env "
+                   "BOTWIRE_ALLOWED_HOSTS). Default for an anonymous loopback server: "
+                   "localhost, 127.0.0.1, ::1 and the bound address")
+    p.add_argument("--max-response-bytes", type=_nonneg, default=None,
+                   help="JSON bytes one response may carry, batch answers included "
+                   "(default 16 MiB; 0 = unlimited)")
+    p.add_argument("--max-json-elements", type=int, default=None,
+                   help="JSON arrays, objects and members one request body may hold "
+                   "(default 1000000)")
+    p.add_argument("--max-append-items", type=int, default=None,
+                   help="items one append may add (default 10000)")
+    p.add_argument("--max-list-length", type=_nonneg, default=None,
+                   help="items a list may hold (default 100000; 0 = unlimited)")
+    p.add_argument("--max-inflight-bytes", type=int, default=None,
+                   help="bytes of request bodies parsed and applied at once; others wait "
+                   "(default 64 MiB)")
     p.add_argument("--allow-anonymous", action="store_const", const=True, default=None,
                    help="allow an unauthenticated server on a non-loopback address")
     p.add_argument("--writes-per-day", type=_nonneg, default=None,
@@ -83,8 +119,15 @@ def build_token_parser() -> argparse.ArgumentParser:
     p.add_argument("--expires", default="30d",
                    help="lifetime: 30d, 12h, 90m, 3600 (seconds) or 'never' (default 30d)")
     p.add_argument("--secret", default=None, help="the server's secret "
-                   "(default env BOTWIRE_TOKEN_SECRET)")
+                   "(default env BOTWIRE_TOKEN_SECRET); visible in 'ps', prefer --secret-file")
+    p.add_argument("--secret-file", default=None, metavar="PATH",
+                   help="read the server's secret from this file "
+                   "(or env BOTWIRE_TOKEN_SECRET_FILE)")
     return p
+
+
+ARGV_WARNING = ("botwire-server: warning: {what} on the command line is visible to every local "
+                "user (ps, /proc/PID/cmdline); use {fix} or the environment instead.")
 
 
 def _token(argv: Sequence[str]) -> int:
@@ -95,7 +138,20 @@ def _token(argv: Sequence[str]) -> int:
               "[--expires 30d] [--secret S]", file=sys.stderr)
         return 2
     args = build_token_parser().parse_args(list(argv[1:]))
-    secret = args.secret or os.environ.get("BOTWIRE_TOKEN_SECRET")
+    try:
+        if args.secret_file:
+            secret = read_secret_file(args.secret_file, "token secret")
+        elif args.secret:
+            print(ARGV_WARNING.format(what="--secret", fix="--secret-file PATH"),
+                  file=sys.stderr)
+            secret = args.secret
+        else:
+            from .settings import _env_secret
+
+            secret = _env_secret("BOTWIRE_TOKEN_SECRET") or ""
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     if not secret:
         print("botwire-server: no secret; pass --secret or set BOTWIRE_TOKEN_SECRET "
               "(the same one the server uses).", file=sys.stderr)
@@ -112,12 +168,30 @@ def _token(argv: Sequence[str]) -> int:
 
 def _serve(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(list(argv))
+    warnings: list[str] = []
     try:
+        database, token_secret = args.database, args.token_secret
+        if args.database_url_file:
+            if database:
+                raise ConfigError("botwire-server: give --database or --database-url-file, "
+                                  "not both.")
+            database = read_secret_file(args.database_url_file, "database URL")
+        elif database and database_password(database):
+            warnings.append(ARGV_WARNING.format(what="a database password in --database",
+                                                fix="--database-url-file PATH"))
+        if args.token_secret_file:
+            if token_secret:
+                raise ConfigError("botwire-server: give --token-secret or --token-secret-file, "
+                                  "not both.")
+            token_secret = read_secret_file(args.token_secret_file, "token secret")
+        elif token_secret:
+            warnings.append(ARGV_WARNING.format(what="--token-secret",
+                                                fix="--token-secret-file PATH"))
         settings = Settings.from_env(
             host=args.host,
             port=args.port,
-            database=args.database,
-            token_secret=args.token_secret,
+            database=database,
+            token_secret=token_secret,
             allow_anonymous=args.allow_anonymous,
             writes_per_day=args.writes_per_day,
             max_namespace_bytes=args.max_namespace_bytes,
@@ -129,14 +203,26 @@ def _serve(argv: Sequence[str]) -> int:
             store_calls=args.store_calls,
             testing_clock=args.testing_clock,
             access_log=False if args.no_access_log else None,
+            cors_origins=tuple(args.cors_origin) if args.cors_origin else None,
+            allowed_hosts=tuple(args.allowed_host) if args.allowed_host else None,
+            max_response_bytes=args.max_response_bytes,
+            max_json_elements=args.max_json_elements,
+            max_append_items=args.max_append_items,
+            max_list_length=args.max_list_length,
+            max_inflight_bytes=args.max_inflight_bytes,
         )
         settings.check_bind()
     except ConfigError as exc:
-        print(exc, file=sys.stderr)
+        from ._logging import mask
+
+        print(mask(str(exc)), file=sys.stderr)
         return 2
 
-    from ._logging import configure_logging
+    from ._logging import configure_logging, mask, register_secrets
 
+    register_secrets(settings.secrets())
+    for warning in warnings:
+        print(warning, file=sys.stderr)
     configure_logging(settings.log_level)
     if settings.token_secret is not None and len(settings.token_secret.encode()) < 32:
         log.warning("the token secret is shorter than 32 bytes; use a long random secret "
@@ -150,10 +236,10 @@ def _serve(argv: Sequence[str]) -> int:
     try:
         store = open_store(settings, clock) if clock else open_store(settings)
     except ImportError as exc:
-        print(f"botwire-server: cannot load the PostgreSQL store: {exc}", file=sys.stderr)
+        print(mask(f"botwire-server: cannot load the PostgreSQL store: {exc}"), file=sys.stderr)
         return 1
     except Exception as exc:
-        print(f"botwire-server: cannot open the database: {exc}", file=sys.stderr)
+        print(mask(f"botwire-server: cannot open the database: {exc}"), file=sys.stderr)
         return 1
 
     import uvicorn

@@ -25,7 +25,10 @@ __all__ = [
     "FREE_TIER",
     "ConfigError",
     "Settings",
+    "database_password",
     "is_loopback",
+    "mask_url",
+    "read_secret_file",
 ]
 
 DEFAULT_HOST = "127.0.0.1"
@@ -81,6 +84,56 @@ def _env_float(name: str, default: float) -> float:
         raise ConfigError(f"botwire-server: {name}={raw!r} is not a number.") from None
 
 
+def _env_list(name: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in os.environ.get(name, "").split(",") if p.strip())
+
+
+def read_secret_file(path: str, what: str) -> str:
+    """The secret in file ``path`` (Docker/Kubernetes secrets), without its final newline."""
+    try:
+        with open(os.path.expanduser(path), encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"botwire-server: cannot read the {what} from file {path!r}: "
+            f"{getattr(exc, 'strerror', None) or type(exc).__name__}."
+        ) from None
+    text = text.rstrip("\r\n")
+    if not text.strip():
+        raise ConfigError(f"botwire-server: the {what} file {path!r} is empty.")
+    return text
+
+
+def _env_secret(name: str) -> str | None:
+    """``NAME``, or the content of the file ``NAME_FILE`` names (not both)."""
+    value, path = os.environ.get(name) or None, os.environ.get(name + "_FILE") or None
+    if value is not None and path is not None:
+        raise ConfigError(f"botwire-server: set {name} or {name}_FILE, not both.")
+    return read_secret_file(path, name) if path is not None else value
+
+
+_URL_PASSWORD = re.compile(r"(?i)(postgres(?:ql)?://[^:/@\s]*:)([^@\s]*)(@)")
+_KV_PASSWORD = re.compile(r"(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)")
+
+
+def mask_url(text: str) -> str:
+    """``text`` with the password of every PostgreSQL URL or ``password=`` masked."""
+    return _KV_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***\3", text))
+
+
+def database_password(database: str) -> str | None:
+    """The password inside a PostgreSQL URL or conninfo string, if any (to mask it)."""
+    scheme, sep, rest = database.partition("://")
+    if sep and scheme.lower() in ("postgresql", "postgres") and "@" in rest:
+        # everything between the user's ':' and the last '@', even if malformed (spaces...)
+        password = rest.rpartition("@")[0].partition(":")[2]
+        return password or None
+    m = _KV_PASSWORD.search(database)
+    if m:
+        return m.group(2).strip("'")
+    return None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the server needs; defaults serve 127.0.0.1:8765 on ``./botwire.db``.
@@ -108,9 +161,23 @@ class Settings:
     store_calls: str = "inline"
     housekeeping_seconds: float = 60.0
     access_log: bool = True
+    #: Web origins allowed to call the API from a browser (CORS); ``*`` allows every origin.
+    cors_origins: tuple[str, ...] = ()
+    #: ``Host`` names answered; empty: the default of :func:`browsers.default_allowed_hosts`.
+    allowed_hosts: tuple[str, ...] = ()
+    #: Bytes of JSON one response may carry (batch answers included); 0 = unlimited.
+    max_response_bytes: int = 16 * MIB
+    #: JSON elements (arrays, objects and their members) one request body may hold.
+    max_json_elements: int = 1_000_000
+    #: Items one ``append`` may add, and items a list may hold (0 = unlimited).
+    max_append_items: int = 10_000
+    max_list_length: int = 100_000
+    #: Bytes of request bodies being parsed and applied at once (admission control).
+    max_inflight_bytes: int = 64 * MIB
 
     def __post_init__(self) -> None:
-        for name in ("writes_per_day", "max_namespace_bytes", "max_value_bytes", "max_keys"):
+        for name in ("writes_per_day", "max_namespace_bytes", "max_value_bytes", "max_keys",
+                     "max_response_bytes", "max_list_length"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"botwire-server: {name} must be >= 0 (0 = unlimited).")
         if not 0 <= self.port <= 65535:
@@ -128,6 +195,9 @@ class Settings:
                 f"botwire-server: database {self.database.split('://')[0]}://... is not "
                 "supported; use a SQLite path (or sqlite:///file.db) or postgresql://..."
             )
+        for name in ("max_json_elements", "max_append_items", "max_inflight_bytes"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"botwire-server: {name} must be >= 1.")
         if self.token_secret is not None and not self.token_secret:
             raise ConfigError("botwire-server: the token secret is empty.")
 
@@ -188,6 +258,16 @@ class Settings:
             shown["database"] = "postgresql://..."  # the URL may hold a password
         return shown
 
+    def secrets(self) -> list[str]:
+        """The secret strings of these settings (masked in every log line and message)."""
+        found = [self.token_secret] if self.token_secret else []
+        password = database_password(self.database) if self.is_postgres else None
+        if password:
+            from urllib.parse import unquote
+
+            found += [password, unquote(password)]  # as written and percent-decoded
+        return found
+
     def with_changes(self, **changes: Any) -> Settings:
         return replace(self, **changes)
 
@@ -197,8 +277,8 @@ class Settings:
         values: dict[str, Any] = {
             "host": os.environ.get("BOTWIRE_HOST") or DEFAULT_HOST,
             "port": _env_int("BOTWIRE_PORT", DEFAULT_PORT),
-            "database": os.environ.get("BOTWIRE_DATABASE_URL") or DEFAULT_DATABASE,
-            "token_secret": os.environ.get("BOTWIRE_TOKEN_SECRET") or None,
+            "database": _env_secret("BOTWIRE_DATABASE_URL") or DEFAULT_DATABASE,
+            "token_secret": _env_secret("BOTWIRE_TOKEN_SECRET"),
             "allow_anonymous": _env_bool("BOTWIRE_ALLOW_ANONYMOUS"),
             "writes_per_day": _env_int("BOTWIRE_WRITES_PER_DAY", 0),
             "max_namespace_bytes": _env_int("BOTWIRE_MAX_NAMESPACE_BYTES", 0),
@@ -210,6 +290,13 @@ class Settings:
             "testing_clock": _env_bool("BOTWIRE_TESTING_CLOCK"),
             "store_calls": os.environ.get("BOTWIRE_STORE_CALLS") or "inline",
             "housekeeping_seconds": _env_float("BOTWIRE_HOUSEKEEPING_SECONDS", 60.0),
+            "cors_origins": _env_list("BOTWIRE_CORS_ORIGINS"),
+            "allowed_hosts": _env_list("BOTWIRE_ALLOWED_HOSTS"),
+            "max_response_bytes": _env_int("BOTWIRE_MAX_RESPONSE_BYTES", 16 * MIB),
+            "max_json_elements": _env_int("BOTWIRE_MAX_JSON_ELEMENTS", 1_000_000),
+            "max_append_items": _env_int("BOTWIRE_MAX_APPEND_ITEMS", 10_000),
+            "max_list_length": _env_int("BOTWIRE_MAX_LIST_LENGTH", 100_000),
+            "max_inflight_bytes": _env_int("BOTWIRE_MAX_INFLIGHT_BYTES", 64 * MIB),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

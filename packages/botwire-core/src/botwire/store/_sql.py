@@ -12,6 +12,7 @@ Schema (both engines)::
     bw_items(ns, key, seq, value, bytes)         -- list items, seq in [head, tail)
     bw_namespaces(ns, keys, bytes, day, writes)  -- statistics and the per-namespace lock
     bw_idempotency(ns, ikey, fingerprint, created_at, response)
+                                                 -- fingerprint: "<sha256> <key or *>"
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ __all__ = [
     "Tx",
     "check_batch_size",
     "fingerprint",
+    "idempotency_query",
     "prefix_upper_bound",
 ]
 
@@ -49,6 +51,13 @@ VALUE, LIST = 0, 1
 DAY = 86400.0
 IDEMPOTENCY_SECONDS = 86400.0
 MAX_BATCH_OPS = 1000  # ops per transaction, like Deno KV's 1000 mutations per commit
+#: Idempotency records kept per namespace (oldest dropped first) ...
+MAX_IDEMPOTENCY_RECORDS = 1000
+#: ... and characters of their answers, when the namespace has no byte limit ...
+IDEMPOTENCY_BUDGET = 16 * 1024 * 1024
+#: ... checked when an answer over this many characters is kept (smaller ones total at most
+#: MAX_IDEMPOTENCY_RECORDS * SMALL_RECORD = 4 MiB per namespace).
+SMALL_RECORD = 4096
 _ENTRY_COLS = "kind, value, version, created_at, updated_at, expires_at, bytes, length, head, tail"
 
 
@@ -123,6 +132,16 @@ def prefix_upper_bound(prefix: str) -> str | None:
     return None
 
 
+def idempotency_query(ns: str, ikey: str) -> tuple[str, tuple[Any, ...]]:
+    """The one statement that looks up a request's idempotency record: (fingerprint, response,
+    records kept in the namespace); fingerprint and response are NULL when there is none."""
+    return (
+        "SELECT i.fingerprint, i.response, s.n FROM (SELECT count(*) AS n FROM bw_idempotency"
+        " WHERE ns = ?) s LEFT JOIN bw_idempotency i ON i.ns = ? AND i.ikey = ?",
+        (ns, ns, ikey),
+    )
+
+
 def check_batch_size(ns: str, count: int) -> None:
     if count > MAX_BATCH_OPS:
         raise InvalidArgument(
@@ -179,6 +198,11 @@ class Engine:
         now_sql = DB_NOW_SQL if db_clock else "?"
         self._now_sql = now_sql
         self._read_sqls = (_read_sql("", now_sql), _read_sql(_TAIL_FILTER, now_sql))
+        # List limits (0 = unlimited), checked in the write transaction; a server sets them so
+        # that no request has to read, write or trim an unbounded number of rows (issue 13).
+        self.max_append_items = 0
+        self.max_list_length = 0
+        self.max_list_bytes = 0
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -275,6 +299,36 @@ class Engine:
             "expires_at": entry.expires_at,
         }
 
+    def result_json_from_rows(self, ns: str, op: Op, rows: Sequence[tuple[Any, ...]]) -> str:
+        """:meth:`result_from_rows` as JSON text, the value spliced in as stored (no decode:
+        a stored value of a million ``[]`` costs its bytes here, not a million objects)."""
+        found = self.json_from_rows(ns, op.key, op.tail, rows)
+        if found is None:
+            return '{"found":false}'
+        text, version, created, updated, expires = found
+        return (f'{{"found":true,"value":{text},"version":{dumps(version)},'
+                f'"created_at":{dumps(created)},"updated_at":{dumps(updated)},'
+                f'"expires_at":{dumps(expires)}}}')
+
+    def stored_bytes(self, tx: Tx, ns: str, keys: Sequence[str], now: float) -> int:
+        """Bytes of JSON (key + value) that reading ``keys`` would return, a key counted as
+        often as it is named; what a response budget is checked against before reading."""
+        wanted: dict[str, int] = {}
+        for key in keys:
+            wanted[key] = wanted.get(key, 0) + 1
+        total = 0
+        names = list(wanted)
+        for start in range(0, len(names), 500):  # bounded statement size
+            chunk = names[start:start + 500]
+            rows = tx.all(
+                "SELECT key, bytes FROM bw_entries WHERE ns = ? AND key IN ("
+                + ",".join("?" * len(chunk))
+                + ") AND (expires_at IS NULL OR expires_at > ?)",
+                [ns, *chunk, now],
+            )
+            total += sum(int(size) * wanted[key] for key, size in rows)
+        return total
+
     def list_keys(
         self, tx: Tx, ns: str, prefix: str, cursor: str | None, limit: int, now: float
     ) -> KeyPage:
@@ -304,6 +358,19 @@ class Engine:
         more = len(rows) > limit
         keys = [KeyInfo(*r) for r in rows[:limit]]
         return KeyPage(keys, keys[-1].key if more else None)
+
+    def recent_keys(self, tx: Tx, ns: str, limit: int, now: float
+                    ) -> list[tuple[str, int, float]]:
+        """(key, bytes, updated_at) of the ``limit`` most recently updated live keys, newest
+        first (the keys of one batch, which share a time and version, in descending key order),
+        read along the ``(ns, updated_at, version, key)`` index: no sort of the namespace."""
+        rows = tx.all(
+            "SELECT key, bytes, updated_at FROM bw_entries"
+            " WHERE ns = ? AND (expires_at IS NULL OR expires_at > ?)"
+            " ORDER BY updated_at DESC, version DESC, key DESC LIMIT ?",
+            (ns, now, limit),
+        )
+        return [(r[0], int(r[1]), float(r[2])) for r in rows]
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -382,22 +449,29 @@ class Engine:
     ) -> list[dict[str, Any]]:
         """Apply a batch under the namespace lock; raise (atomic) or record per-op errors."""
         check_batch_size(ns, len(ops))
+        mutating = any(op.mutates for op in ops)
         base: _Stats | None = None
-        if self._lock_first:
+        if self._lock_first and mutating:  # gets and checks take no lock and create no row
             stats, now = self.lock_namespace_at(tx, ns, now)
+        elif self.db_clock:  # reads still need the database's time (no row is created)
+            now = self.db_now(tx, now)
+            stats = _Stats(0, 0, int(now // DAY), 0)
+            base = stats.copy()
         else:
             # Counting from zero is exact for the row's changes; totals only matter to limits.
             lim = self.limits
             limited = lim.max_namespace_bytes or lim.max_keys or lim.writes_per_day
-            stats = (self._peek_namespace(tx, ns, now) if limited
+            stats = (self._peek_namespace(tx, ns, now) if limited and mutating
                      else _Stats(0, 0, int(now // DAY), 0))
             base = stats.copy()
+        if not mutating:
+            idempotency_key = None  # a read changes nothing to replay: no record (issue 13)
+        kept = 0
         if idempotency_key is not None:
-            done = tx.one(
-                "SELECT fingerprint, response FROM bw_idempotency WHERE ns = ? AND ikey = ?",
-                (ns, idempotency_key),
-            )
-            if done is not None and done[0] != fingerprint:
+            found = tx.one(*idempotency_query(ns, idempotency_key))
+            kept = int(found[2]) if found is not None else 0
+            done = found if found is not None and found[1] is not None else None
+            if done is not None and (done[0] or "").split(" ", 1)[0] != fingerprint:
                 raise InvalidArgument(
                     f"botwire: Idempotency-Key {idempotency_key!r} was already used in namespace "
                     f"{ns!r} for a different request; use a new key for every new request.",
@@ -431,15 +505,103 @@ class Engine:
         else:
             self._add_namespace(tx, ns, ctx.stats, base)
         if idempotency_key is not None:
-            tx.run(
-                "INSERT INTO bw_idempotency (ns, ikey, fingerprint, created_at, response)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (ns, idempotency_key, fingerprint, now, dumps(results)),
-            )
+            self._record(tx, ns, ops, idempotency_key, fingerprint, now, dumps(results), kept)
         return results
 
+    def _record(self, tx: Tx, ns: str, ops: Sequence[Op], ikey: str, fp: str | None,
+                now: float, response: str, kept: int) -> None:
+        """Keep a mutating request's answer for its retries, bounded per namespace.
+
+        The fingerprint column holds ``"<digest> <scope>"``: the one key every op touches, or
+        ``*``; a delete of that key (or of the namespace) removes the record with the data, so
+        a replay never returns deleted data. At most :data:`MAX_IDEMPOTENCY_RECORDS` records
+        (``kept`` were there before this one) and, whenever a large answer
+        (> :data:`SMALL_RECORD` characters) is added, :meth:`idempotency_budget` characters of
+        answers are kept per namespace; the oldest go first (a retry comes seconds after its
+        request, not after a thousand others). Small records cost no extra statement.
+        """
+        keys = {op.key for op in ops}
+        scope = next(iter(keys)) if len(keys) == 1 else "*"
+        tx.run(
+            "INSERT INTO bw_idempotency (ns, ikey, fingerprint, created_at, response)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (ns, ikey, f"{fp or '0' * 64} {scope}", now, response),
+        )
+        count, size = kept + 1, 0
+        budget = self.idempotency_budget()
+        if len(response) > SMALL_RECORD:
+            row = tx.one(
+                "SELECT count(*), coalesce(sum(length(response)), 0) FROM bw_idempotency"
+                " WHERE ns = ?",
+                (ns,),
+            )
+            count, size = (int(row[0]), int(row[1])) if row else (0, 0)
+        if count <= MAX_IDEMPOTENCY_RECORDS and size <= budget:
+            return
+        oldest = tx.all(
+            "SELECT ikey, length(response) FROM bw_idempotency WHERE ns = ? AND ikey <> ?"
+            " ORDER BY created_at, ikey",
+            (ns, ikey),
+        )
+        gone: list[tuple[str, str]] = []
+        for old_key, length in oldest:
+            if count <= MAX_IDEMPOTENCY_RECORDS and size <= budget:
+                break
+            gone.append((ns, old_key))
+            count, size = count - 1, size - int(length)
+        if gone:
+            tx.many("DELETE FROM bw_idempotency WHERE ns = ? AND ikey = ?", gone)
+
+    def idempotency_budget(self) -> int:
+        """Characters of kept answers per namespace: its byte limit, else a fixed cap."""
+        return self.limits.max_namespace_bytes or IDEMPOTENCY_BUDGET
+
+    def forget_key_records(self, tx: Tx, ns: str, key: str) -> None:
+        """Drop the idempotency records that may hold ``key``'s data (it is being deleted)."""
+        # the scope starts after the 64-digit digest and its space (1-based: character 66)
+        tx.run(
+            "DELETE FROM bw_idempotency WHERE ns = ? AND substr(fingerprint, 66) IN (?, '*')",
+            (ns, key),
+        )
+
+    def _lock_existing(self, tx: Tx, ns: str, now: float) -> tuple[_Stats, float] | None:
+        """Like :meth:`lock_namespace_at`, but ``None`` (and no row created) for a namespace
+        without statistics: every namespace that ever held a key has them, so reads and no-op
+        clears of others must not create rows (a read-only token could fill the table)."""
+        if self.db_clock:
+            row = tx.one(
+                "UPDATE bw_namespaces SET ns = ns WHERE ns = ?"
+                f" RETURNING keys, bytes, day, writes, {DB_LOCK_NOW_SQL}",
+                (ns, now),
+            )
+            if row is None:
+                return None
+            now, row = float(row[4]), row[:4]
+        else:
+            row = tx.one(
+                "UPDATE bw_namespaces SET ns = ns WHERE ns = ? RETURNING keys, bytes, day, writes",
+                (ns,),
+            )
+            if row is None:
+                return None
+        stats = _Stats(*row)
+        today = int(now // DAY)
+        if stats.day != today:
+            stats.day, stats.writes = today, 0
+        return stats, now
+
+    def db_now(self, tx: Tx, offset: float) -> float:
+        """The database's time plus ``offset`` (``db_clock`` only): one statement, for the rare
+        paths that need "now" without a namespace lock to return it."""
+        row = tx.one(f"SELECT {DB_NOW_SQL}", (offset,))
+        assert row is not None
+        return float(row[0])
+
     def clear(self, tx: Tx, ns: str, now: float) -> int:
-        stats, now = self.lock_namespace_at(tx, ns, now)
+        found = self._lock_existing(tx, ns, now)
+        if found is None:
+            return 0
+        stats, now = found
         row = tx.one(
             "SELECT count(*) FROM bw_entries"
             " WHERE ns = ? AND (expires_at IS NULL OR expires_at > ?)",
@@ -447,12 +609,17 @@ class Engine:
         )
         tx.run("DELETE FROM bw_items WHERE ns = ?", (ns,))
         tx.run("DELETE FROM bw_entries WHERE ns = ?", (ns,))
+        tx.run("DELETE FROM bw_idempotency WHERE ns = ?", (ns,))  # no replay of deleted data
         stats.keys = stats.bytes = 0
         self.save_namespace(tx, ns, stats)
         return int(row[0]) if row else 0
 
     def usage(self, tx: Tx, ns: str, now: float) -> Usage:
-        stats, now = self.lock_namespace_at(tx, ns, now)
+        found = self._lock_existing(tx, ns, now)
+        if found is None:  # reads never create rows (issue 13)
+            today = int(self.db_now(tx, now) // DAY) if self.db_clock else int(now // DAY)
+            return Usage(ns, 0, 0, 0, (today + 1) * DAY, self.limits)
+        stats, now = found
         self.purge_namespace(tx, ns, now, stats)
         self.save_namespace(tx, ns, stats)
         return Usage(ns, stats.keys, stats.bytes, stats.writes, (stats.day + 1) * DAY, self.limits)
@@ -751,6 +918,7 @@ class _Ctx:
         if row is None:
             return {"deleted": False}
         self._remove(op.key, row)
+        self.engine.forget_key_records(self.tx, self.ns, op.key)
         return {"deleted": True}
 
     def _op_append(self, op: Op) -> dict[str, Any]:
@@ -763,12 +931,18 @@ class _Ctx:
                 namespace=self.ns,
                 key=op.key,
             )
+        engine = self.engine
+        if engine.max_append_items and len(op.items) > engine.max_append_items:
+            raise self._list_limit(op, f"one append adds {len(op.items)} items",
+                                   "max_append_items", engine.max_append_items,
+                                   "append them in several calls")
         row = self._load(op.key)
         self._check_version(op, row)
         sizes = [_utf8_len(t) for t in op.items]
         for size in sizes:
             self._check_size(op.key, size, "list item")
         expires = self._expiry(op.key, op.ttl, row, keep=True)
+        self._check_list_growth(op, row, len(op.items), sum(sizes))
         head, tail, length, content = self._list_of(op, row, "append")
         if op.items:
             self.tx.many(
@@ -802,12 +976,63 @@ class _Ctx:
             head,
             tail,
         )
+        engine = self.engine
+        grew = row is None or new.bytes > row.bytes or length > row.length
+        if grew and engine.max_list_length and length > engine.max_list_length:
+            raise self._list_limit(op, f"the list would hold {length} items after this append",
+                                   "max_list_length", engine.max_list_length,
+                                   "delete it or start a new key")
+        if grew and engine.max_list_bytes and new.bytes > engine.max_list_bytes:
+            raise self._list_limit(
+                op, f"the list would hold {new.bytes} bytes of JSON after this append",
+                "max_list_bytes", engine.max_list_bytes, "delete it or start a new key")
         self._store(op.key, row, new)
         return {"version": new.version, "length": length}
 
+    def _list_limit(self, op: Op, what: str, quota: str, limit: int, fix: str
+                    ) -> ValueTooLarge:
+        return ValueTooLarge(
+            f"botwire: {what} to list {op.key!r} in namespace {self.ns!r}; this server's "
+            f"{quota} is {limit}. Use max_len= to keep the list bounded, or {fix}.",
+            namespace=self.ns,
+            key=op.key,
+            quota=quota,
+            limit=limit,
+        )
+
+    def _check_list_growth(self, op: Op, row: _Row | None, added: int, added_bytes: int
+                           ) -> None:
+        """Refuse, before any row is written, a list that would outgrow the list limits once
+        ``max_len`` has trimmed it (every read or trim of it is then bounded too)."""
+        engine = self.engine
+        if not (engine.max_list_length or engine.max_list_bytes):
+            return
+        if row is None:
+            length, size = 0, _utf8_len(op.key) + 2
+        elif row.kind == LIST:
+            length, size = row.length, row.bytes
+        else:
+            return  # a JSON array from set(): within max_value_bytes, checked again below
+        new_length = length + added
+        kept = min(new_length, op.max_len) if op.max_len is not None else new_length
+        if engine.max_list_length and kept > engine.max_list_length:
+            raise self._list_limit(op, f"the list would hold {kept} items after this append",
+                                   "max_list_length", engine.max_list_length,
+                                   "delete it or start a new key")
+        # bytes: exact without max_len; with max_len the trimmed size is known only after
+        # trimming, so the untrimmed size is checked only when nothing is trimmed
+        if engine.max_list_bytes and kept == new_length:
+            new_size = size + added_bytes + added - (1 if length == 0 and added else 0)
+            if new_size > engine.max_list_bytes:
+                raise self._list_limit(
+                    op, f"the list would hold {new_size} bytes of JSON after this append",
+                    "max_list_bytes", engine.max_list_bytes, "delete it or start a new key")
+
     def _op_incr(self, op: Op) -> dict[str, Any]:
         by = op.by
-        if isinstance(by, bool) or not isinstance(by, (int, float)) or not math.isfinite(by):
+        if isinstance(by, bool) or not isinstance(by, (int, float)) or (
+            isinstance(by, float) and not math.isfinite(by)  # isfinite(10**400) overflows
+        ):
             raise InvalidArgument(
                 f"botwire: incr of key {op.key!r} in namespace {self.ns!r} by {by!r}; "
                 "the amount must be a finite int or float.",
@@ -827,15 +1052,21 @@ class _Ctx:
                     namespace=self.ns,
                     key=op.key,
                 )
-        value = current + by
-        if isinstance(value, float) and not math.isfinite(value):
+        try:
+            # float + huge int raises OverflowError; an int result past Python's 4300-digit
+            # str limit raises ValueError in dumps: both are the client's numbers, a 400.
+            value = current + by
+            if isinstance(value, float) and not math.isfinite(value):
+                raise OverflowError(value)
+            text = dumps(value)
+        except (OverflowError, ValueError):
             raise NotSerializable(
-                f"botwire: incr of key {op.key!r} in namespace {self.ns!r} overflows to "
-                f"{value}, which JSON cannot hold.",
+                f"botwire: incr of key {op.key!r} in namespace {self.ns!r} leaves the range "
+                "of numbers this store holds (finite floats, integers of at most 4300 digits);"
+                " use a smaller amount or set() the key to a new value.",
                 namespace=self.ns,
                 key=op.key,
-            )
-        text = dumps(value)
+            ) from None
         created = row.created_at if row is not None else self.now
         expires = row.expires_at if row is not None else None
         new = _Row(

@@ -47,6 +47,9 @@ _SCHEMA = (
     " fingerprint TEXT, created_at REAL NOT NULL, response TEXT NOT NULL,"
     " PRIMARY KEY (ns, ikey)) WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS bw_idempotency_age ON bw_idempotency (created_at)",
+    # the compatibility listing (newest first) reads this instead of sorting the namespace;
+    # WITHOUT ROWID: its entries end with the primary key, so ties come in key order too
+    "CREATE INDEX IF NOT EXISTS bw_entries_recent ON bw_entries (ns, updated_at, version)",
 )
 _HOUSEKEEPING_EVERY = 512  # write transactions between purges of expired entries
 _FREEING = frozenset(("delete", "check", "get"))
@@ -401,7 +404,7 @@ class SQLiteStore:
     ) -> list[dict[str, Any]]:
         now = self.clock()
         check_batch_size(namespace, len(ops))
-        if idempotency_key is None and all(op.kind == "get" for op in ops):
+        if all(op.kind == "get" for op in ops):  # reads keep no idempotency record
             with self._read() as tx:
                 return [self.engine.read_result(tx, namespace, op, now) for op in ops]
         digest = fingerprint(ops, atomic) if idempotency_key is not None else None
@@ -441,6 +444,28 @@ class SQLiteStore:
             self._guard.on_success(not frees)
         self._after_write()
         return results
+
+    def read_batch_json(self, namespace: str, ops: Sequence[Op]) -> list[str]:
+        """The results of a batch of gets as JSON texts, values spliced in (one snapshot)."""
+        now = self.clock()
+        check_batch_size(namespace, len(ops))
+        with self._read() as tx:
+            return [
+                self.engine.result_json_from_rows(
+                    namespace, op, tx.all(*self.engine.read_query(namespace, op.key, op.tail, now))
+                )
+                for op in ops
+            ]
+
+    def recent_keys(self, namespace: str, limit: int) -> list[tuple[str, int, float]]:
+        """(key, bytes, updated_at) of the most recently updated keys (``Engine.recent_keys``)."""
+        with self._read() as tx:
+            return self.engine.recent_keys(tx, namespace, limit, self.clock())
+
+    def stored_bytes(self, namespace: str, keys: Sequence[str]) -> int:
+        """JSON bytes reading ``keys`` would return (``Engine.stored_bytes``)."""
+        with self._read() as tx:
+            return self.engine.stored_bytes(tx, namespace, keys, self.clock())
 
     def list_keys(
         self, namespace: str, *, prefix: str = "", cursor: str | None = None, limit: int = 1000

@@ -93,6 +93,10 @@ async def compat_list(request: Request) -> Response:
     principal.require(ns, write=False)
     limit = query_int(request, "limit", 100, ns, low=1, high=1000)
     assert limit is not None
+    recent = await ctx.store.recent_keys(ns, limit)
+    if recent is not None:  # read along an index, newest first: no sort of the namespace
+        shown = [{"key": k, "bytes": b, "updated_at": u} for k, b, u in recent]
+        return json_response({"namespace": ns, "count": len(shown), "keys": shown})
     keys = []
     cursor: str | None = None
     while True:  # every page: recency order needs the whole namespace

@@ -7,6 +7,7 @@ from typing import Any
 
 from starlette.requests import Request
 
+from ..admission import Admission
 from ..auth import ANONYMOUS, Authorizer, Principal
 from ..metrics import Metrics
 from ..quotas import body_limit
@@ -29,11 +30,13 @@ class ServerContext:
     single_limit: int = 0
     batch_limit: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    admission: Admission = field(init=False)
 
     def __post_init__(self) -> None:
         limits = self.settings.limits
         self.single_limit = body_limit(limits, batch=False)
         self.batch_limit = body_limit(limits, batch=True)
+        self.admission = Admission(self.settings.max_inflight_bytes)
 
     @property
     def store(self) -> StoreRunner:

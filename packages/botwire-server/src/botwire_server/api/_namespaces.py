@@ -5,13 +5,13 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from botwire import InvalidArgument
+from botwire import InvalidArgument, ValueTooLarge
 from botwire._wire import page_to_wire, usage_to_wire
 from botwire.store._sql import MAX_BATCH_OPS  # one limit for every backend
 
-from ._context import context
+from ._context import ServerContext, context
 from ._http import idempotency_key, json_response, query_int, read_json, route_names
-from ._keys import parse_op
+from ._keys import check_append_items, parse_op
 
 __all__ = ["MAX_BATCH_OPS", "batch", "clear_namespace", "get_usage", "list_keys"]
 
@@ -65,11 +65,57 @@ async def batch(request: Request) -> Response:
             f"{MAX_BATCH_OPS}. Split it into several batches.",
             namespace=ns,
         )
+    for d in raw_ops:
+        check_append_items(ns, d, ctx.settings.max_append_items)
     ops = [parse_op(ns, d) for d in raw_ops]
-    if any(op.mutates for op in ops):
+    mutating = any(op.mutates for op in ops)
+    if mutating:
         principal.require(ns, write=True)
+    else:
+        ikey = None  # a read changes nothing: no record to keep (issue 13)
+    gets = [op.key for op in ops if op.kind == "get"]
+    size = await _check_response_budget(ctx, ns, gets, decoded=mutating)
+    if gets and not mutating and len(gets) == len(ops):
+        texts = await ctx.store.read_batch_json(ns, ops, large=size > LARGE_ANSWER)
+        if texts is not None:  # values spliced in as stored: no decode, no re-encode
+            return Response(('{"results":[' + ",".join(texts) + "]}").encode(),
+                            media_type="application/json")
     results = await ctx.store.batch(ns, ops, atomic=atomic, idempotency_key=ikey)
     return json_response({"results": results})
+
+
+#: Gets inside a write batch are decoded into objects (several times their bytes in memory),
+#: so they get this fraction of the response budget.
+DECODED_SHARE = 16
+
+
+#: Answers above this many bytes are read off the event loop (``StoreRunner.read_batch_json``).
+LARGE_ANSWER = 1 << 20
+
+
+async def _check_response_budget(ctx: ServerContext, ns: str, keys: list[str], *,
+                                 decoded: bool) -> int:
+    """Refuse (413) a batch whose gets would answer more than the response budget, before
+    reading them (one indexed look-up of the entries' sizes); the size, 0 when not looked up."""
+    budget = ctx.settings.max_response_bytes
+    if not budget or not keys:
+        return 0
+    cap = max(budget // DECODED_SHARE, ctx.settings.max_value_bytes) if decoded else budget
+    if len(keys) == 1 and not decoded:
+        return 0  # one entry is within the budget already (list and value limits)
+    size = await ctx.store.stored_bytes(ns, keys)
+    if size is not None and size > cap:
+        raise ValueTooLarge(
+            f"botwire: the {len(keys)} gets of this batch on namespace {ns!r} would answer "
+            f"{size} bytes; this server answers at most {cap} bytes per "
+            f"{'write ' if decoded else ''}batch (max_response_bytes). Read fewer keys per "
+            "batch (get_many in smaller chunks), or lists with tail=N.",
+            namespace=ns,
+            quota="max_response_bytes",
+            limit=cap,
+            size=size,
+        )
+    return size or 0
 
 
 async def get_usage(request: Request) -> Response:

@@ -138,6 +138,44 @@ class StoreRunner:
             self.store.batch, namespace, ops, atomic=atomic, idempotency_key=idempotency_key
         )
 
+    async def read_batch_json(self, namespace: str, ops: Sequence[Op], *, large: bool = False
+                              ) -> list[str] | None:
+        """A batch of gets as JSON texts (values not decoded), or ``None`` when the store
+        cannot (then :meth:`batch` answers it). A ``large`` one (megabytes) runs in a worker
+        thread even for an inline store, so the event loop keeps serving meanwhile."""
+        read = getattr(self.store, "read_batch_json", None)
+        if read is None:
+            return None
+        if large and self.inline:
+            try:
+                texts: list[str] = await anyio.to_thread.run_sync(
+                    functools.partial(read, namespace, ops))
+            except Exception as exc:
+                failure = self._failure(exc, "read_batch_json")
+                if failure is exc:
+                    raise
+                raise failure from exc
+            return texts
+        texts = await self._call(read, namespace, ops)
+        return texts
+
+    async def recent_keys(self, namespace: str, limit: int
+                          ) -> list[tuple[str, int, float]] | None:
+        """The most recently updated keys, or ``None`` when the store cannot list them so."""
+        recent = getattr(self.store, "recent_keys", None)
+        if recent is None:
+            return None
+        rows: list[tuple[str, int, float]] = await self._call(recent, namespace, limit)
+        return rows
+
+    async def stored_bytes(self, namespace: str, keys: Sequence[str]) -> int | None:
+        """JSON bytes reading ``keys`` would return, or ``None`` when the store cannot tell."""
+        size = getattr(self.store, "stored_bytes", None)
+        if size is None:
+            return None
+        total: int = await self._call(size, namespace, keys)
+        return total
+
     async def list_keys(
         self, namespace: str, *, prefix: str = "", cursor: str | None = None, limit: int = 1000
     ) -> KeyPage:

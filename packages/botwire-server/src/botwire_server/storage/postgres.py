@@ -43,7 +43,14 @@ from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 from botwire._errors import BotWireError, InvalidArgument, StorageFull, Unavailable
 from botwire._names import check_key
 from botwire.store import Entry, KeyPage, Limits, Op, Usage
-from botwire.store._sql import _ENTRY_COLS, Engine, JSONEntry, Tx, fingerprint
+from botwire.store._sql import (
+    _ENTRY_COLS,
+    Engine,
+    JSONEntry,
+    Tx,
+    fingerprint,
+    idempotency_query,
+)
 
 if TYPE_CHECKING:
     from ._pg_async import AsyncPgReader
@@ -52,7 +59,7 @@ __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _MIGRATION_LOCK = 0x6277_6D69  # pg_advisory_xact_lock key for schema changes ("bwmi")
 _TEXT = 'TEXT COLLATE "C" NOT NULL'
 # _MIGRATIONS[n] takes a database from schema n - 1 to schema n.
@@ -77,6 +84,9 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         " PRIMARY KEY (ns, ikey))",
         "CREATE INDEX IF NOT EXISTS bw_idempotency_age ON bw_idempotency (created_at)",
     ),
+    # issue 13: the compatibility listing (newest first) reads this instead of sorting
+    2: ("CREATE INDEX IF NOT EXISTS bw_entries_recent"
+        " ON bw_entries (ns, updated_at, version, key)",),
 }
 _META = (
     "CREATE TABLE IF NOT EXISTS bw_meta (id integer PRIMARY KEY CHECK (id = 1),"
@@ -89,7 +99,6 @@ _NEXTVAL = b"SELECT nextval('bw_version')"
 # The engine's statements this module recognizes (see _PgTx); if the engine changes them the
 # store stays correct and merely loses a round-trip saving (tests/postgres/test_roundtrips.py).
 _LOCK_PREFIX = "INSERT INTO bw_namespaces "  # Engine.lock_namespace
-_IDEMPOTENCY_SQL = "SELECT fingerprint, response FROM bw_idempotency WHERE ns = ? AND ikey = ?"
 _LOAD_SQL = f"SELECT {_ENTRY_COLS} FROM bw_entries WHERE ns = ? AND key = ?"  # _Ctx._load
 _NEUTRAL = ("SELECT ", "SAVEPOINT ")  # statements that change no data
 _RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
@@ -507,12 +516,12 @@ class PostgresStore:
         idempotency_key: str | None = None,
     ) -> list[dict[str, Any]]:
         now = self.clock()
-        if idempotency_key is None and all(op.kind == "get" for op in ops):
+        if all(op.kind == "get" for op in ops):  # reads keep no idempotency record
             return self._read_batch(namespace, ops, now)
         fp = fingerprint(ops, atomic) if idempotency_key is not None else None
         prefetch: list[tuple[str, tuple[Any, ...]]] = []
         if idempotency_key is not None:
-            prefetch.append((_IDEMPOTENCY_SQL, (namespace, idempotency_key)))
+            prefetch.append(idempotency_query(namespace, idempotency_key))
         if ops and ops[0].kind != "get":
             prefetch.append((_LOAD_SQL, (namespace, ops[0].key)))
         results = self._write(
@@ -533,6 +542,29 @@ class PostgresStore:
     def _read_batch(self, namespace: str, ops: Sequence[Op], now: float) -> list[dict[str, Any]]:
         """All gets of a batch in one snapshot and one round trip: the engine's query for each
         (``Engine.read_query``) is sent in one pipeline, and the engine decodes the rows."""
+        rows = self._read_batch_rows(namespace, ops, now)
+        return [
+            self.engine.result_from_rows(namespace, op, r) for op, r in zip(ops, rows, strict=True)
+        ]
+
+    def read_batch_json(self, namespace: str, ops: Sequence[Op]) -> list[str]:
+        """Like :meth:`_read_batch`, each result as JSON text with the value spliced in."""
+        rows = self._read_batch_rows(namespace, ops, self.clock())
+        return [self.engine.result_json_from_rows(namespace, op, r)
+                for op, r in zip(ops, rows, strict=True)]
+
+    def recent_keys(self, namespace: str, limit: int) -> list[tuple[str, int, float]]:
+        """(key, bytes, updated_at) of the most recently updated keys (``Engine.recent_keys``)."""
+        now = self.clock()
+        return self._statement(lambda tx: self.engine.recent_keys(tx, namespace, limit, now))
+
+    def stored_bytes(self, namespace: str, keys: Sequence[str]) -> int:
+        """JSON bytes reading ``keys`` would return (``Engine.stored_bytes``)."""
+        now = self.clock()
+        return self._statement(lambda tx: self.engine.stored_bytes(tx, namespace, keys, now))
+
+    def _read_batch_rows(self, namespace: str, ops: Sequence[Op], now: float
+                         ) -> list[list[tuple[Any, ...]]]:
         if not ops:
             return []
         queries: list[tuple[str, list[Any]]] = []
@@ -551,10 +583,7 @@ class PostgresStore:
                 conn.execute(b"COMMIT")
             return [cur.fetchall() for cur in cursors]
 
-        rows = self._run(body)
-        return [
-            self.engine.result_from_rows(namespace, op, r) for op, r in zip(ops, rows, strict=True)
-        ]
+        return self._run(body)
 
     def list_keys(
         self, namespace: str, *, prefix: str = "", cursor: str | None = None, limit: int = 1000
