@@ -1,14 +1,16 @@
 """Runs in a fresh Python process (a simulated serverless invocation); prints ``RESULT <json>``.
 
-    python oa_worker.py invocation NS N TEXT      # invocation N of the scenario below
-    python oa_worker.py add NS SID TAG N GO       # N add_items calls of 2 items, after GO exists
+    python oa_worker.py invocation URLS NS N TEXT  # invocation N of the scenario below
+    python oa_worker.py add URLS NS SID TAG N GO   # N add_items calls of 2 items, after GO exists
+
+URLS is a comma-separated list of backends (an embedded file, a server): the process does the
+same work on each, so one process stands for one invocation on every backend.
 
 Importing the Agents SDK costs seconds of CPU, so one process plays one invocation of two
 stories at once: a chat (one turn per invocation on session "chat") and a refund awaiting a
 human's approval (1: the run pauses and is parked; 2: approved, resumed; 3: a duplicate
 approval finds nothing to resume).
 
-The backend comes from BOTWIRE_URL, exactly as in production.
 """
 
 from __future__ import annotations
@@ -26,32 +28,34 @@ from oa_helpers import EchoModel, echo_agent, refund_agent, text_of
 from botwire_openai_agents import BotWireRunStore, BotWireSession
 
 
-async def turn(ns: str, sid: str, text: str) -> dict[str, Any]:
+async def turn(url: str, ns: str, sid: str, text: str) -> dict[str, Any]:
     model = EchoModel()
-    session = BotWireSession(sid, namespace=ns)
+    session = BotWireSession(sid, namespace=ns, url=url)
     result = await Runner.run(echo_agent(model), text, session=session)
     await session.aclose()
     return {"output": result.final_output,
             "model_saw": [text_of(i) for i in model.inputs[-1]]}
 
 
-async def add(ns: str, sid: str, tag: str, n: int, go: str) -> dict[str, Any]:
-    session = BotWireSession(sid, namespace=ns)
+async def add(urls: list[str], ns: str, sid: str, tag: str, n: int, go: str) -> dict[str, Any]:
+    sessions = [BotWireSession(sid, namespace=ns, url=url) for url in urls]
     Path(f"{go}.ready-{tag}").touch()
     while not Path(go).exists():
         time.sleep(0.01)
     for i in range(n):
-        await session.add_items([
-            {"role": "user", "content": f"{tag}-{i}-q"},
-            {"role": "assistant", "content": f"{tag}-{i}-a"},
-        ])
-    await session.aclose()
+        for session in sessions:  # interleaved: both backends under contention at once
+            await session.add_items([
+                {"role": "user", "content": f"{tag}-{i}-q"},
+                {"role": "assistant", "content": f"{tag}-{i}-a"},
+            ])
+    for session in sessions:
+        await session.aclose()
     return {"added": n}
 
 
-async def park(ns: str, run_id: str, sid: str) -> dict[str, Any]:
-    session = BotWireSession(sid, namespace=ns)
-    runs = BotWireRunStore(ns, ttl=600)
+async def park(url: str, ns: str, run_id: str, sid: str) -> dict[str, Any]:
+    session = BotWireSession(sid, namespace=ns, url=url)
+    runs = BotWireRunStore(ns, ttl=600, url=url)
     result = await Runner.run(refund_agent(), "please refund my order", session=session)
     assert result.interruptions, "the run should pause for approval"
     await runs.park(run_id, result)
@@ -60,9 +64,9 @@ async def park(ns: str, run_id: str, sid: str) -> dict[str, Any]:
     return {"paused_on": [i.tool_name for i in result.interruptions]}
 
 
-async def resume(ns: str, run_id: str, sid: str) -> dict[str, Any]:
-    session = BotWireSession(sid, namespace=ns)
-    runs = BotWireRunStore(ns)
+async def resume(url: str, ns: str, run_id: str, sid: str) -> dict[str, Any]:
+    session = BotWireSession(sid, namespace=ns, url=url)
+    runs = BotWireRunStore(ns, url=url)
     agent = refund_agent()
     state = await runs.resume(agent, run_id)
     if state is None:
@@ -78,19 +82,23 @@ async def resume(ns: str, run_id: str, sid: str) -> dict[str, Any]:
             "history_types": [i.get("type", i.get("role")) for i in history]}
 
 
-async def invocation(ns: str, n: str, text: str) -> dict[str, Any]:
-    out = {"turn": await turn(ns, "chat", text)}
-    if n == "1":
-        out["park"] = await park(ns, "run-7", "cust-7")
-    else:
-        out["resume"] = await resume(ns, "run-7", "cust-7")
-    return out
+async def invocation(urls: list[str], ns: str, n: str, text: str) -> list[dict[str, Any]]:
+    outs = []
+    for url in urls:
+        out = {"turn": await turn(url, ns, "chat", text)}
+        if n == "1":
+            out["park"] = await park(url, ns, "run-7", "cust-7")
+        else:
+            out["resume"] = await resume(url, ns, "run-7", "cust-7")
+        outs.append(out)
+    return outs
 
 
 if __name__ == "__main__":
     mode, args = sys.argv[1], sys.argv[2:]
+    urls = args[0].split(",")
     if mode == "invocation":
-        coro = invocation(*args)
+        coro = invocation(urls, *args[1:])
     else:
-        coro = add(args[0], args[1], args[2], int(args[3]), args[4])
+        coro = add(urls, args[1], args[2], args[3], int(args[4]), args[5])
     print("RESULT " + json.dumps(asyncio.run(coro)))
