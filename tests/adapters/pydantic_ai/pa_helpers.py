@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from pydantic_ai import Agent
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
@@ -17,6 +19,12 @@ def _echo(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
     return ModelResponse(parts=[TextPart(f"saw {len(users)}: " + " | ".join(users))])
 
 
+async def _echo_stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
+    users = user_prompts(messages)
+    yield f"saw {len(users)}: "
+    yield " | ".join(users)
+
+
 def echo_agent() -> Agent[None, str]:
     """An agent whose answer lists every user prompt the model was sent, oldest first."""
-    return Agent(FunctionModel(_echo), instructions="Be brief.")
+    return Agent(FunctionModel(_echo, stream_function=_echo_stream), instructions="Be brief.")

@@ -80,8 +80,15 @@ class BotWireMessageHistory:
                 values = await self._clients.aio.tail(self.key, self.max_messages)
         except BotWireError as exc:
             raise self._note(exc, "loading") from None
-        return _from_a_request(decode_messages(values)) if self.max_messages else \
-            decode_messages(values)
+        if not isinstance(values, list):
+            raise TypeError(
+                f"key {self.key!r} in botwire namespace {self.namespace!r} holds a "
+                f"{type(values).__name__}, not the list of messages of Pydantic AI conversation "
+                f"{self.conversation_id!r}; it was written by something else: use another "
+                "conversation_id or namespace (the value was left as it is)"
+            )
+        messages = decode_messages(values)
+        return _from_a_request(messages) if self.max_messages else messages
 
     async def add(self, messages: Sequence[ModelMessage]) -> None:
         """Append ``messages`` (a run's ``new_messages()``) in one atomic ``append``."""
