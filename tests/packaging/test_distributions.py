@@ -17,6 +17,8 @@ ADAPTERS = {
     "crewai": "botwire_crewai",
     "autogen": "botwire_autogen",
     "llamaindex": "botwire_llamaindex",
+    "openai-agents": "botwire_openai_agents",
+    "pydantic-ai": "botwire_pydantic_ai",
     "server": "botwire_server",
 }
 
@@ -65,6 +67,7 @@ def test_core_has_no_runtime_dependencies(dist: Path) -> None:
 @pytest.mark.parametrize("extra", list(ADAPTERS))
 def test_each_package_ships_its_code_and_pins_core(dist: Path, extra: str) -> None:
     module = ADAPTERS[extra]
+    extra = extra.replace("-", "_")  # wheel names: botwire_openai_agents
     _, requires = _metadata(dist, f"botwire_{extra}")
     assert any(r.startswith("botwire-core") and "==0.3.0" in r for r in requires)
     with _wheel(dist, f"botwire_{extra}") as whl:

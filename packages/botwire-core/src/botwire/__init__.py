@@ -43,8 +43,12 @@ __all__ = [
     "AsyncMemory",
     "AsyncTransaction",
     "BotWireChatHistory",
+    "BotWireConversationStore",
     "BotWireError",
+    "BotWireMessageHistory",
+    "BotWireRunStore",
     "BotWireSaver",
+    "BotWireSession",
     "BotWireWarning",
     "Conflict",
     "Entry",
@@ -99,6 +103,10 @@ _LOCAL: dict[str, str] = {
 ADAPTERS: dict[str, tuple[str, str]] = {
     "BotWireChatHistory": ("botwire_langchain", "langchain"),
     "BotWireSaver": ("botwire_langgraph", "langgraph"),
+    "BotWireSession": ("botwire_openai_agents", "openai-agents"),
+    "BotWireRunStore": ("botwire_openai_agents", "openai-agents"),
+    "BotWireConversationStore": ("botwire_pydantic_ai", "pydantic-ai"),
+    "BotWireMessageHistory": ("botwire_pydantic_ai", "pydantic-ai"),
 }
 
 
