@@ -39,16 +39,22 @@ class EchoModel(Model):
         self.approve_tool = approve_tool
         self.inputs: list[list[Any]] = []
 
-    async def get_response(self, system_instructions: Any, input: Any, *args: Any,
-                           **kwargs: Any) -> ModelResponse:
+    async def get_response(
+        self, system_instructions: Any, input: Any, *args: Any, **kwargs: Any
+    ) -> ModelResponse:
         items = [{"role": "user", "content": input}] if isinstance(input, str) else list(input)
         self.inputs.append(items)
-        outputs = [i for i in items if isinstance(i, dict) and i.get("type") ==
-                   "function_call_output"]
+        outputs = [
+            i for i in items if isinstance(i, dict) and i.get("type") == "function_call_output"
+        ]
         if self.approve_tool and not outputs:
             call = ResponseFunctionToolCall(
-                type="function_call", call_id="call-1", name=self.approve_tool,
-                arguments=json.dumps({"amount": 120}), id="fc-1", status="completed",
+                type="function_call",
+                call_id="call-1",
+                name=self.approve_tool,
+                arguments=json.dumps({"amount": 120}),
+                id="fc-1",
+                status="completed",
             )
             return ModelResponse(output=[call], usage=Usage(), response_id=None)
         users = [text_of(i) for i in items if isinstance(i, dict) and i.get("role") == "user"]
@@ -56,7 +62,10 @@ class EchoModel(Model):
         if outputs:
             text += f" | tool said {outputs[-1].get('output')}"
         msg = ResponseOutputMessage(
-            id=f"msg-{uuid.uuid4().hex[:12]}", type="message", role="assistant", status="completed",
+            id=f"msg-{uuid.uuid4().hex[:12]}",
+            type="message",
+            role="assistant",
+            status="completed",
             content=[ResponseOutputText(type="output_text", text=text, annotations=[])],
         )
         return ModelResponse(output=[msg], usage=Usage(), response_id=None)
@@ -72,10 +81,18 @@ def refund(amount: int) -> str:
 
 
 def echo_agent(model: EchoModel | None = None) -> Agent[Any]:
-    return Agent(name="echo", instructions="Be brief.", model=model or EchoModel(),
-                 model_settings=ModelSettings())
+    return Agent(
+        name="echo",
+        instructions="Be brief.",
+        model=model or EchoModel(),
+        model_settings=ModelSettings(),
+    )
 
 
 def refund_agent(model: EchoModel | None = None) -> Agent[Any]:
-    return Agent(name="support", instructions="Refund when asked.",
-                 model=model or EchoModel(approve_tool="refund"), tools=[refund])
+    return Agent(
+        name="support",
+        instructions="Refund when asked.",
+        model=model or EchoModel(approve_tool="refund"),
+        tools=[refund],
+    )

@@ -33,8 +33,7 @@ async def turn(url: str, ns: str, sid: str, text: str) -> dict[str, Any]:
     session = BotWireSession(sid, namespace=ns, url=url)
     result = await Runner.run(echo_agent(model), text, session=session)
     await session.aclose()
-    return {"output": result.final_output,
-            "model_saw": [text_of(i) for i in model.inputs[-1]]}
+    return {"output": result.final_output, "model_saw": [text_of(i) for i in model.inputs[-1]]}
 
 
 async def add(urls: list[str], ns: str, sid: str, tag: str, n: int, go: str) -> dict[str, Any]:
@@ -44,10 +43,12 @@ async def add(urls: list[str], ns: str, sid: str, tag: str, n: int, go: str) -> 
         time.sleep(0.01)
     for i in range(n):
         for session in sessions:  # interleaved: both backends under contention at once
-            await session.add_items([
-                {"role": "user", "content": f"{tag}-{i}-q"},
-                {"role": "assistant", "content": f"{tag}-{i}-a"},
-            ])
+            await session.add_items(
+                [
+                    {"role": "user", "content": f"{tag}-{i}-q"},
+                    {"role": "assistant", "content": f"{tag}-{i}-a"},
+                ]
+            )
     for session in sessions:
         await session.aclose()
     return {"added": n}
@@ -78,8 +79,12 @@ async def resume(url: str, ns: str, run_id: str, sid: str) -> dict[str, Any]:
     history = await session.get_items()
     await session.aclose()
     await runs.aclose()
-    return {"resumed": True, "output": result.final_output, "again": again is not None,
-            "history_types": [i.get("type", i.get("role")) for i in history]}
+    return {
+        "resumed": True,
+        "output": result.final_output,
+        "again": again is not None,
+        "history_types": [i.get("type", i.get("role")) for i in history],
+    }
 
 
 async def invocation(urls: list[str], ns: str, n: str, text: str) -> list[dict[str, Any]]:

@@ -28,8 +28,9 @@ def test_missing_extra_names_the_pip_command() -> None:
         "    try:\n        exec(stmt)\n    except ImportError as exc:\n        print(exc)\n"
         "print('agents' in sys.modules, 'pydantic_ai' in sys.modules)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, timeout=60).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
     assert 'pip install "botwire[openai-agents]"' in out
     assert 'pip install "botwire[pydantic-ai]"' in out
     assert out.splitlines()[-1] == "False False"  # import botwire never imports a framework

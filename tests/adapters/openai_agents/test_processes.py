@@ -25,8 +25,10 @@ def _check_story(outs: list[dict[str, Any]]) -> None:
     # The third invocation's model got the first two turns from botwire, then the new one.
     assert chat[2]["output"] == "saw 3 user messages: I am Ada | I like tea | What do I like?"
     assert chat[2]["model_saw"] == [
-        "I am Ada", "saw 1 user messages: I am Ada",
-        "I like tea", "saw 2 user messages: I am Ada | I like tea",
+        "I am Ada",
+        "saw 1 user messages: I am Ada",
+        "I like tea",
+        "saw 2 user messages: I am Ada | I like tea",
         "What do I like?",
     ]
     # The refund paused in invocation 1 and was parked; invocation 2 approved and resumed it.
@@ -37,8 +39,7 @@ def _check_story(outs: list[dict[str, Any]]) -> None:
         "saw 1 user messages: please refund my order | tool said refunded 120"
     )
     assert resumed["again"] is False  # claimed: the refund cannot run twice
-    assert resumed["history_types"] == ["user", "function_call", "function_call_output",
-                                        "message"]
+    assert resumed["history_types"] == ["user", "function_call", "function_call_output", "message"]
     # Invocation 3 (a duplicate approval webhook) finds nothing to resume.
     assert outs[2]["resume"] == {"resumed": False}
 
@@ -61,12 +62,18 @@ def test_six_processes_add_items_lose_nothing(
     writers, n = 6, 25
     started = time.monotonic()
     race_processes(
-        WORKER, [["add", ",".join(both_urls), ns, "busy", f"w{w}", str(n), str(tmp_path / "go")]
-                 for w in range(writers)],
-        subprocess_env, tmp_path / "go",
+        WORKER,
+        [
+            ["add", ",".join(both_urls), ns, "busy", f"w{w}", str(n), str(tmp_path / "go")]
+            for w in range(writers)
+        ],
+        subprocess_env,
+        tmp_path / "go",
     )
-    print(f"FIGURE openai-agents {writers} processes x {n} add_items x 2 backends: "
-          f"{time.monotonic() - started:.1f} s including imports")
+    print(
+        f"FIGURE openai-agents {writers} processes x {n} add_items x 2 backends: "
+        f"{time.monotonic() - started:.1f} s including imports"
+    )
     for url in both_urls:
         with Memory(ns, url=url) as m:
             items = [i["content"] for i in m.get(SESSION_KEY_PREFIX + "busy")]

@@ -21,8 +21,9 @@ def run(coro: Any) -> Any:
 
 
 def items(*texts: str) -> list[Any]:
-    return [{"role": "user" if i % 2 == 0 else "assistant", "content": t}
-            for i, t in enumerate(texts)]
+    return [
+        {"role": "user" if i % 2 == 0 else "assistant", "content": t} for i, t in enumerate(texts)
+    ]
 
 
 def test_is_a_session_abc_and_behaves_like_the_sdks_sqlite_session(
@@ -35,8 +36,12 @@ def test_is_a_session_abc_and_behaves_like_the_sdks_sqlite_session(
         await session.add_items(items("a", "b", "c"))
         await session.add_items([])
         await session.add_items(items("d", "e"))
-        out += [await session.get_items(), await session.get_items(2),
-                await session.get_items(0), await session.get_items(99)]
+        out += [
+            await session.get_items(),
+            await session.get_items(2),
+            await session.get_items(0),
+            await session.get_items(99),
+        ]
         out += [await session.pop_item(), await session.get_items()]
         await session.clear_session()
         out += [await session.get_items(), await session.pop_item()]
@@ -50,8 +55,9 @@ def test_is_a_session_abc_and_behaves_like_the_sdks_sqlite_session(
 
 
 def test_session_settings_limit_and_isolation(memory_url: str, ns: str) -> None:
-    a = BotWireSession("alice", namespace=ns, url=memory_url,
-                       session_settings=SessionSettings(limit=2))
+    a = BotWireSession(
+        "alice", namespace=ns, url=memory_url, session_settings=SessionSettings(limit=2)
+    )
     b = BotWireSession("bob", namespace=ns, url=memory_url)
     run(a.add_items(items("a1", "a2", "a3")))
     run(b.add_items(items("b1")))
@@ -124,7 +130,9 @@ def test_encrypted_session_wraps_botwire_session(memory_url: str, ns: str) -> No
     plain, output, with_wrong_key = run(main())
     assert output == "saw 2 user messages: my PIN is 4921 | what is my PIN?"
     assert [i.get("content") for i in plain if i.get("role") == "user"] == [
-        "my PIN is 4921", "what is my PIN?"]
+        "my PIN is 4921",
+        "what is my PIN?",
+    ]
     assert with_wrong_key == []  # undecryptable items are skipped, not leaked
     with Memory(ns, url=memory_url) as m:
         stored = m.get(SESSION_KEY_PREFIX + "secret")
@@ -143,8 +151,9 @@ def test_run_store_park_resume_claim_and_ttl(memory_url: str, ns: str) -> None:
             assert e is not None and e.expires_at is not None
             assert 800 < e.expires_at - time.time() <= 900
         # Two approvals race for one parked run: exactly one gets it.
-        got = await asyncio.gather(runs.resume(refund_agent(), "r1"),
-                                   runs.resume(refund_agent(), "r1"))
+        got = await asyncio.gather(
+            runs.resume(refund_agent(), "r1"), runs.resume(refund_agent(), "r1")
+        )
         assert sum(s is not None for s in got) == 1
         state = next(s for s in got if s is not None)
         for item in state.get_interruptions():

@@ -10,8 +10,13 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 
 def user_prompts(messages: list[ModelMessage]) -> list[str]:
-    return [str(p.content) for m in messages if m.kind == "request" for p in m.parts
-            if p.part_kind == "user-prompt"]
+    return [
+        str(p.content)
+        for m in messages
+        if m.kind == "request"
+        for p in m.parts
+        if p.part_kind == "user-prompt"
+    ]
 
 
 def _echo(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:

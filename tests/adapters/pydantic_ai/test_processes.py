@@ -1,4 +1,4 @@
-"""Serverless, honestly: each invocation a fresh process, on the embedded store and a real server."""
+"""Serverless, honestly: each invocation a fresh process, on the embedded store and a server."""
 
 from __future__ import annotations
 
@@ -36,12 +36,18 @@ def test_six_processes_save_one_conversation_lose_nothing(
     writers, n = 6, 25
     started = time.monotonic()
     race_processes(
-        WORKER, [["save", ",".join(both_urls), ns, f"w{w}", str(n), str(tmp_path / "go")]
-                 for w in range(writers)],
-        subprocess_env, tmp_path / "go",
+        WORKER,
+        [
+            ["save", ",".join(both_urls), ns, f"w{w}", str(n), str(tmp_path / "go")]
+            for w in range(writers)
+        ],
+        subprocess_env,
+        tmp_path / "go",
     )
-    print(f"FIGURE pydantic-ai {writers} processes x {n} saves x 2 backends: "
-          f"{time.monotonic() - started:.1f} s including imports")
+    print(
+        f"FIGURE pydantic-ai {writers} processes x {n} saves x 2 backends: "
+        f"{time.monotonic() - started:.1f} s including imports"
+    )
 
     async def stored(url: str) -> list[str]:
         store = BotWireConversationStore(ns, url=url)

@@ -119,10 +119,8 @@ def test_scope_list_delete_branch_and_fork(memory_url: str, namespace: str) -> N
         store = BotWireConversationStore(namespace, url=memory_url)
         await chat(store, "ann-1", "a", "b", scope="ann")
         await chat(store, "bob-1", "x", scope="bob")
-        assert [r.conversation_id for r in await store.list_conversations(scope="ann")] == [
-            "ann-1"]
-        assert {r.conversation_id for r in await store.list_conversations()} == {
-            "ann-1", "bob-1"}
+        assert [r.conversation_id for r in await store.list_conversations(scope="ann")] == ["ann-1"]
+        assert {r.conversation_id for r in await store.list_conversations()} == {"ann-1", "bob-1"}
         assert await store.load("ann-1", scope="bob") is None  # another tenant's: not found
         entries = await store.load_entries("ann-1")
         fork = await store.fork("ann-1", from_entry=entries[1].id)
@@ -141,18 +139,24 @@ def test_long_history_and_bytes_round_trip(memory_url: str, namespace: str) -> N
         store = BotWireConversationStore(namespace, url=memory_url)
         png = bytes(range(256))
         conv = Conversation(conversation_id="long")
-        conv.messages.append(ModelRequest(parts=[UserPromptPart(
-            ["look", BinaryContent(data=png, media_type="image/png")])]))
+        conv.messages.append(
+            ModelRequest(
+                parts=[UserPromptPart(["look", BinaryContent(data=png, media_type="image/png")])]
+            )
+        )
         conv.messages += [ModelRequest(parts=[UserPromptPart(f"m{i}")]) for i in range(99)]
         await store.save(conv)
         started = time.perf_counter()
         loaded = await store.load("long")
-        print(f"FIGURE pydantic-ai load of 100 messages: "
-              f"{(time.perf_counter() - started) * 1000:.1f} ms on {memory_url.split(':')[0]}")
+        print(
+            f"FIGURE pydantic-ai load of 100 messages: "
+            f"{(time.perf_counter() - started) * 1000:.1f} ms on {memory_url.split(':')[0]}"
+        )
         assert loaded is not None and len(loaded.messages) == 100
         assert loaded.messages[0].parts[0].content[1].data == png
         assert user_prompts((await store.load("long", limit=40)).messages) == [
-            f"m{i}" for i in range(59, 99)]
+            f"m{i}" for i in range(59, 99)
+        ]
         with Memory(namespace, url=memory_url) as m:
             first = m.get(ENTRY_PREFIX + (await store.load_entries("long"))[0].id)
             assert "base64" in json.dumps(first) or isinstance(first["message"], dict)
@@ -180,11 +184,14 @@ def test_ttl_is_the_conversations_lifetime(memory_url: str, namespace: str) -> N
 
 def test_message_history_helper(memory_url: str, namespace: str) -> None:
     async def main() -> None:
-        outs = [(await run_with_history(echo_agent(), t, "u1", namespace=namespace,
-                                        url=memory_url)).output for t in ("a", "b", "c")]
+        outs = [
+            (
+                await run_with_history(echo_agent(), t, "u1", namespace=namespace, url=memory_url)
+            ).output
+            for t in ("a", "b", "c")
+        ]
         assert outs[2] == "saw 3: a | b | c"
-        window = BotWireMessageHistory("u1", namespace=namespace, url=memory_url,
-                                       max_messages=3)
+        window = BotWireMessageHistory("u1", namespace=namespace, url=memory_url, max_messages=3)
         assert user_prompts(await window.load()) == ["c"]  # aligned to a user request
         await window.clear()
         assert await window.load() == []
@@ -192,8 +199,7 @@ def test_message_history_helper(memory_url: str, namespace: str) -> None:
         with Memory(namespace, url=memory_url) as m:
             m.set(HISTORY_PREFIX + "bad", {"not": "a list"})
         with pytest.raises(Exception, match="bad") as info:
-            await run_with_history(echo_agent(), "x", "bad", namespace=namespace,
-                                   url=memory_url)
+            await run_with_history(echo_agent(), "x", "bad", namespace=namespace, url=memory_url)
         assert namespace in str(info.value) + "".join(getattr(info.value, "__notes__", []))
         with Memory(namespace, url=memory_url) as m:
             assert m.get(HISTORY_PREFIX + "bad") == {"not": "a list"}  # nothing lost
@@ -214,14 +220,25 @@ def test_vercel_ai_ui_adapter_uses_the_store(memory_url: str, namespace: str) ->
     app = Starlette(routes=[Route("/api/chat", chat_endpoint, methods=["POST"])])
     with TestClient(app) as client:
         for i, text in enumerate(("I am Ada", "I like tea", "What do I like?")):
-            body = {"trigger": "submit-message", "id": "chat-9", "messages": [
-                {"id": f"u{i}", "role": "user", "parts": [{"type": "text", "text": text}]}]}
+            body = {
+                "trigger": "submit-message",
+                "id": "chat-9",
+                "messages": [
+                    {"id": f"u{i}", "role": "user", "parts": [{"type": "text", "text": text}]}
+                ],
+            }
             reply = client.post("/api/chat", json=body)
             assert reply.status_code == 200, reply.text
-    events = [json.loads(line[len("data: "):]) for line in reply.text.splitlines()
-              if line.startswith("data: {")]
+    events = [
+        json.loads(line[len("data: ") :])
+        for line in reply.text.splitlines()
+        if line.startswith("data: {")
+    ]
     said = "".join(e["delta"] for e in events if e["type"] == "text-delta")
     assert said == "saw 3: I am Ada | I like tea | What do I like?"
     conv = run(store.load("chat-9", scope="ann"))
     assert conv is not None and user_prompts(conv.messages) == [
-        "I am Ada", "I like tea", "What do I like?"]
+        "I am Ada",
+        "I like tea",
+        "What do I like?",
+    ]

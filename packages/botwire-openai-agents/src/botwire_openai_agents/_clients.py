@@ -40,7 +40,11 @@ def async_client(
 ) -> MemoryPair:
     """The clients behind one adapter object (the Agents SDK only calls async methods)."""
     return MemoryPair(
-        namespace, memory, url=url, token=token, default_namespace=default_namespace,
+        namespace,
+        memory,
+        url=url,
+        token=token,
+        default_namespace=default_namespace,
         adapter=adapter,
     )
 

@@ -59,8 +59,12 @@ class BotWireRunStore:
             )
         self.ttl = ttl
         self._clients = async_client(
-            namespace, memory, url=url, token=token,
-            default_namespace=DEFAULT_RUN_NAMESPACE, adapter="BotWireRunStore",
+            namespace,
+            memory,
+            url=url,
+            token=token,
+            default_namespace=DEFAULT_RUN_NAMESPACE,
+            adapter="BotWireRunStore",
         )
 
     @property

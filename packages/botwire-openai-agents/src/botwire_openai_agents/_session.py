@@ -66,8 +66,12 @@ class BotWireSession(SessionABC):
         self.ttl = ttl
         self.key = SESSION_KEY_PREFIX + session_id
         self._clients = async_client(
-            namespace, memory, url=url, token=token,
-            default_namespace=namespace_for_session(session_id), adapter="BotWireSession",
+            namespace,
+            memory,
+            url=url,
+            token=token,
+            default_namespace=namespace_for_session(session_id),
+            adapter="BotWireSession",
         )
 
     @property

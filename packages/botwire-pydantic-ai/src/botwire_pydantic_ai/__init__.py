@@ -14,12 +14,12 @@ if sys.version_info < (3, 11):  # pragma: no cover - the dependency is absent on
         f"(2.66+) does not support Python {sys.version_info.major}.{sys.version_info.minor}"
     )
 
-from botwire_pydantic_ai._history import (  # noqa: E402
+from botwire_pydantic_ai._history import (
     HISTORY_PREFIX,
     BotWireMessageHistory,
     run_with_history,
 )
-from botwire_pydantic_ai._store import (  # noqa: E402
+from botwire_pydantic_ai._store import (
     ENTRY_PREFIX,
     RECORD_PREFIX,
     BotWireConversationStore,

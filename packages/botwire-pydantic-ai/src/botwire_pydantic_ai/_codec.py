@@ -13,8 +13,14 @@ from pydantic import TypeAdapter
 from pydantic_ai.conversation_store import ConversationEntry, ConversationRecord
 from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter
 
-__all__ = ["decode_entry", "decode_messages", "decode_record", "encode_entry",
-           "encode_messages", "encode_record"]
+__all__ = [
+    "decode_entry",
+    "decode_messages",
+    "decode_record",
+    "encode_entry",
+    "encode_messages",
+    "encode_record",
+]
 
 _RECORD = TypeAdapter(ConversationRecord)
 

@@ -50,14 +50,19 @@ class BotWireMessageHistory:
                 f"got {conversation_id!r}"
             )
         if max_messages is not None and max_messages < 1:
-            raise ValueError(f"max_messages must be a positive integer or None, "
-                             f"got {max_messages!r}")
+            raise ValueError(
+                f"max_messages must be a positive integer or None, got {max_messages!r}"
+            )
         self.conversation_id = conversation_id
         self.key = HISTORY_PREFIX + conversation_id
         self.ttl = ttl
         self.max_messages = max_messages
         self._clients = MemoryPair(
-            namespace, memory, url=url, token=token, default_namespace=DEFAULT_NAMESPACE,
+            namespace,
+            memory,
+            url=url,
+            token=token,
+            default_namespace=DEFAULT_NAMESPACE,
             adapter="BotWireMessageHistory",
         )
 
@@ -67,8 +72,10 @@ class BotWireMessageHistory:
 
     def _note(self, exc: BaseException, what: str) -> BaseException:
         if hasattr(exc, "add_note"):
-            exc.add_note(f"while {what} Pydantic AI conversation {self.conversation_id!r} "
-                         f"(botwire namespace {self.namespace!r}, key {self.key!r})")
+            exc.add_note(
+                f"while {what} Pydantic AI conversation {self.conversation_id!r} "
+                f"(botwire namespace {self.namespace!r}, key {self.key!r})"
+            )
         return exc
 
     async def load(self) -> list[ModelMessage]:
@@ -95,8 +102,9 @@ class BotWireMessageHistory:
         if not messages:
             return
         try:
-            await self._clients.aio.append(self.key, *encode_messages(list(messages)),
-                                           max_len=self.max_messages, ttl=self.ttl)
+            await self._clients.aio.append(
+                self.key, *encode_messages(list(messages)), max_len=self.max_messages, ttl=self.ttl
+            )
         except BotWireError as exc:
             raise self._note(exc, f"adding {len(messages)} message(s) to") from None
 
@@ -139,12 +147,17 @@ async def run_with_history(
         result = await run_with_history(agent, event["text"], event["user_id"])
         return {"reply": result.output}
     """
-    history = BotWireMessageHistory(conversation_id, namespace=namespace, memory=memory,
-                                    ttl=ttl, max_messages=max_messages, url=url,
-                                    token=token)
+    history = BotWireMessageHistory(
+        conversation_id,
+        namespace=namespace,
+        memory=memory,
+        ttl=ttl,
+        max_messages=max_messages,
+        url=url,
+        token=token,
+    )
     try:
-        result = await agent.run(user_prompt, message_history=await history.load(),
-                                 **run_kwargs)
+        result = await agent.run(user_prompt, message_history=await history.load(), **run_kwargs)
         await history.add(result.new_messages())
     finally:
         await history.aclose()

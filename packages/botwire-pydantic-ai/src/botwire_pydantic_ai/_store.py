@@ -65,7 +65,11 @@ class BotWireConversationStore(ConversationStore):
             )
         self.ttl = ttl
         self._clients = MemoryPair(
-            namespace, memory, url=url, token=token, default_namespace=DEFAULT_NAMESPACE,
+            namespace,
+            memory,
+            url=url,
+            token=token,
+            default_namespace=DEFAULT_NAMESPACE,
             adapter="BotWireConversationStore",
         )
 
@@ -76,8 +80,10 @@ class BotWireConversationStore(ConversationStore):
 
     def _note(self, exc: BaseException, what: str) -> BaseException:
         if hasattr(exc, "add_note"):
-            exc.add_note(f"while {what} (Pydantic AI conversation store, botwire namespace "
-                         f"{self.namespace!r})")
+            exc.add_note(
+                f"while {what} (Pydantic AI conversation store, botwire namespace "
+                f"{self.namespace!r})"
+            )
         return exc
 
     # -- the five primitives ---------------------------------------------------------
@@ -161,8 +167,10 @@ class BotWireConversationStore(ConversationStore):
         except BotWireError as exc:
             raise self._note(exc, f"reading message entry {entry_id!r}") from None
         if value is None:
-            raise KeyError(f"message entry {entry_id!r} is not in botwire namespace "
-                           f"{self.namespace!r} (deleted, expired or never saved)")
+            raise KeyError(
+                f"message entry {entry_id!r} is not in botwire namespace "
+                f"{self.namespace!r} (deleted, expired or never saved)"
+            )
         return decode_entry(value)
 
     # -- faster history ---------------------------------------------------------------
@@ -176,8 +184,9 @@ class BotWireConversationStore(ConversationStore):
         try:
             raw: dict[str, Any] | None = await self._clients.aio.get(ENTRY_PREFIX + head_id)
             if raw is None:
-                raise KeyError(f"message entry {head_id!r} is not in botwire namespace "
-                               f"{self.namespace!r}")
+                raise KeyError(
+                    f"message entry {head_id!r} is not in botwire namespace {self.namespace!r}"
+                )
             newest_first = [raw]
             while raw["parent_id"] is not None and (limit is None or len(newest_first) < limit):
                 want = raw.get("ancestors") or [raw["parent_id"]]
@@ -187,8 +196,10 @@ class BotWireConversationStore(ConversationStore):
                 for entry_id in want:
                     raw = got.get(ENTRY_PREFIX + entry_id)
                     if raw is None:
-                        raise KeyError(f"message entry {entry_id!r} is not in botwire "
-                                       f"namespace {self.namespace!r}")
+                        raise KeyError(
+                            f"message entry {entry_id!r} is not in botwire "
+                            f"namespace {self.namespace!r}"
+                        )
                     newest_first.append(raw)
                     if raw["parent_id"] is None:
                         break
