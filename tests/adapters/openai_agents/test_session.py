@@ -168,3 +168,26 @@ def test_run_store_park_resume_claim_and_ttl(memory_url: str, ns: str) -> None:
         await session.aclose()
 
     run(main())
+
+
+def test_concurrent_add_items_in_process_lose_nothing(memory_url: str, ns: str) -> None:
+    """Many add_items at once from separate session objects (as separate instances would)."""
+
+    async def main() -> list[str]:
+        sessions = [BotWireSession("busy", namespace=ns, url=memory_url) for _ in range(4)]
+        await asyncio.gather(
+            *(
+                s.add_items(items(f"s{k}-{i}-q", f"s{k}-{i}-a"))
+                for i in range(10)
+                for k, s in enumerate(sessions)
+            )
+        )
+        got = [i["content"] for i in await sessions[0].get_items()]
+        for s in sessions:
+            await s.aclose()
+        return got
+
+    got = run(main())
+    assert sorted(got) == sorted(f"s{k}-{i}-{x}" for k in range(4) for i in range(10) for x in "qa")
+    for k in range(0, len(got), 2):  # each call's items stay together
+        assert got[k + 1] == got[k][:-1] + "a"

@@ -242,3 +242,25 @@ def test_vercel_ai_ui_adapter_uses_the_store(memory_url: str, namespace: str) ->
         "I like tea",
         "What do I like?",
     ]
+
+
+def test_racing_saves_of_one_revision_one_wins(memory_url: str, namespace: str) -> None:
+    """Saves that both read the same revision before either commits: the atomic version
+    check (not only the read-time revision compare) must turn one into a conflict."""
+
+    async def main() -> None:
+        store = BotWireConversationStore(namespace, url=memory_url)
+        await chat(store, "r", "first")
+        copies = [await store.load("r") for _ in range(4)]
+        for i, conv in enumerate(copies):
+            conv.messages.append(ModelRequest(parts=[UserPromptPart(f"writer {i}")]))
+        outcomes = await asyncio.gather(*(store.save(c) for c in copies), return_exceptions=True)
+        wins = [o for o in outcomes if not isinstance(o, BaseException)]
+        assert len(wins) == 1, outcomes
+        assert all(isinstance(o, ConversationConflict) for o in outcomes if o not in wins)
+        prompts = user_prompts((await store.load("r")).messages)
+        assert prompts[0] == "first" and len(prompts) == 2 and prompts[1].startswith("writer ")
+        with Memory(namespace, url=memory_url) as m:
+            assert len(m.list(ENTRY_PREFIX)) == 3  # 2 of the first turn + the winner's 1
+
+    run(main())
