@@ -97,6 +97,8 @@ def test_bad_input_names_session_namespace_and_rule(memory_url: str, ns: str) ->
         run(s.add_items(items("x")))
     assert "session 'clash'" in "".join(getattr(info.value, "__notes__", []))
     assert ns in str(info.value) + "".join(info.value.__notes__)
+    with pytest.raises(TypeError, match=r"'openai-agents/session/clash'.*not the item list"):
+        run(s.get_items())
     with Memory(ns, url=memory_url) as m:
         assert m.get(SESSION_KEY_PREFIX + "clash") == "not a list"  # nothing stored is lost
     run(s.aclose())

@@ -99,7 +99,16 @@ class BotWireSession(SessionABC):
                 items = await self._clients.aio.tail(self.key, limit)
         except BotWireError as exc:
             raise self._context(exc, "reading the items") from None
-        return list(items or [])
+        if items is None:
+            return []
+        if not isinstance(items, list):
+            raise TypeError(
+                f"key {self.key!r} in botwire namespace {self.namespace!r} holds a "
+                f"{type(items).__name__}, not the item list of OpenAI Agents session "
+                f"{self.session_id!r}; it was written by something else: use another "
+                "session_id or namespace (the value was left as it is)"
+            )
+        return items
 
     async def add_items(self, items: list[TResponseInputItem]) -> None:
         """Append ``items`` in one atomic server-side ``append`` (no read, no rewrite)."""
