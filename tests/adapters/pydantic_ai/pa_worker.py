@@ -56,6 +56,7 @@ async def save(urls: list[str], ns: str, tag: str, n: int, go: str) -> dict[str,
                     conflicts += 1
     for store in stores:
         await store.aclose()
+    Path(f"{go}.conflicts-{tag}").write_text(str(conflicts))
     return {"saved": n, "conflicts": conflicts}
 
 

@@ -44,6 +44,8 @@ def test_six_processes_save_one_conversation_lose_nothing(
         subprocess_env,
         tmp_path / "go",
     )
+    conflicts = sum(int(p.read_text()) for p in tmp_path.glob("go.conflicts-*"))
+    print(f"FIGURE pydantic-ai race: {conflicts} ConversationConflict retries (both backends)")
     print(
         f"FIGURE pydantic-ai {writers} processes x {n} saves x 2 backends: "
         f"{time.monotonic() - started:.1f} s including imports"
