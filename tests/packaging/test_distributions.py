@@ -19,6 +19,8 @@ ADAPTERS = {
     "llamaindex": "botwire_llamaindex",
     "agent-framework": "botwire_agent_framework",
     "mcp": "botwire_mcp",
+    "openai-agents": "botwire_openai_agents",
+    "pydantic-ai": "botwire_pydantic_ai",
     "server": "botwire_server",
 }
 

@@ -47,9 +47,13 @@ __all__ = [
     "AsyncMemory",
     "AsyncTransaction",
     "BotWireChatHistory",
+    "BotWireConversationStore",
     "BotWireError",
     "BotWireHistoryProvider",
+    "BotWireMessageHistory",
+    "BotWireRunStore",
     "BotWireSaver",
+    "BotWireSession",
     "BotWireSessionStore",
     "BotWireWarning",
     "Closed",
@@ -115,6 +119,10 @@ ADAPTERS: dict[str, tuple[str, str]] = {
     "BotWireSaver": ("botwire_langgraph", "langgraph"),
     "BotWireHistoryProvider": ("botwire_agent_framework", "agent-framework"),
     "BotWireSessionStore": ("botwire_agent_framework", "agent-framework"),
+    "BotWireSession": ("botwire_openai_agents", "openai-agents"),
+    "BotWireRunStore": ("botwire_openai_agents", "openai-agents"),
+    "BotWireConversationStore": ("botwire_pydantic_ai", "pydantic-ai"),
+    "BotWireMessageHistory": ("botwire_pydantic_ai", "pydantic-ai"),
 }
 
 
