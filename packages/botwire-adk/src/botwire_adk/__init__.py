@@ -8,10 +8,27 @@ agents directory (see docs/adk.md)::
 
     services:
       - {scheme: botwire, type: session, class: botwire_adk.BotWireSessionService}
+      - {scheme: botwire, type: memory, class: botwire_adk.BotWireMemoryService}
+      - {scheme: botwire, type: artifact, class: botwire_adk.BotWireArtifactService}
 """
 
 from __future__ import annotations
 
+from ._artifacts import BotWireArtifactService
+from ._memory_service import BotWireMemoryService
 from ._session import BotWireSessionService
 
-__all__ = ["BotWireSessionService"]
+__all__ = ["BotWireArtifactService", "BotWireMemoryService", "BotWireSessionService", "register"]
+
+
+def register(scheme: str = "botwire") -> None:
+    """Register the three services under ``scheme`` in ADK's service registry, for a
+    ``services.py``; a ``services.yaml`` does the same without code (docs/adk.md)."""
+    from google.adk.cli.service_registry import get_service_registry
+
+    registry = get_service_registry()
+    registry.register_session_service(scheme, lambda uri, **kw: BotWireSessionService(uri=uri, **kw))
+    registry.register_memory_service(scheme, lambda uri, **kw: BotWireMemoryService(uri=uri, **kw))
+    registry.register_artifact_service(
+        scheme, lambda uri, **kw: BotWireArtifactService(uri=uri, **kw)
+    )

@@ -109,3 +109,9 @@ def ignore_kwargs(kwargs: dict[str, Any]) -> None:
     unknown = set(kwargs) - {"agents_dir"}
     if unknown:
         raise TypeError(f"botwire-adk: unexpected options {sorted(unknown)}")
+
+
+def memory_prefix(app: str, user: str) -> str:
+    """Every memory bucket of one user: ``mem/<app>/<user>/...``."""
+    return f"mem/{seg(app)}/{seg(user)}/"
+
