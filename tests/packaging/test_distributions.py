@@ -17,6 +17,7 @@ ADAPTERS = {
     "crewai": "botwire_crewai",
     "autogen": "botwire_autogen",
     "llamaindex": "botwire_llamaindex",
+    "adk": "botwire_adk",
     "server": "botwire_server",
 }
 

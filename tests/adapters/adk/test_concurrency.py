@@ -11,10 +11,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-
-from botwire_adk import BotWireSessionService
 from support.adapters import race_processes
 from support.backends import ADAPTER_BACKENDS
+
+from botwire_adk import BotWireSessionService
 
 HERE = Path(__file__).resolve().parent
 KEY = {"app_name": "shop", "user_id": "alice"}
@@ -46,8 +46,10 @@ def test_two_processes_append_at_once(memory_url: str, namespace: str, tmp_path:
     # StaleSessionError, the loser's did (then re-read and retried).
     assert stale[0] == 0 and stale[1] >= 1
     burst_stale = [r["burst_stale"] for r in results.values()]
-    print(f"FIGURE adk race: first append, stale errors per writer {stale}; "
-          f"{BURST} appends each at once: stale errors {burst_stale}")
+    print(
+        f"FIGURE adk race: first append, stale errors per writer {stale}; "
+        f"{BURST} appends each at once: stale errors {burst_stale}"
+    )
     session = asyncio.run(service.get_session(session_id=sid, **KEY))
     assert session is not None
     ids = [e.id for e in session.events]

@@ -20,10 +20,10 @@ from urllib.parse import urlparse
 import pytest
 from google.adk.cli.service_registry import get_service_registry, load_services_module
 from google.adk.cli.utils.service_factory import create_session_service_from_options
+from support.server import free_port
 
 from botwire_adk import BotWireArtifactService, BotWireMemoryService, BotWireSessionService
 from botwire_adk._common import parse_uri
-from support.server import free_port
 
 SERVICES_YAML = """\
 services:
@@ -67,9 +67,7 @@ def test_services_yaml_through_adk_registry(
     agents = _agents_dir(tmp_path)
     load_services_module(str(agents))
     uri = _botwire_uri(memory_url, namespace)
-    session_service = create_session_service_from_options(
-        base_dir=agents, session_service_uri=uri
-    )
+    session_service = create_session_service_from_options(base_dir=agents, session_service_uri=uri)
     assert isinstance(session_service, BotWireSessionService)
     registry = get_service_registry()
     memory = registry.create_memory_service(uri, agents_dir=str(agents))
@@ -96,10 +94,23 @@ def test_adk_api_server_with_botwire_uri(tmp_path: Path, memory_url: str, namesp
     port = free_port()
     adk = Path(sys.executable).with_name("adk")
     proc = subprocess.Popen(
-        [str(adk), "api_server", "--host", "127.0.0.1", "--port", str(port),
-         "--session_service_uri", _botwire_uri(memory_url, namespace),
-         "--artifact_service_uri", _botwire_uri(memory_url, namespace), str(agents)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        [
+            str(adk),
+            "api_server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--session_service_uri",
+            _botwire_uri(memory_url, namespace),
+            "--artifact_service_uri",
+            _botwire_uri(memory_url, namespace),
+            str(agents),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
         env=dict(os.environ, BOTWIRE_URL=""),  # the URI alone must say where botwire is
     )
     base = f"http://127.0.0.1:{port}"
@@ -142,3 +153,24 @@ def test_adk_api_server_with_botwire_uri(tmp_path: Path, memory_url: str, namesp
         assert session.state == {"topic": "x", "user:plan": "pro"}
 
     asyncio.run(check())
+
+
+def test_lazy_reexport_from_botwire() -> None:
+    import botwire
+    import botwire_adk
+
+    for name in ("BotWireSessionService", "BotWireMemoryService", "BotWireArtifactService"):
+        assert getattr(botwire, name) is getattr(botwire_adk, name)
+        assert name in dir(botwire)
+
+
+def test_register_for_services_py_and_fast_api() -> None:
+    import botwire_adk
+
+    botwire_adk.register()
+    registry = get_service_registry()
+    service = registry.create_session_service("botwires://mem.example.com/prod")
+    assert isinstance(service, BotWireSessionService)
+    assert service.memory.url == "https://mem.example.com" and service.memory.namespace == "prod"
+    memory = registry.create_memory_service("botwire://127.0.0.1:1/m", agents_dir="/x")
+    assert isinstance(memory, BotWireMemoryService) and memory.memory.namespace == "m"

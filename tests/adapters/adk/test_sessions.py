@@ -23,8 +23,9 @@ from botwire_adk import BotWireSessionService
 APP = "shop"
 
 
-def _event(author: str = "user", ts: float | None = None, partial: bool | None = None,
-           **delta: Any) -> Event:
+def _event(
+    author: str = "user", ts: float | None = None, partial: bool | None = None, **delta: Any
+) -> Event:
     kw: dict[str, Any] = {} if ts is None else {"timestamp": ts}
     return Event(
         author=author,
@@ -48,7 +49,9 @@ def run(coro: Any) -> Any:
 def test_state_prefixes(service: BotWireSessionService, memory: Memory) -> None:
     async def go() -> None:
         s1 = await service.create_session(
-            app_name=APP, user_id="alice", session_id="s1",
+            app_name=APP,
+            user_id="alice",
+            session_id="s1",
             state={"topic": "shoes", "app:greeting": "hi", "user:lang": "fr", "temp:t": 1},
         )
         assert "temp:t" not in s1.state
@@ -69,8 +72,13 @@ def test_state_prefixes(service: BotWireSessionService, memory: Memory) -> None:
         assert other.state == {}
         back = await service.get_session(app_name=APP, user_id="alice", session_id="s1")
         assert back is not None
-        assert back.state == {"topic": "shoes", "step": 1, "app:greeting": "hi", "app:n": 2,
-                              "user:lang": "de"}
+        assert back.state == {
+            "topic": "shoes",
+            "step": 1,
+            "app:greeting": "hi",
+            "app:n": 2,
+            "user:lang": "de",
+        }
         assert back.events[0].actions.state_delta == {"user:lang": "de", "app:n": 2, "step": 1}
         assert await service.get_user_state(app_name=APP, user_id="alice") == {"lang": "de"}
         assert await service.get_user_state(app_name=APP, user_id="carol") == {}
@@ -123,8 +131,9 @@ def test_get_session_config(service: BotWireSessionService) -> None:
     run(go())
 
 
-def test_stale_only_when_another_writer_won(service: BotWireSessionService,
-                                             memory_url: str, namespace: str) -> None:
+def test_stale_only_when_another_writer_won(
+    service: BotWireSessionService, memory_url: str, namespace: str
+) -> None:
     other = BotWireSessionService(namespace, url=memory_url)  # another client, as another process
 
     async def go() -> None:
@@ -151,7 +160,8 @@ def test_stale_only_when_another_writer_won(service: BotWireSessionService,
                 other.append_event(b, _event(**{"user:from_b": i, "app:b": i})),
             )
         assert await service.get_user_state(app_name=APP, user_id="bob") == {
-            "from_a": 9, "from_b": 9,
+            "from_a": 9,
+            "from_b": 9,
         }
         for sid in ("a", "b"):
             got = await service.get_session(app_name=APP, user_id="bob", session_id=sid)
@@ -173,7 +183,9 @@ def test_lifecycle_and_hostile_ids(service: BotWireSessionService) -> None:
         assert [s.id for s in alice.sessions] == ["x"]
         everyone = await service.list_sessions(app_name=APP)
         assert sorted(s.user_id for s in everyone.sessions) == [
-            "alice", "alice%2Fsession", "alice/session/x",
+            "alice",
+            "alice%2Fsession",
+            "alice/session/x",
         ]
         # Oldest update first: the one with an event is last.
         assert everyone.sessions[-1].id == evil.id
@@ -181,8 +193,9 @@ def test_lifecycle_and_hostile_ids(service: BotWireSessionService) -> None:
         await service.delete_session(app_name=APP, user_id="alice", session_id="x")
         assert await service.get_session(app_name=APP, user_id="alice", session_id="x") is None
         with pytest.raises(SessionNotFoundError):
-            await service.append_event(evil.model_copy(update={"user_id": "alice", "id": "x"}),
-                                       _event())
+            await service.append_event(
+                evil.model_copy(update={"user_id": "alice", "id": "x"}), _event()
+            )
         # A re-created session starts empty: no events of the deleted one come back.
         again = await service.create_session(app_name=APP, user_id="alice", session_id="x")
         back = await service.get_session(app_name=APP, user_id="alice", session_id="x")

@@ -21,14 +21,20 @@ from ._session import BotWireSessionService
 __all__ = ["BotWireArtifactService", "BotWireMemoryService", "BotWireSessionService", "register"]
 
 
-def register(scheme: str = "botwire") -> None:
-    """Register the three services under ``scheme`` in ADK's service registry, for a
-    ``services.py``; a ``services.yaml`` does the same without code (docs/adk.md)."""
+def register(schemes: tuple[str, ...] = ("botwire", "botwires")) -> None:
+    """Register the three services under ``schemes`` in ADK's service registry (from a
+    ``services.py`` or before ``get_fast_api_app``); a ``services.yaml`` does the same without
+    code (docs/adk.md)."""
     from google.adk.cli.service_registry import get_service_registry
 
     registry = get_service_registry()
-    registry.register_session_service(scheme, lambda uri, **kw: BotWireSessionService(uri=uri, **kw))
-    registry.register_memory_service(scheme, lambda uri, **kw: BotWireMemoryService(uri=uri, **kw))
-    registry.register_artifact_service(
-        scheme, lambda uri, **kw: BotWireArtifactService(uri=uri, **kw)
-    )
+    for scheme in schemes:
+        registry.register_session_service(
+            scheme, lambda uri, **kw: BotWireSessionService(uri=uri, **kw)
+        )
+        registry.register_memory_service(
+            scheme, lambda uri, **kw: BotWireMemoryService(uri=uri, **kw)
+        )
+        registry.register_artifact_service(
+            scheme, lambda uri, **kw: BotWireArtifactService(uri=uri, **kw)
+        )

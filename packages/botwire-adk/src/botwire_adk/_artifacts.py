@@ -116,7 +116,10 @@ class BotWireArtifactService(BaseArtifactService):
         version: int | None = None,
     ) -> types.Part | None:
         meta = await self.get_artifact_version(
-            app_name=app_name, user_id=user_id, filename=filename, session_id=session_id,
+            app_name=app_name,
+            user_id=user_id,
+            filename=filename,
+            session_id=session_id,
             version=version,
         )
         if meta is None:

@@ -114,4 +114,3 @@ def ignore_kwargs(kwargs: dict[str, Any]) -> None:
 def memory_prefix(app: str, user: str) -> str:
     """Every memory bucket of one user: ``mem/<app>/<user>/...``."""
     return f"mem/{seg(app)}/{seg(user)}/"
-

@@ -48,9 +48,7 @@ def _from_event(event: Event) -> dict[str, Any]:
 
 
 def _memorable(events: Sequence[Event], deleted: set[str]) -> list[dict[str, Any]]:
-    return [
-        _from_event(e) for e in events if e.content and e.content.parts and e.id not in deleted
-    ]
+    return [_from_event(e) for e in events if e.content and e.content.parts and e.id not in deleted]
 
 
 class BotWireMemoryService(BaseMemoryService):
@@ -98,7 +96,9 @@ class BotWireMemoryService(BaseMemoryService):
         custom_metadata: Mapping[str, object] | None = None,
     ) -> None:
         deleted = await self._deleted(app_name, user_id)
-        bucket = f"{k.memory_prefix(app_name, user_id)}events/{k.seg(session_id or _UNKNOWN_SESSION)}"
+        bucket = (
+            f"{k.memory_prefix(app_name, user_id)}events/{k.seg(session_id or _UNKNOWN_SESSION)}"
+        )
         await self._merge(bucket, _memorable(events, deleted))
 
     async def add_memory(
@@ -157,9 +157,7 @@ class BotWireMemoryService(BaseMemoryService):
                     continue
                 lower = unicodedata.normalize("NFC", text).lower()
                 matched = sum(
-                    1
-                    for w in words_in_query
-                    if w in words or (not w.isascii() and w in lower)
+                    1 for w in words_in_query if w in words or (not w.isascii() and w in lower)
                 )
                 if matched:
                     scored.append((matched, memory))

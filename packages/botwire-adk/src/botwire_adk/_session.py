@@ -227,8 +227,8 @@ class BotWireSessionService(BaseSessionService):
     async def list_sessions(
         self, *, app_name: str, user_id: str | None = None
     ) -> ListSessionsResponse:
-        prefix = k.session_prefix(app_name, user_id) if user_id is not None else k.user_prefix(
-            app_name
+        prefix = (
+            k.session_prefix(app_name, user_id) if user_id is not None else k.user_prefix(app_name)
         )
         keys = [key for key in await self._mem.list(prefix) if self._is_record(key)]
         records: dict[str, Entry] = {}
@@ -240,7 +240,9 @@ class BotWireSessionService(BaseSessionService):
             users = [user_id]
         user_states: dict[str, dict[str, Any]] = {}
         for part in chunks([k.user_state_key(app_name, u) for u in users]):
-            user_states.update({key: _value(e) for key, e in (await self._mem.entries(part)).items()})
+            user_states.update(
+                {key: _value(e) for key, e in (await self._mem.entries(part)).items()}
+            )
         sessions = []
         for entry in records.values():
             rec = entry.value

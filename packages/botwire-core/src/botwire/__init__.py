@@ -45,9 +45,12 @@ if TYPE_CHECKING:
 __all__ = [
     "AsyncMemory",
     "AsyncTransaction",
+    "BotWireArtifactService",
     "BotWireChatHistory",
     "BotWireError",
+    "BotWireMemoryService",
     "BotWireSaver",
+    "BotWireSessionService",
     "BotWireWarning",
     "Closed",
     "Conflict",
@@ -108,6 +111,9 @@ _LOCAL: dict[str, str] = {
 ADAPTERS: dict[str, tuple[str, str]] = {
     "BotWireChatHistory": ("botwire_langchain", "langchain"),
     "BotWireSaver": ("botwire_langgraph", "langgraph"),
+    "BotWireSessionService": ("botwire_adk", "adk"),
+    "BotWireMemoryService": ("botwire_adk", "adk"),
+    "BotWireArtifactService": ("botwire_adk", "adk"),
 }
 
 
