@@ -3,8 +3,9 @@
 Usage: ``_race.py NAMESPACE SESSION_ID GO_PATH TAG OUT BURST``. Reads the session, signals
 ready, waits for ``GO_PATH``, appends an event; on ``StaleSessionError`` reads the session again
 and retries (what a caller should do; the other process may have appended again meanwhile).
-Then appends ``BURST`` more events as fast as it can, each with its own state key, re-reading on every ``StaleSessionError``: while the other process
-does the same, any write that skipped the version check would drop the other's state delta.
+Then appends ``BURST`` more events as fast as it can, each with its own state key, re-reading
+on every ``StaleSessionError``: while the other process does the same, any write that skipped
+the version check would drop the other's state delta.
 Writes ``{"stale": n, "event": id, "burst": [ids], "burst_stale": n}`` to ``OUT`` as JSON.
 """
 
