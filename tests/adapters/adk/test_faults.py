@@ -46,3 +46,28 @@ def test_lost_responses_do_not_make_the_session_stale(memory_url: str, namespace
     assert stored is not None
     assert [e.id for e in stored.events] == ids
     assert {f"k{i}": i for i in range(30)}.items() <= stored.state.items()
+
+
+@pytest.mark.parametrize("memory_url", ["http"], indirect=True)
+def test_oversized_event_is_refused_and_nothing_is_lost(memory_url: str, namespace: str) -> None:
+    from google.genai import types
+
+    from botwire import ValueTooLarge
+
+    service = BotWireSessionService(namespace, url=memory_url)
+    huge = types.Content(role="user", parts=[types.Part(text="x" * (2 << 20))])
+
+    async def go() -> None:
+        session = await service.create_session(**KEY, state={"kept": 1})
+        await service.append_event(session, Event(author="user"))
+        with pytest.raises(ValueTooLarge, match="events"):
+            await service.append_event(session, Event(author="user", content=huge))
+        # Nothing of the refused event was stored and the same session object goes on.
+        ok = Event(author="user", actions=EventActions(state_delta={"after": True}))
+        await service.append_event(session, ok)
+        stored = await service.get_session(**KEY)
+        assert stored is not None
+        assert len(stored.events) == 2 and stored.events[-1].id == ok.id
+        assert stored.state == {"kept": 1, "after": True}
+
+    asyncio.run(go())
