@@ -11,9 +11,9 @@ from urllib.parse import urlparse
 
 import pytest
 from google.adk.events.event import Event, EventActions
+from support.faultproxy import FaultProxy
 
 from botwire_adk import BotWireSessionService
-from support.faultproxy import FaultProxy
 
 KEY = {"app_name": "shop", "user_id": "alice", "session_id": "s"}
 
