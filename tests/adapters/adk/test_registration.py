@@ -174,3 +174,25 @@ def test_register_for_services_py_and_fast_api() -> None:
     assert service.memory.url == "https://mem.example.com" and service.memory.namespace == "prod"
     memory = registry.create_memory_service("botwire://127.0.0.1:1/m", agents_dir="/x")
     assert isinstance(memory, BotWireMemoryService) and memory.memory.namespace == "m"
+
+
+def test_services_share_a_given_client(memory_url: str, namespace: str) -> None:
+    from botwire import AsyncMemory, Memory
+
+    with Memory(namespace, url=memory_url) as mem:
+        sessions = BotWireSessionService(memory=mem)
+        assert sessions.memory.namespace == namespace
+        other_ns = BotWireMemoryService("elsewhere", memory=mem)
+        assert other_ns.memory.namespace == "elsewhere"
+
+        async def go() -> None:
+            await sessions.create_session(app_name="a", user_id="u", session_id="s")
+            aio = AsyncMemory(namespace, url=memory_url)
+            again = BotWireSessionService(memory=aio)
+            assert await again.get_session(app_name="a", user_id="u", session_id="s")
+            await aio.aclose()
+            await sessions.memory.aclose()
+
+        asyncio.run(go())
+    with pytest.raises(TypeError, match=r"botwire\.Memory or AsyncMemory"):
+        BotWireSessionService(memory={"not": "a client"})  # type: ignore[arg-type]
