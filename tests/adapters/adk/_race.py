@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from google.adk.errors._stale_session_error import StaleSessionError
+from google.adk.errors import StaleSessionError
 from google.adk.events.event import Event, EventActions
 from google.genai import types
 
