@@ -21,6 +21,7 @@ ADAPTERS = {
     "mcp": "botwire_mcp",
     "openai-agents": "botwire_openai_agents",
     "pydantic-ai": "botwire_pydantic_ai",
+    "adk": "botwire_adk",
     "server": "botwire_server",
 }
 

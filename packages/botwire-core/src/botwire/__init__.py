@@ -46,14 +46,17 @@ if TYPE_CHECKING:
 __all__ = [
     "AsyncMemory",
     "AsyncTransaction",
+    "BotWireArtifactService",
     "BotWireChatHistory",
     "BotWireConversationStore",
     "BotWireError",
     "BotWireHistoryProvider",
+    "BotWireMemoryService",
     "BotWireMessageHistory",
     "BotWireRunStore",
     "BotWireSaver",
     "BotWireSession",
+    "BotWireSessionService",
     "BotWireSessionStore",
     "BotWireWarning",
     "Closed",
@@ -123,6 +126,9 @@ ADAPTERS: dict[str, tuple[str, str]] = {
     "BotWireRunStore": ("botwire_openai_agents", "openai-agents"),
     "BotWireConversationStore": ("botwire_pydantic_ai", "pydantic-ai"),
     "BotWireMessageHistory": ("botwire_pydantic_ai", "pydantic-ai"),
+    "BotWireSessionService": ("botwire_adk", "adk"),
+    "BotWireMemoryService": ("botwire_adk", "adk"),
+    "BotWireArtifactService": ("botwire_adk", "adk"),
 }
 
 
