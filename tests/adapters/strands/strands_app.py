@@ -1,0 +1,46 @@
+"""One serverless invocation of a Strands agent on botwire, as a fresh process.
+
+    python strands_app.py snapshot|repository NAMESPACE SESSION_ID PROMPT [--tool]
+
+The handler is the one docs/strands.md shows (``BOTWIRE_URL`` comes from the environment). It
+prints ``RESULT {"reply": ..., "messages": N, "restored": M}``: M messages were restored before
+the prompt was added.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from scripted import make_agent, reply_text
+from strands.session import RepositorySessionManager, SnapshotSessionManager
+
+from botwire_strands import BotWireSessionRepository, BotWireStorage, InvocationGuard
+
+
+def handler(mode: str, namespace: str, session_id: str, prompt: str, tool: bool) -> dict:
+    with InvocationGuard(session_id, namespace=namespace, ttl=60):
+        if mode == "snapshot":
+            manager = SnapshotSessionManager(session_id, storage=BotWireStorage(namespace))
+        else:
+            manager = RepositorySessionManager(
+                session_id=session_id, session_repository=BotWireSessionRepository(namespace)
+            )
+        agent = make_agent(manager, tool=tool)
+        restored = len(agent.messages)
+        reply = reply_text(agent(prompt))
+        return {
+            "reply": reply,
+            "messages": len(agent.messages),
+            "restored": restored,
+            "texts": [b["text"] for m in agent.messages for b in m["content"] if "text" in b],
+        }
+
+
+if __name__ == "__main__":
+    mode, namespace, session_id, prompt = sys.argv[1:5]
+    result = handler(mode, namespace, session_id, prompt, "--tool" in sys.argv)
+    print("RESULT " + json.dumps(result))
