@@ -1,10 +1,11 @@
 """One serverless invocation of a Strands agent on botwire, as a fresh process.
 
-    python strands_app.py snapshot|repository NAMESPACE SESSION_ID PROMPT [--tool]
+    python strands_app.py NAMESPACE MODE SESSION_ID PROMPT [MODE SESSION_ID PROMPT ...]
 
-The handler is the one docs/strands.md shows (``BOTWIRE_URL`` comes from the environment). It
-prints ``RESULT {"reply": ..., "messages": N, "restored": M}``: M messages were restored before
-the prompt was added.
+MODE is ``snapshot`` or ``repository`` (``+tool`` appended: the model calls a tool first). The
+handler is the one docs/strands.md shows (``BOTWIRE_URL`` comes from the environment). It prints
+``RESULT [{"reply": ..., "messages": N, "restored": M, "texts": [...]}, ...]``, one per
+invocation: M messages were restored before the prompt was added.
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ def handler(mode: str, namespace: str, session_id: str, prompt: str, tool: bool)
 
 
 if __name__ == "__main__":
-    mode, namespace, session_id, prompt = sys.argv[1:5]
-    result = handler(mode, namespace, session_id, prompt, "--tool" in sys.argv)
-    print("RESULT " + json.dumps(result))
+    namespace, rest = sys.argv[1], sys.argv[2:]
+    results = []
+    for i in range(0, len(rest), 3):
+        mode, session_id, prompt = rest[i : i + 3]
+        tool = mode.endswith("+tool")
+        results.append(handler(mode.removesuffix("+tool"), namespace, session_id, prompt, tool))
+    print("RESULT " + json.dumps(results))
