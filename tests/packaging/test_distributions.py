@@ -17,6 +17,7 @@ ADAPTERS = {
     "crewai": "botwire_crewai",
     "autogen": "botwire_autogen",
     "llamaindex": "botwire_llamaindex",
+    "strands": "botwire_strands",
     "server": "botwire_server",
 }
 

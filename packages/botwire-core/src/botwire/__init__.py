@@ -48,6 +48,7 @@ __all__ = [
     "BotWireChatHistory",
     "BotWireError",
     "BotWireSaver",
+    "BotWireSessionRepository",
     "BotWireWarning",
     "Closed",
     "Conflict",
@@ -56,6 +57,7 @@ __all__ = [
     "InvalidArgument",
     "InvalidKey",
     "InvalidNamespace",
+    "InvocationGuard",
     "KeyInfo",
     "KeyRewritten",
     "Limits",
@@ -108,6 +110,9 @@ _LOCAL: dict[str, str] = {
 ADAPTERS: dict[str, tuple[str, str]] = {
     "BotWireChatHistory": ("botwire_langchain", "langchain"),
     "BotWireSaver": ("botwire_langgraph", "langgraph"),
+    # Strands: BotWireStorage clashes with CrewAI's, so it is imported from botwire_strands.
+    "BotWireSessionRepository": ("botwire_strands", "strands"),
+    "InvocationGuard": ("botwire_strands", "strands"),
 }
 
 
