@@ -142,3 +142,13 @@ def test_agent_level_storage_feeds_the_snapshot_session_manager(memory: Memory) 
     assert memory.list() == ["session/s1/scopes/agent/default/snapshots/snapshot_latest.json"]
     again = make_agent(SnapshotSessionManager("s1"), storage=BotWireStorage(memory=memory))
     assert "history 3" in reply_text(again("which door?"))
+
+
+def test_reexports_from_botwire_and_the_clashing_name_is_not_one() -> None:
+    import botwire
+    import botwire_strands
+
+    assert botwire.BotWireSessionRepository is botwire_strands.BotWireSessionRepository
+    assert botwire.InvocationGuard is botwire_strands.InvocationGuard
+    with pytest.raises(AttributeError):  # CrewAI has one too: import it from its package
+        botwire.BotWireStorage  # noqa: B018
