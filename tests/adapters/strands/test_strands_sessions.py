@@ -141,3 +141,21 @@ def test_create_session_twice_is_refused_and_delete_removes_everything(memory: M
     assert memory.list() == ["s2/session"]
     with pytest.raises(SessionException, match="does not exist"):
         repo.delete_session("s")
+
+
+def test_ids_never_share_keys_and_a_guard_must_share_the_namespace(memory: Memory) -> None:
+    """Used directly (not through a Strands manager, which refuses '/'), session ids that differ
+    only by an encoded slash stay apart."""
+    from strands.types.session import Session, SessionType
+
+    from botwire_strands import InvocationGuard
+
+    repo = BotWireSessionRepository(memory=memory)
+    for sid in ("a/b", "a%2Fb", "a"):
+        repo.create_session(Session(session_id=sid, session_type=SessionType.AGENT))
+    assert sorted(memory.list()) == ["a%252Fb/session", "a%2Fb/session", "a/session"]
+    repo.delete_session("a")
+    assert repo.read_session("a/b") is not None and repo.read_session("a%2Fb") is not None
+    other = InvocationGuard("s", namespace="strands-elsewhere", url=memory.url)
+    with pytest.raises(ValueError, match="same botwire namespace"):
+        BotWireSessionRepository(memory=memory, guard=other)

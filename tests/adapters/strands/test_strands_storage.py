@@ -152,3 +152,21 @@ def test_reexports_from_botwire_and_the_clashing_name_is_not_one() -> None:
     assert botwire.InvocationGuard is botwire_strands.InvocationGuard
     with pytest.raises(AttributeError):  # CrewAI has one too: import it from its package
         botwire.BotWireStorage  # noqa: B018
+
+
+def test_a_value_over_the_limit_is_a_clear_error_and_nothing_is_lost(tmp_path: Any) -> None:
+    """A snapshot bigger than the store's value limit: Strands' error names the namespace,
+    the key and botwire's rule; the previous snapshot stays readable."""
+    from botwire import Limits, ValueTooLarge
+    from botwire.store import SQLiteStore
+
+    store = SQLiteStore(str(tmp_path / "small.db"), limits=Limits(max_value_bytes=2000))
+    try:
+        storage = BotWireStorage(memory=Memory("strands-small", store=store))
+        run(storage.write("snap.json", b"x" * 100))
+        with pytest.raises(StorageError, match=r"namespace 'strands-small', key 'snap.json'") as e:
+            run(storage.write("snap.json", b"x" * 5000))
+        assert isinstance(e.value.__cause__, ValueTooLarge)
+        assert run(storage.read("snap.json")) == b"x" * 100
+    finally:
+        store.close()
