@@ -17,13 +17,14 @@ from pathlib import Path
 
 import pytest
 from scripted import make_agent, reply_text
-from strands.session import RepositorySessionManager
+from strands.session import RepositorySessionManager, SnapshotSessionManager
 from strands_app import handler
 
 from botwire import Memory
 from botwire_strands import (
     GUARD_PREFIX,
     BotWireSessionRepository,
+    BotWireStorage,
     InvocationGuard,
     LeaseLost,
     SessionBusy,
@@ -147,3 +148,25 @@ def test_platform_retry_with_the_same_owner_takes_its_lease_over(
     retry.release()
     with pytest.raises(LeaseLost):  # the crashed attempt can no longer free the retry's lease
         first.renew()
+
+
+def test_as_a_hook_every_session_write_happens_under_the_lease(
+    memory_url: str, namespace: str
+) -> None:
+    """Strands runs AfterInvocation callbacks in reverse registration order and registers the
+    session manager before ``hooks=``: a release at default priority would come before the
+    manager's final save, leaving it unguarded."""
+    held_at_write: list[bool] = []
+
+    class Spy(BotWireStorage):
+        async def write(self, key: str, data: bytes) -> None:
+            held_at_write.append(self.memory.get(GUARD_PREFIX + "sess-6") is not None)
+            await super().write(key, data)
+
+    guard = InvocationGuard("sess-6", namespace=namespace, url=memory_url)
+    storage = Spy(namespace, url=memory_url)
+    for _ in range(2):
+        agent = make_agent(SnapshotSessionManager("sess-6", storage=storage), hooks=[guard])
+        agent("hello")
+    assert held_at_write and all(held_at_write), held_at_write
+    assert not guard.held

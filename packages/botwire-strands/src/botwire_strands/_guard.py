@@ -18,6 +18,7 @@ import uuid
 from typing import Any
 
 from strands.hooks import AfterInvocationEvent, BeforeInvocationEvent, HookProvider, HookRegistry
+from strands.hooks.registry import HookOrder
 from strands.types.exceptions import SessionException
 
 from botwire import Conflict, Memory
@@ -187,8 +188,11 @@ class InvocationGuard(HookProvider):
 
     def register_hooks(self, registry: HookRegistry, **kwargs: Any) -> None:
         """Strands ``HookProvider``: ``Agent(hooks=[guard])``."""
-        registry.add_callback(BeforeInvocationEvent, self._before)
-        registry.add_callback(AfterInvocationEvent, self._after)
+        # First in, last out: Strands runs AfterInvocation callbacks in reverse registration order
+        # and registers the session manager before ``hooks=``, so at the default priority the
+        # release would precede the manager's final save and leave that write unguarded.
+        registry.add_callback(BeforeInvocationEvent, self._before, order=HookOrder.SDK_FIRST)
+        registry.add_callback(AfterInvocationEvent, self._after, order=HookOrder.SDK_LAST)
 
     def _before(self, event: BeforeInvocationEvent) -> None:
         self.acquire()
