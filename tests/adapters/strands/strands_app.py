@@ -19,25 +19,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from scripted import make_agent, reply_text
 from strands.session import RepositorySessionManager, SnapshotSessionManager
 
-from botwire_strands import BotWireSessionRepository, BotWireStorage, InvocationGuard
+from botwire_strands import BotWireSessionRepository, BotWireStorage
 
 
 def handler(mode: str, namespace: str, session_id: str, prompt: str, tool: bool) -> dict:
-    with InvocationGuard(session_id, namespace=namespace, ttl=60):
-        if mode == "snapshot":
-            manager = SnapshotSessionManager(session_id, storage=BotWireStorage(namespace))
+    """The docs' handler: a fenced lease on the session around building and running the agent."""
+    store: BotWireStorage | BotWireSessionRepository = (
+        BotWireStorage(namespace) if mode == "snapshot" else BotWireSessionRepository(namespace)
+    )
+    with store.guard(session_id, ttl=60):
+        if isinstance(store, BotWireStorage):
+            manager = SnapshotSessionManager(session_id, storage=store)
         else:
-            manager = RepositorySessionManager(
-                session_id=session_id, session_repository=BotWireSessionRepository(namespace)
-            )
+            manager = RepositorySessionManager(session_id=session_id, session_repository=store)
         agent = make_agent(manager, tool=tool)
         restored = len(agent.messages)
         reply = reply_text(agent(prompt))
+        texts = [b["text"] for m in agent.messages for b in m["content"] if "text" in b]
         return {
             "reply": reply,
             "messages": len(agent.messages),
             "restored": restored,
-            "texts": [b["text"] for m in agent.messages for b in m["content"] if "text" in b],
+            "texts": texts,
         }
 
 

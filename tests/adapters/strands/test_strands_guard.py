@@ -170,3 +170,25 @@ def test_as_a_hook_every_session_write_happens_under_the_lease(
         agent("hello")
     assert held_at_write and all(held_at_write), held_at_write
     assert not guard.held
+
+
+def test_snapshot_storage_fenced_on_the_lease_refuses_a_late_save(
+    memory_url: str, namespace: str
+) -> None:
+    storage_a = BotWireStorage(namespace, url=memory_url)
+    agent_a = make_agent(SnapshotSessionManager("sess-7", storage=storage_a))
+    guard_a = storage_a.guard("sess-7", ttl=60, owner="A")  # set after the manager's view
+    guard_a.acquire()
+    agent_a("first from A")
+    storage_a.memory.delete(guard_a.key)  # A's lease runs out; B takes the session over
+    storage_b = BotWireStorage(namespace, url=memory_url)
+    guard_b = storage_b.guard("sess-7", ttl=60, owner="B")
+    guard_b.acquire()
+    agent_b = make_agent(SnapshotSessionManager("sess-7", storage=storage_b))
+    agent_b("then B")
+    with pytest.raises(LeaseLost, match="sess-7"):
+        agent_a("late write from A")
+    guard_b.release()
+    restored = make_agent(SnapshotSessionManager("sess-7", storage=storage_b))
+    texts = [b["text"] for m in restored.messages for b in m["content"] if "text" in b]
+    assert texts[0] == "first from A" and texts[2] == "then B" and len(texts) == 4

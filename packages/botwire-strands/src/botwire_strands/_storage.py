@@ -18,9 +18,10 @@ from strands.storage.search.keyword import STOP_WORDS, token_overlap_score, toke
 from strands.storage.storage import StorageSearchResult
 from strands.types.exceptions import StorageError
 
-from botwire import BotWireError, Memory
+from botwire import BotWireError, Conflict, Memory
 
 from ._common import open_memory
+from ._guard import InvocationGuard
 
 __all__ = ["BotWireStorage"]
 
@@ -33,6 +34,7 @@ except ImportError:  # pragma: no cover - a Strands release without the sentinel
 
 _EXTENSION = re.compile(r"\.[A-Za-z0-9]+$")
 _B64 = "botwire_strands_b64"  # the wrapper of bytes that are not UTF-8
+_DELETE = object()
 
 
 def _normalize_key(key: str) -> str:
@@ -91,6 +93,7 @@ class BotWireStorage:
     Strands' own '/'-separated keys live inside it. Pass ``url``/``token`` or a ``memory``;
     otherwise ``BOTWIRE_URL``/``BOTWIRE_TOKEN`` apply. Every botwire failure is raised as
     Strands' ``StorageError`` naming the namespace and key, with the botwire error as its cause.
+    ``guard=`` (or :meth:`guard`) fences writes on a session lease, like the repository.
     Methods run the (thread-safe) sync client in a worker thread, so one instance serves any event
     loop: Strands runs synchronous invocations on fresh loops.
     """
@@ -102,9 +105,27 @@ class BotWireStorage:
         url: str | None = None,
         token: str | None = None,
         memory: Memory | None = None,
+        guard: InvocationGuard | None = None,
     ) -> None:
         self._memory = open_memory(namespace, url=url, token=token, memory=memory)
         self._prefix = ""
+        if guard is not None and guard.memory.namespace != self._memory.namespace:
+            raise ValueError(
+                f"guard namespace {guard.memory.namespace!r} differs from the storage's "
+                f"{self._memory.namespace!r}: a write can only be fenced by a lease in the same "
+                "botwire namespace; build it with storage.guard(session_id)"
+            )
+        # One cell shared with every view namespace() derives: a guard set later fences them all.
+        self._fence: list[InvocationGuard | None] = [guard]
+
+    def guard(
+        self, session_id: str, *, ttl: float = 900.0, owner: str | None = None
+    ) -> InvocationGuard:
+        """An :class:`InvocationGuard` in this namespace that also fences this storage's writes
+        and deletes, and those of every view :meth:`namespace` derives from it."""
+        guard = InvocationGuard(session_id, memory=self._memory, ttl=ttl, owner=owner)
+        self._fence[0] = guard
+        return guard
 
     @property
     def memory(self) -> Memory:
@@ -129,10 +150,28 @@ class BotWireStorage:
         except BotWireError as error:
             raise StorageError(f"botwire {what} failed ({self._where(key)}): {error}") from error
 
+    def _fenced_commit(self, what: str, key: str, value: Any) -> None:
+        """One round trip: the write (``value``) or delete (``_DELETE``), fenced on the lease
+        while the guard holds it."""
+        guard = self._fence[0]
+        if guard is None or not guard.held:
+            if value is _DELETE:
+                self._memory.delete(key)
+            else:
+                self._memory.set(key, value)
+            return
+        tx = self._memory.atomic().check(guard.key, guard.version)
+        (tx.delete(key) if value is _DELETE else tx.set(key, value))
+        try:
+            tx.commit()
+        except Conflict as error:
+            guard.version = None
+            raise guard._lost(f"{what} of {key!r}") from error
+
     async def write(self, key: str, data: bytes) -> None:
         """Store ``data`` under ``key``, overwriting (one botwire ``set``)."""
         full = self._prefix + _normalize_key(key)
-        await self._call("write", full, self._memory.set, full, _encode(data))
+        await self._call("write", full, self._fenced_commit, "write", full, _encode(data))
 
     async def read(self, key: str) -> bytes | None:
         """The bytes under ``key``, or ``None`` (one botwire ``get``)."""
@@ -144,7 +183,7 @@ class BotWireStorage:
     async def delete(self, key: str) -> None:
         """Delete ``key``; a no-op when it is absent (one botwire ``delete``)."""
         full = self._prefix + _normalize_key(key)
-        await self._call("delete", full, self._memory.delete, full)
+        await self._call("delete", full, self._fenced_commit, "delete", full, _DELETE)
 
     async def list(self, query: str = "") -> builtins.list[str]:
         """Full keys (relative to this view) starting with ``query``, sorted ascending."""
