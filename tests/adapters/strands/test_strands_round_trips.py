@@ -93,3 +93,35 @@ def test_storage_search_reads_in_one_round_trip_per_thousand_keys(relay: FaultPr
     found, requests = asyncio.run(run())
     print(f"FIGURE strands storage search over 30 keys: {requests} requests")
     assert found == 30 and requests == 2  # list + get_many (Strands' default: 1 + 30)
+
+
+@pytest.mark.parametrize("kind", ["repository", "snapshot"])
+def test_a_fenced_invocation_costs_the_lease_and_nothing_per_message(
+    relay: FaultProxy, kind: str
+) -> None:
+    """With the guard fencing every write, a turn costs exactly what it costs unfenced, plus
+    one request to take the lease and one to release it."""
+    ns = f"strands-rt-{uuid.uuid4().hex[:8]}"
+    per_invocation = []
+    for turn in range(1, 5):
+        before = _requests(relay)
+        store: Any = (BotWireSessionRepository if kind == "repository" else BotWireStorage)(
+            ns, url=relay.url
+        )
+        with store.guard("s", ttl=60):
+            if kind == "repository":
+                manager: Any = RepositorySessionManager(session_id="s", session_repository=store)
+            else:
+                manager = SnapshotSessionManager("s", storage=store)
+            agent = make_agent(manager, tool=True, conversation_manager=NullConversationManager())
+            agent(f"turn {turn}")
+        per_invocation.append(_requests(relay) - before)
+    print(
+        f"FIGURE strands {kind} fenced: requests per invocation (lease, restore, 4 messages, "
+        f"release) {per_invocation}"
+    )
+    assert len(set(per_invocation[1:])) == 1, per_invocation
+    # lease + restore + the turn's writes + release. A fresh RepositorySessionManager writes the
+    # agent record twice in its first turn (as turn 1 of the unfenced test: 6 = 4 + 2).
+    expected = 1 + 2 + (4 + 2) + 1 if kind == "repository" else 1 + 1 + 1 + 1
+    assert per_invocation[-1] == expected, per_invocation
