@@ -57,9 +57,10 @@ class InvocationGuard(HookProvider):
 
     ``with InvocationGuard(session_id, namespace="my-app", ttl=960): ...`` acquires on entry
     (raising :class:`SessionBusy` at once when another invocation holds it) and releases on exit.
-    ``Agent(hooks=[guard])`` does the same around each ``agent(...)`` call. Pass the same guard as
-    ``BotWireSessionRepository(..., guard=guard)`` and every write of the repository is also
-    fenced: it commits only while this lease is still held (one round trip, as before).
+    ``Agent(hooks=[guard])`` does the same around each ``agent(...)`` call. Build it with
+    ``repository.guard(session_id)`` / ``storage.guard(session_id)`` (or pass ``guard=``) and
+    every write of that repository or storage is also fenced: it commits only while this lease
+    is still held (one round trip, as before).
 
     ``ttl`` (seconds) must exceed the longest invocation (a Lambda function's timeout): a lease
     that expires mid-invocation lets a second invocation in; call :meth:`renew` in long loops.
