@@ -22,6 +22,7 @@ ADAPTERS = {
     "openai-agents": "botwire_openai_agents",
     "pydantic-ai": "botwire_pydantic_ai",
     "adk": "botwire_adk",
+    "strands": "botwire_strands",
     "server": "botwire_server",
 }
 

@@ -38,7 +38,7 @@ __all__ = [
 
 #: Namespace prefix per suite directory, so a shared server's keys say which suite wrote them.
 _PREFIX = {"langchain": "lc", "llamaindex": "li", "langgraph": "lg", "crewai": "crewai",
-           "autogen": "autogen"}
+           "autogen": "autogen", "strands": "strands"}
 
 
 @pytest.fixture(params=ADAPTER_BACKENDS)

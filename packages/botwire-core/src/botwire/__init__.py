@@ -56,6 +56,7 @@ __all__ = [
     "BotWireRunStore",
     "BotWireSaver",
     "BotWireSession",
+    "BotWireSessionRepository",
     "BotWireSessionService",
     "BotWireSessionStore",
     "BotWireWarning",
@@ -66,6 +67,7 @@ __all__ = [
     "InvalidArgument",
     "InvalidKey",
     "InvalidNamespace",
+    "InvocationGuard",
     "KeyInfo",
     "KeyRewritten",
     "Limits",
@@ -129,6 +131,9 @@ ADAPTERS: dict[str, tuple[str, str]] = {
     "BotWireSessionService": ("botwire_adk", "adk"),
     "BotWireMemoryService": ("botwire_adk", "adk"),
     "BotWireArtifactService": ("botwire_adk", "adk"),
+    # Strands: BotWireStorage clashes with CrewAI's, so it is imported from botwire_strands.
+    "BotWireSessionRepository": ("botwire_strands", "strands"),
+    "InvocationGuard": ("botwire_strands", "strands"),
 }
 
 
