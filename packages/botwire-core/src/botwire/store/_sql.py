@@ -83,6 +83,10 @@ DB_NOW_SQL = "(extract(epoch from statement_timestamp())::float8 + ?)"
 DB_LOCK_NOW_SQL = "(extract(epoch from clock_timestamp())::float8 + ?)"
 
 
+#: Op kinds whose results carry stored values (kept idempotency answers must not outlive them).
+_VALUE_KINDS = frozenset(("get", "pop", "incr"))
+
+
 class Tx(Protocol):
     """A transaction begun by the backend; SQL uses ``?`` placeholders."""
 
@@ -520,8 +524,12 @@ class Engine:
         answers are kept per namespace; the oldest go first (a retry comes seconds after its
         request, not after a thousand others). Small records cost no extra statement.
         """
-        keys = {op.key for op in ops}
-        scope = next(iter(keys)) if len(keys) == 1 else "*"
+        # Only answers that carry stored values (get, pop, incr) can replay deleted data;
+        # versions and flags cannot. The scope is the one key whose values the answer holds,
+        # "*" for several, "" for none (no key is empty: a delete matches none), so a retried
+        # bulk delete or a transaction beside an unrelated delete still replays.
+        keys = {op.key for op in ops if op.kind in _VALUE_KINDS}
+        scope = next(iter(keys)) if len(keys) == 1 else ("*" if keys else "")
         tx.run(
             "INSERT INTO bw_idempotency (ns, ikey, fingerprint, created_at, response)"
             " VALUES (?, ?, ?, ?, ?)",
