@@ -506,6 +506,8 @@ class Engine:
             self.save_namespace(tx, ns, ctx.stats)
         else:
             self._add_namespace(tx, ns, ctx.stats, base)
+        if ctx.deleted:  # after the save: a relative update of the bytes
+            self.forget_key_records(tx, ns, ctx.deleted, idempotency_key)
         return results
 
     def _record(self, ctx: _Ctx, ops: Sequence[Op], ikey: str, fp: str | None,
@@ -580,16 +582,20 @@ class Engine:
         """Characters of kept answers per namespace: its byte limit, else a fixed cap."""
         return self.limits.max_namespace_bytes or IDEMPOTENCY_BUDGET
 
-    def forget_key_records(self, tx: Tx, ns: str, key: str) -> int:
-        """Drop the idempotency records that may hold ``key``'s data (it is being deleted);
-        return the bytes they counted."""
+    def forget_key_records(self, tx: Tx, ns: str, keys: set[str], keep: str | None) -> None:
+        """Drop the idempotency records that may hold deleted ``keys``' data (not the request's
+        own, ``keep``) and free their bytes. Run after the statistics are saved: the update is
+        relative and both statements are queued (no round trip on a pipelined backend)."""
         # the scope starts after the 64-digit digest and its space (1-based: character 66)
-        gone = tx.all(
-            "DELETE FROM bw_idempotency WHERE ns = ? AND substr(fingerprint, 66) IN (?, '*')"
-            " RETURNING length(response)",
-            (ns, key),
+        marks = ", ".join("?" * (len(keys) + 1))
+        where = f"ns = ? AND substr(fingerprint, 66) IN ({marks}) AND ikey <> ?"
+        params = (ns, *sorted(keys), "*", keep or "")
+        tx.run(
+            "UPDATE bw_namespaces SET bytes = bytes - (SELECT coalesce(sum(length(response)), 0)"
+            f" FROM bw_idempotency WHERE {where}) WHERE ns = ?",
+            (*params, ns),
         )
-        return sum(int(r[0]) for r in gone)
+        tx.run(f"DELETE FROM bw_idempotency WHERE {where}", params)
 
     def _lock_existing(self, tx: Tx, ns: str, now: float) -> tuple[_Stats, float] | None:
         """Like :meth:`lock_namespace_at`, but ``None`` (and no row created) for a namespace
@@ -724,6 +730,7 @@ class _Ctx:
         self.now = now
         self.stats = stats
         self._version: int | None = None
+        self.deleted: set[str] = set()
 
     @property
     def has_version(self) -> bool:
@@ -969,7 +976,7 @@ class _Ctx:
         if row is None:
             return {"deleted": False}
         self._remove(op.key, row)
-        self.stats.bytes -= self.engine.forget_key_records(self.tx, self.ns, op.key)
+        self.deleted.add(op.key)  # its records go at the end of the request
         return {"deleted": True}
 
     def _op_append(self, op: Op) -> dict[str, Any]:
