@@ -45,6 +45,20 @@ def test_idempotency_records_are_forgotten_after_a_day(store: SQLiteStore) -> No
     assert store.batch("ns", op, idempotency_key="k")[0]["value"] == 2
 
 
+def test_idempotency_records_count_in_usage_until_forgotten(
+    store: SQLiteStore, tmp_path: Path
+) -> None:
+    op = [Op("incr", "n", by=1)]
+    answer = store.batch("ns", op, idempotency_key="k")
+    plain = SQLiteStore(tmp_path / "plain.db", clock=FakeClock())
+    plain.batch("ns", op)  # the same data without a record
+    record = len(f'[{{"version":{answer[0]["version"]},"value":1}}]')
+    assert store.usage("ns").bytes == plain.usage("ns").bytes + record  # issue 13
+    store.clock.advance(86400 + 1)  # type: ignore[attr-defined]
+    store.purge_expired()  # the record is forgotten: its bytes are freed
+    assert store.usage("ns").bytes == plain.usage("ns").bytes
+
+
 def test_non_atomic_batch_reports_errors_per_op(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "l.db", limits=Limits(max_value_bytes=10))
     results = store.batch(

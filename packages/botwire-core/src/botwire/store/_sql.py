@@ -504,17 +504,20 @@ class Engine:
                     ctx.forget_version()
                 results.append(exc.to_payload())
             tx.run("RELEASE SAVEPOINT bw_op")
+        if idempotency_key is not None:
+            self._record(ctx, ops, idempotency_key, fingerprint, dumps(results), kept)
         if base is None:
             self.save_namespace(tx, ns, ctx.stats)
         else:
             self._add_namespace(tx, ns, ctx.stats, base)
-        if idempotency_key is not None:
-            self._record(tx, ns, ops, idempotency_key, fingerprint, now, dumps(results), kept)
+        if ctx.deleted:  # after the save: a relative update of the bytes
+            self.forget_key_records(tx, ns, ctx.deleted, idempotency_key)
         return results
 
-    def _record(self, tx: Tx, ns: str, ops: Sequence[Op], ikey: str, fp: str | None,
-                now: float, response: str, kept: int) -> None:
-        """Keep a mutating request's answer for its retries, bounded per namespace.
+    def _record(self, ctx: _Ctx, ops: Sequence[Op], ikey: str, fp: str | None,
+                response: str, kept: int) -> None:
+        """Keep a mutating request's answer for its retries, bounded per namespace and
+        counted in its bytes (issue 13: ``usage().bytes``, ``max_namespace_bytes``).
 
         The fingerprint column holds ``"<digest> <scope>"``: the one key every op touches, or
         ``*``; a delete of that key (or of the namespace) removes the record with the data, so
@@ -522,8 +525,12 @@ class Engine:
         (``kept`` were there before this one) and, whenever a large answer
         (> :data:`SMALL_RECORD` characters) is added, :meth:`idempotency_budget` characters of
         answers are kept per namespace; the oldest go first (a retry comes seconds after its
-        request, not after a thousand others). Small records cost no extra statement.
+        request, not after a thousand others). A record counts its answer's characters of JSON;
+        older records make way for it under the byte limit, and a request whose own answer
+        cannot fit is refused (QuotaExceeded, nothing applied). Small records cost no extra
+        statement.
         """
+        tx, ns, stats = ctx.tx, ctx.ns, ctx.stats
         # Only answers that carry stored values (get, pop, incr) can replay deleted data;
         # versions and flags cannot. The scope is the one key whose values the answer holds,
         # "*" for several, "" for none (no key is empty: a delete matches none), so a retried
@@ -533,8 +540,9 @@ class Engine:
         tx.run(
             "INSERT INTO bw_idempotency (ns, ikey, fingerprint, created_at, response)"
             " VALUES (?, ?, ?, ?, ?)",
-            (ns, ikey, f"{fp or '0' * 64} {scope}", now, response),
+            (ns, ikey, f"{fp or '0' * 64} {scope}", ctx.now, response),
         )
+        stats.bytes += len(response)
         count, size = kept + 1, 0
         budget = self.idempotency_budget()
         if len(response) > SMALL_RECORD:
@@ -544,19 +552,37 @@ class Engine:
                 (ns,),
             )
             count, size = (int(row[0]), int(row[1])) if row else (0, 0)
-        if count <= MAX_IDEMPOTENCY_RECORDS and size <= budget:
+        cap = self.limits.max_namespace_bytes
+        if count > MAX_IDEMPOTENCY_RECORDS or size > budget or (cap and stats.bytes > cap):
+            self.shed_records(tx, ns, stats, cap, keep=ikey, count=count, size=size)
+        if cap and stats.bytes > cap:
+            ctx.refuse_bytes(ops[0].key if len(keys) == 1 else "*", "the idempotency record of")
+
+    def shed_records(self, tx: Tx, ns: str, stats: _Stats, cap: int, *, keep: str = "",
+                     count: int = 0, size: int = 0) -> None:
+        """Drop the namespace's oldest idempotency records (not ``keep``) until at most
+        :data:`MAX_IDEMPOTENCY_RECORDS` (``count``), :meth:`idempotency_budget` characters
+        (``size``) and, with ``cap``, ``stats.bytes <= cap`` hold; their bytes are freed."""
+        budget = self.idempotency_budget()
+
+        def over() -> bool:
+            return (count > MAX_IDEMPOTENCY_RECORDS or size > budget
+                    or bool(cap and stats.bytes > cap))
+
+        if not over():
             return
         oldest = tx.all(
             "SELECT ikey, length(response) FROM bw_idempotency WHERE ns = ? AND ikey <> ?"
             " ORDER BY created_at, ikey",
-            (ns, ikey),
+            (ns, keep),
         )
         gone: list[tuple[str, str]] = []
         for old_key, length in oldest:
-            if count <= MAX_IDEMPOTENCY_RECORDS and size <= budget:
+            if not over():
                 break
             gone.append((ns, old_key))
             count, size = count - 1, size - int(length)
+            stats.bytes -= int(length)
         if gone:
             tx.many("DELETE FROM bw_idempotency WHERE ns = ? AND ikey = ?", gone)
 
@@ -564,13 +590,20 @@ class Engine:
         """Characters of kept answers per namespace: its byte limit, else a fixed cap."""
         return self.limits.max_namespace_bytes or IDEMPOTENCY_BUDGET
 
-    def forget_key_records(self, tx: Tx, ns: str, key: str) -> None:
-        """Drop the idempotency records that may hold ``key``'s data (it is being deleted)."""
+    def forget_key_records(self, tx: Tx, ns: str, keys: set[str], keep: str | None) -> None:
+        """Drop the idempotency records that may hold deleted ``keys``' data (not the request's
+        own, ``keep``) and free their bytes. Run after the statistics are saved: the update is
+        relative and both statements are queued (no round trip on a pipelined backend)."""
         # the scope starts after the 64-digit digest and its space (1-based: character 66)
+        marks = ", ".join("?" * (len(keys) + 1))
+        where = f"ns = ? AND substr(fingerprint, 66) IN ({marks}) AND ikey <> ?"
+        params = (ns, *sorted(keys), "*", keep or "")
         tx.run(
-            "DELETE FROM bw_idempotency WHERE ns = ? AND substr(fingerprint, 66) IN (?, '*')",
-            (ns, key),
+            "UPDATE bw_namespaces SET bytes = bytes - (SELECT coalesce(sum(length(response)), 0)"
+            f" FROM bw_idempotency WHERE {where}) WHERE ns = ?",
+            (*params, ns),
         )
+        tx.run(f"DELETE FROM bw_idempotency WHERE {where}", params)
 
     def _lock_existing(self, tx: Tx, ns: str, now: float) -> tuple[_Stats, float] | None:
         """Like :meth:`lock_namespace_at`, but ``None`` (and no row created) for a namespace
@@ -654,11 +687,28 @@ class Engine:
         )
         return [r[0] for r in rows]
 
-    def forget_idempotency(self, tx: Tx, now: float) -> None:
-        tx.run(
-            f"DELETE FROM bw_idempotency WHERE created_at < {self._now_sql} - ?",
-            (now, IDEMPOTENCY_SECONDS),
+    def forget_idempotency(self, tx: Tx, now: float, limit: int = 100) -> int:
+        """Forget records older than :data:`IDEMPOTENCY_SECONDS` in up to ``limit``
+        namespaces, freeing their bytes; return how many namespaces were done (call again
+        while it returns ``limit``)."""
+        rows = tx.all(
+            "SELECT DISTINCT ns FROM bw_idempotency"
+            f" WHERE created_at < {self._now_sql} - ? ORDER BY ns LIMIT ?",
+            (now, IDEMPOTENCY_SECONDS, limit),
         )
+        for (ns,) in rows:
+            # Namespace lock first, then its records: the order every writer takes them in.
+            found = self._lock_existing(tx, ns, now)
+            gone = tx.all(
+                f"DELETE FROM bw_idempotency WHERE ns = ? AND created_at < {self._now_sql} - ?"
+                " RETURNING length(response)",
+                (ns, now, IDEMPOTENCY_SECONDS),
+            )
+            if found is not None:
+                stats = found[0]
+                stats.bytes -= sum(int(r[0]) for r in gone)
+                self.save_namespace(tx, ns, stats)
+        return len(rows)
 
     def _not_a_list(self, ns: str, key: str, value: Any, what: str) -> TypeMismatch:
         return TypeMismatch(
@@ -688,6 +738,7 @@ class _Ctx:
         self.now = now
         self.stats = stats
         self._version: int | None = None
+        self.deleted: set[str] = set()
 
     @property
     def has_version(self) -> bool:
@@ -817,17 +868,11 @@ class _Ctx:
         if not ((over_bytes and st.bytes > bytes_before) or (over_keys and st.keys > keys_before)):
             return
         self.engine.purge_namespace(self.tx, self.ns, self.now, st)  # expired space is free
+        if over_bytes and st.bytes > lim.max_namespace_bytes:
+            # idempotency records only serve retries: the oldest make way for data
+            self.engine.shed_records(self.tx, self.ns, st, lim.max_namespace_bytes)
         if lim.max_namespace_bytes and st.bytes > lim.max_namespace_bytes:
-            raise QuotaExceeded(
-                f"botwire: namespace {self.ns!r} would hold {st.bytes} bytes after writing key "
-                f"{key!r}; its limit is {lim.max_namespace_bytes}. Delete keys you no longer "
-                "need (or trim lists with max_len) to make room.",
-                namespace=self.ns,
-                key=key,
-                retry_after=None,
-                quota="max_namespace_bytes",
-                limit=lim.max_namespace_bytes,
-            )
+            self.refuse_bytes(key, "key")
         if lim.max_keys and st.keys > lim.max_keys:
             raise QuotaExceeded(
                 f"botwire: namespace {self.ns!r} already holds its limit of {lim.max_keys} keys, "
@@ -838,6 +883,19 @@ class _Ctx:
                 quota="max_keys",
                 limit=lim.max_keys,
             )
+
+    def refuse_bytes(self, key: str, what: str) -> None:
+        limit = self.limits.max_namespace_bytes
+        raise QuotaExceeded(
+            f"botwire: namespace {self.ns!r} would hold {self.stats.bytes} bytes (data and "
+            f"idempotency records) after writing {what} {key!r}; its limit is {limit}. Delete "
+            "keys you no longer need (or trim lists with max_len) to make room.",
+            namespace=self.ns,
+            key=key,
+            retry_after=None,
+            quota="max_namespace_bytes",
+            limit=limit,
+        )
 
     def _conflict(self, op: Op, row: _Row | None, wanted: str) -> Conflict:
         current = row.version if row is not None else None
@@ -926,7 +984,7 @@ class _Ctx:
         if row is None:
             return {"deleted": False}
         self._remove(op.key, row)
-        self.engine.forget_key_records(self.tx, self.ns, op.key)
+        self.deleted.add(op.key)  # its records go at the end of the request
         return {"deleted": True}
 
     def _op_append(self, op: Op) -> dict[str, Any]:

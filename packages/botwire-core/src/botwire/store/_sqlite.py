@@ -545,8 +545,11 @@ class SQLiteStore:
             purged += gone
             if len(namespaces) < PURGE_BATCH or not gone:
                 break
-        with self._write() as tx:
-            self.engine.forget_idempotency(tx, self.clock())
+        while True:  # a bounded number of namespaces per transaction
+            with self._write() as tx:
+                done = self.engine.forget_idempotency(tx, self.clock(), PURGE_BATCH)
+            if done < PURGE_BATCH:
+                break
         return purged
 
     def _purge_one(self, tx: Tx, ns: str, now: float) -> int:

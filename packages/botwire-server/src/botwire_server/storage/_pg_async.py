@@ -40,6 +40,9 @@ __all__ = ["AsyncPgReader"]
 Rows = list[tuple[Any, ...]]
 
 
+#: Rows converted per step of a read on the event loop (see ``_fetch_once``).
+FETCH_CHUNK = 5000
+
 class AsyncPgReader:
     """Single-key reads for one asyncio event loop; ``open`` and ``close`` it in that loop.
 
@@ -131,7 +134,17 @@ class AsyncPgReader:
             try:
                 cur = conn.cursor()
                 await cur.execute(sql, params)  # type: ignore[arg-type]
-                return await cur.fetchall()
+                # Rows are converted as they are fetched: in chunks, yielding to the loop in
+                # between, so a 100k-item list does not stall other requests (issue 13: one
+                # fetchall of 100k rows held the loop ~250 ms).
+                rows = await cur.fetchmany(FETCH_CHUNK)
+                while len(rows) % FETCH_CHUNK == 0 and rows:
+                    more = await cur.fetchmany(FETCH_CHUNK)
+                    if not more:
+                        break
+                    rows += more
+                    await anyio.sleep(0)
+                return rows
             finally:
                 await self._pool.putconn(conn)
         finally:

@@ -631,7 +631,8 @@ class PostgresStore:
             if len(namespaces) < PURGE_BATCH or not gone:
                 break
         now = self.clock()
-        self._write(lambda tx: self.engine.forget_idempotency(tx, now))
+        while self._write(lambda tx: self.engine.forget_idempotency(tx, now)) == PURGE_BATCH:
+            pass  # a bounded number of namespaces per transaction
         return purged
 
     def ping(self) -> None:
