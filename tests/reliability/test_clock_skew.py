@@ -67,17 +67,23 @@ def _server_now(server: ServerProcess) -> float:
     """The time a replica's own clock shows: the ``ts`` its access log gives a request."""
     import json
 
-    httpx.get(server.url + "/healthz")
-    for _ in range(50):
-        lines = [
+    def healthz_lines() -> list[dict]:
+        return [
             json.loads(line)
             for line in server.log().splitlines()
             if line.startswith("{") and '"/healthz"' in line
         ]
-        if lines:
+
+    # The pair is shared by the module's tests: wait for THIS request's line, never an older
+    # one (CI once read the previous test's line, written before the clock moved).
+    seen = len(healthz_lines())
+    httpx.get(server.url + "/healthz")
+    for _ in range(100):
+        lines = healthz_lines()
+        if len(lines) > seen:
             return float(lines[-1]["ts"])
         time.sleep(0.05)
-    raise AssertionError(f"no access log line:\n{server.log()[-2000:]}")
+    raise AssertionError(f"no new access log line:\n{server.log()[-2000:]}")
 
 
 def test_quota_is_exact_with_clocks_2s_apart_around_midnight(pair: Pair, ns: str) -> None:
