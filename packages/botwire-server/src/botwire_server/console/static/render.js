@@ -1,5 +1,5 @@
 // Rendering helpers. Stored data is untrusted (agents write it): it only ever goes into
-// textContent, never into innerHTML, so a value cannot inject markup or script.
+// textContent, never parsed as HTML, so a value cannot inject markup or script.
 
 export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
