@@ -183,8 +183,14 @@ async function openKey(key, tail = TAIL) {
   for (const li of $("key-list").children) li.classList.toggle("active", li.dataset.key === key);
   try {
     // lists are read from the tail: a 10,000-turn history costs what its last turns cost
-    let entry = await api.get(state.ns, key, tail);
-    entry.partial = Array.isArray(entry.value) && entry.value.length === tail;
+    let entry;
+    try {
+      entry = await api.get(state.ns, key, tail);
+      entry.partial = Array.isArray(entry.value) && entry.value.length === tail;
+    } catch (err) {
+      if (!(err instanceof ApiError && err.code === "type_mismatch")) throw err;
+      entry = await api.get(state.ns, key); // not a list: read the whole value
+    }
     showEntry(entry);
   } catch (err) {
     $("entry-error").textContent = explain(err);
