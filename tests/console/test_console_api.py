@@ -65,8 +65,11 @@ def test_a_scoped_token_lists_only_the_namespaces_it_covers(server: ServerProces
         names, _ = _all(reader)
         assert names == ["acme-alice", "acme-bob"]
         body = reader.get("/v1/namespaces").json()
-        assert body["namespaces"][0] == {"namespace": "acme-alice", "keys": 1,
-                                         "bytes": body["namespaces"][0]["bytes"]}
+        assert body["namespaces"][0] == {
+            "namespace": "acme-alice",
+            "keys": 1,
+            "bytes": body["namespaces"][0]["bytes"],
+        }
         assert body["namespaces"][0]["bytes"] > 0
     with _client(server, ["globex-carol", "acme"]) as two:
         assert _all(two)[0] == ["acme", "globex-carol"]
@@ -92,8 +95,9 @@ def test_prefix_limit_and_cursor_paging(server: ServerProcess) -> None:
             r = admin.get("/v1/namespaces", params=bad)
             assert r.status_code == 400, (bad, r.text)
             assert r.json()["error"]["code"] == "invalid_argument"
-            assert "limit" in r.json()["error"]["message"] or "prefix" in r.json()["error"][
-                "message"]
+            assert (
+                "limit" in r.json()["error"]["message"] or "prefix" in r.json()["error"]["message"]
+            )
 
 
 def test_a_narrow_token_among_many_namespaces_pages_by_scan_budget(tmp_path: Path) -> None:
@@ -109,9 +113,10 @@ def test_a_narrow_token_among_many_namespaces_pages_by_scan_budget(tmp_path: Pat
             Memory(f"scan-{i:05d}", store=store).set("k", 1)
     finally:
         store.close()
-    with running_server("--token-secret", SECRET, database=db) as s, _client(
-        s, ["scan-00000", f"scan-{count - 1:05d}"], perm="read"
-    ) as narrow:
+    with (
+        running_server("--token-secret", SECRET, database=db) as s,
+        _client(s, ["scan-00000", f"scan-{count - 1:05d}"], perm="read") as narrow,
+    ):
         first = narrow.get("/v1/namespaces", params={"prefix": "scan-"}).json()
         assert [n["namespace"] for n in first["namespaces"]] == ["scan-00000"]
         assert first["cursor"] is not None  # the scan budget ran out before the end
@@ -119,8 +124,10 @@ def test_a_narrow_token_among_many_namespaces_pages_by_scan_budget(tmp_path: Pat
         assert seen == ["scan-00000", f"scan-{count - 1:05d}"] and pages == 2
         with _client(s, ["*"]) as admin:
             assert len(_all(admin, prefix="scan-", limit=1000)[0]) == count
-    print(f"FIGURE namespace listing: {count} namespaces scanned in {pages} pages for a "
-          "2-namespace token")
+    print(
+        f"FIGURE namespace listing: {count} namespaces scanned in {pages} pages for a "
+        "2-namespace token"
+    )
 
 
 @pytest.mark.postgres
@@ -132,5 +139,3 @@ def test_listing_on_postgresql_is_scoped_and_ordered_bytewise(postgres_url: str)
             assert ns == sorted(ns, key=lambda n: n.encode()) == ["pgc-B", "pgc-_", "pgc-a"]
         with _client(s, ["pgc-a", "pgc-B"], perm="read") as scoped:
             assert _all(scoped)[0] == ["pgc-B", "pgc-a"]
-
-

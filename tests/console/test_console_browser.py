@@ -23,8 +23,15 @@ from botwire_server.auth import mint_token
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "docs" / "console"
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 SECRET = "console-browser-secret-0123456789abcdef"
 BIG = 5000  # keys paged through in the browser
 TURNS = 200  # chat turns in the history
@@ -43,8 +50,9 @@ def browser() -> Iterator[Browser]:
 
 
 def _admin(server: ServerProcess) -> httpx.Client:
-    return httpx.Client(base_url=server.url, headers={
-        "Authorization": "Bearer " + mint_token(SECRET, ["*"])})
+    return httpx.Client(
+        base_url=server.url, headers={"Authorization": "Bearer " + mint_token(SECRET, ["*"])}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -52,22 +60,41 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     db = tmp_path_factory.mktemp("console-browser") / "bw.db"
     with running_server("--token-secret", SECRET, database=db) as s, _admin(s) as admin:
         for start in range(0, BIG, 1000):
-            ops = [{"op": "set", "key": f"key-{i:05d}", "value": {"i": i}}
-                   for i in range(start, start + 1000)]
+            ops = [
+                {"op": "set", "key": f"key-{i:05d}", "value": {"i": i}}
+                for i in range(start, start + 1000)
+            ]
             assert admin.post("/v1/namespaces/tenant-a-big/batch", json={"ops": ops}).is_success
-        turns = [{"role": "user" if i % 2 == 0 else "assistant",
-                  "content": f"turn {i}: " + ("question?" if i % 2 == 0 else "answer.")}
-                 for i in range(TURNS)]
+        turns = [
+            {
+                "role": "user" if i % 2 == 0 else "assistant",
+                "content": f"turn {i}: " + ("question?" if i % 2 == 0 else "answer."),
+            }
+            for i in range(TURNS)
+        ]
         ns = "/v1/namespaces/tenant-a-support/keys/"
         assert admin.patch(ns + "chat_history", json={"append": turns}).is_success
-        assert admin.put(ns + "preferences", json={"value": {
-            "language": "en", "tone": "concise", "topics": ["billing", "refunds"],
-            "vip": True, "score": 4.5, "notes": None}}).is_success
+        assert admin.put(
+            ns + "preferences",
+            json={
+                "value": {
+                    "language": "en",
+                    "tone": "concise",
+                    "topics": ["billing", "refunds"],
+                    "vip": True,
+                    "score": 4.5,
+                    "notes": None,
+                }
+            },
+        ).is_success
         assert admin.put(ns + "session", json={"value": {"step": 3}, "ttl": 3600}).is_success
-        assert admin.put(ns + "%3Cimg%20src%3Dx%20onerror%3D%22window.pwned%3D1%22%3E",
-                         json={"value": "<script>window.pwned=2</script>"}).is_success
-        assert admin.put("/v1/namespaces/tenant-b-secret/keys/k",
-                         json={"value": "other tenant"}).is_success
+        assert admin.put(
+            ns + "%3Cimg%20src%3Dx%20onerror%3D%22window.pwned%3D1%22%3E",
+            json={"value": "<script>window.pwned=2</script>"},
+        ).is_success
+        assert admin.put(
+            "/v1/namespaces/tenant-b-secret/keys/k", json={"value": "other tenant"}
+        ).is_success
         yield s
 
 
@@ -77,8 +104,7 @@ def _token(perm: str, patterns: tuple[str, ...] = ("tenant-a-*",)) -> str:
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 760},
-                                  accept_downloads=True)
+    context = browser.new_context(viewport={"width": 1280, "height": 760}, accept_downloads=True)
     pg = context.new_page()
     problems: list[str] = []
     pg.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
@@ -119,8 +145,9 @@ def _shot(page: Page, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"))
 
 
-def test_a_scoped_read_only_token_sees_only_its_namespaces(page: Page,
-                                                          server: ServerProcess) -> None:
+def test_a_scoped_read_only_token_sees_only_its_namespaces(
+    page: Page, server: ServerProcess
+) -> None:
     page.goto(server.url + "/console")
     expect(page.locator("#signin")).to_be_visible()
     _shot(page, "sign-in")
@@ -149,8 +176,9 @@ def test_a_scoped_read_only_token_sees_only_its_namespaces(page: Page,
     assert page.evaluate("sessionStorage.getItem('botwire.token')") is None
 
 
-def test_a_wrong_token_is_refused_with_the_servers_reason(page: Page,
-                                                         server: ServerProcess) -> None:
+def test_a_wrong_token_is_refused_with_the_servers_reason(
+    page: Page, server: ServerProcess
+) -> None:
     page.goto(server.url + "/console/")
     page.fill("#token", mint_token("not-the-secret-0123456789abcdefghijkl", ["*"]))
     page.click("#signin-form button[type=submit]")
@@ -219,8 +247,10 @@ def test_values_are_highlighted_with_version_and_ttl_and_never_run_as_html(
     expect(page.locator("#json .j-lit")).to_have_count(2)  # true, null
     expect(page.locator("#json .j-num")).to_have_text(["4.5"])
     expect(page.locator("#entry-head .version")).to_have_text(
-        str(_admin(server).get("/v1/namespaces/tenant-a-support/keys/preferences")
-            .json()["version"]))
+        str(
+            _admin(server).get("/v1/namespaces/tenant-a-support/keys/preferences").json()["version"]
+        )
+    )
     _shot(page, "value")
     _open_key(page, HOSTILE_KEY, prefix="<img")
     expect(page.locator("#json")).to_have_text('"<script>window.pwned=2</script>"')
@@ -229,8 +259,7 @@ def test_values_are_highlighted_with_version_and_ttl_and_never_run_as_html(
 
 def _entry(server: ServerProcess, key: str) -> dict[str, Any]:
     with _admin(server) as admin:
-        entry: dict[str, Any] = admin.get(
-            f"/v1/namespaces/tenant-a-support/keys/{key}").json()
+        entry: dict[str, Any] = admin.get(f"/v1/namespaces/tenant-a-support/keys/{key}").json()
         return entry
 
 
@@ -245,8 +274,7 @@ def test_edit_saves_conditionally_and_shows_the_newer_version_on_conflict(
     # another client (an agent) writes first
     with _admin(server) as agent:
         theirs = {**opened["value"], "tone": "formal"}
-        r = agent.put("/v1/namespaces/tenant-a-support/keys/preferences",
-                      json={"value": theirs})
+        r = agent.put("/v1/namespaces/tenant-a-support/keys/preferences", json={"value": theirs})
         assert r.is_success
         their_version = r.json()["version"]
     mine = {**opened["value"], "language": "fr"}
@@ -302,11 +330,13 @@ def test_a_read_only_token_cannot_save(page: Page, server: ServerProcess) -> Non
     assert _entry(server, "preferences") == before
 
 
-def test_delete_asks_first_and_export_downloads_json_lines(page: Page,
-                                                          server: ServerProcess) -> None:
+def test_delete_asks_first_and_export_downloads_json_lines(
+    page: Page, server: ServerProcess
+) -> None:
     with _admin(server) as admin:
-        assert admin.put("/v1/namespaces/tenant-a-support/keys/scratch",
-                         json={"value": [1, 2]}).is_success
+        assert admin.put(
+            "/v1/namespaces/tenant-a-support/keys/scratch", json={"value": [1, 2]}
+        ).is_success
     _sign_in(page, server, _token("write"))
     _open_ns(page, "tenant-a-support")
     _open_key(page, "scratch")
@@ -335,9 +365,10 @@ def test_refresh_shows_what_agents_wrote_meanwhile(page: Page, server: ServerPro
     _open_ns(page, "tenant-a-support")
     _open_key(page, "chat_history")
     with _admin(server) as agent:
-        assert agent.patch("/v1/namespaces/tenant-a-support/keys/chat_history",
-                           json={"append": [{"role": "user", "content": "a new turn"}]}
-                           ).is_success
+        assert agent.patch(
+            "/v1/namespaces/tenant-a-support/keys/chat_history",
+            json={"append": [{"role": "user", "content": "a new turn"}]},
+        ).is_success
     expect(page.locator("#chat .bubble").last).not_to_contain_text("a new turn")
     page.click("#refresh")
     expect(page.locator("#chat .bubble").last).to_contain_text("a new turn")
@@ -345,8 +376,9 @@ def test_refresh_shows_what_agents_wrote_meanwhile(page: Page, server: ServerPro
 
 def test_an_anonymous_loopback_server_needs_no_sign_in(page: Page, tmp_path: Path) -> None:
     with running_server(database=tmp_path / "anon.db") as anon:
-        assert httpx.put(anon.url + "/v1/namespaces/local-agent/keys/k",
-                         json={"value": 1}).is_success
+        assert httpx.put(
+            anon.url + "/v1/namespaces/local-agent/keys/k", json={"value": 1}
+        ).is_success
         page.goto(anon.url + "/console")
         expect(page.locator("#ns-list li")).to_have_count(1)
         expect(page.locator("#signin")).to_be_hidden()

@@ -27,8 +27,12 @@ def server() -> Iterator[ServerProcess]:
 
 
 def test_the_files_are_in_the_botwire_server_wheel(tmp_path: Path) -> None:
-    subprocess.run(["uv", "build", "--package", "botwire-server", "--wheel", "-o",
-                    str(tmp_path), "-q"], cwd=ROOT, check=True, timeout=300)
+    subprocess.run(
+        ["uv", "build", "--package", "botwire-server", "--wheel", "-o", str(tmp_path), "-q"],
+        cwd=ROOT,
+        check=True,
+        timeout=300,
+    )
     (wheel,) = tmp_path.glob("botwire_server-*.whl")
     with zipfile.ZipFile(wheel) as whl:
         names = set(whl.namelist())
@@ -40,8 +44,9 @@ def test_the_files_are_in_the_botwire_server_wheel(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", FILES)
-def test_every_file_is_served_with_security_and_cache_headers(server: ServerProcess,
-                                                             name: str) -> None:
+def test_every_file_is_served_with_security_and_cache_headers(
+    server: ServerProcess, name: str
+) -> None:
     r = httpx.get(f"{server.url}/console/{name}")
     assert r.status_code == 200 and r.content == (STATIC / name).read_bytes()
     h = r.headers
@@ -69,8 +74,13 @@ def test_console_redirects_to_its_directory_and_index_is_html(server: ServerProc
 def test_unknown_and_traversal_paths_are_404_and_never_files_outside(
     server: ServerProcess,
 ) -> None:
-    for path in ("/console/nope.js", "/console/__init__.py", "/console/_router.py",
-                 "/console/%2e%2e%2f_router.py", "/console/..%2Fapp.py"):
+    for path in (
+        "/console/nope.js",
+        "/console/__init__.py",
+        "/console/_router.py",
+        "/console/%2e%2e%2f_router.py",
+        "/console/..%2Fapp.py",
+    ):
         r = httpx.get(server.url + path)
         assert r.status_code == 404, path
         assert "import" not in r.text
@@ -81,8 +91,11 @@ def test_no_third_party_requests_and_no_inline_code() -> None:
         text = (STATIC / name).read_text("utf-8")
         assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", text, re.I), name
         # stored values are untrusted: nothing is ever parsed as HTML or code
-        assert not re.search(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write|eval\(|"
-                             r"new Function", text), name
+        assert not re.search(
+            r"innerHTML|outerHTML|insertAdjacentHTML|document\.write|eval\(|"
+            r"new Function",
+            text,
+        ), name
     index = (STATIC / "index.html").read_text("utf-8")
     # every <script> is an external module; no style attributes or on* handlers
     assert re.findall(r"<script[^>]*>", index) == ['<script type="module" src="app.js">']

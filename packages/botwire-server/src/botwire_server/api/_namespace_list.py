@@ -77,8 +77,9 @@ def _reader(store: Any) -> Callable[[str, str | None, int], list[tuple[Any, ...]
     return chunk
 
 
-def _scan(store: Any, covers: Callable[[str], bool], prefix: str, cursor: str | None,
-          limit: int) -> dict[str, Any]:
+def _scan(
+    store: Any, covers: Callable[[str], bool], prefix: str, cursor: str | None, limit: int
+) -> dict[str, Any]:
     """One page: up to ``limit`` covered namespaces after ``cursor``, scanning at most
     :data:`SCAN_LIMIT` rows; the cursor is the last row scanned (``None`` at the end)."""
     read = _reader(store)
@@ -120,19 +121,37 @@ async def list_namespaces(request: Request) -> Response:
 def install_namespace_list(app: FastAPI) -> None:
     """Add ``GET /v1/namespaces`` to ``app`` (documented in the OpenAPI schema)."""
     app.add_api_route(
-        "/v1/namespaces", list_namespaces, methods=["GET"], tags=["namespaces"],
+        "/v1/namespaces",
+        list_namespaces,
+        methods=["GET"],
+        tags=["namespaces"],
         summary="List the namespaces this token may see (byte order, paged)",
-        responses={200: {"description": "one page; cursor is null on the last",
-                         "content": {"application/json": {"schema": _PAGE_SCHEMA}}},
-                   **errors()},
-        openapi_extra={"parameters": [
-            query_param("prefix", {"type": "string", "maxLength": 128},
-                        "only namespaces starting with this"),
-            query_param("cursor", {"type": "string", "maxLength": 128},
-                        "the cursor of the previous page"),
-            query_param("limit", {"type": "integer", "minimum": 1, "maximum": 1000},
-                        "namespaces per page (default 100)"),
-        ]},
+        responses={
+            200: {
+                "description": "one page; cursor is null on the last",
+                "content": {"application/json": {"schema": _PAGE_SCHEMA}},
+            },
+            **errors(),
+        },
+        openapi_extra={
+            "parameters": [
+                query_param(
+                    "prefix",
+                    {"type": "string", "maxLength": 128},
+                    "only namespaces starting with this",
+                ),
+                query_param(
+                    "cursor",
+                    {"type": "string", "maxLength": 128},
+                    "the cursor of the previous page",
+                ),
+                query_param(
+                    "limit",
+                    {"type": "integer", "minimum": 1, "maximum": 1000},
+                    "namespaces per page (default 100)",
+                ),
+            ]
+        },
     )
 
 
@@ -140,10 +159,18 @@ _PAGE_SCHEMA = {
     "type": "object",
     "required": ["namespaces", "cursor"],
     "properties": {
-        "namespaces": {"type": "array", "items": {
-            "type": "object", "required": ["namespace", "keys", "bytes"],
-            "properties": {"namespace": {"type": "string"}, "keys": {"type": "integer"},
-                           "bytes": {"type": "integer"}}}},
+        "namespaces": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["namespace", "keys", "bytes"],
+                "properties": {
+                    "namespace": {"type": "string"},
+                    "keys": {"type": "integer"},
+                    "bytes": {"type": "integer"},
+                },
+            },
+        },
         "cursor": {"type": ["string", "null"]},
     },
 }

@@ -245,7 +245,7 @@ $("edit").addEventListener("click", async () => {
     state.entry = { ...full, partial: false };
     $("edit-text").value = JSON.stringify(full.value, null, 2);
     $("editor").hidden = false;
-    $("entry-actions").hidden = true;
+    for (const id of ["entry-actions", "json", "chat", "older"]) $(id).hidden = true;
   } catch (err) {
     $("entry-error").textContent = explain(err);
   }
