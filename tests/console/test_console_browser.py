@@ -87,7 +87,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
                 }
             },
         ).is_success
-        assert admin.put(ns + "session", json={"value": {"step": 3}, "ttl": 3600}).is_success
+        assert admin.put(
+            ns + "session",
+            json={
+                "value": {
+                    "step": 3,
+                    "plan": ["research", "outline", "draft"],
+                    "user": {"id": 42, "name": "Alice"},
+                },
+                "ttl": 3600,
+            },
+        ).is_success
         assert admin.put(
             ns + "%3Cimg%20src%3Dx%20onerror%3D%22window.pwned%3D1%22%3E",
             json={"value": "<script>window.pwned=2</script>"},
@@ -242,6 +252,7 @@ def test_values_are_highlighted_with_version_and_ttl_and_never_run_as_html(
     expect(ttl).to_contain_text("in 59m")
     first = ttl.inner_text()
     page.wait_for_function("t => document.querySelector('.ttl').textContent !== t", arg=first)
+    _shot(page, "value")
     _open_key(page, "preferences")
     expect(page.locator("#json .j-key").first).to_have_text('"language"')
     expect(page.locator("#json .j-lit")).to_have_count(2)  # true, null
@@ -251,7 +262,6 @@ def test_values_are_highlighted_with_version_and_ttl_and_never_run_as_html(
             _admin(server).get("/v1/namespaces/tenant-a-support/keys/preferences").json()["version"]
         )
     )
-    _shot(page, "value")
     _open_key(page, HOSTILE_KEY, prefix="<img")
     expect(page.locator("#json")).to_have_text('"<script>window.pwned=2</script>"')
     assert page.locator("img, #json script").count() == 0
@@ -375,7 +385,8 @@ def test_refresh_shows_what_agents_wrote_meanwhile(page: Page, server: ServerPro
 
 
 def test_an_anonymous_loopback_server_needs_no_sign_in(page: Page, tmp_path: Path) -> None:
-    with running_server(database=tmp_path / "anon.db") as anon:
+    limits = ("--max-keys", "100", "--writes-per-day", "1000", "--max-namespace-bytes", "4096")
+    with running_server(*limits, database=tmp_path / "anon.db") as anon:
         assert httpx.put(
             anon.url + "/v1/namespaces/local-agent/keys/k", json={"value": 1}
         ).is_success
@@ -383,5 +394,13 @@ def test_an_anonymous_loopback_server_needs_no_sign_in(page: Page, tmp_path: Pat
         expect(page.locator("#ns-list li")).to_have_count(1)
         expect(page.locator("#signin")).to_be_hidden()
         expect(page.locator("#who")).to_have_text("anonymous (loopback)")
+        for i in range(30):  # usage against the limits: 31 of 100 keys, 31 writes of 1000
+            assert httpx.put(
+                f"{anon.url}/v1/namespaces/local-agent/keys/note-{i:02d}",
+                json={"value": {"text": f"remember {i}"}},
+            ).is_success
+        page.click("#refresh")
         _open_ns(page, "local-agent")
+        expect(page.locator("#usage")).to_contain_text("31 / 100")
+        expect(page.locator("#usage")).to_contain_text("31 / 1000")
         _shot(page, "namespaces")

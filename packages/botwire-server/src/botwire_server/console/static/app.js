@@ -144,6 +144,7 @@ async function loadKeys(page, cursors) {
         el("span", { class: "muted small",
           text: ` v${k.version} · ${bytes(k.bytes)}${k.expires_at ? " · ttl" : ""}` })))));
     if (!res.keys.length) list.append(el("li", { class: "muted", text: "No keys." }));
+    list.scrollTop = 0;
     const first = page * PAGE + 1;
     $("key-page").textContent = res.keys.length
       ? `page ${page + 1} · keys ${first}–${first + res.keys.length - 1}` : "";
