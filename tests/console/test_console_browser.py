@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+from support.nginx import running_nginx
 from support.server import ServerProcess, running_server
 
 from botwire_server.auth import mint_token
@@ -404,3 +405,22 @@ def test_an_anonymous_loopback_server_needs_no_sign_in(page: Page, tmp_path: Pat
         expect(page.locator("#usage")).to_contain_text("31 / 100")
         expect(page.locator("#usage")).to_contain_text("31 / 1000")
         _shot(page, "namespaces")
+
+
+def test_the_console_works_behind_nginx_under_a_path_prefix(
+    page: Page, server: ServerProcess, tmp_path: Path
+) -> None:
+    """Deployed as docs/server.md recommends (nginx, /botwire/ prefix): the relative redirect
+    and the API found beside /console/ keep the prefix; a save passes the Origin check."""
+    with running_nginx(tmp_path, server.port) as nginx:
+        page.goto(nginx.http_url + "/botwire/console")
+        assert page.url == nginx.http_url + "/botwire/console/"
+        page.fill("#token", _token("write"))
+        page.click("#signin-form button[type=submit]")
+        _open_ns(page, "tenant-a-support")
+        _open_key(page, "preferences")
+        page.click("#edit")
+        page.fill("#edit-text", '{"via": "nginx"}')
+        page.click("#save")
+        expect(page.locator("#status")).to_contain_text("Saved preferences")
+        assert _entry(server, "preferences")["value"] == {"via": "nginx"}
