@@ -432,3 +432,25 @@ def test_the_console_works_behind_nginx_under_a_path_prefix(
         page.click("#save")
         expect(page.locator("#status")).to_contain_text("Saved proxied")
         assert _entry(server, "proxied")["value"] == {"via": "nginx"}
+
+
+def test_export_falls_back_to_single_reads_past_the_answer_limit(
+    page: Page, tmp_path: Path
+) -> None:
+    """100 gets of 2 KB values would answer 200 KB; this server answers at most 64 KB per
+    batch, so the console reads those keys one at a time and still exports all of them."""
+    with running_server("--max-response-bytes", "65536", database=tmp_path / "r.db") as s:
+        ops = [{"op": "set", "key": f"big-{i:03d}", "value": "x" * 2000} for i in range(150)]
+        assert httpx.post(s.url + "/v1/namespaces/bulky/batch", json={"ops": ops}).is_success
+        batch = httpx.post(
+            s.url + "/v1/namespaces/bulky/batch",
+            json={"ops": [{"op": "get", "key": o["key"]} for o in ops[:100]], "atomic": False},
+        )
+        assert batch.status_code == 413  # the limit this test is about
+        page.goto(s.url + "/console/")
+        _open_ns(page, "bulky")
+        with page.expect_download() as info:
+            page.click("#export")
+        lines = Path(info.value.path()).read_text("utf-8").splitlines()
+        assert [json.loads(x)["key"] for x in lines] == [o["key"] for o in ops]
+        assert all(json.loads(x)["value"] == "x" * 2000 for x in lines)

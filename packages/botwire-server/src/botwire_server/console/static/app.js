@@ -322,6 +322,26 @@ $("confirm").addEventListener("close", async () => {
 
 // ---- export as JSON Lines --------------------------------------------------------------
 
+/** Gets of ``keys`` in one batch; when the answer would pass the server's per-answer limit
+ * (413), one key at a time instead (each entry fits by the value and list limits). */
+async function readMany(ns, keys) {
+  try {
+    return (await api.batchGet(ns, keys)).results;
+  } catch (err) {
+    if (!(err instanceof ApiError && err.status === 413)) throw err;
+  }
+  const out = [];
+  for (const key of keys) {
+    try {
+      out.push(await api.get(ns, key));
+    } catch (err) {
+      if (!(err instanceof ApiError && err.status === 404)) throw err;
+      out.push({ found: false }); // deleted or expired meanwhile
+    }
+  }
+  return out;
+}
+
 $("export").addEventListener("click", async () => {
   const ns = state.ns;
   const lines = [];
@@ -332,8 +352,8 @@ $("export").addEventListener("click", async () => {
       cursor = page.cursor;
       for (let i = 0; i < page.keys.length; i += 100) {
         const chunk = page.keys.slice(i, i + 100).map((k) => k.key);
-        const res = await api.batchGet(ns, chunk);
-        res.results.forEach((r, j) => {
+        const results = await readMany(ns, chunk);
+        results.forEach((r, j) => {
           if (r && r.found !== false && r.version !== undefined) {
             lines.push(JSON.stringify({ key: chunk[j], value: r.value, version: r.version,
               expires_at: r.expires_at ?? null }));
