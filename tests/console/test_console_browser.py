@@ -387,28 +387,39 @@ def test_refresh_shows_what_agents_wrote_meanwhile(page: Page, server: ServerPro
     expect(page.locator("#chat .bubble").last).to_contain_text("a new turn")
 
 
-def test_an_anonymous_loopback_server_needs_no_sign_in(page: Page, tmp_path: Path) -> None:
-    limits = ("--max-keys", "100", "--writes-per-day", "1000", "--max-namespace-bytes", "4096")
-    with running_server(*limits, database=tmp_path / "anon.db") as anon:
-        assert httpx.put(
-            anon.url + "/v1/namespaces/local-agent/keys/k", json={"value": 1}
-        ).is_success
-        page.goto(anon.url + "/console")
-        expect(page.locator("#ns-list li")).to_have_count(1)
-        expect(page.locator("#signin")).to_be_hidden()
-        expect(page.locator("#who")).to_have_text("anonymous (loopback)")
-        notes = [
-            {"op": "set", "key": f"note-{i:02d}", "value": {"text": f"remember {i}"}}
-            for i in range(30)
-        ]  # usage against the limits: 31 of 100 keys, 31 writes of 1000
-        assert httpx.post(
-            anon.url + "/v1/namespaces/local-agent/batch", json={"ops": notes}
-        ).is_success
-        page.click("#refresh")
-        _open_ns(page, "local-agent")
-        expect(page.locator("#usage")).to_contain_text("31 / 100")
-        expect(page.locator("#usage")).to_contain_text("31 / 1000")
-        _shot(page, "namespaces")
+@pytest.fixture(scope="module")
+def anon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """An anonymous loopback server with limits (usage bars) and a 64 KB answer limit."""
+    limits = (
+        "--max-keys",
+        "100",
+        "--writes-per-day",
+        "1000",
+        "--max-namespace-bytes",
+        "131072",
+        "--max-response-bytes",
+        "65536",
+    )
+    db = tmp_path_factory.mktemp("console-anon") / "anon.db"
+    with running_server(*limits, database=db) as s:
+        yield s
+
+
+def test_an_anonymous_loopback_server_needs_no_sign_in(page: Page, anon: ServerProcess) -> None:
+    assert httpx.put(anon.url + "/v1/namespaces/local-agent/keys/k", json={"value": 1}).is_success
+    page.goto(anon.url + "/console")
+    expect(page.locator("#ns-list li[data-ns=local-agent]")).to_have_count(1)
+    expect(page.locator("#signin")).to_be_hidden()
+    expect(page.locator("#who")).to_have_text("anonymous (loopback)")
+    notes = [
+        {"op": "set", "key": f"note-{i:02d}", "value": {"text": f"remember {i}"}} for i in range(30)
+    ]  # usage against the limits: 31 of 100 keys, 31 writes of 1000
+    assert httpx.post(anon.url + "/v1/namespaces/local-agent/batch", json={"ops": notes}).is_success
+    page.click("#refresh")
+    _open_ns(page, "local-agent")
+    expect(page.locator("#usage")).to_contain_text("31 / 100")
+    expect(page.locator("#usage")).to_contain_text("31 / 1000")
+    _shot(page, "namespaces")
 
 
 def test_the_console_works_behind_nginx_under_a_path_prefix(
@@ -435,22 +446,21 @@ def test_the_console_works_behind_nginx_under_a_path_prefix(
 
 
 def test_export_falls_back_to_single_reads_past_the_answer_limit(
-    page: Page, tmp_path: Path
+    page: Page, anon: ServerProcess
 ) -> None:
-    """100 gets of 2 KB values would answer 200 KB; this server answers at most 64 KB per
+    """40 gets of 2 KB values would answer 80 KB; this server answers at most 64 KB per
     batch, so the console reads those keys one at a time and still exports all of them."""
-    with running_server("--max-response-bytes", "65536", database=tmp_path / "r.db") as s:
-        ops = [{"op": "set", "key": f"big-{i:03d}", "value": "x" * 2000} for i in range(150)]
-        assert httpx.post(s.url + "/v1/namespaces/bulky/batch", json={"ops": ops}).is_success
-        batch = httpx.post(
-            s.url + "/v1/namespaces/bulky/batch",
-            json={"ops": [{"op": "get", "key": o["key"]} for o in ops[:100]], "atomic": False},
-        )
-        assert batch.status_code == 413  # the limit this test is about
-        page.goto(s.url + "/console/")
-        _open_ns(page, "bulky")
-        with page.expect_download() as info:
-            page.click("#export")
-        lines = Path(info.value.path()).read_text("utf-8").splitlines()
-        assert [json.loads(x)["key"] for x in lines] == [o["key"] for o in ops]
-        assert all(json.loads(x)["value"] == "x" * 2000 for x in lines)
+    ops = [{"op": "set", "key": f"big-{i:03d}", "value": "x" * 2000} for i in range(40)]
+    assert httpx.post(anon.url + "/v1/namespaces/bulky/batch", json={"ops": ops}).is_success
+    batch = httpx.post(
+        anon.url + "/v1/namespaces/bulky/batch",
+        json={"ops": [{"op": "get", "key": o["key"]} for o in ops], "atomic": False},
+    )
+    assert batch.status_code == 413  # the limit this test is about
+    page.goto(anon.url + "/console/")
+    _open_ns(page, "bulky")
+    with page.expect_download() as info:
+        page.click("#export")
+    lines = Path(info.value.path()).read_text("utf-8").splitlines()
+    assert [json.loads(x)["key"] for x in lines] == [o["key"] for o in ops]
+    assert all(json.loads(x)["value"] == "x" * 2000 for x in lines)
