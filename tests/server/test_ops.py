@@ -42,6 +42,7 @@ def test_openapi_describes_every_route(http: httpx.Client) -> None:
         "/v1/namespaces/{ns}/keys/{key}", "/v1/namespaces/{ns}/keys",
         "/v1/namespaces/{ns}/batch", "/v1/namespaces/{ns}", "/memory/{ns}/{key}",
         "/memory/{ns}", "/healthz", "/readyz", "/metrics",
+        "/v1/namespaces",  # added by issue 20 (the console's namespace list)
     }
     key = paths["/v1/namespaces/{ns}/keys/{key}"]
     assert set(key) == {"get", "put", "patch", "delete"}

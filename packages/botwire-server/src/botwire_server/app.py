@@ -18,8 +18,10 @@ from . import __version__
 from .admission import AdmissionMiddleware
 from .api import ServerContext, install_error_handlers, install_routes
 from .api._http import DrainRefusedBody
+from .api._namespace_list import install_namespace_list
 from .auth import Authorizer
 from .browsers import BrowserGuard, default_allowed_hosts
+from .console import install_console
 from .metrics import Metrics, MetricsMiddleware
 from .settings import Settings, is_loopback
 from .storage import StoreRunner, TestingClock, open_store
@@ -106,6 +108,8 @@ def create_app(
     app.state.botwire = ctx
     install_error_handlers(app)
     install_routes(app, testing_clock=settings.testing_clock)
+    install_namespace_list(app)  # GET /v1/namespaces (issue 20)
+    install_console(app)  # the web console at /console/ (issue 20)
     # --allowed-host adds names to the loopback defaults of an anonymous loopback server
     allowed_hosts = (*settings.allowed_hosts, *default_allowed_hosts(
         settings.host, anonymous=settings.anonymous, loopback=is_loopback(settings.host)
