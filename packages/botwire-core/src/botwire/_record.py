@@ -18,6 +18,9 @@ Example::
 
 from __future__ import annotations
 
+from _thread import get_ident
+from itertools import pairwise  # a built-in module: free
+
 TYPE_CHECKING = False  # not typing's: importing typing costs a cold start ms
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -75,8 +78,20 @@ def _values(self: Any) -> tuple[Any, ...]:
     return tuple([getattr(self, name) for name in self.__match_args__])
 
 
+_repr_running: set[tuple[int, int]] = set()  # (id, thread) of reprs under way, as reprlib keeps
+
+
 def _repr(self: Any) -> str:
-    fields = ", ".join([f"{name}={getattr(self, name)!r}" for name in self.__match_args__])
+    # A mutable record can hold itself: print "..." there, as dataclasses does (no reprlib:
+    # an import for a case this small).
+    mark = (id(self), get_ident())
+    if mark in _repr_running:
+        return "..."
+    _repr_running.add(mark)
+    try:
+        fields = ", ".join([f"{name}={getattr(self, name)!r}" for name in self.__match_args__])
+    finally:
+        _repr_running.discard(mark)
     return f"{type(self).__qualname__}({fields})"
 
 
@@ -144,6 +159,12 @@ def record(cls: type[T] | None = None, *, frozen: bool = True) -> Any:
         return lambda c: record(c, frozen=frozen)
     names = list(cls.__dict__.get("__annotations__", {}))  # noqa: RUF063 (no inspect: cost)
     defaults = [(n, cls.__dict__.get(n, _MISSING)) for n in names]
+    for (before, default), (name, value) in pairwise(defaults):
+        if value is _MISSING and default is not _MISSING:  # as dataclasses refuses it
+            raise TypeError(
+                f"@record {cls.__qualname__}: field {name!r} without a default follows default "
+                f"argument {before!r}; give {name!r} a default or move it before {before!r}."
+            )
     ns = {
         k: v
         for k, v in cls.__dict__.items()
