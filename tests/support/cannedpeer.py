@@ -5,7 +5,7 @@ canned bytes chosen by its path: the same bytes whichever client asks, so botwir
 ``answers`` maps a path (without the query) to ``(raw response bytes, close_after)``; a path not
 in it gets ``default``. Requests are read as a server would (head, then a ``Content-Length``
 body); a request with ``Expect: 100-continue`` gets ``100 Continue`` first. ``connections``
-counts accepted connections and ``requests`` keeps each request's head, for reuse checks.
+counts accepted connections; ``requests`` and ``bodies`` keep each request's head and body.
 
 Example::
 
@@ -40,6 +40,7 @@ class CannedPeer:
         self.default = default
         self.connections = 0
         self.requests: list[bytes] = []
+        self.bodies: list[bytes] = []
         self._lock = threading.Lock()
         self._server_ctx: ssl.SSLContext | None = None
         self.ca: Any = None
@@ -111,9 +112,10 @@ class CannedPeer:
                     if not data:
                         return
                     buf += data
-                buf = buf[length:]
+                body, buf = buf[:length], buf[length:]
                 with self._lock:
                     self.requests.append(head)
+                    self.bodies.append(body)
                 path = lines[0].split(b" ")[1].decode("latin-1").split("?", 1)[0]
                 answer = self.answers.get(path, self.default)
                 if answer is None:

@@ -28,7 +28,7 @@ from support.cannedpeer import CannedPeer
 from botwire import Memory
 from botwire.backends import _http as h
 from botwire.backends import _proxy
-from botwire.backends._http_sync import _Connection
+from botwire.backends._http_sync import EXPECT_THRESHOLD, _Connection
 
 Result = tuple[int, dict[str, str], bytes, bool]
 
@@ -90,6 +90,7 @@ CASES: dict[str, tuple[bytes, bool]] = {
     ),
     "/header-whitespace": (_cl(b"x", "X-Pad:   padded\t ", "X-Tight:tight"), False),
     "/latin1-header": (_cl(b"x", "X-Name: caf\xe9"), False),
+    "/lf-only": (b"HTTP/1.1 200 OK\nContent-Length: 2\nX-A: 1\n\nok", False),
     "/no-reason": (b"HTTP/1.1 200\r\nContent-Length: 2\r\n\r\nok", False),
     "/500": (_cl(b"<html>oops</html>", status="500 Internal Server Error"), False),
 }
@@ -154,12 +155,12 @@ class Botwire:
         self.target = h.Target.parse(peer.url)
         self.conn = _Connection(self.target, 10.0, None)
 
-    def ask(self, path: str) -> Result:
+    def ask(self, path: str, body: bytes | None = None) -> Result:
         call = h.Call(
-            _method(path),
+            "PUT" if body is not None else _method(path),
             path,
             {"Host": self.target.host_header, "Accept": "application/json"},
-            None,
+            body,
             "get",
         )
         return self.conn.exchange(call, 10.0)
@@ -248,6 +249,27 @@ def test_every_interim_1xx_is_skipped_where_http_client_stops_at_it(
         stdlib, mine = _both(peer, "/x")
     assert stdlib[0] == stdlib_status and stdlib[2] == b""
     assert mine[0] in (200, 201) and mine[2] == b"final" and mine[3] is True
+
+
+@pytest.mark.usefixtures("trust")
+def test_a_large_upload_waits_for_100_continue_and_arrives_whole(peer: CannedPeer) -> None:
+    """Bodies above EXPECT_THRESHOLD go with ``Expect: 100-continue`` (over TLS too): the body
+    follows the peer's 100, arrives byte for byte, and the answer after it is read as usual."""
+    body = BIG[: EXPECT_THRESHOLD + 12345]
+    client = Botwire(peer)
+    try:
+        before = len(peer.bodies)
+        assert client.ask("/content-length", body) == (
+            200,
+            {"content-type": "application/json", "content-length": "7"},
+            b'{"a":1}',
+            True,
+        )
+        assert client.ask("/chunked-ext-trailers")[2] == b"hello world0123456789"
+    finally:
+        client.close()
+    assert peer.bodies[before] == body
+    assert b"expect: 100-continue" in peer.requests[before].lower()
 
 
 def test_a_304_saying_chunked_has_no_body_where_http_client_waits_for_chunks() -> None:
