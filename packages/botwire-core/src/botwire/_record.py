@@ -8,6 +8,9 @@ defaults (``field(default_factory=...)`` too), ``__repr__``, ``__eq__``, ``__has
 and ``is_dataclass`` still work: ``__dataclass_fields__`` is built on first use, through the
 real :mod:`dataclasses`, from an equivalent twin class.
 
+A stdlib substitute (docs/design.md, "Substitutes"): tests/core/substitutes/test_record.py
+checks it against ``dataclasses`` side by side.
+
 Example::
 
     @record
