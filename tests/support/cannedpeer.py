@@ -4,8 +4,10 @@ canned bytes chosen by its path: the same bytes whichever client asks, so botwir
 
 ``answers`` maps a path (without the query) to ``(raw response bytes, close_after)``; a path not
 in it gets ``default``. Requests are read as a server would (head, then a ``Content-Length``
-body); a request with ``Expect: 100-continue`` gets ``100 Continue`` first. ``connections``
-counts accepted connections; ``requests`` and ``bodies`` keep each request's head and body.
+body); a request with ``Expect: 100-continue`` gets ``100 Continue`` first. With ``piece=N``
+answers leave N bytes at a time (each its own TCP segment, and TLS record), to test buffering.
+``connections`` counts accepted connections; ``requests`` and ``bodies`` keep each request's
+head and body.
 
 Example::
 
@@ -19,6 +21,7 @@ import contextlib
 import socket
 import ssl
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +38,10 @@ class CannedPeer:
         tls: bool = False,
         default: Answer | None = None,
         directory: Path | None = None,
+        piece: int = 0,
     ) -> None:
         self.answers = answers
+        self.piece = piece
         self.default = default
         self.connections = 0
         self.requests: list[bytes] = []
@@ -89,8 +94,10 @@ class CannedPeer:
             self._open.append(raw)
         try:
             conn.settimeout(10)
-            if self._server_ctx is not None:
+            if self._server_ctx is not None:  # the wrapped socket takes over raw's descriptor
                 conn = self._server_ctx.wrap_socket(raw, server_side=True)
+                with self._lock:
+                    self._open.append(conn)
             buf = b""
             while True:
                 while b"\r\n\r\n" not in buf:
@@ -120,13 +127,23 @@ class CannedPeer:
                 answer = self.answers.get(path, self.default)
                 if answer is None:
                     return
-                conn.sendall(answer[0])
+                self._send(conn, answer[0])
                 if answer[1]:
                     return
         except (OSError, ssl.SSLError):
             return
         finally:
             conn.close()
+
+    def _send(self, conn: Any, data: bytes) -> None:
+        """All of ``data``; with ``piece``, ``piece`` bytes a segment (a TLS record each)."""
+        if not self.piece:
+            conn.sendall(data)
+            return
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for i in range(0, len(data), self.piece):
+            conn.sendall(data[i : i + self.piece])
+            time.sleep(0.0002)  # let each piece leave as its own segment
 
     def close(self) -> None:
         # shutdown wakes the thread blocked in accept() (close() alone does not, on Linux)

@@ -211,6 +211,39 @@ def test_one_connection_carries_every_keep_alive_answer_in_turn(peer: CannedPeer
     assert answers["Botwire"] == answers["Stdlib"]
 
 
+DRIBBLED = [
+    "/content-length",
+    "/chunked-ext-trailers",
+    "/100-100-then-404",
+    "/repeated-headers",
+    "/lf-only",
+    "/head",
+    "/304",
+    "/connection-close-chunked",
+    "/eof-delimited",
+]
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+def test_answers_arriving_a_few_bytes_at_a_time_read_the_same(
+    tls: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every line, chunk size, CRLF and trailer split across reads (and TLS records)."""
+    answers = {path: CASES[path] for path in DRIBBLED}
+    with CannedPeer(answers, tls=tls, directory=tmp_path, piece=3) as peer:
+        if peer.ca_pem is not None:
+            monkeypatch.setenv("SSL_CERT_FILE", str(peer.ca_pem))
+        for path in DRIBBLED:
+            stdlib, mine = _both(peer, path)
+            assert mine == stdlib, path
+        keep = [p for p in DRIBBLED if not CASES[p][1]]
+        client = Botwire(peer)
+        try:  # back to back on one connection too
+            assert [client.ask(p) for p in keep] == [_both(peer, p)[0] for p in keep]
+        finally:
+            client.close()
+
+
 @pytest.mark.usefixtures("trust")
 def test_an_idle_reused_connection_is_checked_then_used(peer: CannedPeer) -> None:
     """``idle_ok`` (one non-blocking peek, also through TLS) passes on a quiet connection."""
