@@ -22,7 +22,6 @@ Example::
 from __future__ import annotations
 
 from _thread import get_ident
-from itertools import pairwise  # a built-in module: free
 
 TYPE_CHECKING = False  # not typing's: importing typing costs a cold start ms
 if TYPE_CHECKING:
@@ -162,8 +161,11 @@ def record(cls: type[T] | None = None, *, frozen: bool = True) -> Any:
         return lambda c: record(c, frozen=frozen)
     names = list(cls.__dict__.get("__annotations__", {}))  # noqa: RUF063 (no inspect: cost)
     defaults = [(n, cls.__dict__.get(n, _MISSING)) for n in names]
-    for (before, default), (name, value) in pairwise(defaults):
-        if value is _MISSING and default is not _MISSING:  # as dataclasses refuses it
+    before = None  # the last field with a default (no itertools.pairwise: an import)
+    for name, default in defaults:
+        if default is not _MISSING:
+            before = name
+        elif before is not None:  # as dataclasses refuses it
             raise TypeError(
                 f"@record {cls.__qualname__}: field {name!r} without a default follows default "
                 f"argument {before!r}; give {name!r} a default or move it before {before!r}."
