@@ -354,18 +354,14 @@ def test_memory_reads_chunked_answers_with_trailers_over_tls(peer: CannedPeer) -
     assert peer.connections == before + 1
 
 
-def test_the_tls_context_is_cached_per_trust_setting(peer: CannedPeer) -> None:
+def test_the_tls_context_is_cached_per_trust_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """One context per (SSL_CERT_FILE, SSL_CERT_DIR): building one costs ms per store."""
-    if peer.ca_pem is None:
-        return
-    import os
-
-    old = os.environ.get("SSL_CERT_FILE")
-    os.environ["SSL_CERT_FILE"] = str(peer.ca_pem)
-    try:
-        assert _proxy.ssl_context() is _proxy.ssl_context()
-    finally:
-        if old is None:
-            del os.environ["SSL_CERT_FILE"]
-        else:
-            os.environ["SSL_CERT_FILE"] = old
+    with CannedPeer(CASES, tls=True, directory=tmp_path) as peer:
+        monkeypatch.setenv("SSL_CERT_FILE", str(peer.ca_pem))
+        first = _proxy.ssl_context()
+        assert _proxy.ssl_context() is first
+        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "other.pem"))
+        peer.ca.cert_pem.write_to_path(str(tmp_path / "other.pem"))
+        assert _proxy.ssl_context() is not first

@@ -67,7 +67,7 @@ def urllib_bypass(host: str, port: int, no_proxy: str) -> bool:
     )
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(host=hosts, port=st.sampled_from([80, 443, 8080]), no_proxy=no_proxies)
 def test_no_proxy_exempts_the_hosts_urllib_exempts(host: str, port: int, no_proxy: str) -> None:
     assert bypass(host, port, no_proxy) == urllib_bypass(host.lower(), port, no_proxy)

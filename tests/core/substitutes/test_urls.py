@@ -52,7 +52,7 @@ urls = st.tuples(
 ).map("".join)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=250, deadline=None)
 @given(url=urls)
 def test_a_server_url_splits_as_urlsplit_splits_it(url: str) -> None:
     parts = urllib.parse.urlsplit(url)
