@@ -184,6 +184,26 @@ def test_a_required_field_after_a_default_is_refused_at_class_creation_like_data
         record(type("T", (), dict(body)))
 
 
+def test_subclassing_a_record_is_refused_where_dataclasses_would_inherit_fields() -> None:
+    """Bug fixed: ``@record class B(A)`` silently dropped A's fields (``B(1).x`` raised
+    AttributeError, ``repr`` too). Records are flat; the error says so and how to fix it."""
+
+    @dataclasses.dataclass(frozen=True)
+    class BaseDC:
+        x: int
+
+    @dataclasses.dataclass(frozen=True)
+    class SubDC(BaseDC):
+        y: int = 0
+
+    assert SubDC(1).x == 1  # what a reader of "like dataclasses" expects
+    with pytest.raises(TypeError, match=r"Sub.*do not inherit fields.*Point.*repeat its fields"):
+
+        @record
+        class Sub(Point):
+            z: int = 0
+
+
 def test_a_mutable_record_holding_itself_has_a_finite_repr_like_dataclasses() -> None:
     """Bug fixed: ``box.item = box`` made ``repr(box)`` a RecursionError."""
     a, b = Box(None), BoxDC(None)

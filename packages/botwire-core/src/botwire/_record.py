@@ -159,6 +159,13 @@ def record(cls: type[T] | None = None, *, frozen: bool = True) -> Any:
     ``frozen=False``)."""
     if cls is None:
         return lambda c: record(c, frozen=frozen)
+    for base in cls.__mro__[1:]:
+        if "__record_defaults__" in base.__dict__:  # dataclasses would inherit its fields
+            raise TypeError(
+                f"@record {cls.__qualname__}: records do not inherit fields, and base "
+                f"{base.__qualname__} is a record; repeat its fields in {cls.__qualname__} "
+                "instead of subclassing it."
+            )
     names = list(cls.__dict__.get("__annotations__", {}))  # noqa: RUF063 (no inspect: cost)
     defaults = [(n, cls.__dict__.get(n, _MISSING)) for n in names]
     before = None  # the last field with a default (no itertools.pairwise: an import)
