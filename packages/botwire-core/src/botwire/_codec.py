@@ -2,18 +2,27 @@
 
 Values are encoded once, in the client, before any I/O: NaN, Infinity and anything that is not a
 JSON value are refused there with :class:`NotSerializable`, naming the key and the type.
+
+A stdlib substitute (docs/design.md, "Substitutes"): the fast path drives CPython's ``_json``
+directly; the fallback is :mod:`json` itself, used when ``_json`` is missing or behaves
+unexpectedly, or when ``BOTWIRE_CODEC=stdlib`` is set (so tests and CI can force it; see
+tests/core/substitutes/). ``PATH`` says which one this process uses.
 """
 
 from __future__ import annotations
 
-from ._errors import NotSerializable
+import os  # already imported by the interpreter's startup: free
+
+from ._errors import InvalidArgument, NotSerializable
 
 TYPE_CHECKING = False  # not typing's: importing typing costs a cold start ms
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-__all__ = ["decode", "dumps", "encode"]
+__all__ = ["PATH", "decode", "dumps", "encode"]
+
+CODEC_ENV = "BOTWIRE_CODEC"  # "stdlib" forces the json fallback (for tests); unset: fastest
 
 _WS = " \t\n\r"  # JSON's whitespace
 
@@ -84,10 +93,23 @@ def _stdlib() -> tuple[Callable[[Any], str], Callable[[str], Any]]:
     return encoder.encode, decoder.decode
 
 
-try:
-    _dumps, decode = _accelerated()
-except (ImportError, AttributeError, TypeError, ValueError):  # not CPython, or it changed
-    _dumps, decode = _stdlib()
+def _choose() -> tuple[str, Callable[[Any], str], Callable[[str], Any]]:
+    """The codec this process uses: ``_json`` directly unless forced or unavailable."""
+    wanted = os.environ.get(CODEC_ENV, "")
+    if wanted not in ("", "stdlib", "accelerated"):
+        raise InvalidArgument(
+            f"botwire: {CODEC_ENV}={wanted!r} is not a codec; use 'stdlib' (json's own code) "
+            f"or unset {CODEC_ENV} (the fast _json path)."
+        )
+    if wanted != "stdlib":
+        try:
+            return ("accelerated", *_accelerated())
+        except (ImportError, AttributeError, TypeError, ValueError):  # not CPython, or changed
+            pass
+    return ("stdlib", *_stdlib())
+
+
+PATH, _dumps, decode = _choose()
 
 
 def dumps(value: Any) -> str:
@@ -109,11 +131,26 @@ def encode(value: Any, *, namespace: str | None = None, key: str | None = None) 
             namespace=namespace,
             key=key,
         ) from None
-    except ValueError as exc:  # NaN / Infinity, or a circular reference
-        what = "a circular reference" if "ircular" in str(exc) else "a float NaN or Infinity"
+    except RecursionError:  # json's nesting limit is the interpreter's recursion limit
+        raise NotSerializable(
+            f"botwire: the value for key {key!r} in namespace {namespace!r} is nested too "
+            "deeply for JSON (lists/dicts inside each other beyond the recursion limit, "
+            "~1000 levels); flatten it first, e.g. store the inner parts under their own keys.",
+            namespace=namespace,
+            key=key,
+        ) from None
+    except ValueError as exc:  # NaN / Infinity, a circular reference, or a huge int
+        message = str(exc)
+        if "ircular" in message:
+            what, fix = "a circular reference", "store None or a string instead"
+        elif "digits" in message:  # sys.get_int_max_str_digits(): 4300 by default
+            what = "an int with more digits than Python converts to text (int_max_str_digits)"
+            fix = "store it as a string (str(n), after sys.set_int_max_str_digits) instead"
+        else:
+            what, fix = "a float NaN or Infinity", "store None or a string instead"
         raise NotSerializable(
             f"botwire: the value for key {key!r} in namespace {namespace!r} contains {what}, "
-            "which JSON cannot hold; store None or a string instead.",
+            f"which JSON cannot hold; {fix}.",
             namespace=namespace,
             key=key,
         ) from None

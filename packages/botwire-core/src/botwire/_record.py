@@ -8,6 +8,9 @@ defaults (``field(default_factory=...)`` too), ``__repr__``, ``__eq__``, ``__has
 and ``is_dataclass`` still work: ``__dataclass_fields__`` is built on first use, through the
 real :mod:`dataclasses`, from an equivalent twin class.
 
+A stdlib substitute (docs/design.md, "Substitutes"): tests/core/substitutes/test_record.py
+checks it against ``dataclasses`` side by side.
+
 Example::
 
     @record
@@ -17,6 +20,8 @@ Example::
 """
 
 from __future__ import annotations
+
+from _thread import get_ident
 
 TYPE_CHECKING = False  # not typing's: importing typing costs a cold start ms
 if TYPE_CHECKING:
@@ -75,8 +80,20 @@ def _values(self: Any) -> tuple[Any, ...]:
     return tuple([getattr(self, name) for name in self.__match_args__])
 
 
+_repr_running: set[tuple[int, int]] = set()  # (id, thread) of reprs under way, as reprlib keeps
+
+
 def _repr(self: Any) -> str:
-    fields = ", ".join([f"{name}={getattr(self, name)!r}" for name in self.__match_args__])
+    # A mutable record can hold itself: print "..." there, as dataclasses does (no reprlib:
+    # an import for a case this small).
+    mark = (id(self), get_ident())
+    if mark in _repr_running:
+        return "..."
+    _repr_running.add(mark)
+    try:
+        fields = ", ".join([f"{name}={getattr(self, name)!r}" for name in self.__match_args__])
+    finally:
+        _repr_running.discard(mark)
     return f"{type(self).__qualname__}({fields})"
 
 
@@ -142,8 +159,24 @@ def record(cls: type[T] | None = None, *, frozen: bool = True) -> Any:
     ``frozen=False``)."""
     if cls is None:
         return lambda c: record(c, frozen=frozen)
+    for base in cls.__mro__[1:]:
+        if "__record_defaults__" in base.__dict__:  # dataclasses would inherit its fields
+            raise TypeError(
+                f"@record {cls.__qualname__}: records do not inherit fields, and base "
+                f"{base.__qualname__} is a record; repeat its fields in {cls.__qualname__} "
+                "instead of subclassing it."
+            )
     names = list(cls.__dict__.get("__annotations__", {}))  # noqa: RUF063 (no inspect: cost)
     defaults = [(n, cls.__dict__.get(n, _MISSING)) for n in names]
+    before = None  # the last field with a default (no itertools.pairwise: an import)
+    for name, default in defaults:
+        if default is not _MISSING:
+            before = name
+        elif before is not None:  # as dataclasses refuses it
+            raise TypeError(
+                f"@record {cls.__qualname__}: field {name!r} without a default follows default "
+                f"argument {before!r}; give {name!r} a default or move it before {before!r}."
+            )
     ns = {
         k: v
         for k, v in cls.__dict__.items()

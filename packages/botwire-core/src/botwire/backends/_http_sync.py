@@ -7,6 +7,9 @@ what a botwire server sends (Content-Length or chunked bodies, keep-alive) and i
 ``socket`` and ``ssl`` only for https. Idle keep-alive connections wait in a small pool shared by
 all threads, so a warm invocation reuses one whatever thread serves it (Vercel's Python runtime
 starts a thread per request: per-thread connections would leak one socket per request there).
+
+A stdlib substitute (docs/design.md, "Substitutes"): tests/core/substitutes/test_http_client.py
+compares it with ``http.client`` on the same answers, plain and over TLS.
 """
 
 from __future__ import annotations

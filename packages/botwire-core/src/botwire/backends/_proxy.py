@@ -51,11 +51,12 @@ def env_proxies(environ: Any = None) -> dict[str, str]:
     if "REQUEST_METHOD" in env:  # CGI: HTTP_PROXY may come from a client's "Proxy:" header
         found.pop("http", None)
     for name, value in env.items():  # pass 2: lower case wins (and an empty one unsets)
-        if name.endswith("_proxy"):
+        if name.endswith("_proxy"):  # "_proxy" in lower case; the scheme part in any case
+            scheme = name[:-6].lower()  # as urllib: Http_proxy counts as http_proxy here
             if value:
-                found[name[:-6]] = value
+                found[scheme] = value
             else:
-                found.pop(name[:-6], None)
+                found.pop(scheme, None)
     return found
 
 
