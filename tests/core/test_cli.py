@@ -278,3 +278,81 @@ def test_export_and_import_help_describe_the_format(cli) -> None:  # type: ignor
             assert words in text, (command, words)
     assert "atomic chunks of 100" in cli("import", "--help").stdout
     assert "re-running the same" in cli("import", "--help").stdout.lower().replace("\n", " ")
+
+
+def _wait_for_keys(url: str, ns: str, count: int) -> None:
+    import time
+
+    deadline = time.monotonic() + 60
+    while len(_entries(url, ns)) < count:
+        assert time.monotonic() < deadline, f"{ns} never reached {count} keys"
+        time.sleep(0.05)
+
+
+def _start_import(url: str, lines: str, **env: str) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "botwire.cli", "import", "dst"],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "BOTWIRE_URL": url, **env},
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(lines)
+    proc.stdin.flush()
+    return proc
+
+
+def test_ctrl_c_mid_import_says_what_is_stored(tmp_path: Path) -> None:
+    import signal
+
+    url = f"sqlite:///{tmp_path}/cli.db"
+    lines = _lines([{"key": f"k{i:04d}", "value": i} for i in range(150)])
+    proc = _start_import(url, lines)
+    try:
+        _wait_for_keys(url, "dst", 100)  # chunk 1 is in; the import waits for line 151
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert "interrupted at line 150" in err
+    assert "lines 1-100 were written (100 entries, 100 distinct keys)" in err
+    assert "nothing from line 101 on was written" in err and "Traceback" not in err
+    assert len(_entries(url, "dst")) == 100
+
+
+def test_an_outage_mid_import_is_reported_and_a_rerun_after_it_finishes(tmp_path: Path) -> None:
+    from support.server import running_server
+
+    records = [{"key": f"k{i:04d}", "value": i} for i in range(300)]
+    db = tmp_path / "srv.db"
+    with running_server(database=db) as server:
+        proc = _start_import(server.url, _lines(records[:150]), BOTWIRE_RETRIES="0")
+        try:
+            _wait_for_keys(server.url, "dst", 100)
+            server.stop()  # the store goes away with lines 101-150 in the pending chunk
+            _, err = proc.communicate(_lines(records[150:]), timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 4, err
+    assert "stopped at the chunk of lines 101-200" in err
+    assert "lines 1-100 were written (100 entries" in err
+    assert "lines 101-200 may or may not have been written" in err
+    with running_server(database=db) as back:  # the same data, the store is back
+        env = {**os.environ, "BOTWIRE_URL": back.url}
+        rerun = subprocess.run(
+            [sys.executable, "-m", "botwire.cli", "import", "dst"],
+            input=_lines(records),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert rerun.returncode == 0, rerun.stderr
+        assert _entries(back.url, "dst") == {f"k{i:04d}": (i, None) for i in range(300)}

@@ -212,10 +212,14 @@ def import_entries(
     first = 1  # the first line of the chunk being built
     read = number = 0
 
+    committing = False  # for an interrupt: was a chunk on its way to the store?
+
     def commit(next_line: int) -> None:
-        nonlocal tx, chunk_bytes, first
+        nonlocal tx, chunk_bytes, first, committing
         if tx.ops:
+            committing = True
             tx.commit()
+            committing = False
             report.written += len(chunk_keys)
             report.keys.update(chunk_keys)
         tx, chunk_bytes, first = memory.atomic(), 0, next_line
@@ -261,6 +265,19 @@ def import_entries(
             else f"nothing from line {first} on was written (a chunk is all-or-nothing)"
         )
         return fail(exc, f"the chunk of lines {first}-{number}", what)
+    except KeyboardInterrupt:  # Ctrl-C: still say exactly what is in the store
+        what = (
+            f"lines {first}-{number} may or may not have been written (interrupted during "
+            "their commit); nothing after them was"
+            if committing
+            else ""
+        )
+        err.write(f"\nbotwire: import into {ns!r} interrupted at line {number}\n")
+        err.write(
+            f"botwire: {report.before(first, what)}. The import only sets keys: re-run the "
+            "same command to finish it.\n"
+        )
+        return 130  # the shell's code for SIGINT
     summary = f"botwire: imported {report.written} entries into {ns!r}"
     if report.expired:
         summary += f"; skipped {report.expired} whose expires_at had passed"
