@@ -231,27 +231,24 @@ def test_a_refused_chunk_is_all_or_nothing_and_reported(tmp_path: Path) -> None:
         assert len(_entries(server.url, "dst")) == 100
 
 
-def test_progress_line_on_a_terminal_only(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def _on_a_terminal(args: list[str], stdin_path: Path | None, url: str) -> tuple[int, str]:
+    """Run the CLI with stderr on a pseudo-terminal; returns its exit code and what it showed."""
     import pty
 
-    data = tmp_path / "in.jsonl"
-    data.write_text(_lines([{"key": f"k{i:05d}", "value": i} for i in range(3000)]))
-    plain = cli("import", "piped", stdin=data.read_text())
-    assert plain.returncode == 0 and plain.stderr == "botwire: imported 3000 entries into 'piped'\n"
     leader, follower = pty.openpty()
+    shown = b""
     try:
-        with open(data, "rb") as stdin:
+        with open(stdin_path or os.devnull, "rb") as stdin:
             proc = subprocess.run(
-                [sys.executable, "-m", "botwire.cli", "import", "tty"],
+                [sys.executable, "-m", "botwire.cli", *args],
                 stdin=stdin,
                 stderr=follower,
                 stdout=subprocess.DEVNULL,
                 timeout=120,
-                env={**os.environ, "BOTWIRE_URL": f"sqlite:///{tmp_path}/cli.db"},
+                env={**os.environ, "BOTWIRE_URL": url},
             )
         os.close(follower)
         follower = -1
-        shown = b""
         while True:
             try:
                 chunk = os.read(leader, 65536)
@@ -264,11 +261,25 @@ def test_progress_line_on_a_terminal_only(cli, tmp_path: Path) -> None:  # type:
         os.close(leader)
         if follower != -1:
             os.close(follower)
-    text = shown.decode()
-    print(f"FIGURE terminal stderr: {text!r}")
-    assert proc.returncode == 0
+    return proc.returncode, shown.decode()
+
+
+def test_progress_line_on_a_terminal_only(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    url = f"sqlite:///{tmp_path}/cli.db"
+    data = tmp_path / "in.jsonl"
+    data.write_text(_lines([{"key": f"k{i:05d}", "value": i} for i in range(3000)]))
+    plain = cli("import", "piped", stdin=data.read_text())
+    assert plain.returncode == 0 and plain.stderr == "botwire: imported 3000 entries into 'piped'\n"
+    assert "\r" not in cli("export", "piped").stderr  # a pipe: the summary line only
+    code, text = _on_a_terminal(["import", "tty"], data, url)
+    print(f"FIGURE terminal stderr of import: {text!r}")
+    assert code == 0
     assert "\rbotwire: imported " in text and "/s, " in text and "ETA " in text
-    assert "botwire: imported 3000 entries into 'tty' (" in text
+    assert "botwire: imported 3000 entries into 'tty' [" in text
+    code, text = _on_a_terminal(["export", "tty"], None, url)
+    print(f"FIGURE terminal stderr of export: {text!r}")
+    assert code == 0 and "\rbotwire: exported " in text and "ETA " in text
+    assert "botwire: exported 3000 entries (0 with expires_at) [" in text
 
 
 def test_export_and_import_help_describe_the_format(cli) -> None:  # type: ignore[no-untyped-def]

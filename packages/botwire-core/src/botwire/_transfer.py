@@ -85,7 +85,7 @@ class _Progress:
         if self._drawn:
             self._err.write("\r\x1b[K")
         elapsed = time.monotonic() - self._start
-        self._err.write(f"{summary} ({elapsed:.1f}s)\n" if self._on else f"{summary}\n")
+        self._err.write(f"{summary} [{elapsed:.1f}s]\n" if self._on else f"{summary}\n")
         self._err.flush()
 
 
