@@ -65,13 +65,13 @@ class _Progress:
     def __init__(self, err: IO[str], verb: str) -> None:
         self._err = err
         self._verb = verb
-        self._on = err.isatty()
+        self.on = err.isatty()
         self._start = self._last = time.monotonic()
         self._drawn = False
 
     def update(self, done: int, fraction: float | None) -> None:
         now = time.monotonic()
-        if not self._on or (self._drawn and now - self._last < _PROGRESS_SECONDS):
+        if not self.on or (self._drawn and now - self._last < _PROGRESS_SECONDS):
             return
         self._last, self._drawn = now, True
         elapsed = max(now - self._start, 1e-6)
@@ -85,14 +85,14 @@ class _Progress:
         if self._drawn:
             self._err.write("\r\x1b[K")
         elapsed = time.monotonic() - self._start
-        self._err.write(f"{summary} [{elapsed:.1f}s]\n" if self._on else f"{summary}\n")
+        self._err.write(f"{summary} [{elapsed:.1f}s]\n" if self.on else f"{summary}\n")
         self._err.flush()
 
 
 def export_entries(memory: Memory, out: IO[str], err: IO[str]) -> None:
     """Write every entry of ``memory`` to ``out`` (see the module docstring)."""
     progress = _Progress(err, "exported")
-    total = memory.usage().keys if progress._on else 0  # the ETA's denominator, terminals only
+    total = memory.usage().keys if progress.on else 0  # the ETA's denominator, terminals only
     done = with_expiry = 0
     vanished: list[str] = []
     batch: list[str] = []
@@ -204,7 +204,7 @@ def import_entries(
     """Read JSON Lines from ``stream`` into ``memory`` in atomic chunks; returns the exit code."""
     ns = memory.namespace
     progress = _Progress(err, "imported")
-    size = _input_size(stream) if progress._on else 0
+    size = _input_size(stream) if progress.on else 0
     report = _Report()
     tx = memory.atomic()
     chunk_keys: list[str] = []
