@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 import pytest
 from crewai.memory import Memory as CrewMemory
@@ -111,3 +112,48 @@ def test_storage_keeps_working_after_crewai_memory_close(storage: BotWireStorage
     assert hits and hits[0].record.content == "The office moved to Oslo"
     asyncio.run(storage.aclose())
     assert asyncio.run(storage.asearch(hash_embedder(["office Oslo"])[0], limit=1))
+
+
+def _first_save(url: str, ns: str, dim: int, barrier: Any, results: Any) -> None:
+    try:
+        storage = BotWireStorage(ns, url=url)  # opened in the child, as a forked worker does
+        barrier.wait(timeout=60)
+        storage.save([rec(f"r{dim}-{i}", [1.0] * dim) for i in range(3)])
+        results.put((dim, "saved"))
+    except EmbeddingDimensionMismatchError:
+        results.put((dim, "refused"))
+    except BaseException as exc:  # reported, so the parent's assertion says what happened
+        results.put((dim, f"{type(exc).__name__}: {exc}"))
+
+
+def test_racing_first_saves_with_different_embedders_leave_one_dimension(
+    memory_url: str, ns: str
+) -> None:
+    # Four forked workers, each with another embedding size, make the namespace's first save at
+    # once: the size key is checked in each save's transaction, so exactly one size wins.
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    for round_ in range(3):
+        space = f"{ns}-{round_}"
+        barrier, results = ctx.Barrier(4), ctx.Queue()
+        procs = [
+            ctx.Process(target=_first_save, args=(memory_url, space, dim, barrier, results))
+            for dim in (2, 3, 4, 5)
+        ]
+        try:
+            for p in procs:
+                p.start()
+            outcomes = dict(results.get(timeout=120) for _ in procs)
+        finally:
+            for p in procs:
+                p.join(timeout=30)
+                if p.is_alive():
+                    p.kill()
+                    p.join()
+        assert sorted(outcomes.values()) == ["refused", "refused", "refused", "saved"], outcomes
+        (winner,) = [dim for dim, what in outcomes.items() if what == "saved"]
+        storage = BotWireStorage(space, url=memory_url)
+        assert {len(r.embedding or []) for r in storage.list_records()} == {winner}
+        assert len(storage.search([1.0] * winner)) == 3
+        storage.close()
