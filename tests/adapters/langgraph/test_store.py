@@ -128,9 +128,26 @@ def test_search_filters_limit_offset(store: BotWireStore) -> None:
         store.search(("items",), filter={"n": {"$regex": "x"}})
 
 
-def test_query_without_index_is_a_clear_error(store: BotWireStore) -> None:
-    with pytest.raises(NotImplementedError, match="no vector index"):
-        store.search(("items",), query="kettles")
+def test_query_without_index_is_ignored_like_the_reference_stores(store: BotWireStore) -> None:
+    # Issue 19 item 8: InMemoryStore (and SqliteStore, PostgresStore) built without an index
+    # ignore `query`; tools that always pass one must work on BotWireStore too.
+    from langgraph.store.memory import InMemoryStore
+
+    reference = InMemoryStore()
+    for s in (store, reference):
+        for i in range(4):
+            s.put(("items",), f"k{i}", {"n": i, "kind": "even" if i % 2 == 0 else "odd"})
+    for kwargs in ({}, {"filter": {"kind": "even"}}, {"filter": {"n": {"$gte": 1}}, "limit": 2}):
+        got = store.search(("items",), query="kettles", **kwargs)  # type: ignore[arg-type]
+        want = reference.search(("items",), query="kettles", **kwargs)  # type: ignore[arg-type]
+        without = store.search(("items",), **kwargs)  # type: ignore[arg-type]
+        assert [i.key for i in got] == [i.key for i in without]
+        assert len(got) == len(want) and all(i.score is None for i in got)
+        if "limit" not in kwargs:  # which items a limit keeps depends on each store's order
+            assert {i.key for i in got} == {i.key for i in want}
+    assert [i.key for i in asyncio.run(store.asearch(("items",), query="kettles"))] == [
+        i.key for i in store.search(("items",))
+    ]
 
 
 def test_list_namespaces(store: BotWireStore) -> None:

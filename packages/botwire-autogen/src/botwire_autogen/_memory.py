@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Any
+from typing import Any, Literal
 
 from autogen_core import CancellationToken, Component
 from autogen_core.memory import Memory, MemoryContent, MemoryQueryResult, UpdateContextResult
@@ -34,6 +34,11 @@ class BotWireMemoryConfig(BaseModel):
     )
     key: str = Field(default="memories", description="Key of the list that holds the memories.")
     max_results: int = Field(default=5, ge=1, description="Most memories a query returns.")
+    match: Literal["words", "all"] = Field(
+        default="words",
+        description="'words': a query returns the memories sharing words with it; 'all': every "
+        "memory, query ignored (autogen_core's ListMemory behaviour).",
+    )
     name: str | None = Field(default=None, description="Optional name of this memory.")
     token_env: str = Field(
         default="BOTWIRE_TOKEN", description="Environment variable holding the bearer token."
@@ -66,6 +71,10 @@ class BotWireMemory(Memory, Component[BotWireMemoryConfig]):
     * ``update_context`` queries with the last message of the model context and adds the
       results as one ``SystemMessage`` (like ``ListMemory``); when no memory shares a word
       with it, the most recent ``max_results`` memories are added instead.
+    * ``match="all"`` behaves as autogen_core's ``ListMemory`` instead: ``query`` ignores its
+      text and returns every memory, oldest first, and ``update_context`` adds them all
+      ("in chronological order"). A persistent memory only grows, so the default bounds what
+      reaches the model; choose ``"all"`` for small memories that must all be seen.
 
     It is a ``Component``: ``dump_component()`` / ``BotWireMemory.load_component(...)`` round
     trip namespace, url, key and limits — never the token (see :class:`BotWireMemoryConfig`).
@@ -77,7 +86,8 @@ class BotWireMemory(Memory, Component[BotWireMemoryConfig]):
         memory: an existing :class:`botwire.AsyncMemory` or :class:`botwire.Memory` to use
             (also pass its ``url=`` if you will ``dump_component()``).
         key: key of the list inside the namespace.
-        max_results: most memories returned by a query or added to the context.
+        max_results: most memories returned by a query or added to the context (``"words"``).
+        match: ``"words"`` (default: rank by shared words) or ``"all"`` (as ``ListMemory``).
         name: optional name.
         token_env: environment variable to read the token from when ``token`` is not given.
 
@@ -104,11 +114,18 @@ class BotWireMemory(Memory, Component[BotWireMemoryConfig]):
         memory: AsyncMemory | SyncMemory | None = None,
         key: str = "memories",
         max_results: int = 5,
+        match: Literal["words", "all"] = "words",
         name: str | None = None,
         token_env: str = "BOTWIRE_TOKEN",
     ) -> None:
         if max_results < 1:
             raise ValueError(f"BotWireMemory: max_results must be at least 1, got {max_results}")
+        if match not in ("words", "all"):
+            raise ValueError(
+                f"BotWireMemory: match={match!r}; use 'words' (rank by shared words) or 'all' "
+                "(every memory, as ListMemory)"
+            )
+        self._match = match
         if memory is not None:
             if namespace is not None and namespace != memory.namespace:
                 raise ValueError(
@@ -191,13 +208,16 @@ class BotWireMemory(Memory, Component[BotWireMemoryConfig]):
         cancellation_token: CancellationToken | None = None,
         **kwargs: Any,
     ) -> MemoryQueryResult:
-        """Memories sharing words with ``query``, best first (see the class doc).
+        """Memories sharing words with ``query``, best first; with ``match="all"`` every memory,
+        oldest first, as ``ListMemory`` (see the class doc).
 
-        Keyword ``max_results`` overrides the configured limit for this call.
+        Keyword ``max_results`` overrides the configured limit for this call (``"words"``).
         """
+        items = await self.contents()
+        if self._match == "all":  # ListMemory: every memory, the query ignored
+            return MemoryQueryResult(results=items)
         limit = int(kwargs.get("max_results", self._max_results))
         text = query if isinstance(query, str) else searchable_text(query)
-        items = await self.contents()
         wanted = words(text)
         if not wanted:
             return MemoryQueryResult(results=items[-limit:])
@@ -222,8 +242,9 @@ class BotWireMemory(Memory, Component[BotWireMemoryConfig]):
         if not found:
             return UpdateContextResult(memories=MemoryQueryResult(results=[]))
         lines = "\n".join(f"{i}. {render_content(m)}" for i, m in enumerate(found, 1))
+        order = " (in chronological order)" if self._match == "all" else ""  # ListMemory's words
         await model_context.add_message(
-            SystemMessage(content=f"\nRelevant memory content:\n{lines}\n")
+            SystemMessage(content=f"\nRelevant memory content{order}:\n{lines}\n")
         )
         return UpdateContextResult(memories=MemoryQueryResult(results=found))
 
@@ -259,6 +280,7 @@ class BotWireMemory(Memory, Component[BotWireMemoryConfig]):
             url=self._url,
             key=self._key,
             max_results=self._max_results,
+            match=self._match,
             name=self._name,
             token_env=self._token_env,
         )
@@ -270,6 +292,7 @@ class BotWireMemory(Memory, Component[BotWireMemoryConfig]):
             url=config.url,
             key=config.key,
             max_results=config.max_results,
+            match=config.match,
             name=config.name,
             token_env=config.token_env,
         )

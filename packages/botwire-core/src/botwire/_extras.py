@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-__all__ = ["load_adapter"]
+__all__ = ["clash", "load_adapter"]
 
 
 def load_adapter(name: str, module: str, extra: str) -> Any:
@@ -21,3 +21,15 @@ def load_adapter(name: str, module: str, extra: str) -> Any:
             name=module,
         ) from None
     return getattr(mod, name)
+
+
+def clash(name: str, where: tuple[tuple[str, str], ...]) -> ImportError:
+    """The error for a name several adapters export: ``botwire`` never picks one silently."""
+    choices = "; ".join(
+        f'`from {module} import {name}` (pip install "botwire[{extra}]")' for module, extra in where
+    )
+    return ImportError(
+        f"{name} is the name of {len(where)} adapters' classes, so botwire does not re-export "
+        f"it: import it from its package: {choices}.",
+        name="botwire",
+    )

@@ -7,6 +7,7 @@
 
 Exit codes: 0 ok, 1 key not found, 2 bad usage or input, 3 refused by the store (conflict,
 quota, type, size, auth), 4 backend unavailable or the URL does not reach botwire (Misrouted).
+``export``/``import`` live in :mod:`botwire._transfer`.
 """
 
 from __future__ import annotations
@@ -17,13 +18,30 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from ._errors import BotWireError, InvalidArgument, Misrouted, Unavailable
+from ._errors import BotWireError, Misrouted, Unavailable
 from ._memory import Memory
+from ._transfer import EXPORT_HELP, IMPORT_HELP, export_entries, import_entries
 
 __all__ = ["main"]
 
 EXIT_NOT_FOUND, EXIT_USAGE, EXIT_REFUSED, EXIT_UNAVAILABLE = 1, 2, 3, 4
-_PROGRESS_EVERY = 1000
+
+
+class _Version(argparse.Action):
+    """``--version``: the installed botwire-core's version, looked up only when asked."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            installed = version("botwire-core")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            from . import __version__ as installed
+        print(f"botwire {installed} (botwire-core, Python {sys.version.split()[0]})")
+        parser.exit()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--url", help="http(s)://server[:port] or sqlite:///path (default: BOTWIRE_URL)")
     p.add_argument("--token", help="bearer token for the server (default: BOTWIRE_TOKEN)")
+    p.add_argument("--version", action=_Version)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     g = sub.add_parser("get", help="print a value as JSON")
@@ -59,74 +78,23 @@ def _parser() -> argparse.ArgumentParser:
     u = sub.add_parser("usage", help="keys, bytes, writes today and limits")
     u.add_argument("namespace")
 
-    e = sub.add_parser("export", help="write every entry as JSON Lines to stdout")
+    raw = argparse.RawDescriptionHelpFormatter
+    e = sub.add_parser(
+        "export",
+        help="write every entry (with its expiry) as JSON Lines to stdout",
+        description=EXPORT_HELP,
+        formatter_class=raw,
+    )
     e.add_argument("namespace")
 
-    i = sub.add_parser("import", help="read JSON Lines ({'key', 'value'[, 'ttl']}) from stdin")
+    i = sub.add_parser(
+        "import",
+        help="write JSON Lines from stdin, in atomic chunks (re-runnable)",
+        description=IMPORT_HELP,
+        formatter_class=raw,
+    )
     i.add_argument("namespace")
     return p
-
-
-def _progress(done: int, what: str, final: bool = False) -> None:
-    if final or done % _PROGRESS_EVERY == 0:
-        end = "\n" if final else "\r"
-        print(f"botwire: {what} {done} entries", file=sys.stderr, end=end, flush=True)
-
-
-def _export(memory: Memory) -> None:
-    done = 0
-    batch: list[str] = []
-
-    def flush() -> None:
-        nonlocal done
-        values = memory.get_many(batch)
-        for key in batch:
-            if key in values:
-                sys.stdout.write(json.dumps({"key": key, "value": values[key]}, ensure_ascii=False))
-                sys.stdout.write("\n")
-                done += 1
-                _progress(done, "exported")
-        batch.clear()
-
-    for key in memory.iter_keys():
-        batch.append(key)
-        if len(batch) == 100:
-            flush()
-    flush()
-    _progress(done, "exported", final=True)
-
-
-def _import(memory: Memory) -> None:
-    done = 0
-    pending: dict[str, Any] = {}
-
-    def flush() -> None:
-        if pending:
-            memory.set_many(pending)
-            pending.clear()
-
-    for number, line in enumerate(sys.stdin, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            key, value = record["key"], record["value"]
-        except (ValueError, KeyError, TypeError):
-            raise InvalidArgument(
-                f"botwire: line {number} of the input is not a JSON object with 'key' and "
-                "'value' (the format `botwire export` writes)."
-            ) from None
-        if record.get("ttl") is not None:
-            flush()
-            memory.set(key, value, ttl=record["ttl"])
-        else:
-            pending[key] = value
-            if len(pending) == 100:
-                flush()
-        done += 1
-        _progress(done, "imported")
-    flush()
-    _progress(done, "imported", final=True)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -181,25 +149,28 @@ def _run(args: argparse.Namespace) -> int:
                 )
             )
         elif args.command == "export":
-            _export(memory)
+            export_entries(memory, sys.stdout, sys.stderr)
         elif args.command == "import":
-            _import(memory)
+            return import_entries(memory, sys.stdin.buffer, sys.stderr, exit_code)
     return 0
+
+
+def exit_code(exc: BaseException) -> int:
+    """The exit code of an error raised by an operation (see the module docstring)."""
+    if isinstance(exc, (Unavailable, Misrouted)):  # down, or the URL does not reach botwire
+        return EXIT_UNAVAILABLE
+    if isinstance(exc, (ValueError, TypeError)):  # InvalidKey, InvalidNamespace, NotSerializable
+        return EXIT_USAGE
+    return EXIT_REFUSED
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return _run(args)
-    except (Unavailable, Misrouted) as exc:  # down, or the URL does not reach botwire's API
+    except (BotWireError, ValueError, TypeError) as exc:
         print(str(exc), file=sys.stderr)
-        return EXIT_UNAVAILABLE
-    except (ValueError, TypeError) as exc:  # InvalidKey, InvalidNamespace, NotSerializable...
-        print(str(exc), file=sys.stderr)
-        return EXIT_USAGE
-    except BotWireError as exc:
-        print(str(exc), file=sys.stderr)
-        return EXIT_REFUSED
+        return exit_code(exc)
     except BrokenPipeError:
         return 0
 

@@ -15,11 +15,14 @@ from crewai.memory.types import MemoryRecord, ScopeInfo
 
 __all__ = [
     "ACCESSED_PREFIX",
+    "DIM_KEY",
     "RECORD_PREFIX",
     "accessed_key",
+    "batch_dim",
     "child_scopes",
     "cosine",
     "decode_record",
+    "dim_mismatch",
     "encode_record",
     "in_scope",
     "matches",
@@ -35,6 +38,35 @@ RECORD_PREFIX = "crewai/record/"
 
 ACCESSED_PREFIX = "crewai/accessed/"
 """Key prefix of a record's last-access time, written blindly by ``touch_records``."""
+
+
+DIM_KEY = "crewai/embedding-dim"
+"""The dimension of every embedding stored in the namespace, set by the first save that has one
+(as LanceDB fixes its table's vector size): a save of another size is refused up front."""
+
+
+def dim_mismatch(stored: int, new: int, namespace: str) -> EmbeddingDimensionMismatchError:
+    """CrewAI's own error (so CrewAI's handling applies), naming the namespace and the way out."""
+    exc = EmbeddingDimensionMismatchError(stored, new)
+    exc.args = (
+        f"{exc}\n\nbotwire namespace {namespace!r} holds {stored}-dimensional embeddings (key "
+        f"{DIM_KEY!r}); nothing was written. Use the embedder that wrote them, another "
+        "namespace, or BotWireStorage.reset() to delete the records and start over.",
+    )
+    return exc
+
+
+def batch_dim(records: Iterable[MemoryRecord], namespace: str) -> int | None:
+    """The one embedding dimension of ``records`` (``None`` when none has an embedding);
+    refuses a batch that mixes sizes, before anything is written."""
+    dim: int | None = None
+    for record in records:
+        if record.embedding:
+            if dim is None:
+                dim = len(record.embedding)
+            elif len(record.embedding) != dim:
+                raise dim_mismatch(dim, len(record.embedding), namespace)
+    return dim
 
 
 def record_key(record_id: str) -> str:

@@ -10,13 +10,14 @@ from typing import Any
 
 from crewai.memory.types import MemoryRecord, ScopeInfo
 
-from botwire import AsyncMemory, Memory
+from botwire import AsyncMemory, Conflict, Memory
 from botwire_crewai import _records as rec
 
 __all__ = ["BotWireStorage"]
 
 _log = logging.getLogger("botwire_crewai")
 _CHUNK = 100
+_ATTEMPTS = 5  # a save retries when another process set or reset the dimension meanwhile
 
 
 def _chunks(items: Sequence[str], size: int = _CHUNK) -> Iterator[list[str]]:
@@ -80,10 +81,12 @@ class BotWireStorage:
         memory: Memory | None = None,
     ) -> None:
         self._owned = memory is None
+        self._url, self._token = url, token
         self._memory: Memory = (
             memory if memory is not None else Memory(namespace, url=url, token=token)
         )
         self._amemory: AsyncMemory | None = None
+        self._closed = False
 
     @property
     def namespace(self) -> str:
@@ -92,12 +95,18 @@ class BotWireStorage:
 
     @property
     def memory(self) -> Memory:
-        """The underlying :class:`botwire.Memory`."""
+        """The underlying :class:`botwire.Memory` (reopened if :meth:`close` closed it)."""
+        if self._closed:
+            # CrewAI's Memory.close() closes its storage, yet the same Memory (and LanceDB's
+            # storage, which has no close) keeps working: reopen rather than fail on next use.
+            self._closed = False
+            if self._owned:
+                self._memory = Memory(self._memory.namespace, url=self._url, token=self._token)
         return self._memory
 
     def _async(self) -> AsyncMemory:
         if self._amemory is None:
-            self._amemory = self._memory.as_async()
+            self._amemory = self.memory.as_async()
         return self._amemory
 
     def __repr__(self) -> str:
@@ -106,10 +115,10 @@ class BotWireStorage:
     # -- reading ---------------------------------------------------------------------------
 
     def _all(self) -> list[MemoryRecord]:
-        ids = _ids(self._memory.list(prefix=rec.RECORD_PREFIX))
+        ids = _ids(self.memory.list(prefix=rec.RECORD_PREFIX))
         out: list[MemoryRecord] = []
         for chunk in _chunks(ids):
-            out.extend(_decode_chunk(chunk, self._memory.get_many(_keys_for(chunk))))
+            out.extend(_decode_chunk(chunk, self.memory.get_many(_keys_for(chunk))))
         return out
 
     async def _aall(self) -> list[MemoryRecord]:
@@ -123,7 +132,7 @@ class BotWireStorage:
     def get_record(self, record_id: str) -> MemoryRecord | None:
         """The record with id ``record_id``, or ``None``."""
         return next(
-            iter(_decode_chunk([record_id], self._memory.get_many(_keys_for([record_id])))), None
+            iter(_decode_chunk([record_id], self.memory.get_many(_keys_for([record_id])))), None
         )
 
     def search(
@@ -193,32 +202,108 @@ class BotWireStorage:
     def count(self, scope_prefix: str | None = None) -> int:
         """Number of records in ``scope_prefix`` (and below); all records when ``None``."""
         if rec.normalize_scope(scope_prefix) == "/":
-            return len(self._memory.list(prefix=rec.RECORD_PREFIX))
+            return len(self.memory.list(prefix=rec.RECORD_PREFIX))
         return sum(1 for r in self._all() if rec.in_scope(r.scope, scope_prefix))
 
     # -- writing ---------------------------------------------------------------------------
 
+    def _stored_dim(self, entry_value: Any, records: list[MemoryRecord]) -> int | None:
+        """The namespace's dimension: its key, else (a namespace saved before the key existed)
+        the first stored embedding's."""
+        if isinstance(entry_value, int):
+            return entry_value
+        return next((len(r.embedding) for r in records if r.embedding), None)
+
+    def _write(self, records: list[MemoryRecord]) -> None:
+        """Store ``records`` in one atomic write, refusing up front an embedding whose size is
+        not the namespace's (LanceDB's behaviour), so the memory stays searchable."""
+        values = {rec.record_key(r.id): rec.encode_record(r) for r in records}
+        dim = rec.batch_dim(records, self.namespace)
+        if dim is None:
+            self.memory.set_many(values)
+            return
+        for _ in range(_ATTEMPTS):
+            entry = self.memory.entry(rec.DIM_KEY)
+            stored = self._stored_dim(entry.value if entry else None, [] if entry else self._all())
+            if stored is not None and stored != dim:
+                raise rec.dim_mismatch(stored, dim, self.namespace)
+            tx = self.memory.atomic()
+            tx.check(rec.DIM_KEY, entry.version if entry else None)  # unchanged meanwhile
+            if entry is None:
+                tx.set(rec.DIM_KEY, dim)
+            for key, value in values.items():
+                tx.set(key, value)
+            try:
+                tx.commit()
+                return
+            except Conflict:  # another process set (or reset) the dimension: decide again
+                continue
+        raise Conflict(
+            f"botwire: the embedding dimension of namespace {self.namespace!r} kept "
+            "changing while saving CrewAI records; retry the save.",
+            namespace=self.namespace,
+            key=rec.DIM_KEY,
+        )
+
+    async def _awrite(self, records: list[MemoryRecord]) -> None:
+        """Async :meth:`_write`."""
+        amem = self._async()
+        values = {rec.record_key(r.id): rec.encode_record(r) for r in records}
+        dim = rec.batch_dim(records, self.namespace)
+        if dim is None:
+            await amem.set_many(values)
+            return
+        for _ in range(_ATTEMPTS):
+            entry = await amem.entry(rec.DIM_KEY)
+            stored = self._stored_dim(
+                entry.value if entry else None, [] if entry else await self._aall()
+            )
+            if stored is not None and stored != dim:
+                raise rec.dim_mismatch(stored, dim, self.namespace)
+            tx = amem.atomic()
+            tx.check(rec.DIM_KEY, entry.version if entry else None)
+            if entry is None:
+                tx.set(rec.DIM_KEY, dim)
+            for key, value in values.items():
+                tx.set(key, value)
+            try:
+                await tx.commit()
+                return
+            except Conflict:
+                continue
+        raise Conflict(
+            f"botwire: the embedding dimension of namespace {self.namespace!r} kept "
+            "changing while saving CrewAI records; retry the save.",
+            namespace=self.namespace,
+            key=rec.DIM_KEY,
+        )
+
     def save(self, records: list[MemoryRecord]) -> None:
-        """Store ``records`` (one key each) in one atomic write."""
+        """Store ``records`` (one key each) in one atomic write.
+
+        Raises:
+            EmbeddingDimensionMismatchError: an embedding's size differs from the others' or
+                from the namespace's (set by the first save with an embedding); nothing is
+                written.
+        """
         if records:
-            self._memory.set_many({rec.record_key(r.id): rec.encode_record(r) for r in records})
+            self._write(records)
 
     async def asave(self, records: list[MemoryRecord]) -> None:
         """Async :meth:`save`."""
         if records:
-            await self._async().set_many(
-                {rec.record_key(r.id): rec.encode_record(r) for r in records}
-            )
+            await self._awrite(records)
 
     def update(self, record: MemoryRecord) -> None:
-        """Replace the record with ``record.id`` (creates it when absent)."""
-        self._memory.set(rec.record_key(record.id), rec.encode_record(record))
+        """Replace the record with ``record.id`` (creates it when absent); its embedding must
+        have the namespace's size, as for :meth:`save`."""
+        self._write([record])
 
     def touch_records(self, record_ids: list[str]) -> None:
         """Mark records as accessed now (a blind write of one small key per record)."""
         if record_ids:
             now = datetime.utcnow().isoformat()
-            self._memory.set_many({rec.accessed_key(i): now for i in record_ids})
+            self.memory.set_many({rec.accessed_key(i): now for i in record_ids})
 
     def _matching_ids(
         self,
@@ -256,8 +341,8 @@ class BotWireStorage:
         )
         deleted = 0
         for chunk in _chunks(ids):
-            deleted += self._memory.delete_many([rec.record_key(i) for i in chunk])
-            self._memory.delete_many([rec.accessed_key(i) for i in chunk])
+            deleted += self.memory.delete_many([rec.record_key(i) for i in chunk])
+            self.memory.delete_many([rec.accessed_key(i) for i in chunk])
         return deleted
 
     async def adelete(
@@ -285,31 +370,35 @@ class BotWireStorage:
         Only the CrewAI keys are removed; other keys in the namespace are left alone.
         """
         if rec.normalize_scope(scope_prefix) == "/":
-            keys = self._memory.list(prefix=rec.RECORD_PREFIX)
-            keys += self._memory.list(prefix=rec.ACCESSED_PREFIX)
+            keys = self.memory.list(prefix=rec.RECORD_PREFIX)
+            keys += self.memory.list(prefix=rec.ACCESSED_PREFIX)
+            keys.append(rec.DIM_KEY)  # an empty memory takes any embedder again
             for chunk in _chunks(keys):
-                self._memory.delete_many(chunk)
+                self.memory.delete_many(chunk)
             return
         self.delete(scope_prefix=scope_prefix)
 
     def close(self) -> None:
         """Close the botwire clients this storage opened (CrewAI calls it on ``Memory.close``).
 
-        Inside a running event loop use ``await storage.aclose()`` to also close the async
-        client that ``asave``/``asearch``/``adelete`` opened.
+        The storage stays usable, as LanceDB's does after ``Memory.close()``: the next call
+        reopens a client. Inside a running event loop use ``await storage.aclose()`` to also
+        close the async client that ``asave``/``asearch``/``adelete`` opened.
         """
         if self._amemory is not None:
             try:
                 asyncio.get_running_loop()
             except RuntimeError:  # no loop running: safe to run the async close here
                 asyncio.run(self.aclose())
-        if self._owned:
+        if self._owned and not self._closed:
             self._memory.close()
+        self._closed = True
 
     async def aclose(self) -> None:
         """Close the async client opened by the ``a*`` methods, then the sync one if owned."""
         amemory, self._amemory = self._amemory, None
         if amemory is not None:
             await amemory.aclose()
-        if self._owned:
+        if self._owned and not self._closed:
             self._memory.close()
+        self._closed = True

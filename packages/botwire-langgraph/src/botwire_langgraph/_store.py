@@ -27,7 +27,8 @@ class BotWireStore(BaseStore):
     nested fields, ``limit``, ``offset``; newest first) and ``list_namespaces`` (prefix, suffix,
     ``*`` wildcards, ``max_depth``). TTLs are in minutes, as everywhere in LangGraph; reads
     refresh them unless ``refresh_ttl=False`` or ``ttl={"refresh_on_read": False}``. There is
-    no vector index: ``search(query=...)`` raises ``NotImplementedError``.
+    no vector index: ``search(query=...)`` ignores ``query`` (results by ``filter``, newest
+    first, ``score`` None), as LangGraph's own stores do when built without an index.
 
     Args:
         memory: the botwire client (``Memory`` serves sync and async calls; ``AsyncMemory`` only
@@ -61,7 +62,11 @@ class BotWireStore(BaseStore):
         ttl: TTLConfig | None = None,
     ) -> None:
         self._clients = MemoryPair(
-            None, memory, url=url, token=token, default_namespace=namespace,
+            None,
+            memory,
+            url=url,
+            token=token,
+            default_namespace=namespace,
             adapter="BotWireStore",
         )
         self.ttl_config = ttl

@@ -135,12 +135,9 @@ def batch_plan(ops: Iterable[Op], ttl_config: TTLConfig | None) -> Plan[list[Res
                 f"BotWireStore: {type(op).__name__} for key {op.key!r} has an empty namespace; "
                 "items live in a namespace tuple such as ('users', 'alice')"
             )
-        if isinstance(op, SearchOp) and op.query:
-            raise NotImplementedError(
-                "BotWireStore has no vector index, so search(query=...) cannot rank items by "
-                "meaning; drop `query` and narrow with `filter=` instead, or use a LangGraph "
-                "store built with an index (for example PostgresStore(index=...))"
-            )
+        # SearchOp.query is ignored, as InMemoryStore, SqliteStore and PostgresStore ignore it
+        # when built without an index: the same filter/limit/offset results, score None.
+        # Agents' tools (langmem, create_manage_memory_tool...) pass a query to any store.
         if not isinstance(op, (GetOp, PutOp, SearchOp, ListNamespacesOp)):
             raise TypeError(f"BotWireStore.batch got an unknown operation {type(op).__name__}")
 
