@@ -3,10 +3,12 @@
 ``BOTWIRE_TEST_POSTGRES_URL`` (a superuser or ``CREATEDB`` role) is used when set; otherwise a
 private cluster is created with ``initdb`` (found on ``PATH`` or in
 ``/usr/lib/postgresql/*/bin``; without them, the PostgreSQL build inside the ``pgserver`` wheel,
-a dev dependency; ``BOTWIRE_TEST_POSTGRES=system|pypi`` forces one) in a temporary directory, listening on a free loopback port with its
-unix socket inside that directory, and removed at the end. ``initdb`` refuses to run as root, so
-as root the cluster runs as an unprivileged user: ``postgres`` if it exists, else ``nobody``
-(``subprocess``'s ``user=``/``group=``, no ``sudo``/``su`` needed). Exactly what runs, as root::
+a dev dependency; ``BOTWIRE_TEST_POSTGRES=system|pypi`` forces one) in a temporary directory,
+listening on a free loopback port with its unix socket inside that directory, and removed at the
+end. ``initdb`` refuses to run as root, so as root the cluster runs as an unprivileged user:
+``postgres`` if it exists, else ``nobody`` (``subprocess``'s ``user=``/``group=``, no
+``sudo``/``su`` needed); a wheel build it cannot reach (a venv under a root-only home) is copied
+for it first. Exactly what runs, as root::
 
     chown postgres: $TMP/botwire-pg-XXXX
     initdb -D $TMP/botwire-pg-XXXX/data -E UTF8 --locale=C -A trust -U postgres --no-sync
@@ -125,8 +127,11 @@ def find_postgres_bin() -> str:
     raise PostgresUnavailable(
         "PostgreSQL is needed for the PostgreSQL tests but initdb/pg_ctl were not found"
         + ("" if choice == "pypi" else " on PATH or in /usr/lib/postgresql/*/bin")
-        + ("" if choice == "system" else " nor in the pgserver package (a dev dependency: "
-           "'uv sync' installs it)")
+        + (
+            ""
+            if choice == "system"
+            else " nor in the pgserver package (a dev dependency: 'uv sync' installs it)"
+        )
         + ". Install it (apt-get install -y postgresql, or uv sync) or set "
         f"{ENV_URL}=postgresql://user@host:port/db (a role that may CREATE DATABASE)."
     )
