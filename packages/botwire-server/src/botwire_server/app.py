@@ -22,6 +22,7 @@ from .auth import Authorizer
 from .browsers import BrowserGuard, default_allowed_hosts
 from .metrics import Metrics, MetricsMiddleware
 from .settings import Settings, is_loopback
+from .startup import install_root, ready_line
 from .storage import StoreRunner, TestingClock, open_store
 from .storage._open import apply_list_limits
 
@@ -84,7 +85,9 @@ def create_app(
         ctx.runner = StoreRunner(opened, inline=inline, on_error=on_error)
         await ctx.runner.open()  # PostgreSQL's async read pool belongs to this event loop
         task = asyncio.create_task(_housekeeping(ctx, settings.housekeeping_seconds))
-        log.info("botwire-server ready: %s", settings.public())
+        # JSON logs carry the settings; a terminal shows ready_line (startup.HumanFormatter)
+        log.info("botwire-server ready: %s", settings.public(),
+                 extra={"banner": ready_line(settings)})
         try:
             yield
         finally:
@@ -106,6 +109,7 @@ def create_app(
     app.state.botwire = ctx
     install_error_handlers(app)
     install_routes(app, testing_clock=settings.testing_clock)
+    install_root(app)  # GET /: links (app.state.links)
     # --allowed-host adds names to the loopback defaults of an anonymous loopback server
     allowed_hosts = (*settings.allowed_hosts, *default_allowed_hosts(
         settings.host, anonymous=settings.anonymous, loopback=is_loopback(settings.host)

@@ -256,6 +256,9 @@ class Settings:
         shown["auth"] = "anonymous" if self.anonymous else "jwt"
         if self.is_postgres:
             shown["database"] = "postgresql://..."  # the URL may hold a password
+            shown["database_url"] = mask_url(self.database)
+        elif self.sqlite_path != ":memory:":
+            shown["database"] = os.path.abspath(self.sqlite_path)  # what the server really opens
         return shown
 
     def secrets(self) -> list[str]:
