@@ -125,7 +125,8 @@ def test_debug_shows_the_resolved_file(tmp_path: Path) -> None:
         timeout=60,
         check=True,
     ).stderr
-    assert f"memory is in the SQLite file {tmp_path / 'rel.db'}" in out
+    # every operation's line names the resolved, absolute file
+    assert f"set 'k' via sqlite:///{tmp_path / 'rel.db'} -> ok" in out
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

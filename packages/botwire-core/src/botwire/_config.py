@@ -183,7 +183,7 @@ def _suggest_http(raw: str) -> str | None:
     for name in ("https", "http"):  # http:/host, http//host, http:host
         for bad in (name + ":/", name + "//", name + ":"):
             if lowered.startswith(bad):
-                return f"{name}://{raw[len(bad):].lstrip('/')}"
+                return f"{name}://{raw[len(bad) :].lstrip('/')}"
     head = raw.split("/", 1)[0]
     if head.startswith("[") and "]:" in head:  # [::1]:8765
         host, port = head[1 : head.index("]:")], head[head.index("]:") + 2 :]
@@ -334,19 +334,8 @@ def _open(settings: Settings) -> Store:
 
         store = SQLiteStore(settings.sqlite_path, busy_timeout=max(settings.timeout, 30.0))
     if os.environ.get("BOTWIRE_DEBUG", "") not in ("", "0"):
-        _announce(settings)
         store = _DebugStore(store, settings.url)  # type: ignore[assignment]
     return store
-
-
-def _announce(settings: Settings) -> None:
-    """``BOTWIRE_DEBUG=1``: say once per backend where memory lives (the resolved file)."""
-    where = (
-        f"server {settings.url}"
-        if settings.is_http
-        else f"SQLite file {settings.sqlite_path} (working directory {os.getcwd()})"
-    )
-    print(f"botwire: memory is in the {where}", file=sys.stderr, flush=True)
 
 
 def _open_async(settings: Settings) -> AsyncStore:
@@ -361,7 +350,6 @@ def _open_async(settings: Settings) -> AsyncStore:
             keepalive_expiry=settings.keepalive_expiry,
         )
         if os.environ.get("BOTWIRE_DEBUG", "") not in ("", "0"):
-            _announce(settings)
             store = _AsyncDebugStore(store, settings.url)  # type: ignore[assignment]
         return store
     from .backends._threaded import ThreadedAsyncStore
