@@ -255,9 +255,18 @@ def test_read_only_database_is_reported_before_ready(read_only_dir: Path) -> Non
         assert memory.get("kept") == "value"
 
 
-def test_bad_log_format_names_the_choices() -> None:
+def test_bad_log_format_names_the_choices(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "botwire_server", "--port", str(free_port())],
+        [
+            sys.executable,
+            "-m",
+            "botwire_server",
+            "--port",
+            str(free_port()),
+            "--database",
+            str(tmp_path / "bw.db"),
+        ],
+        cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=60,
@@ -265,6 +274,7 @@ def test_bad_log_format_names_the_choices() -> None:
         check=False,
     )
     assert done.returncode == 2
+    assert not (tmp_path / "bw.db").exists()
     assert "log format 'yaml'" in done.stderr and "'human' or 'json'" in done.stderr
 
 
