@@ -61,7 +61,9 @@ def listen(host: str, port: int) -> socket.socket:
     saying what holds the port and what to do."""
     bare = host.strip("[]")
     try:
-        family = socket.getaddrinfo(bare, port, type=socket.SOCK_STREAM)[0][0]
+        families = {info[0] for info in socket.getaddrinfo(bare, port, type=socket.SOCK_STREAM)}
+        # "localhost" may resolve to ::1 first; 127.0.0.1 is what clients and docs use
+        family = socket.AF_INET if socket.AF_INET in families else families.pop()
     except socket.gaierror as exc:
         raise ConfigError(
             f"botwire-server: cannot listen on {host!r}: {exc.strerror}. Use an IP address of "
