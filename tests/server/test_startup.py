@@ -299,3 +299,23 @@ def test_root_lists_links_as_json_and_as_html() -> None:
         assert '<a href="/docs">' in page.text
         # a landing page, not data: the namespace API still wants a token
         assert http.get("/v1/namespaces/x/keys").status_code == 401
+
+
+# -- the one rule for SQLite paths ---------------------------------------------------------------
+
+
+def test_server_database_follows_the_clients_path_rule(tmp_path: Path) -> None:
+    with running_server("--log-format", "human", database="sqlite:///rel.db", cwd=tmp_path) as s:
+        log = s.log()
+    assert f"database: SQLite {tmp_path / 'rel.db'} " in log
+    assert (tmp_path / "rel.db").is_file()
+    port = str(free_port())
+    address = _run_failing("--port", port, "--database", "127.0.0.1:5432", cwd=tmp_path)
+    assert address.returncode == 2
+    assert "postgresql://USER@127.0.0.1:5432/DBNAME" in address.stderr
+    slashes = _run_failing("--port", port, "--database", "sqlite:///tmp/bw-x.db", cwd=tmp_path)
+    assert slashes.returncode == 2
+    assert (
+        "sqlite:////tmp/bw-x.db" in slashes.stderr and "sqlite:///./tmp/bw-x.db" in slashes.stderr
+    )
+    assert not (tmp_path / "127.0.0.1:5432").exists() and not (tmp_path / "tmp").exists()
