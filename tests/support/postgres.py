@@ -2,10 +2,13 @@
 
 ``BOTWIRE_TEST_POSTGRES_URL`` (a superuser or ``CREATEDB`` role) is used when set; otherwise a
 private cluster is created with ``initdb`` (found on ``PATH`` or in
-``/usr/lib/postgresql/*/bin``) in a temporary directory, listening on a free loopback port with its
-unix socket inside that directory, and removed at the end. ``initdb`` refuses to run as root, so
-as root the cluster runs as an unprivileged user: ``postgres`` if it exists, else ``nobody``
-(``subprocess``'s ``user=``/``group=``, no ``sudo``/``su`` needed). Exactly what runs, as root::
+``/usr/lib/postgresql/*/bin``; without them, the PostgreSQL build inside the ``pgserver`` wheel,
+a dev dependency; ``BOTWIRE_TEST_POSTGRES=system|pypi`` forces one) in a temporary directory,
+listening on a free loopback port with its unix socket inside that directory, and removed at the
+end. ``initdb`` refuses to run as root, so as root the cluster runs as an unprivileged user:
+``postgres`` if it exists, else ``nobody`` (``subprocess``'s ``user=``/``group=``, no
+``sudo``/``su`` needed); a wheel build it cannot reach (a venv under a root-only home) is copied
+for it first. Exactly what runs, as root::
 
     chown postgres: $TMP/botwire-pg-XXXX
     initdb -D $TMP/botwire-pg-XXXX/data -E UTF8 --locale=C -A trust -U postgres --no-sync
@@ -16,7 +19,8 @@ as root the cluster runs as an unprivileged user: ``postgres`` if it exists, els
     pg_ctl -D .../data -m fast -w stop && rm -rf $TMP/botwire-pg-XXXX
 
 When PostgreSQL cannot be started the fixture **fails** (it never skips): CI installs the
-``postgresql`` package and must not pass without running the PostgreSQL suite.
+``postgresql`` package (faster to start) and must not pass without running the PostgreSQL suite;
+a machine with only Python and uv runs it on the ``pgserver`` wheel's binaries.
 
 Example (a ``conftest.py``)::
 
@@ -63,14 +67,29 @@ __all__ = [
 ]
 
 ENV_URL = "BOTWIRE_TEST_POSTGRES_URL"
+#: ``system``, ``pypi`` or unset: where initdb/pg_ctl come from (see find_postgres_bin).
+ENV_SOURCE = "BOTWIRE_TEST_POSTGRES"
 
 
 class PostgresUnavailable(RuntimeError):
     """PostgreSQL could not be found or started; the message says what to install or set."""
 
 
-def find_postgres_bin() -> str:
-    """The directory holding ``initdb`` and ``pg_ctl`` (``PATH`` first, newest version after)."""
+def _pypi_postgres_bin() -> str | None:
+    """The ``bin`` directory of the PostgreSQL build inside the ``pgserver`` wheel (a dev
+    dependency), found without importing it; ``None`` when it is not installed."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pgserver")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        bindir = os.path.join(location, "pginstall", "bin")
+        if all(os.access(os.path.join(bindir, t), os.X_OK) for t in ("initdb", "pg_ctl")):
+            return bindir
+    return None
+
+
+def _system_postgres_bin() -> str | None:
+    """``initdb``/``pg_ctl`` on ``PATH``, else the newest ``/usr/lib/postgresql/*/bin``."""
     found = shutil.which("initdb")
     if found:
         real = os.path.dirname(os.path.realpath(found))
@@ -83,9 +102,37 @@ def find_postgres_bin() -> str:
     for initdb in reversed(candidates):
         if os.path.exists(os.path.join(os.path.dirname(initdb), "pg_ctl")):
             return os.path.dirname(initdb)
+    return None
+
+
+def find_postgres_bin() -> str:
+    """The directory holding ``initdb`` and ``pg_ctl``.
+
+    ``BOTWIRE_TEST_POSTGRES`` chooses: ``system`` (``PATH``, then the newest
+    ``/usr/lib/postgresql/*/bin``), ``pypi`` (the binaries of the ``pgserver`` wheel), or unset:
+    the system's when installed, else the wheel's, so ``uv run pytest`` passes on a machine
+    without a system PostgreSQL.
+    """
+    choice = os.environ.get(ENV_SOURCE, "").strip().lower()
+    if choice not in ("", "system", "pypi"):
+        raise PostgresUnavailable(
+            f"{ENV_SOURCE}={choice!r}: use 'system' (initdb from PATH or /usr/lib/postgresql), "
+            "'pypi' (the pgserver wheel's binaries) or leave it unset (system, else pypi)."
+        )
+    found = None if choice == "pypi" else _system_postgres_bin()
+    if found is None and choice != "system":
+        found = _pypi_postgres_bin()
+    if found is not None:
+        return found
     raise PostgresUnavailable(
-        "PostgreSQL is needed for the PostgreSQL tests but initdb/pg_ctl were not found on PATH "
-        "or in /usr/lib/postgresql/*/bin. Install it (apt-get install -y postgresql) or set "
+        "PostgreSQL is needed for the PostgreSQL tests but initdb/pg_ctl were not found"
+        + ("" if choice == "pypi" else " on PATH or in /usr/lib/postgresql/*/bin")
+        + (
+            ""
+            if choice == "system"
+            else " nor in the pgserver package (a dev dependency: 'uv sync' installs it)"
+        )
+        + ". Install it (apt-get install -y postgresql, or uv sync) or set "
         f"{ENV_URL}=postgresql://user@host:port/db (a role that may CREATE DATABASE)."
     )
 
@@ -121,6 +168,32 @@ def _temp_root(user: pwd.struct_passwd | None) -> str:
         if parent == path:
             return root
         path = parent
+
+
+def _traversable(path: str) -> bool:
+    """Whether every directory from ``/`` down to ``path`` lets other users through (o+x)."""
+    path = os.path.abspath(path)
+    while True:
+        if not os.stat(path).st_mode & 0o001:
+            return False
+        parent = os.path.dirname(path)
+        if parent == path:
+            return True
+        path = parent
+
+
+def _private_copy(bindir: str, base: str) -> str:
+    """Copy the build ``.../pgserver/pginstall`` (and the wheel's ``pgserver.libs``, which its
+    binaries find through ``$ORIGIN/../../../pgserver.libs``) under ``base``; the new bin dir."""
+    install = os.path.dirname(bindir)
+    package = os.path.dirname(install)
+    site = os.path.dirname(package)
+    dest = os.path.join(base, "pg", os.path.basename(package))
+    shutil.copytree(install, os.path.join(dest, os.path.basename(install)), symlinks=True)
+    libs = os.path.join(site, os.path.basename(package) + ".libs")
+    if os.path.isdir(libs):
+        shutil.copytree(libs, os.path.join(base, "pg", os.path.basename(libs)), symlinks=True)
+    return os.path.join(dest, os.path.basename(install), "bin")
 
 
 def _children(pid: int) -> list[int]:
@@ -194,6 +267,10 @@ class PostgresServer:
             os.chmod(base, 0o700)
             if user is not None:
                 os.chown(base, user.pw_uid, user.pw_gid)
+                if not _traversable(bindir):
+                    # e.g. the wheel's binaries in a venv under a root-only home: the cluster's
+                    # user could not run them; a private copy of the relocatable build can.
+                    server._bin = _private_copy(bindir, base)
             data = os.path.join(base, "data")
             server._pg("initdb", "-D", data, "-E", "UTF8", "--locale=C", "-A", "trust",
                        "-U", "postgres", "--no-sync")

@@ -21,7 +21,14 @@ if TYPE_CHECKING:
 
     from .store import AsyncStore, Store
 
-__all__ = ["Settings", "acquire_async_store", "acquire_store", "release", "resolve"]
+__all__ = [
+    "Settings",
+    "acquire_async_store",
+    "acquire_store",
+    "release",
+    "resolve",
+    "sqlite_file",
+]
 
 DEFAULT_URL = "sqlite:///~/.botwire/memory.db"
 _SERVERLESS_VARS = ("AWS_LAMBDA_FUNCTION_NAME", "K_SERVICE", "VERCEL")
@@ -97,25 +104,122 @@ def resolve(
         )
     if int(r) != r or r < 0:
         raise InvalidArgument(f"botwire: retries={r!r}; use a whole number >= 0.")
-    return Settings(_normalize_url(raw_url), token, float(t), int(r), float(k))
+    source = "url" if url else "BOTWIRE_URL" if env.get("BOTWIRE_URL") else "url"
+    return Settings(_normalize_url(raw_url, source), token, float(t), int(r), float(k))
 
 
-def _normalize_url(raw: str) -> str:
+def _normalize_url(raw: str, source: str = "url") -> str:
+    """``http(s)://...`` without a trailing slash, or ``sqlite:///<absolute path>``.
+
+    The one rule for files (the client, ``botwire --url`` and ``botwire-server --database``):
+    ``sqlite:///rel.db`` and a plain ``rel.db`` are relative to the working directory,
+    ``sqlite:////abs.db`` and ``/abs.db`` are absolute, ``~`` is the home directory.
+    """
+    raw = raw.strip()  # a newline from $(cat url.txt) is never meant
     if raw.startswith(("http://", "https://")):
+        if not raw.partition("://")[2].strip("/"):
+            raise InvalidArgument(
+                f"botwire: {source} {raw!r} names no host; use e.g. http://127.0.0.1:8765."
+            )
         return raw.rstrip("/")
-    if "://" in raw and not raw.startswith("sqlite://"):
-        raise InvalidArgument(
-            f"botwire: BOTWIRE_URL {raw!r} has an unknown scheme; use http(s)://host:port for a "
-            "server, or sqlite:///path/to/file.db (or a plain path) for the embedded store."
-        )
-    path = raw[len("sqlite:///") :] if raw.startswith("sqlite:///") else raw
-    if raw.startswith("sqlite://") and not raw.startswith("sqlite:///"):
-        path = raw[len("sqlite://") :]
-    if path == ":memory:":
-        return "sqlite:///:memory:"
     if raw == DEFAULT_URL:
         return "sqlite:///" + _default_path()
-    return "sqlite:///" + os.path.abspath(os.path.expanduser(path))
+    path = sqlite_file(raw, source)
+    return "sqlite:///" + path
+
+
+def sqlite_file(raw: str, source: str = "url") -> str:
+    """The SQLite file ``raw`` names (absolute; or ``:memory:``), by the rule above.
+
+    Raises :class:`InvalidArgument` with a suggestion for what is surely no file name: a server
+    address without its scheme (``127.0.0.1:8765``), a mistyped scheme (``http:/host``), and
+    ``sqlite:///tmp/x.db`` when ``./tmp`` does not exist but ``/tmp`` does (it means
+    ``./tmp/x.db``, rarely what was meant).
+    """
+    raw = raw.strip()
+    lowered = raw.lower()
+    scheme, sep, rest = raw.partition("://")
+    if sep and lowered.startswith("sqlite://"):
+        path = raw[len("sqlite:///") :] if lowered.startswith("sqlite:///") else rest
+        if path == ":memory:":
+            return path
+        _check_three_slashes(raw, path, source)
+        return os.path.abspath(os.path.expanduser(path))
+    suggestion = _suggest_http(raw)
+    if sep and scheme.lower() in ("postgresql", "postgres"):
+        raise InvalidArgument(  # never echo it: it may hold a password
+            f"botwire: {source} is a {scheme}:// URL: that is botwire-server's database "
+            "(botwire-server --database ...); clients talk to the server: http(s)://host:port."
+        )
+    if sep:
+        hint = (
+            f"did you mean {suggestion}?"
+            if suggestion
+            else "use http(s)://host:port for a server, or sqlite:///file.db for a local file."
+        )
+        raise InvalidArgument(f"botwire: {source} {raw!r} has an unknown scheme; {hint}")
+    if suggestion:
+        raise InvalidArgument(
+            f"botwire: {source} {raw!r} has no scheme, so it would be a SQLite file of that "
+            f"name: did you mean {suggestion}? (For such a file, write sqlite:///./{raw}.)"
+        )
+    if raw == ":memory:":
+        return raw
+    return os.path.abspath(os.path.expanduser(raw))
+
+
+_SCHEME_TYPOS = ("htp", "htpp", "htttp", "http:", "hhtp", "htps", "htpps", "httsp", "httpss")
+
+
+def _suggest_http(raw: str) -> str | None:
+    """The ``http(s)://`` URL ``raw`` probably means, or ``None`` for a plausible file name."""
+    lowered = raw.lower()
+    scheme, sep, rest = raw.partition("://")
+    if sep:
+        if scheme.lower() in _SCHEME_TYPOS:
+            secure = "s" in scheme.lower().replace("http", "", 1) or scheme.lower() == "htps"
+            return ("https://" if secure else "http://") + rest
+        return None
+    for name in ("https", "http"):  # http:/host, http//host, http:host
+        for bad in (name + ":/", name + "//", name + ":"):
+            if lowered.startswith(bad):
+                return f"{name}://{raw[len(bad) :].lstrip('/')}"
+    head = raw.split("/", 1)[0]
+    if head.startswith("[") and "]:" in head:  # [::1]:8765
+        host, port = head[1 : head.index("]:")], head[head.index("]:") + 2 :]
+        if host and port.isdigit() and len(port) <= 5:
+            return "http://" + raw
+        return None
+    host, colon, port = head.rpartition(":")
+    if colon and host and port.isdigit() and len(port) <= 5 and _hostlike(host):
+        return "http://" + raw
+    if not colon and raw == head and (head == "localhost" or _ipv4(head)):
+        return f"http://{head}:8765"
+    return None
+
+
+def _hostlike(host: str) -> bool:
+    """Letters, digits, dots and dashes, as a host name or IPv4 address (no spaces, no '\\')."""
+    return all(c.isalnum() or c in ".-" for c in host) and host.isascii()
+
+
+def _ipv4(text: str) -> bool:
+    parts = text.split(".")
+    return len(parts) == 4 and all(p.isdigit() and int(p) < 256 for p in parts)
+
+
+def _check_three_slashes(raw: str, path: str, source: str) -> None:
+    """``sqlite:///tmp/x.db`` is ``./tmp/x.db``; refuse it when only ``/tmp`` exists."""
+    if not path or path.startswith(("/", "~", ".")) or "/" not in path:
+        return
+    first = path.split("/", 1)[0]
+    if os.path.isdir(os.sep + first) and not os.path.exists(first):
+        raise InvalidArgument(
+            f"botwire: {source} {raw!r} names ./{path} relative to the working directory "
+            f"{os.getcwd()} (sqlite:/// + a relative path), and ./{first} does not exist while "
+            f"/{first} does. For /{path} write sqlite:////{path} (four slashes: absolute); for a "
+            f"new ./{first} folder write sqlite:///./{path}."
+        )
 
 
 def _default_path() -> str:

@@ -47,9 +47,15 @@ class JSONFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=True, default=str)
 
 
-def configure_logging(level: str) -> None:
+def configure_logging(level: str, fmt: str = "json") -> None:
+    """Log to stderr: one JSON object per line, or ``fmt="human"`` plain lines (a terminal)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JSONFormatter())
+    if fmt == "human":
+        from .startup import HumanFormatter
+
+        handler.setFormatter(HumanFormatter())
+    else:
+        handler.setFormatter(JSONFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -24,6 +24,7 @@ from .browsers import BrowserGuard, default_allowed_hosts
 from .console import install_console
 from .metrics import Metrics, MetricsMiddleware
 from .settings import Settings, is_loopback
+from .startup import install_root, ready_line
 from .storage import StoreRunner, TestingClock, open_store
 from .storage._open import apply_list_limits
 
@@ -86,7 +87,9 @@ def create_app(
         ctx.runner = StoreRunner(opened, inline=inline, on_error=on_error)
         await ctx.runner.open()  # PostgreSQL's async read pool belongs to this event loop
         task = asyncio.create_task(_housekeeping(ctx, settings.housekeeping_seconds))
-        log.info("botwire-server ready: %s", settings.public())
+        # JSON logs carry the settings; a terminal shows ready_line (startup.HumanFormatter)
+        log.info("botwire-server ready: %s", settings.public(),
+                 extra={"banner": ready_line(settings)})
         try:
             yield
         finally:
@@ -110,6 +113,7 @@ def create_app(
     install_routes(app, testing_clock=settings.testing_clock)
     install_namespace_list(app)  # GET /v1/namespaces (issue 20)
     install_console(app)  # the web console at /console/ (issue 20)
+    install_root(app)  # GET /: links (app.state.links)
     # --allowed-host adds names to the loopback defaults of an anonymous loopback server
     allowed_hosts = (*settings.allowed_hosts, *default_allowed_hosts(
         settings.host, anonymous=settings.anonymous, loopback=is_loopback(settings.host)

@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import socket
 import sys
 from collections.abc import Sequence
 
+from . import startup
 from .settings import (
     DEFAULT_HOST,
     DEFAULT_PORT,
@@ -105,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--testing-clock", action="store_const", const=True, default=None,
                    help=argparse.SUPPRESS)
     p.add_argument("--no-access-log", action="store_true", help="do not log every request")
+    p.add_argument("--log-format", default=None, choices=["human", "json"],
+                   help="human: plain lines (the default on a terminal); json: one JSON object "
+                   "per line (the default otherwise, e.g. under systemd or Docker; env "
+                   "BOTWIRE_LOG_FORMAT)")
     return p
 
 
@@ -212,18 +219,35 @@ def _serve(argv: Sequence[str]) -> int:
             max_inflight_bytes=args.max_inflight_bytes,
         )
         settings.check_bind()
+        log_format = startup.log_format(args.log_format, sys.stderr)
     except ConfigError as exc:
         from ._logging import mask
 
         print(mask(str(exc)), file=sys.stderr)
         return 2
 
-    from ._logging import configure_logging, mask, register_secrets
+    from ._logging import mask, register_secrets
 
     register_secrets(settings.secrets())
     for warning in warnings:
         print(warning, file=sys.stderr)
-    configure_logging(settings.log_level)
+    # Bind first: a taken port is reported before anything opens or says "ready".
+    try:
+        sock = startup.listen(settings.host, settings.port)
+    except ConfigError as exc:
+        print(mask(str(exc)), file=sys.stderr)
+        return 1
+    with sock:
+        if settings.port == 0:  # the port the system chose, for the ready line and the links
+            settings = settings.with_changes(port=sock.getsockname()[1])
+        return _run(settings, sock, log_format)
+
+
+def _run(settings: Settings, sock: socket.socket, log_format: str) -> int:
+    """Open the store, then serve on the already listening ``sock``."""
+    from ._logging import configure_logging, mask
+
+    configure_logging(settings.log_level, log_format)
     if settings.token_secret is not None and len(settings.token_secret.encode()) < 32:
         log.warning("the token secret is shorter than 32 bytes; use a long random secret "
                     "(e.g. 'openssl rand -hex 32')")
@@ -239,7 +263,7 @@ def _serve(argv: Sequence[str]) -> int:
         print(mask(f"botwire-server: cannot load the PostgreSQL store: {exc}"), file=sys.stderr)
         return 1
     except Exception as exc:
-        print(mask(f"botwire-server: cannot open the database: {exc}"), file=sys.stderr)
+        print(mask(_database_error(settings, exc)), file=sys.stderr)
         return 1
 
     import uvicorn
@@ -248,12 +272,14 @@ def _serve(argv: Sequence[str]) -> int:
     from .app import create_app
 
     app = create_app(settings, store=store, clock=clock)
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         log_config=None,
-        log_level=settings.log_level,
+        # on a terminal, the ready line replaces uvicorn's start-up chatter
+        log_level="warning" if log_format == "human" and settings.log_level in ("info", "debug")
+        else settings.log_level,
         access_log=False,
         server_header=False,
         timeout_graceful_shutdown=10,
@@ -262,7 +288,24 @@ def _serve(argv: Sequence[str]) -> int:
         timeout_keep_alive=75,
         **http_protocol_options(),  # bounded request heads (size and time): see _protocol.py
     )
-    return 0
+    server = uvicorn.Server(config)
+    server.run(sockets=[sock])
+    return 0 if server.started else 1
+
+
+def _database_error(settings: Settings, exc: BaseException) -> str:
+    """Why the database cannot be opened, which one, and what to do."""
+    shown = startup.database_shown(settings)
+    if settings.is_postgres:
+        fix = ("check that PostgreSQL runs and accepts this user and database "
+               "(--database or BOTWIRE_DATABASE_URL)")
+    else:
+        folder = os.path.dirname(os.path.abspath(settings.sqlite_path))
+        fix = (f"the server must read and write this file and create files beside it "
+               f"(-wal, -shm) in {folder}: check that folder exists, its permissions, its free "
+               "space and that the file is a SQLite database, or choose another with --database "
+               "(env BOTWIRE_DATABASE_URL)")
+    return f"botwire-server: cannot open the database ({shown}): {exc}; {fix}."
 
 
 def main(argv: Sequence[str] | None = None) -> int:

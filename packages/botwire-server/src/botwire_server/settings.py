@@ -195,6 +195,18 @@ class Settings:
                 f"botwire-server: database {self.database.split('://')[0]}://... is not "
                 "supported; use a SQLite path (or sqlite:///file.db) or postgresql://..."
             )
+        if not self.is_postgres and "://" not in self.database:
+            from botwire._config import _suggest_http
+
+            if _suggest_http(self.database.strip()):
+                host = self.database.strip()
+                raise ConfigError(
+                    f"botwire-server: --database {host!r} looks like a server address, not a "
+                    f"SQLite file: for PostgreSQL write postgresql://USER@{host}/DBNAME; for a "
+                    f"SQLite file of that name, sqlite:///./{host}."
+                )
+        if not self.is_postgres:
+            _ = self.sqlite_path  # sqlite:///tmp/x.db when only /tmp exists: say so now
         for name in ("max_json_elements", "max_append_items", "max_inflight_bytes"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"botwire-server: {name} must be >= 1.")
@@ -229,13 +241,18 @@ class Settings:
 
     @property
     def sqlite_path(self) -> str:
-        """The SQLite file named by ``database`` (``sqlite:///x.db``, ``sqlite:///:memory:``...)."""
-        db = self.database
-        if db.startswith("sqlite:///"):
-            db = db[len("sqlite:///"):]  # as in core: sqlite:///rel.db, sqlite:////abs.db
-        elif db.startswith("sqlite://"):
-            db = db[len("sqlite://"):]
-        return os.path.expanduser(db) or DEFAULT_DATABASE
+        """The SQLite file named by ``database``, absolute, by the client's one rule:
+        ``sqlite:///rel.db`` and ``rel.db`` relative to the working directory,
+        ``sqlite:////abs.db`` and ``/abs.db`` absolute (``:memory:`` and ``file:`` URIs kept)."""
+        from botwire._config import sqlite_file
+
+        db = self.database.strip() or DEFAULT_DATABASE
+        if db.startswith("file:") or db in ("sqlite://", "sqlite:///"):
+            return db if db.startswith("file:") else os.path.abspath(DEFAULT_DATABASE)
+        try:
+            return sqlite_file(db, "--database")
+        except ValueError as exc:  # botwire.InvalidArgument: a suggestion for the user
+            raise ConfigError(str(exc).replace("botwire:", "botwire-server:", 1)) from None
 
     def check_bind(self) -> None:
         """Refuse an anonymous server on a non-loopback address without ``allow_anonymous``."""
@@ -256,6 +273,9 @@ class Settings:
         shown["auth"] = "anonymous" if self.anonymous else "jwt"
         if self.is_postgres:
             shown["database"] = "postgresql://..."  # the URL may hold a password
+            shown["database_url"] = mask_url(self.database)
+        elif self.sqlite_path != ":memory:":
+            shown["database"] = os.path.abspath(self.sqlite_path)  # what the server really opens
         return shown
 
     def secrets(self) -> list[str]:
