@@ -50,10 +50,20 @@ _SCHEMA = (
     # the compatibility listing (newest first) reads this instead of sorting the namespace;
     # WITHOUT ROWID: its entries end with the primary key, so ties come in key order too
     "CREATE INDEX IF NOT EXISTS bw_entries_recent ON bw_entries (ns, updated_at, version)",
+    # list rows left to remove after a long list was trimmed or deleted: every bw_items row of
+    # (ns, key) with seq < below is garbage, removed in small chunks by sweep() (Engine.sweep)
+    "CREATE TABLE IF NOT EXISTS bw_trash (ns TEXT NOT NULL, key TEXT NOT NULL,"
+    " below INTEGER NOT NULL, PRIMARY KEY (ns, key)) WITHOUT ROWID",
 )
 _HOUSEKEEPING_EVERY = 512  # write transactions between purges of expired entries
 _FREEING = frozenset(("delete", "check", "get"))
 PURGE_BATCH = 100  # namespaces per batch of purge_expired() (one transaction each)
+#: A list trim or delete touching more rows than this is done logically, its rows swept later
+DEFER_ROWS = 2000
+#: List rows removed per sweep transaction (measured ~2 ms each on the development machine)
+SWEEP_ROWS = 1000
+#: A read of more list items than this is joined into JSON by SQLite (get_json)
+_JOIN_ROWS = 1000
 # With a background checkpointer, writers still checkpoint themselves past this many WAL pages
 # (~40 MB), so the WAL stays bounded even if the thread falls behind.
 _BACKSTOP_PAGES = 10000
@@ -80,6 +90,86 @@ class _SQLiteTx:
 
     def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         self._conn.executemany(sql, rows)
+
+
+class _ReadGate:
+    """Any number of readers at once; :meth:`acquire` (what a fork takes, see ``_fork``) waits
+    until none is inside SQLite and holds new ones off until :meth:`release`."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._readers = 0
+        self._exclusive = False
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            while self._exclusive:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if not self._readers:
+                    self._cond.notify_all()
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        with self._cond:
+            ok = self._cond.wait_for(
+                lambda: not self._readers and not self._exclusive,
+                timeout if blocking and timeout >= 0 else (None if blocking else 0),
+            )
+            if ok:
+                self._exclusive = True
+            return ok
+
+    def release(self) -> None:
+        with self._cond:
+            self._exclusive = False
+            self._cond.notify_all()
+
+
+class _Readers:
+    """Read-only connections, one per thread, so that reads never wait for the writer's
+    connection (issue 13: another tenant's ``PUT`` waited 437 ms behind a 15 MB ``GET`` that
+    held the store's one connection). WAL lets them read while a write commits; each read
+    sees one committed snapshot."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        self._path = path
+        self._timeout = timeout
+        self._lock = _ReadGate()
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        _fork.register(self)
+
+    def _after_fork(self) -> None:
+        """The parent's connections are the parent's: kept aside, never used nor closed."""
+        _fork.abandon(self._all)
+        self._all = []
+        self._local = threading.local()
+        self._lock = _ReadGate()
+
+    @contextmanager
+    def connection(self) -> Iterator[sqlite3.Connection]:
+        with self._lock.shared():
+            conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+            if conn is None:
+                conn = sqlite3.connect(self._path, timeout=self._timeout,
+                                       isolation_level=None, check_same_thread=False)
+                conn.execute("PRAGMA query_only=1")
+                self._local.conn = conn
+                self._all.append(conn)
+            yield conn
+
+    def close(self) -> None:
+        conns, self._all = self._all, []
+        self._local = threading.local()
+        for conn in conns:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
 
 
 class _Checkpointer:
@@ -211,6 +301,7 @@ class SQLiteStore:
         busy_timeout: float = 30.0,
         background_checkpoint: float | None = None,
         reserve_space: bool = False,
+        auto_sweep: bool = True,
     ) -> None:
         if synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):
             raise InvalidArgument(
@@ -246,6 +337,14 @@ class SQLiteStore:
             self._guard = FileGuard(self.path, reserve=reserve_space)
             if background_checkpoint is None:
                 conn.execute(f"PRAGMA wal_autocheckpoint={self._wal_pages(1000)}")
+        self._readers: _Readers | None = None
+        if self.path != ":memory:" and not self.path.startswith("file:"):
+            self._readers = _Readers(self.path, busy_timeout)
+        # Long lists are trimmed and deleted at once logically, their rows swept afterwards in
+        # chunks (Engine.sweep); auto_sweep: by the call that left them, else by sweep().
+        self.engine.defer_rows = DEFER_ROWS
+        self.auto_sweep = auto_sweep
+        self.engine.trashed = bool(self._conn.execute("SELECT 1 FROM bw_trash LIMIT 1").fetchone())
         self._checkpointer: _Checkpointer | None = None
         self._background_checkpoint = background_checkpoint
         if background_checkpoint is not None and self.path != ":memory:":
@@ -373,26 +472,72 @@ class SQLiteStore:
 
     @contextmanager
     def _read(self) -> Iterator[Tx]:
-        with self._lock:
-            conn = self._conn
+        """A read transaction (one snapshot): on this thread's read-only connection, so that
+        it never holds up a writer, or on the store's one connection for ``:memory:``."""
+        if self._readers is None:
+            with self._lock:
+                conn = self._conn
+                conn.execute("BEGIN")
+                try:
+                    yield self._tx
+                finally:
+                    if conn.in_transaction:
+                        conn.execute("COMMIT")
+            return
+        with self._readers.connection() as conn:
             conn.execute("BEGIN")
             try:
-                yield self._tx
+                yield _SQLiteTx(conn)
             finally:
                 if conn.in_transaction:
                     conn.execute("COMMIT")
 
+    @contextmanager
+    def _reading(self) -> Iterator[Tx]:
+        """Like :meth:`_read` for a single statement (consistent by itself): no ``BEGIN``."""
+        if self._readers is None:
+            with self._lock:
+                yield self._tx
+            return
+        with self._readers.connection() as conn:
+            yield _SQLiteTx(conn)
+
     # -- the Store protocol ------------------------------------------------------------------
 
     def get(self, namespace: str, key: str, *, tail: int | None = None) -> Entry | None:
-        with self._lock:
+        with self._reading() as tx:
             # One statement reads the entry and its items consistently; no BEGIN needed.
-            return self.engine.read(self._tx, namespace, key, tail, self.clock())
+            return self.engine.read(tx, namespace, key, tail, self.clock())
 
     def get_json(self, namespace: str, key: str, *, tail: int | None = None) -> JSONEntry | None:
         """Like :meth:`get`, with the value as its stored JSON text (see ``Engine.read_json``)."""
-        with self._lock:
-            return self.engine.read_json(self._tx, namespace, key, tail, self.clock())
+        now = self.clock()
+        if self._readers is None:
+            with self._reading() as tx:
+                return self.engine.read_json(tx, namespace, key, tail, now)
+        with self._read() as tx:  # one snapshot for both statements
+            found = tx.one(
+                "SELECT kind, version, created_at, updated_at, expires_at, head, tail"
+                " FROM bw_entries WHERE ns = ? AND key = ? AND (expires_at IS NULL OR"
+                " expires_at > ?)",
+                (namespace, key, now),
+            )
+            if found is None:
+                return None
+            kind, version, created, updated, expires, head, end = found
+            start = head if tail is None or tail < 0 else max(head, end - tail)
+            if kind != 1 or end - start <= _JOIN_ROWS:
+                return self.engine.read_json(tx, namespace, key, tail, now)
+            # A long list joined by SQLite itself, off the GIL: built row by row in Python it
+            # held the GIL for ~0.5 s, and the event loop's other requests waited on it.
+            # (The rows come in the primary key's order, that of the range scan.)
+            row = tx.one(
+                "SELECT group_concat(value, ',') FROM (SELECT value FROM bw_items"
+                " WHERE ns = ? AND key = ? AND seq >= ? AND seq < ? ORDER BY seq)",
+                (namespace, key, start, end),
+            )
+            text = row[0] if row is not None and row[0] is not None else ""
+            return "[" + text + "]", version, created, updated, expires
 
     def batch(
         self,
@@ -443,6 +588,8 @@ class SQLiteStore:
         if self._guard is not None:
             self._guard.on_success(not frees)
         self._after_write()
+        if self.engine.trashed and self.auto_sweep:
+            self.sweep()
         return results
 
     def read_batch_json(self, namespace: str, ops: Sequence[Op]) -> list[str]:
@@ -477,7 +624,32 @@ class SQLiteStore:
 
     def clear(self, namespace: str) -> int:
         now = self.clock()
-        return int(self._transact(lambda tx: self.engine.clear(tx, namespace, now), frees=True))
+        gone = int(self._transact(lambda tx: self.engine.clear(tx, namespace, now), frees=True))
+        if self.engine.trashed and self.auto_sweep:
+            self.sweep()
+        return gone
+
+    @property
+    def needs_sweep(self) -> bool:
+        """Whether rows of trimmed or deleted long lists are waiting for :meth:`sweep`."""
+        return bool(self.engine.trashed)
+
+    def sweep(self, *, max_chunks: int | None = None) -> int:
+        """Remove the rows left by trims and deletes of long lists, :data:`SWEEP_ROWS` per
+        transaction with the lock released in between, so other writers (threads and
+        processes) wait for one chunk at most; return the rows removed."""
+        removed = chunks = 0
+        self.engine.trashed = False
+        while max_chunks is None or chunks < max_chunks:
+            chunks += 1
+            done = self._transact(
+                functools.partial(self.engine.sweep, limit=SWEEP_ROWS), frees=True)
+            if done < 0:
+                return removed
+            removed += done
+            time.sleep(0.001)  # hand the lock (and SQLite's) to a waiting writer
+        self.engine.trashed = True  # more left
+        return removed
 
     def usage(self, namespace: str) -> Usage:
         now = self.clock()
@@ -550,6 +722,8 @@ class SQLiteStore:
                 done = self.engine.forget_idempotency(tx, self.clock(), PURGE_BATCH)
             if done < PURGE_BATCH:
                 break
+        if self.engine.trashed:
+            self.sweep(max_chunks=max_batches and max_batches * 10)
         return purged
 
     def _purge_one(self, tx: Tx, ns: str, now: float) -> int:
@@ -570,6 +744,8 @@ class SQLiteStore:
             self._checkpointer = None
         with self._lock:
             self._conn.close()
+        if self._readers is not None:
+            self._readers.close()
 
     def _after_write(self) -> None:
         self._writes += 1
