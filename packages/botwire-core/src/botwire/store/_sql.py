@@ -53,12 +53,28 @@ IDEMPOTENCY_SECONDS = 86400.0
 MAX_BATCH_OPS = 1000  # ops per transaction, like Deno KV's 1000 mutations per commit
 #: Idempotency records kept per namespace (oldest dropped first) ...
 MAX_IDEMPOTENCY_RECORDS = 1000
-#: ... and characters of their answers, when the namespace has no byte limit ...
+#: ... and UTF-8 bytes of their answers, when the namespace has no byte limit ...
 IDEMPOTENCY_BUDGET = 16 * 1024 * 1024
-#: ... checked when an answer over this many characters is kept (smaller ones total at most
+#: ... checked when an answer over this many bytes is kept (smaller ones total at most
 #: MAX_IDEMPOTENCY_RECORDS * SMALL_RECORD = 4 MiB per namespace).
 SMALL_RECORD = 4096
 _ENTRY_COLS = "kind, value, version, created_at, updated_at, expires_at, bytes, length, head, tail"
+
+
+SQLITE_OCTETS = "length(CAST(response AS BLOB))"
+PG_OCTETS = "octet_length(response)"
+
+
+def recount_sql(octets: str) -> str:
+    """The statement that sets every namespace's bytes to its entries' plus its kept answers'
+    (a one-time recount on upgrade: records kept before they were counted, or counted in
+    characters, issue 13)."""
+    return (
+        "UPDATE bw_namespaces SET bytes = (SELECT coalesce(sum(e.bytes), 0) FROM bw_entries e"
+        " WHERE e.ns = bw_namespaces.ns) + (SELECT coalesce(sum("
+        + octets.replace("response", "i.response")
+        + "), 0) FROM bw_idempotency i WHERE i.ns = bw_namespaces.ns)"
+    )
 
 
 def _read_sql(item_filter: str, now_sql: str = "?") -> str:
@@ -186,6 +202,7 @@ class Engine:
         next_version: Callable[[Tx], int],
         lock_first: bool = True,
         db_clock: bool = False,
+        octets: str = SQLITE_OCTETS,
     ) -> None:
         """``lock_first=False`` is for a backend whose write transactions already exclude each
         other (SQLite's ``BEGIN IMMEDIATE``): the statistics row then needs no lock, so a write
@@ -199,6 +216,8 @@ class Engine:
         the namespace lock is used (no extra statement). Requires ``lock_first``."""
         self.limits = limits
         self.clock = clock
+        #: SQL for the UTF-8 bytes of a kept answer (SQLite before 3.43 has no octet_length)
+        self.octets = octets
         self._next_version = next_version
         self._lock_first = lock_first or db_clock
         self.db_clock = db_clock
@@ -533,9 +552,9 @@ class Engine:
         ``*``; a delete of that key (or of the namespace) removes the record with the data, so
         a replay never returns deleted data. At most :data:`MAX_IDEMPOTENCY_RECORDS` records
         (``kept`` were there before this one) and, whenever a large answer
-        (> :data:`SMALL_RECORD` characters) is added, :meth:`idempotency_budget` characters of
+        (> :data:`SMALL_RECORD` bytes) is added, :meth:`idempotency_budget` bytes of
         answers are kept per namespace; the oldest go first (a retry comes seconds after its
-        request, not after a thousand others). A record counts its answer's characters of JSON;
+        request, not after a thousand others). A record counts its answer's UTF-8 bytes of JSON;
         older records make way for it under the byte limit, and a request whose own answer
         cannot fit is refused (QuotaExceeded, nothing applied). Small records cost no extra
         statement.
@@ -552,12 +571,13 @@ class Engine:
             " VALUES (?, ?, ?, ?, ?)",
             (ns, ikey, f"{fp or '0' * 64} {scope}", ctx.now, response),
         )
-        stats.bytes += len(response)
+        size_of = _utf8_len(response)  # bytes, like the data's (issue 13: not characters)
+        stats.bytes += size_of
         count, size = kept + 1, 0
         budget = self.idempotency_budget()
-        if len(response) > SMALL_RECORD:
+        if size_of > SMALL_RECORD:
             row = tx.one(
-                "SELECT count(*), coalesce(sum(length(response)), 0) FROM bw_idempotency"
+                f"SELECT count(*), coalesce(sum({self.octets}), 0) FROM bw_idempotency"
                 " WHERE ns = ?",
                 (ns,),
             )
@@ -571,7 +591,7 @@ class Engine:
     def shed_records(self, tx: Tx, ns: str, stats: _Stats, cap: int, *, keep: str = "",
                      count: int = 0, size: int = 0) -> None:
         """Drop the namespace's oldest idempotency records (not ``keep``) until at most
-        :data:`MAX_IDEMPOTENCY_RECORDS` (``count``), :meth:`idempotency_budget` characters
+        :data:`MAX_IDEMPOTENCY_RECORDS` (``count``), :meth:`idempotency_budget` bytes
         (``size``) and, with ``cap``, ``stats.bytes <= cap`` hold; their bytes are freed."""
         budget = self.idempotency_budget()
 
@@ -582,7 +602,7 @@ class Engine:
         if not over():
             return
         oldest = tx.all(
-            "SELECT ikey, length(response) FROM bw_idempotency WHERE ns = ? AND ikey <> ?"
+            f"SELECT ikey, {self.octets} FROM bw_idempotency WHERE ns = ? AND ikey <> ?"
             " ORDER BY created_at, ikey",
             (ns, keep),
         )
@@ -597,7 +617,7 @@ class Engine:
             tx.many("DELETE FROM bw_idempotency WHERE ns = ? AND ikey = ?", gone)
 
     def idempotency_budget(self) -> int:
-        """Characters of kept answers per namespace: its byte limit, else a fixed cap."""
+        """Bytes of kept answers per namespace: its byte limit, else a fixed cap."""
         return self.limits.max_namespace_bytes or IDEMPOTENCY_BUDGET
 
     def forget_key_records(self, tx: Tx, ns: str, keys: set[str], keep: str | None) -> None:
@@ -609,7 +629,7 @@ class Engine:
         where = f"ns = ? AND substr(fingerprint, 66) IN ({marks}) AND ikey <> ?"
         params = (ns, *sorted(keys), "*", keep or "")
         tx.run(
-            "UPDATE bw_namespaces SET bytes = bytes - (SELECT coalesce(sum(length(response)), 0)"
+            f"UPDATE bw_namespaces SET bytes = bytes - (SELECT coalesce(sum({self.octets}), 0)"
             f" FROM bw_idempotency WHERE {where}) WHERE ns = ?",
             (*params, ns),
         )
@@ -726,7 +746,7 @@ class Engine:
             found = self._lock_existing(tx, ns, now)
             gone = tx.all(
                 f"DELETE FROM bw_idempotency WHERE ns = ? AND created_at < {self._now_sql} - ?"
-                " RETURNING length(response)",
+                f" RETURNING {self.octets}",
                 (ns, now, IDEMPOTENCY_SECONDS),
             )
             if found is not None:

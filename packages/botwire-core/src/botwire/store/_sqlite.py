@@ -22,11 +22,11 @@ from .._errors import InvalidArgument, StorageFull, Unavailable
 from .._names import check_key
 from .._types import Entry, KeyPage, Limits, Op, Usage
 from ._guard import FileGuard, is_full
-from ._sql import Engine, JSONEntry, Tx, check_batch_size, fingerprint
+from ._sql import SQLITE_OCTETS, Engine, JSONEntry, Tx, check_batch_size, fingerprint, recount_sql
 
 __all__ = ["SQLiteStore"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS bw_meta (id INTEGER PRIMARY KEY CHECK (id = 1),"
     " version INTEGER NOT NULL, schema INTEGER NOT NULL)",
@@ -333,6 +333,7 @@ class SQLiteStore:
         with self._write() as tx:
             for statement in _SCHEMA:
                 tx.run(statement)
+            self._migrate(tx)
         if self.path != ":memory:" and not self.path.startswith("file:"):
             self._guard = FileGuard(self.path, reserve=reserve_space)
             if background_checkpoint is None:
@@ -377,6 +378,23 @@ class SQLiteStore:
             _fork.abandon(self._checkpointer)
             conn.execute(f"PRAGMA wal_autocheckpoint={_BACKSTOP_PAGES}")
             self._checkpointer = _Checkpointer(self, self._background_checkpoint or 1.0)
+
+    def _migrate(self, tx: Tx) -> None:
+        """Bring an older file's schema up to :data:`SCHEMA_VERSION` (in the opening write
+        transaction, so concurrent openers migrate once). 2 (issue 13): idempotency records
+        count in their namespace's bytes, in UTF-8 bytes; a one-time recount counts the
+        records kept before (by a version that did not count them, or counted characters)."""
+        row = tx.one("SELECT schema FROM bw_meta WHERE id = 1")
+        current = int(row[0]) if row is not None else SCHEMA_VERSION
+        if current > SCHEMA_VERSION:
+            raise Unavailable(
+                f"botwire: SQLite file {self.path!r} has schema {current}, newer than this "
+                f"botwire understands ({SCHEMA_VERSION}); upgrade botwire."
+            )
+        if current < 2:
+            tx.run(recount_sql(SQLITE_OCTETS))
+        if current != SCHEMA_VERSION:
+            tx.run("UPDATE bw_meta SET schema = ? WHERE id = 1", (SCHEMA_VERSION,))
 
     def _wal_pages(self, pages: int) -> int:
         """The WAL size (pages) past which a writer checkpoints: ``pages``, but at most 1/16 of
