@@ -26,14 +26,18 @@ N = DEFER_ROWS + 1500  # long enough to be deferred
 
 def _rows(path: Path, ns: str, key: str) -> int:
     with sqlite3.connect(path) as conn:
-        return int(conn.execute("SELECT count(*) FROM bw_items WHERE ns = ? AND key = ?",
-                                (ns, key)).fetchone()[0])
+        return int(
+            conn.execute(
+                "SELECT count(*) FROM bw_items WHERE ns = ? AND key = ?", (ns, key)
+            ).fetchone()[0]
+        )
 
 
 def _fill(store: SQLiteStore, ns: str, key: str, n: int) -> None:
     for start in range(0, n, 1000):
-        store.batch(ns, [Op("append", key, items=[f'"i{i}"' for i in range(start,
-                                                                    min(n, start + 1000))])])
+        store.batch(
+            ns, [Op("append", key, items=[f'"i{i}"' for i in range(start, min(n, start + 1000))])]
+        )
 
 
 def test_long_trim_is_logical_then_swept_in_chunks(tmp_path: Path) -> None:
@@ -97,8 +101,10 @@ def test_deleted_long_list_recreated_over_its_leftovers(tmp_path: Path) -> None:
 def test_server_long_list_trim_delete_recreate(backend: str, tmp_path: Path) -> None:
     ns, key = "lists", "long"
     url = key_path(ns, key)
-    with serving(backend, tmp_path, "--no-access-log") as server, \
-            httpx.Client(base_url=server.url, timeout=60, headers=JSON) as http:
+    with (
+        serving(backend, tmp_path, "--no-access-log") as server,
+        httpx.Client(base_url=server.url, timeout=60, headers=JSON) as http,
+    ):
         for start in range(0, N, 1000):
             items = [f"i{i}" for i in range(start, min(N, start + 1000))]
             assert http.patch(url, json={"append": items}).status_code == 200

@@ -37,5 +37,6 @@ def test_openapi_names_the_hardening_answers_and_headers(tmp_path: Path) -> None
         assert "X-BotWire-Key" in _params(key[method]), method
     assert "Idempotency-Key" in _params(key["patch"])
     assert "Idempotency-Key" in _params(batch["post"])
-    print(f"\nFIGURE openapi: {len(paths)} paths; key PUT answers "
-          f"{sorted(key['put']['responses'])}")
+    print(
+        f"\nFIGURE openapi: {len(paths)} paths; key PUT answers {sorted(key['put']['responses'])}"
+    )
