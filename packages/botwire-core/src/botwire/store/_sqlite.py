@@ -92,6 +92,9 @@ class _SQLiteTx:
         self._conn.executemany(sql, rows)
 
 
+_URI_ESCAPES = {"%": "%25", "?": "%3f", "#": "%23"}
+
+
 class _ReadGate:
     """Any number of readers at once; :meth:`acquire` (what a fork takes, see ``_fork``) waits
     until none is inside SQLite and holds new ones off until :meth:`release`."""
@@ -157,7 +160,9 @@ class _Readers:
         with self._lock.shared():
             conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
             if conn is None:
-                conn = sqlite3.connect(self._path, timeout=self._timeout,
+                # mode=rw: never create the file (one removed under the store stays gone)
+                uri = "file:" + "".join(_URI_ESCAPES.get(c, c) for c in self._path) + "?mode=rw"
+                conn = sqlite3.connect(uri, timeout=self._timeout, uri=True,
                                        isolation_level=None, check_same_thread=False)
                 conn.execute("PRAGMA query_only=1")
                 self._local.conn = conn
@@ -740,7 +745,9 @@ class SQLiteStore:
                 done = self.engine.forget_idempotency(tx, self.clock(), PURGE_BATCH)
             if done < PURGE_BATCH:
                 break
-        if self.engine.trashed:
+        # leftovers of long lists: a bounded purge (inside a request) sweeps only for a store
+        # that sweeps itself; the server's housekeeping (unbounded, in a thread) always does
+        if self.engine.trashed and (self.auto_sweep or max_batches is None):
             self.sweep(max_chunks=max_batches and max_batches * 10)
         return purged
 
