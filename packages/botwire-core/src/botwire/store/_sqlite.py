@@ -64,6 +64,10 @@ DEFER_ROWS = 2000
 SWEEP_ROWS = 1000
 #: A read of more list items than this is joined into JSON by SQLite (get_json)
 _JOIN_ROWS = 1000
+_ENTRY_SQL = (
+    "SELECT kind, value, version, created_at, updated_at, expires_at, head, tail FROM bw_entries"
+    " WHERE ns = ? AND key = ? AND (expires_at IS NULL OR expires_at > ?)"
+)
 # With a background checkpointer, writers still checkpoint themselves past this many WAL pages
 # (~40 MB), so the WAL stays bounded even if the thread falls behind.
 _BACKSTOP_PAGES = 10000
@@ -97,41 +101,42 @@ _URI_ESCAPES = {"%": "%25", "?": "%3f", "#": "%23"}
 
 class _ReadGate:
     """Any number of readers at once; :meth:`acquire` (what a fork takes, see ``_fork``) waits
-    until none is inside SQLite and holds new ones off until :meth:`release`."""
+    until none is inside SQLite and holds new ones off until :meth:`release`. Readers pay two
+    plain lock operations (every read goes through here); the rare waits poll."""
 
     def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
+        self._mutex = threading.Lock()
         self._readers = 0
         self._exclusive = False
 
-    @contextmanager
-    def shared(self) -> Iterator[None]:
-        with self._cond:
-            while self._exclusive:
-                self._cond.wait()
-            self._readers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                if not self._readers:
-                    self._cond.notify_all()
+    def __enter__(self) -> None:
+        mutex = self._mutex
+        mutex.acquire()
+        while self._exclusive:  # a fork in progress: wait for it
+            mutex.release()
+            time.sleep(0.001)
+            mutex.acquire()
+        self._readers += 1
+        mutex.release()
+
+    def __exit__(self, *exc: object) -> None:
+        with self._mutex:
+            self._readers -= 1
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        with self._cond:
-            ok = self._cond.wait_for(
-                lambda: not self._readers and not self._exclusive,
-                timeout if blocking and timeout >= 0 else (None if blocking else 0),
-            )
-            if ok:
-                self._exclusive = True
-            return ok
+        deadline = time.monotonic() + (timeout if timeout >= 0 else 1e9)
+        while True:
+            with self._mutex:
+                if not self._readers and not self._exclusive:
+                    self._exclusive = True
+                    return True
+            if not blocking or time.monotonic() >= deadline:
+                return False
+            time.sleep(0.001)
 
     def release(self) -> None:
-        with self._cond:
+        with self._mutex:
             self._exclusive = False
-            self._cond.notify_all()
 
 
 class _Readers:
@@ -155,19 +160,19 @@ class _Readers:
         self._local = threading.local()
         self._lock = _ReadGate()
 
-    @contextmanager
-    def connection(self) -> Iterator[sqlite3.Connection]:
-        with self._lock.shared():
-            conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-            if conn is None:
-                # mode=rw: never create the file (one removed under the store stays gone)
-                uri = "file:" + "".join(_URI_ESCAPES.get(c, c) for c in self._path) + "?mode=rw"
-                conn = sqlite3.connect(uri, timeout=self._timeout, uri=True,
-                                       isolation_level=None, check_same_thread=False)
-                conn.execute("PRAGMA query_only=1")
-                self._local.conn = conn
-                self._all.append(conn)
-            yield conn
+    def tx(self) -> _SQLiteTx:
+        """This thread's read-only connection, as a transaction handle; call it inside
+        ``with readers._lock:`` (the gate a fork waits on)."""
+        tx: _SQLiteTx | None = getattr(self._local, "tx", None)
+        if tx is None:
+            # mode=rw: never create the file (one removed under the store stays gone)
+            uri = "file:" + "".join(_URI_ESCAPES.get(c, c) for c in self._path) + "?mode=rw"
+            conn = sqlite3.connect(uri, timeout=self._timeout, uri=True,
+                                   isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA query_only=1")
+            tx = self._local.tx = _SQLiteTx(conn)
+            self._all.append(conn)
+        return tx
 
     def close(self) -> None:
         conns, self._all = self._all, []
@@ -507,50 +512,52 @@ class SQLiteStore:
                     if conn.in_transaction:
                         conn.execute("COMMIT")
             return
-        with self._readers.connection() as conn:
+        readers = self._readers
+        with readers._lock:
+            tx = readers.tx()
+            conn = tx._conn
             conn.execute("BEGIN")
             try:
-                yield _SQLiteTx(conn)
+                yield tx
             finally:
                 if conn.in_transaction:
                     conn.execute("COMMIT")
 
-    @contextmanager
-    def _reading(self) -> Iterator[Tx]:
-        """Like :meth:`_read` for a single statement (consistent by itself): no ``BEGIN``."""
-        if self._readers is None:
-            with self._lock:
-                yield self._tx
-            return
-        with self._readers.connection() as conn:
-            yield _SQLiteTx(conn)
+    def _gate(self) -> Any:
+        """What a read outside a transaction holds: the readers' gate, or the store's lock
+        (``:memory:``: reads share the writer's connection); with :meth:`_reader_tx`."""
+        return self._lock if self._readers is None else self._readers._lock
+
+    def _reader_tx(self) -> _SQLiteTx:
+        return self._tx if self._readers is None else self._readers.tx()
 
     # -- the Store protocol ------------------------------------------------------------------
 
     def get(self, namespace: str, key: str, *, tail: int | None = None) -> Entry | None:
-        with self._reading() as tx:
+        with self._gate():
             # One statement reads the entry and its items consistently; no BEGIN needed.
-            return self.engine.read(tx, namespace, key, tail, self.clock())
+            return self.engine.read(self._reader_tx(), namespace, key, tail, self.clock())
 
     def get_json(self, namespace: str, key: str, *, tail: int | None = None) -> JSONEntry | None:
         """Like :meth:`get`, with the value as its stored JSON text (see ``Engine.read_json``)."""
         now = self.clock()
-        if self._readers is None:
-            with self._reading() as tx:
-                return self.engine.read_json(tx, namespace, key, tail, now)
-        with self._read() as tx:  # one snapshot for both statements
-            found = tx.one(
-                "SELECT kind, version, created_at, updated_at, expires_at, head, tail"
-                " FROM bw_entries WHERE ns = ? AND key = ? AND (expires_at IS NULL OR"
-                " expires_at > ?)",
-                (namespace, key, now),
-            )
+        with self._gate():
+            tx = self._reader_tx()
+            found = tx.one(_ENTRY_SQL, (namespace, key, now))
             if found is None:
                 return None
-            kind, version, created, updated, expires, head, end = found
+            kind, text, version, created, updated, expires, head, end = found
+            if kind != 1 and tail is None:  # a plain value: this one statement is the read
+                return text, version, created, updated, expires
             start = head if tail is None or tail < 0 else max(head, end - tail)
-            if kind != 1 or end - start <= _JOIN_ROWS:
+            if kind != 1 or end - start <= _JOIN_ROWS or self._readers is None:
+                return self.engine.read_json(tx, namespace, key, tail, now)  # one statement
+        with self._read() as tx:  # a long list: one snapshot for both statements
+            found = tx.one(_ENTRY_SQL, (namespace, key, now))
+            if found is None or found[0] != 1:  # changed meanwhile
                 return self.engine.read_json(tx, namespace, key, tail, now)
+            kind, text, version, created, updated, expires, head, end = found
+            start = head if tail is None or tail < 0 else max(head, end - tail)
             # A long list joined by SQLite itself, off the GIL: built row by row in Python it
             # held the GIL for ~0.5 s, and the event loop's other requests waited on it.
             # (The rows come in the primary key's order, that of the range scan.)
