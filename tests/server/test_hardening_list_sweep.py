@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -124,3 +125,52 @@ def test_server_long_list_trim_delete_recreate(backend: str, tmp_path: Path) -> 
             while _rows(database, ns, key) != 1 and time.monotonic() < deadline:
                 time.sleep(0.05)
             assert _rows(database, ns, key) == 1
+
+
+def _child(path: str, queue: Any) -> None:
+    store = _shared[0]
+    try:
+        store.batch("f", [Op("set", "child", value='"c"')])
+        queue.put((store.get("f", "parent").value, store.get_json("f", "child")[0]))  # type: ignore[union-attr,index]
+    except BaseException as exc:  # reported to the parent
+        queue.put(repr(exc))
+
+
+_shared: list[SQLiteStore] = []
+
+
+def test_read_connections_survive_fork_while_another_thread_reads(tmp_path: Path) -> None:
+    """The per-thread read connections are the parent's: a forked child (gunicorn
+    ``--preload``, multiprocessing) opens its own, even while a parent thread is mid-read."""
+    import multiprocessing
+    import threading
+
+    path = tmp_path / "f.db"
+    store = SQLiteStore(path)
+    _shared[:] = [store]
+    stop = threading.Event()
+    try:
+        store.batch("f", [Op("set", "parent", value='"p"')])
+        _fill(store, "f", "long", 3000)
+
+        def reader() -> None:
+            while not stop.is_set():
+                assert store.get_json("f", "long") is not None
+
+        thread = threading.Thread(target=reader, daemon=True)
+        thread.start()
+        ctx = multiprocessing.get_context("fork")
+        for _ in range(3):
+            queue = ctx.Queue()
+            proc = ctx.Process(target=_child, args=(str(path), queue))
+            proc.start()
+            got = queue.get(timeout=30)
+            proc.join(30)
+            assert got == ("p", '"c"'), got
+        stop.set()
+        thread.join(10)
+        assert store.get("f", "child").value == "c"  # type: ignore[union-attr]
+    finally:
+        stop.set()
+        _shared.clear()
+        store.close()

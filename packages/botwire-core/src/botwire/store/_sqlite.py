@@ -124,15 +124,26 @@ class _ReadGate:
             self._readers -= 1
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        """Hold new readers off at once, then wait for the current ones to leave (so a busy
+        reader cannot starve a fork)."""
         deadline = time.monotonic() + (timeout if timeout >= 0 else 1e9)
+        with self._mutex:  # one exclusive holder at a time
+            while self._exclusive:
+                self._mutex.release()
+                if not blocking or time.monotonic() >= deadline:
+                    self._mutex.acquire()
+                    return False
+                time.sleep(0.001)
+                self._mutex.acquire()
+            self._exclusive = True
         while True:
             with self._mutex:
-                if not self._readers and not self._exclusive:
-                    self._exclusive = True
+                if not self._readers:
                     return True
             if not blocking or time.monotonic() >= deadline:
+                self.release()
                 return False
-            time.sleep(0.001)
+            time.sleep(0.0005)
 
     def release(self) -> None:
         with self._mutex:
