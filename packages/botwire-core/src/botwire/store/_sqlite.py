@@ -22,6 +22,7 @@ from .._errors import InvalidArgument, StorageFull, Unavailable
 from .._names import check_key
 from .._types import Entry, KeyPage, Limits, Op, Usage
 from ._guard import FileGuard, is_full
+from ._readers import Readers
 from ._sql import SQLITE_OCTETS, Engine, JSONEntry, Tx, check_batch_size, fingerprint, recount_sql
 
 __all__ = ["SQLiteStore"]
@@ -94,103 +95,6 @@ class _SQLiteTx:
 
     def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         self._conn.executemany(sql, rows)
-
-
-_URI_ESCAPES = {"%": "%25", "?": "%3f", "#": "%23"}
-
-
-class _ReadGate:
-    """Any number of readers at once; :meth:`acquire` (what a fork takes, see ``_fork``) waits
-    until none is inside SQLite and holds new ones off until :meth:`release`. Readers pay two
-    plain lock operations (every read goes through here); the rare waits poll."""
-
-    def __init__(self) -> None:
-        self._mutex = threading.Lock()
-        self._readers = 0
-        self._exclusive = False
-
-    def __enter__(self) -> None:
-        mutex = self._mutex
-        mutex.acquire()
-        while self._exclusive:  # a fork in progress: wait for it
-            mutex.release()
-            time.sleep(0.001)
-            mutex.acquire()
-        self._readers += 1
-        mutex.release()
-
-    def __exit__(self, *exc: object) -> None:
-        with self._mutex:
-            self._readers -= 1
-
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        """Hold new readers off at once, then wait for the current ones to leave (so a busy
-        reader cannot starve a fork)."""
-        deadline = time.monotonic() + (timeout if timeout >= 0 else 1e9)
-        with self._mutex:  # one exclusive holder at a time
-            while self._exclusive:
-                self._mutex.release()
-                if not blocking or time.monotonic() >= deadline:
-                    self._mutex.acquire()
-                    return False
-                time.sleep(0.001)
-                self._mutex.acquire()
-            self._exclusive = True
-        while True:
-            with self._mutex:
-                if not self._readers:
-                    return True
-            if not blocking or time.monotonic() >= deadline:
-                self.release()
-                return False
-            time.sleep(0.0005)
-
-    def release(self) -> None:
-        with self._mutex:
-            self._exclusive = False
-
-
-class _Readers:
-    """Read-only connections, one per thread, so that reads never wait for the writer's
-    connection (issue 13: another tenant's ``PUT`` waited 437 ms behind a 15 MB ``GET`` that
-    held the store's one connection). WAL lets them read while a write commits; each read
-    sees one committed snapshot."""
-
-    def __init__(self, path: str, timeout: float) -> None:
-        self._path = path
-        self._timeout = timeout
-        self._lock = _ReadGate()
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        _fork.register(self)
-
-    def _after_fork(self) -> None:
-        """The parent's connections are the parent's: kept aside, never used nor closed."""
-        _fork.abandon(self._all)
-        self._all = []
-        self._local = threading.local()
-        self._lock = _ReadGate()
-
-    def tx(self) -> _SQLiteTx:
-        """This thread's read-only connection, as a transaction handle; call it inside
-        ``with readers._lock:`` (the gate a fork waits on)."""
-        tx: _SQLiteTx | None = getattr(self._local, "tx", None)
-        if tx is None:
-            # mode=rw: never create the file (one removed under the store stays gone)
-            uri = "file:" + "".join(_URI_ESCAPES.get(c, c) for c in self._path) + "?mode=rw"
-            conn = sqlite3.connect(uri, timeout=self._timeout, uri=True,
-                                   isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA query_only=1")
-            tx = self._local.tx = _SQLiteTx(conn)
-            self._all.append(conn)
-        return tx
-
-    def close(self) -> None:
-        conns, self._all = self._all, []
-        self._local = threading.local()
-        for conn in conns:
-            with contextlib.suppress(sqlite3.Error):
-                conn.close()
 
 
 class _Checkpointer:
@@ -359,9 +263,9 @@ class SQLiteStore:
             self._guard = FileGuard(self.path, reserve=reserve_space)
             if background_checkpoint is None:
                 conn.execute(f"PRAGMA wal_autocheckpoint={self._wal_pages(1000)}")
-        self._readers: _Readers | None = None
+        self._readers: Readers[_SQLiteTx] | None = None
         if self.path != ":memory:" and not self.path.startswith("file:"):
-            self._readers = _Readers(self.path, busy_timeout)
+            self._readers = Readers(self.path, busy_timeout, _SQLiteTx)
         # Long lists are trimmed and deleted at once logically, their rows swept afterwards in
         # chunks (Engine.sweep); auto_sweep: by the call that left them, else by sweep().
         self.engine.defer_rows = DEFER_ROWS
