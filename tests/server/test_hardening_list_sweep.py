@@ -17,6 +17,7 @@ import httpx
 import pytest
 from support.probe import BACKENDS, serving
 
+from botwire import InvalidArgument
 from botwire._wire import key_path
 from botwire.store import Op, SQLiteStore
 from botwire.store._sqlite import DEFER_ROWS, SWEEP_ROWS
@@ -47,6 +48,14 @@ def test_long_trim_is_logical_then_swept_in_chunks(tmp_path: Path) -> None:
     try:
         _fill(store, "a", "h", N)
         before = store.usage("a").bytes
+        # a long read is joined by SQLite itself: the same text, in order; tail counts
+        joined = store.get_json("a", "h")[0]  # type: ignore[index]
+        assert joined == "[" + ",".join(f'"i{i}"' for i in range(N)) + "]"
+        assert store.get_json("a", "h", tail=N - 10)[0] == (  # type: ignore[index]
+            "[" + ",".join(f'"i{i}"' for i in range(10, N)) + "]"
+        )
+        with pytest.raises(InvalidArgument):
+            store.get_json("a", "h", tail=-1)
         out = store.batch("a", [Op("append", "h", items=['"last"', '"end"'], max_len=3)])
         assert out[0]["length"] == 3
         assert store.get("a", "h").value == [f"i{N - 1}", "last", "end"]  # type: ignore[union-attr]

@@ -464,8 +464,9 @@ class SQLiteStore:
             kind, text, version, created, updated, expires, head, end = found
             if kind != 1 and tail is None:  # a plain value: this one statement is the read
                 return text, version, created, updated, expires
+            bad_tail = tail is not None and tail < 0  # the engine's read names the error
             start = head if tail is None or tail < 0 else max(head, end - tail)
-            if kind != 1 or end - start <= _JOIN_ROWS or self._readers is None:
+            if kind != 1 or bad_tail or end - start <= _JOIN_ROWS or self._readers is None:
                 return self.engine.read_json(tx, namespace, key, tail, now)  # one statement
         with self._read() as tx:  # a long list: one snapshot for both statements
             found = tx.one(_ENTRY_SQL, (namespace, key, now))
