@@ -477,13 +477,14 @@ class SQLiteStore:
             # A long list joined by SQLite itself, off the GIL: built row by row in Python it
             # held the GIL for ~0.5 s, and the event loop's other requests waited on it.
             # (The rows come in the primary key's order, that of the range scan.)
+            # (The brackets too: one 15 MB copy fewer under the GIL.)
             row = tx.one(
-                "SELECT group_concat(value, ',') FROM (SELECT value FROM bw_items"
-                " WHERE ns = ? AND key = ? AND seq >= ? AND seq < ? ORDER BY seq)",
+                "SELECT '[' || coalesce(group_concat(value, ','), '') || ']' FROM (SELECT value"
+                " FROM bw_items WHERE ns = ? AND key = ? AND seq >= ? AND seq < ? ORDER BY seq)",
                 (namespace, key, start, end),
             )
-            text = row[0] if row is not None and row[0] is not None else ""
-            return "[" + text + "]", version, created, updated, expires
+            text = row[0] if row is not None else "[]"
+            return text, version, created, updated, expires
 
     def batch(
         self,
