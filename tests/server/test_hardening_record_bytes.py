@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from support.probe import BACKENDS, serving
-from support.server import ServerProcess
+from support.server import ServerProcess, running_server
 
 from botwire._wire import key_path
 from botwire_server.auth import mint_token
@@ -53,10 +53,12 @@ def srv(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Server
 
 
 def _stored(database: str, ns: str) -> tuple[int, int]:
-    """(bytes of entries, characters of idempotency records) in ``ns``, from the database."""
+    """(bytes of entries, UTF-8 bytes of idempotency records) in ``ns``, from the database."""
     data = _sql(database, "SELECT coalesce(sum(bytes), 0) FROM bw_entries WHERE ns = ?", ns)
+    octets = ("length(CAST(response AS BLOB))" if database.endswith(".db")
+              else "octet_length(response)")
     records = _sql(
-        database, "SELECT coalesce(sum(length(response)), 0) FROM bw_idempotency WHERE ns = ?", ns
+        database, f"SELECT coalesce(sum({octets}), 0) FROM bw_idempotency WHERE ns = ?", ns
     )
     return int(data), int(records)
 
@@ -110,3 +112,58 @@ def test_records_count_in_the_namespace_bytes(srv: tuple[ServerProcess, str]) ->
         assert _usage(http, ns) == sum(_stored(database, ns))
         assert http.delete(f"/v1/namespaces/{ns}").status_code == 200
         assert _usage(http, ns) == 0 and _stored(database, ns) == (0, 0)
+
+
+def test_records_count_utf8_bytes_not_characters(srv: tuple[ServerProcess, str]) -> None:
+    """A kept answer holding "ü" * 1000 counts 2,000+ bytes (it counted 1,000 characters)."""
+    server, database = srv
+    ns, url = "t2", key_path("t2", "umlauts")
+    with _client(server, "write") as http:
+        assert http.patch(url, json={"append": ["ü" * 1000]}).status_code == 200
+        r = http.patch(url, json={"pop": True}, headers={"Idempotency-Key": "u1"})
+        assert r.status_code == 200 and r.json()["value"] == "ü" * 1000
+        data, records = _stored(database, ns)
+        used = _usage(http, ns)
+        print(f"\nFIGURE a kept answer of 1000 x 'ü': record {records} B (UTF-8), "
+              f"usage {used} B")
+        assert records >= 2000
+        assert used == data + records
+        # and freed by the same measure: nothing is left over when the key goes
+        assert http.delete(url).status_code == 200
+        assert _usage(http, ns) == sum(_stored(database, ns)) == 0
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_upgrade_recounts_records_kept_before(backend: str, tmp_path: Path) -> None:
+    """A store written by a version that kept records outside the bytes (or counted their
+    characters) is recounted once when the new server first opens it."""
+    if backend == "postgres":
+        from support.postgres import new_database
+
+        database: Any = new_database("botwire_recount")
+        old_schema = 2
+    else:
+        database = tmp_path / "old.db"
+        old_schema = 1
+    env = {"BOTWIRE_TOKEN_SECRET": SECRET}
+    ns = "t3"
+    with running_server("--no-access-log", database=database, env=env) as server, \
+            _client(server, "write") as http:
+        url = key_path(ns, "stack")
+        assert http.put(key_path(ns, "v"), json={"value": "ä" * 100}).status_code == 200
+        for i in range(3):
+            assert http.patch(url, json={"append": ["ö" * 500]}).status_code == 200
+            assert http.patch(url, json={"pop": True},
+                              headers={"Idempotency-Key": f"k{i}"}).status_code == 200
+    db = str(database)
+    data, records = _stored(db, ns)
+    assert records >= 3000
+    # what the old code left: records outside the bytes, and the older schema number
+    _sql(db, "UPDATE bw_namespaces SET bytes = ? WHERE ns = ? RETURNING bytes", data, ns)
+    _sql(db, "UPDATE bw_meta SET schema = ? RETURNING schema", old_schema)
+    with running_server("--no-access-log", database=database, env=env) as server, \
+            _client(server, "read") as http:
+        used = _usage(http, ns)
+    print(f"\nFIGURE upgrade [{backend}]: data {data} B + records {records} B; usage after "
+          f"the recount {used} B (was {data} B)")
+    assert used == data + records

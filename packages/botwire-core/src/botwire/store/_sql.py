@@ -53,12 +53,28 @@ IDEMPOTENCY_SECONDS = 86400.0
 MAX_BATCH_OPS = 1000  # ops per transaction, like Deno KV's 1000 mutations per commit
 #: Idempotency records kept per namespace (oldest dropped first) ...
 MAX_IDEMPOTENCY_RECORDS = 1000
-#: ... and characters of their answers, when the namespace has no byte limit ...
+#: ... and UTF-8 bytes of their answers, when the namespace has no byte limit ...
 IDEMPOTENCY_BUDGET = 16 * 1024 * 1024
-#: ... checked when an answer over this many characters is kept (smaller ones total at most
+#: ... checked when an answer over this many bytes is kept (smaller ones total at most
 #: MAX_IDEMPOTENCY_RECORDS * SMALL_RECORD = 4 MiB per namespace).
 SMALL_RECORD = 4096
 _ENTRY_COLS = "kind, value, version, created_at, updated_at, expires_at, bytes, length, head, tail"
+
+
+SQLITE_OCTETS = "length(CAST(response AS BLOB))"
+PG_OCTETS = "octet_length(response)"
+
+
+def recount_sql(octets: str) -> str:
+    """The statement that sets every namespace's bytes to its entries' plus its kept answers'
+    (a one-time recount on upgrade: records kept before they were counted, or counted in
+    characters, issue 13)."""
+    return (
+        "UPDATE bw_namespaces SET bytes = (SELECT coalesce(sum(e.bytes), 0) FROM bw_entries e"
+        " WHERE e.ns = bw_namespaces.ns) + (SELECT coalesce(sum("
+        + octets.replace("response", "i.response")
+        + "), 0) FROM bw_idempotency i WHERE i.ns = bw_namespaces.ns)"
+    )
 
 
 def _read_sql(item_filter: str, now_sql: str = "?") -> str:
@@ -72,9 +88,12 @@ def _read_sql(item_filter: str, now_sql: str = "?") -> str:
 
 
 # Engine.read_query's two statements (the text of each is constant: backends cache per text).
-_READ_SQL = _read_sql("")
-_READ_TAIL_SQL = _read_sql(" AND i.seq >= e.tail - ?")
-_TAIL_FILTER = " AND i.seq >= e.tail - ?"
+# Rows below the entry's head are a trimmed or deleted list's leftovers, not yet swept
+# (Engine.sweep): never read. One lower bound per statement, so the index range starts there.
+_HEAD_FILTER = " AND i.seq >= e.head"
+_TAIL_FILTER = " AND i.seq >= CASE WHEN e.head > e.tail - ? THEN e.head ELSE e.tail - ? END"
+_READ_SQL = _read_sql(_HEAD_FILTER)
+_READ_TAIL_SQL = _read_sql(_TAIL_FILTER)
 # The database clock (PostgreSQL), for every replica to agree on "now": ``?`` binds an offset
 # (0, or a testing clock's) instead of a time. Reads use the statement's start; a write takes
 # its time once, right after its namespace lock is granted (``clock_timestamp()`` in the
@@ -183,6 +202,7 @@ class Engine:
         next_version: Callable[[Tx], int],
         lock_first: bool = True,
         db_clock: bool = False,
+        octets: str = SQLITE_OCTETS,
     ) -> None:
         """``lock_first=False`` is for a backend whose write transactions already exclude each
         other (SQLite's ``BEGIN IMMEDIATE``): the statistics row then needs no lock, so a write
@@ -196,17 +216,26 @@ class Engine:
         the namespace lock is used (no extra statement). Requires ``lock_first``."""
         self.limits = limits
         self.clock = clock
+        #: SQL for the UTF-8 bytes of a kept answer (SQLite before 3.43 has no octet_length)
+        self.octets = octets
         self._next_version = next_version
         self._lock_first = lock_first or db_clock
         self.db_clock = db_clock
         now_sql = DB_NOW_SQL if db_clock else "?"
         self._now_sql = now_sql
-        self._read_sqls = (_read_sql("", now_sql), _read_sql(_TAIL_FILTER, now_sql))
+        self._read_sqls = (_read_sql(_HEAD_FILTER, now_sql), _read_sql(_TAIL_FILTER, now_sql))
         # List limits (0 = unlimited), checked in the write transaction; a server sets them so
         # that no request has to read, write or trim an unbounded number of rows (issue 13).
         self.max_append_items = 0
         self.max_list_length = 0
         self.max_list_bytes = 0
+        #: A trim or delete of more list rows than this (0: never) is done logically: the
+        #: entry's head moves, or the entry goes, at once; the rows are left below a floor in
+        #: ``bw_trash`` for :meth:`sweep` to remove in chunks (a backend with that table and
+        #: one writer at a time, SQLite, sets it: there a 100k-row delete held every other
+        #: writer 129-406 ms, issue 13). ``trashed`` tells the backend to sweep.
+        self.defer_rows = 0
+        self.trashed = False
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -227,7 +256,7 @@ class Engine:
                 namespace=ns,
                 key=key,
             )
-        return sqls[1], [tail, ns, key, now]
+        return sqls[1], [tail, tail, ns, key, now]
 
     def entry_from_rows(
         self, ns: str, key: str, tail: int | None, rows: Sequence[tuple[Any, ...]]
@@ -523,9 +552,9 @@ class Engine:
         ``*``; a delete of that key (or of the namespace) removes the record with the data, so
         a replay never returns deleted data. At most :data:`MAX_IDEMPOTENCY_RECORDS` records
         (``kept`` were there before this one) and, whenever a large answer
-        (> :data:`SMALL_RECORD` characters) is added, :meth:`idempotency_budget` characters of
+        (> :data:`SMALL_RECORD` bytes) is added, :meth:`idempotency_budget` bytes of
         answers are kept per namespace; the oldest go first (a retry comes seconds after its
-        request, not after a thousand others). A record counts its answer's characters of JSON;
+        request, not after a thousand others). A record counts its answer's UTF-8 bytes of JSON;
         older records make way for it under the byte limit, and a request whose own answer
         cannot fit is refused (QuotaExceeded, nothing applied). Small records cost no extra
         statement.
@@ -542,12 +571,13 @@ class Engine:
             " VALUES (?, ?, ?, ?, ?)",
             (ns, ikey, f"{fp or '0' * 64} {scope}", ctx.now, response),
         )
-        stats.bytes += len(response)
+        size_of = _utf8_len(response)  # bytes, like the data's (issue 13: not characters)
+        stats.bytes += size_of
         count, size = kept + 1, 0
         budget = self.idempotency_budget()
-        if len(response) > SMALL_RECORD:
+        if size_of > SMALL_RECORD:
             row = tx.one(
-                "SELECT count(*), coalesce(sum(length(response)), 0) FROM bw_idempotency"
+                f"SELECT count(*), coalesce(sum({self.octets}), 0) FROM bw_idempotency"
                 " WHERE ns = ?",
                 (ns,),
             )
@@ -561,7 +591,7 @@ class Engine:
     def shed_records(self, tx: Tx, ns: str, stats: _Stats, cap: int, *, keep: str = "",
                      count: int = 0, size: int = 0) -> None:
         """Drop the namespace's oldest idempotency records (not ``keep``) until at most
-        :data:`MAX_IDEMPOTENCY_RECORDS` (``count``), :meth:`idempotency_budget` characters
+        :data:`MAX_IDEMPOTENCY_RECORDS` (``count``), :meth:`idempotency_budget` bytes
         (``size``) and, with ``cap``, ``stats.bytes <= cap`` hold; their bytes are freed."""
         budget = self.idempotency_budget()
 
@@ -572,7 +602,7 @@ class Engine:
         if not over():
             return
         oldest = tx.all(
-            "SELECT ikey, length(response) FROM bw_idempotency WHERE ns = ? AND ikey <> ?"
+            f"SELECT ikey, {self.octets} FROM bw_idempotency WHERE ns = ? AND ikey <> ?"
             " ORDER BY created_at, ikey",
             (ns, keep),
         )
@@ -587,7 +617,7 @@ class Engine:
             tx.many("DELETE FROM bw_idempotency WHERE ns = ? AND ikey = ?", gone)
 
     def idempotency_budget(self) -> int:
-        """Characters of kept answers per namespace: its byte limit, else a fixed cap."""
+        """Bytes of kept answers per namespace: its byte limit, else a fixed cap."""
         return self.limits.max_namespace_bytes or IDEMPOTENCY_BUDGET
 
     def forget_key_records(self, tx: Tx, ns: str, keys: set[str], keep: str | None) -> None:
@@ -599,7 +629,7 @@ class Engine:
         where = f"ns = ? AND substr(fingerprint, 66) IN ({marks}) AND ikey <> ?"
         params = (ns, *sorted(keys), "*", keep or "")
         tx.run(
-            "UPDATE bw_namespaces SET bytes = bytes - (SELECT coalesce(sum(length(response)), 0)"
+            f"UPDATE bw_namespaces SET bytes = bytes - (SELECT coalesce(sum({self.octets}), 0)"
             f" FROM bw_idempotency WHERE {where}) WHERE ns = ?",
             (*params, ns),
         )
@@ -648,7 +678,22 @@ class Engine:
             " WHERE ns = ? AND (expires_at IS NULL OR expires_at > ?)",
             (ns, now),
         )
-        tx.run("DELETE FROM bw_items WHERE ns = ?", (ns,))
+        if self.defer_rows:
+            # long lists (and any with leftovers) are swept later; the rest go now
+            long = tx.all(
+                "SELECT key, tail FROM bw_entries WHERE ns = ? AND kind = 1 AND (length > ?"
+                " OR key IN (SELECT key FROM bw_trash WHERE ns = ?))",
+                (ns, self.defer_rows, ns),
+            )
+            for key, tail in long:
+                self.trash(tx, ns, key, int(tail))
+            tx.run(
+                "DELETE FROM bw_items WHERE ns = ? AND key NOT IN"
+                " (SELECT key FROM bw_trash WHERE ns = ?)",
+                (ns, ns),
+            )
+        else:
+            tx.run("DELETE FROM bw_items WHERE ns = ?", (ns,))
         tx.run("DELETE FROM bw_entries WHERE ns = ?", (ns,))
         tx.run("DELETE FROM bw_idempotency WHERE ns = ?", (ns,))  # no replay of deleted data
         stats.keys = stats.bytes = 0
@@ -669,14 +714,14 @@ class Engine:
         """Delete the namespace's expired entries; the caller holds the namespace lock."""
         gone = tx.all(
             "DELETE FROM bw_entries WHERE ns = ? AND expires_at IS NOT NULL AND expires_at <= ?"
-            " RETURNING key, kind, bytes",
+            " RETURNING key, kind, bytes, length, tail",
             (ns, now),
         )
-        lists = [(ns, key) for key, kind, _ in gone if kind == LIST]
-        if lists:
-            tx.many("DELETE FROM bw_items WHERE ns = ? AND key = ?", lists)
+        for key, kind, _, length, tail in gone:
+            if kind == LIST:
+                self.drop_items(tx, ns, key, int(length), int(tail))
         stats.keys -= len(gone)
-        stats.bytes -= sum(b for _, _, b in gone)
+        stats.bytes -= sum(int(r[2]) for r in gone)
         return len(gone)
 
     def expired_namespaces(self, tx: Tx, now: float, limit: int = 100) -> list[str]:
@@ -701,7 +746,7 @@ class Engine:
             found = self._lock_existing(tx, ns, now)
             gone = tx.all(
                 f"DELETE FROM bw_idempotency WHERE ns = ? AND created_at < {self._now_sql} - ?"
-                " RETURNING length(response)",
+                f" RETURNING {self.octets}",
                 (ns, now, IDEMPOTENCY_SECONDS),
             )
             if found is not None:
@@ -709,6 +754,52 @@ class Engine:
                 stats.bytes -= sum(int(r[0]) for r in gone)
                 self.save_namespace(tx, ns, stats)
         return len(rows)
+
+    def trash(self, tx: Tx, ns: str, key: str, below: int) -> None:
+        """Mark every list row of ``key`` with ``seq < below`` as garbage for :meth:`sweep`."""
+        tx.run(
+            "INSERT INTO bw_trash (ns, key, below) VALUES (?, ?, ?) ON CONFLICT (ns, key)"
+            " DO UPDATE SET below = CASE WHEN below > excluded.below THEN below"
+            " ELSE excluded.below END",
+            (ns, key, below),
+        )
+        self.trashed = True
+
+    def list_floor(self, tx: Tx, ns: str, key: str) -> int:
+        """Where a new list of ``key`` starts: above any leftovers of an earlier one."""
+        if not self.defer_rows:
+            return 0
+        row = tx.one("SELECT below FROM bw_trash WHERE ns = ? AND key = ?", (ns, key))
+        return int(row[0]) if row is not None else 0
+
+    def drop_items(self, tx: Tx, ns: str, key: str, length: int, tail: int) -> None:
+        """Remove a list's rows (the entry is going): at once when few, else left to
+        :meth:`sweep` below the list's ``tail``."""
+        if self.defer_rows and length > self.defer_rows:
+            self.trash(tx, ns, key, tail)
+        else:
+            tx.run("DELETE FROM bw_items WHERE ns = ? AND key = ?", (ns, key))
+
+    def sweep(self, tx: Tx, limit: int) -> int:
+        """Remove up to ``limit`` garbage list rows of one trashed list: the number removed,
+        0 when that list was done (its mark dropped), -1 when nothing is left to sweep."""
+        mark = tx.one("SELECT ns, key, below FROM bw_trash LIMIT 1")
+        if mark is None:
+            return -1
+        ns, key, below = mark
+        low = tx.one(
+            "SELECT min(seq) FROM bw_items WHERE ns = ? AND key = ? AND seq < ?", (ns, key, below)
+        )
+        if low is None or low[0] is None:
+            tx.run("DELETE FROM bw_trash WHERE ns = ? AND key = ? AND below = ?", mark)
+            return 0
+        upto = min(int(below), int(low[0]) + limit)
+        gone = tx.all(
+            "DELETE FROM bw_items WHERE ns = ? AND key = ? AND seq >= ? AND seq < ?"
+            " RETURNING seq",
+            (ns, key, low[0], upto),
+        )
+        return len(gone)
 
     def _not_a_list(self, ns: str, key: str, value: Any, what: str) -> TypeMismatch:
         return TypeMismatch(
@@ -787,7 +878,7 @@ class _Ctx:
     def _remove(self, key: str, row: _Row) -> None:
         self.tx.run("DELETE FROM bw_entries WHERE ns = ? AND key = ?", (self.ns, key))
         if row.kind == LIST:
-            self.tx.run("DELETE FROM bw_items WHERE ns = ? AND key = ?", (self.ns, key))
+            self.engine.drop_items(self.tx, self.ns, key, row.length, row.tail)
         self.stats.keys -= 1
         self.stats.bytes -= row.bytes
 
@@ -917,11 +1008,12 @@ class _Ctx:
     def _list_of(self, op: Op, row: _Row | None, what: str) -> tuple[int, int, int, int]:
         """(head, tail, length, content bytes) of the list at ``op.key``, converting a JSON array
         stored by ``set`` into list rows once so that later appends do not rewrite it."""
-        if row is None:
-            return 0, 0, 0, 0
-        if row.kind == LIST:
+        if row is not None and row.kind == LIST:
             content = row.bytes - _utf8_len(op.key) - 2 - max(row.length - 1, 0)
             return row.head, row.tail, row.length, content
+        floor = self.engine.list_floor(self.tx, self.ns, op.key)  # above any leftovers
+        if row is None:
+            return floor, floor, 0, 0
         value = decode(row.value or "null")
         if not isinstance(value, list):
             raise self.engine._not_a_list(self.ns, op.key, value, what)
@@ -929,9 +1021,10 @@ class _Ctx:
         sizes = [_utf8_len(t) for t in items]
         self.tx.many(
             "INSERT INTO bw_items (ns, key, seq, value, bytes) VALUES (?, ?, ?, ?, ?)",
-            [(self.ns, op.key, i, t, s) for i, (t, s) in enumerate(zip(items, sizes, strict=True))],
+            [(self.ns, op.key, floor + i, t, s)
+             for i, (t, s) in enumerate(zip(items, sizes, strict=True))],
         )
-        return 0, len(items), len(items), sum(sizes)
+        return floor, floor + len(items), len(items), sum(sizes)
 
     # -- operations --------------------------------------------------------------------------
 
@@ -960,7 +1053,7 @@ class _Ctx:
         self._check_size(op.key, size)
         expires = self._expiry(op.key, op.ttl, row, keep=False)
         if row is not None and row.kind == LIST:
-            self.tx.run("DELETE FROM bw_items WHERE ns = ? AND key = ?", (self.ns, op.key))
+            self.engine.drop_items(self.tx, self.ns, op.key, row.length, row.tail)
         created = row.created_at if row is not None else self.now
         new = _Row(
             VALUE,
@@ -1022,12 +1115,8 @@ class _Ctx:
         length += len(op.items)
         content += sum(sizes)
         if op.max_len is not None and length > op.max_len:
+            content = self._trim(op.key, head, tail, op.max_len, content)
             head = tail - op.max_len
-            gone = self.tx.all(
-                "DELETE FROM bw_items WHERE ns = ? AND key = ? AND seq < ? RETURNING bytes",
-                (self.ns, op.key, head),
-            )
-            content -= sum(r[0] for r in gone)
             length = op.max_len
         created = row.created_at if row is not None else self.now
         new = _Row(
@@ -1054,6 +1143,31 @@ class _Ctx:
                 "max_list_bytes", engine.max_list_bytes, "delete it or start a new key")
         self._store(op.key, row, new)
         return {"version": new.version, "length": length}
+
+    def _trim(self, key: str, head: int, tail: int, keep: int, content: int) -> int:
+        """Drop the list's items below ``tail - keep`` (``[head, tail)`` are live); return the
+        content bytes left. A long trim (``Engine.defer_rows``) only moves the head: reads
+        skip the rows below it and ``Engine.sweep`` removes them later in chunks; the bytes
+        are summed over whichever side is shorter, the trimmed or the kept rows."""
+        new_head = tail - keep
+        trimmed = new_head - head
+        engine = self.engine
+        if not (engine.defer_rows and trimmed > engine.defer_rows):
+            gone = self.tx.all(
+                "DELETE FROM bw_items WHERE ns = ? AND key = ? AND seq >= ? AND seq < ?"
+                " RETURNING bytes",
+                (self.ns, key, head, new_head),
+            )
+            return content - sum(int(r[0]) for r in gone)
+        lo, hi = (new_head, tail) if keep < trimmed else (head, new_head)
+        row = self.tx.one(
+            "SELECT coalesce(sum(bytes), 0) FROM bw_items"
+            " WHERE ns = ? AND key = ? AND seq >= ? AND seq < ?",
+            (self.ns, key, lo, hi),
+        )
+        summed = int(row[0]) if row is not None else 0
+        engine.trash(self.tx, self.ns, key, new_head)
+        return summed if keep < trimmed else content - summed
 
     def _list_limit(self, op: Op, what: str, quota: str, limit: int, fix: str
                     ) -> ValueTooLarge:

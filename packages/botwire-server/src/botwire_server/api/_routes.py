@@ -52,7 +52,13 @@ _ETAG = {"ETag": {"description": 'the entry\'s version, quoted: "<version>"',
                   "schema": {"type": "string"}}}
 _IF_MATCH = header_param("If-Match", 'apply only if the version is this one: "<version>"')
 _IDEMPOTENCY = header_param(
-    "Idempotency-Key", "a retry with the same key returns the first result (kept 24 h)"
+    "Idempotency-Key", "a retry with the same key returns the first result (kept 24 h, only"
+    " for requests that change something; counted in the namespace's bytes; dropped with the"
+    " key or namespace whose values it holds)"
+)
+_KEY_ECHO = header_param(
+    "X-BotWire-Key", "the key as the client meant it (percent-encoded UTF-8): a path that"
+    " arrives with another key (a proxy rewrote it) is refused with 400 key_rewritten"
 )
 
 
@@ -79,17 +85,17 @@ def install_routes(app: FastAPI, *, testing_clock: bool) -> None:
         responses={**_ok(EntryOut, "the entry", _ETAG),
                    304: {"description": "If-None-Match matched the current version",
                          "headers": _ETAG},
-                   **errors(404, 409)},
+                   **errors(404, 409, 413)},
         openapi_extra=_extra(
-            ns_param(), key_param(),
+            ns_param(), key_param(), _KEY_ECHO,
             query_param("tail", {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
                         "for a list value: return only its last N items"),
             header_param("If-None-Match", '"<version>" (or *): 304 when it matches'),
         ))
     add(key, _keys.put_key, methods=["PUT"], tags=tags, summary="Set a key",
-        responses={**_ok(VersionOut, "the new version", _ETAG), **errors(412, 413, 429)},
+        responses={**_ok(VersionOut, "the new version", _ETAG), **errors(412, 413, 415, 429)},
         openapi_extra=_extra(
-            ns_param(), key_param(), _IF_MATCH,
+            ns_param(), key_param(), _KEY_ECHO, _IF_MATCH,
             header_param("If-None-Match", "* : create only if the key is absent"),
             body=PUT_BODY,
         ))
@@ -97,11 +103,12 @@ def install_routes(app: FastAPI, *, testing_clock: bool) -> None:
         summary="Append to a list, increment a number or pop a list's last item",
         responses={**_ok(AppendOut, "append: version, length; incr: version, value; "
                                     "pop: found, value, version"),
-                   **errors(409, 412, 413, 429)},
-        openapi_extra=_extra(ns_param(), key_param(), _IF_MATCH, _IDEMPOTENCY, body=PATCH_BODY))
+                   **errors(409, 412, 413, 415, 429)},
+        openapi_extra=_extra(ns_param(), key_param(), _KEY_ECHO, _IF_MATCH, _IDEMPOTENCY,
+                             body=PATCH_BODY))
     add(key, _keys.delete_key, methods=["DELETE"], tags=tags, summary="Delete a key",
         responses={**_ok(DeletedOut, "whether the key existed"), **errors(412)},
-        openapi_extra=_extra(ns_param(), key_param(), _IF_MATCH))
+        openapi_extra=_extra(ns_param(), key_param(), _KEY_ECHO, _IF_MATCH))
 
     ns_path = "/v1/namespaces/{ns}"
     tags = ["namespaces"]
@@ -117,7 +124,7 @@ def install_routes(app: FastAPI, *, testing_clock: bool) -> None:
         ))
     add(ns_path + "/batch", _namespaces.batch, methods=["POST"], tags=tags,
         summary="Apply several operations (atomic: all or nothing)",
-        responses={**_ok(BatchOut, "one result per op"), **errors(409, 412, 413, 429)},
+        responses={**_ok(BatchOut, "one result per op"), **errors(409, 412, 413, 415, 429)},
         openapi_extra=_extra(ns_param(), _IDEMPOTENCY, body=BATCH_BODY))
     add(ns_path, _namespaces.get_usage, methods=["GET"], tags=tags, summary="Namespace usage",
         responses={**_ok(UsageOut, "keys, bytes, writes today and limits"), **errors()},
@@ -133,7 +140,7 @@ def install_routes(app: FastAPI, *, testing_clock: bool) -> None:
     ckey = "/memory/{ns}/{key:anykey}"
     add(ckey, _compat.compat_put, methods=["PUT"], tags=tags,
         summary="Store a string (original hosted API)",
-        responses={**_ok(CompatStored, "stored"), **errors(413, 429)},
+        responses={**_ok(CompatStored, "stored"), **errors(413, 415, 429)},
         openapi_extra=_extra(ns_param(), key_param(), body=compat_body))
     add(ckey, _compat.compat_get, methods=["GET"], tags=tags,
         summary="Read a string (original hosted API)",

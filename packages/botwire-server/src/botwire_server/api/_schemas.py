@@ -154,11 +154,17 @@ class CompatList(BaseModel):
 _DESCRIPTIONS = {
     400: "malformed request: bad namespace, key, JSON or argument",
     401: "missing, invalid or expired token",
-    403: "the token does not cover this namespace or is read-only",
+    403: "forbidden: the token does not cover this namespace or is read-only (forbidden); the"
+         " request's Origin is not one of --cors-origin (origin_not_allowed); or its Host is"
+         " not a name the server answers to, --allowed-host (host_not_allowed)",
     404: "no such key",
     409: "the operation needs another type (a list, a number)",
     412: "a version condition failed; details carry current_version",
-    413: "the value or the request body is too large",
+    413: "too large, refused before the work: the value or the request body (details name"
+         " the limit), or a budget of this server: max_response_bytes (the answer would be"
+         " larger), max_json_elements, max_append_items, max_list_length, max_list_bytes",
+    415: "a request with a body whose Content-Type is not application/json"
+         " (unsupported_media_type; browsers cannot send that type without CORS)",
     429: "a quota is used up; Retry-After says when writes resume",
     503: "the store is unreachable",
 }

@@ -56,6 +56,8 @@ def open_store(settings: Settings, clock: Any = time.time) -> Store:
             background_checkpoint=0.25,
             # A reserve file, released on a full disk so that deletes and clear still find room.
             reserve_space=True,
+            # Rows of trimmed/deleted long lists: swept by the StoreRunner in a worker thread.
+            auto_sweep=False,
         )
     apply_list_limits(store, settings)
     return store

@@ -9,6 +9,8 @@ runs them on the loop itself with an async driver.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -65,6 +67,7 @@ class StoreRunner:
         self.inline = inline
         self.on_error = on_error
         self.reader: AsyncReader | None = None
+        self._sweeper: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
         """Open the store's async reader, if it has one; call it inside the server's loop."""
@@ -151,10 +154,32 @@ class StoreRunner:
         heavy = self.inline and any(
             op.kind in ("delete", "set") or (op.kind == "append" and op.max_len is not None)
             for op in ops)
-        return await self._run(
-            heavy, self.store.batch, namespace, ops, atomic=atomic,
-            idempotency_key=idempotency_key,
-        )
+        try:
+            return await self._run(
+                heavy, self.store.batch, namespace, ops, atomic=atomic,
+                idempotency_key=idempotency_key,
+            )
+        finally:
+            self._sweep_later()
+
+    def _sweep_later(self) -> None:
+        """Start sweeping the rows a long list's trim or delete left (``store.sweep``, in
+        chunks) in a worker thread, unless a sweep runs already; the request that left them
+        is answered meanwhile, and other writers interleave with the chunks."""
+        if not getattr(self.store, "needs_sweep", False):
+            return
+        if self._sweeper is not None and not self._sweeper.done():
+            return  # it sweeps until nothing is left (it re-checks before it stops)
+
+        async def sweep() -> None:
+            while getattr(self.store, "needs_sweep", False):
+                try:
+                    await anyio.to_thread.run_sync(self.store.sweep)  # type: ignore[attr-defined]
+                except Exception as exc:  # housekeeping sweeps again later
+                    self._failure(exc, "sweep")
+                    return
+
+        self._sweeper = asyncio.get_running_loop().create_task(sweep())
 
     async def read_batch_json(self, namespace: str, ops: Sequence[Op], *, large: bool = False
                               ) -> list[str] | None:
@@ -202,10 +227,16 @@ class StoreRunner:
         )
 
     async def clear(self, namespace: str) -> int:
-        return await self._run(True, self.store.clear, namespace)
+        try:
+            return await self._run(True, self.store.clear, namespace)
+        finally:
+            self._sweep_later()
 
     async def usage(self, namespace: str) -> Usage:
-        return await self._call(self.store.usage, namespace)
+        try:
+            return await self._call(self.store.usage, namespace)
+        finally:
+            self._sweep_later()  # its purge of expired entries may leave a long list's rows
 
     async def ping(self) -> None:
         """Raise :class:`~botwire.Unavailable` unless the store answers (``/readyz``)."""
@@ -224,6 +255,10 @@ class StoreRunner:
         return int(await anyio.to_thread.run_sync(purge))
 
     async def close(self) -> None:
+        sweeper, self._sweeper = self._sweeper, None
+        if sweeper is not None:
+            with contextlib.suppress(Exception):
+                await sweeper  # one chunk at most is left to finish (the rest: next start)
         reader, self.reader = self.reader, None
         try:
             if reader is not None:

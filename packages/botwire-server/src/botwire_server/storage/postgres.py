@@ -45,11 +45,13 @@ from botwire._names import check_key
 from botwire.store import Entry, KeyPage, Limits, Op, Usage
 from botwire.store._sql import (
     _ENTRY_COLS,
+    PG_OCTETS,
     Engine,
     JSONEntry,
     Tx,
     fingerprint,
     idempotency_query,
+    recount_sql,
 )
 
 if TYPE_CHECKING:
@@ -59,7 +61,7 @@ __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _MIGRATION_LOCK = 0x6277_6D69  # pg_advisory_xact_lock key for schema changes ("bwmi")
 _TEXT = 'TEXT COLLATE "C" NOT NULL'
 # _MIGRATIONS[n] takes a database from schema n - 1 to schema n.
@@ -87,6 +89,9 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
     # issue 13: the compatibility listing (newest first) reads this instead of sorting
     2: ("CREATE INDEX IF NOT EXISTS bw_entries_recent"
         " ON bw_entries (ns, updated_at, version, key)",),
+    # issue 13: idempotency records count in their namespace's bytes, in UTF-8 bytes; records
+    # kept before (uncounted, or counted in characters) are counted once here
+    3: (recount_sql(PG_OCTETS),),
 }
 _META = (
     "CREATE TABLE IF NOT EXISTS bw_meta (id integer PRIMARY KEY CHECK (id = 1),"
@@ -310,11 +315,12 @@ class PostgresStore:
             offset = clock_offset or _no_offset
             self.clock: Callable[[], float] = lambda: float(offset())
             self.engine = Engine(limits=limits or Limits(), clock=self.clock,
-                                 next_version=_next_version, db_clock=True)
+                                 next_version=_next_version, db_clock=True,
+                                 octets=PG_OCTETS)
         else:
             self.clock = clock
             self.engine = Engine(limits=limits or Limits(), clock=clock,
-                                 next_version=_next_version)
+                                 next_version=_next_version, octets=PG_OCTETS)
         self._where = _where(dsn)
         self._retries = retries
         self._writes = 0
