@@ -8,10 +8,10 @@ from ._types import Op
 
 TYPE_CHECKING = False  # not typing's: importing typing costs a cold start ms
 if TYPE_CHECKING:
-    from collections.abc import Generator
-    from typing import Any
+    from typing import Any, Self
 
     from ._async import AsyncMemory
+    from ._commands import Returns
     from ._memory import Memory
 
 __all__ = ["AsyncTransaction", "Transaction"]
@@ -36,29 +36,29 @@ class _Builder:
         c.check_atomic_size(self._ns, self.ops, "an atomic() transaction")
         return ikey
 
-    def check(self, key: str, version: int | None) -> _Builder:
+    def check(self, key: str, version: int | None) -> Self:
         """Require ``key`` to be at ``version`` (``None``: to be absent) when committing."""
         self.ops.append(c.op_check(self._ns, key, version))
         return self
 
-    def set(self, key: str, value: Any, *, ttl: float | None = None) -> _Builder:
+    def set(self, key: str, value: Any, *, ttl: float | None = None) -> Self:
         """Set ``key`` to ``value`` (``ttl`` in seconds) when committing."""
         self.ops.append(c.op_set(self._ns, key, value, ttl=ttl))
         return self
 
-    def delete(self, key: str) -> _Builder:
+    def delete(self, key: str) -> Self:
         """Delete ``key`` (absent or not) when committing; its result says whether it existed."""
         self.ops.append(c.op_delete(self._ns, key))
         return self
 
     def append(
         self, key: str, *items: Any, max_len: int | None = None, ttl: float | None = None
-    ) -> _Builder:
+    ) -> Self:
         """Append ``items`` to the list at ``key`` when committing; its result is the length."""
         self.ops.append(c.op_append(self._ns, key, items, max_len=max_len, ttl=ttl))
         return self
 
-    def incr(self, key: str, by: int | float = 1) -> _Builder:
+    def incr(self, key: str, by: int | float = 1) -> Self:
         """Add ``by`` to the number at ``key`` when committing; its result is the number."""
         self.ops.append(c.op_incr(self._ns, key, by))
         return self
@@ -79,7 +79,7 @@ class _Builder:
         return out
 
     @command
-    def commit(self, *, idempotency_key: str | None = None) -> Generator[Any, Any, list[Any]]:
+    def commit(self, *, idempotency_key: str | None = None) -> Returns[list[Any]]:
         """Apply every op at once; returns each op's result (version, deleted, length, value).
 
         ``idempotency_key`` (e.g. ``context.aws_request_id``): a repeat of this commit (a

@@ -37,13 +37,13 @@ if TYPE_CHECKING:
 
     P = ParamSpec("P")
     T = TypeVar("T")
-    Cmd = Generator[Any, Any, T]  # yields store calls, receives their answers, returns T
+    Returns = Generator[Any, Any, T]  # a command: yields store calls, gets answers, returns T
 
-    class command(Generic[P, T]):  # noqa: N801 - a decorator, named like one
+    class command(Generic[P, T]):  # lower case: a decorator
         """Types a command: a plain call on a :class:`SyncRun`, a coroutine on an AsyncRun."""
 
-        def __init__(self, fn: Callable[Concatenate[Any, P], Cmd[T]]) -> None: ...
-        def __call__(self, obj: Any, *args: P.args, **kwargs: P.kwargs) -> Cmd[T]: ...
+        def __init__(self, fn: Callable[Concatenate[Any, P], Returns[T]]) -> None: ...
+        def __call__(self, obj: Any, *args: P.args, **kwargs: P.kwargs) -> Returns[T]: ...
         @overload
         def __get__(self, obj: None, owner: type) -> Self: ...
         @overload
@@ -140,11 +140,9 @@ class Commands:
     namespace: str
     _store: Any  # a Store for a SyncRun class, an AsyncStore for an AsyncRun one
     _settings: Settings | None
-
-    @staticmethod
-    def _sleep(seconds: float) -> Any:
-        """Wait ``seconds``: yielded, so a SyncRun class sleeps and an AsyncRun one awaits."""
-        raise NotImplementedError
+    # Waits the given seconds: yielded, so a SyncRun class sleeps (time.sleep) and an AsyncRun
+    # one returns asyncio.sleep's coroutine for its runner to await.
+    _sleep: Callable[[float], Any]
 
     # -- construction helpers ----------------------------------------------------------------
 
@@ -174,13 +172,13 @@ class Commands:
     # -- single keys ---------------------------------------------------------------------------
 
     @command
-    def get(self, key: str, default: Any = None) -> Cmd[Any]:
+    def get(self, key: str, default: Any = None) -> Returns[Any]:
         """The value at ``key``, or ``default`` when it is absent or expired."""
         entry = yield self._store.get(self.namespace, c.check_key(key, self.namespace))
         return default if entry is None else entry.value
 
     @command
-    def entry(self, key: str) -> Cmd[Entry | None]:
+    def entry(self, key: str) -> Returns[Entry | None]:
         """The value with its version and times (an :class:`~botwire.Entry`), or ``None``."""
         entry: Entry | None = yield self._store.get(
             self.namespace, c.check_key(key, self.namespace)
@@ -196,7 +194,7 @@ class Commands:
         ttl: float | None = None,
         if_version: int | None = None,
         if_absent: bool = False,
-    ) -> Cmd[int]:
+    ) -> Returns[int]:
         """Store ``value``; returns the new version. ``ttl`` is in seconds (none: no expiry).
 
         ``if_version`` / ``if_absent`` make it a compare-and-set; a failed condition raises
@@ -210,7 +208,7 @@ class Commands:
         return version
 
     @command
-    def delete(self, key: str, *, if_version: int | None = None) -> Cmd[bool]:
+    def delete(self, key: str, *, if_version: int | None = None) -> Returns[bool]:
         """Remove ``key``; returns whether it existed. Deleting twice is harmless."""
         op = c.op_delete(self.namespace, key, if_version=if_version)
         results = yield self._store.batch(self.namespace, [op])
@@ -235,7 +233,7 @@ class Commands:
         max_len: int | None = None,
         ttl: float | None = None,
         idempotency_key: str | None = None,
-    ) -> Cmd[int]:
+    ) -> Returns[int]:
         """Add ``items`` at the end of the list at ``key`` (created when absent), without
         reading or rewriting it; returns the new length. ``max_len`` drops the oldest items.
 
@@ -249,7 +247,7 @@ class Commands:
         return length
 
     @command
-    def tail(self, key: str, n: int) -> Cmd[builtins.list[Any]]:
+    def tail(self, key: str, n: int) -> Returns[builtins.list[Any]]:
         """The last ``n`` items of the list at ``key`` (``[]`` when absent)."""
         c.check_key(key, self.namespace)
         tail = c.check_tail(self.namespace, key, n)
@@ -257,7 +255,9 @@ class Commands:
         return [] if entry is None else [*entry.value]
 
     @command
-    def pop(self, key: str, default: Any = None, *, idempotency_key: str | None = None) -> Cmd[Any]:
+    def pop(
+        self, key: str, default: Any = None, *, idempotency_key: str | None = None
+    ) -> Returns[Any]:
         """Remove and return the last item of the list at ``key`` (``default`` when empty).
 
         Note: unlike ``dict.pop`` this pops from the *list stored at* ``key``; use
@@ -269,7 +269,7 @@ class Commands:
     @command
     def incr(
         self, key: str, by: int | float = 1, *, idempotency_key: str | None = None
-    ) -> Cmd[int | float]:
+    ) -> Returns[int | float]:
         """Add ``by`` to the number at ``key`` atomically (absent counts as 0); returns the new
         number. ``idempotency_key``: as for :meth:`append`."""
         results = yield self._batch([c.op_incr(self.namespace, key, by)], idempotency_key)
@@ -285,7 +285,7 @@ class Commands:
         *,
         ttl: float | None = None,
         **kwargs: Any,
-    ) -> Cmd[Any]:
+    ) -> Returns[Any]:
         """Read-modify-write ``key`` with ``fn`` safely under concurrency; returns the new value.
 
         ``fn`` gets the current value (``default`` when absent) and returns the new one (on
@@ -320,7 +320,7 @@ class Commands:
 
     # -- several keys --------------------------------------------------------------------------
 
-    def _reads(self, keys: Iterable[str]) -> Cmd[tuple[builtins.list[Any], builtins.list[Any]]]:
+    def _reads(self, keys: Iterable[str]) -> Returns[tuple[builtins.list[Any], builtins.list[Any]]]:
         """``get`` ops for ``keys`` and their results, 1,000 keys per round trip."""
         ops = [c.op_get(self.namespace, k) for k in keys]  # every key checked before any I/O
         results: builtins.list[dict[str, Any]] = []
@@ -330,14 +330,14 @@ class Commands:
         return ops, results
 
     @command
-    def get_many(self, keys: Iterable[str]) -> Cmd[dict[str, Any]]:
+    def get_many(self, keys: Iterable[str]) -> Returns[dict[str, Any]]:
         """Values of the ``keys`` that exist: one round trip per 1,000 keys (each slice is read
         consistently; past 1,000 keys the slices are read one after another)."""
         ops, results = yield from self._reads(keys)
         return {op.key: r["value"] for op, r in zip(ops, results, strict=True) if r["found"]}
 
     @command
-    def entries(self, keys: Iterable[str]) -> Cmd[dict[str, Entry]]:
+    def entries(self, keys: Iterable[str]) -> Returns[dict[str, Entry]]:
         """Entries (value, version, times) of the ``keys`` that exist, as :meth:`get_many`."""
         ops, results = yield from self._reads(keys)
         return c.entries_from(ops, results) if ops else {}
@@ -349,7 +349,7 @@ class Commands:
         *,
         ttl: float | None = None,
         idempotency_key: str | None = None,
-    ) -> Cmd[int]:
+    ) -> Returns[int]:
         """Set every key of ``mapping`` atomically, in one round trip; returns the version.
 
         Atomic means at most 1,000 keys (:class:`~botwire.InvalidArgument` above, before any
@@ -363,7 +363,9 @@ class Commands:
         return max(r["version"] for r in results)
 
     @command
-    def delete_many(self, keys: Iterable[str], *, idempotency_key: str | None = None) -> Cmd[int]:
+    def delete_many(
+        self, keys: Iterable[str], *, idempotency_key: str | None = None
+    ) -> Returns[int]:
         """Delete ``keys``; returns how many existed. Up to 1,000 keys in one atomic round trip;
         more are deleted 1,000 at a time (each slice atomic). ``idempotency_key``: as for
         :meth:`append` (each slice records ``<key>:<i>/<n>``)."""
@@ -382,7 +384,7 @@ class Commands:
     @command
     def _keys_page(
         self, prefix: str, cursor: str | None
-    ) -> Cmd[tuple[builtins.list[str], str | None]]:
+    ) -> Returns[tuple[builtins.list[str], str | None]]:
         """One page of keys starting with ``prefix`` and the cursor of the next (``None``: last);
         ``iter_keys`` of each class follows the pages."""
         if prefix and cursor is None:
@@ -391,7 +393,7 @@ class Commands:
         return [info.key for info in page.keys], page.cursor
 
     @command
-    def list(self, prefix: str = "") -> Cmd[builtins.list[str]]:
+    def list(self, prefix: str = "") -> Returns[builtins.list[str]]:
         """All keys starting with ``prefix``, in UTF-8 byte order (every page followed)."""
         keys, cursor = yield from Commands._keys_page(self, prefix, None)
         while cursor is not None:
@@ -400,12 +402,12 @@ class Commands:
         return keys
 
     @command
-    def keys(self) -> Cmd[builtins.list[str]]:
+    def keys(self) -> Returns[builtins.list[str]]:
         """All keys, in UTF-8 byte order."""
         return (yield from Commands.list(self))
 
     @command
-    def items(self) -> Cmd[builtins.list[tuple[str, Any]]]:
+    def items(self) -> Returns[builtins.list[tuple[str, Any]]]:
         """All ``(key, value)`` pairs, fetched a page at a time (a key deleted meanwhile is
         left out)."""
         out: builtins.list[tuple[str, Any]] = []
@@ -418,12 +420,12 @@ class Commands:
             keys, cursor = yield from Commands._keys_page(self, "", cursor)
 
     @command
-    def values(self) -> Cmd[builtins.list[Any]]:
+    def values(self) -> Returns[builtins.list[Any]]:
         """All values, in their keys' order, as :meth:`items`."""
         return [value for _, value in (yield from Commands.items(self))]
 
     @command
-    def contains(self, key: str) -> Cmd[bool]:
+    def contains(self, key: str) -> Returns[bool]:
         """Whether ``key`` exists (``key in memory``; a stored ``None`` or ``[]`` exists too).
         Lists no value."""
         c.check_key(key, self.namespace)
@@ -431,13 +433,13 @@ class Commands:
         return bool(page.keys) and page.keys[0].key == key
 
     @command
-    def clear(self) -> Cmd[int]:
+    def clear(self) -> Returns[int]:
         """Delete every key of the namespace; returns how many there were."""
         cleared: int = yield self._store.clear(self.namespace)
         return cleared
 
     @command
-    def usage(self) -> Cmd[Usage]:
+    def usage(self) -> Returns[Usage]:
         """Keys, bytes and writes today, with the limits in force (a :class:`~botwire.Usage`)."""
         usage: Usage = yield self._store.usage(self.namespace)
         return usage
