@@ -1,12 +1,12 @@
-"""``AsyncMemory``: the same persistent dictionary, with coroutines (its commands:
-:mod:`._commands`, shared with ``Memory``)."""
+"""``AsyncMemory``: the same persistent dictionary, with coroutines (its commands are
+``Memory``'s, defined once in :mod:`._memory`)."""
 
 from __future__ import annotations
 
 from . import _common as c
 from ._atomic import AsyncTransaction
-from ._commands import AsyncRun, Commands
 from ._config import Settings, acquire_async_store, release, resolve
+from ._memory import AsyncRun, Commands
 
 TYPE_CHECKING = False  # not typing's: importing typing costs a cold start ms
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ class AsyncMemory(Commands, AsyncRun):
     Over a server it speaks HTTP with ``httpx.AsyncClient`` (``pip install "botwire[async]"``);
     over the embedded store it runs SQLite in a worker thread. Same methods as
     :class:`~botwire.Memory`, as coroutines (one definition of each, in
-    ``botwire/_commands.py``); ``key in memory`` is ``await memory.contains(key)``.
+    ``botwire/_memory.py``); ``key in memory`` is ``await memory.contains(key)``.
 
     Example::
 

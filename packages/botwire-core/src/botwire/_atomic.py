@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from . import _common as c
-from ._commands import AsyncRun, SyncRun, command
+from ._memory import AsyncRun, SyncRun, command
 from ._types import Op
 
 TYPE_CHECKING = False  # not typing's: importing typing costs a cold start ms
@@ -11,15 +11,14 @@ if TYPE_CHECKING:
     from typing import Any, Self
 
     from ._async import AsyncMemory
-    from ._commands import Returns
-    from ._memory import Memory
+    from ._memory import Memory, Returns
 
 __all__ = ["AsyncTransaction", "Transaction"]
 
 
 class _Builder:
     """The ops of a transaction and its one commit (a plain call or a coroutine: see
-    :mod:`._commands`)."""
+    :mod:`._memory`)."""
 
     _memory: Any  # the Memory or AsyncMemory whose store commits
 
