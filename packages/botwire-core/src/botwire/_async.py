@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from . import _common as c
 from ._atomic import AsyncTransaction
-from ._config import Settings, acquire_async_store, release, resolve
+from ._config import acquire_async_store, release
 from ._memory import AsyncRun, Commands
 
 TYPE_CHECKING = False  # not typing's: importing typing costs a cold start ms
@@ -41,26 +41,9 @@ class AsyncMemory(Commands, AsyncRun):
             new_total = await memory.update("total", lambda n: n + 1, default=0)
     """
 
+    _acquire = staticmethod(acquire_async_store)
     _sleep = staticmethod(_sleep)
-
-    def __init__(
-        self,
-        namespace: str,
-        *,
-        url: str | None = None,
-        token: str | None = None,
-        timeout: float | None = None,
-        retries: int | None = None,
-        keepalive_expiry: float | None = None,
-        store: AsyncStore | None = None,
-    ) -> None:
-        self.namespace = c.check_namespace(namespace)
-        self._settings: Settings | None = None
-        if store is None:
-            self._settings = resolve(url, token, timeout, retries, keepalive_expiry)
-            store = acquire_async_store(self._settings)
-        self._store: AsyncStore = store
-        self._closed = False
+    _store: AsyncStore
 
     def atomic(self, *, idempotency_key: str | None = None) -> AsyncTransaction:
         """A builder of checks and writes committed all together or not at all (``async with``

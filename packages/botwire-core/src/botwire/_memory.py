@@ -150,6 +150,7 @@ class Commands:
     namespace: str
     _store: Any  # a Store for a SyncRun class, an AsyncStore for an AsyncRun one
     _settings: Settings | None
+    _acquire: Callable[[Settings], Any]  # the shared backend for these settings
     # Waits the given seconds: yielded, so a SyncRun class sleeps (time.sleep) and an AsyncRun
     # one returns asyncio.sleep's coroutine for its runner to await.
     _sleep: Callable[[float], Any]
@@ -161,19 +162,45 @@ class Commands:
         """The backend's URL (``http(s)://...`` or ``sqlite:///...``); ``None`` for a ``store=``."""
         return self._settings.url if self._settings is not None else None
 
+    def __init__(
+        self,
+        namespace: str,
+        *,
+        url: str | None = None,
+        token: str | None = None,
+        timeout: float | None = None,
+        retries: int | None = None,
+        keepalive_expiry: float | None = None,
+        store: Any = None,
+    ) -> None:
+        """A handle on ``namespace``; ``url``/``token``/``timeout``/``retries``/
+        ``keepalive_expiry`` override ``BOTWIRE_*`` (see docs/client.md). ``store=`` takes a
+        backend of your own instead: a :class:`~botwire.store.Store` for ``Memory``, an
+        :class:`~botwire.store.AsyncStore` for ``AsyncMemory``."""
+        self.namespace = c.check_namespace(namespace)
+        self._settings = None
+        if store is None:
+            self._settings = resolve(url, token, timeout, retries, keepalive_expiry)
+            store = self._acquire(self._settings)
+        self._store = store
+        self._closed = False
+
+    def _same_backend(self) -> dict[str, Any]:
+        """The arguments that open another handle on this one's backend and settings."""
+        s = self._settings
+        if s is None:
+            return {"store": self._store}
+        return {
+            "url": s.url,
+            "token": s.token,
+            "timeout": s.timeout,
+            "retries": s.retries,
+            "keepalive_expiry": s.keepalive_expiry,
+        }
+
     def with_namespace(self, namespace: str) -> Self:
         """Another namespace on the same backend and settings (sharing its connection)."""
-        if self._settings is None:
-            return type(self)(namespace, store=self._store)  # type: ignore[call-arg]
-        s = self._settings
-        return type(self)(  # type: ignore[call-arg]
-            namespace,
-            url=s.url,
-            token=s.token,
-            timeout=s.timeout,
-            retries=s.retries,
-            keepalive_expiry=s.keepalive_expiry,
-        )
+        return type(self)(namespace, **self._same_backend())
 
     def __repr__(self) -> str:
         where = self._settings.url if self._settings is not None else repr(self._store)
@@ -478,26 +505,9 @@ class Memory(Commands, SyncRun, MutableMapping[str, "Any"]):  # type: ignore[mis
     ``Commands`` above.
     """
 
+    _acquire = staticmethod(acquire_store)
     _sleep = staticmethod(time.sleep)
-
-    def __init__(
-        self,
-        namespace: str,
-        *,
-        url: str | None = None,
-        token: str | None = None,
-        timeout: float | None = None,
-        retries: int | None = None,
-        keepalive_expiry: float | None = None,
-        store: Store | None = None,
-    ) -> None:
-        self.namespace = c.check_namespace(namespace)
-        self._settings: Settings | None = None
-        if store is None:
-            self._settings = resolve(url, token, timeout, retries, keepalive_expiry)
-            store = acquire_store(self._settings)
-        self._store: Store = store
-        self._closed = False
+    _store: Store
 
     def as_async(self) -> AsyncMemory:
         """An :class:`~botwire.AsyncMemory` for this namespace on the same backend."""
@@ -507,15 +517,7 @@ class Memory(Commands, SyncRun, MutableMapping[str, "Any"]):  # type: ignore[mis
             from .backends._threaded import ThreadedAsyncStore
 
             return AsyncMemory(self.namespace, store=ThreadedAsyncStore(self._store, owned=False))
-        s = self._settings
-        return AsyncMemory(
-            self.namespace,
-            url=s.url,
-            token=s.token,
-            timeout=s.timeout,
-            retries=s.retries,
-            keepalive_expiry=s.keepalive_expiry,
-        )
+        return AsyncMemory(self.namespace, **self._same_backend())
 
     def atomic(self, *, idempotency_key: str | None = None) -> Transaction:
         """A builder of checks and writes that commit all together or not at all (at most
