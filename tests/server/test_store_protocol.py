@@ -58,15 +58,8 @@ class SixMethods:
     def get(self, namespace: str, key: str, *, tail: int | None = None) -> Entry | None:
         return self._inner.get(namespace, key, tail=tail)
 
-    def batch(
-        self,
-        namespace: str,
-        ops: Sequence[Op],
-        *,
-        atomic: bool = True,
-        idempotency_key: str | None = None,
-    ) -> list[dict[str, Any]]:
-        return self._inner.batch(namespace, ops, atomic=atomic, idempotency_key=idempotency_key)
+    def batch(self, namespace: str, ops: Sequence[Op], **options: Any) -> list[dict[str, Any]]:
+        return self._inner.batch(namespace, ops, **options)  # atomic=, idempotency_key=
 
     def list_keys(
         self, namespace: str, *, prefix: str = "", cursor: str | None = None, limit: int = 1000
