@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from ._async import AsyncMemory
     from ._atomic import Transaction
     from ._types import Entry, Usage
-    from .store import Store
+    from .store import AsyncStore, Store
 
     P = ParamSpec("P")
     T = TypeVar("T")
@@ -171,7 +171,7 @@ class Commands:
         timeout: float | None = None,
         retries: int | None = None,
         keepalive_expiry: float | None = None,
-        store: Any = None,
+        store: Store | AsyncStore | None = None,
     ) -> None:
         """A handle on ``namespace``; ``url``/``token``/``timeout``/``retries``/
         ``keepalive_expiry`` override ``BOTWIRE_*`` (see docs/client.md). ``store=`` takes a
