@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 from . import _common as c
+from ._memory import AsyncRun, SyncRun, command
 from ._types import Op
 
 TYPE_CHECKING = False  # not typing's: importing typing costs a cold start ms
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, Self
 
     from ._async import AsyncMemory
-    from ._memory import Memory
+    from ._memory import Memory, Returns
 
 __all__ = ["AsyncTransaction", "Transaction"]
 
 
 class _Builder:
+    """The ops of a transaction and its one commit (a plain call or a coroutine: see
+    :mod:`._memory`)."""
+
+    _memory: Any  # the Memory or AsyncMemory whose store commits
+
     def __init__(self, namespace: str, idempotency_key: str | None = None) -> None:
         self._ns = namespace
         self._ikey = c.check_idempotency_key(namespace, idempotency_key)
@@ -29,26 +35,30 @@ class _Builder:
         c.check_atomic_size(self._ns, self.ops, "an atomic() transaction")
         return ikey
 
-    def check(self, key: str, version: int | None) -> _Builder:
+    def check(self, key: str, version: int | None) -> Self:
         """Require ``key`` to be at ``version`` (``None``: to be absent) when committing."""
         self.ops.append(c.op_check(self._ns, key, version))
         return self
 
-    def set(self, key: str, value: Any, *, ttl: float | None = None) -> _Builder:
+    def set(self, key: str, value: Any, *, ttl: float | None = None) -> Self:
+        """Set ``key`` to ``value`` (``ttl`` in seconds) when committing."""
         self.ops.append(c.op_set(self._ns, key, value, ttl=ttl))
         return self
 
-    def delete(self, key: str) -> _Builder:
+    def delete(self, key: str) -> Self:
+        """Delete ``key`` (absent or not) when committing; its result says whether it existed."""
         self.ops.append(c.op_delete(self._ns, key))
         return self
 
     def append(
         self, key: str, *items: Any, max_len: int | None = None, ttl: float | None = None
-    ) -> _Builder:
+    ) -> Self:
+        """Append ``items`` to the list at ``key`` when committing; its result is the length."""
         self.ops.append(c.op_append(self._ns, key, items, max_len=max_len, ttl=ttl))
         return self
 
-    def incr(self, key: str, by: int | float = 1) -> _Builder:
+    def incr(self, key: str, by: int | float = 1) -> Self:
+        """Add ``by`` to the number at ``key`` when committing; its result is the number."""
         self.ops.append(c.op_incr(self._ns, key, by))
         return self
 
@@ -67,9 +77,26 @@ class _Builder:
                 out.append(None)
         return out
 
+    @command
+    def commit(self, *, idempotency_key: str | None = None) -> Returns[list[Any]]:
+        """Apply every op at once; returns each op's result (version, deleted, length, value).
 
-class Transaction(_Builder):
-    """All-or-nothing batch for :class:`~botwire.Memory`.
+        ``idempotency_key`` (e.g. ``context.aws_request_id``): a repeat of this commit (a
+        platform retrying the whole invocation) applies once and returns the first results.
+        """
+        ikey = self._prepare(idempotency_key)
+        if not self.ops:
+            return []
+        store = self._memory._store
+        if ikey is None:
+            results = yield store.batch(self._ns, self.ops, atomic=True)
+        else:
+            results = yield store.batch(self._ns, self.ops, atomic=True, idempotency_key=ikey)
+        return self._outcomes(results)
+
+
+class Transaction(_Builder, SyncRun):
+    """All-or-nothing batch for :class:`~botwire.Memory` (``with``, or ``commit()``).
 
     Example::
 
@@ -84,22 +111,6 @@ class Transaction(_Builder):
         super().__init__(memory.namespace, idempotency_key)
         self._memory = memory
 
-    def commit(self, *, idempotency_key: str | None = None) -> list[Any]:
-        """Apply every op at once; returns each op's result (version, deleted, length, value).
-
-        ``idempotency_key`` (e.g. ``context.aws_request_id``): a repeat of this commit (a
-        platform retrying the whole invocation) applies once and returns the first results.
-        """
-        ikey = self._prepare(idempotency_key)
-        if not self.ops:
-            return []
-        store = self._memory._store
-        if ikey is None:
-            results = store.batch(self._ns, self.ops, atomic=True)
-        else:
-            results = store.batch(self._ns, self.ops, atomic=True, idempotency_key=ikey)
-        return self._outcomes(results)
-
     def __enter__(self) -> Transaction:
         return self
 
@@ -108,24 +119,20 @@ class Transaction(_Builder):
             self.commit()
 
 
-class AsyncTransaction(_Builder):
-    """All-or-nothing batch for :class:`~botwire.AsyncMemory` (``async with``, ``commit()``)."""
+class AsyncTransaction(_Builder, AsyncRun):
+    """All-or-nothing batch for :class:`~botwire.AsyncMemory` (``async with``, or
+    ``await commit()``).
+
+    Example::
+
+        async with memory.atomic() as tx:
+            tx.check("slot", None).set("slot", "taken")
+        # committed on leaving the block; a failed check raises Conflict and applies nothing
+    """
 
     def __init__(self, memory: AsyncMemory, idempotency_key: str | None = None) -> None:
         super().__init__(memory.namespace, idempotency_key)
         self._memory = memory
-
-    async def commit(self, *, idempotency_key: str | None = None) -> list[Any]:
-        """As :meth:`Transaction.commit`."""
-        ikey = self._prepare(idempotency_key)
-        if not self.ops:
-            return []
-        store = self._memory._store
-        if ikey is None:
-            results = await store.batch(self._ns, self.ops, atomic=True)
-        else:
-            results = await store.batch(self._ns, self.ops, atomic=True, idempotency_key=ikey)
-        return self._outcomes(results)
 
     async def __aenter__(self) -> AsyncTransaction:
         return self

@@ -1,30 +1,488 @@
-"""``Memory``: a persistent dictionary for one namespace."""
+"""``Memory``: a persistent dictionary for one namespace, and every client command, written
+once for ``Memory`` and ``AsyncMemory``.
+
+A command is a generator (sans-I/O, as httpcore and redis-py split protocol from transport): it
+checks its arguments, builds ops through :mod:`botwire._common`, and *yields* each store call::
+
+    entry = yield self._store.get(self.namespace, key)
+
+The class decides what a yield means. A :class:`SyncRun` class (``Memory``, ``Transaction``)
+calls a sync store, so the yielded value is already the answer and its runner sends it straight
+back: one plain call, no event loop. An :class:`AsyncRun` class (``AsyncMemory``,
+``AsyncTransaction``) calls an async store, so the yielded value is an awaitable and its runner,
+a coroutine, awaits it and sends back the answer (or throws the exception in, so a command's
+``try``/``except Conflict`` works alike in both). Each class gets, at class creation, one real
+function per command (a plain ``def`` or an ``async def``, with the command's name and
+docstring), so a call costs one generator and no per-call lookup.
+
+For type checkers, :data:`command` is a descriptor whose ``__get__`` gives ``(args) -> T`` on a
+``SyncRun`` instance and ``(args) -> Coroutine[..., T]`` on an ``AsyncRun`` one, from the
+command's own signature: one definition, precise types on both sides.
+
+The commands live here, beside ``Memory``, rather than in a module of their own: every module
+costs a cold start its import (~0.2 ms here, P1 in docs/benchmarks.md).
+"""
 
 from __future__ import annotations
 
 import time
-from _collections_abc import MutableMapping  # not collections.abc: it imports collections
+from _collections_abc import (
+    Awaitable,
+    MutableMapping,
+)  # not collections.abc: it imports collections
 
 from . import _common as c
 from ._config import Settings, acquire_store, release, resolve
 from ._errors import Conflict
-from ._types import Entry, Usage
 
 TYPE_CHECKING = False  # not typing's: importing typing costs a cold start ms
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator, Mapping
-    from typing import Any
+    import builtins
+    from collections.abc import Callable, Coroutine, Generator, Iterable, Iterator, Mapping
+    from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, overload
 
     from ._async import AsyncMemory
     from ._atomic import Transaction
-    from .store import Store
+    from ._types import Entry, Usage
+    from .store import AsyncStore, Store
 
-__all__ = ["Memory"]
+    P = ParamSpec("P")
+    T = TypeVar("T")
+    Returns = Generator[Any, Any, T]  # a command: yields store calls, gets answers, returns T
 
-_MISSING: Any = object()
+    class command(Generic[P, T]):  # lower case: a decorator
+        """Types a command: a plain call on a :class:`SyncRun`, a coroutine on an AsyncRun."""
+
+        def __init__(self, fn: Callable[Concatenate[Any, P], Returns[T]]) -> None: ...
+        def __call__(self, obj: Any, *args: P.args, **kwargs: P.kwargs) -> Returns[T]: ...
+        @overload
+        def __get__(self, obj: None, owner: type) -> Self: ...
+        @overload
+        def __get__(self, obj: SyncRun, owner: type | None = None) -> Callable[P, T]: ...
+        @overload
+        def __get__(
+            self, obj: AsyncRun, owner: type | None = None
+        ) -> Callable[P, Coroutine[Any, Any, T]]: ...
+        def __get__(self, obj: object, owner: type | None = None) -> Any: ...
+
+else:
+
+    def command(fn):
+        """Mark ``fn`` (a generator function) as a command: see the module's docstring."""
+        fn._botwire_command = True
+        return fn
 
 
-class Memory(MutableMapping[str, "Any"]):
+__all__ = ["AsyncRun", "Commands", "Memory", "SyncRun", "command"]
+
+
+def _sync_method(fn: Any) -> Any:
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        steps = fn(self, *args, **kwargs)
+        try:
+            answer = steps.send(None)
+            while True:  # the store was called already: its answer goes straight back
+                answer = steps.send(answer)
+        except StopIteration as done:
+            return done.value
+
+    return method
+
+
+def _async_method(fn: Any) -> Any:
+    async def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        steps = fn(self, *args, **kwargs)
+        try:
+            call = steps.send(None)
+            while True:
+                try:
+                    answer = await call
+                except BaseException as exc:  # raised where the command yielded: it may catch it
+                    call = steps.throw(exc)
+                else:
+                    call = steps.send(answer)
+        except StopIteration as done:
+            return done.value
+
+    return method
+
+
+def _install(cls: type, wrap: Any) -> None:
+    """Give ``cls`` a runner for every command it resolves to that has none yet (a subclass
+    keeps its own overrides and its base's runners)."""
+    for klass in cls.__mro__:
+        if not klass.__module__.startswith("botwire"):
+            continue  # commands live in botwire's modules; object and the ABCs have none
+        for name, fn in vars(klass).items():
+            if getattr(fn, "_botwire_command", False) and getattr(cls, name) is fn:
+                method = wrap(fn)
+                method.__name__ = name
+                method.__qualname__ = f"{cls.__qualname__}.{name}"
+                method.__module__ = cls.__module__
+                method.__doc__ = fn.__doc__
+                method.__wrapped__ = fn  # inspect.signature() shows the command's parameters
+                setattr(cls, name, method)
+
+
+class SyncRun:
+    """Base of a class whose commands are plain calls on a sync store."""
+
+    __slots__ = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _install(cls, _sync_method)
+
+
+class AsyncRun:
+    """Base of a class whose commands are coroutines awaiting an async store."""
+
+    __slots__ = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _install(cls, _async_method)
+
+
+class Commands:
+    """The commands of ``Memory`` and ``AsyncMemory`` (each subclass adds a runner base)."""
+
+    namespace: str
+    _store: Any  # a Store for a SyncRun class, an AsyncStore for an AsyncRun one
+    _settings: Settings | None
+    _acquire: Callable[[Settings], Any]  # the shared backend for these settings
+    # Waits the given seconds: yielded, so a SyncRun class sleeps (time.sleep) and an AsyncRun
+    # one returns asyncio.sleep's coroutine for its runner to await.
+    _sleep: Callable[[float], Any]
+
+    # -- construction helpers ----------------------------------------------------------------
+
+    @property
+    def url(self) -> str | None:
+        """The backend's URL (``http(s)://...`` or ``sqlite:///...``); ``None`` for a ``store=``."""
+        return self._settings.url if self._settings is not None else None
+
+    def __init__(
+        self,
+        namespace: str,
+        *,
+        url: str | None = None,
+        token: str | None = None,
+        timeout: float | None = None,
+        retries: int | None = None,
+        keepalive_expiry: float | None = None,
+        store: Store | AsyncStore | None = None,
+    ) -> None:
+        """A handle on ``namespace``; ``url``/``token``/``timeout``/``retries``/
+        ``keepalive_expiry`` override ``BOTWIRE_*`` (see docs/client.md). ``store=`` takes a
+        backend of your own instead: a :class:`~botwire.store.Store` for ``Memory``, an
+        :class:`~botwire.store.AsyncStore` for ``AsyncMemory``."""
+        self.namespace = c.check_namespace(namespace)
+        self._settings = None
+        if store is None:
+            self._settings = resolve(url, token, timeout, retries, keepalive_expiry)
+            store = self._acquire(self._settings)
+        self._store = store
+        self._closed = False
+
+    def _same_backend(self) -> dict[str, Any]:
+        """The arguments that open another handle on this one's backend and settings."""
+        s = self._settings
+        if s is None:
+            return {"store": self._store}
+        return {
+            "url": s.url,
+            "token": s.token,
+            "timeout": s.timeout,
+            "retries": s.retries,
+            "keepalive_expiry": s.keepalive_expiry,
+        }
+
+    def with_namespace(self, namespace: str) -> Self:
+        """Another namespace on the same backend and settings (sharing its connection)."""
+        return type(self)(namespace, **self._same_backend())
+
+    def __repr__(self) -> str:
+        where = self._settings.url if self._settings is not None else repr(self._store)
+        return f"{type(self).__name__}({self.namespace!r}, backend={where!r})"
+
+    # -- single keys ---------------------------------------------------------------------------
+
+    @command
+    def get(self, key: str, default: Any = None) -> Returns[Any]:
+        """The value at ``key``, or ``default`` when it is absent or expired."""
+        entry = yield self._store.get(self.namespace, c.check_key(key, self.namespace))
+        return default if entry is None else entry.value
+
+    @command
+    def entry(self, key: str) -> Returns[Entry | None]:
+        """The value with its version and times (an :class:`~botwire.Entry`), or ``None``."""
+        entry: Entry | None = yield self._store.get(
+            self.namespace, c.check_key(key, self.namespace)
+        )
+        return entry
+
+    @command
+    def set(
+        self,
+        key: str,
+        value: Any,
+        *,
+        ttl: float | None = None,
+        if_version: int | None = None,
+        if_absent: bool = False,
+    ) -> Returns[int]:
+        """Store ``value``; returns the new version. ``ttl`` is in seconds (none: no expiry).
+
+        ``if_version`` / ``if_absent`` make it a compare-and-set; a failed condition raises
+        :class:`~botwire.Conflict` carrying the current version.
+        """
+        op = c.op_set(
+            self.namespace, key, value, ttl=ttl, if_version=if_version, if_absent=if_absent
+        )
+        results = yield self._store.batch(self.namespace, [op])
+        version: int = results[0]["version"]
+        return version
+
+    @command
+    def delete(self, key: str, *, if_version: int | None = None) -> Returns[bool]:
+        """Remove ``key``; returns whether it existed. Deleting twice is harmless."""
+        op = c.op_delete(self.namespace, key, if_version=if_version)
+        results = yield self._store.batch(self.namespace, [op])
+        deleted: bool = results[0]["deleted"]
+        return deleted
+
+    # -- lists and counters --------------------------------------------------------------------
+
+    def _batch(self, ops: builtins.list[Any], idempotency_key: str | None) -> Any:
+        """The store call of one atomic batch with the caller's idempotency key (checked before
+        any I/O): yield it."""
+        ikey = c.check_idempotency_key(self.namespace, idempotency_key)
+        if ikey is None:
+            return self._store.batch(self.namespace, ops)
+        return self._store.batch(self.namespace, ops, idempotency_key=ikey)
+
+    @command
+    def append(
+        self,
+        key: str,
+        *items: Any,
+        max_len: int | None = None,
+        ttl: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> Returns[int]:
+        """Add ``items`` at the end of the list at ``key`` (created when absent), without
+        reading or rewriting it; returns the new length. ``max_len`` drops the oldest items.
+
+        ``idempotency_key`` (e.g. ``f"{context.aws_request_id}:history"``) makes a repeat of
+        this call (a platform retrying the whole invocation) apply once and return the first
+        result; it is scoped to the namespace and kept 24 h. See docs/client.md.
+        """
+        op = c.op_append(self.namespace, key, items, max_len=max_len, ttl=ttl)
+        results = yield self._batch([op], idempotency_key)
+        length: int = results[0]["length"]
+        return length
+
+    @command
+    def tail(self, key: str, n: int) -> Returns[builtins.list[Any]]:
+        """The last ``n`` items of the list at ``key`` (``[]`` when absent)."""
+        c.check_key(key, self.namespace)
+        tail = c.check_tail(self.namespace, key, n)
+        entry = yield self._store.get(self.namespace, key, tail=tail)
+        return [] if entry is None else [*entry.value]
+
+    @command
+    def pop(
+        self, key: str, default: Any = None, *, idempotency_key: str | None = None
+    ) -> Returns[Any]:
+        """Remove and return the last item of the list at ``key`` (``default`` when empty).
+
+        Note: unlike ``dict.pop`` this pops from the *list stored at* ``key``; use
+        :meth:`delete` to remove a key. ``idempotency_key``: as for :meth:`append`.
+        """
+        results = yield self._batch([c.op_pop(self.namespace, key)], idempotency_key)
+        return results[0]["value"] if results[0]["found"] else default
+
+    @command
+    def incr(
+        self, key: str, by: int | float = 1, *, idempotency_key: str | None = None
+    ) -> Returns[int | float]:
+        """Add ``by`` to the number at ``key`` atomically (absent counts as 0); returns the new
+        number. ``idempotency_key``: as for :meth:`append`."""
+        results = yield self._batch([c.op_incr(self.namespace, key, by)], idempotency_key)
+        value: int | float = results[0]["value"]
+        return value
+
+    @command
+    def update(
+        self,
+        key: str | Mapping[str, Any] | Iterable[tuple[str, Any]] = (),
+        fn: Callable[[Any], Any] | None = None,
+        default: Any = None,
+        *,
+        ttl: float | None = None,
+        **kwargs: Any,
+    ) -> Returns[Any]:
+        """Read-modify-write ``key`` with ``fn`` safely under concurrency; returns the new value.
+
+        ``fn`` gets the current value (``default`` when absent) and returns the new one (on
+        ``AsyncMemory`` it may be async); the write is conditional on the version read and
+        retried on :class:`~botwire.Conflict`. Called like ``dict.update`` (a mapping and/or
+        keywords, no ``fn``) it sets those keys atomically and returns ``None``.
+        """
+        if fn is None:
+            if isinstance(key, str):
+                raise TypeError(f"update({key!r}, fn): fn is required when key is a str")
+            mapping = dict(key)
+            mapping.update(kwargs)
+            if mapping:
+                yield from Commands.set_many(self, mapping)
+            return None
+        assert isinstance(key, str)
+        for attempt in range(c.UPDATE_ATTEMPTS):
+            current = yield from Commands.entry(self, key)
+            new = fn(current.value if current is not None else default)
+            if isinstance(new, Awaitable):
+                new = yield new  # an async fn: awaited by AsyncMemory's runner
+            try:
+                if current is None:
+                    yield from Commands.set(self, key, new, ttl=ttl, if_absent=True)
+                else:
+                    yield from Commands.set(self, key, new, ttl=ttl, if_version=current.version)
+            except Conflict:
+                yield self._sleep(c.update_backoff(attempt))
+                continue
+            return new
+        raise c.update_conflict(self.namespace, key, c.UPDATE_ATTEMPTS)
+
+    # -- several keys --------------------------------------------------------------------------
+
+    def _reads(self, keys: Iterable[str]) -> Returns[tuple[builtins.list[Any], builtins.list[Any]]]:
+        """``get`` ops for ``keys`` and their results, 1,000 keys per round trip."""
+        ops = [c.op_get(self.namespace, k) for k in keys]  # every key checked before any I/O
+        results: builtins.list[dict[str, Any]] = []
+        if ops:
+            for part in c.chunks(ops):
+                results.extend((yield self._store.batch(self.namespace, part, atomic=True)))
+        return ops, results
+
+    @command
+    def get_many(self, keys: Iterable[str]) -> Returns[dict[str, Any]]:
+        """Values of the ``keys`` that exist: one round trip per 1,000 keys (each slice is read
+        consistently; past 1,000 keys the slices are read one after another)."""
+        ops, results = yield from self._reads(keys)
+        return {op.key: r["value"] for op, r in zip(ops, results, strict=True) if r["found"]}
+
+    @command
+    def entries(self, keys: Iterable[str]) -> Returns[dict[str, Entry]]:
+        """Entries (value, version, times) of the ``keys`` that exist, as :meth:`get_many`."""
+        ops, results = yield from self._reads(keys)
+        return c.entries_from(ops, results) if ops else {}
+
+    @command
+    def set_many(
+        self,
+        mapping: Mapping[str, Any],
+        *,
+        ttl: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> Returns[int]:
+        """Set every key of ``mapping`` atomically, in one round trip; returns the version.
+
+        Atomic means at most 1,000 keys (:class:`~botwire.InvalidArgument` above, before any
+        I/O): split larger mappings yourself. ``idempotency_key``: as for :meth:`append`.
+        """
+        ops = c.set_many_ops(self.namespace, mapping, ttl)
+        if not ops:
+            return 0
+        c.check_atomic_size(self.namespace, ops, "set_many")
+        results = yield self._batch(ops, idempotency_key)
+        return max(r["version"] for r in results)
+
+    @command
+    def delete_many(
+        self, keys: Iterable[str], *, idempotency_key: str | None = None
+    ) -> Returns[int]:
+        """Delete ``keys``; returns how many existed. Up to 1,000 keys in one atomic round trip;
+        more are deleted 1,000 at a time (each slice atomic). ``idempotency_key``: as for
+        :meth:`append` (each slice records ``<key>:<i>/<n>``)."""
+        ops = [c.op_delete(self.namespace, k) for k in keys]
+        if not ops:
+            return 0
+        parts = c.chunks(ops)
+        ikeys = c.chunk_keys(c.check_idempotency_key(self.namespace, idempotency_key), len(parts))
+        deleted = 0
+        for part, ikey in zip(parts, ikeys, strict=True):
+            deleted += sum(bool(r["deleted"]) for r in (yield self._batch(part, ikey)))
+        return deleted
+
+    # -- listing and the namespace -------------------------------------------------------------
+
+    @command
+    def _keys_page(
+        self, prefix: str, cursor: str | None
+    ) -> Returns[tuple[builtins.list[str], str | None]]:
+        """One page of keys starting with ``prefix`` and the cursor of the next (``None``: last);
+        ``iter_keys`` of each class follows the pages."""
+        if prefix and cursor is None:
+            c.check_key(prefix, self.namespace)
+        page = yield self._store.list_keys(self.namespace, prefix=prefix, cursor=cursor)
+        return [info.key for info in page.keys], page.cursor
+
+    @command
+    def list(self, prefix: str = "") -> Returns[builtins.list[str]]:
+        """All keys starting with ``prefix``, in UTF-8 byte order (every page followed)."""
+        keys, cursor = yield from Commands._keys_page(self, prefix, None)
+        while cursor is not None:
+            more, cursor = yield from Commands._keys_page(self, prefix, cursor)
+            keys += more
+        return keys
+
+    @command
+    def keys(self) -> Returns[builtins.list[str]]:
+        """All keys, in UTF-8 byte order."""
+        return (yield from Commands.list(self))
+
+    @command
+    def items(self) -> Returns[builtins.list[tuple[str, Any]]]:
+        """All ``(key, value)`` pairs, fetched a page at a time (a key deleted meanwhile is
+        left out)."""
+        out: builtins.list[tuple[str, Any]] = []
+        keys, cursor = yield from Commands._keys_page(self, "", None)
+        while True:
+            values = yield from Commands.get_many(self, keys)
+            out.extend((key, values[key]) for key in keys if key in values)
+            if cursor is None:
+                return out
+            keys, cursor = yield from Commands._keys_page(self, "", cursor)
+
+    @command
+    def values(self) -> Returns[builtins.list[Any]]:
+        """All values, in their keys' order, as :meth:`items`."""
+        return [value for _, value in (yield from Commands.items(self))]
+
+    @command
+    def contains(self, key: str) -> Returns[bool]:
+        """Whether ``key`` exists (``key in memory``; a stored ``None`` or ``[]`` exists too).
+        Lists no value."""
+        c.check_key(key, self.namespace)
+        page = yield self._store.list_keys(self.namespace, prefix=key, limit=1)
+        return bool(page.keys) and page.keys[0].key == key
+
+    @command
+    def clear(self) -> Returns[int]:
+        """Delete every key of the namespace; returns how many there were."""
+        cleared: int = yield self._store.clear(self.namespace)
+        return cleared
+
+    @command
+    def usage(self) -> Returns[Usage]:
+        """Keys, bytes and writes today, with the limits in force (a :class:`~botwire.Usage`)."""
+        usage: Usage = yield self._store.usage(self.namespace)
+        return usage
+
+
+class Memory(Commands, SyncRun, MutableMapping[str, "Any"]):  # type: ignore[misc]
     """Persistent key-value memory for one namespace (a user, a session, an agent).
 
     Values are any JSON and come back with exactly the type stored. Where the data lives comes
@@ -42,48 +500,14 @@ class Memory(MutableMapping[str, "Any"]):
         assert "preferences" in memory
 
     It is thread-safe and a context manager; instances with the same settings share one
-    connection, so creating one per invocation is cheap.
+    connection, so creating one per invocation is cheap. Every command is a plain call here and
+    a coroutine on :class:`~botwire.AsyncMemory`: both run the one definition in
+    ``Commands`` above.
     """
 
-    def __init__(
-        self,
-        namespace: str,
-        *,
-        url: str | None = None,
-        token: str | None = None,
-        timeout: float | None = None,
-        retries: int | None = None,
-        keepalive_expiry: float | None = None,
-        store: Store | None = None,
-    ) -> None:
-        self.namespace = c.check_namespace(namespace)
-        self._settings: Settings | None = None
-        if store is None:
-            self._settings = resolve(url, token, timeout, retries, keepalive_expiry)
-            store = acquire_store(self._settings)
-        self._store: Store = store
-        self._closed = False
-
-    # -- construction helpers ----------------------------------------------------------------
-
-    @property
-    def url(self) -> str | None:
-        """The backend's URL (``http(s)://...`` or ``sqlite:///...``); ``None`` for a ``store=``."""
-        return self._settings.url if self._settings is not None else None
-
-    def with_namespace(self, namespace: str) -> Memory:
-        """Another namespace on the same backend and settings."""
-        if self._settings is None:
-            return Memory(namespace, store=self._store)
-        s = self._settings
-        return Memory(
-            namespace,
-            url=s.url,
-            token=s.token,
-            timeout=s.timeout,
-            retries=s.retries,
-            keepalive_expiry=s.keepalive_expiry,
-        )
+    _acquire = staticmethod(acquire_store)
+    _sleep = staticmethod(time.sleep)
+    _store: Store
 
     def as_async(self) -> AsyncMemory:
         """An :class:`~botwire.AsyncMemory` for this namespace on the same backend."""
@@ -93,202 +517,7 @@ class Memory(MutableMapping[str, "Any"]):
             from .backends._threaded import ThreadedAsyncStore
 
             return AsyncMemory(self.namespace, store=ThreadedAsyncStore(self._store, owned=False))
-        s = self._settings
-        return AsyncMemory(
-            self.namespace,
-            url=s.url,
-            token=s.token,
-            timeout=s.timeout,
-            retries=s.retries,
-            keepalive_expiry=s.keepalive_expiry,
-        )
-
-    # -- single keys ---------------------------------------------------------------------------
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """The value at ``key``, or ``default`` when it is absent or expired."""
-        entry = self._store.get(self.namespace, c.check_key(key, self.namespace))
-        return default if entry is None else entry.value
-
-    def entry(self, key: str) -> Entry | None:
-        """The value with its version and times, or ``None``."""
-        return self._store.get(self.namespace, c.check_key(key, self.namespace))
-
-    def set(
-        self,
-        key: str,
-        value: Any,
-        *,
-        ttl: float | None = None,
-        if_version: int | None = None,
-        if_absent: bool = False,
-    ) -> int:
-        """Store ``value``; returns the new version. ``ttl`` is in seconds (none: no expiry).
-
-        ``if_version`` / ``if_absent`` make it a compare-and-set; a failed condition raises
-        :class:`~botwire.Conflict` carrying the current version.
-        """
-        op = c.op_set(
-            self.namespace, key, value, ttl=ttl, if_version=if_version, if_absent=if_absent
-        )
-        version: int = self._store.batch(self.namespace, [op])[0]["version"]
-        return version
-
-    def delete(self, key: str, *, if_version: int | None = None) -> bool:
-        """Remove ``key``; returns whether it existed. Deleting twice is harmless."""
-        op = c.op_delete(self.namespace, key, if_version=if_version)
-        deleted: bool = self._store.batch(self.namespace, [op])[0]["deleted"]
-        return deleted
-
-    # -- lists and counters --------------------------------------------------------------------
-
-    def append(
-        self,
-        key: str,
-        *items: Any,
-        max_len: int | None = None,
-        ttl: float | None = None,
-        idempotency_key: str | None = None,
-    ) -> int:
-        """Add ``items`` at the end of the list at ``key`` (created when absent), without
-        reading or rewriting it; returns the new length. ``max_len`` drops the oldest items.
-
-        ``idempotency_key`` (e.g. ``f"{context.aws_request_id}:history"``) makes a repeat of
-        this call (a platform retrying the whole invocation) apply once and return the first
-        result; it is scoped to the namespace and kept 24 h. See docs/client.md.
-        """
-        op = c.op_append(self.namespace, key, items, max_len=max_len, ttl=ttl)
-        length: int = self._batch([op], idempotency_key)[0]["length"]
-        return length
-
-    def tail(self, key: str, n: int) -> list[Any]:
-        """The last ``n`` items of the list at ``key`` (``[]`` when absent)."""
-        c.check_key(key, self.namespace)
-        entry = self._store.get(self.namespace, key, tail=c.check_tail(self.namespace, key, n))
-        return [] if entry is None else list(entry.value)
-
-    def pop(  # type: ignore[override]
-        self, key: str, default: Any = None, *, idempotency_key: str | None = None
-    ) -> Any:
-        """Remove and return the last item of the list at ``key`` (``default`` when empty).
-
-        Note: unlike ``dict.pop`` this pops from the *list stored at* ``key``; use
-        :meth:`delete` to remove a key. ``idempotency_key``: as for :meth:`append`.
-        """
-        result = self._batch([c.op_pop(self.namespace, key)], idempotency_key)[0]
-        return result["value"] if result["found"] else default
-
-    def incr(
-        self, key: str, by: int | float = 1, *, idempotency_key: str | None = None
-    ) -> int | float:
-        """Add ``by`` to the number at ``key`` atomically (absent counts as 0).
-        ``idempotency_key``: as for :meth:`append`."""
-        value: int | float = self._batch([c.op_incr(self.namespace, key, by)], idempotency_key)[0][
-            "value"
-        ]
-        return value
-
-    def _batch(self, ops: list[Any], idempotency_key: str | None) -> list[dict[str, Any]]:
-        """One atomic batch, with the caller's idempotency key (checked before any I/O)."""
-        ikey = c.check_idempotency_key(self.namespace, idempotency_key)
-        if ikey is None:
-            return self._store.batch(self.namespace, ops)
-        return self._store.batch(self.namespace, ops, idempotency_key=ikey)
-
-    def update(  # type: ignore[override]
-        self,
-        key: str | Mapping[str, Any] | Iterable[tuple[str, Any]] = (),
-        fn: Callable[[Any], Any] | None = None,
-        default: Any = None,
-        *,
-        ttl: float | None = None,
-        **kwargs: Any,
-    ) -> Any:
-        """Read-modify-write ``key`` with ``fn`` safely under concurrency; returns the new value.
-
-        ``fn`` gets the current value (``default`` when absent) and returns the new one; the
-        write is conditional on the version read and retried on :class:`~botwire.Conflict`.
-        Called like ``dict.update`` (a mapping and/or keywords, no ``fn``) it sets those keys
-        atomically.
-        """
-        if fn is None:
-            if isinstance(key, str):
-                raise TypeError(f"update({key!r}, fn): fn is required when key is a str")
-            mapping = dict(key)
-            mapping.update(kwargs)
-            if mapping:
-                self.set_many(mapping)
-            return None
-        assert isinstance(key, str)
-        for attempt in range(c.UPDATE_ATTEMPTS):
-            current = self.entry(key)
-            new = fn(current.value if current is not None else default)
-            try:
-                if current is None:
-                    self.set(key, new, ttl=ttl, if_absent=True)
-                else:
-                    self.set(key, new, ttl=ttl, if_version=current.version)
-            except Conflict:
-                time.sleep(c.update_backoff(attempt))
-                continue
-            return new
-        raise c.update_conflict(self.namespace, key, c.UPDATE_ATTEMPTS)
-
-    # -- several keys --------------------------------------------------------------------------
-
-    def _reads(self, keys: Iterable[str]) -> tuple[list[Any], list[dict[str, Any]]]:
-        """``get`` ops for ``keys`` and their results, 1,000 keys per round trip."""
-        ops = [c.op_get(self.namespace, k) for k in keys]  # every key checked before any I/O
-        results: list[dict[str, Any]] = []
-        if ops:
-            for part in c.chunks(ops):
-                results.extend(self._store.batch(self.namespace, part, atomic=True))
-        return ops, results
-
-    def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
-        """Values of the ``keys`` that exist: one round trip per 1,000 keys (each slice is read
-        consistently; past 1,000 keys the slices are read one after another)."""
-        ops, results = self._reads(keys)
-        return {op.key: r["value"] for op, r in zip(ops, results, strict=True) if r["found"]}
-
-    def entries(self, keys: Iterable[str]) -> dict[str, Entry]:
-        """Entries (value, version, times) of the ``keys`` that exist, as :meth:`get_many`."""
-        ops, results = self._reads(keys)
-        return c.entries_from(ops, results) if ops else {}
-
-    def set_many(
-        self,
-        mapping: Mapping[str, Any],
-        *,
-        ttl: float | None = None,
-        idempotency_key: str | None = None,
-    ) -> int:
-        """Set every key of ``mapping`` atomically, in one round trip; returns the version.
-
-        Atomic means at most 1,000 keys (:class:`~botwire.InvalidArgument` above, before any
-        I/O): split larger mappings yourself. ``idempotency_key``: as for :meth:`append`.
-        """
-        ops = c.set_many_ops(self.namespace, mapping, ttl)
-        if not ops:
-            return 0
-        c.check_atomic_size(self.namespace, ops, "set_many")
-        results = self._batch(ops, idempotency_key)
-        return max(r["version"] for r in results)
-
-    def delete_many(self, keys: Iterable[str], *, idempotency_key: str | None = None) -> int:
-        """Delete ``keys``; returns how many existed. Up to 1,000 keys in one atomic round trip;
-        more are deleted 1,000 at a time (each slice atomic). ``idempotency_key``: as for
-        :meth:`append` (each slice records ``<key>:<i>/<n>``)."""
-        ops = [c.op_delete(self.namespace, k) for k in keys]
-        if not ops:
-            return 0
-        parts = c.chunks(ops)
-        ikeys = c.chunk_keys(c.check_idempotency_key(self.namespace, idempotency_key), len(parts))
-        return sum(
-            bool(r["deleted"])
-            for part, ikey in zip(parts, ikeys, strict=True)
-            for r in self._batch(part, ikey)
-        )
+        return AsyncMemory(self.namespace, **self._same_backend())
 
     def atomic(self, *, idempotency_key: str | None = None) -> Transaction:
         """A builder of checks and writes that commit all together or not at all (at most
@@ -298,79 +527,42 @@ class Memory(MutableMapping[str, "Any"]):
 
         return Transaction(self, idempotency_key)
 
-    # -- listing and the namespace -------------------------------------------------------------
-
     def iter_keys(self, prefix: str = "") -> Iterator[str]:
         """Keys starting with ``prefix``, in UTF-8 byte order, following every page."""
-        if prefix:
-            c.check_key(prefix, self.namespace)
-        cursor: str | None = None
-        while True:
-            page = self._store.list_keys(self.namespace, prefix=prefix, cursor=cursor)
-            for info in page.keys:
-                yield info.key
-            if page.cursor is None:
-                return
-            cursor = page.cursor
-
-    def list(self, prefix: str = "") -> list[str]:
-        """All keys starting with ``prefix``, in UTF-8 byte order."""
-        return list(self.iter_keys(prefix))
-
-    def keys(self) -> list[str]:  # type: ignore[override]
-        """All keys, in UTF-8 byte order."""
-        return self.list()
-
-    def items(self) -> list[tuple[str, Any]]:  # type: ignore[override]
-        """All ``(key, value)`` pairs, fetched a page at a time."""
-        out: list[tuple[str, Any]] = []
-        cursor: str | None = None
-        while True:
-            page = self._store.list_keys(self.namespace, cursor=cursor)
-            values = self.get_many(info.key for info in page.keys)
-            out.extend((info.key, values[info.key]) for info in page.keys if info.key in values)
-            if page.cursor is None:
-                return out
-            cursor = page.cursor
-
-    def values(self) -> list[Any]:  # type: ignore[override]
-        return [v for _, v in self.items()]
-
-    def clear(self) -> int:
-        """Delete every key of the namespace; returns how many there were."""
-        return self._store.clear(self.namespace)
-
-    def usage(self) -> Usage:
-        """Keys, bytes and writes today, with the limits in force."""
-        return self._store.usage(self.namespace)
+        keys, cursor = self._keys_page(prefix, None)
+        yield from keys
+        while cursor is not None:
+            keys, cursor = self._keys_page(prefix, cursor)
+            yield from keys
 
     # -- MutableMapping ------------------------------------------------------------------------
 
     def __getitem__(self, key: str) -> Any:
+        """``memory[key]``: the value, or ``KeyError`` when absent or expired."""
         entry = self.entry(key)
         if entry is None:
             raise KeyError(key)
         return entry.value
 
     def __setitem__(self, key: str, value: Any) -> None:
+        """``memory[key] = value``: :meth:`set` without conditions."""
         self.set(key, value)
 
     def __delitem__(self, key: str) -> None:
+        """``del memory[key]``: :meth:`delete`, or ``KeyError`` when absent."""
         if not self.delete(key):
             raise KeyError(key)
 
     def __contains__(self, key: object) -> bool:
-        # Existence, not truthiness: a stored None or [] is "in". Lists no value.
-        if not isinstance(key, str):
-            return False
-        c.check_key(key, self.namespace)
-        page = self._store.list_keys(self.namespace, prefix=key, limit=1)
-        return bool(page.keys) and page.keys[0].key == key
+        """``key in memory``: existence, not truthiness (a stored ``None`` or ``[]`` is in)."""
+        return isinstance(key, str) and self.contains(key)
 
     def __iter__(self) -> Iterator[str]:
+        """``iter(memory)``: :meth:`iter_keys`."""
         return self.iter_keys()
 
     def __len__(self) -> int:
+        """``len(memory)``: the namespace's key count (from :meth:`usage`)."""
         return self.usage().keys
 
     def __bool__(self) -> bool:
@@ -394,10 +586,6 @@ class Memory(MutableMapping[str, "Any"]):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def __repr__(self) -> str:
-        where = self._settings.url if self._settings is not None else repr(self._store)
-        return f"Memory({self.namespace!r}, backend={where!r})"
 
     __hash__ = object.__hash__
 

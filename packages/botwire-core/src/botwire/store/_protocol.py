@@ -1,13 +1,37 @@
-"""The one storage protocol every backend implements (embedded SQLite, HTTP, PostgreSQL)."""
+"""The one storage protocol every backend implements (embedded SQLite, HTTP, PostgreSQL), and
+the optional capabilities a server store may add.
+
+:class:`Store` is what the client needs. The server (``botwire_server/storage/_runner.py`` and
+``_open.py``) also probes a store for the capabilities in :data:`OPTIONAL`, each declared below
+as a protocol of its own with what the server does without it (the default): a store of your
+own needs only the six methods of :class:`Store` to be served, and gains speed or features for
+each capability it adds. ``tests/server/test_store_protocol.py`` holds the server to this list.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from .._types import Entry, KeyPage, Op, Usage
 
-__all__ = ["AsyncStore", "Store"]
+if TYPE_CHECKING:
+    from ._sql import JSONEntry
+
+__all__ = [
+    "OPTIONAL",
+    "AsyncStore",
+    "Store",
+    "SupportsAsyncReader",
+    "SupportsGetJSON",
+    "SupportsListLimits",
+    "SupportsPing",
+    "SupportsPurge",
+    "SupportsReadBatchJSON",
+    "SupportsRecentKeys",
+    "SupportsStoredBytes",
+    "capabilities",
+]
 
 
 @runtime_checkable
@@ -68,3 +92,116 @@ class AsyncStore(Protocol):
     async def usage(self, namespace: str) -> Usage: ...
 
     async def aclose(self) -> None: ...
+
+
+# -- optional capabilities of a server store ---------------------------------------------------
+
+
+@runtime_checkable
+class SupportsGetJSON(Protocol):
+    """A GET answered with the stored JSON text spliced into the response, never decoded.
+
+    Default: ``get``, and the server encodes the value again."""
+
+    def get_json(self, namespace: str, key: str, *, tail: int | None = None) -> JSONEntry | None:
+        """``(value_json, version, created_at, updated_at, expires_at)``, or ``None``."""
+        ...
+
+
+@runtime_checkable
+class SupportsReadBatchJSON(Protocol):
+    """A batch of gets answered as JSON texts, one per op, in one snapshot.
+
+    Default: ``batch(..., atomic=True)``, its values decoded and encoded again."""
+
+    def read_batch_json(self, namespace: str, ops: Sequence[Op]) -> list[str]:
+        """Each ``get`` op's result (as :class:`Store.batch` gives it) as JSON text."""
+        ...
+
+
+@runtime_checkable
+class SupportsRecentKeys(Protocol):
+    """The namespace's most recently updated keys (the legacy ``/v0`` listing).
+
+    Default: every page of ``list_keys`` is read and sorted by ``updated_at``."""
+
+    def recent_keys(self, namespace: str, limit: int) -> list[tuple[str, int, float]]:
+        """``(key, bytes, updated_at)`` of at most ``limit`` keys, most recent first."""
+        ...
+
+
+@runtime_checkable
+class SupportsStoredBytes(Protocol):
+    """The size of an answer before reading it, so a large one is read off the event loop.
+
+    Default: sizes are unknown; reads are scheduled as small ones."""
+
+    def stored_bytes(self, namespace: str, keys: Sequence[str]) -> int:
+        """JSON bytes that reading ``keys`` would return."""
+        ...
+
+
+@runtime_checkable
+class SupportsPing(Protocol):
+    """A readiness check (``/readyz``).
+
+    Default: a ``get`` of a key that does not exist."""
+
+    def ping(self) -> None:
+        """Return when the store can serve; raise :class:`~botwire.Unavailable` (or
+        :class:`~botwire.StorageFull`) otherwise."""
+        ...
+
+
+@runtime_checkable
+class SupportsPurge(Protocol):
+    """Housekeeping: expired entries and day-old idempotency records deleted store-wide.
+
+    Default: none (expired entries stay hidden from reads but keep their space)."""
+
+    def purge_expired(self, *, max_batches: int | None = None) -> int:
+        """Delete what has expired; returns how many entries went."""
+        ...
+
+
+@runtime_checkable
+class SupportsAsyncReader(Protocol):
+    """Single-key reads on the server's event loop with an async driver (PostgreSQL).
+
+    Default: reads call the sync store (inline or in a worker thread)."""
+
+    def async_reader(self) -> Any:
+        """An object with ``async open()``, ``close()``, ``get()`` and ``get_json()`` (as
+        ``botwire_server.storage._runner.AsyncReader``); the server opens it in its loop."""
+        ...
+
+
+@runtime_checkable
+class SupportsListLimits(Protocol):
+    """The server's list limits enforced inside the write transaction.
+
+    Default: the store applies none of its own (the server's other checks still hold)."""
+
+    @property
+    def engine(self) -> Any:
+        """An object whose ``max_append_items``, ``max_list_length`` and ``max_list_bytes``
+        the server sets (as :class:`~botwire.store.Engine` has)."""
+        ...
+
+
+#: Every capability the server probes a store for, by attribute name.
+OPTIONAL: dict[str, type] = {
+    "get_json": SupportsGetJSON,
+    "read_batch_json": SupportsReadBatchJSON,
+    "recent_keys": SupportsRecentKeys,
+    "stored_bytes": SupportsStoredBytes,
+    "ping": SupportsPing,
+    "purge_expired": SupportsPurge,
+    "async_reader": SupportsAsyncReader,
+    "engine": SupportsListLimits,
+}
+
+
+def capabilities(store: object) -> frozenset[str]:
+    """The optional capabilities ``store`` offers (names of :data:`OPTIONAL`)."""
+    return frozenset(name for name, proto in OPTIONAL.items() if isinstance(store, proto))

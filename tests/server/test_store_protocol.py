@@ -1,0 +1,140 @@
+"""The Store protocol is the whole contract: every capability the server probes a store for is
+declared in ``botwire/store/_protocol.py`` (``OPTIONAL``), and a store with only the six
+required methods is served, each capability falling back to its declared default."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+import botwire_server
+from botwire import Entry, Memory
+from botwire.store import KeyPage, Op, SQLiteStore, Store, Usage
+from botwire.store._protocol import OPTIONAL, capabilities
+from botwire_server import Settings, create_app
+from botwire_server.storage import StoreRunner
+
+STORAGE = Path(botwire_server.__file__).parent / "storage"
+
+
+def test_every_capability_the_server_probes_is_declared() -> None:
+    probed: set[str] = set()
+    for path in STORAGE.glob("*.py"):
+        probed |= set(re.findall(r'getattr\((?:self\.)?store, "(\w+)"', path.read_text()))
+    assert probed, "the probe pattern found nothing: update this test with the server's code"
+    assert probed == set(OPTIONAL), (
+        f"the server probes {sorted(probed - set(OPTIONAL))} undeclared, and "
+        f"{sorted(set(OPTIONAL) - probed)} are declared but never probed: keep "
+        "botwire/store/_protocol.py OPTIONAL and botwire_server/storage/ in step"
+    )
+
+
+def test_the_embedded_store_declares_what_it_offers(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.db")
+    try:
+        assert isinstance(store, Store)
+        assert capabilities(store) == set(OPTIONAL) - {"async_reader"}
+    finally:
+        store.close()
+
+
+class SixMethods:
+    """A third party's store: the six methods of ``Store`` and nothing else (it keeps its data
+    in a SQLiteStore, reached only through those six)."""
+
+    def __init__(self, path: Path) -> None:
+        self._inner = SQLiteStore(path)
+
+    def get(self, namespace: str, key: str, *, tail: int | None = None) -> Entry | None:
+        return self._inner.get(namespace, key, tail=tail)
+
+    def batch(self, namespace: str, ops: Sequence[Op], **options: Any) -> list[dict[str, Any]]:
+        return self._inner.batch(namespace, ops, **options)  # atomic=, idempotency_key=
+
+    def list_keys(
+        self, namespace: str, *, prefix: str = "", cursor: str | None = None, limit: int = 1000
+    ) -> KeyPage:
+        return self._inner.list_keys(namespace, prefix=prefix, cursor=cursor, limit=limit)
+
+    def clear(self, namespace: str) -> int:
+        return self._inner.clear(namespace)
+
+    def usage(self, namespace: str) -> Usage:
+        return self._inner.usage(namespace)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def six_method_server(tmp_path: Path) -> Iterator[str]:
+    """A real server (uvicorn on loopback, in a thread) over a :class:`SixMethods` store."""
+    store = SixMethods(tmp_path / "third-party.db")
+    assert isinstance(store, Store) and capabilities(store) == frozenset()
+    port = _free_port()
+    app = create_app(Settings(host="127.0.0.1", port=port), store=store)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
+            time.sleep(0.02)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+
+
+def test_a_store_of_six_methods_is_served_with_every_default(six_method_server: str) -> None:
+    url = six_method_server
+    with Memory("third-party", url=url, retries=0) as m:
+        m.set("profile", {"name": "Ada"})  # get_json's default: get, encoded by the server
+        assert m.get("profile") == {"name": "Ada"}
+        assert m.append("log", 1, 2, 3) == 3 and m.tail("log", 2) == [2, 3]
+        m.set_many({"a": 1, "b": [None]})
+        assert m.get_many(["a", "b", "zz"]) == {"a": 1, "b": [None]}  # read_batch_json's
+        assert m.list() == ["a", "b", "log", "profile"] and "a" in m and len(m) == 4
+        m.incr("newest")
+    ready = httpx.get(f"{url}/readyz", timeout=10)  # ping's default: a get
+    assert ready.status_code == 200, ready.text
+    listing = httpx.get(f"{url}/memory/third-party", timeout=10)  # recent_keys' default
+    assert listing.status_code == 200, listing.text
+    assert [k["key"] for k in listing.json()["keys"]][:1] == ["newest"]
+
+
+def test_the_runner_falls_back_to_each_declared_default(tmp_path: Path) -> None:
+    store = SixMethods(tmp_path / "r.db")
+
+    async def main() -> None:
+        runner = StoreRunner(store, inline=True)
+        await runner.open()  # no async_reader: reads call the store
+        try:
+            assert runner.reader is None
+            assert await runner.recent_keys("ns", 10) is None
+            assert await runner.stored_bytes("ns", ["k"]) is None
+            assert await runner.read_batch_json("ns", [Op("get", "k")]) is None
+            assert await runner.housekeeping() == 0
+            await runner.ping()
+            assert await runner.get_json("ns", "k") is None
+        finally:
+            await runner.close()
+
+    asyncio.run(main())
