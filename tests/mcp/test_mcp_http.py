@@ -110,6 +110,36 @@ def test_http_refuses_calls_without_a_valid_token(
         assert m.get(f"intruder-{problem}") is None  # nothing written
 
 
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        ({"exp": "9999999999"}, "'exp' claim must be a whole number"),
+        ({"aud": "anyone"}, "claims this server does not know (aud)"),
+        ({"role": "root"}, "claims this server does not know (role)"),
+        ({"ns": []}, "'ns' claim is not a list of namespace patterns"),
+        ({"nbf": 4102444800}, "not valid yet"),
+    ],
+    ids=["string-exp", "aud", "unknown-claim", "empty-ns", "future-nbf"],
+)
+def test_http_refuses_the_signed_tokens_botwire_server_refuses(
+    replicas: tuple[str, str], ns: str, shared_server_url: str, extra: dict, problem: str
+) -> None:
+    # One definition of the token rules: a signed token botwire-server would refuse (401) is
+    # refused here too, with the same reason, and writes nothing.
+    import jwt
+
+    claims = {"ns": [ns], "perm": "write", "iat": int(time.time()), **extra}
+    token = jwt.encode(claims, SECRET, algorithm="HS256")
+    args = {"key": f"odd-token-{len(problem)}", "value": 1}
+    r = _rpc(replicas[1], "tools/call", {"name": "memory_set", "arguments": args}, token)
+    assert r.status_code == 401, r.text
+    message = r.json()["error"]["message"]
+    assert message.startswith("botwire-mcp: ") and problem in message
+    assert "botwire-server token create --ns" in message
+    with Memory(ns, url=shared_server_url) as m:
+        assert m.get(args["key"]) is None  # nothing written
+
+
 @pytest.mark.asyncio
 async def test_no_token_fails_the_mcp_client_with_the_reason(replicas: tuple[str, str]) -> None:
     with pytest.raises(BaseException) as info:  # noqa: PT011 -- an ExceptionGroup from anyio

@@ -1,5 +1,8 @@
 """Bearer-token authorization (DESIGN §7): HS256 JWTs scoped to namespace globs.
 
+Verification (:class:`Authorizer`, :class:`Principal`) is defined once in ``botwire._tokens``
+and shared with botwire-mcp; this module adds minting and the CLI's duration parser.
+
 Claims: ``ns`` (a list of glob patterns such as ``"tenant-42-*"``), ``perm`` (``read``,
 ``write`` or ``admin``) and ``exp``. Tokens are read from the ``Authorization`` header only and
 never logged.
@@ -26,169 +29,14 @@ Example::
 from __future__ import annotations
 
 import time
-import warnings
-from dataclasses import dataclass
-from fnmatch import fnmatchcase
 from typing import Any
 
 import jwt
 
-from botwire import Forbidden, Unauthorized
+# One definition of token verification, shared with botwire-mcp (botwire/_tokens.py).
+from botwire._tokens import ALGORITHM, ANONYMOUS, PERMS, RANK, Authorizer, Principal
 
-__all__ = ["PERMS", "Authorizer", "Principal", "mint_token", "parse_duration"]
-
-PERMS = ("read", "write", "admin")
-_RANK = {p: i for i, p in enumerate(PERMS)}
-ALGORITHM = "HS256"
-
-# PyJWT warns about HMAC keys shorter than 32 bytes on every call; the server warns once instead.
-warnings.filterwarnings("ignore", message=".*HMAC key.*", module="jwt")
-warnings.filterwarnings("ignore", category=getattr(jwt, "InsecureKeyLengthWarning", UserWarning))
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """Who is calling: the namespace globs and the permission a token grants.
-
-    The anonymous principal (no token secret configured) may do everything.
-    """
-
-    patterns: tuple[str, ...]
-    perm: str
-    anonymous: bool = False
-
-    def covers(self, namespace: str) -> bool:
-        return self.anonymous or any(fnmatchcase(namespace, p) for p in self.patterns)
-
-    def allows(self, namespace: str, *, write: bool) -> bool:
-        if not self.covers(namespace):
-            return False
-        return not write or _RANK[self.perm] >= _RANK["write"]
-
-    def require(self, namespace: str, *, write: bool) -> None:
-        """Raise :class:`Forbidden` unless this principal may read (or write) ``namespace``."""
-        if not self.covers(namespace):
-            raise Forbidden(
-                f"botwire: this token does not cover namespace {namespace!r} (it covers "
-                f"{', '.join(map(repr, self.patterns)) or 'no namespace'}); mint a token whose "
-                "'ns' patterns include it.",
-                namespace=namespace,
-            )
-        if write and _RANK[self.perm] < _RANK["write"]:
-            raise Forbidden(
-                f"botwire: this token is read-only, so it cannot write namespace {namespace!r}; "
-                "use a token minted without --read-only.",
-                namespace=namespace,
-            )
-
-
-ANONYMOUS = Principal((), "admin", anonymous=True)
-
-
-def _unauthorized(message: str) -> Unauthorized:
-    return Unauthorized(
-        f"botwire: {message}. Send 'Authorization: Bearer <token>' with a token from "
-        "'botwire-server token create' (tokens in the URL are ignored)."
-    )
-
-
-class Authorizer:
-    """Checks ``Authorization`` headers against one HS256 secret (``None``: anonymous server)."""
-
-    def __init__(self, secret: str | None) -> None:
-        self.secret = secret
-
-    @property
-    def enabled(self) -> bool:
-        return self.secret is not None
-
-    def authenticate(self, header: str | None) -> Principal:
-        """The principal for an ``Authorization`` header value; :class:`Unauthorized` if bad."""
-        if self.secret is None:
-            return ANONYMOUS
-        if not header:
-            raise _unauthorized("this server needs a token and the request carried none")
-        scheme, _, token = header.strip().partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
-            raise _unauthorized("the Authorization header is not 'Bearer <token>'")
-        try:
-            # Time claims are checked below, strictly: PyJWT accepts "exp": "9999999999".
-            claims = jwt.decode(
-                token,
-                self.secret,
-                algorithms=[ALGORITHM],
-                options={
-                    "require": ["ns", "perm"],
-                    "verify_exp": False,
-                    "verify_nbf": False,
-                    "verify_iat": False,
-                    "verify_aud": False,
-                    "verify_iss": False,
-                },
-            )
-        except jwt.InvalidTokenError:
-            raise _unauthorized(
-                "the token is invalid (bad signature, algorithm or claims)"
-            ) from None
-        except Exception:  # whatever a signed-but-odd token trips in the library: still a 401
-            raise _unauthorized("the token could not be read") from None
-        _check_claims(claims, time.time())
-        return _principal(claims)
-
-
-#: The claims a token may carry: ours, and the registered JWT claims this server understands.
-ALLOWED_CLAIMS = frozenset({"ns", "perm", "exp", "nbf", "iat", "iss", "sub", "jti"})
-#: Leeway for clock differences between the minting host and this server (seconds).
-LEEWAY = 0
-
-
-def _whole(claims: dict[str, Any], name: str) -> int | None:
-    value = claims.get(name)
-    if value is None and name not in claims:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _unauthorized(
-            f"the token's {name!r} claim must be a whole number of seconds since 1970 "
-            f"(not {type(value).__name__})"
-        )
-    return value
-
-
-def _check_claims(claims: Any, now: float) -> None:
-    """Refuse (401) unknown claims and badly typed or out-of-time ``exp``/``nbf``/``iat``."""
-    if not isinstance(claims, dict):
-        raise _unauthorized("the token's payload is not a JSON object")
-    unknown = sorted(str(k) for k in claims if k not in ALLOWED_CLAIMS)
-    if unknown:
-        raise _unauthorized(
-            f"the token carries claims this server does not know ({', '.join(unknown)[:200]}); "
-            f"only {', '.join(sorted(ALLOWED_CLAIMS))} are accepted"
-        )
-    exp, nbf = _whole(claims, "exp"), _whole(claims, "nbf")
-    _whole(claims, "iat")
-    for name in ("iss", "sub", "jti"):
-        if name in claims and not isinstance(claims[name], str):
-            raise _unauthorized(f"the token's {name!r} claim must be a string")
-    if exp is not None and exp <= now - LEEWAY:
-        raise _unauthorized("the token has expired")
-    if nbf is not None and nbf > now + LEEWAY:
-        raise _unauthorized("the token is not valid yet (its 'nbf' is in the future)")
-
-
-def _principal(claims: dict[str, Any]) -> Principal:
-    ns, perm = claims.get("ns"), claims.get("perm")
-    if isinstance(ns, str):
-        ns = [ns]
-    if (
-        not isinstance(ns, list)
-        or not ns
-        or not all(isinstance(p, str) and p and len(p) <= 1024 for p in ns)
-    ):
-        raise _unauthorized("the token's 'ns' claim is not a list of namespace patterns")
-    if not isinstance(perm, str) or perm not in _RANK:
-        raise _unauthorized("the token's 'perm' claim is not read, write or admin")
-    return Principal(tuple(ns), perm)
+__all__ = ["ANONYMOUS", "PERMS", "Authorizer", "Principal", "mint_token", "parse_duration"]
 
 
 def mint_token(
@@ -200,7 +48,7 @@ def mint_token(
     now: float | None = None,
 ) -> str:
     """A signed token for ``patterns`` with ``perm``; ``expires_in`` seconds (``None``: never)."""
-    if perm not in _RANK:
+    if perm not in RANK:
         raise ValueError(f"perm must be one of {PERMS}, not {perm!r}")
     if not patterns or not all(isinstance(p, str) and p for p in patterns):
         raise ValueError("give at least one namespace pattern, e.g. 'tenant-42-*'")
