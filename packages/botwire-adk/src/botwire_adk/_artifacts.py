@@ -16,7 +16,7 @@ from google.adk.artifacts.base_artifact_service import ArtifactVersion, BaseArti
 from google.adk.errors.input_validation_error import InputValidationError
 from google.genai import types
 
-from botwire import AsyncMemory, Conflict, Memory
+from botwire import Conflict
 
 from . import _common as k
 
@@ -41,28 +41,10 @@ def _mime(part: types.Part) -> str | None:
     raise InputValidationError("Not supported artifact type.")
 
 
-class BotWireArtifactService(BaseArtifactService):
+class BotWireArtifactService(k.ClientService, BaseArtifactService):
     """Versioned ADK artifacts in botwire. Each version is one botwire value, so it is bounded
     by the server's value size (1 MiB by default; raise ``--max-value-bytes`` for bigger
     files, or keep large blobs in GCS). Same constructor as ``BotWireSessionService``."""
-
-    def __init__(
-        self,
-        namespace: str | None = None,
-        *,
-        memory: Memory | AsyncMemory | None = None,
-        url: str | None = None,
-        token: str | None = None,
-        uri: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        k.ignore_kwargs(kwargs)
-        self._mem = k.make_client(namespace, memory, url, token, uri)
-
-    @property
-    def memory(self) -> AsyncMemory:
-        """The botwire client the service stores through."""
-        return self._mem
 
     def _keys(self, app: str, user: str, filename: str, sid: str | None) -> tuple[str, str]:
         base = f"art/{k.seg(app)}/{k.seg(user)}/{_scope(filename, sid)}/"

@@ -103,6 +103,37 @@ def make_client(
     return AsyncMemory(namespace or DEFAULT_NAMESPACE, url=url, token=token)
 
 
+class ClientService:
+    """The constructor the three services share: one botwire client, from any of the ways to
+    name one (``namespace``, ``memory``, ``url``/``token``, an ADK ``uri``).
+
+    Args:
+        namespace: botwire namespace holding every app's data (default ``"adk"``).
+        memory: a ``botwire.Memory`` or ``AsyncMemory`` to use instead of making one.
+        url, token: the botwire server (default ``BOTWIRE_URL``/``BOTWIRE_TOKEN``, else the
+            embedded store).
+        uri: ``botwire://HOST:PORT/NAMESPACE`` as given to ``adk web --session_service_uri``.
+    """
+
+    def __init__(
+        self,
+        namespace: str | None = None,
+        *,
+        memory: Memory | AsyncMemory | None = None,
+        url: str | None = None,
+        token: str | None = None,
+        uri: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        ignore_kwargs(kwargs)
+        self._mem = make_client(namespace, memory, url, token, uri)
+
+    @property
+    def memory(self) -> AsyncMemory:
+        """The botwire client the service stores through."""
+        return self._mem
+
+
 def ignore_kwargs(kwargs: dict[str, Any]) -> None:
     """ADK's registry passes ``agents_dir=`` and CLI kwargs to every factory; only those are
     tolerated, so a misspelt option still fails loudly."""

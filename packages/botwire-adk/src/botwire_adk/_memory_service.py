@@ -26,7 +26,7 @@ from google.adk.memory.in_memory_memory_service import (
 from google.adk.memory.memory_entry import MemoryEntry
 from google.adk.sessions.session import Session
 
-from botwire import AsyncMemory, Conflict, Memory
+from botwire import Conflict
 from botwire.integration import chunks
 
 from . import _common as k
@@ -51,30 +51,12 @@ def _memorable(events: Sequence[Event], deleted: set[str]) -> list[dict[str, Any
     return [_from_event(e) for e in events if e.content and e.content.parts and e.id not in deleted]
 
 
-class BotWireMemoryService(BaseMemoryService):
+class BotWireMemoryService(k.ClientService, BaseMemoryService):
     """ADK long-term memory in botwire (keyword search, like ``InMemoryMemoryService``).
 
     Same constructor as :class:`~botwire_adk.BotWireSessionService` (``namespace``, ``memory``,
     ``url``, ``token``, ``uri``).
     """
-
-    def __init__(
-        self,
-        namespace: str | None = None,
-        *,
-        memory: Memory | AsyncMemory | None = None,
-        url: str | None = None,
-        token: str | None = None,
-        uri: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        k.ignore_kwargs(kwargs)
-        self._mem = k.make_client(namespace, memory, url, token, uri)
-
-    @property
-    def memory(self) -> AsyncMemory:
-        """The botwire client the service stores through."""
-        return self._mem
 
     async def _deleted(self, app: str, user: str) -> set[str]:
         return set(await self._mem.get(k.memory_prefix(app, user) + "deleted", []) or [])

@@ -34,7 +34,7 @@ from google.adk.sessions.base_session_service import (
 from google.adk.sessions.session import Session
 from google.adk.sessions.state import State
 
-from botwire import AsyncMemory, Conflict, Entry, Memory
+from botwire import Conflict, Entry
 from botwire.integration import chunks
 
 from . import _common as k
@@ -58,7 +58,7 @@ def _value(entry: Entry | None) -> dict[str, Any]:
     return dict(entry.value) if entry is not None and isinstance(entry.value, dict) else {}
 
 
-class BotWireSessionService(BaseSessionService):
+class BotWireSessionService(k.ClientService, BaseSessionService):
     """ADK sessions in botwire: safe for many processes (Cloud Run instances) at once.
 
     Example::
@@ -73,24 +73,6 @@ class BotWireSessionService(BaseSessionService):
             embedded store).
         uri: ``botwire://HOST:PORT/NAMESPACE`` as given to ``adk web --session_service_uri``.
     """
-
-    def __init__(
-        self,
-        namespace: str | None = None,
-        *,
-        memory: Memory | AsyncMemory | None = None,
-        url: str | None = None,
-        token: str | None = None,
-        uri: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        k.ignore_kwargs(kwargs)
-        self._mem = k.make_client(namespace, memory, url, token, uri)
-
-    @property
-    def memory(self) -> AsyncMemory:
-        """The botwire client the service stores through."""
-        return self._mem
 
     # -- create / get / list / delete ----------------------------------------------------------
 
