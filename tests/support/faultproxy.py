@@ -35,7 +35,6 @@ connections are refused (a restart without a load balancer).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import posixpath
 import random
 import socket
@@ -45,6 +44,8 @@ import time
 import urllib.parse
 from collections import Counter
 from collections.abc import Iterable
+
+from support.loopserver import LoopServer
 
 __all__ = ["ACTIONS", "FaultProxy"]
 
@@ -133,11 +134,13 @@ async def _read_message(reader: asyncio.StreamReader) -> bytes | None:
     return head + body
 
 
-class FaultProxy:
+class FaultProxy(LoopServer):
     """Start with ``with FaultProxy(upstream_port, script=[...], faults={...}) as proxy:``;
     point the client at ``proxy.url``. ``proxy.counts`` tells which actions happened;
     ``proxy.bytes_up`` / ``proxy.bytes_down`` count the bytes of the requests forwarded to the
     server and of the responses forwarded back (the benchmarks' bytes on the wire)."""
+
+    thread_name = "fault-proxy"
 
     def __init__(
         self,
@@ -160,10 +163,7 @@ class FaultProxy:
         self.down_how = ""
         self.down_answers = 0  # requests answered "down" (502) so far
         self._writers: set[asyncio.StreamWriter] = set()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._server: asyncio.AbstractServer | None = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
+        super().__init__()
         self._lock = threading.Lock()
 
     @property
@@ -293,35 +293,3 @@ class FaultProxy:
             cwriter.close()
             if upstream is not None:
                 upstream[1].close()
-
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-
-        async def start() -> None:
-            await self._listen()
-            self._ready.set()
-
-        loop.run_until_complete(start())
-        loop.run_forever()
-        # Shut down: cancel the connections still open (stalled ones included).
-        for task in asyncio.all_tasks(loop):
-            task.cancel()
-        with contextlib.suppress(Exception):
-            loop.run_until_complete(asyncio.sleep(0))
-        loop.close()
-
-    def __enter__(self) -> FaultProxy:
-        self._thread = threading.Thread(target=self._run, name="fault-proxy", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("fault proxy did not start")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        loop = self._loop
-        if loop is not None and self._server is not None:
-            loop.call_soon_threadsafe(self._server.close)
-            loop.call_soon_threadsafe(loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)

@@ -25,12 +25,11 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from support.proc import Daemon, serving, spawn
 from support.server import free_port
 
 __all__ = ["Nginx", "running_nginx"]
@@ -82,11 +81,14 @@ http {{
 """
 
 
-class Nginx:
+class Nginx(Daemon):
+    """A running nginx: ``http_url``, ``https_url`` (``ca_pem`` trusts it), ``log()`` (error and
+    access logs), ``access_log()`` (one line a request) and ``stop()``."""
+
     def __init__(
         self, proc: subprocess.Popen[bytes], directory: Path, http_port: int, https_port: int
     ) -> None:
-        self.proc = proc
+        super().__init__(proc, directory / "error.log", directory / "access.log")
         self.dir = directory
         self.http_port = http_port
         self.https_port = https_port
@@ -94,33 +96,11 @@ class Nginx:
         self.https_url = f"https://localhost:{https_port}"
         self.ca_pem = directory / "ca.pem"
 
-    def log(self) -> str:
-        parts = []
-        for name in ("error.log", "access.log"):
-            with contextlib.suppress(FileNotFoundError):
-                parts.append((self.dir / name).read_text("utf-8", "replace"))
-        return "\n".join(parts)
-
     def access_log(self) -> list[str]:
         try:
             return (self.dir / "access.log").read_text("utf-8", "replace").splitlines()
         except FileNotFoundError:
             return []
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-
-
-def _listening(port: int) -> bool:
-    with contextlib.closing(socket.socket()) as s:
-        s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 @contextlib.contextmanager
@@ -155,19 +135,7 @@ def running_nginx(
             keepalive_requests=keepalive_requests,
         )
     )
-    proc = subprocess.Popen(
-        [NGINX, "-p", str(directory), "-c", str(conf), "-e", str(directory / "error.log")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    proc = spawn([NGINX, "-p", str(directory), "-c", str(conf), "-e", str(directory / "error.log")])
     nginx = Nginx(proc, directory, http_port, https_port)
-    try:
-        deadline = time.monotonic() + 10
-        while not (_listening(http_port) and _listening(https_port)):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"nginx did not start:\n{nginx.log()}")
-            time.sleep(0.05)
-        yield nginx
-    finally:
-        nginx.stop()
+    with serving(nginx, [http_port, https_port], "nginx") as running:
+        yield running

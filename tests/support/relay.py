@@ -25,13 +25,16 @@ import asyncio
 import contextlib
 import socket
 import struct
-import threading
 import time
+
+from support.loopserver import LoopServer
 
 __all__ = ["Relay"]
 
 
-class Relay:
+class Relay(LoopServer):
+    thread_name = "relay"
+
     def __init__(
         self,
         upstream_port: int,
@@ -46,10 +49,7 @@ class Relay:
         self.bytes_down = 0
         self.connections = 0
         self.blackholed = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._server: asyncio.AbstractServer | None = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
+        super().__init__()
         self._flows: set[asyncio.StreamWriter] = set()
 
     @property
@@ -137,36 +137,7 @@ class Relay:
         assert self._loop is not None
         asyncio.run_coroutine_threadsafe(self._down(seconds), self._loop)
 
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        loop.run_until_complete(self._listen())
-        self._ready.set()
-        loop.run_forever()
-        for task in asyncio.all_tasks(loop):
-            task.cancel()
-        with contextlib.suppress(Exception):
-            loop.run_until_complete(asyncio.sleep(0))
-        loop.close()
-
-    def __enter__(self) -> Relay:
-        self._thread = threading.Thread(target=self._run, name="relay", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("relay did not start")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        loop = self._loop
-        if loop is not None:
-
-            def stop() -> None:
-                if self._server is not None:
-                    self._server.close()
-                for writer in list(self._flows):
-                    writer.close()
-                loop.stop()
-
-            loop.call_soon_threadsafe(stop)
-        if self._thread is not None:
-            self._thread.join(10)
+    def _closing(self) -> None:
+        super()._closing()
+        for writer in list(self._flows):
+            writer.close()

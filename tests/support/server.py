@@ -24,7 +24,6 @@ import atexit
 import contextlib
 import http.client
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -32,6 +31,8 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+
+from support.proc import Daemon
 
 __all__ = ["ServerProcess", "ServerStartError", "free_port", "running_server", "start_server"]
 
@@ -48,39 +49,20 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-class ServerProcess:
+class ServerProcess(Daemon):
     """A running ``botwire-server``: ``url``, ``port``, ``log()`` and ``stop()``."""
 
     def __init__(self, proc: subprocess.Popen[bytes], host: str, port: int, log_path: Path):
-        self.proc = proc
+        super().__init__(proc, log_path)
         self.host = host
         self.port = port
         self.url = f"http://{host}:{port}"
         self.log_path = log_path
 
-    def log(self) -> str:
-        """Everything the server wrote to stdout/stderr so far."""
-        try:
-            return self.log_path.read_text("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
-
-    @property
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
     def stop(self, timeout: float = 10.0) -> int:
         """SIGTERM (uvicorn's graceful shutdown), then SIGKILL after ``timeout``; exit code."""
         _LIVE.discard(self)
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        return int(self.proc.returncode)
+        return super().stop(timeout)
 
     def __enter__(self) -> ServerProcess:
         return self

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from support.proc import Daemon, serving, spawn
 from support.server import free_port
 
 __all__ = ["TinyProxy", "running_tinyproxy"]
@@ -25,33 +24,14 @@ __all__ = ["TinyProxy", "running_tinyproxy"]
 TINYPROXY = shutil.which("tinyproxy") or "/usr/bin/tinyproxy"
 
 
-class TinyProxy:
+class TinyProxy(Daemon):
+    """A running tinyproxy: ``url``, ``port``, ``log()`` (every request it handled), ``stop()``."""
+
     def __init__(self, proc: subprocess.Popen[bytes], port: int, log_path: Path) -> None:
-        self.proc = proc
+        super().__init__(proc, log_path)
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.log_path = log_path
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-
-
-def _listening(port: int) -> bool:
-    with contextlib.closing(socket.socket()) as s:
-        s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 @contextlib.contextmanager
@@ -68,19 +48,6 @@ def running_tinyproxy(directory: Path, extra: str = "") -> Iterator[TinyProxy]:
         f'LogFile "{log_path}"\nLogLevel Info\nPidFile "{directory / "tinyproxy.pid"}"\n'
         "MaxClients 50\n" + extra
     )
-    proc = subprocess.Popen(
-        [TINYPROXY, "-d", "-c", str(conf)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    proxy = TinyProxy(proc, port, log_path)
-    try:
-        deadline = time.monotonic() + 10
-        while not _listening(port):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"tinyproxy did not start:\n{proxy.log()}")
-            time.sleep(0.05)
+    proc = spawn([TINYPROXY, "-d", "-c", str(conf)])
+    with serving(TinyProxy(proc, port, log_path), [port], "tinyproxy") as proxy:
         yield proxy
-    finally:
-        proxy.stop()
