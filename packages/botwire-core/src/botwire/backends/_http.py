@@ -1,5 +1,7 @@
 """What the sync and async HTTP backends share: the target, headers, which Store call becomes
-which request, and what a response means (sans-I/O). When to retry is ``_retry.py``."""
+which request, what a response means (sans-I/O), and :class:`HTTPCommands`: the store methods and
+the retry loop, written once as commands (``botwire._memory``) that the sync backend runs as plain
+calls and the async one as coroutines. When to retry is ``_retry.py``."""
 
 from __future__ import annotations
 
@@ -16,21 +18,29 @@ from .._errors import (
     Unavailable,
     error_from_payload,
 )
+from .._memory import command
 from .._record import record
 from .._types import Op
+from ._retry import DEFAULT_RETRIES, AttemptFailed, Attempts
 
 TYPE_CHECKING = False  # not typing's: importing typing costs a cold start ms
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Generator, Sequence
     from typing import Any
 
+    from .._types import Entry, KeyPage, Usage
+    from ._proxy import Proxy
+
 __all__ = [
+    "DEFAULT_KEEPALIVE_EXPIRY",
     "ECHO_HEADER",
     "Call",
+    "HTTPCommands",
     "Target",
     "base_headers",
     "batch_call",
     "clear_call",
+    "environment_proxy",
     "get_call",
     "list_call",
     "new_idempotency_key",
@@ -352,3 +362,112 @@ def clear_call(target: Target, headers: dict[str, str], ns: str) -> Call:
 
 def usage_call(target: Target, headers: dict[str, str], ns: str) -> Call:
     return _call(target, "GET", _wire.namespace_path(ns), headers, None, "usage", ns)
+
+
+DEFAULT_KEEPALIVE_EXPIRY = 30.0  # see keepalive_expiry in HTTPStore
+
+
+def environment_proxy(target: Target) -> Proxy | None:
+    """The proxy the environment names for ``target`` (see ``_proxy``), or ``None``."""
+    # Most deployments set no *_proxy variable: then skip importing _proxy (a cold start 0.3 ms).
+    if not any(name[-6:].lower() == "_proxy" for name in os.environ):
+        return None
+    from ._proxy import proxy_for
+
+    return proxy_for(target.tls, target.host, target.port)
+
+
+class HTTPCommands:
+    """The Store methods of both HTTP backends and their one retry loop.
+
+    Each method is a command (see ``botwire._memory``): it yields ``self._exchange(call,
+    timeout)`` (one attempt: ``(status, headers, body)``, or :class:`AttemptFailed` for a
+    transport failure) and ``self._sleep(seconds)``. ``HTTPStore`` (a ``SyncRun``) sends and
+    sleeps before the yield, ``AsyncHTTPStore`` (an ``AsyncRun``) awaits what was yielded, so the
+    loop, the policy (:class:`~._retry.Attempts`) and the calls are one definition for both.
+    """
+
+    _exchange: Callable[[Call, float], Any]  # one attempt (a coroutine on the async side)
+    _sleep: Callable[[float], Any]  # time.sleep, or asyncio.sleep for its runner to await
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        timeout: float = 10.0,
+        retries: int = DEFAULT_RETRIES,
+        deadline: float | None = None,
+        keepalive_expiry: float = DEFAULT_KEEPALIVE_EXPIRY,
+    ) -> None:
+        self.url = url
+        self.target = Target.parse(url)
+        self.timeout = timeout
+        self.retries = retries
+        self.deadline = deadline if deadline is not None else timeout * (retries + 1)
+        # Idle pooled connections older than this are closed, not reused: a NAT gateway or load
+        # balancer drops idle flows silently (AWS NAT: 350 s), and a request on such a flow
+        # hangs for the whole timeout. Keep it below the server's keep-alive (ours: 75 s).
+        self.keepalive_expiry = keepalive_expiry
+        self.proxy = environment_proxy(self.target)
+        self._headers = base_headers(self.target, token)
+
+    def _send(self, call: Call) -> Generator[Any, Any, Any]:
+        """Send ``call`` until it gets a final answer; :mod:`._retry` decides what is final."""
+        attempts = Attempts(
+            call, timeout=self.timeout, retries=self.retries, deadline=self.deadline
+        )
+        while True:
+            timeout = attempts.begin()
+            try:
+                status, headers, body = yield self._exchange(call, timeout)
+            except AttemptFailed as failed:  # refused, reset, timed out, garbled...
+                yield self._sleep(attempts.failed(failed.cause, reused=failed.reused))
+                continue
+            done, value = attempts.answered(status, headers, body)
+            if done:
+                return value
+            yield self._sleep(value)
+
+    # -- the Store protocol --------------------------------------------------------------------
+
+    @command
+    def get(
+        self, namespace: str, key: str, *, tail: int | None = None
+    ) -> Generator[Any, Any, Entry | None]:
+        entry: Entry | None = yield from self._send(
+            get_call(self.target, self._headers, namespace, key, tail)
+        )
+        return entry
+
+    @command
+    def batch(
+        self,
+        namespace: str,
+        ops: Sequence[Op],
+        *,
+        atomic: bool = True,
+        idempotency_key: str | None = None,
+    ) -> Generator[Any, Any, list[dict[str, Any]]]:
+        call = batch_call(self.target, self._headers, namespace, ops, atomic, idempotency_key)
+        results: list[dict[str, Any]] = yield from self._send(call)
+        return results
+
+    @command
+    def list_keys(
+        self, namespace: str, *, prefix: str = "", cursor: str | None = None, limit: int = 1000
+    ) -> Generator[Any, Any, KeyPage]:
+        page: KeyPage = yield from self._send(
+            list_call(self.target, self._headers, namespace, prefix, cursor, limit)
+        )
+        return page
+
+    @command
+    def clear(self, namespace: str) -> Generator[Any, Any, int]:
+        deleted: int = yield from self._send(clear_call(self.target, self._headers, namespace))
+        return deleted
+
+    @command
+    def usage(self, namespace: str) -> Generator[Any, Any, Usage]:
+        usage: Usage = yield from self._send(usage_call(self.target, self._headers, namespace))
+        return usage

@@ -1,7 +1,7 @@
 """The async HTTP backend, on ``httpx.AsyncClient`` (``pip install "botwire[async]"``).
 
-Requests and what a response means (``_http``) and when to retry (``_retry``) are the sync
-backend's; only I/O differs.
+Requests, what a response means, the Store methods and the retry loop (``_http.HTTPCommands``)
+and when to retry (``_retry``) are the sync backend's, written once; only I/O differs.
 One client per event loop, since an ``httpx.AsyncClient`` belongs to the loop that opened it.
 The network path is the sync client's too: the proxy comes from ``_proxy.proxy_for`` (httpx's
 own environment reading is off), TLS trusts ``_proxy.ssl_context()``, idle connections expire
@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import _fork
-from .._types import Entry, KeyPage, Op, Usage
+from .._memory import AsyncRun
 from . import _http as h
 from . import _proxy
-from ._http_sync import DEFAULT_KEEPALIVE_EXPIRY, environment_proxy
-from ._retry import DEFAULT_RETRIES, Attempts
+from ._http import DEFAULT_KEEPALIVE_EXPIRY, HTTPCommands
+from ._retry import DEFAULT_RETRIES, AttemptFailed
 
 if TYPE_CHECKING:
     import httpx
@@ -103,8 +102,10 @@ class _Guard:
         await self._inner.__aexit__(*args)
 
 
-class AsyncHTTPStore:
+class AsyncHTTPStore(AsyncRun, HTTPCommands):
     """An :class:`~botwire.store.AsyncStore` that talks to a botwire server over HTTP."""
+
+    _sleep = staticmethod(asyncio.sleep)
 
     def __init__(
         self,
@@ -117,14 +118,14 @@ class AsyncHTTPStore:
         keepalive_expiry: float = DEFAULT_KEEPALIVE_EXPIRY,
     ) -> None:
         self._httpx = _import_httpx()
-        self.url = url
-        self.target = h.Target.parse(url)
-        self.timeout = timeout
-        self.retries = retries
-        self.deadline = deadline if deadline is not None else timeout * (retries + 1)
-        self.keepalive_expiry = keepalive_expiry
-        self.proxy = environment_proxy(self.target)
-        self._headers = h.base_headers(self.target, token)
+        super().__init__(
+            url,
+            token=token,
+            timeout=timeout,
+            retries=retries,
+            deadline=deadline,
+            keepalive_expiry=keepalive_expiry,
+        )
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
             weakref.WeakKeyDictionary()
         )
@@ -165,61 +166,17 @@ class AsyncHTTPStore:
             self._clients[loop] = client
         return client
 
-    async def _send(self, call: h.Call) -> Any:
-        """Send ``call`` until it gets a final answer; :mod:`._retry` decides what is final."""
-        httpx = self._httpx
-        attempts = Attempts(
-            call, timeout=self.timeout, retries=self.retries, deadline=self.deadline
-        )
+    async def _exchange(self, call: h.Call, timeout: float) -> tuple[int, dict[str, str], bytes]:
+        """One attempt through this loop's client (httpx pools and reuses connections)."""
         headers = {k: v for k, v in call.headers.items() if k != "Host"}
-        while True:
-            timeout = attempts.begin()
-            try:
-                response = await self._client().request(
-                    call.method, call.path, headers=headers, content=call.body, timeout=timeout
-                )
-            except httpx.TransportError as exc:
-                await asyncio.sleep(attempts.failed(exc))
-                continue
-            resp_headers = {k.lower(): v for k, v in response.headers.items()}
-            done, value = attempts.answered(response.status_code, resp_headers, response.content)
-            if done:
-                return value
-            await asyncio.sleep(value)
-
-    async def get(self, namespace: str, key: str, *, tail: int | None = None) -> Entry | None:
-        entry: Entry | None = await self._send(
-            h.get_call(self.target, self._headers, namespace, key, tail)
-        )
-        return entry
-
-    async def batch(
-        self,
-        namespace: str,
-        ops: Sequence[Op],
-        *,
-        atomic: bool = True,
-        idempotency_key: str | None = None,
-    ) -> list[dict[str, Any]]:
-        call = h.batch_call(self.target, self._headers, namespace, ops, atomic, idempotency_key)
-        results: list[dict[str, Any]] = await self._send(call)
-        return results
-
-    async def list_keys(
-        self, namespace: str, *, prefix: str = "", cursor: str | None = None, limit: int = 1000
-    ) -> KeyPage:
-        page: KeyPage = await self._send(
-            h.list_call(self.target, self._headers, namespace, prefix, cursor, limit)
-        )
-        return page
-
-    async def clear(self, namespace: str) -> int:
-        deleted: int = await self._send(h.clear_call(self.target, self._headers, namespace))
-        return deleted
-
-    async def usage(self, namespace: str) -> Usage:
-        usage: Usage = await self._send(h.usage_call(self.target, self._headers, namespace))
-        return usage
+        try:
+            response = await self._client().request(
+                call.method, call.path, headers=headers, content=call.body, timeout=timeout
+            )
+        except self._httpx.TransportError as exc:
+            raise AttemptFailed(exc) from exc
+        resp_headers = {k.lower(): v for k, v in response.headers.items()}
+        return response.status_code, resp_headers, response.content
 
     async def aclose(self) -> None:
         try:

@@ -15,19 +15,18 @@ compares it with ``http.client`` on the same answers, plain and over TLS.
 from __future__ import annotations
 
 import _socket
-import os
 import time
 from _thread import allocate_lock
 
 from .. import _fork
 from .._errors import Unavailable
-from .._types import Entry, KeyPage, Op, Usage
+from .._memory import SyncRun
 from . import _http as h
-from ._retry import DEFAULT_RETRIES, Attempts
+from ._http import DEFAULT_KEEPALIVE_EXPIRY, HTTPCommands
+from ._retry import DEFAULT_RETRIES, AttemptFailed
 
 TYPE_CHECKING = False  # not typing's: importing typing costs a cold start ms
 if TYPE_CHECKING:
-    from collections.abc import Sequence
     from typing import Any
 
     from ._proxy import Proxy
@@ -43,18 +42,7 @@ _RECV = 65536
 # value_too_large) says so before the upload instead of resetting the connection mid-way.
 EXPECT_THRESHOLD = 256 * 1024
 EXPECT_WAIT = 1.0  # seconds to wait for "100 Continue" before sending the body anyway (as curl)
-DEFAULT_KEEPALIVE_EXPIRY = 30.0  # see keepalive_expiry in HTTPStore
 _PEEK = _socket.MSG_PEEK
-
-
-def environment_proxy(target: h.Target) -> Proxy | None:
-    """The proxy the environment names for ``target`` (see ``_proxy``), or ``None``."""
-    # Most deployments set no *_proxy variable: then skip importing _proxy (a cold start 0.3 ms).
-    if not any(name[-6:].lower() == "_proxy" for name in os.environ):
-        return None
-    from ._proxy import proxy_for
-
-    return proxy_for(target.tls, target.host, target.port)
 
 
 class FramingError(ConnectionError):
@@ -391,7 +379,7 @@ class _Connection:
         return bool(self.buffer)
 
 
-class HTTPStore:
+class HTTPStore(SyncRun, HTTPCommands):
     """A :class:`~botwire.store.Store` that talks to a botwire server over HTTP.
 
     Example::
@@ -403,8 +391,11 @@ class HTTPStore:
     writes carry an ``Idempotency-Key``), so connection failures, 502/503/504 and 429s with a
     short ``Retry-After`` are retried with backoff and jitter until ``retries`` or the overall
     deadline (``timeout * (retries + 1)``) run out; then :class:`~botwire.Unavailable` is
-    raised (the policy is :mod:`botwire.backends._retry`, shared with the async backend).
+    raised (the policy is :mod:`botwire.backends._retry`; the loop and the Store methods are
+    :class:`~botwire.backends._http.HTTPCommands`, shared with the async backend).
     """
+
+    _sleep = staticmethod(time.sleep)
 
     def __init__(
         self,
@@ -416,17 +407,14 @@ class HTTPStore:
         deadline: float | None = None,
         keepalive_expiry: float = DEFAULT_KEEPALIVE_EXPIRY,
     ) -> None:
-        self.url = url
-        self.target = h.Target.parse(url)
-        self.timeout = timeout
-        self.retries = retries
-        self.deadline = deadline if deadline is not None else timeout * (retries + 1)
-        # Idle pooled connections older than this are closed, not reused: a NAT gateway or load
-        # balancer drops idle flows silently (AWS NAT: 350 s), and a request on such a flow
-        # hangs for the whole timeout. Keep it below the server's keep-alive (ours: 75 s).
-        self.keepalive_expiry = keepalive_expiry
-        self.proxy = environment_proxy(self.target)
-        self._headers = h.base_headers(self.target, token)
+        super().__init__(
+            url,
+            token=token,
+            timeout=timeout,
+            retries=retries,
+            deadline=deadline,
+            keepalive_expiry=keepalive_expiry,
+        )
         self._idle: list[_Connection] = []
         self._lock = allocate_lock()
         self._closed = False
@@ -469,64 +457,19 @@ class HTTPStore:
                 return
         conn.close()
 
-    def _send(self, call: h.Call) -> Any:
-        """Send ``call`` until it gets a final answer; :mod:`._retry` decides what is final."""
-        attempts = Attempts(
-            call, timeout=self.timeout, retries=self.retries, deadline=self.deadline
-        )
-        while True:
-            timeout = attempts.begin()
-            conn: _Connection | None = None
-            try:
-                conn = self._acquire(timeout)
-                status, headers, body, keep = conn.exchange(call, timeout)
-            except (OSError, ValueError) as exc:  # refused, reset, timed out, garbled, TLS...
-                reused = conn is not None and conn.requests > 1
-                if conn is not None:
-                    conn.close()
-                time.sleep(attempts.failed(exc, reused=reused))
-                continue
-            self._release(conn, keep)
-            done, value = attempts.answered(status, headers, body)
-            if done:
-                return value
-            time.sleep(value)
-
-    # -- the Store protocol --------------------------------------------------------------------
-
-    def get(self, namespace: str, key: str, *, tail: int | None = None) -> Entry | None:
-        entry: Entry | None = self._send(
-            h.get_call(self.target, self._headers, namespace, key, tail)
-        )
-        return entry
-
-    def batch(
-        self,
-        namespace: str,
-        ops: Sequence[Op],
-        *,
-        atomic: bool = True,
-        idempotency_key: str | None = None,
-    ) -> list[dict[str, Any]]:
-        call = h.batch_call(self.target, self._headers, namespace, ops, atomic, idempotency_key)
-        results: list[dict[str, Any]] = self._send(call)
-        return results
-
-    def list_keys(
-        self, namespace: str, *, prefix: str = "", cursor: str | None = None, limit: int = 1000
-    ) -> KeyPage:
-        page: KeyPage = self._send(
-            h.list_call(self.target, self._headers, namespace, prefix, cursor, limit)
-        )
-        return page
-
-    def clear(self, namespace: str) -> int:
-        deleted: int = self._send(h.clear_call(self.target, self._headers, namespace))
-        return deleted
-
-    def usage(self, namespace: str) -> Usage:
-        usage: Usage = self._send(h.usage_call(self.target, self._headers, namespace))
-        return usage
+    def _exchange(self, call: h.Call, timeout: float) -> tuple[int, dict[str, str], bytes]:
+        """One attempt on a pooled (or new) connection; a failure closes that connection."""
+        conn: _Connection | None = None
+        try:
+            conn = self._acquire(timeout)
+            status, headers, body, keep = conn.exchange(call, timeout)
+        except (OSError, ValueError) as exc:  # refused, reset, timed out, garbled, TLS...
+            reused = conn is not None and conn.requests > 1
+            if conn is not None:
+                conn.close()
+            raise AttemptFailed(exc, reused) from exc
+        self._release(conn, keep)
+        return status, headers, body
 
     def close(self) -> None:
         with self._lock:

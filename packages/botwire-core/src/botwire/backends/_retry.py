@@ -1,7 +1,7 @@
 """When to retry, how long to wait, and what to raise at the end: one sans-I/O policy that the
 sync and the async HTTP backends both drive (they differ only in how they send and sleep).
 
-Example (what a backend's ``_send`` does)::
+Example (what ``_http.HTTPCommands._send``, the one loop both backends run, does)::
 
     attempts = Attempts(call, timeout=10.0, retries=7, deadline=80.0)
     while True:
@@ -37,13 +37,31 @@ if TYPE_CHECKING:
 
     from ._http import Call
 
-__all__ = ["DEFAULT_RETRIES", "MAX_RETRY_AFTER", "Attempts", "backoff", "retry_delay"]
+__all__ = [
+    "DEFAULT_RETRIES",
+    "MAX_RETRY_AFTER",
+    "AttemptFailed",
+    "Attempts",
+    "backoff",
+    "retry_delay",
+]
 
 DEFAULT_RETRIES = 7
 MAX_RETRY_AFTER = 5.0  # a 429/503 asking to wait longer than this is reported, not waited out
 RETRY_STATUSES = frozenset((502, 503, 504))
 BACKOFF_FIRST = 0.1  # seconds: the first retry's step; each next step doubles ...
 BACKOFF_CAP = 2.0  # ... up to this
+
+
+class AttemptFailed(Exception):
+    """One attempt's transport failure (``cause``: refused, reset, timed out, garbled...), as a
+    backend reports it to the shared retry loop; ``reused``: it happened on a pooled keep-alive
+    connection (see :meth:`Attempts.failed`)."""
+
+    def __init__(self, cause: BaseException, reused: bool = False) -> None:
+        super().__init__(cause)
+        self.cause = cause
+        self.reused = reused
 
 
 def backoff(retry: int) -> float:
