@@ -7,11 +7,11 @@ forward (TTL without sleeping). Embedded: a real SQLite file with an injected cl
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from botwire import AsyncMemory, Limits, Memory
+from botwire._clock import TestingClock
 from botwire.backends._threaded import ThreadedAsyncStore
 from botwire.store import SQLiteStore
 
@@ -24,17 +24,8 @@ LIMITS = Limits(
 )
 
 
-class FakeClock:
-    """Real time plus an offset the test moves forward."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
+#: The tests' movable clock is the server's ``--testing-clock`` (one definition).
+FakeClock = TestingClock
 
 
 @dataclass

@@ -20,7 +20,15 @@ from botwire import Conflict
 if TYPE_CHECKING:
     from botwire import AsyncMemory, Memory
 
-__all__ = ["MAX_ATTEMPTS", "ListEdit", "acas_edit", "as_list", "backoff", "cas_edit"]
+__all__ = [
+    "MAX_ATTEMPTS",
+    "ListEdit",
+    "acas_edit",
+    "as_list",
+    "backoff",
+    "cas_edit",
+    "delete_at",
+]
 
 MAX_ATTEMPTS = 64
 
@@ -35,6 +43,20 @@ class ListEdit(Generic[R]):
     result: R
     new_items: list[Any] | None = None
     changed: bool = True
+
+
+def delete_at(idx: int) -> Callable[[list[Any]], ListEdit[Any]]:
+    """The edit that removes the item at position ``idx`` (Python's indexing, so ``-1`` is the
+    newest) and returns it; out of range: nothing changes and the result is ``None``. Both
+    chat stores' ``delete_message(key, idx)``."""
+
+    def edit(items: list[Any]) -> ListEdit[Any]:
+        if not -len(items) <= idx < len(items):
+            return ListEdit(result=None, changed=False)
+        removed = items.pop(idx)
+        return ListEdit(result=removed, new_items=items)
+
+    return edit
 
 
 def as_list(value: Any, key: str) -> list[Any]:

@@ -8,7 +8,7 @@ from llama_index.core.base.llms.types import ChatMessage
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.storage.chat_store.base import BaseChatStore
 
-from botwire_llamaindex._cas import ListEdit, acas_edit, cas_edit
+from botwire_llamaindex._cas import ListEdit, acas_edit, cas_edit, delete_at
 from botwire_llamaindex._clients import DEFAULT_NAMESPACE, MemoryPair
 from botwire_llamaindex._codec import dump_message, load_messages
 
@@ -19,16 +19,6 @@ __all__ = ["CHAT_KEY_PREFIX", "BotWireChatStore"]
 
 #: The chat ``key`` is stored under the botwire key ``CHAT_KEY_PREFIX + key``.
 CHAT_KEY_PREFIX = "chat/"
-
-
-def _delete_at(idx: int) -> Any:
-    def edit(items: list[Any]) -> ListEdit[Any]:
-        if not -len(items) <= idx < len(items):
-            return ListEdit(result=None, changed=False)
-        removed = items.pop(idx)
-        return ListEdit(result=removed, new_items=items)
-
-    return edit
 
 
 def _delete_all(items: list[Any]) -> ListEdit[Any]:
@@ -130,7 +120,7 @@ class BotWireChatStore(BaseChatStore):
 
     def delete_message(self, key: str, idx: int) -> ChatMessage | None:
         """Delete the message at position ``idx``; it, or ``None`` if out of range."""
-        raw = cas_edit(self._clients.sync, self._key(key), _delete_at(idx), ttl=self.ttl)
+        raw = cas_edit(self._clients.sync, self._key(key), delete_at(idx), ttl=self.ttl)
         return None if raw is None else ChatMessage.model_validate(raw)
 
     def delete_last_message(self, key: str) -> ChatMessage | None:
@@ -174,7 +164,7 @@ class BotWireChatStore(BaseChatStore):
 
     async def adelete_message(self, key: str, idx: int) -> ChatMessage | None:
         """Async :meth:`delete_message`."""
-        raw = await acas_edit(self._clients.aio, self._key(key), _delete_at(idx), ttl=self.ttl)
+        raw = await acas_edit(self._clients.aio, self._key(key), delete_at(idx), ttl=self.ttl)
         return None if raw is None else ChatMessage.model_validate(raw)
 
     async def adelete_last_message(self, key: str) -> ChatMessage | None:

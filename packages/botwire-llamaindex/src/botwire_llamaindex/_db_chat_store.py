@@ -10,7 +10,14 @@ from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.storage.chat_store.base_db import AsyncDBChatStore, MessageStatus
 
 from botwire import Conflict
-from botwire_llamaindex._cas import MAX_ATTEMPTS, ListEdit, acas_edit, as_list, backoff
+from botwire_llamaindex._cas import (
+    MAX_ATTEMPTS,
+    ListEdit,
+    acas_edit,
+    as_list,
+    backoff,
+    delete_at,
+)
 from botwire_llamaindex._clients import DEFAULT_NAMESPACE, MemoryPair
 from botwire_llamaindex._codec import dump_messages, load_messages
 
@@ -30,16 +37,6 @@ def _take_oldest(n: int) -> Any:
         if n <= 0 or not items:
             return ListEdit(result=[], changed=False)
         return ListEdit(result=items[:n], new_items=items[n:])
-
-    return edit
-
-
-def _delete_at(idx: int) -> Any:
-    def edit(items: list[Any]) -> ListEdit[Any]:
-        if not -len(items) <= idx < len(items):
-            return ListEdit(result=None, changed=False)
-        removed = items.pop(idx)
-        return ListEdit(result=removed, new_items=items)
 
     return edit
 
@@ -188,7 +185,7 @@ class BotWireAsyncDBChatStore(AsyncDBChatStore):
     async def delete_message(self, key: str, idx: int) -> ChatMessage | None:
         """Delete the active message at position ``idx``; it, or ``None``."""
         raw = await acas_edit(
-            self._aio, self._list_key(key, MessageStatus.ACTIVE), _delete_at(idx), ttl=self.ttl
+            self._aio, self._list_key(key, MessageStatus.ACTIVE), delete_at(idx), ttl=self.ttl
         )
         return None if raw is None else ChatMessage.model_validate(raw)
 

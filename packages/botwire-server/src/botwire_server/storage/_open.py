@@ -5,33 +5,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from botwire._clock import TestingClock  # one definition, shared with the tests
 from botwire.store import Store
 
 from ..settings import Settings
 
 __all__ = ["RESPONSE_OVERHEAD", "TestingClock", "apply_list_limits", "open_store"]
-
-
-class TestingClock:
-    """``time.time()`` plus an offset that only moves forward (``POST /_testing/clock``).
-
-    Example::
-
-        clock = TestingClock()
-        clock.advance(3600)       # every TTL and daily quota now sees one hour later
-    """
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
-
-    def advance(self, seconds: float) -> float:
-        if not seconds >= 0:
-            raise ValueError("the testing clock only moves forward")
-        self.offset += seconds
-        return self()
 
 
 def open_store(settings: Settings, clock: Any = time.time) -> Store:
