@@ -390,6 +390,8 @@ class HTTPCommands:
     _exchange: Callable[[Call, float], Any]  # one attempt (a coroutine on the async side)
     _sleep: Callable[[float], Any]  # time.sleep, or asyncio.sleep for its runner to await
 
+    # One constructor for both backends: ``HTTPStore(url, token=..., timeout=10.0, retries=7,
+    # deadline=None, keepalive_expiry=30.0)`` and the same for ``AsyncHTTPStore``.
     def __init__(
         self,
         url: str,
@@ -411,6 +413,10 @@ class HTTPCommands:
         self.keepalive_expiry = keepalive_expiry
         self.proxy = environment_proxy(self.target)
         self._headers = base_headers(self.target, token)
+        self._open()
+
+    def _open(self) -> None:
+        """Set up the transport (a connection pool, httpx clients): each backend's own."""
 
     def _send(self, call: Call) -> Generator[Any, Any, Any]:
         """Send ``call`` until it gets a final answer; :mod:`._retry` decides what is final."""

@@ -19,8 +19,8 @@ from .. import _fork
 from .._memory import AsyncRun
 from . import _http as h
 from . import _proxy
-from ._http import DEFAULT_KEEPALIVE_EXPIRY, HTTPCommands
-from ._retry import DEFAULT_RETRIES, AttemptFailed
+from ._http import HTTPCommands
+from ._retry import AttemptFailed
 
 if TYPE_CHECKING:
     import httpx
@@ -107,25 +107,9 @@ class AsyncHTTPStore(AsyncRun, HTTPCommands):
 
     _sleep = staticmethod(asyncio.sleep)
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        token: str | None = None,
-        timeout: float = 10.0,
-        retries: int = DEFAULT_RETRIES,
-        deadline: float | None = None,
-        keepalive_expiry: float = DEFAULT_KEEPALIVE_EXPIRY,
-    ) -> None:
+    def _open(self) -> None:
+        """This transport's own state (the settings are :class:`HTTPCommands`')."""
         self._httpx = _import_httpx()
-        super().__init__(
-            url,
-            token=token,
-            timeout=timeout,
-            retries=retries,
-            deadline=deadline,
-            keepalive_expiry=keepalive_expiry,
-        )
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
             weakref.WeakKeyDictionary()
         )

@@ -22,8 +22,8 @@ from .. import _fork
 from .._errors import Unavailable
 from .._memory import SyncRun
 from . import _http as h
-from ._http import DEFAULT_KEEPALIVE_EXPIRY, HTTPCommands
-from ._retry import DEFAULT_RETRIES, AttemptFailed
+from ._http import HTTPCommands
+from ._retry import AttemptFailed
 
 TYPE_CHECKING = False  # not typing's: importing typing costs a cold start ms
 if TYPE_CHECKING:
@@ -397,24 +397,8 @@ class HTTPStore(SyncRun, HTTPCommands):
 
     _sleep = staticmethod(time.sleep)
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        token: str | None = None,
-        timeout: float = 10.0,
-        retries: int = DEFAULT_RETRIES,
-        deadline: float | None = None,
-        keepalive_expiry: float = DEFAULT_KEEPALIVE_EXPIRY,
-    ) -> None:
-        super().__init__(
-            url,
-            token=token,
-            timeout=timeout,
-            retries=retries,
-            deadline=deadline,
-            keepalive_expiry=keepalive_expiry,
-        )
+    def _open(self) -> None:
+        """This transport's own state (the settings are :class:`HTTPCommands`')."""
         self._idle: list[_Connection] = []
         self._lock = allocate_lock()
         self._closed = False
