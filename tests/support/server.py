@@ -32,7 +32,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-from support.proc import Daemon
+from support.proc import Daemon, spawn
 
 __all__ = ["ServerProcess", "ServerStartError", "free_port", "running_server", "start_server"]
 
@@ -112,14 +112,23 @@ def start_server(
     for _attempt in range(3):  # a free port can be taken between probe and bind: retry
         port = free_port(host)
         db_args = [] if database is False else ["--database", os.fspath(database)]
-        argv = [sys.executable, "-m", "botwire_server", "--host", host, "--port", str(port),
-                *db_args, *args, *extra_args]
+        argv = [
+            sys.executable,
+            "-m",
+            "botwire_server",
+            "--host",
+            host,
+            "--port",
+            str(port),
+            *db_args,
+            *args,
+            *extra_args,
+        ]
         if testing_clock:
             argv.append("--testing-clock")
         log_path = log_dir / f"server-{port}.log"
         with open(log_path, "wb") as log_file:
-            proc = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT,
-                                    env=base_env, cwd=cwd, start_new_session=True)
+            proc = spawn(argv, stdout=log_file, env=base_env, cwd=cwd)
         server = ServerProcess(proc, host, port, log_path)
         _LIVE.add(server)
         deadline = time.monotonic() + timeout
