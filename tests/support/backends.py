@@ -1,19 +1,21 @@
 """The backends the conformance suite runs every case against.
 
 Each backend gives a ``Memory``/``AsyncMemory`` for a namespace and a clock the test can move
-forward (TTL without sleeping). Embedded: a real SQLite file with an injected clock. HTTP: a real
+forward (TTL without sleeping): the shape of ``botwire.testing.Backend``, so the conformance kit's
+cases run against them. Embedded: a real SQLite file with an injected clock. HTTP: a real
 ``botwire-server`` process started with ``--testing-clock``.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
+
 from botwire import AsyncMemory, Limits, Memory
-from botwire.backends._threaded import ThreadedAsyncStore
 from botwire.store import SQLiteStore
+from botwire.testing import Clock, StoreBackend
 
 # The limits every conformance backend runs with; tests that hit them use fresh namespaces.
 LIMITS = Limits(
@@ -23,41 +25,27 @@ LIMITS = Limits(
     writes_per_day=5000,
 )
 
-
-class FakeClock:
-    """Real time plus an offset the test moves forward."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
+#: Real time plus an offset the test moves forward (the conformance kit's clock).
+FakeClock = Clock
 
 
-@dataclass
-class EmbeddedBackend:
-    path: str
-    name: str = "embedded"
-    clock: FakeClock = field(default_factory=FakeClock)
-    store: Any = None
+class EmbeddedBackend(StoreBackend):
+    """A real SQLite file with an injected clock and :data:`LIMITS`."""
 
-    def __post_init__(self) -> None:
-        self.store = SQLiteStore(self.path, limits=LIMITS, clock=self.clock)
+    def __init__(self, path: str) -> None:
+        clock = Clock()
+        store = SQLiteStore(path, limits=LIMITS, clock=clock)
+        super().__init__(store, clock, limits=LIMITS, name="embedded")
+        self.path = path
 
-    def memory(self, namespace: str) -> Memory:
-        return Memory(namespace, store=self.store)
 
-    def amemory(self, namespace: str) -> AsyncMemory:
-        return AsyncMemory(namespace, store=ThreadedAsyncStore(self.store, owned=False))
+class OnEveryBackend:
+    """Mix into a ``botwire.testing`` class: its cases run against the session's backends
+    (``tests/conftest.py``: embedded SQLite, HTTP → SQLite server, HTTP → PostgreSQL server)."""
 
-    def advance(self, seconds: float) -> None:
-        self.clock.advance(seconds)
-
-    def close(self) -> None:
-        self.store.close()
+    @pytest.fixture
+    def backend(self, backend: Any) -> Any:
+        return backend
 
 
 @dataclass
@@ -67,6 +55,8 @@ class HTTPBackend:
     url: str
     name: str
     token: str | None = None
+    limits: Limits | None = LIMITS
+    store: None = None  # the server's store is out of reach: no store-level cases
     _memories: list[Any] = field(default_factory=list)
 
     def memory(self, namespace: str) -> Memory:
