@@ -24,6 +24,7 @@ from ._protocol import (
     SupportsReadBatchJSON,
     SupportsRecentKeys,
     SupportsStoredBytes,
+    SupportsSweep,
     capabilities,
 )
 
@@ -50,6 +51,7 @@ __all__ = [
     "SupportsReadBatchJSON",
     "SupportsRecentKeys",
     "SupportsStoredBytes",
+    "SupportsSweep",
     "Tx",
     "Usage",
     "capabilities",

@@ -108,6 +108,12 @@ class ProtocolCases(Cases):
         assert store.purge_expired() >= 1
         assert mem.keys() == ["kept"] and mem.usage().keys == 1
 
+    def _check_needs_sweep(self, store: Any, backend: Backend, mem: Memory) -> None:
+        mem.append("l", *range(50), max_len=10)
+        assert isinstance(store.needs_sweep, bool)
+        assert store.sweep() >= 0 and store.needs_sweep is False
+        assert mem.get("l") == list(range(40, 50))
+
     def _check_async_reader(self, store: Any, backend: Backend, mem: Memory) -> None:
         mem.set("k", {"v": 1})
         reader = store.async_reader()
