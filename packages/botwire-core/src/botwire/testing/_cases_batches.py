@@ -229,6 +229,7 @@ class LimitCases(Cases):
         _incr_times(mem, "c", limits.writes_per_day)
         with pytest.raises(QuotaExceeded) as info:
             mem.incr("c")
+        assert info.value.retry_after is not None
         backend.advance(info.value.retry_after + 1)
         assert mem.incr("c") == limits.writes_per_day + 1
 
