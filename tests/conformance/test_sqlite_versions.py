@@ -41,8 +41,9 @@ def test_a_rolled_back_reservation_is_not_used(tmp_path: Path) -> None:
     a = SQLiteStore(path)
     try:
         # The first allocation (which reserves a block) happens in a batch that then fails.
-        failed = a.batch("ns", [Op("set", "x", value="1"), Op("check", "y", version=99)],
-                         atomic=False)
+        failed = a.batch(
+            "ns", [Op("set", "x", value="1"), Op("check", "y", version=99)], atomic=False
+        )
         assert "error" in failed[1]
         a.batch("ns", [Op("set", "x", value="1"), Op("check", "y", version=99)], atomic=False)
         with pytest.raises(Conflict):  # atomic: the whole transaction is rolled back
@@ -67,8 +68,9 @@ def test_an_op_rolled_back_in_a_non_atomic_batch_does_not_lend_its_version(
     store = SQLiteStore(tmp_path / "v.db", limits=Limits(max_keys=1))
     try:
         first = _set(store, "a")
-        results = store.batch("ns", [Op("set", "b", value="1"), Op("set", "a", value="2")],
-                              atomic=False)
+        results = store.batch(
+            "ns", [Op("set", "b", value="1"), Op("set", "a", value="2")], atomic=False
+        )
         assert results[0]["error"]["code"] == "quota_exceeded"
         batch_version = int(results[1]["version"])
         assert batch_version > first

@@ -1,7 +1,8 @@
 """The backends the conformance suite runs every case against.
 
 Each backend gives a ``Memory``/``AsyncMemory`` for a namespace and a clock the test can move
-forward (TTL without sleeping). Embedded: a real SQLite file with an injected clock. HTTP: a real
+forward (TTL without sleeping): the shape of ``botwire.testing.Backend``, so the conformance kit's
+cases run against them. Embedded: a real SQLite file with an injected clock. HTTP: a real
 ``botwire-server`` process started with ``--testing-clock``.
 """
 
@@ -10,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
+
 from botwire import AsyncMemory, Limits, Memory
-from botwire._clock import TestingClock
-from botwire.backends._threaded import ThreadedAsyncStore
 from botwire.store import SQLiteStore
+from botwire.testing import Clock, StoreBackend
 
 # The limits every conformance backend runs with; tests that hit them use fresh namespaces.
 LIMITS = Limits(
@@ -23,32 +25,27 @@ LIMITS = Limits(
     writes_per_day=5000,
 )
 
+#: Real time plus an offset the test moves forward (the conformance kit's clock).
+FakeClock = Clock
 
-#: The tests' movable clock is the server's ``--testing-clock`` (one definition).
-FakeClock = TestingClock
+
+class EmbeddedBackend(StoreBackend):
+    """A real SQLite file with an injected clock and :data:`LIMITS`."""
+
+    def __init__(self, path: str) -> None:
+        clock = Clock()
+        store = SQLiteStore(path, limits=LIMITS, clock=clock)
+        super().__init__(store, clock, limits=LIMITS, name="embedded")
+        self.path = path
 
 
-@dataclass
-class EmbeddedBackend:
-    path: str
-    name: str = "embedded"
-    clock: FakeClock = field(default_factory=FakeClock)
-    store: Any = None
+class OnEveryBackend:
+    """Mix into a ``botwire.testing`` class: its cases run against the session's backends
+    (``tests/conftest.py``: embedded SQLite, HTTP → SQLite server, HTTP → PostgreSQL server)."""
 
-    def __post_init__(self) -> None:
-        self.store = SQLiteStore(self.path, limits=LIMITS, clock=self.clock)
-
-    def memory(self, namespace: str) -> Memory:
-        return Memory(namespace, store=self.store)
-
-    def amemory(self, namespace: str) -> AsyncMemory:
-        return AsyncMemory(namespace, store=ThreadedAsyncStore(self.store, owned=False))
-
-    def advance(self, seconds: float) -> None:
-        self.clock.advance(seconds)
-
-    def close(self) -> None:
-        self.store.close()
+    @pytest.fixture
+    def backend(self, backend: Any) -> Any:
+        return backend
 
 
 @dataclass
@@ -58,6 +55,8 @@ class HTTPBackend:
     url: str
     name: str
     token: str | None = None
+    limits: Limits | None = LIMITS
+    store: None = None  # the server's store is out of reach: no store-level cases
     _memories: list[Any] = field(default_factory=list)
 
     def memory(self, namespace: str) -> Memory:

@@ -1,7 +1,10 @@
 """Storage backends behind :class:`botwire.Memory`: one protocol, several engines.
 
-``SQLiteStore`` is the embedded engine (stdlib ``sqlite3``, loaded only when used); the server
-package adds ``PostgresStore`` on the same :class:`~botwire.store.Engine` semantics.
+The protocol (:class:`Store`, :class:`AsyncStore`, the optional ``Supports*`` capabilities
+in :data:`OPTIONAL` and :func:`capabilities`) is what a store of your own implements;
+``botwire.testing`` runs the conformance suite against one. ``SQLiteStore`` is the embedded
+engine (stdlib ``sqlite3``, loaded only when used); the server package adds ``PostgresStore``
+on the same :class:`~botwire.store.Engine` semantics.
 """
 
 from __future__ import annotations
@@ -9,13 +12,28 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .._types import Entry, KeyInfo, KeyPage, Limits, Op, Usage
-from ._protocol import AsyncStore, Store
+from ._protocol import (
+    OPTIONAL,
+    AsyncStore,
+    Store,
+    SupportsAsyncReader,
+    SupportsGetJSON,
+    SupportsListLimits,
+    SupportsPing,
+    SupportsPurge,
+    SupportsReadBatchJSON,
+    SupportsRecentKeys,
+    SupportsStoredBytes,
+    SupportsSweep,
+    capabilities,
+)
 
 if TYPE_CHECKING:
     from ._sql import Engine, Tx
     from ._sqlite import SQLiteStore
 
 __all__ = [
+    "OPTIONAL",
     "AsyncStore",
     "Engine",
     "Entry",
@@ -25,8 +43,18 @@ __all__ = [
     "Op",
     "SQLiteStore",
     "Store",
+    "SupportsAsyncReader",
+    "SupportsGetJSON",
+    "SupportsListLimits",
+    "SupportsPing",
+    "SupportsPurge",
+    "SupportsReadBatchJSON",
+    "SupportsRecentKeys",
+    "SupportsStoredBytes",
+    "SupportsSweep",
     "Tx",
     "Usage",
+    "capabilities",
 ]
 
 

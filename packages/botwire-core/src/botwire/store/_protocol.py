@@ -30,6 +30,7 @@ __all__ = [
     "SupportsReadBatchJSON",
     "SupportsRecentKeys",
     "SupportsStoredBytes",
+    "SupportsSweep",
     "capabilities",
 ]
 
@@ -165,6 +166,22 @@ class SupportsPurge(Protocol):
 
 
 @runtime_checkable
+class SupportsSweep(Protocol):
+    """Rows a write left for later (a long list's trim or delete) removed after the answer.
+
+    Default: nothing is swept after a write (the store frees such rows in the write itself)."""
+
+    @property
+    def needs_sweep(self) -> bool:
+        """Whether rows are waiting for :meth:`sweep`."""
+        ...
+
+    def sweep(self) -> int:
+        """Remove waiting rows in short transactions; returns how many went."""
+        ...
+
+
+@runtime_checkable
 class SupportsAsyncReader(Protocol):
     """Single-key reads on the server's event loop with an async driver (PostgreSQL).
 
@@ -197,6 +214,7 @@ OPTIONAL: dict[str, type] = {
     "stored_bytes": SupportsStoredBytes,
     "ping": SupportsPing,
     "purge_expired": SupportsPurge,
+    "needs_sweep": SupportsSweep,
     "async_reader": SupportsAsyncReader,
     "engine": SupportsListLimits,
 }

@@ -1,0 +1,134 @@
+"""The store itself: the six required methods, and each optional capability of
+``botwire.store`` either honoured or reported *not applicable* with what the server does
+without it (the declared default)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from .._codec import decode
+from .._memory import Memory
+from .._types import Op
+from ..store import OPTIONAL, Store, capabilities
+from ._backend import Backend
+from ._base import Cases
+
+__all__ = ["ProtocolCases", "declared_default"]
+
+REQUIRED = ("get", "batch", "list_keys", "clear", "usage", "close")
+
+
+def declared_default(name: str) -> str:
+    """What the server does without capability ``name``: its protocol's "Default:" line."""
+    doc = " ".join((OPTIONAL[name].__doc__ or "").split())
+    return doc.partition("Default: ")[2] or "(no default declared)"
+
+
+class ProtocolCases(Cases):
+    """The store's own contract: required methods fail when missing; optional capabilities are
+    checked when offered and reported not applicable, with the declared default, when not."""
+
+    @pytest.fixture
+    def store(self, backend: Backend) -> Store:
+        if backend.store is None:
+            pytest.skip(f"not applicable: {backend.name}'s store is behind a server")
+        return backend.store
+
+    def test_store_has_the_required_methods(self, store: Store) -> None:
+        missing = [m for m in REQUIRED if not callable(getattr(store, m, None))]
+        assert not missing, (
+            f"{type(store).__name__} lacks {', '.join(missing)}: a botwire store needs all of "
+            f"{', '.join(REQUIRED)} (botwire.store.Store)"
+        )
+        assert isinstance(store, Store)
+
+    @pytest.mark.parametrize("name", sorted(OPTIONAL))
+    def test_optional_capability(
+        self, store: Store, backend: Backend, mem: Memory, name: str
+    ) -> None:
+        if name not in capabilities(store):
+            pytest.skip(
+                f"not applicable by design: {type(store).__name__} does not offer {name} "
+                f"({OPTIONAL[name].__name__}); without it the server uses: "
+                f"{declared_default(name)}"
+            )
+        getattr(self, f"_check_{name}")(store, backend, mem)
+
+    # -- one check per capability: what the server relies on when it uses it -----------------
+
+    def _check_get_json(self, store: Any, backend: Backend, mem: Memory) -> None:
+        mem.set("k", {"a": [1, "é", None]}, ttl=100)
+        mem.append("l", 1, 2, 3)
+        ns = mem.namespace
+        for key, tail in (("k", None), ("l", None), ("l", 2)):
+            found, entry = store.get_json(ns, key, tail=tail), store.get(ns, key, tail=tail)
+            assert found is not None and entry is not None
+            text, *meta = found
+            assert decode(text) == entry.value, f"get_json({key!r}, tail={tail}): {text}"
+            assert tuple(meta) == (
+                entry.version,
+                entry.created_at,
+                entry.updated_at,
+                entry.expires_at,
+            )
+        assert store.get_json(ns, "absent") is None
+
+    def _check_read_batch_json(self, store: Any, backend: Backend, mem: Memory) -> None:
+        mem.set_many({"a": 1, "b": {"x": [None]}})
+        ops = [Op("get", "a"), Op("get", "absent"), Op("get", "b")]
+        texts = store.read_batch_json(mem.namespace, ops)
+        assert [decode(t) for t in texts] == store.batch(mem.namespace, ops)
+
+    def _check_recent_keys(self, store: Any, backend: Backend, mem: Memory) -> None:
+        mem.set("a", 1)
+        mem.set("b", "xx")
+        backend.advance(1)
+        mem.set("a", 2)
+        recent = store.recent_keys(mem.namespace, 10)
+        assert [r[0] for r in recent] == ["a", "b"], recent
+        listed = {k.key: k.bytes for k in store.list_keys(mem.namespace).keys}
+        assert {r[0]: r[1] for r in recent} == listed
+        assert len(store.recent_keys(mem.namespace, 1)) == 1
+
+    def _check_stored_bytes(self, store: Any, backend: Backend, mem: Memory) -> None:
+        mem.set("k", "x" * 1000)
+        assert store.stored_bytes(mem.namespace, ["k"]) >= 1000
+        assert store.stored_bytes(mem.namespace, ["absent"]) >= 0
+
+    def _check_ping(self, store: Any, backend: Backend, mem: Memory) -> None:
+        assert store.ping() is None
+
+    def _check_purge_expired(self, store: Any, backend: Backend, mem: Memory) -> None:
+        mem.set("short", 1, ttl=5)
+        mem.set("kept", 2)
+        backend.advance(6)
+        assert store.purge_expired() >= 1
+        assert mem.keys() == ["kept"] and mem.usage().keys == 1
+
+    def _check_needs_sweep(self, store: Any, backend: Backend, mem: Memory) -> None:
+        mem.append("l", *range(50), max_len=10)
+        assert isinstance(store.needs_sweep, bool)
+        assert store.sweep() >= 0 and store.needs_sweep is False
+        assert mem.get("l") == list(range(40, 50))
+
+    def _check_async_reader(self, store: Any, backend: Backend, mem: Memory) -> None:
+        mem.set("k", {"v": 1})
+        reader = store.async_reader()
+
+        async def read() -> Any:
+            await reader.open()
+            try:
+                return await reader.get(mem.namespace, "k")
+            finally:
+                await reader.close()
+
+        entry = asyncio.run(read())
+        assert entry is not None and entry.value == {"v": 1}
+
+    def _check_engine(self, store: Any, backend: Backend, mem: Memory) -> None:
+        engine = store.engine
+        for attr in ("max_append_items", "max_list_length", "max_list_bytes"):
+            assert hasattr(engine, attr), f"{type(store).__name__}.engine has no {attr}"
