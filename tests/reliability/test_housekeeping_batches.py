@@ -27,10 +27,14 @@ from botwire.store import Op, SQLiteStore
 NAMESPACES = 3000
 
 
+TTL = 3600  # far beyond the fill's real duration: only the test's clock expires them (a 10 s TTL
+#             expired mid-fill on a loaded machine, and inline purges took 100-200 of them)
+
+
 def _fill(store: Any, prefix: str) -> None:
     for i in range(NAMESPACES):
         ns = f"{prefix}-{i}"
-        store.batch(ns, [Op("set", "gone", value="1", ttl=10), Op("set", "kept", value="2")])
+        store.batch(ns, [Op("set", "gone", value="1", ttl=TTL), Op("set", "kept", value="2")])
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -68,7 +72,7 @@ def store_and_count(
 def test_one_purge_empties_3000_namespaces(store_and_count: tuple[Any, FakeClock, Any]) -> None:
     store, clock, count = store_and_count
     _fill(store, "hk")
-    clock.advance(11)
+    clock.advance(TTL + 1)
     started = time.perf_counter()
     purged = store.purge_expired()
     took = time.perf_counter() - started
@@ -88,7 +92,7 @@ def test_inline_purge_is_one_bounded_batch(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "inline.db", clock=clock)
     try:
         _fill(store, "in")
-        clock.advance(11)
+        clock.advance(TTL + 1)
         assert store.purge_expired(max_batches=1) == 100
         assert store.purge_expired() == NAMESPACES - 100
     finally:
@@ -124,7 +128,7 @@ def test_server_housekeeping_round_purges_all_while_serving(tmp_path: Path) -> N
             time.sleep(1.5)  # a baseline: reads before anything has expired
             baseline = sorted(latencies)
             latencies.clear()
-            http.post("/_testing/clock", json={"advance": 11})
+            http.post("/_testing/clock", json={"advance": TTL + 1})
             deadline = time.monotonic() + 60
             while "housekeeping purged" not in server.log() and time.monotonic() < deadline:
                 time.sleep(0.1)
