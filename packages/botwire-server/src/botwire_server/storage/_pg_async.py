@@ -25,10 +25,10 @@ from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 from botwire.store import Entry
 from botwire.store._sql import Engine, JSONEntry
 
-from .postgres import (
-    _LOST,
-    _RETRYABLE,
+from ._pg_common import (
+    LOST,
     LOST_RETRIES,
+    RETRYABLE,
     kept_aborting,
     no_connection,
     pg_sql,
@@ -110,14 +110,14 @@ class AsyncPgReader:
         while True:
             try:
                 return await self._fetch_once(sql, params)
-            except _RETRYABLE as exc:  # e.g. a hot standby cancelling a conflicting query
+            except RETRYABLE as exc:  # e.g. a hot standby cancelling a conflicting query
                 attempt += 1
                 if attempt > self._retries:
                     raise kept_aborting(self._where, exc, self._retries) from exc
                 await anyio.sleep(random.uniform(0, 0.001 * 2**attempt))
             except (PoolTimeout, PoolClosed) as exc:
                 raise no_connection(self._where, exc) from exc
-            except _LOST as exc:
+            except LOST as exc:
                 lost += 1
                 if lost > LOST_RETRIES:
                     raise request_failed(self._where, exc) from exc
