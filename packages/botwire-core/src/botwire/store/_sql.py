@@ -96,8 +96,11 @@ class Engine(Maintenance):
             # Counting from zero is exact for the row's changes; totals only matter to limits.
             lim = self.limits
             limited = lim.max_namespace_bytes or lim.max_keys or lim.writes_per_day
-            stats = (self._peek_namespace(tx, ns, now) if limited and mutating
-                     else Stats(0, 0, int(now // DAY), 0))
+            stats = (
+                self._peek_namespace(tx, ns, now)
+                if limited and mutating
+                else Stats(0, 0, int(now // DAY), 0)
+            )
             base = stats.copy()
         if not mutating:
             idempotency_key = None  # a read changes nothing to replay: no record (issue 13)
@@ -158,8 +161,9 @@ class Engine(Maintenance):
             queries.append(load_query(ns, ops[0].key))
         return queries
 
-    def _record(self, ctx: Ctx, ops: Sequence[Op], ikey: str, fp: str | None,
-                response: str, kept: int) -> None:
+    def _record(
+        self, ctx: Ctx, ops: Sequence[Op], ikey: str, fp: str | None, response: str, kept: int
+    ) -> None:
         """Keep a mutating request's answer for its retries, bounded per namespace and
         counted in its bytes (issue 13: ``usage().bytes``, ``max_namespace_bytes``).
 

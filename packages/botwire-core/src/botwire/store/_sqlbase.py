@@ -114,9 +114,18 @@ class EntryRow:
     @classmethod
     def from_db(cls, raw: Row) -> EntryRow:
         kind, value, version, created, updated, expires, size, length, head, tail = raw
-        return cls(kind=kind, value=value, version=version, created_at=created,
-                   updated_at=updated, expires_at=expires, bytes=size, length=length,
-                   head=head, tail=tail)
+        return cls(
+            kind=kind,
+            value=value,
+            version=version,
+            created_at=created,
+            updated_at=updated,
+            expires_at=expires,
+            bytes=size,
+            length=length,
+            head=head,
+            tail=tail,
+        )
 
 
 @dataclass(slots=True)
@@ -145,7 +154,9 @@ def fingerprint(ops: Sequence[Op], atomic: bool) -> str:
     """A digest of a request, stored with its idempotency key to catch a reused key."""
     import hashlib
 
-    text = repr((atomic, [tuple(getattr(op, f) for f in op.__slots__) for op in ops]))
+    # the fields of each op, in order (``@record`` gives Op its __slots__)
+    fields: tuple[str, ...] = Op.__slots__  # type: ignore[attr-defined]
+    text = repr((atomic, [tuple(getattr(op, f) for f in fields) for op in ops]))
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 

@@ -89,14 +89,25 @@ class Ctx:
             self.stats.bytes += new.bytes - row.bytes
         self.tx.run(
             STORE_SQL,
-            (self.ns, key, new.kind, new.value, new.version, new.created_at, new.updated_at,
-             new.expires_at, new.bytes, new.length, new.head, new.tail),
+            (
+                self.ns,
+                key,
+                new.kind,
+                new.value,
+                new.version,
+                new.created_at,
+                new.updated_at,
+                new.expires_at,
+                new.bytes,
+                new.length,
+                new.head,
+                new.tail,
+            ),
         )
 
     # -- checks ------------------------------------------------------------------------------
 
-    def expiry(self, key: str, ttl: float | None, row: EntryRow | None, keep: bool
-               ) -> float | None:
+    def expiry(self, key: str, ttl: float | None, row: EntryRow | None, keep: bool) -> float | None:
         if ttl is None:
             return row.expires_at if (keep and row is not None) else None
         _check_ttl(self.ns, key, ttl)  # the client's check: a raw HTTP request skips the client
@@ -211,8 +222,10 @@ class Ctx:
         sizes = [utf8_len(t) for t in items]
         self.tx.many(
             INSERT_ITEM_SQL,
-            [(self.ns, op.key, floor + i, t, s)
-             for i, (t, s) in enumerate(zip(items, sizes, strict=True))],
+            [
+                (self.ns, op.key, floor + i, t, s)
+                for i, (t, s) in enumerate(zip(items, sizes, strict=True))
+            ],
         )
         return floor, floor + len(items), len(items), sum(sizes)
 
@@ -241,8 +254,7 @@ class Ctx:
         engine.trash(self.tx, self.ns, key, new_head)
         return summed if keep < trimmed else content - summed
 
-    def check_list_growth(self, op: Op, row: EntryRow | None, added: int, added_bytes: int
-                          ) -> None:
+    def check_list_growth(self, op: Op, row: EntryRow | None, added: int, added_bytes: int) -> None:
         """Refuse, before any row is written, a list that would outgrow the list limits once
         ``max_len`` has trimmed it (every read or trim of it is then bounded too)."""
         engine = self.engine
@@ -257,14 +269,22 @@ class Ctx:
         new_length = length + added
         kept = min(new_length, op.max_len) if op.max_len is not None else new_length
         if engine.max_list_length and kept > engine.max_list_length:
-            raise self.list_limit(op, f"the list would hold {kept} items after this append",
-                                  "max_list_length", engine.max_list_length,
-                                  "delete it or start a new key")
+            raise self.list_limit(
+                op,
+                f"the list would hold {kept} items after this append",
+                "max_list_length",
+                engine.max_list_length,
+                "delete it or start a new key",
+            )
         # bytes: exact without max_len; with max_len the trimmed size is known only after
         # trimming, so the untrimmed size is checked only when nothing is trimmed
         if engine.max_list_bytes and kept == new_length:
             new_size = size + added_bytes + added - (1 if length == 0 and added else 0)
             if new_size > engine.max_list_bytes:
                 raise self.list_limit(
-                    op, f"the list would hold {new_size} bytes of JSON after this append",
-                    "max_list_bytes", engine.max_list_bytes, "delete it or start a new key")
+                    op,
+                    f"the list would hold {new_size} bytes of JSON after this append",
+                    "max_list_bytes",
+                    engine.max_list_bytes,
+                    "delete it or start a new key",
+                )

@@ -308,7 +308,7 @@ class SQLiteStore:
         """Like :meth:`get`, with the value as its stored JSON text (see ``Engine.read_json``)."""
         now = self.clock()
         with self._gate():
-            tx = self._reader_tx()
+            tx: Tx = self._reader_tx()
             found = tx.one(_ENTRY_SQL, (namespace, key, now))
             if found is None:
                 return None
@@ -441,7 +441,8 @@ class SQLiteStore:
         while max_chunks is None or chunks < max_chunks:
             chunks += 1
             done = self._transact(
-                functools.partial(self.engine.sweep, limit=SWEEP_ROWS), frees=True)
+                functools.partial(self.engine.sweep, limit=SWEEP_ROWS), frees=True
+            )
             if done < 0:
                 return removed
             removed += done

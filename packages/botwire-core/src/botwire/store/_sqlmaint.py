@@ -14,16 +14,26 @@ class Maintenance(Reads):
 
     # -- idempotency records -----------------------------------------------------------------
 
-    def shed_records(self, tx: Tx, ns: str, stats: Stats, cap: int, *, keep: str = "",
-                     count: int = 0, size: int = 0) -> None:
+    def shed_records(
+        self,
+        tx: Tx,
+        ns: str,
+        stats: Stats,
+        cap: int,
+        *,
+        keep: str = "",
+        count: int = 0,
+        size: int = 0,
+    ) -> None:
         """Drop the namespace's oldest idempotency records (not ``keep``) until at most
         :data:`MAX_IDEMPOTENCY_RECORDS` (``count``), :meth:`idempotency_budget` bytes
         (``size``) and, with ``cap``, ``stats.bytes <= cap`` hold; their bytes are freed."""
         budget = self.idempotency_budget()
 
         def over() -> bool:
-            return (count > MAX_IDEMPOTENCY_RECORDS or size > budget
-                    or bool(cap and stats.bytes > cap))
+            return (
+                count > MAX_IDEMPOTENCY_RECORDS or size > budget or bool(cap and stats.bytes > cap)
+            )
 
         if not over():
             return
@@ -192,8 +202,7 @@ class Maintenance(Reads):
             return 0
         upto = min(int(below), int(low[0]) + limit)
         gone = tx.all(
-            "DELETE FROM bw_items WHERE ns = ? AND key = ? AND seq >= ? AND seq < ?"
-            " RETURNING seq",
+            "DELETE FROM bw_items WHERE ns = ? AND key = ? AND seq >= ? AND seq < ? RETURNING seq",
             (ns, key, low[0], upto),
         )
         return len(gone)

@@ -79,9 +79,13 @@ def op_append(ctx: Ctx, op: Op) -> dict[str, Any]:
     check_max_len(ctx.ns, op.key, op.max_len)  # the client's check, for raw HTTP requests
     engine = ctx.engine
     if engine.max_append_items and len(op.items) > engine.max_append_items:
-        raise ctx.list_limit(op, f"one append adds {len(op.items)} items",
-                             "max_append_items", engine.max_append_items,
-                             "append them in several calls")
+        raise ctx.list_limit(
+            op,
+            f"one append adds {len(op.items)} items",
+            "max_append_items",
+            engine.max_append_items,
+            "append them in several calls",
+        )
     row = ctx.load(op.key)
     ctx.check_version(op, row)
     sizes = [utf8_len(t) for t in op.items]
@@ -119,13 +123,21 @@ def op_append(ctx: Ctx, op: Op) -> dict[str, Any]:
     )
     grew = row is None or new.bytes > row.bytes or length > row.length
     if grew and engine.max_list_length and length > engine.max_list_length:
-        raise ctx.list_limit(op, f"the list would hold {length} items after this append",
-                             "max_list_length", engine.max_list_length,
-                             "delete it or start a new key")
+        raise ctx.list_limit(
+            op,
+            f"the list would hold {length} items after this append",
+            "max_list_length",
+            engine.max_list_length,
+            "delete it or start a new key",
+        )
     if grew and engine.max_list_bytes and new.bytes > engine.max_list_bytes:
         raise ctx.list_limit(
-            op, f"the list would hold {new.bytes} bytes of JSON after this append",
-            "max_list_bytes", engine.max_list_bytes, "delete it or start a new key")
+            op,
+            f"the list would hold {new.bytes} bytes of JSON after this append",
+            "max_list_bytes",
+            engine.max_list_bytes,
+            "delete it or start a new key",
+        )
     ctx.store(op.key, row, new)
     return {"version": new.version, "length": length}
 
@@ -136,7 +148,7 @@ def op_incr(ctx: Ctx, op: Op) -> dict[str, Any]:
     ctx.check_version(op, row)
     current: Any = 0
     if row is not None:
-        current = decode(row.value) if row.kind == VALUE else []
+        current = decode(row.value or "null") if row.kind == VALUE else []
         if isinstance(current, bool) or not isinstance(current, (int, float)):
             raise TypeMismatch(
                 f"botwire: incr needs a number, but key {op.key!r} in namespace {ctx.ns!r} "

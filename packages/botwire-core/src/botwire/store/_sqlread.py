@@ -96,9 +96,7 @@ class Reads(EngineBase):
         rows = self._read_rows(tx, ns, op.key, op.tail, now, in_tx)
         return self.result_from_rows(ns, op, rows)
 
-    def result_from_rows(
-        self, ns: str, op: Op, rows: Sequence[tuple[Any, ...]]
-    ) -> dict[str, Any]:
+    def result_from_rows(self, ns: str, op: Op, rows: Sequence[tuple[Any, ...]]) -> dict[str, Any]:
         """A ``get`` op's batch result from the rows of its :meth:`read_query`."""
         entry = self.entry_from_rows(ns, op.key, op.tail, rows)
         if entry is None:
@@ -119,9 +117,11 @@ class Reads(EngineBase):
         if found is None:
             return '{"found":false}'
         text, version, created, updated, expires = found
-        return (f'{{"found":true,"value":{text},"version":{dumps(version)},'
-                f'"created_at":{dumps(created)},"updated_at":{dumps(updated)},'
-                f'"expires_at":{dumps(expires)}}}')
+        return (
+            f'{{"found":true,"value":{text},"version":{dumps(version)},'
+            f'"created_at":{dumps(created)},"updated_at":{dumps(updated)},'
+            f'"expires_at":{dumps(expires)}}}'
+        )
 
     def stored_bytes(self, tx: Tx, ns: str, keys: Sequence[str], now: float) -> int:
         """Bytes of JSON (key + value) that reading ``keys`` would return, a key counted as
@@ -132,7 +132,7 @@ class Reads(EngineBase):
         total = 0
         names = list(wanted)
         for start in range(0, len(names), 500):  # bounded statement size
-            chunk = names[start:start + 500]
+            chunk = names[start : start + 500]
             rows = tx.all(
                 "SELECT key, bytes FROM bw_entries WHERE ns = ? AND key IN ("
                 + ",".join("?" * len(chunk))
@@ -172,9 +172,7 @@ class Reads(EngineBase):
         keys = [KeyInfo(*r) for r in rows[:limit]]
         return KeyPage(keys, keys[-1].key if more else None)
 
-    def recent_keys(
-        self, tx: Tx, ns: str, limit: int, now: float
-    ) -> list[tuple[str, int, float]]:
+    def recent_keys(self, tx: Tx, ns: str, limit: int, now: float) -> list[tuple[str, int, float]]:
         """(key, bytes, updated_at) of the ``limit`` most recently updated live keys, newest
         first (the keys of one batch, which share a time and version, in descending key order),
         read along the ``(ns, updated_at, version, key)`` index: no sort of the namespace."""

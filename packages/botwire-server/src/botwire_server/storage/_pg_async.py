@@ -43,6 +43,7 @@ Rows = list[tuple[Any, ...]]
 #: Rows converted per step of a read on the event loop (see ``_fetch_once``).
 FETCH_CHUNK = 5000
 
+
 class AsyncPgReader:
     """Single-key reads for one asyncio event loop; ``open`` and ``close`` it in that loop.
 
@@ -89,8 +90,9 @@ class AsyncPgReader:
     async def close(self) -> None:
         await self._pool.close()
 
-    async def get_json(self, namespace: str, key: str, *, tail: int | None = None
-                       ) -> JSONEntry | None:
+    async def get_json(
+        self, namespace: str, key: str, *, tail: int | None = None
+    ) -> JSONEntry | None:
         """``PostgresStore.get_json`` on the event loop."""
         now = self._engine.clock()
         sql, params = self._engine.read_query(namespace, key, tail, now)
@@ -133,7 +135,7 @@ class AsyncPgReader:
             conn = await self._pool.getconn(timeout=max(left, 0.001))
             try:
                 cur = conn.cursor()
-                await cur.execute(sql, params)  # type: ignore[arg-type]
+                await cur.execute(sql, params)
                 # Rows are converted as they are fetched: in chunks, yielding to the loop in
                 # between, so a 100k-item list does not stall other requests (issue 13: one
                 # fetchall of 100k rows held the loop ~250 ms).

@@ -71,8 +71,11 @@ def request_failed(where: str, exc: BaseException, *, sent: bool = False) -> Una
     """The error for a request whose connection was lost (``sent``: after its COMMIT went)."""
     return Unavailable(
         f"botwire: the request to {where} failed: {reason(exc)}."
-        + (" The write may or may not have been applied; retry it with the same"
-           " idempotency key." if sent else " Try again later."),
+        + (
+            " The write may or may not have been applied; retry it with the same idempotency key."
+            if sent
+            else " Try again later."
+        ),
     )
 
 

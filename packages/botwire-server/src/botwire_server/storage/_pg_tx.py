@@ -45,8 +45,9 @@ class PgTx(TxHooks):
         self._prefetched: dict[tuple[str, tuple[Any, ...]], psycopg.Cursor[Any]] = {}
         self._version_cursor: psycopg.Cursor[Any] | None = None
 
-    def _execute(self, sql: str, params: Sequence[Any], *, keep: bool = False
-                 ) -> psycopg.Cursor[Any]:
+    def _execute(
+        self, sql: str, params: Sequence[Any], *, keep: bool = False
+    ) -> psycopg.Cursor[Any]:
         """Send a statement; a prefetched read of the identical query is handed out instead.
         Any other statement but a savepoint (``keep``) may write, so what was prefetched may
         be stale after it: dropped."""

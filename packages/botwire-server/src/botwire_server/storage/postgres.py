@@ -90,8 +90,9 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX IF NOT EXISTS bw_idempotency_age ON bw_idempotency (created_at)",
     ),
     # issue 13: the compatibility listing (newest first) reads this instead of sorting
-    2: ("CREATE INDEX IF NOT EXISTS bw_entries_recent"
-        " ON bw_entries (ns, updated_at, version, key)",),
+    2: (
+        "CREATE INDEX IF NOT EXISTS bw_entries_recent ON bw_entries (ns, updated_at, version, key)",
+    ),
     # issue 13: idempotency records count in their namespace's bytes, in UTF-8 bytes; records
     # kept before (uncounted, or counted in characters) are counted once here
     3: (recount_sql(PG_OCTETS),),
@@ -180,13 +181,18 @@ class PostgresStore:
             # added to the database's time (see Engine's db_clock).
             offset = clock_offset or _no_offset
             self.clock: Callable[[], float] = lambda: float(offset())
-            self.engine = Engine(limits=limits or Limits(), clock=self.clock,
-                                 next_version=next_version, db_clock=True,
-                                 octets=PG_OCTETS)
+            self.engine = Engine(
+                limits=limits or Limits(),
+                clock=self.clock,
+                next_version=next_version,
+                db_clock=True,
+                octets=PG_OCTETS,
+            )
         else:
             self.clock = clock
-            self.engine = Engine(limits=limits or Limits(), clock=clock,
-                                 next_version=next_version, octets=PG_OCTETS)
+            self.engine = Engine(
+                limits=limits or Limits(), clock=clock, next_version=next_version, octets=PG_OCTETS
+            )
         self._where = where(dsn)
         self._retries = retries
         self._writes = 0
@@ -261,7 +267,7 @@ class PostgresStore:
                 )
             for version in range(current + 1, SCHEMA_VERSION + 1):
                 for statement in _MIGRATIONS[version]:
-                    conn.execute(statement)  # type: ignore[arg-type]
+                    conn.execute(statement)
             if current != SCHEMA_VERSION:
                 conn.execute(
                     "INSERT INTO bw_meta (id, schema) VALUES (1, %s)"
@@ -418,8 +424,10 @@ class PostgresStore:
     def read_batch_json(self, namespace: str, ops: Sequence[Op]) -> list[str]:
         """Like :meth:`_read_batch`, each result as JSON text with the value spliced in."""
         rows = self._read_batch_rows(namespace, ops, self.clock())
-        return [self.engine.result_json_from_rows(namespace, op, r)
-                for op, r in zip(ops, rows, strict=True)]
+        return [
+            self.engine.result_json_from_rows(namespace, op, r)
+            for op, r in zip(ops, rows, strict=True)
+        ]
 
     def recent_keys(self, namespace: str, limit: int) -> list[tuple[str, int, float]]:
         """(key, bytes, updated_at) of the most recently updated keys (``Engine.recent_keys``)."""
@@ -431,8 +439,9 @@ class PostgresStore:
         now = self.clock()
         return self._statement(lambda tx: self.engine.stored_bytes(tx, namespace, keys, now))
 
-    def _read_batch_rows(self, namespace: str, ops: Sequence[Op], now: float
-                         ) -> list[list[tuple[Any, ...]]]:
+    def _read_batch_rows(
+        self, namespace: str, ops: Sequence[Op], now: float
+    ) -> list[list[tuple[Any, ...]]]:
         if not ops:
             return []
         queries: list[tuple[str, list[Any]]] = []
@@ -446,7 +455,7 @@ class PostgresStore:
                 conn.execute(_BEGIN_READ)
                 for sql, params in queries:
                     cur = conn.cursor()
-                    cur.execute(sql, params)  # type: ignore[arg-type]
+                    cur.execute(sql, params)
                     cursors.append(cur)
                 conn.execute(b"COMMIT")
             return [cur.fetchall() for cur in cursors]
@@ -490,7 +499,7 @@ class PostgresStore:
             batches += 1
             now = self.clock()
             namespaces = self._statement(
-                lambda tx, now=now: self.engine.expired_namespaces(tx, now, PURGE_BATCH)
+                functools.partial(self.engine.expired_namespaces, now=now, limit=PURGE_BATCH)
             )
             gone = 0
             for ns in namespaces:
