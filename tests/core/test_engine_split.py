@@ -102,3 +102,29 @@ def test_engine_and_storage_modules_stay_small() -> None:
     print(f"FIGURE module lines {sizes}")
     assert sizes["_sql.py"] and all(n <= 600 for n in sizes.values()), sizes
     assert len(ENGINE_MODULES) >= 8
+
+
+def test_a_version_block_reserved_in_an_undone_op_is_not_used(tmp_path: Path) -> None:
+    """SQLite's hook ``rollback_savepoint`` (was: the Tx recognising ``ROLLBACK`` text): an op
+    of a non-atomic batch that reserved a version block and was undone must not leave the block
+    in use, or another connection is later handed the same versions."""
+    from botwire.store import Limits
+
+    path = tmp_path / "v.db"
+    a = SQLiteStore(path, limits=Limits(max_keys=1))
+    b = SQLiteStore(path)
+    try:
+        a.batch("ns", [Op("set", "a", value="1")])
+        b.batch("other", [Op("set", "x", value="1")])  # a's block is stale now
+        # op 0 reserves a new block, fails the quota and is rolled back to its savepoint
+        results = a.batch(
+            "ns", [Op("set", "b", value="1"), Op("set", "a", value="2")], atomic=False
+        )
+        assert results[0]["error"]["code"] == "quota_exceeded"
+        in_batch = int(results[1]["version"])
+        later = int(b.batch("other", [Op("set", "y", value="1")])[0]["version"])
+        print(f"FIGURE versions: batch {in_batch}, later write on another connection {later}")
+        assert later > in_batch
+    finally:
+        a.close()
+        b.close()
