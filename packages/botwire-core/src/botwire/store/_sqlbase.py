@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from .._errors import InvalidArgument, TypeMismatch
 from .._types import Limits, Op
+from ._sqlrows import ListRows
 from ._sqltext import (
     DAY,
     DB_LOCK_NOW_SQL,
@@ -224,13 +225,9 @@ class EngineBase:
         self.max_append_items = 0
         self.max_list_length = 0
         self.max_list_bytes = 0
-        #: A trim or delete of more list rows than this (0: never) is done logically: the
-        #: entry's head moves, or the entry goes, at once; the rows are left below a floor in
-        #: ``bw_trash`` for :meth:`sweep` to remove in chunks (a backend with that table and
-        #: one writer at a time, SQLite, sets it: there a 100k-row delete held every other
-        #: writer 129-406 ms, issue 13). ``trashed`` tells the backend to sweep.
-        self.defer_rows = 0
-        self.trashed = False
+        #: Where a list's rows go when they leave it (a backend hook): at once by default;
+        #: SQLite sets a :class:`~botwire.store._sqlrows.DeferredRows`.
+        self.rows: ListRows = ListRows()
 
     def next_version(self, tx: Tx) -> int:
         """A new version for the transaction (the backend's allocator)."""

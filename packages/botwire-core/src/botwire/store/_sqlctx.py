@@ -77,7 +77,7 @@ class Ctx:
     def remove(self, key: str, row: EntryRow) -> None:
         self.tx.run("DELETE FROM bw_entries WHERE ns = ? AND key = ?", (self.ns, key))
         if row.kind == LIST:
-            self.engine.drop_items(self.tx, self.ns, key, row.length, row.tail)
+            self.engine.rows.drop(self.tx, self.ns, key, row.length, row.tail)
         self.stats.keys -= 1
         self.stats.bytes -= row.bytes
 
@@ -212,7 +212,7 @@ class Ctx:
         if row is not None and row.kind == LIST:
             content = row.bytes - utf8_len(op.key) - 2 - max(row.length - 1, 0)
             return row.head, row.tail, row.length, content
-        floor = self.engine.list_floor(self.tx, self.ns, op.key)  # above any leftovers
+        floor = self.engine.rows.floor(self.tx, self.ns, op.key)  # above any leftovers
         if row is None:
             return floor, floor, 0, 0
         value = decode(row.value or "null")
@@ -231,28 +231,8 @@ class Ctx:
 
     def trim(self, key: str, head: int, tail: int, keep: int, content: int) -> int:
         """Drop the list's items below ``tail - keep`` (``[head, tail)`` are live); return the
-        content bytes left. A long trim (``Engine.defer_rows``) only moves the head: reads
-        skip the rows below it and ``Engine.sweep`` removes them later in chunks; the bytes
-        are summed over whichever side is shorter, the trimmed or the kept rows."""
-        new_head = tail - keep
-        trimmed = new_head - head
-        engine = self.engine
-        if not (engine.defer_rows and trimmed > engine.defer_rows):
-            gone = self.tx.all(
-                "DELETE FROM bw_items WHERE ns = ? AND key = ? AND seq >= ? AND seq < ?"
-                " RETURNING bytes",
-                (self.ns, key, head, new_head),
-            )
-            return content - sum(int(r[0]) for r in gone)
-        lo, hi = (new_head, tail) if keep < trimmed else (head, new_head)
-        row = self.tx.one(
-            "SELECT coalesce(sum(bytes), 0) FROM bw_items"
-            " WHERE ns = ? AND key = ? AND seq >= ? AND seq < ?",
-            (self.ns, key, lo, hi),
-        )
-        summed = int(row[0]) if row is not None else 0
-        engine.trash(self.tx, self.ns, key, new_head)
-        return summed if keep < trimmed else content - summed
+        content bytes left (``Engine.rows``: at once, or logically on SQLite)."""
+        return self.engine.rows.trim(self.tx, self.ns, key, head, tail, keep, content)
 
     def check_list_growth(self, op: Op, row: EntryRow | None, added: int, added_bytes: int) -> None:
         """Refuse, before any row is written, a list that would outgrow the list limits once

@@ -25,6 +25,7 @@ from ._guard import FileGuard, is_full
 from ._readers import Readers
 from ._sql import SQLITE_OCTETS, Engine, JSONEntry, Tx, check_batch_size, fingerprint, recount_sql
 from ._sqlitefile import SCHEMA, Checkpointer, SQLiteTx, create_private, next_version
+from ._sqlrows import DeferredRows
 
 __all__ = ["SQLiteStore"]
 
@@ -118,10 +119,11 @@ class SQLiteStore:
         if self.path != ":memory:" and not self.path.startswith("file:"):
             self._readers = Readers(self.path, busy_timeout, SQLiteTx)
         # Long lists are trimmed and deleted at once logically, their rows swept afterwards in
-        # chunks (Engine.sweep); auto_sweep: by the call that left them, else by sweep().
-        self.engine.defer_rows = DEFER_ROWS
+        # chunks (DeferredRows.sweep); auto_sweep: by the call that left them, else by sweep().
+        trashed = bool(self._conn.execute("SELECT 1 FROM bw_trash LIMIT 1").fetchone())
+        self._rows = DeferredRows(DEFER_ROWS, trashed=trashed)
+        self.engine.rows = self._rows
         self.auto_sweep = auto_sweep
-        self.engine.trashed = bool(self._conn.execute("SELECT 1 FROM bw_trash LIMIT 1").fetchone())
         self._checkpointer: Checkpointer | None = None
         self._background_checkpoint = background_checkpoint
         if background_checkpoint is not None and self.path != ":memory:":
@@ -386,7 +388,7 @@ class SQLiteStore:
         if self._guard is not None:
             self._guard.on_success(not frees)
         self._after_write()
-        if self.engine.trashed and self.auto_sweep:
+        if self._rows.trashed and self.auto_sweep:
             self.sweep()
         return results
 
@@ -423,31 +425,29 @@ class SQLiteStore:
     def clear(self, namespace: str) -> int:
         now = self.clock()
         gone = int(self._transact(lambda tx: self.engine.clear(tx, namespace, now), frees=True))
-        if self.engine.trashed and self.auto_sweep:
+        if self._rows.trashed and self.auto_sweep:
             self.sweep()
         return gone
 
     @property
     def needs_sweep(self) -> bool:
         """Whether rows of trimmed or deleted long lists are waiting for :meth:`sweep`."""
-        return bool(self.engine.trashed)
+        return bool(self._rows.trashed)
 
     def sweep(self, *, max_chunks: int | None = None) -> int:
         """Remove the rows left by trims and deletes of long lists, :data:`SWEEP_ROWS` per
         transaction with the lock released in between, so other writers (threads and
         processes) wait for one chunk at most; return the rows removed."""
         removed = chunks = 0
-        self.engine.trashed = False
+        self._rows.trashed = False
         while max_chunks is None or chunks < max_chunks:
             chunks += 1
-            done = self._transact(
-                functools.partial(self.engine.sweep, limit=SWEEP_ROWS), frees=True
-            )
+            done = self._transact(functools.partial(self._rows.sweep, limit=SWEEP_ROWS), frees=True)
             if done < 0:
                 return removed
             removed += done
             time.sleep(0.001)  # hand the lock (and SQLite's) to a waiting writer
-        self.engine.trashed = True  # more left
+        self._rows.trashed = True  # more left
         return removed
 
     def usage(self, namespace: str) -> Usage:
@@ -523,7 +523,7 @@ class SQLiteStore:
                 break
         # leftovers of long lists: a bounded purge (inside a request) sweeps only for a store
         # that sweeps itself; the server's housekeeping (unbounded, in a thread) always does
-        if self.engine.trashed and (self.auto_sweep or max_batches is None):
+        if self._rows.trashed and (self.auto_sweep or max_batches is None):
             self.sweep(max_chunks=max_batches and max_batches * 10)
         return purged
 

@@ -40,7 +40,7 @@ SCHEMA = (
     # WITHOUT ROWID: its entries end with the primary key, so ties come in key order too
     "CREATE INDEX IF NOT EXISTS bw_entries_recent ON bw_entries (ns, updated_at, version)",
     # list rows left to remove after a long list was trimmed or deleted: every bw_items row of
-    # (ns, key) with seq < below is garbage, removed in small chunks by sweep() (Engine.sweep)
+    # (ns, key) with seq < below is garbage, removed in small chunks by sweep() (DeferredRows.sweep)
     "CREATE TABLE IF NOT EXISTS bw_trash (ns TEXT NOT NULL, key TEXT NOT NULL,"
     " below INTEGER NOT NULL, PRIMARY KEY (ns, key)) WITHOUT ROWID",
 )

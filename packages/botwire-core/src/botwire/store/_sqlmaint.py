@@ -1,5 +1,5 @@
-"""The engine's maintenance: clearing and purging namespaces, the idempotency records' bounds,
-and the rows of long lists left for a later sweep (``bw_trash``, SQLite's ``defer_rows``)."""
+"""The engine's maintenance: clearing and purging namespaces, the idempotency records' bounds
+(the rows of long lists left for a later sweep are ``_sqlrows``'s)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from ._sqltext import DAY, LIST
 
 
 class Maintenance(Reads):
-    """Clear, usage, purges, idempotency bounds and the trash of long lists."""
+    """Clear, usage, purges and idempotency bounds."""
 
     # -- idempotency records -----------------------------------------------------------------
 
@@ -106,22 +106,7 @@ class Maintenance(Reads):
             " WHERE ns = ? AND (expires_at IS NULL OR expires_at > ?)",
             (ns, now),
         )
-        if self.defer_rows:
-            # long lists (and any with leftovers) are swept later; the rest go now
-            long = tx.all(
-                "SELECT key, tail FROM bw_entries WHERE ns = ? AND kind = 1 AND (length > ?"
-                " OR key IN (SELECT key FROM bw_trash WHERE ns = ?))",
-                (ns, self.defer_rows, ns),
-            )
-            for key, tail in long:
-                self.trash(tx, ns, key, int(tail))
-            tx.run(
-                "DELETE FROM bw_items WHERE ns = ? AND key NOT IN"
-                " (SELECT key FROM bw_trash WHERE ns = ?)",
-                (ns, ns),
-            )
-        else:
-            tx.run("DELETE FROM bw_items WHERE ns = ?", (ns,))
+        self.rows.clear(tx, ns)
         tx.run("DELETE FROM bw_entries WHERE ns = ?", (ns,))
         tx.run("DELETE FROM bw_idempotency WHERE ns = ?", (ns,))  # no replay of deleted data
         stats.keys = stats.bytes = 0
@@ -147,7 +132,7 @@ class Maintenance(Reads):
         )
         for key, kind, _, length, tail in gone:
             if kind == LIST:
-                self.drop_items(tx, ns, key, int(length), int(tail))
+                self.rows.drop(tx, ns, key, int(length), int(tail))
         stats.keys -= len(gone)
         stats.bytes -= sum(int(r[2]) for r in gone)
         return len(gone)
@@ -159,50 +144,3 @@ class Maintenance(Reads):
             (now, limit),
         )
         return [r[0] for r in rows]
-
-    # -- rows of long lists, removed later ---------------------------------------------------
-
-    def trash(self, tx: Tx, ns: str, key: str, below: int) -> None:
-        """Mark every list row of ``key`` with ``seq < below`` as garbage for :meth:`sweep`."""
-        tx.run(
-            "INSERT INTO bw_trash (ns, key, below) VALUES (?, ?, ?) ON CONFLICT (ns, key)"
-            " DO UPDATE SET below = CASE WHEN below > excluded.below THEN below"
-            " ELSE excluded.below END",
-            (ns, key, below),
-        )
-        self.trashed = True
-
-    def list_floor(self, tx: Tx, ns: str, key: str) -> int:
-        """Where a new list of ``key`` starts: above any leftovers of an earlier one."""
-        if not self.defer_rows:
-            return 0
-        row = tx.one("SELECT below FROM bw_trash WHERE ns = ? AND key = ?", (ns, key))
-        return int(row[0]) if row is not None else 0
-
-    def drop_items(self, tx: Tx, ns: str, key: str, length: int, tail: int) -> None:
-        """Remove a list's rows (the entry is going): at once when few, else left to
-        :meth:`sweep` below the list's ``tail``."""
-        if self.defer_rows and length > self.defer_rows:
-            self.trash(tx, ns, key, tail)
-        else:
-            tx.run("DELETE FROM bw_items WHERE ns = ? AND key = ?", (ns, key))
-
-    def sweep(self, tx: Tx, limit: int) -> int:
-        """Remove up to ``limit`` garbage list rows of one trashed list: the number removed,
-        0 when that list was done (its mark dropped), -1 when nothing is left to sweep."""
-        mark = tx.one("SELECT ns, key, below FROM bw_trash LIMIT 1")
-        if mark is None:
-            return -1
-        ns, key, below = mark
-        low = tx.one(
-            "SELECT min(seq) FROM bw_items WHERE ns = ? AND key = ? AND seq < ?", (ns, key, below)
-        )
-        if low is None or low[0] is None:
-            tx.run("DELETE FROM bw_trash WHERE ns = ? AND key = ? AND below = ?", mark)
-            return 0
-        upto = min(int(below), int(low[0]) + limit)
-        gone = tx.all(
-            "DELETE FROM bw_items WHERE ns = ? AND key = ? AND seq >= ? AND seq < ? RETURNING seq",
-            (ns, key, low[0], upto),
-        )
-        return len(gone)

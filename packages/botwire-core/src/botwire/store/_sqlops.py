@@ -50,7 +50,7 @@ def op_set(ctx: Ctx, op: Op) -> dict[str, Any]:
     ctx.check_size(op.key, size)
     expires = ctx.expiry(op.key, op.ttl, row, keep=False)
     if row is not None and row.kind == LIST:
-        ctx.engine.drop_items(ctx.tx, ctx.ns, op.key, row.length, row.tail)
+        ctx.engine.rows.drop(ctx.tx, ctx.ns, op.key, row.length, row.tail)
     new = EntryRow(
         kind=VALUE,
         value=op.value,

@@ -99,7 +99,7 @@ def read_sql(item_filter: str, now_sql: str = "?") -> str:
 
 # Engine.read_query's two statements (the text of each is constant: backends cache per text).
 # Rows below the entry's head are a trimmed or deleted list's leftovers, not yet swept
-# (Engine.sweep): never read. One lower bound per statement, so the index range starts there.
+# (DeferredRows.sweep): never read. One lower bound per statement, so the index range starts there.
 HEAD_FILTER = " AND i.seq >= e.head"
 TAIL_FILTER = " AND i.seq >= CASE WHEN e.head > e.tail - ? THEN e.head ELSE e.tail - ? END"
 READ_SQL = read_sql(HEAD_FILTER)
