@@ -90,6 +90,34 @@ def check_tail(ns: str, key: str, n: Any) -> int:
     return n
 
 
+def check_max_len(ns: str, key: str, max_len: Any) -> int | None:
+    """An append's ``max_len``: ``None`` or a whole number >= 1 (the client's check, repeated
+    by the store's engine for requests that did not come through a client)."""
+    if max_len is not None and (
+        isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 1
+    ):
+        raise InvalidArgument(
+            f"botwire: max_len={max_len!r} for key {key!r} in namespace {ns!r}; use a whole "
+            "number >= 1 (or omit it for an unbounded list).",
+            namespace=ns,
+            key=key,
+        )
+    return max_len
+
+
+def check_incr_by(ns: str, key: str, by: Any) -> Any:
+    """An incr's amount: a finite int or float, returned as it is (checked by the client and
+    again by the store's engine)."""
+    if isinstance(by, bool) or not isinstance(by, (int, float)) or not _finite(by):
+        raise InvalidArgument(
+            f"botwire: incr of key {key!r} in namespace {ns!r} by {by!r}; the amount must be a "
+            "finite int or float.",
+            namespace=ns,
+            key=key,
+        )
+    return by
+
+
 def op_get(ns: str, key: str) -> Op:
     return Op("get", check_key(key, ns))
 
@@ -130,29 +158,14 @@ def op_append(
     ns: str, key: str, items: Iterable[Any], *, max_len: Any = None, ttl: Any = None
 ) -> Op:
     check_key(key, ns)
-    if max_len is not None and (
-        isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 1
-    ):
-        raise InvalidArgument(
-            f"botwire: max_len={max_len!r} for key {key!r} in namespace {ns!r}; use a whole "
-            "number >= 1 (or omit it for an unbounded list).",
-            namespace=ns,
-            key=key,
-        )
+    max_len = check_max_len(ns, key, max_len)
     encoded = tuple(encode(item, namespace=ns, key=key) for item in items)
     return Op("append", key, items=encoded, max_len=max_len, ttl=_check_ttl(ns, key, ttl))
 
 
 def op_incr(ns: str, key: str, by: Any) -> Op:
     check_key(key, ns)
-    if isinstance(by, bool) or not isinstance(by, (int, float)) or not _finite(by):
-        raise InvalidArgument(
-            f"botwire: incr of key {key!r} in namespace {ns!r} by {by!r}; the amount must be a "
-            "finite int or float.",
-            namespace=ns,
-            key=key,
-        )
-    return Op("incr", key, by=by)
+    return Op("incr", key, by=check_incr_by(ns, key, by))
 
 
 def op_pop(ns: str, key: str) -> Op:

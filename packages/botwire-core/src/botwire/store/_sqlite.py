@@ -24,38 +24,12 @@ from .._types import Entry, KeyPage, Limits, Op, Usage
 from ._guard import FileGuard, is_full
 from ._readers import Readers
 from ._sql import SQLITE_OCTETS, Engine, JSONEntry, Tx, check_batch_size, fingerprint, recount_sql
+from ._sqlitefile import SCHEMA, Checkpointer, SQLiteTx, create_private, next_version
+from ._sqlrows import DeferredRows
 
 __all__ = ["SQLiteStore"]
 
 SCHEMA_VERSION = 2
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS bw_meta (id INTEGER PRIMARY KEY CHECK (id = 1),"
-    " version INTEGER NOT NULL, schema INTEGER NOT NULL)",
-    "INSERT OR IGNORE INTO bw_meta (id, version, schema) VALUES (1, 0, 1)",
-    "CREATE TABLE IF NOT EXISTS bw_entries (ns TEXT NOT NULL, key TEXT NOT NULL,"
-    " kind INTEGER NOT NULL, value TEXT, version INTEGER NOT NULL, created_at REAL NOT NULL,"
-    " updated_at REAL NOT NULL, expires_at REAL, bytes INTEGER NOT NULL,"
-    " length INTEGER NOT NULL DEFAULT 0, head INTEGER NOT NULL DEFAULT 0,"
-    " tail INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (ns, key)) WITHOUT ROWID",
-    "CREATE INDEX IF NOT EXISTS bw_entries_expiry ON bw_entries (expires_at)"
-    " WHERE expires_at IS NOT NULL",
-    "CREATE TABLE IF NOT EXISTS bw_items (ns TEXT NOT NULL, key TEXT NOT NULL,"
-    " seq INTEGER NOT NULL, value TEXT NOT NULL, bytes INTEGER NOT NULL,"
-    " PRIMARY KEY (ns, key, seq)) WITHOUT ROWID",
-    "CREATE TABLE IF NOT EXISTS bw_namespaces (ns TEXT PRIMARY KEY, keys INTEGER NOT NULL,"
-    " bytes INTEGER NOT NULL, day INTEGER NOT NULL, writes INTEGER NOT NULL) WITHOUT ROWID",
-    "CREATE TABLE IF NOT EXISTS bw_idempotency (ns TEXT NOT NULL, ikey TEXT NOT NULL,"
-    " fingerprint TEXT, created_at REAL NOT NULL, response TEXT NOT NULL,"
-    " PRIMARY KEY (ns, ikey)) WITHOUT ROWID",
-    "CREATE INDEX IF NOT EXISTS bw_idempotency_age ON bw_idempotency (created_at)",
-    # the compatibility listing (newest first) reads this instead of sorting the namespace;
-    # WITHOUT ROWID: its entries end with the primary key, so ties come in key order too
-    "CREATE INDEX IF NOT EXISTS bw_entries_recent ON bw_entries (ns, updated_at, version)",
-    # list rows left to remove after a long list was trimmed or deleted: every bw_items row of
-    # (ns, key) with seq < below is garbage, removed in small chunks by sweep() (Engine.sweep)
-    "CREATE TABLE IF NOT EXISTS bw_trash (ns TEXT NOT NULL, key TEXT NOT NULL,"
-    " below INTEGER NOT NULL, PRIMARY KEY (ns, key)) WITHOUT ROWID",
-)
 _HOUSEKEEPING_EVERY = 512  # write transactions between purges of expired entries
 _FREEING = frozenset(("delete", "check", "get"))
 PURGE_BATCH = 100  # namespaces per batch of purge_expired() (one transaction each)
@@ -72,128 +46,6 @@ _ENTRY_SQL = (
 # With a background checkpointer, writers still checkpoint themselves past this many WAL pages
 # (~40 MB), so the WAL stays bounded even if the thread falls behind.
 _BACKSTOP_PAGES = 10000
-
-
-class _SQLiteTx:
-    __slots__ = ("_conn", "versions")
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-        self.versions = _Versions(conn)
-
-    def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
-        row: tuple[Any, ...] | None = self._conn.execute(sql, params).fetchone()
-        return row
-
-    def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return self._conn.execute(sql, params).fetchall()
-
-    def run(self, sql: str, params: Sequence[Any] = ()) -> None:
-        if sql.startswith("ROLLBACK"):  # the engine's ROLLBACK TO SAVEPOINT
-            self.versions.drop()
-        self._conn.execute(sql, params)
-
-    def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        self._conn.executemany(sql, rows)
-
-
-class _Checkpointer:
-    """Copies the WAL back into the database file from a thread of its own, off the writers'
-    path: with ``synchronous=NORMAL`` a commit only appends to the WAL, and the checkpoint
-    (copy + fsync) is the costliest part of SQLite's write path when a committing writer runs it.
-    A ``PASSIVE`` checkpoint never waits for, nor blocks, readers or writers."""
-
-    def __init__(self, store: SQLiteStore, every: float) -> None:
-        self._store = store
-        self._every = every
-        self._stop = threading.Event()
-        self._seen = -1
-        # Held while inside SQLite, so a fork() waits for it (see _fork): a thread forked away
-        # mid-call would leave SQLite's own mutexes locked forever in the child.
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="botwire-checkpoint", daemon=True)
-        self._thread.start()
-        _fork.register(self)
-
-    def _after_fork(self) -> None:
-        """Nothing: the thread did not survive the fork; the store starts a new checkpointer."""
-
-    def _run(self) -> None:
-        conn = sqlite3.connect(self._store.path, isolation_level=None, check_same_thread=False)
-        try:
-            while not self._stop.wait(self._every):
-                writes = self._store._writes
-                if writes != self._seen:
-                    self._seen = writes
-                    with self._lock, contextlib.suppress(sqlite3.Error):  # busy: next round
-                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        finally:
-            conn.close()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-_VERSION_BLOCK = 64
-
-
-class _Versions:
-    """Versions handed out from a block reserved in ``bw_meta``, one ``UPDATE`` per block.
-
-    Bumping ``bw_meta`` on every write costs a statement and a page in every commit. A block
-    ``[next, end)`` reserved (and committed) by this connection may be used while no other
-    connection has committed since this one last took a version (``PRAGMA data_version``, read
-    inside the write transaction, says so): then no one can hold a version above ``next``, so
-    versions still grow in commit order across processes; any other commit, or any rollback that
-    may have undone the reservation, drops the block. Unused versions are skipped, never reused.
-    """
-
-    __slots__ = ("_conn", "_data_version", "_end", "_next")
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-        self._next = self._end = 0
-        self._data_version: int | None = None
-
-    def drop(self) -> None:
-        self._next = self._end = 0
-
-    def take(self) -> int:
-        """A new version; the caller holds the write lock (``BEGIN IMMEDIATE``)."""
-        conn = self._conn
-        seen = conn.execute("PRAGMA data_version").fetchone()[0]
-        if self._next >= self._end or seen != self._data_version:
-            row = conn.execute(
-                "UPDATE bw_meta SET version = version + ? WHERE id = 1 RETURNING version",
-                (_VERSION_BLOCK,),
-            ).fetchone()
-            self._end = int(row[0]) + 1
-            self._next = self._end - _VERSION_BLOCK
-        self._data_version = seen
-        version = self._next
-        self._next += 1
-        return version
-
-
-def _create_private(path: str) -> None:
-    """Create the file's directory (0700) and the file itself (0600) if they are missing, both
-    narrowed further by the umask. SQLite gives the ``-wal`` and ``-shm`` files it creates the
-    database file's mode, so they are private too; an existing file keeps its mode."""
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, mode=0o700, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return
-    except OSError:
-        return  # sqlite3.connect reports it with the path (read-only directory...)
-    os.close(fd)
-
-
-def _next_version(tx: Tx) -> int:
-    assert isinstance(tx, _SQLiteTx)
-    return tx.versions.take()
 
 
 class SQLiteStore:
@@ -236,12 +88,12 @@ class SQLiteStore:
         self.clock = clock
         # BEGIN IMMEDIATE already excludes other writers: no namespace lock is needed.
         self.engine = Engine(
-            limits=limits or Limits(), clock=clock, next_version=_next_version, lock_first=False
+            limits=limits or Limits(), clock=clock, next_version=next_version, lock_first=False
         )
         self._lock = threading.RLock()
         self._writes = 0
         if self.path != ":memory:" and not self.path.startswith("file:"):
-            _create_private(self.path)
+            create_private(self.path)
         try:
             conn = sqlite3.connect(
                 self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
@@ -253,29 +105,30 @@ class SQLiteStore:
         self._synchronous = synchronous.upper()
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
-        self._tx = _SQLiteTx(conn)
+        self._tx = SQLiteTx(conn)
         self._guard: FileGuard | None = None
         with self._write() as tx:
-            for statement in _SCHEMA:
+            for statement in SCHEMA:
                 tx.run(statement)
             self._migrate(tx)
         if self.path != ":memory:" and not self.path.startswith("file:"):
             self._guard = FileGuard(self.path, reserve=reserve_space)
             if background_checkpoint is None:
                 conn.execute(f"PRAGMA wal_autocheckpoint={self._wal_pages(1000)}")
-        self._readers: Readers[_SQLiteTx] | None = None
+        self._readers: Readers[SQLiteTx] | None = None
         if self.path != ":memory:" and not self.path.startswith("file:"):
-            self._readers = Readers(self.path, busy_timeout, _SQLiteTx)
+            self._readers = Readers(self.path, busy_timeout, SQLiteTx)
         # Long lists are trimmed and deleted at once logically, their rows swept afterwards in
-        # chunks (Engine.sweep); auto_sweep: by the call that left them, else by sweep().
-        self.engine.defer_rows = DEFER_ROWS
+        # chunks (DeferredRows.sweep); auto_sweep: by the call that left them, else by sweep().
+        trashed = bool(self._conn.execute("SELECT 1 FROM bw_trash LIMIT 1").fetchone())
+        self._rows = DeferredRows(DEFER_ROWS, trashed=trashed)
+        self.engine.rows = self._rows
         self.auto_sweep = auto_sweep
-        self.engine.trashed = bool(self._conn.execute("SELECT 1 FROM bw_trash LIMIT 1").fetchone())
-        self._checkpointer: _Checkpointer | None = None
+        self._checkpointer: Checkpointer | None = None
         self._background_checkpoint = background_checkpoint
         if background_checkpoint is not None and self.path != ":memory:":
             conn.execute(f"PRAGMA wal_autocheckpoint={self._wal_pages(_BACKSTOP_PAGES)}")
-            self._checkpointer = _Checkpointer(self, background_checkpoint)
+            self._checkpointer = Checkpointer(self, background_checkpoint)
         _fork.register(self)
 
     def _after_fork(self) -> None:
@@ -298,11 +151,11 @@ class SQLiteStore:
         )
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         self._conn = conn
-        self._tx = _SQLiteTx(conn)  # and a fresh version block: the parent's is the parent's
+        self._tx = SQLiteTx(conn)  # and a fresh version block: the parent's is the parent's
         if self._checkpointer is not None:  # its thread did not survive the fork
             _fork.abandon(self._checkpointer)
             conn.execute(f"PRAGMA wal_autocheckpoint={_BACKSTOP_PAGES}")
-            self._checkpointer = _Checkpointer(self, self._background_checkpoint or 1.0)
+            self._checkpointer = Checkpointer(self, self._background_checkpoint or 1.0)
 
     def _migrate(self, tx: Tx) -> None:
         """Bring an older file's schema up to :data:`SCHEMA_VERSION` (in the opening write
@@ -443,7 +296,7 @@ class SQLiteStore:
         (``:memory:``: reads share the writer's connection); with :meth:`_reader_tx`."""
         return self._lock if self._readers is None else self._readers._lock
 
-    def _reader_tx(self) -> _SQLiteTx:
+    def _reader_tx(self) -> SQLiteTx:
         return self._tx if self._readers is None else self._readers.tx()
 
     # -- the Store protocol ------------------------------------------------------------------
@@ -457,7 +310,7 @@ class SQLiteStore:
         """Like :meth:`get`, with the value as its stored JSON text (see ``Engine.read_json``)."""
         now = self.clock()
         with self._gate():
-            tx = self._reader_tx()
+            tx: Tx = self._reader_tx()
             found = tx.one(_ENTRY_SQL, (namespace, key, now))
             if found is None:
                 return None
@@ -535,7 +388,7 @@ class SQLiteStore:
         if self._guard is not None:
             self._guard.on_success(not frees)
         self._after_write()
-        if self.engine.trashed and self.auto_sweep:
+        if self._rows.trashed and self.auto_sweep:
             self.sweep()
         return results
 
@@ -572,30 +425,29 @@ class SQLiteStore:
     def clear(self, namespace: str) -> int:
         now = self.clock()
         gone = int(self._transact(lambda tx: self.engine.clear(tx, namespace, now), frees=True))
-        if self.engine.trashed and self.auto_sweep:
+        if self._rows.trashed and self.auto_sweep:
             self.sweep()
         return gone
 
     @property
     def needs_sweep(self) -> bool:
         """Whether rows of trimmed or deleted long lists are waiting for :meth:`sweep`."""
-        return bool(self.engine.trashed)
+        return bool(self._rows.trashed)
 
     def sweep(self, *, max_chunks: int | None = None) -> int:
         """Remove the rows left by trims and deletes of long lists, :data:`SWEEP_ROWS` per
         transaction with the lock released in between, so other writers (threads and
         processes) wait for one chunk at most; return the rows removed."""
         removed = chunks = 0
-        self.engine.trashed = False
+        self._rows.trashed = False
         while max_chunks is None or chunks < max_chunks:
             chunks += 1
-            done = self._transact(
-                functools.partial(self.engine.sweep, limit=SWEEP_ROWS), frees=True)
+            done = self._transact(functools.partial(self._rows.sweep, limit=SWEEP_ROWS), frees=True)
             if done < 0:
                 return removed
             removed += done
             time.sleep(0.001)  # hand the lock (and SQLite's) to a waiting writer
-        self.engine.trashed = True  # more left
+        self._rows.trashed = True  # more left
         return removed
 
     def usage(self, namespace: str) -> Usage:
@@ -671,7 +523,7 @@ class SQLiteStore:
                 break
         # leftovers of long lists: a bounded purge (inside a request) sweeps only for a store
         # that sweeps itself; the server's housekeeping (unbounded, in a thread) always does
-        if self.engine.trashed and (self.auto_sweep or max_batches is None):
+        if self._rows.trashed and (self.auto_sweep or max_batches is None):
             self.sweep(max_chunks=max_batches and max_batches * 10)
         return purged
 

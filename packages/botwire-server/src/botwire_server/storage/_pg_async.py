@@ -25,10 +25,10 @@ from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 from botwire.store import Entry
 from botwire.store._sql import Engine, JSONEntry
 
-from .postgres import (
-    _LOST,
-    _RETRYABLE,
+from ._pg_common import (
+    LOST,
     LOST_RETRIES,
+    RETRYABLE,
     kept_aborting,
     no_connection,
     pg_sql,
@@ -42,6 +42,7 @@ Rows = list[tuple[Any, ...]]
 
 #: Rows converted per step of a read on the event loop (see ``_fetch_once``).
 FETCH_CHUNK = 5000
+
 
 class AsyncPgReader:
     """Single-key reads for one asyncio event loop; ``open`` and ``close`` it in that loop.
@@ -89,8 +90,9 @@ class AsyncPgReader:
     async def close(self) -> None:
         await self._pool.close()
 
-    async def get_json(self, namespace: str, key: str, *, tail: int | None = None
-                       ) -> JSONEntry | None:
+    async def get_json(
+        self, namespace: str, key: str, *, tail: int | None = None
+    ) -> JSONEntry | None:
         """``PostgresStore.get_json`` on the event loop."""
         now = self._engine.clock()
         sql, params = self._engine.read_query(namespace, key, tail, now)
@@ -110,14 +112,14 @@ class AsyncPgReader:
         while True:
             try:
                 return await self._fetch_once(sql, params)
-            except _RETRYABLE as exc:  # e.g. a hot standby cancelling a conflicting query
+            except RETRYABLE as exc:  # e.g. a hot standby cancelling a conflicting query
                 attempt += 1
                 if attempt > self._retries:
                     raise kept_aborting(self._where, exc, self._retries) from exc
                 await anyio.sleep(random.uniform(0, 0.001 * 2**attempt))
             except (PoolTimeout, PoolClosed) as exc:
                 raise no_connection(self._where, exc) from exc
-            except _LOST as exc:
+            except LOST as exc:
                 lost += 1
                 if lost > LOST_RETRIES:
                     raise request_failed(self._where, exc) from exc
@@ -133,7 +135,7 @@ class AsyncPgReader:
             conn = await self._pool.getconn(timeout=max(left, 0.001))
             try:
                 cur = conn.cursor()
-                await cur.execute(sql, params)  # type: ignore[arg-type]
+                await cur.execute(sql, params)
                 # Rows are converted as they are fetched: in chunks, yielding to the loop in
                 # between, so a 100k-item list does not stall other requests (issue 13: one
                 # fetchall of 100k rows held the loop ~250 ms).

@@ -19,7 +19,7 @@ store); this module only supplies transactions, versions and the schema:
 - **Round trips** are kept low with psycopg's pipeline mode: statements whose results the engine
   does not read are queued and sent with the next one it does read, ``BEGIN`` travels with the
   first statement and ``COMMIT`` with the last, and the sequence value, the idempotency record
-  and the first op's entry are fetched together with the namespace lock (see :class:`_PgTx`).
+  and the first op's entry are fetched together with the namespace lock (see :class:`PgTx`).
   Counted on the wire: ``get``, ``tail``, a listing and a batch of any number of ``get``: 1;
   ``set``/``append``/``incr``/``delete``: 2; ``pop`` or ``append`` that trims: 3
   (``tests/postgres/test_roundtrips.py``).
@@ -36,23 +36,26 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
-from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from botwire._errors import BotWireError, InvalidArgument, StorageFull, Unavailable
 from botwire._names import check_key
 from botwire.store import Entry, KeyPage, Limits, Op, Usage
-from botwire.store._sql import (
-    _ENTRY_COLS,
-    PG_OCTETS,
-    Engine,
-    JSONEntry,
-    Tx,
-    fingerprint,
-    idempotency_query,
-    recount_sql,
+from botwire.store._sql import PG_OCTETS, Engine, JSONEntry, fingerprint, recount_sql
+
+from ._pg_common import (
+    LOST,
+    LOST_RETRIES,
+    RETRYABLE,
+    kept_aborting,
+    no_connection,
+    pg_sql,
+    reason,
+    request_failed,
+    where,
 )
+from ._pg_tx import PgTx, next_version
 
 if TYPE_CHECKING:
     from ._pg_async import AsyncPgReader
@@ -87,8 +90,9 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX IF NOT EXISTS bw_idempotency_age ON bw_idempotency (created_at)",
     ),
     # issue 13: the compatibility listing (newest first) reads this instead of sorting
-    2: ("CREATE INDEX IF NOT EXISTS bw_entries_recent"
-        " ON bw_entries (ns, updated_at, version, key)",),
+    2: (
+        "CREATE INDEX IF NOT EXISTS bw_entries_recent ON bw_entries (ns, updated_at, version, key)",
+    ),
     # issue 13: idempotency records count in their namespace's bytes, in UTF-8 bytes; records
     # kept before (uncounted, or counted in characters) are counted once here
     3: (recount_sql(PG_OCTETS),),
@@ -100,149 +104,12 @@ _META = (
 
 _BEGIN_WRITE = b"BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE"
 _BEGIN_READ = b"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
-_NEXTVAL = b"SELECT nextval('bw_version')"
-# The engine's statements this module recognizes (see _PgTx); if the engine changes them the
-# store stays correct and merely loses a round-trip saving (tests/postgres/test_roundtrips.py).
-_LOCK_PREFIX = "INSERT INTO bw_namespaces "  # Engine.lock_namespace
-_LOAD_SQL = f"SELECT {_ENTRY_COLS} FROM bw_entries WHERE ns = ? AND key = ?"  # _Ctx._load
-_NEUTRAL = ("SELECT ", "SAVEPOINT ")  # statements that change no data
-_RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
-# Lost connections, and server-side failures that end the transaction (cancel, lock timeout,
-# too many connections...); PoolTimeout and PoolClosed are OperationalErrors too.
-_LOST = (psycopg.OperationalError, psycopg.InterfaceError)
-LOST_RETRIES = 2  # fresh connections tried after a lost one, before answering "unavailable"
 _HOUSEKEEPING_EVERY = 512  # write transactions (per store) between purges of expired entries
 PURGE_BATCH = 100  # namespaces per batch of purge_expired() (one transaction each)
 
 
-@functools.lru_cache(maxsize=512)
-def pg_sql(sql: str) -> str:
-    """The engine's ``?`` placeholders as psycopg's ``%s`` (the engine's SQL has no literals
-    holding ``?``); cached so every call site sends the identical text psycopg auto-prepares."""
-    return sql.replace("%", "%%").replace("?", "%s")
-
-
-class _PgTx:
-    """A :class:`~botwire.store.Tx` over one psycopg connection (in pipeline mode for writes).
-
-    Statements whose results are not read (``run``, ``many``) are only queued; ``one``/``all``
-    flush the queue and wait. A write transaction also *prefetches*: right behind the engine's
-    first statement, the namespace lock, it queues ``nextval`` and the reads the engine is known
-    to issue next (the idempotency record, the first op's entry), so they share the lock's
-    round trip. They run after the lock is granted, and a prefetched result is handed out only
-    for the identical query while nothing but reads has run since, so the engine sees exactly
-    what it would have read itself; a mismatch merely costs the round trip it would have cost.
-    """
-
-    __slots__ = ("_conn", "_plan", "_prefetched", "_version_cursor")
-
-    def __init__(
-        self,
-        conn: psycopg.Connection[Any],
-        *,
-        prefetch: Sequence[tuple[str, tuple[Any, ...]]] | None = None,
-    ) -> None:
-        self._conn = conn
-        self._plan = prefetch  # None: no prefetching (reads, clear, usage, purge)
-        self._prefetched: dict[tuple[str, tuple[Any, ...]], psycopg.Cursor[Any]] = {}
-        self._version_cursor: psycopg.Cursor[Any] | None = None
-
-    def _execute(self, sql: str, params: Sequence[Any]) -> psycopg.Cursor[Any]:
-        if self._prefetched:
-            hit = self._prefetched.pop((sql, tuple(params)), None)
-            if hit is not None:
-                return hit
-            if not sql.startswith(_NEUTRAL):
-                self._prefetched.clear()  # a write: what was prefetched may be stale now
-        cur = self._conn.cursor()
-        cur.execute(pg_sql(sql), params)
-        if self._plan is not None:
-            plan, self._plan = self._plan, None
-            if sql.startswith(_LOCK_PREFIX):
-                self._version_cursor = self._conn.cursor()
-                self._version_cursor.execute(_NEXTVAL)
-                for query, args in plan:
-                    early = self._conn.cursor()
-                    early.execute(pg_sql(query), args)
-                    self._prefetched[(query, args)] = early
-        return cur
-
-    def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
-        row: tuple[Any, ...] | None = self._execute(sql, params).fetchone()
-        return row
-
-    def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return self._execute(sql, params).fetchall()
-
-    def run(self, sql: str, params: Sequence[Any] = ()) -> None:
-        self._execute(sql, params)
-
-    def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        self._prefetched.clear()
-        if rows:
-            self._conn.cursor().executemany(pg_sql(sql), rows)
-
-    def next_version(self) -> int:
-        cur, self._version_cursor = self._version_cursor, None
-        if cur is None:
-            cur = self._conn.cursor()
-            cur.execute(_NEXTVAL)
-        row = cur.fetchone()
-        assert row is not None
-        return int(row[0])
-
-
 def _no_offset() -> float:
     return 0.0
-
-
-def _next_version(tx: Tx) -> int:
-    assert isinstance(tx, _PgTx)
-    return tx.next_version()
-
-
-def _where(dsn: str) -> str:
-    """The server a DSN points at, without its password (for messages)."""
-    try:
-        info = conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError:
-        return "the configured PostgreSQL server"
-    host = info.get("host") or info.get("hostaddr") or "localhost"
-    port = info.get("port") or "5432"
-    return f"PostgreSQL at {host}:{port}/{info.get('dbname') or info.get('user') or ''}"
-
-
-def _reason(exc: BaseException) -> str:
-    """The driver's message on one line, without a final period or server-side context."""
-    text = str(exc)
-    if isinstance(exc, psycopg.Error) and exc.diag.message_primary:
-        text = exc.diag.message_primary
-    return " ".join(text.split()).rstrip(".") or type(exc).__name__
-
-
-def no_connection(where: str, exc: BaseException) -> Unavailable:
-    """The error for a pool that gave no connection in time (or was closed)."""
-    return Unavailable(
-        f"botwire: no connection to {where}: {_reason(exc)}. Check that the "
-        "database is up, or raise the pool's max_size/timeout.",
-    )
-
-
-def request_failed(where: str, exc: BaseException, *, sent: bool = False) -> Unavailable:
-    """The error for a request whose connection was lost (``sent``: after its COMMIT went)."""
-    return Unavailable(
-        f"botwire: the request to {where} failed: {_reason(exc)}."
-        + (" The write may or may not have been applied; retry it with the same"
-           " idempotency key." if sent else " Try again later."),
-    )
-
-
-def kept_aborting(where: str, exc: BaseException, retries: int) -> Unavailable:
-    """The error for a transaction that lost every serialization race it was retried in."""
-    return Unavailable(
-        f"botwire: {where} kept aborting the transaction "
-        f"({_reason(exc)}) after {retries} retries; try again later.",
-    )
 
 
 def _rollback(conn: psycopg.Connection[Any]) -> None:
@@ -314,14 +181,19 @@ class PostgresStore:
             # added to the database's time (see Engine's db_clock).
             offset = clock_offset or _no_offset
             self.clock: Callable[[], float] = lambda: float(offset())
-            self.engine = Engine(limits=limits or Limits(), clock=self.clock,
-                                 next_version=_next_version, db_clock=True,
-                                 octets=PG_OCTETS)
+            self.engine = Engine(
+                limits=limits or Limits(),
+                clock=self.clock,
+                next_version=next_version,
+                db_clock=True,
+                octets=PG_OCTETS,
+            )
         else:
             self.clock = clock
-            self.engine = Engine(limits=limits or Limits(), clock=clock,
-                                 next_version=_next_version, octets=PG_OCTETS)
-        self._where = _where(dsn)
+            self.engine = Engine(
+                limits=limits or Limits(), clock=clock, next_version=next_version, octets=PG_OCTETS
+            )
+        self._where = where(dsn)
         self._retries = retries
         self._writes = 0
         self._read_sizes = (min(min_size, read_max_size), read_max_size)
@@ -339,12 +211,12 @@ class PostgresStore:
             conn = psycopg.connect(dsn, **kwargs)
         except psycopg.ProgrammingError as exc:  # a malformed URL or option
             raise InvalidArgument(
-                f"botwire: cannot use the PostgreSQL URL or options given: {_reason(exc)}; use "
+                f"botwire: cannot use the PostgreSQL URL or options given: {reason(exc)}; use "
                 "postgresql://user:password@host:port/dbname.",
             ) from exc
         except psycopg.Error as exc:
             raise Unavailable(
-                f"botwire: cannot connect to {self._where}: {_reason(exc)}."
+                f"botwire: cannot connect to {self._where}: {reason(exc)}."
                 " Check the URL, that the server runs, and the credentials.",
             ) from exc
         with conn:
@@ -353,7 +225,7 @@ class PostgresStore:
             except psycopg.Error as exc:
                 raise Unavailable(
                     f"botwire: cannot create or upgrade the schema on {self._where}: "
-                    f"{_reason(exc)}. The role needs CREATE on the database's schema.",
+                    f"{reason(exc)}. The role needs CREATE on the database's schema.",
                 ) from exc
         self._connect_kwargs = kwargs
         self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
@@ -395,7 +267,7 @@ class PostgresStore:
                 )
             for version in range(current + 1, SCHEMA_VERSION + 1):
                 for statement in _MIGRATIONS[version]:
-                    conn.execute(statement)  # type: ignore[arg-type]
+                    conn.execute(statement)
             if current != SCHEMA_VERSION:
                 conn.execute(
                     "INSERT INTO bw_meta (id, schema) VALUES (1, %s)"
@@ -420,7 +292,7 @@ class PostgresStore:
                     except BaseException:
                         _rollback(conn)
                         raise
-            except _RETRYABLE as exc:
+            except RETRYABLE as exc:
                 attempt += 1
                 if attempt > self._retries:
                     raise kept_aborting(self._where, exc, self._retries) from exc
@@ -429,11 +301,11 @@ class PostgresStore:
                 raise no_connection(self._where, exc) from exc
             except pg_errors.DiskFull as exc:  # an OperationalError, but no lost connection
                 raise StorageFull(
-                    f"botwire: {self._where} has no disk space left ({_reason(exc)}): writes "
+                    f"botwire: {self._where} has no disk space left ({reason(exc)}): writes "
                     "are refused until space is freed. Delete keys or clear namespaces you no "
                     "longer need, or grow the database's volume; writes resume by themselves.",
                 ) from exc
-            except _LOST as exc:
+            except LOST as exc:
                 lost += 1
                 if sent[0] or lost > LOST_RETRIES:
                     raise request_failed(self._where, exc, sent=sent[0]) from exc
@@ -444,7 +316,7 @@ class PostgresStore:
 
     def _write(
         self,
-        fn: Callable[[_PgTx], T],
+        fn: Callable[[PgTx], T],
         *,
         prefetch: Sequence[tuple[str, tuple[Any, ...]]] | None = None,
     ) -> T:
@@ -455,7 +327,7 @@ class PostgresStore:
             with conn.pipeline():
                 conn.execute(_BEGIN_WRITE)
                 try:
-                    result = fn(_PgTx(conn, prefetch=prefetch))
+                    result = fn(PgTx(conn, prefetch=prefetch))
                 except BotWireError:
                     # A refused operation (conflict, quota...): roll back in the same round trip.
                     with contextlib.suppress(psycopg.Error):
@@ -467,11 +339,11 @@ class PostgresStore:
 
         return self._run(body)
 
-    def _statement(self, fn: Callable[[_PgTx], T]) -> T:
+    def _statement(self, fn: Callable[[PgTx], T]) -> T:
         """``fn`` issuing exactly one statement, in autocommit (consistent by itself)."""
 
         def body(conn: psycopg.Connection[Any], sent: list[bool]) -> T:
-            return fn(_PgTx(conn))
+            return fn(PgTx(conn))
 
         return self._run(body)
 
@@ -525,11 +397,7 @@ class PostgresStore:
         if all(op.kind == "get" for op in ops):  # reads keep no idempotency record
             return self._read_batch(namespace, ops, now)
         fp = fingerprint(ops, atomic) if idempotency_key is not None else None
-        prefetch: list[tuple[str, tuple[Any, ...]]] = []
-        if idempotency_key is not None:
-            prefetch.append(idempotency_query(namespace, idempotency_key))
-        if ops and ops[0].kind != "get":
-            prefetch.append((_LOAD_SQL, (namespace, ops[0].key)))
+        prefetch = self.engine.write_prefetch(namespace, ops, idempotency_key)
         results = self._write(
             lambda tx: self.engine.apply(
                 tx,
@@ -556,8 +424,10 @@ class PostgresStore:
     def read_batch_json(self, namespace: str, ops: Sequence[Op]) -> list[str]:
         """Like :meth:`_read_batch`, each result as JSON text with the value spliced in."""
         rows = self._read_batch_rows(namespace, ops, self.clock())
-        return [self.engine.result_json_from_rows(namespace, op, r)
-                for op, r in zip(ops, rows, strict=True)]
+        return [
+            self.engine.result_json_from_rows(namespace, op, r)
+            for op, r in zip(ops, rows, strict=True)
+        ]
 
     def recent_keys(self, namespace: str, limit: int) -> list[tuple[str, int, float]]:
         """(key, bytes, updated_at) of the most recently updated keys (``Engine.recent_keys``)."""
@@ -569,8 +439,9 @@ class PostgresStore:
         now = self.clock()
         return self._statement(lambda tx: self.engine.stored_bytes(tx, namespace, keys, now))
 
-    def _read_batch_rows(self, namespace: str, ops: Sequence[Op], now: float
-                         ) -> list[list[tuple[Any, ...]]]:
+    def _read_batch_rows(
+        self, namespace: str, ops: Sequence[Op], now: float
+    ) -> list[list[tuple[Any, ...]]]:
         if not ops:
             return []
         queries: list[tuple[str, list[Any]]] = []
@@ -584,7 +455,7 @@ class PostgresStore:
                 conn.execute(_BEGIN_READ)
                 for sql, params in queries:
                     cur = conn.cursor()
-                    cur.execute(sql, params)  # type: ignore[arg-type]
+                    cur.execute(sql, params)
                     cursors.append(cur)
                 conn.execute(b"COMMIT")
             return [cur.fetchall() for cur in cursors]
@@ -617,7 +488,7 @@ class PostgresStore:
         purge of thousands of namespaces never holds a lock, or a pooled connection, for long.
         """
 
-        def purge(tx: _PgTx, ns: str) -> int:
+        def purge(tx: PgTx, ns: str) -> int:
             stats, at = self.engine.lock_namespace_at(tx, ns, now)
             gone = self.engine.purge_namespace(tx, ns, at, stats)
             self.engine.save_namespace(tx, ns, stats)
@@ -628,7 +499,7 @@ class PostgresStore:
             batches += 1
             now = self.clock()
             namespaces = self._statement(
-                lambda tx, now=now: self.engine.expired_namespaces(tx, now, PURGE_BATCH)
+                functools.partial(self.engine.expired_namespaces, now=now, limit=PURGE_BATCH)
             )
             gone = 0
             for ns in namespaces:

@@ -1,0 +1,317 @@
+"""What every part of the SQL engine shares: the transaction a backend supplies (:class:`Tx`,
+with its hooks), the records of a row and of a namespace's statistics, the engine's
+configuration and its namespace lock (:class:`EngineBase`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .._errors import InvalidArgument, TypeMismatch
+from .._types import Limits, Op
+from ._sqlrows import ListRows
+from ._sqltext import (
+    DAY,
+    DB_LOCK_NOW_SQL,
+    DB_NOW_SQL,
+    HEAD_FILTER,
+    LOCK_DB_CLOCK_SQL,
+    LOCK_SQL,
+    RELEASE_SQL,
+    ROLLBACK_SQL,
+    SAVEPOINT_SQL,
+    SQLITE_OCTETS,
+    TAIL_FILTER,
+    read_sql,
+)
+
+IDEMPOTENCY_SECONDS = 86400.0
+MAX_BATCH_OPS = 1000  # ops per transaction, like Deno KV's 1000 mutations per commit
+#: Idempotency records kept per namespace (oldest dropped first) ...
+MAX_IDEMPOTENCY_RECORDS = 1000
+#: ... and UTF-8 bytes of their answers, when the namespace has no byte limit ...
+IDEMPOTENCY_BUDGET = 16 * 1024 * 1024
+#: ... checked when an answer over this many bytes is kept (smaller ones total at most
+#: MAX_IDEMPOTENCY_RECORDS * SMALL_RECORD = 4 MiB per namespace).
+SMALL_RECORD = 4096
+
+Row = tuple[Any, ...]
+
+
+class Tx(Protocol):
+    """A transaction begun by the backend; SQL uses ``?`` placeholders.
+
+    Besides the four ways to run a statement, the engine calls hooks at the points a backend
+    may care about, instead of the backend recognising the engine's SQL text: :class:`TxHooks`
+    gives their defaults (plain statements)."""
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None: ...
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> None: ...
+
+    def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+    def lock(self, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
+        """The namespace lock, the first statement of a write (like :meth:`one`)."""
+        ...
+
+    def savepoint(self) -> None:
+        """Before one op of a non-atomic batch."""
+        ...
+
+    def rollback_savepoint(self) -> None:
+        """After that op failed: what it did is undone."""
+        ...
+
+    def release_savepoint(self) -> None:
+        """After that op, failed or not."""
+        ...
+
+
+class TxHooks:
+    """The default hooks of :class:`Tx`, as plain statements; a backend's Tx derives from it
+    and overrides what it needs (PostgreSQL's pipeline prefetches behind :meth:`lock`;
+    SQLite drops its version block in :meth:`rollback_savepoint`)."""
+
+    __slots__ = ()
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        raise NotImplementedError
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> None:
+        raise NotImplementedError
+
+    def lock(self, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
+        return self.one(sql, params)
+
+    def savepoint(self) -> None:
+        self.run(SAVEPOINT_SQL)
+
+    def rollback_savepoint(self) -> None:
+        self.run(ROLLBACK_SQL)
+
+    def release_savepoint(self) -> None:
+        self.run(RELEASE_SQL)
+
+
+@dataclass(slots=True, kw_only=True)
+class EntryRow:
+    """One ``bw_entries`` row (``ENTRY_COLS``), built with keywords."""
+
+    kind: int
+    value: str | None
+    version: int
+    created_at: float
+    updated_at: float
+    expires_at: float | None
+    bytes: int
+    length: int = 0
+    head: int = 0
+    tail: int = 0
+
+    @classmethod
+    def from_db(cls, raw: Row) -> EntryRow:
+        kind, value, version, created, updated, expires, size, length, head, tail = raw
+        return cls(
+            kind=kind,
+            value=value,
+            version=version,
+            created_at=created,
+            updated_at=updated,
+            expires_at=expires,
+            bytes=size,
+            length=length,
+            head=head,
+            tail=tail,
+        )
+
+
+@dataclass(slots=True)
+class Stats:
+    """A namespace's ``bw_namespaces`` row: its totals and today's writes."""
+
+    keys: int
+    bytes: int
+    day: int
+    writes: int
+
+    def copy(self) -> Stats:
+        return Stats(self.keys, self.bytes, self.day, self.writes)
+
+
+def check_batch_size(ns: str, count: int) -> None:
+    if count > MAX_BATCH_OPS:
+        raise InvalidArgument(
+            f"botwire: a batch on namespace {ns!r} has {count} ops; the limit is "
+            f"{MAX_BATCH_OPS}. Split it into several batches.",
+            namespace=ns,
+        )
+
+
+def fingerprint(ops: Sequence[Op], atomic: bool) -> str:
+    """A digest of a request, stored with its idempotency key to catch a reused key."""
+    import hashlib
+
+    # the fields of each op, in order (``@record`` gives Op its __slots__)
+    fields: tuple[str, ...] = Op.__slots__  # type: ignore[attr-defined]
+    text = repr((atomic, [tuple(getattr(op, f) for f in fields) for op in ops]))
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def utf8_len(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+def list_bytes(key_bytes: int, content: int, length: int) -> int:
+    """Bytes of a list as JSON (``[a,b]``) plus its key, whatever its layout."""
+    return key_bytes + 2 + content + max(length - 1, 0)
+
+
+def json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {bool: "boolean", int: "number", float: "number", str: "string", dict: "object"}.get(
+        type(value), "list"
+    )
+
+
+def not_a_list(ns: str, key: str, value: Any, what: str) -> TypeMismatch:
+    return TypeMismatch(
+        f"botwire: {what} needs a list, but key {key!r} in namespace {ns!r} holds a "
+        f"{json_type(value)}; use set() to replace it or pick another key.",
+        namespace=ns,
+        key=key,
+    )
+
+
+class EngineBase:
+    """The engine's configuration and its namespace statistics (lock, read, save)."""
+
+    def __init__(
+        self,
+        *,
+        limits: Limits,
+        clock: Callable[[], float],
+        next_version: Callable[[Tx], int],
+        lock_first: bool = True,
+        db_clock: bool = False,
+        octets: str = SQLITE_OCTETS,
+    ) -> None:
+        """``lock_first=False`` is for a backend whose write transactions already exclude each
+        other (SQLite's ``BEGIN IMMEDIATE``): the statistics row then needs no lock, so a write
+        reads it only when a limit needs its totals and adds its changes in one upsert at the
+        end, one statement fewer (two without limits) than locking it first.
+
+        ``db_clock=True`` (PostgreSQL) takes "now" from the database in the statements that
+        need it, not from ``clock``: ``clock`` then returns an offset in seconds added to the
+        database's time (0.0, or a testing clock's), and every ``now`` passed to a method that
+        runs outside a write transaction is that offset. Inside a write, the time returned with
+        the namespace lock is used (no extra statement). Requires ``lock_first``."""
+        self.limits = limits
+        self.clock = clock
+        #: SQL for the UTF-8 bytes of a kept answer (SQLite before 3.43 has no octet_length)
+        self.octets = octets
+        self._next_version = next_version
+        self._lock_first = lock_first or db_clock
+        self.db_clock = db_clock
+        now_sql = DB_NOW_SQL if db_clock else "?"
+        self._now_sql = now_sql
+        self._read_sqls = (read_sql(HEAD_FILTER, now_sql), read_sql(TAIL_FILTER, now_sql))
+        # List limits (0 = unlimited), checked in the write transaction; a server sets them so
+        # that no request has to read, write or trim an unbounded number of rows (issue 13).
+        self.max_append_items = 0
+        self.max_list_length = 0
+        self.max_list_bytes = 0
+        #: Where a list's rows go when they leave it (a backend hook): at once by default;
+        #: SQLite sets a :class:`~botwire.store._sqlrows.DeferredRows`.
+        self.rows: ListRows = ListRows()
+
+    def next_version(self, tx: Tx) -> int:
+        """A new version for the transaction (the backend's allocator)."""
+        return self._next_version(tx)
+
+    def lock_namespace(self, tx: Tx, ns: str, now: float) -> Stats:
+        """Take the namespace's write lock (its statistics row) and return the statistics."""
+        return self.lock_namespace_at(tx, ns, now)[0]
+
+    def lock_namespace_at(self, tx: Tx, ns: str, now: float) -> tuple[Stats, float]:
+        """:meth:`lock_namespace`, and the transaction's time: ``now`` itself, or with
+        ``db_clock`` the database's time once the lock is granted (same statement)."""
+        if self.db_clock:
+            row = tx.lock(LOCK_DB_CLOCK_SQL, (ns, now, now))
+            assert row is not None
+            now = float(row[4])
+            row = row[:4]
+        else:
+            row = tx.lock(LOCK_SQL, (ns, int(now // DAY)))
+            assert row is not None
+        return _today(Stats(*row), now), now
+
+    def save_namespace(self, tx: Tx, ns: str, stats: Stats) -> None:
+        tx.run(
+            "UPDATE bw_namespaces SET keys = ?, bytes = ?, day = ?, writes = ? WHERE ns = ?",
+            (stats.keys, stats.bytes, stats.day, stats.writes, ns),
+        )
+
+    def _peek_namespace(self, tx: Tx, ns: str, now: float) -> Stats:
+        """The statistics without locking them (``lock_first=False``); zero when absent."""
+        row = tx.one("SELECT keys, bytes, day, writes FROM bw_namespaces WHERE ns = ?", (ns,))
+        return _today(Stats(*row) if row is not None else Stats(0, 0, int(now // DAY), 0), now)
+
+    def _add_namespace(self, tx: Tx, ns: str, stats: Stats, base: Stats) -> None:
+        """Add ``stats - base`` to the statistics row (created if absent) in one statement; a
+        new UTC day restarts the write count, as :meth:`lock_namespace` does."""
+        keys, size = stats.keys - base.keys, stats.bytes - base.bytes
+        writes = stats.writes - base.writes
+        if not (keys or size or writes):
+            return
+        tx.run(
+            "INSERT INTO bw_namespaces (ns, keys, bytes, day, writes) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (ns) DO UPDATE SET keys = keys + excluded.keys,"
+            " bytes = bytes + excluded.bytes, writes = CASE WHEN day = excluded.day"
+            " THEN writes + excluded.writes ELSE excluded.writes END, day = excluded.day",
+            (ns, keys, size, stats.day, writes),
+        )
+
+    def _lock_existing(self, tx: Tx, ns: str, now: float) -> tuple[Stats, float] | None:
+        """Like :meth:`lock_namespace_at`, but ``None`` (and no row created) for a namespace
+        without statistics: every namespace that ever held a key has them, so reads and no-op
+        clears of others must not create rows (a read-only token could fill the table)."""
+        if self.db_clock:
+            row = tx.one(
+                "UPDATE bw_namespaces SET ns = ns WHERE ns = ?"
+                f" RETURNING keys, bytes, day, writes, {DB_LOCK_NOW_SQL}",
+                (ns, now),
+            )
+            if row is None:
+                return None
+            now, row = float(row[4]), row[:4]
+        else:
+            row = tx.one(
+                "UPDATE bw_namespaces SET ns = ns WHERE ns = ? RETURNING keys, bytes, day, writes",
+                (ns,),
+            )
+            if row is None:
+                return None
+        return _today(Stats(*row), now), now
+
+    def db_now(self, tx: Tx, offset: float) -> float:
+        """The database's time plus ``offset`` (``db_clock`` only): one statement, for the rare
+        paths that need "now" without a namespace lock to return it."""
+        row = tx.one(f"SELECT {DB_NOW_SQL}", (offset,))
+        assert row is not None
+        return float(row[0])
+
+    def _not_a_list(self, ns: str, key: str, value: Any, what: str) -> TypeMismatch:
+        return not_a_list(ns, key, value, what)
+
+
+def _today(stats: Stats, now: float) -> Stats:
+    """``stats`` with the write count restarted when ``now`` is a new UTC day."""
+    today = int(now // DAY)
+    if stats.day != today:
+        stats.day, stats.writes = today, 0
+    return stats

@@ -1,0 +1,270 @@
+"""The state of one write transaction on one namespace (:class:`Ctx`), and the checks and row
+changes the operations (``_sqlops``) share: load, store and remove an entry, limits, quotas,
+version conditions, list layout and trimming."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from .._codec import decode, dumps
+from .._common import _check_ttl
+from .._errors import Conflict, InvalidArgument, QuotaExceeded, ValueTooLarge
+from .._types import Op
+from ._sqlbase import EntryRow, Stats, Tx, utf8_len
+from ._sqlops import OPS, WRITES
+from ._sqltext import DAY, INSERT_ITEM_SQL, LIST, STORE_SQL, load_query
+
+if TYPE_CHECKING:
+    from ._sql import Engine
+
+
+class Ctx:
+    """The state of one write transaction on one namespace."""
+
+    def __init__(self, engine: Engine, tx: Tx, ns: str, now: float, stats: Stats) -> None:
+        self.engine = engine
+        self.limits = engine.limits
+        self.tx = tx
+        self.ns = ns
+        self.now = now
+        self.stats = stats
+        self._version: int | None = None
+        self.deleted: set[str] = set()
+
+    @property
+    def has_version(self) -> bool:
+        return self._version is not None
+
+    def forget_version(self) -> None:
+        self._version = None
+
+    @property
+    def version(self) -> int:
+        # One version per transaction, allocated at its first mutation (like an etcd revision).
+        if self._version is None:
+            self._version = self.engine.next_version(self.tx)
+        return self._version
+
+    def apply(self, op: Op) -> dict[str, Any]:
+        handler = OPS.get(op.kind)
+        if handler is None:
+            raise InvalidArgument(
+                f"botwire: unknown operation {op.kind!r} on key {op.key!r} in namespace "
+                f"{self.ns!r}; use get, set, delete, append, incr, pop or check.",
+                namespace=self.ns,
+                key=op.key,
+            )
+        if op.kind in WRITES:
+            self.count_write(op.key)
+        before = (self.stats.keys, self.stats.bytes)
+        result = handler(self, op)
+        self.check_room(op.key, *before)
+        return result
+
+    # -- rows --------------------------------------------------------------------------------
+
+    def load(self, key: str) -> EntryRow | None:
+        raw = self.tx.one(*load_query(self.ns, key))
+        if raw is None:
+            return None
+        row = EntryRow.from_db(raw)
+        if row.expires_at is not None and row.expires_at <= self.now:
+            self.remove(key, row)  # expired: gone for good, as if purged already
+            return None
+        return row
+
+    def remove(self, key: str, row: EntryRow) -> None:
+        self.tx.run("DELETE FROM bw_entries WHERE ns = ? AND key = ?", (self.ns, key))
+        if row.kind == LIST:
+            self.engine.rows.drop(self.tx, self.ns, key, row.length, row.tail)
+        self.stats.keys -= 1
+        self.stats.bytes -= row.bytes
+
+    def store(self, key: str, row: EntryRow | None, new: EntryRow) -> None:
+        if row is None:
+            self.stats.keys += 1
+            self.stats.bytes += new.bytes
+        else:
+            self.stats.bytes += new.bytes - row.bytes
+        self.tx.run(
+            STORE_SQL,
+            (
+                self.ns,
+                key,
+                new.kind,
+                new.value,
+                new.version,
+                new.created_at,
+                new.updated_at,
+                new.expires_at,
+                new.bytes,
+                new.length,
+                new.head,
+                new.tail,
+            ),
+        )
+
+    # -- checks ------------------------------------------------------------------------------
+
+    def expiry(self, key: str, ttl: float | None, row: EntryRow | None, keep: bool) -> float | None:
+        if ttl is None:
+            return row.expires_at if (keep and row is not None) else None
+        _check_ttl(self.ns, key, ttl)  # the client's check: a raw HTTP request skips the client
+        return self.now + ttl
+
+    def check_size(self, key: str, size: int, what: str = "value") -> None:
+        limit = self.limits.max_value_bytes
+        if limit and size > limit:
+            raise ValueTooLarge(
+                f"botwire: the {what} for key {key!r} in namespace {self.ns!r} is {size} bytes "
+                f"of JSON; the limit is {limit}. Split it over several keys, or use append() "
+                "for growing lists.",
+                namespace=self.ns,
+                key=key,
+                size=size,
+                limit=limit,
+            )
+
+    def count_write(self, key: str) -> None:
+        limit = self.limits.writes_per_day
+        if limit and self.stats.writes >= limit:
+            retry = (self.stats.day + 1) * DAY - self.now
+            raise QuotaExceeded(
+                f"botwire: namespace {self.ns!r} has used its {limit} writes for today (UTC); "
+                f"writes resume in {retry:.0f} s at midnight UTC. Reads still work.",
+                namespace=self.ns,
+                key=key,
+                retry_after=math.ceil(retry),
+                quota="writes_per_day",
+                limit=limit,
+            )
+        self.stats.writes += 1
+
+    def check_room(self, key: str, keys_before: int, bytes_before: int) -> None:
+        lim, st = self.limits, self.stats
+        over_bytes = lim.max_namespace_bytes and st.bytes > lim.max_namespace_bytes
+        over_keys = lim.max_keys and st.keys > lim.max_keys
+        if not ((over_bytes and st.bytes > bytes_before) or (over_keys and st.keys > keys_before)):
+            return
+        self.engine.purge_namespace(self.tx, self.ns, self.now, st)  # expired space is free
+        if over_bytes and st.bytes > lim.max_namespace_bytes:
+            # idempotency records only serve retries: the oldest make way for data
+            self.engine.shed_records(self.tx, self.ns, st, lim.max_namespace_bytes)
+        if lim.max_namespace_bytes and st.bytes > lim.max_namespace_bytes:
+            self.refuse_bytes(key, "key")
+        if lim.max_keys and st.keys > lim.max_keys:
+            raise QuotaExceeded(
+                f"botwire: namespace {self.ns!r} already holds its limit of {lim.max_keys} keys, "
+                f"so key {key!r} cannot be added; delete keys you no longer need.",
+                namespace=self.ns,
+                key=key,
+                retry_after=None,
+                quota="max_keys",
+                limit=lim.max_keys,
+            )
+
+    def refuse_bytes(self, key: str, what: str) -> None:
+        limit = self.limits.max_namespace_bytes
+        raise QuotaExceeded(
+            f"botwire: namespace {self.ns!r} would hold {self.stats.bytes} bytes (data and "
+            f"idempotency records) after writing {what} {key!r}; its limit is {limit}. Delete "
+            "keys you no longer need (or trim lists with max_len) to make room.",
+            namespace=self.ns,
+            key=key,
+            retry_after=None,
+            quota="max_namespace_bytes",
+            limit=limit,
+        )
+
+    def conflict(self, op: Op, row: EntryRow | None, wanted: str) -> Conflict:
+        current = row.version if row is not None else None
+        return Conflict(
+            f"botwire: {op.kind} of key {op.key!r} in namespace {self.ns!r} expected {wanted} "
+            f"but the current version is {current if current is not None else 'absent'}; "
+            "read the entry again and retry (or use update()).",
+            namespace=self.ns,
+            key=op.key,
+            current_version=current,
+        )
+
+    def check_version(self, op: Op, row: EntryRow | None) -> None:
+        if op.if_absent and row is not None:
+            raise self.conflict(op, row, "the key to be absent")
+        if op.if_version is not None and (row is None or row.version != op.if_version):
+            raise self.conflict(op, row, f"version {op.if_version}")
+
+    def list_limit(self, op: Op, what: str, quota: str, limit: int, fix: str) -> ValueTooLarge:
+        return ValueTooLarge(
+            f"botwire: {what} to list {op.key!r} in namespace {self.ns!r}; this server's "
+            f"{quota} is {limit}. Use max_len= to keep the list bounded, or {fix}.",
+            namespace=self.ns,
+            key=op.key,
+            quota=quota,
+            limit=limit,
+        )
+
+    # -- lists -------------------------------------------------------------------------------
+
+    def list_of(self, op: Op, row: EntryRow | None, what: str) -> tuple[int, int, int, int]:
+        """(head, tail, length, content bytes) of the list at ``op.key``, converting a JSON array
+        stored by ``set`` into list rows once so that later appends do not rewrite it."""
+        if row is not None and row.kind == LIST:
+            content = row.bytes - utf8_len(op.key) - 2 - max(row.length - 1, 0)
+            return row.head, row.tail, row.length, content
+        floor = self.engine.rows.floor(self.tx, self.ns, op.key)  # above any leftovers
+        if row is None:
+            return floor, floor, 0, 0
+        value = decode(row.value or "null")
+        if not isinstance(value, list):
+            raise self.engine._not_a_list(self.ns, op.key, value, what)
+        items = [dumps(v) for v in value]
+        sizes = [utf8_len(t) for t in items]
+        self.tx.many(
+            INSERT_ITEM_SQL,
+            [
+                (self.ns, op.key, floor + i, t, s)
+                for i, (t, s) in enumerate(zip(items, sizes, strict=True))
+            ],
+        )
+        return floor, floor + len(items), len(items), sum(sizes)
+
+    def trim(self, key: str, head: int, tail: int, keep: int, content: int) -> int:
+        """Drop the list's items below ``tail - keep`` (``[head, tail)`` are live); return the
+        content bytes left (``Engine.rows``: at once, or logically on SQLite)."""
+        return self.engine.rows.trim(self.tx, self.ns, key, head, tail, keep, content)
+
+    def check_list_growth(self, op: Op, row: EntryRow | None, added: int, added_bytes: int) -> None:
+        """Refuse, before any row is written, a list that would outgrow the list limits once
+        ``max_len`` has trimmed it (every read or trim of it is then bounded too)."""
+        engine = self.engine
+        if not (engine.max_list_length or engine.max_list_bytes):
+            return
+        if row is None:
+            length, size = 0, utf8_len(op.key) + 2
+        elif row.kind == LIST:
+            length, size = row.length, row.bytes
+        else:
+            return  # a JSON array from set(): within max_value_bytes, checked again below
+        new_length = length + added
+        kept = min(new_length, op.max_len) if op.max_len is not None else new_length
+        if engine.max_list_length and kept > engine.max_list_length:
+            raise self.list_limit(
+                op,
+                f"the list would hold {kept} items after this append",
+                "max_list_length",
+                engine.max_list_length,
+                "delete it or start a new key",
+            )
+        # bytes: exact without max_len; with max_len the trimmed size is known only after
+        # trimming, so the untrimmed size is checked only when nothing is trimmed
+        if engine.max_list_bytes and kept == new_length:
+            new_size = size + added_bytes + added - (1 if length == 0 and added else 0)
+            if new_size > engine.max_list_bytes:
+                raise self.list_limit(
+                    op,
+                    f"the list would hold {new_size} bytes of JSON after this append",
+                    "max_list_bytes",
+                    engine.max_list_bytes,
+                    "delete it or start a new key",
+                )

@@ -1,0 +1,247 @@
+"""The operations of a batch, one handler each, in the table :data:`OPS` (op kind → handler).
+
+A handler applies one :class:`~botwire.Op` inside the write transaction that
+:class:`~botwire.store._sqlctx.Ctx` holds and returns the op's result; it raises botwire's
+error for a refused op (the engine records it per op, or aborts an atomic batch)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .._codec import decode, dumps
+from .._common import check_incr_by, check_max_len
+from .._errors import InvalidArgument, NotSerializable, TypeMismatch
+from .._types import Op
+from ._sqlbase import EntryRow, json_type, list_bytes, utf8_len
+from ._sqltext import INSERT_ITEM_SQL, LIST, VALUE
+
+if TYPE_CHECKING:
+    from ._sqlctx import Ctx
+
+Handler = Callable[["Ctx", Op], dict[str, Any]]
+
+
+def op_get(ctx: Ctx, op: Op) -> dict[str, Any]:
+    return ctx.engine.read_result(ctx.tx, ctx.ns, op, ctx.now, in_tx=True)
+
+
+def op_check(ctx: Ctx, op: Op) -> dict[str, Any]:
+    row = ctx.load(op.key)
+    current = row.version if row is not None else None
+    if current != op.version:
+        raise ctx.conflict(
+            op, row, "the key to be absent" if op.version is None else f"version {op.version}"
+        )
+    return {"ok": True}
+
+
+def op_set(ctx: Ctx, op: Op) -> dict[str, Any]:
+    if op.value is None:
+        raise InvalidArgument(
+            f"botwire: set of key {op.key!r} in namespace {ctx.ns!r} has no value.",
+            namespace=ctx.ns,
+            key=op.key,
+        )
+    row = ctx.load(op.key)
+    ctx.check_version(op, row)
+    size = utf8_len(op.value)
+    ctx.check_size(op.key, size)
+    expires = ctx.expiry(op.key, op.ttl, row, keep=False)
+    if row is not None and row.kind == LIST:
+        ctx.engine.rows.drop(ctx.tx, ctx.ns, op.key, row.length, row.tail)
+    new = EntryRow(
+        kind=VALUE,
+        value=op.value,
+        version=ctx.version,
+        created_at=row.created_at if row is not None else ctx.now,
+        updated_at=ctx.now,
+        expires_at=expires,
+        bytes=utf8_len(op.key) + size,
+    )
+    ctx.store(op.key, row, new)
+    return {"version": new.version}
+
+
+def op_delete(ctx: Ctx, op: Op) -> dict[str, Any]:
+    row = ctx.load(op.key)
+    if op.if_version is not None and (row is None or row.version != op.if_version):
+        raise ctx.conflict(op, row, f"version {op.if_version}")
+    if row is None:
+        return {"deleted": False}
+    ctx.remove(op.key, row)
+    ctx.deleted.add(op.key)  # its records go at the end of the request
+    return {"deleted": True}
+
+
+def op_append(ctx: Ctx, op: Op) -> dict[str, Any]:
+    check_max_len(ctx.ns, op.key, op.max_len)  # the client's check, for raw HTTP requests
+    engine = ctx.engine
+    if engine.max_append_items and len(op.items) > engine.max_append_items:
+        raise ctx.list_limit(
+            op,
+            f"one append adds {len(op.items)} items",
+            "max_append_items",
+            engine.max_append_items,
+            "append them in several calls",
+        )
+    row = ctx.load(op.key)
+    ctx.check_version(op, row)
+    sizes = [utf8_len(t) for t in op.items]
+    for size in sizes:
+        ctx.check_size(op.key, size, "list item")
+    expires = ctx.expiry(op.key, op.ttl, row, keep=True)
+    ctx.check_list_growth(op, row, len(op.items), sum(sizes))
+    head, tail, length, content = ctx.list_of(op, row, "append")
+    if op.items:
+        ctx.tx.many(
+            INSERT_ITEM_SQL,
+            [
+                (ctx.ns, op.key, tail + i, t, s)
+                for i, (t, s) in enumerate(zip(op.items, sizes, strict=True))
+            ],
+        )
+    tail += len(op.items)
+    length += len(op.items)
+    content += sum(sizes)
+    if op.max_len is not None and length > op.max_len:
+        content = ctx.trim(op.key, head, tail, op.max_len, content)
+        head = tail - op.max_len
+        length = op.max_len
+    new = EntryRow(
+        kind=LIST,
+        value=None,
+        version=ctx.version,
+        created_at=row.created_at if row is not None else ctx.now,
+        updated_at=ctx.now,
+        expires_at=expires,
+        bytes=list_bytes(utf8_len(op.key), content, length),
+        length=length,
+        head=head,
+        tail=tail,
+    )
+    grew = row is None or new.bytes > row.bytes or length > row.length
+    if grew and engine.max_list_length and length > engine.max_list_length:
+        raise ctx.list_limit(
+            op,
+            f"the list would hold {length} items after this append",
+            "max_list_length",
+            engine.max_list_length,
+            "delete it or start a new key",
+        )
+    if grew and engine.max_list_bytes and new.bytes > engine.max_list_bytes:
+        raise ctx.list_limit(
+            op,
+            f"the list would hold {new.bytes} bytes of JSON after this append",
+            "max_list_bytes",
+            engine.max_list_bytes,
+            "delete it or start a new key",
+        )
+    ctx.store(op.key, row, new)
+    return {"version": new.version, "length": length}
+
+
+def op_incr(ctx: Ctx, op: Op) -> dict[str, Any]:
+    by = check_incr_by(ctx.ns, op.key, op.by)  # the client's check, for raw HTTP requests
+    row = ctx.load(op.key)
+    ctx.check_version(op, row)
+    current: Any = 0
+    if row is not None:
+        current = decode(row.value or "null") if row.kind == VALUE else []
+        if isinstance(current, bool) or not isinstance(current, (int, float)):
+            raise TypeMismatch(
+                f"botwire: incr needs a number, but key {op.key!r} in namespace {ctx.ns!r} "
+                f"holds a {json_type(current)}; set() it to a number first or use another "
+                "key.",
+                namespace=ctx.ns,
+                key=op.key,
+            )
+    try:
+        # float + huge int raises OverflowError; an int result past Python's 4300-digit
+        # str limit raises ValueError in dumps: both are the client's numbers, a 400.
+        value = current + by
+        if isinstance(value, float) and not math.isfinite(value):
+            raise OverflowError(value)
+        text = dumps(value)
+    except (OverflowError, ValueError):
+        raise NotSerializable(
+            f"botwire: incr of key {op.key!r} in namespace {ctx.ns!r} leaves the range "
+            "of numbers this store holds (finite floats, integers of at most 4300 digits);"
+            " use a smaller amount or set() the key to a new value.",
+            namespace=ctx.ns,
+            key=op.key,
+        ) from None
+    new = EntryRow(
+        kind=VALUE,
+        value=text,
+        version=ctx.version,
+        created_at=row.created_at if row is not None else ctx.now,
+        updated_at=ctx.now,
+        expires_at=row.expires_at if row is not None else None,
+        bytes=utf8_len(op.key) + utf8_len(text),
+    )
+    ctx.store(op.key, row, new)
+    return {"version": new.version, "value": value}
+
+
+def op_pop(ctx: Ctx, op: Op) -> dict[str, Any]:
+    row = ctx.load(op.key)
+    ctx.check_version(op, row)
+    if row is None:
+        return {"found": False, "value": None}
+    if row.kind == VALUE:
+        array = decode(row.value or "null")
+        if not isinstance(array, list):
+            raise ctx.engine._not_a_list(ctx.ns, op.key, array, "pop")
+        if not array:
+            return {"found": False, "value": None}
+        item = array.pop()
+        text = dumps(array)
+        new = EntryRow(
+            kind=VALUE,
+            value=text,
+            version=ctx.version,
+            created_at=row.created_at,
+            updated_at=ctx.now,
+            expires_at=row.expires_at,
+            bytes=utf8_len(op.key) + utf8_len(text),
+        )
+        ctx.store(op.key, row, new)
+        return {"found": True, "value": item, "version": new.version}
+    if row.length == 0:
+        return {"found": False, "value": None}
+    gone = ctx.tx.one(
+        "DELETE FROM bw_items WHERE ns = ? AND key = ? AND seq = ? RETURNING value, bytes",
+        (ctx.ns, op.key, row.tail - 1),
+    )
+    assert gone is not None, "list rows out of step with their entry"
+    _, _, length, content = ctx.list_of(op, row, "pop")
+    new = EntryRow(
+        kind=LIST,
+        value=None,
+        version=ctx.version,
+        created_at=row.created_at,
+        updated_at=ctx.now,
+        expires_at=row.expires_at,
+        bytes=list_bytes(utf8_len(op.key), content - gone[1], length - 1),
+        length=length - 1,
+        head=row.head,
+        tail=row.tail - 1,
+    )
+    ctx.store(op.key, row, new)
+    return {"found": True, "value": decode(gone[0]), "version": new.version}
+
+
+#: Every operation a batch may hold: its kind (``Op.kind``) → its handler.
+OPS: dict[str, Handler] = {
+    "get": op_get,
+    "check": op_check,
+    "set": op_set,
+    "delete": op_delete,
+    "append": op_append,
+    "incr": op_incr,
+    "pop": op_pop,
+}
+#: The kinds that count against ``writes_per_day`` (a delete or check frees or reads).
+WRITES = frozenset(("set", "append", "incr", "pop"))

@@ -1,0 +1,185 @@
+"""The engine's reads: one entry (decoded or as stored JSON), batches of gets, listings.
+
+Sans-I/O where it can be (:meth:`Reads.read_query` and the ``*_from_rows`` methods), so a backend
+may run the statement synchronously or on an event loop."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .._codec import decode, dumps
+from .._errors import InvalidArgument
+from .._types import Entry, KeyInfo, KeyPage, Op
+from ._sqlbase import EngineBase, Tx
+from ._sqltext import LIST, READ_SQL, READ_TAIL_SQL, JSONEntry, prefix_upper_bound
+
+
+class Reads(EngineBase):
+    """Reads of entries and listings (see :class:`botwire.store.Engine`)."""
+
+    def read_query(
+        self, ns: str, key: str, tail: int | None, now: float, *, in_tx: bool = False
+    ) -> tuple[str, list[Any]]:
+        """The one consistent statement of a read (``?`` placeholders) and its parameters: the
+        entry and, for a list, its (last ``tail``) items. Sans-I/O, so a backend may run it
+        synchronously or on an event loop and hand the rows to :meth:`entry_from_rows` or
+        :meth:`json_from_rows`. ``in_tx``: ``now`` is a write transaction's time, not
+        ``clock()``'s (they differ with ``db_clock``)."""
+        sqls = (READ_SQL, READ_TAIL_SQL) if in_tx else self._read_sqls
+        if tail is None:
+            return sqls[0], [ns, key, now]
+        if tail < 0:
+            raise InvalidArgument(
+                f"botwire: tail={tail} for key {key!r} in namespace {ns!r}; use a count >= 0.",
+                namespace=ns,
+                key=key,
+            )
+        return sqls[1], [tail, tail, ns, key, now]
+
+    def entry_from_rows(
+        self, ns: str, key: str, tail: int | None, rows: Sequence[tuple[Any, ...]]
+    ) -> Entry | None:
+        """The :class:`Entry` that :meth:`read_query`'s rows describe, or ``None``."""
+        if not rows:
+            return None
+        kind, value, version, created, updated, expires, _ = rows[0]
+        if kind == LIST:
+            value = decode("[" + ",".join(r[6] for r in rows if r[6] is not None) + "]")
+        else:
+            value = decode(value)
+            if tail is not None:
+                if not isinstance(value, list):
+                    raise self._not_a_list(ns, key, value, "tail")
+                value = value[-tail:] if tail else []
+        return Entry(key, value, version, created, updated, expires)
+
+    def json_from_rows(
+        self, ns: str, key: str, tail: int | None, rows: Sequence[tuple[Any, ...]]
+    ) -> JSONEntry | None:
+        """Like :meth:`entry_from_rows`, but the value as its stored JSON text, not decoded.
+
+        Stored text is always the engine's compact strict JSON (``dumps``), so it is exactly
+        what encoding the decoded value would give: a server can splice it into a response.
+        """
+        if not rows:
+            return None
+        kind, text, version, created, updated, expires, _ = rows[0]
+        if kind == LIST:
+            text = "[" + ",".join(r[6] for r in rows if r[6] is not None) + "]"
+        elif tail is not None:  # a JSON array stored by set(): slice it (rare)
+            value = decode(text)
+            if not isinstance(value, list):
+                raise self._not_a_list(ns, key, value, "tail")
+            text = dumps(value[-tail:] if tail else [])
+        return text, version, created, updated, expires
+
+    def _read_rows(
+        self, tx: Tx, ns: str, key: str, tail: int | None, now: float, in_tx: bool = False
+    ) -> list[tuple[Any, ...]]:
+        return tx.all(*self.read_query(ns, key, tail, now, in_tx=in_tx))
+
+    def read(self, tx: Tx, ns: str, key: str, tail: int | None, now: float) -> Entry | None:
+        """The entry (for a list, its last ``tail`` items), or ``None``; one statement."""
+        return self.entry_from_rows(ns, key, tail, self._read_rows(tx, ns, key, tail, now))
+
+    def read_json(
+        self, tx: Tx, ns: str, key: str, tail: int | None, now: float
+    ) -> JSONEntry | None:
+        """Like :meth:`read`, with the value as its stored JSON text (:meth:`json_from_rows`)."""
+        return self.json_from_rows(ns, key, tail, self._read_rows(tx, ns, key, tail, now))
+
+    def read_result(
+        self, tx: Tx, ns: str, op: Op, now: float, in_tx: bool = False
+    ) -> dict[str, Any]:
+        """A ``get`` op's batch result."""
+        rows = self._read_rows(tx, ns, op.key, op.tail, now, in_tx)
+        return self.result_from_rows(ns, op, rows)
+
+    def result_from_rows(self, ns: str, op: Op, rows: Sequence[tuple[Any, ...]]) -> dict[str, Any]:
+        """A ``get`` op's batch result from the rows of its :meth:`read_query`."""
+        entry = self.entry_from_rows(ns, op.key, op.tail, rows)
+        if entry is None:
+            return {"found": False}
+        return {
+            "found": True,
+            "value": entry.value,
+            "version": entry.version,
+            "created_at": entry.created_at,
+            "updated_at": entry.updated_at,
+            "expires_at": entry.expires_at,
+        }
+
+    def result_json_from_rows(self, ns: str, op: Op, rows: Sequence[tuple[Any, ...]]) -> str:
+        """:meth:`result_from_rows` as JSON text, the value spliced in as stored (no decode:
+        a stored value of a million ``[]`` costs its bytes here, not a million objects)."""
+        found = self.json_from_rows(ns, op.key, op.tail, rows)
+        if found is None:
+            return '{"found":false}'
+        text, version, created, updated, expires = found
+        return (
+            f'{{"found":true,"value":{text},"version":{dumps(version)},'
+            f'"created_at":{dumps(created)},"updated_at":{dumps(updated)},'
+            f'"expires_at":{dumps(expires)}}}'
+        )
+
+    def stored_bytes(self, tx: Tx, ns: str, keys: Sequence[str], now: float) -> int:
+        """Bytes of JSON (key + value) that reading ``keys`` would return, a key counted as
+        often as it is named; what a response budget is checked against before reading."""
+        wanted: dict[str, int] = {}
+        for key in keys:
+            wanted[key] = wanted.get(key, 0) + 1
+        total = 0
+        names = list(wanted)
+        for start in range(0, len(names), 500):  # bounded statement size
+            chunk = names[start : start + 500]
+            rows = tx.all(
+                "SELECT key, bytes FROM bw_entries WHERE ns = ? AND key IN ("
+                + ",".join("?" * len(chunk))
+                + ") AND (expires_at IS NULL OR expires_at > ?)",
+                [ns, *chunk, now],
+            )
+            total += sum(int(size) * wanted[key] for key, size in rows)
+        return total
+
+    def list_keys(
+        self, tx: Tx, ns: str, prefix: str, cursor: str | None, limit: int, now: float
+    ) -> KeyPage:
+        if not 1 <= limit <= 1000:
+            raise InvalidArgument(
+                f"botwire: limit={limit} when listing namespace {ns!r}; use 1 to 1000.",
+                namespace=ns,
+            )
+        sql = (
+            "SELECT key, version, bytes, updated_at, expires_at FROM bw_entries"
+            f" WHERE ns = ? AND (expires_at IS NULL OR expires_at > {self._now_sql})"
+        )
+        params: list[Any] = [ns, now]
+        if prefix:
+            sql += " AND key >= ?"
+            params.append(prefix)
+            upper = prefix_upper_bound(prefix)
+            if upper is not None:
+                sql += " AND key < ?"
+                params.append(upper)
+        if cursor:
+            sql += " AND key > ?"
+            params.append(cursor)
+        sql += " ORDER BY key LIMIT ?"
+        params.append(limit + 1)
+        rows = tx.all(sql, params)
+        more = len(rows) > limit
+        keys = [KeyInfo(*r) for r in rows[:limit]]
+        return KeyPage(keys, keys[-1].key if more else None)
+
+    def recent_keys(self, tx: Tx, ns: str, limit: int, now: float) -> list[tuple[str, int, float]]:
+        """(key, bytes, updated_at) of the ``limit`` most recently updated live keys, newest
+        first (the keys of one batch, which share a time and version, in descending key order),
+        read along the ``(ns, updated_at, version, key)`` index: no sort of the namespace."""
+        rows = tx.all(
+            "SELECT key, bytes, updated_at FROM bw_entries"
+            " WHERE ns = ? AND (expires_at IS NULL OR expires_at > ?)"
+            " ORDER BY updated_at DESC, version DESC, key DESC LIMIT ?",
+            (ns, now, limit),
+        )
+        return [(r[0], int(r[1]), float(r[2])) for r in rows]

@@ -1,0 +1,134 @@
+"""The SQL text the engine sends, and the constants it is built from (no I/O, no state).
+
+Every statement text here is constant per engine (placeholders ``?``), so a backend may cache
+or prepare per text (``botwire_server.storage._pg_common.pg_sql``).
+
+Schema (both engines)::
+
+    bw_entries(ns, key, kind, value, version, created_at, updated_at, expires_at,
+               bytes, length, head, tail)        -- kind 0: JSON text in value; 1: list
+    bw_items(ns, key, seq, value, bytes)         -- list items, seq in [head, tail)
+    bw_namespaces(ns, keys, bytes, day, writes)  -- statistics and the per-namespace lock
+    bw_idempotency(ns, ikey, fingerprint, created_at, response)
+                                                 -- fingerprint: "<sha256> <key or *>"
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "DB_LOCK_NOW_SQL",
+    "DB_NOW_SQL",
+    "ENTRY_COLS",
+    "PG_OCTETS",
+    "SQLITE_OCTETS",
+    "idempotency_query",
+    "load_query",
+    "prefix_upper_bound",
+    "read_sql",
+    "recount_sql",
+]
+
+# (value as JSON text, version, created_at, updated_at, expires_at)
+JSONEntry = tuple[str, int, float, float, float | None]
+VALUE, LIST = 0, 1  # bw_entries.kind
+DAY = 86400.0
+ENTRY_COLS = "kind, value, version, created_at, updated_at, expires_at, bytes, length, head, tail"
+_LOAD_SQL = f"SELECT {ENTRY_COLS} FROM bw_entries WHERE ns = ? AND key = ?"
+
+SQLITE_OCTETS = "length(CAST(response AS BLOB))"
+PG_OCTETS = "octet_length(response)"
+
+# One savepoint per op of a non-atomic batch (issued through Tx's savepoint hooks).
+SAVEPOINT_SQL = "SAVEPOINT bw_op"
+ROLLBACK_SQL = "ROLLBACK TO SAVEPOINT bw_op"
+RELEASE_SQL = "RELEASE SAVEPOINT bw_op"
+
+# The database clock (PostgreSQL), for every replica to agree on "now": ``?`` binds an offset
+# (0, or a testing clock's) instead of a time. Reads use the statement's start; a write takes
+# its time once, right after its namespace lock is granted (``clock_timestamp()`` in the
+# lock's RETURNING), so a namespace's times follow its commit order whatever the replicas say.
+DB_NOW_SQL = "(extract(epoch from statement_timestamp())::float8 + ?)"
+DB_LOCK_NOW_SQL = "(extract(epoch from clock_timestamp())::float8 + ?)"
+
+#: The namespace lock (and statistics) of a write: with the database's time, or the caller's.
+LOCK_DB_CLOCK_SQL = (
+    "INSERT INTO bw_namespaces (ns, keys, bytes, day, writes)"
+    f" VALUES (?, 0, 0, floor({DB_LOCK_NOW_SQL} / 86400)::bigint, 0)"
+    " ON CONFLICT (ns) DO UPDATE SET ns = excluded.ns"
+    f" RETURNING keys, bytes, day, writes, {DB_LOCK_NOW_SQL}"
+)
+LOCK_SQL = (
+    "INSERT INTO bw_namespaces (ns, keys, bytes, day, writes) VALUES (?, 0, 0, ?, 0)"
+    " ON CONFLICT (ns) DO UPDATE SET ns = excluded.ns"
+    " RETURNING keys, bytes, day, writes"
+)
+STORE_SQL = (
+    f"INSERT INTO bw_entries (ns, key, {ENTRY_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+    " ON CONFLICT (ns, key) DO UPDATE SET kind = excluded.kind, value = excluded.value,"
+    " version = excluded.version, updated_at = excluded.updated_at,"
+    " expires_at = excluded.expires_at, bytes = excluded.bytes,"
+    " length = excluded.length, head = excluded.head, tail = excluded.tail"
+)
+INSERT_ITEM_SQL = "INSERT INTO bw_items (ns, key, seq, value, bytes) VALUES (?, ?, ?, ?, ?)"
+
+
+def recount_sql(octets: str) -> str:
+    """The statement that sets every namespace's bytes to its entries' plus its kept answers'
+    (a one-time recount on upgrade: records kept before they were counted, or counted in
+    characters, issue 13)."""
+    return (
+        "UPDATE bw_namespaces SET bytes = (SELECT coalesce(sum(e.bytes), 0) FROM bw_entries e"
+        " WHERE e.ns = bw_namespaces.ns) + (SELECT coalesce(sum("
+        + octets.replace("response", "i.response")
+        + "), 0) FROM bw_idempotency i WHERE i.ns = bw_namespaces.ns)"
+    )
+
+
+def read_sql(item_filter: str, now_sql: str = "?") -> str:
+    """A read of one entry and, for a list, its items joined in order (one statement)."""
+    return (
+        "SELECT e.kind, e.value, e.version, e.created_at, e.updated_at, e.expires_at, i.value"
+        " FROM bw_entries e LEFT JOIN bw_items i"
+        f" ON e.kind = 1 AND i.ns = e.ns AND i.key = e.key{item_filter}"
+        f" WHERE e.ns = ? AND e.key = ? AND (e.expires_at IS NULL OR e.expires_at > {now_sql})"
+        " ORDER BY i.seq"
+    )
+
+
+# Engine.read_query's two statements (the text of each is constant: backends cache per text).
+# Rows below the entry's head are a trimmed or deleted list's leftovers, not yet swept
+# (DeferredRows.sweep): never read. One lower bound per statement, so the index range starts there.
+HEAD_FILTER = " AND i.seq >= e.head"
+TAIL_FILTER = " AND i.seq >= CASE WHEN e.head > e.tail - ? THEN e.head ELSE e.tail - ? END"
+READ_SQL = read_sql(HEAD_FILTER)
+READ_TAIL_SQL = read_sql(TAIL_FILTER)
+
+
+def prefix_upper_bound(prefix: str) -> str | None:
+    """The smallest string greater than every string starting with ``prefix`` (UTF-8 order)."""
+    chars = list(prefix)
+    while chars:
+        c = ord(chars.pop()) + 1
+        if c == 0xD800:
+            c = 0xE000  # surrogates are not UTF-8; skip them
+        if c <= 0x10FFFF:
+            return "".join(chars) + chr(c)
+    return None
+
+
+def idempotency_query(ns: str, ikey: str) -> tuple[str, tuple[Any, ...]]:
+    """The one statement that looks up a request's idempotency record: (fingerprint, response,
+    records kept in the namespace); fingerprint and response are NULL when there is none."""
+    return (
+        "SELECT i.fingerprint, i.response, s.n FROM (SELECT count(*) AS n FROM bw_idempotency"
+        " WHERE ns = ?) s LEFT JOIN bw_idempotency i ON i.ns = ? AND i.ikey = ?",
+        (ns, ns, ikey),
+    )
+
+
+def load_query(ns: str, key: str) -> tuple[str, tuple[Any, ...]]:
+    """The statement with which a write loads an entry's row (``ENTRY_COLS``) before changing
+    it: a pipelining backend may send it ahead, with the namespace lock."""
+    return _LOAD_SQL, (ns, key)

@@ -1,0 +1,87 @@
+"""What the PostgreSQL store (``postgres.py``) and its event-loop reader (``_pg_async.py``) share:
+the engine's SQL in psycopg's placeholders, which failures are retried, and the errors (with
+the server named, never the password) that both raise for the same failure."""
+
+from __future__ import annotations
+
+import functools
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.conninfo import conninfo_to_dict
+
+from botwire._errors import Unavailable
+
+__all__ = [
+    "LOST",
+    "LOST_RETRIES",
+    "RETRYABLE",
+    "kept_aborting",
+    "no_connection",
+    "pg_sql",
+    "reason",
+    "request_failed",
+    "where",
+]
+
+#: Failures after which the whole transaction is run again (serialization races, deadlocks,
+#: a hot standby cancelling a conflicting query).
+RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
+# Lost connections, and server-side failures that end the transaction (cancel, lock timeout,
+# too many connections...); PoolTimeout and PoolClosed are OperationalErrors too.
+LOST = (psycopg.OperationalError, psycopg.InterfaceError)
+LOST_RETRIES = 2  # fresh connections tried after a lost one, before answering "unavailable"
+
+
+@functools.lru_cache(maxsize=512)
+def pg_sql(sql: str) -> str:
+    """The engine's ``?`` placeholders as psycopg's ``%s`` (the engine's SQL has no literals
+    holding ``?``); cached so every call site sends the identical text psycopg auto-prepares."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+def where(dsn: str) -> str:
+    """The server a DSN points at, without its password (for messages)."""
+    try:
+        info = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "the configured PostgreSQL server"
+    host = info.get("host") or info.get("hostaddr") or "localhost"
+    port = info.get("port") or "5432"
+    return f"PostgreSQL at {host}:{port}/{info.get('dbname') or info.get('user') or ''}"
+
+
+def reason(exc: BaseException) -> str:
+    """The driver's message on one line, without a final period or server-side context."""
+    text = str(exc)
+    if isinstance(exc, psycopg.Error) and exc.diag.message_primary:
+        text = exc.diag.message_primary
+    return " ".join(text.split()).rstrip(".") or type(exc).__name__
+
+
+def no_connection(where: str, exc: BaseException) -> Unavailable:
+    """The error for a pool that gave no connection in time (or was closed)."""
+    return Unavailable(
+        f"botwire: no connection to {where}: {reason(exc)}. Check that the "
+        "database is up, or raise the pool's max_size/timeout.",
+    )
+
+
+def request_failed(where: str, exc: BaseException, *, sent: bool = False) -> Unavailable:
+    """The error for a request whose connection was lost (``sent``: after its COMMIT went)."""
+    return Unavailable(
+        f"botwire: the request to {where} failed: {reason(exc)}."
+        + (
+            " The write may or may not have been applied; retry it with the same idempotency key."
+            if sent
+            else " Try again later."
+        ),
+    )
+
+
+def kept_aborting(where: str, exc: BaseException, retries: int) -> Unavailable:
+    """The error for a transaction that lost every serialization race it was retried in."""
+    return Unavailable(
+        f"botwire: {where} kept aborting the transaction "
+        f"({reason(exc)}) after {retries} retries; try again later.",
+    )

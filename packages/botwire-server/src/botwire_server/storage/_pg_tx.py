@@ -1,0 +1,111 @@
+"""The PostgreSQL store's transaction: a :class:`~botwire.store.Tx` over one psycopg connection,
+pipelined, with the reads a write is known to issue prefetched behind its namespace lock."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+
+from botwire.store._sql import Tx, TxHooks
+from botwire.store._sqltext import SAVEPOINT_SQL
+
+from ._pg_common import pg_sql
+
+__all__ = ["PgTx", "next_version"]
+
+_NEXTVAL = b"SELECT nextval('bw_version')"
+
+
+class PgTx(TxHooks):
+    """A :class:`~botwire.store.Tx` over one psycopg connection (in pipeline mode for writes).
+
+    Statements whose results are not read (``run``, ``many``) are only queued; ``one``/``all``
+    flush the queue and wait. A write transaction also *prefetches*: right behind the engine's
+    first statement, the namespace lock, it queues ``nextval`` and the reads the engine is known
+    to issue next (the idempotency record, the first op's entry), so they share the lock's
+    round trip. They run after the lock is granted, and a prefetched result is handed out only
+    for the identical query while nothing but prefetched reads and savepoints has run since, so
+    the engine sees exactly what it would have read itself; a mismatch merely costs the round
+    trip it would have cost. The engine says which statement is the lock and which are
+    savepoints through :class:`~botwire.store.Tx`'s hooks: no statement text is recognised.
+    """
+
+    __slots__ = ("_conn", "_plan", "_prefetched", "_version_cursor")
+
+    def __init__(
+        self,
+        conn: psycopg.Connection[Any],
+        *,
+        prefetch: Sequence[tuple[str, tuple[Any, ...]]] | None = None,
+    ) -> None:
+        self._conn = conn
+        self._plan = prefetch  # None: no prefetching (reads, clear, usage, purge)
+        self._prefetched: dict[tuple[str, tuple[Any, ...]], psycopg.Cursor[Any]] = {}
+        self._version_cursor: psycopg.Cursor[Any] | None = None
+
+    def _execute(
+        self, sql: str, params: Sequence[Any], *, keep: bool = False
+    ) -> psycopg.Cursor[Any]:
+        """Send a statement; a prefetched read of the identical query is handed out instead.
+        Any other statement but a savepoint (``keep``) may write, so what was prefetched may
+        be stale after it: dropped."""
+        if self._prefetched:
+            hit = self._prefetched.pop((sql, tuple(params)), None)
+            if hit is not None:
+                return hit
+            if not keep:
+                self._prefetched.clear()
+        self._plan = None  # prefetching rides only with the first statement, the lock
+        cur = self._conn.cursor()
+        cur.execute(pg_sql(sql), params)
+        return cur
+
+    def lock(self, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
+        """The namespace lock (``Tx.lock``): ``nextval`` and the planned reads are queued
+        right behind it, so they share its round trip and run once it is granted."""
+        plan = self._plan
+        cur = self._execute(sql, params)
+        if plan is not None:
+            self._version_cursor = self._conn.cursor()
+            self._version_cursor.execute(_NEXTVAL)
+            for query, args in plan:
+                early = self._conn.cursor()
+                early.execute(pg_sql(query), args)
+                self._prefetched[(query, args)] = early
+        row: tuple[Any, ...] | None = cur.fetchone()
+        return row
+
+    def savepoint(self) -> None:
+        self._execute(SAVEPOINT_SQL, (), keep=True)  # changes no data: prefetches stay good
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        row: tuple[Any, ...] | None = self._execute(sql, params).fetchone()
+        return row
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self._execute(sql, params).fetchall()
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._execute(sql, params)
+
+    def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._prefetched.clear()
+        if rows:
+            self._conn.cursor().executemany(pg_sql(sql), rows)
+
+    def next_version(self) -> int:
+        cur, self._version_cursor = self._version_cursor, None
+        if cur is None:
+            cur = self._conn.cursor()
+            cur.execute(_NEXTVAL)
+        row = cur.fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+def next_version(tx: Tx) -> int:
+    """The engine's ``next_version`` hook: the sequence ``bw_version``."""
+    assert isinstance(tx, PgTx)
+    return tx.next_version()
