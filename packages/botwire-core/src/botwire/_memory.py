@@ -316,6 +316,7 @@ class Commands:
     @command
     def update(
         self,
+        /,  # as dict.update: update(self=1) sets the key "self"
         key: str | Mapping[str, Any] | Iterable[tuple[str, Any]] = (),
         fn: Callable[[Any], Any] | None = None,
         default: Any = None,
@@ -397,7 +398,8 @@ class Commands:
             return 0
         c.check_atomic_size(self.namespace, ops, "set_many")
         results = yield self._batch(ops, idempotency_key)
-        return max(r["version"] for r in results)
+        version: int = max(r["version"] for r in results)
+        return version
 
     @command
     def delete_many(
@@ -575,7 +577,7 @@ class Memory(Commands, SyncRun, MutableMapping[str, "Any"]):  # type: ignore[mis
         if self._closed:
             return
         self._closed = True
-        self._store = c.ClosedStore("Memory", self.namespace)  # type: ignore[assignment]
+        self._store = c.ClosedStore("Memory", self.namespace)
         if self._settings is not None:
             store = release(self._settings, False)
             if store is not None:

@@ -81,7 +81,7 @@ def _bounded_httptools() -> type[Any] | None:
     except ImportError:  # httptools is not installed
         return None
 
-    class BoundedHttpToolsProtocol(HttpToolsProtocol):  # type: ignore[misc]
+    class BoundedHttpToolsProtocol(HttpToolsProtocol):
         _in_head = True
         _head_bytes = 0
         _head_timer: asyncio.TimerHandle | None = None
