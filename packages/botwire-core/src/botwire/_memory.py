@@ -484,6 +484,8 @@ class Commands:
         return usage
 
 
+# clear/keys/items/values/update are the commands (clear returns the count, keys takes a prefix,
+# update also takes fn=): deliberate, documented differences from MutableMapping's signatures.
 class Memory(Commands, SyncRun, MutableMapping[str, "Any"]):  # type: ignore[misc]
     """Persistent key-value memory for one namespace (a user, a session, an agent).
 

@@ -61,6 +61,7 @@ class _LazyFields:
         import dataclasses
 
         specs: list[tuple[str, str] | tuple[str, str, Any]] = []
+        # set by @record on the class it builds, so no static type declares it
         for name, default in cls.__record_defaults__:  # type: ignore[attr-defined]
             if default is _MISSING:
                 specs.append((name, "object"))
@@ -71,6 +72,7 @@ class _LazyFields:
         twin = dataclasses.make_dataclass(
             cls.__name__, specs, frozen=getattr(cls, "__record_frozen__", True)
         )
+        # make_dataclass is typed as returning a plain type, without the dataclass attributes
         fields = twin.__dataclass_fields__  # type: ignore[attr-defined]
         type.__setattr__(cls, "__dataclass_fields__", fields)
         return fields
