@@ -77,7 +77,8 @@ __all__ = ["AsyncRun", "Commands", "Memory", "SyncRun", "command"]
 
 
 def _sync_method(fn: Any) -> Any:
-    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+    # self positional-only, here and in the command: update(self=1) is a key, as in dict.update
+    def method(self: Any, /, *args: Any, **kwargs: Any) -> Any:
         steps = fn(self, *args, **kwargs)
         try:
             answer = steps.send(None)
@@ -90,7 +91,7 @@ def _sync_method(fn: Any) -> Any:
 
 
 def _async_method(fn: Any) -> Any:
-    async def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+    async def method(self: Any, /, *args: Any, **kwargs: Any) -> Any:
         steps = fn(self, *args, **kwargs)
         try:
             call = steps.send(None)
