@@ -106,3 +106,28 @@ def test_update_backs_off_with_the_runner_own_sleep(tmp_path: Path) -> None:
             await am.aclose()
 
     assert asyncio.run(main()) == 5
+
+
+def test_update_takes_any_keyword_as_dict_update_does(tmp_path: Path) -> None:
+    """``update(self=1)`` sets the key "self", as ``dict.update`` does (found by mypy: the
+    command's ``self`` was not positional-only, so the keyword collided with it)."""
+    expected = {"self": 1, "other": 2}
+    plain: dict[str, int] = {}
+    plain.update(self=1, other=2)
+    assert plain == expected
+    m = Memory("ns", url=f"sqlite:///{tmp_path}/m.db")
+    try:
+        m.update(self=1, other=2)
+        assert dict(m.items()) == expected
+    finally:
+        m.close()
+
+    async def main() -> dict[str, int]:
+        am = AsyncMemory("ns2", url=f"sqlite:///{tmp_path}/m.db")
+        try:
+            await am.update(self=1, other=2)
+            return dict(await am.items())
+        finally:
+            await am.aclose()
+
+    assert asyncio.run(main()) == expected

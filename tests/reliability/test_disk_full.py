@@ -174,3 +174,32 @@ def test_embedded_store_raises_storage_full(disk: Path) -> None:
     finally:
         store.close()
     assert not os.path.exists(str(disk / "e.db.reserve"))  # the embedded store keeps none
+
+
+def test_io_error_on_a_full_disk_is_a_clean_storage_full(disk: Path) -> None:
+    """SQLite can report ENOSPC as SQLITE_IOERR (WAL index, mmap): the guard then answers
+    StorageFull. It used to pass the sqlite3 exception as the namespace (found by mypy), so
+    the message read "(writing namespace OperationalError(...))" and the server's JSON body
+    could not be encoded. The disk is really full; SQLite's IOERR cannot be provoked on
+    demand, so the exception is the one sqlite3 raises for it, built here."""
+    from botwire.store._guard import SQLITE_IOERR, FileGuard
+
+    path = disk / "io.db"
+    sqlite3.connect(path).close()
+    guard = FileGuard(str(path), reserve=False)
+    fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)  # unbuffered: ENOSPC shows here
+    try:
+        for _ in range(10_000):  # fill the 3 MB disk to the last block
+            os.write(fd, b"x" * 4096)
+        raise AssertionError("a 3 MB disk never filled up")
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    exc = sqlite3.OperationalError("disk I/O error")
+    exc.sqlite_errorcode = SQLITE_IOERR
+    error = guard.failure(exc)
+    assert isinstance(error, botwire.StorageFull), error
+    assert error.namespace is None and error.key is None
+    assert "writing namespace" not in str(error) and "full" in str(error)
+    assert json.loads(json.dumps(error.to_payload()))["error"]["code"] == "storage_full"

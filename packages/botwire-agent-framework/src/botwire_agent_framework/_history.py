@@ -95,6 +95,7 @@ class BotWireHistoryProvider(HistoryProvider):
         self, session_id: str | None, *, state: dict[str, Any] | None = None, **kwargs: Any
     ) -> list[Message]:
         """Every stored message of ``session_id``, oldest first (empty for a new session)."""
+        # The framework's signature allows None; key_for refuses it with a clear ValueError.
         key = self.key_for(session_id)  # type: ignore[arg-type]
         try:
             raw = await self._backend.aio.get(key)
@@ -120,6 +121,7 @@ class BotWireHistoryProvider(HistoryProvider):
         **kwargs: Any,
     ) -> None:
         """Append ``messages`` to ``session_id``'s history: one atomic botwire ``append``."""
+        # The framework's signature allows None; key_for refuses it with a clear ValueError.
         key = self.key_for(session_id)  # type: ignore[arg-type]
         if not messages:
             return

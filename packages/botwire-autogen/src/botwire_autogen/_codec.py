@@ -20,6 +20,7 @@ def _mime(value: MemoryMimeType | str) -> str:
 def encode_content(item: MemoryContent) -> dict[str, Any]:
     """A JSON-ready dict for ``item``; bytes and images are stored as base64."""
     content = item.content
+    data: str | dict[str, Any]
     if isinstance(content, str):
         kind, data = "text", content
     elif isinstance(content, (bytes, bytearray)):

@@ -67,7 +67,7 @@ class AsyncMemory(Commands, AsyncRun):
         if self._closed:
             return
         self._closed = True
-        self._store = c.ClosedStore("AsyncMemory", self.namespace)  # type: ignore[assignment]
+        self._store = c.ClosedStore("AsyncMemory", self.namespace)
         if self._settings is not None:
             store = release(self._settings, True)
             if store is not None:

@@ -65,7 +65,9 @@ def _accelerated() -> tuple[Callable[[Any], str], Callable[[str], Any]]:
         )(value, 0)
         return "".join(chunks)
 
-    scan = _json.make_scanner(_ScanContext())
+    # typeshed types the context as a make_scanner; the C scanner only reads the attributes
+    # of a JSONDecoder, which _ScanContext has (no json.decoder import: cold start).
+    scan = _json.make_scanner(_ScanContext())  # type: ignore[arg-type]
 
     def decode(text: str) -> Any:
         start = len(text) - len(text.lstrip(_WS))

@@ -334,7 +334,7 @@ def _open(settings: Settings) -> Store:
 
         store = SQLiteStore(settings.sqlite_path, busy_timeout=max(settings.timeout, 30.0))
     if os.environ.get("BOTWIRE_DEBUG", "") not in ("", "0"):
-        store = _DebugStore(store, settings.url)  # type: ignore[assignment]
+        store = _DebugStore(store, settings.url)
     return store
 
 
@@ -350,7 +350,7 @@ def _open_async(settings: Settings) -> AsyncStore:
             keepalive_expiry=settings.keepalive_expiry,
         )
         if os.environ.get("BOTWIRE_DEBUG", "") not in ("", "0"):
-            store = _AsyncDebugStore(store, settings.url)  # type: ignore[assignment]
+            store = _AsyncDebugStore(store, settings.url)
         return store
     from .backends._threaded import ThreadedAsyncStore
 
@@ -422,7 +422,7 @@ def _describe(name: str, args: tuple[Any, ...]) -> str:
 class _DebugStore:
     """Logs every operation with its backend, outcome and milliseconds to stderr."""
 
-    def __init__(self, store: Store, url: str) -> None:
+    def __init__(self, store: Store | AsyncStore, url: str) -> None:
         self._store = store
         self._url = url
 

@@ -77,7 +77,8 @@ __all__ = ["AsyncRun", "Commands", "Memory", "SyncRun", "command"]
 
 
 def _sync_method(fn: Any) -> Any:
-    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+    # self positional-only, here and in the command: update(self=1) is a key, as in dict.update
+    def method(self: Any, /, *args: Any, **kwargs: Any) -> Any:
         steps = fn(self, *args, **kwargs)
         try:
             answer = steps.send(None)
@@ -90,7 +91,7 @@ def _sync_method(fn: Any) -> Any:
 
 
 def _async_method(fn: Any) -> Any:
-    async def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+    async def method(self: Any, /, *args: Any, **kwargs: Any) -> Any:
         steps = fn(self, *args, **kwargs)
         try:
             call = steps.send(None)
@@ -316,6 +317,7 @@ class Commands:
     @command
     def update(
         self,
+        /,  # as dict.update: update(self=1) sets the key "self"
         key: str | Mapping[str, Any] | Iterable[tuple[str, Any]] = (),
         fn: Callable[[Any], Any] | None = None,
         default: Any = None,
@@ -397,7 +399,8 @@ class Commands:
             return 0
         c.check_atomic_size(self.namespace, ops, "set_many")
         results = yield self._batch(ops, idempotency_key)
-        return max(r["version"] for r in results)
+        version: int = max(r["version"] for r in results)
+        return version
 
     @command
     def delete_many(
@@ -482,6 +485,8 @@ class Commands:
         return usage
 
 
+# clear/keys/items/values/update are the commands (clear returns the count, keys takes a prefix,
+# update also takes fn=): deliberate, documented differences from MutableMapping's signatures.
 class Memory(Commands, SyncRun, MutableMapping[str, "Any"]):  # type: ignore[misc]
     """Persistent key-value memory for one namespace (a user, a session, an agent).
 
@@ -575,7 +580,7 @@ class Memory(Commands, SyncRun, MutableMapping[str, "Any"]):  # type: ignore[mis
         if self._closed:
             return
         self._closed = True
-        self._store = c.ClosedStore("Memory", self.namespace)  # type: ignore[assignment]
+        self._store = c.ClosedStore("Memory", self.namespace)
         if self._settings is not None:
             store = release(self._settings, False)
             if store is not None:

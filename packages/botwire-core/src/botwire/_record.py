@@ -60,7 +60,8 @@ class _LazyFields:
     def __get__(self, obj: object, cls: type) -> Any:
         import dataclasses
 
-        specs = []
+        specs: list[tuple[str, str] | tuple[str, str, Any]] = []
+        # set by @record on the class it builds, so no static type declares it
         for name, default in cls.__record_defaults__:  # type: ignore[attr-defined]
             if default is _MISSING:
                 specs.append((name, "object"))
@@ -71,6 +72,7 @@ class _LazyFields:
         twin = dataclasses.make_dataclass(
             cls.__name__, specs, frozen=getattr(cls, "__record_frozen__", True)
         )
+        # make_dataclass is typed as returning a plain type, without the dataclass attributes
         fields = twin.__dataclass_fields__  # type: ignore[attr-defined]
         type.__setattr__(cls, "__dataclass_fields__", fields)
         return fields
@@ -99,7 +101,8 @@ def _repr(self: Any) -> str:
 
 def _eq(self: Any, other: object) -> bool:
     if other.__class__ is not self.__class__:
-        return NotImplemented
+        # mypy accepts NotImplemented from methods named __eq__ only; this becomes one.
+        return NotImplemented  # type: ignore[no-any-return]
     return _values(self) == _values(other)
 
 
@@ -199,6 +202,7 @@ def record(cls: type[T] | None = None, *, frozen: bool = True) -> Any:
         ns["__delattr__"] = _frozen_delattr
     else:
         ns["__hash__"] = None  # mutable and comparable: unhashable, as dataclasses does
-    new = type(cls)(cls.__name__, cls.__bases__, ns)
+    meta: Callable[..., type[T]] = type(cls)  # cls's metaclass, as dataclasses keeps it
+    new = meta(cls.__name__, cls.__bases__, ns)
     new.__qualname__ = cls.__qualname__
     return new

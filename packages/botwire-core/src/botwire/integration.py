@@ -86,12 +86,12 @@ class MemoryPair:
         if memory is None:
             self._sync = Memory(namespace or default_namespace, url=url, token=token)
         elif isinstance(memory, Memory):
-            needs_other = namespace is not None and namespace != memory.namespace
-            self._sync = memory.with_namespace(namespace) if needs_other else memory
-            self._owns_sync = needs_other
+            other = namespace if namespace != memory.namespace else None  # None: keep memory's
+            self._sync = memory.with_namespace(other) if other is not None else memory
+            self._owns_sync = other is not None
         elif isinstance(memory, AsyncMemory):
-            needs_other = namespace is not None and namespace != memory.namespace
-            self._aio = memory.with_namespace(namespace) if needs_other else memory
+            other = namespace if namespace != memory.namespace else None
+            self._aio = memory.with_namespace(other) if other is not None else memory
         else:
             raise TypeError(
                 f"{adapter} needs memory= to be a botwire.Memory or AsyncMemory, got "

@@ -95,6 +95,8 @@ class BotWireChatHistory(BaseChatMessageHistory):
     # -- reading -------------------------------------------------------------------
 
     @property
+    # LangChain declares ``messages`` a plain attribute; a store reads it fresh each time, as
+    # BaseChatMessageHistory's docs recommend, so it is a read-only property here.
     def messages(self) -> list[BaseMessage]:  # type: ignore[override]
         """All messages of this session, oldest first (``[]`` when there are none)."""
         return self._decode(self._clients.sync.get(self.key))

@@ -57,7 +57,8 @@ class _BotWireBaseStore(BaseStore[str, V], Generic[V]):
         return value
 
     def _decode(self, key: str, raw: Any) -> V:
-        return raw  # type: ignore[no-any-return]
+        value: V = raw  # the stored JSON value is the caller's V (no conversion by default)
+        return value
 
     # -- key mapping ------------------------------------------------------------------
 

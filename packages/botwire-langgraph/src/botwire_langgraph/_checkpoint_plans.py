@@ -222,6 +222,8 @@ def fetch_tuples_plan(
         out.append(
             CheckpointTuple(
                 config=_config(t, n, c),
+                # ckpt is the stored checkpoint dict rebuilt key by key: LangGraph's Checkpoint
+                # TypedDict in value, a plain dict to the type checker.
                 checkpoint=ckpt,  # type: ignore[arg-type]
                 metadata=md,
                 parent_config=_config(t, n, parent) if parent else None,

@@ -171,7 +171,8 @@ def run_sync(m: Memory, plan: Plan[T]) -> T:
             else:
                 req = plan.send(result)
     except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
+        value: T = done.value  # a Plan[T] returns a T (StopIteration.value is untyped)
+        return value
 
 
 async def run_async(m: AsyncMemory, plan: Plan[T]) -> T:
@@ -187,4 +188,5 @@ async def run_async(m: AsyncMemory, plan: Plan[T]) -> T:
             else:
                 req = plan.send(result)
     except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
+        value: T = done.value  # a Plan[T] returns a T (StopIteration.value is untyped)
+        return value

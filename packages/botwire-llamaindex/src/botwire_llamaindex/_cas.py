@@ -69,7 +69,7 @@ def as_list(value: Any, key: str) -> list[Any]:
 
 
 def backoff(attempt: int) -> float:
-    return min(0.05, 0.001 * (2 ** min(attempt, 6))) * random.random()
+    return min(0.05, 0.001 * (2.0 ** min(attempt, 6))) * random.random()
 
 
 def cas_edit(

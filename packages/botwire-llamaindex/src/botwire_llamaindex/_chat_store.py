@@ -74,7 +74,9 @@ class BotWireChatStore(BaseChatStore):
             )
         kwargs.pop("class_name", None)
         clients = MemoryPair(namespace, memory, url=url, token=token)
-        super().__init__(
+        # pydantic's __init__ takes every field, these class's own included; mypy (no pydantic
+        # plugin) checks the call against the base class's fields only.
+        super().__init__(  # type: ignore[call-arg]
             namespace=clients.namespace, url=url, ttl=ttl, max_messages=max_messages, **kwargs
         )
         self._clients = clients

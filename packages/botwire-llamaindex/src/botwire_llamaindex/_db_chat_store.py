@@ -84,7 +84,9 @@ class BotWireAsyncDBChatStore(AsyncDBChatStore):
     ) -> None:
         kwargs.pop("class_name", None)
         clients = MemoryPair(namespace, memory, url=url, token=token)
-        super().__init__(namespace=clients.namespace, url=url, ttl=ttl, **kwargs)
+        # pydantic's __init__ takes every field, these class's own included; mypy (no pydantic
+        # plugin) checks the call against the base class's fields only.
+        super().__init__(namespace=clients.namespace, url=url, ttl=ttl, **kwargs)  # type: ignore[call-arg]
         self._clients = clients
 
     @classmethod
@@ -209,7 +211,7 @@ class BotWireAsyncDBChatStore(AsyncDBChatStore):
         for attempt in range(MAX_ATTEMPTS):
             entry = await self._aio.entry(active)
             items = [] if entry is None else as_list(entry.value, active)
-            if n <= 0 or not items:
+            if n <= 0 or entry is None or not items:  # entry None: items is [] too
                 return []
             moved, rest = items[:n], items[n:]
             tx = self._aio.atomic()

@@ -97,14 +97,14 @@ class BotWireKVStore(BaseKVStore):
 
     # -- sync ------------------------------------------------------------------------------
 
-    def put(self, key: str, val: dict, collection: str = DEFAULT_COLLECTION) -> None:
+    def put(self, key: str, val: dict[str, Any], collection: str = DEFAULT_COLLECTION) -> None:
         """Store ``val`` under ``key`` in ``collection`` (overwrites)."""
         self._check_value(key, val)
         self._clients.sync.set(self._key(key, collection), val, ttl=self.ttl)
 
     def put_all(
         self,
-        kv_pairs: list[tuple[str, dict]],
+        kv_pairs: list[tuple[str, dict[str, Any]]],
         collection: str = DEFAULT_COLLECTION,
         batch_size: int = DEFAULT_BATCH_SIZE,
     ) -> None:
@@ -116,12 +116,12 @@ class BotWireKVStore(BaseKVStore):
         for batch in write_batches(self._batch(kv_pairs, collection), _cap(batch_size)):
             self._clients.sync.set_many(batch, ttl=self.ttl)
 
-    def get(self, key: str, collection: str = DEFAULT_COLLECTION) -> dict | None:
+    def get(self, key: str, collection: str = DEFAULT_COLLECTION) -> dict[str, Any] | None:
         """The dict stored under ``key``, or ``None``."""
         value = self._clients.sync.get(self._key(key, collection))
         return value if value is None else dict(value)
 
-    def get_all(self, collection: str = DEFAULT_COLLECTION) -> dict[str, dict]:
+    def get_all(self, collection: str = DEFAULT_COLLECTION) -> dict[str, dict[str, Any]]:
         """Every ``key -> dict`` of ``collection``."""
         prefix = self._prefix(collection)
         keys = self._clients.sync.list(prefix)
@@ -136,14 +136,16 @@ class BotWireKVStore(BaseKVStore):
 
     # -- async (native AsyncMemory) ---------------------------------------------------------
 
-    async def aput(self, key: str, val: dict, collection: str = DEFAULT_COLLECTION) -> None:
+    async def aput(
+        self, key: str, val: dict[str, Any], collection: str = DEFAULT_COLLECTION
+    ) -> None:
         """Async :meth:`put`."""
         self._check_value(key, val)
         await self._clients.aio.set(self._key(key, collection), val, ttl=self.ttl)
 
     async def aput_all(
         self,
-        kv_pairs: list[tuple[str, dict]],
+        kv_pairs: list[tuple[str, dict[str, Any]]],
         collection: str = DEFAULT_COLLECTION,
         batch_size: int = DEFAULT_BATCH_SIZE,
     ) -> None:
@@ -151,12 +153,12 @@ class BotWireKVStore(BaseKVStore):
         for batch in write_batches(self._batch(kv_pairs, collection), _cap(batch_size)):
             await self._clients.aio.set_many(batch, ttl=self.ttl)
 
-    async def aget(self, key: str, collection: str = DEFAULT_COLLECTION) -> dict | None:
+    async def aget(self, key: str, collection: str = DEFAULT_COLLECTION) -> dict[str, Any] | None:
         """Async :meth:`get`."""
         value = await self._clients.aio.get(self._key(key, collection))
         return value if value is None else dict(value)
 
-    async def aget_all(self, collection: str = DEFAULT_COLLECTION) -> dict[str, dict]:
+    async def aget_all(self, collection: str = DEFAULT_COLLECTION) -> dict[str, dict[str, Any]]:
         """Async :meth:`get_all`."""
         prefix = self._prefix(collection)
         client = self._clients.aio
@@ -172,7 +174,7 @@ class BotWireKVStore(BaseKVStore):
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def _batch(self, kv_pairs: Sequence[tuple[str, dict]], collection: str) -> list[Any]:
+    def _batch(self, kv_pairs: Sequence[tuple[str, dict[str, Any]]], collection: str) -> list[Any]:
         mapping: dict[str, Any] = {}
         for key, val in kv_pairs:
             self._check_value(key, val)

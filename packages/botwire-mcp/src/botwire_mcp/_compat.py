@@ -10,18 +10,28 @@ from __future__ import annotations
 
 from typing import Any
 
+# Only one generation is installed at a time, so which of these ignores mypy needs depends on
+# it (the other side's module is missing, or the names are defined twice): each ignore lists the
+# codes of both cases plus unused-ignore, so the check is clean whichever mcp is installed.
 try:  # mcp >= 2
-    from mcp.server.mcpserver import Context, MCPServer  # type: ignore[import-not-found]
-    from mcp.server.mcpserver.exceptions import (  # type: ignore[import-not-found]
+    from mcp.server.mcpserver import (  # type: ignore[import-not-found,unused-ignore]
+        Context,
+        MCPServer,
+    )
+    from mcp.server.mcpserver.exceptions import (  # type: ignore[import-not-found,unused-ignore]
         ResourceError,
         ToolError,
     )
 
     MCP2 = True
 except ImportError:  # mcp 1.x
-    from mcp.server.fastmcp import Context  # type: ignore[no-redef]
-    from mcp.server.fastmcp import FastMCP as MCPServer  # type: ignore[no-redef,assignment]
-    from mcp.server.fastmcp.exceptions import (  # type: ignore[no-redef,assignment]
+    from mcp.server.fastmcp import (  # type: ignore[import-not-found,no-redef,assignment,unused-ignore]
+        Context,
+    )
+    from mcp.server.fastmcp import (  # type: ignore[import-not-found,no-redef,assignment,unused-ignore]
+        FastMCP as MCPServer,
+    )
+    from mcp.server.fastmcp.exceptions import (  # type: ignore[import-not-found,no-redef,assignment,unused-ignore]
         ResourceError,
         ToolError,
     )

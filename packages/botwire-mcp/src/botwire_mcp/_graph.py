@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from botwire import AsyncMemory, Conflict
 
@@ -27,6 +27,7 @@ ENTITY_PREFIX = "graph/e/"
 RELATION_PREFIX = "graph/r/"
 SEQ_KEY = "graph/seq"
 _ATTEMPTS = 200  # lost races before giving up; 4 writers x 25 calls need a handful each
+_R = TypeVar("_R")  # what a _rewrite_entities change returns to its caller
 
 
 def entity_key(name: str) -> str:
@@ -47,7 +48,9 @@ def _relation(r: dict[str, Any]) -> dict[str, str]:
 
 
 def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    return a["from"] == b["from"] and a["to"] == b["to"] and a["relationType"] == b["relationType"]
+    return bool(
+        a["from"] == b["from"] and a["to"] == b["to"] and a["relationType"] == b["relationType"]
+    )
 
 
 async def _backoff(attempt: int) -> None:
@@ -115,7 +118,13 @@ class KnowledgeGraph:
             created.append(r)
         return created
 
-    async def _rewrite_entities(self, names: list[str], change: Any, *, strict: bool) -> Any:
+    async def _rewrite_entities(
+        self,
+        names: list[str],
+        change: Callable[[dict[str, dict[str, Any]]], tuple[_R, set[str]]],
+        *,
+        strict: bool,
+    ) -> _R:
         """Apply ``change(entities_by_name)`` and write every entity it touched in one atomic
         transaction that checks the versions read; retry from a fresh read on ``Conflict``."""
         keys = [entity_key(n) for n in dict.fromkeys(names)]
@@ -146,8 +155,11 @@ class KnowledgeGraph:
         )
 
     async def add_observations(self, observations: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        def change(entities: dict[str, dict[str, Any]]) -> Any:
-            results, changed = [], set()
+        def change(
+            entities: dict[str, dict[str, Any]],
+        ) -> tuple[list[dict[str, Any]], set[str]]:
+            results: list[dict[str, Any]] = []
+            changed: set[str] = set()
             for o in observations:
                 entity = entities[o["entityName"]]
                 current = list(entity["observations"])
@@ -162,8 +174,10 @@ class KnowledgeGraph:
         return await self._rewrite_entities(names, change, strict=True)
 
     async def delete_observations(self, deletions: list[dict[str, Any]]) -> tuple[int, list[str]]:
-        def change(entities: dict[str, dict[str, Any]]) -> Any:
-            count, missing, changed = 0, [], set()
+        def change(entities: dict[str, dict[str, Any]]) -> tuple[tuple[int, list[str]], set[str]]:
+            count = 0
+            missing: list[str] = []
+            changed: set[str] = set()
             for d in deletions:
                 entity = entities.get(d["entityName"])
                 if entity is None:

@@ -33,9 +33,11 @@ class ImportReport:
 def _require(record: dict[str, Any], fields: dict[str, type], where: str) -> None:
     for field, kind in fields.items():
         value = record.get(field)
-        if not isinstance(value, kind) or (
-            kind is list and not all(isinstance(o, str) for o in value)
-        ):
+        if kind is list:
+            ok = isinstance(value, list) and all(isinstance(o, str) for o in value)
+        else:
+            ok = isinstance(value, kind)
+        if not ok:
             raise InvalidArgument(
                 f"botwire-mcp import: {where}: field {field!r} must be a "
                 f"{'list of strings' if kind is list else 'string'}; fix or remove the line."

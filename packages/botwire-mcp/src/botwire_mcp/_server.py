@@ -53,7 +53,9 @@ class GetResult(BaseModel):
     found: bool
     value: Any = None
     version: int | None = None
-    expires_at: float | None = Field(None, description="seconds since the epoch; null: never")
+    expires_at: float | None = Field(
+        default=None, description="seconds since the epoch; null: never"
+    )
 
 
 class SetResult(BaseModel):
@@ -213,7 +215,8 @@ def _principal(ctx: Any) -> Principal | None:
     except (AttributeError, LookupError, ValueError):
         return None
     scope = getattr(request, "scope", None) or {}
-    return scope.get("state", {}).get("botwire_principal")
+    verified: Principal | None = scope.get("state", {}).get("botwire_principal")
+    return verified
 
 
 def _anticipated(error: type[Exception]) -> Callable[[Any], Any]:
@@ -239,6 +242,16 @@ def _tool(server: Any, **options: Any) -> Callable[[Any], Any]:
 
     def register(fn: Callable[..., Awaitable[Any]]) -> Any:
         return server.tool(**options)(_anticipated(ToolError)(fn))
+
+    return register
+
+
+def _resource(server: Any, uri: str, **options: Any) -> Callable[[Any], Any]:
+    """``server.resource(uri, **options)`` around a resource whose anticipated errors reach
+    the client."""
+
+    def register(fn: Callable[..., Awaitable[Any]]) -> Any:
+        return server.resource(uri, **options)(_anticipated(ResourceError)(fn))
 
     return register
 
@@ -524,7 +537,8 @@ def _register_graph(server: Any, memories: _Memories) -> None:
 
 
 def _register_resources(server: Any, memories: _Memories) -> None:
-    @server.resource(
+    @_resource(
+        server,
         "memory://{namespace}/{key}",
         name="botwire-value",
         description=(
@@ -532,7 +546,6 @@ def _register_resources(server: Any, memories: _Memories) -> None:
         ),
         mime_type="application/json",
     )
-    @_anticipated(ResourceError)
     async def read_value(namespace: str, key: str) -> str:
         ns = unquote(namespace)
         memory = memories.resolve(ns, None, write=False)

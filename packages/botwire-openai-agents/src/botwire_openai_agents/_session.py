@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from agents.memory import SessionABC, SessionSettings
 from agents.memory.session_settings import resolve_session_limit
@@ -122,10 +122,11 @@ class BotWireSession(SessionABC):
     async def pop_item(self) -> TResponseInputItem | None:
         """Remove and return the most recent item (``None`` when the session is empty)."""
         try:
-            item: Any = await self._clients.aio.pop(self.key)
+            # the stored JSON is an item add_items wrote (the store does not check its shape)
+            item: TResponseInputItem | None = await self._clients.aio.pop(self.key)
         except BotWireError as exc:
             raise self._context(exc, "popping the last item") from None
-        return item  # type: ignore[no-any-return]
+        return item
 
     async def clear_session(self) -> None:
         """Delete every item of this session."""

@@ -18,7 +18,7 @@ from botwire.integration import MemoryPair, chunks
 from botwire_pydantic_ai._codec import decode_entry, decode_record, encode_entry, encode_record
 
 if TYPE_CHECKING:
-    from botwire import AsyncMemory, Memory
+    from botwire import AsyncMemory, Entry, Memory
 
 __all__ = ["ANCESTORS", "ENTRY_PREFIX", "RECORD_PREFIX", "BotWireConversationStore"]
 
@@ -207,7 +207,7 @@ class BotWireConversationStore(ConversationStore):
             raise self._note(exc, f"reading the history ending at entry {head_id!r}") from None
         return [decode_entry(v) for v in reversed(newest_first)]
 
-    def _remaining_ttl(self, stored: Any) -> float | None:
+    def _remaining_ttl(self, stored: Entry | None) -> float | None:
         """The TTL of this save: the conversation's remaining lifetime once it exists."""
         if stored is None or stored.expires_at is None:
             return self.ttl

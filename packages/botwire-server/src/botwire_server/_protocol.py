@@ -81,7 +81,7 @@ def _bounded_httptools() -> type[Any] | None:
     except ImportError:  # httptools is not installed
         return None
 
-    class BoundedHttpToolsProtocol(HttpToolsProtocol):  # type: ignore[misc]
+    class BoundedHttpToolsProtocol(HttpToolsProtocol):
         _in_head = True
         _head_bytes = 0
         _head_timer: asyncio.TimerHandle | None = None
@@ -91,6 +91,8 @@ def _bounded_httptools() -> type[Any] | None:
         _write_timer: asyncio.TimerHandle | None = None
         _write_timeout = write_timeout()
 
+        # uvicorn's own protocol narrows the transport the same way (asyncio's base takes any
+        # BaseTransport; an HTTP connection is always a Transport).
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             self._arm()

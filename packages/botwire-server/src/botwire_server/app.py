@@ -139,5 +139,6 @@ def create_app(
             app.openapi_schema = schema
         return app.openapi_schema
 
+    # FastAPI's documented way to extend the schema: replace app.openapi with a function
     app.openapi = openapi  # type: ignore[method-assign]
     return app

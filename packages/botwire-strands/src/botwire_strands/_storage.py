@@ -98,6 +98,10 @@ class BotWireStorage:
     loop: Strands runs synchronous invocations on fresh loops.
     """
 
+    # Strands' "already scoped" marker: unset on a root storage (Strands then scopes it through
+    # namespace()), _NAMESPACED on the views namespace() returns.
+    _namespaced: object = None
+
     def __init__(
         self,
         namespace: str = "strands",

@@ -289,7 +289,7 @@ class _Connection:
         return data, keep
 
     def _read_chunked(self) -> bytes:
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             size_line = self._readline()
             if not size_line.endswith(b"\n"):

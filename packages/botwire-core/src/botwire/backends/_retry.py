@@ -212,6 +212,7 @@ class Attempts:
         """The error for a 5xx/429 that stays one: botwire's own error (its class and message)
         when the body is botwire's, else the status described; with attempts and time."""
         call = self.call
+        error: BotWireError
         try:
             error = call.result(status, body, headers)
         except BotWireError as exc:

@@ -193,7 +193,7 @@ class FileGuard:
             self.check_file()  # removed/replaced/read-only explains it best
             free = self.free_bytes()
             if code == SQLITE_IOERR and free is not None and free < _RESERVE_MIN:
-                return self.full_error(exc)  # ENOSPC seen as an I/O error (WAL index, mmap)
+                return self.full_error()  # ENOSPC seen as an I/O error (WAL index, mmap)
             return Unavailable(
                 f"botwire: SQLite cannot write {self.path!r}: {exc}. Check the disk and the "
                 "file's permissions; writes resume once it is writable again.",

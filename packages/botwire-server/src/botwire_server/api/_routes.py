@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Any
 
 from fastapi import FastAPI
@@ -80,7 +81,7 @@ def _extra(*params: dict[str, Any], body: dict[str, Any] | None = None) -> dict[
 def install_routes(app: FastAPI, *, testing_clock: bool) -> None:
     add = app.add_api_route
     key = "/v1/namespaces/{ns}/keys/{key:anykey}"
-    tags = ["keys"]
+    tags: list[str | Enum] = ["keys"]  # FastAPI's type (list is invariant)
     add(key, _keys.get_key, methods=["GET"], tags=tags, summary="Read a key",
         responses={**_ok(EntryOut, "the entry", _ETAG),
                    304: {"description": "If-None-Match matched the current version",
