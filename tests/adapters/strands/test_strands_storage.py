@@ -150,8 +150,11 @@ def test_reexports_from_botwire_and_the_clashing_name_is_not_one() -> None:
 
     assert botwire.BotWireSessionRepository is botwire_strands.BotWireSessionRepository
     assert botwire.InvocationGuard is botwire_strands.InvocationGuard
-    with pytest.raises(AttributeError):  # CrewAI has one too: import it from its package
+    # CrewAI has one too: botwire names both package imports instead of picking one
+    with pytest.raises(ImportError) as caught:
         botwire.BotWireStorage  # noqa: B018
+    assert "from botwire_strands import" in str(caught.value)
+    assert "from botwire_crewai import" in str(caught.value)
 
 
 def test_a_value_over_the_limit_is_a_clear_error_and_nothing_is_lost(tmp_path: Any) -> None:
