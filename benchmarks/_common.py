@@ -87,7 +87,7 @@ def interleaved(fns: dict[str, Callable[[], float]], rounds: int) -> dict[str, l
     names = list(fns)
     out: dict[str, list[float]] = {n: [] for n in names}
     for r in range(rounds):
-        order = names[r % len(names):] + names[: r % len(names)]
+        order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
             out[name].append(fns[name]())
     return out
@@ -123,8 +123,11 @@ def clean_env(**extra: str) -> dict[str, str]:
     if _PYCACHE is None:
         _PYCACHE = tempfile.mkdtemp(prefix="botwire-bench-pyc-")
         atexit.register(shutil.rmtree, _PYCACHE, True)
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("BOTWIRE_") and k != "PYTHONDONTWRITEBYTECODE"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("BOTWIRE_") and k != "PYTHONDONTWRITEBYTECODE"
+    }
     env["PYTHONPYCACHEPREFIX"] = _PYCACHE
     env.update(extra)
     return env
@@ -177,8 +180,10 @@ def _as_url(dsn: str) -> str:
     auth = quote(str(d.get("user", "postgres")))
     if d.get("password"):
         auth += ":" + quote(str(d["password"]))
-    return (f"postgresql://{auth}@{d.get('host', '127.0.0.1')}:{d.get('port', 5432)}/"
-            f"{quote(str(d['dbname']))}")
+    return (
+        f"postgresql://{auth}@{d.get('host', '127.0.0.1')}:{d.get('port', 5432)}/"
+        f"{quote(str(d['dbname']))}"
+    )
 
 
 # -- load generation -------------------------------------------------------------------------
@@ -211,12 +216,17 @@ def wrk(url: str, seconds: float, connections: int, script: str | None = None) -
         raise RuntimeError(f"wrk failed: {done.stdout}\n{done.stderr}")
     lat = {p: float(v) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[u] for p, v, u in _LAT.findall(out)}
     bad = _NON2XX.search(out)
-    return {"rps": float(m.group(1)), "p50_ms": lat.get("50", float("nan")),
-            "p99_ms": lat.get("99", float("nan")), "errors": float(bad.group(1)) if bad else 0.0}
+    return {
+        "rps": float(m.group(1)),
+        "p50_ms": lat.get("50", float("nan")),
+        "p99_ms": lat.get("99", float("nan")),
+        "errors": float(bad.group(1)) if bad else 0.0,
+    }
 
 
-def python_load(port: int, requests: list[bytes], seconds: float,
-                connections: int) -> dict[str, float]:
+def python_load(
+    port: int, requests: list[bytes], seconds: float, connections: int
+) -> dict[str, float]:
     """The fallback load generator (raw asyncio, ``benchmarks/server_rps.py``)."""
     import asyncio
 
@@ -234,8 +244,9 @@ class Proc:
     """A background process in its own session, stopped with SIGTERM then SIGKILL."""
 
     def __init__(self, argv: list[str], **kw: Any) -> None:
-        self.p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                  start_new_session=True, **kw)
+        self.p = subprocess.Popen(
+            argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, **kw
+        )
 
     def stop(self) -> None:
         if self.p.poll() is None:

@@ -47,8 +47,13 @@ def _lua(method: str, body: str | None, path_expr: str) -> str:
     if body is not None:
         lines.append(f"wrk.body = [[{body}]]")
         lines.append('wrk.headers["Content-Type"] = "application/json"')
-    lines += ["local i = 0", "request = function()", "  i = i + 1",
-              f"  return wrk.format(nil, {path_expr})", "end"]
+    lines += [
+        "local i = 0",
+        "request = function()",
+        "  i = i + 1",
+        f"  return wrk.format(nil, {path_expr})",
+        "end",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -66,8 +71,9 @@ def _raw(method: str, path: str, body: str | None) -> bytes:
     if body is None:
         return (head + "\r\n").encode()
     data = body.encode()
-    return (head + f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
-            ).encode() + data
+    return (
+        head + f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+    ).encode() + data
 
 
 def _python_requests(name: str) -> list[bytes]:
@@ -75,12 +81,15 @@ def _python_requests(name: str) -> list[bytes]:
     if name == "no-op":
         return [_raw("GET", "/_noop", None)]
     kind = "list" if name == "APPEND" else "key"
-    return [_raw(method or "GET", f"/v1/namespaces/bench-{i % 8}/keys/{kind}-{i}", body)
-            for i in range(KEYS)]
+    return [
+        _raw(method or "GET", f"/v1/namespaces/bench-{i % 8}/keys/{kind}-{i}", body)
+        for i in range(KEYS)
+    ]
 
 
-def _load(port: int, name: str, seconds: float, table: dict[str, Any] | None = None
-          ) -> dict[str, float]:
+def _load(
+    port: int, name: str, seconds: float, table: dict[str, Any] | None = None
+) -> dict[str, float]:
     table = table or BOTWIRE
     method, body, path = table[name]
     if wrk_available():
@@ -96,22 +105,28 @@ def _seed(port: int) -> None:
     for i in range(KEYS):
         for kind in ("key", "list"):
             body = PUT_BODY if kind == "key" else json.dumps({"value": [VALUE]})
-            conn.request("PUT", f"/v1/namespaces/bench-{i % 8}/keys/{kind}-{i}", body,
-                         {"Content-Type": "application/json"})
+            conn.request(
+                "PUT",
+                f"/v1/namespaces/bench-{i % 8}/keys/{kind}-{i}",
+                body,
+                {"Content-Type": "application/json"},
+            )
             r = conn.getresponse()
             r.read()
             assert r.status == 200, r.status
     conn.close()
 
 
-def _measure(port: int, names: list[str], seconds: float, rounds: int
-             ) -> dict[str, list[dict[str, float]]]:
+def _measure(
+    port: int, names: list[str], seconds: float, rounds: int
+) -> dict[str, list[dict[str, float]]]:
     _load(port, "no-op", min(1.0, seconds))  # warm-up
     return interleaved({n: (lambda n=n: _load(port, n, seconds)) for n in names}, rounds)
 
 
-def _backend(label: str, database: str, extra: list[str], settings: Settings,
-             seconds: float) -> dict[str, Any]:
+def _backend(
+    label: str, database: str, extra: list[str], settings: Settings, seconds: float
+) -> dict[str, Any]:
     with server(*extra, database=database) as srv:
         _seed(srv.port)
         runs = _measure(srv.port, list(BOTWIRE), seconds, settings.rounds)
@@ -119,14 +134,18 @@ def _backend(label: str, database: str, extra: list[str], settings: Settings,
     out: dict[str, Any] = {"runs": runs}
     for name in BOTWIRE:
         rps = [r["rps"] for r in runs[name]]
-        out[name] = {"rps": median(rps), "ratio": median([a / b for a, b in zip(rps, noop,
-                                                                              strict=True)]),
-                     "p50_ms": median([r["p50_ms"] for r in runs[name]]),
-                     "p99_ms": median([r["p99_ms"] for r in runs[name]]),
-                     "errors": sum(r["errors"] for r in runs[name])}
-        log(f"    P3 {label:22} {name:7} {out[name]['rps']:8.0f} req/s  "
+        out[name] = {
+            "rps": median(rps),
+            "ratio": median([a / b for a, b in zip(rps, noop, strict=True)]),
+            "p50_ms": median([r["p50_ms"] for r in runs[name]]),
+            "p99_ms": median([r["p99_ms"] for r in runs[name]]),
+            "errors": sum(r["errors"] for r in runs[name]),
+        }
+        log(
+            f"    P3 {label:22} {name:7} {out[name]['rps']:8.0f} req/s  "
             f"{out[name]['ratio']:.2f}× no-op  p99 {out[name]['p99_ms']:.1f} ms  "
-            f"errors {out[name]['errors']:.0f}")
+            f"errors {out[name]['errors']:.0f}"
+        )
     return out
 
 
@@ -143,45 +162,86 @@ def _webdis(settings: Settings, seconds: float) -> dict[str, Any] | None:
         return None
     with tempfile.TemporaryDirectory() as tmp:
         rport, wport = free_port(), free_port()
-        redis = Proc(["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--save", "",
-                      "--appendonly", "no", "--dir", tmp])
+        redis = Proc(
+            [
+                "redis-server",
+                "--port",
+                str(rport),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                tmp,
+            ]
+        )
         conf = Path(tmp) / "webdis.json"
-        conf.write_text(json.dumps({
-            "redis_host": "127.0.0.1", "redis_port": rport, "http_host": "127.0.0.1",
-            "http_port": wport, "threads": 1, "pool_size": 8, "daemonize": False,
-            "database": 0, "verbosity": 0, "logfile": os.path.join(tmp, "webdis.log"),
-        }))
+        conf.write_text(
+            json.dumps(
+                {
+                    "redis_host": "127.0.0.1",
+                    "redis_port": rport,
+                    "http_host": "127.0.0.1",
+                    "http_port": wport,
+                    "threads": 1,
+                    "pool_size": 8,
+                    "daemonize": False,
+                    "database": 0,
+                    "verbosity": 0,
+                    "logfile": os.path.join(tmp, "webdis.log"),
+                }
+            )
+        )
         web = None
         try:
             wait_port(rport)
             web = Proc(["webdis", str(conf)], cwd=tmp)
             wait_port(wport)
-            runs = interleaved({n: (lambda n=n: wrk(f"http://127.0.0.1:{wport}", seconds,
-                                                     CONNECTIONS, _lua(*WEBDIS[n])))
-                                for n in WEBDIS}, settings.rounds)
+            runs = interleaved(
+                {
+                    n: (
+                        lambda n=n: wrk(
+                            f"http://127.0.0.1:{wport}", seconds, CONNECTIONS, _lua(*WEBDIS[n])
+                        )
+                    )
+                    for n in WEBDIS
+                },
+                settings.rounds,
+            )
         finally:
             if web is not None:
                 web.stop()
             redis.stop()
     out: dict[str, Any] = {"runs": runs}
     for name in WEBDIS:
-        out[name] = {"rps": median([r["rps"] for r in runs[name]]),
-                     "p99_ms": median([r["p99_ms"] for r in runs[name]])}
+        out[name] = {
+            "rps": median([r["rps"] for r in runs[name]]),
+            "p99_ms": median([r["p99_ms"] for r in runs[name]]),
+        }
         log(f"    P3 webdis + Redis        {name:14} {out[name]['rps']:8.0f} req/s")
     return out
 
 
 def p3_rps(settings: Settings) -> list[Row]:
     seconds = 2.0 if settings.quick else 4.0
-    results: dict[str, Any] = {"generator": "wrk -t1 -c32" if wrk_available() else
-                               "python asyncio, 32 connections", "seconds": seconds,
-                               "rounds": settings.rounds}
+    results: dict[str, Any] = {
+        "generator": "wrk -t1 -c32" if wrk_available() else "python asyncio, 32 connections",
+        "seconds": seconds,
+        "rounds": settings.rounds,
+    }
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
         backends = [("SQLite", os.path.join(tmp, "inline.db"), ["--store-calls", "inline"])]
         if not settings.quick:
-            backends.append(("SQLite (thread pool)", os.path.join(tmp, "thread.db"),
-                             ["--store-calls", "thread"]))
+            backends.append(
+                (
+                    "SQLite (thread pool)",
+                    os.path.join(tmp, "thread.db"),
+                    ["--store-calls", "thread"],
+                )
+            )
         for label, db, extra in backends:
             results[label] = _backend(label, db, extra, settings, seconds)
         with postgres(settings) as pg:
@@ -194,20 +254,35 @@ def p3_rps(settings: Settings) -> list[Row]:
             continue
         r = results[label]
         for name, target in targets.items():
-            rows.append(Row(
-                "P3", f"server {name} req/s, 1 worker, {label}", r[name]["ratio"], "×",
-                f"no-op route, same process = {r['no-op']['rps']:,.0f} req/s",
-                f"≥ {target}×" if target else "—",
-                (r[name]["ratio"] >= target) if target else None,
-                note=f"{r[name]['rps']:,.0f} req/s, p99 {r[name]['p99_ms']:.1f} ms",
-                details=r if name == "GET" else {}))
+            rows.append(
+                Row(
+                    "P3",
+                    f"server {name} req/s, 1 worker, {label}",
+                    r[name]["ratio"],
+                    "×",
+                    f"no-op route, same process = {r['no-op']['rps']:,.0f} req/s",
+                    f"≥ {target}×" if target else "—",
+                    (r[name]["ratio"] >= target) if target else None,
+                    note=f"{r[name]['rps']:,.0f} req/s, p99 {r[name]['p99_ms']:.1f} ms",
+                    details=r if name == "GET" else {},
+                )
+            )
     web = results.get("webdis")
     if web and "SQLite" in results:
         for name, wname in (("GET", "GET"), ("SET", "SET"), ("APPEND", "APPEND (RPUSH)")):
             ratio = results["SQLite"][name]["rps"] / web[wname]["rps"]
-            rows.append(Row("P3w", f"botwire {name} (SQLite) vs webdis + Redis {wname} "
-                            "(context)", ratio, "×", f"webdis = {web[wname]['rps']:,.0f} req/s",
-                            "—", None, note="webdis: 1 thread, plus the redis-server process"))
+            rows.append(
+                Row(
+                    "P3w",
+                    f"botwire {name} (SQLite) vs webdis + Redis {wname} (context)",
+                    ratio,
+                    "×",
+                    f"webdis = {web[wname]['rps']:,.0f} req/s",
+                    "—",
+                    None,
+                    note="webdis: 1 thread, plus the redis-server process",
+                )
+            )
     if rows:
         rows[0].details = results
     return rows

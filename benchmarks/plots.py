@@ -41,7 +41,8 @@ def draw(result: dict[str, Any], out: Path) -> list[Path]:
     note = "quick run" if result.get("quick") else "full run"
     load = result.get("machine", {}).get("loadavg_at_end")
     sub = f"{note}; medians; {result.get('machine', {}).get('cpus')} CPUs, shared machine" + (
-        f" (load {load[0]:.1f})" if load else "")
+        f" (load {load[0]:.1f})" if load else ""
+    )
 
     def save(fig: Any, name: str) -> None:
         fig.tight_layout()
@@ -85,18 +86,30 @@ def draw(result: dict[str, Any], out: Path) -> list[Path]:
             vals = [res3[g][r]["rps"] for r in routes]
             bars = ax.bar([i + gi * width for i in range(len(routes))], vals, width, label=g)
             for b, r in zip(bars, routes, strict=True):
-                ax.annotate(f"{res3[g][r]['ratio']:.2f}×", (b.get_x() + b.get_width() / 2,
-                            b.get_height()), ha="center", va="bottom", fontsize=7)
+                ax.annotate(
+                    f"{res3[g][r]['ratio']:.2f}×",
+                    (b.get_x() + b.get_width() / 2, b.get_height()),
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                )
         web = res3.get("webdis")
         if web:
             gi = len(groups)
             vals = [0, web["GET"]["rps"], web["SET"]["rps"], web["APPEND (RPUSH)"]["rps"]]
-            ax.bar([i + gi * width for i in range(1, 4)], vals[1:], width,
-                   label="webdis + Redis (context)", color="#999999")
+            ax.bar(
+                [i + gi * width for i in range(1, 4)],
+                vals[1:],
+                width,
+                label="webdis + Redis (context)",
+                color="#999999",
+            )
         ax.set_xticks([i + width * (len(groups) - 1) / 2 for i in range(len(routes))], routes)
         ax.set_ylabel("requests / second")
-        ax.set_title(f"P3: one server process, {res3.get('generator')}; "
-                     "labels: fraction of the same backend's no-op")
+        ax.set_title(
+            f"P3: one server process, {res3.get('generator')}; "
+            "labels: fraction of the same backend's no-op"
+        )
         ax.legend(fontsize=8)
         fig.suptitle(sub, fontsize=8, y=0.02)
         save(fig, "p3_rps.png")
@@ -106,27 +119,54 @@ def draw(result: dict[str, Any], out: Path) -> list[Path]:
     upt = _details(result, "P4", "us_per_turn")
     growth = _details(result, "P4", "growth_us")
     if bpt and upt:
-        labels = {"append": "`append` (botwire)", "tail_append": "`tail(20)` + `append`",
-                  "read_write": "GET whole list + PUT it back (original client's pattern)"}
+        labels = {
+            "append": "`append` (botwire)",
+            "tail_append": "`tail(20)` + `append`",
+            "read_write": "GET whole list + PUT it back (original client's pattern)",
+        }
         fig, axes = plt.subplots(1, 3 if growth else 2, figsize=(15 if growth else 10, 4.2))
         for name, label in labels.items():
             xs = sorted(int(k) for k in bpt[name])
-            axes[0].plot(xs, [bpt[name][str(x) if str(x) in bpt[name] else x] for x in xs],
-                         marker="o", label=label)
-            axes[1].plot(xs, [upt[name][str(x) if str(x) in upt[name] else x] / 1000
-                              for x in xs], marker="o", label=label)
-        axes[0].set(xscale="log", yscale="log", xlabel="history length (turns)",
-                    ylabel="bytes on the wire per turn", title="P4: bytes per chat turn")
-        axes[1].set(xscale="log", yscale="log", xlabel="history length (turns)",
-                    ylabel="ms per turn", title="P4: time per chat turn")
+            axes[0].plot(
+                xs,
+                [bpt[name][str(x) if str(x) in bpt[name] else x] for x in xs],
+                marker="o",
+                label=label,
+            )
+            axes[1].plot(
+                xs,
+                [upt[name][str(x) if str(x) in upt[name] else x] / 1000 for x in xs],
+                marker="o",
+                label=label,
+            )
+        axes[0].set(
+            xscale="log",
+            yscale="log",
+            xlabel="history length (turns)",
+            ylabel="bytes on the wire per turn",
+            title="P4: bytes per chat turn",
+        )
+        axes[1].set(
+            xscale="log",
+            yscale="log",
+            xlabel="history length (turns)",
+            ylabel="ms per turn",
+            title="P4: time per chat turn",
+        )
         axes[0].legend(fontsize=7)
         if growth:
             win = 50
-            smooth = [sorted(growth[i:i + win])[win // 2] / 1000
-                      for i in range(0, len(growth) - win + 1, win)]
+            smooth = [
+                sorted(growth[i : i + win])[win // 2] / 1000
+                for i in range(0, len(growth) - win + 1, win)
+            ]
             axes[2].plot([i * win + win // 2 for i in range(len(smooth))], smooth)
-            axes[2].set(xlabel="turn number", ylabel="ms per `append` (median of 50)",
-                        title="P4: one history, turn by turn", ylim=(0, max(smooth) * 1.3))
+            axes[2].set(
+                xlabel="turn number",
+                ylabel="ms per `append` (median of 50)",
+                title="P4: one history, turn by turn",
+                ylim=(0, max(smooth) * 1.3),
+            )
         fig.suptitle(sub, fontsize=8, y=0.02)
         save(fig, "p4_chat_turn.png")
 
@@ -137,15 +177,16 @@ def draw(result: dict[str, Any], out: Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(8, 3.6))
         names, vals = [], []
         if med2:
-            for k, label in (("noop", "P2 baseline: http.client GET /_noop"),
-                             ("http.client key", "http.client GET of the key"),
-                             ("Memory.get", "P2: Memory.get")):
+            for k, label in (
+                ("noop", "P2 baseline: http.client GET /_noop"),
+                ("http.client key", "http.client GET of the key"),
+                ("Memory.get", "P2: Memory.get"),
+            ):
                 names.append(label)
                 vals.append(med2[k])
         if med5:
             keys = _details(result, "P5", "keys")
-            names += ["P5 baseline: Memory.get, 1,000 keys",
-                      f"P5: Memory.get, {keys:,} keys"]
+            names += ["P5 baseline: Memory.get, 1,000 keys", f"P5: Memory.get, {keys:,} keys"]
             vals += [med5["1,000 keys"], med5["big"]]
         ax.barh(range(len(names)), vals)
         ax.set_yticks(range(len(names)), names)
@@ -158,7 +199,10 @@ def draw(result: dict[str, Any], out: Path) -> list[Path]:
 
 
 if __name__ == "__main__":
-    path = Path(sys.argv[1]) if len(sys.argv) > 1 else (
-        Path(__file__).parent / "results" / "latest.json")
+    path = (
+        Path(sys.argv[1])
+        if len(sys.argv) > 1
+        else (Path(__file__).parent / "results" / "latest.json")
+    )
     for p in draw(json.loads(path.read_text()), path.parent):
         print(p)

@@ -48,10 +48,19 @@ def p7_langgraph(settings: Settings) -> list[Row]:
     rows = []
     for op in ("put", "get_tuple_latest", "get_tuple_by_id", "put_writes", "list_limit_10"):
         ratio = big[op] / small[op]
-        rows.append(Row("P7", f"LangGraph `{op}` round trips, 1,000 vs 10 checkpoints",
-                        ratio, "×", f"{small[op]} round trip(s) at 10 checkpoints",
-                        "constant (1.0×)", ratio == 1.0, note=f"{big[op]} at 1,000",
-                        details={"round_trips": figures} if op == "put" else {}))
+        rows.append(
+            Row(
+                "P7",
+                f"LangGraph `{op}` round trips, 1,000 vs 10 checkpoints",
+                ratio,
+                "×",
+                f"{small[op]} round trip(s) at 10 checkpoints",
+                "constant (1.0×)",
+                ratio == 1.0,
+                note=f"{big[op]} at 1,000",
+                details={"round_trips": figures} if op == "put" else {},
+            )
+        )
     return rows
 
 
@@ -83,22 +92,30 @@ def fmt(row: Row) -> str:
     value = f"{row.value:,.2f}" if abs(row.value) < 100 else f"{row.value:,.0f}"
     unit = {"×": "×", "ms": " ms", "× fewer": "× fewer"}.get(row.unit, " " + row.unit)
     met = {True: "✅ met", False: "❌ missed", None: "context"}[row.met]
-    return (f"| {row.id} | {row.figure} | **{value}{unit}** | {row.baseline} | {row.target} | "
-            f"{met} | {row.note} |")
+    return (
+        f"| {row.id} | {row.figure} | **{value}{unit}** | {row.baseline} | {row.target} | "
+        f"{met} | {row.note} |"
+    )
 
 
 def table(rows: list[Row]) -> str:
-    out = ["| | figure | result | baseline (same run) | target | | note |",
-           "|---|---|---:|---|---|---|---|"]
+    out = [
+        "| | figure | result | baseline (same run) | target | | note |",
+        "|---|---|---:|---|---|---|---|",
+    ]
     out += [fmt(r) for r in rows]
     return "\n".join(out)
 
 
 def machine() -> dict[str, Any]:
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    return {"python": sys.version.split()[0], "platform": platform.platform(),
-            "cpus": os.cpu_count(), "loadavg_at_end": load,
-            "utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "loadavg_at_end": load,
+        "utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
 
 
 def main() -> int:
@@ -106,18 +123,30 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="fewer rounds, shorter loads (< 5 min)")
     ap.add_argument("--rounds", type=int, default=None, help="repeated rounds per figure")
     ap.add_argument("--only", default="", help="comma-separated ids, e.g. P1,P3")
-    ap.add_argument("--postgres-url", default=None,
-                    help="a PostgreSQL database to use (default: a throwaway private cluster)")
-    ap.add_argument("--publish", action="store_true",
-                    help="also copy the plots and JSON to docs/benchmarks/")
-    ap.add_argument("--from-json", type=Path, default=None,
-                    help="measure nothing: print, plot (and --publish) an earlier results JSON")
+    ap.add_argument(
+        "--postgres-url",
+        default=None,
+        help="a PostgreSQL database to use (default: a throwaway private cluster)",
+    )
+    ap.add_argument(
+        "--publish", action="store_true", help="also copy the plots and JSON to docs/benchmarks/"
+    )
+    ap.add_argument(
+        "--from-json",
+        type=Path,
+        default=None,
+        help="measure nothing: print, plot (and --publish) an earlier results JSON",
+    )
     args = ap.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.from_json:
         return republish(args.from_json, args.publish)
-    settings = Settings(quick=args.quick, rounds=args.rounds or (3 if args.quick else 5),
-                        out=RESULTS, postgres_url=args.postgres_url)
+    settings = Settings(
+        quick=args.quick,
+        rounds=args.rounds or (3 if args.quick else 5),
+        out=RESULTS,
+        postgres_url=args.postgres_url,
+    )
     wanted = {x.strip().upper() for x in args.only.split(",") if x.strip()}
     rows: list[Row] = []
     timings: dict[str, float] = {}
@@ -134,16 +163,30 @@ def main() -> int:
             import traceback
 
             traceback.print_exc()
-            rows.append(Row(name, f"{name} failed: {type(exc).__name__}: {exc}", float("nan"),
-                            "", "—", "—", False))
+            rows.append(
+                Row(
+                    name,
+                    f"{name} failed: {type(exc).__name__}: {exc}",
+                    float("nan"),
+                    "",
+                    "—",
+                    "—",
+                    False,
+                )
+            )
         timings[name] = time.monotonic() - t
     order = {f"P{i}": i for i in range(1, 8)}
     rows.sort(key=lambda r: order.get(r.id[:2], 99))
 
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    result = {"quick": args.quick, "rounds": settings.rounds, "machine": machine(),
-              "seconds": time.monotonic() - started, "section_seconds": timings,
-              "rows": [r.as_dict() for r in rows]}
+    result = {
+        "quick": args.quick,
+        "rounds": settings.rounds,
+        "machine": machine(),
+        "seconds": time.monotonic() - started,
+        "section_seconds": timings,
+        "rows": [r.as_dict() for r in rows],
+    }
     json_path = RESULTS / f"results-{stamp}.json"
     dump(json_path, result)
     dump(RESULTS / "latest.json", result)
@@ -156,12 +199,16 @@ def main() -> int:
         pngs = []
     if args.publish:
         publish(rows, result, pngs)
-    print(f"\n{'quick' if args.quick else 'full'} run, {settings.rounds} rounds, "
-          f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average at the end "
-          f"{machine()['loadavg_at_end']}, {result['seconds']:.0f} s\n")
+    print(
+        f"\n{'quick' if args.quick else 'full'} run, {settings.rounds} rounds, "
+        f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average at the end "
+        f"{machine()['loadavg_at_end']}, {result['seconds']:.0f} s\n"
+    )
     print(table(rows))
-    print(f"\nJSON: {json_path.relative_to(ROOT)}; plots: "
-          + ", ".join(str(p.relative_to(ROOT)) for p in pngs))
+    print(
+        f"\nJSON: {json_path.relative_to(ROOT)}; plots: "
+        + ", ".join(str(p.relative_to(ROOT)) for p in pngs)
+    )
     return 0
 
 
@@ -173,9 +220,16 @@ def publish(rows: list[Row], result: dict[str, Any], pngs: list[Path]) -> None:
     DOCS.mkdir(parents=True, exist_ok=True)
     for png in pngs:
         shutil.copy(png, DOCS / png.name)
-    dump(DOCS / "results.json", {**result, "rows": [
-        {k: v for k, v in r.items() if k != "details"} | {"details": _slim(r["details"])}
-        for r in result["rows"]]})
+    dump(
+        DOCS / "results.json",
+        {
+            **result,
+            "rows": [
+                {k: v for k, v in r.items() if k != "details"} | {"details": _slim(r["details"])}
+                for r in result["rows"]
+            ],
+        },
+    )
     publish_table(rows, result)
 
 
@@ -188,9 +242,11 @@ def publish_table(rows: list[Row], result: dict[str, Any]) -> None:
         return
     m = result["machine"]
     load = ", ".join(f"{x:.1f}" for x in m["loadavg_at_end"] or ())
-    body = (f"{table(rows)}\n\n{'Quick' if result['quick'] else 'Full'} run of {m['utc']}: "
-            f"{result['rounds']} rounds, Python {m['python']}, {m['cpus']} CPUs, "
-            f"{m['platform']}, load average at the end {load}, {result['seconds']:.0f} s.")
+    body = (
+        f"{table(rows)}\n\n{'Quick' if result['quick'] else 'Full'} run of {m['utc']}: "
+        f"{result['rounds']} rounds, Python {m['python']}, {m['cpus']} CPUs, "
+        f"{m['platform']}, load average at the end {load}, {result['seconds']:.0f} s."
+    )
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
     page.write_text(f"{head}{START}\n{body}\n{END}{tail}")

@@ -38,9 +38,22 @@ class Server:
         self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("BOTWIRE_")}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "botwire_server", "--port", str(self.port), "--database",
-             database, "--no-access-log", "--log-level", "warning", *extra],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            [
+                sys.executable,
+                "-m",
+                "botwire_server",
+                "--port",
+                str(self.port),
+                "--database",
+                database,
+                "--no-access-log",
+                "--log-level",
+                "warning",
+                *extra,
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -123,8 +136,10 @@ def _get(path: str) -> bytes:
 
 
 def _put(path: str, body: bytes) -> bytes:
-    return (f"PUT {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    return (
+        f"PUT {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
 
 
 VALUE = json.dumps({"value": {"role": "assistant", "content": "x" * 200, "turn": 7}}).encode()
@@ -148,19 +163,28 @@ def _merge(results: list[Result]) -> Result:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
-    p.add_argument("--rounds", type=int, default=3,
-                   help="interleaved rounds per backend and route; the median is reported")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="interleaved rounds per backend and route; the median is reported",
+    )
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--postgres-url", default=None)
-    p.add_argument("--store-calls", choices=["inline", "thread", "both"], default="both",
-                   help="how the server calls SQLite (both: measure each)")
+    p.add_argument(
+        "--store-calls",
+        choices=["inline", "thread", "both"],
+        default="both",
+        help="how the server calls SQLite (both: measure each)",
+    )
     args = p.parse_args()
     tmp = tempfile.mkdtemp(prefix="botwire-bench-")
     backends: list[tuple[str, str, list[str]]] = []
     modes = ["inline", "thread"] if args.store_calls == "both" else [args.store_calls]
     for mode in modes:
-        backends.append((f"SQLite ({mode})", os.path.join(tmp, f"bench-{mode}.db"),
-                         ["--store-calls", mode]))
+        backends.append(
+            (f"SQLite ({mode})", os.path.join(tmp, f"bench-{mode}.db"), ["--store-calls", mode])
+        )
     if args.postgres_url:
         backends.append(("PostgreSQL (thread pool)", args.postgres_url, []))
     scen = scenarios(args.connections)
@@ -177,24 +201,31 @@ def main() -> int:
                     asyncio.run(_drive(port, reqs, 0.3))  # warm-up
                     result = asyncio.run(_drive(port, reqs, args.duration))
                     measured.setdefault((label, name), []).append(result)
-                    print(f"  round {rnd + 1}: {label:26} {name:22} {result.rps:8.0f} req/s "
-                          f"(p50 {result.pct(50):.1f} ms, p99 {result.pct(99):.1f} ms, "
-                          f"errors {result.errors})", file=sys.stderr)
+                    print(
+                        f"  round {rnd + 1}: {label:26} {name:22} {result.rps:8.0f} req/s "
+                        f"(p50 {result.pct(50):.1f} ms, p99 {result.pct(99):.1f} ms, "
+                        f"errors {result.errors})",
+                        file=sys.stderr,
+                    )
     finally:
         for server in servers.values():
             server.stop()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"\n{args.connections} keep-alive connections, median of {args.rounds} interleaved "
-          f"rounds of {args.duration:g} s, one uvicorn worker, Python {sys.version.split()[0]}, "
-          f"{os.cpu_count()} CPUs, load average {load:.1f}\n")
+    print(
+        f"\n{args.connections} keep-alive connections, median of {args.rounds} interleaved "
+        f"rounds of {args.duration:g} s, one uvicorn worker, Python {sys.version.split()[0]}, "
+        f"{os.cpu_count()} CPUs, load average {load:.1f}\n"
+    )
     print("| backend | route | req/s | vs no-op | p50 ms | p99 ms | errors |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for label, _, _ in backends:
         base = _merge(measured[(label, "GET /_noop (baseline)")]).rps
         for name in scen:
             r = _merge(measured[(label, name)])
-            print(f"| {label} | {name} | {r.rps:,.0f} | {r.rps / base:.2f} | {r.pct(50):.1f} | "
-                  f"{r.pct(99):.1f} | {sum(x.errors for x in measured[(label, name)])} |")
+            print(
+                f"| {label} | {name} | {r.rps:,.0f} | {r.rps / base:.2f} | {r.pct(50):.1f} | "
+                f"{r.pct(99):.1f} | {sum(x.errors for x in measured[(label, name)])} |"
+            )
     return 0
 
 

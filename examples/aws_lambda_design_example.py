@@ -22,8 +22,9 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     chat_history = memory.get("chat_history") or []
     user_preferences = memory.get("preferences") or {}
     response = process_message(event["message"], chat_history, user_preferences)
-    chat_history.append({"user": event["message"], "assistant": response,
-                         "timestamp": context.aws_request_id})
+    chat_history.append(
+        {"user": event["message"], "assistant": response, "timestamp": context.aws_request_id}
+    )
     memory.set("chat_history", chat_history)
     memory.set("last_interaction", {"timestamp": "2024-01-15"})
     return {"response": response}

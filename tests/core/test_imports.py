@@ -78,9 +78,27 @@ def test_unknown_attribute_is_an_attribute_error() -> None:
 # collections.abc (collections); an IP literal or ASCII bytes to getaddrinfo, never the idna codec
 # (unicodedata); tempfile, random, warnings, contextlib and importlib only when used.
 COSTLY = [
-    "typing", "dataclasses", "inspect", "tempfile", "urllib.parse", "random", "json", "re",
-    "enum", "threading", "socket", "selectors", "collections", "functools", "contextlib",
-    "warnings", "importlib", "math", "encodings.idna", "unicodedata", "botwire._atomic",
+    "typing",
+    "dataclasses",
+    "inspect",
+    "tempfile",
+    "urllib.parse",
+    "random",
+    "json",
+    "re",
+    "enum",
+    "threading",
+    "socket",
+    "selectors",
+    "collections",
+    "functools",
+    "contextlib",
+    "warnings",
+    "importlib",
+    "math",
+    "encodings.idna",
+    "unicodedata",
+    "botwire._atomic",
 ]
 
 

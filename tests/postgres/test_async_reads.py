@@ -49,12 +49,23 @@ def test_reads_match_the_sync_store(make_store: MakeStore, ns: str) -> None:
     mem.append("l", "x", "y", "z")
     mem.set("gone", 1, ttl=0.01)
     time.sleep(0.05)
-    cases = [("v", None), ("arr", None), ("arr", 2), ("arr", 0), ("l", None), ("l", 2),
-             ("l", 0), ("missing", None), ("gone", None)]
+    cases = [
+        ("v", None),
+        ("arr", None),
+        ("arr", 2),
+        ("arr", 0),
+        ("l", None),
+        ("l", 2),
+        ("l", 0),
+        ("missing", None),
+        ("gone", None),
+    ]
 
     async def body(reader: Any) -> list[tuple[Any, Any]]:
-        return [(await reader.get_json(ns, k, tail=t), await reader.get(ns, k, tail=t))
-                for k, t in cases]
+        return [
+            (await reader.get_json(ns, k, tail=t), await reader.get(ns, k, tail=t))
+            for k, t in cases
+        ]
 
     got = _with_reader(store, body)
     assert got == [(store.get_json(ns, k, tail=t), store.get(ns, k, tail=t)) for k, t in cases]
@@ -77,8 +88,9 @@ def test_read_errors_match_the_sync_store(make_store: MakeStore, ns: str) -> Non
     assert _with_reader(store, body) == [TypeMismatch, InvalidArgument]
 
 
-def test_survives_connections_killed_by_the_server(make_store: MakeStore, ns: str,
-                                                   postgres_url: str) -> None:
+def test_survives_connections_killed_by_the_server(
+    make_store: MakeStore, ns: str, postgres_url: str
+) -> None:
     store = make_store(min_size=2, max_size=2)
     Memory(ns, store=store).set("k", 1)
 
@@ -125,8 +137,9 @@ def test_closed_reader_is_unavailable(make_store: MakeStore, ns: str) -> None:
 
 
 @pytest.mark.parametrize("threshold", [5, None], ids=["prepared", "pgbouncer"])
-def test_prepared_statements_follow_the_connect_options(make_store: MakeStore, ns: str,
-                                                        threshold: int | None) -> None:
+def test_prepared_statements_follow_the_connect_options(
+    make_store: MakeStore, ns: str, threshold: int | None
+) -> None:
     """Prepared after psycopg's ``prepare_threshold`` uses, as on the sync pool; never with
     ``prepare_threshold=None`` (PgBouncer in transaction mode)."""
     store = make_store(min_size=1, max_size=1, prepare_threshold=threshold)
@@ -137,8 +150,10 @@ def test_prepared_statements_follow_the_connect_options(make_store: MakeStore, n
             assert (await reader.get_json(ns, "k"))[0] == "1"
         conn: psycopg.AsyncConnection[Any] = await reader._pool.getconn()  # the only one
         try:
-            cur = await conn.execute("SELECT count(*) FROM pg_prepared_statements"
-                                     " WHERE statement LIKE '%FROM bw_entries e LEFT JOIN%'")
+            cur = await conn.execute(
+                "SELECT count(*) FROM pg_prepared_statements"
+                " WHERE statement LIKE '%FROM bw_entries e LEFT JOIN%'"
+            )
             row = await cur.fetchone()
             assert row is not None
             return int(row[0])
@@ -161,12 +176,12 @@ def test_http_get_survives_connections_killed_by_the_server(postgres_url: str) -
             assert got.json()["value"] == {"x": 1}
             assert http.get(key_url(ns, "l"), params={"tail": 2}).json()["value"] == [2, 3]
         metrics = http.get("/metrics").text
-        assert not [line for line in metrics.splitlines()
-                    if line.startswith("botwire_store_errors_total{")]
+        assert not [
+            line for line in metrics.splitlines() if line.startswith("botwire_store_errors_total{")
+        ]
 
 
-def test_waiting_for_a_connection_is_bounded_by_the_timeout(make_store: MakeStore,
-                                                            ns: str) -> None:
+def test_waiting_for_a_connection_is_bounded_by_the_timeout(make_store: MakeStore, ns: str) -> None:
     """Reads beyond ``read_max_size`` queue (outside the pool) for ``timeout`` at most."""
     store = make_store(read_max_size=1, timeout=0.5)
     Memory(ns, store=store).set("k", 1)

@@ -190,6 +190,4 @@ def test_max_len_trim_under_concurrency(make_store: MakeStore, ns: str) -> None:
         ns_ = [it["n"] for it in items if it["w"] == w]
         assert ns_ == sorted(ns_)
     keys = store.list_keys(ns).keys
-    assert keys[0].bytes == len(b"recent") + len(
-        json.dumps(items, separators=(",", ":")).encode()
-    )
+    assert keys[0].bytes == len(b"recent") + len(json.dumps(items, separators=(",", ":")).encode())

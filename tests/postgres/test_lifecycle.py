@@ -63,8 +63,12 @@ def test_concurrent_starts_create_the_schema_once(fresh_postgres_url: str) -> No
             ).fetchall()
         )
         assert collations == {
-            "bw_entries.ns": "C", "bw_entries.key": "C", "bw_items.ns": "C",
-            "bw_items.key": "C", "bw_namespaces.ns": "C", "bw_idempotency.ns": "C",
+            "bw_entries.ns": "C",
+            "bw_entries.key": "C",
+            "bw_items.ns": "C",
+            "bw_items.key": "C",
+            "bw_namespaces.ns": "C",
+            "bw_idempotency.ns": "C",
             "bw_idempotency.ikey": "C",
         }
 
@@ -96,8 +100,9 @@ def special_database(name: str, options: str) -> Iterator[str]:
     ident = sql.Identifier(name)
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
-        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0 ").format(ident)
-                     + sql.SQL(options))  # type: ignore[arg-type]
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE template0 ").format(ident) + sql.SQL(options)
+        )  # type: ignore[arg-type]
     params = conninfo_to_dict(admin)
     params["dbname"] = name
     try:
@@ -109,8 +114,9 @@ def special_database(name: str, options: str) -> Iterator[str]:
 
 def test_non_utf8_database_is_refused(postgres_url: str) -> None:
     options = "ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C'"
-    with special_database(f"botwire_ascii_{os.getpid()}", options) as url, pytest.raises(
-        InvalidArgument, match="UTF8"
+    with (
+        special_database(f"botwire_ascii_{os.getpid()}", options) as url,
+        pytest.raises(InvalidArgument, match="UTF8"),
     ):
         PostgresStore(url)
 
@@ -126,8 +132,9 @@ def test_unreachable_server_is_unavailable_with_cause() -> None:
     assert str(port) in str(err.value)
 
 
-def test_survives_connections_killed_by_the_server(make_store: MakeStore, ns: str,
-                                                   postgres_url: str) -> None:
+def test_survives_connections_killed_by_the_server(
+    make_store: MakeStore, ns: str, postgres_url: str
+) -> None:
     store = make_store(min_size=2, max_size=2)
     mem = Memory(ns, store=store)
     mem.set("k", 1)
@@ -181,12 +188,29 @@ def _linguistic_options(admin: str) -> str | None:
 
 
 def _check_byte_order(url: str, *, linguistic: bool = True) -> None:
-    keys = ["b", "B", "a", "A", "a b", "a-b", "a_b", "a.b", "ab", "é", "e", "f", "😀", "\uffff",
-            "1", "10", "9", "~", "Z"]
+    keys = [
+        "b",
+        "B",
+        "a",
+        "A",
+        "a b",
+        "a-b",
+        "a_b",
+        "a.b",
+        "ab",
+        "é",
+        "e",
+        "f",
+        "😀",
+        "\uffff",
+        "1",
+        "10",
+        "9",
+        "~",
+        "Z",
+    ]
     with psycopg.connect(url) as conn:  # the database really orders text linguistically
-        rows = conn.execute(
-            "SELECT k FROM unnest(%s::text[]) AS k ORDER BY k", (keys,)
-        ).fetchall()
+        rows = conn.execute("SELECT k FROM unnest(%s::text[]) AS k ORDER BY k", (keys,)).fetchall()
         if linguistic:
             assert [r[0] for r in rows] != sorted(keys, key=lambda k: k.encode())
     with PostgresStore(url) as store:
@@ -194,8 +218,9 @@ def _check_byte_order(url: str, *, linguistic: bool = True) -> None:
         for k in keys:
             mem.set(k, 1)
         assert mem.list() == sorted(keys, key=lambda k: k.encode())
-        assert mem.list("a") == sorted((k for k in keys if k.startswith("a")),
-                                       key=lambda k: k.encode())
+        assert mem.list("a") == sorted(
+            (k for k in keys if k.startswith("a")), key=lambda k: k.encode()
+        )
         page = store.list_keys("n", limit=5)
         rest = store.list_keys("n", cursor=page.cursor)
         assert [k.key for k in page.keys + rest.keys] == sorted(keys, key=lambda k: k.encode())

@@ -136,6 +136,7 @@ def test_round_trips(postgres_url: str, ns: str) -> None:
     assert measured["replayed idempotent incr"] == 2
     assert measured["usage"] == 3
 
+
 def _measure(store: PostgresStore, ns: str, take: Callable[[], int]) -> dict[str, Any]:
     mem = Memory(ns, store=store)
     mem.clear()

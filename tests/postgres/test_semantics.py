@@ -353,8 +353,14 @@ def test_atomic_batch_is_all_or_nothing(store: PostgresStore, ns: str) -> None:
     assert store.usage(ns).keys == 1
     results = store.batch(
         ns,
-        [Op("check", "a", version=v), Op("check", "zz", version=None), Op("set", "b", value="2"),
-         Op("incr", "n", by=2), Op("append", "l", items=("1", "2")), Op("get", "b")],
+        [
+            Op("check", "a", version=v),
+            Op("check", "zz", version=None),
+            Op("set", "b", value="2"),
+            Op("incr", "n", by=2),
+            Op("append", "l", items=("1", "2")),
+            Op("get", "b"),
+        ],
     )
     assert results[0] == {"ok": True}
     assert results[1] == {"ok": True}
@@ -374,8 +380,13 @@ def test_non_atomic_batch_applies_what_it_can(store: PostgresStore, ns: str) -> 
     m.set("s", "text")
     results = store.batch(
         ns,
-        [Op("set", "a", value="1"), Op("append", "s", items=("1",)), Op("set", "b", value="2"),
-         Op("set", "a", value="3", if_absent=True), Op("incr", "s")],
+        [
+            Op("set", "a", value="1"),
+            Op("append", "s", items=("1",)),
+            Op("set", "b", value="2"),
+            Op("set", "a", value="3", if_absent=True),
+            Op("incr", "s"),
+        ],
         atomic=False,
     )
     assert "version" in results[0]
@@ -398,10 +409,13 @@ def test_idempotency_replay(store: PostgresStore, ns: str) -> None:
     assert Memory(ns, store=store).get_many(["l", "n"]) == {"l": [1], "n": 1}
     with pytest.raises(InvalidArgument):
         store.batch(ns, [Op("incr", "n", by=5)], idempotency_key="req-1")
-    failed = store.batch(ns, [Op("append", "n", items=("1",))], atomic=False,
-                         idempotency_key="req-2")
-    assert store.batch(ns, [Op("append", "n", items=("1",))], atomic=False,
-                       idempotency_key="req-2") == failed
+    failed = store.batch(
+        ns, [Op("append", "n", items=("1",))], atomic=False, idempotency_key="req-2"
+    )
+    assert (
+        store.batch(ns, [Op("append", "n", items=("1",))], atomic=False, idempotency_key="req-2")
+        == failed
+    )
     # an idempotency key is per namespace
     assert store.batch(ns + "-b", ops, idempotency_key="req-1")[1]["value"] == 1
     assert store.usage(ns).writes_today == 2
@@ -411,8 +425,9 @@ def test_get_batch_reads_one_snapshot(store: PostgresStore, ns: str) -> None:
     m = Memory(ns, store=store)
     m.set("a", {"x": 1})
     m.append("l", 1, 2, 3)
-    results = store.batch(ns, [Op("get", "a"), Op("get", "l", tail=2), Op("get", "zz"),
-                               Op("get", "l")])
+    results = store.batch(
+        ns, [Op("get", "a"), Op("get", "l", tail=2), Op("get", "zz"), Op("get", "l")]
+    )
     assert [r["found"] for r in results] == [True, True, False, True]
     assert results[0]["value"] == {"x": 1}
     assert results[1]["value"] == [2, 3]
@@ -426,8 +441,34 @@ def test_get_batch_reads_one_snapshot(store: PostgresStore, ns: str) -> None:
 # -- listing -------------------------------------------------------------------------------------
 
 KEYS = [
-    "a", "B", "b", "a/b", "a#b", "a?b", "a%20b", "..", ".", "a b", "a:b", " ", "~", "é", "e\u0301",
-    "\u00ff", "\u0100", "\ue000", "\uffff", "😀", "😀/x", "𝄞", "日本", "z", "Z", "0", "a/", "a/b/c",
+    "a",
+    "B",
+    "b",
+    "a/b",
+    "a#b",
+    "a?b",
+    "a%20b",
+    "..",
+    ".",
+    "a b",
+    "a:b",
+    " ",
+    "~",
+    "é",
+    "e\u0301",
+    "\u00ff",
+    "\u0100",
+    "\ue000",
+    "\uffff",
+    "😀",
+    "😀/x",
+    "𝄞",
+    "日本",
+    "z",
+    "Z",
+    "0",
+    "a/",
+    "a/b/c",
     "x" * 300,
 ]
 

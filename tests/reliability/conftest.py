@@ -21,9 +21,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     CI-sized ones."""
     import os
 
-    if "slow" in (config.getoption("markexpr") or "") or os.environ.get(
-        "BOTWIRE_RELIABILITY_SLOW"
-    ) == "1":
+    if (
+        "slow" in (config.getoption("markexpr") or "")
+        or os.environ.get("BOTWIRE_RELIABILITY_SLOW") == "1"
+    ):
         return
     here = os.path.dirname(__file__)
     keep, drop = [], []

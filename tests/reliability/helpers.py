@@ -45,9 +45,15 @@ class Figures:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def record(self, record_property: Any) -> None:
-        data = {"test": self.test, "attempted": self.attempted,
-                "acknowledged": self.acknowledged, "faults": dict(self.faults),
-                "lost": self.lost, "duplicated": self.duplicated, **self.extra}
+        data = {
+            "test": self.test,
+            "attempted": self.attempted,
+            "acknowledged": self.acknowledged,
+            "faults": dict(self.faults),
+            "lost": self.lost,
+            "duplicated": self.duplicated,
+            **self.extra,
+        }
         record_property("reliability", data)
         print(f"\nRELIABILITY {json.dumps(data, sort_keys=True)}")
         path = os.environ.get(FIGURES_ENV)
@@ -61,9 +67,13 @@ class Figures:
 
 def spawn_worker(spec: dict[str, Any]) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOTWIRE_")}
-    return subprocess.Popen([sys.executable, WORKER, json.dumps(spec)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, WORKER, json.dumps(spec)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def kill_group(proc: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:
@@ -111,8 +121,9 @@ def read_acks(path: Path) -> list[list[str]]:
     return [line.split(" ") for line in text.split("\n")[:-1] if line]
 
 
-def check_order(items: Sequence[str], writers: Sequence[str], per_writer: int | None) -> tuple[
-        int, int]:
+def check_order(
+    items: Sequence[str], writers: Sequence[str], per_writer: int | None
+) -> tuple[int, int]:
     """(lost, duplicated) of ``"<wid>:<i>"`` items; asserts each writer's items are in order."""
     seen = Counter(items)
     duplicated = sum(n - 1 for n in seen.values() if n > 1)
@@ -142,12 +153,24 @@ class RestartableServer:
 
     def start(self, timeout: float = 60.0) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("BOTWIRE_")}
-        argv = [sys.executable, "-m", "botwire_server", "--host", "127.0.0.1", "--port",
-                str(self.port), "--database", self.database, "--no-access-log", *self.args]
+        argv = [
+            sys.executable,
+            "-m",
+            "botwire_server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--database",
+            self.database,
+            "--no-access-log",
+            *self.args,
+        ]
         log = self.log_dir / f"server-{self.starts}.log"
         with open(log, "wb") as f:
-            self.proc = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT, env=env,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                argv, stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
         self.starts += 1
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -67,8 +67,14 @@ class Ledger:
                     failed += 1
                     if line[1] == "i":
                         incr_calls[line[2]] += 1
-        return {"appended": appended, "counters": counters, "incr_calls": incr_calls,
-                "incr_acked": incr_acked, "sets": sets, "failed": failed}
+        return {
+            "appended": appended,
+            "counters": counters,
+            "incr_calls": incr_calls,
+            "incr_acked": incr_acked,
+            "sets": sets,
+            "failed": failed,
+        }
 
 
 def _verify(url: str, ns: str, acked: dict[str, Any]) -> int:
@@ -84,7 +90,7 @@ def _verify(url: str, ns: str, acked: dict[str, Any]) -> int:
         sets = acked["sets"]
         got: dict[str, Any] = {}
         for i in range(0, len(sets), 500):  # a batch holds at most 1000 ops
-            got.update(m.get_many(sets[i:i + 500]))
+            got.update(m.get_many(sets[i : i + 500]))
         lost += sum(1 for k in sets if k not in got)
         return lost
     finally:
@@ -117,9 +123,16 @@ def _assert_unavailable_while_down(url: str, ns: str) -> None:
     assert waited < 8, f"the server took {waited:.1f} s to give up"
 
 
-def _storm(database: str, backend: str, restarts: int, tmp_path: Path, ns: str,
-           record_property: Any, sqlite_path: Path | None,
-           postgres: PostgresServer | None = None) -> None:
+def _storm(
+    database: str,
+    backend: str,
+    restarts: int,
+    tmp_path: Path,
+    ns: str,
+    record_property: Any,
+    sqlite_path: Path | None,
+    postgres: PostgresServer | None = None,
+) -> None:
     """``restarts`` times: let the write storm run, ``kill -9`` the botwire server (or, given
     ``postgres``, the PostgreSQL cluster under a server that keeps running), restart it and
     read back every write acknowledged before the kill."""
@@ -131,9 +144,20 @@ def _storm(database: str, backend: str, restarts: int, tmp_path: Path, ns: str,
     integrity: list[str] = []
     with RestartableServer(database) as server:
         server.start()
-        specs = [{"wid": f"w{i}", "url": server.url, "ns": ns, "mode": "storm",
-                  "count": 1_000_000, "acks": str(acks[i]), "stop_file": str(stop),
-                  "timeout": 2.0, "retries": 6} for i in range(WRITERS)]
+        specs = [
+            {
+                "wid": f"w{i}",
+                "url": server.url,
+                "ns": ns,
+                "mode": "storm",
+                "count": 1_000_000,
+                "acks": str(acks[i]),
+                "stop_file": str(stop),
+                "timeout": 2.0,
+                "retries": 6,
+            }
+            for i in range(WRITERS)
+        ]
         with workers(specs) as procs:
             for crash in range(1, restarts + 1):
                 # let the storm run for a random moment, then pull the plug
@@ -170,52 +194,66 @@ def _storm(database: str, backend: str, restarts: int, tmp_path: Path, ns: str,
         m = Memory(ns, url=server.url)
         log = m.get("log") or []
         duplicated = sum(n - 1 for n in Counter(log).values() if n > 1)
-        over = {w: m.get(f"c-{w}") for w in final["incr_calls"]
-                if (m.get(f"c-{w}") or 0) > final["incr_calls"][w]}
+        over = {
+            w: m.get(f"c-{w}")
+            for w in final["incr_calls"]
+            if (m.get(f"c-{w}") or 0) > final["incr_calls"][w]
+        }
         lost_total += _verify(server.url, ns, final)
         m.close()
     acknowledged = len(final["appended"]) + final["incr_acked"] + len(final["sets"])
     attempted = acknowledged + final["failed"]  # + the calls cut short by a kill, unrecorded
     victim = "postgresql" if postgres is not None else "server"
-    fig = Figures(f"crash/{victim}-kill9/{backend}", attempted=attempted,
-                  acknowledged=acknowledged,
-                  faults={f"kill -9 {victim}": restarts}, lost=lost_total,
-                  duplicated=duplicated + len(over),
-                  extra={"failed_calls_unavailable": final["failed"],
-                         "acked_appends": len(final["appended"]),
-                         "acked_sets": len(final["sets"]),
-                         "incr_calls": sum(final["incr_calls"].values()),
-                         "acked_incrs": final["incr_acked"],
-                         "integrity_checks": len(integrity),
-                         "integrity_not_ok": sum(1 for r in integrity if r != "ok"),
-                         "list_length": len(log), "acked_writes_verified": checked})
+    fig = Figures(
+        f"crash/{victim}-kill9/{backend}",
+        attempted=attempted,
+        acknowledged=acknowledged,
+        faults={f"kill -9 {victim}": restarts},
+        lost=lost_total,
+        duplicated=duplicated + len(over),
+        extra={
+            "failed_calls_unavailable": final["failed"],
+            "acked_appends": len(final["appended"]),
+            "acked_sets": len(final["sets"]),
+            "incr_calls": sum(final["incr_calls"].values()),
+            "acked_incrs": final["incr_acked"],
+            "integrity_checks": len(integrity),
+            "integrity_not_ok": sum(1 for r in integrity if r != "ok"),
+            "list_length": len(log),
+            "acked_writes_verified": checked,
+        },
+    )
     fig.record(record_property)
     assert lost_total == 0 and duplicated == 0 and not over, over
     assert all(r == "ok" for r in integrity), integrity
     assert len(final["appended"]) > restarts  # the storm really wrote between kills
 
 
-@pytest.mark.parametrize("restarts", [pytest.param(20, id="ci"),
-                                      pytest.param(100, id="long", marks=pytest.mark.slow)])
-def test_server_kill9_sqlite(restarts: int, tmp_path: Path, ns: str,
-                             record_property: Any) -> None:
+@pytest.mark.parametrize(
+    "restarts", [pytest.param(20, id="ci"), pytest.param(100, id="long", marks=pytest.mark.slow)]
+)
+def test_server_kill9_sqlite(restarts: int, tmp_path: Path, ns: str, record_property: Any) -> None:
     db = tmp_path / "srv.db"
     _storm(str(db), "sqlite", restarts, tmp_path, ns, record_property, db)
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("restarts", [pytest.param(20, id="ci"),
-                                      pytest.param(100, id="long", marks=pytest.mark.slow)])
-def test_server_kill9_postgres(restarts: int, tmp_path: Path, ns: str, pg_dsn: str,
-                               record_property: Any) -> None:
+@pytest.mark.parametrize(
+    "restarts", [pytest.param(20, id="ci"), pytest.param(100, id="long", marks=pytest.mark.slow)]
+)
+def test_server_kill9_postgres(
+    restarts: int, tmp_path: Path, ns: str, pg_dsn: str, record_property: Any
+) -> None:
     _storm(pg_dsn, "postgres", restarts, tmp_path, ns, record_property, None)
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("crashes", [pytest.param(6, id="ci"),
-                                     pytest.param(30, id="long", marks=pytest.mark.slow)])
-def test_postgresql_kill9_under_a_running_server(crashes: int, tmp_path: Path, ns: str,
-                                                 record_property: Any) -> None:
+@pytest.mark.parametrize(
+    "crashes", [pytest.param(6, id="ci"), pytest.param(30, id="long", marks=pytest.mark.slow)]
+)
+def test_postgresql_kill9_under_a_running_server(
+    crashes: int, tmp_path: Path, ns: str, record_property: Any
+) -> None:
     """The database itself crashes (postmaster and backends ``kill -9``) under a write storm,
     over and over, on a private cluster with production's ``synchronous_commit=on``. The botwire
     server keeps running: while PostgreSQL is down calls fail with ``Unavailable`` (never a
@@ -226,17 +264,26 @@ def test_postgresql_kill9_under_a_running_server(crashes: int, tmp_path: Path, n
     except PostgresUnavailable as exc:
         pytest.fail(f"PostgreSQL could not be started: {exc}", pytrace=False)
     try:
-        _storm(cluster.new_database("botwire_pgcrash"), "postgres", crashes, tmp_path, ns,
-               record_property, None, postgres=cluster)
+        _storm(
+            cluster.new_database("botwire_pgcrash"),
+            "postgres",
+            crashes,
+            tmp_path,
+            ns,
+            record_property,
+            None,
+            postgres=cluster,
+        )
     finally:
         cluster.stop()
 
 
-@pytest.mark.parametrize("kills", [pytest.param(3, id="ci"),
-                                   pytest.param(15, id="long", marks=pytest.mark.slow)])
-def test_client_kill9_on_a_shared_sqlite_file(kills: int, tmp_path: Path, ns: str,
-                                              request: pytest.FixtureRequest,
-                                              record_property: Any) -> None:
+@pytest.mark.parametrize(
+    "kills", [pytest.param(3, id="ci"), pytest.param(15, id="long", marks=pytest.mark.slow)]
+)
+def test_client_kill9_on_a_shared_sqlite_file(
+    kills: int, tmp_path: Path, ns: str, request: pytest.FixtureRequest, record_property: Any
+) -> None:
     """Several embedded clients share one file; one is killed mid-storm, ``kills`` times over.
     The others finish, the file stays sound, the killed ones' acknowledged writes remain."""
     db = tmp_path / "shared.db"
@@ -246,16 +293,34 @@ def test_client_kill9_on_a_shared_sqlite_file(kills: int, tmp_path: Path, ns: st
     survivors = 2
     per_survivor = scale(150, 600, request)
     acks = [tmp_path / f"acks-s{i}" for i in range(survivors)]
-    specs = [{"wid": f"s{i}", "url": url, "ns": ns, "mode": "storm", "count": per_survivor,
-              "acks": str(acks[i]), "stop_file": str(stop)} for i in range(survivors)]
+    specs = [
+        {
+            "wid": f"s{i}",
+            "url": url,
+            "ns": ns,
+            "mode": "storm",
+            "count": per_survivor,
+            "acks": str(acks[i]),
+            "stop_file": str(stop),
+        }
+        for i in range(survivors)
+    ]
     victims: list[Path] = []
     with workers(specs) as procs:
         for k in range(kills):
             path = tmp_path / f"acks-v{k}"
             victims.append(path)
-            victim = spawn_worker({"wid": f"v{k}", "url": url, "ns": ns, "mode": "storm",
-                                   "count": 1_000_000, "acks": str(path),
-                                   "stop_file": str(stop)})
+            victim = spawn_worker(
+                {
+                    "wid": f"v{k}",
+                    "url": url,
+                    "ns": ns,
+                    "mode": "storm",
+                    "count": 1_000_000,
+                    "acks": str(path),
+                    "stop_file": str(stop),
+                }
+            )
             try:
                 deadline = time.monotonic() + 30
                 while len(read_acks(path)) < 5 and time.monotonic() < deadline:
@@ -278,10 +343,15 @@ def test_client_kill9_on_a_shared_sqlite_file(kills: int, tmp_path: Path, ns: st
     duplicated = sum(n - 1 for n in Counter(log).values() if n > 1)
     survivor_items = [x for x in log if x.startswith("s")]
     acknowledged = len(acked["appended"]) + acked["incr_acked"] + len(acked["sets"])
-    fig = Figures("crash/client-kill9/embedded", attempted=acknowledged,
-                  acknowledged=acknowledged, faults={"kill -9 client": kills},
-                  lost=lost, duplicated=duplicated,
-                  extra={"integrity": integrity, "survivor_appends": len(survivor_items)})
+    fig = Figures(
+        "crash/client-kill9/embedded",
+        attempted=acknowledged,
+        acknowledged=acknowledged,
+        faults={"kill -9 client": kills},
+        lost=lost,
+        duplicated=duplicated,
+        extra={"integrity": integrity, "survivor_appends": len(survivor_items)},
+    )
     fig.record(record_property)
     assert integrity == "ok"
     assert lost == 0 and duplicated == 0

@@ -22,26 +22,35 @@ from support.server import ServerProcess, running_server
 
 from botwire import AsyncMemory, Memory, Unavailable
 
-MIX = {"drop_before": 0.07, "drop_after": 0.08, "cut_response": 0.07, "reset": 0.05,
-       "unavailable": 0.05, "stall": 0.01}
+MIX = {
+    "drop_before": 0.07,
+    "drop_after": 0.08,
+    "cut_response": 0.07,
+    "reset": 0.05,
+    "unavailable": 0.05,
+    "stall": 0.01,
+}
 FAULTS = tuple(MIX)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def server(request: pytest.FixtureRequest,
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
     from support.postgres import new_database
 
-    database = (str(tmp_path_factory.mktemp("faults") / "f.db") if request.param == "sqlite"
-                else new_database("botwire_reliability_faults"))
+    database = (
+        str(tmp_path_factory.mktemp("faults") / "f.db")
+        if request.param == "sqlite"
+        else new_database("botwire_reliability_faults")
+    )
     with running_server("--no-access-log", database=database) as s:
         yield s
 
 
 @pytest.fixture(scope="module")
 def plain_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    with running_server("--no-access-log",
-                        database=tmp_path_factory.mktemp("plain") / "p.db") as s:
+    with running_server("--no-access-log", database=tmp_path_factory.mktemp("plain") / "p.db") as s:
         yield s
 
 
@@ -49,8 +58,9 @@ def _faults(proxy: FaultProxy) -> dict[str, int]:
     return {k: v for k, v in proxy.counts.items() if k != "pass"}
 
 
-def _check(server: ServerProcess, ns: str, writers: list[str], rounds: int,
-           extra_reads: int) -> tuple[int, int]:
+def _check(
+    server: ServerProcess, ns: str, writers: list[str], rounds: int, extra_reads: int
+) -> tuple[int, int]:
     truth = Memory(ns, url=server.url, retries=0)
     log = truth.get("log")
     lost, duplicated = check_order(log, writers, rounds)
@@ -67,10 +77,16 @@ def _check(server: ServerProcess, ns: str, writers: list[str], rounds: int,
     return lost, duplicated
 
 
-@pytest.mark.parametrize("rounds", [pytest.param(60, id="ci"),
-                                    pytest.param(400, id="long", marks=pytest.mark.slow)])
-def test_sync_random_fault_mix(server: ServerProcess, ns: str, rounds: int,
-                               record_property: Any, request: pytest.FixtureRequest) -> None:
+@pytest.mark.parametrize(
+    "rounds", [pytest.param(60, id="ci"), pytest.param(400, id="long", marks=pytest.mark.slow)]
+)
+def test_sync_random_fault_mix(
+    server: ServerProcess,
+    ns: str,
+    rounds: int,
+    record_property: Any,
+    request: pytest.FixtureRequest,
+) -> None:
     """Per round: append, incr, an atomic batch (append + incr-free set), a set_many, a read."""
     reads = 0
     with FaultProxy(server.port, faults=MIX, seed=rounds) as proxy:
@@ -89,17 +105,29 @@ def test_sync_random_fault_mix(server: ServerProcess, ns: str, rounds: int,
         exchanges = sum(proxy.counts.values())
     lost, duplicated = _check(server, ns, ["w0"], rounds, reads)
     backend = request.node.callspec.params["server"]
-    Figures(f"faults/sync-mix/{backend}", attempted=rounds * 4 + reads,
-            acknowledged=rounds * 4 + reads, faults=faults, lost=lost, duplicated=duplicated,
-            extra={"http_exchanges": exchanges}).record(record_property)
+    Figures(
+        f"faults/sync-mix/{backend}",
+        attempted=rounds * 4 + reads,
+        acknowledged=rounds * 4 + reads,
+        faults=faults,
+        lost=lost,
+        duplicated=duplicated,
+        extra={"http_exchanges": exchanges},
+    ).record(record_property)
     assert (lost, duplicated) == (0, 0)
     assert sum(faults.values()) >= rounds  # the mix really broke things
 
 
-@pytest.mark.parametrize("rounds", [pytest.param(40, id="ci"),
-                                    pytest.param(300, id="long", marks=pytest.mark.slow)])
-def test_async_random_fault_mix(server: ServerProcess, ns: str, rounds: int,
-                                record_property: Any, request: pytest.FixtureRequest) -> None:
+@pytest.mark.parametrize(
+    "rounds", [pytest.param(40, id="ci"), pytest.param(300, id="long", marks=pytest.mark.slow)]
+)
+def test_async_random_fault_mix(
+    server: ServerProcess,
+    ns: str,
+    rounds: int,
+    record_property: Any,
+    request: pytest.FixtureRequest,
+) -> None:
     """Four concurrent tasks on one AsyncMemory (httpx), same mix and the same checks."""
     writers = [f"t{i}" for i in range(4)]
 
@@ -127,9 +155,15 @@ def test_async_random_fault_mix(server: ServerProcess, ns: str, rounds: int,
     lost, duplicated = _check(server, ns, writers, rounds, reads)
     backend = request.node.callspec.params["server"]
     writes = len(writers) * rounds * 4
-    Figures(f"faults/async-mix/{backend}", attempted=writes + reads, acknowledged=writes + reads,
-            faults=faults, lost=lost, duplicated=duplicated,
-            extra={"http_exchanges": exchanges, "tasks": len(writers)}).record(record_property)
+    Figures(
+        f"faults/async-mix/{backend}",
+        attempted=writes + reads,
+        acknowledged=writes + reads,
+        faults=faults,
+        lost=lost,
+        duplicated=duplicated,
+        extra={"http_exchanges": exchanges, "tasks": len(writers)},
+    ).record(record_property)
     assert (lost, duplicated) == (0, 0)
     assert sum(faults.values()) >= rounds
 
@@ -146,8 +180,10 @@ def test_hopeless_call_raises_unavailable_within_its_deadline(
     srv = plain_server
     with FaultProxy(srv.port, script=[fault] * 1000) as proxy:
         calls: list[tuple[str, Any]] = [
-            ("get", lambda m: m.get("k")), ("append", lambda m: m.append("l", 1)),
-            ("incr", lambda m: m.incr("n")), ("set_many", lambda m: m.set_many({"a": 1})),
+            ("get", lambda m: m.get("k")),
+            ("append", lambda m: m.append("l", 1)),
+            ("incr", lambda m: m.incr("n")),
+            ("set_many", lambda m: m.set_many({"a": 1})),
         ]
         outcomes: Counter[str] = Counter()
         for name, call in calls:
@@ -158,10 +194,13 @@ def test_hopeless_call_raises_unavailable_within_its_deadline(
                     call(m)
                 m.close()
             else:
+
                 async def run(call: Any = call) -> None:
-                    async with AsyncMemory(ns, url=proxy.url, timeout=timeout,
-                                           retries=retries) as am:
+                    async with AsyncMemory(
+                        ns, url=proxy.url, timeout=timeout, retries=retries
+                    ) as am:
                         await call(am)
+
                 with pytest.raises(Unavailable) as info:
                     asyncio.run(run())
             elapsed = time.monotonic() - started
@@ -195,14 +234,23 @@ def test_reads_and_writes_under_heavy_faults_still_converge(
         faults = _faults(proxy)
     lost += max(0, rounds - n)
     duplicated += max(0, n - rounds)
-    Figures("faults/heavy-50pct/sqlite", attempted=rounds * 3, acknowledged=rounds * 3,
-            faults=faults, lost=lost, duplicated=duplicated).record(record_property)
+    Figures(
+        "faults/heavy-50pct/sqlite",
+        attempted=rounds * 3,
+        acknowledged=rounds * 3,
+        faults=faults,
+        lost=lost,
+        duplicated=duplicated,
+    ).record(record_property)
     assert (lost, duplicated) == (0, 0)
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres-2-replicas"])
 def test_racing_retries_with_one_idempotency_key_apply_once(
-    backend: str, tmp_path: Path, ns: str, request: pytest.FixtureRequest,
+    backend: str,
+    tmp_path: Path,
+    ns: str,
+    request: pytest.FixtureRequest,
     record_property: Any,
 ) -> None:
     """What a client timeout produces: the retry arrives while the first attempt may still be
@@ -217,14 +265,21 @@ def test_racing_retries_with_one_idempotency_key_apply_once(
     copies, requests = 8, 15
     with contextlib.ExitStack() as stack:
         if backend == "sqlite":
-            urls = [stack.enter_context(running_server(
-                "--no-access-log", database=tmp_path / "i.db")).url]
+            urls = [
+                stack.enter_context(
+                    running_server("--no-access-log", database=tmp_path / "i.db")
+                ).url
+            ]
         else:
             dsn = request.getfixturevalue("pg_dsn")
-            urls = [stack.enter_context(running_server("--no-access-log", database=dsn)).url
-                    for _ in range(2)]
-        clients = [stack.enter_context(httpx.Client(base_url=urls[i % len(urls)], timeout=30))
-                   for i in range(copies)]
+            urls = [
+                stack.enter_context(running_server("--no-access-log", database=dsn)).url
+                for _ in range(2)
+            ]
+        clients = [
+            stack.enter_context(httpx.Client(base_url=urls[i % len(urls)], timeout=30))
+            for i in range(copies)
+        ]
         answers: list[list[Any]] = []
         for r in range(requests):
             body = {"append": [f"w0:{r}"]} if r % 2 else {"incr": 1}
@@ -232,12 +287,18 @@ def test_racing_retries_with_one_idempotency_key_apply_once(
             barrier = threading.Barrier(copies)
             got: list[Any] = [None] * copies
 
-            def send(i: int, body: dict[str, Any] = body, key: str = key,
-                     barrier: threading.Barrier = barrier, got: list[Any] = got,
-                     r: int = r) -> None:
+            def send(
+                i: int,
+                body: dict[str, Any] = body,
+                key: str = key,
+                barrier: threading.Barrier = barrier,
+                got: list[Any] = got,
+                r: int = r,
+            ) -> None:
                 barrier.wait(10)
-                resp = clients[i].patch(key_path(ns, key), json=body,
-                                        headers={"Idempotency-Key": f"race-{ns}-{r}"})
+                resp = clients[i].patch(
+                    key_path(ns, key), json=body, headers={"Idempotency-Key": f"race-{ns}-{r}"}
+                )
                 got[i] = (resp.status_code, resp.json())
 
             threads = [threading.Thread(target=send, args=(i,)) for i in range(copies)]
@@ -254,10 +315,14 @@ def test_racing_retries_with_one_idempotency_key_apply_once(
     lost = max(0, expected_appends - len(log)) + max(0, expected_incrs - n)
     duplicated = max(0, len(log) - expected_appends) + max(0, n - expected_incrs)
     differing = sum(1 for got in answers if len({repr(g) for g in got}) != 1)
-    Figures(f"faults/racing-idempotent-retries/{backend}", attempted=copies * requests,
-            acknowledged=sum(1 for got in answers for g in got if g and g[0] == 200),
-            faults={"concurrent duplicate request": (copies - 1) * requests}, lost=lost,
-            duplicated=duplicated, extra={"requests_with_differing_answers": differing}
-            ).record(record_property)
+    Figures(
+        f"faults/racing-idempotent-retries/{backend}",
+        attempted=copies * requests,
+        acknowledged=sum(1 for got in answers for g in got if g and g[0] == 200),
+        faults={"concurrent duplicate request": (copies - 1) * requests},
+        lost=lost,
+        duplicated=duplicated,
+        extra={"requests_with_differing_answers": differing},
+    ).record(record_property)
     assert (lost, duplicated) == (0, 0)
     assert differing == 0, [g for g in answers if len({repr(x) for x in g}) != 1][:2]

@@ -26,32 +26,52 @@ from schemathesis.specs.openapi.checks import (
 )
 from support.server import ServerProcess, running_server
 
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_headers_conformance, response_schema_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
 SECRET = "fuzz-secret-0123456789abcdef0123456789abcdef"
 
 
 @pytest.fixture(params=["postgres", "auth-sqlite"])
-def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[ServerProcess,
-                                                                           dict[str, str]]]:
+def target(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[ServerProcess, dict[str, str]]]:
     if request.param == "postgres":
         dsn = request.getfixturevalue("pg_dsn")
-        with running_server("--max-value-bytes", "20000", "--no-access-log",
-                            database=dsn) as s:
+        with running_server("--max-value-bytes", "20000", "--no-access-log", database=dsn) as s:
             yield s, {}
     else:
-        token = jwt.encode({"ns": ["*"], "perm": "admin", "exp": int(time.time()) + 3600},
-                           SECRET, algorithm="HS256")
-        with running_server("--max-value-bytes", "20000", "--no-access-log", "--token-secret",
-                            SECRET, database=tmp_path / "a.db") as s:
+        token = jwt.encode(
+            {"ns": ["*"], "perm": "admin", "exp": int(time.time()) + 3600},
+            SECRET,
+            algorithm="HS256",
+        )
+        with running_server(
+            "--max-value-bytes",
+            "20000",
+            "--no-access-log",
+            "--token-secret",
+            SECRET,
+            database=tmp_path / "a.db",
+        ) as s:
             yield s, {"Authorization": f"Bearer {token}"}
 
 
-def _fuzz(operation: Any, mode: GenerationMode, base_url: str, headers: dict[str, str],
-          examples: int) -> None:
+def _fuzz(
+    operation: Any, mode: GenerationMode, base_url: str, headers: dict[str, str], examples: int
+) -> None:
     @given(case=operation.as_strategy(generation_mode=mode))
-    @settings(max_examples=examples, deadline=None, database=None,
-              suppress_health_check=list(HealthCheck), phases=[Phase.generate])
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+        phases=[Phase.generate],
+    )
     def run(case: schemathesis.Case) -> None:
         case.headers = {**(case.headers or {}), **headers}
         case.call_and_validate(base_url=base_url, checks=CHECKS)
@@ -60,7 +80,8 @@ def _fuzz(operation: Any, mode: GenerationMode, base_url: str, headers: dict[str
 
 
 def test_openapi_fuzz_postgres_and_authenticated(
-    target: tuple[ServerProcess, dict[str, str]], record_property: Any,
+    target: tuple[ServerProcess, dict[str, str]],
+    record_property: Any,
     request: pytest.FixtureRequest,
 ) -> None:
     server, headers = target
@@ -81,10 +102,12 @@ def test_openapi_fuzz_postgres_and_authenticated(
         if line.startswith("botwire_requests_total{") and 'status="' in line:
             status = line.split('status="')[1][0] + "xx"
             by_status[status] = by_status.get(status, 0) + float(line.rsplit(" ", 1)[1])
-    Figures(f"hostile/schemathesis/{request.node.callspec.id}",
-            attempted=int(sum(by_status.values())), acknowledged=int(by_status.get("2xx", 0)),
-            extra={"by_status": by_status, "operations": len(operations),
-                   "failures": len(failures)}).record(record_property)
+    Figures(
+        f"hostile/schemathesis/{request.node.callspec.id}",
+        attempted=int(sum(by_status.values())),
+        acknowledged=int(by_status.get("2xx", 0)),
+        extra={"by_status": by_status, "operations": len(operations), "failures": len(failures)},
+    ).record(record_property)
     assert not failures, "\n\n".join(failures)
     assert by_status.get("5xx", 0) == 0
     assert sum(by_status.values()) >= 200

@@ -33,10 +33,16 @@ BODY_TIMEOUT = 2.0
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    with running_server("--max-value-bytes", "10000", "--no-access-log",
-                        database=tmp_path_factory.mktemp("hostile") / "h.db",
-                        env={"BOTWIRE_HEADER_TIMEOUT": str(HEAD_TIMEOUT),
-                             "BOTWIRE_BODY_TIMEOUT": str(BODY_TIMEOUT)}) as s:
+    with running_server(
+        "--max-value-bytes",
+        "10000",
+        "--no-access-log",
+        database=tmp_path_factory.mktemp("hostile") / "h.db",
+        env={
+            "BOTWIRE_HEADER_TIMEOUT": str(HEAD_TIMEOUT),
+            "BOTWIRE_BODY_TIMEOUT": str(BODY_TIMEOUT),
+        },
+    ) as s:
         yield s
 
 
@@ -65,8 +71,9 @@ def _healthy(server: ServerProcess) -> None:
 
 
 def _req(method: str, target: bytes, body: bytes = b"", extra: bytes = b"") -> bytes:
-    head = (method.encode() + b" " + target
-            + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n")
+    head = (
+        method.encode() + b" " + target + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+    )
     if body or method in ("PUT", "POST", "PATCH"):
         head += b"Content-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
     return head + extra + b"\r\n" + body
@@ -80,10 +87,11 @@ CASES: dict[str, tuple[bytes, set[int | None]]] = {
     "invalid utf-8 in path": (_req("GET", b"/v1/namespaces/ns/keys/\xff\xfe"), {400}),
     "invalid utf-8 in namespace": (_req("GET", b"/v1/namespaces/n\xffs/keys/a"), {400}),
     "percent-encoded invalid utf-8": (_req("GET", b"/v1/namespaces/ns/keys/%ff%fe"), {400}),
-    "invalid utf-8 in body": (_req("PUT", b"/v1/namespaces/ns/keys/a", b'{"value":"\xff"}'),
-                              {400}),
+    "invalid utf-8 in body": (_req("PUT", b"/v1/namespaces/ns/keys/a", b'{"value":"\xff"}'), {400}),
     "invalid utf-8 in a JSON escape": (
-        _req("PUT", b"/v1/namespaces/ns/keys/a", b'{"value":"\\ud800"}'), {200, 400}),
+        _req("PUT", b"/v1/namespaces/ns/keys/a", b'{"value":"\\ud800"}'),
+        {200, 400},
+    ),
     "%00 in key": (_req("GET", b"/v1/namespaces/ns/keys/a%00b"), {400}),
     "%00 in namespace": (_req("GET", b"/v1/namespaces/n%00s/keys/a"), {400}),
     "%2F in namespace": (_req("GET", b"/v1/namespaces/a%2Fb/keys/a"), {400, 404}),
@@ -97,41 +105,62 @@ CASES: dict[str, tuple[bytes, set[int | None]]] = {
     "huge Content-Length": (
         b"PUT /v1/namespaces/ns/keys/a HTTP/1.1\r\nHost: localhost\r\n"
         b"Content-Type: application/json\r\nContent-Length: 999999999999\r\n"
-        b"Connection: close\r\n\r\n{\"value\":", {413}),
+        b'Connection: close\r\n\r\n{"value":',
+        {413},
+    ),
     "negative Content-Length": (
         b"PUT /v1/namespaces/ns/keys/a HTTP/1.1\r\nHost: localhost\r\nContent-Length: -1\r\n\r\n",
-        {400}),
+        {400},
+    ),
     "two Content-Lengths": (
         b"PUT /v1/namespaces/ns/keys/a HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\n"
-        b"Content-Length: 30\r\nConnection: close\r\n\r\n123", {400}),
-    "body over the limit": (_req("PUT", b"/v1/namespaces/ns/keys/a",
-                                 b'{"value":"' + b"x" * 200_000 + b'"}'), {413, None}),
+        b"Content-Length: 30\r\nConnection: close\r\n\r\n123",
+        {400},
+    ),
+    "body over the limit": (
+        _req("PUT", b"/v1/namespaces/ns/keys/a", b'{"value":"' + b"x" * 200_000 + b'"}'),
+        {413, None},
+    ),
     "deep JSON nesting": (_req("PUT", b"/v1/namespaces/ns/keys/a", _deep(5000)), {400, 413}),
-    "deep JSON in a batch": (_req("POST", b"/v1/namespaces/ns/batch",
-                                  b'{"ops":[{"op":"set","key":"a","value":' + b"[" * 3000
-                                  + b"]" * 3000 + b"}]}"), {400, 413}),
-    "deep JSON in an append": (_req("PATCH", b"/v1/namespaces/ns/keys/l",
-                                    b'{"append":[' + b"{\"a\":" * 3000 + b"1" + b"}" * 3000
-                                    + b"]}"), {400, 413}),
+    "deep JSON in a batch": (
+        _req(
+            "POST",
+            b"/v1/namespaces/ns/batch",
+            b'{"ops":[{"op":"set","key":"a","value":' + b"[" * 3000 + b"]" * 3000 + b"}]}",
+        ),
+        {400, 413},
+    ),
+    "deep JSON in an append": (
+        _req(
+            "PATCH",
+            b"/v1/namespaces/ns/keys/l",
+            b'{"append":[' + b'{"a":' * 3000 + b"1" + b"}" * 3000 + b"]}",
+        ),
+        {400, 413},
+    ),
     "NaN literal": (_req("PUT", b"/v1/namespaces/ns/keys/a", b'{"value":NaN}'), {400}),
     "huge number": (_req("PUT", b"/v1/namespaces/ns/keys/a", b'{"value":1e999}'), {400}),
     "not JSON": (_req("PUT", b"/v1/namespaces/ns/keys/a", b"\x00\x01\x02"), {400}),
     "JSON array body": (_req("PUT", b"/v1/namespaces/ns/keys/a", b"[1,2]"), {400}),
-    "huge header (1 MiB)": (_req("GET", b"/healthz", extra=b"X-Big: " + b"a" * (1 << 20)
-                                 + b"\r\n"), {400, 431, None}),
-    "20000 headers": (_req("GET", b"/healthz", extra=b"".join(
-        b"X-%d: 1\r\n" % i for i in range(20000))), {400, 431, None}),
-    "huge request line": (_req("GET", b"/v1/namespaces/ns/keys/" + b"k" * (1 << 20)),
-                          {400, 414, 431, None}),
-    "garbage request line": (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",
-                             {400, None}),
+    "huge header (1 MiB)": (
+        _req("GET", b"/healthz", extra=b"X-Big: " + b"a" * (1 << 20) + b"\r\n"),
+        {400, 431, None},
+    ),
+    "20000 headers": (
+        _req("GET", b"/healthz", extra=b"".join(b"X-%d: 1\r\n" % i for i in range(20000))),
+        {400, 431, None},
+    ),
+    "huge request line": (
+        _req("GET", b"/v1/namespaces/ns/keys/" + b"k" * (1 << 20)),
+        {400, 414, 431, None},
+    ),
+    "garbage request line": (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", {400, None}),
     "HTTP/0.9 request line": (b"GET /healthz\r\n\r\n", {200, 400, None}),  # harmless
     "unknown method": (_req("BREW", b"/v1/namespaces/ns/keys/a"), {400, 405, 501}),
 }
 
 
-def test_hostile_requests_get_a_4xx_or_are_cut(server: ServerProcess,
-                                               record_property: Any) -> None:
+def test_hostile_requests_get_a_4xx_or_are_cut(server: ServerProcess, record_property: Any) -> None:
     wrong: list[str] = []
     outcomes: dict[str, int | None] = {}
     for name, (data, expected) in CASES.items():
@@ -143,11 +172,16 @@ def test_hostile_requests_get_a_4xx_or_are_cut(server: ServerProcess,
     # a value written by a refused request was not stored
     assert httpx.get(f"{server.url}{key_path('ns', 'a')}").status_code in (200, 404)
     log = server.log()
-    Figures("hostile/raw-requests", attempted=len(CASES), acknowledged=len(CASES) - len(wrong),
-            extra={"cut_off": sum(1 for s in outcomes.values() if s is None),
-                   "wrong": len(wrong), "server_5xx": sum(
-                       1 for s in outcomes.values() if s is not None and s >= 500)}
-            ).record(record_property)
+    Figures(
+        "hostile/raw-requests",
+        attempted=len(CASES),
+        acknowledged=len(CASES) - len(wrong),
+        extra={
+            "cut_off": sum(1 for s in outcomes.values() if s is None),
+            "wrong": len(wrong),
+            "server_5xx": sum(1 for s in outcomes.values() if s is not None and s >= 500),
+        },
+    ).record(record_property)
     assert not wrong, "\n".join(wrong)
     assert "Traceback" not in log, log[-4000:]
 
@@ -158,9 +192,11 @@ def test_client_gone_mid_body_is_not_a_server_error(server: ServerProcess) -> No
     before, seen = _five_xx(server), _requests(server)
     for _ in range(5):
         with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
-            s.sendall(b"PUT /v1/namespaces/ns/keys/gone HTTP/1.1\r\nHost: localhost\r\n"
-                      b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
-                      b'{"value": "')
+            s.sendall(
+                b"PUT /v1/namespaces/ns/keys/gone HTTP/1.1\r\nHost: localhost\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+                b'{"value": "'
+            )
     deadline = time.monotonic() + 10
     while _requests(server) < seen + 5 and time.monotonic() < deadline:
         time.sleep(0.05)  # polls the server's own count of the handled requests
@@ -173,8 +209,11 @@ def test_client_gone_mid_body_is_not_a_server_error(server: ServerProcess) -> No
 
 def _counted(server: ServerProcess, *parts: str) -> float:
     text = httpx.get(f"{server.url}/metrics").text
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("botwire_requests_total{") and all(p in line for p in parts))
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("botwire_requests_total{") and all(p in line for p in parts)
+    )
 
 
 def _five_xx(server: ServerProcess) -> float:
@@ -188,8 +227,15 @@ def _requests(server: ServerProcess) -> float:
 def test_percent_encoding_tricks_round_trip_as_literal_keys(server: ServerProcess) -> None:
     """``%2e%2e`` is the key "..", ``%252F`` the key "%2F": decoded exactly once, never a path."""
     with httpx.Client(base_url=server.url) as c:
-        raw = {b"%2e%2e": "..", b"%2E": ".", b"%252F": "%2F", b"a%2Fb": "a/b",
-               b"%25": "%", b"%2e%2e%2f%2e%2e%2fetc": "../../etc", b"%3F%23": "?#"}
+        raw = {
+            b"%2e%2e": "..",
+            b"%2E": ".",
+            b"%252F": "%2F",
+            b"a%2Fb": "a/b",
+            b"%25": "%",
+            b"%2e%2e%2f%2e%2e%2fetc": "../../etc",
+            b"%3F%23": "?#",
+        }
         for enc, key in raw.items():
             url = b"/v1/namespaces/pct/keys/" + enc
             put = c.put(url.decode(), json={"value": key})
@@ -200,8 +246,9 @@ def test_percent_encoding_tricks_round_trip_as_literal_keys(server: ServerProces
         assert listed == set(raw.values())
 
 
-def test_slow_clients_are_cut_off_and_others_are_served(server: ServerProcess,
-                                                        record_property: Any) -> None:
+def test_slow_clients_are_cut_off_and_others_are_served(
+    server: ServerProcess, record_property: Any
+) -> None:
     """Eight slowloris connections dribble header bytes; meanwhile normal requests are served,
     and every slow one is cut (408 or close) within the head timeout plus a margin."""
     n = 8
@@ -244,10 +291,16 @@ def test_slow_clients_are_cut_off_and_others_are_served(server: ServerProcess,
         for t in threads:
             t.join(HEAD_TIMEOUT + 15)
         stop.set()
-    Figures("hostile/slowloris", attempted=n, acknowledged=served,
-            extra={"slow_connections": n, "cut": sum(1 for s, _ in results if s in (408, None)),
-                   "max_seconds_to_cut": round(max(d for _, d in results), 2)}
-            ).record(record_property)
+    Figures(
+        "hostile/slowloris",
+        attempted=n,
+        acknowledged=served,
+        extra={
+            "slow_connections": n,
+            "cut": sum(1 for s, _ in results if s in (408, None)),
+            "max_seconds_to_cut": round(max(d for _, d in results), 2),
+        },
+    ).record(record_property)
     assert len(results) == n
     assert all(s in (408, None) for s, _ in results), results
     assert all(d < HEAD_TIMEOUT + 5 for _, d in results), results  # not the 20 s of dribbling
@@ -255,8 +308,10 @@ def test_slow_clients_are_cut_off_and_others_are_served(server: ServerProcess,
 
 
 def _put_head(path: str, length: int) -> bytes:
-    return (f"PUT {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {length}\r\n\r\n").encode()
+    return (
+        f"PUT {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {length}\r\n\r\n"
+    ).encode()
 
 
 def test_a_stalled_body_is_cut_with_408_and_nothing_is_stored(server: ServerProcess) -> None:
@@ -290,13 +345,20 @@ def test_a_stalled_body_is_cut_with_408_and_nothing_is_stored(server: ServerProc
 
 # -- property tests over the HTTP path ---------------------------------------------------------
 
-KEYS = st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)),
-               min_size=1, max_size=60)
+KEYS = st.text(
+    st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)),
+    min_size=1,
+    max_size=60,
+)
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**63 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=30),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                                 max_size=4),
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=30),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 
@@ -315,8 +377,9 @@ def _same(a: Any, b: Any) -> bool:
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def prop_server(request: pytest.FixtureRequest,
-                tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def prop_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
     if request.param == "sqlite":
         database: str | Path = tmp_path_factory.mktemp("prop") / "p.db"
     else:
@@ -331,8 +394,9 @@ def test_any_key_and_value_round_trip_over_http(prop_server: ServerProcess) -> N
     m = Memory("prop", url=prop_server.url)
 
     @given(key=KEYS, value=JSON)
-    @settings(max_examples=80, deadline=None, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=80, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    )
     def check(key: str, value: Any) -> None:
         m.set(key, value)
         back = m.get(key)
@@ -349,8 +413,9 @@ def test_any_key_and_value_round_trip_over_http(prop_server: ServerProcess) -> N
 
 def test_any_namespace_string_gets_a_4xx_or_works(prop_server: ServerProcess) -> None:
     @given(ns=st.text(min_size=0, max_size=140))
-    @settings(max_examples=120, deadline=None, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=120, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    )
     def check(ns: str) -> None:
         try:
             m = Memory(ns, url=prop_server.url)
@@ -364,8 +429,9 @@ def test_any_namespace_string_gets_a_4xx_or_works(prop_server: ServerProcess) ->
         # and the raw route, bypassing the client's validation
         from urllib.parse import quote
 
-        r = httpx.put(f"{prop_server.url}/v1/namespaces/{quote(ns, safe='')}/keys/k",
-                      json={"value": 1})
+        r = httpx.put(
+            f"{prop_server.url}/v1/namespaces/{quote(ns, safe='')}/keys/k", json={"value": 1}
+        )
         assert r.status_code < 500, r.text
         assert (r.status_code == 200) == valid or ns == "", (ns, r.status_code, r.text)
 

@@ -30,23 +30,32 @@ WRITES_LIMIT, BYTES_LIMIT = 60, 24_000
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def servers(request: pytest.FixtureRequest,
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[str], float]]:
+def servers(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[list[str], float]]:
     """URLs of the server(s) and the testing clock's offset (the same on every replica); both
     limits are set, each test uses its own namespace and reaches only its own limit."""
-    args = ("--no-access-log", "--writes-per-day", str(WRITES_LIMIT), "--max-namespace-bytes",
-            str(BYTES_LIMIT))
+    args = (
+        "--no-access-log",
+        "--writes-per-day",
+        str(WRITES_LIMIT),
+        "--max-namespace-bytes",
+        str(BYTES_LIMIT),
+    )
     if request.param == "sqlite":
-        with running_server(*args, database=tmp_path_factory.mktemp("q") / "q.db",
-                            testing_clock=True) as s:
+        with running_server(
+            *args, database=tmp_path_factory.mktemp("q") / "q.db", testing_clock=True
+        ) as s:
             urls = [s.url]
             yield urls, _to_noon(urls)
     else:
         from support.postgres import new_database
 
         dsn = new_database("botwire_reliability_quotas")
-        with running_server(*args, database=dsn, testing_clock=True) as a, \
-                running_server(*args, database=dsn, testing_clock=True) as b:
+        with (
+            running_server(*args, database=dsn, testing_clock=True) as a,
+            running_server(*args, database=dsn, testing_clock=True) as b,
+        ):
             urls = [a.url, b.url]
             yield urls, _to_noon(urls)
 
@@ -54,8 +63,9 @@ def servers(request: pytest.FixtureRequest,
 def _to_noon(urls: list[str]) -> float:
     now = time.time()
     advance = (math.floor(now / DAY) + 1) * DAY + DAY / 2 - now
-    offsets = [httpx.post(f"{u}/_testing/clock", json={"advance": advance}).json()["offset"]
-               for u in urls]
+    offsets = [
+        httpx.post(f"{u}/_testing/clock", json={"advance": advance}).json()["offset"] for u in urls
+    ]
     assert max(offsets) - min(offsets) < 1
     return float(offsets[0])
 
@@ -65,8 +75,9 @@ def _midnight_in(offset: float) -> float:
     return (math.floor(now / DAY) + 1) * DAY - now
 
 
-def _race(urls: list[str], ns: str, per_writer: int, op_for: Any) -> tuple[
-        Counter[int], list[httpx.Response]]:
+def _race(
+    urls: list[str], ns: str, per_writer: int, op_for: Any
+) -> tuple[Counter[int], list[httpx.Response]]:
     """``WRITERS`` threads, each with its own connection to one of ``urls`` (round robin),
     released together by a barrier, each making ``per_writer`` calls."""
     statuses: Counter[int] = Counter()
@@ -105,12 +116,15 @@ def _mixed(c: httpx.Client, ns: str, w: int, i: int) -> httpx.Response:
         return c.patch(key_path(ns, "list"), json={"append": [f"{w}:{i}"]})
     if kind == 2:
         return c.patch(key_path(ns, "counter"), json={"incr": 1})
-    return c.post(f"/v1/namespaces/{ns}/batch",
-                  json={"ops": [{"op": "set", "key": f"b-{w}-{i}", "value": i}]})
+    return c.post(
+        f"/v1/namespaces/{ns}/batch", json={"ops": [{"op": "set", "key": f"b-{w}-{i}", "value": i}]}
+    )
 
 
 def test_writes_per_day_is_exact_under_concurrency(
-    servers: tuple[list[str], float], ns: str, request: pytest.FixtureRequest,
+    servers: tuple[list[str], float],
+    ns: str,
+    request: pytest.FixtureRequest,
     record_property: Any,
 ) -> None:
     backend = request.node.callspec.params["servers"]
@@ -130,12 +144,20 @@ def test_writes_per_day_is_exact_under_concurrency(
         keys = [k["key"] for k in c.get(f"/v1/namespaces/{ns}/keys").json()["keys"]]
         items = c.get(key_path(ns, "list")).json().get("value", [])
         counter = c.get(key_path(ns, "counter")).json().get("value", 0)
-    applied = (sum(1 for k in keys if k.startswith(("s-", "b-"))) + len(items) + counter)
-    Figures(f"quotas/writes-per-day/{backend}", attempted=WRITERS * per_writer,
-            acknowledged=statuses[200],
-            extra={"limit": limit, "applied_from_data": applied, "refused_429": statuses[429],
-                   "replicas": len(urls), "bad_retry_after": len(bad_retry),
-                   "over_limit": max(0, applied - limit)}).record(record_property)
+    applied = sum(1 for k in keys if k.startswith(("s-", "b-"))) + len(items) + counter
+    Figures(
+        f"quotas/writes-per-day/{backend}",
+        attempted=WRITERS * per_writer,
+        acknowledged=statuses[200],
+        extra={
+            "limit": limit,
+            "applied_from_data": applied,
+            "refused_429": statuses[429],
+            "replicas": len(urls),
+            "bad_retry_after": len(bad_retry),
+            "over_limit": max(0, applied - limit),
+        },
+    ).record(record_property)
     assert statuses[200] == limit and applied == limit, (statuses, applied)
     assert statuses[429] == WRITERS * per_writer - limit
     assert usage["writes_today"] == limit
@@ -143,7 +165,9 @@ def test_writes_per_day_is_exact_under_concurrency(
 
 
 def test_namespace_bytes_limit_is_exact_under_concurrency(
-    servers: tuple[list[str], float], ns: str, request: pytest.FixtureRequest,
+    servers: tuple[list[str], float],
+    ns: str,
+    request: pytest.FixtureRequest,
     record_property: Any,
 ) -> None:
     """Writers race to fill a namespace with distinct ~1 KB entries; it ends at most full, and
@@ -168,11 +192,18 @@ def test_namespace_bytes_limit_is_exact_under_concurrency(
         # the smallest further write is refused: the namespace really is full
         probe = c.patch(key_path(ns, "shared-list"), json={"append": [value[:500]]})
     used = usage["bytes"]
-    Figures(f"quotas/namespace-bytes/{backend}", attempted=WRITERS * 12,
-            acknowledged=statuses[200],
-            extra={"limit": limit, "bytes_used": used, "refused_429": statuses[429],
-                   "replicas": len(urls), "over_limit": max(0, used - limit)}
-            ).record(record_property)
+    Figures(
+        f"quotas/namespace-bytes/{backend}",
+        attempted=WRITERS * 12,
+        acknowledged=statuses[200],
+        extra={
+            "limit": limit,
+            "bytes_used": used,
+            "refused_429": statuses[429],
+            "replicas": len(urls),
+            "over_limit": max(0, used - limit),
+        },
+    ).record(record_property)
     assert used <= limit, usage
     assert statuses[429] > 0 and probe.status_code == 429
     assert limit - used < 1100  # not refused early either: less than one more entry was free

@@ -26,8 +26,9 @@ SECRET = "reliability-secret-0123456789abcdef0123456789"
 NAMESPACES = ["team-a", "team-b", "team", "TEAM-a", "other", "team-a:x"]
 
 
-def _token(ns: list[str], perm: str = "write", exp: float | None = 3600,
-           secret: str = SECRET) -> str:
+def _token(
+    ns: list[str], perm: str = "write", exp: float | None = 3600, secret: str = SECRET
+) -> str:
     claims: dict[str, Any] = {"ns": ns, "perm": perm}
     if exp is not None:
         claims["exp"] = int(time.time() + exp)
@@ -74,16 +75,33 @@ def _ops(ns: str) -> list[tuple[str, bool, Callable[[httpx.Client, dict[str, str
         ("compat get", False, lambda c, h: c.get(f"/memory/{ns}/k", headers=h).status_code),
         ("compat list", False, lambda c, h: c.get(f"/memory/{ns}", headers=h).status_code),
         ("put", True, lambda c, h: c.put(k, json={"value": 1}, headers=h).status_code),
-        ("append", True,
-         lambda c, h: c.patch(key_path(ns, "l"), json={"append": [1]}, headers=h).status_code),
-        ("incr", True,
-         lambda c, h: c.patch(key_path(ns, "n"), json={"incr": 1}, headers=h).status_code),
-        ("batch", True, lambda c, h: c.post(
-            f"/v1/namespaces/{ns}/batch",
-            json={"ops": [{"op": "set", "key": "b", "value": 1}]}, headers=h).status_code),
+        (
+            "append",
+            True,
+            lambda c, h: c.patch(key_path(ns, "l"), json={"append": [1]}, headers=h).status_code,
+        ),
+        (
+            "incr",
+            True,
+            lambda c, h: c.patch(key_path(ns, "n"), json={"incr": 1}, headers=h).status_code,
+        ),
+        (
+            "batch",
+            True,
+            lambda c, h: (
+                c.post(
+                    f"/v1/namespaces/{ns}/batch",
+                    json={"ops": [{"op": "set", "key": "b", "value": 1}]},
+                    headers=h,
+                ).status_code
+            ),
+        ),
         ("delete", True, lambda c, h: c.delete(k, headers=h).status_code),
-        ("compat put", True,
-         lambda c, h: c.put(f"/memory/{ns}/c", json={"value": "x"}, headers=h).status_code),
+        (
+            "compat put",
+            True,
+            lambda c, h: c.put(f"/memory/{ns}/c", json={"value": "x"}, headers=h).status_code,
+        ),
         ("compat delete", True, lambda c, h: c.delete(f"/memory/{ns}/c", headers=h).status_code),
         ("clear", True, lambda c, h: c.delete(f"/v1/namespaces/{ns}", headers=h).status_code),
     ]
@@ -91,8 +109,9 @@ def _ops(ns: str) -> list[tuple[str, bool, Callable[[httpx.Client, dict[str, str
 
 @pytest.fixture(scope="module")
 def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    with running_server("--token-secret", SECRET,
-                        database=tmp_path_factory.mktemp("sec") / "s.db") as s:
+    with running_server(
+        "--token-secret", SECRET, database=tmp_path_factory.mktemp("sec") / "s.db"
+    ) as s:
         yield s
 
 
@@ -102,8 +121,7 @@ def _covered(patterns: list[str], ns: str) -> bool:
     return any(fnmatchcase(ns, p) for p in patterns)
 
 
-def test_token_namespace_operation_matrix(auth_server: ServerProcess,
-                                          record_property: Any) -> None:
+def test_token_namespace_operation_matrix(auth_server: ServerProcess, record_property: Any) -> None:
     outcomes: Counter[str] = Counter()
     wrong: list[str] = []
     admin = {"Authorization": f"Bearer {_token(['*'], 'admin')}"}
@@ -113,10 +131,12 @@ def test_token_namespace_operation_matrix(auth_server: ServerProcess,
                 for op, is_write, call in _ops(ns):
                     # a key to read, delete or pop exists, so a refusal cannot hide as a 404
                     c.put(key_path(ns, "k"), json={"value": 0}, headers=admin)
-                    for headers in ({"Authorization": f"Bearer {token}"},
-                                    {"X-Token": token}):
-                        before = (c.get(f"/v1/namespaces/{ns}", headers=admin).json()
-                                  if is_write else None)
+                    for headers in ({"Authorization": f"Bearer {token}"}, {"X-Token": token}):
+                        before = (
+                            c.get(f"/v1/namespaces/{ns}", headers=admin).json()
+                            if is_write
+                            else None
+                        )
                         status = call(c, headers)
                         if is_write and status in (401, 403):  # a refused write left no trace
                             after = c.get(f"/v1/namespaces/{ns}", headers=admin).json()
@@ -130,9 +150,11 @@ def test_token_namespace_operation_matrix(auth_server: ServerProcess,
                             expected = {200, 404}
                         outcomes[str(status)] += 1
                         if status not in expected:
-                            wrong.append(f"{name} / {ns} / {op} / "
-                                         f"{'header' if 'Authorization' in headers else 'none'}"
-                                         f": {status}, expected {sorted(expected)}")
+                            wrong.append(
+                                f"{name} / {ns} / {op} / "
+                                f"{'header' if 'Authorization' in headers else 'none'}"
+                                f": {status}, expected {sorted(expected)}"
+                            )
         # a token in the query string is never accepted, whatever its power
         tok = _token(["*"], "admin")
         for param in ("token", "access_token", "authorization", "jwt"):
@@ -141,21 +163,36 @@ def test_token_namespace_operation_matrix(auth_server: ServerProcess,
             if status != 401:
                 wrong.append(f"query {param}: {status}")
     attempted = sum(outcomes.values())
-    Figures("security/token-matrix", attempted=attempted, acknowledged=attempted - len(wrong),
-            extra={"statuses": dict(outcomes), "violations": len(wrong),
-                   "tokens": len(TOKENS), "namespaces": len(NAMESPACES)}).record(record_property)
+    Figures(
+        "security/token-matrix",
+        attempted=attempted,
+        acknowledged=attempted - len(wrong),
+        extra={
+            "statuses": dict(outcomes),
+            "violations": len(wrong),
+            "tokens": len(TOKENS),
+            "namespaces": len(NAMESPACES),
+        },
+    ).record(record_property)
     assert not wrong, "\n".join(wrong[:50])
 
 
 def test_tokens_never_appear_in_the_log(tmp_path: Any) -> None:
     with running_server("--token-secret", SECRET, database=tmp_path / "log.db") as srv:
         tokens = [_token(["log-*"], p) for p in ("read", "write", "admin")]
-        bad = [_token(["*"], exp=-5), _alg_none(["*"]), _tampered(["log-*"]),
-               tokens[0][:-3] + "abc"]
+        bad = [
+            _token(["*"], exp=-5),
+            _alg_none(["*"]),
+            _tampered(["log-*"]),
+            tokens[0][:-3] + "abc",
+        ]
         with httpx.Client(base_url=srv.url) as c:
             for t in tokens + bad:
-                for h in ({"Authorization": f"Bearer {t}"}, {"Authorization": t},
-                          {"authorization": f"bearer {t}"}):
+                for h in (
+                    {"Authorization": f"Bearer {t}"},
+                    {"Authorization": t},
+                    {"authorization": f"bearer {t}"},
+                ):
                     c.get(key_path("log-1", "k"), headers=h)
                     c.put(key_path("log-1", "k"), json={"value": 1}, headers=h)
                     c.put(key_path("nope", "k"), json={"value": 1}, headers=h)
@@ -174,9 +211,20 @@ def test_refuses_non_loopback_bind_without_auth(host: str) -> None:
     """The check runs before anything binds; the database path cannot be opened either, so a
     missing check would end in 'cannot open the database', never in serving."""
     done = subprocess.run(
-        [sys.executable, "-m", "botwire_server", "--host", host, "--port", str(free_port()),
-         "--database", "/proc/botwire-nonexistent/x.db"],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "botwire_server",
+            "--host",
+            host,
+            "--port",
+            str(free_port()),
+            "--database",
+            "/proc/botwire-nonexistent/x.db",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={"PATH": "/usr/bin:/bin", "HOME": "/tmp"},
     )
     assert done.returncode != 0

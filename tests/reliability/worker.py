@@ -54,8 +54,12 @@ def _bump(wid: str, i: int) -> Any:
 def main(spec: dict[str, Any]) -> int:
     wid = str(spec["wid"])
     ack = Acks(spec["acks"])
-    m = Memory(spec["ns"], url=spec["url"], timeout=spec.get("timeout", 10.0),
-               retries=spec.get("retries", 3))
+    m = Memory(
+        spec["ns"],
+        url=spec["url"],
+        timeout=spec.get("timeout", 10.0),
+        retries=spec.get("retries", 3),
+    )
     key = spec.get("key", "k")
     count = int(spec["count"])
     mode = spec["mode"]

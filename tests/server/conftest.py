@@ -14,9 +14,7 @@ from support.server import ServerProcess, running_server
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """One anonymous loopback server with the testing clock and small limits."""
     db = tmp_path_factory.mktemp("server") / "botwire.db"
-    with running_server(
-        "--max-value-bytes", "100000", database=db, testing_clock=True
-    ) as s:
+    with running_server("--max-value-bytes", "100000", database=db, testing_clock=True) as s:
         yield s
 
 

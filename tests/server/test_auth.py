@@ -16,8 +16,13 @@ from server.srv_helpers import SECRET, key_url
 from support.server import ServerProcess
 
 
-def _token(ns: list[str], perm: str = "write", exp: float | None = 3600, secret: str = SECRET,
-           **extra: object) -> str:
+def _token(
+    ns: list[str],
+    perm: str = "write",
+    exp: float | None = 3600,
+    secret: str = SECRET,
+    **extra: object,
+) -> str:
     claims: dict[str, object] = {"ns": ns, "perm": perm, **extra}
     if exp is not None:
         claims["exp"] = int(time.time() + exp)
@@ -41,10 +46,15 @@ def _assert_401(r: httpx.Response) -> None:
 
 
 def test_no_token_is_401_everywhere(http: httpx.Client) -> None:
-    for method, url in (("GET", key_url("t1", "k")), ("PUT", key_url("t1", "k")),
-                        ("GET", "/v1/namespaces/t1/keys"), ("GET", "/v1/namespaces/t1"),
-                        ("POST", "/v1/namespaces/t1/batch"), ("GET", "/memory/t1/k"),
-                        ("DELETE", "/v1/namespaces/t1")):
+    for method, url in (
+        ("GET", key_url("t1", "k")),
+        ("PUT", key_url("t1", "k")),
+        ("GET", "/v1/namespaces/t1/keys"),
+        ("GET", "/v1/namespaces/t1"),
+        ("POST", "/v1/namespaces/t1/batch"),
+        ("GET", "/memory/t1/k"),
+        ("DELETE", "/v1/namespaces/t1"),
+    ):
         _assert_401(http.request(method, url, json={"value": 1}))
 
 
@@ -72,8 +82,10 @@ def test_read_only_token_cannot_write(http: httpx.Client) -> None:
     assert http.get(key_url("ro-1", "k"), headers=_h(reader)).status_code == 200
     assert http.get("/v1/namespaces/ro-1/keys", headers=_h(reader)).status_code == 200
     assert http.get("/v1/namespaces/ro-1", headers=_h(reader)).status_code == 200
-    reads = {"ops": [{"op": "get", "key": "k"}, {"op": "check", "key": "k", "version": None}],
-             "atomic": False}
+    reads = {
+        "ops": [{"op": "get", "key": "k"}, {"op": "check", "key": "k", "version": None}],
+        "atomic": False,
+    }
     assert http.post("/v1/namespaces/ro-1/batch", json=reads, headers=_h(reader)).status_code == 200
     for method, url, body in (
         ("PUT", key_url("ro-1", "k"), {"value": 2}),
@@ -126,14 +138,20 @@ def test_alg_none_is_401(http: httpx.Client) -> None:
 def test_other_algorithms_are_401(http: httpx.Client) -> None:
     with warnings.catch_warnings():  # PyJWT: the key is short for HS512; irrelevant here
         warnings.simplefilter("ignore")
-        tok = jwt.encode({"ns": ["*"], "perm": "write", "exp": int(time.time()) + 60}, SECRET,
-                         algorithm="HS512")
+        tok = jwt.encode(
+            {"ns": ["*"], "perm": "write", "exp": int(time.time()) + 60}, SECRET, algorithm="HS512"
+        )
     _assert_401(http.get(key_url("a", "k"), headers=_h(tok)))
 
 
 def test_bad_claims_are_401(http: httpx.Client) -> None:
-    for claims in ({"perm": "write"}, {"ns": ["*"]}, {"ns": ["*"], "perm": "root"},
-                   {"ns": 5, "perm": "write"}, {"ns": [""], "perm": "read"}):
+    for claims in (
+        {"perm": "write"},
+        {"ns": ["*"]},
+        {"ns": ["*"], "perm": "root"},
+        {"ns": 5, "perm": "write"},
+        {"ns": [""], "perm": "read"},
+    ):
         tok = jwt.encode({**claims, "exp": int(time.time()) + 60}, SECRET, algorithm="HS256")
         _assert_401(http.get(key_url("a", "k"), headers=_h(tok)))
 
@@ -172,9 +190,22 @@ def test_tokens_never_reach_the_log(http: httpx.Client, auth_server: ServerProce
 
 def test_cli_token_create_is_accepted(http: httpx.Client) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "botwire_server", "token", "create", "--ns", "cli-*",
-         "--expires", "1h", "--secret", SECRET],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "botwire_server",
+            "token",
+            "create",
+            "--ns",
+            "cli-*",
+            "--expires",
+            "1h",
+            "--secret",
+            SECRET,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     claims = jwt.decode(out, SECRET, algorithms=["HS256"])
     assert claims["ns"] == ["cli-*"]
@@ -182,17 +213,34 @@ def test_cli_token_create_is_accepted(http: httpx.Client) -> None:
     assert 3590 <= claims["exp"] - time.time() <= 3600
     assert http.put(key_url("cli-1", "k"), json={"value": 1}, headers=_h(out)).status_code == 200
     ro = subprocess.run(
-        [sys.executable, "-m", "botwire_server", "token", "create", "--ns", "cli-*",
-         "--read-only"],
-        capture_output=True, text=True, check=True,
+        [sys.executable, "-m", "botwire_server", "token", "create", "--ns", "cli-*", "--read-only"],
+        capture_output=True,
+        text=True,
+        check=True,
         env={"BOTWIRE_TOKEN_SECRET": SECRET, "PATH": "/usr/bin:/bin"},
     ).stdout.strip()
     assert jwt.decode(ro, SECRET, algorithms=["HS256"])["perm"] == "read"
     assert http.put(key_url("cli-1", "k"), json={"value": 2}, headers=_h(ro)).status_code == 403
     adm = subprocess.run(
-        [sys.executable, "-m", "botwire_server", "token", "create", "--ns", "a", "--ns", "b",
-         "--admin", "--expires", "never", "--secret", SECRET],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "botwire_server",
+            "token",
+            "create",
+            "--ns",
+            "a",
+            "--ns",
+            "b",
+            "--admin",
+            "--expires",
+            "never",
+            "--secret",
+            SECRET,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     claims = jwt.decode(adm, SECRET, algorithms=["HS256"])
     assert claims["perm"] == "admin"
@@ -203,7 +251,9 @@ def test_cli_token_create_is_accepted(http: httpx.Client) -> None:
 def test_cli_token_create_without_secret_fails() -> None:
     r = subprocess.run(
         [sys.executable, "-m", "botwire_server", "token", "create", "--ns", "x"],
-        capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
     )
     assert r.returncode == 2
     assert "secret" in r.stderr

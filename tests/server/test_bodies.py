@@ -31,10 +31,13 @@ BAD_BODIES = [
 
 @pytest.mark.parametrize("body", BAD_BODIES, ids=lambda b: repr(b[:20]))
 def test_malformed_bodies_are_400(http: httpx.Client, ns: str, body: bytes) -> None:
-    for method, url in (("PUT", key_url(ns, "k")), ("PATCH", key_url(ns, "k")),
-                        ("POST", f"/v1/namespaces/{ns}/batch"), ("PUT", f"/memory/{ns}/k")):
-        r = http.request(method, url, content=body,
-                         headers={"Content-Type": "application/json"})
+    for method, url in (
+        ("PUT", key_url(ns, "k")),
+        ("PATCH", key_url(ns, "k")),
+        ("POST", f"/v1/namespaces/{ns}/batch"),
+        ("PUT", f"/memory/{ns}/k"),
+    ):
+        r = http.request(method, url, content=body, headers={"Content-Type": "application/json"})
         assert r.status_code == 400, (method, url, r.text[:200])
         assert r.json()["error"]["code"] == "invalid_argument"
     assert http.get(key_url(ns, "k")).status_code == 404
@@ -50,8 +53,9 @@ def test_nested_but_reasonable_values_are_fine(http: httpx.Client, ns: str) -> N
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    with running_server("--max-value-bytes", "1000",
-                        database=tmp_path_factory.mktemp("small") / "b.db") as s:
+    with running_server(
+        "--max-value-bytes", "1000", database=tmp_path_factory.mktemp("small") / "b.db"
+    ) as s:
         yield s
 
 
@@ -91,8 +95,9 @@ def _read_reply(sock: socket.socket) -> str:
     return (head + b"\r\n\r\n" + body).decode("latin-1")
 
 
-def test_huge_body_refused_from_content_length_before_reading(small: ServerProcess, ns: str
-                                                              ) -> None:
+def test_huge_body_refused_from_content_length_before_reading(
+    small: ServerProcess, ns: str
+) -> None:
     # Announce 50 MB but send only the headers: the server must answer without waiting.
     with socket.create_connection((small.host, small.port), timeout=5) as sock:
         sock.sendall(
@@ -130,13 +135,20 @@ def test_batch_allows_a_larger_body(small: ServerProcess, ns: str) -> None:
         r = http.post(f"/v1/namespaces/{ns}/batch", json={"ops": ops, "atomic": True})
         assert r.status_code == 200, r.text
         assert len(r.json()["results"]) == 8
-        one = http.put(key_url(ns, "single"), content=b'{"value": "' + b"v" * 9000 + b'"}',
-                       headers={"Content-Type": "application/json"})
+        one = http.put(
+            key_url(ns, "single"),
+            content=b'{"value": "' + b"v" * 9000 + b'"}',
+            headers={"Content-Type": "application/json"},
+        )
         assert one.status_code == 413
 
 
 def test_escaped_surrogate_pairs_are_text(http: httpx.Client, ns: str) -> None:
     body = b'{"value": "\\ud83d\\ude00 \\u00e9"}'
-    assert http.put(key_url(ns, "emoji"), content=body,
-                    headers={"Content-Type": "application/json"}).status_code == 200
-    assert http.get(key_url(ns, "emoji")).json()["value"] == "\U0001F600 \u00e9"
+    assert (
+        http.put(
+            key_url(ns, "emoji"), content=body, headers={"Content-Type": "application/json"}
+        ).status_code
+        == 200
+    )
+    assert http.get(key_url(ns, "emoji")).json()["value"] == "\U0001f600 \u00e9"

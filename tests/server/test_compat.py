@@ -59,7 +59,10 @@ def test_list_newest_first_with_limit(http: httpx.Client, ns: str) -> None:
     full = http.get(f"/memory/{ns}").json()
     assert full["count"] == 4
     assert http.get("/memory/compat-empty-ns").json() == {
-        "namespace": "compat-empty-ns", "count": 0, "keys": []}
+        "namespace": "compat-empty-ns",
+        "count": 0,
+        "keys": [],
+    }
 
 
 def test_bad_requests(http: httpx.Client, ns: str) -> None:

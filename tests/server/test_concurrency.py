@@ -9,8 +9,7 @@ from server.srv_helpers import key_url
 from support.server import ServerProcess
 
 
-def test_concurrent_appends_and_increments_are_all_applied(server: ServerProcess, ns: str
-                                                           ) -> None:
+def test_concurrent_appends_and_increments_are_all_applied(server: ServerProcess, ns: str) -> None:
     def work(i: int) -> tuple[int, int]:
         with httpx.Client(base_url=server.url, timeout=30) as http:
             a = http.patch(key_url(ns, "chat"), json={"append": [{"turn": i}]})
@@ -32,8 +31,9 @@ def test_compare_and_set_race_has_exactly_one_winner(server: ServerProcess, ns: 
 
     def attempt(i: int) -> int:
         with httpx.Client(base_url=server.url, timeout=30) as http:
-            return http.put(key_url(ns, "k"), json={"value": i},
-                            headers={"If-Match": f'"{v}"'}).status_code
+            return http.put(
+                key_url(ns, "k"), json={"value": i}, headers={"If-Match": f'"{v}"'}
+            ).status_code
 
     with ThreadPoolExecutor(max_workers=16) as pool:
         codes = list(pool.map(attempt, range(16)))

@@ -9,8 +9,28 @@ from hypothesis import strategies as st
 from server.srv_helpers import key_url
 
 TRICKY_KEYS = [
-    "a/b", "a#b", "x?y=1", "..", ".", "%", "%2F", "%25", "a b", " ", "🙂", "ключ", "a/../b",
-    "/leading", "trailing/", "//", "a:b@c", "tab\there", "new\nline", "+plus", "&amp;", "keys/x",
+    "a/b",
+    "a#b",
+    "x?y=1",
+    "..",
+    ".",
+    "%",
+    "%2F",
+    "%25",
+    "a b",
+    " ",
+    "🙂",
+    "ключ",
+    "a/../b",
+    "/leading",
+    "trailing/",
+    "//",
+    "a:b@c",
+    "tab\there",
+    "new\nline",
+    "+plus",
+    "&amp;",
+    "keys/x",
     "é" * 512,  # 1024 bytes
 ]
 
@@ -28,8 +48,9 @@ def test_tricky_keys_round_trip(http: httpx.Client, ns: str, key: str) -> None:
     assert http.delete(key_url(ns, key)).json() == {"deleted": True}
 
 
-def test_encoded_slash_and_literal_slash_are_distinct_from_prefix(http: httpx.Client, ns: str
-                                                                  ) -> None:
+def test_encoded_slash_and_literal_slash_are_distinct_from_prefix(
+    http: httpx.Client, ns: str
+) -> None:
     http.put(key_url(ns, "a"), json={"value": "plain a"})
     http.put(key_url(ns, "a#b"), json={"value": "hash"})
     http.put(key_url(ns, "x?y=1"), json={"value": "query"})
@@ -39,8 +60,13 @@ def test_encoded_slash_and_literal_slash_are_distinct_from_prefix(http: httpx.Cl
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
-@given(key=st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
-                   min_size=1, max_size=40))
+@given(
+    key=st.text(
+        st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+        min_size=1,
+        max_size=40,
+    )
+)
 def test_any_key_round_trips(server: object, key: str) -> None:
     url = server.url  # type: ignore[attr-defined]
     with httpx.Client(base_url=url) as http:

@@ -55,8 +55,9 @@ def srv(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Server
 def _stored(database: str, ns: str) -> tuple[int, int]:
     """(bytes of entries, UTF-8 bytes of idempotency records) in ``ns``, from the database."""
     data = _sql(database, "SELECT coalesce(sum(bytes), 0) FROM bw_entries WHERE ns = ?", ns)
-    octets = ("length(CAST(response AS BLOB))" if database.endswith(".db")
-              else "octet_length(response)")
+    octets = (
+        "length(CAST(response AS BLOB))" if database.endswith(".db") else "octet_length(response)"
+    )
     records = _sql(
         database, f"SELECT coalesce(sum({octets}), 0) FROM bw_idempotency WHERE ns = ?", ns
     )
@@ -78,8 +79,10 @@ def test_records_count_in_the_namespace_bytes(srv: tuple[ServerProcess, str]) ->
             assert r.status_code == 200, r.text[:200]
         data, records = _stored(database, ns)
         used = _usage(http, ns)
-        print(f"\nFIGURE 30 keyed pops of 900 chars: data {data} B, records {records} B, "
-              f"usage {used} B, cap {CAP}")
+        print(
+            f"\nFIGURE 30 keyed pops of 900 chars: data {data} B, records {records} B, "
+            f"usage {used} B, cap {CAP}"
+        )
         assert records > 9_000  # the records are kept...
         assert used == data + records <= CAP  # ...counted, and the oldest made way under the cap
 
@@ -93,8 +96,9 @@ def test_records_count_in_the_namespace_bytes(srv: tuple[ServerProcess, str]) ->
         # 8 KB + 7 KB of data fit the 20 KB cap, the answer that repeats the 7 KB does not
         r = http.post(
             f"/v1/namespaces/{ns}/batch",
-            json={"ops": [{"op": "set", "key": "c", "value": "z" * 7_000},
-                          {"op": "get", "key": "c"}]},
+            json={
+                "ops": [{"op": "set", "key": "c", "value": "z" * 7_000}, {"op": "get", "key": "c"}]
+            },
             headers={"Idempotency-Key": "too-big"},
         )
         assert r.status_code == 429, r.text[:200]
@@ -107,8 +111,9 @@ def test_records_count_in_the_namespace_bytes(srv: tuple[ServerProcess, str]) ->
         data, records = _stored(database, ns)
         assert records == 0 and _usage(http, ns) == data
         assert http.patch(url, json={"append": ["w"]}).status_code == 200
-        assert http.patch(url, json={"pop": True}, headers={"Idempotency-Key": "w"}).status_code \
-            == 200
+        assert (
+            http.patch(url, json={"pop": True}, headers={"Idempotency-Key": "w"}).status_code == 200
+        )
         assert _usage(http, ns) == sum(_stored(database, ns))
         assert http.delete(f"/v1/namespaces/{ns}").status_code == 200
         assert _usage(http, ns) == 0 and _stored(database, ns) == (0, 0)
@@ -124,8 +129,7 @@ def test_records_count_utf8_bytes_not_characters(srv: tuple[ServerProcess, str])
         assert r.status_code == 200 and r.json()["value"] == "ü" * 1000
         data, records = _stored(database, ns)
         used = _usage(http, ns)
-        print(f"\nFIGURE a kept answer of 1000 x 'ü': record {records} B (UTF-8), "
-              f"usage {used} B")
+        print(f"\nFIGURE a kept answer of 1000 x 'ü': record {records} B (UTF-8), usage {used} B")
         assert records >= 2000
         assert used == data + records
         # and freed by the same measure: nothing is left over when the key goes
@@ -147,23 +151,33 @@ def test_upgrade_recounts_records_kept_before(backend: str, tmp_path: Path) -> N
         old_schema = 1
     env = {"BOTWIRE_TOKEN_SECRET": SECRET}
     ns = "t3"
-    with running_server("--no-access-log", database=database, env=env) as server, \
-            _client(server, "write") as http:
+    with (
+        running_server("--no-access-log", database=database, env=env) as server,
+        _client(server, "write") as http,
+    ):
         url = key_path(ns, "stack")
         assert http.put(key_path(ns, "v"), json={"value": "ä" * 100}).status_code == 200
         for i in range(3):
             assert http.patch(url, json={"append": ["ö" * 500]}).status_code == 200
-            assert http.patch(url, json={"pop": True},
-                              headers={"Idempotency-Key": f"k{i}"}).status_code == 200
+            assert (
+                http.patch(
+                    url, json={"pop": True}, headers={"Idempotency-Key": f"k{i}"}
+                ).status_code
+                == 200
+            )
     db = str(database)
     data, records = _stored(db, ns)
     assert records >= 3000
     # what the old code left: records outside the bytes, and the older schema number
     _sql(db, "UPDATE bw_namespaces SET bytes = ? WHERE ns = ? RETURNING bytes", data, ns)
     _sql(db, "UPDATE bw_meta SET schema = ? RETURNING schema", old_schema)
-    with running_server("--no-access-log", database=database, env=env) as server, \
-            _client(server, "read") as http:
+    with (
+        running_server("--no-access-log", database=database, env=env) as server,
+        _client(server, "read") as http,
+    ):
         used = _usage(http, ns)
-    print(f"\nFIGURE upgrade [{backend}]: data {data} B + records {records} B; usage after "
-          f"the recount {used} B (was {data} B)")
+    print(
+        f"\nFIGURE upgrade [{backend}]: data {data} B + records {records} B; usage after "
+        f"the recount {used} B (was {data} B)"
+    )
     assert used == data + records

@@ -101,9 +101,7 @@ def test_delete_is_idempotent_and_conditional(http: httpx.Client, ns: str) -> No
     v = _put(http, ns, "k", 1).json()["version"]
     stale = http.delete(key_url(ns, "k"), headers={"If-Match": f'"{v + 1}"'})
     assert stale.status_code == 412
-    assert http.delete(key_url(ns, "k"), headers={"If-Match": f'"{v}"'}).json() == {
-        "deleted": True
-    }
+    assert http.delete(key_url(ns, "k"), headers={"If-Match": f'"{v}"'}).json() == {"deleted": True}
     again = http.delete(key_url(ns, "k"))
     assert again.status_code == 200
     assert again.json() == {"deleted": False}
@@ -159,9 +157,16 @@ def test_type_mismatch_is_409(http: httpx.Client, ns: str) -> None:
 
 def test_malformed_patch_bodies_are_400(http: httpx.Client, ns: str) -> None:
     url = key_url(ns, "k")
-    for body in ({}, {"append": [1], "incr": 1}, {"append": "x"}, {"incr": "1"},
-                 {"incr": True}, {"pop": False}, {"append": [1], "max_len": 0},
-                 {"append": [1], "ttl": -1}):
+    for body in (
+        {},
+        {"append": [1], "incr": 1},
+        {"append": "x"},
+        {"incr": "1"},
+        {"incr": True},
+        {"pop": False},
+        {"append": [1], "max_len": 0},
+        {"append": [1], "ttl": -1},
+    ):
         r = http.patch(url, json=body)
         assert r.status_code == 400, body
         assert r.json()["error"]["code"] == "invalid_argument", body
@@ -239,12 +244,16 @@ def test_out_of_range_integers_are_400_not_5xx(http: httpx.Client, ns: str) -> N
     http.patch(key_url(ns, "l"), json={"append": [1]})
     huge = "9" * 30
     assert http.get(key_url(ns, "l"), params={"tail": huge}).status_code == 400
-    assert http.put(key_url(ns, "l"), json={"value": 1},
-                    headers={"If-Match": f'"{huge}"'}).status_code == 400
-    for op in ({"op": "get", "key": "l", "tail": 2**64}, {"op": "check", "key": "l",
-                                                          "version": 2**63},
-               {"op": "set", "key": "l", "value": 1, "if_version": -(2**63) - 1},
-               {"op": "append", "key": "l", "items": [1], "max_len": 2**70}):
+    assert (
+        http.put(key_url(ns, "l"), json={"value": 1}, headers={"If-Match": f'"{huge}"'}).status_code
+        == 400
+    )
+    for op in (
+        {"op": "get", "key": "l", "tail": 2**64},
+        {"op": "check", "key": "l", "version": 2**63},
+        {"op": "set", "key": "l", "value": 1, "if_version": -(2**63) - 1},
+        {"op": "append", "key": "l", "items": [1], "max_len": 2**70},
+    ):
         r = http.post(f"/v1/namespaces/{ns}/batch", json={"ops": [op]})
         assert r.status_code == 400, op
     big = http.patch(key_url(ns, "n"), json={"incr": 2**80})  # big numbers are fine as values

@@ -8,10 +8,10 @@ import httpx
 from server.srv_helpers import key_url
 
 
-def _batch(http: httpx.Client, ns: str, ops: list[dict], atomic: bool = True,
-           **kw: object) -> httpx.Response:
-    return http.post(f"/v1/namespaces/{ns}/batch", json={"ops": ops, "atomic": atomic},
-                     **kw)  # type: ignore[arg-type]
+def _batch(
+    http: httpx.Client, ns: str, ops: list[dict], atomic: bool = True, **kw: object
+) -> httpx.Response:
+    return http.post(f"/v1/namespaces/{ns}/batch", json={"ops": ops, "atomic": atomic}, **kw)  # type: ignore[arg-type]
 
 
 def test_list_pages_in_utf8_byte_order(http: httpx.Client, ns: str) -> None:
@@ -56,15 +56,19 @@ def test_list_empty_namespace_and_bad_limits(http: httpx.Client, ns: str) -> Non
 
 
 def test_batch_mixed_ops(http: httpx.Client, ns: str) -> None:
-    r = _batch(http, ns, [
-        {"op": "set", "key": "a", "value": {"x": 1}},
-        {"op": "append", "key": "l", "items": [1, 2]},
-        {"op": "incr", "key": "n", "by": 3},
-        {"op": "get", "key": "a"},
-        {"op": "get", "key": "missing"},
-        {"op": "pop", "key": "l"},
-        {"op": "delete", "key": "a"},
-    ])
+    r = _batch(
+        http,
+        ns,
+        [
+            {"op": "set", "key": "a", "value": {"x": 1}},
+            {"op": "append", "key": "l", "items": [1, 2]},
+            {"op": "incr", "key": "n", "by": 3},
+            {"op": "get", "key": "a"},
+            {"op": "get", "key": "missing"},
+            {"op": "pop", "key": "l"},
+            {"op": "delete", "key": "a"},
+        ],
+    )
     assert r.status_code == 200
     res = r.json()["results"]
     assert set(res[0]) == {"version"}
@@ -77,35 +81,47 @@ def test_batch_mixed_ops(http: httpx.Client, ns: str) -> None:
     assert res[6] == {"deleted": True}
 
 
-def test_atomic_batch_failed_check_is_412_and_applies_nothing(http: httpx.Client, ns: str
-                                                              ) -> None:
+def test_atomic_batch_failed_check_is_412_and_applies_nothing(http: httpx.Client, ns: str) -> None:
     v = http.put(key_url(ns, "guard"), json={"value": 1}).json()["version"]
-    r = _batch(http, ns, [
-        {"op": "set", "key": "x", "value": 1},
-        {"op": "check", "key": "guard", "version": v + 99},
-    ])
+    r = _batch(
+        http,
+        ns,
+        [
+            {"op": "set", "key": "x", "value": 1},
+            {"op": "check", "key": "guard", "version": v + 99},
+        ],
+    )
     assert r.status_code == 412
     err = r.json()["error"]
     assert err["code"] == "conflict"
     assert err["key"] == "guard"
     assert err["current_version"] == v
     assert http.get(key_url(ns, "x")).status_code == 404
-    ok = _batch(http, ns, [
-        {"op": "check", "key": "guard", "version": v},
-        {"op": "check", "key": "absent", "version": None},
-        {"op": "set", "key": "x", "value": 2},
-    ])
+    ok = _batch(
+        http,
+        ns,
+        [
+            {"op": "check", "key": "guard", "version": v},
+            {"op": "check", "key": "absent", "version": None},
+            {"op": "set", "key": "x", "value": 2},
+        ],
+    )
     assert ok.status_code == 200
     assert ok.json()["results"][0] == {"ok": True}
 
 
 def test_non_atomic_batch_reports_errors_per_op(http: httpx.Client, ns: str) -> None:
     http.put(key_url(ns, "s"), json={"value": "text"})
-    r = _batch(http, ns, [
-        {"op": "set", "key": "a", "value": 1},
-        {"op": "incr", "key": "s"},
-        {"op": "set", "key": "b", "value": 2},
-    ], atomic=False)
+    r = _batch(
+        http,
+        ns,
+        [
+            {"op": "set", "key": "a", "value": 1},
+            {"op": "incr", "key": "s"},
+            {"op": "set", "key": "b", "value": 2},
+        ],
+        atomic=False,
+    )
     assert r.status_code == 200
     res = r.json()["results"]
     assert "version" in res[0]
@@ -134,11 +150,18 @@ def test_batch_idempotency_key_replays(http: httpx.Client, ns: str) -> None:
 
 def test_malformed_batches_are_400(http: httpx.Client, ns: str) -> None:
     url = f"/v1/namespaces/{ns}/batch"
-    for body in ({}, {"ops": "x"}, {"ops": [], "atomic": "yes"}, {"ops": [1]},
-                 {"ops": [{"op": "frob", "key": "k"}]}, {"ops": [{"op": "set", "key": "k"}]},
-                 {"ops": [{"op": "get", "key": ""}]}, {"ops": [{"op": "get"}]},
-                 {"ops": [{"op": "set", "key": "k", "value": 1, "ttl": "x"}]},
-                 {"ops": [{"op": "get", "key": "k"}] * 1001}):
+    for body in (
+        {},
+        {"ops": "x"},
+        {"ops": [], "atomic": "yes"},
+        {"ops": [1]},
+        {"ops": [{"op": "frob", "key": "k"}]},
+        {"ops": [{"op": "set", "key": "k"}]},
+        {"ops": [{"op": "get", "key": ""}]},
+        {"ops": [{"op": "get"}]},
+        {"ops": [{"op": "set", "key": "k", "value": 1, "ttl": "x"}]},
+        {"ops": [{"op": "get", "key": "k"}] * 1001},
+    ):
         r = http.post(url, json=body)
         assert r.status_code == 400, body
         assert r.json()["error"]["code"] in ("invalid_argument", "invalid_key")

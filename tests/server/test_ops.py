@@ -39,9 +39,15 @@ def test_openapi_describes_every_route(http: httpx.Client) -> None:
     spec = http.get("/openapi.json").json()
     paths = spec["paths"]
     assert set(paths) == {
-        "/v1/namespaces/{ns}/keys/{key}", "/v1/namespaces/{ns}/keys",
-        "/v1/namespaces/{ns}/batch", "/v1/namespaces/{ns}", "/memory/{ns}/{key}",
-        "/memory/{ns}", "/healthz", "/readyz", "/metrics",
+        "/v1/namespaces/{ns}/keys/{key}",
+        "/v1/namespaces/{ns}/keys",
+        "/v1/namespaces/{ns}/batch",
+        "/v1/namespaces/{ns}",
+        "/memory/{ns}/{key}",
+        "/memory/{ns}",
+        "/healthz",
+        "/readyz",
+        "/metrics",
         "/v1/namespaces",  # added by issue 20 (the console's namespace list)
     }
     key = paths["/v1/namespaces/{ns}/keys/{key}"]
@@ -97,9 +103,20 @@ def test_access_log_is_json_lines(http: httpx.Client, server: ServerProcess, ns:
 
 def test_non_loopback_without_auth_is_refused(tmp_path: Path) -> None:
     r = subprocess.run(
-        [sys.executable, "-m", "botwire_server", "--host", "0.0.0.0", "--port", "0",
-         "--database", str(tmp_path / "b.db")],
-        capture_output=True, text=True, timeout=30,
+        [
+            sys.executable,
+            "-m",
+            "botwire_server",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "0",
+            "--database",
+            str(tmp_path / "b.db"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
         env={k: v for k, v in os.environ.items() if not k.startswith("BOTWIRE_")},
     )
     assert r.returncode == 2
@@ -127,9 +144,13 @@ def test_bind_rules() -> None:
 def test_defaults_serve_botwire_db_in_cwd(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOTWIRE_")}
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "botwire_server", "--port", str(port)],
-                            cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "botwire_server", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     server = ServerProcess(proc, "127.0.0.1", port, tmp_path / "none.log")
     try:
         deadline = time.monotonic() + 30
@@ -150,8 +171,9 @@ def test_env_configuration(tmp_path: Path) -> None:
     db = tmp_path / "env.db"
     with running_server(database=tmp_path / "ignored.db") as _:
         pass
-    s = start_server(env={"BOTWIRE_WRITES_PER_DAY": "7", "BOTWIRE_MAX_KEYS": "9"},
-                     database=f"sqlite:///{db}")
+    s = start_server(
+        env={"BOTWIRE_WRITES_PER_DAY": "7", "BOTWIRE_MAX_KEYS": "9"}, database=f"sqlite:///{db}"
+    )
     try:
         limits = httpx.get(f"{s.url}/v1/namespaces/e").json()["limits"]
         assert limits["writes_per_day"] == 7
@@ -162,8 +184,7 @@ def test_env_configuration(tmp_path: Path) -> None:
 
 
 def test_token_secret_from_env(tmp_path: Path) -> None:
-    with running_server(database=tmp_path / "b.db",
-                        env={"BOTWIRE_TOKEN_SECRET": SECRET}) as s:
+    with running_server(database=tmp_path / "b.db", env={"BOTWIRE_TOKEN_SECRET": SECRET}) as s:
         assert httpx.get(f"{s.url}{key_url('a', 'k')}").status_code == 401
 
 
@@ -181,9 +202,18 @@ def test_unopenable_database_fails_clearly(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
     r = subprocess.run(
-        [sys.executable, "-m", "botwire_server", "--port", "0",
-         "--database", str(blocker / "sub" / "b.db")],
-        capture_output=True, text=True, timeout=30,
+        [
+            sys.executable,
+            "-m",
+            "botwire_server",
+            "--port",
+            "0",
+            "--database",
+            str(blocker / "sub" / "b.db"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert r.returncode == 1
     assert "cannot open the database" in r.stderr
@@ -197,8 +227,12 @@ def test_openapi_declares_bearer_auth_when_tokens_are_on(auth_server: ServerProc
 
 
 def test_synchronous_full_and_thread_mode_serve(tmp_path: Path) -> None:
-    with running_server("--synchronous", "FULL", "--store-calls", "thread",
-                        database=tmp_path / "b.db") as s, httpx.Client(base_url=s.url) as http:
+    with (
+        running_server(
+            "--synchronous", "FULL", "--store-calls", "thread", database=tmp_path / "b.db"
+        ) as s,
+        httpx.Client(base_url=s.url) as http,
+    ):
         assert http.put(key_url("sync", "k"), json={"value": [1]}).status_code == 200
         assert http.patch(key_url("sync", "k"), json={"append": [2]}).json()["length"] == 2
         assert http.get(key_url("sync", "k")).json()["value"] == [1, 2]
@@ -206,7 +240,10 @@ def test_synchronous_full_and_thread_mode_serve(tmp_path: Path) -> None:
 
 def test_bad_flags_exit_2(tmp_path: Path) -> None:
     for args in (["--writes-per-day", "-1"], ["--synchronous", "OFF"], ["--port", "x"]):
-        r = subprocess.run([sys.executable, "-m", "botwire_server", *args,
-                            "--database", str(tmp_path / "b.db")],
-                           capture_output=True, text=True, timeout=30)
+        r = subprocess.run(
+            [sys.executable, "-m", "botwire_server", *args, "--database", str(tmp_path / "b.db")],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert r.returncode == 2, args

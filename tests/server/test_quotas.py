@@ -16,9 +16,16 @@ N = 5
 @pytest.fixture(scope="module")
 def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     with running_server(
-        "--writes-per-day", str(N), "--max-keys", "3", "--max-namespace-bytes", "2000",
-        "--max-value-bytes", "1500",
-        database=tmp_path_factory.mktemp("q") / "b.db", testing_clock=True,
+        "--writes-per-day",
+        str(N),
+        "--max-keys",
+        "3",
+        "--max-namespace-bytes",
+        "2000",
+        "--max-value-bytes",
+        "1500",
+        database=tmp_path_factory.mktemp("q") / "b.db",
+        testing_clock=True,
     ) as s:
         yield s
 
@@ -49,8 +56,12 @@ def test_exactly_n_writes_pass_then_429_with_retry_after(http: httpx.Client, ns:
     # every write kind counts and is refused; reads and deletes still work
     assert http.patch(key_url(ns, "l"), json={"append": [1]}).status_code == 429
     assert http.patch(key_url(ns, "n"), json={"incr": 1}).status_code == 429
-    assert http.post(f"/v1/namespaces/{ns}/batch",
-                     json={"ops": [{"op": "set", "key": "b", "value": 1}]}).status_code == 429
+    assert (
+        http.post(
+            f"/v1/namespaces/{ns}/batch", json={"ops": [{"op": "set", "key": "b", "value": 1}]}
+        ).status_code
+        == 429
+    )
     assert http.put(f"/memory/{ns}/c", json={"value": "x"}).status_code == 429
     assert http.get(key_url(ns, "k")).json()["value"] == N - 1
     assert http.delete(key_url(ns, "k")).status_code == 200
@@ -95,8 +106,10 @@ def test_value_size_boundary(http: httpx.Client, ns: str) -> None:
 
 
 def test_free_tier_preset(tmp_path_factory: pytest.TempPathFactory) -> None:
-    with running_server("--free-tier", database=tmp_path_factory.mktemp("ft") / "b.db") as s, \
-            httpx.Client(base_url=s.url) as http:
+    with (
+        running_server("--free-tier", database=tmp_path_factory.mktemp("ft") / "b.db") as s,
+        httpx.Client(base_url=s.url) as http,
+    ):
         limits = http.get("/v1/namespaces/ft").json()["limits"]
         assert limits["writes_per_day"] == 1000
         assert limits["max_namespace_bytes"] == 50_000_000

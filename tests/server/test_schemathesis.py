@@ -31,8 +31,12 @@ CHECKS = [
 
 @pytest.fixture(scope="session")
 def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    with running_server("--max-value-bytes", "20000", "--no-access-log",
-                        database=tmp_path_factory.mktemp("fuzz") / "b.db") as s:
+    with running_server(
+        "--max-value-bytes",
+        "20000",
+        "--no-access-log",
+        database=tmp_path_factory.mktemp("fuzz") / "b.db",
+    ) as s:
         yield s
 
 
@@ -43,8 +47,13 @@ def api_schema(fuzz_server: ServerProcess):  # type: ignore[no-untyped-def]
 
 def _fuzz(operation: object, mode: GenerationMode, base_url: str, examples: int) -> None:
     @given(case=operation.as_strategy(generation_mode=mode))  # type: ignore[attr-defined]
-    @settings(max_examples=examples, deadline=None, database=None,
-              suppress_health_check=list(HealthCheck), phases=[Phase.generate])
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+        phases=[Phase.generate],
+    )
     def run(case: schemathesis.Case) -> None:
         case.call_and_validate(base_url=base_url, checks=CHECKS)
 
@@ -53,8 +62,11 @@ def _fuzz(operation: object, mode: GenerationMode, base_url: str, examples: int)
 
 # (schemathesis's own pytest plugin does not load under this pytest; its Python API does.)
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
-def test_api_conforms_to_its_openapi(api_schema, fuzz_server: ServerProcess,  # type: ignore[no-untyped-def]
-                                     mode: GenerationMode) -> None:
+def test_api_conforms_to_its_openapi(
+    api_schema,
+    fuzz_server: ServerProcess,  # type: ignore[no-untyped-def]
+    mode: GenerationMode,
+) -> None:
     operations = [result.ok() for result in api_schema.get_all_operations()]
     assert len(operations) >= 15
     failures: list[str] = []
@@ -68,6 +80,9 @@ def test_api_conforms_to_its_openapi(api_schema, fuzz_server: ServerProcess,  # 
             failures.append(f"{operation.label}: {exc}")
     assert not failures, "\n\n".join(failures)
     metrics = httpx.get(f"{fuzz_server.url}/metrics").text
-    served = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
-                 if line.startswith("botwire_requests_total{"))
+    served = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("botwire_requests_total{")
+    )
     assert served >= 300  # the fuzzer really hit the server

@@ -28,7 +28,10 @@ def test_database_down_is_503_and_counted() -> None:
             assert http.get("/readyz").status_code == 503
             assert http.get("/healthz").status_code == 200
             metrics = http.get("/metrics").text
-            errors = [line for line in metrics.splitlines()
-                      if line.startswith("botwire_store_errors_total{")]
+            errors = [
+                line
+                for line in metrics.splitlines()
+                if line.startswith("botwire_store_errors_total{")
+            ]
             assert errors
             assert sum(float(line.rsplit(" ", 1)[1]) for line in errors) >= 2

@@ -17,8 +17,9 @@ from support.server import ServerProcess, running_server
 @pytest.fixture(scope="module")
 def hk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, Path]]:
     db = tmp_path_factory.mktemp("hk") / "b.db"
-    with running_server(database=db, testing_clock=True,
-                        env={"BOTWIRE_HOUSEKEEPING_SECONDS": "0.2"}) as s:
+    with running_server(
+        database=db, testing_clock=True, env={"BOTWIRE_HOUSEKEEPING_SECONDS": "0.2"}
+    ) as s:
         yield s, db
 
 
@@ -39,8 +40,9 @@ def _eventually(check, timeout: float = 10.0) -> bool:  # type: ignore[no-untype
     return False
 
 
-def test_expired_entries_are_purged_in_the_background(hk: tuple[ServerProcess, Path],
-                                                      ns: str) -> None:
+def test_expired_entries_are_purged_in_the_background(
+    hk: tuple[ServerProcess, Path], ns: str
+) -> None:
     server, db = hk
     with httpx.Client(base_url=server.url) as http:
         http.put(key_url(ns, "short"), json={"value": 1, "ttl": 50})
@@ -55,8 +57,9 @@ def test_expired_entries_are_purged_in_the_background(hk: tuple[ServerProcess, P
         assert http.get(key_url(ns, "forever")).status_code == 200
 
 
-def test_idempotency_records_are_forgotten_after_a_day(hk: tuple[ServerProcess, Path],
-                                                       ns: str) -> None:
+def test_idempotency_records_are_forgotten_after_a_day(
+    hk: tuple[ServerProcess, Path], ns: str
+) -> None:
     server, db = hk
     with httpx.Client(base_url=server.url) as http:
         headers = {"Idempotency-Key": f"ik-{ns}"}

@@ -37,8 +37,14 @@ __all__ = [
 ]
 
 #: Namespace prefix per suite directory, so a shared server's keys say which suite wrote them.
-_PREFIX = {"langchain": "lc", "llamaindex": "li", "langgraph": "lg", "crewai": "crewai",
-           "autogen": "autogen", "strands": "strands"}
+_PREFIX = {
+    "langchain": "lc",
+    "llamaindex": "li",
+    "langgraph": "lg",
+    "crewai": "crewai",
+    "autogen": "autogen",
+    "strands": "strands",
+}
 
 
 @pytest.fixture(params=ADAPTER_BACKENDS)

@@ -272,8 +272,19 @@ class PostgresServer:
                     # user could not run them; a private copy of the relocatable build can.
                     server._bin = _private_copy(bindir, base)
             data = os.path.join(base, "data")
-            server._pg("initdb", "-D", data, "-E", "UTF8", "--locale=C", "-A", "trust",
-                       "-U", "postgres", "--no-sync")
+            server._pg(
+                "initdb",
+                "-D",
+                data,
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+            )
             port = _free_port()
             server._options = (
                 f"-c listen_addresses=127.0.0.1 -p {port} -k {base} -c fsync=off"
@@ -318,8 +329,10 @@ class PostgresServer:
             time.sleep(0.01)
         # A killed postmaster may stay a zombie (in a container nobody may reap it), and a
         # zombie's PID still "exists": a new postmaster would refuse its stale lock files.
-        stale = [os.path.join(self._dir, "data", "postmaster.pid"),
-                 *glob.glob(os.path.join(self._dir, ".s.PGSQL.*"))]
+        stale = [
+            os.path.join(self._dir, "data", "postmaster.pid"),
+            *glob.glob(os.path.join(self._dir, ".s.PGSQL.*")),
+        ]
         for path in stale:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(path)
@@ -368,9 +381,10 @@ class PostgresServer:
         """Drop created databases (external server) or stop and delete the private cluster."""
         if self._dir is None:
             for name in self._created:
-                with contextlib.suppress(psycopg.Error), psycopg.connect(
-                    self.admin_url, autocommit=True
-                ) as conn:
+                with (
+                    contextlib.suppress(psycopg.Error),
+                    psycopg.connect(self.admin_url, autocommit=True) as conn,
+                ):
                     conn.execute(
                         sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
                             sql.Identifier(name)

@@ -73,7 +73,11 @@ class BotWireSaver(BaseCheckpointSaver[str]):
     ) -> None:
         super().__init__(serde=serde)
         self._clients = MemoryPair(
-            None, memory, url=url, token=token, default_namespace=namespace,
+            None,
+            memory,
+            url=url,
+            token=token,
+            default_namespace=namespace,
             adapter="BotWireSaver",
         )
 

@@ -33,8 +33,13 @@ import socket
 import struct
 from typing import Any
 
-__all__ = ["MAX_HEAD_BYTES", "body_timeout", "head_timeout", "http_protocol_options",
-           "write_timeout"]
+__all__ = [
+    "MAX_HEAD_BYTES",
+    "body_timeout",
+    "head_timeout",
+    "http_protocol_options",
+    "write_timeout",
+]
 
 MAX_HEAD_BYTES = 64 * 1024
 
@@ -62,17 +67,23 @@ def write_timeout() -> float:
 
 def _response(status: bytes, code: str, message: str) -> bytes:
     body = json.dumps({"error": {"code": code, "message": message}}).encode()
-    return (b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\n"
-            b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n"
-            + body)
+    return (
+        b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\n"
+        b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n" + body
+    )
 
 
-_TOO_LARGE = _response(b"431 Request Header Fields Too Large", "header_too_large",
-                       f"botwire: the request head is over {MAX_HEAD_BYTES} bytes.")
-_TIMEOUT = _response(b"408 Request Timeout", "request_timeout",
-                     "botwire: the request head did not arrive in time.")
-_BODY_TIMEOUT = _response(b"408 Request Timeout", "request_timeout",
-                          "botwire: the request body did not arrive in time.")
+_TOO_LARGE = _response(
+    b"431 Request Header Fields Too Large",
+    "header_too_large",
+    f"botwire: the request head is over {MAX_HEAD_BYTES} bytes.",
+)
+_TIMEOUT = _response(
+    b"408 Request Timeout", "request_timeout", "botwire: the request head did not arrive in time."
+)
+_BODY_TIMEOUT = _response(
+    b"408 Request Timeout", "request_timeout", "botwire: the request body did not arrive in time."
+)
 
 
 def _bounded_httptools() -> type[Any] | None:
@@ -107,8 +118,7 @@ def _bounded_httptools() -> type[Any] | None:
             # the client is not reading what was written: it has this long to start again
             super().pause_writing()
             if self._write_timer is None:
-                self._write_timer = self.loop.call_later(self._write_timeout,
-                                                         self._write_timed_out)
+                self._write_timer = self.loop.call_later(self._write_timeout, self._write_timed_out)
 
         def resume_writing(self) -> None:
             self._disarm_write()
@@ -127,8 +137,9 @@ def _bounded_httptools() -> type[Any] | None:
                 sock = self.transport.get_extra_info("socket")
                 if sock is not None:
                     with contextlib.suppress(OSError):
-                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                        struct.pack("ii", 1, 0))
+                        sock.setsockopt(
+                            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                        )
                 self.transport.abort()  # drops the unsent bytes: the memory is freed now
 
         def data_received(self, data: bytes) -> None:

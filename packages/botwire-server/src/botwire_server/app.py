@@ -88,8 +88,9 @@ def create_app(
         await ctx.runner.open()  # PostgreSQL's async read pool belongs to this event loop
         task = asyncio.create_task(_housekeeping(ctx, settings.housekeeping_seconds))
         # JSON logs carry the settings; a terminal shows ready_line (startup.HumanFormatter)
-        log.info("botwire-server ready: %s", settings.public(),
-                 extra={"banner": ready_line(settings)})
+        log.info(
+            "botwire-server ready: %s", settings.public(), extra={"banner": ready_line(settings)}
+        )
         try:
             yield
         finally:
@@ -115,20 +116,26 @@ def create_app(
     install_console(app)  # the web console at /console/ (issue 20)
     install_root(app)  # GET /: links (app.state.links)
     # --allowed-host adds names to the loopback defaults of an anonymous loopback server
-    allowed_hosts = (*settings.allowed_hosts, *default_allowed_hosts(
-        settings.host, anonymous=settings.anonymous, loopback=is_loopback(settings.host)
-    ))
+    allowed_hosts = (
+        *settings.allowed_hosts,
+        *default_allowed_hosts(
+            settings.host, anonymous=settings.anonymous, loopback=is_loopback(settings.host)
+        ),
+    )
     # Inside the metrics middleware, so refusals are counted and logged like any request.
     app.add_middleware(AdmissionMiddleware, admission=ctx.admission)
-    app.add_middleware(BrowserGuard, allowed_hosts=allowed_hosts,
-                       cors_origins=settings.cors_origins)
+    app.add_middleware(
+        BrowserGuard, allowed_hosts=allowed_hosts, cors_origins=settings.cors_origins
+    )
     app.add_middleware(MetricsMiddleware, metrics=metrics, access_log=settings.access_log)
     app.add_middleware(DrainRefusedBody)  # a refused upload's 413 must not be lost in a reset
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(
-                title=app.title, version=app.version, description=app.description,
+                title=app.title,
+                version=app.version,
+                description=app.description,
                 routes=app.routes,
             )
             if settings.token_secret is not None:

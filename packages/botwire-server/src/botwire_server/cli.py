@@ -49,108 +49,209 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve botwire memory over HTTP (API v1 + the original /memory routes). "
         "Subcommands: 'botwire-server token create --help', 'botwire-server backup --help'.",
     )
-    p.add_argument("--host", default=None, help=f"bind address (default {DEFAULT_HOST}; "
-                   "env BOTWIRE_HOST)")
-    p.add_argument("--port", type=int, default=None, help=f"port (default {DEFAULT_PORT}; "
-                   "env BOTWIRE_PORT)")
-    p.add_argument("--database", default=None,
-                   help="SQLite path or sqlite:/// URL, or postgresql://... "
-                   "(default ./botwire.db; env BOTWIRE_DATABASE_URL)")
-    p.add_argument("--database-url-file", default=None, metavar="PATH",
-                   help="read the database URL from this file, e.g. a Docker/Kubernetes "
-                   "secret (env BOTWIRE_DATABASE_URL_FILE)")
-    p.add_argument("--token-secret", default=None,
-                   help="HS256 secret: every request then needs a Bearer token "
-                   "(env BOTWIRE_TOKEN_SECRET); visible in 'ps', prefer --token-secret-file")
-    p.add_argument("--token-secret-file", default=None, metavar="PATH",
-                   help="read the token secret from this file (env BOTWIRE_TOKEN_SECRET_FILE)")
-    p.add_argument("--cors-origin", action="append", default=None, metavar="ORIGIN",
-                   help="a web origin allowed to call the API from a browser, e.g. "
-                   "https://console.example.com (repeatable; '*' = any; env "
-                   "BOTWIRE_CORS_ORIGINS, comma-separated). Other origins get 403")
-    p.add_argument("--allowed-host", action="append", default=None, metavar="NAME",
-                   help="a Host name the server answers (repeatable; '*' = any; env "
-                   "BOTWIRE_ALLOWED_HOSTS). Default for an anonymous loopback server: "
-                   "localhost, 127.0.0.1, ::1 and the bound address")
-    p.add_argument("--max-response-bytes", type=_nonneg, default=None,
-                   help="JSON bytes one response may carry, batch answers included "
-                   "(default 16 MiB; 0 = unlimited)")
-    p.add_argument("--max-json-elements", type=int, default=None,
-                   help="JSON arrays, objects and members one request body may hold "
-                   "(default 1000000)")
-    p.add_argument("--max-append-items", type=int, default=None,
-                   help="items one append may add (default 10000)")
-    p.add_argument("--max-list-length", type=_nonneg, default=None,
-                   help="items a list may hold (default 100000; 0 = unlimited)")
-    p.add_argument("--max-inflight-bytes", type=int, default=None,
-                   help="bytes of request bodies parsed and applied at once; others wait "
-                   "(default 64 MiB)")
-    p.add_argument("--allow-anonymous", action="store_const", const=True, default=None,
-                   help="allow an unauthenticated server on a non-loopback address")
-    p.add_argument("--writes-per-day", type=_nonneg, default=None,
-                   help="writes per namespace per UTC day (0 = unlimited)")
-    p.add_argument("--max-namespace-bytes", type=_nonneg, default=None,
-                   help="bytes per namespace (0 = unlimited)")
-    p.add_argument("--max-value-bytes", type=_nonneg, default=None,
-                   help="bytes per value (default 1 MiB; 0 = unlimited)")
-    p.add_argument("--max-keys", type=_nonneg, default=None,
-                   help="keys per namespace (0 = unlimited)")
-    p.add_argument("--free-tier", action="store_const", const=True, default=None,
-                   help="the hosted free tier: anonymous, 1000 writes/day and 50 MB per "
-                   "namespace, unlimited reads")
-    p.add_argument("--log-level", default=None,
-                   choices=["critical", "error", "warning", "info", "debug"])
-    p.add_argument("--synchronous", default=None, type=str.upper,
-                   choices=["NORMAL", "FULL", "EXTRA"],
-                   help="SQLite synchronous mode (default NORMAL; FULL survives power loss)")
-    p.add_argument("--store-calls", default=None, choices=["inline", "thread"],
-                   help="call SQLite on the event loop (inline, default) or in threads")
-    p.add_argument("--testing-clock", action="store_const", const=True, default=None,
-                   help=argparse.SUPPRESS)
+    p.add_argument(
+        "--host", default=None, help=f"bind address (default {DEFAULT_HOST}; env BOTWIRE_HOST)"
+    )
+    p.add_argument(
+        "--port", type=int, default=None, help=f"port (default {DEFAULT_PORT}; env BOTWIRE_PORT)"
+    )
+    p.add_argument(
+        "--database",
+        default=None,
+        help="SQLite path or sqlite:/// URL, or postgresql://... "
+        "(default ./botwire.db; env BOTWIRE_DATABASE_URL)",
+    )
+    p.add_argument(
+        "--database-url-file",
+        default=None,
+        metavar="PATH",
+        help="read the database URL from this file, e.g. a Docker/Kubernetes "
+        "secret (env BOTWIRE_DATABASE_URL_FILE)",
+    )
+    p.add_argument(
+        "--token-secret",
+        default=None,
+        help="HS256 secret: every request then needs a Bearer token "
+        "(env BOTWIRE_TOKEN_SECRET); visible in 'ps', prefer --token-secret-file",
+    )
+    p.add_argument(
+        "--token-secret-file",
+        default=None,
+        metavar="PATH",
+        help="read the token secret from this file (env BOTWIRE_TOKEN_SECRET_FILE)",
+    )
+    p.add_argument(
+        "--cors-origin",
+        action="append",
+        default=None,
+        metavar="ORIGIN",
+        help="a web origin allowed to call the API from a browser, e.g. "
+        "https://console.example.com (repeatable; '*' = any; env "
+        "BOTWIRE_CORS_ORIGINS, comma-separated). Other origins get 403",
+    )
+    p.add_argument(
+        "--allowed-host",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="a Host name the server answers (repeatable; '*' = any; env "
+        "BOTWIRE_ALLOWED_HOSTS). Default for an anonymous loopback server: "
+        "localhost, 127.0.0.1, ::1 and the bound address",
+    )
+    p.add_argument(
+        "--max-response-bytes",
+        type=_nonneg,
+        default=None,
+        help="JSON bytes one response may carry, batch answers included "
+        "(default 16 MiB; 0 = unlimited)",
+    )
+    p.add_argument(
+        "--max-json-elements",
+        type=int,
+        default=None,
+        help="JSON arrays, objects and members one request body may hold (default 1000000)",
+    )
+    p.add_argument(
+        "--max-append-items",
+        type=int,
+        default=None,
+        help="items one append may add (default 10000)",
+    )
+    p.add_argument(
+        "--max-list-length",
+        type=_nonneg,
+        default=None,
+        help="items a list may hold (default 100000; 0 = unlimited)",
+    )
+    p.add_argument(
+        "--max-inflight-bytes",
+        type=int,
+        default=None,
+        help="bytes of request bodies parsed and applied at once; others wait (default 64 MiB)",
+    )
+    p.add_argument(
+        "--allow-anonymous",
+        action="store_const",
+        const=True,
+        default=None,
+        help="allow an unauthenticated server on a non-loopback address",
+    )
+    p.add_argument(
+        "--writes-per-day",
+        type=_nonneg,
+        default=None,
+        help="writes per namespace per UTC day (0 = unlimited)",
+    )
+    p.add_argument(
+        "--max-namespace-bytes",
+        type=_nonneg,
+        default=None,
+        help="bytes per namespace (0 = unlimited)",
+    )
+    p.add_argument(
+        "--max-value-bytes",
+        type=_nonneg,
+        default=None,
+        help="bytes per value (default 1 MiB; 0 = unlimited)",
+    )
+    p.add_argument(
+        "--max-keys", type=_nonneg, default=None, help="keys per namespace (0 = unlimited)"
+    )
+    p.add_argument(
+        "--free-tier",
+        action="store_const",
+        const=True,
+        default=None,
+        help="the hosted free tier: anonymous, 1000 writes/day and 50 MB per "
+        "namespace, unlimited reads",
+    )
+    p.add_argument(
+        "--log-level", default=None, choices=["critical", "error", "warning", "info", "debug"]
+    )
+    p.add_argument(
+        "--synchronous",
+        default=None,
+        type=str.upper,
+        choices=["NORMAL", "FULL", "EXTRA"],
+        help="SQLite synchronous mode (default NORMAL; FULL survives power loss)",
+    )
+    p.add_argument(
+        "--store-calls",
+        default=None,
+        choices=["inline", "thread"],
+        help="call SQLite on the event loop (inline, default) or in threads",
+    )
+    p.add_argument(
+        "--testing-clock", action="store_const", const=True, default=None, help=argparse.SUPPRESS
+    )
     p.add_argument("--no-access-log", action="store_true", help="do not log every request")
-    p.add_argument("--log-format", default=None, choices=["human", "json"],
-                   help="human: plain lines (the default on a terminal); json: one JSON object "
-                   "per line (the default otherwise, e.g. under systemd or Docker; env "
-                   "BOTWIRE_LOG_FORMAT)")
+    p.add_argument(
+        "--log-format",
+        default=None,
+        choices=["human", "json"],
+        help="human: plain lines (the default on a terminal); json: one JSON object "
+        "per line (the default otherwise, e.g. under systemd or Docker; env "
+        "BOTWIRE_LOG_FORMAT)",
+    )
     return p
 
 
 def build_token_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="botwire-server token create",
-                                description="Print a signed token (JWT, HS256).")
-    p.add_argument("--ns", action="append", required=True, metavar="PATTERN",
-                   help="namespace glob the token covers, e.g. 'tenant-42-*' (repeatable)")
+    p = argparse.ArgumentParser(
+        prog="botwire-server token create", description="Print a signed token (JWT, HS256)."
+    )
+    p.add_argument(
+        "--ns",
+        action="append",
+        required=True,
+        metavar="PATTERN",
+        help="namespace glob the token covers, e.g. 'tenant-42-*' (repeatable)",
+    )
     perm = p.add_mutually_exclusive_group()
     perm.add_argument("--read-only", action="store_true", help="reads only")
     perm.add_argument("--admin", action="store_true", help="admin permission")
-    p.add_argument("--expires", default="30d",
-                   help="lifetime: 30d, 12h, 90m, 3600 (seconds) or 'never' (default 30d)")
-    p.add_argument("--secret", default=None, help="the server's secret "
-                   "(default env BOTWIRE_TOKEN_SECRET); visible in 'ps', prefer --secret-file")
-    p.add_argument("--secret-file", default=None, metavar="PATH",
-                   help="read the server's secret from this file "
-                   "(or env BOTWIRE_TOKEN_SECRET_FILE)")
+    p.add_argument(
+        "--expires",
+        default="30d",
+        help="lifetime: 30d, 12h, 90m, 3600 (seconds) or 'never' (default 30d)",
+    )
+    p.add_argument(
+        "--secret",
+        default=None,
+        help="the server's secret "
+        "(default env BOTWIRE_TOKEN_SECRET); visible in 'ps', prefer --secret-file",
+    )
+    p.add_argument(
+        "--secret-file",
+        default=None,
+        metavar="PATH",
+        help="read the server's secret from this file (or env BOTWIRE_TOKEN_SECRET_FILE)",
+    )
     return p
 
 
-ARGV_WARNING = ("botwire-server: warning: {what} on the command line is visible to every local "
-                "user (ps, /proc/PID/cmdline); use {fix} or the environment instead.")
+ARGV_WARNING = (
+    "botwire-server: warning: {what} on the command line is visible to every local "
+    "user (ps, /proc/PID/cmdline); use {fix} or the environment instead."
+)
 
 
 def _token(argv: Sequence[str]) -> int:
     from .auth import mint_token, parse_duration
 
     if not argv or argv[0] != "create":
-        print("usage: botwire-server token create --ns PATTERN [--read-only|--admin] "
-              "[--expires 30d] [--secret S]", file=sys.stderr)
+        print(
+            "usage: botwire-server token create --ns PATTERN [--read-only|--admin] "
+            "[--expires 30d] [--secret S]",
+            file=sys.stderr,
+        )
         return 2
     args = build_token_parser().parse_args(list(argv[1:]))
     try:
         if args.secret_file:
             secret = read_secret_file(args.secret_file, "token secret")
         elif args.secret:
-            print(ARGV_WARNING.format(what="--secret", fix="--secret-file PATH"),
-                  file=sys.stderr)
+            print(ARGV_WARNING.format(what="--secret", fix="--secret-file PATH"), file=sys.stderr)
             secret = args.secret
         else:
             from .settings import _env_secret
@@ -160,8 +261,11 @@ def _token(argv: Sequence[str]) -> int:
         print(exc, file=sys.stderr)
         return 2
     if not secret:
-        print("botwire-server: no secret; pass --secret or set BOTWIRE_TOKEN_SECRET "
-              "(the same one the server uses).", file=sys.stderr)
+        print(
+            "botwire-server: no secret; pass --secret or set BOTWIRE_TOKEN_SECRET "
+            "(the same one the server uses).",
+            file=sys.stderr,
+        )
         return 2
     try:
         expires = parse_duration(args.expires)
@@ -180,20 +284,26 @@ def _serve(argv: Sequence[str]) -> int:
         database, token_secret = args.database, args.token_secret
         if args.database_url_file:
             if database:
-                raise ConfigError("botwire-server: give --database or --database-url-file, "
-                                  "not both.")
+                raise ConfigError(
+                    "botwire-server: give --database or --database-url-file, not both."
+                )
             database = read_secret_file(args.database_url_file, "database URL")
         elif database and database_password(database):
-            warnings.append(ARGV_WARNING.format(what="a database password in --database",
-                                                fix="--database-url-file PATH"))
+            warnings.append(
+                ARGV_WARNING.format(
+                    what="a database password in --database", fix="--database-url-file PATH"
+                )
+            )
         if args.token_secret_file:
             if token_secret:
-                raise ConfigError("botwire-server: give --token-secret or --token-secret-file, "
-                                  "not both.")
+                raise ConfigError(
+                    "botwire-server: give --token-secret or --token-secret-file, not both."
+                )
             token_secret = read_secret_file(args.token_secret_file, "token secret")
         elif token_secret:
-            warnings.append(ARGV_WARNING.format(what="--token-secret",
-                                                fix="--token-secret-file PATH"))
+            warnings.append(
+                ARGV_WARNING.format(what="--token-secret", fix="--token-secret-file PATH")
+            )
         settings = Settings.from_env(
             host=args.host,
             port=args.port,
@@ -249,8 +359,10 @@ def _run(settings: Settings, sock: socket.socket, log_format: str) -> int:
 
     configure_logging(settings.log_level, log_format)
     if settings.token_secret is not None and len(settings.token_secret.encode()) < 32:
-        log.warning("the token secret is shorter than 32 bytes; use a long random secret "
-                    "(e.g. 'openssl rand -hex 32')")
+        log.warning(
+            "the token secret is shorter than 32 bytes; use a long random secret "
+            "(e.g. 'openssl rand -hex 32')"
+        )
     if settings.token_secret is not None and settings.free_tier:
         log.warning("--free-tier with a token secret: tokens are still required")
 
@@ -278,7 +390,8 @@ def _run(settings: Settings, sock: socket.socket, log_format: str) -> int:
         port=settings.port,
         log_config=None,
         # on a terminal, the ready line replaces uvicorn's start-up chatter
-        log_level="warning" if log_format == "human" and settings.log_level in ("info", "debug")
+        log_level="warning"
+        if log_format == "human" and settings.log_level in ("info", "debug")
         else settings.log_level,
         access_log=False,
         server_header=False,
@@ -297,14 +410,18 @@ def _database_error(settings: Settings, exc: BaseException) -> str:
     """Why the database cannot be opened, which one, and what to do."""
     shown = startup.database_shown(settings)
     if settings.is_postgres:
-        fix = ("check that PostgreSQL runs and accepts this user and database "
-               "(--database or BOTWIRE_DATABASE_URL)")
+        fix = (
+            "check that PostgreSQL runs and accepts this user and database "
+            "(--database or BOTWIRE_DATABASE_URL)"
+        )
     else:
         folder = os.path.dirname(os.path.abspath(settings.sqlite_path))
-        fix = (f"the server must read and write this file and create files beside it "
-               f"(-wal, -shm) in {folder}: check that folder exists, its permissions, its free "
-               "space and that the file is a SQLite database, or choose another with --database "
-               "(env BOTWIRE_DATABASE_URL)")
+        fix = (
+            f"the server must read and write this file and create files beside it "
+            f"(-wal, -shm) in {folder}: check that folder exists, its permissions, its free "
+            "space and that the file is a SQLite database, or choose another with --database "
+            "(env BOTWIRE_DATABASE_URL)"
+        )
     return f"botwire-server: cannot open the database ({shown}): {exc}; {fix}."
 
 

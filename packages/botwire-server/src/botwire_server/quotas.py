@@ -18,8 +18,14 @@ import time
 
 from botwire import Limits, QuotaExceeded
 
-__all__ = ["BATCH_FACTOR", "OVERHEAD", "UNLIMITED_BODY", "body_limit", "retry_after_header",
-           "seconds_until_utc_midnight"]
+__all__ = [
+    "BATCH_FACTOR",
+    "OVERHEAD",
+    "UNLIMITED_BODY",
+    "body_limit",
+    "retry_after_header",
+    "seconds_until_utc_midnight",
+]
 
 DAY = 86400
 OVERHEAD = 64 * 1024

@@ -176,8 +176,14 @@ class Settings:
     max_inflight_bytes: int = 64 * MIB
 
     def __post_init__(self) -> None:
-        for name in ("writes_per_day", "max_namespace_bytes", "max_value_bytes", "max_keys",
-                     "max_response_bytes", "max_list_length"):
+        for name in (
+            "writes_per_day",
+            "max_namespace_bytes",
+            "max_value_bytes",
+            "max_keys",
+            "max_response_bytes",
+            "max_list_length",
+        ):
             if getattr(self, name) < 0:
                 raise ConfigError(f"botwire-server: {name} must be >= 0 (0 = unlimited).")
         if not 0 <= self.port <= 65535:
@@ -256,8 +262,10 @@ class Settings:
 
     def check_bind(self) -> None:
         """Refuse an anonymous server on a non-loopback address without ``allow_anonymous``."""
-        if self.anonymous and not (self.allow_anonymous or self.free_tier) and not is_loopback(
-            self.host
+        if (
+            self.anonymous
+            and not (self.allow_anonymous or self.free_tier)
+            and not is_loopback(self.host)
         ):
             raise ConfigError(
                 f"botwire-server: refusing to serve {self.host!r} without authentication: anyone "

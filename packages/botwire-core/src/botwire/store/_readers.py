@@ -76,8 +76,7 @@ class Readers(Generic[T]):
     held the store's one connection). WAL lets them read while a write commits; each read
     sees one committed snapshot."""
 
-    def __init__(self, path: str, timeout: float, wrap: Callable[[sqlite3.Connection], T]
-                 ) -> None:
+    def __init__(self, path: str, timeout: float, wrap: Callable[[sqlite3.Connection], T]) -> None:
         self._path = path
         self._timeout = timeout
         self._wrap = wrap  # the store's transaction handle around a connection
@@ -100,8 +99,9 @@ class Readers(Generic[T]):
         if tx is None:
             # mode=rw: never create the file (one removed under the store stays gone)
             uri = "file:" + "".join(_URI_ESCAPES.get(c, c) for c in self._path) + "?mode=rw"
-            conn = sqlite3.connect(uri, timeout=self._timeout, uri=True,
-                                   isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(
+                uri, timeout=self._timeout, uri=True, isolation_level=None, check_same_thread=False
+            )
             conn.execute("PRAGMA query_only=1")
             tx = self._local.tx = self._wrap(conn)
             self._all.append(conn)

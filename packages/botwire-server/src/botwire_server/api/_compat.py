@@ -41,7 +41,7 @@ async def compat_put(request: Request) -> Response:
     value = body.get("value")
     if not isinstance(value, str):
         raise InvalidArgument(
-            f"botwire: PUT /memory/{ns}/... takes {{\"value\": \"<string>\"}}; use the /v1 API "
+            f'botwire: PUT /memory/{ns}/... takes {{"value": "<string>"}}; use the /v1 API '
             "to store other JSON values.",
             namespace=ns,
             key=key,

@@ -49,9 +49,7 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     where = "; ".join(
         f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in exc.errors()
     )
-    return error_response(
-        request, InvalidArgument(f"botwire: malformed request ({where[:500]}).")
-    )
+    return error_response(request, InvalidArgument(f"botwire: malformed request ({where[:500]})."))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -71,8 +69,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
-    log.error("unexpected error on %s %s", request.method, request.scope.get("route"),
-              exc_info=exc)
+    log.error("unexpected error on %s %s", request.method, request.scope.get("route"), exc_info=exc)
     err = BotWireError("botwire: internal server error; the server log has the details.")
     err.code = "internal"
     return error_response(request, err)

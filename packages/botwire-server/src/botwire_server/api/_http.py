@@ -52,9 +52,7 @@ def json_response(
     payload: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
     """Compact strict JSON, UTF-8 (values were validated on the way in)."""
-    return Response(
-        dumps(payload).encode("utf-8"), status, headers, media_type="application/json"
-    )
+    return Response(dumps(payload).encode("utf-8"), status, headers, media_type="application/json")
 
 
 def header(request: Request, name: bytes) -> str | None:
@@ -75,8 +73,14 @@ def _number(x: Any) -> str:
     return dumps(x)
 
 
-def entry_json(key: str, value_json: str, version: int, created_at: float, updated_at: float,
-               expires_at: float | None) -> bytes:
+def entry_json(
+    key: str,
+    value_json: str,
+    version: int,
+    created_at: float,
+    updated_at: float,
+    expires_at: float | None,
+) -> bytes:
     """``json_response(entry_to_wire(entry))``'s body, byte for byte, with the value's stored
     JSON text spliced in instead of decoded and encoded again (a GET's largest cost after the
     framework's own)."""
@@ -93,7 +97,7 @@ def _raw_path(request: Request) -> bytes:
         raw = quote(request.scope["path"], safe="/").encode("ascii")
     root = request.scope.get("root_path", "").encode("ascii")
     if root and raw.startswith(root):
-        raw = raw[len(root):]
+        raw = raw[len(root) :]
     return bytes(raw)
 
 
@@ -112,8 +116,9 @@ def _decode_segment(raw: bytes, ns: str | None, what: str) -> str:
         ) from None
 
 
-def route_names(request: Request, *, prefix: bytes, segment: bytes | None
-                ) -> tuple[str, str | None]:
+def route_names(
+    request: Request, *, prefix: bytes, segment: bytes | None
+) -> tuple[str, str | None]:
     """(namespace, key) decoded exactly once from the raw path.
 
     The raw path is ``prefix + <ns> [+ "/" + segment + <key>]``: ``/v1/namespaces/`` then the
@@ -124,13 +129,13 @@ def route_names(request: Request, *, prefix: bytes, segment: bytes | None
     raw = _raw_path(request)
     if not raw.startswith(prefix):
         raise NotFound("botwire: no such route.")
-    raw_ns, _, rest = raw[len(prefix):].partition(b"/")
+    raw_ns, _, rest = raw[len(prefix) :].partition(b"/")
     ns = check_namespace(_decode_segment(raw_ns, None, "namespace"))
     if segment is None:
         return ns, None
     if not rest.startswith(segment):
         raise NotFound("botwire: no such route.", namespace=ns)
-    key = _decode_segment(rest[len(segment):], ns, "key")
+    key = _decode_segment(rest[len(segment) :], ns, "key")
     _check_key_echo(request, ns, key)
     return ns, check_key(key, ns)
 
@@ -276,6 +281,7 @@ _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')  # unrolled: linear and 
 def json_elements(body: bytes) -> int:
     """An upper bound of the arrays, objects and members a JSON text holds, counted without
     parsing it (C-speed byte counts; strings are skipped only when the quick count is high)."""
+
     def count(text: bytes) -> int:
         return text.count(b",") + text.count(b"[") + text.count(b"{")
 
@@ -300,6 +306,8 @@ def check_json_elements(body: bytes, limit: int, ns: str | None, key: str | None
             quota="max_json_elements",
             limit=limit,
         )
+
+
 _DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_parse_float)
 
 
@@ -326,8 +334,9 @@ def parse_json(body: bytes, ns: str | None, key: str | None = None) -> Any:
     )
 
 
-async def read_json(request: Request, limit: int, ns: str | None, key: str | None = None
-                    ) -> dict[str, Any]:
+async def read_json(
+    request: Request, limit: int, ns: str | None, key: str | None = None
+) -> dict[str, Any]:
     """The body as a JSON object: size-bounded read, element-bounded and admitted parse."""
     body = await read_body(request, limit, ns, key)
     ctx = request.app.state.botwire
@@ -364,7 +373,7 @@ def parse_version_header(value: str | None, name: str, ns: str, key: str | None)
     if text.isdigit() and text.isascii() and len(text) <= 18:
         return int(text)
     raise InvalidArgument(
-        f"botwire: {name}: {value[:60]!r} is not a version; send {name}: \"<version>\" as "
+        f'botwire: {name}: {value[:60]!r} is not a version; send {name}: "<version>" as '
         "returned in the ETag header.",
         namespace=ns,
         key=key,
@@ -397,8 +406,9 @@ def idempotency_key(request: Request, ns: str) -> str | None:
     return value
 
 
-def query_int(request: Request, name: str, default: int | None, ns: str,
-              low: int = 0, high: int | None = None) -> int | None:
+def query_int(
+    request: Request, name: str, default: int | None, ns: str, low: int = 0, high: int | None = None
+) -> int | None:
     if not request.scope.get("query_string"):
         return default  # the common case: no query string to parse
     raw = request.query_params.get(name)

@@ -25,8 +25,15 @@ from ._http import (
     route_names,
 )
 
-__all__ = ["check_append_items", "delete_key", "get_key", "key_names", "parse_op", "patch_key",
-           "put_key"]
+__all__ = [
+    "check_append_items",
+    "delete_key",
+    "get_key",
+    "key_names",
+    "parse_op",
+    "patch_key",
+    "put_key",
+]
 
 PREFIX = b"/v1/namespaces/"
 MAX_TAIL = 2**31 - 1
@@ -91,8 +98,7 @@ async def get_key(request: Request) -> Response:
     if inm is not None and etag_matches(inm, version):
         return Response(status_code=304, headers={"ETag": etag})
     # The stored JSON text goes into the body as it is: no decode, no re-encode.
-    return Response(entry_json(key, *found), headers={"ETag": etag},
-                    media_type="application/json")
+    return Response(entry_json(key, *found), headers={"ETag": etag}, media_type="application/json")
 
 
 def _conditions(request: Request, ns: str, key: str, *, allow_absent: bool) -> dict[str, Any]:
@@ -122,13 +128,14 @@ async def put_key(request: Request) -> Response:
     body = await read_json(request, ctx.single_limit, ns, key)
     if "value" not in body:
         raise InvalidArgument(
-            f"botwire: PUT of key {key!r} in namespace {ns!r} needs a body {{\"value\": ...}}.",
+            f'botwire: PUT of key {key!r} in namespace {ns!r} needs a body {{"value": ...}}.',
             namespace=ns,
             key=key,
         )
     # The conditions go in with the fields (validated the same way), not by replace() after.
-    op = parse_op(ns, {"op": "set", "key": key, "value": body["value"], "ttl": body.get("ttl"),
-                       **cond})
+    op = parse_op(
+        ns, {"op": "set", "key": key, "value": body["value"], "ttl": body.get("ttl"), **cond}
+    )
     result = (await ctx.store.batch(ns, [op], atomic=True))[0]
     return json_response(result, headers={"ETag": f'"{result["version"]}"'})
 
@@ -145,8 +152,17 @@ def _patch_op(ns: str, key: str, body: dict[str, Any], cond: dict[str, Any]) -> 
         )
     kind = present[0]
     if kind == "append":
-        return parse_op(ns, {"op": "append", "key": key, "items": body["append"],
-                             "max_len": body.get("max_len"), "ttl": body.get("ttl"), **cond})
+        return parse_op(
+            ns,
+            {
+                "op": "append",
+                "key": key,
+                "items": body["append"],
+                "max_len": body.get("max_len"),
+                "ttl": body.get("ttl"),
+                **cond,
+            },
+        )
     if kind == "incr":
         by = body["incr"]
         if isinstance(by, bool) or not isinstance(by, (int, float)):
@@ -175,8 +191,7 @@ async def patch_key(request: Request) -> Response:
     ikey = idempotency_key(request, ns)
     body = await read_json(request, ctx.single_limit, ns, key)
     if "append" in body:
-        check_append_items(ns, {"key": key, "items": body["append"]},
-                           ctx.settings.max_append_items)
+        check_append_items(ns, {"key": key, "items": body["append"]}, ctx.settings.max_append_items)
     op = _patch_op(ns, key, body, cond)
     result = dict((await ctx.store.batch(ns, [op], atomic=True, idempotency_key=ikey))[0])
     if op.kind == "pop":

@@ -56,7 +56,7 @@ async def batch(request: Request) -> Response:
     atomic = body.get("atomic", True)
     if not isinstance(raw_ops, list) or not isinstance(atomic, bool):
         raise InvalidArgument(
-            f"botwire: a batch on namespace {ns!r} is {{\"ops\": [...], \"atomic\": true|false}}.",
+            f'botwire: a batch on namespace {ns!r} is {{"ops": [...], "atomic": true|false}}.',
             namespace=ns,
         )
     if len(raw_ops) > MAX_BATCH_OPS:
@@ -78,8 +78,9 @@ async def batch(request: Request) -> Response:
     if gets and not mutating and len(gets) == len(ops):
         texts = await ctx.store.read_batch_json(ns, ops, large=size > LARGE_ANSWER)
         if texts is not None:  # values spliced in as stored: no decode, no re-encode
-            return Response(('{"results":[' + ",".join(texts) + "]}").encode(),
-                            media_type="application/json")
+            return Response(
+                ('{"results":[' + ",".join(texts) + "]}").encode(), media_type="application/json"
+            )
     results = await ctx.store.batch(ns, ops, atomic=atomic, idempotency_key=ikey)
     return json_response({"results": results})
 
@@ -93,8 +94,9 @@ DECODED_SHARE = 16
 LARGE_ANSWER = 1 << 20
 
 
-async def _check_response_budget(ctx: ServerContext, ns: str, keys: list[str], *,
-                                 decoded: bool) -> int:
+async def _check_response_budget(
+    ctx: ServerContext, ns: str, keys: list[str], *, decoded: bool
+) -> int:
     """Refuse (413) a batch whose gets would answer more than the response budget, before
     reading them (one indexed look-up of the entries' sizes); the size, 0 when not looked up."""
     budget = ctx.settings.max_response_bytes

@@ -44,8 +44,10 @@ async def testing_clock(request: Request) -> Response:
     assert clock is not None
     body = await read_json(request, 4096, None)
     advance = body.get("advance", 0)
-    if isinstance(advance, bool) or not isinstance(advance, (int, float)) or not (
-        math.isfinite(advance) and advance >= 0
+    if (
+        isinstance(advance, bool)
+        or not isinstance(advance, (int, float))
+        or not (math.isfinite(advance) and advance >= 0)
     ):
         raise InvalidArgument('botwire: POST /_testing/clock takes {"advance": seconds >= 0}.')
     now = clock.advance(float(advance))

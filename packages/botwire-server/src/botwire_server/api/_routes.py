@@ -49,22 +49,29 @@ class _AnyKeyConvertor(PathConvertor):
 
 register_url_convertor("anykey", _AnyKeyConvertor())
 
-_ETAG = {"ETag": {"description": 'the entry\'s version, quoted: "<version>"',
-                  "schema": {"type": "string"}}}
+_ETAG = {
+    "ETag": {
+        "description": 'the entry\'s version, quoted: "<version>"',
+        "schema": {"type": "string"},
+    }
+}
 _IF_MATCH = header_param("If-Match", 'apply only if the version is this one: "<version>"')
 _IDEMPOTENCY = header_param(
-    "Idempotency-Key", "a retry with the same key returns the first result (kept 24 h, only"
+    "Idempotency-Key",
+    "a retry with the same key returns the first result (kept 24 h, only"
     " for requests that change something; counted in the namespace's bytes; dropped with the"
-    " key or namespace whose values it holds)"
+    " key or namespace whose values it holds)",
 )
 _KEY_ECHO = header_param(
-    "X-BotWire-Key", "the key as the client meant it (percent-encoded UTF-8): a path that"
-    " arrives with another key (a proxy rewrote it) is refused with 400 key_rewritten"
+    "X-BotWire-Key",
+    "the key as the client meant it (percent-encoded UTF-8): a path that"
+    " arrives with another key (a proxy rewrote it) is refused with 400 key_rewritten",
 )
 
 
-def _ok(model: type, description: str, headers: dict[str, Any] | None = None
-        ) -> dict[int | str, dict[str, Any]]:
+def _ok(
+    model: type, description: str, headers: dict[str, Any] | None = None
+) -> dict[int | str, dict[str, Any]]:
     entry: dict[str, Any] = {"model": model, "description": description}
     if headers:
         entry["headers"] = headers
@@ -82,93 +89,212 @@ def install_routes(app: FastAPI, *, testing_clock: bool) -> None:
     add = app.add_api_route
     key = "/v1/namespaces/{ns}/keys/{key:anykey}"
     tags: list[str | Enum] = ["keys"]  # FastAPI's type (list is invariant)
-    add(key, _keys.get_key, methods=["GET"], tags=tags, summary="Read a key",
-        responses={**_ok(EntryOut, "the entry", _ETAG),
-                   304: {"description": "If-None-Match matched the current version",
-                         "headers": _ETAG},
-                   **errors(404, 409, 413)},
+    add(
+        key,
+        _keys.get_key,
+        methods=["GET"],
+        tags=tags,
+        summary="Read a key",
+        responses={
+            **_ok(EntryOut, "the entry", _ETAG),
+            304: {"description": "If-None-Match matched the current version", "headers": _ETAG},
+            **errors(404, 409, 413),
+        },
         openapi_extra=_extra(
-            ns_param(), key_param(), _KEY_ECHO,
-            query_param("tail", {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
-                        "for a list value: return only its last N items"),
+            ns_param(),
+            key_param(),
+            _KEY_ECHO,
+            query_param(
+                "tail",
+                {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
+                "for a list value: return only its last N items",
+            ),
             header_param("If-None-Match", '"<version>" (or *): 304 when it matches'),
-        ))
-    add(key, _keys.put_key, methods=["PUT"], tags=tags, summary="Set a key",
+        ),
+    )
+    add(
+        key,
+        _keys.put_key,
+        methods=["PUT"],
+        tags=tags,
+        summary="Set a key",
         responses={**_ok(VersionOut, "the new version", _ETAG), **errors(412, 413, 415, 429)},
         openapi_extra=_extra(
-            ns_param(), key_param(), _KEY_ECHO, _IF_MATCH,
+            ns_param(),
+            key_param(),
+            _KEY_ECHO,
+            _IF_MATCH,
             header_param("If-None-Match", "* : create only if the key is absent"),
             body=PUT_BODY,
-        ))
-    add(key, _keys.patch_key, methods=["PATCH"], tags=tags,
+        ),
+    )
+    add(
+        key,
+        _keys.patch_key,
+        methods=["PATCH"],
+        tags=tags,
         summary="Append to a list, increment a number or pop a list's last item",
-        responses={**_ok(AppendOut, "append: version, length; incr: version, value; "
-                                    "pop: found, value, version"),
-                   **errors(409, 412, 413, 415, 429)},
-        openapi_extra=_extra(ns_param(), key_param(), _KEY_ECHO, _IF_MATCH, _IDEMPOTENCY,
-                             body=PATCH_BODY))
-    add(key, _keys.delete_key, methods=["DELETE"], tags=tags, summary="Delete a key",
+        responses={
+            **_ok(
+                AppendOut,
+                "append: version, length; incr: version, value; pop: found, value, version",
+            ),
+            **errors(409, 412, 413, 415, 429),
+        },
+        openapi_extra=_extra(
+            ns_param(), key_param(), _KEY_ECHO, _IF_MATCH, _IDEMPOTENCY, body=PATCH_BODY
+        ),
+    )
+    add(
+        key,
+        _keys.delete_key,
+        methods=["DELETE"],
+        tags=tags,
+        summary="Delete a key",
         responses={**_ok(DeletedOut, "whether the key existed"), **errors(412)},
-        openapi_extra=_extra(ns_param(), key_param(), _KEY_ECHO, _IF_MATCH))
+        openapi_extra=_extra(ns_param(), key_param(), _KEY_ECHO, _IF_MATCH),
+    )
 
     ns_path = "/v1/namespaces/{ns}"
     tags = ["namespaces"]
-    add(ns_path + "/keys", _namespaces.list_keys, methods=["GET"], tags=tags,
+    add(
+        ns_path + "/keys",
+        _namespaces.list_keys,
+        methods=["GET"],
+        tags=tags,
         summary="List keys (UTF-8 byte order, paged)",
         responses={**_ok(KeyPageOut, "one page; cursor is null on the last"), **errors()},
         openapi_extra=_extra(
             ns_param(),
             query_param("prefix", {"type": "string"}, "only keys starting with this"),
             query_param("cursor", {"type": "string"}, "the cursor of the previous page"),
-            query_param("limit", {"type": "integer", "minimum": 1, "maximum": 1000},
-                        "keys per page (default 1000)"),
-        ))
-    add(ns_path + "/batch", _namespaces.batch, methods=["POST"], tags=tags,
+            query_param(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": 1000},
+                "keys per page (default 1000)",
+            ),
+        ),
+    )
+    add(
+        ns_path + "/batch",
+        _namespaces.batch,
+        methods=["POST"],
+        tags=tags,
         summary="Apply several operations (atomic: all or nothing)",
         responses={**_ok(BatchOut, "one result per op"), **errors(409, 412, 413, 415, 429)},
-        openapi_extra=_extra(ns_param(), _IDEMPOTENCY, body=BATCH_BODY))
-    add(ns_path, _namespaces.get_usage, methods=["GET"], tags=tags, summary="Namespace usage",
+        openapi_extra=_extra(ns_param(), _IDEMPOTENCY, body=BATCH_BODY),
+    )
+    add(
+        ns_path,
+        _namespaces.get_usage,
+        methods=["GET"],
+        tags=tags,
+        summary="Namespace usage",
         responses={**_ok(UsageOut, "keys, bytes, writes today and limits"), **errors()},
-        openapi_extra=_extra(ns_param()))
-    add(ns_path, _namespaces.clear_namespace, methods=["DELETE"], tags=tags,
+        openapi_extra=_extra(ns_param()),
+    )
+    add(
+        ns_path,
+        _namespaces.clear_namespace,
+        methods=["DELETE"],
+        tags=tags,
         summary="Delete every key of the namespace",
         responses={**_ok(ClearedOut, "how many keys were deleted"), **errors()},
-        openapi_extra=_extra(ns_param()))
+        openapi_extra=_extra(ns_param()),
+    )
 
     tags = ["compatibility"]
-    compat_body = {"required": True, "content": {"application/json": {"schema": {
-        "type": "object", "required": ["value"], "properties": {"value": {"type": "string"}}}}}}
+    compat_body = {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["value"],
+                    "properties": {"value": {"type": "string"}},
+                }
+            }
+        },
+    }
     ckey = "/memory/{ns}/{key:anykey}"
-    add(ckey, _compat.compat_put, methods=["PUT"], tags=tags,
+    add(
+        ckey,
+        _compat.compat_put,
+        methods=["PUT"],
+        tags=tags,
         summary="Store a string (original hosted API)",
         responses={**_ok(CompatStored, "stored"), **errors(413, 415, 429)},
-        openapi_extra=_extra(ns_param(), key_param(), body=compat_body))
-    add(ckey, _compat.compat_get, methods=["GET"], tags=tags,
+        openapi_extra=_extra(ns_param(), key_param(), body=compat_body),
+    )
+    add(
+        ckey,
+        _compat.compat_get,
+        methods=["GET"],
+        tags=tags,
         summary="Read a string (original hosted API)",
         responses={**_ok(CompatEntry, "the value"), **errors(404)},
-        openapi_extra=_extra(ns_param(), key_param()))
-    add(ckey, _compat.compat_delete, methods=["DELETE"], tags=tags,
+        openapi_extra=_extra(ns_param(), key_param()),
+    )
+    add(
+        ckey,
+        _compat.compat_delete,
+        methods=["DELETE"],
+        tags=tags,
         summary="Delete a key (original hosted API; 404 when absent)",
         responses={**_ok(CompatDeleted, "deleted"), **errors(404)},
-        openapi_extra=_extra(ns_param(), key_param()))
-    add("/memory/{ns}", _compat.compat_list, methods=["GET"], tags=tags,
+        openapi_extra=_extra(ns_param(), key_param()),
+    )
+    add(
+        "/memory/{ns}",
+        _compat.compat_list,
+        methods=["GET"],
+        tags=tags,
         summary="Most recently updated keys (original hosted API)",
         responses={**_ok(CompatList, "newest first"), **errors()},
         openapi_extra=_extra(
             ns_param(),
-            query_param("limit", {"type": "integer", "minimum": 1, "maximum": 1000},
-                        "how many keys (default 100)"),
-        ))
+            query_param(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": 1000},
+                "how many keys (default 100)",
+            ),
+        ),
+    )
 
     tags = ["operations"]
-    add("/healthz", _ops.healthz, methods=["GET"], tags=tags, summary="Liveness",
-        responses=_ok(HealthOut, "alive"))
-    add("/readyz", _ops.readyz, methods=["GET"], tags=tags, summary="Readiness (store reachable)",
-        responses={**_ok(HealthOut, "the store answers"),
-                   503: {"model": ErrorOut, "description": "the store is unreachable"}})
-    add("/metrics", _ops.metrics, methods=["GET"], tags=tags, summary="Prometheus metrics",
-        response_class=PlainTextResponse, responses={200: {"description": "Prometheus text format",
-                         "content": {"text/plain": {"schema": {"type": "string"}}}}})
+    add(
+        "/healthz",
+        _ops.healthz,
+        methods=["GET"],
+        tags=tags,
+        summary="Liveness",
+        responses=_ok(HealthOut, "alive"),
+    )
+    add(
+        "/readyz",
+        _ops.readyz,
+        methods=["GET"],
+        tags=tags,
+        summary="Readiness (store reachable)",
+        responses={
+            **_ok(HealthOut, "the store answers"),
+            503: {"model": ErrorOut, "description": "the store is unreachable"},
+        },
+    )
+    add(
+        "/metrics",
+        _ops.metrics,
+        methods=["GET"],
+        tags=tags,
+        summary="Prometheus metrics",
+        response_class=PlainTextResponse,
+        responses={
+            200: {
+                "description": "Prometheus text format",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        },
+    )
     add("/_noop", _ops.noop, methods=["GET"], include_in_schema=False)
     if testing_clock:
         add("/_testing/clock", _ops.testing_clock, methods=["POST"], include_in_schema=False)

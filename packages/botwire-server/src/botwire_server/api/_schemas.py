@@ -155,16 +155,16 @@ _DESCRIPTIONS = {
     400: "malformed request: bad namespace, key, JSON or argument",
     401: "missing, invalid or expired token",
     403: "forbidden: the token does not cover this namespace or is read-only (forbidden); the"
-         " request's Origin is not one of --cors-origin (origin_not_allowed); or its Host is"
-         " not a name the server answers to, --allowed-host (host_not_allowed)",
+    " request's Origin is not one of --cors-origin (origin_not_allowed); or its Host is"
+    " not a name the server answers to, --allowed-host (host_not_allowed)",
     404: "no such key",
     409: "the operation needs another type (a list, a number)",
     412: "a version condition failed; details carry current_version",
     413: "too large, refused before the work: the value or the request body (details name"
-         " the limit), or a budget of this server: max_response_bytes (the answer would be"
-         " larger), max_json_elements, max_append_items, max_list_length, max_list_bytes",
+    " the limit), or a budget of this server: max_response_bytes (the answer would be"
+    " larger), max_json_elements, max_append_items, max_list_length, max_list_bytes",
     415: "a request with a body whose Content-Type is not application/json"
-         " (unsupported_media_type; browsers cannot send that type without CORS)",
+    " (unsupported_media_type; browsers cannot send that type without CORS)",
     429: "a quota is used up; Retry-After says when writes resume",
     503: "the store is unreachable",
 }
@@ -211,17 +211,31 @@ def key_param() -> dict[str, Any]:
 
 
 def query_param(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "description": description,
-            "schema": schema}
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+    }
 
 
 def header_param(name: str, description: str) -> dict[str, Any]:
-    return {"name": name, "in": "header", "required": False, "description": description,
-            "schema": {"type": "string"}}
+    return {
+        "name": name,
+        "in": "header",
+        "required": False,
+        "description": description,
+        "schema": {"type": "string"},
+    }
 
 
-_TTL = {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1e10,
-        "description": "seconds until the entry expires"}
+_TTL = {
+    "type": "number",
+    "exclusiveMinimum": 0,
+    "exclusiveMaximum": 1e10,
+    "description": "seconds until the entry expires",
+}
 
 
 def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
@@ -290,19 +304,37 @@ BATCH_BODY = _json_body(
                 "maxItems": 1000,
                 "items": {
                     "oneOf": [
-                        _op("get", [], tail={"type": "integer", "minimum": 0,
-                                             "maximum": _INT64_MAX}),
-                        _op("set", ["value"], value={}, ttl=_TTL, if_version=_IF_VERSION,
-                            if_absent={"type": "boolean"}),
+                        _op(
+                            "get", [], tail={"type": "integer", "minimum": 0, "maximum": _INT64_MAX}
+                        ),
+                        _op(
+                            "set",
+                            ["value"],
+                            value={},
+                            ttl=_TTL,
+                            if_version=_IF_VERSION,
+                            if_absent={"type": "boolean"},
+                        ),
                         _op("delete", [], if_version=_IF_VERSION),
-                        _op("append", ["items"], items={"type": "array"},
+                        _op(
+                            "append",
+                            ["items"],
+                            items={"type": "array"},
                             max_len={"type": "integer", "minimum": 1, "maximum": _INT64_MAX},
                             ttl=_TTL,
-                            if_version=_IF_VERSION),
+                            if_version=_IF_VERSION,
+                        ),
                         _op("incr", [], by={"type": "number"}, if_version=_IF_VERSION),
                         _op("pop", [], if_version=_IF_VERSION),
-                        _op("check", [], version={"type": ["integer", "null"], "minimum": 0,
-                                                  "maximum": _INT64_MAX}),
+                        _op(
+                            "check",
+                            [],
+                            version={
+                                "type": ["integer", "null"],
+                                "minimum": 0,
+                                "maximum": _INT64_MAX,
+                            },
+                        ),
                     ]
                 },
             },

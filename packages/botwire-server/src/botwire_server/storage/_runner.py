@@ -40,11 +40,11 @@ class AsyncReader(Protocol):
 
     async def close(self) -> None: ...
 
-    async def get(self, namespace: str, key: str, *, tail: int | None = None
-                  ) -> Entry | None: ...
+    async def get(self, namespace: str, key: str, *, tail: int | None = None) -> Entry | None: ...
 
-    async def get_json(self, namespace: str, key: str, *, tail: int | None = None
-                       ) -> JSONEntry | None: ...
+    async def get_json(
+        self, namespace: str, key: str, *, tail: int | None = None
+    ) -> JSONEntry | None: ...
 
 
 class StoreRunner:
@@ -139,8 +139,13 @@ class StoreRunner:
         entry = await self.get(namespace, key, tail=tail)
         if entry is None:
             return None
-        return (dumps(entry.value), entry.version, entry.created_at, entry.updated_at,
-                entry.expires_at)
+        return (
+            dumps(entry.value),
+            entry.version,
+            entry.created_at,
+            entry.updated_at,
+            entry.expires_at,
+        )
 
     async def batch(
         self,
@@ -153,10 +158,15 @@ class StoreRunner:
         # deletes, sets (over a list) and trims may remove a whole list's rows
         heavy = self.inline and any(
             op.kind in ("delete", "set") or (op.kind == "append" and op.max_len is not None)
-            for op in ops)
+            for op in ops
+        )
         try:
             return await self._run(
-                heavy, self.store.batch, namespace, ops, atomic=atomic,
+                heavy,
+                self.store.batch,
+                namespace,
+                ops,
+                atomic=atomic,
                 idempotency_key=idempotency_key,
             )
         finally:
@@ -181,8 +191,9 @@ class StoreRunner:
 
         self._sweeper = asyncio.get_running_loop().create_task(sweep())
 
-    async def read_batch_json(self, namespace: str, ops: Sequence[Op], *, large: bool = False
-                              ) -> list[str] | None:
+    async def read_batch_json(
+        self, namespace: str, ops: Sequence[Op], *, large: bool = False
+    ) -> list[str] | None:
         """A batch of gets as JSON texts (values not decoded), or ``None`` when the store
         cannot (then :meth:`batch` answers it). A ``large`` one (megabytes) runs in a worker
         thread even for an inline store, so the event loop keeps serving meanwhile."""
@@ -192,7 +203,8 @@ class StoreRunner:
         if large and self.inline:
             try:
                 texts: list[str] = await anyio.to_thread.run_sync(
-                    functools.partial(read, namespace, ops))
+                    functools.partial(read, namespace, ops)
+                )
             except Exception as exc:
                 failure = self._failure(exc, "read_batch_json")
                 if failure is exc:
@@ -202,8 +214,7 @@ class StoreRunner:
         texts = await self._call(read, namespace, ops)
         return texts
 
-    async def recent_keys(self, namespace: str, limit: int
-                          ) -> list[tuple[str, int, float]] | None:
+    async def recent_keys(self, namespace: str, limit: int) -> list[tuple[str, int, float]] | None:
         """The most recently updated keys, or ``None`` when the store cannot list them so."""
         recent = getattr(self.store, "recent_keys", None)
         if recent is None:
