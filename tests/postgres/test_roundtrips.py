@@ -64,8 +64,13 @@ class TurnCountingRelay:
         pending = b""
         last_client = time.monotonic()
         with client, server:
+            # poll(), not select(): a long test session holds descriptors above select's 1024
+            poller = select.poll()
+            by_fd = {client.fileno(): client, server.fileno(): server}
+            for fd in by_fd:
+                poller.register(fd, select.POLLIN)
             while not self._stop:
-                ready, _, _ = select.select([client, server], [], [], 0.005)
+                ready = [by_fd[fd] for fd, _ in poller.poll(5)]
                 for sock in ready:
                     data = sock.recv(65536)
                     if not data:

@@ -79,8 +79,10 @@ def _read_until(fd: int, needle: bytes, timeout: float) -> bytes:
     out = b""
     deadline = time.monotonic() + timeout
     while needle not in out and time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.2)
-        if ready:
+        # poll(), not select(): a long test session holds descriptors above select's 1024
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        if poller.poll(200):
             try:
                 chunk = os.read(fd, 65536)
             except OSError:  # EIO: the other side closed

@@ -103,7 +103,7 @@ class SQLiteStore:
         self._conn = conn
         self._busy_timeout = busy_timeout
         self._synchronous = synchronous.upper()
-        conn.execute("PRAGMA journal_mode=WAL")
+        _enable_wal(conn, self.path, busy_timeout)
         conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
         self._tx = SQLiteTx(conn)
         self._guard: FileGuard | None = None
@@ -560,3 +560,28 @@ class SQLiteStore:
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
+
+
+def _enable_wal(conn: sqlite3.Connection, path: str, timeout: float) -> None:
+    """``PRAGMA journal_mode=WAL``, waiting out other processes opening the same new file.
+
+    Switching a file to WAL needs an exclusive lock, and SQLite answers "database is locked" at
+    once (no busy handler) while another connection holds one: six processes opening one new
+    file together failed so. The mode is persistent, so the first switch serves them all.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() >= deadline:
+                raise Unavailable(
+                    f"botwire: cannot switch SQLite file {path!r} to WAL: {exc} for "
+                    f"{timeout:g} s (another process holds it); retry, or raise the timeout"
+                ) from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
