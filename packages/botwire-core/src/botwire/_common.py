@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BATCH_LIMIT",
+    "RESERVED_PREFIX",
     "UPDATE_ATTEMPTS",
     "ClosedStore",
     "check_atomic_size",
@@ -39,6 +40,10 @@ __all__ = [
 ]
 
 UPDATE_ATTEMPTS = 64
+
+#: Keys under this prefix hold what the client builds over plain keys (leases, queues: see
+#: docs/coordination.md); they are ordinary keys (listed, counted, cleared) in the namespace.
+RESERVED_PREFIX = ".botwire/"
 # Ops per request/transaction: store/_sql.py MAX_BATCH_OPS (not imported: it loads sqlite-side
 # modules; tests/client_http/policy checks the two agree).
 BATCH_LIMIT = 1000
