@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from ._atomic import AsyncTransaction as AsyncTransaction
     from ._atomic import Transaction as Transaction
     from ._config import BotWireWarning as BotWireWarning
+    from ._lease import AsyncLease as AsyncLease
+    from ._lease import Lease as Lease
     from ._errors import *  # noqa: F403 - every error class, as _errors.__all__ lists them
     from ._memory import Memory as Memory
     from ._types import Entry as Entry
@@ -37,6 +39,8 @@ _LOCAL: dict[str, str] = {
     "Transaction": "._atomic",
     "AsyncTransaction": "._atomic",
     "BotWireWarning": "._config",
+    "Lease": "._lease",
+    "AsyncLease": "._lease",
     "Entry": "._types",
     "KeyInfo": "._types",
     "Limits": "._types",

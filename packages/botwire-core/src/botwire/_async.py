@@ -12,6 +12,7 @@ TYPE_CHECKING = False  # not typing's: importing typing costs a cold start ms
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable
 
+    from ._lease import AsyncLease
     from .store import AsyncStore
 
 __all__ = ["AsyncMemory"]
@@ -50,6 +51,15 @@ class AsyncMemory(Commands, AsyncRun):
         commits on leaving the block; at most 1,000 ops). ``idempotency_key`` (or
         ``commit(idempotency_key=)``): as for :meth:`append`."""
         return AsyncTransaction(self, idempotency_key)
+
+    def lease(
+        self, name: str, ttl: float = 30.0, *, holder: str | None = None, wait: float = 0.0
+    ) -> AsyncLease:
+        """A lease ``name`` with a fencing token (``async with`` acquires and releases it; see
+        :class:`~botwire.AsyncLease` and docs/coordination.md). Unacquired until then."""
+        from ._lease import AsyncLease  # on first use: one module less on a cold start
+
+        return AsyncLease(self, name, ttl, holder=holder, wait=wait)
 
     async def iter_keys(self, prefix: str = "") -> AsyncIterator[str]:
         """Keys starting with ``prefix``, in UTF-8 byte order, following every page

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from . import _common as c
+from ._errors import Conflict
 from ._memory import AsyncRun, SyncRun, command
 from ._types import Op
 
@@ -11,6 +12,7 @@ if TYPE_CHECKING:
     from typing import Any, Self
 
     from ._async import AsyncMemory
+    from ._lease import LeaseBase
     from ._memory import Memory, Returns
 
 __all__ = ["AsyncTransaction", "Transaction"]
@@ -27,6 +29,7 @@ class _Builder:
         self._ikey = c.check_idempotency_key(namespace, idempotency_key)
         self.ops: list[Op] = []
         self.committed = False
+        self._fences: list[Any] = []  # leases checked by check_lease, for LeaseLost
 
     def _prepare(self, idempotency_key: str | None) -> str | None:
         """Mark committed, refuse more than one atomic transaction holds; the key to send."""
@@ -38,6 +41,15 @@ class _Builder:
     def check(self, key: str, version: int | None) -> Self:
         """Require ``key`` to be at ``version`` (``None``: to be absent) when committing."""
         self.ops.append(c.op_check(self._ns, key, version))
+        return self
+
+    def check_lease(self, lease: LeaseBase) -> Self:
+        """Require ``lease`` to be still held by its holder (the lease key at its token) when
+        committing: the fence of every op in this transaction. A failed check raises
+        :class:`~botwire.LeaseLost` and applies nothing."""
+        check = c.fence_ops(self._ns, lease, [], "atomic().check_lease()")[0]
+        self.ops.append(check)
+        self._fences.append(lease)
         return self
 
     def set(self, key: str, value: Any, *, ttl: float | None = None) -> Self:
@@ -88,10 +100,16 @@ class _Builder:
         if not self.ops:
             return []
         store = self._memory._store
-        if ikey is None:
-            results = yield store.batch(self._ns, self.ops, atomic=True)
-        else:
-            results = yield store.batch(self._ns, self.ops, atomic=True, idempotency_key=ikey)
+        try:
+            if ikey is None:
+                results = yield store.batch(self._ns, self.ops, atomic=True)
+            else:
+                results = yield store.batch(self._ns, self.ops, atomic=True, idempotency_key=ikey)
+        except Conflict as error:
+            for lease in self._fences:  # a lease's check failed: LeaseLost, the lease forfeit
+                if getattr(error, "key", None) == lease.key:
+                    raise c.fence_error(lease, error, [], "atomic() commit") from error
+            raise
         return self._outcomes(results)
 
 

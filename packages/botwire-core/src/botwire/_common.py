@@ -6,7 +6,7 @@ from __future__ import annotations
 from _collections_abc import Mapping  # not collections.abc: it imports collections
 
 from ._codec import encode
-from ._errors import BotWireError, Closed, InvalidArgument, error_from_payload
+from ._errors import BotWireError, Closed, Conflict, InvalidArgument, error_from_payload
 from ._names import check_key, check_namespace
 from ._types import Entry, Op
 
@@ -27,6 +27,8 @@ __all__ = [
     "check_tail",
     "chunk_keys",
     "chunks",
+    "fence_error",
+    "fence_ops",
     "op_append",
     "op_check",
     "op_delete",
@@ -37,6 +39,7 @@ __all__ = [
     "raise_first_error",
     "update_backoff",
     "update_conflict",
+    "write",
 ]
 
 UPDATE_ATTEMPTS = 64
@@ -250,9 +253,53 @@ def check_idempotency_key(ns: str, ikey: Any) -> str | None:
     return ikey
 
 
-def chunks(ops: list[Op]) -> list[list[Op]]:
-    """``ops`` in slices of at most :data:`BATCH_LIMIT` (one request/transaction each)."""
-    return [ops[i : i + BATCH_LIMIT] for i in range(0, len(ops), BATCH_LIMIT)] or [[]]
+def chunks(ops: list[Op], size: int = BATCH_LIMIT) -> list[list[Op]]:
+    """``ops`` in slices of at most ``size`` (one request/transaction each)."""
+    return [ops[i : i + size] for i in range(0, len(ops), size)] or [[]]
+
+
+def fence_ops(ns: str, fence: Any, ops: list[Op], what: str) -> list[Op]:
+    """``ops`` fenced on a lease (``fence=lease``): the lease key's check first, so the atomic
+    batch writes nothing unless the lease key still has this holder's token. Refused before
+    any I/O when the lease is another namespace's or is not held."""
+    if getattr(fence, "namespace", None) != ns or not hasattr(fence, "_lost"):
+        raise InvalidArgument(
+            f"botwire: {what} in namespace {ns!r} got fence={fence!r}; a fence is a lease of "
+            f"the same namespace: memory.lease(name) on Memory({ns!r}).",
+            namespace=ns,
+        )
+    if fence.token is None:
+        raise fence._lost(what, None)
+    fenced = [Op("check", fence.key, version=fence.token), *ops]
+    check_atomic_size(ns, fenced, f"{what} fenced on a lease")
+    return fenced
+
+
+def write(memory: Any, ops: list[Op], ikey: str | None, fence: Any, what: str) -> Any:
+    """A command's write (``yield from`` it): the results of the atomic batch of ``ops``; with
+    a ``fence``, the lease's check goes first (its result dropped) and its failure raises
+    :class:`~botwire.LeaseLost`."""
+    if fence is None:
+        return (yield memory._batch(ops, ikey))
+    fenced = fence_ops(memory.namespace, fence, ops, what)
+    try:
+        results = yield memory._batch(fenced, ikey)
+    except Conflict as error:
+        raise fence_error(fence, error, fenced, what) from error
+    return results[1:]
+
+
+def fence_error(fence: Any, error: Exception, ops: list[Op], what: str) -> Exception:
+    """The error of a failed fenced batch: :class:`~botwire.LeaseLost` when the lease's check
+    failed (the lease is then forfeit), else ``error`` itself (the write's own condition)."""
+    key = getattr(error, "key", None)
+    own = any(op.if_version is not None or op.if_absent or op.kind == "check" for op in ops[1:])
+    if key == fence.key or (key is None and not own):  # a store not naming the key: by elimination
+        token = fence.token
+        fence._forfeit()
+        lost: Exception = fence._lost(what, token)
+        return lost
+    return error
 
 
 def chunk_keys(ikey: str | None, count: int) -> list[str | None]:

@@ -19,6 +19,7 @@ __all__ = [
     "InvalidKey",
     "InvalidNamespace",
     "KeyRewritten",
+    "LeaseLost",
     "Misrouted",
     "NotSerializable",
     "QuotaExceeded",
@@ -111,6 +112,18 @@ class Conflict(BotWireError):
     @property
     def current_version(self) -> int | None:
         return self.details.get("current_version")
+
+
+class LeaseLost(Conflict):
+    """A lease is no longer held by this holder: it expired, another holder acquired it, or it
+    was never acquired. Raised by ``lease.renew()`` and by a write fenced on the lease
+    (``fence=lease``, ``atomic().check_lease(lease)``), which then wrote nothing.
+
+    ``details`` name the ``lease`` and the ``token`` this holder had (``None``: never held).
+    """
+
+    code = "lease_lost"
+    status = 412
 
 
 class TypeMismatch(BotWireError):
@@ -218,6 +231,7 @@ _BY_CODE: dict[str, type[BotWireError]] = {
         InvalidArgument,
         NotSerializable,
         Conflict,
+        LeaseLost,
         TypeMismatch,
         ValueTooLarge,
         QuotaExceeded,

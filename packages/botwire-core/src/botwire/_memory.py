@@ -1,26 +1,14 @@
 """``Memory``: a persistent dictionary for one namespace, and every client command, written
 once for ``Memory`` and ``AsyncMemory``.
 
-A command is a generator (sans-I/O, as httpcore and redis-py split protocol from transport): it
-checks its arguments, builds ops through :mod:`botwire._common`, and *yields* each store call::
-
-    entry = yield self._store.get(self.namespace, key)
-
-The class decides what a yield means. A :class:`SyncRun` class (``Memory``, ``Transaction``)
-calls a sync store, so the yielded value is already the answer and its runner sends it straight
-back: one plain call, no event loop. An :class:`AsyncRun` class (``AsyncMemory``,
-``AsyncTransaction``) calls an async store, so the yielded value is an awaitable and its runner,
-a coroutine, awaits it and sends back the answer (or throws the exception in, so a command's
-``try``/``except Conflict`` works alike in both). Each class gets, at class creation, one real
-function per command (a plain ``def`` or an ``async def``, with the command's name and
-docstring), so a call costs one generator and no per-call lookup.
-
-For type checkers, :data:`command` is a descriptor whose ``__get__`` gives ``(args) -> T`` on a
-``SyncRun`` instance and ``(args) -> Coroutine[..., T]`` on an ``AsyncRun`` one, from the
-command's own signature: one definition, precise types on both sides.
-
-The commands live here, beside ``Memory``, rather than in a module of their own: every module
-costs a cold start its import (~0.2 ms here, P1 in docs/benchmarks.md).
+A command is a sans-I/O generator that checks its arguments, builds ops through
+:mod:`botwire._common` and *yields* each store call (``entry = yield self._store.get(ns, key)``).
+A :class:`SyncRun` class's runner sends the (already computed) answer straight back; an
+:class:`AsyncRun` class's runner, a coroutine, awaits the yielded awaitable and sends the answer
+back (or throws the exception in). At class creation each class gets one real function per
+command; :data:`command` types it for checkers (a plain call on a ``SyncRun``, a coroutine on an
+``AsyncRun``). docs/design.md, section 3, tells the whole story and its measured costs. The
+commands live here, beside ``Memory``: every module costs a cold start its import (~0.2 ms).
 """
 
 from __future__ import annotations
@@ -43,6 +31,7 @@ if TYPE_CHECKING:
 
     from ._async import AsyncMemory
     from ._atomic import Transaction
+    from ._lease import Lease, LeaseBase
     from ._types import Entry, Usage
     from .store import AsyncStore, Store
 
@@ -232,24 +221,29 @@ class Commands:
         ttl: float | None = None,
         if_version: int | None = None,
         if_absent: bool = False,
+        fence: LeaseBase | None = None,
     ) -> Returns[int]:
         """Store ``value``; returns the new version. ``ttl`` is in seconds (none: no expiry).
 
         ``if_version`` / ``if_absent`` make it a compare-and-set; a failed condition raises
-        :class:`~botwire.Conflict` carrying the current version.
+        :class:`~botwire.Conflict` carrying the current version. ``fence=lease`` writes only
+        while ``lease`` is held, else raises :class:`~botwire.LeaseLost` (here and in
+        ``delete``, ``append``, ``pop``, ``incr``, ``set_many``, ``delete_many``).
         """
         op = c.op_set(
             self.namespace, key, value, ttl=ttl, if_version=if_version, if_absent=if_absent
         )
-        results = yield self._store.batch(self.namespace, [op])
+        results = yield from c.write(self, [op], None, fence, "set")
         version: int = results[0]["version"]
         return version
 
     @command
-    def delete(self, key: str, *, if_version: int | None = None) -> Returns[bool]:
+    def delete(
+        self, key: str, *, if_version: int | None = None, fence: LeaseBase | None = None
+    ) -> Returns[bool]:
         """Remove ``key``; returns whether it existed. Deleting twice is harmless."""
         op = c.op_delete(self.namespace, key, if_version=if_version)
-        results = yield self._store.batch(self.namespace, [op])
+        results = yield from c.write(self, [op], None, fence, "delete")
         deleted: bool = results[0]["deleted"]
         return deleted
 
@@ -271,6 +265,7 @@ class Commands:
         max_len: int | None = None,
         ttl: float | None = None,
         idempotency_key: str | None = None,
+        fence: LeaseBase | None = None,
     ) -> Returns[int]:
         """Add ``items`` at the end of the list at ``key`` (created when absent), without
         reading or rewriting it; returns the new length. ``max_len`` drops the oldest items.
@@ -280,7 +275,7 @@ class Commands:
         result; it is scoped to the namespace and kept 24 h. See docs/client.md.
         """
         op = c.op_append(self.namespace, key, items, max_len=max_len, ttl=ttl)
-        results = yield self._batch([op], idempotency_key)
+        results = yield from c.write(self, [op], idempotency_key, fence, "append")
         length: int = results[0]["length"]
         return length
 
@@ -294,23 +289,35 @@ class Commands:
 
     @command
     def pop(
-        self, key: str, default: Any = None, *, idempotency_key: str | None = None
+        self,
+        key: str,
+        default: Any = None,
+        *,
+        idempotency_key: str | None = None,
+        fence: LeaseBase | None = None,
     ) -> Returns[Any]:
         """Remove and return the last item of the list at ``key`` (``default`` when empty).
 
         Note: unlike ``dict.pop`` this pops from the *list stored at* ``key``; use
         :meth:`delete` to remove a key. ``idempotency_key``: as for :meth:`append`.
         """
-        results = yield self._batch([c.op_pop(self.namespace, key)], idempotency_key)
+        ops = [c.op_pop(self.namespace, key)]
+        results = yield from c.write(self, ops, idempotency_key, fence, "pop")
         return results[0]["value"] if results[0]["found"] else default
 
     @command
     def incr(
-        self, key: str, by: int | float = 1, *, idempotency_key: str | None = None
+        self,
+        key: str,
+        by: int | float = 1,
+        *,
+        idempotency_key: str | None = None,
+        fence: LeaseBase | None = None,
     ) -> Returns[int | float]:
         """Add ``by`` to the number at ``key`` atomically (absent counts as 0); returns the new
         number. ``idempotency_key``: as for :meth:`append`."""
-        results = yield self._batch([c.op_incr(self.namespace, key, by)], idempotency_key)
+        ops = [c.op_incr(self.namespace, key, by)]
+        results = yield from c.write(self, ops, idempotency_key, fence, "incr")
         value: int | float = results[0]["value"]
         return value
 
@@ -388,6 +395,7 @@ class Commands:
         *,
         ttl: float | None = None,
         idempotency_key: str | None = None,
+        fence: LeaseBase | None = None,
     ) -> Returns[int]:
         """Set every key of ``mapping`` atomically, in one round trip; returns the version.
 
@@ -398,13 +406,17 @@ class Commands:
         if not ops:
             return 0
         c.check_atomic_size(self.namespace, ops, "set_many")
-        results = yield self._batch(ops, idempotency_key)
+        results = yield from c.write(self, ops, idempotency_key, fence, "set_many")
         version: int = max(r["version"] for r in results)
         return version
 
     @command
     def delete_many(
-        self, keys: Iterable[str], *, idempotency_key: str | None = None
+        self,
+        keys: Iterable[str],
+        *,
+        idempotency_key: str | None = None,
+        fence: LeaseBase | None = None,
     ) -> Returns[int]:
         """Delete ``keys``; returns how many existed. Up to 1,000 keys in one atomic round trip;
         more are deleted 1,000 at a time (each slice atomic). ``idempotency_key``: as for
@@ -412,11 +424,12 @@ class Commands:
         ops = [c.op_delete(self.namespace, k) for k in keys]
         if not ops:
             return 0
-        parts = c.chunks(ops)
+        parts = c.chunks(ops, c.BATCH_LIMIT - (fence is not None))  # room for the fence
         ikeys = c.chunk_keys(c.check_idempotency_key(self.namespace, idempotency_key), len(parts))
         deleted = 0
         for part, ikey in zip(parts, ikeys, strict=True):
-            deleted += sum(bool(r["deleted"]) for r in (yield self._batch(part, ikey)))
+            results = yield from c.write(self, part, ikey, fence, "delete_many")
+            deleted += sum(bool(r["deleted"]) for r in results)
         return deleted
 
     # -- listing and the namespace -------------------------------------------------------------
@@ -531,6 +544,15 @@ class Memory(Commands, SyncRun, MutableMapping[str, "Any"]):  # type: ignore[mis
         from ._atomic import Transaction  # on first use: one module less on a cold start
 
         return Transaction(self, idempotency_key)
+
+    def lease(
+        self, name: str, ttl: float = 30.0, *, holder: str | None = None, wait: float = 0.0
+    ) -> Lease:
+        """A lease ``name`` with a fencing token (``with`` acquires and releases it; see
+        :class:`~botwire.Lease` and docs/coordination.md). Unacquired until then."""
+        from ._lease import Lease  # on first use: one module less on a cold start
+
+        return Lease(self, name, ttl, holder=holder, wait=wait)
 
     def iter_keys(self, prefix: str = "") -> Iterator[str]:
         """Keys starting with ``prefix``, in UTF-8 byte order, following every page."""
