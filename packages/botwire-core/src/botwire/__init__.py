@@ -22,9 +22,9 @@ if TYPE_CHECKING:
     from ._atomic import AsyncTransaction as AsyncTransaction
     from ._atomic import Transaction as Transaction
     from ._config import BotWireWarning as BotWireWarning
+    from ._errors import *  # noqa: F403 - every error class, as _errors.__all__ lists them
     from ._lease import AsyncLease as AsyncLease
     from ._lease import Lease as Lease
-    from ._errors import *  # noqa: F403 - every error class, as _errors.__all__ lists them
     from ._memory import Memory as Memory
     from ._types import Entry as Entry
     from ._types import KeyInfo as KeyInfo

@@ -189,6 +189,7 @@ class LeaseBase:
             lease=self.name,
             holder=holder,
             expires_at=expires_at,
+            record=value,
         )
 
     # -- the commands: one definition for Lease and AsyncLease -----------------------------------
@@ -205,7 +206,13 @@ class LeaseBase:
         if self.token is not None:
             return self.token
         store, ns = self._memory._store, self.namespace
-        self._value = {"holder": self.holder, "acquired": time.time()}  # informational
+        # Who holds it, for the Conflict others get; the times are informational only.
+        self._value = {
+            "holder": self.holder,
+            "acquired": time.time(),
+            "host": os.uname().nodename,
+            "pid": os.getpid(),
+        }
         give_up = time.monotonic() + self.wait
         attempt = spins = 0
         while True:
@@ -221,7 +228,8 @@ class LeaseBase:
                 spins += 1
                 continue
             value = entry.value if entry is not None else None
-            if isinstance(value, dict) and value.get("holder") == self.holder:  # our own earlier attempt (a platform retry)
+            # Our own name on it: an earlier attempt of ours (a platform retry): take it over.
+            if isinstance(value, dict) and value.get("holder") == self.holder:
                 sent = time.monotonic()
                 ops = self._write_ops(self.ttl, if_version=entry.version)
                 try:

@@ -2,18 +2,16 @@
 
 Lambda (and any queue consumer) can run the same session twice at once: a client retry, an SQS
 redelivery, a double click. Both invocations restore the same history and interleave their
-messages. The guard is a lease: a botwire key written with ``if_absent`` and a TTL, so exactly one
-invocation holds it, a second one fails fast with :class:`SessionBusy`, and a crashed holder's
-lease expires on its own. Release deletes the key only if its version is still ours
-(``if_version``), so a late holder never frees a lease someone else took over.
+messages. The guard is botwire's lease (``memory.lease``, docs/coordination.md): exactly one
+invocation holds it, a second one fails fast with :class:`SessionBusy`, a crashed holder's
+lease expires on its own, release frees it only if it is still ours, and the repository's and
+storage's writes are fenced on its token (``fence=``), so a late holder never writes over the
+invocation that took the session over.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
-import time
 import uuid
 from typing import Any
 
@@ -21,14 +19,18 @@ from strands.hooks import AfterInvocationEvent, BeforeInvocationEvent, HookProvi
 from strands.hooks.registry import HookOrder
 from strands.types.exceptions import SessionException
 
+import botwire
 from botwire import Conflict, Memory
+from botwire._lease import LEASE_PREFIX
 
 from ._common import key_part, open_memory
 
 __all__ = ["GUARD_PREFIX", "InvocationGuard", "LeaseLost", "SessionBusy"]
 
+#: Name prefix of the guard's leases (``memory.lease(GUARD_NAME + session)``).
+GUARD_NAME = "strands-guard/"
 #: Key prefix of the lease records inside the guard's botwire namespace.
-GUARD_PREFIX = "botwire-guard/"
+GUARD_PREFIX = LEASE_PREFIX + GUARD_NAME
 
 
 class SessionBusy(SessionException):
@@ -49,7 +51,8 @@ class SessionBusy(SessionException):
 
 
 class LeaseLost(SessionException):
-    """This invocation's lease expired and another invocation took the session over."""
+    """This invocation's lease expired and another invocation took the session over (a Strands
+    ``SessionException``; the botwire :class:`botwire.LeaseLost` behind it is its cause)."""
 
 
 class InvocationGuard(HookProvider):
@@ -83,57 +86,52 @@ class InvocationGuard(HookProvider):
             raise ValueError(f"ttl={ttl!r}: the lease needs a positive TTL in seconds")
         self.session_id = session_id
         self.memory = open_memory(namespace, url=url, token=token, memory=memory)
-        self.key = GUARD_PREFIX + key_part(session_id)
-        self.ttl = float(ttl)
         self.owner = owner or uuid.uuid4().hex
-        self.version: int | None = None  # the lease's botwire version while held
+        #: The botwire lease; its token fences the repository's and storage's writes.
+        self.lease = self.memory.lease(
+            GUARD_NAME + key_part(session_id), ttl=float(ttl), holder=self.owner
+        )
+        self.key = self.lease.key
+        self.ttl = float(ttl)
+
+    @property
+    def version(self) -> int | None:
+        """The lease's fencing token (its botwire version) while held, else ``None``."""
+        return self.lease.token
 
     @property
     def held(self) -> bool:
-        """Whether this guard believes it holds the lease (see :meth:`check` to be sure)."""
-        return self.version is not None
-
-    def _record(self) -> dict[str, Any]:
-        now = time.time()
-        return {
-            "owner": self.owner,
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "acquired_at": now,
-            "expires_at": now + self.ttl,
-        }
+        """Whether this guard believes it holds the lease (a fenced write checks it)."""
+        return self.lease.token is not None
 
     def acquire(self) -> int:
         """Take the lease or raise :class:`SessionBusy`; one round trip when free."""
-        if self.version is not None:
-            return self.version
         try:
-            self.version = self.memory.set(self.key, self._record(), ttl=self.ttl, if_absent=True)
-            return self.version
-        except Conflict:
-            pass
-        entry = self.memory.entry(self.key)
-        if entry is None:  # released (or expired) in between: one more try, no loop
-            self.version = self.memory.set(self.key, self._record(), ttl=self.ttl, if_absent=True)
-            return self.version
-        holder = entry.value if isinstance(entry.value, dict) else None
-        if holder is not None and holder.get("owner") == self.owner:
-            # Our own earlier attempt (a platform retry of the same request): take it over.
-            try:
-                self.version = self.memory.set(
-                    self.key, self._record(), ttl=self.ttl, if_version=entry.version
-                )
-                return self.version
-            except Conflict:
-                pass
-        expires_at = entry.expires_at
+            return self.lease.acquire()
+        except Conflict as busy:
+            record = busy.details.get("record")
+            expires_at = busy.details.get("expires_at")
+            if not isinstance(record, dict):
+                raise self._busy(None, expires_at) from busy
+            holder = {
+                "owner": record.get("holder"),
+                "host": record.get("host"),
+                "pid": record.get("pid"),
+                "acquired_at": record.get("acquired"),
+                "expires_at": expires_at,
+            }
+            raise self._busy(holder, expires_at) from busy
+
+    def _busy(self, holder: dict[str, Any] | None, expires_at: float | None) -> SessionBusy:
+        import time
+
         wait = f"{max(0.0, expires_at - time.time()):.0f} s" if expires_at else "its release"
         who = (
             f"owner {holder.get('owner')!r} on {holder.get('host')!r} (pid {holder.get('pid')})"
             if holder
             else "another invocation"
         )
-        raise SessionBusy(
+        return SessionBusy(
             f"Strands session {self.session_id!r} is already being invoked by {who}; "
             f"lease key {self.key!r} in botwire namespace {self.memory.namespace!r}. "
             f"Retry after {wait} (the lease expires on its own if that invocation crashed), "
@@ -145,26 +143,19 @@ class InvocationGuard(HookProvider):
 
     def renew(self) -> int:
         """Push the expiry ``ttl`` seconds ahead; :class:`LeaseLost` if it was taken over."""
-        if self.version is None:
+        if self.lease.token is None:
             raise LeaseLost(f"session {self.session_id!r}: renew() before acquire()")
         try:
-            self.version = self.memory.set(
-                self.key, self._record(), ttl=self.ttl, if_version=self.version
-            )
-        except Conflict as error:
-            self.version = None
+            return self.lease.renew()
+        except botwire.LeaseLost as error:
             raise self._lost("renew") from error
-        return self.version
 
     def release(self) -> None:
         """Free the lease if it is still ours; :class:`LeaseLost` if another holder has it."""
-        version, self.version = self.version, None
-        if version is None:
+        if self.lease.token is None:
             return
-        try:
-            self.memory.delete(self.key, if_version=version)
-        except Conflict as error:
-            raise self._lost("release") from error
+        if not self.lease.release():
+            raise self._lost("release")
 
     def _lost(self, what: str) -> LeaseLost:
         return LeaseLost(

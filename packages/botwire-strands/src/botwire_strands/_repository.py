@@ -23,7 +23,7 @@ from strands.session.session_repository import SessionRepository
 from strands.types.exceptions import SessionException
 from strands.types.session import Session, SessionAgent, SessionMessage, encode_bytes_values
 
-from botwire import BotWireError, Conflict, Memory
+from botwire import BotWireError, Conflict, LeaseLost, Memory
 
 from ._common import key_part, open_memory
 from ._guard import InvocationGuard
@@ -96,19 +96,14 @@ class BotWireSessionRepository(SessionRepository):
     ) -> None:
         """One round trip: a set or an append, fenced on the lease when a guard holds it."""
         guard = self._fenced(session_id)
+        fence = guard.lease if guard is not None else None  # its check and the write: atomic
         try:
-            if guard is None:
-                if append:
-                    self.memory.append(key, value)
-                else:
-                    self.memory.set(key, value)
-                return
-            tx = self.memory.atomic().check(guard.key, guard.version)
-            (tx.append(key, value) if append else tx.set(key, value)).commit()
-        except Conflict as error:
-            if guard is None:
-                raise self._fail(what, key, error) from error
-            guard.version = None
+            if append:
+                self.memory.append(key, value, fence=fence)
+            else:
+                self.memory.set(key, value, fence=fence)
+        except LeaseLost as error:  # only a fenced write raises it: guard is not None
+            assert guard is not None
             raise guard._lost(what) from error
         except BotWireError as error:
             raise self._fail(what, key, error) from error

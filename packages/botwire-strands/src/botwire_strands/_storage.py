@@ -18,7 +18,7 @@ from strands.storage.search.keyword import STOP_WORDS, token_overlap_score, toke
 from strands.storage.storage import StorageSearchResult
 from strands.types.exceptions import StorageError
 
-from botwire import BotWireError, Conflict, Memory
+from botwire import BotWireError, LeaseLost, Memory
 
 from ._common import open_memory
 from ._guard import InvocationGuard
@@ -158,18 +158,14 @@ class BotWireStorage:
         """One round trip: the write (``value``) or delete (``_DELETE``), fenced on the lease
         while the guard holds it."""
         guard = self._fence[0]
-        if guard is None or not guard.held:
-            if value is _DELETE:
-                self._memory.delete(key)
-            else:
-                self._memory.set(key, value)
-            return
-        tx = self._memory.atomic().check(guard.key, guard.version)
-        (tx.delete(key) if value is _DELETE else tx.set(key, value))
+        fence = guard.lease if guard is not None and guard.held else None
         try:
-            tx.commit()
-        except Conflict as error:
-            guard.version = None
+            if value is _DELETE:
+                self._memory.delete(key, fence=fence)
+            else:
+                self._memory.set(key, value, fence=fence)
+        except LeaseLost as error:  # only a fenced write raises it: guard is not None
+            assert guard is not None
             raise guard._lost(f"{what} of {key!r}") from error
 
     async def write(self, key: str, data: bytes) -> None:
