@@ -323,8 +323,10 @@ class Lease(LeaseBase, SyncRun):
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        # An exception already raising matters more than a failed release.
-        with contextlib.suppress(BotWireError if exc_type is not None else ()):
+        if exc_type is None:
+            self.release()
+            return
+        with contextlib.suppress(BotWireError):  # the exception raising matters more
             self.release()
 
 
@@ -354,5 +356,8 @@ class AsyncLease(LeaseBase, AsyncRun):
         return self
 
     async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
-        with contextlib.suppress(BotWireError if exc_type is not None else ()):
+        if exc_type is None:
+            await self.release()
+            return
+        with contextlib.suppress(BotWireError):  # the exception raising matters more
             await self.release()
