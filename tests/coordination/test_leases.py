@@ -121,7 +121,7 @@ def test_a_holder_frozen_past_its_ttl_cannot_write_with_its_fence(
     url: str, ns: str, memory: Memory, tmp_path: Path
 ) -> None:
     go = tmp_path / "go"
-    with _stall_worker(url, ns, 1.0, go) as stalled:
+    with _stall_worker(url, ns, 2.0, go) as stalled:  # 2 s: room for a loaded machine
         assert stalled.stdout is not None
         line = stalled.stdout.readline()
         assert line.strip() == "READY", (line, stalled.stderr and stalled.stderr.read())
@@ -130,7 +130,7 @@ def test_a_holder_frozen_past_its_ttl_cannot_write_with_its_fence(
         started = time.monotonic()
         taken.acquire()  # the store expired the frozen holder's lease: ours now
         waited = time.monotonic() - started
-        print(f"FIGURE lease: frozen holder's 1 s lease acquired after {waited:.2f} s")
+        print(f"FIGURE lease: frozen holder's 2 s lease acquired after {waited:.2f} s")
         memory.set("data", "new-holder", fence=taken)
         memory.append("log", "new-holder", fence=taken)
         stalled.send_signal(signal.SIGCONT)

@@ -192,3 +192,27 @@ def test_snapshot_storage_fenced_on_the_lease_refuses_a_late_save(
     restored = make_agent(SnapshotSessionManager("sess-7", storage=storage_b))
     texts = [b["text"] for m in restored.messages for b in m["content"] if "text" in b]
     assert texts[0] == "first from A" and texts[2] == "then B" and len(texts) == 4
+
+
+def test_the_guard_is_the_core_lease(memory_url: str, namespace: str) -> None:
+    """One definition of a lease (issue 18): the guard and ``memory.lease`` exclude each other,
+    and the guard's fence is the core lease's token."""
+    from botwire import Conflict, Lease
+
+    guard = InvocationGuard("sess-9", namespace=namespace, url=memory_url, ttl=60, owner="g")
+    assert isinstance(guard.lease, Lease) and guard.key.startswith(".botwire/lease/")
+    token = guard.acquire()
+    assert token == guard.version == guard.lease.token
+    with Memory(namespace, url=memory_url) as m:
+        with pytest.raises(Conflict, match="'g'"):
+            m.lease(guard.lease.name).acquire()
+        m.set("note", "guarded", fence=guard.lease)
+        assert guard.renew() > token
+        with pytest.raises(Conflict):  # the old token no longer matches the lease key
+            m.atomic().check(guard.key, token).set("note", "stale").commit()
+        assert m.get("note") == "guarded"
+    guard.release()
+    with Memory(namespace, url=memory_url) as m, m.lease(guard.lease.name) as core:
+        with pytest.raises(SessionBusy):
+            guard.acquire()
+        assert core.held
