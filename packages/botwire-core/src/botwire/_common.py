@@ -20,6 +20,7 @@ __all__ = [
     "RESERVED_PREFIX",
     "UPDATE_ATTEMPTS",
     "ClosedStore",
+    "async_method",
     "check_atomic_size",
     "check_idempotency_key",
     "check_key",
@@ -37,6 +38,7 @@ __all__ = [
     "op_pop",
     "op_set",
     "raise_first_error",
+    "sync_method",
     "update_backoff",
     "update_conflict",
     "write",
@@ -341,3 +343,42 @@ class ClosedStore:
 
     def __repr__(self) -> str:
         return "<closed>"
+
+
+# -- the runners of commands (botwire/_memory.py: each class installs one per command) ----------
+
+
+def sync_method(fn: Any) -> Any:
+    """The plain method that runs command ``fn`` on a sync store (``_memory.SyncRun``)."""
+
+    # self positional-only, here and in the command: update(self=1) is a key, as in dict.update
+    def method(self: Any, /, *args: Any, **kwargs: Any) -> Any:
+        steps = fn(self, *args, **kwargs)
+        try:
+            answer = steps.send(None)
+            while True:  # the store was called already: its answer goes straight back
+                answer = steps.send(answer)
+        except StopIteration as done:
+            return done.value
+
+    return method
+
+
+def async_method(fn: Any) -> Any:
+    """The coroutine method that runs command ``fn`` on an async store (``_memory.AsyncRun``)."""
+
+    async def method(self: Any, /, *args: Any, **kwargs: Any) -> Any:
+        steps = fn(self, *args, **kwargs)
+        try:
+            call = steps.send(None)
+            while True:
+                try:
+                    answer = await call
+                except BaseException as exc:  # raised where the command yielded: it may catch it
+                    call = steps.throw(exc)
+                else:
+                    call = steps.send(answer)
+        except StopIteration as done:
+            return done.value
+
+    return method

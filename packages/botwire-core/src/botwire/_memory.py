@@ -65,38 +65,6 @@ else:
 __all__ = ["AsyncRun", "Commands", "Memory", "SyncRun", "command"]
 
 
-def _sync_method(fn: Any) -> Any:
-    # self positional-only, here and in the command: update(self=1) is a key, as in dict.update
-    def method(self: Any, /, *args: Any, **kwargs: Any) -> Any:
-        steps = fn(self, *args, **kwargs)
-        try:
-            answer = steps.send(None)
-            while True:  # the store was called already: its answer goes straight back
-                answer = steps.send(answer)
-        except StopIteration as done:
-            return done.value
-
-    return method
-
-
-def _async_method(fn: Any) -> Any:
-    async def method(self: Any, /, *args: Any, **kwargs: Any) -> Any:
-        steps = fn(self, *args, **kwargs)
-        try:
-            call = steps.send(None)
-            while True:
-                try:
-                    answer = await call
-                except BaseException as exc:  # raised where the command yielded: it may catch it
-                    call = steps.throw(exc)
-                else:
-                    call = steps.send(answer)
-        except StopIteration as done:
-            return done.value
-
-    return method
-
-
 def _install(cls: type, wrap: Any) -> None:
     """Give ``cls`` a runner for every command it resolves to that has none yet (a subclass
     keeps its own overrides and its base's runners)."""
@@ -121,7 +89,7 @@ class SyncRun:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        _install(cls, _sync_method)
+        _install(cls, c.sync_method)
 
 
 class AsyncRun:
@@ -131,7 +99,7 @@ class AsyncRun:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        _install(cls, _async_method)
+        _install(cls, c.async_method)
 
 
 class Commands:
