@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from support.dictstore import DictStore
 
-from botwire import Conflict, LeaseLost, Memory
+from botwire import Conflict, InvalidArgument, LeaseLost, Memory
 from botwire._types import Op
 
 
@@ -73,3 +73,13 @@ def test_held_is_a_local_estimate_that_errs_only_towards_no() -> None:
     assert not lease.held
     assert m.get(".botwire/lease/job") is None
     assert lease.release() is False
+
+
+def test_a_fenced_batch_over_the_atomic_limit_is_refused_before_any_io() -> None:
+    m = Memory("tp", store=DictStore(time.time))
+    with m.lease("job") as lease:
+        with pytest.raises(InvalidArgument, match=r"fenced on a lease.*1001 operations"):
+            m.set_many({f"k{i}": i for i in range(1000)}, fence=lease)
+        assert m.list("k") == []
+        m.set_many({f"k{i}": i for i in range(999)}, fence=lease)  # 999 + the fence: fits
+        assert len(m.list("k")) == 999
