@@ -73,6 +73,10 @@ def test_held_is_a_local_estimate_that_errs_only_towards_no() -> None:
     assert not lease.held
     assert m.get(".botwire/lease/job") is None
     assert lease.release() is False
+    first = lease.acquire()
+    assert lease.acquire() == first  # a no-op while held
+    time.sleep(0.35)
+    assert lease.acquire() > first  # expired locally: acquired afresh, a new token
 
 
 def test_a_fenced_batch_over_the_atomic_limit_is_refused_before_any_io() -> None:

@@ -197,14 +197,16 @@ class LeaseBase:
     @command
     def acquire(self) -> Returns[int]:
         """Take the lease, or raise :class:`~botwire.Conflict` naming its holder and expiry
-        (after retrying for up to ``wait`` seconds); returns the token. A no-op while held.
+        (after retrying for up to ``wait`` seconds); returns the token. A no-op while
+        :attr:`held`; once ``ttl`` has passed locally it acquires afresh (a new token).
 
         A holder given explicitly (``holder=context.aws_request_id``) that finds its own name
         on the lease takes it over with a new token: a platform retry of the same request
         resumes instead of waiting for its crashed attempt's lease to expire.
         """
-        if self.token is not None:
-            return self.token
+        if self.held:
+            return self.token  # type: ignore[return-value]
+        self._forfeit()
         store, ns = self._memory._store, self.namespace
         # Who holds it, for the Conflict others get; the times are informational only.
         self._value = {
