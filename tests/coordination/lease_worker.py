@@ -60,7 +60,8 @@ def stall(url: str, ns: str, ttl: float, go: Path) -> None:
     lease.acquire()
     token = lease.token
     memory.set("data", "stalled", fence=lease)
-    print("READY", flush=True)
+    seen = {"expires_at": lease.expires_at, "now": time.time()}  # the store's / this clock
+    print("READY " + json.dumps(seen), flush=True)
     wait_for(go)  # the test SIGSTOPs us here, lets the lease expire, another process takes it
     outcome: dict[str, object] = {"token": token}
     attempts = {

@@ -99,10 +99,13 @@ def test_two_processes_racing_200_times_never_hold_the_lease_together(
 
 
 @contextlib.contextmanager
-def _stall_worker(url: str, ns: str, ttl: float, go: Path) -> Iterator[subprocess.Popen[str]]:
+def _stall_worker(
+    url: str, ns: str, ttl: float, go: Path, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[str]]:
+    """The ``stall`` worker (see lease_worker.py), always reaped, stopped or not."""
     proc = subprocess.Popen(
         [sys.executable, str(WORKER), "stall", url, ns, str(ttl), str(go)],
-        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        env=dict(os.environ, PYTHONUNBUFFERED="1", **(env or {})),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -124,7 +127,7 @@ def test_a_holder_frozen_past_its_ttl_cannot_write_with_its_fence(
     with _stall_worker(url, ns, 2.0, go) as stalled:  # 2 s: room for a loaded machine
         assert stalled.stdout is not None
         line = stalled.stdout.readline()
-        assert line.strip() == "READY", (line, stalled.stderr and stalled.stderr.read())
+        assert line.startswith("READY "), (line, stalled.stderr and stalled.stderr.read())
         stalled.send_signal(signal.SIGSTOP)  # frozen while holding (a Lambda between calls)
         taken = memory.lease("stall", ttl=30, wait=60)
         started = time.monotonic()
@@ -442,3 +445,44 @@ def test_async_wait_sleeps_without_blocking_the_loop(memory: Memory, ns: str, ur
         return token
 
     assert asyncio.run(main()) > (holder.token or 0)
+
+
+def test_a_holder_an_hour_behind_is_judged_by_the_stores_clock_and_fenced_out(
+    backend: Any, url: str, ns: str, memory: Memory, tmp_path: Path
+) -> None:
+    """A lease's time is the store's, never the holder's (libfaketime puts the holder an hour
+    behind). Over HTTP the server's clock decides: the holder gets the server's expiry and the
+    lease holds for its ttl. Embedded, the store's clock is the clock of the process that
+    writes (design.md §6, "time"): the skewed holder writes an expiry an hour in the past, so
+    a process with a true clock takes the lease at once. Either way the fence refuses the
+    holder's late writes."""
+    from support.faketime import FakeTimeFile
+
+    clock = FakeTimeFile(tmp_path / "holder.faketime", offset=-3600)
+    go = tmp_path / "go"
+    with _stall_worker(url, ns, 2.0, go, env=clock.env()) as holder:
+        assert holder.stdout is not None
+        line = holder.stdout.readline()
+        assert line.startswith("READY "), (line, holder.stderr and holder.stderr.read())
+        seen = json.loads(line[6:])
+        real_now = time.time()
+        assert seen["now"] < real_now - 3000  # the holder's clock is an hour behind
+        if backend.name == "embedded":
+            assert seen["expires_at"] < real_now - 3000  # its own clock wrote the expiry
+            taken = memory.lease("stall", ttl=30)
+            taken.acquire()  # at once: expired by the true clock
+        else:
+            assert abs(seen["expires_at"] - real_now) < 600  # the server's expiry
+            with pytest.raises(Conflict, match="'stalled'"):
+                memory.lease("stall").acquire()  # held, whatever the holder's clock says
+            taken = memory.lease("stall", ttl=30, wait=60)
+            taken.acquire()  # after the server's 2 s
+        memory.set("data", "new-holder", fence=taken)
+        go.touch()
+        out, err = holder.communicate(timeout=60)
+    assert holder.returncode == 0, err
+    result = json.loads(next(ln for ln in out.splitlines() if ln.startswith("RESULT "))[7:])
+    assert {result[w] for w in ("set", "append", "incr", "atomic", "renew")} == {"LeaseLost"}
+    assert result["released"] is False
+    assert memory.get("data") == "new-holder" and memory.get("log") is None
+    assert taken.release()
