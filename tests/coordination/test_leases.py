@@ -486,3 +486,23 @@ def test_a_holder_an_hour_behind_is_judged_by_the_stores_clock_and_fenced_out(
     assert result["released"] is False
     assert memory.get("data") == "new-holder" and memory.get("log") is None
     assert taken.release()
+
+
+def test_a_foreign_write_to_the_lease_key_fences_the_holder_out_and_forges_nothing(
+    backend: Any, ns: str
+) -> None:
+    """Anyone who can write the namespace can break a lease (it is an ordinary key), but never
+    forge one: versions are the store's and never repeat, so after any other write to the
+    lease key (even of the very same value) the holder's token matches nothing."""
+    m = backend.memory(ns)
+    lease = m.lease("job", ttl=30)
+    lease.acquire()
+    record = m.get(lease.key)
+    m.set(lease.key, record, ttl=30)  # another writer rewrites the same record
+    with pytest.raises(LeaseLost):
+        m.set("k", 1, fence=lease)
+    lease.acquire()
+    m.delete(lease.key)  # ... or deletes it
+    with pytest.raises(LeaseLost):
+        m.append("l", 1, fence=lease)
+    assert m.get("k") is None and m.get("l") is None
