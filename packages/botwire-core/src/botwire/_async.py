@@ -12,6 +12,7 @@ TYPE_CHECKING = False  # not typing's: importing typing costs a cold start ms
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable
 
+    from ._queue import AsyncQueue
     from .store import AsyncStore
 
 __all__ = ["AsyncMemory"]
@@ -50,6 +51,12 @@ class AsyncMemory(Commands, AsyncRun):
         commits on leaving the block; at most 1,000 ops). ``idempotency_key`` (or
         ``commit(idempotency_key=)``): as for :meth:`append`."""
         return AsyncTransaction(self, idempotency_key)
+
+    def queue(self, name: str, *, max_claims: int = 5) -> AsyncQueue:
+        """The at-least-once hand-off queue ``name`` in this namespace (docs/coordination.md)."""
+        from ._queue import AsyncQueue
+
+        return AsyncQueue(self, name, max_claims=max_claims)
 
     async def iter_keys(self, prefix: str = "") -> AsyncIterator[str]:
         """Keys starting with ``prefix``, in UTF-8 byte order, following every page

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BotWireError",
+    "ClaimExpired",
     "Closed",
     "Conflict",
     "Forbidden",
@@ -111,6 +112,13 @@ class Conflict(BotWireError):
     @property
     def current_version(self) -> int | None:
         return self.details.get("current_version")
+
+
+class ClaimExpired(Conflict):
+    """A queue's ``ack``/``nack`` came too late: the claim expired and another consumer claimed
+    the item again (or it left the queue), so the item may be processed twice."""
+
+    code = "claim_expired"
 
 
 class TypeMismatch(BotWireError):
@@ -218,6 +226,7 @@ _BY_CODE: dict[str, type[BotWireError]] = {
         InvalidArgument,
         NotSerializable,
         Conflict,
+        ClaimExpired,
         TypeMismatch,
         ValueTooLarge,
         QuotaExceeded,

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
     from ._async import AsyncMemory
     from ._atomic import Transaction
+    from ._queue import Queue
     from ._types import Entry, Usage
     from .store import AsyncStore, Store
 
@@ -531,6 +532,12 @@ class Memory(Commands, SyncRun, MutableMapping[str, "Any"]):  # type: ignore[mis
         from ._atomic import Transaction  # on first use: one module less on a cold start
 
         return Transaction(self, idempotency_key)
+
+    def queue(self, name: str, *, max_claims: int = 5) -> Queue:
+        """The at-least-once hand-off queue ``name`` in this namespace (docs/coordination.md)."""
+        from ._queue import Queue
+
+        return Queue(self, name, max_claims=max_claims)
 
     def iter_keys(self, prefix: str = "") -> Iterator[str]:
         """Keys starting with ``prefix``, in UTF-8 byte order, following every page."""
