@@ -277,7 +277,8 @@ class _QueueBase:
         try:
             yield self._memory._store.batch(ns, ops, atomic=True)
         except Conflict:
-            pass  # our claim expired and another consumer claimed it: its claim decides
+            return None  # our claim expired and another consumer claimed it: its claim decides
+        return None
 
     @command
     def claim(self, *, visibility: float = 30, wait: float = 0) -> Returns[Claimed | None]:
