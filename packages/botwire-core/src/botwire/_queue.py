@@ -369,7 +369,12 @@ class _QueueBase:
         """Ready, claimed, delayed and dead counts (lists the whole queue: O(items))."""
         states: dict[str, dict[str, Any]] = {}
         self._group((yield from self._listing(self._items)), states)
-        dead = yield from self._listing(self._root + "d/")
+        start = len(self._root) + 2
+        dead = [
+            k
+            for k in (yield from self._listing(self._root + "d/"))
+            if len(k.key) - start == ID_LEN and set(k.key[start:]) <= _HEX
+        ]
         live = [s for s in states.values() if s["v"] is not None]
         claimed = sum(1 for s in live if s.get("c"))
         delayed = sum(1 for s in live if s.get("h") and not s.get("c"))
@@ -388,10 +393,13 @@ class _QueueBase:
         prefix = self._root + "d/"
         out: list[DeadItem] = []
         for info in (yield from self._listing(prefix)):
+            id = info.key[len(prefix) :]
+            if len(id) != ID_LEN or not set(id) <= _HEX:
+                continue  # not ours: a foreign key under the prefix
             entry = yield self._memory._store.get(self._ns, info.key)
             value = entry.value if entry is not None else None
             if isinstance(value, dict) and "claims" in value:
-                out.append(DeadItem(info.key[len(prefix) :], value.get("item"), value["claims"]))
+                out.append(DeadItem(id, value.get("item"), value["claims"]))
         return out
 
 
