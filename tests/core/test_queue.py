@@ -14,8 +14,8 @@ import pytest
 
 from botwire import (
     AsyncQueue,
-    ClaimExpired,
     Claimed,
+    ClaimExpired,
     Conflict,
     InvalidArgument,
     Memory,
