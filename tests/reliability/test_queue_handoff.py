@@ -1,0 +1,154 @@
+"""Hand-off queues under real processes (issue 18, "Queues"): 4 producer processes put items
+while 4 consumer processes claim and ack them over HTTP to a real botwire-server; one consumer
+is ``kill -9``ed after claiming an item and before acking it. Every item put is acked exactly
+once (a late ack is refused, never counted twice); the killed consumer's item is delivered
+again after its visibility timeout; nothing is lost, nothing is left behind.
+
+On a SQLite server (4 x 250 items, the issue's size) and on PostgreSQL (CI-sized: 4 x 60; the
+issue's size is the ``slow`` variant).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from reliability.helpers import Figures, kill_group, read_acks, spawn_worker, wait_all, workers
+from support.server import running_server
+
+from botwire import Memory, QueueStats
+
+PRODUCERS, CONSUMERS = 4, 4
+VICTIM_VISIBILITY = 2.0  # the killed consumer's claim: reappears after this (store's clock)
+VISIBILITY = 30.0  # the others': long enough never to expire under a loaded CI machine
+
+
+def _handoff(url: str, ns: str, per_producer: int, tmp_path: Path, name: str) -> dict[str, Any]:
+    stop = tmp_path / "stop"
+    common = {"url": url, "ns": ns, "queue": "jobs", "retries": 7}
+    puts = [tmp_path / f"put-{p}" for p in range(PRODUCERS)]
+    done = [tmp_path / f"work-{c}" for c in range(CONSUMERS - 1)]
+    victim_log = tmp_path / "work-victim"
+    producers = [
+        {**common, "wid": f"p{p}", "mode": "qput", "count": per_producer, "acks": str(puts[p])}
+        for p in range(PRODUCERS)
+    ]
+    consumers = [
+        {
+            **common,
+            "wid": f"c{c}",
+            "mode": "qwork",
+            "count": 0,
+            "acks": str(done[c]),
+            "stop_file": str(stop),
+            "visibility": VISIBILITY,
+        }
+        for c in range(CONSUMERS - 1)
+    ]
+    total = PRODUCERS * per_producer
+    start = time.monotonic()
+    victim = spawn_worker(
+        {
+            **common,
+            "wid": "victim",
+            "mode": "qwork",
+            "count": 0,
+            "acks": str(victim_log),
+            "stop_file": str(stop),
+            "visibility": VICTIM_VISIBILITY,
+            "victim": True,
+        }
+    )
+    try:
+        with workers(producers + consumers) as procs:
+            deadline = time.monotonic() + 60
+            while not read_acks(victim_log) and time.monotonic() < deadline:
+                time.sleep(0.01)  # polling the victim's own progress, not a guess
+            kill_group(victim)  # kill -9 after its claim, before its ack
+            victim_claims = read_acks(victim_log)
+            deadline = time.monotonic() + 240
+            while time.monotonic() < deadline:
+                acked = sum(1 for f in done for line in read_acks(f) if line[0] == "a")
+                if acked >= total:
+                    break
+                time.sleep(0.05)
+            stop.touch()
+            wait_all(procs, timeout=60)
+    finally:
+        kill_group(victim)
+        if victim.stdout is not None:
+            victim.stdout.close()
+    elapsed = time.monotonic() - start
+
+    put = {line[1]: line[2] for f in puts for line in read_acks(f) if line[0] == "p"}
+    lines = [line for f in done for line in read_acks(f)]
+    acks = Counter(line[1] for line in lines if line[0] == "a")
+    labels = {line[1]: line[2] for line in lines if line[0] == "a"}
+    late = [line[1] for line in lines if line[0] == "x"]
+    redelivered = {line[1] for line in lines if line[0] == "c" and int(line[2]) > 1}
+
+    assert len(victim_claims) == 1 and victim_claims[0][0] == "c"
+    victim_id = victim_claims[0][1]
+    assert len(put) == total  # every put returned a distinct id
+    assert sorted(put.values()) == sorted(
+        f"p{p}:{i}" for p in range(4) for i in range(per_producer)
+    )
+    lost = set(put) - set(acks)
+    duplicated = [i for i, n in acks.items() if n > 1]
+    assert not lost, f"{len(lost)} items never acked: {sorted(lost)[:5]}"
+    assert not duplicated, f"acked twice: {duplicated[:5]}"
+    assert set(acks) == set(put)  # nothing acked that was not put
+    assert all(labels[i] == put[i] for i in put)  # each id carried its own payload
+    assert victim_id in redelivered  # the killed consumer's item came back, and was acked
+    memory = Memory(ns, url=url)
+    try:
+        q = memory.queue("jobs")
+        assert q.stats() == QueueStats(0, 0, 0, 0)
+        assert memory.list(".botwire/queue/") == []  # no claim, hold or counter left behind
+    finally:
+        memory.close()
+    print(
+        f"FIGURE queue hand-off {name}: {total} items, {PRODUCERS} producers, {CONSUMERS} "
+        f"consumers (1 killed): {elapsed:.1f} s, {total / elapsed:.0f} items/s end to end, "
+        f"{len(redelivered)} redelivered, {len(late)} late acks refused"
+    )
+    return {
+        "total": total,
+        "redelivered": len(redelivered),
+        "late": len(late),
+        "elapsed": elapsed,
+    }
+
+
+def _record(name: str, out: dict[str, Any], record_property: Any) -> None:
+    Figures(
+        test=f"queue-handoff/{name}",
+        attempted=out["total"],
+        acknowledged=out["total"],
+        faults={"kill -9 consumer": 1},
+        extra={"redelivered": out["redelivered"], "late_acks": out["late"]},
+    ).record(record_property)
+
+
+def test_queue_handoff_with_a_killed_consumer_sqlite(
+    tmp_path: Path, ns: str, record_property: Any
+) -> None:
+    with running_server(database=tmp_path / "q.db") as server:
+        out = _handoff(server.url, ns, 250, tmp_path, "sqlite")
+    _record("sqlite", out, record_property)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    "per_producer",
+    [pytest.param(60, id="ci"), pytest.param(250, id="long", marks=pytest.mark.slow)],
+)
+def test_queue_handoff_with_a_killed_consumer_postgres(
+    per_producer: int, pg_dsn: str, tmp_path: Path, ns: str, record_property: Any
+) -> None:
+    with running_server(database=pg_dsn) as server:
+        out = _handoff(server.url, ns, per_producer, tmp_path, f"postgres-{per_producer}")
+    _record(f"postgres-{per_producer}", out, record_property)
