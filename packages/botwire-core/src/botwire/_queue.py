@@ -43,7 +43,9 @@ __all__ = ["AsyncQueue", "Claimed", "DeadItem", "Queue", "QueueStats"]
 
 ID_LEN = 22  # 14 hex digits of microseconds + 8 random hex digits
 DEDUP_TTL = 86400.0  # seconds a put's idempotency key is remembered
-PAGE = 200  # keys per listing page while looking for claimable items
+# Keys per listing page while looking for claimable items: the first page is small (the front
+# of a queue holds few claimed items), the next ones grow (many consumers, many in flight).
+PAGE_FIRST, PAGE = 24, 400
 CANDIDATES = 8  # under contention, pick at random among this many claimable items
 WAIT_FIRST, WAIT_MAX = 0.05, 0.5  # claim(wait=) polling backoff, seconds
 ROUNDS = 4  # listings per claim attempt before treating the queue as empty (contention)
@@ -164,9 +166,9 @@ class _QueueBase:
             namespace=self._ns,
         )
 
-    def _scan_page(self, cursor: str | None) -> Any:
+    def _scan_page(self, cursor: str | None, limit: int) -> Any:
         return self._memory._store.list_keys(
-            self._ns, prefix=self._items, cursor=cursor, limit=PAGE
+            self._ns, prefix=self._items, cursor=cursor, limit=limit
         )
 
     def _group(self, keys: list[Any], states: dict[str, dict[str, Any]]) -> None:
@@ -223,9 +225,10 @@ class _QueueBase:
         contended = False
         for _ in range(ROUNDS):
             states: dict[str, dict[str, Any]] = {}
-            cursor = None
+            cursor, limit = None, PAGE_FIRST
             while True:
-                page = yield self._scan_page(cursor)
+                page = yield self._scan_page(cursor, limit)
+                limit = min(limit * 4, PAGE)
                 self._group(page.keys, states)
                 cursor = page.cursor
                 ready = [
