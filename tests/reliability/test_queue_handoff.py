@@ -154,3 +154,42 @@ def test_queue_handoff_with_a_killed_consumer_postgres(
     with running_server(database=pg_dsn) as server:
         out = _handoff(server.url, ns, per_producer, tmp_path, f"postgres-{per_producer}")
     _record(f"postgres-{per_producer}", out, record_property)
+
+
+def test_items_and_claims_survive_a_server_restart(tmp_path: Path, ns: str) -> None:
+    """A queue is stored state: a claim taken before the server restarts is still held after
+    it (its receipt acks), and unclaimed items are still there."""
+    db = tmp_path / "q.db"
+    with running_server(database=db) as server, Memory(ns, url=server.url) as memory:
+        q = memory.queue("jobs")
+        first, second = q.put("first"), q.put("second")
+        held = q.claim(visibility=60)
+        assert held is not None and held.id == first
+    with running_server(database=db) as server, Memory(ns, url=server.url) as memory:
+        q = memory.queue("jobs")
+        assert q.stats() == QueueStats(1, 1, 0, 0)
+        nxt = q.claim()
+        assert nxt is not None and nxt.id == second  # the held one stays claimed
+        q.ack(held.receipt)  # the receipt from before the restart
+        q.ack(nxt)
+        assert q.size() == 0
+
+
+@pytest.mark.postgres
+def test_a_queue_across_two_replicas(pg_dsn: str, ns: str) -> None:
+    """Two botwire-server replicas on one PostgreSQL database: put through one, claim through
+    the other, ack back through the first; a claim taken on one replica hides the item on the
+    other."""
+    with (
+        running_server(database=pg_dsn) as a,
+        running_server(database=pg_dsn) as b,
+        Memory(ns, url=a.url) as ma,
+        Memory(ns, url=b.url) as mb,
+    ):
+        qa, qb = ma.queue("jobs"), mb.queue("jobs")
+        ident = qa.put({"x": 1})
+        got = qb.claim(visibility=60)
+        assert got is not None and got.id == ident
+        assert qa.claim() is None  # claimed on replica b: invisible on replica a
+        qa.ack(got.receipt)
+        assert qb.size() == 0 and qa.stats() == QueueStats(0, 0, 0, 0)
