@@ -308,3 +308,25 @@ def test_a_closed_memory_refuses_queue_calls(tmp_path: Any) -> None:
 
     with pytest.raises(Closed):
         q.claim()
+
+
+def test_a_queue_on_a_third_party_store_of_the_six_methods() -> None:
+    """No server route, no engine: the queue is built on the Store protocol alone, so a store of
+    the six required methods (tests/support/dictstore.py) runs it, expiry and dead letters
+    included."""
+    from support.dictstore import DictStore
+
+    from botwire.testing import Clock, StoreBackend
+
+    clock = Clock()
+    backend = StoreBackend(DictStore(clock), clock)
+    q = backend.memory("third-party").queue("jobs", max_claims=1)
+    a, b = q.put("a"), q.put("b", delay=5)
+    c = q.claim(visibility=3)
+    assert c is not None and c.id == a
+    assert q.claim() is None and q.stats() == QueueStats(0, 1, 1, 0)
+    clock.advance(6)  # a's claim expires, b's delay ends
+    c2 = q.claim()
+    assert c2 is not None and c2.id == b  # a was claimed once already: buried on the way
+    q.ack(c2)
+    assert [d.id for d in q.dead()] == [a] and q.size() == 0

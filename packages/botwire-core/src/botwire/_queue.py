@@ -48,7 +48,9 @@ DEDUP_TTL = 86400.0  # seconds a put's idempotency key is remembered
 PAGE_FIRST, PAGE = 24, 400
 CANDIDATES = 8  # under contention, pick at random among this many claimable items
 WAIT_FIRST, WAIT_MAX = 0.05, 0.5  # claim(wait=) polling backoff, seconds
-ROUNDS = 4  # listings per claim attempt before treating the queue as empty (contention)
+# Listings per claim before answering "nothing claimable": each lost race means another
+# consumer took an item (progress), so this bounds only a pathological storm of them.
+ROUNDS = 16
 _HEX = frozenset("0123456789abcdef")
 
 
