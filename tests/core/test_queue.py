@@ -21,6 +21,7 @@ from botwire import (
     Memory,
     Queue,
     QueueStats,
+    TypeMismatch,
 )
 
 PREFIX = ".botwire/queue/"
@@ -330,3 +331,20 @@ def test_a_queue_on_a_third_party_store_of_the_six_methods() -> None:
     assert c2 is not None and c2.id == b  # a was claimed once already: buried on the way
     q.ack(c2)
     assert [d.id for d in q.dead()] == [a] and q.size() == 0
+
+
+def test_a_corrupt_claim_counter_is_named_with_its_fix(backend: Any, ns: str) -> None:
+    memory = backend.memory(ns)
+    q = memory.queue("jobs")
+    ident = q.put({"keep": "me"})
+    counter = f"{PREFIX}jobs/i/{ident}.n"
+    memory.set(counter, "oops")  # a confused writer overwrites the queue's counter
+    with pytest.raises(TypeMismatch) as info:
+        q.claim()
+    message = str(info.value)
+    assert ident in message and "'jobs'" in message and ns in message
+    assert counter in message and "Delete that key" in message
+    memory.delete(counter)  # the fix the message gives
+    c = q.claim()
+    assert c is not None and c.item == {"keep": "me"}  # nothing stored was lost
+    q.ack(c)

@@ -28,7 +28,7 @@ import os
 import time
 
 from . import _common as c
-from ._errors import ClaimExpired, Conflict, InvalidArgument
+from ._errors import ClaimExpired, Conflict, InvalidArgument, TypeMismatch
 from ._memory import AsyncRun, SyncRun, command
 from ._record import record
 
@@ -262,6 +262,8 @@ class _QueueBase:
                 except Conflict:
                     contended = True  # another consumer won it: try another item
                     continue
+                except TypeMismatch as exc:  # .n is not a number: not written by a queue
+                    raise self._corrupt(id, exc) from None
                 claim_version, claims = res[3]["version"], int(res[4]["value"])
                 if claims > self.max_claims:
                     yield from self._bury(id, claim_version, res[5]["value"], claims - 1)
@@ -270,6 +272,17 @@ class _QueueBase:
                     id, res[5]["value"], f"{id}.{claim_version}", claims, res[6]["expires_at"]
                 )
         return None
+
+    def _corrupt(self, id: str, exc: TypeMismatch) -> TypeMismatch:
+        counter = self._key(id, ".n")
+        return TypeMismatch(
+            f"botwire: item {id} of queue {self.name!r} in namespace {self._ns!r} cannot be "
+            f"claimed: its claim counter {counter!r} holds something other than a number, so "
+            "something other than a queue wrote it. Delete that key (memory.delete(...)) to "
+            f"make the item claimable again; the item itself is untouched. ({exc.message})",
+            namespace=self._ns,
+            key=counter,
+        )
 
     def _bury(self, id: str, version: int, item: Any, claims: int) -> Returns[None]:
         """Move a poison item to the dead letters (we hold its claim: ``version``)."""
