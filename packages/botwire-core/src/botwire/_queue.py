@@ -221,8 +221,6 @@ class _QueueBase:
     def _claim_once(self, visibility: float) -> Returns[Claimed | None]:
         """One pass: list, then claim the first claimable item (a random one of the first few
         after a lost race); ``None`` when nothing is claimable now."""
-        import random  # only when claiming: keeps it off botwire's import path
-
         store, ns = self._memory._store, self._ns
         contended = False
         for _ in range(ROUNDS):
@@ -245,7 +243,8 @@ class _QueueBase:
             if not ready:
                 return None
             while ready:
-                pick = random.randrange(min(len(ready), CANDIDATES)) if contended else 0
+                # os.urandom, not random: importing random costs a cold start ~1 ms
+                pick = os.urandom(1)[0] % min(len(ready), CANDIDATES) if contended else 0
                 id, version = ready.pop(pick)
                 item_key, claim_key = self._key(id), self._key(id, ".c")
                 ops = [
@@ -318,10 +317,17 @@ class _QueueBase:
             left = deadline - time.monotonic()
             if claimed is not None or left <= 0:
                 return claimed
-            # Polling, not watch_prefix: an expiring claim or hold writes nothing to watch, so a
-            # waiting claim must look again at least every WAIT_MAX seconds anyway.
-            yield self._memory._sleep(min(pause, left))
+            yield self._idle(min(pause, left))
             pause = min(pause * 2, WAIT_MAX)
+
+    def _idle(self, seconds: float) -> Any:
+        """The call to yield to wait up to ``seconds`` for the queue to change (polling helper).
+
+        A plain sleep for now. Once ``watch_prefix`` (issue 18, WATCH) is merged it can wait on
+        ``self._items`` instead, returning at the first change; keep ``seconds`` <= WAIT_MAX
+        even then: a claim's or hold's TTL running out writes nothing a watch would see.
+        """
+        return self._memory._sleep(seconds)
 
     def _late(self, what: str, id: str) -> Returns[ClaimExpired]:
         """The error of an ack/nack whose claim was lost, saying why (one read, on failure)."""
