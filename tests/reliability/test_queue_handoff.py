@@ -4,8 +4,9 @@ is ``kill -9``ed after claiming an item and before acking it. Every item put is 
 once (a late ack is refused, never counted twice); the killed consumer's item is delivered
 again after its visibility timeout; nothing is lost, nothing is left behind.
 
-On a SQLite server (4 x 250 items, the issue's size) and on PostgreSQL (CI-sized: 4 x 60; the
-issue's size is the ``slow`` variant).
+On a SQLite server (4 x 250 items, the issue's size), on one SQLite file shared by the processes
+(embedded, 4 x 50) and on PostgreSQL (CI-sized: 4 x 60; the issue's size is the ``slow``
+variant).
 """
 
 from __future__ import annotations
@@ -141,6 +142,14 @@ def test_queue_handoff_with_a_killed_consumer_sqlite(
     with running_server(database=tmp_path / "q.db") as server:
         out = _handoff(server.url, ns, 250, tmp_path, "sqlite")
     _record("sqlite", out, record_property)
+
+
+def test_queue_handoff_with_a_killed_consumer_on_a_shared_sqlite_file(
+    tmp_path: Path, ns: str, record_property: Any
+) -> None:
+    """The embedded store: every process opens the same SQLite file, no server."""
+    out = _handoff(f"sqlite:///{tmp_path}/shared.db", ns, 50, tmp_path, "embedded-file")
+    _record("embedded-file", out, record_property)
 
 
 @pytest.mark.postgres
