@@ -202,3 +202,52 @@ def test_a_queue_across_two_replicas(pg_dsn: str, ns: str) -> None:
         assert qa.claim() is None  # claimed on replica b: invisible on replica a
         qa.ack(got.receipt)
         assert qb.size() == 0 and qa.stats() == QueueStats(0, 0, 0, 0)
+
+
+def test_a_consumer_with_a_wrong_clock_cannot_steal_or_hold_items(tmp_path: Path, ns: str) -> None:
+    """Visibility is a TTL on the server's clock: a consumer process living a day ahead
+    (libfaketime) claims an item for 60 s, and the item stays claimed for 60 s of the server's
+    time, neither expired at once (a day ahead) nor held for a day. A producer a day behind
+    only changes where its items sort (ids carry the putting client's clock)."""
+    import json
+
+    from support.faketime import FakeTimeFile
+    from support.proc import run_python
+
+    ahead = FakeTimeFile(tmp_path / "ahead.faketime", 86400)
+    behind = FakeTimeFile(tmp_path / "behind.faketime", -86400)
+    code = (
+        "import json, sys, time; from botwire import Memory\n"
+        "q = Memory(sys.argv[1], url=sys.argv[2]).queue('jobs')\n"
+        "if sys.argv[3] == 'claim':\n"
+        "    c = q.claim(visibility=60)\n"
+        "    print(json.dumps({'id': c.id, 'receipt': c.receipt, 'expires_at': c.expires_at,"
+        " 'now': time.time()}))\n"
+        "else:\n"
+        "    print(json.dumps({'id': q.put('from the past')}))\n"
+    )
+    with running_server(database=tmp_path / "q.db") as server, Memory(ns, url=server.url) as m:
+        q = m.queue("jobs")
+        first, second = q.put("first"), q.put("second")
+
+        def run(clock: FakeTimeFile, what: str) -> dict[str, Any]:
+            argv = f"import sys; sys.argv = ['-', {ns!r}, {server.url!r}, {what!r}]\n"
+            out = run_python(argv + code, env=clock.env(), timeout=60)
+            return dict(json.loads(out.stdout))
+
+        skewed = run(ahead, "claim")
+        assert skewed["id"] == first
+        assert skewed["now"] - time.time() > 86000  # the process really lives a day ahead
+        assert abs(skewed["expires_at"] - (time.time() + 60)) < 30  # the server's clock
+        got = q.claim()
+        assert got is not None and got.id == second  # first stays claimed by the skewed one
+        q.ack(got)
+        assert q.claim() is None
+        q.ack(skewed["receipt"])  # its receipt works from any clock
+
+        past = run(behind, "put")["id"]
+        assert past < first  # sorts first: ordering follows the putting client's clock
+        got = q.claim()
+        assert got is not None and got.id == past and got.item == "from the past"
+        q.ack(got)
+        assert q.stats() == QueueStats(0, 0, 0, 0)
