@@ -70,7 +70,7 @@ def _handoff(url: str, ns: str, per_producer: int, tmp_path: Path, name: str) ->
                 time.sleep(0.01)  # polling the victim's own progress, not a guess
             kill_group(victim)  # kill -9 after its claim, before its ack
             victim_claims = read_acks(victim_log)
-            deadline = time.monotonic() + 150
+            deadline = time.monotonic() + 150 * max(1, per_producer // 250)
             while time.monotonic() < deadline:
                 acked = sum(1 for f in done for line in read_acks(f) if line[0] == "a")
                 if acked >= total:
@@ -136,12 +136,16 @@ def _record(name: str, out: dict[str, Any], record_property: Any) -> None:
     ).record(record_property)
 
 
+@pytest.mark.parametrize(
+    "per_producer",
+    [pytest.param(250, id="ci"), pytest.param(1000, id="long", marks=pytest.mark.slow)],
+)
 def test_queue_handoff_with_a_killed_consumer_sqlite(
-    tmp_path: Path, ns: str, record_property: Any
+    per_producer: int, tmp_path: Path, ns: str, record_property: Any
 ) -> None:
     with running_server(database=tmp_path / "q.db") as server:
-        out = _handoff(server.url, ns, 250, tmp_path, "sqlite")
-    _record("sqlite", out, record_property)
+        out = _handoff(server.url, ns, per_producer, tmp_path, f"sqlite-{per_producer}")
+    _record(f"sqlite-{per_producer}", out, record_property)
 
 
 def test_queue_handoff_with_a_killed_consumer_on_a_shared_sqlite_file(
