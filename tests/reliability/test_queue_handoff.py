@@ -11,6 +11,7 @@ variant).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
 from pathlib import Path
@@ -255,3 +256,48 @@ def test_a_consumer_with_a_wrong_clock_cannot_steal_or_hold_items(tmp_path: Path
         assert got is not None and got.id == past and got.item == "from the past"
         q.ack(got)
         assert q.stats() == QueueStats(0, 0, 0, 0)
+
+
+def _forked_consumer(q: Any, out: Any) -> None:
+    """A forked worker consuming through the queue object its parent made (and used)."""
+    got = []
+    while (c := q.claim(visibility=60, wait=0.3)) is not None:
+        q.ack(c)
+        got.append(c.item)
+    out.put(got)
+
+
+@pytest.mark.parametrize("where", ["http", "embedded-file"])
+def test_forked_workers_share_a_queue_made_before_the_fork(
+    where: str, tmp_path: Path, ns: str
+) -> None:
+    """A pre-fork server (gunicorn --preload, multiprocessing with fork): the parent makes the
+    queue and uses it, then forks 3 workers that consume through that very object. Each item
+    is delivered to one worker: no worker reads another's answers on a shared socket."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    with contextlib.ExitStack() as stack:
+        if where == "http":
+            url = stack.enter_context(running_server(database=tmp_path / "q.db")).url
+        else:
+            url = f"sqlite:///{tmp_path}/shared.db"
+        memory = stack.enter_context(Memory(ns, url=url))
+        q = memory.queue("jobs")
+        for i in range(60):
+            q.put(i)  # the parent's connection is open and pooled at the fork
+        out = ctx.Queue()
+        procs = [ctx.Process(target=_forked_consumer, args=(q, out)) for _ in range(3)]
+        for p in procs:
+            p.start()
+        try:
+            results = [out.get(timeout=120) for _ in procs]
+        finally:
+            for p in procs:
+                p.join(10)
+                if p.is_alive():
+                    p.kill()
+                    p.join()
+        delivered = sorted(i for got in results for i in got)
+        assert delivered == list(range(60))  # each item once, none lost
+        assert q.stats() == QueueStats(0, 0, 0, 0)  # the parent still works after the fork
