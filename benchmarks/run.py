@@ -17,6 +17,8 @@ minutes on a 2-core machine.
 - P5 GET latency with 1,000,000 keys in 10,000 namespaces; baseline the same with 1,000 keys.
 - P6 a cold invocation (fresh process, import, get + set); baseline ``python -c pass``.
 - P7 LangGraph put / get_tuple round trips at 1,000 checkpoints; baseline the same at 10.
+- P9 queue put + claim + ack items/s, one client; baseline ``set`` + ``get`` + ``delete`` of the
+  same items (``bench_queue.py``).
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ def p7_langgraph(settings: Settings) -> list[Row]:
 
 def sections() -> dict[str, Any]:
     import bench_client
+    import bench_queue
     import bench_server
     import bench_startup
 
@@ -85,6 +88,7 @@ def sections() -> dict[str, Any]:
         "P4": (lambda s, w: bench_client.p4_chat_turn(s), {"P4"}),
         "P5": (lambda s, w: bench_client.p5_big_store(s), {"P5"}),
         "P7": (lambda s, w: p7_langgraph(s), {"P7"}),
+        "P9": (lambda s, w: bench_queue.p9_queue(s), {"P9"}),
     }
 
 

@@ -37,9 +37,9 @@ def _public(cls: type) -> set[str]:
 def test_no_public_method_went_away() -> None:
     assert _public(Memory) >= MEMORY_BEFORE
     assert _public(AsyncMemory) >= ASYNC_BEFORE
-    # Added since: lease() (issue 18, leases with fencing).
-    assert _public(Memory) - MEMORY_BEFORE == {"contains", "lease"}
-    assert _public(AsyncMemory) - ASYNC_BEFORE == {"items", "values", "lease"}
+    # Added since (issue 18): lease() (leases with fencing) and queue() (hand-off queues).
+    assert _public(Memory) - MEMORY_BEFORE == {"contains", "lease", "queue"}
+    assert _public(AsyncMemory) - ASYNC_BEFORE == {"items", "values", "lease", "queue"}
 
 
 def test_every_public_method_of_both_classes_is_documented() -> None:

@@ -16,6 +16,10 @@ Modes:
   ``Unavailable`` (the server is down for longer than the client's deadline) is logged as
   ``x <what>`` and the worker moves on to a *new* item, so an item id is never sent twice by
   two different calls: any duplicate in the list would be the client's own retry applied twice.
+- ``qput``: ``count`` puts of ``{"w": wid, "i": i}`` to queue ``queue``; ack line
+  ``p <id> <wid>:<i>``.
+- ``qwork``: a queue consumer (``_queue_consumer``); a ``victim`` claims once and waits to be
+  killed.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from botwire import Memory, Unavailable
+from botwire import ClaimExpired, Memory, Unavailable
 
 
 class Acks:
@@ -49,6 +53,29 @@ def _bump(wid: str, i: int) -> Any:
         return value
 
     return fn
+
+
+def _queue_consumer(m: Memory, spec: dict[str, Any], ack: Acks) -> None:
+    """Claim and ack until ``stop_file`` exists and nothing is claimable. Lines: ``c <id>
+    <claims> <w:i>`` when claimed, ``a <id> <w:i>`` when acked, ``x <id>`` for a late ack. A
+    ``victim`` logs its first claim and then waits to be killed (``kill -9`` before its ack)."""
+    q = m.queue(spec["queue"])
+    stop = Path(spec["stop_file"])
+    while True:
+        c = q.claim(visibility=spec["visibility"], wait=0.5)
+        if c is None:
+            if stop.exists():
+                return
+            continue
+        label = f"{c.item['w']}:{c.item['i']}"
+        ack(f"c {c.id} {c.claims} {label}")
+        if spec.get("victim"):
+            time.sleep(600)  # claimed, never acked: the parent kill -9s us here
+        try:
+            q.ack(c)
+            ack(f"a {c.id} {label}")
+        except ClaimExpired:
+            ack(f"x {c.id}")
 
 
 def main(spec: dict[str, Any]) -> int:
@@ -99,6 +126,12 @@ def main(spec: dict[str, Any]) -> int:
                     ack(f"s k-{item}")
                 except Unavailable:
                     ack(f"x s k-{item}")
+    elif mode == "qput":
+        q = m.queue(spec["queue"])
+        for i in range(count):
+            ack(f"p {q.put({'w': wid, 'i': i})} {wid}:{i}")
+    elif mode == "qwork":
+        _queue_consumer(m, spec, ack)
     else:
         raise SystemExit(f"unknown mode {mode!r}")
     m.close()

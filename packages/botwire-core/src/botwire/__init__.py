@@ -26,6 +26,11 @@ if TYPE_CHECKING:
     from ._lease import AsyncLease as AsyncLease
     from ._lease import Lease as Lease
     from ._memory import Memory as Memory
+    from ._queue import AsyncQueue as AsyncQueue
+    from ._queue import Claimed as Claimed
+    from ._queue import DeadItem as DeadItem
+    from ._queue import Queue as Queue
+    from ._queue import QueueStats as QueueStats
     from ._types import Entry as Entry
     from ._types import KeyInfo as KeyInfo
     from ._types import Limits as Limits
@@ -45,6 +50,11 @@ _LOCAL: dict[str, str] = {
     "KeyInfo": "._types",
     "Limits": "._types",
     "Usage": "._types",
+    "Queue": "._queue",
+    "AsyncQueue": "._queue",
+    "Claimed": "._queue",
+    "DeadItem": "._queue",
+    "QueueStats": "._queue",
 }
 # The errors are not listed here: every class name in ``_errors.__all__`` is public (see
 # _error_names), so a new error is exported by adding it there, and nothing else lands among them.

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable
 
     from ._lease import AsyncLease
+    from ._queue import AsyncQueue
     from .store import AsyncStore
 
 __all__ = ["AsyncMemory"]
@@ -60,6 +61,12 @@ class AsyncMemory(Commands, AsyncRun):
         from ._lease import AsyncLease  # on first use: one module less on a cold start
 
         return AsyncLease(self, name, ttl, holder=holder, wait=wait)
+
+    def queue(self, name: str, *, max_claims: int = 5) -> AsyncQueue:
+        """The at-least-once hand-off queue ``name`` in this namespace (docs/coordination.md)."""
+        from ._queue import AsyncQueue
+
+        return AsyncQueue(self, name, max_claims=max_claims)
 
     async def iter_keys(self, prefix: str = "") -> AsyncIterator[str]:
         """Keys starting with ``prefix``, in UTF-8 byte order, following every page

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BotWireError",
+    "ClaimExpired",
     "Closed",
     "Conflict",
     "Forbidden",
@@ -126,6 +127,13 @@ class LeaseLost(Conflict):
     status = 412
 
 
+class ClaimExpired(Conflict):
+    """A queue's ``ack``/``nack`` came too late: the claim expired and another consumer claimed
+    the item again (or it left the queue), so the item may be processed twice."""
+
+    code = "claim_expired"
+
+
 class TypeMismatch(BotWireError):
     """``append``/``tail``/``pop`` on a value that is not a list, or ``incr`` on a non-number."""
 
@@ -232,6 +240,7 @@ _BY_CODE: dict[str, type[BotWireError]] = {
         NotSerializable,
         Conflict,
         LeaseLost,
+        ClaimExpired,
         TypeMismatch,
         ValueTooLarge,
         QuotaExceeded,

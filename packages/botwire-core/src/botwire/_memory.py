@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from ._async import AsyncMemory
     from ._atomic import Transaction
     from ._lease import Lease, LeaseBase
+    from ._queue import Queue
     from ._types import Entry, Usage
     from .store import AsyncStore, Store
 
@@ -521,6 +522,12 @@ class Memory(Commands, SyncRun, MutableMapping[str, "Any"]):  # type: ignore[mis
         from ._lease import Lease  # on first use: one module less on a cold start
 
         return Lease(self, name, ttl, holder=holder, wait=wait)
+
+    def queue(self, name: str, *, max_claims: int = 5) -> Queue:
+        """The at-least-once hand-off queue ``name`` in this namespace (docs/coordination.md)."""
+        from ._queue import Queue
+
+        return Queue(self, name, max_claims=max_claims)
 
     def iter_keys(self, prefix: str = "") -> Iterator[str]:
         """Keys starting with ``prefix``, in UTF-8 byte order, following every page."""

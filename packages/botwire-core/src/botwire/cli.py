@@ -4,6 +4,7 @@
     botwire get user-42 preferences
     botwire ls user-42 --prefix chat
     botwire export user-42 > backup.jsonl && botwire import user-43 < backup.jsonl
+    botwire queue claim pipeline jobs --wait 20   # botwire/_queuecli.py
 
 Exit codes: 0 ok, 1 key not found, 2 bad usage or input, 3 refused by the store (conflict,
 quota, type, size, auth), 4 backend unavailable or the URL does not reach botwire (Misrouted).
@@ -20,6 +21,7 @@ from typing import Any
 
 from ._errors import BotWireError, Misrouted, Unavailable
 from ._memory import Memory
+from ._queuecli import add_queue_parser, run_queue
 from ._transfer import EXPORT_HELP, IMPORT_HELP, export_entries, import_entries
 
 __all__ = ["main"]
@@ -94,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=raw,
     )
     i.add_argument("namespace")
+    add_queue_parser(sub)
     return p
 
 
@@ -152,6 +155,8 @@ def _run(args: argparse.Namespace) -> int:
             export_entries(memory, sys.stdout, sys.stderr)
         elif args.command == "import":
             return import_entries(memory, sys.stdin.buffer, sys.stderr, exit_code)
+        elif args.command == "queue":
+            return run_queue(memory, args)
     return 0
 
 
