@@ -34,6 +34,7 @@ from _collections_abc import (
 from . import _common as c
 from ._config import Settings, acquire_store, release, resolve
 from ._errors import Conflict
+from ._policy import PolicyCommands
 
 TYPE_CHECKING = False  # not typing's: importing typing costs a cold start ms
 if TYPE_CHECKING:
@@ -145,7 +146,7 @@ class AsyncRun:
         _install(cls, _async_method)
 
 
-class Commands:
+class Commands(PolicyCommands):
     """The commands of ``Memory`` and ``AsyncMemory`` (each subclass adds a runner base)."""
 
     namespace: str
