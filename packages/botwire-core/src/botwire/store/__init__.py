@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .._types import Entry, KeyInfo, KeyPage, Limits, Op, Usage
+from .._types import Entry, KeyInfo, KeyPage, Limits, Op, Policy, Usage
 from ._protocol import (
     OPTIONAL,
     AsyncStore,
@@ -42,6 +42,7 @@ __all__ = [
     "KeyPage",
     "Limits",
     "Op",
+    "Policy",
     "SQLiteStore",
     "Store",
     "SupportsAsyncReader",

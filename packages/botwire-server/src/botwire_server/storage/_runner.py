@@ -18,7 +18,7 @@ from typing import Any, Protocol, TypeVar
 
 import anyio.to_thread
 
-from botwire import BotWireError, Entry, StorageFull, Unavailable, Usage
+from botwire import BotWireError, Entry, InvalidArgument, Policy, StorageFull, Unavailable, Usage
 from botwire._codec import dumps
 from botwire.store import KeyPage, Op, Store
 from botwire.store._sql import JSONEntry
@@ -248,6 +248,23 @@ class StoreRunner:
             return await self._call(self.store.usage, namespace)
         finally:
             self._sweep_later()  # its purge of expired entries may leave a long list's rows
+
+    def _policy_method(self, namespace: str, what: str) -> Callable[..., Policy]:
+        method: Callable[..., Policy] | None = getattr(self.store, what, None)
+        if method is None:  # SupportsPolicy's declared default
+            raise InvalidArgument(
+                f"botwire: this server's store ({type(self.store).__name__}) has no retention "
+                f"policies (SupportsPolicy), so namespace {namespace!r} has none to read or "
+                "set; use the SQLite or PostgreSQL store.",
+                namespace=namespace,
+            )
+        return method
+
+    async def get_policy(self, namespace: str) -> Policy:
+        return await self._call(self._policy_method(namespace, "get_policy"), namespace)
+
+    async def set_policy(self, namespace: str, changes: dict[str, float | int | None]) -> Policy:
+        return await self._call(self._policy_method(namespace, "set_policy"), namespace, changes)
 
     async def ping(self) -> None:
         """Raise :class:`~botwire.Unavailable` unless the store answers (``/readyz``)."""
