@@ -140,9 +140,12 @@ class Stats:
     writes: int
     ttl: float | None = None
     max_len: int | None = None
+    max_idle: float | None = None  # read by _lock_existing only (usage)
 
     def copy(self) -> Stats:
-        return Stats(self.keys, self.bytes, self.day, self.writes, self.ttl, self.max_len)
+        return Stats(
+            self.keys, self.bytes, self.day, self.writes, self.ttl, self.max_len, self.max_idle
+        )
 
 
 def check_batch_size(ns: str, count: int) -> None:
@@ -188,6 +191,10 @@ def not_a_list(ns: str, key: str, value: Any, what: str) -> TypeMismatch:
         namespace=ns,
         key=key,
     )
+
+
+#: What :meth:`EngineBase._lock_existing` returns: the statistics and the namespace's policy.
+_EXISTING = "keys, bytes, day, writes, p_ttl, p_max_len, p_max_idle"
 
 
 class EngineBase:
@@ -312,16 +319,15 @@ class EngineBase:
         if self.db_clock:
             row = tx.one(
                 "UPDATE bw_namespaces SET ns = ns WHERE ns = ?"
-                f" RETURNING keys, bytes, day, writes, {DB_LOCK_NOW_SQL}",
+                f" RETURNING {_EXISTING}, {DB_LOCK_NOW_SQL}",
                 (ns, now),
             )
             if row is None:
                 return None
-            now, row = float(row[4]), row[:4]
+            now, row = float(row[7]), row[:7]
         else:
             row = tx.one(
-                "UPDATE bw_namespaces SET ns = ns WHERE ns = ? RETURNING keys, bytes, day, writes",
-                (ns,),
+                f"UPDATE bw_namespaces SET ns = ns WHERE ns = ? RETURNING {_EXISTING}", (ns,)
             )
             if row is None:
                 return None

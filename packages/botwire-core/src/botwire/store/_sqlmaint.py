@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .._policy import check_policy
 from .._types import Policy, Usage
 from ._sqlbase import IDEMPOTENCY_BUDGET, IDEMPOTENCY_SECONDS, MAX_IDEMPOTENCY_RECORDS, Stats, Tx
@@ -133,7 +135,7 @@ class Maintenance(Reads):
             stats.writes,
             (stats.day + 1) * DAY,
             self.limits,
-            self.get_policy(tx, ns),
+            self.policy_of((stats.ttl, stats.max_len, stats.max_idle)),
         )
 
     # -- retention policies (issue 18) -------------------------------------------------------
@@ -141,7 +143,10 @@ class Maintenance(Reads):
     def get_policy(self, tx: Tx, ns: str) -> Policy:
         """The policy in force: the namespace's own fields (``p_*``) over :attr:`policy`."""
         row = tx.one("SELECT p_ttl, p_max_len, p_max_idle FROM bw_namespaces WHERE ns = ?", (ns,))
-        own = row if row is not None else (None, None, None)
+        return self.policy_of(row if row is not None else (None, None, None))
+
+    def policy_of(self, own: tuple[Any, ...]) -> Policy:
+        """The policy in force for a namespace whose own fields are ``own`` (``p_*``)."""
         default = self.policy
         ttl, max_len, idle = (
             self.effective(mine, theirs)

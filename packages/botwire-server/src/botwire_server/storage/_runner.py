@@ -249,22 +249,25 @@ class StoreRunner:
         finally:
             self._sweep_later()  # its purge of expired entries may leave a long list's rows
 
-    def _policy_method(self, namespace: str, what: str) -> Callable[..., Policy]:
-        method: Callable[..., Policy] | None = getattr(self.store, what, None)
-        if method is None:  # SupportsPolicy's declared default
+    def _policy_store(self, namespace: str) -> Any:
+        """The store, if it offers ``SupportsPolicy`` (probed by ``get_policy``)."""
+        if getattr(self.store, "get_policy", None) is None:  # SupportsPolicy's default
             raise InvalidArgument(
                 f"botwire: this server's store ({type(self.store).__name__}) has no retention "
                 f"policies (SupportsPolicy), so namespace {namespace!r} has none to read or "
                 "set; use the SQLite or PostgreSQL store.",
                 namespace=namespace,
             )
-        return method
+        return self.store
 
     async def get_policy(self, namespace: str) -> Policy:
-        return await self._call(self._policy_method(namespace, "get_policy"), namespace)
+        policy: Policy = await self._call(self._policy_store(namespace).get_policy, namespace)
+        return policy
 
     async def set_policy(self, namespace: str, changes: dict[str, float | int | None]) -> Policy:
-        return await self._call(self._policy_method(namespace, "set_policy"), namespace, changes)
+        store = self._policy_store(namespace)
+        policy: Policy = await self._call(store.set_policy, namespace, changes)
+        return policy
 
     async def ping(self) -> None:
         """Raise :class:`~botwire.Unavailable` unless the store answers (``/readyz``)."""
