@@ -176,9 +176,13 @@ class SQLiteStore(PolicyMixin):
         if current < 2:
             tx.run(recount_sql(SQLITE_OCTETS))
         if current < POLICY_SCHEMA:
+            have = {row[1] for row in tx.all("PRAGMA table_info(bw_namespaces)")}
             for statement in policy_migration("REAL", "INTEGER"):
-                tx.run(statement)
-            tx.run("UPDATE bw_namespaces SET written_at = ?", (self.clock(),))
+                if statement.split()[5] not in have:  # ALTER TABLE t ADD COLUMN <name>
+                    tx.run(statement)
+            tx.run(  # idle ages count from the upgrade
+                "UPDATE bw_namespaces SET written_at = ? WHERE written_at IS NULL", (self.clock(),)
+            )
         if current != SCHEMA_VERSION:
             tx.run("UPDATE bw_meta SET schema = ? WHERE id = 1", (SCHEMA_VERSION,))
 

@@ -68,14 +68,19 @@ LOCK_SQL = (
 )
 
 
-def policy_migration(real: str, integer: str) -> tuple[str, ...]:
-    """The statements adding the retention policy's columns (issue 18) to ``bw_namespaces``;
-    a namespace's idle age starts at the upgrade. ``real``/``integer``: the engine's types."""
-    return (
-        f"ALTER TABLE bw_namespaces ADD COLUMN p_ttl {real}",
-        f"ALTER TABLE bw_namespaces ADD COLUMN p_max_len {integer}",
-        f"ALTER TABLE bw_namespaces ADD COLUMN p_max_idle {real}",
-        f"ALTER TABLE bw_namespaces ADD COLUMN written_at {real}",
+def policy_migration(real: str, integer: str, *, if_not_exists: str = "") -> tuple[str, ...]:
+    """The statements adding the retention policy's columns (issue 18) to ``bw_namespaces``.
+    ``real``/``integer``: the engine's types; ``if_not_exists``: PostgreSQL's ``IF NOT EXISTS``
+    (SQLite has none: its store adds only the columns missing), so a migration run again (a
+    file whose schema number was set back) does not fail."""
+    return tuple(
+        f"ALTER TABLE bw_namespaces ADD COLUMN {if_not_exists}{name} {kind}"
+        for name, kind in (
+            ("p_ttl", real),
+            ("p_max_len", integer),
+            ("p_max_idle", real),
+            ("written_at", real),
+        )
     )
 
 

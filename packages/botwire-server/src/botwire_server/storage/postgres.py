@@ -100,8 +100,9 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
 #: Schema 4 (issue 18): the retention policy's columns. The lead renumbers it at merge.
 POLICY_SCHEMA = 4
 _MIGRATIONS[POLICY_SCHEMA] = (
-    *policy_migration("double precision", "bigint"),
-    "UPDATE bw_namespaces SET written_at = extract(epoch from now())::float8",
+    *policy_migration("double precision", "bigint", if_not_exists="IF NOT EXISTS "),
+    "UPDATE bw_namespaces SET written_at = extract(epoch from now())::float8"
+    " WHERE written_at IS NULL",
 )
 SCHEMA_VERSION = max(_MIGRATIONS)
 _META = (
