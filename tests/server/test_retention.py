@@ -301,3 +301,29 @@ def test_cli_policy_get_and_set(retention: Retention) -> None:
     bad = cli("set", ns, "--max-list-len", "-4")
     assert bad.returncode == 2 and "max_list_len" in bad.stderr, bad.stderr
     assert cli("set", ns).returncode == 2  # nothing to change
+
+
+@pytest.mark.postgres
+def test_a_policy_set_on_one_replica_binds_the_others_at_once(postgres_url: str) -> None:
+    """Two servers on one PostgreSQL database: the policy lives in the database and is read
+    with every write's namespace lock, so no replica enforces a stale copy."""
+    env = {"BOTWIRE_HOUSEKEEPING_SECONDS": "3600"}  # in the write, not by housekeeping
+    with (
+        running_server(*_server_args(), database=postgres_url, env=env) as a,
+        running_server(*_server_args(), database=postgres_url, env=env) as b,
+    ):
+        tokens = _tokens()
+        ns = _ns()
+        on_a = Memory(ns, url=a.url, token=tokens["admin"], retries=2)
+        on_b = Memory(ns, url=b.url, token=tokens["write"], retries=2)
+        on_b.append("chat", *range(10))
+        for length in (4, 2, 6):
+            on_a.set_policy(max_list_len=length)
+            assert on_b.policy().max_list_len == length
+            on_b.append("chat", "x")
+            assert len(on_b.get("chat")) <= length and on_b.get("chat")[-1] == "x"
+        assert len(on_b.get("chat")) == 3  # 2 kept by the previous policy, then one appended
+        on_a.set_policy(default_ttl=600)
+        on_b.set("k", 1)
+        entry = on_b.entry("k")
+        assert entry is not None and entry.expires_at is not None
