@@ -95,3 +95,25 @@ def test_a_schema_2_file_is_upgraded_in_place(tmp_path: Path) -> None:
     finally:
         check.close()
     SQLiteStore(path).close()  # opening again changes nothing
+
+
+def test_a_write_between_finding_and_clearing_an_idle_namespace_keeps_it(tmp_path: Path) -> None:
+    """Housekeeping finds idle namespaces in a read, then clears each in a transaction of its
+    own: a write landing in between must win (the idle age is checked again under the lock)."""
+    clock = TestingClock()
+    store = SQLiteStore(tmp_path / "race.db", clock=clock)
+    try:
+        m = Memory("racy", store=store)
+        m.set("k", 1)
+        m.set_policy(max_idle=10)
+        clock.advance(11)
+        with store._read() as tx:
+            found = store.engine.idle_namespaces(tx, clock(), 100)
+        assert found == ["racy"]
+        m.set("k", 2)  # a write arrives after housekeeping looked
+        cleared = store._transact(
+            lambda tx: store.engine.clear_idle(tx, "racy", clock()), frees=True
+        )
+        assert cleared == 0 and m.get("k") == 2
+    finally:
+        store.close()
