@@ -37,9 +37,22 @@ def _public(cls: type) -> set[str]:
 def test_no_public_method_went_away() -> None:
     assert _public(Memory) >= MEMORY_BEFORE
     assert _public(AsyncMemory) >= ASYNC_BEFORE
-    # Added since (issue 18): lease() (leases with fencing) and queue() (hand-off queues).
-    assert _public(Memory) - MEMORY_BEFORE == {"contains", "lease", "queue"}
-    assert _public(AsyncMemory) - ASYNC_BEFORE == {"items", "values", "lease", "queue"}
+    assert _public(Memory) - MEMORY_BEFORE == {"contains", *ADDED_18, *BUILDERS_18}
+    assert _public(AsyncMemory) - ASYNC_BEFORE == {"items", "values", *ADDED_18, *BUILDERS_18}
+
+
+# Commands added since, each in a mixin of Commands (one definition for both classes).
+ADDED_18 = {"policy", "set_policy"}  # issue 18: retention policies (botwire/_policy.py)
+# Builders added since (issue 18): lease() (botwire/_lease.py) and queue() (botwire/_queue.py).
+BUILDERS_18 = {"lease", "queue"}
+
+
+def test_mixin_commands_are_one_function_run_two_ways() -> None:
+    for name in ADDED_18:
+        sync, coro = getattr(Memory, name), getattr(AsyncMemory, name)
+        assert sync.__wrapped__ is coro.__wrapped__, name
+        assert inspect.iscoroutinefunction(coro) and not inspect.iscoroutinefunction(sync)
+        assert inspect.signature(sync) == inspect.signature(coro), name
 
 
 def test_every_public_method_of_both_classes_is_documented() -> None:

@@ -101,7 +101,8 @@ def test_odd_token_claims_are_401(auth_srv: ServerProcess, case: str) -> None:
 
 
 def test_admin_grants_write_on_covered_namespaces_only(auth_srv: ServerProcess) -> None:
-    """What 'admin' grants (documented in auth.py and docs/server.md): write, no more."""
+    """What 'admin' grants (documented in auth.py and docs/server.md): write and retention
+    policies, on its namespaces, no more."""
     token = _signed(ns=["tenant-1-*"], perm="admin", exp=FAR)
     headers = {"Authorization": f"Bearer {token}"}
     r = httpx.put(auth_srv.url + key_path("tenant-1-a", "k"), json={"value": 1}, headers=headers)
@@ -113,3 +114,10 @@ def test_admin_grants_write_on_covered_namespaces_only(auth_srv: ServerProcess) 
     )
     with pytest.raises(BotWireError):
         Memory("tenant-2-a", url=auth_srv.url, token=token).set("k", 1)
+    # issue 18: the one thing admin adds is the retention policy, on covered namespaces only
+    policy = "/v1/namespaces/{}/policy"
+    body = {"max_list_len": 5}
+    r = httpx.put(auth_srv.url + policy.format("tenant-1-a"), json=body, headers=headers)
+    assert r.status_code == 200, r.text
+    r = httpx.put(auth_srv.url + policy.format("tenant-2-a"), json=body, headers=headers)
+    assert r.status_code == 403

@@ -43,6 +43,7 @@ def test_openapi_describes_every_route(http: httpx.Client) -> None:
         "/v1/namespaces/{ns}/keys",
         "/v1/namespaces/{ns}/batch",
         "/v1/namespaces/{ns}",
+        "/v1/namespaces/{ns}/policy",  # issue 18: retention
         "/memory/{ns}/{key}",
         "/memory/{ns}",
         "/healthz",

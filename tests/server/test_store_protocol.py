@@ -18,7 +18,7 @@ import pytest
 import uvicorn
 
 import botwire_server
-from botwire import Entry, Memory
+from botwire import Entry, InvalidArgument, Memory
 from botwire.store import KeyPage, Op, SQLiteStore, Store, Usage
 from botwire.store._protocol import OPTIONAL, capabilities
 from botwire_server import Settings, create_app
@@ -113,6 +113,10 @@ def test_a_store_of_six_methods_is_served_with_every_default(six_method_server: 
         assert m.get_many(["a", "b", "zz"]) == {"a": 1, "b": [None]}  # read_batch_json's
         assert m.list() == ["a", "b", "log", "profile"] and "a" in m and len(m) == 4
         m.incr("newest")
+        with pytest.raises(InvalidArgument, match="SupportsPolicy"):  # get_policy's default
+            m.set_policy(max_list_len=5)
+        with pytest.raises(InvalidArgument, match="SupportsPolicy"):
+            m.policy()
     ready = httpx.get(f"{url}/readyz", timeout=10)  # ping's default: a get
     assert ready.status_code == 200, ready.text
     listing = httpx.get(f"{url}/memory/third-party", timeout=10)  # recent_keys' default

@@ -75,6 +75,28 @@ def test_sessions_without_namespace_are_isolated_namespaces(memory_url: str) -> 
     assert s.namespace.startswith("oa-user_42_chat-")
 
 
+def test_max_items_keeps_the_newest_and_the_policy_bounds_it(memory_url: str, ns: str) -> None:
+    """``max_items`` trims in the same append; a namespace retention policy (issue 18) lowers a
+    larger one, so an operator bounds every session whatever its code asks."""
+    s = BotWireSession("bounded", namespace=ns, url=memory_url, max_items=3)
+    run(s.add_items(items("a", "b")))
+    run(s.add_items(items("c", "d", "e")))
+    assert [i["content"] for i in run(s.get_items())] == ["c", "d", "e"]
+    with Memory(ns, url=memory_url) as m:
+        m.set_policy(max_list_len=2)
+        run(
+            BotWireSession("wide", namespace=ns, url=memory_url, max_items=50).add_items(
+                items("x", "y", "z")
+            )
+        )
+        assert m.get(SESSION_KEY_PREFIX + "wide") == items("x", "y", "z")[1:]
+        m.set_policy(max_list_len=None)
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="max_items"):
+            BotWireSession("s", namespace=ns, url=memory_url, max_items=bad)  # type: ignore[arg-type]
+    run(s.aclose())
+
+
 def test_ttl_is_set_and_refreshed_by_each_add(memory_url: str, ns: str) -> None:
     s = BotWireSession("ttl", namespace=ns, url=memory_url, ttl=600)
     run(s.add_items(items("x")))

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from ._types import Entry as Entry
     from ._types import KeyInfo as KeyInfo
     from ._types import Limits as Limits
+    from ._types import Policy as Policy
     from ._types import Usage as Usage
 
 # botwire's own public names besides the errors, each from the module that defines it (those
@@ -49,6 +50,7 @@ _LOCAL: dict[str, str] = {
     "Entry": "._types",
     "KeyInfo": "._types",
     "Limits": "._types",
+    "Policy": "._types",
     "Usage": "._types",
     "Queue": "._queue",
     "AsyncQueue": "._queue",

@@ -22,6 +22,7 @@ from _collections_abc import (
 from . import _common as c
 from ._config import Settings, acquire_store, release, resolve
 from ._errors import Conflict
+from ._policy import PolicyCommands
 
 TYPE_CHECKING = False  # not typing's: importing typing costs a cold start ms
 if TYPE_CHECKING:
@@ -103,7 +104,7 @@ class AsyncRun:
         _install(cls, c.async_method)
 
 
-class Commands:
+class Commands(PolicyCommands):
     """The commands of ``Memory`` and ``AsyncMemory`` (each subclass adds a runner base)."""
 
     namespace: str

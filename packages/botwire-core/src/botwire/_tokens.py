@@ -71,6 +71,18 @@ class Principal:
                 namespace=namespace,
             )
 
+    def require_admin(self, namespace: str, what: str) -> None:
+        """Raise :class:`Forbidden` unless this principal is an admin of ``namespace``
+        (``what``: the action refused, for the message)."""
+        self.require(namespace, write=False)
+        if RANK[self.perm] < RANK["admin"]:
+            raise Forbidden(
+                f"botwire: only an admin token may {what} on namespace {namespace!r}; this "
+                f"token's permission is {self.perm!r}, so nothing was changed. Mint one with "
+                "'botwire-server token create --admin --ns PATTERN'.",
+                namespace=namespace,
+            )
+
 
 ANONYMOUS = Principal((), "admin", anonymous=True)
 

@@ -9,7 +9,7 @@ TYPE_CHECKING = False  # not typing's: importing typing costs a cold start ms
 if TYPE_CHECKING:
     from typing import Any, Literal
 
-__all__ = ["Entry", "KeyInfo", "KeyPage", "Limits", "Op", "OpKind", "Usage"]
+__all__ = ["Entry", "KeyInfo", "KeyPage", "Limits", "Op", "OpKind", "Policy", "Usage"]
 
 if TYPE_CHECKING:
     OpKind = Literal["get", "set", "delete", "append", "incr", "pop", "check"]
@@ -77,10 +77,41 @@ class Limits:
 
 
 @record
+class Policy:
+    """A namespace's retention policy, as in force (``None`` = none): ``default_ttl`` seconds
+    for writes without ``ttl``, ``max_list_len`` items kept by every ``append`` (a larger
+    ``max_len`` is lowered to it), ``max_idle`` seconds without a write after which
+    housekeeping clears the namespace.
+
+    ``overrides`` names the fields the namespace sets itself; the others come from the
+    store's defaults (the server's ``--default-ttl``, ``--default-max-list-len``, ``--max-idle``).
+
+    Example::
+
+        memory.set_policy(default_ttl=3600, max_list_len=200)
+        memory.policy().default_ttl  # 3600.0
+    """
+
+    default_ttl: float | None = None
+    max_list_len: int | None = None
+    max_idle: float | None = None
+    overrides: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "default_ttl": self.default_ttl,
+            "max_list_len": self.max_list_len,
+            "max_idle": self.max_idle,
+            "overrides": list(self.overrides),
+        }
+
+
+@record
 class Usage:
     """What a namespace holds and has used today, with the limits in force (0 = unlimited).
 
-    ``resets_at`` is when ``writes_today`` returns to zero (the next UTC midnight).
+    ``resets_at`` is when ``writes_today`` returns to zero (the next UTC midnight);
+    ``policy`` is the retention policy in force (:class:`Policy`).
     """
 
     namespace: str
@@ -89,6 +120,7 @@ class Usage:
     writes_today: int
     resets_at: float
     limits: Limits = field(default_factory=Limits)
+    policy: Policy = field(default_factory=Policy)
 
 
 @record

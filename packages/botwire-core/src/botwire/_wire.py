@@ -9,7 +9,7 @@ from __future__ import annotations
 from ._codec import dumps
 from ._errors import InvalidArgument
 from ._names import check_key
-from ._types import Entry, KeyInfo, KeyPage, Limits, Op, Usage
+from ._types import Entry, KeyInfo, KeyPage, Limits, Op, Policy, Usage
 
 TYPE_CHECKING = False  # not typing's: importing typing costs a cold start ms
 if TYPE_CHECKING:
@@ -26,6 +26,7 @@ __all__ = [
     "op_from_wire",
     "page_from_wire",
     "page_to_wire",
+    "policy_from_wire",
     "quote_key",
     "single_request",
     "usage_from_wire",
@@ -250,6 +251,7 @@ def usage_to_wire(u: Usage) -> dict[str, Any]:
         "writes_today": u.writes_today,
         "resets_at": u.resets_at,
         "limits": u.limits.as_dict(),
+        "policy": u.policy.as_dict(),
     }
 
 
@@ -261,4 +263,15 @@ def usage_from_wire(d: dict[str, Any]) -> Usage:
         d["writes_today"],
         d["resets_at"],
         Limits(**d.get("limits", {})),
+        policy_from_wire(d.get("policy") or {}),
+    )
+
+
+def policy_from_wire(d: dict[str, Any]) -> Policy:
+    """A :class:`Policy` from its JSON (``Policy.as_dict``); an older server sends none."""
+    return Policy(
+        d.get("default_ttl"),
+        d.get("max_list_len"),
+        d.get("max_idle"),
+        tuple(d.get("overrides") or ()),
     )

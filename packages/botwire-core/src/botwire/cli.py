@@ -80,6 +80,20 @@ def _parser() -> argparse.ArgumentParser:
     u = sub.add_parser("usage", help="keys, bytes, writes today and limits")
     u.add_argument("namespace")
 
+    pol = sub.add_parser("policy", help="show or change a namespace's retention policy")
+    pol_sub = pol.add_subparsers(dest="policy_command", required=True, metavar="get|set")
+    pol_sub.add_parser("get", help="print the policy in force as JSON").add_argument("namespace")
+    ps = pol_sub.add_parser(
+        "set",
+        help="change fields (an admin token over HTTP); others keep their value",
+        description="SECONDS take a unit (90m, 12h, 30d, 2w); 0 turns a rule off for this "
+        "namespace, 'default' follows the server's default again.",
+    )
+    ps.add_argument("namespace")
+    for flag, metavar in (("--default-ttl", "SECONDS"), ("--max-list-len", "N")):
+        ps.add_argument(flag, type=_policy_value, metavar=metavar, default=argparse.SUPPRESS)
+    ps.add_argument("--max-idle", type=_policy_value, metavar="SECONDS", default=argparse.SUPPRESS)
+
     raw = argparse.RawDescriptionHelpFormatter
     e = sub.add_parser(
         "export",
@@ -98,6 +112,44 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("namespace")
     add_queue_parser(sub)
     return p
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def _policy_value(text: str) -> float | None:
+    """A ``policy set`` value: ``default`` (None: the server's default), or a number with an
+    optional unit (s, m, h, d, w); range and type are the store's check (``check_policy``)."""
+    raw = text.strip().lower()
+    if raw in ("default", "null"):
+        return None
+    unit = _UNITS.get(raw[-1:])
+    try:
+        return float(raw[:-1] if unit else raw) * (unit or 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give a number (3600, or 90m, 12h, 30d), 0 for none, or 'default'"
+        ) from None
+
+
+def _policy(memory: Memory, args: argparse.Namespace) -> int:
+    if args.policy_command == "set":
+        names = ("default_ttl", "max_list_len", "max_idle")
+        given = {name: getattr(args, name) for name in names if hasattr(args, name)}
+        if "max_list_len" in given and given["max_list_len"] is not None:
+            length = given["max_list_len"]
+            given["max_list_len"] = int(length) if float(length).is_integer() else length
+        if not given:
+            print(
+                "botwire: policy set needs --default-ttl, --max-list-len or --max-idle.",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        policy = memory.set_policy(**given)
+    else:
+        policy = memory.policy()
+    print(json.dumps({"namespace": memory.namespace, "policy": policy.as_dict()}, indent=2))
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -147,10 +199,13 @@ def _run(args: argparse.Namespace) -> int:
                         "writes_today": u.writes_today,
                         "resets_at": u.resets_at,
                         "limits": u.limits.as_dict(),
+                        "policy": u.policy.as_dict(),
                     },
                     indent=2,
                 )
             )
+        elif args.command == "policy":
+            return _policy(memory, args)
         elif args.command == "export":
             export_entries(memory, sys.stdout, sys.stderr)
         elif args.command == "import":

@@ -29,7 +29,9 @@ class BotWireSession(SessionABC):
     Every operation is one round trip whatever the history length: :meth:`add_items` is one
     server-side ``append`` (concurrent writers never lose an item), :meth:`get_items` with a
     limit is one ``tail``, :meth:`pop_item` one atomic ``pop``. ``ttl`` (seconds) expires an
-    idle session and is refreshed by every append.
+    idle session and is refreshed by every append; ``max_items`` keeps only the newest items,
+    trimmed by the same append (a namespace's retention policy, docs/coordination.md, bounds
+    them too, whatever the session asks).
 
     It subclasses ``agents.memory.SessionABC``, so ``EncryptedSession`` and
     ``OpenAIResponsesCompactionSession`` accept it as their underlying session.
@@ -48,6 +50,7 @@ class BotWireSession(SessionABC):
         namespace: str | None = None,
         memory: Memory | AsyncMemory | None = None,
         ttl: float | None = None,
+        max_items: int | None = None,
         session_settings: SessionSettings | None = None,
         url: str | None = None,
         token: str | None = None,
@@ -61,7 +64,15 @@ class BotWireSession(SessionABC):
                 f"BotWireSession({session_id!r}): ttl must be a positive number of seconds "
                 f"or None (never expire), got {ttl!r}"
             )
+        if max_items is not None and (
+            isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 1
+        ):
+            raise ValueError(
+                f"BotWireSession({session_id!r}): max_items must be a whole number >= 1 or "
+                f"None (keep every item), got {max_items!r}"
+            )
         self.session_id = session_id
+        self.max_items = max_items
         self.session_settings = session_settings
         self.ttl = ttl
         self.key = SESSION_KEY_PREFIX + session_id
@@ -115,7 +126,7 @@ class BotWireSession(SessionABC):
         if not items:
             return
         try:
-            await self._clients.aio.append(self.key, *items, ttl=self.ttl)
+            await self._clients.aio.append(self.key, *items, ttl=self.ttl, max_len=self.max_items)
         except BotWireError as exc:
             raise self._context(exc, f"adding {len(items)} item(s)") from None
 

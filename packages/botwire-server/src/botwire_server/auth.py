@@ -11,9 +11,9 @@ Claims are validated strictly, so a signed but malformed token is a 401, never a
 a looser reading: ``ns`` a string or a non-empty list of non-empty strings, ``perm`` one of the
 three strings, ``exp``/``nbf``/``iat`` whole numbers (not strings, not booleans), and no claim
 outside ``ns``, ``perm`` and the registered JWT claims (``exp nbf iat iss sub jti``; ``aud`` is
-refused since this server has no audience). ``admin`` grants exactly what ``write`` grants, on
-the namespaces its ``ns`` patterns cover: no route needs more, and no claim reaches beyond its
-patterns.
+refused since this server has no audience). ``admin`` grants what ``write`` grants and, since
+issue 18, setting a namespace's retention policy (``PUT /v1/namespaces/{ns}/policy``), on the
+namespaces its ``ns`` patterns cover: no claim reaches beyond its patterns.
 
 Example::
 

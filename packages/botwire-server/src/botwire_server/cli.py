@@ -19,7 +19,7 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from . import startup
 from .settings import (
@@ -28,6 +28,7 @@ from .settings import (
     ConfigError,
     Settings,
     database_password,
+    parse_seconds,
     read_secret_file,
 )
 
@@ -41,6 +42,16 @@ def _nonneg(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError("must be >= 0 (0 = unlimited)")
     return value
+
+
+def _seconds(flag: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            return parse_seconds(text, flag)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc).split(": ", 1)[-1]) from None
+
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,6 +133,30 @@ def build_parser() -> argparse.ArgumentParser:
         type=_nonneg,
         default=None,
         help="items a list may hold (default 100000; 0 = unlimited)",
+    )
+    p.add_argument(
+        "--default-ttl",
+        type=_seconds("--default-ttl"),
+        default=None,
+        metavar="SECONDS",
+        help="retention: a TTL for writes without one, in every namespace without a policy of "
+        "its own (3600, 90m, 12h, 30d; default 0 = none; env BOTWIRE_DEFAULT_TTL)",
+    )
+    p.add_argument(
+        "--default-max-list-len",
+        type=_nonneg,
+        default=None,
+        metavar="N",
+        help="retention: items a list keeps, each append trimming it from the front (a larger "
+        "max_len is lowered; default 0 = none; env BOTWIRE_DEFAULT_MAX_LIST_LEN)",
+    )
+    p.add_argument(
+        "--max-idle",
+        type=_seconds("--max-idle"),
+        default=None,
+        metavar="SECONDS",
+        help="retention: housekeeping clears a namespace not written for this long (30d...; "
+        "default 0 = never; env BOTWIRE_MAX_IDLE)",
     )
     p.add_argument(
         "--max-inflight-bytes",
@@ -327,6 +362,9 @@ def _serve(argv: Sequence[str]) -> int:
             max_append_items=args.max_append_items,
             max_list_length=args.max_list_length,
             max_inflight_bytes=args.max_inflight_bytes,
+            default_ttl=args.default_ttl,
+            default_max_list_len=args.default_max_list_len,
+            max_idle=args.max_idle,
         )
         settings.check_bind()
         log_format = startup.log_format(args.log_format, sys.stderr)

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
-from botwire import Limits
+from botwire import Limits, Policy
 
 __all__ = [
     "DEFAULT_DATABASE",
@@ -28,6 +28,7 @@ __all__ = [
     "database_password",
     "is_loopback",
     "mask_url",
+    "parse_seconds",
     "read_secret_file",
 ]
 
@@ -82,6 +83,31 @@ def _env_float(name: str, default: float) -> float:
         return float(raw)
     except ValueError:
         raise ConfigError(f"botwire-server: {name}={raw!r} is not a number.") from None
+
+
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_seconds(text: str, what: str) -> float:
+    """``"3600"``, ``"90m"``, ``"12h"``, ``"30d"``, ``"2w"`` → seconds (``0``: none), for the
+    retention flags; anything else (negative, NaN, past 1e10 s) is a :class:`ConfigError`."""
+    raw = text.strip().lower()
+    unit = _SECONDS.get(raw[-1:])
+    try:
+        value = float(raw[:-1] if unit else raw) * (unit or 1)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1e10:  # also NaN
+        raise ConfigError(
+            f"botwire-server: {what}={text!r}; give seconds (3600) or a duration (90m, 12h, "
+            "30d, 2w), 0 for none."
+        )
+    return value
+
+
+def _env_seconds(name: str) -> float:
+    raw = os.environ.get(name, "").strip()
+    return parse_seconds(raw, name) if raw else 0.0
 
 
 def _env_list(name: str) -> tuple[str, ...]:
@@ -174,6 +200,12 @@ class Settings:
     max_list_length: int = 100_000
     #: Bytes of request bodies being parsed and applied at once (admission control).
     max_inflight_bytes: int = 64 * MIB
+    #: The store-wide retention policy (issue 18; 0 = none), overridden per namespace by
+    #: ``PUT /v1/namespaces/{ns}/policy``: a TTL for writes without one, the items an append
+    #: keeps, the seconds without a write after which housekeeping clears a namespace.
+    default_ttl: float = 0.0
+    default_max_list_len: int = 0
+    max_idle: float = 0.0
 
     def __post_init__(self) -> None:
         for name in (
@@ -216,6 +248,13 @@ class Settings:
         for name in ("max_json_elements", "max_append_items", "max_inflight_bytes"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"botwire-server: {name} must be >= 1.")
+        for name in ("default_ttl", "max_idle", "default_max_list_len"):
+            value = getattr(self, name)
+            if not 0 <= value <= (1e9 if name == "default_max_list_len" else 1e10):
+                raise ConfigError(
+                    f"botwire-server: {name}={value!r} must be from 0 (none) to "
+                    f"{'1000000000 items' if name == 'default_max_list_len' else '1e10 seconds'}."
+                )
         if self.token_secret is not None and not self.token_secret:
             raise ConfigError("botwire-server: the token secret is empty.")
 
@@ -232,6 +271,13 @@ class Settings:
             for name, value in FREE_TIER.items():
                 values[name] = values[name] or value
         return Limits(**values)
+
+    @property
+    def policy(self) -> Policy:
+        """The store-wide retention policy handed to the store's engine (0 → none)."""
+        return Policy(
+            self.default_ttl or None, self.default_max_list_len or None, self.max_idle or None
+        )
 
     @property
     def anonymous(self) -> bool:
@@ -325,6 +371,9 @@ class Settings:
             "max_append_items": _env_int("BOTWIRE_MAX_APPEND_ITEMS", 10_000),
             "max_list_length": _env_int("BOTWIRE_MAX_LIST_LENGTH", 100_000),
             "max_inflight_bytes": _env_int("BOTWIRE_MAX_INFLIGHT_BYTES", 64 * MIB),
+            "default_ttl": _env_seconds("BOTWIRE_DEFAULT_TTL"),
+            "default_max_list_len": _env_int("BOTWIRE_DEFAULT_MAX_LIST_LEN", 0),
+            "max_idle": _env_seconds("BOTWIRE_MAX_IDLE"),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 
 from .. import _wire
-from .._codec import decode
+from .._codec import decode, dumps
 from .._errors import (
     _BY_STATUS,
     BotWireError,
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Generator, Sequence
     from typing import Any
 
-    from .._types import Entry, KeyPage, Usage
+    from .._types import Entry, KeyPage, Policy, Usage
     from ._proxy import Proxy
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "get_call",
     "list_call",
     "new_idempotency_key",
+    "policy_call",
     "usage_call",
 ]
 
@@ -121,7 +122,7 @@ class Call:
     path: str
     headers: dict[str, str]
     body: bytes | None
-    kind: str  # get | single | batch | list | clear | usage
+    kind: str  # get | single | batch | list | clear | usage | policy
     op: Op | None = None
     namespace: str = ""
     key: str | None = None
@@ -188,6 +189,8 @@ class Call:
             return _wire.page_from_wire(payload)
         if self.kind == "clear":
             return payload["deleted"]
+        if self.kind == "policy":
+            return _wire.policy_from_wire(payload["policy"])
         return _wire.usage_from_wire(payload)
 
     def _error(self, status: int, payload: Any) -> BotWireError:
@@ -364,6 +367,17 @@ def usage_call(target: Target, headers: dict[str, str], ns: str) -> Call:
     return _call(target, "GET", _wire.namespace_path(ns), headers, None, "usage", ns)
 
 
+def policy_call(
+    target: Target, headers: dict[str, str], ns: str, changes: dict[str, Any] | None
+) -> Call:
+    """``GET`` the namespace's policy, or ``PUT`` ``changes`` (idempotent: safe to retry)."""
+    path = _wire.namespace_path(ns) + "/policy"
+    if changes is None:
+        return _call(target, "GET", path, headers, None, "policy", ns)
+    headers = {**headers, "Content-Type": "application/json"}
+    return _call(target, "PUT", path, headers, dumps(changes).encode(), "policy", ns)
+
+
 DEFAULT_KEEPALIVE_EXPIRY = 30.0  # see keepalive_expiry in HTTPStore
 
 
@@ -477,3 +491,19 @@ class HTTPCommands:
     def usage(self, namespace: str) -> Generator[Any, Any, Usage]:
         usage: Usage = yield from self._send(usage_call(self.target, self._headers, namespace))
         return usage
+
+    @command
+    def get_policy(self, namespace: str) -> Generator[Any, Any, Policy]:
+        policy: Policy = yield from self._send(
+            policy_call(self.target, self._headers, namespace, None)
+        )
+        return policy
+
+    @command
+    def set_policy(
+        self, namespace: str, changes: dict[str, float | int | None]
+    ) -> Generator[Any, Any, Policy]:
+        policy: Policy = yield from self._send(
+            policy_call(self.target, self._headers, namespace, dict(changes))
+        )
+        return policy

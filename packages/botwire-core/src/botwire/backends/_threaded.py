@@ -7,7 +7,8 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from .._types import Entry, KeyPage, Op, Usage
+from .._policy import policy_method
+from .._types import Entry, KeyPage, Op, Policy, Usage
 from ..store import Store
 
 __all__ = ["ThreadedAsyncStore"]
@@ -47,6 +48,18 @@ class ThreadedAsyncStore:
 
     async def usage(self, namespace: str) -> Usage:
         return await asyncio.to_thread(self._store.usage, namespace)
+
+    async def get_policy(self, namespace: str) -> Policy:
+        policy: Policy = await asyncio.to_thread(
+            policy_method(self._store, namespace, "get_policy"), namespace
+        )
+        return policy
+
+    async def set_policy(self, namespace: str, changes: dict[str, float | int | None]) -> Policy:
+        policy: Policy = await asyncio.to_thread(
+            policy_method(self._store, namespace, "set_policy"), namespace, changes
+        )
+        return policy
 
     async def aclose(self) -> None:
         if self._owned:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .._types import Entry, KeyInfo, KeyPage, Limits, Op, Usage
+from .._types import Entry, KeyInfo, KeyPage, Limits, Op, Policy, Usage
 from ._protocol import (
     OPTIONAL,
     AsyncStore,
@@ -20,6 +20,7 @@ from ._protocol import (
     SupportsGetJSON,
     SupportsListLimits,
     SupportsPing,
+    SupportsPolicy,
     SupportsPurge,
     SupportsReadBatchJSON,
     SupportsRecentKeys,
@@ -41,12 +42,14 @@ __all__ = [
     "KeyPage",
     "Limits",
     "Op",
+    "Policy",
     "SQLiteStore",
     "Store",
     "SupportsAsyncReader",
     "SupportsGetJSON",
     "SupportsListLimits",
     "SupportsPing",
+    "SupportsPolicy",
     "SupportsPurge",
     "SupportsReadBatchJSON",
     "SupportsRecentKeys",

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from .._types import Entry, KeyPage, Op, Usage
+from .._types import Entry, KeyPage, Op, Policy, Usage
 
 if TYPE_CHECKING:
     from ._sql import JSONEntry
@@ -26,6 +26,7 @@ __all__ = [
     "SupportsGetJSON",
     "SupportsListLimits",
     "SupportsPing",
+    "SupportsPolicy",
     "SupportsPurge",
     "SupportsReadBatchJSON",
     "SupportsRecentKeys",
@@ -206,6 +207,24 @@ class SupportsListLimits(Protocol):
         ...
 
 
+@runtime_checkable
+class SupportsPolicy(Protocol):
+    """Per-namespace retention policies (issue 18): a default TTL, a maximum list length and a
+    maximum idle age, enforced in the write transaction and by housekeeping (``purge_expired``).
+
+    Default: no policies (``GET``/``PUT /v1/namespaces/{ns}/policy`` answer 400 naming the store,
+    ``memory.policy()`` raises)."""
+
+    def get_policy(self, namespace: str) -> Policy:
+        """The policy in force for ``namespace`` (its own fields over the store's defaults)."""
+        ...
+
+    def set_policy(self, namespace: str, changes: dict[str, float | int | None]) -> Policy:
+        """Change the fields in ``changes`` (``None``: follow the store's default; ``0``: none
+        for this namespace), checked by ``botwire._policy.check_policy``; return the policy."""
+        ...
+
+
 #: Every capability the server probes a store for, by attribute name.
 OPTIONAL: dict[str, type] = {
     "get_json": SupportsGetJSON,
@@ -217,6 +236,7 @@ OPTIONAL: dict[str, type] = {
     "needs_sweep": SupportsSweep,
     "async_reader": SupportsAsyncReader,
     "engine": SupportsListLimits,
+    "get_policy": SupportsPolicy,
 }
 
 

@@ -25,17 +25,20 @@ from ._sqlbase import (
     MAX_BATCH_OPS,
     MAX_IDEMPOTENCY_RECORDS,
     SMALL_RECORD,
+    EntryRow,
     Stats,
     Tx,
     TxHooks,
     check_batch_size,
     fingerprint,
+    list_bytes,
     utf8_len,
 )
 from ._sqlctx import Ctx
 from ._sqlmaint import Maintenance
 from ._sqltext import (
     DAY,
+    LIST,
     PG_OCTETS,
     SQLITE_OCTETS,
     JSONEntry,
@@ -94,13 +97,16 @@ class Engine(Maintenance):
             base = stats.copy()
         else:
             # Counting from zero is exact for the row's changes; totals only matter to limits.
+            # A write reads the row anyway for the namespace's retention policy (one lookup).
             lim = self.limits
             limited = lim.max_namespace_bytes or lim.max_keys or lim.writes_per_day
-            stats = (
-                self._peek_namespace(tx, ns, now)
-                if limited and mutating
-                else Stats(0, 0, int(now // DAY), 0)
-            )
+            stats = Stats(0, 0, int(now // DAY), 0)
+            if mutating:
+                peeked = self._peek_namespace(tx, ns, now)
+                if limited:
+                    stats = peeked
+                else:
+                    stats.ttl, stats.max_len = peeked.ttl, peeked.max_len
             base = stats.copy()
         if not mutating:
             idempotency_key = None  # a read changes nothing to replay: no record (issue 13)
@@ -140,13 +146,43 @@ class Engine(Maintenance):
             tx.release_savepoint()
         if idempotency_key is not None:
             self._record(ctx, ops, idempotency_key, fingerprint, dumps(results), kept)
+        written = ctx.now if mutating else None  # the namespace's idle age restarts
         if base is None:
-            self.save_namespace(tx, ns, ctx.stats)
+            self.save_namespace(tx, ns, ctx.stats, written)
         else:
-            self._add_namespace(tx, ns, ctx.stats, base)
+            self._add_namespace(tx, ns, ctx.stats, base, written)
         if ctx.deleted:  # after the save: a relative update of the bytes
             self.forget_key_records(tx, ns, ctx.deleted, idempotency_key)
         return results
+
+    def trim_list(self, tx: Tx, ns: str, key: str, now: float) -> bool:
+        """Housekeeping: trim list ``key`` to its namespace's ``max_list_len`` (lowered since it
+        grew), as an append would, with a new version; counts no write and keeps the list's
+        expiry and the namespace's idle age. Whether it was trimmed."""
+        stats, now = self.lock_namespace_at(tx, ns, now)
+        ctx = Ctx(self, tx, ns, now, stats)
+        limit = ctx.max_list_len
+        row = ctx.load(key)
+        if row is None or row.kind != LIST or limit is None or row.length <= limit:
+            self.save_namespace(tx, ns, ctx.stats)
+            return False
+        content = row.bytes - utf8_len(key) - 2 - max(row.length - 1, 0)
+        content = ctx.trim(key, row.head, row.tail, limit, content)
+        new = EntryRow(
+            kind=LIST,
+            value=None,
+            version=ctx.version,
+            created_at=row.created_at,
+            updated_at=now,
+            expires_at=row.expires_at,
+            bytes=list_bytes(utf8_len(key), content, limit),
+            length=limit,
+            head=row.tail - limit,
+            tail=row.tail,
+        )
+        ctx.store(key, row, new)
+        self.save_namespace(tx, ns, ctx.stats)
+        return True
 
     def write_prefetch(
         self, ns: str, ops: Sequence[Op], idempotency_key: str | None

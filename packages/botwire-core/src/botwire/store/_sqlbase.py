@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .._errors import InvalidArgument, TypeMismatch
-from .._types import Limits, Op
+from .._types import Limits, Op, Policy
 from ._sqlrows import ListRows
 from ._sqltext import (
     DAY,
@@ -131,15 +131,21 @@ class EntryRow:
 
 @dataclass(slots=True)
 class Stats:
-    """A namespace's ``bw_namespaces`` row: its totals and today's writes."""
+    """A namespace's ``bw_namespaces`` row: its totals and today's writes, and its own
+    retention fields read with them (``p_ttl``, ``p_max_len``: NULL follows the default)."""
 
     keys: int
     bytes: int
     day: int
     writes: int
+    ttl: float | None = None
+    max_len: int | None = None
+    max_idle: float | None = None  # read by _lock_existing only (usage)
 
     def copy(self) -> Stats:
-        return Stats(self.keys, self.bytes, self.day, self.writes)
+        return Stats(
+            self.keys, self.bytes, self.day, self.writes, self.ttl, self.max_len, self.max_idle
+        )
 
 
 def check_batch_size(ns: str, count: int) -> None:
@@ -187,6 +193,10 @@ def not_a_list(ns: str, key: str, value: Any, what: str) -> TypeMismatch:
     )
 
 
+#: What :meth:`EngineBase._lock_existing` returns: the statistics and the namespace's policy.
+_EXISTING = "keys, bytes, day, writes, p_ttl, p_max_len, p_max_idle"
+
+
 class EngineBase:
     """The engine's configuration and its namespace statistics (lock, read, save)."""
 
@@ -225,6 +235,9 @@ class EngineBase:
         self.max_append_items = 0
         self.max_list_length = 0
         self.max_list_bytes = 0
+        #: The store-wide retention policy (the server's --default-ttl, --default-max-list-len,
+        #: --max-idle); a namespace's own fields (bw_namespaces.p_*) override it.
+        self.policy = Policy()
         #: Where a list's rows go when they leave it (a backend hook): at once by default;
         #: SQLite sets a :class:`~botwire.store._sqlrows.DeferredRows`.
         self.rows: ListRows = ListRows()
@@ -243,38 +256,61 @@ class EngineBase:
         if self.db_clock:
             row = tx.lock(LOCK_DB_CLOCK_SQL, (ns, now, now))
             assert row is not None
-            now = float(row[4])
-            row = row[:4]
+            now = float(row[6])
+            row = row[:6]
         else:
             row = tx.lock(LOCK_SQL, (ns, int(now // DAY)))
             assert row is not None
         return _today(Stats(*row), now), now
 
-    def save_namespace(self, tx: Tx, ns: str, stats: Stats) -> None:
+    def save_namespace(self, tx: Tx, ns: str, stats: Stats, written: float | None = None) -> None:
+        """Store the statistics; ``written``: the time of a write (the namespace's idle age
+        restarts), ``None`` for housekeeping and reads."""
+        if written is None:
+            tx.run(
+                "UPDATE bw_namespaces SET keys = ?, bytes = ?, day = ?, writes = ? WHERE ns = ?",
+                (stats.keys, stats.bytes, stats.day, stats.writes, ns),
+            )
+            return
         tx.run(
-            "UPDATE bw_namespaces SET keys = ?, bytes = ?, day = ?, writes = ? WHERE ns = ?",
-            (stats.keys, stats.bytes, stats.day, stats.writes, ns),
+            "UPDATE bw_namespaces SET keys = ?, bytes = ?, day = ?, writes = ?, written_at = ?"
+            " WHERE ns = ?",
+            (stats.keys, stats.bytes, stats.day, stats.writes, written, ns),
         )
 
     def _peek_namespace(self, tx: Tx, ns: str, now: float) -> Stats:
-        """The statistics without locking them (``lock_first=False``); zero when absent."""
-        row = tx.one("SELECT keys, bytes, day, writes FROM bw_namespaces WHERE ns = ?", (ns,))
+        """The statistics and policy fields without locking them (``lock_first=False``);
+        zero and none when absent."""
+        row = tx.one(
+            "SELECT keys, bytes, day, writes, p_ttl, p_max_len FROM bw_namespaces WHERE ns = ?",
+            (ns,),
+        )
         return _today(Stats(*row) if row is not None else Stats(0, 0, int(now // DAY), 0), now)
 
-    def _add_namespace(self, tx: Tx, ns: str, stats: Stats, base: Stats) -> None:
+    def _add_namespace(
+        self, tx: Tx, ns: str, stats: Stats, base: Stats, written: float | None = None
+    ) -> None:
         """Add ``stats - base`` to the statistics row (created if absent) in one statement; a
-        new UTC day restarts the write count, as :meth:`lock_namespace` does."""
+        new UTC day restarts the write count, as :meth:`lock_namespace` does. ``written``: as
+        :meth:`save_namespace`."""
         keys, size = stats.keys - base.keys, stats.bytes - base.bytes
         writes = stats.writes - base.writes
         if not (keys or size or writes):
             return
         tx.run(
-            "INSERT INTO bw_namespaces (ns, keys, bytes, day, writes) VALUES (?, ?, ?, ?, ?)"
+            "INSERT INTO bw_namespaces (ns, keys, bytes, day, writes, written_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (ns) DO UPDATE SET keys = keys + excluded.keys,"
             " bytes = bytes + excluded.bytes, writes = CASE WHEN day = excluded.day"
-            " THEN writes + excluded.writes ELSE excluded.writes END, day = excluded.day",
-            (ns, keys, size, stats.day, writes),
+            " THEN writes + excluded.writes ELSE excluded.writes END, day = excluded.day,"
+            " written_at = coalesce(excluded.written_at, written_at)",
+            (ns, keys, size, stats.day, writes, written),
         )
+
+    def effective(self, own: float | None, default: float | None) -> float | None:
+        """A policy field in force: the namespace's own (0: none) or else the default."""
+        value = own if own is not None else default
+        return value or None
 
     def _lock_existing(self, tx: Tx, ns: str, now: float) -> tuple[Stats, float] | None:
         """Like :meth:`lock_namespace_at`, but ``None`` (and no row created) for a namespace
@@ -283,16 +319,15 @@ class EngineBase:
         if self.db_clock:
             row = tx.one(
                 "UPDATE bw_namespaces SET ns = ns WHERE ns = ?"
-                f" RETURNING keys, bytes, day, writes, {DB_LOCK_NOW_SQL}",
+                f" RETURNING {_EXISTING}, {DB_LOCK_NOW_SQL}",
                 (ns, now),
             )
             if row is None:
                 return None
-            now, row = float(row[4]), row[:4]
+            now, row = float(row[7]), row[:7]
         else:
             row = tx.one(
-                "UPDATE bw_namespaces SET ns = ns WHERE ns = ? RETURNING keys, bytes, day, writes",
-                (ns,),
+                f"UPDATE bw_namespaces SET ns = ns WHERE ns = ? RETURNING {_EXISTING}", (ns,)
             )
             if row is None:
                 return None

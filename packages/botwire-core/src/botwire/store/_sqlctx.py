@@ -31,6 +31,11 @@ class Ctx:
         self.stats = stats
         self._version: int | None = None
         self.deleted: set[str] = set()
+        # The retention policy in force (issue 18): the namespace's fields over the store's.
+        default = engine.policy
+        self.default_ttl = engine.effective(stats.ttl, default.default_ttl)
+        max_len = engine.effective(stats.max_len, default.max_list_len)
+        self.max_list_len = int(max_len) if max_len else None
 
     @property
     def has_version(self) -> bool:
@@ -108,10 +113,25 @@ class Ctx:
     # -- checks ------------------------------------------------------------------------------
 
     def expiry(self, key: str, ttl: float | None, row: EntryRow | None, keep: bool) -> float | None:
+        """When a write's entry expires: its ``ttl``, else the policy's default TTL (as if
+        passed), else the row's expiry (``keep``: an append) or none."""
         if ttl is None:
+            if self.default_ttl is not None:
+                return self.now + self.default_ttl
             return row.expires_at if (keep and row is not None) else None
         _check_ttl(self.ns, key, ttl)  # the client's check: a raw HTTP request skips the client
         return self.now + ttl
+
+    def new_expiry(self) -> float | None:
+        """The expiry of a key created without a ttl (``incr``): the policy's default TTL."""
+        return self.now + self.default_ttl if self.default_ttl is not None else None
+
+    def max_len(self, op: Op) -> int | None:
+        """An append's ``max_len``, lowered to the policy's ``max_list_len``."""
+        limit = self.max_list_len
+        if limit is not None and (op.max_len is None or op.max_len > limit):
+            return limit
+        return op.max_len
 
     def check_size(self, key: str, size: int, what: str = "value") -> None:
         limit = self.limits.max_value_bytes
@@ -247,7 +267,8 @@ class Ctx:
         else:
             return  # a JSON array from set(): within max_value_bytes, checked again below
         new_length = length + added
-        kept = min(new_length, op.max_len) if op.max_len is not None else new_length
+        max_len = self.max_len(op)
+        kept = min(new_length, max_len) if max_len is not None else new_length
         if engine.max_list_length and kept > engine.max_list_length:
             raise self.list_limit(
                 op,

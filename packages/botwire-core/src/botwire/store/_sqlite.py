@@ -25,11 +25,15 @@ from ._guard import FileGuard, is_full
 from ._readers import Readers
 from ._sql import SQLITE_OCTETS, Engine, JSONEntry, Tx, check_batch_size, fingerprint, recount_sql
 from ._sqlitefile import SCHEMA, Checkpointer, SQLiteTx, create_private, next_version
+from ._sqlitepolicy import PolicyMixin
 from ._sqlrows import DeferredRows
+from ._sqltext import policy_migration
 
 __all__ = ["SQLiteStore"]
 
-SCHEMA_VERSION = 2
+#: Schema 3 (issue 18): the retention policy's columns. The lead renumbers it at merge.
+POLICY_SCHEMA = 3
+SCHEMA_VERSION = POLICY_SCHEMA
 _HOUSEKEEPING_EVERY = 512  # write transactions between purges of expired entries
 _FREEING = frozenset(("delete", "check", "get"))
 PURGE_BATCH = 100  # namespaces per batch of purge_expired() (one transaction each)
@@ -48,7 +52,7 @@ _ENTRY_SQL = (
 _BACKSTOP_PAGES = 10000
 
 
-class SQLiteStore:
+class SQLiteStore(PolicyMixin):
     """A :class:`~botwire.store.Store` on one SQLite file.
 
     Example::
@@ -171,6 +175,14 @@ class SQLiteStore:
             )
         if current < 2:
             tx.run(recount_sql(SQLITE_OCTETS))
+        if current < POLICY_SCHEMA:
+            have = {row[1] for row in tx.all("PRAGMA table_info(bw_namespaces)")}
+            for statement in policy_migration("REAL", "INTEGER"):
+                if statement.split()[5] not in have:  # ALTER TABLE t ADD COLUMN <name>
+                    tx.run(statement)
+            tx.run(  # idle ages count from the upgrade
+                "UPDATE bw_namespaces SET written_at = ? WHERE written_at IS NULL", (self.clock(),)
+            )
         if current != SCHEMA_VERSION:
             tx.run("UPDATE bw_meta SET schema = ? WHERE id = 1", (SCHEMA_VERSION,))
 
@@ -521,6 +533,7 @@ class SQLiteStore:
                 done = self.engine.forget_idempotency(tx, self.clock(), PURGE_BATCH)
             if done < PURGE_BATCH:
                 break
+        purged += self._enforce_policies(max_batches)
         # leftovers of long lists: a bounded purge (inside a request) sweeps only for a store
         # that sweeps itself; the server's housekeeping (unbounded, in a thread) always does
         if self._rows.trashed and (self.auto_sweep or max_batches is None):

@@ -3,10 +3,17 @@
 
 from __future__ import annotations
 
-from .._types import Usage
+from typing import Any
+
+from .._policy import check_policy
+from .._types import Policy, Usage
 from ._sqlbase import IDEMPOTENCY_BUDGET, IDEMPOTENCY_SECONDS, MAX_IDEMPOTENCY_RECORDS, Stats, Tx
 from ._sqlread import Reads
 from ._sqltext import DAY, LIST
+
+#: Policy fields (``Policy``'s, in order) → their ``bw_namespaces`` columns.
+POLICY_COLUMNS = {"default_ttl": "p_ttl", "max_list_len": "p_max_len", "max_idle": "p_max_idle"}
+POLICY_FIELDS = tuple(POLICY_COLUMNS)
 
 
 class Maintenance(Reads):
@@ -117,11 +124,91 @@ class Maintenance(Reads):
         found = self._lock_existing(tx, ns, now)
         if found is None:  # reads never create rows (issue 13)
             today = int(self.db_now(tx, now) // DAY) if self.db_clock else int(now // DAY)
-            return Usage(ns, 0, 0, 0, (today + 1) * DAY, self.limits)
+            return Usage(ns, 0, 0, 0, (today + 1) * DAY, self.limits, self.policy)
         stats, now = found
         self.purge_namespace(tx, ns, now, stats)
         self.save_namespace(tx, ns, stats)
-        return Usage(ns, stats.keys, stats.bytes, stats.writes, (stats.day + 1) * DAY, self.limits)
+        return Usage(
+            ns,
+            stats.keys,
+            stats.bytes,
+            stats.writes,
+            (stats.day + 1) * DAY,
+            self.limits,
+            self.policy_of((stats.ttl, stats.max_len, stats.max_idle)),
+        )
+
+    # -- retention policies (issue 18) -------------------------------------------------------
+
+    def get_policy(self, tx: Tx, ns: str) -> Policy:
+        """The policy in force: the namespace's own fields (``p_*``) over :attr:`policy`."""
+        row = tx.one("SELECT p_ttl, p_max_len, p_max_idle FROM bw_namespaces WHERE ns = ?", (ns,))
+        return self.policy_of(row if row is not None else (None, None, None))
+
+    def policy_of(self, own: tuple[Any, ...]) -> Policy:
+        """The policy in force for a namespace whose own fields are ``own`` (``p_*``)."""
+        default = self.policy
+        ttl, max_len, idle = (
+            self.effective(mine, theirs)
+            for mine, theirs in zip(
+                own, (default.default_ttl, default.max_list_len, default.max_idle), strict=True
+            )
+        )
+        overrides = tuple(
+            name for name, mine in zip(POLICY_FIELDS, own, strict=True) if mine is not None
+        )
+        return Policy(ttl, int(max_len) if max_len else None, idle, overrides)
+
+    def set_policy(
+        self, tx: Tx, ns: str, now: float, changes: dict[str, float | int | None]
+    ) -> Policy:
+        """Change the namespace's own fields (``changes`` checked by ``check_policy``: ``None``
+        follows the default, ``0`` none) under its lock (creating its row); the new policy."""
+        checked = check_policy(ns, changes)
+        self.lock_namespace_at(tx, ns, now)
+        columns = ", ".join(f"{POLICY_COLUMNS[name]} = ?" for name in checked)
+        tx.run(f"UPDATE bw_namespaces SET {columns} WHERE ns = ?", (*checked.values(), ns))
+        return self.get_policy(tx, ns)
+
+    def idle_namespaces(self, tx: Tx, now: float, limit: int = 100) -> list[str]:
+        """Namespaces holding keys whose last write is older than their ``max_idle``."""
+        idle = self.policy.max_idle or 0.0
+        rows = tx.all(
+            "SELECT ns FROM bw_namespaces WHERE keys > 0 AND written_at IS NOT NULL"
+            " AND coalesce(p_max_idle, ?) > 0"
+            f" AND written_at <= {self._now_sql} - coalesce(p_max_idle, ?) LIMIT ?",
+            (idle, now, idle, limit),
+        )
+        return [r[0] for r in rows]
+
+    def clear_idle(self, tx: Tx, ns: str, now: float) -> int:
+        """Clear ``ns`` if it is still idle once locked (a write may have come since it was
+        found); return the keys cleared. Its policy stays."""
+        found = self._lock_existing(tx, ns, now)
+        if found is None:
+            return 0
+        now = found[1]
+        idle = self.policy.max_idle or 0.0
+        row = tx.one(
+            "SELECT 1 FROM bw_namespaces WHERE ns = ? AND written_at IS NOT NULL"
+            " AND coalesce(p_max_idle, ?) > 0 AND written_at <= ? - coalesce(p_max_idle, ?)",
+            (ns, idle, now, idle),
+        )
+        return self.clear(tx, ns, now) if row is not None else 0
+
+    def long_lists(self, tx: Tx, limit: int = 100) -> list[tuple[str, str]]:
+        """Lists longer than their namespace's ``max_list_len`` (it was lowered, or set on a
+        namespace that held longer lists): ``(ns, key)`` pairs for :meth:`Engine.trim_list`."""
+        default = self.policy.max_list_len or 0
+        # without a store-wide default only namespaces with a policy of their own are scanned
+        scope = "" if default else " AND n.p_max_len IS NOT NULL"
+        rows = tx.all(
+            "SELECT e.ns, e.key FROM bw_namespaces n JOIN bw_entries e ON e.ns = n.ns"
+            f" WHERE e.kind = 1 AND coalesce(n.p_max_len, ?) > 0{scope}"
+            " AND e.length > coalesce(n.p_max_len, ?) LIMIT ?",
+            (default, default, limit),
+        )
+        return [(r[0], r[1]) for r in rows]
 
     def purge_namespace(self, tx: Tx, ns: str, now: float, stats: Stats) -> int:
         """Delete the namespace's expired entries; the caller holds the namespace lock."""

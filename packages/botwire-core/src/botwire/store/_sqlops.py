@@ -105,10 +105,11 @@ def op_append(ctx: Ctx, op: Op) -> dict[str, Any]:
     tail += len(op.items)
     length += len(op.items)
     content += sum(sizes)
-    if op.max_len is not None and length > op.max_len:
-        content = ctx.trim(op.key, head, tail, op.max_len, content)
-        head = tail - op.max_len
-        length = op.max_len
+    max_len = ctx.max_len(op)  # the policy's max_list_len lowers a larger one
+    if max_len is not None and length > max_len:
+        content = ctx.trim(op.key, head, tail, max_len, content)
+        head = tail - max_len
+        length = max_len
     new = EntryRow(
         kind=LIST,
         value=None,
@@ -178,7 +179,7 @@ def op_incr(ctx: Ctx, op: Op) -> dict[str, Any]:
         version=ctx.version,
         created_at=row.created_at if row is not None else ctx.now,
         updated_at=ctx.now,
-        expires_at=row.expires_at if row is not None else None,
+        expires_at=row.expires_at if row is not None else ctx.new_expiry(),
         bytes=utf8_len(op.key) + utf8_len(text),
     )
     ctx.store(op.key, row, new)

@@ -8,7 +8,9 @@ Schema (both engines)::
     bw_entries(ns, key, kind, value, version, created_at, updated_at, expires_at,
                bytes, length, head, tail)        -- kind 0: JSON text in value; 1: list
     bw_items(ns, key, seq, value, bytes)         -- list items, seq in [head, tail)
-    bw_namespaces(ns, keys, bytes, day, writes)  -- statistics and the per-namespace lock
+    bw_namespaces(ns, keys, bytes, day, writes,  -- statistics and the per-namespace lock,
+                  p_ttl, p_max_len, p_max_idle,  -- its retention policy (NULL: the default),
+                  written_at)                    -- and its last write (max_idle)
     bw_idempotency(ns, ikey, fingerprint, created_at, response)
                                                  -- fingerprint: "<sha256> <key or *>"
 """
@@ -57,13 +59,31 @@ LOCK_DB_CLOCK_SQL = (
     "INSERT INTO bw_namespaces (ns, keys, bytes, day, writes)"
     f" VALUES (?, 0, 0, floor({DB_LOCK_NOW_SQL} / 86400)::bigint, 0)"
     " ON CONFLICT (ns) DO UPDATE SET ns = excluded.ns"
-    f" RETURNING keys, bytes, day, writes, {DB_LOCK_NOW_SQL}"
+    f" RETURNING keys, bytes, day, writes, p_ttl, p_max_len, {DB_LOCK_NOW_SQL}"
 )
 LOCK_SQL = (
     "INSERT INTO bw_namespaces (ns, keys, bytes, day, writes) VALUES (?, 0, 0, ?, 0)"
     " ON CONFLICT (ns) DO UPDATE SET ns = excluded.ns"
-    " RETURNING keys, bytes, day, writes"
+    " RETURNING keys, bytes, day, writes, p_ttl, p_max_len"
 )
+
+
+def policy_migration(real: str, integer: str, *, if_not_exists: str = "") -> tuple[str, ...]:
+    """The statements adding the retention policy's columns (issue 18) to ``bw_namespaces``.
+    ``real``/``integer``: the engine's types; ``if_not_exists``: PostgreSQL's ``IF NOT EXISTS``
+    (SQLite has none: its store adds only the columns missing), so a migration run again (a
+    file whose schema number was set back) does not fail."""
+    return tuple(
+        f"ALTER TABLE bw_namespaces ADD COLUMN {if_not_exists}{name} {kind}"
+        for name, kind in (
+            ("p_ttl", real),
+            ("p_max_len", integer),
+            ("p_max_idle", real),
+            ("written_at", real),
+        )
+    )
+
+
 STORE_SQL = (
     f"INSERT INTO bw_entries (ns, key, {ENTRY_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
     " ON CONFLICT (ns, key) DO UPDATE SET kind = excluded.kind, value = excluded.value,"

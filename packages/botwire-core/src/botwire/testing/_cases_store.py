@@ -128,6 +128,21 @@ class ProtocolCases(Cases):
         entry = asyncio.run(read())
         assert entry is not None and entry.value == {"v": 1}
 
+    def _check_get_policy(self, store: Any, backend: Backend, mem: Memory) -> None:
+        ns = mem.namespace
+        policy = store.set_policy(ns, {"default_ttl": 10.0, "max_list_len": 3})
+        assert (policy.default_ttl, policy.max_list_len) == (10.0, 3), policy
+        assert store.get_policy(ns) == policy and mem.usage().policy == policy
+        mem.set("k", 1)
+        mem.append("l", *range(5), max_len=10)  # a larger max_len is lowered to the policy's
+        entry = mem.entry("k")
+        assert entry is not None and entry.expires_at is not None
+        assert mem.get("l") == [2, 3, 4]
+        mem.set("explicit", 1, ttl=100)
+        backend.advance(11)
+        assert mem.keys() == ["explicit"]
+        assert store.set_policy(ns, {"default_ttl": None, "max_list_len": None}).overrides == ()
+
     def _check_engine(self, store: Any, backend: Backend, mem: Memory) -> None:
         engine = store.engine
         for attr in ("max_append_items", "max_list_length", "max_list_bytes"):

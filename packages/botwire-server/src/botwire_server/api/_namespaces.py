@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from botwire import InvalidArgument, ValueTooLarge
+from botwire._policy import check_policy
 from botwire._wire import page_to_wire, usage_to_wire
 from botwire.store._sql import MAX_BATCH_OPS  # one limit for every backend
 
@@ -13,7 +14,15 @@ from ._context import ServerContext, context
 from ._http import idempotency_key, json_response, query_int, read_json, route_names
 from ._keys import check_append_items, parse_op
 
-__all__ = ["MAX_BATCH_OPS", "batch", "clear_namespace", "get_usage", "list_keys"]
+__all__ = [
+    "MAX_BATCH_OPS",
+    "batch",
+    "clear_namespace",
+    "get_policy",
+    "get_usage",
+    "list_keys",
+    "set_policy",
+]
 
 PREFIX = b"/v1/namespaces/"
 
@@ -136,3 +145,27 @@ async def clear_namespace(request: Request) -> Response:
     ns = _ns(request)
     principal.require(ns, write=True)
     return json_response({"deleted": await ctx.store.clear(ns)})
+
+
+async def get_policy(request: Request) -> Response:
+    """The namespace's retention policy in force → ``{"namespace", "policy"}`` (read access)."""
+    ctx = context(request)
+    principal = ctx.principal(request)
+    ns = _ns(request)
+    principal.require(ns, write=False)
+    policy = await ctx.store.get_policy(ns)
+    return json_response({"namespace": ns, "policy": policy.as_dict()})
+
+
+async def set_policy(request: Request) -> Response:
+    """Change the namespace's retention policy (admin tokens only): ``{"default_ttl"?,
+    "max_list_len"?, "max_idle"?}``, a field ``null`` follows the server's default, ``0``
+    turns the rule off; fields left out keep their value. Idempotent (a PUT)."""
+    ctx = context(request)
+    principal = ctx.principal(request)
+    ns = _ns(request)
+    principal.require_admin(ns, "set a retention policy")
+    body = await read_json(request, ctx.single_limit, ns)
+    changes = check_policy(ns, body)
+    policy = await ctx.store.set_policy(ns, changes)
+    return json_response({"namespace": ns, "policy": policy.as_dict()})

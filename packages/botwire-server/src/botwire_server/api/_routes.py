@@ -13,6 +13,7 @@ from . import _compat, _keys, _namespaces, _ops
 from ._schemas import (
     BATCH_BODY,
     PATCH_BODY,
+    POLICY_BODY,
     PUT_BODY,
     AppendOut,
     BatchOut,
@@ -26,6 +27,7 @@ from ._schemas import (
     ErrorOut,
     HealthOut,
     KeyPageOut,
+    PolicyOut,
     UsageOut,
     VersionOut,
     errors,
@@ -192,6 +194,24 @@ def install_routes(app: FastAPI, *, testing_clock: bool) -> None:
         summary="Namespace usage",
         responses={**_ok(UsageOut, "keys, bytes, writes today and limits"), **errors()},
         openapi_extra=_extra(ns_param()),
+    )
+    add(
+        ns_path + "/policy",
+        _namespaces.get_policy,
+        methods=["GET"],
+        tags=tags,
+        summary="Retention policy in force",
+        responses={**_ok(PolicyOut, "the policy; null fields: no such rule"), **errors()},
+        openapi_extra=_extra(ns_param()),
+    )
+    add(
+        ns_path + "/policy",
+        _namespaces.set_policy,
+        methods=["PUT"],
+        tags=tags,
+        summary="Change the retention policy (admin tokens only)",
+        responses={**_ok(PolicyOut, "the policy now in force"), **errors(413, 415)},
+        openapi_extra=_extra(ns_param(), body=POLICY_BODY),
     )
     add(
         ns_path,

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = [
     "BATCH_BODY",
     "PATCH_BODY",
+    "POLICY_BODY",
     "PUT_BODY",
     "AppendOut",
     "BatchOut",
@@ -23,6 +24,7 @@ __all__ = [
     "ErrorOut",
     "HealthOut",
     "KeyPageOut",
+    "PolicyOut",
     "UsageOut",
     "VersionOut",
     "errors",
@@ -101,6 +103,16 @@ class _Limits(BaseModel):
     writes_per_day: int
 
 
+class _Policy(BaseModel):
+    """The retention policy in force (null: no such rule); ``overrides``: the fields the
+    namespace sets itself, the others follow the server's defaults."""
+
+    default_ttl: float | None
+    max_list_len: int | None
+    max_idle: float | None
+    overrides: list[str]
+
+
 class UsageOut(BaseModel):
     namespace: str
     keys: int
@@ -108,6 +120,12 @@ class UsageOut(BaseModel):
     writes_today: int
     resets_at: float
     limits: _Limits
+    policy: _Policy
+
+
+class PolicyOut(BaseModel):
+    namespace: str
+    policy: _Policy
 
 
 class ClearedOut(BaseModel):
@@ -154,7 +172,8 @@ class CompatList(BaseModel):
 _DESCRIPTIONS = {
     400: "malformed request: bad namespace, key, JSON or argument",
     401: "missing, invalid or expired token",
-    403: "forbidden: the token does not cover this namespace or is read-only (forbidden); the"
+    403: "forbidden: the token does not cover this namespace, is read-only, or is not an admin"
+    " token where one is needed (forbidden); the"
     " request's Origin is not one of --cors-origin (origin_not_allowed); or its Host is"
     " not a name the server answers to, --allowed-host (host_not_allowed)",
     404: "no such key",
@@ -241,6 +260,31 @@ _TTL = {
 def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
     return {"required": True, "content": {"application/json": {"schema": schema}}}
 
+
+def _policy_field(description: str, *, whole: bool) -> dict[str, Any]:
+    return {
+        "type": ["integer" if whole else "number", "null"],
+        "minimum": 0,
+        "maximum": 1_000_000_000 if whole else 1e10,
+        "description": description + " (0: none for this namespace; null: the server's default)",
+    }
+
+
+POLICY_BODY = _json_body(
+    {
+        "type": "object",
+        "minProperties": 1,
+        "additionalProperties": False,
+        "description": "fields left out keep their value",
+        "properties": {
+            "default_ttl": _policy_field("seconds a write without ttl keeps", whole=False),
+            "max_list_len": _policy_field("items a list keeps after each append", whole=True),
+            "max_idle": _policy_field(
+                "seconds without a write before housekeeping clears the namespace", whole=False
+            ),
+        },
+    }
+)
 
 PUT_BODY = _json_body(
     {

@@ -48,6 +48,7 @@ def apply_list_limits(store: Store, settings: Settings) -> None:
     engine = getattr(store, "engine", None)
     if engine is None:
         return
+    engine.policy = settings.policy  # the store-wide retention policy (issue 18)
     engine.max_append_items = settings.max_append_items
     engine.max_list_length = settings.max_list_length
     engine.max_list_bytes = (

@@ -18,7 +18,7 @@ from typing import Any, Protocol, TypeVar
 
 import anyio.to_thread
 
-from botwire import BotWireError, Entry, StorageFull, Unavailable, Usage
+from botwire import BotWireError, Entry, InvalidArgument, Policy, StorageFull, Unavailable, Usage
 from botwire._codec import dumps
 from botwire.store import KeyPage, Op, Store
 from botwire.store._sql import JSONEntry
@@ -248,6 +248,26 @@ class StoreRunner:
             return await self._call(self.store.usage, namespace)
         finally:
             self._sweep_later()  # its purge of expired entries may leave a long list's rows
+
+    def _policy_store(self, namespace: str) -> Any:
+        """The store, if it offers ``SupportsPolicy`` (probed by ``get_policy``)."""
+        if getattr(self.store, "get_policy", None) is None:  # SupportsPolicy's default
+            raise InvalidArgument(
+                f"botwire: this server's store ({type(self.store).__name__}) has no retention "
+                f"policies (SupportsPolicy), so namespace {namespace!r} has none to read or "
+                "set; use the SQLite or PostgreSQL store.",
+                namespace=namespace,
+            )
+        return self.store
+
+    async def get_policy(self, namespace: str) -> Policy:
+        policy: Policy = await self._call(self._policy_store(namespace).get_policy, namespace)
+        return policy
+
+    async def set_policy(self, namespace: str, changes: dict[str, float | int | None]) -> Policy:
+        store = self._policy_store(namespace)
+        policy: Policy = await self._call(store.set_policy, namespace, changes)
+        return policy
 
     async def ping(self) -> None:
         """Raise :class:`~botwire.Unavailable` unless the store answers (``/readyz``)."""

@@ -40,9 +40,10 @@ from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from botwire._errors import BotWireError, InvalidArgument, StorageFull, Unavailable
-from botwire._names import check_key
-from botwire.store import Entry, KeyPage, Limits, Op, Usage
+from botwire._names import check_key, check_namespace
+from botwire.store import Entry, KeyPage, Limits, Op, Policy, Usage
 from botwire.store._sql import PG_OCTETS, Engine, JSONEntry, fingerprint, recount_sql
+from botwire.store._sqltext import policy_migration
 
 from ._pg_common import (
     LOST,
@@ -64,7 +65,6 @@ __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 3
 _MIGRATION_LOCK = 0x6277_6D69  # pg_advisory_xact_lock key for schema changes ("bwmi")
 _TEXT = 'TEXT COLLATE "C" NOT NULL'
 # _MIGRATIONS[n] takes a database from schema n - 1 to schema n.
@@ -97,6 +97,14 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
     # kept before (uncounted, or counted in characters) are counted once here
     3: (recount_sql(PG_OCTETS),),
 }
+#: Schema 4 (issue 18): the retention policy's columns. The lead renumbers it at merge.
+POLICY_SCHEMA = 4
+_MIGRATIONS[POLICY_SCHEMA] = (
+    *policy_migration("double precision", "bigint", if_not_exists="IF NOT EXISTS "),
+    "UPDATE bw_namespaces SET written_at = extract(epoch from now())::float8"
+    " WHERE written_at IS NULL",
+)
+SCHEMA_VERSION = max(_MIGRATIONS)
 _META = (
     "CREATE TABLE IF NOT EXISTS bw_meta (id integer PRIMARY KEY CHECK (id = 1),"
     " schema integer NOT NULL)"
@@ -480,6 +488,37 @@ class PostgresStore:
         now = self.clock()
         return self._write(lambda tx: self.engine.usage(tx, namespace, now))
 
+    def get_policy(self, namespace: str) -> Policy:
+        """The namespace's retention policy in force (``SupportsPolicy``)."""
+        check_namespace(namespace)
+        return self._statement(lambda tx: self.engine.get_policy(tx, namespace))
+
+    def set_policy(self, namespace: str, changes: dict[str, float | int | None]) -> Policy:
+        """Change the namespace's retention policy (``SupportsPolicy``): enforced from the next
+        write (any replica: it is read with the namespace lock), and by housekeeping."""
+        check_namespace(namespace)
+        now = self.clock()
+        return self._write(lambda tx: self.engine.set_policy(tx, namespace, now, changes))
+
+    def _enforce_policies(self, max_batches: int | None) -> int:
+        """Clear namespaces idle past their ``max_idle``, trim lists over a lowered
+        ``max_list_len``: one short transaction each, :data:`PURGE_BATCH` per batch."""
+        cleared = batches = 0
+        while max_batches is None or batches < max_batches:
+            batches += 1
+            now = self.clock()
+            idle = self._statement(
+                functools.partial(self.engine.idle_namespaces, now=now, limit=PURGE_BATCH)
+            )
+            for ns in idle:
+                cleared += self._write(functools.partial(self.engine.clear_idle, ns=ns, now=now))
+            lists = self._statement(functools.partial(self.engine.long_lists, limit=PURGE_BATCH))
+            for ns, key in lists:
+                self._write(functools.partial(self.engine.trim_list, ns=ns, key=key, now=now))
+            if len(idle) < PURGE_BATCH and len(lists) < PURGE_BATCH:
+                break
+        return cleared
+
     def purge_expired(self, *, max_batches: int | None = None) -> int:
         """Delete expired entries store-wide and forget idempotency records older than a day.
 
@@ -510,7 +549,7 @@ class PostgresStore:
         now = self.clock()
         while self._write(lambda tx: self.engine.forget_idempotency(tx, now)) == PURGE_BATCH:
             pass  # a bounded number of namespaces per transaction
-        return purged
+        return purged + self._enforce_policies(max_batches)
 
     def ping(self) -> None:
         """Raise :class:`~botwire.Unavailable` unless the database answers (for ``/readyz``)."""
