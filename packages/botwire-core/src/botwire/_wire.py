@@ -9,7 +9,7 @@ from __future__ import annotations
 from ._codec import dumps
 from ._errors import InvalidArgument
 from ._names import check_key
-from ._types import Entry, KeyInfo, KeyPage, Limits, Op, Usage
+from ._types import Changes, Entry, KeyInfo, KeyPage, Limits, Op, Usage
 
 TYPE_CHECKING = False  # not typing's: importing typing costs a cold start ms
 if TYPE_CHECKING:
@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "batch_body",
+    "changes_from_wire",
+    "changes_to_wire",
     "entry_from_wire",
     "entry_to_wire",
     "key_path",
@@ -214,6 +216,31 @@ def entry_from_wire(d: dict[str, Any]) -> Entry:
     return Entry(
         d["key"], d["value"], d["version"], d["created_at"], d["updated_at"], d.get("expires_at")
     )
+
+
+def changes_to_wire(changes: Changes) -> dict[str, Any]:
+    """``GET /v1/namespaces/{ns}/changes``'s answer: entries with ``deleted``."""
+    return {
+        "changes": [{**entry_to_wire(e), "deleted": e.deleted} for e in changes.entries],
+        "version": changes.version,
+        "more": changes.more,
+    }
+
+
+def changes_from_wire(d: dict[str, Any]) -> Changes:
+    entries = [
+        Entry(
+            c["key"],
+            c["value"],
+            c["version"],
+            c["created_at"],
+            c["updated_at"],
+            c.get("expires_at"),
+            bool(c.get("deleted", False)),
+        )
+        for c in d["changes"]
+    ]
+    return Changes(entries, int(d["version"]), bool(d.get("more", False)))
 
 
 def page_to_wire(page: KeyPage) -> dict[str, Any]:

@@ -25,11 +25,14 @@ from ._guard import FileGuard, is_full
 from ._readers import Readers
 from ._sql import SQLITE_OCTETS, Engine, JSONEntry, Tx, check_batch_size, fingerprint, recount_sql
 from ._sqlitefile import SCHEMA, Checkpointer, SQLiteTx, create_private, next_version
+from ._sqlitewatch import SQLiteWatch
 from ._sqlrows import DeferredRows
 
 __all__ = ["SQLiteStore"]
 
-SCHEMA_VERSION = 2
+#: 2 (issue 13): idempotency records counted in UTF-8 bytes; 3 (issue 18): the change feed's
+#: tables (``_sqlwatch.WATCH_SCHEMA``, created by ``SCHEMA`` on every open)
+SCHEMA_VERSION = 3
 _HOUSEKEEPING_EVERY = 512  # write transactions between purges of expired entries
 _FREEING = frozenset(("delete", "check", "get"))
 PURGE_BATCH = 100  # namespaces per batch of purge_expired() (one transaction each)
@@ -48,7 +51,7 @@ _ENTRY_SQL = (
 _BACKSTOP_PAGES = 10000
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteWatch):
     """A :class:`~botwire.store.Store` on one SQLite file.
 
     Example::
@@ -126,6 +129,9 @@ class SQLiteStore:
         self.auto_sweep = auto_sweep
         self._checkpointer: Checkpointer | None = None
         self._background_checkpoint = background_checkpoint
+        # a connection of its own for ``data_version`` (see data_version()), opened when needed
+        self._signal: sqlite3.Connection | None = None
+        self._signal_lock = threading.Lock()
         if background_checkpoint is not None and self.path != ":memory:":
             conn.execute(f"PRAGMA wal_autocheckpoint={self._wal_pages(_BACKSTOP_PAGES)}")
             self._checkpointer = Checkpointer(self, background_checkpoint)
@@ -137,6 +143,10 @@ class SQLiteStore:
         parent's feet, so the parent's handle is kept aside untouched and the child opens its
         own; a lock another thread held at the fork is replaced."""
         self._lock = threading.RLock()
+        self._signal_lock = threading.Lock()
+        if self._signal is not None:  # the parent's: never used (nor closed) in the child
+            _fork.abandon(self._signal)
+            self._signal = None
         if self.path == ":memory:":  # a private copy of the parent's memory: still coherent
             return
         try:
@@ -521,6 +531,7 @@ class SQLiteStore:
                 done = self.engine.forget_idempotency(tx, self.clock(), PURGE_BATCH)
             if done < PURGE_BATCH:
                 break
+        self.prune_tombstones(max_batches=max_batches)
         # leftovers of long lists: a bounded purge (inside a request) sweeps only for a store
         # that sweeps itself; the server's housekeeping (unbounded, in a thread) always does
         if self._rows.trashed and (self.auto_sweep or max_batches is None):
@@ -545,6 +556,10 @@ class SQLiteStore:
             self._checkpointer = None
         with self._lock:
             self._conn.close()
+        with self._signal_lock:
+            if self._signal is not None:
+                self._signal.close()
+                self._signal = None
         if self._readers is not None:
             self._readers.close()
 
