@@ -30,6 +30,10 @@ ASYNC_BEFORE = {
 }  # fmt: skip
 
 
+# Methods added since, by issue (each is a documented feature, not a rename):
+ADDED = {"watch", "watch_prefix"}  # issue 18: watch
+
+
 def _public(cls: type) -> set[str]:
     return {name for name in dir(cls) if not name.startswith("_")}
 
@@ -37,8 +41,8 @@ def _public(cls: type) -> set[str]:
 def test_no_public_method_went_away() -> None:
     assert _public(Memory) >= MEMORY_BEFORE
     assert _public(AsyncMemory) >= ASYNC_BEFORE
-    assert _public(Memory) - MEMORY_BEFORE == {"contains"}
-    assert _public(AsyncMemory) - ASYNC_BEFORE == {"items", "values"}
+    assert _public(Memory) - MEMORY_BEFORE - ADDED == {"contains"}
+    assert _public(AsyncMemory) - ASYNC_BEFORE - ADDED == {"items", "values"}
 
 
 def test_every_public_method_of_both_classes_is_documented() -> None:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ._config import BotWireWarning as BotWireWarning
     from ._errors import *  # noqa: F403 - every error class, as _errors.__all__ lists them
     from ._memory import Memory as Memory
+    from ._types import Changes as Changes
     from ._types import Entry as Entry
     from ._types import KeyInfo as KeyInfo
     from ._types import Limits as Limits
@@ -37,6 +38,7 @@ _LOCAL: dict[str, str] = {
     "Transaction": "._atomic",
     "AsyncTransaction": "._atomic",
     "BotWireWarning": "._config",
+    "Changes": "._types",
     "Entry": "._types",
     "KeyInfo": "._types",
     "Limits": "._types",

@@ -34,6 +34,7 @@ from _collections_abc import (
 from . import _common as c
 from ._config import Settings, acquire_store, release, resolve
 from ._errors import Conflict
+from ._watch import WatchCommands
 
 TYPE_CHECKING = False  # not typing's: importing typing costs a cold start ms
 if TYPE_CHECKING:
@@ -145,8 +146,9 @@ class AsyncRun:
         _install(cls, _async_method)
 
 
-class Commands:
-    """The commands of ``Memory`` and ``AsyncMemory`` (each subclass adds a runner base)."""
+class Commands(WatchCommands):
+    """The commands of ``Memory`` and ``AsyncMemory`` (each subclass adds a runner base);
+    ``watch``/``watch_prefix`` come from ``_watch.WatchCommands``."""
 
     namespace: str
     _store: Any  # a Store for a SyncRun class, an AsyncStore for an AsyncRun one

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 __all__ = [
     "batch_body",
     "changes_from_wire",
+    "changes_path",
     "changes_to_wire",
     "entry_from_wire",
     "entry_to_wire",
@@ -71,6 +72,18 @@ def keys_path(ns: str, prefix: str, cursor: str | None, limit: int) -> str:
     if cursor:
         query["cursor"] = cursor
     return f"{API}{ns}/keys?" + "&".join(f"{k}={quote(str(v))}" for k, v in query.items())
+
+
+def changes_path(ns: str, prefix: str, after: int | None, limit: int, wait: float) -> str:
+    """``GET /v1/namespaces/{ns}/changes``'s path and query."""
+    query: dict[str, Any] = {"limit": limit}
+    if prefix:
+        query["prefix"] = prefix
+    if after is not None:
+        query["after"] = after
+    if wait > 0:
+        query["wait"] = f"{wait:.3f}"
+    return f"{API}{ns}/changes?" + "&".join(f"{k}={quote(str(v))}" for k, v in query.items())
 
 
 def _num(value: float | None) -> str:

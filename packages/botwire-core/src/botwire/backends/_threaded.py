@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from .._types import Entry, KeyPage, Op, Usage
+from .._types import Changes, Entry, KeyPage, Op, Usage
 from ..store import Store
 
 __all__ = ["ThreadedAsyncStore"]
@@ -19,6 +19,8 @@ class ThreadedAsyncStore:
     def __init__(self, store: Store, *, owned: bool = True) -> None:
         self._store = store
         self._owned = owned
+        if not hasattr(store, "changes"):  # no SupportsChanges: neither has this one
+            self.changes = None
 
     async def get(self, namespace: str, key: str, *, tail: int | None = None) -> Entry | None:
         return await asyncio.to_thread(self._store.get, namespace, key, tail=tail)
@@ -41,6 +43,23 @@ class ThreadedAsyncStore:
         return await asyncio.to_thread(
             self._store.list_keys, namespace, prefix=prefix, cursor=cursor, limit=limit
         )
+
+    async def changes(
+        self,
+        namespace: str,
+        *,
+        prefix: str = "",
+        after: int | None = None,
+        limit: int = 1000,
+        wait: float = 0.0,
+    ) -> Changes:
+        """The sync store's ``changes`` (``SupportsChanges``) in a worker thread (``None``
+        instead of this method when the store has none)."""
+        changes = self._store.changes  # type: ignore[attr-defined]
+        found: Changes = await asyncio.to_thread(
+            changes, namespace, prefix=prefix, after=after, limit=limit, wait=wait
+        )
+        return found
 
     async def clear(self, namespace: str) -> int:
         return await asyncio.to_thread(self._store.clear, namespace)

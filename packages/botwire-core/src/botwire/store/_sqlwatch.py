@@ -18,18 +18,17 @@ row lock first and its version after it (``docs/design.md``, "Watch").
 from __future__ import annotations
 
 from .._codec import decode
-from .._errors import Compacted, InvalidArgument
+from .._errors import Compacted
 from .._types import Changes, Entry
+from .._watch import MAX_CHANGES, check_changes_args
 from ._sqlbase import Tx
 from ._sqlmaint import Maintenance
 from ._sqltext import LIST, prefix_upper_bound
 
-__all__ = ["MAX_CHANGES", "TOMBSTONE_SECONDS", "WATCH_SCHEMA", "Watching"]
+__all__ = ["MAX_CHANGES", "TOMBSTONE_SECONDS", "WATCH_SCHEMA", "Watching", "check_changes_args"]
 
 #: Default tombstone retention (seconds): deletions older than this may be forgotten.
 TOMBSTONE_SECONDS = 3600.0
-#: The most keys one ``changes`` call returns (beyond one version's group, see ``changes``).
-MAX_CHANGES = 1000
 #: Tombstones pruned per statement (housekeeping loops).
 PRUNE_BATCH = 1000
 
@@ -209,24 +208,3 @@ def _prefix_where(prefix: str) -> tuple[str, tuple[str, ...]]:
     if upper is None:
         return " AND key >= ?", (prefix,)
     return " AND key >= ? AND key < ?", (prefix, upper)
-
-
-def check_changes_args(ns: str, prefix: str, after: int | None, limit: int) -> None:
-    """The arguments of a changes read, refused with the rule and the fix (client and server)."""
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_CHANGES:
-        raise InvalidArgument(
-            f"botwire: limit={limit!r} for changes in namespace {ns!r}; use 1 to {MAX_CHANGES}.",
-            namespace=ns,
-        )
-    if after is not None and (isinstance(after, bool) or not isinstance(after, int) or after < 0):
-        raise InvalidArgument(
-            f"botwire: after={after!r} for changes in namespace {ns!r}; use a version (an "
-            "int >= 0) returned by a write, an entry or a previous watch, or None.",
-            namespace=ns,
-        )
-    if not isinstance(prefix, str) or "\x00" in prefix or len(prefix.encode("utf-8")) > 1024:
-        raise InvalidArgument(
-            f"botwire: prefix {prefix!r} for changes in namespace {ns!r} must be a string of "
-            "at most 1024 UTF-8 bytes without NUL.",
-            namespace=ns,
-        )
