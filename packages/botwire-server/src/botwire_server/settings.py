@@ -174,6 +174,14 @@ class Settings:
     max_list_length: int = 100_000
     #: Bytes of request bodies being parsed and applied at once (admission control).
     max_inflight_bytes: int = 64 * MIB
+    #: Seconds a ``/changes`` long-poll is held at most (below load balancers' 30-60 s idle
+    #: limits); the client polls again until its own timeout (issue 18, watch).
+    watch_hold: float = 20.0
+    #: Long-polls waiting at once, per server and per namespace (beyond: 429, Retry-After 1).
+    max_watchers: int = 1000
+    max_watchers_per_namespace: int = 100
+    #: Seconds deletions are reported to watchers (tombstones kept); older resume points: 410.
+    tombstone_retention: float = 3600.0
 
     def __post_init__(self) -> None:
         for name in (
@@ -213,7 +221,17 @@ class Settings:
                 )
         if not self.is_postgres:
             _ = self.sqlite_path  # sqlite:///tmp/x.db when only /tmp exists: say so now
-        for name in ("max_json_elements", "max_append_items", "max_inflight_bytes"):
+        if not 0 < self.watch_hold <= 3600:
+            raise ConfigError("botwire-server: --watch-hold must be > 0 and <= 3600 seconds.")
+        if not self.tombstone_retention > 0:
+            raise ConfigError("botwire-server: --tombstone-retention must be > 0 seconds.")
+        for name in (
+            "max_json_elements",
+            "max_append_items",
+            "max_inflight_bytes",
+            "max_watchers",
+            "max_watchers_per_namespace",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"botwire-server: {name} must be >= 1.")
         if self.token_secret is not None and not self.token_secret:
@@ -325,6 +343,10 @@ class Settings:
             "max_append_items": _env_int("BOTWIRE_MAX_APPEND_ITEMS", 10_000),
             "max_list_length": _env_int("BOTWIRE_MAX_LIST_LENGTH", 100_000),
             "max_inflight_bytes": _env_int("BOTWIRE_MAX_INFLIGHT_BYTES", 64 * MIB),
+            "watch_hold": _env_float("BOTWIRE_WATCH_HOLD", 20.0),
+            "max_watchers": _env_int("BOTWIRE_MAX_WATCHERS", 1000),
+            "max_watchers_per_namespace": _env_int("BOTWIRE_MAX_WATCHERS_PER_NAMESPACE", 100),
+            "tombstone_retention": _env_float("BOTWIRE_TOMBSTONE_RETENTION", 3600.0),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

@@ -101,3 +101,9 @@ class SQLiteWatch:
             if done < PRUNE_BATCH:
                 break
         return pruned
+
+    def high_waters(self, namespaces: list[str]) -> dict[str, int]:
+        """Each namespace's highest version (entries, tombstones, pruning: ``high_water``), in
+        one snapshot: what the server's poller compares to see which namespaces moved."""
+        with self._read() as tx:
+            return {ns: self.engine.high_water(tx, ns) for ns in namespaces}

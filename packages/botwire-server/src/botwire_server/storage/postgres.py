@@ -558,7 +558,7 @@ class PostgresStore:
             time.sleep(min(WATCH_POLL, left))
 
     def _now_for_read(self, conn: psycopg.Connection[Any]) -> float:
-        """"now" for a read transaction's expiry checks: the database's (plus the offset)."""
+        """ "now" for a read transaction's expiry checks: the database's (plus the offset)."""
         if not self.engine.db_clock:
             return self.clock()
         row = conn.execute(
@@ -572,8 +572,7 @@ class PostgresStore:
         :data:`~botwire.store._sqlwatch.PRUNE_BATCH` per transaction; return how many."""
         pruned = 0
         while True:
-            now = self.clock()
-            done = self._write(lambda tx: self.engine.prune_tombstones(tx, now))
+            done = self._write(functools.partial(self.engine.prune_tombstones, now=self.clock()))
             pruned += done
             if done < PRUNE_BATCH:
                 return pruned
