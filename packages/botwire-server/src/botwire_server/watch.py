@@ -64,8 +64,8 @@ class WatchHub:
     async def open(self) -> None:
         """Start listening (PostgreSQL); call inside the server's event loop."""
         self._loop = asyncio.get_running_loop()
-        dsn = getattr(self.store, "dsn", None)
-        if isinstance(dsn, str) and dsn.startswith(("postgresql://", "postgres://")):
+        dsn = getattr(self.store, "dsn", None)  # PostgresStore's (a URL or key=value form)
+        if isinstance(dsn, str) and hasattr(self.store, "async_reader"):
             self._dsn = dsn
             self._connect_kwargs = dict(getattr(self.store, "_connect_kwargs", {}))
             self._connect_kwargs["autocommit"] = True
