@@ -89,9 +89,12 @@ def _handoff(waiter_url: str, writer: Memory, label: str) -> None:
 def test_handoff_two_servers_on_one_sqlite_file(tmp_path: Path) -> None:
     db = tmp_path / "shared.db"
     hold = ("--watch-hold", str(HOLD))
-    with running_server(*hold, database=db) as a, running_server(*hold, database=db) as b:
-        with Memory("handoff", url=b.url) as writer:
-            _handoff(a.url, writer, "SQLite, two server processes on one file")
+    with (
+        running_server(*hold, database=db) as a,
+        running_server(*hold, database=db) as b,
+        Memory("handoff", url=b.url) as writer,
+    ):
+        _handoff(a.url, writer, "SQLite, two server processes on one file")
 
 
 def test_handoff_embedded_processes_on_one_file(tmp_path: Path) -> None:
@@ -106,7 +109,7 @@ def test_handoff_across_postgres_replicas(postgres_url: str) -> None:
     with (
         running_server(*hold, database=postgres_url) as a,
         running_server(*hold, database=postgres_url) as b,
+        Memory("handoff", url=b.url) as writer,
     ):
-        with Memory("handoff", url=b.url) as writer:
-            writer.clear()
-            _handoff(a.url, writer, "PostgreSQL, two replicas (LISTEN/NOTIFY)")
+        writer.clear()
+        _handoff(a.url, writer, "PostgreSQL, two replicas (LISTEN/NOTIFY)")

@@ -112,30 +112,32 @@ def test_a_write_answers_a_held_poll_and_the_hold_is_bounded(tmp_path: Path) -> 
 
 
 def test_compacted_over_http(tmp_path: Path) -> None:
-    with running_server(
-        "--tombstone-retention",
-        "0.2",
-        env={"BOTWIRE_HOUSEKEEPING_SECONDS": "0.2"},
-        database=tmp_path / "c.db",
-    ) as server:
-        with Memory("gone", url=server.url) as m:
-            v = m.set("a", 1)
-            m.delete("a")
-            deadline = time.monotonic() + 20
-            while True:
-                answer = httpx.get(
-                    f"{server.url}/v1/namespaces/gone/changes", params={"after": v}, timeout=10
-                )
-                if answer.status_code == 410:
-                    break
-                assert answer.status_code == 200
-                assert time.monotonic() < deadline, "housekeeping never pruned the tombstone"
-                time.sleep(0.1)
-            assert answer.json()["error"]["code"] == "compacted"
-            with pytest.raises(Compacted) as caught:
-                m.watch_prefix(after=v, timeout=0)
-            assert caught.value.namespace == "gone" and "after=None" in str(caught.value)
-            assert m.watch_prefix().entries == []
+    with (
+        running_server(
+            "--tombstone-retention",
+            "0.2",
+            env={"BOTWIRE_HOUSEKEEPING_SECONDS": "0.2"},
+            database=tmp_path / "c.db",
+        ) as server,
+        Memory("gone", url=server.url) as m,
+    ):
+        v = m.set("a", 1)
+        m.delete("a")
+        deadline = time.monotonic() + 20
+        while True:
+            answer = httpx.get(
+                f"{server.url}/v1/namespaces/gone/changes", params={"after": v}, timeout=10
+            )
+            if answer.status_code == 410:
+                break
+            assert answer.status_code == 200
+            assert time.monotonic() < deadline, "housekeeping never pruned the tombstone"
+            time.sleep(0.1)
+        assert answer.json()["error"]["code"] == "compacted"
+        with pytest.raises(Compacted) as caught:
+            m.watch_prefix(after=v, timeout=0)
+        assert caught.value.namespace == "gone" and "after=None" in str(caught.value)
+        assert m.watch_prefix().entries == []
 
 
 @pytest.mark.parametrize(
