@@ -212,8 +212,8 @@ class SupportsChanges(Protocol):
     """What changed in a namespace since a version, deletions included (``watch``,
     ``watch_prefix``, ``GET /v1/namespaces/{ns}/changes``).
 
-    Default: none (the changes route answers 501 ``invalid_argument``; ``watch`` is not
-    offered)."""
+    Default: none (``/changes`` answers 400 ``invalid_argument`` and ``watch`` raises
+    ``InvalidArgument``, both naming the store)."""
 
     def changes(
         self,
