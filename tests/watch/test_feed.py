@@ -183,3 +183,24 @@ def test_wait_returns_on_a_write_and_times_out_otherwise(store: Any) -> None:
     assert m.watch("a", after=v, timeout=0.3) is None
     assert time.monotonic() - started >= 0.29
     assert m.watch_prefix(after=v, timeout=0.2).entries == []
+
+
+def test_a_store_without_changes_says_so() -> None:
+    import asyncio
+
+    from support.dictstore import DictStore
+
+    from botwire import AsyncMemory
+    from botwire.backends._threaded import ThreadedAsyncStore
+
+    store = DictStore(time.time)
+    with pytest.raises(InvalidArgument) as caught:
+        Memory("plain", store=store).watch("k", timeout=0)
+    assert "DictStore" in str(caught.value) and "SupportsChanges" in str(caught.value)
+
+    async def run() -> None:
+        memory = AsyncMemory("plain", store=ThreadedAsyncStore(store, owned=False))
+        with pytest.raises(InvalidArgument, match="DictStore"):
+            await memory.watch_prefix("", after=0, timeout=0)
+
+    asyncio.run(run())

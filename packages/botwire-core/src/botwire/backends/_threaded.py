@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+from .._errors import InvalidArgument
 from .._types import Changes, Entry, KeyPage, Op, Usage
 from ..store import Store
 
@@ -19,8 +20,6 @@ class ThreadedAsyncStore:
     def __init__(self, store: Store, *, owned: bool = True) -> None:
         self._store = store
         self._owned = owned
-        if not hasattr(store, "changes"):  # no SupportsChanges: neither has this one
-            self.changes = None
 
     async def get(self, namespace: str, key: str, *, tail: int | None = None) -> Entry | None:
         return await asyncio.to_thread(self._store.get, namespace, key, tail=tail)
@@ -53,9 +52,16 @@ class ThreadedAsyncStore:
         limit: int = 1000,
         wait: float = 0.0,
     ) -> Changes:
-        """The sync store's ``changes`` (``SupportsChanges``) in a worker thread (``None``
-        instead of this method when the store has none)."""
-        changes = self._store.changes  # type: ignore[attr-defined]
+        """The sync store's ``changes`` (``SupportsChanges``) in a worker thread;
+        ``InvalidArgument`` naming the store when it has none (``watch`` then cannot work)."""
+        changes = getattr(self._store, "changes", None)
+        if changes is None:
+            raise InvalidArgument(
+                f"botwire: the store behind namespace {namespace!r} "
+                f"({type(self._store).__name__}) cannot watch (it has no changes(), "
+                "SupportsChanges); use the embedded SQLite store or a botwire server.",
+                namespace=namespace,
+            )
         found: Changes = await asyncio.to_thread(
             changes, namespace, prefix=prefix, after=after, limit=limit, wait=wait
         )

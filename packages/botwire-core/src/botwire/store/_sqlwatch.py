@@ -17,6 +17,8 @@ row lock first and its version after it (``docs/design.md``, "Watch").
 
 from __future__ import annotations
 
+from typing import Any
+
 from .._codec import decode
 from .._errors import Compacted
 from .._types import Changes, Entry
@@ -105,7 +107,7 @@ class Watching(Maintenance):
             " ORDER BY version, key LIMIT ?",
             (ns, start, *params, now, limit + 1),
         )
-        tombs: list[tuple[object, ...]] = []
+        tombs: list[tuple[Any, ...]] = []
         if after is not None:
             tombs = tx.all(
                 "SELECT key, version, at FROM bw_tombstones"
@@ -132,7 +134,7 @@ class Watching(Maintenance):
         self, tx: Tx, ns: str, prefix: str, version: int, now: float, tombs: bool
     ) -> Changes:
         where, params = _prefix_where(prefix)
-        rows: list[tuple[object, ...]] = list(
+        rows: list[tuple[Any, ...]] = list(
             tx.all(
                 "SELECT key, kind, value, version, created_at, updated_at, expires_at"
                 f" FROM bw_entries WHERE ns = ? AND version = ?{where}"
@@ -149,10 +151,10 @@ class Watching(Maintenance):
         rows.sort(key=lambda r: str(r[0]))
         return Changes([self._entry(tx, ns, r, now) for r in rows], version, True)
 
-    def _entry(self, tx: Tx, ns: str, row: tuple[object, ...], now: float) -> Entry:
+    def _entry(self, tx: Tx, ns: str, row: tuple[Any, ...], now: float) -> Entry:
         if len(row) == 3:  # a tombstone: (key, version, at)
             key, version, at = row
-            return Entry(str(key), None, int(version), float(at), float(at), None, True)  # type: ignore[arg-type]
+            return Entry(str(key), None, int(version), float(at), float(at), None, True)
         key, kind, value, version, created, updated, expires = row
         if kind == LIST:  # its items live in bw_items: read it whole (same snapshot)
             entry = self.read(tx, ns, str(key), None, now)
@@ -162,10 +164,10 @@ class Watching(Maintenance):
         return Entry(
             str(key),
             decode(str(value)),
-            int(version),  # type: ignore[call-overload]
-            float(created),  # type: ignore[arg-type]
-            float(updated),  # type: ignore[arg-type]
-            None if expires is None else float(expires),  # type: ignore[arg-type]
+            int(version),
+            float(created),
+            float(updated),
+            None if expires is None else float(expires),
         )
 
     def high_water(self, tx: Tx, ns: str) -> int:
