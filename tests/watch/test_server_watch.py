@@ -166,3 +166,27 @@ def test_openapi_describes_the_route(plain: ServerProcess) -> None:
     assert {"ns", "prefix", "after", "limit", "wait"} <= names
     schema = json.dumps(spec["components"]["schemas"]["ChangesOut"])
     assert "more" in schema and "version" in schema
+
+
+def test_async_memory_watches_over_http(plain: ServerProcess) -> None:
+    import asyncio
+
+    from botwire import AsyncMemory
+
+    async def run() -> None:
+        async with (
+            AsyncMemory("async-watch", url=plain.url) as waiter,
+            AsyncMemory("async-watch", url=plain.url) as writer,
+        ):
+            start = await writer.set("k", 0)
+            task = asyncio.ensure_future(waiter.watch("k", after=start, timeout=10))
+            await asyncio.sleep(0.3)
+            version = await writer.set("k", 1)
+            entry = await task
+            assert entry is not None and entry.value == 1 and entry.version == version
+            await writer.delete("k")
+            found = await waiter.watch_prefix("", after=version, timeout=10)
+            assert [(e.key, e.deleted) for e in found.entries] == [("k", True)]
+            assert await waiter.watch("k", after=found.version, timeout=0.3) is None
+
+    asyncio.run(run())
