@@ -71,6 +71,7 @@ def test_waiters_are_bounded_per_namespace_and_per_server(server: ServerProcess)
         assert refused.json()["error"]["quota"] == "max_watchers"
         # a read without wait is never refused: only holding is bounded
         assert httpx.get(f"{server.url}/v1/namespaces/tenant-c/changes").status_code == 200
+        assert "botwire_watchers 3.0" in httpx.get(f"{server.url}/metrics").text
     finally:
         for sock in held:
             sock.close()

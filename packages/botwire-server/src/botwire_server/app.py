@@ -96,6 +96,7 @@ def create_app(
             per_namespace=settings.max_watchers_per_namespace,
         )
         await hub.open()  # PostgreSQL: LISTEN botwire_changes
+        metrics.watchers.set_function(lambda: hub.count)
         ctx.extra["watch"] = hub
         ctx.runner.on_write = hub.written
         task = asyncio.create_task(_housekeeping(ctx, settings.housekeeping_seconds))
