@@ -37,7 +37,9 @@ def check_changes_args(ns: str, prefix: str, after: int | None, limit: int) -> N
             f"botwire: limit={limit!r} for changes in namespace {ns!r}; use 1 to {MAX_CHANGES}.",
             namespace=ns,
         )
-    if after is not None and (isinstance(after, bool) or not isinstance(after, int) or after < 0):
+    if after is not None and (
+        isinstance(after, bool) or not isinstance(after, int) or not 0 <= after < 2**63
+    ):
         raise InvalidArgument(
             f"botwire: after={after!r} for changes in namespace {ns!r}; use a version (an "
             "int >= 0) returned by a write, an entry or a previous watch, or None.",
