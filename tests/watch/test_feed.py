@@ -205,3 +205,24 @@ def test_a_store_without_changes_says_so() -> None:
             await memory.watch_prefix("", after=0, timeout=0)
 
     asyncio.run(run())
+
+
+def test_expiry_is_no_event_but_a_write_removing_an_expired_key_is(tmp_path: Path) -> None:
+    from botwire._clock import TestingClock
+
+    clock = TestingClock()
+    store = SQLiteStore(tmp_path / "ttl.db", clock=clock)
+    try:
+        m = Memory("ttl", store=store)
+        start = m.set("purged", 1, ttl=5)
+        m.set("removed", 1, ttl=5)
+        clock.advance(6)
+        assert store.purge_expired() == 2  # expiry: no tombstone, no event
+        assert m.watch_prefix(after=start, timeout=0).entries == []
+        v = m.set("again", 1, ttl=5)
+        clock.advance(6)
+        assert m.delete("again") is False  # expired already: the write removes its row ...
+        found = m.watch_prefix(after=v, timeout=0)
+        assert [(e.key, e.deleted) for e in found.entries] == [("again", True)]  # ... a delete
+    finally:
+        store.close()
