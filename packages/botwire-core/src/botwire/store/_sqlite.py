@@ -556,10 +556,7 @@ class SQLiteStore(SQLiteWatch):
             self._checkpointer = None
         with self._lock:
             self._conn.close()
-        with self._signal_lock:
-            if self._signal is not None:
-                self._signal.close()
-                self._signal = None
+        self._close_signal()
         if self._readers is not None:
             self._readers.close()
 

@@ -58,6 +58,12 @@ class SQLiteWatch:
                 )
             return int(conn.execute("PRAGMA data_version").fetchone()[0])
 
+    def _close_signal(self) -> None:
+        with self._signal_lock:
+            if self._signal is not None:
+                self._signal.close()
+                self._signal = None
+
     def changes(
         self,
         namespace: str,
