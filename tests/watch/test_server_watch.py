@@ -191,3 +191,25 @@ def test_async_memory_watches_over_http(plain: ServerProcess) -> None:
             assert await waiter.watch("k", after=found.version, timeout=0.3) is None
 
     asyncio.run(run())
+
+
+def test_a_token_watches_only_its_namespaces(tmp_path: Path) -> None:
+    import jwt
+
+    secret = "watch-secret-0123456789abcdef0123456789abcdef"
+
+    def token(ns: str, perm: str) -> str:
+        claims = {"ns": [ns], "perm": perm, "exp": int(time.time()) + 600}
+        return jwt.encode(claims, secret, algorithm="HS256")
+
+    with running_server("--token-secret", secret, database=tmp_path / "t.db") as server:
+        with Memory("tenant-b", url=server.url, token=token("tenant-b", "write")) as b:
+            v = b.set("secret", "b's")
+        reader = {"Authorization": f"Bearer {token('tenant-a', 'read')}"}
+        url = f"{server.url}/v1/namespaces"
+        own = httpx.get(f"{url}/tenant-a/changes", params={"after": 0, "wait": 0.1}, headers=reader)
+        assert own.status_code == 200  # read permission is enough to watch
+        for params in ({"after": 0, "wait": 5}, {}):
+            other = httpx.get(f"{url}/tenant-b/changes", params=params, headers=reader)
+            assert other.status_code == 403 and "b's" not in other.text
+        assert httpx.get(f"{url}/tenant-b/changes", params={"after": v - 1}).status_code == 401
