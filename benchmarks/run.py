@@ -17,6 +17,7 @@ minutes on a 2-core machine.
 - P5 GET latency with 1,000,000 keys in 10,000 namespaces; baseline the same with 1,000 keys.
 - P6 a cold invocation (fresh process, import, get + set); baseline ``python -c pass``.
 - P7 LangGraph put / get_tuple round trips at 1,000 checkpoints; baseline the same at 10.
+- P8 ``watch`` wake-up after a write; baseline polling ``entry()`` every 100 ms, same writes.
 - P9 queue put + claim + ack items/s, one client; baseline ``set`` + ``get`` + ``delete`` of the
   same items (``bench_queue.py``).
 """
@@ -71,6 +72,7 @@ def sections() -> dict[str, Any]:
     import bench_queue
     import bench_server
     import bench_startup
+    import bench_watch
 
     def startup(settings: Settings, which: set[str]) -> list[Row]:
         rows: list[Row] = []
@@ -88,6 +90,7 @@ def sections() -> dict[str, Any]:
         "P4": (lambda s, w: bench_client.p4_chat_turn(s), {"P4"}),
         "P5": (lambda s, w: bench_client.p5_big_store(s), {"P5"}),
         "P7": (lambda s, w: p7_langgraph(s), {"P7"}),
+        "P8": (lambda s, w: bench_watch.p8_watch(s), {"P8"}),
         "P9": (lambda s, w: bench_queue.p9_queue(s), {"P9"}),
     }
 
@@ -179,7 +182,7 @@ def main() -> int:
                 )
             )
         timings[name] = time.monotonic() - t
-    order = {f"P{i}": i for i in range(1, 8)}
+    order = {f"P{i}": i for i in range(1, 10)}
     rows.sort(key=lambda r: order.get(r.id[:2], 99))
 
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")

@@ -70,6 +70,9 @@ def test_concurrent_starts_create_the_schema_once(fresh_postgres_url: str) -> No
             "bw_namespaces.ns": "C",
             "bw_idempotency.ns": "C",
             "bw_idempotency.ikey": "C",
+            "bw_tombstones.ns": "C",  # issue 18: the change feed's tables
+            "bw_tombstones.key": "C",
+            "bw_compacted.ns": "C",
         }
 
 

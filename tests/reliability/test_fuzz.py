@@ -42,7 +42,14 @@ def target(
 ) -> Iterator[tuple[ServerProcess, dict[str, str]]]:
     if request.param == "postgres":
         dsn = request.getfixturevalue("pg_dsn")
-        with running_server("--max-value-bytes", "20000", "--no-access-log", database=dsn) as s:
+        with running_server(
+            "--max-value-bytes",
+            "20000",
+            "--no-access-log",
+            "--watch-hold",  # /changes?wait= holds at most this long: fuzzing stays fast
+            "0.05",
+            database=dsn,
+        ) as s:
             yield s, {}
     else:
         token = jwt.encode(
@@ -56,6 +63,8 @@ def target(
             "--no-access-log",
             "--token-secret",
             SECRET,
+            "--watch-hold",
+            "0.05",
             database=tmp_path / "a.db",
         ) as s:
             yield s, {"Authorization": f"Bearer {token}"}

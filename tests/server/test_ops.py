@@ -50,6 +50,7 @@ def test_openapi_describes_every_route(http: httpx.Client) -> None:
         "/readyz",
         "/metrics",
         "/v1/namespaces",  # added by issue 20 (the console's namespace list)
+        "/v1/namespaces/{ns}/changes",  # added by issue 18 (watch)
     }
     key = paths["/v1/namespaces/{ns}/keys/{key}"]
     assert set(key) == {"get", "put", "patch", "delete"}

@@ -35,6 +35,8 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc
         "--max-value-bytes",
         "20000",
         "--no-access-log",
+        "--watch-hold",  # /changes?wait= holds at most this long: fuzzing stays fast
+        "0.05",
         database=tmp_path_factory.mktemp("fuzz") / "b.db",
     ) as s:
         yield s

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from ._queue import DeadItem as DeadItem
     from ._queue import Queue as Queue
     from ._queue import QueueStats as QueueStats
+    from ._types import Changes as Changes
     from ._types import Entry as Entry
     from ._types import KeyInfo as KeyInfo
     from ._types import Limits as Limits
@@ -47,6 +48,7 @@ _LOCAL: dict[str, str] = {
     "BotWireWarning": "._config",
     "Lease": "._lease",
     "AsyncLease": "._lease",
+    "Changes": "._types",
     "Entry": "._types",
     "KeyInfo": "._types",
     "Limits": "._types",

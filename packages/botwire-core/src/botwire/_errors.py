@@ -14,6 +14,7 @@ __all__ = [
     "BotWireError",
     "ClaimExpired",
     "Closed",
+    "Compacted",
     "Conflict",
     "Forbidden",
     "InvalidArgument",
@@ -221,6 +222,16 @@ class Closed(BotWireError):
     status = 400
 
 
+class Compacted(BotWireError):
+    """A watch's resume point (``after``) is older than the server's tombstone retention
+    window: deletions since then may have been forgotten. Re-read what you watch
+    (``watch(key)`` / ``watch_prefix(prefix)`` with ``after=None``) and resume from the
+    version it returns. ``details["compacted"]`` is the oldest resumable version."""
+
+    code = "compacted"
+    status = 410
+
+
 class TLSError(Unavailable):
     """The TLS handshake failed: the server's certificate is not trusted or names another host.
 
@@ -251,6 +262,7 @@ _BY_CODE: dict[str, type[BotWireError]] = {
         Misrouted,
         KeyRewritten,
         Closed,
+        Compacted,
         TLSError,
     )
 }
@@ -260,6 +272,7 @@ _BY_STATUS: dict[int, type[BotWireError]] = {
     403: Forbidden,
     409: TypeMismatch,
     412: Conflict,
+    410: Compacted,
     413: ValueTooLarge,
     429: QuotaExceeded,
     507: StorageFull,

@@ -23,6 +23,7 @@ from . import _common as c
 from ._config import Settings, acquire_store, release, resolve
 from ._errors import Conflict
 from ._policy import PolicyCommands
+from ._watch import WatchCommands
 
 TYPE_CHECKING = False  # not typing's: importing typing costs a cold start ms
 if TYPE_CHECKING:
@@ -104,8 +105,10 @@ class AsyncRun:
         _install(cls, c.async_method)
 
 
-class Commands(PolicyCommands):
-    """The commands of ``Memory`` and ``AsyncMemory`` (each subclass adds a runner base)."""
+class Commands(PolicyCommands, WatchCommands):
+    """The commands of ``Memory`` and ``AsyncMemory`` (each subclass adds a runner base);
+    ``policy``/``set_policy`` come from ``_policy.PolicyCommands``, ``watch``/``watch_prefix``
+    from ``_watch.WatchCommands``."""
 
     namespace: str
     _store: Any  # a Store for a SyncRun class, an AsyncStore for an AsyncRun one

@@ -9,7 +9,7 @@ TYPE_CHECKING = False  # not typing's: importing typing costs a cold start ms
 if TYPE_CHECKING:
     from typing import Any, Literal
 
-__all__ = ["Entry", "KeyInfo", "KeyPage", "Limits", "Op", "OpKind", "Policy", "Usage"]
+__all__ = ["Changes", "Entry", "KeyInfo", "KeyPage", "Limits", "Op", "OpKind", "Policy", "Usage"]
 
 if TYPE_CHECKING:
     OpKind = Literal["get", "set", "delete", "append", "incr", "pop", "check"]
@@ -34,6 +34,23 @@ class Entry:
     created_at: float
     updated_at: float
     expires_at: float | None = None
+    #: A tombstone (``watch``/``watch_prefix``): the key was deleted at ``version``; ``value``
+    #: is ``None`` and the times are the deletion's.
+    deleted: bool = False
+
+
+@record
+class Changes:
+    """What changed under a prefix since a version (``watch_prefix``, ``Store.changes``).
+
+    ``entries`` holds the latest state of every changed key, tombstones (``deleted=True``)
+    included, in ascending version order; ``version`` is the resume point (pass it as
+    ``after`` next time); ``more`` says the limit was hit: call again at once.
+    """
+
+    entries: list[Entry]
+    version: int
+    more: bool = False
 
 
 @record

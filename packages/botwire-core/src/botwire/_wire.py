@@ -9,7 +9,7 @@ from __future__ import annotations
 from ._codec import dumps
 from ._errors import InvalidArgument
 from ._names import check_key
-from ._types import Entry, KeyInfo, KeyPage, Limits, Op, Policy, Usage
+from ._types import Changes, Entry, KeyInfo, KeyPage, Limits, Op, Policy, Usage
 
 TYPE_CHECKING = False  # not typing's: importing typing costs a cold start ms
 if TYPE_CHECKING:
@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "batch_body",
+    "changes_from_wire",
+    "changes_path",
+    "changes_to_wire",
     "entry_from_wire",
     "entry_to_wire",
     "key_path",
@@ -70,6 +73,18 @@ def keys_path(ns: str, prefix: str, cursor: str | None, limit: int) -> str:
     if cursor:
         query["cursor"] = cursor
     return f"{API}{ns}/keys?" + "&".join(f"{k}={quote(str(v))}" for k, v in query.items())
+
+
+def changes_path(ns: str, prefix: str, after: int | None, limit: int, wait: float) -> str:
+    """``GET /v1/namespaces/{ns}/changes``'s path and query."""
+    query: dict[str, Any] = {"limit": limit}
+    if prefix:
+        query["prefix"] = prefix
+    if after is not None:
+        query["after"] = after
+    if wait > 0:
+        query["wait"] = f"{wait:.3f}"
+    return f"{API}{ns}/changes?" + "&".join(f"{k}={quote(str(v))}" for k, v in query.items())
 
 
 def _num(value: float | None) -> str:
@@ -215,6 +230,31 @@ def entry_from_wire(d: dict[str, Any]) -> Entry:
     return Entry(
         d["key"], d["value"], d["version"], d["created_at"], d["updated_at"], d.get("expires_at")
     )
+
+
+def changes_to_wire(changes: Changes) -> dict[str, Any]:
+    """``GET /v1/namespaces/{ns}/changes``'s answer: entries with ``deleted``."""
+    return {
+        "changes": [{**entry_to_wire(e), "deleted": e.deleted} for e in changes.entries],
+        "version": changes.version,
+        "more": changes.more,
+    }
+
+
+def changes_from_wire(d: dict[str, Any]) -> Changes:
+    entries = [
+        Entry(
+            c["key"],
+            c["value"],
+            c["version"],
+            c["created_at"],
+            c["updated_at"],
+            c.get("expires_at"),
+            bool(c.get("deleted", False)),
+        )
+        for c in d["changes"]
+    ]
+    return Changes(entries, int(d["version"]), bool(d.get("more", False)))
 
 
 def page_to_wire(page: KeyPage) -> dict[str, Any]:

@@ -5,6 +5,7 @@
     botwire ls user-42 --prefix chat
     botwire export user-42 > backup.jsonl && botwire import user-43 < backup.jsonl
     botwire queue claim pipeline jobs --wait 20   # botwire/_queuecli.py
+    botwire watch user-42 task/result --timeout 60    # one JSON line per change
 
 Exit codes: 0 ok, 1 key not found, 2 bad usage or input, 3 refused by the store (conflict,
 quota, type, size, auth), 4 backend unavailable or the URL does not reach botwire (Misrouted).
@@ -76,6 +77,20 @@ def _parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("ls", help="list keys")
     ls.add_argument("namespace")
     ls.add_argument("--prefix", default="")
+
+    w = sub.add_parser(
+        "watch",
+        help="print changes of a key (or of the keys under --prefix) as JSON lines, following",
+        description="Print the key's current entry (unless --after is given), then one JSON "
+        'line per change ({"key", "value", "version", "deleted", "updated_at"}; a delete: '
+        '"deleted": true), until Ctrl-C or --timeout. With --prefix instead of KEY: every key '
+        "under the prefix.",
+    )
+    w.add_argument("namespace")
+    w.add_argument("key", nargs="?", help="the key to watch (or use --prefix)")
+    w.add_argument("--prefix", help="watch every key starting with this ('' = the namespace)")
+    w.add_argument("--after", type=int, help="only changes after this version")
+    w.add_argument("--timeout", type=float, help="stop after this many seconds (default: never)")
 
     u = sub.add_parser("usage", help="keys, bytes, writes today and limits")
     u.add_argument("namespace")
@@ -206,6 +221,8 @@ def _run(args: argparse.Namespace) -> int:
             )
         elif args.command == "policy":
             return _policy(memory, args)
+        elif args.command == "watch":
+            return _watch(memory, args)
         elif args.command == "export":
             export_entries(memory, sys.stdout, sys.stderr)
         elif args.command == "import":
@@ -213,6 +230,47 @@ def _run(args: argparse.Namespace) -> int:
         elif args.command == "queue":
             return run_queue(memory, args)
     return 0
+
+
+def _watch(memory: Memory, args: argparse.Namespace) -> int:
+    """``botwire watch``: follow a key or a prefix until Ctrl-C or ``--timeout``."""
+    import time
+
+    if (args.key is None) == (args.prefix is None):
+        print("botwire: watch takes a KEY or --prefix P (not both).", file=sys.stderr)
+        return EXIT_USAGE
+    deadline = None if args.timeout is None else time.monotonic() + args.timeout
+    after = args.after
+
+    def show(entry: Any) -> None:
+        line = {
+            "key": entry.key,
+            "value": entry.value,
+            "version": entry.version,
+            "deleted": entry.deleted,
+            "updated_at": entry.updated_at,
+        }
+        print(json.dumps(line, ensure_ascii=False), flush=True)
+
+    try:
+        while True:
+            left = 25.0 if deadline is None else max(0.0, deadline - time.monotonic())
+            if args.prefix is not None:
+                changes = memory.watch_prefix(args.prefix, after=after, timeout=min(left, 25.0))
+                for entry in changes.entries:
+                    show(entry)
+                after = changes.version
+            else:
+                found = memory.watch(args.key, after=after, timeout=min(left, 25.0))
+                if found is not None:
+                    show(found)
+                    after = found.version
+                elif after is None:  # absent and nothing came: wait on from here
+                    after = memory.watch_prefix(args.key).version
+            if deadline is not None and time.monotonic() >= deadline:
+                return 0
+    except KeyboardInterrupt:
+        return 0
 
 
 def exit_code(exc: BaseException) -> int:

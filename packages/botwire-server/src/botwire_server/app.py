@@ -27,6 +27,7 @@ from .settings import Settings, is_loopback
 from .startup import install_root, ready_line
 from .storage import StoreRunner, TestingClock, open_store
 from .storage._open import apply_list_limits
+from .watch import WatchHub
 
 __all__ = ["create_app"]
 
@@ -86,6 +87,18 @@ def create_app(
 
         ctx.runner = StoreRunner(opened, inline=inline, on_error=on_error)
         await ctx.runner.open()  # PostgreSQL's async read pool belongs to this event loop
+        engine = getattr(opened, "engine", None)
+        if engine is not None and hasattr(engine, "tombstone_seconds"):
+            engine.tombstone_seconds = settings.tombstone_retention
+        hub = WatchHub(
+            opened,
+            max_watchers=settings.max_watchers,
+            per_namespace=settings.max_watchers_per_namespace,
+        )
+        await hub.open()  # PostgreSQL: LISTEN botwire_changes
+        metrics.watchers.set_function(lambda: hub.count)
+        ctx.extra["watch"] = hub
+        ctx.runner.on_write = hub.written
         task = asyncio.create_task(_housekeeping(ctx, settings.housekeeping_seconds))
         # JSON logs carry the settings; a terminal shows ready_line (startup.HumanFormatter)
         log.info(
@@ -97,6 +110,7 @@ def create_app(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            await hub.close()
             await ctx.runner.close()
             log.info("botwire-server stopped; store closed")
 

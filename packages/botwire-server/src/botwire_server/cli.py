@@ -165,6 +165,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="bytes of request bodies parsed and applied at once; others wait (default 64 MiB)",
     )
     p.add_argument(
+        "--watch-hold",
+        type=float,
+        default=None,
+        help="seconds a /changes long-poll (watch) is held at most (default 20; keep it below"
+        " your load balancer's idle timeout)",
+    )
+    p.add_argument(
+        "--max-watchers",
+        type=int,
+        default=None,
+        help="long-polls waiting at once per server (default 1000; beyond: 429)",
+    )
+    p.add_argument(
+        "--max-watchers-per-namespace",
+        type=int,
+        default=None,
+        help="long-polls waiting at once per namespace (default 100; beyond: 429)",
+    )
+    p.add_argument(
+        "--tombstone-retention",
+        type=float,
+        default=None,
+        help="seconds deletions are reported to watchers (default 3600); an older resume"
+        " point gets 410 compacted",
+    )
+    p.add_argument(
         "--allow-anonymous",
         action="store_const",
         const=True,
@@ -365,6 +391,10 @@ def _serve(argv: Sequence[str]) -> int:
             default_ttl=args.default_ttl,
             default_max_list_len=args.default_max_list_len,
             max_idle=args.max_idle,
+            watch_hold=args.watch_hold,
+            max_watchers=args.max_watchers,
+            max_watchers_per_namespace=args.max_watchers_per_namespace,
+            tombstone_retention=args.tombstone_retention,
         )
         settings.check_bind()
         log_format = startup.log_format(args.log_format, sys.stderr)

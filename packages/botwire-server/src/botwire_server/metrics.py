@@ -21,6 +21,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -55,6 +56,10 @@ class Metrics:
             "Store calls that failed unexpectedly (unreachable database, I/O, bugs).",
             ["error"],
             registry=self.registry,
+        )
+        #: long-polls of /changes waiting now (watch, issue 18); a callback, read at scrape
+        self.watchers = Gauge(
+            "botwire_watchers", "Long-polls of /changes waiting now.", registry=self.registry
         )
         self.quota_refusals = Counter(
             "botwire_quota_refusals",

@@ -206,6 +206,14 @@ class Settings:
     default_ttl: float = 0.0
     default_max_list_len: int = 0
     max_idle: float = 0.0
+    #: Seconds a ``/changes`` long-poll is held at most (below load balancers' 30-60 s idle
+    #: limits); the client polls again until its own timeout (issue 18, watch).
+    watch_hold: float = 20.0
+    #: Long-polls waiting at once, per server and per namespace (beyond: 429, Retry-After 1).
+    max_watchers: int = 1000
+    max_watchers_per_namespace: int = 100
+    #: Seconds deletions are reported to watchers (tombstones kept); older resume points: 410.
+    tombstone_retention: float = 3600.0
 
     def __post_init__(self) -> None:
         for name in (
@@ -245,7 +253,17 @@ class Settings:
                 )
         if not self.is_postgres:
             _ = self.sqlite_path  # sqlite:///tmp/x.db when only /tmp exists: say so now
-        for name in ("max_json_elements", "max_append_items", "max_inflight_bytes"):
+        if not 0 < self.watch_hold <= 3600:
+            raise ConfigError("botwire-server: --watch-hold must be > 0 and <= 3600 seconds.")
+        if not self.tombstone_retention > 0:
+            raise ConfigError("botwire-server: --tombstone-retention must be > 0 seconds.")
+        for name in (
+            "max_json_elements",
+            "max_append_items",
+            "max_inflight_bytes",
+            "max_watchers",
+            "max_watchers_per_namespace",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"botwire-server: {name} must be >= 1.")
         for name in ("default_ttl", "max_idle", "default_max_list_len"):
@@ -374,6 +392,10 @@ class Settings:
             "default_ttl": _env_seconds("BOTWIRE_DEFAULT_TTL"),
             "default_max_list_len": _env_int("BOTWIRE_DEFAULT_MAX_LIST_LEN", 0),
             "max_idle": _env_seconds("BOTWIRE_MAX_IDLE"),
+            "watch_hold": _env_float("BOTWIRE_WATCH_HOLD", 20.0),
+            "max_watchers": _env_int("BOTWIRE_MAX_WATCHERS", 1000),
+            "max_watchers_per_namespace": _env_int("BOTWIRE_MAX_WATCHERS_PER_NAMESPACE", 100),
+            "tombstone_retention": _env_float("BOTWIRE_TOMBSTONE_RETENTION", 3600.0),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

@@ -6,6 +6,7 @@ calls and the async one as coroutines. When to retry is ``_retry.py``."""
 from __future__ import annotations
 
 import os
+from time import monotonic as _monotonic
 
 from .. import _wire
 from .._codec import decode, dumps
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Generator, Sequence
     from typing import Any
 
-    from .._types import Entry, KeyPage, Policy, Usage
+    from .._types import Changes, Entry, KeyPage, Policy, Usage
     from ._proxy import Proxy
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "Target",
     "base_headers",
     "batch_call",
+    "changes_call",
     "clear_call",
     "environment_proxy",
     "get_call",
@@ -191,6 +193,8 @@ class Call:
             return payload["deleted"]
         if self.kind == "policy":
             return _wire.policy_from_wire(payload["policy"])
+        if self.kind == "changes":
+            return _wire.changes_from_wire(payload)
         return _wire.usage_from_wire(payload)
 
     def _error(self, status: int, payload: Any) -> BotWireError:
@@ -359,6 +363,19 @@ def list_call(
     return _call(target, "GET", path, headers, None, "list", ns)
 
 
+def changes_call(
+    target: Target,
+    headers: dict[str, str],
+    ns: str,
+    prefix: str,
+    after: int | None,
+    limit: int,
+    wait: float,
+) -> Call:
+    path = _wire.changes_path(ns, prefix, after, limit, wait)
+    return _call(target, "GET", path, headers, None, "changes", ns)
+
+
 def clear_call(target: Target, headers: dict[str, str], ns: str) -> Call:
     return _call(target, "DELETE", _wire.namespace_path(ns), headers, None, "clear", ns)
 
@@ -432,10 +449,15 @@ class HTTPCommands:
     def _open(self) -> None:
         """Set up the transport (a connection pool, httpx clients): each backend's own."""
 
-    def _send(self, call: Call) -> Generator[Any, Any, Any]:
-        """Send ``call`` until it gets a final answer; :mod:`._retry` decides what is final."""
+    def _send(self, call: Call, hold: float = 0.0) -> Generator[Any, Any, Any]:
+        """Send ``call`` until it gets a final answer; :mod:`._retry` decides what is final.
+        ``hold``: seconds the server may hold the answer (a long-poll), added to each
+        attempt's timeout and to the deadline."""
         attempts = Attempts(
-            call, timeout=self.timeout, retries=self.retries, deadline=self.deadline
+            call,
+            timeout=self.timeout + hold,
+            retries=self.retries,
+            deadline=self.deadline + hold,
         )
         while True:
             timeout = attempts.begin()
@@ -481,6 +503,28 @@ class HTTPCommands:
             list_call(self.target, self._headers, namespace, prefix, cursor, limit)
         )
         return page
+
+    @command
+    def changes(
+        self,
+        namespace: str,
+        *,
+        prefix: str = "",
+        after: int | None = None,
+        limit: int = 1000,
+        wait: float = 0.0,
+    ) -> Generator[Any, Any, Changes]:
+        """``SupportsChanges`` over HTTP: long-polls of at most ``wait`` seconds each (the
+        server holds one for at most its ``--watch-hold``), repeated until a change or
+        ``wait`` has passed; each attempt's timeout is the client's plus the hold."""
+        deadline = _monotonic() + max(0.0, float(wait))
+        while True:
+            left = max(0.0, deadline - _monotonic())
+            call = changes_call(self.target, self._headers, namespace, prefix, after, limit, left)
+            found: Changes = yield from self._send(call, hold=left)
+            if found.entries or after is None or _monotonic() >= deadline:
+                return found
+            after = max(after, found.version)
 
     @command
     def clear(self, namespace: str) -> Generator[Any, Any, int]:

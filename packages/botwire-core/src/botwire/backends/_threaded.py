@@ -7,8 +7,9 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+from .._errors import InvalidArgument
 from .._policy import policy_method
-from .._types import Entry, KeyPage, Op, Policy, Usage
+from .._types import Changes, Entry, KeyPage, Op, Policy, Usage
 from ..store import Store
 
 __all__ = ["ThreadedAsyncStore"]
@@ -42,6 +43,30 @@ class ThreadedAsyncStore:
         return await asyncio.to_thread(
             self._store.list_keys, namespace, prefix=prefix, cursor=cursor, limit=limit
         )
+
+    async def changes(
+        self,
+        namespace: str,
+        *,
+        prefix: str = "",
+        after: int | None = None,
+        limit: int = 1000,
+        wait: float = 0.0,
+    ) -> Changes:
+        """The sync store's ``changes`` (``SupportsChanges``) in a worker thread;
+        ``InvalidArgument`` naming the store when it has none (``watch`` then cannot work)."""
+        changes = getattr(self._store, "changes", None)
+        if changes is None:
+            raise InvalidArgument(
+                f"botwire: the store behind namespace {namespace!r} "
+                f"({type(self._store).__name__}) cannot watch (it has no changes(), "
+                "SupportsChanges); use the embedded SQLite store or a botwire server.",
+                namespace=namespace,
+            )
+        found: Changes = await asyncio.to_thread(
+            changes, namespace, prefix=prefix, after=after, limit=limit, wait=wait
+        )
+        return found
 
     async def clear(self, namespace: str) -> int:
         return await asyncio.to_thread(self._store.clear, namespace)

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .._types import Entry, KeyInfo, KeyPage, Limits, Op, Policy, Usage
+from .._types import Changes, Entry, KeyInfo, KeyPage, Limits, Op, Policy, Usage
 from ._protocol import (
     OPTIONAL,
     AsyncStore,
     Store,
     SupportsAsyncReader,
+    SupportsChanges,
     SupportsGetJSON,
     SupportsListLimits,
     SupportsPing,
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = [
     "OPTIONAL",
     "AsyncStore",
+    "Changes",
     "Engine",
     "Entry",
     "KeyInfo",
@@ -46,6 +48,7 @@ __all__ = [
     "SQLiteStore",
     "Store",
     "SupportsAsyncReader",
+    "SupportsChanges",
     "SupportsGetJSON",
     "SupportsListLimits",
     "SupportsPing",

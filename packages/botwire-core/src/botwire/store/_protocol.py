@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from .._types import Entry, KeyPage, Op, Policy, Usage
+from .._types import Changes, Entry, KeyPage, Op, Policy, Usage
 
 if TYPE_CHECKING:
     from ._sql import JSONEntry
@@ -23,6 +23,7 @@ __all__ = [
     "AsyncStore",
     "Store",
     "SupportsAsyncReader",
+    "SupportsChanges",
     "SupportsGetJSON",
     "SupportsListLimits",
     "SupportsPing",
@@ -225,6 +226,31 @@ class SupportsPolicy(Protocol):
         ...
 
 
+@runtime_checkable
+class SupportsChanges(Protocol):
+    """What changed in a namespace since a version, deletions included (``watch``,
+    ``watch_prefix``, ``GET /v1/namespaces/{ns}/changes``).
+
+    Default: none (``/changes`` answers 400 ``invalid_argument`` and ``watch`` raises
+    ``InvalidArgument``, both naming the store)."""
+
+    def changes(
+        self,
+        namespace: str,
+        *,
+        prefix: str = "",
+        after: int | None = None,
+        limit: int = 1000,
+        wait: float = 0.0,
+    ) -> Changes:
+        """The latest state of each key under ``prefix`` changed after version ``after``
+        (tombstones included, ascending version, coalesced, at most ``limit`` keys beyond one
+        version's group), with the resume version; ``after=None``: the live entries and the
+        current version. ``wait > 0`` blocks up to ``wait`` seconds for a change. A resume
+        point older than the tombstone retention raises :class:`~botwire.Compacted`."""
+        ...
+
+
 #: Every capability the server probes a store for, by attribute name.
 OPTIONAL: dict[str, type] = {
     "get_json": SupportsGetJSON,
@@ -237,6 +263,7 @@ OPTIONAL: dict[str, type] = {
     "async_reader": SupportsAsyncReader,
     "engine": SupportsListLimits,
     "get_policy": SupportsPolicy,
+    "changes": SupportsChanges,
 }
 
 

@@ -35,7 +35,6 @@ from ._sqlbase import (
     utf8_len,
 )
 from ._sqlctx import Ctx
-from ._sqlmaint import Maintenance
 from ._sqltext import (
     DAY,
     LIST,
@@ -47,6 +46,7 @@ from ._sqltext import (
     prefix_upper_bound,
     recount_sql,
 )
+from ._sqlwatch import Watching
 
 __all__ = [
     "IDEMPOTENCY_SECONDS",
@@ -70,9 +70,10 @@ __all__ = [
 _VALUE_KINDS = frozenset(("get", "pop", "incr"))
 
 
-class Engine(Maintenance):
+class Engine(Watching):
     """Applies operations inside a backend's transaction (see module docstring); reads
-    (``_sqlread.Reads``) and maintenance (``_sqlmaint.Maintenance``) are inherited."""
+    (``_sqlread.Reads``), maintenance (``_sqlmaint.Maintenance``) and the change feed
+    (``_sqlwatch.Watching``) are inherited."""
 
     def apply(
         self,

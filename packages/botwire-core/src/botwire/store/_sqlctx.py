@@ -81,6 +81,7 @@ class Ctx:
 
     def remove(self, key: str, row: EntryRow) -> None:
         self.tx.run("DELETE FROM bw_entries WHERE ns = ? AND key = ?", (self.ns, key))
+        self.engine.tombstone(self.tx, self.ns, key, self.version, self.now)  # for watchers
         if row.kind == LIST:
             self.engine.rows.drop(self.tx, self.ns, key, row.length, row.tail)
         self.stats.keys -= 1
@@ -88,6 +89,7 @@ class Ctx:
 
     def store(self, key: str, row: EntryRow | None, new: EntryRow) -> None:
         if row is None:
+            self.engine.untomb(self.tx, self.ns, key)  # a key has a row or a tombstone
             self.stats.keys += 1
             self.stats.bytes += new.bytes
         else:

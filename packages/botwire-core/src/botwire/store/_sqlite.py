@@ -26,14 +26,17 @@ from ._readers import Readers
 from ._sql import SQLITE_OCTETS, Engine, JSONEntry, Tx, check_batch_size, fingerprint, recount_sql
 from ._sqlitefile import SCHEMA, Checkpointer, SQLiteTx, create_private, next_version
 from ._sqlitepolicy import PolicyMixin
+from ._sqlitewatch import SQLiteWatch
 from ._sqlrows import DeferredRows
 from ._sqltext import policy_migration
 
 __all__ = ["SQLiteStore"]
 
-#: Schema 3 (issue 18): the retention policy's columns. The lead renumbers it at merge.
+#: 2 (issue 13): idempotency records counted in UTF-8 bytes; 3 (issue 18): the retention
+#: policy's columns (``POLICY_SCHEMA``, added by :meth:`SQLiteStore._migrate`); 4 (issue 18): the
+#: change feed's tables (``_sqlwatch.WATCH_SCHEMA``, created by ``SCHEMA`` on every open).
 POLICY_SCHEMA = 3
-SCHEMA_VERSION = POLICY_SCHEMA
+SCHEMA_VERSION = 4
 _HOUSEKEEPING_EVERY = 512  # write transactions between purges of expired entries
 _FREEING = frozenset(("delete", "check", "get"))
 PURGE_BATCH = 100  # namespaces per batch of purge_expired() (one transaction each)
@@ -52,7 +55,7 @@ _ENTRY_SQL = (
 _BACKSTOP_PAGES = 10000
 
 
-class SQLiteStore(PolicyMixin):
+class SQLiteStore(PolicyMixin, SQLiteWatch):
     """A :class:`~botwire.store.Store` on one SQLite file.
 
     Example::
@@ -130,6 +133,9 @@ class SQLiteStore(PolicyMixin):
         self.auto_sweep = auto_sweep
         self._checkpointer: Checkpointer | None = None
         self._background_checkpoint = background_checkpoint
+        # a connection of its own for ``data_version`` (see data_version()), opened when needed
+        self._signal: sqlite3.Connection | None = None
+        self._signal_lock = threading.Lock()
         if background_checkpoint is not None and self.path != ":memory:":
             conn.execute(f"PRAGMA wal_autocheckpoint={self._wal_pages(_BACKSTOP_PAGES)}")
             self._checkpointer = Checkpointer(self, background_checkpoint)
@@ -141,6 +147,10 @@ class SQLiteStore(PolicyMixin):
         parent's feet, so the parent's handle is kept aside untouched and the child opens its
         own; a lock another thread held at the fork is replaced."""
         self._lock = threading.RLock()
+        self._signal_lock = threading.Lock()
+        if self._signal is not None:  # the parent's: never used (nor closed) in the child
+            _fork.abandon(self._signal)
+            self._signal = None
         if self.path == ":memory:":  # a private copy of the parent's memory: still coherent
             return
         try:
@@ -534,6 +544,7 @@ class SQLiteStore(PolicyMixin):
             if done < PURGE_BATCH:
                 break
         purged += self._enforce_policies(max_batches)
+        self.prune_tombstones(max_batches=max_batches)
         # leftovers of long lists: a bounded purge (inside a request) sweeps only for a store
         # that sweeps itself; the server's housekeeping (unbounded, in a thread) always does
         if self._rows.trashed and (self.auto_sweep or max_batches is None):
@@ -558,6 +569,7 @@ class SQLiteStore(PolicyMixin):
             self._checkpointer = None
         with self._lock:
             self._conn.close()
+        self._close_signal()
         if self._readers is not None:
             self._readers.close()
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import _fork
 from ._sqlbase import Tx, TxHooks
+from ._sqlwatch import WATCH_SCHEMA
 
 if TYPE_CHECKING:
     from ._sqlite import SQLiteStore
@@ -43,6 +44,13 @@ SCHEMA = (
     # (ns, key) with seq < below is garbage, removed in small chunks by sweep() (DeferredRows.sweep)
     "CREATE TABLE IF NOT EXISTS bw_trash (ns TEXT NOT NULL, key TEXT NOT NULL,"
     " below INTEGER NOT NULL, PRIMARY KEY (ns, key)) WITHOUT ROWID",
+    # the change feed (issue 18, watch): tombstones, pruned horizons, entries by version
+    *(
+        s.format(
+            text="TEXT NOT NULL", bigint="INTEGER", real="REAL", without_rowid=" WITHOUT ROWID"
+        )
+        for s in WATCH_SCHEMA
+    ),
 )
 
 

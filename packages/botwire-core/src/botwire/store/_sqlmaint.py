@@ -19,6 +19,9 @@ POLICY_FIELDS = tuple(POLICY_COLUMNS)
 class Maintenance(Reads):
     """Clear, usage, purges and idempotency bounds."""
 
+    def tomb_all(self, tx: Tx, ns: str, now: float) -> None:
+        """Tombstones for every row a ``clear`` removes (``_sqlwatch.Watching``)."""
+
     # -- idempotency records -----------------------------------------------------------------
 
     def shed_records(
@@ -114,6 +117,8 @@ class Maintenance(Reads):
             (ns, now),
         )
         self.rows.clear(tx, ns)
+        if row and row[0]:
+            self.tomb_all(tx, ns, now)  # for watchers (``_sqlwatch``)
         tx.run("DELETE FROM bw_entries WHERE ns = ?", (ns,))
         tx.run("DELETE FROM bw_idempotency WHERE ns = ?", (ns,))  # no replay of deleted data
         stats.keys = stats.bytes = 0

@@ -143,6 +143,32 @@ class ProtocolCases(Cases):
         assert mem.keys() == ["explicit"]
         assert store.set_policy(ns, {"default_ttl": None, "max_list_len": None}).overrides == ()
 
+    def _check_changes(self, store: Any, backend: Backend, mem: Memory) -> None:
+        """The change feed ``watch`` relies on: latest state per key in version order,
+        tombstones for deletes, the resume point, prefixes, and a wait that ends."""
+        ns = mem.namespace
+        start = mem.set("other", 0)
+        mem.set("job/a", 1)
+        mem.set("job/a", 2)  # coalesced: only the latest state is reported
+        mem.set_many({"job/b": 1, "job/c": 1})  # one version for both
+        mem.delete("job/c")
+        found = store.changes(ns, prefix="job/", after=start)
+        got = [(e.key, e.value, e.deleted) for e in found.entries]
+        assert got == [("job/a", 2, False), ("job/b", 1, False), ("job/c", None, True)], got
+        versions = [e.version for e in found.entries]
+        assert versions == sorted(versions) and found.version >= versions[-1]
+        assert not found.more
+        assert store.changes(ns, prefix="job/", after=found.version).entries == []
+        now = store.changes(ns)  # after=None: the live entries, no tombstones
+        assert sorted(e.key for e in now.entries) == ["job/a", "job/b", "other"]
+        assert now.version >= found.version
+        page = store.changes(ns, after=start, limit=1)
+        assert page.more and page.entries and page.version == page.entries[-1].version
+        mem.set("job/a", 3)
+        assert [e.value for e in mem.watch_prefix("job/", after=found.version).entries] == [3]
+        quiet = store.changes(ns, after=store.changes(ns).version, wait=0.05)
+        assert quiet.entries == []  # nothing changed: the wait ends empty
+
     def _check_engine(self, store: Any, backend: Backend, mem: Memory) -> None:
         engine = store.engine
         for attr in ("max_append_items", "max_list_length", "max_list_bytes"):

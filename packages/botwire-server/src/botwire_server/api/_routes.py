@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 from starlette.convertors import PathConvertor, register_url_convertor
 
-from . import _compat, _keys, _namespaces, _ops
+from . import _changes, _compat, _keys, _namespaces, _ops
 from ._schemas import (
     BATCH_BODY,
     PATCH_BODY,
@@ -17,6 +17,7 @@ from ._schemas import (
     PUT_BODY,
     AppendOut,
     BatchOut,
+    ChangesOut,
     ClearedOut,
     CompatDeleted,
     CompatEntry,
@@ -185,6 +186,55 @@ def install_routes(app: FastAPI, *, testing_clock: bool) -> None:
         summary="Apply several operations (atomic: all or nothing)",
         responses={**_ok(BatchOut, "one result per op"), **errors(409, 412, 413, 415, 429)},
         openapi_extra=_extra(ns_param(), _IDEMPOTENCY, body=BATCH_BODY),
+    )
+    add(
+        ns_path + "/changes",
+        _changes.get_changes,
+        methods=["GET"],
+        tags=tags,
+        summary="Changes since a version (watch; long-poll with wait)",
+        responses={
+            **_ok(
+                ChangesOut,
+                "the latest state of each key changed after `after` (tombstones: deleted=true),"
+                " ascending version; `version` is the next `after`; `more`: call again at once",
+            ),
+            410: {
+                "model": ErrorOut,
+                "description": "compacted: `after` is older than the tombstone retention;"
+                " re-read without `after`",
+            },
+            **errors(),
+            429: {
+                "model": ErrorOut,
+                "description": "too many waiting watches on the server or the namespace"
+                " (--max-watchers, --max-watchers-per-namespace)",
+                "headers": {
+                    "Retry-After": {"description": "seconds: 1", "schema": {"type": "string"}}
+                },
+            },
+        },
+        openapi_extra=_extra(
+            ns_param(),
+            query_param("prefix", {"type": "string"}, "only keys starting with this"),
+            query_param(
+                "after",
+                {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
+                "a version: changes after it (tombstones included); absent: the live entries"
+                " at once, no wait",
+            ),
+            query_param(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": 1000},
+                "keys per answer (default 1000; one version's keys always come together)",
+            ),
+            query_param(
+                "wait",
+                {"type": "number", "minimum": 0, "maximum": 3600},
+                "seconds to hold the request until a change (capped by the server's"
+                " --watch-hold, default 20); 429 when too many wait",
+            ),
+        ),
     )
     add(
         ns_path,

@@ -59,6 +59,16 @@ class EntryOut(BaseModel):
     expires_at: float | None
 
 
+class ChangeOut(EntryOut):
+    deleted: bool = Field(description="a tombstone: the key was deleted at `version` (value null)")
+
+
+class ChangesOut(BaseModel):
+    changes: list[ChangeOut]
+    version: int = Field(description="the resume point: pass it as `after` next time")
+    more: bool = Field(description="the limit was hit: call again at once with `after=version`")
+
+
 class VersionOut(BaseModel):
     version: int
 

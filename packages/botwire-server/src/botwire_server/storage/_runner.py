@@ -18,7 +18,16 @@ from typing import Any, Protocol, TypeVar
 
 import anyio.to_thread
 
-from botwire import BotWireError, Entry, InvalidArgument, Policy, StorageFull, Unavailable, Usage
+from botwire import (
+    BotWireError,
+    Changes,
+    Entry,
+    InvalidArgument,
+    Policy,
+    StorageFull,
+    Unavailable,
+    Usage,
+)
 from botwire._codec import dumps
 from botwire.store import KeyPage, Op, Store
 from botwire.store._sql import JSONEntry
@@ -68,6 +77,8 @@ class StoreRunner:
         self.on_error = on_error
         self.reader: AsyncReader | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        #: Called with a namespace after a write to it committed (the watch hub's ``written``)
+        self.on_write: Callable[[str], None] | None = None
 
     async def open(self) -> None:
         """Open the store's async reader, if it has one; call it inside the server's loop."""
@@ -161,7 +172,7 @@ class StoreRunner:
             for op in ops
         )
         try:
-            return await self._run(
+            results = await self._run(
                 heavy,
                 self.store.batch,
                 namespace,
@@ -171,6 +182,9 @@ class StoreRunner:
             )
         finally:
             self._sweep_later()
+        if self.on_write is not None and any(op.mutates for op in ops):
+            self.on_write(namespace)  # committed: wake its watchers
+        return results
 
     def _sweep_later(self) -> None:
         """Start sweeping the rows a long list's trim or delete left (``store.sweep``, in
@@ -239,9 +253,29 @@ class StoreRunner:
 
     async def clear(self, namespace: str) -> int:
         try:
-            return await self._run(True, self.store.clear, namespace)
+            cleared = await self._run(True, self.store.clear, namespace)
         finally:
             self._sweep_later()
+        if self.on_write is not None and cleared:
+            self.on_write(namespace)
+        return cleared
+
+    async def changes(
+        self, namespace: str, *, prefix: str, after: int | None, limit: int
+    ) -> Changes:
+        """The store's ``changes`` without waiting (the route waits, woken by the watch hub);
+        400 for a store without the capability."""
+        changes = getattr(self.store, "changes", None)
+        if changes is None:
+            raise InvalidArgument(
+                f"botwire: this server's store ({type(self.store).__name__}) cannot report "
+                f"changes (no SupportsChanges), so namespace {namespace!r} cannot be watched.",
+                namespace=namespace,
+            )
+        found: Changes = await self._call(
+            changes, namespace, prefix=prefix, after=after, limit=limit
+        )
+        return found
 
     async def usage(self, namespace: str) -> Usage:
         try:

@@ -41,9 +41,10 @@ from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from botwire._errors import BotWireError, InvalidArgument, StorageFull, Unavailable
 from botwire._names import check_key, check_namespace
-from botwire.store import Entry, KeyPage, Limits, Op, Policy, Usage
+from botwire.store import Changes, Entry, KeyPage, Limits, Op, Policy, Usage
 from botwire.store._sql import PG_OCTETS, Engine, JSONEntry, fingerprint, recount_sql
 from botwire.store._sqltext import policy_migration
+from botwire.store._sqlwatch import PRUNE_BATCH, WATCH_SCHEMA, check_changes_args
 
 from ._pg_common import (
     LOST,
@@ -65,6 +66,11 @@ __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
 T = TypeVar("T")
 
+#: The schema number of the change feed's migration (issue 18, watch): renumber here only.
+WATCH_MIGRATION = 5
+#: How often a waiting ``changes`` called on the store itself re-reads (the server's waiters
+#: are woken by LISTEN/NOTIFY instead: ``botwire_server.watch``)
+WATCH_POLL = 0.05
 _MIGRATION_LOCK = 0x6277_6D69  # pg_advisory_xact_lock key for schema changes ("bwmi")
 _TEXT = 'TEXT COLLATE "C" NOT NULL'
 # _MIGRATIONS[n] takes a database from schema n - 1 to schema n.
@@ -96,8 +102,13 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
     # issue 13: idempotency records count in their namespace's bytes, in UTF-8 bytes; records
     # kept before (uncounted, or counted in characters) are counted once here
     3: (recount_sql(PG_OCTETS),),
+    # issue 18: the change feed (tombstones, pruned horizons, entries by version)
+    WATCH_MIGRATION: tuple(
+        s.format(text=_TEXT, bigint="bigint", real="double precision", without_rowid="")
+        for s in WATCH_SCHEMA
+    ),
 }
-#: Schema 4 (issue 18): the retention policy's columns. The lead renumbers it at merge.
+#: Schema 4 (issue 18): the retention policy's columns; schema 5 (issue 18): the change feed.
 POLICY_SCHEMA = 4
 _MIGRATIONS[POLICY_SCHEMA] = (
     *policy_migration("double precision", "bigint", if_not_exists="IF NOT EXISTS "),
@@ -549,7 +560,62 @@ class PostgresStore:
         now = self.clock()
         while self._write(lambda tx: self.engine.forget_idempotency(tx, now)) == PURGE_BATCH:
             pass  # a bounded number of namespaces per transaction
-        return purged + self._enforce_policies(max_batches)
+        purged += self._enforce_policies(max_batches)
+        if max_batches is None:  # housekeeping (not the purge inside a request)
+            self.prune_tombstones()
+        return purged
+
+    def changes(
+        self,
+        namespace: str,
+        *,
+        prefix: str = "",
+        after: int | None = None,
+        limit: int = 1000,
+        wait: float = 0.0,
+    ) -> Changes:
+        """What changed under ``prefix`` after version ``after`` (``SupportsChanges``), read in
+        one ``REPEATABLE READ`` snapshot; ``wait`` > 0 re-reads every :data:`WATCH_POLL` s
+        until a change or the time is up (a server wakes its waiters by LISTEN/NOTIFY)."""
+        check_changes_args(namespace, prefix, after, limit)
+        deadline = time.monotonic() + max(0.0, float(wait))
+
+        def body(conn: psycopg.Connection[Any], sent: list[bool]) -> Changes:
+            conn.execute(_BEGIN_READ)
+            try:
+                found = self.engine.changes(
+                    PgTx(conn), namespace, prefix, after, limit, self._now_for_read(conn)
+                )
+            finally:
+                conn.execute(b"COMMIT")
+            return found
+
+        while True:
+            found = self._run(body)
+            left = deadline - time.monotonic()
+            if found.entries or after is None or left <= 0:
+                return found
+            time.sleep(min(WATCH_POLL, left))
+
+    def _now_for_read(self, conn: psycopg.Connection[Any]) -> float:
+        """ "now" for a read transaction's expiry checks: the database's (plus the offset)."""
+        if not self.engine.db_clock:
+            return self.clock()
+        row = conn.execute(
+            "SELECT extract(epoch from statement_timestamp())::float8 + %s", (self.clock(),)
+        ).fetchone()
+        assert row is not None
+        return float(row[0])
+
+    def prune_tombstones(self) -> int:
+        """Forget tombstones older than the retention (``Engine.tombstone_seconds``),
+        :data:`~botwire.store._sqlwatch.PRUNE_BATCH` per transaction; return how many."""
+        pruned = 0
+        while True:
+            done = self._write(functools.partial(self.engine.prune_tombstones, now=self.clock()))
+            pruned += done
+            if done < PRUNE_BATCH:
+                return pruned
 
     def ping(self) -> None:
         """Raise :class:`~botwire.Unavailable` unless the database answers (for ``/readyz``)."""

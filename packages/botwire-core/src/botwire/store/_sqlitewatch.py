@@ -1,0 +1,115 @@
+"""The embedded store's change feed (issue 18, watch): ``changes`` with a cheap wait across
+processes sharing the file, ``data_version``, and the pruning of old tombstones; a mixin of
+:class:`~botwire.store.SQLiteStore` (the engine's side is ``_sqlwatch``)."""
+
+from __future__ import annotations
+
+import functools
+import sqlite3
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from .._types import Changes
+from ._sqlwatch import PRUNE_BATCH, check_changes_args
+
+if TYPE_CHECKING:
+    from ._readers import Readers
+    from ._sql import Engine
+    from ._sqlitefile import SQLiteTx
+
+__all__ = ["WATCH_POLL", "SQLiteWatch"]
+
+#: How often a waiting ``changes`` looks for another connection's commit (``data_version``)
+WATCH_POLL = 0.01
+
+
+class SQLiteWatch:
+    """``changes``, ``data_version`` and ``prune_tombstones`` of :class:`SQLiteStore`."""
+
+    if TYPE_CHECKING:
+        path: str
+        engine: Engine
+        clock: Any
+        _busy_timeout: float
+        _conn: sqlite3.Connection
+        _readers: Readers[SQLiteTx] | None
+        _signal: sqlite3.Connection | None
+        _signal_lock: threading.Lock
+
+        def _read(self) -> Any: ...
+
+        def _transact(self, fn: Any, *, frees: bool) -> Any: ...
+
+    def data_version(self) -> int:
+        """A number that changes whenever any connection to the file, in any process, commits
+        (``PRAGMA data_version`` on a connection of its own, so this store's commits count
+        too): what a waiting :meth:`changes`, and the server's watchers, poll. Costs ~1 µs."""
+        with self._signal_lock:
+            conn = self._signal
+            if conn is None:
+                if self._readers is None:  # :memory: -- one connection: its total changes
+                    return int(self._conn.total_changes)
+                conn = self._signal = sqlite3.connect(
+                    self.path,
+                    timeout=self._busy_timeout,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+            return int(conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def _close_signal(self) -> None:
+        with self._signal_lock:
+            if self._signal is not None:
+                self._signal.close()
+                self._signal = None
+
+    def changes(
+        self,
+        namespace: str,
+        *,
+        prefix: str = "",
+        after: int | None = None,
+        limit: int = 1000,
+        wait: float = 0.0,
+    ) -> Changes:
+        """What changed under ``prefix`` after version ``after`` (``SupportsChanges``); with
+        ``wait`` > 0, block up to ``wait`` seconds for a change, polling ``data_version``
+        every :data:`WATCH_POLL` s (a commit by any process sharing the file wakes it)."""
+        check_changes_args(namespace, prefix, after, limit)
+        deadline = time.monotonic() + max(0.0, float(wait))
+        while True:
+            seen = self.data_version() if wait > 0 else 0
+            with self._read() as tx:
+                found: Changes = self.engine.changes(
+                    tx, namespace, prefix, after, limit, self.clock()
+                )
+            if found.entries or after is None or wait <= 0:
+                return found
+            while self.data_version() == seen:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return found
+                time.sleep(min(WATCH_POLL, left))
+
+    def prune_tombstones(self, *, max_batches: int | None = None) -> int:
+        """Forget tombstones older than the retention (``Engine.tombstone_seconds``),
+        :data:`~botwire.store._sqlwatch.PRUNE_BATCH` per transaction; return how many."""
+        pruned = batches = 0
+        while max_batches is None or batches < max_batches:
+            batches += 1
+            done = int(
+                self._transact(
+                    functools.partial(self.engine.prune_tombstones, now=self.clock()), frees=True
+                )
+            )
+            pruned += done
+            if done < PRUNE_BATCH:
+                break
+        return pruned
+
+    def high_waters(self, namespaces: list[str]) -> dict[str, int]:
+        """Each namespace's highest version (entries, tombstones, pruning: ``high_water``), in
+        one snapshot: what the server's poller compares to see which namespaces moved."""
+        with self._read() as tx:
+            return {ns: self.engine.high_water(tx, ns) for ns in namespaces}

@@ -1,0 +1,238 @@
+"""Waking long-polls (``GET /v1/namespaces/{ns}/changes?wait=``) when their namespace changes.
+
+A waiter holds an :class:`asyncio.Event` registered under its namespace; it re-reads the
+store's ``changes`` whenever the event is set. Three sources set it:
+
+- **writes made by this process**: the store runner calls :meth:`WatchHub.written` after a
+  write commits (every backend);
+- **other processes on the same SQLite file**: while anyone waits, one task polls the store's
+  ``data_version`` every :data:`POLL_SECONDS`; when it moved, it reads the high-water version
+  of each watched namespace (two index look-ups each) and wakes those that moved;
+- **other replicas on PostgreSQL**: ``LISTEN botwire_changes`` on a dedicated connection (a
+  thread); each replica, after its writes commit, sends the namespaces it wrote with
+  ``SELECT pg_notify('botwire_changes', n) FROM unnest(...)`` on another dedicated connection,
+  coalesced, at most one such statement in flight. NOTIFY is never sent inside the write's
+  own transaction: PostgreSQL serializes the commits of notifying transactions.
+
+Waiters are bounded (``max_watchers`` per server, ``max_watchers_per_namespace``): beyond, the
+request is refused with 429 and ``Retry-After: 1``, before it holds anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from botwire import QuotaExceeded
+
+__all__ = ["CHANNEL", "POLL_SECONDS", "WatchHub"]
+
+log = logging.getLogger("botwire_server.watch")
+
+#: The PostgreSQL notification channel; the payload is a namespace.
+CHANNEL = "botwire_changes"
+#: How often the SQLite poller looks at ``data_version`` while someone waits.
+POLL_SECONDS = 0.02
+
+
+class WatchHub:
+    """The server's waiting long-polls, per namespace, and what wakes them (module doc)."""
+
+    def __init__(self, store: Any, *, max_watchers: int, per_namespace: int) -> None:
+        self.store = store
+        self.max_watchers = max_watchers
+        self.per_namespace = per_namespace
+        self._waiters: dict[str, set[asyncio.Event]] = {}
+        self.count = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._poller: asyncio.Task[None] | None = None
+        self._high: dict[str, int] = {}
+        # PostgreSQL
+        self._dsn: str | None = None
+        self._connect_kwargs: dict[str, Any] = {}
+        self._stop = threading.Event()
+        self._listener: threading.Thread | None = None
+        self._pending: set[str] = set()
+        self._pending_lock = threading.Lock()
+        self._sender: asyncio.Task[None] | None = None
+        self._send_conn: Any = None
+
+    async def open(self) -> None:
+        """Start listening (PostgreSQL); call inside the server's event loop."""
+        self._loop = asyncio.get_running_loop()
+        dsn = getattr(self.store, "dsn", None)  # PostgresStore's (a URL or key=value form)
+        if isinstance(dsn, str) and hasattr(self.store, "async_reader"):
+            self._dsn = dsn
+            self._connect_kwargs = dict(getattr(self.store, "_connect_kwargs", {}))
+            self._connect_kwargs["autocommit"] = True
+            self._listener = threading.Thread(
+                target=self._listen, name="botwire-listen", daemon=True
+            )
+            self._listener.start()
+
+    async def close(self) -> None:
+        self._stop.set()
+        for task in (self._poller, self._sender):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+        if self._listener is not None:
+            await asyncio.to_thread(self._listener.join, 5.0)
+        if self._send_conn is not None:
+            with contextlib.suppress(Exception):
+                self._send_conn.close()
+        self.wake_all()
+
+    # -- waiters -------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def waiting(self, ns: str) -> Iterator[asyncio.Event]:
+        """Register a waiter on ``ns`` for the block (freed however the block ends: answer,
+        error, client gone); 429 when the server or the namespace holds its limit."""
+        waiters = self._waiters.get(ns)
+        if self.count >= self.max_watchers:
+            raise QuotaExceeded(
+                f"botwire: this server holds its limit of {self.max_watchers} waiting watches "
+                "(--max-watchers); retry in a second, or watch with fewer requests (one "
+                "watch_prefix instead of many watch calls).",
+                namespace=ns,
+                retry_after=1,
+                quota="max_watchers",
+                limit=self.max_watchers,
+            )
+        if waiters is not None and len(waiters) >= self.per_namespace:
+            raise QuotaExceeded(
+                f"botwire: namespace {ns!r} has its limit of {self.per_namespace} waiting "
+                "watches on this server (--max-watchers-per-namespace); retry in a second, or "
+                "share one watch_prefix between callers.",
+                namespace=ns,
+                retry_after=1,
+                quota="max_watchers_per_namespace",
+                limit=self.per_namespace,
+            )
+        event = asyncio.Event()
+        if waiters is None:
+            waiters = self._waiters[ns] = set()
+        waiters.add(event)
+        self.count += 1
+        self._start_poller()
+        try:
+            yield event
+        finally:
+            self.count -= 1
+            waiters.discard(event)
+            if not waiters and self._waiters.get(ns) is waiters:
+                del self._waiters[ns]
+                self._high.pop(ns, None)
+
+    def wake(self, ns: str) -> None:
+        for event in self._waiters.get(ns, ()):
+            event.set()
+
+    def wake_all(self) -> None:
+        for waiters in self._waiters.values():
+            for event in waiters:
+                event.set()
+
+    def written(self, ns: str) -> None:
+        """A write to ``ns`` committed in this process: wake its waiters here, and tell the
+        other replicas (PostgreSQL)."""
+        self.wake(ns)
+        if self._dsn is None or self._stop.is_set():
+            return
+        with self._pending_lock:
+            self._pending.add(ns)
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.get_running_loop().create_task(self._send())
+
+    # -- SQLite: other processes on the same file ----------------------------------------------
+
+    def _start_poller(self) -> None:
+        if self._poller is not None and not self._poller.done():
+            return
+        if not callable(getattr(self.store, "data_version", None)):
+            return
+        self._poller = asyncio.get_running_loop().create_task(self._poll())
+
+    async def _poll(self) -> None:
+        """While anyone waits: when ``data_version`` moved, wake the watched namespaces whose
+        high-water version moved (a commit by any connection, this process's included)."""
+        store = self.store
+        seen = store.data_version()
+        while self.count > 0:
+            await asyncio.sleep(POLL_SECONDS)
+            try:
+                version = store.data_version()
+                if version == seen:
+                    continue
+                seen = version
+                names = list(self._waiters)
+                highs = store.high_waters(names)
+            except Exception as exc:  # the waiters' own reads report the store's failure
+                log.warning("watch poller: %s", exc)
+                self.wake_all()
+                continue
+            for ns in names:
+                high = highs.get(ns, 0)
+                if high != self._high.get(ns):
+                    self._high[ns] = high
+                    self.wake(ns)
+
+    # -- PostgreSQL: other replicas ------------------------------------------------------------
+
+    def _listen(self) -> None:
+        """``LISTEN`` on a connection of its own, reconnecting; after a reconnect every waiter
+        re-reads (notifications sent meanwhile were lost)."""
+        import psycopg
+
+        assert self._dsn is not None and self._loop is not None
+        delay = 0.1
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self._dsn, **self._connect_kwargs) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    self._loop.call_soon_threadsafe(self.wake_all)
+                    delay = 0.1
+                    while not self._stop.is_set():
+                        for note in conn.notifies(timeout=0.5):
+                            self._loop.call_soon_threadsafe(self.wake, note.payload)
+            except Exception as exc:
+                if self._stop.is_set():
+                    return
+                log.warning("watch listener lost its connection (%s); reconnecting", exc)
+                self._stop.wait(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _send(self) -> None:
+        """Send the namespaces written since the last send, one statement at a time."""
+        while True:
+            with self._pending_lock:
+                names, self._pending = sorted(self._pending), set()
+            if not names:
+                return
+            try:
+                await asyncio.to_thread(self._notify, names)
+            except Exception as exc:  # other replicas' waiters still wake at their hold's end
+                log.warning("watch notify failed: %s", exc)
+
+    def _notify(self, names: list[str]) -> None:
+        import psycopg
+
+        assert self._dsn is not None
+        try:
+            if self._send_conn is None or self._send_conn.closed:
+                self._send_conn = psycopg.connect(self._dsn, **self._connect_kwargs)
+            self._send_conn.execute(
+                "SELECT pg_notify(%s, n) FROM unnest(%s::text[]) AS n", (CHANNEL, names)
+            )
+        except Exception:
+            conn, self._send_conn = self._send_conn, None
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
+            raise
