@@ -28,9 +28,10 @@ import os
 import time
 
 from . import _common as c
-from ._errors import ClaimExpired, Conflict, InvalidArgument, TypeMismatch
+from ._errors import ClaimExpired, Compacted, Conflict, InvalidArgument, TypeMismatch
 from ._memory import AsyncRun, SyncRun, command
 from ._record import record
+from ._watch import MAX_CHANGES
 
 TYPE_CHECKING = False  # not typing's: importing typing costs a cold start ms
 if TYPE_CHECKING:
@@ -312,22 +313,38 @@ class _QueueBase:
         assert seconds is not None
         deadline = time.monotonic() + patience
         pause = WAIT_FIRST
+        seen: list[int | None] = [None]  # the version the queue's change feed is followed from
         while True:
             claimed = yield from self._claim_once(seconds)
             left = deadline - time.monotonic()
             if claimed is not None or left <= 0:
                 return claimed
-            yield self._idle(min(pause, left))
+            yield from self._idle(min(pause, left), seen)
             pause = min(pause * 2, WAIT_MAX)
 
-    def _idle(self, seconds: float) -> Any:
-        """The call to yield to wait up to ``seconds`` for the queue to change (polling helper).
-
-        A plain sleep for now. Once ``watch_prefix`` (issue 18, WATCH) is merged it can wait on
-        ``self._items`` instead, returning at the first change; keep ``seconds`` <= WAIT_MAX
-        even then: a claim's or hold's TTL running out writes nothing a watch would see.
-        """
-        return self._memory._sleep(seconds)
+    def _idle(self, seconds: float, seen: list[int | None]) -> Returns[None]:
+        """Wait up to ``seconds`` for the queue's items to change: on the store's change feed
+        (``SupportsChanges``: a server long-poll, the SQLite file's ``data_version``), so a put
+        wakes a waiting claim at once; a plain sleep on a store without one. ``seconds`` stays
+        <= ``WAIT_MAX`` either way: a claim's or hold's TTL running out writes nothing the feed
+        would report. ``seen[0]`` carries the feed's resume version between calls."""
+        changes = getattr(self._memory._store, "changes", None)
+        if changes is None:
+            yield self._memory._sleep(seconds)
+            return None
+        ns, started = self._ns, time.monotonic()
+        try:
+            if seen[0] is None:  # where the feed stands now (a put after this wakes us)
+                now = yield changes(ns, prefix=self._items, after=None, limit=MAX_CHANGES)
+                seen[0] = now.version
+            left = max(0.0, seconds - (time.monotonic() - started))
+            found = yield changes(
+                ns, prefix=self._items, after=seen[0], limit=MAX_CHANGES, wait=left
+            )
+            seen[0] = max(seen[0], found.version)
+        except Compacted:  # followed from too far back (a long pause): start again from now
+            seen[0] = None
+        return None
 
     def _late(self, what: str, id: str) -> Returns[ClaimExpired]:
         """The error of an ack/nack whose claim was lost, saying why (one read, on failure)."""

@@ -39,7 +39,6 @@ POLICY_SCHEMA = 3
 SCHEMA_VERSION = 4
 _HOUSEKEEPING_EVERY = 512  # write transactions between purges of expired entries
 _FREEING = frozenset(("delete", "check", "get"))
-PURGE_BATCH = 100  # namespaces per batch of purge_expired() (one transaction each)
 #: A list trim or delete touching more rows than this is done logically, its rows swept later
 DEFER_ROWS = 2000
 #: List rows removed per sweep transaction (measured ~2 ms each on the development machine)
@@ -514,48 +513,6 @@ class SQLiteStore(PolicyMixin, SQLiteWatch):
             size = self._conn.execute("PRAGMA page_size").fetchone()[0]
         if not guard.recover(int(pages) * int(size)):
             raise guard.full_error(ns, key)
-
-    def purge_expired(self, *, max_batches: int | None = None) -> int:
-        """Delete expired entries store-wide and forget idempotency records older than a day.
-
-        Works in batches of :data:`PURGE_BATCH` namespaces, one short transaction per
-        namespace, until none has an expired entry left (or after ``max_batches``); the lock
-        is released between transactions, so requests interleave with a long purge.
-        """
-        purged = 0
-        batches = 0
-        while max_batches is None or batches < max_batches:
-            batches += 1
-            now = self.clock()
-            with self._read() as tx:
-                namespaces = self.engine.expired_namespaces(tx, now, PURGE_BATCH)
-            gone = 0
-            for ns in namespaces:
-                gone += self._transact(
-                    functools.partial(self._purge_one, ns=ns, now=now), frees=True
-                )
-                time.sleep(0)  # let a waiting request thread take the lock
-            purged += gone
-            if len(namespaces) < PURGE_BATCH or not gone:
-                break
-        while True:  # a bounded number of namespaces per transaction
-            with self._write() as tx:
-                done = self.engine.forget_idempotency(tx, self.clock(), PURGE_BATCH)
-            if done < PURGE_BATCH:
-                break
-        purged += self._enforce_policies(max_batches)
-        self.prune_tombstones(max_batches=max_batches)
-        # leftovers of long lists: a bounded purge (inside a request) sweeps only for a store
-        # that sweeps itself; the server's housekeeping (unbounded, in a thread) always does
-        if self._rows.trashed and (self.auto_sweep or max_batches is None):
-            self.sweep(max_chunks=max_batches and max_batches * 10)
-        return purged
-
-    def _purge_one(self, tx: Tx, ns: str, now: float) -> int:
-        stats, at = self.engine.lock_namespace_at(tx, ns, now)
-        gone = self.engine.purge_namespace(tx, ns, at, stats)
-        self.engine.save_namespace(tx, ns, stats)
-        return gone
 
     def integrity_check(self) -> str:
         """SQLite's own ``PRAGMA integrity_check`` verdict (``"ok"`` when the file is sound)."""

@@ -1,9 +1,11 @@
-"""The embedded store's retention policies (issue 18): ``SupportsPolicy`` and the policies'
-housekeeping, a mixin of :class:`~botwire.store.SQLiteStore` (kept apart for its size)."""
+"""The embedded store's housekeeping and retention policies (issue 18): ``purge_expired``,
+``SupportsPolicy`` and the policies' housekeeping, a mixin of
+:class:`~botwire.store.SQLiteStore` (kept apart for its size)."""
 
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
@@ -14,6 +16,7 @@ from .._types import Policy
 if TYPE_CHECKING:
     from ._sql import Engine, Tx
 
+PURGE_BATCH = 100  # namespaces per batch of purge_expired() (one transaction each)
 #: Namespaces (or lists) per batch of the policies' housekeeping, one transaction each.
 POLICY_BATCH = 100
 
@@ -24,8 +27,13 @@ class PolicyMixin:
 
     engine: Engine
     clock: Callable[[], float]
+    auto_sweep: bool
+    _rows: Any
     _read: Callable[[], AbstractContextManager[Tx]]
+    _write: Callable[[], AbstractContextManager[Tx]]
     _transact: Callable[..., Any]
+    prune_tombstones: Callable[..., int]
+    sweep: Callable[..., int]
 
     def get_policy(self, namespace: str) -> Policy:
         """The namespace's retention policy in force (``SupportsPolicy``)."""
@@ -65,5 +73,47 @@ class PolicyMixin:
                 break
         return cleared
 
+    def purge_expired(self, *, max_batches: int | None = None) -> int:
+        """Delete expired entries store-wide and forget idempotency records older than a day.
 
-__all__ = ["POLICY_BATCH", "PolicyMixin"]
+        Works in batches of :data:`PURGE_BATCH` namespaces, one short transaction per
+        namespace, until none has an expired entry left (or after ``max_batches``); the lock
+        is released between transactions, so requests interleave with a long purge.
+        """
+        purged = 0
+        batches = 0
+        while max_batches is None or batches < max_batches:
+            batches += 1
+            now = self.clock()
+            with self._read() as tx:
+                namespaces = self.engine.expired_namespaces(tx, now, PURGE_BATCH)
+            gone = 0
+            for ns in namespaces:
+                gone += self._transact(
+                    functools.partial(self._purge_one, ns=ns, now=now), frees=True
+                )
+                time.sleep(0)  # let a waiting request thread take the lock
+            purged += gone
+            if len(namespaces) < PURGE_BATCH or not gone:
+                break
+        while True:  # a bounded number of namespaces per transaction
+            with self._write() as tx:
+                done = self.engine.forget_idempotency(tx, self.clock(), PURGE_BATCH)
+            if done < PURGE_BATCH:
+                break
+        purged += self._enforce_policies(max_batches)
+        self.prune_tombstones(max_batches=max_batches)
+        # leftovers of long lists: a bounded purge (inside a request) sweeps only for a store
+        # that sweeps itself; the server's housekeeping (unbounded, in a thread) always does
+        if self._rows.trashed and (self.auto_sweep or max_batches is None):
+            self.sweep(max_chunks=max_batches and max_batches * 10)
+        return purged
+
+    def _purge_one(self, tx: Tx, ns: str, now: float) -> int:
+        stats, at = self.engine.lock_namespace_at(tx, ns, now)
+        gone = self.engine.purge_namespace(tx, ns, at, stats)
+        self.engine.save_namespace(tx, ns, stats)
+        return gone
+
+
+__all__ = ["POLICY_BATCH", "PURGE_BATCH", "PolicyMixin"]

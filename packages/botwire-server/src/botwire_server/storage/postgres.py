@@ -41,10 +41,10 @@ from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from botwire._errors import BotWireError, InvalidArgument, StorageFull, Unavailable
 from botwire._names import check_key, check_namespace
-from botwire.store import Changes, Entry, KeyPage, Limits, Op, Policy, Usage
+from botwire.store import Entry, KeyPage, Limits, Op, Policy, Usage
 from botwire.store._sql import PG_OCTETS, Engine, JSONEntry, fingerprint, recount_sql
 from botwire.store._sqltext import policy_migration
-from botwire.store._sqlwatch import PRUNE_BATCH, WATCH_SCHEMA, check_changes_args
+from botwire.store._sqlwatch import WATCH_SCHEMA
 
 from ._pg_common import (
     LOST,
@@ -58,19 +58,17 @@ from ._pg_common import (
     where,
 )
 from ._pg_tx import PgTx, next_version
+from ._pg_watch import BEGIN_READ, WATCH_POLL, PgWatch
 
 if TYPE_CHECKING:
     from ._pg_async import AsyncPgReader
 
-__all__ = ["SCHEMA_VERSION", "PostgresStore"]
+__all__ = ["SCHEMA_VERSION", "WATCH_POLL", "PostgresStore"]
 
 T = TypeVar("T")
 
 #: The schema number of the change feed's migration (issue 18, watch): renumber here only.
 WATCH_MIGRATION = 5
-#: How often a waiting ``changes`` called on the store itself re-reads (the server's waiters
-#: are woken by LISTEN/NOTIFY instead: ``botwire_server.watch``)
-WATCH_POLL = 0.05
 _MIGRATION_LOCK = 0x6277_6D69  # pg_advisory_xact_lock key for schema changes ("bwmi")
 _TEXT = 'TEXT COLLATE "C" NOT NULL'
 # _MIGRATIONS[n] takes a database from schema n - 1 to schema n.
@@ -122,7 +120,6 @@ _META = (
 )
 
 _BEGIN_WRITE = b"BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE"
-_BEGIN_READ = b"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 _HOUSEKEEPING_EVERY = 512  # write transactions (per store) between purges of expired entries
 PURGE_BATCH = 100  # namespaces per batch of purge_expired() (one transaction each)
 
@@ -139,7 +136,7 @@ def _rollback(conn: psycopg.Connection[Any]) -> None:
             conn.execute("ROLLBACK")
 
 
-class PostgresStore:
+class PostgresStore(PgWatch):
     """A :class:`~botwire.store.Store` on PostgreSQL, shared by any number of processes/replicas.
 
     Example::
@@ -471,7 +468,7 @@ class PostgresStore:
         def body(conn: psycopg.Connection[Any], sent: list[bool]) -> list[list[tuple[Any, ...]]]:
             cursors = []
             with conn.pipeline():
-                conn.execute(_BEGIN_READ)
+                conn.execute(BEGIN_READ)
                 for sql, params in queries:
                     cur = conn.cursor()
                     cur.execute(sql, params)
@@ -564,58 +561,6 @@ class PostgresStore:
         if max_batches is None:  # housekeeping (not the purge inside a request)
             self.prune_tombstones()
         return purged
-
-    def changes(
-        self,
-        namespace: str,
-        *,
-        prefix: str = "",
-        after: int | None = None,
-        limit: int = 1000,
-        wait: float = 0.0,
-    ) -> Changes:
-        """What changed under ``prefix`` after version ``after`` (``SupportsChanges``), read in
-        one ``REPEATABLE READ`` snapshot; ``wait`` > 0 re-reads every :data:`WATCH_POLL` s
-        until a change or the time is up (a server wakes its waiters by LISTEN/NOTIFY)."""
-        check_changes_args(namespace, prefix, after, limit)
-        deadline = time.monotonic() + max(0.0, float(wait))
-
-        def body(conn: psycopg.Connection[Any], sent: list[bool]) -> Changes:
-            conn.execute(_BEGIN_READ)
-            try:
-                found = self.engine.changes(
-                    PgTx(conn), namespace, prefix, after, limit, self._now_for_read(conn)
-                )
-            finally:
-                conn.execute(b"COMMIT")
-            return found
-
-        while True:
-            found = self._run(body)
-            left = deadline - time.monotonic()
-            if found.entries or after is None or left <= 0:
-                return found
-            time.sleep(min(WATCH_POLL, left))
-
-    def _now_for_read(self, conn: psycopg.Connection[Any]) -> float:
-        """ "now" for a read transaction's expiry checks: the database's (plus the offset)."""
-        if not self.engine.db_clock:
-            return self.clock()
-        row = conn.execute(
-            "SELECT extract(epoch from statement_timestamp())::float8 + %s", (self.clock(),)
-        ).fetchone()
-        assert row is not None
-        return float(row[0])
-
-    def prune_tombstones(self) -> int:
-        """Forget tombstones older than the retention (``Engine.tombstone_seconds``),
-        :data:`~botwire.store._sqlwatch.PRUNE_BATCH` per transaction; return how many."""
-        pruned = 0
-        while True:
-            done = self._write(functools.partial(self.engine.prune_tombstones, now=self.clock()))
-            pruned += done
-            if done < PRUNE_BATCH:
-                return pruned
 
     def ping(self) -> None:
         """Raise :class:`~botwire.Unavailable` unless the database answers (for ``/readyz``)."""
