@@ -166,9 +166,10 @@ COLD_FLOOR = (
     "        body += s.recv(65536)\n"
     "    return body\n"
     "path = b'/v1/namespaces/cold-ns/keys/profile'\n"
-    "ask(b'GET ' + path + b' HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n')\n"
+    "ask(b'GET ' + path + b' HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\n\\r\\n')\n"
     'body = b\'{"value":{"seen":true}}\'\n'
-    "ask(b'PUT ' + path + b' HTTP/1.1\\r\\nHost: x\\r\\nContent-Type: application/json\\r\\n'\n"
+    "ask(b'PUT ' + path + b' HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\n'\n"
+    "    + b'Content-Type: application/json\\r\\n'\n"
     "    + b'Content-Length: ' + str(len(body)).encode() + b'\\r\\n\\r\\n' + body)\n"
 )
 COLD_OLD = (

@@ -20,6 +20,21 @@ minutes on a 2-core machine.
 - P8 ``watch`` wake-up after a write; baseline polling ``entry()`` every 100 ms, same writes.
 - P9 queue put + claim + ack items/s, one client; baseline ``set`` + ``get`` + ``delete`` of the
   same items (``bench_queue.py``).
+
+PostgreSQL against the packages a user would pick instead, and the write path's concurrency
+(issue 22; ``benchmarks/pg_reference.py``): one throwaway cluster with ``fsync`` and
+``synchronous_commit`` on; the reference packages in a separate environment the harness creates
+with ``uv`` (cached under ``$XDG_CACHE_HOME/botwire-bench/``, never in the project's lock).
+
+- P10 LangGraph step, 10-node graph, ``durability="sync"``: ``BotWireSaver`` over HTTP ->
+  ``botwire-server`` -> PostgreSQL; baseline ``PostgresSaver`` (pool). P10b CPU per invoke.
+- P11 bytes on disk per checkpoint after N checkpoints (600 ``--quick``, 12,000 full); baseline
+  ``PostgresSaver``'s. P11b WAL bytes per invoke.
+- P12 chat ``add_messages`` of one message at 1,000 messages; baseline
+  ``PostgresChatMessageHistory``. P13 6 processes x 50 adds to one session, throughput.
+- P14 SET throughput of 8 writers to ONE namespace; baseline 8 writers to 8 namespaces.
+- P15 two replicas on one PostgreSQL: server CPU per SET and aggregate throughput; baseline one
+  replica under the same writers.
 """
 
 from __future__ import annotations
@@ -67,6 +82,12 @@ def p7_langgraph(settings: Settings) -> list[Row]:
     return rows
 
 
+def p10_p15(settings: Settings, which: set[str]) -> list[Row]:
+    import pg_reference
+
+    return pg_reference.p10_p15(settings, which)
+
+
 def sections() -> dict[str, Any]:
     import bench_client
     import bench_queue
@@ -92,6 +113,7 @@ def sections() -> dict[str, Any]:
         "P7": (lambda s, w: p7_langgraph(s), {"P7"}),
         "P8": (lambda s, w: bench_watch.p8_watch(s), {"P8"}),
         "P9": (lambda s, w: bench_queue.p9_queue(s), {"P9"}),
+        "P10-P15": (p10_p15, {"P10", "P11", "P12", "P13", "P14", "P15"}),
     }
 
 
@@ -182,8 +204,7 @@ def main() -> int:
                 )
             )
         timings[name] = time.monotonic() - t
-    order = {f"P{i}": i for i in range(1, 10)}
-    rows.sort(key=lambda r: order.get(r.id[:2], 99))
+    rows.sort(key=lambda r: _number(r.id))
 
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     result = {
@@ -271,6 +292,16 @@ def republish(path: Path, publish_it: bool) -> int:
         publish(rows, result, pngs)
     print(table(rows))
     return 0
+
+
+def _number(row_id: str) -> int:
+    """The figure's number: ``P3w`` -> 3, ``P10b`` -> 10 (a stable sort keeps the order within)."""
+    digits = ""
+    for c in row_id[1:]:
+        if not c.isdigit():
+            break
+        digits += c
+    return int(digits) if digits else 99
 
 
 def _slim(details: dict[str, Any]) -> dict[str, Any]:

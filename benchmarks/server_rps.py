@@ -132,12 +132,12 @@ async def _drive(port: int, requests: list[list[bytes]], duration: float) -> Res
 
 
 def _get(path: str) -> bytes:
-    return f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
+    return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
 
 
 def _put(path: str, body: bytes) -> bytes:
     return (
-        f"PUT {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+        f"PUT {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode() + body
 

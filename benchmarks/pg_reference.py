@@ -1,0 +1,507 @@
+"""P10-P15: botwire on PostgreSQL against the packages a LangGraph or LangChain user would pick
+instead, and the write path's concurrency (issue 22).
+
+One throwaway PostgreSQL cluster with ``fsync`` and ``synchronous_commit`` on (as in production;
+``full_page_writes`` on too), one database shared by both sides (their tables do not collide).
+The reference packages (``langgraph-checkpoint-postgres``, ``langchain-postgres``, psycopg and
+py-spy) live in a separate virtual environment this module creates with ``uv`` and caches under
+``$XDG_CACHE_HOME/botwire-bench/`` (``~/.cache`` by default) — never in the project's lock. It
+uses the project's own interpreter (no Python download) and pins ``langgraph``,
+``langgraph-checkpoint``, ``langchain-core`` and ``psycopg`` to the project's versions so both
+sides run the same graph runtime. Each side runs in a subprocess (``benchmarks/_pg_worker.py``);
+rounds alternate the sides, and every ratio is the median of the per-round ratios.
+
+- P10  LangGraph step time, 10-node chain, ``durability="sync"``: ``PostgresSaver`` (pool) vs
+       ``BotWireSaver`` over HTTP -> ``botwire-server`` -> PostgreSQL; CPU per invoke (client +
+       server + database) for context.
+- P11  bytes on disk per checkpoint after N checkpoints (``pg_total_relation_size`` of each
+       side's tables, before and after) and WAL bytes per invoke (``pg_current_wal_lsn``).
+- P12  chat ``add_messages`` of one message to a session of 1,000 messages:
+       ``PostgresChatMessageHistory`` vs ``BotWireChatHistory`` over HTTP.
+- P13  6 processes x 50 adds to ONE session, throughput (and every message arrives).
+- P14  8 concurrent writers to ONE namespace vs 8 writers to 8 namespaces, SET throughput
+       through one server.
+- P15  two replicas on one PostgreSQL: server CPU per SET and aggregate throughput, against one
+       replica under the same load.
+       (P14 and P15 live in ``benchmarks/pg_writes.py``.)
+
+    uv run python benchmarks/run.py --only P10,P11,P12,P13,P14,P15 [--quick]
+    uv run python benchmarks/pg_reference.py [--quick]          # the same, on its own
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from _common import ROOT, Row, Settings, log, median, server
+
+__all__ = ["durable_postgres", "p10_p15", "refenv_python"]
+
+WORKER = Path(__file__).resolve().parent / "_pg_worker.py"
+TICK = os.sysconf("SC_CLK_TCK")
+NODES = 10  # nodes of the graph (as in _pg_worker.py)
+
+# -- the separate benchmark environment ------------------------------------------------------
+
+
+def _pins() -> list[str]:
+    """What the reference environment installs: the references, unpinned (the index's newest),
+    and the shared runtime pinned to the project's versions."""
+    same = ["langgraph", "langgraph-checkpoint", "langchain-core", "psycopg", "psycopg-pool"]
+    return [
+        *(f"{name}=={version(name)}" for name in same),
+        f"psycopg-binary=={version('psycopg')}",
+        "langgraph-checkpoint-postgres",
+        "langchain-postgres",
+        "py-spy",
+    ]
+
+
+def refenv_python() -> str:
+    """The interpreter of the reference environment, created on first use (``uv venv`` with the
+    project's own Python, then ``uv pip install``); cached by the hash of its requirements."""
+    pins = _pins()
+    base = sys._base_executable  # type: ignore[attr-defined]  # the project's Python, not a download
+    digest = hashlib.sha256(json.dumps([base, *pins]).encode()).hexdigest()[:12]
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    env = cache / "botwire-bench" / f"refenv-{digest}"
+    python = env / "bin" / "python"
+    if (env / ".complete").exists():
+        return str(python)
+    log(f"  creating the reference environment {env} ({', '.join(pins)})")
+    clean = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "UV_PROJECT")}
+    clean["UV_PYTHON_DOWNLOADS"] = "never"
+    subprocess.run(
+        ["uv", "venv", "--quiet", "--clear", "--python", base, str(env)], check=True, env=clean
+    )
+    subprocess.run(
+        ["uv", "pip", "install", "--quiet", "--python", str(python), *pins], check=True, env=clean
+    )
+    (env / ".complete").write_text("\n".join(pins) + "\n")
+    return str(python)
+
+
+def refenv_versions(python: str) -> dict[str, str]:
+    code = (
+        "import json; from importlib.metadata import version as v; print(json.dumps({n: v(n) "
+        "for n in ('langgraph-checkpoint-postgres', 'langchain-postgres', 'langgraph', "
+        "'psycopg', 'py-spy')}))"
+    )
+    out = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)  # type: ignore[no-any-return]
+
+
+# -- PostgreSQL, durable ---------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def durable_postgres(settings: Settings) -> Iterator[str | None]:
+    """The DSN of a fresh database on a private cluster with fsync, synchronous_commit and
+    full_page_writes on (``--postgres-url``: that database, as it is configured)."""
+    if settings.postgres_url:
+        yield settings.postgres_url
+        return
+    from support.postgres import PostgresServer
+
+    pg = PostgresServer.start_private(durable=True)
+    try:
+        # The test clusters run with fsync (and full_page_writes) off for speed; a benchmark
+        # against the reference must pay what production pays. Command-line settings win over
+        # ALTER SYSTEM, so restart with them switched on.
+        data = os.path.join(pg._dir or "", "data")
+        pg._pg("pg_ctl", "-D", data, "-m", "fast", "-w", "-t", "60", "stop")
+        pg._options = pg._options.replace("fsync=off", "fsync=on").replace(
+            "full_page_writes=off", "full_page_writes=on"
+        )
+        pg.restart()
+        yield pg.new_database("botwire_pgref")
+    finally:
+        pg.stop()
+
+
+def _sql(dsn: str, query: str, *args: Any) -> Any:
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        cur = conn.execute(query, args or None)
+        row = cur.fetchone() if cur.description else None
+        return row[0] if row else None
+
+
+def _settings_line(dsn: str) -> str:
+    return (
+        ", ".join(
+            f"{n}={_sql(dsn, f'SHOW {n}')}"
+            for n in ("fsync", "synchronous_commit", "full_page_writes")
+        )
+        + f", PostgreSQL {_sql(dsn, 'SHOW server_version')}"
+    )
+
+
+REF_TABLES = ("checkpoints", "checkpoint_blobs", "checkpoint_writes")
+
+
+def table_bytes(dsn: str, side: str) -> int:
+    """Bytes on disk (heap + indexes + TOAST) of one side's tables."""
+    cond = "relname LIKE 'bw\\_%'" if side == "botwire" else "relname = ANY(%s)"
+    args: tuple[Any, ...] = () if side == "botwire" else (list(REF_TABLES),)
+    return int(
+        _sql(
+            dsn,
+            "SELECT COALESCE(sum(pg_total_relation_size(relid)), 0) FROM pg_stat_user_tables"
+            f" WHERE {cond}",
+            *args,
+        )
+    )
+
+
+def wal_lsn(dsn: str) -> int:
+    return int(_sql(dsn, "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint"))
+
+
+# -- CPU counters ----------------------------------------------------------------------------
+
+
+def _stat(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()
+
+
+def proc_cpu(pid: int) -> float:
+    """Seconds of CPU (user + system, all threads) of a live process."""
+    s = _stat(pid)
+    return (int(s[11]) + int(s[12])) / TICK
+
+
+def postgres_cpu(postmaster: int) -> float:
+    """Seconds of CPU of a whole cluster: the postmaster, its reaped children (backends that
+    exited) and its live children."""
+    total = 0
+    for entry in os.listdir("/proc"):  # live children first: one reaped meanwhile then counts
+        if entry.isdigit():  # twice (a few ticks too many) rather than not at all
+            with contextlib.suppress(OSError, IndexError):
+                c = _stat(int(entry))
+                if int(c[1]) == postmaster:
+                    total += int(c[11]) + int(c[12])
+    s = _stat(postmaster)
+    return (total + sum(int(x) for x in s[11:15])) / TICK
+
+
+def postmaster_pid(dsn: str) -> int | None:
+    """The cluster's postmaster (the parent of our backend) when it runs on this machine."""
+    try:
+        backend = int(_sql(dsn, "SELECT pg_backend_pid()"))
+        return int(_stat(backend)[1])
+    except (OSError, ValueError):
+        return None
+
+
+class Counters:
+    """CPU seconds of the servers and the database between :meth:`start` and :meth:`stop`."""
+
+    def __init__(self, servers: list[int], postmaster: int | None) -> None:
+        self.servers, self.postmaster = servers, postmaster
+
+    def read(self) -> tuple[float, float]:
+        srv = sum(proc_cpu(p) for p in self.servers)
+        db = postgres_cpu(self.postmaster) if self.postmaster else float("nan")
+        return srv, db
+
+    def start(self) -> None:
+        self._t0 = self.read()
+
+    def stop(self) -> dict[str, float]:
+        srv, db = self.read()
+        return {"server_cpu_s": srv - self._t0[0], "db_cpu_s": db - self._t0[1]}
+
+
+class Disk(Counters):
+    """:class:`Counters` that also read one side's table bytes and the WAL position."""
+
+    def __init__(self, inner: Counters, dsn: str, side: str) -> None:
+        super().__init__(inner.servers, inner.postmaster)
+        self.dsn, self.side = dsn, side
+
+    def start(self) -> None:
+        super().start()
+        self._disk0 = table_bytes(self.dsn, self.side), wal_lsn(self.dsn)
+
+    def stop(self) -> dict[str, float]:
+        out = super().stop()
+        out["bytes"] = table_bytes(self.dsn, self.side) - self._disk0[0]
+        out["wal_bytes"] = wal_lsn(self.dsn) - self._disk0[1]
+        return out
+
+
+def run_worker(python: str, cfg: dict[str, Any], counters: Counters) -> dict[str, Any]:
+    """Run one side's task; the counters cover exactly its measured part."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOTWIRE_")}
+    p = subprocess.Popen(
+        [python, str(WORKER), json.dumps(cfg)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert p.stdin is not None and p.stdout is not None
+    try:
+        line = p.stdout.readline()
+        if line.strip() != "ready":
+            raise RuntimeError(f"worker {cfg['side']}/{cfg['task']} failed before the start")
+        counters.start()
+        p.stdin.write("go\n")
+        p.stdin.flush()
+        line = p.stdout.readline()
+        cpu = counters.stop()
+        if p.wait(120) != 0 or not line:
+            raise RuntimeError(f"worker {cfg['side']}/{cfg['task']} exited with {p.returncode}")
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    out: dict[str, Any] = json.loads(line)
+    out.update(cpu)
+    return out
+
+
+# -- the figures -----------------------------------------------------------------------------
+
+
+def _alternate(rounds: int, fn: Any) -> dict[str, list[dict[str, Any]]]:
+    """``fn(side)`` for both sides, once per round, the first side alternating."""
+    out: dict[str, list[dict[str, Any]]] = {"ref": [], "botwire": []}
+    for r in range(rounds):
+        for side in ("ref", "botwire") if r % 2 == 0 else ("botwire", "ref"):
+            out[side].append(fn(side))
+    return out
+
+
+def _ratio(runs: dict[str, list[dict[str, Any]]], key: str) -> float:
+    return median([b[key] / r[key] for r, b in zip(runs["ref"], runs["botwire"], strict=True)])
+
+
+def langgraph_figures(
+    settings: Settings, dsn: str, url: str, python: str, counters: dict[str, Counters]
+) -> tuple[list[Row], dict[str, Any]]:
+    pythons = {"ref": python, "botwire": sys.executable}
+    conn = {"ref": {"dsn": dsn}, "botwire": {"url": url}}
+    target = 600 if settings.quick else 12_000  # checkpoints for the size figure
+    fill: dict[str, Any] = {}
+    for side in ("ref", "botwire"):
+        invokes = -(-target // (NODES + 1))
+        # Sizes and WAL are read when the worker is ready, so the reference's table creation
+        # and each side's warm-up invoke are not in them.
+        disk = Disk(counters[side], dsn, side)
+        r = run_worker(
+            pythons[side],
+            {"side": side, "task": "graph", "invokes": invokes, "threads": 20, **conn[side]},
+            disk,
+        )
+        fill[side] = {
+            "checkpoints": r["checkpoints"],
+            "invokes": invokes,
+            "bytes": r["bytes"],
+            "bytes_per_checkpoint": r["bytes"] / r["checkpoints"],
+            "wal_bytes_per_invoke": r["wal_bytes"] / invokes,
+            "median_invoke_ms": r["median_invoke_ms"],
+        }
+        log(
+            f"    P11 {side:8} {r['checkpoints']} checkpoints: "
+            f"{fill[side]['bytes_per_checkpoint']:,.0f} B each, "
+            f"WAL {fill[side]['wal_bytes_per_invoke']:,.0f} B per invoke"
+        )
+    invokes = 20 if settings.quick else 60
+    runs = _alternate(
+        settings.rounds,
+        lambda side: run_worker(
+            pythons[side],
+            {"side": side, "task": "graph", "invokes": invokes, "threads": 10, **conn[side]},
+            counters[side],
+        ),
+    )
+    for side, rs in runs.items():
+        for r in rs:
+            r["cpu_ms_per_invoke"] = (
+                (r["client_cpu_s"] + r["server_cpu_s"] + r["db_cpu_s"]) * 1000 / invokes
+            )
+            r.pop("invoke_ms")
+        log(
+            f"    P10 {side:8} step {median([r['step_ms'] for r in rs]):.2f} ms, "
+            f"CPU per invoke {median([r['cpu_ms_per_invoke'] for r in rs]):.1f} ms"
+        )
+    step = {s: median([r["step_ms"] for r in runs[s]]) for s in runs}
+    cpu = {s: median([r["cpu_ms_per_invoke"] for r in runs[s]]) for s in runs}
+    step_ratio = _ratio(runs, "step_ms")
+    size = {s: fill[s]["bytes_per_checkpoint"] for s in fill}
+    wal = {s: fill[s]["wal_bytes_per_invoke"] for s in fill}
+    n = fill["botwire"]["checkpoints"]
+    rows = [
+        Row(
+            "P10",
+            'LangGraph step, 10-node graph, `durability="sync"`, botwire over HTTP → PostgreSQL',
+            step_ratio,
+            "×",
+            f"`PostgresSaver` (pool) = {step['ref']:.2f} ms per step",
+            "≤ 1.5×",
+            step_ratio <= 1.5,
+            note=f"{step['botwire']:.2f} ms per step; {invokes} invokes × {settings.rounds} rounds",
+            details={"runs": runs, "fill": fill},
+        ),
+        Row(
+            "P10b",
+            "CPU per invoke, client + server + database (context)",
+            cpu["botwire"] / cpu["ref"],
+            "×",
+            f"`PostgresSaver` = {cpu['ref']:.1f} ms",
+            "—",
+            None,
+            note=f"botwire {cpu['botwire']:.1f} ms",
+        ),
+        Row(
+            "P11",
+            f"bytes on disk per checkpoint, after {n:,} checkpoints",
+            size["botwire"] / size["ref"],
+            "×",
+            f"`PostgresSaver` = {size['ref']:,.0f} B",
+            "≤ 1.2×",
+            size["botwire"] / size["ref"] <= 1.2,
+            note=f"botwire {size['botwire']:,.0f} B (tables + indexes + TOAST)",
+        ),
+        Row(
+            "P11b",
+            "WAL bytes per invoke (10-node graph)",
+            wal["botwire"] / wal["ref"],
+            "×",
+            f"`PostgresSaver` = {wal['ref']:,.0f} B",
+            "—",
+            None,
+            note=f"botwire {wal['botwire']:,.0f} B",
+        ),
+    ]
+    return rows, {"fill": fill, "runs": runs}
+
+
+def chat_figures(
+    settings: Settings, dsn: str, url: str, python: str, counters: dict[str, Counters]
+) -> tuple[list[Row], dict[str, Any]]:
+    pythons = {"ref": python, "botwire": sys.executable}
+    conn = {"ref": {"dsn": dsn}, "botwire": {"url": url}}
+    adds = 30 if settings.quick else 100
+    one = _alternate(
+        settings.rounds,
+        lambda side: run_worker(
+            pythons[side],
+            {"side": side, "task": "chat_one", "prefill": 1000, "adds": adds, **conn[side]},
+            counters[side],
+        ),
+    )
+    many = _alternate(
+        settings.rounds,
+        lambda side: run_worker(
+            pythons[side],
+            {"side": side, "task": "chat_concurrent", "procs": 6, "adds": 50, **conn[side]},
+            counters[side],
+        ),
+    )
+    lost = []
+    for side in one:
+        for r in one[side] + many[side]:
+            r.pop("add_ms", None)
+            if r["messages"] != r["expected"]:
+                lost.append(f"{side}: {r['messages']} of {r['expected']} messages")
+        log(
+            f"    P12 {side:8} add at 1,000: {median([r['median_add_ms'] for r in one[side]]):.2f}"
+            f" ms; P13 6×50: {median([r['adds_per_s'] for r in many[side]]):,.0f} adds/s"
+        )
+    add = {s: median([r["median_add_ms"] for r in one[s]]) for s in one}
+    rate = {s: median([r["adds_per_s"] for r in many[s]]) for s in many}
+    conc = _ratio(many, "adds_per_s")
+    rows = [
+        Row(
+            "P12",
+            "chat `add_messages` of one message at 1,000 messages (time)",
+            _ratio(one, "median_add_ms"),
+            "×",
+            f"`PostgresChatMessageHistory` = {add['ref']:.2f} ms",
+            "—",
+            None,
+            note=f"botwire {add['botwire']:.2f} ms",
+            details={"one": one, "concurrent": many},
+        ),
+        Row(
+            "P13",
+            "6 processes × 50 adds to one session, throughput",
+            conc,
+            "×",
+            f"`PostgresChatMessageHistory` = {rate['ref']:,.0f} adds/s",
+            "≥ 0.5×",
+            conc >= 0.5 and not lost,
+            note=f"botwire {rate['botwire']:,.0f} adds/s"
+            + (f"; LOST MESSAGES: {'; '.join(lost)}" if lost else "; no message lost"),
+        ),
+    ]
+    return rows, {"one": one, "concurrent": many}
+
+
+# -- entry point -----------------------------------------------------------------------------
+
+
+def p10_p15(settings: Settings, which: set[str]) -> list[Row]:
+    """The figures of ``which`` (ids P10-P15) against one durable cluster."""
+    python = refenv_python() if which & {"P10", "P11", "P12", "P13"} else ""
+    rows: list[Row] = []
+    extra: dict[str, Any] = {}
+    with durable_postgres(settings) as dsn:
+        assert dsn is not None
+        extra["postgres"] = _settings_line(dsn)
+        log(f"    PostgreSQL: {extra['postgres']}")
+        if python:
+            extra["reference"] = refenv_versions(python)
+            log(f"    reference environment: {extra['reference']}")
+            with server(database=dsn) as srv:
+                postmaster = postmaster_pid(dsn)
+                counters = {
+                    "ref": Counters([], postmaster),
+                    "botwire": Counters([srv.proc.pid], postmaster),
+                }
+                if which & {"P10", "P11"}:
+                    r, d = langgraph_figures(settings, dsn, srv.url, python, counters)
+                    rows += r
+                    extra["langgraph"] = d
+                if which & {"P12", "P13"}:
+                    r, d = chat_figures(settings, dsn, srv.url, python, counters)
+                    rows += r
+                    extra["chat"] = d
+        if which & {"P14", "P15"}:
+            from pg_writes import write_figures
+
+            r, d = write_figures(settings, dsn)
+            rows += r
+            extra["writes"] = d
+    rows = [r for r in rows if r.id.rstrip("b") in which]
+    if rows:
+        rows[0].details = {**rows[0].details, **extra}
+    return rows
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--rounds", type=int, default=None)
+    ap.add_argument("--only", default="P10,P11,P12,P13,P14,P15")
+    args = ap.parse_args()
+    s = Settings(args.quick, args.rounds or (3 if args.quick else 5), Path(os.devnull))
+    for row in p10_p15(s, {x.strip().upper() for x in args.only.split(",")}):
+        print(row.id, row.figure, f"{row.value:.2f}{row.unit}", row.baseline, row.met, row.note)

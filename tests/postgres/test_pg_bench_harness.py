@@ -1,0 +1,55 @@
+"""Smoke test of issue 22's PostgreSQL benchmark harness (``benchmarks/pg_reference.py``): its
+write figures (P14, P15) run for real against ``botwire-server`` processes on the session's
+PostgreSQL, briefly, and every request they send succeeds — so the harness cannot silently
+measure error responses (it once sent ``Host: bench``, which the server refuses with 403 before
+any store work, and reported those refusals as throughput). Nothing here asserts a timing."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+import pg_pyspy  # noqa: E402
+import pg_writes  # noqa: E402
+import run  # noqa: E402
+from _common import Settings  # noqa: E402
+
+
+def test_write_figures_run_against_real_servers(fresh_postgres_url: str, tmp_path: Path) -> None:
+    settings = Settings(quick=True, rounds=1, out=tmp_path)
+    rows, details = pg_writes.write_figures(settings, fresh_postgres_url, seconds=0.5, rounds=1)
+    assert [r.id for r in rows] == ["P14", "P15", "P15b"]
+    for row in rows:
+        assert math.isfinite(row.value) and row.value > 0, row
+    for variant in ("one", "eight"):
+        assert details["namespaces"][variant][0] > 0
+    for variant in ("one", "two"):
+        (r,) = details["replicas"][variant]
+        assert r["sets_per_s"] > 0 and r["cpu_us_per_set"] > 0
+    print(f"FIGURE P14 {rows[0].value:.2f}x, P15 {rows[1].value:,.0f} us CPU per SET")
+
+
+def test_requests_name_a_host_the_server_accepts() -> None:
+    (request, *_), *_ = pg_writes._writers(1, 1, "t")
+    assert b"\r\nHost: 127.0.0.1\r\n" in request
+
+
+def test_rows_sort_by_number() -> None:
+    ids = ["P10b", "P3w", "P10", "P1", "P15", "P7", "P3"]
+    assert sorted(ids, key=run._number) == ["P1", "P3w", "P3", "P7", "P10b", "P10", "P15"]
+
+
+def test_pyspy_summary_reads_collapsed_stacks() -> None:
+    collapsed = (
+        'process 1:"python";<module> (runpy.py:198);run (/x/botwire_server/app.py:10);'
+        "execute (/y/psycopg/cursor.py:5) 3\n"
+        'process 1:"python";<module> (runpy.py:198);run (/x/botwire_server/app.py:11) 1\n'
+    )
+    s = pg_pyspy.summarise(collapsed)
+    assert s["samples"] == 4
+    assert s["self_pct"][0] == ("execute (psycopg/cursor.py)", 75.0)
+    assert ("run (botwire_server/app.py)", 100.0) in s["inclusive_pct"]
