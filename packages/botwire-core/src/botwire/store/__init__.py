@@ -12,50 +12,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .._types import Entry, KeyInfo, KeyPage, Limits, Op, Usage
-from ._protocol import (
-    OPTIONAL,
-    AsyncStore,
-    Store,
-    SupportsAsyncReader,
-    SupportsGetJSON,
-    SupportsListLimits,
-    SupportsPing,
-    SupportsPurge,
-    SupportsReadBatchJSON,
-    SupportsRecentKeys,
-    SupportsStoredBytes,
-    SupportsSweep,
-    capabilities,
-)
+from . import _protocol
+from ._protocol import *  # noqa: F403 - the protocol and its capabilities, as _protocol.__all__
 
 if TYPE_CHECKING:
     from ._sql import Engine, Tx
     from ._sqlite import SQLiteStore
 
-__all__ = [
-    "OPTIONAL",
-    "AsyncStore",
-    "Engine",
-    "Entry",
-    "KeyInfo",
-    "KeyPage",
-    "Limits",
-    "Op",
-    "SQLiteStore",
-    "Store",
-    "SupportsAsyncReader",
-    "SupportsGetJSON",
-    "SupportsListLimits",
-    "SupportsPing",
-    "SupportsPurge",
-    "SupportsReadBatchJSON",
-    "SupportsRecentKeys",
-    "SupportsStoredBytes",
-    "SupportsSweep",
-    "Tx",
-    "Usage",
-    "capabilities",
-]
+# The protocol's names come from its own __all__ (a capability declared there is exported
+# here without an edit); these are the store package's other names.
+__all__ = ["Engine", "Entry", "KeyInfo", "KeyPage", "Limits", "Op", "SQLiteStore", "Tx", "Usage"]
+__all__ += _protocol.__all__
 
 
 def __getattr__(name: str) -> Any:

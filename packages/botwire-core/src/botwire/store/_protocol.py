@@ -19,12 +19,14 @@ if TYPE_CHECKING:
     from ._sql import JSONEntry
 
 __all__ = [
+    "MEMBERS",
     "OPTIONAL",
     "AsyncStore",
     "Store",
     "SupportsAsyncReader",
     "SupportsGetJSON",
     "SupportsListLimits",
+    "SupportsListNamespaces",
     "SupportsPing",
     "SupportsPurge",
     "SupportsReadBatchJSON",
@@ -132,6 +134,21 @@ class SupportsRecentKeys(Protocol):
 
 
 @runtime_checkable
+class SupportsListNamespaces(Protocol):
+    """The namespaces holding keys, with their statistics (``GET /v1/namespaces``, the console).
+
+    Default: the server answers ``GET /v1/namespaces`` with 400 ``invalid_argument`` (a store
+    of six methods has no way to enumerate its namespaces)."""
+
+    def list_namespaces(
+        self, prefix: str = "", after: str | None = None, limit: int = 500
+    ) -> list[tuple[str, int, int]]:
+        """``(namespace, keys, bytes)`` of up to ``limit`` namespaces that hold keys, in byte
+        order: only those starting with ``prefix``, and only those after ``after``."""
+        ...
+
+
+@runtime_checkable
 class SupportsStoredBytes(Protocol):
     """The size of an answer before reading it, so a large one is read off the event loop.
 
@@ -211,12 +228,23 @@ OPTIONAL: dict[str, type] = {
     "get_json": SupportsGetJSON,
     "read_batch_json": SupportsReadBatchJSON,
     "recent_keys": SupportsRecentKeys,
+    "list_namespaces": SupportsListNamespaces,
     "stored_bytes": SupportsStoredBytes,
     "ping": SupportsPing,
     "purge_expired": SupportsPurge,
     "needs_sweep": SupportsSweep,
     "async_reader": SupportsAsyncReader,
     "engine": SupportsListLimits,
+}
+
+
+#: Every attribute an optional capability declares, mapped to its capability's name in
+#: :data:`OPTIONAL` (``"sweep"`` → ``"needs_sweep"``): what a runner forwards by name.
+MEMBERS: dict[str, str] = {
+    member: name
+    for name, proto in OPTIONAL.items()
+    for member in vars(proto)
+    if not member.startswith("_")
 }
 
 
