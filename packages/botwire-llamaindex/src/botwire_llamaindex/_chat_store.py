@@ -18,7 +18,7 @@ from botwire_llamaindex._clients import (
 from botwire_llamaindex._codec import dump_message, load_messages
 
 if TYPE_CHECKING:
-    from botwire import AsyncMemory, Memory
+    pass
 
 __all__ = ["CHAT_KEY_PREFIX", "BotWireChatStore"]
 
@@ -63,29 +63,15 @@ class BotWireChatStore(ChatStoreClients, BaseChatStore):
     _clients: MemoryPair = PrivateAttr()
 
     def __init__(
-        self,
-        namespace: str | None = None,
-        *,
-        memory: Memory | AsyncMemory | None = None,
-        url: str | None = None,
-        token: str | None = None,
-        ttl: float | None = None,
-        max_messages: int | None = None,
-        **kwargs: Any,
+        self, namespace: str | None = None, *, max_messages: int | None = None, **kwargs: Any
     ) -> None:
+        """``memory=``, ``url=``, ``token=``, ``ttl=``: as :class:`ChatStoreClients` takes
+        them; ``max_messages``: keep only the newest N per key."""
         if max_messages is not None and max_messages < 1:
             raise ValueError(
                 f"max_messages must be a positive integer or None, got {max_messages!r}"
             )
-        super().__init__(
-            namespace,
-            memory=memory,
-            url=url,
-            token=token,
-            ttl=ttl,
-            max_messages=max_messages,
-            **kwargs,
-        )
+        super().__init__(namespace, max_messages=max_messages, **kwargs)
 
     @classmethod
     def class_name(cls) -> str:
