@@ -24,6 +24,31 @@ def _isolated_home(
         monkeypatch.delenv(var, raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _close_dropped_backends(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Close the shared SQLite backends a test opened in its own ``tmp_path`` and dropped
+    without ``close()``. ``Memory`` keeps a backend open while any handle is unreleased (so one
+    per serverless invocation stays cheap); a test that drops its handles left 3+ descriptors
+    per file (database, WAL, shared memory, a reader per thread) for the whole session, and the
+    full suite ended with more than 1,024 open descriptors."""
+    yield
+    tmp = request.node.funcargs.get("tmp_path")
+    if tmp is None:
+        return
+    from botwire import _config
+
+    inside = f"sqlite:///{tmp}/"
+    with _config._lock:
+        dropped = [
+            key
+            for key, (store, _) in _config._stores.items()
+            if not key[1] and store is not None and key[0].url.startswith(inside)
+        ]
+        stores = [_config._stores.pop(key)[0] for key in dropped]
+    for store in stores:
+        store.close()
+
+
 BACKENDS = ["embedded", "http-sqlite", "http-postgres"]
 LIMIT_ARGS = (
     "--max-value-bytes",

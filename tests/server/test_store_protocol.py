@@ -18,20 +18,27 @@ import pytest
 import uvicorn
 
 import botwire_server
-from botwire import Entry, InvalidArgument, Memory
+from botwire import Entry, InvalidArgument, Memory, Unavailable
+from botwire.backends import _threaded
 from botwire.store import KeyPage, Op, SQLiteStore, Store, Usage
-from botwire.store._protocol import OPTIONAL, capabilities
+from botwire.store._protocol import MEMBERS, OPTIONAL, capabilities
 from botwire_server import Settings, create_app
 from botwire_server.storage import StoreRunner
 
-STORAGE = Path(botwire_server.__file__).parent / "storage"
+SERVER = Path(botwire_server.__file__).parent
+# A probe: getattr(store, "x"...), or the runner's supports("x") / call("x", ...).
+PROBE = re.compile(r'getattr\((?:self\.)?store, "(\w+)"|supports\("(\w+)"\)|call\(\s*"(\w+)"')
 
 
 def test_every_capability_the_server_probes_is_declared() -> None:
-    probed: set[str] = set()
-    for path in STORAGE.glob("*.py"):
-        probed |= set(re.findall(r'getattr\((?:self\.)?store, "(\w+)"', path.read_text()))
-    assert probed, "the probe pattern found nothing: update this test with the server's code"
+    # The server's storage and API, and core's runner that the server's StoreRunner builds on.
+    paths = [*SERVER.glob("storage/*.py"), *SERVER.glob("api/*.py"), Path(_threaded.__file__)]
+    names: set[str] = set()
+    for path in paths:
+        names |= {n for groups in PROBE.findall(path.read_text()) for n in groups if n}
+    assert names, "the probe pattern found nothing: update this test with the server's code"
+    assert names <= set(MEMBERS), f"probed but declared by no capability: {names - set(MEMBERS)}"
+    probed = {MEMBERS[n] for n in names}
     assert probed == set(OPTIONAL), (
         f"the server probes {sorted(probed - set(OPTIONAL))} undeclared, and "
         f"{sorted(set(OPTIONAL) - probed)} are declared but never probed: keep "
@@ -122,6 +129,12 @@ def test_a_store_of_six_methods_is_served_with_every_default(six_method_server: 
     listing = httpx.get(f"{url}/memory/third-party", timeout=10)  # recent_keys' default
     assert listing.status_code == 200, listing.text
     assert [k["key"] for k in listing.json()["keys"]][:1] == ["newest"]
+    # list_namespaces' default: a clear 400 naming the capability and what to do instead
+    names = httpx.get(f"{url}/v1/namespaces", timeout=10)
+    assert names.status_code == 400, names.text
+    message = names.json()["error"]["message"]
+    assert "list_namespaces" in message and "SixMethods" in message, message
+    assert "GET /v1/namespaces/{ns}" in message, message
 
 
 def test_the_runner_falls_back_to_each_declared_default(tmp_path: Path) -> None:
@@ -142,3 +155,56 @@ def test_the_runner_falls_back_to_each_declared_default(tmp_path: Path) -> None:
             await runner.close()
 
     asyncio.run(main())
+
+
+class Failing(SixMethods):
+    """A store whose optional capabilities fail as a broken database would."""
+
+    def recent_keys(self, namespace: str, limit: int) -> list[tuple[str, int, float]]:
+        raise OSError(5, "Input/output error")
+
+    def list_namespaces(
+        self, prefix: str = "", after: str | None = None, limit: int = 500
+    ) -> list[tuple[str, int, int]]:
+        raise InvalidArgument(f"botwire: prefix {prefix!r} refused by the store.")
+
+
+@pytest.mark.parametrize("inline", [True, False])
+def test_a_forwarded_capability_fails_as_503_and_is_counted(tmp_path: Path, inline: bool) -> None:
+    errors: list[BaseException] = []
+    store = Failing(tmp_path / "f.db")
+
+    async def main() -> None:
+        runner = StoreRunner(store, inline=inline, on_error=errors.append)
+        await runner.open()
+        try:
+            with pytest.raises(Unavailable, match="the store failed \\(OSError\\)") as caught:
+                await runner.recent_keys("ns", 10)
+            assert isinstance(caught.value.__cause__, OSError)  # the traceback is kept
+            with pytest.raises(Unavailable):
+                await runner.call("recent_keys", "ns", 10)
+            # a BotWireError is the store's answer to the client: passed on, not counted
+            with pytest.raises(InvalidArgument, match="refused by the store"):
+                await runner.call("list_namespaces", "x")
+        finally:
+            await runner.close()
+
+    asyncio.run(main())
+    assert [type(e) for e in errors] == [OSError, OSError]
+
+
+def test_the_namespace_listing_is_a_declared_capability_of_both_sql_stores(
+    tmp_path: Path,
+) -> None:
+    # "_" and "%" are LIKE wildcards: the prefix filter is a range, so they match themselves
+    store = SQLiteStore(tmp_path / "n.db")
+    try:
+        for ns in ("a_1", "ab1", "a.", "a", "b"):
+            store.batch(ns, [Op("set", "k", value="1")])
+        assert capabilities(store) >= {"list_namespaces"}
+        assert [r[0] for r in store.list_namespaces("a_")] == ["a_1"]
+        assert store.list_namespaces("a%") == []
+        assert [r[0] for r in store.list_namespaces("a")] == ["a", "a.", "a_1", "ab1"]
+        assert [r[0] for r in store.list_namespaces("", "a_1")] == ["ab1", "b"]
+    finally:
+        store.close()

@@ -168,3 +168,30 @@ def test_memory_from_defaults_with_chat_history(memory: Memory) -> None:
     assert texts(asyncio.run(store.get_messages("seeded"))) == ["seed 1", "seed 2", "sync put"]
     mem.reset()
     assert asyncio.run(store.count_messages("seeded", status=None)) == 0
+
+
+def test_both_chat_stores_share_one_constructor_and_error_naming(
+    memory: Memory, memory_url: str, namespace: str
+) -> None:
+    """The two stores' shared part (botwire_llamaindex._clients.ChatStoreClients): the same
+    constructor (namespace, memory, url, token, ttl; a serialized class_name accepted), and
+    errors naming the store class, its namespace and the key or session."""
+    from botwire_llamaindex import BotWireChatStore
+
+    calls = {  # each store's async read and add
+        BotWireChatStore: ("key", "aget_messages", "async_add_message"),
+        BotWireAsyncDBChatStore: ("session", "get_messages", "add_message"),
+    }
+    for cls, (noun, get, add) in calls.items():
+        store = cls(namespace + "-x", memory=memory, ttl=3)  # another namespace, same backend
+        assert (store.namespace, store.ttl) == (namespace + "-x", 3)
+        default = cls(url=memory_url, class_name=cls.class_name())
+        assert default.namespace == "llamaindex" and default.url == memory_url
+        assert cls(memory=memory).namespace == memory.namespace
+        with pytest.raises(TypeError, match="chat store keys must be str, got int"):
+            asyncio.run(getattr(store, get)(7))
+        where = rf"{cls.__name__}\(namespace='{namespace}-x'\) {noun} 'k'"
+        with pytest.raises(TypeError, match=where + ": expected a llama_index ChatMessage"):
+            asyncio.run(getattr(store, add)("k", "hello"))
+        with pytest.raises(TypeError, match=r"botwire\.Memory"):
+            cls(memory=object())  # type: ignore[arg-type]

@@ -9,11 +9,16 @@ from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.storage.chat_store.base import BaseChatStore
 
 from botwire_llamaindex._cas import ListEdit, acas_edit, cas_edit, delete_at
-from botwire_llamaindex._clients import DEFAULT_NAMESPACE, MemoryPair
+from botwire_llamaindex._clients import (
+    DEFAULT_NAMESPACE,
+    ChatStoreClients,
+    MemoryPair,
+    check_chat_key,
+)
 from botwire_llamaindex._codec import dump_message, load_messages
 
 if TYPE_CHECKING:
-    from botwire import AsyncMemory, Memory
+    pass
 
 __all__ = ["CHAT_KEY_PREFIX", "BotWireChatStore"]
 
@@ -25,7 +30,7 @@ def _delete_all(items: list[Any]) -> ListEdit[Any]:
     return ListEdit(result=items, new_items=None)
 
 
-class BotWireChatStore(BaseChatStore):
+class BotWireChatStore(ChatStoreClients, BaseChatStore):
     """LlamaIndex chat store persisted in botwire: one list per chat key.
 
     ``add_message`` / ``async_add_message`` are one server-side ``append`` (nothing
@@ -58,28 +63,15 @@ class BotWireChatStore(BaseChatStore):
     _clients: MemoryPair = PrivateAttr()
 
     def __init__(
-        self,
-        namespace: str | None = None,
-        *,
-        memory: Memory | AsyncMemory | None = None,
-        url: str | None = None,
-        token: str | None = None,
-        ttl: float | None = None,
-        max_messages: int | None = None,
-        **kwargs: Any,
+        self, namespace: str | None = None, *, max_messages: int | None = None, **kwargs: Any
     ) -> None:
+        """``memory=``, ``url=``, ``token=``, ``ttl=``: as :class:`ChatStoreClients` takes
+        them; ``max_messages``: keep only the newest N per key."""
         if max_messages is not None and max_messages < 1:
             raise ValueError(
                 f"max_messages must be a positive integer or None, got {max_messages!r}"
             )
-        kwargs.pop("class_name", None)
-        clients = MemoryPair(namespace, memory, url=url, token=token)
-        # pydantic's __init__ takes every field, these class's own included; mypy (no pydantic
-        # plugin) checks the call against the base class's fields only.
-        super().__init__(  # type: ignore[call-arg]
-            namespace=clients.namespace, url=url, ttl=ttl, max_messages=max_messages, **kwargs
-        )
-        self._clients = clients
+        super().__init__(namespace, max_messages=max_messages, **kwargs)
 
     @classmethod
     def class_name(cls) -> str:
@@ -87,12 +79,7 @@ class BotWireChatStore(BaseChatStore):
         return "BotWireChatStore"
 
     def _key(self, key: str) -> str:
-        if not isinstance(key, str):
-            raise TypeError(f"chat store keys must be str, got {type(key).__name__}")
-        return CHAT_KEY_PREFIX + key
-
-    def _where(self, key: str) -> str:
-        return f"BotWireChatStore(namespace={self.namespace!r}) key {key!r}"
+        return CHAT_KEY_PREFIX + check_chat_key(key)
 
     # -- sync ---------------------------------------------------------------------------
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from llama_index.core.base.llms.types import ChatMessage
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
@@ -18,11 +18,16 @@ from botwire_llamaindex._cas import (
     backoff,
     delete_at,
 )
-from botwire_llamaindex._clients import DEFAULT_NAMESPACE, MemoryPair
+from botwire_llamaindex._clients import (
+    DEFAULT_NAMESPACE,
+    ChatStoreClients,
+    MemoryPair,
+    check_chat_key,
+)
 from botwire_llamaindex._codec import dump_messages, load_messages
 
 if TYPE_CHECKING:
-    from botwire import AsyncMemory, Memory
+    from botwire import AsyncMemory
 
 __all__ = ["MEMORY_KEY_PREFIX", "BotWireAsyncDBChatStore"]
 
@@ -41,7 +46,7 @@ def _take_oldest(n: int) -> Any:
     return edit
 
 
-class BotWireAsyncDBChatStore(AsyncDBChatStore):
+class BotWireAsyncDBChatStore(ChatStoreClients, AsyncDBChatStore):
     """The chat store for LlamaIndex's ``Memory`` (``AsyncDBChatStore``), in botwire.
 
     Each session keeps two botwire lists, ``memory/<key>/active`` (the FIFO queue
@@ -72,22 +77,7 @@ class BotWireAsyncDBChatStore(AsyncDBChatStore):
 
     _clients: MemoryPair = PrivateAttr()
 
-    def __init__(
-        self,
-        namespace: str | None = None,
-        *,
-        memory: Memory | AsyncMemory | None = None,
-        url: str | None = None,
-        token: str | None = None,
-        ttl: float | None = None,
-        **kwargs: Any,
-    ) -> None:
-        kwargs.pop("class_name", None)
-        clients = MemoryPair(namespace, memory, url=url, token=token)
-        # pydantic's __init__ takes every field, these class's own included; mypy (no pydantic
-        # plugin) checks the call against the base class's fields only.
-        super().__init__(namespace=clients.namespace, url=url, ttl=ttl, **kwargs)  # type: ignore[call-arg]
-        self._clients = clients
+    KEY_NOUN: ClassVar[str] = "session"
 
     @classmethod
     def class_name(cls) -> str:
@@ -102,8 +92,7 @@ class BotWireAsyncDBChatStore(AsyncDBChatStore):
 
     @staticmethod
     def _list_key(key: str, status: MessageStatus) -> str:
-        if not isinstance(key, str):
-            raise TypeError(f"chat store keys must be str, got {type(key).__name__}")
+        check_chat_key(key)
         try:
             suffix = _SUFFIXES[MessageStatus(status)]
         except ValueError:
@@ -111,9 +100,6 @@ class BotWireAsyncDBChatStore(AsyncDBChatStore):
                 f"unknown message status {status!r}; use MessageStatus.ACTIVE or ARCHIVED"
             ) from None
         return f"{MEMORY_KEY_PREFIX}{key}/{suffix}"
-
-    def _where(self, key: str) -> str:
-        return f"BotWireAsyncDBChatStore(namespace={self.namespace!r}) session {key!r}"
 
     async def _raw(self, key: str, status: MessageStatus | None) -> list[Any]:
         if status is not None:

@@ -12,31 +12,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .._types import Changes, Entry, KeyInfo, KeyPage, Limits, Op, Policy, Usage
-from ._protocol import (
-    OPTIONAL,
-    AsyncStore,
-    Store,
-    SupportsAsyncReader,
-    SupportsChanges,
-    SupportsGetJSON,
-    SupportsListLimits,
-    SupportsPing,
-    SupportsPolicy,
-    SupportsPurge,
-    SupportsReadBatchJSON,
-    SupportsRecentKeys,
-    SupportsStoredBytes,
-    SupportsSweep,
-    capabilities,
-)
+from . import _protocol
+from ._protocol import *  # noqa: F403 - the protocol and its capabilities, as _protocol.__all__
 
 if TYPE_CHECKING:
     from ._sql import Engine, Tx
     from ._sqlite import SQLiteStore
 
+# The protocol's names come from its own __all__ (a capability declared there is exported
+# here without an edit); these are the store package's other names.
 __all__ = [
-    "OPTIONAL",
-    "AsyncStore",
     "Changes",
     "Engine",
     "Entry",
@@ -46,22 +31,10 @@ __all__ = [
     "Op",
     "Policy",
     "SQLiteStore",
-    "Store",
-    "SupportsAsyncReader",
-    "SupportsChanges",
-    "SupportsGetJSON",
-    "SupportsListLimits",
-    "SupportsPing",
-    "SupportsPolicy",
-    "SupportsPurge",
-    "SupportsReadBatchJSON",
-    "SupportsRecentKeys",
-    "SupportsStoredBytes",
-    "SupportsSweep",
     "Tx",
     "Usage",
-    "capabilities",
 ]
+__all__ += _protocol.__all__
 
 
 def __getattr__(name: str) -> Any:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ._sql import JSONEntry
 
 __all__ = [
+    "MEMBERS",
     "OPTIONAL",
     "AsyncStore",
     "Store",
@@ -26,6 +27,7 @@ __all__ = [
     "SupportsChanges",
     "SupportsGetJSON",
     "SupportsListLimits",
+    "SupportsListNamespaces",
     "SupportsPing",
     "SupportsPolicy",
     "SupportsPurge",
@@ -130,6 +132,21 @@ class SupportsRecentKeys(Protocol):
 
     def recent_keys(self, namespace: str, limit: int) -> list[tuple[str, int, float]]:
         """``(key, bytes, updated_at)`` of at most ``limit`` keys, most recent first."""
+        ...
+
+
+@runtime_checkable
+class SupportsListNamespaces(Protocol):
+    """The namespaces holding keys, with their statistics (``GET /v1/namespaces``, the console).
+
+    Default: the server answers ``GET /v1/namespaces`` with 400 ``invalid_argument`` (a store
+    of six methods has no way to enumerate its namespaces)."""
+
+    def list_namespaces(
+        self, prefix: str = "", after: str | None = None, limit: int = 500
+    ) -> list[tuple[str, int, int]]:
+        """``(namespace, keys, bytes)`` of up to ``limit`` namespaces that hold keys, in byte
+        order: only those starting with ``prefix``, and only those after ``after``."""
         ...
 
 
@@ -256,6 +273,7 @@ OPTIONAL: dict[str, type] = {
     "get_json": SupportsGetJSON,
     "read_batch_json": SupportsReadBatchJSON,
     "recent_keys": SupportsRecentKeys,
+    "list_namespaces": SupportsListNamespaces,
     "stored_bytes": SupportsStoredBytes,
     "ping": SupportsPing,
     "purge_expired": SupportsPurge,
@@ -264,6 +282,16 @@ OPTIONAL: dict[str, type] = {
     "engine": SupportsListLimits,
     "get_policy": SupportsPolicy,
     "changes": SupportsChanges,
+}
+
+
+#: Every attribute an optional capability declares, mapped to its capability's name in
+#: :data:`OPTIONAL` (``"sweep"`` → ``"needs_sweep"``): what a runner forwards by name.
+MEMBERS: dict[str, str] = {
+    member: name
+    for name, proto in OPTIONAL.items()
+    for member in vars(proto)
+    if not member.startswith("_")
 }
 
 

@@ -430,6 +430,13 @@ class SQLiteStore(PolicyMixin, SQLiteWatch):
         with self._read() as tx:
             return self.engine.recent_keys(tx, namespace, limit, self.clock())
 
+    def list_namespaces(
+        self, prefix: str = "", after: str | None = None, limit: int = 500
+    ) -> list[tuple[str, int, int]]:
+        """``(namespace, keys, bytes)`` of namespaces with keys (``Engine.list_namespaces``)."""
+        with self._read() as tx:
+            return self.engine.list_namespaces(tx, prefix, after, limit)
+
     def stored_bytes(self, namespace: str, keys: Sequence[str]) -> int:
         """JSON bytes reading ``keys`` would return (``Engine.stored_bytes``)."""
         with self._read() as tx:

@@ -12,7 +12,7 @@ from .._codec import decode, dumps
 from .._errors import InvalidArgument
 from .._types import Entry, KeyInfo, KeyPage, Op
 from ._sqlbase import EngineBase, Tx
-from ._sqltext import LIST, READ_SQL, READ_TAIL_SQL, JSONEntry, prefix_upper_bound
+from ._sqltext import LIST, READ_SQL, READ_TAIL_SQL, JSONEntry, prefix_filter
 
 
 class Reads(EngineBase):
@@ -150,27 +150,29 @@ class Reads(EngineBase):
                 f"botwire: limit={limit} when listing namespace {ns!r}; use 1 to 1000.",
                 namespace=ns,
             )
-        sql = (
+        where, params = prefix_filter("key", prefix, cursor)
+        rows = tx.all(
             "SELECT key, version, bytes, updated_at, expires_at FROM bw_entries"
-            f" WHERE ns = ? AND (expires_at IS NULL OR expires_at > {self._now_sql})"
+            f" WHERE ns = ? AND (expires_at IS NULL OR expires_at > {self._now_sql}){where}"
+            " ORDER BY key LIMIT ?",
+            [ns, now, *params, limit + 1],
         )
-        params: list[Any] = [ns, now]
-        if prefix:
-            sql += " AND key >= ?"
-            params.append(prefix)
-            upper = prefix_upper_bound(prefix)
-            if upper is not None:
-                sql += " AND key < ?"
-                params.append(upper)
-        if cursor:
-            sql += " AND key > ?"
-            params.append(cursor)
-        sql += " ORDER BY key LIMIT ?"
-        params.append(limit + 1)
-        rows = tx.all(sql, params)
         more = len(rows) > limit
         keys = [KeyInfo(*r) for r in rows[:limit]]
         return KeyPage(keys, keys[-1].key if more else None)
+
+    def list_namespaces(
+        self, tx: Tx, prefix: str, after: str | None, limit: int
+    ) -> list[tuple[str, int, int]]:
+        """``(namespace, keys, bytes)`` of up to ``limit`` namespaces holding keys, in byte
+        order after ``after``, from the statistics rows (expired entries not yet purged still
+        count there)."""
+        where, params = prefix_filter("ns", prefix, after)
+        rows = tx.all(
+            f"SELECT ns, keys, bytes FROM bw_namespaces WHERE keys > 0{where} ORDER BY ns LIMIT ?",
+            [*params, limit],
+        )
+        return [(r[0], int(r[1]), int(r[2])) for r in rows]
 
     def recent_keys(self, tx: Tx, ns: str, limit: int, now: float) -> list[tuple[str, int, float]]:
         """(key, bytes, updated_at) of the ``limit`` most recently updated live keys, newest

@@ -27,6 +27,7 @@ __all__ = [
     "SQLITE_OCTETS",
     "idempotency_query",
     "load_query",
+    "prefix_filter",
     "prefix_upper_bound",
     "read_sql",
     "recount_sql",
@@ -136,6 +137,24 @@ def prefix_upper_bound(prefix: str) -> str | None:
         if c <= 0x10FFFF:
             return "".join(chars) + chr(c)
     return None
+
+
+def prefix_filter(column: str, prefix: str, after: str | None) -> tuple[str, list[Any]]:
+    """The ``WHERE`` conditions (each `` AND ...``) and parameters of a listing by ``column``:
+    values starting with ``prefix`` (a range, so the index serves it: no ``LIKE`` and its
+    escaping) and greater than ``after`` (a page's cursor). Empty ``prefix``/``after``: none."""
+    sql, params = "", []
+    if prefix:
+        sql += f" AND {column} >= ?"
+        params.append(prefix)
+        upper = prefix_upper_bound(prefix)
+        if upper is not None:
+            sql += f" AND {column} < ?"
+            params.append(upper)
+    if after:
+        sql += f" AND {column} > ?"
+        params.append(after)
+    return sql, params
 
 
 def idempotency_query(ns: str, ikey: str) -> tuple[str, tuple[Any, ...]]:

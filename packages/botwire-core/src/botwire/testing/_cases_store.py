@@ -93,6 +93,20 @@ class ProtocolCases(Cases):
         assert {r[0]: r[1] for r in recent} == listed
         assert len(store.recent_keys(mem.namespace, 1)) == 1
 
+    def _check_list_namespaces(self, store: Any, backend: Backend, mem: Memory) -> None:
+        ns = mem.namespace
+        mem.set("k", "x" * 100)
+        other = backend.memory(ns + "-b")
+        other.set_many({"a": 1, "b": 2})
+        backend.memory(ns + "-c").set("gone", 1)
+        backend.memory(ns + "-c").clear()  # no keys left: not listed
+        rows = store.list_namespaces(ns)
+        assert [(r[0], r[1]) for r in rows] == [(ns, 1), (ns + "-b", 2)], rows
+        assert rows[0][2] >= 100, f"bytes of {ns!r}: {rows[0]}"
+        assert [r[0] for r in store.list_namespaces(ns, ns)] == [ns + "-b"]  # after a cursor
+        assert [r[0] for r in store.list_namespaces(ns, None, 1)] == [ns]
+        assert store.list_namespaces(ns + "-b-") == []
+
     def _check_stored_bytes(self, store: Any, backend: Backend, mem: Memory) -> None:
         mem.set("k", "x" * 1000)
         assert store.stored_bytes(mem.namespace, ["k"]) >= 1000

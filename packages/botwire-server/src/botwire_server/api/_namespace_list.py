@@ -2,11 +2,11 @@
 
 A scoped token sees only the namespaces its ``ns`` patterns cover, so a tenant learns nothing
 about other tenants' namespaces (not even a count). The listing reads the per-namespace
-statistics rows (``bw_namespaces``) in ``ns`` byte order, skips the ones without keys, and
-filters by the token's patterns in Python (they are ``fnmatch`` globs, not SQL). A page scans at
-most :data:`SCAN_LIMIT` rows: when a scoped token matches few of many namespaces, a page may
-come back short, or even empty, with a ``cursor`` to go on from; the last page has
-``cursor: null``.
+statistics through the store's ``list_namespaces`` capability (``bw_namespaces`` rows in ``ns``
+byte order, without the ones that hold no keys) and filters by the token's patterns in Python
+(they are ``fnmatch`` globs, not SQL). A page scans at most :data:`SCAN_LIMIT` rows: when a
+scoped token matches few of many namespaces, a page may come back short, or even empty, with a
+``cursor`` to go on from; the last page has ``cursor: null``.
 
 Example::
 
@@ -28,8 +28,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from botwire import InvalidArgument
-from botwire.store._sql import prefix_upper_bound
 
+from ..storage import StoreRunner
 from ._context import context
 from ._http import json_response, query_int
 from ._schemas import errors, query_param
@@ -41,58 +41,28 @@ SCAN_LIMIT = 5000
 _CHUNK = 500
 
 
-def _query(tx: Any, prefix: str, after: str | None, limit: int) -> list[tuple[Any, ...]]:
-    sql = "SELECT ns, keys, bytes FROM bw_namespaces WHERE keys > 0"
-    params: list[Any] = []
-    if prefix:
-        sql += " AND ns >= ?"
-        params.append(prefix)
-        upper = prefix_upper_bound(prefix)
-        if upper is not None:
-            sql += " AND ns < ?"
-            params.append(upper)
-    if after:
-        sql += " AND ns > ?"
-        params.append(after)
-    sql += " ORDER BY ns LIMIT ?"
-    params.append(limit)
-    rows: list[tuple[Any, ...]] = tx.all(sql, params)
-    return rows
-
-
-def _reader(store: Any) -> Callable[[str, str | None, int], list[tuple[Any, ...]]]:
-    """A function reading one chunk of statistics rows through the store's own transaction
-    helpers (PostgreSQL: one autocommit statement; SQLite: a read transaction)."""
-    statement = getattr(store, "_statement", None)
-    if statement is not None:
-        return lambda prefix, after, n: statement(lambda tx: _query(tx, prefix, after, n))
-    read = getattr(store, "_read", None)
-    if read is None:
-        raise InvalidArgument("botwire: this store cannot list its namespaces.")
-
-    def chunk(prefix: str, after: str | None, n: int) -> list[tuple[Any, ...]]:
-        with read() as tx:
-            return _query(tx, prefix, after, n)
-
-    return chunk
-
-
-def _scan(
-    store: Any, covers: Callable[[str], bool], prefix: str, cursor: str | None, limit: int
+async def _scan(
+    runner: StoreRunner, covers: Callable[[str], bool], prefix: str, cursor: str | None, limit: int
 ) -> dict[str, Any]:
     """One page: up to ``limit`` covered namespaces after ``cursor``, scanning at most
-    :data:`SCAN_LIMIT` rows; the cursor is the last row scanned (``None`` at the end)."""
-    read = _reader(store)
+    :data:`SCAN_LIMIT` rows (the store's ``list_namespaces``, in chunks); the cursor is the
+    last row scanned (``None`` at the end)."""
+    if not runner.supports("list_namespaces"):
+        raise InvalidArgument(
+            f"botwire: this server's store ({type(runner.store).__name__}) cannot list its "
+            "namespaces (it lacks the optional capability list_namespaces); name the "
+            "namespace instead: GET /v1/namespaces/{ns}."
+        )
     found: list[dict[str, Any]] = []
     after, scanned = cursor, 0
     while scanned < SCAN_LIMIT:
         want = min(_CHUNK, SCAN_LIMIT - scanned)
-        rows = read(prefix, after, want)
+        rows: list[tuple[str, int, int]] = await runner.call("list_namespaces", prefix, after, want)
         scanned += len(rows)
         for ns, keys, size in rows:
             after = ns
             if covers(ns):
-                found.append({"namespace": ns, "keys": int(keys), "bytes": int(size)})
+                found.append({"namespace": ns, "keys": keys, "bytes": size})
                 if len(found) == limit:
                     return {"namespaces": found, "cursor": ns}
         if len(rows) < want:
@@ -114,7 +84,7 @@ async def list_namespaces(request: Request) -> Response:
                 f"botwire: query parameter {name} of GET /v1/namespaces must be at most 128 "
                 "characters without NUL (namespaces are 1-128 characters)."
             )
-    page = await ctx.store._call(_scan, ctx.store.store, principal.covers, prefix, cursor, limit)
+    page = await _scan(ctx.store, principal.covers, prefix, cursor, limit)
     return json_response(page)
 
 

@@ -450,6 +450,12 @@ class PostgresStore(PgWatch):
         now = self.clock()
         return self._statement(lambda tx: self.engine.recent_keys(tx, namespace, limit, now))
 
+    def list_namespaces(
+        self, prefix: str = "", after: str | None = None, limit: int = 500
+    ) -> list[tuple[str, int, int]]:
+        """``(namespace, keys, bytes)`` of namespaces with keys (``Engine.list_namespaces``)."""
+        return self._statement(lambda tx: self.engine.list_namespaces(tx, prefix, after, limit))
+
     def stored_bytes(self, namespace: str, keys: Sequence[str]) -> int:
         """JSON bytes reading ``keys`` would return (``Engine.stored_bytes``)."""
         now = self.clock()
