@@ -19,21 +19,22 @@ from botwire.store._protocol import MEMBERS, OPTIONAL
 
 
 @runtime_checkable
-class SupportsChanges(Protocol):
-    """A capability that does not exist yet (as issue 18's ``changes`` once did)."""
+class SupportsRollups(Protocol):
+    """A capability that does not exist yet (as issue 18's ``rollups`` once did; named
+    ``rollups`` here since ``rollups`` exists now)."""
 
-    def changes(self, namespace: str, since: int) -> list[str]: ...
+    def rollups(self, namespace: str, since: int) -> list[str]: ...
 
 
 class Recording(SQLiteStore):
-    """A SQLite store that records the thread of each call and offers ``changes``."""
+    """A SQLite store that records the thread of each call and offers ``rollups``."""
 
     def __init__(self, path: Path) -> None:
         super().__init__(path)
         self.threads: dict[str, int] = {}
 
-    def changes(self, namespace: str, since: int) -> list[str]:
-        self.threads["changes"] = threading.get_ident()
+    def rollups(self, namespace: str, since: int) -> list[str]:
+        self.threads["rollups"] = threading.get_ident()
         return [f"{namespace}@{since}"]
 
     def clear(self, namespace: str) -> int:
@@ -46,11 +47,11 @@ class Recording(SQLiteStore):
 
 
 @pytest.fixture
-def declared_changes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``changes`` declared the way a new capability is: one entry in OPTIONAL (MEMBERS is
+def declared_rollups(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``rollups`` declared the way a new capability is: one entry in OPTIONAL (MEMBERS is
     derived from OPTIONAL when _protocol is imported; here it is patched alike)."""
-    monkeypatch.setitem(OPTIONAL, "changes", SupportsChanges)
-    monkeypatch.setitem(MEMBERS, "changes", "changes")
+    monkeypatch.setitem(OPTIONAL, "rollups", SupportsRollups)
+    monkeypatch.setitem(MEMBERS, "rollups", "rollups")
 
 
 def _runners(store: Any) -> list[ThreadedAsyncStore]:
@@ -63,7 +64,7 @@ def _runners(store: Any) -> list[ThreadedAsyncStore]:
     ]
 
 
-@pytest.mark.usefixtures("declared_changes")
+@pytest.mark.usefixtures("declared_rollups")
 def test_a_new_capability_is_forwarded_by_every_runner(tmp_path: Path) -> None:
     store = Recording(tmp_path / "c.db")
 
@@ -71,30 +72,30 @@ def test_a_new_capability_is_forwarded_by_every_runner(tmp_path: Path) -> None:
         loop_thread = threading.get_ident()
         for runner in _runners(store):
             inline = runner.inline
-            assert runner.supports("changes")
-            assert await runner.changes("ns", 7) == ["ns@7"]
-            assert (store.threads["changes"] == loop_thread) is inline, runner
-            assert await runner.call("changes", "ns", since=8) == ["ns@8"]
+            assert runner.supports("rollups")
+            assert await runner.rollups("ns", 7) == ["ns@7"]
+            assert (store.threads["rollups"] == loop_thread) is inline, runner
+            assert await runner.call("rollups", "ns", since=8) == ["ns@8"]
 
     try:
         asyncio.run(main())
     finally:
         store.close()
-    assert _protocol.capabilities(store) >= {"changes"}
+    assert _protocol.capabilities(store) >= {"rollups"}
 
 
-@pytest.mark.usefixtures("declared_changes")
+@pytest.mark.usefixtures("declared_rollups")
 def test_a_missing_or_undeclared_capability_is_a_clear_error(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "m.db")  # declares everything but changes
+    store = SQLiteStore(tmp_path / "m.db")  # declares everything but rollups
 
     async def main() -> None:
         for runner in _runners(store):
-            assert not runner.supports("changes")
-            assert await runner.call("changes", "ns", 1, default=None) is None
-            with pytest.raises(AttributeError, match=r"does not offer 'changes'.*OPTIONAL"):
-                await runner.changes("ns", 1)
-            with pytest.raises(AttributeError, match="does not offer 'changes'"):
-                await runner.call("changes", "ns", 1)
+            assert not runner.supports("rollups")
+            assert await runner.call("rollups", "ns", 1, default=None) is None
+            with pytest.raises(AttributeError, match=r"does not offer 'rollups'.*OPTIONAL"):
+                await runner.rollups("ns", 1)
+            with pytest.raises(AttributeError, match="does not offer 'rollups'"):
+                await runner.call("rollups", "ns", 1)
             # integrity_check exists on the store but is no declared capability: not forwarded
             with pytest.raises(AttributeError, match="integrity_check"):
                 runner.integrity_check  # noqa: B018
