@@ -23,7 +23,7 @@ else:
         return fn
 
 
-__all__ = ["MAX_CHANGES", "WatchCommands", "check_changes_args"]
+__all__ = ["MAX_CHANGES", "WatchCommands", "changes_method", "check_changes_args"]
 
 #: The most keys one ``changes`` call returns (beyond one version's group).
 MAX_CHANGES = 1000
@@ -53,6 +53,20 @@ def check_changes_args(ns: str, prefix: str, after: int | None, limit: int) -> N
         )
 
 
+def changes_method(store: Any, ns: str) -> Any:
+    """``store``'s ``changes`` (``SupportsChanges``), or a clear error for a store without (the
+    client's commands and the threaded runner share it)."""
+    changes = getattr(store, "changes", None)
+    if changes is None:
+        raise InvalidArgument(
+            f"botwire: the store behind namespace {ns!r} ({type(store).__name__}) cannot watch "
+            "(it has no changes(), SupportsChanges); use the embedded SQLite store or a "
+            "botwire server.",
+            namespace=ns,
+        )
+    return changes
+
+
 def _check_timeout(ns: str, timeout: float) -> float:
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout >= 0:
         raise InvalidArgument(
@@ -70,15 +84,7 @@ class WatchCommands:
     _store: Any
 
     def _changes(self) -> Any:
-        changes = getattr(self._store, "changes", None)
-        if changes is None:
-            raise InvalidArgument(
-                f"botwire: the store behind namespace {self.namespace!r} "
-                f"({type(self._store).__name__}) cannot watch (it has no changes(), "
-                "SupportsChanges); use the embedded SQLite store or a botwire server.",
-                namespace=self.namespace,
-            )
-        return changes
+        return changes_method(self._store, self.namespace)
 
     @command
     def watch_prefix(

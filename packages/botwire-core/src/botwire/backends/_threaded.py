@@ -22,9 +22,9 @@ import functools
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from .._errors import InvalidArgument
 from .._policy import policy_method
 from .._types import Changes, Entry, KeyPage, Op, Policy, Usage
+from .._watch import changes_method
 from ..store import Store
 from ..store._protocol import MEMBERS
 
@@ -186,14 +186,7 @@ class ThreadedAsyncStore:
     ) -> Changes:
         """The sync store's ``changes`` (``SupportsChanges``) in a worker thread;
         ``InvalidArgument`` naming the store when it has none (``watch`` then cannot work)."""
-        changes = getattr(self.store, "changes", None)
-        if changes is None:
-            raise InvalidArgument(
-                f"botwire: the store behind namespace {namespace!r} "
-                f"({type(self.store).__name__}) cannot watch (it has no changes(), "
-                "SupportsChanges); use the embedded SQLite store or a botwire server.",
-                namespace=namespace,
-            )
+        changes = changes_method(self.store, namespace)
         # heavy: a wait blocks, and one version's group of keys may be large
         found: Changes = await self._run(
             True, changes, namespace, prefix=prefix, after=after, limit=limit, wait=wait
