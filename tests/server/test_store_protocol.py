@@ -18,7 +18,7 @@ import pytest
 import uvicorn
 
 import botwire_server
-from botwire import Entry, InvalidArgument, Memory, Unavailable
+from botwire import Entry, InvalidArgument, Memory, Unavailable, _watch
 from botwire.backends import _threaded
 from botwire.store import KeyPage, Op, SQLiteStore, Store, Usage
 from botwire.store._protocol import MEMBERS, OPTIONAL, capabilities
@@ -31,8 +31,10 @@ PROBE = re.compile(r'getattr\((?:self\.)?store, "(\w+)"|supports\("(\w+)"\)|call
 
 
 def test_every_capability_the_server_probes_is_declared() -> None:
-    # The server's storage and API, and core's runner that the server's StoreRunner builds on.
-    paths = [*SERVER.glob("storage/*.py"), *SERVER.glob("api/*.py"), Path(_threaded.__file__)]
+    # The server's storage and API, core's runner that the server's StoreRunner builds on, and the
+    # watch helper that runner probes ``changes`` through.
+    paths = [*SERVER.glob("storage/*.py"), *SERVER.glob("api/*.py")]
+    paths += [Path(_threaded.__file__), Path(_watch.__file__)]
     names: set[str] = set()
     for path in paths:
         names |= {n for groups in PROBE.findall(path.read_text()) for n in groups if n}
