@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -11,6 +12,8 @@ from botwire.store import Store
 from ..settings import Settings
 
 __all__ = ["RESPONSE_OVERHEAD", "TestingClock", "apply_list_limits", "open_store"]
+
+log = logging.getLogger("botwire_server")
 
 
 def open_store(settings: Settings, clock: Any = time.time) -> Store:
@@ -22,7 +25,15 @@ def open_store(settings: Settings, clock: Any = time.time) -> Store:
         # The database's clock, so replicas agree on TTLs and quota days; a testing clock
         # only adds its offset to it.
         offset = (lambda: clock.offset) if isinstance(clock, TestingClock) else None
-        store = PostgresStore(settings.database, limits=settings.limits, clock_offset=offset)
+        pooled = _transaction_pooler(settings)
+        # Behind a transaction pooler a prepared statement may be run in a session that lacks
+        # it, or that holds another one under its name (storage/_pg_pooler.py): off for both pools.
+        extra: dict[str, Any] = {"prepare_threshold": None} if pooled else {}
+        store = PostgresStore(
+            settings.database, limits=settings.limits, clock_offset=offset, **extra
+        )
+        # Read by the watch hub (botwire_server.watch): LISTEN through the pooler is lost.
+        store.transaction_pooler = pooled  # type: ignore[attr-defined]
     else:
         from botwire.store import SQLiteStore
 
@@ -40,6 +51,28 @@ def open_store(settings: Settings, clock: Any = time.time) -> Store:
         )
     apply_list_limits(store, settings)
     return store
+
+
+def _transaction_pooler(settings: Settings) -> bool:
+    """Whether ``settings.database`` reaches PostgreSQL through a transaction-mode pooler:
+    ``--pg-pooler transaction``/``none`` say so, ``auto`` probes (and says what it found)."""
+    if settings.pg_pooler != "auto":
+        return settings.pg_pooler == "transaction"
+    import psycopg
+
+    from ._pg_pooler import shares_sessions
+
+    try:
+        pooled = shares_sessions(settings.database, connect_timeout=10, application_name="botwire")
+    except psycopg.Error:
+        return False  # the store's own connection reports what is wrong, precisely
+    if pooled:
+        log.warning(
+            "the database URL leads to a transaction-mode pooler (PgBouncer pool_mode=transaction"
+            " or alike: two connections shared one PostgreSQL session): prepared statements are"
+            " off; pass --pg-pooler transaction to say so and skip this probe."
+        )
+    return pooled
 
 
 def apply_list_limits(store: Store, settings: Settings) -> None:
