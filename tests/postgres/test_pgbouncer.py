@@ -1,0 +1,346 @@
+"""botwire-server behind a real PgBouncer 1.18 in ``pool_mode = transaction`` (docs/server.md,
+"PgBouncer"): two replicas through one PgBouncer whose pool is smaller than their connection
+pools, so their transactions keep changing PostgreSQL sessions.
+
+- ``--pg-pooler auto`` (the default) finds the pooler at start and turns prepared statements
+  off; without that (``--pg-pooler none``) PgBouncer hands one connection's prepared statement
+  to another, and requests fail (measured: ``prepared statement "_pg3_0" does not exist``, or
+  ANOTHER statement's plan run with the wrong parameters).
+- Every operation kind, idempotent retries, exact quotas and listings across the replicas.
+- Watch across replicas: a LISTEN through PgBouncer is lost (its session goes back to the pool),
+  so a replica without ``--pg-listen-url`` polls; with it, it listens on a direct connection;
+  a LISTEN URL that is itself a pooler is found by the listener's probe (polls then).
+- The conformance kit (``botwire.testing``) against a replica, with the PostgreSQL server
+  behind it on PgBouncer.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from support.backends import LIMITS, HTTPBackend
+from support.pgbouncer import PgBouncer, running_pgbouncer
+from support.postgres import shared_server
+from support.server import ServerProcess, running_server, start_server
+
+from botwire import Memory
+from botwire.testing import StoreConformance
+
+pytestmark = pytest.mark.postgres
+
+LIMIT_ARGS = (
+    "--max-value-bytes",
+    str(LIMITS.max_value_bytes),
+    "--max-namespace-bytes",
+    str(LIMITS.max_namespace_bytes),
+    "--max-keys",
+    str(LIMITS.max_keys),
+    "--writes-per-day",
+    str(LIMITS.writes_per_day),
+)
+POOLER_FOUND = "the database URL leads to a transaction-mode pooler"
+POLLING = "waiting watches see other replicas' writes by polling"
+
+
+@pytest.fixture(scope="module")
+def direct_url() -> str:
+    """A database of its own on the session's PostgreSQL, reached directly."""
+    try:
+        return shared_server().new_database("botwire_pgbouncer")
+    except Exception as exc:  # never a skip: PostgreSQL is required
+        pytest.fail(f"PostgreSQL could not be started: {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def bouncer(direct_url: str) -> Iterator[PgBouncer]:
+    # 4 server connections for 2 replicas of up to 15 each: sessions are shared all the time.
+    with running_pgbouncer(direct_url, pool_size=4) as b:
+        yield b
+
+
+@pytest.fixture(scope="module")
+def bounced_url(bouncer: PgBouncer, direct_url: str) -> str:
+    return bouncer.url(direct_url)
+
+
+@pytest.fixture(scope="module")
+def replicas(bounced_url: str) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    """Two replicas on the PgBouncer URL with the default ``--pg-pooler auto``."""
+    env = {"BOTWIRE_DATABASE_URL": bounced_url}  # not in argv (the password)
+    a = start_server(*LIMIT_ARGS, database=False, env=env, testing_clock=True)
+    try:
+        b = start_server(*LIMIT_ARGS, database=False, env=env, testing_clock=True)
+        try:
+            yield a, b
+        finally:
+            b.stop()
+    finally:
+        a.stop()
+
+
+def _ns(name: str) -> str:
+    return f"pgb-{name}-{uuid.uuid4().hex[:8]}"
+
+
+def _clean(log: str) -> None:
+    """No prepared-statement mix-up and no failed store call in a replica's log."""
+    for bad in ('prepared statement \\"', "bind message", "store call", '"status": 503'):
+        assert bad not in log, f"{bad!r} in the server log:\n{log[-3000:]}"
+
+
+# -- prepared statements -------------------------------------------------------------------------
+
+
+def test_start_finds_the_pooler_and_requests_share_sessions(
+    replicas: tuple[ServerProcess, ServerProcess], bouncer: PgBouncer
+) -> None:
+    """Each replica says at start that it found a transaction pooler; 60 writes and reads of
+    the same keys (psycopg would prepare after 5) all succeed through both replicas."""
+    a, b = replicas
+    ns = _ns("hot")
+    with httpx.Client(timeout=10) as http:
+        for i in range(60):
+            server = (a, b)[i % 2]
+            key = f"k{i % 3}"
+            r = http.put(f"{server.url}/v1/namespaces/{ns}/keys/{key}", json={"value": i})
+            assert r.status_code == 200, r.text
+            g = http.get(f"{(b, a)[i % 2].url}/v1/namespaces/{ns}/keys/{key}")
+            assert g.status_code == 200 and g.json()["value"] == i, g.text
+    for server in (a, b):
+        assert POOLER_FOUND in server.log()
+        assert "--pg-pooler transaction" in server.log()
+        _clean(server.log())
+    pools = bouncer.admin("SHOW POOLS")
+    assert pools, "PgBouncer served no pool"
+
+
+def test_without_the_fix_pgbouncer_mixes_prepared_statements(bounced_url: str) -> None:
+    """What ``--pg-pooler none`` (prepared statements on, as before this fix) does behind
+    PgBouncer in transaction mode: requests fail once psycopg prepares. The guard of the
+    default: run this file against the old code and the first test fails the same way."""
+    env = {"BOTWIRE_DATABASE_URL": bounced_url}
+    ns = _ns("broken")
+    failures = []
+    with running_server("--pg-pooler", "none", database=False, env=env) as server:
+        assert POOLER_FOUND not in server.log()  # no probe: the operator said "none"
+        with httpx.Client(base_url=server.url, timeout=10) as http:
+            for i in range(40):
+                r = http.put(f"/v1/namespaces/{ns}/keys/k{i % 3}", json={"value": i})
+                g = http.get(f"/v1/namespaces/{ns}/keys/k{i % 3}")
+                failures += [x.text for x in (r, g) if x.status_code != 200]
+    print(f"FIGURE --pg-pooler none behind PgBouncer: {len(failures)} of 80 requests failed")
+    assert failures, "prepared statements survived transaction pooling (PgBouncer >= 1.21?)"
+
+
+def test_pg_pooler_transaction_skips_the_probe(bounced_url: str) -> None:
+    env = {"BOTWIRE_DATABASE_URL": bounced_url, "BOTWIRE_PG_POOLER": "transaction"}
+    ns = _ns("explicit")
+    with running_server(database=False, env=env) as server:
+        with httpx.Client(base_url=server.url, timeout=10) as http:
+            for i in range(20):
+                assert http.put(f"/v1/namespaces/{ns}/keys/k", json={"value": i}).is_success
+                assert http.get(f"/v1/namespaces/{ns}/keys/k").json()["value"] == i
+        log = server.log()
+        assert POOLER_FOUND not in log and POLLING in log and "--pg-listen-url" in log
+        _clean(log)
+
+
+# -- every operation kind, across the replicas ---------------------------------------------------
+
+
+def test_every_operation_kind_across_replicas(
+    replicas: tuple[ServerProcess, ServerProcess],
+) -> None:
+    a, b = replicas
+    ns = _ns("ops")
+    ma = Memory(ns, url=a.url, timeout=10, retries=0)
+    mb = Memory(ns, url=b.url, timeout=10, retries=0)
+    try:
+        for _ in range(3):  # repeated: past psycopg's prepare threshold on every connection
+            v = ma.set("doc", {"n": 1})
+            assert mb.entry("doc").version == v
+            assert mb.get("doc") == {"n": 1}
+            assert ma.append("log", "x", "y") >= 2 and mb.tail("log", 2) == ["x", "y"]
+            assert mb.pop("log") == "y"
+            assert ma.incr("hits", 2) % 2 == 0
+            assert mb.delete("doc") is True and ma.get("doc") is None
+            ma.set_many({"s1": 1, "s2": 2})
+            assert mb.get_many(["s1", "s2"]) == {"s1": 1, "s2": 2}
+            tx = mb.atomic()
+            tx.set("t1", "one")
+            tx.incr("t2", 1)
+            tx.commit()
+            assert ma.get("t1") == "one"
+            assert sorted(mb.list("s")) == ["s1", "s2"]
+            assert {"hits", "log", "s1", "s2", "t1", "t2"} <= set(ma.keys())
+            assert mb.usage().keys >= 6
+        with httpx.Client(timeout=10) as http:
+            r = http.post(
+                f"{b.url}/v1/namespaces/{ns}/batch",
+                json={
+                    "ops": [
+                        {"op": "set", "key": "n1", "value": 1},
+                        {"op": "incr", "key": "doc-missing-list", "by": 1},
+                        {"op": "append", "key": "s1", "items": [1]},  # s1 holds an int: 409
+                    ],
+                    "atomic": False,
+                },
+            )
+            assert r.status_code == 200, r.text
+            results = r.json()["results"]
+            assert "error" not in results[0] and results[1]["value"] == 1, r.text
+            assert results[2]["error"]["code"] == "type_mismatch", r.text
+        assert ma.get("n1") == 1 and ma.get("s1") == 1
+        assert ma.clear() >= 6 and mb.keys() == []
+    finally:
+        ma.close()
+        mb.close()
+    for server in (a, b):
+        _clean(server.log())
+
+
+def test_idempotent_retry_lands_once_across_replicas(
+    replicas: tuple[ServerProcess, ServerProcess],
+) -> None:
+    """A retry of an append with the same Idempotency-Key, sent to the other replica (a load
+    balancer's choice), applies once and answers the first result."""
+    a, b = replicas
+    ns = _ns("idem")
+    headers = {"Idempotency-Key": "invocation-7:history"}
+    body = {"append": ["turn"]}
+    with httpx.Client(timeout=10) as http:
+        first = http.patch(f"{a.url}/v1/namespaces/{ns}/keys/chat", json=body, headers=headers)
+        again = http.patch(f"{b.url}/v1/namespaces/{ns}/keys/chat", json=body, headers=headers)
+        assert first.status_code == again.status_code == 200, (first.text, again.text)
+        assert first.json() == again.json()
+        assert http.get(f"{a.url}/v1/namespaces/{ns}/keys/chat").json()["value"] == ["turn"]
+
+
+def test_quota_exact_across_replicas(bounced_url: str) -> None:
+    """16 threads race 60 writes to one namespace over two replicas with ``--writes-per-day
+    25``: exactly 25 land, the rest get 429, through PgBouncer's shared sessions."""
+    env = {"BOTWIRE_DATABASE_URL": bounced_url, "BOTWIRE_PG_POOLER": "transaction"}
+    ns = _ns("quota")
+    codes: list[int] = []
+    lock = threading.Lock()
+    with (
+        running_server("--writes-per-day", "25", database=False, env=env) as a,
+        running_server("--writes-per-day", "25", database=False, env=env) as b,
+    ):
+
+        def writer(i: int) -> None:
+            with httpx.Client(timeout=20) as http:
+                for j in range(i, 60, 16):
+                    url = (a, b)[j % 2].url
+                    r = http.put(f"{url}/v1/namespaces/{ns}/keys/k{j}", json={"value": j})
+                    with lock:
+                        codes.append(r.status_code)
+
+        threads = [threading.Thread(target=writer, args=(i,)) for i in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert sorted(set(codes)) == [200, 429], codes
+        assert codes.count(200) == 25 and len(codes) == 60
+        with httpx.Client(timeout=10) as http:
+            assert len(http.get(f"{a.url}/v1/namespaces/{ns}/keys").json()["keys"]) == 25
+
+
+# -- watch across replicas ------------------------------------------------------------------------
+
+
+def _hand_off(waiter: ServerProcess, writer: ServerProcess, ns: str) -> float:
+    """Seconds from a write on ``writer`` to the answer of a long-poll waiting on ``waiter``;
+    fails if the long-poll ends without the change (15 s: far beyond a poll or a NOTIFY)."""
+    with httpx.Client(timeout=30) as http:
+        after = http.get(f"{waiter.url}/v1/namespaces/{ns}/changes").json()["version"]
+        answer: dict[str, Any] = {}
+
+        def wait() -> None:
+            r = http.get(f"{waiter.url}/v1/namespaces/{ns}/changes?after={after}&wait=15")
+            answer["body"], answer["at"] = r.json(), time.monotonic()
+
+        t = threading.Thread(target=wait)
+        t.start()
+        time.sleep(0.5)  # the long-poll is registered on the waiter
+        sent = time.monotonic()
+        with httpx.Client(timeout=10) as w:
+            assert w.put(f"{writer.url}/v1/namespaces/{ns}/keys/k", json={"value": 1}).is_success
+        t.join(30)
+    changes = answer["body"]["changes"]
+    assert [c["key"] for c in changes] == ["k"], answer
+    return float(answer["at"] - sent)
+
+
+def test_watch_hands_off_across_replicas_by_polling(
+    replicas: tuple[ServerProcess, ServerProcess],
+) -> None:
+    """No --pg-listen-url behind PgBouncer: a watch on one replica still wakes on the other's
+    write (polling), not at the end of its hold; the replica said so at start."""
+    a, b = replicas
+    for server in (a, b):
+        assert POLLING in server.log() and "--pg-listen-url" in server.log()
+    spent = [_hand_off(b, a, _ns("watch-poll")) for _ in range(3)]
+    spent += [_hand_off(a, b, _ns("watch-poll")) for _ in range(3)]
+    print(f"FIGURE watch hand-off through PgBouncer, polling: {min(spent):.3f}-{max(spent):.3f} s")
+
+
+def test_watch_with_pg_listen_url_listens_directly(
+    bounced_url: str, direct_url: str, replicas: tuple[ServerProcess, ServerProcess]
+) -> None:
+    """With --pg-listen-url (direct) a replica listens instead of polling, and wakes on a write
+    made by a replica without it (NOTIFY through PgBouncer reaches a direct LISTEN)."""
+    a, _ = replicas
+    env = {"BOTWIRE_DATABASE_URL": bounced_url, "BOTWIRE_PG_LISTEN_URL": direct_url}
+    with running_server(database=False, env=env) as listening:
+        spent = [_hand_off(listening, a, _ns("watch-listen")) for _ in range(3)]
+        log = listening.log()
+        assert POLLING not in log, log[-2000:]
+        _clean(log)
+    print(f"FIGURE watch hand-off through PgBouncer, LISTEN direct: {min(spent):.3f}-"
+          f"{max(spent):.3f} s")
+
+
+def test_listen_url_through_the_pooler_is_found_and_polls(
+    bounced_url: str, replicas: tuple[ServerProcess, ServerProcess]
+) -> None:
+    """A --pg-listen-url that is itself the PgBouncer URL: the listener's probe notification
+    never arrives, the replica warns and polls, and the hand-off still works."""
+    a, _ = replicas
+    env = {
+        "BOTWIRE_DATABASE_URL": bounced_url,
+        "BOTWIRE_PG_LISTEN_URL": bounced_url,
+        "BOTWIRE_PG_POOLER": "transaction",
+    }
+    with running_server(database=False, env=env) as confused:
+        deadline = time.monotonic() + 30
+        while "did not receive a notification" not in confused.log():
+            assert time.monotonic() < deadline, confused.log()[-3000:]
+            time.sleep(0.1)
+        assert POLLING in confused.log()
+        _hand_off(confused, a, _ns("watch-confused"))
+
+
+# -- the conformance kit, through PgBouncer -------------------------------------------------------
+
+
+class TestConformanceThroughPgBouncer(StoreConformance):
+    """Every case of ``botwire.testing`` against a replica whose PostgreSQL is behind
+    PgBouncer in transaction mode."""
+
+    @pytest.fixture
+    def backend(self, replicas: tuple[ServerProcess, ServerProcess]) -> Iterator[HTTPBackend]:
+        b = HTTPBackend(replicas[0].url, "http-pgbouncer")
+        yield b
+        b.close()
+
+    @pytest.fixture
+    def ns(self, request: pytest.FixtureRequest) -> str:
+        return _ns(request.node.name.split("[")[0].removeprefix("test_")[:40])
