@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 from support.backends import LIMITS, HTTPBackend
-from support.pgbouncer import PgBouncer, running_pgbouncer
+from support.pgbouncer import PASSWORD, PgBouncer, running_pgbouncer
 from support.postgres import shared_server
 from support.server import ServerProcess, running_server, start_server
 
@@ -256,15 +256,21 @@ def test_quota_exact_across_replicas(bounced_url: str) -> None:
 # -- watch across replicas ------------------------------------------------------------------------
 
 
+#: The long-poll's ``wait``: a waiter that is never woken answers at its end (it re-reads then).
+HOLD = 20.0
+
+
 def _hand_off(waiter: ServerProcess, writer: ServerProcess, ns: str) -> float:
-    """Seconds from a write on ``writer`` to the answer of a long-poll waiting on ``waiter``;
-    fails if the long-poll ends without the change (15 s: far beyond a poll or a NOTIFY)."""
+    """Seconds from a write on ``writer`` to the answer of a long-poll waiting on ``waiter``.
+    Fails unless the answer holds the change and came before the hold's end: a waiter nobody
+    wakes (a LISTEN lost in PgBouncer, before this fix) answers with the change only then, after
+    HOLD s, against ~0.1 s measured for a poll or a NOTIFY (not a timing claim: woken or not)."""
     with httpx.Client(timeout=30) as http:
         after = http.get(f"{waiter.url}/v1/namespaces/{ns}/changes").json()["version"]
         answer: dict[str, Any] = {}
 
         def wait() -> None:
-            r = http.get(f"{waiter.url}/v1/namespaces/{ns}/changes?after={after}&wait=15")
+            r = http.get(f"{waiter.url}/v1/namespaces/{ns}/changes?after={after}&wait={HOLD}")
             answer["body"], answer["at"] = r.json(), time.monotonic()
 
         t = threading.Thread(target=wait)
@@ -276,7 +282,9 @@ def _hand_off(waiter: ServerProcess, writer: ServerProcess, ns: str) -> float:
         t.join(30)
     changes = answer["body"]["changes"]
     assert [c["key"] for c in changes] == ["k"], answer
-    return float(answer["at"] - sent)
+    spent = float(answer["at"] - sent)
+    assert spent < HOLD / 2, f"the waiter was not woken: it answered at its hold's end ({spent} s)"
+    return spent
 
 
 def test_watch_hands_off_across_replicas_by_polling(
@@ -285,10 +293,10 @@ def test_watch_hands_off_across_replicas_by_polling(
     """No --pg-listen-url behind PgBouncer: a watch on one replica still wakes on the other's
     write (polling), not at the end of its hold; the replica said so at start."""
     a, b = replicas
-    for server in (a, b):
-        assert POLLING in server.log() and "--pg-listen-url" in server.log()
     spent = [_hand_off(b, a, _ns("watch-poll")) for _ in range(3)]
     spent += [_hand_off(a, b, _ns("watch-poll")) for _ in range(3)]
+    for server in (a, b):
+        assert POLLING in server.log() and "--pg-listen-url" in server.log()
     print(f"FIGURE watch hand-off through PgBouncer, polling: {min(spent):.3f}-{max(spent):.3f} s")
 
 
@@ -304,8 +312,10 @@ def test_watch_with_pg_listen_url_listens_directly(
         log = listening.log()
         assert POLLING not in log, log[-2000:]
         _clean(log)
-    print(f"FIGURE watch hand-off through PgBouncer, LISTEN direct: {min(spent):.3f}-"
-          f"{max(spent):.3f} s")
+    print(
+        f"FIGURE watch hand-off through PgBouncer, LISTEN direct: {min(spent):.3f}-"
+        f"{max(spent):.3f} s"
+    )
 
 
 def test_listen_url_through_the_pooler_is_found_and_polls(
@@ -326,6 +336,28 @@ def test_listen_url_through_the_pooler_is_found_and_polls(
             time.sleep(0.1)
         assert POLLING in confused.log()
         _hand_off(confused, a, _ns("watch-confused"))
+        assert PASSWORD not in confused.log()  # both URLs' password masked in every line
+        assert "'pg_listen_url': 'postgresql://postgres:***@" in confused.log()
+
+
+def test_listen_url_settings_are_checked(tmp_path: Any) -> None:
+    """A listen URL for a SQLite server, or one that is not PostgreSQL, stops the start with
+    status 2 and says why; a wrong --pg-pooler is refused by argparse."""
+    import subprocess
+    import sys
+
+    for args, expected in (
+        (["--pg-listen-url", "postgresql://u@db/x"], "only applies to a PostgreSQL --database"),
+        (["--pg-pooler", "session"], "invalid choice: 'session'"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "botwire_server", "--database", str(tmp_path / "x.db"), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 2 and expected in done.stderr, done.stderr
 
 
 # -- the conformance kit, through PgBouncer -------------------------------------------------------
