@@ -78,6 +78,11 @@ def running_pgbouncer(
 ) -> Iterator[PgBouncer]:
     """PgBouncer in front of the PostgreSQL server of ``postgres_dsn`` (every database on it);
     always stopped and its directory removed on exit."""
+    if not os.access(PGBOUNCER, os.X_OK):  # a failure, never a skip
+        raise RuntimeError(
+            f"pgbouncer is needed by the PgBouncer tests but {PGBOUNCER} is missing: "
+            "apt-get install -y pgbouncer (.ci/run installs it)."
+        )
     target = conninfo_to_dict(postgres_dsn)
     user = _unprivileged_user()
     base = tempfile.mkdtemp(prefix="botwire-pgb-", dir=_temp_root(user))
