@@ -50,10 +50,13 @@ def _replicas(dsn: str) -> Iterator[tuple[dict[str, list[Any]], int]]:
             yield {"direct": [d1, d2], "bouncer": [b1, b2]}, bouncer.proc.pid
 
 
-def p16_pgbouncer(settings: Settings) -> list[Row]:
-    """P16/P16b/P16c: two replicas through PgBouncer against two direct and one alone."""
-    seconds = 2.0 if settings.quick else 4.0
-    rounds = max(settings.rounds, 3 if settings.quick else 5)
+def p16_pgbouncer(
+    settings: Settings, seconds: float | None = None, rounds: int | None = None
+) -> list[Row]:
+    """P16/P16b: two replicas through PgBouncer against two direct and one alone; ``seconds``
+    per load (2 with ``--quick``, else 4), ``rounds`` (at least 3, or 5 without ``--quick``)."""
+    seconds = seconds or (2.0 if settings.quick else 4.0)
+    rounds = rounds or max(settings.rounds, 3 if settings.quick else 5)
     with durable_postgres(settings) as dsn, _replicas(str(dsn)) as (servers, bouncer_pid):
         layouts: dict[str, list[tuple[int, list[list[bytes]]]]] = {}
         pids: dict[str, list[int]] = {}

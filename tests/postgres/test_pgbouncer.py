@@ -360,6 +360,29 @@ def test_listen_url_settings_are_checked(tmp_path: Any) -> None:
         assert done.returncode == 2 and expected in done.stderr, done.stderr
 
 
+# -- the benchmark's harness ---------------------------------------------------------------------
+
+
+def test_p16_harness_runs_every_variant(fresh_postgres_url: str, tmp_path: Any) -> None:
+    """``benchmarks/pg_bouncer.py`` (P16) runs briefly against real replicas and PgBouncer;
+    every SET it counts succeeded (it raises otherwise). Nothing here asserts a timing."""
+    import math
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import pg_bouncer
+    from _common import Settings
+
+    settings = Settings(quick=True, rounds=1, out=tmp_path, postgres_url=fresh_postgres_url)
+    rows = pg_bouncer.p16_pgbouncer(settings, seconds=0.3, rounds=1)
+    assert [r.id for r in rows] == ["P16", "P16b"]
+    assert all(math.isfinite(r.value) and r.value > 0 for r in rows), rows
+    for variant, (run,) in rows[0].details["runs"].items():
+        assert run["sets_per_s"] > 0 and run["cpu_us_per_set"] > 0, variant
+    assert rows[0].details["runs"]["two-bouncer"][0]["bouncer_us_per_set"] > 0
+
+
 # -- the conformance kit, through PgBouncer -------------------------------------------------------
 
 
