@@ -3,9 +3,10 @@
 pools, so their transactions keep changing PostgreSQL sessions.
 
 - ``--pg-pooler auto`` (the default) finds the pooler at start and turns prepared statements
-  off; without that (``--pg-pooler none``) PgBouncer hands one connection's prepared statement
-  to another, and requests fail (measured: ``prepared statement "_pg3_0" does not exist``, or
-  ANOTHER statement's plan run with the wrong parameters).
+  off; ``--pg-pooler none`` in front of it refuses to start. With prepared statements on
+  (the code before this fix) PgBouncer hands one connection's prepared statement to another,
+  and requests fail (measured: ``prepared statement "_pg3_0" does not exist``, or ANOTHER
+  statement's plan run with the wrong parameters).
 - Every operation kind, idempotent retries, exact quotas and listings across the replicas.
 - Watch across replicas: a LISTEN through PgBouncer is lost (its session goes back to the pool),
   so a replica without ``--pg-listen-url`` polls; with it, it listens on a direct connection;
@@ -16,6 +17,7 @@ pools, so their transactions keep changing PostgreSQL sessions.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
@@ -120,22 +122,54 @@ def test_start_finds_the_pooler_and_requests_share_sessions(
     assert pools, "PgBouncer served no pool"
 
 
-def test_without_the_fix_pgbouncer_mixes_prepared_statements(bounced_url: str) -> None:
-    """What ``--pg-pooler none`` (prepared statements on, as before this fix) does behind
-    PgBouncer in transaction mode: requests fail once psycopg prepares. The guard of the
-    default: run this file against the old code and the first test fails the same way."""
-    env = {"BOTWIRE_DATABASE_URL": bounced_url}
-    ns = _ns("broken")
-    failures = []
-    with running_server("--pg-pooler", "none", database=False, env=env) as server:
-        assert POOLER_FOUND not in server.log()  # no probe: the operator said "none"
-        with httpx.Client(base_url=server.url, timeout=10) as http:
-            for i in range(40):
-                r = http.put(f"/v1/namespaces/{ns}/keys/k{i % 3}", json={"value": i})
-                g = http.get(f"/v1/namespaces/{ns}/keys/k{i % 3}")
-                failures += [x.text for x in (r, g) if x.status_code != 200]
-    print(f"FIGURE --pg-pooler none behind PgBouncer: {len(failures)} of 80 requests failed")
+def test_pgbouncer_hands_prepared_statements_to_other_clients(bounced_url: str) -> None:
+    """Why prepared statements must be off (the premise of --pg-pooler): two psycopg
+    connections through PgBouncer in transaction mode, each preparing its own statements at
+    once (``prepare_threshold=0``), run into each other's: errors, or another plan run. This is
+    what botwire-server did before this fix (12-35 of 80 requests failed: docs/server.md)."""
+    import psycopg
+
+    conns = [psycopg.connect(bounced_url, autocommit=True, prepare_threshold=0) for _ in "ab"]
+    failures: list[str] = []
+    try:
+        for i in range(80):  # each connection cycles through 4 statements of its own
+            conn, n = conns[i % 2], (i // 2) % 4
+            query = (f"SELECT %s::int + {n}", f"SELECT length(%s::text) + {n}")[i % 2]
+            try:
+                conn.execute(query, (i,) if i % 2 == 0 else (str(i),)).fetchone()
+            except psycopg.Error as exc:
+                failures.append(type(exc).__name__)
+    finally:
+        for conn in conns:
+            conn.close()
+    print(f"FIGURE psycopg prepare_threshold=0 through PgBouncer: {len(failures)} of 80 failed")
     assert failures, "prepared statements survived transaction pooling (PgBouncer >= 1.21?)"
+
+
+def test_pg_pooler_none_refuses_a_transaction_pooler(bounced_url: str, direct_url: str) -> None:
+    """``--pg-pooler none`` (prepared statements on) in front of PgBouncer in transaction mode
+    stops the start with status 2 and names the fix; on PostgreSQL itself it serves."""
+    import subprocess
+    import sys
+
+    from support.server import free_port
+
+    done = subprocess.run(
+        [sys.executable, "-m", "botwire_server", "--port", str(free_port()), "--pg-pooler", "none"],
+        env={**os.environ, "BOTWIRE_DATABASE_URL": bounced_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "--pg-pooler transaction" in done.stderr and "transaction-mode pooler" in done.stderr
+    assert PASSWORD not in done.stderr + done.stdout
+    with running_server("--pg-pooler", "none", database=direct_url) as direct:
+        assert httpx.put(
+            f"{direct.url}/v1/namespaces/{_ns('d')}/keys/k", json={"value": 1}
+        ).is_success
+        assert POOLER_FOUND not in direct.log()
 
 
 def test_pg_pooler_transaction_skips_the_probe(bounced_url: str) -> None:

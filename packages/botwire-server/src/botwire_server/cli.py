@@ -480,6 +480,9 @@ def _run(settings: Settings, sock: socket.socket, log_format: str) -> int:
     except ImportError as exc:
         print(mask(f"botwire-server: cannot load the PostgreSQL store: {exc}"), file=sys.stderr)
         return 1
+    except ConfigError as exc:  # e.g. --pg-pooler none in front of a transaction pooler
+        print(mask(str(exc)), file=sys.stderr)
+        return 2
     except Exception as exc:
         print(mask(_database_error(settings, exc)), file=sys.stderr)
         return 1

@@ -217,7 +217,7 @@ class Settings:
     #: PostgreSQL behind a connection pooler (docs/server.md, "PgBouncer"): ``"auto"`` probes at
     #: start whether two client connections share a server session (transaction pooling);
     #: ``"transaction"`` says so (prepared statements off, LISTEN needs ``pg_listen_url``);
-    #: ``"none"``: a direct connection or session pooling, no probe.
+    #: ``"none"``: a direct connection or session pooling (the probe refuses a transaction one).
     pg_pooler: str = "auto"
     #: A DIRECT PostgreSQL URL (bypassing a transaction pooler) for the watch's ``LISTEN``
     #: connection; default: the database URL.

@@ -9,7 +9,7 @@ from typing import Any
 from botwire._clock import TestingClock  # one definition, shared with the tests
 from botwire.store import Store
 
-from ..settings import Settings
+from ..settings import ConfigError, Settings
 
 __all__ = ["RESPONSE_OVERHEAD", "TestingClock", "apply_list_limits", "open_store"]
 
@@ -54,10 +54,12 @@ def open_store(settings: Settings, clock: Any = time.time) -> Store:
 
 
 def _transaction_pooler(settings: Settings) -> bool:
-    """Whether ``settings.database`` reaches PostgreSQL through a transaction-mode pooler:
-    ``--pg-pooler transaction``/``none`` say so, ``auto`` probes (and says what it found)."""
-    if settings.pg_pooler != "auto":
-        return settings.pg_pooler == "transaction"
+    """Whether ``settings.database`` reaches PostgreSQL through a transaction-mode pooler.
+    ``--pg-pooler transaction`` says so; ``auto`` probes and says what it found; ``none``
+    probes too and refuses to start (:class:`ConfigError`) when the probe contradicts it:
+    prepared statements would then run in other clients' sessions (storage/_pg_pooler.py)."""
+    if settings.pg_pooler == "transaction":
+        return True
     import psycopg
 
     from ._pg_pooler import shares_sessions
@@ -66,6 +68,14 @@ def _transaction_pooler(settings: Settings) -> bool:
         pooled = shares_sessions(settings.database, connect_timeout=10, application_name="botwire")
     except psycopg.Error:
         return False  # the store's own connection reports what is wrong, precisely
+    if pooled and settings.pg_pooler == "none":
+        raise ConfigError(
+            "botwire-server: --pg-pooler none (BOTWIRE_PG_POOLER), but the database URL leads to "
+            "a transaction-mode pooler (PgBouncer pool_mode=transaction or alike: two "
+            "connections shared one PostgreSQL session), where prepared statements reach other "
+            "clients' sessions. Use --pg-pooler transaction (or auto), or point --database at "
+            "PostgreSQL or at a session-mode pool."
+        )
     if pooled:
         log.warning(
             "the database URL leads to a transaction-mode pooler (PgBouncer pool_mode=transaction"
