@@ -146,6 +146,38 @@ def test_pgbouncer_hands_prepared_statements_to_other_clients(bounced_url: str) 
     assert failures, "prepared statements survived transaction pooling (PgBouncer >= 1.21?)"
 
 
+def test_probe_finds_the_pooler_under_load_and_never_postgresql(
+    replicas: tuple[ServerProcess, ServerProcess], bounced_url: str, direct_url: str
+) -> None:
+    """``--pg-pooler auto``'s probe while 12 writers keep PgBouncer's 4 server connections
+    busy (a replica restarting under traffic), and against PostgreSQL itself, where it must
+    never say "pooler" (that would only cost prepared statements, but must not happen)."""
+    from botwire_server.storage._pg_pooler import shares_sessions
+
+    stop = threading.Event()
+
+    def load(server: ServerProcess, w: int) -> None:
+        with httpx.Client(timeout=10) as http:
+            i = 0
+            while not stop.is_set():
+                http.put(f"{server.url}/v1/namespaces/{_ns('load')}/keys/w{w}", json={"value": i})
+                i += 1
+
+    threads = [threading.Thread(target=load, args=(replicas[w % 2], w)) for w in range(12)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.5)
+        found = [shares_sessions(bounced_url) for _ in range(20)]
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    print(f"FIGURE pooler probe under load: found {sum(found)} of 20")
+    assert sum(found) >= 18, found  # measured 30 of 30; a miss is documented (docs/server.md)
+    assert not any(shares_sessions(direct_url) for _ in range(10))
+
+
 def test_pg_pooler_none_refuses_a_transaction_pooler(bounced_url: str, direct_url: str) -> None:
     """``--pg-pooler none`` (prepared statements on) in front of PgBouncer in transaction mode
     stops the start with status 2 and names the fix; on PostgreSQL itself it serves."""
