@@ -35,6 +35,8 @@ with ``uv`` (cached under ``$XDG_CACHE_HOME/botwire-bench/``, never in the proje
 - P14 SET throughput of 8 writers to ONE namespace; baseline 8 writers to 8 namespaces.
 - P15 two replicas on one PostgreSQL: server CPU per SET and aggregate throughput; baseline one
   replica under the same writers.
+- P16 the same two replicas through PgBouncer in transaction mode (``benchmarks/pg_bouncer.py``):
+  server CPU per SET and aggregate throughput; baselines two direct replicas and one replica.
 """
 
 from __future__ import annotations
@@ -94,6 +96,7 @@ def sections() -> dict[str, Any]:
     import bench_server
     import bench_startup
     import bench_watch
+    import pg_bouncer
 
     def startup(settings: Settings, which: set[str]) -> list[Row]:
         rows: list[Row] = []
@@ -114,6 +117,7 @@ def sections() -> dict[str, Any]:
         "P8": (lambda s, w: bench_watch.p8_watch(s), {"P8"}),
         "P9": (lambda s, w: bench_queue.p9_queue(s), {"P9"}),
         "P10-P15": (p10_p15, {"P10", "P11", "P12", "P13", "P14", "P15"}),
+        "P16": (lambda s, w: pg_bouncer.p16_pgbouncer(s), {"P16"}),
     }
 
 

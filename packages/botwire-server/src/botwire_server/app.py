@@ -94,6 +94,7 @@ def create_app(
             opened,
             max_watchers=settings.max_watchers,
             per_namespace=settings.max_watchers_per_namespace,
+            listen_dsn=settings.pg_listen_url,  # direct, when the database URL is PgBouncer's
         )
         await hub.open()  # PostgreSQL: LISTEN botwire_changes
         metrics.watchers.set_function(lambda: hub.count)

@@ -80,6 +80,29 @@ def build_parser() -> argparse.ArgumentParser:
         "secret (env BOTWIRE_DATABASE_URL_FILE)",
     )
     p.add_argument(
+        "--pg-pooler",
+        default=None,
+        choices=["auto", "transaction", "none"],
+        help="PostgreSQL through a connection pooler: 'transaction' for PgBouncer's "
+        "pool_mode=transaction (no prepared statements; LISTEN needs --pg-listen-url), 'none' "
+        "for a direct connection or session pooling, 'auto' (default) probes at start "
+        "(env BOTWIRE_PG_POOLER)",
+    )
+    p.add_argument(
+        "--pg-listen-url",
+        default=None,
+        metavar="URL",
+        help="a DIRECT postgresql:// URL of the same database, bypassing PgBouncer, for the "
+        "connection that LISTENs for other replicas' writes (watch); without it, behind a "
+        "transaction pooler, replicas poll (env BOTWIRE_PG_LISTEN_URL)",
+    )
+    p.add_argument(
+        "--pg-listen-url-file",
+        default=None,
+        metavar="PATH",
+        help="read --pg-listen-url from this file (env BOTWIRE_PG_LISTEN_URL_FILE)",
+    )
+    p.add_argument(
         "--token-secret",
         default=None,
         help="HS256 secret: every request then needs a Bearer token "
@@ -355,6 +378,19 @@ def _serve(argv: Sequence[str]) -> int:
                     what="a database password in --database", fix="--database-url-file PATH"
                 )
             )
+        listen_url = args.pg_listen_url
+        if args.pg_listen_url_file:
+            if listen_url:
+                raise ConfigError(
+                    "botwire-server: give --pg-listen-url or --pg-listen-url-file, not both."
+                )
+            listen_url = read_secret_file(args.pg_listen_url_file, "PostgreSQL listen URL")
+        elif listen_url and database_password(listen_url):
+            warnings.append(
+                ARGV_WARNING.format(
+                    what="a database password in --pg-listen-url", fix="--pg-listen-url-file PATH"
+                )
+            )
         if args.token_secret_file:
             if token_secret:
                 raise ConfigError(
@@ -395,6 +431,8 @@ def _serve(argv: Sequence[str]) -> int:
             max_watchers=args.max_watchers,
             max_watchers_per_namespace=args.max_watchers_per_namespace,
             tombstone_retention=args.tombstone_retention,
+            pg_pooler=args.pg_pooler,
+            pg_listen_url=listen_url,
         )
         settings.check_bind()
         log_format = startup.log_format(args.log_format, sys.stderr)
@@ -442,6 +480,9 @@ def _run(settings: Settings, sock: socket.socket, log_format: str) -> int:
     except ImportError as exc:
         print(mask(f"botwire-server: cannot load the PostgreSQL store: {exc}"), file=sys.stderr)
         return 1
+    except ConfigError as exc:  # e.g. --pg-pooler none in front of a transaction pooler
+        print(mask(str(exc)), file=sys.stderr)
+        return 2
     except Exception as exc:
         print(mask(_database_error(settings, exc)), file=sys.stderr)
         return 1

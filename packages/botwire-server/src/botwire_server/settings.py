@@ -214,6 +214,14 @@ class Settings:
     max_watchers_per_namespace: int = 100
     #: Seconds deletions are reported to watchers (tombstones kept); older resume points: 410.
     tombstone_retention: float = 3600.0
+    #: PostgreSQL behind a connection pooler (docs/server.md, "PgBouncer"): ``"auto"`` probes at
+    #: start whether two client connections share a server session (transaction pooling);
+    #: ``"transaction"`` says so (prepared statements off, LISTEN needs ``pg_listen_url``);
+    #: ``"none"``: a direct connection or session pooling (the probe refuses a transaction one).
+    pg_pooler: str = "auto"
+    #: A DIRECT PostgreSQL URL (bypassing a transaction pooler) for the watch's ``LISTEN``
+    #: connection; default: the database URL.
+    pg_listen_url: str | None = None
 
     def __post_init__(self) -> None:
         for name in (
@@ -275,6 +283,22 @@ class Settings:
                 )
         if self.token_secret is not None and not self.token_secret:
             raise ConfigError("botwire-server: the token secret is empty.")
+        if self.pg_pooler not in ("auto", "transaction", "none"):
+            raise ConfigError(
+                f"botwire-server: --pg-pooler {self.pg_pooler!r}; use auto (probe at start), "
+                "transaction (PgBouncer pool_mode=transaction) or none (direct or session mode)."
+            )
+        if self.pg_listen_url is not None:
+            listen = self.pg_listen_url
+            if not self.is_postgres:
+                raise ConfigError(
+                    "botwire-server: --pg-listen-url only applies to a PostgreSQL --database."
+                )
+            if not (listen.startswith(("postgresql://", "postgres://")) or _CONNINFO.match(listen)):
+                raise ConfigError(
+                    "botwire-server: --pg-listen-url must be a postgresql:// URL of the same "
+                    "database reached directly, not through a transaction-mode pooler."
+                )
 
     @property
     def limits(self) -> Limits:
@@ -346,6 +370,8 @@ class Settings:
         if self.is_postgres:
             shown["database"] = "postgresql://..."  # the URL may hold a password
             shown["database_url"] = mask_url(self.database)
+            if self.pg_listen_url:
+                shown["pg_listen_url"] = mask_url(self.pg_listen_url)
         elif self.sqlite_path != ":memory:":
             shown["database"] = os.path.abspath(self.sqlite_path)  # what the server really opens
         return shown
@@ -353,11 +379,12 @@ class Settings:
     def secrets(self) -> list[str]:
         """The secret strings of these settings (masked in every log line and message)."""
         found = [self.token_secret] if self.token_secret else []
-        password = database_password(self.database) if self.is_postgres else None
-        if password:
-            from urllib.parse import unquote
+        from urllib.parse import unquote
 
-            found += [password, unquote(password)]  # as written and percent-decoded
+        for url in (self.database, self.pg_listen_url) if self.is_postgres else ():
+            password = database_password(url) if url else None
+            if password:
+                found += [password, unquote(password)]  # as written and percent-decoded
         return found
 
     def with_changes(self, **changes: Any) -> Settings:
@@ -396,6 +423,8 @@ class Settings:
             "max_watchers": _env_int("BOTWIRE_MAX_WATCHERS", 1000),
             "max_watchers_per_namespace": _env_int("BOTWIRE_MAX_WATCHERS_PER_NAMESPACE", 100),
             "tombstone_retention": _env_float("BOTWIRE_TOMBSTONE_RETENTION", 3600.0),
+            "pg_pooler": (os.environ.get("BOTWIRE_PG_POOLER") or "auto").strip().lower(),
+            "pg_listen_url": _env_secret("BOTWIRE_PG_LISTEN_URL"),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

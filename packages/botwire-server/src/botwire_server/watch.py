@@ -13,6 +13,11 @@ store's ``changes`` whenever the event is set. Three sources set it:
   ``SELECT pg_notify('botwire_changes', n) FROM unnest(...)`` on another dedicated connection,
   coalesced, at most one such statement in flight. NOTIFY is never sent inside the write's
   own transaction: PostgreSQL serializes the commits of notifying transactions.
+  Behind a transaction-mode pooler (PgBouncer) a LISTEN is lost: its session goes back to the
+  pool. The listener then uses ``--pg-listen-url`` (a direct connection); without it, or when
+  the listener's start-up probe (a ``pg_notify`` it sends itself through the database URL)
+  never arrives, the replica **polls** each watched namespace's high-water version every
+  :data:`PG_POLL_SECONDS` while anyone waits, and says so in a start-up warning.
 
 Waiters are bounded (``max_watchers`` per server, ``max_watchers_per_namespace``): beyond, the
 request is refused with 429 and ``Retry-After: 1``, before it holds anything.
@@ -24,12 +29,13 @@ import asyncio
 import contextlib
 import logging
 import threading
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 from botwire import QuotaExceeded
 
-__all__ = ["CHANNEL", "POLL_SECONDS", "WatchHub"]
+__all__ = ["CHANNEL", "LISTEN_PROBE_SECONDS", "PG_POLL_SECONDS", "POLL_SECONDS", "WatchHub"]
 
 log = logging.getLogger("botwire_server.watch")
 
@@ -37,12 +43,23 @@ log = logging.getLogger("botwire_server.watch")
 CHANNEL = "botwire_changes"
 #: How often the SQLite poller looks at ``data_version`` while someone waits.
 POLL_SECONDS = 0.02
+#: How often a PostgreSQL replica without a working LISTEN polls while anyone waits.
+PG_POLL_SECONDS = 0.1
+#: How long the listener waits for its own probe notification before it falls back to polling.
+LISTEN_PROBE_SECONDS = 5.0
 
 
 class WatchHub:
     """The server's waiting long-polls, per namespace, and what wakes them (module doc)."""
 
-    def __init__(self, store: Any, *, max_watchers: int, per_namespace: int) -> None:
+    def __init__(
+        self,
+        store: Any,
+        *,
+        max_watchers: int,
+        per_namespace: int,
+        listen_dsn: str | None = None,
+    ) -> None:
         self.store = store
         self.max_watchers = max_watchers
         self.per_namespace = per_namespace
@@ -60,6 +77,10 @@ class WatchHub:
         self._pending_lock = threading.Lock()
         self._sender: asyncio.Task[None] | None = None
         self._send_conn: Any = None
+        #: A direct URL for LISTEN (``--pg-listen-url``); the store's URL when None.
+        self._listen_dsn = listen_dsn
+        #: True when this replica polls for other replicas' writes (LISTEN does not work).
+        self.pg_polling = False
 
     async def open(self) -> None:
         """Start listening (PostgreSQL); call inside the server's event loop."""
@@ -69,10 +90,31 @@ class WatchHub:
             self._dsn = dsn
             self._connect_kwargs = dict(getattr(self.store, "_connect_kwargs", {}))
             self._connect_kwargs["autocommit"] = True
+            if self._listen_dsn is None and getattr(self.store, "transaction_pooler", False):
+                self._use_polling(
+                    "the database URL goes through a transaction-mode pooler, where a LISTEN is "
+                    "lost, and no --pg-listen-url was given"
+                )
+                return
+            self._listen_dsn = self._listen_dsn or dsn
             self._listener = threading.Thread(
                 target=self._listen, name="botwire-listen", daemon=True
             )
             self._listener.start()
+
+    def _use_polling(self, why: str) -> None:
+        """Fall back to polling for other replicas' writes (in the event loop's thread)."""
+        self.pg_polling = True
+        log.warning(
+            "watch: %s: waiting watches see other replicas' writes by polling every %s s "
+            "(this replica's own writes still wake them at once). For instant wake-ups give "
+            "--pg-listen-url postgresql://... (the same database reached directly, bypassing "
+            "PgBouncer; env BOTWIRE_PG_LISTEN_URL).",
+            why,
+            PG_POLL_SECONDS,
+        )
+        if self.count > 0:
+            self._start_poller()
 
     async def close(self) -> None:
         self._stop.set()
@@ -155,6 +197,9 @@ class WatchHub:
     def _start_poller(self) -> None:
         if self._poller is not None and not self._poller.done():
             return
+        if self.pg_polling:
+            self._poller = asyncio.get_running_loop().create_task(self._poll_pg())
+            return
         if not callable(getattr(self.store, "data_version", None)):
             return
         self._poller = asyncio.get_running_loop().create_task(self._poll())
@@ -185,17 +230,50 @@ class WatchHub:
 
     # -- PostgreSQL: other replicas ------------------------------------------------------------
 
+    async def _poll_pg(self) -> None:
+        """While anyone waits (LISTEN does not work): every :data:`PG_POLL_SECONDS`, read the
+        high-water versions of the watched namespaces in one snapshot and wake those that moved
+        (a namespace seen for the first time wakes once: its waiter re-reads, which is cheap,
+        and no write between its read and this poll's is missed)."""
+        while self.count > 0 and not self._stop.is_set():
+            await asyncio.sleep(PG_POLL_SECONDS)
+            names = list(self._waiters)
+            if not names:
+                continue
+            try:
+                highs = await asyncio.to_thread(self.store.high_waters, names)
+            except Exception as exc:  # the waiters' own reads report the store's failure
+                log.warning("watch poller: %s", exc)
+                self.wake_all()
+                continue
+            for ns in names:
+                high = highs.get(ns, 0)
+                if high != self._high.get(ns):
+                    self._high[ns] = high
+                    self.wake(ns)
+
     def _listen(self) -> None:
         """``LISTEN`` on a connection of its own, reconnecting; after a reconnect every waiter
         re-reads (notifications sent meanwhile were lost)."""
         import psycopg
 
-        assert self._dsn is not None and self._loop is not None
+        assert self._listen_dsn is not None and self._loop is not None
         delay = 0.1
+        probed = False
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self._dsn, **self._connect_kwargs) as conn:
+                with psycopg.connect(self._listen_dsn, **self._connect_kwargs) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
+                    if not probed:
+                        if not self._probe(conn):
+                            self._loop.call_soon_threadsafe(
+                                self._use_polling,
+                                "the watch's LISTEN connection did not receive a notification "
+                                f"sent through the database URL within {LISTEN_PROBE_SECONDS} s "
+                                "(a transaction-mode pooler on the LISTEN URL?)",
+                            )
+                            return
+                        probed = True
                     self._loop.call_soon_threadsafe(self.wake_all)
                     delay = 0.1
                     while not self._stop.is_set():
@@ -207,6 +285,25 @@ class WatchHub:
                 log.warning("watch listener lost its connection (%s); reconnecting", exc)
                 self._stop.wait(delay)
                 delay = min(delay * 2, 5.0)
+
+    def _probe(self, conn: Any) -> bool:
+        """Send a notification through the database URL (as writes do) and wait for it on the
+        listening ``conn``: False when it never arrives (LISTEN is lost on the way)."""
+        import time
+
+        import psycopg
+
+        assert self._dsn is not None and self._loop is not None
+        payload = f"botwire-listen-probe {uuid.uuid4().hex}"
+        with psycopg.connect(self._dsn, **self._connect_kwargs) as sender:
+            sender.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
+        deadline = time.monotonic() + LISTEN_PROBE_SECONDS
+        while not self._stop.is_set() and (left := deadline - time.monotonic()) > 0:
+            for note in conn.notifies(timeout=min(left, 0.5)):
+                if note.payload == payload:
+                    return True
+                self._loop.call_soon_threadsafe(self.wake, note.payload)
+        return self._stop.is_set()
 
     async def _send(self) -> None:
         """Send the namespaces written since the last send, one statement at a time."""

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 from botwire._clock import TestingClock  # one definition, shared with the tests
 from botwire.store import Store
 
-from ..settings import Settings
+from ..settings import ConfigError, Settings
 
 __all__ = ["RESPONSE_OVERHEAD", "TestingClock", "apply_list_limits", "open_store"]
+
+log = logging.getLogger("botwire_server")
 
 
 def open_store(settings: Settings, clock: Any = time.time) -> Store:
@@ -22,7 +25,15 @@ def open_store(settings: Settings, clock: Any = time.time) -> Store:
         # The database's clock, so replicas agree on TTLs and quota days; a testing clock
         # only adds its offset to it.
         offset = (lambda: clock.offset) if isinstance(clock, TestingClock) else None
-        store = PostgresStore(settings.database, limits=settings.limits, clock_offset=offset)
+        pooled = _transaction_pooler(settings)
+        # Behind a transaction pooler a prepared statement may be run in a session that lacks
+        # it, or that holds another one under its name (storage/_pg_pooler.py): off for both pools.
+        extra: dict[str, Any] = {"prepare_threshold": None} if pooled else {}
+        store = PostgresStore(
+            settings.database, limits=settings.limits, clock_offset=offset, **extra
+        )
+        # Read by the watch hub (botwire_server.watch): LISTEN through the pooler is lost.
+        store.transaction_pooler = pooled  # type: ignore[attr-defined]
     else:
         from botwire.store import SQLiteStore
 
@@ -40,6 +51,38 @@ def open_store(settings: Settings, clock: Any = time.time) -> Store:
         )
     apply_list_limits(store, settings)
     return store
+
+
+def _transaction_pooler(settings: Settings) -> bool:
+    """Whether ``settings.database`` reaches PostgreSQL through a transaction-mode pooler.
+    ``--pg-pooler transaction`` says so; ``auto`` probes and says what it found; ``none``
+    probes too and refuses to start (:class:`ConfigError`) when the probe contradicts it:
+    prepared statements would then run in other clients' sessions (storage/_pg_pooler.py)."""
+    if settings.pg_pooler == "transaction":
+        return True
+    import psycopg
+
+    from ._pg_pooler import shares_sessions
+
+    try:
+        pooled = shares_sessions(settings.database, connect_timeout=10, application_name="botwire")
+    except psycopg.Error:
+        return False  # the store's own connection reports what is wrong, precisely
+    if pooled and settings.pg_pooler == "none":
+        raise ConfigError(
+            "botwire-server: --pg-pooler none (BOTWIRE_PG_POOLER), but the database URL leads to "
+            "a transaction-mode pooler (PgBouncer pool_mode=transaction or alike: two "
+            "connections shared one PostgreSQL session), where prepared statements reach other "
+            "clients' sessions. Use --pg-pooler transaction (or auto), or point --database at "
+            "PostgreSQL or at a session-mode pool."
+        )
+    if pooled:
+        log.warning(
+            "the database URL leads to a transaction-mode pooler (PgBouncer pool_mode=transaction"
+            " or alike: two connections shared one PostgreSQL session): prepared statements are"
+            " off; pass --pg-pooler transaction to say so and skip this probe."
+        )
+    return pooled
 
 
 def apply_list_limits(store: Store, settings: Settings) -> None:

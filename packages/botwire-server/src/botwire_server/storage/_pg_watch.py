@@ -68,6 +68,21 @@ class PgWatch:
                 return found
             time.sleep(min(WATCH_POLL, left))
 
+    def high_waters(self, namespaces: list[str]) -> dict[str, int]:
+        """Each namespace's highest version (``Engine.high_water``) in one snapshot: what the
+        server's watch polls behind a transaction pooler, where LISTEN is lost."""
+
+        def body(conn: psycopg.Connection[Any], sent: list[bool]) -> dict[str, int]:
+            conn.execute(BEGIN_READ)
+            try:
+                tx = PgTx(conn)
+                return {ns: int(self.engine.high_water(tx, ns)) for ns in namespaces}
+            finally:
+                conn.execute(b"COMMIT")
+
+        found: dict[str, int] = self._run(body)
+        return found
+
     def _now_for_read(self, conn: psycopg.Connection[Any]) -> float:
         """ "now" for a read transaction's expiry checks: the database's (plus the offset)."""
         if not self.engine.db_clock:
