@@ -39,9 +39,20 @@ def _cfg(thread: str, ns: str = "", cid: str | None = None) -> Any:
     return {"configurable": conf}
 
 
-def _put(saver: BotWireSaver, thread: str, ns: str = "", parent: Any = None, **md: Any) -> Any:
+def _put(
+    saver: BotWireSaver,
+    thread: str,
+    ns: str = "",
+    parent: Any = None,
+    *,
+    blob: bool = False,
+    **md: Any,
+) -> Any:
+    """Put a checkpoint whose channel "ch" holds the step: a small int lives in the record;
+    with ``blob`` it is a list, which is stored as a blob of its own."""
     cfg = parent or _cfg(thread, ns)
-    cp = _cp({"ch": md.get("step", 0)}, {"ch": saver.get_next_version(None, None)})
+    value = [md.get("step", 0)] if blob else md.get("step", 0)
+    cp = _cp({"ch": value}, {"ch": saver.get_next_version(None, None)})
     meta: Any = {"source": "loop", "step": 0, "parents": {}, **md}
     return saver.put(cfg, cp, meta, cp["channel_versions"])
 
@@ -74,13 +85,27 @@ def test_identifiers_that_need_escaping_round_trip(memory: Memory, name: str) ->
 
 
 def test_values_are_stored_as_json(memory: Memory) -> None:
+    """Issue 22's layout: the checkpoint body and metadata are plain JSON (no base64), a small
+    primitive value lives in the record, and "latest" is a pointer, not a second copy."""
     saver = BotWireSaver(memory)
     stored = _put(saver, "t")
-    record = memory.get(f"t/t/cp//{stored['configurable']['checkpoint_id']}")
-    assert set(record) == {"id", "parent", "checkpoint", "metadata"}
-    typ, data = record["checkpoint"]
-    assert isinstance(typ, str)
-    assert isinstance(data, str)
+    cid = stored["configurable"]["checkpoint_id"]
+    record = memory.get(f"t/t/cp//{cid}")
+    assert set(record) == {"id", "parent", "checkpoint", "metadata", "values"}
+    assert record["checkpoint"]["id"] == cid
+    assert record["metadata"]["source"] == "loop"
+    assert record["values"] == {"ch": [0]}
+    assert memory.get("t/t/latest/") == {"ptr": cid, "blobs": {}}
+    assert not [k for k in memory.list("t/t/b/")]  # the inlined value has no blob
+    # what JSON cannot hold exactly still goes through the serializer, as a [type, base64] pair
+    cp = _cp({"raw": b"\x00\xff", "tup": (1, 2)}, {"raw": "1", "tup": "1"})
+    saver.put(_cfg("u"), cp, {"source": "loop", "step": 0, "parents": {}, "t": (1,)}, {"raw": "1"})
+    record = memory.get(f"t/u/cp//{cp['id']}")
+    typ, data = record["metadata"]
+    assert isinstance(typ, str) and isinstance(data, str)
+    assert "values" not in record
+    typ, data = memory.get("t/u/b//raw/s1")
+    assert isinstance(typ, str) and isinstance(data, str)
 
 
 def test_list_across_threads_and_namespaces(memory: Memory) -> None:
@@ -135,13 +160,14 @@ def test_prune_keeps_latest_and_only_the_blobs_it_needs(memory: Memory) -> None:
     saver = BotWireSaver(memory)
     cfg = None
     for step in range(4):
-        cfg = _put(saver, "T", parent=cfg, step=step, run_id=f"run-{step}")
+        cfg = _put(saver, "T", parent=cfg, step=step, run_id=f"run-{step}", blob=True)
     saver.put_writes(cfg, [("x", 1)], "task")
+    assert len(memory.list("t/T/b/")) == 4
     saver.prune(["T"])
     assert [t.metadata["step"] for t in saver.list(_cfg("T"))] == [3]
     tup = saver.get_tuple(_cfg("T"))
     assert tup is not None
-    assert tup.checkpoint["channel_values"] == {"ch": 3}
+    assert tup.checkpoint["channel_values"] == {"ch": [3]}
     assert tup.pending_writes == [("task", "x", 1)]
     assert len(memory.list("t/T/b/")) == 1
     assert memory.list("r/") == ["r/run-3/T"]

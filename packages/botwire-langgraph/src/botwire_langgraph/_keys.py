@@ -41,6 +41,7 @@ __all__ = [
     "run_marker_prefix",
     "run_prefix",
     "thread_prefix",
+    "thread_run_key",
     "unesc",
     "version_token",
     "writes_key",
@@ -107,6 +108,10 @@ def blob_key(thread_id: str, ns: str, channel: str, version: str | int | float) 
 
 def run_prefix(thread_id: str, run_id: str) -> str:
     return f"t/{esc(thread_id)}/run/{esc(run_id)}/"
+
+
+def thread_run_key(thread_id: str, run_id: str) -> str:
+    return f"t/{esc(thread_id)}/run/{esc(run_id)}"
 
 
 def run_key(thread_id: str, run_id: str, ns: str, checkpoint_id: str) -> str:

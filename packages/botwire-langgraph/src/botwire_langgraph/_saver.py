@@ -178,7 +178,7 @@ class BotWireSaver(BaseCheckpointSaver[str]):
 
     def delete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Delete the checkpoints (and their writes) whose metadata ``run_id`` is in ``run_ids``."""
-        self._sync(P.delete_for_runs_plan(list(run_ids)))
+        self._sync(P.delete_for_runs_plan(self.serde, list(run_ids)))
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Copy all checkpoints, writes and blobs of one thread to another."""
@@ -247,7 +247,7 @@ class BotWireSaver(BaseCheckpointSaver[str]):
 
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Async :meth:`delete_for_runs`."""
-        await self._async(P.delete_for_runs_plan(list(run_ids)))
+        await self._async(P.delete_for_runs_plan(self.serde, list(run_ids)))
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Async :meth:`copy_thread`."""
