@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from adapters.langgraph import _upgrade_graph as G
 import pytest
+from adapters.langgraph import _upgrade_graph as G
 
 from botwire import Memory
 from botwire_langgraph import BotWireSaver

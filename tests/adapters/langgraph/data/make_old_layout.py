@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import _upgrade_graph as G
-import botwire_langgraph
 from langgraph.checkpoint.base.id import uuid6
 
+import botwire_langgraph
 from botwire import Memory
 from botwire_langgraph import BotWireSaver
 
