@@ -282,3 +282,36 @@ def test_close_closes_only_the_clients_the_saver_made(memory: Memory) -> None:
     with own:
         assert own.get_tuple(_cfg("close-T")) is None
     assert own._clients.sync._closed  # made by the saver: closed with it
+
+
+def test_versions_are_short_for_new_threads_and_keep_an_old_threads_width(memory: Memory) -> None:
+    """Issue 22: a new thread's versions are 21 characters (12-digit counter), not 49; a thread
+    written before keeps its 32-digit counter, because LangGraph compares versions as strings."""
+    saver = BotWireSaver(memory)
+    v = saver.get_next_version(None, None)
+    assert len(v) == 21 and v.startswith("000000000001.")
+    chain = [v]
+    for _ in range(12):
+        chain.append(saver.get_next_version(chain[-1], None))
+    assert chain == sorted(chain) and len(set(chain)) == len(chain)
+    assert saver.get_next_version("9", None).startswith("000000000010.")  # never narrower
+    old = "0" * 30 + "12.0.123456789"
+    nxt = saver.get_next_version(old, None)
+    assert nxt.startswith("0" * 30 + "13.") and old < nxt
+
+
+def test_a_runs_markers_are_written_by_its_first_put_only(memory: Memory) -> None:
+    saver = BotWireSaver(memory)
+    first = _put(saver, "T", step=0, run_id="R")
+    second = _put(saver, "T", parent=first, step=1, run_id="R")
+    marker, run_key = memory.entry("r/R/T"), memory.entry("t/T/run/R")
+    record = memory.entry(f"t/T/cp//{second['configurable']['checkpoint_id']}")
+    assert marker is not None and run_key is not None and record is not None
+    assert marker.version < record.version and run_key.version < record.version
+    # maintenance in this saver deletes the markers: the run's next put writes them again
+    saver.delete_for_runs(["R"])
+    assert memory.list() == []
+    _put(saver, "T", step=2, run_id="R")
+    assert memory.list("r/") == ["r/R/T"]
+    saver.delete_for_runs(["R"])
+    assert memory.list() == []

@@ -64,6 +64,7 @@ Ref = tuple[str, str, str]  # (thread_id, checkpoint_ns, checkpoint_id)
 
 _EMPTY = "empty"
 _MISSING = object()
+_MARKED_MAX = 10_000  # threads whose current run a saver remembers
 _COPY_CHUNK = 200
 _CAS_RETRIES = 10
 
@@ -97,7 +98,10 @@ def put_plan(
     checkpoint: Checkpoint,
     metadata: CheckpointMetadata,
     new_versions: ChannelVersions,
+    marked: dict[str, str] | None = None,
 ) -> Plan[RunnableConfig]:
+    """Save a checkpoint in one atomic batch. ``marked`` (thread id -> run id) remembers the
+    runs whose markers this process wrote already, so a run's later puts skip them."""
     thread_id, ns = _thread_and_ns(config)
     parent = get_checkpoint_id(config)
     body: dict[str, Any] = dict(checkpoint)
@@ -123,12 +127,17 @@ def put_plan(
         record["values"] = inline
     ops.append(("set", K.checkpoint_key(thread_id, ns, cid), record, None))
     ops.append(("append", K.index_key(thread_id, ns), [cid]))
-    run_id = md.get("run_id")
-    if run_id:
-        ops.append(("set", K.thread_run_key(thread_id, str(run_id)), 1, None))
-        ops.append(("set", K.run_marker_key(str(run_id), thread_id), 1, None))
+    run_id = str(md.get("run_id") or "")
+    mark = bool(run_id) and (marked is None or marked.get(thread_id) != run_id)
+    if mark:  # r/R/T finds the thread from the run, t/T/run/R the run from the thread
+        ops.append(("set", K.thread_run_key(thread_id, run_id), 1, None))
+        ops.append(("set", K.run_marker_key(run_id, thread_id), 1, None))
     ops.append(("set", K.latest_key(thread_id, ns), _pointer(cid, body, inline), None))
     yield Atomic(ops)
+    if mark and marked is not None:
+        if len(marked) >= _MARKED_MAX:
+            marked.clear()
+        marked[thread_id] = run_id
     return _config(thread_id, ns, cid)
 
 
