@@ -5,7 +5,10 @@ real graph through the async path."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import operator
+import zlib
 from typing import Annotated, Any, TypedDict
 from uuid import uuid4
 
@@ -84,28 +87,50 @@ def test_identifiers_that_need_escaping_round_trip(memory: Memory, name: str) ->
     assert memory.list() == []
 
 
+def _unpacked(stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored record or pointer with its deflated part ({"z": base64}) opened."""
+    if "z" not in stored:
+        return stored
+    inner = json.loads(zlib.decompress(base64.b64decode(stored["z"])))
+    return {**{k: v for k, v in stored.items() if k != "z"}, **inner}
+
+
 def test_values_are_stored_as_json(memory: Memory) -> None:
-    """Issue 22's layout: the checkpoint body and metadata are plain JSON (no base64), a small
-    primitive value lives in the record, and "latest" is a pointer, not a second copy."""
+    """Issue 22's layout: the checkpoint body and metadata are plain JSON (no base64 per field)
+    deflated together, a small primitive value lives in the record, and "latest" is a pointer,
+    not a second copy."""
     saver = BotWireSaver(memory)
     stored = _put(saver, "t")
     cid = stored["configurable"]["checkpoint_id"]
-    record = memory.get(f"t/t/cp//{cid}")
+    record = _unpacked(memory.get(f"t/t/cp//{cid}"))
     assert set(record) == {"id", "parent", "checkpoint", "metadata", "values"}
     assert record["checkpoint"]["id"] == cid
     assert record["metadata"]["source"] == "loop"
     assert record["values"] == {"ch": [0]}
-    assert memory.get("t/t/latest/") == {"ptr": cid, "blobs": {}}
+    assert _unpacked(memory.get("t/t/latest/")) == {"ptr": cid, "blobs": {}}
     assert not [k for k in memory.list("t/t/b/")]  # the inlined value has no blob
+    # a record of many channels (names and versions repeat) is stored deflated
+    chans = {f"branch:to:node{i}": saver.get_next_version(None, None) for i in range(12)}
+    big = _cp({"ch": "x"}, {"ch": "1", **chans})
+    saver.put(_cfg("t"), big, {"source": "loop", "step": 1, "parents": {}}, {"ch": "1"})
+    raw = memory.get(f"t/t/cp//{big['id']}")
+    assert set(raw) == {"id", "parent", "z"}
+    assert _unpacked(raw)["checkpoint"]["channel_versions"] == big["channel_versions"]
+    assert set(memory.get("t/t/latest/")) == {"ptr", "z"}
+    tup = saver.get_tuple(_cfg("t"))
+    assert tup is not None and tup.checkpoint["channel_values"] == {"ch": "x"}
     # what JSON cannot hold exactly still goes through the serializer, as a [type, base64] pair
     cp = _cp({"raw": b"\x00\xff", "tup": (1, 2)}, {"raw": "1", "tup": "1"})
     saver.put(_cfg("u"), cp, {"source": "loop", "step": 0, "parents": {}, "t": (1,)}, {"raw": "1"})
-    record = memory.get(f"t/u/cp//{cp['id']}")
+    record = _unpacked(memory.get(f"t/u/cp//{cp['id']}"))
     typ, data = record["metadata"]
     assert isinstance(typ, str) and isinstance(data, str)
     assert "values" not in record
     typ, data = memory.get("t/u/b//raw/s1")
     assert isinstance(typ, str) and isinstance(data, str)
+    tup = saver.get_tuple(_cfg("u"))
+    assert tup is not None and tup.checkpoint["channel_values"] == {"raw": b"\x00\xff"}
+    assert tup.metadata["t"] == (1,)
 
 
 def test_list_across_threads_and_namespaces(memory: Memory) -> None:

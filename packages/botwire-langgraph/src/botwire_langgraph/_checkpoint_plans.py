@@ -45,7 +45,17 @@ from ._io import (
     TxOp,
     get_many_chunked,
 )
-from ._serde import dump, dump_doc, dump_value, inline_value, load, load_doc, load_value
+from ._serde import (
+    dump,
+    dump_doc,
+    dump_value,
+    inline_value,
+    load,
+    load_doc,
+    load_value,
+    pack,
+    unpack,
+)
 
 __all__ = [
     "Ref",
@@ -117,14 +127,10 @@ def put_plan(
             blob = dump(serde, values[channel])
             ops.append(("set", K.blob_key(thread_id, ns, channel, version), blob, None))
     md = get_serializable_checkpoint_metadata(config, metadata)
-    record: dict[str, Any] = {
-        "id": cid,
-        "parent": parent,
-        "checkpoint": dump_doc(serde, body),
-        "metadata": dump_doc(serde, md),
-    }
+    fields: dict[str, Any] = {"checkpoint": dump_doc(serde, body), "metadata": dump_doc(serde, md)}
     if inline:
-        record["values"] = inline
+        fields["values"] = inline
+    record = {"id": cid, "parent": parent, **pack(fields)}
     ops.append(("set", K.checkpoint_key(thread_id, ns, cid), record, None))
     ops.append(("append", K.index_key(thread_id, ns), [cid]))
     run_id = str(md.get("run_id") or "")
@@ -146,11 +152,25 @@ def _pointer(cid: str, body: dict[str, Any], inline: dict[str, Any]) -> dict[str
     values are blobs, so ``get_tuple`` fetches record, writes and blobs in one round trip
     without a second copy of the record."""
     versions = body.get("channel_versions") or {}
-    return {"ptr": cid, "blobs": {ch: v for ch, v in versions.items() if ch not in inline}}
+    return {
+        "ptr": cid,
+        **pack({"blobs": {ch: v for ch, v in versions.items() if ch not in inline}}),
+    }
+
+
+def _open(stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored record or pointer with its packed fields (``"z"``) unpacked; records of the old
+    layout (never packed) come back as they are."""
+    if "z" not in stored:
+        return stored
+    out = {k: v for k, v in stored.items() if k != "z"}
+    out.update(unpack({"z": stored["z"]}))
+    return out
 
 
 def _pointer_of(serde: SerializerProtocol, record: dict[str, Any]) -> dict[str, Any]:
     """:func:`_pointer` of a stored record (either layout)."""
+    record = _open(record)
     return _pointer(record["id"], load_doc(serde, record["checkpoint"]), record.get("values") or {})
 
 
@@ -167,14 +187,16 @@ def put_writes_plan(
         raise ValueError("put_writes needs config['configurable']['checkpoint_id']")
     if writes:
         # one list item per call (not per write): {"t": task, "p": path, "w": [[idx, ch, v]]}
-        item = {
-            "t": task_id,
-            "p": task_path,
-            "w": [
-                [WRITES_IDX_MAP.get(channel, idx), channel, dump_value(serde, value)]
-                for idx, (channel, value) in enumerate(writes)
-            ],
-        }
+        item = pack(
+            {
+                "t": task_id,
+                "p": task_path,
+                "w": [
+                    [WRITES_IDX_MAP.get(channel, idx), channel, dump_value(serde, value)]
+                    for idx, (channel, value) in enumerate(writes)
+                ],
+            }
+        )
         yield Atomic([("append", K.writes_key(thread_id, ns, cid), [item])])
     return None
 
@@ -184,6 +206,7 @@ def _flat_writes(raw: Iterable[Any]) -> Iterator[list[Any]]:
     the old layout are already that; new ones hold one call's writes each."""
     for item in raw:
         if isinstance(item, dict):
+            item = unpack(item)
             for idx, channel, value in item["w"]:
                 yield [item["t"], idx, channel, value, item["p"]]
         else:
@@ -227,7 +250,7 @@ def fetch_tuples_plan(
         for ref in refs:
             rec = got.get(K.checkpoint_key(*ref))
             if rec is not None:
-                records[ref] = rec
+                records[ref] = _open(rec)
                 writes_raw[ref] = got.get(K.writes_key(*ref)) or []
 
     selected: list[tuple[Ref, dict[str, Any], dict[str, Any], Any]] = []
@@ -306,6 +329,7 @@ def get_tuple_plan(
     latest = yield Get(K.latest_key(thread_id, ns))
     if latest is None:
         return None
+    latest = _open(latest)
     if "ptr" not in latest:  # the old layout: "latest" holds a copy of the record
         ref = (thread_id, ns, latest["id"])
         found = yield from fetch_tuples_plan(serde, [ref], records={ref: latest})
@@ -318,6 +342,7 @@ def get_tuple_plan(
     rec = got.get(rec_key)
     if rec is None:  # deleted meanwhile (delete_thread removes the pointer first)
         return None
+    rec = _open(rec)
     ckpt = load_doc(serde, rec["checkpoint"])
     if any(
         ch not in (rec.get("values") or {}) and latest["blobs"].get(ch, _MISSING) != v
@@ -428,7 +453,7 @@ def _remove_from_index(
 
 
 def _run_of(serde: SerializerProtocol, record: dict[str, Any]) -> str | None:
-    run_id = load_doc(serde, record["metadata"]).get("run_id")
+    run_id = load_doc(serde, _open(record)["metadata"]).get("run_id")
     return str(run_id) if run_id else None
 
 
@@ -488,7 +513,7 @@ def prune_plan(serde: SerializerProtocol, thread_ids: Sequence[str], strategy: s
         pointed: dict[str, str] = {}  # ns -> the record key a pointer names
         for key, value in latest.items():
             ns = K.unesc(key.rsplit("/", 1)[1])
-            if "ptr" in value:
+            if "ptr" in value:  # a pointer's packed part is not needed here
                 pointed[ns] = K.checkpoint_key(thread_id, ns, str(value["ptr"]))
             else:  # the old layout: the record itself
                 kept[ns] = value
@@ -498,6 +523,7 @@ def prune_plan(serde: SerializerProtocol, thread_ids: Sequence[str], strategy: s
         keep: dict[str, tuple[str, dict[str, str]]] = {}  # ns -> (id, {channel: version token})
         runs_kept: set[str] = set()
         for ns, record in kept.items():
+            record = _open(record)
             versions = load_doc(serde, record["checkpoint"]).get("channel_versions") or {}
             keep[ns] = (record["id"], {ch: K.version_token(v) for ch, v in versions.items()})
             runs_kept.add(_run_of(serde, record) or "")

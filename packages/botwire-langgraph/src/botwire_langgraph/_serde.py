@@ -8,17 +8,23 @@ Two encodings, both readable forever (data written by older versions keeps loadi
   primitive is stored as ``[value]`` (a one-element list, never confused with a two-element
   pair); a checkpoint body or metadata dict that JSON holds exactly is stored as that dict
   (a pair is a list, so the two never collide).
+
+A checkpoint record's fields and a pending-writes item are then *packed*: their JSON, deflated
+(zlib) and base64-encoded, as ``{"z": text}`` — most of a record is channel names and version
+strings, which deflate 3-4x, and PostgreSQL compresses only values over ~2 KB itself.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import math
+import zlib
 from typing import Any
 
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-__all__ = ["dump", "dump_doc", "dump_value", "load", "load_doc", "load_value"]
+__all__ = ["dump", "dump_doc", "dump_value", "load", "load_doc", "load_value", "pack", "unpack"]
 
 #: A string channel value longer than this goes to a blob (stored once per version) instead of
 #: being copied into every checkpoint record that holds it.
@@ -91,4 +97,25 @@ def _copy(obj: Any) -> Any:
         return {k: _copy(v) for k, v in obj.items()}
     if type(obj) is list:
         return [_copy(v) for v in obj]
+    return obj
+
+
+_PACK_MIN = 96  # JSON shorter than this is stored as it is (deflate would not pay)
+
+
+def pack(obj: dict[str, Any]) -> dict[str, Any]:
+    """``{"z": base64(deflate(JSON))}`` of a JSON-safe dict, or the dict itself when that is
+    not smaller (``unpack`` tells the two apart: a packed dict has exactly the key ``"z"``)."""
+    raw = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(raw) < _PACK_MIN or list(obj) == ["z"]:
+        return obj
+    text = base64.b64encode(zlib.compress(raw, 6)).decode("ascii")
+    return {"z": text} if len(text) + 8 < len(raw) else obj
+
+
+def unpack(obj: dict[str, Any]) -> dict[str, Any]:
+    """Inverse of :func:`pack` (an unpacked dict is returned as it is)."""
+    if len(obj) == 1 and "z" in obj and isinstance(obj["z"], str):
+        out: dict[str, Any] = json.loads(zlib.decompress(base64.b64decode(obj["z"])))
+        return out
     return obj
