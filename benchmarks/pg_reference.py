@@ -158,11 +158,12 @@ TRANSIENT = ("bw_idempotency",)
 def table_bytes(dsn: str, side: str, *, durable: bool = False) -> int:
     """Bytes on disk (heap + indexes + TOAST) of one side's tables; ``durable``: without the
     24-hour idempotency records."""
-    cond = "relname LIKE 'bw\\_%'" if side == "botwire" else "relname = ANY(%s)"
-    args: tuple[Any, ...] = () if side == "botwire" else (list(REF_TABLES),)
-    if durable and side == "botwire":
-        cond += " AND NOT relname = ANY(%s)"
-        args = (list(TRANSIENT),)
+    args: tuple[Any, ...]
+    if side == "botwire":
+        cond = "relname LIKE %s AND NOT relname = ANY(%s)"
+        args = ("bw\\_%", list(TRANSIENT) if durable else ["-"])
+    else:
+        cond, args = "relname = ANY(%s)", (list(REF_TABLES),)
     return int(
         _sql(
             dsn,
