@@ -150,8 +150,8 @@ def _settings_line(dsn: str) -> str:
 
 
 REF_TABLES = ("checkpoints", "checkpoint_blobs", "checkpoint_writes", "chat_history")
-#: botwire's replay records of recent writes (``Idempotency-Key``): forgotten after 24 h, so
-#: they are reported apart from the bytes that stay ("durable")
+#: botwire's replay records of recent writes (``Idempotency-Key``): at most 1,000 per namespace
+#: and forgotten after 24 h, so they are reported apart from the bytes that stay ("durable")
 TRANSIENT = ("bw_idempotency",)
 
 
@@ -407,7 +407,8 @@ def langgraph_figures(
             "—",
             None,
             note=f"botwire {durable['botwire']:,.0f} B; idempotency records "
-            f"{size['botwire'] - durable['botwire']:,.0f} B per checkpoint, forgotten after 24 h",
+            f"{size['botwire'] - durable['botwire']:,.0f} B per checkpoint (at most 1,000 per "
+            "namespace, for 24 h)",
         ),
         Row(
             "P11b",
