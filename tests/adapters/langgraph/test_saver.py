@@ -121,7 +121,8 @@ def test_values_are_stored_as_json(memory: Memory) -> None:
     assert tup is not None and tup.checkpoint["channel_values"] == {"ch": "x"}
     # what JSON cannot hold exactly still goes through the serializer, as a [type, base64] pair
     cp = _cp({"raw": b"\x00\xff", "tup": (1, 2)}, {"raw": "1", "tup": "1"})
-    saver.put(_cfg("u"), cp, {"source": "loop", "step": 0, "parents": {}, "t": (1,)}, {"raw": "1"})
+    meta: Any = {"source": "loop", "step": 0, "parents": {}, "t": (1,)}  # a tuple: not JSON
+    saver.put(_cfg("u"), cp, meta, {"raw": "1"})
     record = _unpacked(memory.get(f"t/u/cp//{cp['id']}"))
     typ, data = record["metadata"]
     assert isinstance(typ, str) and isinstance(data, str)
@@ -130,7 +131,7 @@ def test_values_are_stored_as_json(memory: Memory) -> None:
     assert isinstance(typ, str) and isinstance(data, str)
     tup = saver.get_tuple(_cfg("u"))
     assert tup is not None and tup.checkpoint["channel_values"] == {"raw": b"\x00\xff"}
-    assert list(tup.metadata["t"]) == [1]  # as the serializer gives it back
+    assert list(tup.metadata["t"]) == [1]  # type: ignore[typeddict-item]  # as serde gives it
 
 
 def test_list_across_threads_and_namespaces(memory: Memory) -> None:

@@ -127,7 +127,10 @@ def put_plan(
             blob = dump(serde, values[channel])
             ops.append(("set", K.blob_key(thread_id, ns, channel, version), blob, None))
     md = get_serializable_checkpoint_metadata(config, metadata)
-    fields: dict[str, Any] = {"checkpoint": dump_doc(serde, body), "metadata": dump_doc(serde, md)}
+    fields: dict[str, Any] = {
+        "checkpoint": dump_doc(serde, body),
+        "metadata": dump_doc(serde, dict(md)),
+    }
     if inline:
         fields["values"] = inline
     record = {"id": cid, "parent": parent, **pack(fields)}

@@ -49,7 +49,7 @@ def _primitive(obj: Any) -> bool:
     if obj is None or t is bool or t is str:
         return True
     if t is int:
-        return -_SAFE_INT < obj < _SAFE_INT
+        return bool(-_SAFE_INT < obj < _SAFE_INT)
     return t is float and math.isfinite(obj)
 
 
