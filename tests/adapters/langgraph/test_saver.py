@@ -341,3 +341,17 @@ def test_a_runs_markers_are_written_by_its_first_put_only(memory: Memory) -> Non
     assert memory.list("r/") == ["r/R/T"]
     saver.delete_for_runs(["R"])
     assert memory.list() == []
+
+
+def test_a_pointer_that_disagrees_with_its_record_is_not_trusted(memory: Memory) -> None:
+    """get_tuple reads record, writes and the blobs the "latest" pointer names in one request;
+    if the pointer names other versions than the record (written by hand, or by a future
+    layout), the record's own versions win, and a pointer to a missing record reads as none."""
+    saver = BotWireSaver(memory)
+    stored = _put(saver, "T", step=5, blob=True)
+    cid = stored["configurable"]["checkpoint_id"]
+    memory.set("t/T/latest/", {"ptr": cid, "blobs": {}})
+    tup = saver.get_tuple(_cfg("T"))
+    assert tup is not None and tup.checkpoint["channel_values"] == {"ch": [5]}
+    memory.set("t/T/latest/", {"ptr": "no-such-checkpoint", "blobs": {}})
+    assert saver.get_tuple(_cfg("T")) is None
