@@ -3,9 +3,10 @@
 Round trips, whatever the length of the thread's history:
 
 * ``put``: 1 (one atomic batch: changed channel blobs, the record, the "latest" pointer and an
-  append of the id to the thread's index).
+  append of the id to the thread's index; a run's first put in the process adds its markers).
 * ``put_writes``: 1 (an append to the checkpoint's writes list).
-* ``get_tuple`` of the latest checkpoint: 2 (the "latest" record, then blobs + writes).
+* ``get_tuple`` of the latest checkpoint: 2 (the "latest" pointer, then record + writes + the
+  blobs it names).
 * ``get_tuple`` of a given checkpoint id: 2 (record + writes, then blobs).
 * ``list(limit=n)``: 3 (tail of the index, records + writes, blobs); with ``before`` or a
   ``filter`` the whole index (one value) is read instead of its tail.
