@@ -192,6 +192,26 @@ def task_chat_one(cfg: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def task_chat_fill(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Storage per chat message: ``messages`` single ``add_messages`` (one message per call, as
+    a chat turn adds them) spread over ``sessions`` sessions; the orchestrator reads the table
+    bytes around it."""
+    _setup_chat(cfg)
+    sessions = [str(uuid.uuid4()) for _ in range(int(cfg["sessions"]))]
+    pairs = [_history(cfg, s) for s in sessions]
+    pairs[0][0].messages  # noqa: B018  (connect before the start line)
+    _ready()
+    n = int(cfg["messages"])
+    for i in range(n):
+        history = pairs[i % len(pairs)][0]
+        history.add_messages(_messages(1, i))
+    total = sum(len(h.messages) for h, _ in pairs)
+    for _, conn in pairs:
+        if conn is not None:
+            conn.close()
+    return {"messages": total, "expected": n}
+
+
 def _adder(cfg: dict[str, Any], session: str, worker: int, barrier: Any, out: Any) -> None:
     history, conn = _history(cfg, session)
     history.messages  # noqa: B018  (connect and warm up before the start line)
@@ -250,7 +270,12 @@ def _ready() -> None:
         raise SystemExit("orchestrator went away")
 
 
-TASKS = {"graph": task_graph, "chat_one": task_chat_one, "chat_concurrent": task_chat_concurrent}
+TASKS = {
+    "graph": task_graph,
+    "chat_one": task_chat_one,
+    "chat_concurrent": task_chat_concurrent,
+    "chat_fill": task_chat_fill,
+}
 
 
 def main() -> int:

@@ -15,9 +15,11 @@ rounds alternate the sides, and every ratio is the median of the per-round ratio
        ``BotWireSaver`` over HTTP -> ``botwire-server`` -> PostgreSQL; CPU per invoke (client +
        server + database) for context.
 - P11  bytes on disk per checkpoint after N checkpoints (``pg_total_relation_size`` of each
-       side's tables, before and after) and WAL bytes per invoke (``pg_current_wal_lsn``).
+       side's tables, before and after) and WAL bytes per invoke (``pg_current_wal_lsn``);
+       P11c the same without botwire's 24-hour idempotency records (the bytes that stay).
 - P12  chat ``add_messages`` of one message to a session of 1,000 messages:
-       ``PostgresChatMessageHistory`` vs ``BotWireChatHistory`` over HTTP.
+       ``PostgresChatMessageHistory`` vs ``BotWireChatHistory`` over HTTP. P12b bytes on
+       disk (and WAL) per chat message.
 - P13  6 processes x 50 adds to ONE session, throughput (and every message arrives).
 - P14  8 concurrent writers to ONE namespace vs 8 writers to 8 namespaces, SET throughput
        through one server.
@@ -147,13 +149,21 @@ def _settings_line(dsn: str) -> str:
     )
 
 
-REF_TABLES = ("checkpoints", "checkpoint_blobs", "checkpoint_writes")
+REF_TABLES = ("checkpoints", "checkpoint_blobs", "checkpoint_writes", "chat_history")
+#: botwire's replay records of recent writes (``Idempotency-Key``): at most 1,000 per namespace
+#: and forgotten after 24 h, so they are reported apart from the bytes that stay ("durable")
+TRANSIENT = ("bw_idempotency",)
 
 
-def table_bytes(dsn: str, side: str) -> int:
-    """Bytes on disk (heap + indexes + TOAST) of one side's tables."""
-    cond = "relname LIKE 'bw\\_%'" if side == "botwire" else "relname = ANY(%s)"
-    args: tuple[Any, ...] = () if side == "botwire" else (list(REF_TABLES),)
+def table_bytes(dsn: str, side: str, *, durable: bool = False) -> int:
+    """Bytes on disk (heap + indexes + TOAST) of one side's tables; ``durable``: without the
+    24-hour idempotency records."""
+    args: tuple[Any, ...]
+    if side == "botwire":
+        cond = "relname LIKE %s AND NOT relname = ANY(%s)"
+        args = ("bw\\_%", list(TRANSIENT) if durable else ["-"])
+    else:
+        cond, args = "relname = ANY(%s)", (list(REF_TABLES),)
     return int(
         _sql(
             dsn,
@@ -233,12 +243,17 @@ class Disk(Counters):
 
     def start(self) -> None:
         super().start()
-        self._disk0 = table_bytes(self.dsn, self.side), wal_lsn(self.dsn)
+        self._disk0 = (
+            table_bytes(self.dsn, self.side),
+            wal_lsn(self.dsn),
+            table_bytes(self.dsn, self.side, durable=True),
+        )
 
     def stop(self) -> dict[str, float]:
         out = super().stop()
         out["bytes"] = table_bytes(self.dsn, self.side) - self._disk0[0]
         out["wal_bytes"] = wal_lsn(self.dsn) - self._disk0[1]
+        out["durable_bytes"] = table_bytes(self.dsn, self.side, durable=True) - self._disk0[2]
         return out
 
 
@@ -311,13 +326,17 @@ def langgraph_figures(
             "invokes": invokes,
             "bytes": r["bytes"],
             "bytes_per_checkpoint": r["bytes"] / r["checkpoints"],
+            "durable_bytes_per_checkpoint": r["durable_bytes"] / r["checkpoints"],
             "wal_bytes_per_invoke": r["wal_bytes"] / invokes,
+            "wal_bytes_per_checkpoint": r["wal_bytes"] / r["checkpoints"],
             "median_invoke_ms": r["median_invoke_ms"],
         }
         log(
             f"    P11 {side:8} {r['checkpoints']} checkpoints: "
-            f"{fill[side]['bytes_per_checkpoint']:,.0f} B each, "
-            f"WAL {fill[side]['wal_bytes_per_invoke']:,.0f} B per invoke"
+            f"{fill[side]['bytes_per_checkpoint']:,.0f} B each "
+            f"({fill[side]['durable_bytes_per_checkpoint']:,.0f} B without 24-h records), "
+            f"WAL {fill[side]['wal_bytes_per_invoke']:,.0f} B per invoke, "
+            f"{fill[side]['wal_bytes_per_checkpoint']:,.0f} B per checkpoint"
         )
     invokes = 20 if settings.quick else 60
     runs = _alternate(
@@ -342,7 +361,9 @@ def langgraph_figures(
     cpu = {s: median([r["cpu_ms_per_invoke"] for r in runs[s]]) for s in runs}
     step_ratio = _ratio(runs, "step_ms")
     size = {s: fill[s]["bytes_per_checkpoint"] for s in fill}
+    durable = {s: fill[s]["durable_bytes_per_checkpoint"] for s in fill}
     wal = {s: fill[s]["wal_bytes_per_invoke"] for s in fill}
+    wal_cp = {s: fill[s]["wal_bytes_per_checkpoint"] for s in fill}
     n = fill["botwire"]["checkpoints"]
     rows = [
         Row(
@@ -374,7 +395,20 @@ def langgraph_figures(
             f"`PostgresSaver` = {size['ref']:,.0f} B",
             "≤ 1.2×",
             size["botwire"] / size["ref"] <= 1.2,
-            note=f"botwire {size['botwire']:,.0f} B (tables + indexes + TOAST)",
+            note=f"botwire {size['botwire']:,.0f} B (tables + indexes + TOAST, with the 24-h "
+            "idempotency records)",
+        ),
+        Row(
+            "P11c",
+            "bytes on disk per checkpoint that stay (without the 24-h idempotency records)",
+            durable["botwire"] / durable["ref"],
+            "×",
+            f"`PostgresSaver` = {durable['ref']:,.0f} B",
+            "—",
+            None,
+            note=f"botwire {durable['botwire']:,.0f} B; idempotency records "
+            f"{size['botwire'] - durable['botwire']:,.0f} B per checkpoint (at most 1,000 per "
+            "namespace, for 24 h)",
         ),
         Row(
             "P11b",
@@ -384,7 +418,8 @@ def langgraph_figures(
             f"`PostgresSaver` = {wal['ref']:,.0f} B",
             "—",
             None,
-            note=f"botwire {wal['botwire']:,.0f} B",
+            note=f"botwire {wal['botwire']:,.0f} B; per checkpoint (a `put` and its "
+            f"`put_writes`) {wal_cp['botwire']:,.0f} B vs {wal_cp['ref']:,.0f} B",
         ),
     ]
     return rows, {"fill": fill, "runs": runs}
@@ -412,6 +447,28 @@ def chat_figures(
             counters[side],
         ),
     )
+    fill: dict[str, Any] = {}
+    n_fill = 300 if settings.quick else 2000
+    for side in ("ref", "botwire"):
+        r = run_worker(
+            pythons[side],
+            {"side": side, "task": "chat_fill", "messages": n_fill, "sessions": 10, **conn[side]},
+            Disk(counters[side], dsn, side),
+        )
+        if r["messages"] != r["expected"]:
+            raise RuntimeError(f"chat fill {side}: {r['messages']} of {r['expected']} messages")
+        fill[side] = {
+            "messages": r["messages"],
+            "bytes_per_message": r["bytes"] / r["messages"],
+            "durable_bytes_per_message": r["durable_bytes"] / r["messages"],
+            "wal_bytes_per_message": r["wal_bytes"] / r["messages"],
+        }
+        log(
+            f"    P12b {side:8} {r['messages']} messages: "
+            f"{fill[side]['bytes_per_message']:,.0f} B each "
+            f"({fill[side]['durable_bytes_per_message']:,.0f} B without 24-h records), "
+            f"WAL {fill[side]['wal_bytes_per_message']:,.0f} B each"
+        )
     lost = []
     for side in one:
         for r in one[side] + many[side]:
@@ -425,6 +482,9 @@ def chat_figures(
     add = {s: median([r["median_add_ms"] for r in one[s]]) for s in one}
     rate = {s: median([r["adds_per_s"] for r in many[s]]) for s in many}
     conc = _ratio(many, "adds_per_s")
+    per_msg = {s: fill[s]["bytes_per_message"] for s in fill}
+    per_msg_durable = {s: fill[s]["durable_bytes_per_message"] for s in fill}
+    wal_msg = {s: fill[s]["wal_bytes_per_message"] for s in fill}
     rows = [
         Row(
             "P12",
@@ -435,7 +495,20 @@ def chat_figures(
             "—",
             None,
             note=f"botwire {add['botwire']:.2f} ms",
-            details={"one": one, "concurrent": many},
+            details={"one": one, "concurrent": many, "fill": fill},
+        ),
+        Row(
+            "P12b",
+            f"bytes on disk per chat message ({n_fill:,} one-message adds over 10 sessions)",
+            per_msg["botwire"] / per_msg["ref"],
+            "×",
+            f"`PostgresChatMessageHistory` = {per_msg['ref']:,.0f} B",
+            "≤ 1.2×",
+            per_msg["botwire"] / per_msg["ref"] <= 1.2,
+            note=f"botwire {per_msg['botwire']:,.0f} B; without the 24-h idempotency records "
+            f"{per_msg_durable['botwire']:,.0f} B "
+            f"({per_msg_durable['botwire'] / per_msg_durable['ref']:.2f}×); WAL per message "
+            f"{wal_msg['botwire']:,.0f} B vs {wal_msg['ref']:,.0f} B",
         ),
         Row(
             "P13",
@@ -449,7 +522,7 @@ def chat_figures(
             + (f"; LOST MESSAGES: {'; '.join(lost)}" if lost else "; no message lost"),
         ),
     ]
-    return rows, {"one": one, "concurrent": many}
+    return rows, {"one": one, "concurrent": many, "fill": fill}
 
 
 # -- entry point -----------------------------------------------------------------------------
@@ -487,7 +560,7 @@ def p10_p15(settings: Settings, which: set[str]) -> list[Row]:
             r, d = write_figures(settings, dsn)
             rows += r
             extra["writes"] = d
-    rows = [r for r in rows if r.id.rstrip("b") in which]
+    rows = [r for r in rows if r.id.rstrip("bc") in which]
     if rows:
         rows[0].details = {**rows[0].details, **extra}
     return rows

@@ -53,3 +53,24 @@ def test_pyspy_summary_reads_collapsed_stacks() -> None:
     assert s["samples"] == 4
     assert s["self_pct"][0] == ("execute (psycopg/cursor.py)", 75.0)
     assert ("run (botwire_server/app.py)", 100.0) in s["inclusive_pct"]
+
+
+def test_table_bytes_counts_each_side_and_leaves_out_idempotency(fresh_postgres_url: str) -> None:
+    """P11/P11c/P12b read table sizes: botwire's ``bw_*`` tables (P11c without
+    ``bw_idempotency``) and the reference's own tables, never each other's."""
+    import pg_reference
+    import psycopg
+
+    assert pg_reference.table_bytes(fresh_postgres_url, "botwire") == 0
+    with psycopg.connect(fresh_postgres_url, autocommit=True) as conn:
+        for table in ("bw_entries_x", "bw_idempotency", "chat_history", "other"):
+            conn.execute(f"CREATE TABLE {table} (v text)")
+            conn.execute(
+                f"INSERT INTO {table} SELECT repeat('x', 500) FROM generate_series(1, 200)"
+            )
+    total = pg_reference.table_bytes(fresh_postgres_url, "botwire")
+    durable = pg_reference.table_bytes(fresh_postgres_url, "botwire", durable=True)
+    ref = pg_reference.table_bytes(fresh_postgres_url, "ref")
+    assert 0 < durable < total and ref > 0
+    assert durable == ref  # one 200-row table each: bw_entries_x; chat_history ("other": neither)
+    print(f"FIGURE bw {total} B, without idempotency {durable} B, reference {ref} B")

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.messages import (
+    AIMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+    message_to_dict,
+)
 
 from botwire import InvalidNamespace, Memory
 from botwire_langchain import HISTORY_KEY_PREFIX, BotWireChatHistory
@@ -159,3 +165,40 @@ async def test_async_memory_serves_async_methods_only(memory: Memory) -> None:
     assert [m.content for m in _history(memory, "s").messages] == ["hi"]
     with pytest.raises(TypeError, match="AsyncMemory"):
         _ = history.messages
+
+
+def test_messages_are_stored_without_default_fields_and_old_items_still_read(
+    memory: Memory,
+) -> None:
+    """Issue 22: a message is stored as ``message_to_dict`` without the fields that hold their
+    default (about half the bytes of a short turn); items stored in full by earlier versions
+    (and by anything else writing LangChain's dict form) read back the same."""
+    legacy_tool_calls = AIMessage(
+        content="",
+        additional_kwargs={
+            "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+            ]
+        },
+    )
+    messages = [
+        SystemMessage("be brief"),
+        HumanMessage("hi", name="bob", id="m1"),
+        TOOL_CALL,
+        ToolMessage("42", tool_call_id="call_1", status="error"),
+        legacy_tool_calls,
+        AIMessage(
+            "done", usage_metadata={"input_tokens": 1, "output_tokens": 2, "total_tokens": 3}
+        ),
+    ]
+    history = _history(memory)
+    memory.append(HISTORY_KEY_PREFIX + "s1", message_to_dict(HumanMessage("old, in full")))
+    history.add_messages(messages)
+    stored = memory.get(HISTORY_KEY_PREFIX + "s1")
+    assert stored[0] == message_to_dict(HumanMessage("old, in full"))
+    assert stored[1] == {"type": "system", "data": {"content": "be brief"}}
+    assert stored[2] == {"type": "human", "data": {"content": "hi", "name": "bob", "id": "m1"}}
+    assert "additional_kwargs" not in stored[3]["data"] and stored[3]["data"]["tool_calls"]
+    assert stored[4]["data"]["status"] == "error"
+    assert history.messages == [HumanMessage("old, in full"), *messages]
+    assert history.tail(2) == messages[-2:]

@@ -5,7 +5,10 @@ real graph through the async path."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import operator
+import zlib
 from typing import Annotated, Any, TypedDict
 from uuid import uuid4
 
@@ -39,9 +42,20 @@ def _cfg(thread: str, ns: str = "", cid: str | None = None) -> Any:
     return {"configurable": conf}
 
 
-def _put(saver: BotWireSaver, thread: str, ns: str = "", parent: Any = None, **md: Any) -> Any:
+def _put(
+    saver: BotWireSaver,
+    thread: str,
+    ns: str = "",
+    parent: Any = None,
+    *,
+    blob: bool = False,
+    **md: Any,
+) -> Any:
+    """Put a checkpoint whose channel "ch" holds the step: a small int lives in the record;
+    with ``blob`` it is a list, which is stored as a blob of its own."""
     cfg = parent or _cfg(thread, ns)
-    cp = _cp({"ch": md.get("step", 0)}, {"ch": saver.get_next_version(None, None)})
+    value = [md.get("step", 0)] if blob else md.get("step", 0)
+    cp = _cp({"ch": value}, {"ch": saver.get_next_version(None, None)})
     meta: Any = {"source": "loop", "step": 0, "parents": {}, **md}
     return saver.put(cfg, cp, meta, cp["channel_versions"])
 
@@ -73,14 +87,51 @@ def test_identifiers_that_need_escaping_round_trip(memory: Memory, name: str) ->
     assert memory.list() == []
 
 
+def _unpacked(stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored record or pointer with its deflated part ({"z": base64}) opened."""
+    if "z" not in stored:
+        return stored
+    inner = json.loads(zlib.decompress(base64.b64decode(stored["z"])))
+    return {**{k: v for k, v in stored.items() if k != "z"}, **inner}
+
+
 def test_values_are_stored_as_json(memory: Memory) -> None:
+    """Issue 22's layout: the checkpoint body and metadata are plain JSON (no base64 per field)
+    deflated together, a small primitive value lives in the record, and "latest" is a pointer,
+    not a second copy."""
     saver = BotWireSaver(memory)
     stored = _put(saver, "t")
-    record = memory.get(f"t/t/cp//{stored['configurable']['checkpoint_id']}")
-    assert set(record) == {"id", "parent", "checkpoint", "metadata"}
-    typ, data = record["checkpoint"]
-    assert isinstance(typ, str)
-    assert isinstance(data, str)
+    cid = stored["configurable"]["checkpoint_id"]
+    record = _unpacked(memory.get(f"t/t/cp//{cid}"))
+    assert set(record) == {"id", "parent", "checkpoint", "metadata", "values"}
+    assert record["checkpoint"]["id"] == cid
+    assert record["metadata"]["source"] == "loop"
+    assert record["values"] == {"ch": [0]}
+    assert _unpacked(memory.get("t/t/latest/")) == {"ptr": cid, "blobs": {}}
+    assert not [k for k in memory.list("t/t/b/")]  # the inlined value has no blob
+    # a record of many channels (names and versions repeat) is stored deflated
+    chans = {f"branch:to:node{i}": saver.get_next_version(None, None) for i in range(12)}
+    big = _cp({"ch": "x"}, {"ch": "1", **chans})
+    saver.put(_cfg("t"), big, {"source": "loop", "step": 1, "parents": {}}, {"ch": "1"})
+    raw = memory.get(f"t/t/cp//{big['id']}")
+    assert set(raw) == {"id", "parent", "z"}
+    assert _unpacked(raw)["checkpoint"]["channel_versions"] == big["channel_versions"]
+    assert set(memory.get("t/t/latest/")) == {"ptr", "z"}
+    tup = saver.get_tuple(_cfg("t"))
+    assert tup is not None and tup.checkpoint["channel_values"] == {"ch": "x"}
+    # what JSON cannot hold exactly still goes through the serializer, as a [type, base64] pair
+    cp = _cp({"raw": b"\x00\xff", "tup": (1, 2)}, {"raw": "1", "tup": "1"})
+    meta: Any = {"source": "loop", "step": 0, "parents": {}, "t": (1,)}  # a tuple: not JSON
+    saver.put(_cfg("u"), cp, meta, {"raw": "1"})
+    record = _unpacked(memory.get(f"t/u/cp//{cp['id']}"))
+    typ, data = record["metadata"]
+    assert isinstance(typ, str) and isinstance(data, str)
+    assert "values" not in record
+    typ, data = memory.get("t/u/b//raw/s1")
+    assert isinstance(typ, str) and isinstance(data, str)
+    tup = saver.get_tuple(_cfg("u"))
+    assert tup is not None and tup.checkpoint["channel_values"] == {"raw": b"\x00\xff"}
+    assert list(tup.metadata["t"]) == [1]  # type: ignore[typeddict-item]  # as serde gives it
 
 
 def test_list_across_threads_and_namespaces(memory: Memory) -> None:
@@ -135,13 +186,14 @@ def test_prune_keeps_latest_and_only_the_blobs_it_needs(memory: Memory) -> None:
     saver = BotWireSaver(memory)
     cfg = None
     for step in range(4):
-        cfg = _put(saver, "T", parent=cfg, step=step, run_id=f"run-{step}")
+        cfg = _put(saver, "T", parent=cfg, step=step, run_id=f"run-{step}", blob=True)
     saver.put_writes(cfg, [("x", 1)], "task")
+    assert len(memory.list("t/T/b/")) == 4
     saver.prune(["T"])
     assert [t.metadata["step"] for t in saver.list(_cfg("T"))] == [3]
     tup = saver.get_tuple(_cfg("T"))
     assert tup is not None
-    assert tup.checkpoint["channel_values"] == {"ch": 3}
+    assert tup.checkpoint["channel_values"] == {"ch": [3]}
     assert tup.pending_writes == [("task", "x", 1)]
     assert len(memory.list("t/T/b/")) == 1
     assert memory.list("r/") == ["r/run-3/T"]
@@ -256,3 +308,50 @@ def test_close_closes_only_the_clients_the_saver_made(memory: Memory) -> None:
     with own:
         assert own.get_tuple(_cfg("close-T")) is None
     assert own._clients.sync._closed  # made by the saver: closed with it
+
+
+def test_versions_are_short_for_new_threads_and_keep_an_old_threads_width(memory: Memory) -> None:
+    """Issue 22: a new thread's versions are 21 characters (12-digit counter), not 49; a thread
+    written before keeps its 32-digit counter, because LangGraph compares versions as strings."""
+    saver = BotWireSaver(memory)
+    v = saver.get_next_version(None, None)
+    assert len(v) == 21 and v.startswith("000000000001.")
+    chain = [v]
+    for _ in range(12):
+        chain.append(saver.get_next_version(chain[-1], None))
+    assert chain == sorted(chain) and len(set(chain)) == len(chain)
+    assert saver.get_next_version("9", None).startswith("000000000010.")  # never narrower
+    old = "0" * 30 + "12.0.123456789"
+    nxt = saver.get_next_version(old, None)
+    assert nxt.startswith("0" * 30 + "13.") and old < nxt
+
+
+def test_a_runs_markers_are_written_by_its_first_put_only(memory: Memory) -> None:
+    saver = BotWireSaver(memory)
+    first = _put(saver, "T", step=0, run_id="R")
+    second = _put(saver, "T", parent=first, step=1, run_id="R")
+    marker, run_key = memory.entry("r/R/T"), memory.entry("t/T/run/R")
+    record = memory.entry(f"t/T/cp//{second['configurable']['checkpoint_id']}")
+    assert marker is not None and run_key is not None and record is not None
+    assert marker.version < record.version and run_key.version < record.version
+    # maintenance in this saver deletes the markers: the run's next put writes them again
+    saver.delete_for_runs(["R"])
+    assert memory.list() == []
+    _put(saver, "T", step=2, run_id="R")
+    assert memory.list("r/") == ["r/R/T"]
+    saver.delete_for_runs(["R"])
+    assert memory.list() == []
+
+
+def test_a_pointer_that_disagrees_with_its_record_is_not_trusted(memory: Memory) -> None:
+    """get_tuple reads record, writes and the blobs the "latest" pointer names in one request;
+    if the pointer names other versions than the record (written by hand, or by a future
+    layout), the record's own versions win, and a pointer to a missing record reads as none."""
+    saver = BotWireSaver(memory)
+    stored = _put(saver, "T", step=5, blob=True)
+    cid = stored["configurable"]["checkpoint_id"]
+    memory.set("t/T/latest/", {"ptr": cid, "blobs": {}})
+    tup = saver.get_tuple(_cfg("T"))
+    assert tup is not None and tup.checkpoint["channel_values"] == {"ch": [5]}
+    memory.set("t/T/latest/", {"ptr": "no-such-checkpoint", "blobs": {}})
+    assert saver.get_tuple(_cfg("T")) is None

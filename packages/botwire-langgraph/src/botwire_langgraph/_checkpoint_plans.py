@@ -3,9 +3,10 @@
 Round trips, whatever the length of the thread's history:
 
 * ``put``: 1 (one atomic batch: changed channel blobs, the record, the "latest" pointer and an
-  append of the id to the thread's index).
+  append of the id to the thread's index; a run's first put in the process adds its markers).
 * ``put_writes``: 1 (an append to the checkpoint's writes list).
-* ``get_tuple`` of the latest checkpoint: 2 (the "latest" record, then blobs + writes).
+* ``get_tuple`` of the latest checkpoint: 2 (the "latest" pointer, then record + writes + the
+  blobs it names).
 * ``get_tuple`` of a given checkpoint id: 2 (record + writes, then blobs).
 * ``list(limit=n)``: 3 (tail of the index, records + writes, blobs); with ``before`` or a
   ``filter`` the whole index (one value) is read instead of its tail.
@@ -13,7 +14,7 @@ Round trips, whatever the length of the thread's history:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -45,7 +46,17 @@ from ._io import (
     TxOp,
     get_many_chunked,
 )
-from ._serde import dump, load
+from ._serde import (
+    dump,
+    dump_doc,
+    dump_value,
+    inline_value,
+    load,
+    load_doc,
+    load_value,
+    pack,
+    unpack,
+)
 
 __all__ = [
     "Ref",
@@ -63,6 +74,8 @@ __all__ = [
 Ref = tuple[str, str, str]  # (thread_id, checkpoint_ns, checkpoint_id)
 
 _EMPTY = "empty"
+_MISSING = object()
+_MARKED_MAX = 10_000  # threads whose current run a saver remembers
 _COPY_CHUNK = 200
 _CAS_RETRIES = 10
 
@@ -96,32 +109,73 @@ def put_plan(
     checkpoint: Checkpoint,
     metadata: CheckpointMetadata,
     new_versions: ChannelVersions,
+    marked: dict[str, str] | None = None,
 ) -> Plan[RunnableConfig]:
+    """Save a checkpoint in one atomic batch. ``marked`` (thread id -> run id) remembers the
+    runs whose markers this process wrote already, so a run's later puts skip them."""
     thread_id, ns = _thread_and_ns(config)
     parent = get_checkpoint_id(config)
     body: dict[str, Any] = dict(checkpoint)
     values: dict[str, Any] = body.pop("channel_values", None) or {}
     cid = str(checkpoint["id"])
+    # Small primitive values live in the record (copied into each checkpoint, as PostgresSaver
+    # does); the others are written once per version as blobs. A channel without a value needs
+    # nothing stored: a missing blob reads as "no value".
+    inline = {ch: [v] for ch, v in values.items() if inline_value(v)}
     ops: list[TxOp] = []
     for channel, version in new_versions.items():
-        blob = dump(serde, values[channel]) if channel in values else [_EMPTY, ""]
-        ops.append(("set", K.blob_key(thread_id, ns, channel, version), blob, None))
+        if channel in values and channel not in inline:
+            blob = dump(serde, values[channel])
+            ops.append(("set", K.blob_key(thread_id, ns, channel, version), blob, None))
     md = get_serializable_checkpoint_metadata(config, metadata)
-    record = {
-        "id": cid,
-        "parent": parent,
-        "checkpoint": dump(serde, body),
-        "metadata": dump(serde, md),
+    fields: dict[str, Any] = {
+        "checkpoint": dump_doc(serde, body),
+        "metadata": dump_doc(serde, dict(md)),
     }
+    if inline:
+        fields["values"] = inline
+    record = {"id": cid, "parent": parent, **pack(fields)}
     ops.append(("set", K.checkpoint_key(thread_id, ns, cid), record, None))
     ops.append(("append", K.index_key(thread_id, ns), [cid]))
-    run_id = md.get("run_id")
-    if run_id:
-        ops.append(("set", K.run_key(thread_id, str(run_id), ns, cid), 1, None))
-        ops.append(("set", K.run_marker_key(str(run_id), thread_id), 1, None))
-    ops.append(("set", K.latest_key(thread_id, ns), record, None))
+    run_id = str(md.get("run_id") or "")
+    mark = bool(run_id) and (marked is None or marked.get(thread_id) != run_id)
+    if mark:  # r/R/T finds the thread from the run, t/T/run/R the run from the thread
+        ops.append(("set", K.thread_run_key(thread_id, run_id), 1, None))
+        ops.append(("set", K.run_marker_key(run_id, thread_id), 1, None))
+    ops.append(("set", K.latest_key(thread_id, ns), _pointer(cid, body, inline), None))
     yield Atomic(ops)
+    if mark and marked is not None:
+        if len(marked) >= _MARKED_MAX:
+            marked.clear()
+        marked[thread_id] = run_id
     return _config(thread_id, ns, cid)
+
+
+def _pointer(cid: str, body: dict[str, Any], inline: dict[str, Any]) -> dict[str, Any]:
+    """The "latest" value: the newest checkpoint's id and the versions of the channels whose
+    values are blobs, so ``get_tuple`` fetches record, writes and blobs in one round trip
+    without a second copy of the record."""
+    versions = body.get("channel_versions") or {}
+    return {
+        "ptr": cid,
+        **pack({"blobs": {ch: v for ch, v in versions.items() if ch not in inline}}),
+    }
+
+
+def _open(stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored record or pointer with its packed fields (``"z"``) unpacked; records of the old
+    layout (never packed) come back as they are."""
+    if "z" not in stored:
+        return stored
+    out = {k: v for k, v in stored.items() if k != "z"}
+    out.update(unpack({"z": stored["z"]}))
+    return out
+
+
+def _pointer_of(serde: SerializerProtocol, record: dict[str, Any]) -> dict[str, Any]:
+    """:func:`_pointer` of a stored record (either layout)."""
+    record = _open(record)
+    return _pointer(record["id"], load_doc(serde, record["checkpoint"]), record.get("values") or {})
 
 
 def put_writes_plan(
@@ -135,13 +189,32 @@ def put_writes_plan(
     cid = get_checkpoint_id(config)
     if not cid:
         raise ValueError("put_writes needs config['configurable']['checkpoint_id']")
-    items = [
-        [task_id, WRITES_IDX_MAP.get(channel, idx), channel, dump(serde, value), task_path]
-        for idx, (channel, value) in enumerate(writes)
-    ]
-    if items:
-        yield Atomic([("append", K.writes_key(thread_id, ns, cid), items)])
+    if writes:
+        # one list item per call (not per write): {"t": task, "p": path, "w": [[idx, ch, v]]}
+        item = pack(
+            {
+                "t": task_id,
+                "p": task_path,
+                "w": [
+                    [WRITES_IDX_MAP.get(channel, idx), channel, dump_value(serde, value)]
+                    for idx, (channel, value) in enumerate(writes)
+                ],
+            }
+        )
+        yield Atomic([("append", K.writes_key(thread_id, ns, cid), [item])])
     return None
+
+
+def _flat_writes(raw: Iterable[Any]) -> Iterator[list[Any]]:
+    """Stored write items as ``[task_id, idx, channel, encoded value, task_path]``: items of
+    the old layout are already that; new ones hold one call's writes each."""
+    for item in raw:
+        if isinstance(item, dict):
+            item = unpack(item)
+            for idx, channel, value in item["w"]:
+                yield [item["t"], idx, channel, value, item["p"]]
+        else:
+            yield item
 
 
 def _decode_writes(serde: SerializerProtocol, raw: Iterable[Any]) -> list[tuple[str, str, Any]]:
@@ -149,13 +222,13 @@ def _decode_writes(serde: SerializerProtocol, raw: Iterable[Any]) -> list[tuple[
     write (put_writes is idempotent), except special channels (negative idx) where the last wins,
     as in LangGraph's own savers."""
     chosen: dict[tuple[str, int], list[Any]] = {}
-    for item in raw:
+    for item in _flat_writes(raw):
         task_id, idx = item[0], int(item[1])
         if idx >= 0 and (task_id, idx) in chosen:
             continue
         chosen[(task_id, idx)] = item
     ordered = sorted(chosen.values(), key=lambda w: writes_sort_key(w[4], w[0], int(w[1])))
-    return [(w[0], w[2], load(serde, w[3])) for w in ordered]
+    return [(w[0], w[2], load_value(serde, w[3])) for w in ordered]
 
 
 # -- reads ---------------------------------------------------------------------------------
@@ -181,7 +254,7 @@ def fetch_tuples_plan(
         for ref in refs:
             rec = got.get(K.checkpoint_key(*ref))
             if rec is not None:
-                records[ref] = rec
+                records[ref] = _open(rec)
                 writes_raw[ref] = got.get(K.writes_key(*ref)) or []
 
     selected: list[tuple[Ref, dict[str, Any], dict[str, Any], Any]] = []
@@ -189,48 +262,64 @@ def fetch_tuples_plan(
         rec = records.get(ref)
         if rec is None:
             continue
-        md = load(serde, rec["metadata"])
+        md = load_doc(serde, rec["metadata"])
         if filter and not all(md.get(k) == v for k, v in filter.items()):
             continue
-        selected.append((ref, rec, load(serde, rec["checkpoint"]), md))
+        selected.append((ref, rec, load_doc(serde, rec["checkpoint"]), md))
         if limit is not None and len(selected) >= limit:
             break
     if not selected:
         return []
 
     blob_keys: set[str] = set()
-    for (t, n, _), _, ckpt, _ in selected:
+    for (t, n, _), rec, ckpt, _ in selected:
+        inline = rec.get("values") or {}
         for channel, version in (ckpt.get("channel_versions") or {}).items():
-            blob_keys.add(K.blob_key(t, n, channel, version))
+            if channel not in inline:
+                blob_keys.add(K.blob_key(t, n, channel, version))
     second = sorted(blob_keys)
     if not writes_known:
         second += [K.writes_key(*ref) for ref, *_ in selected]
-    got = yield GetMany(second)
+    got = (yield GetMany(second)) if second else {}
     if not writes_known:
         writes_raw = {ref: got.get(K.writes_key(*ref)) or [] for ref, *_ in selected}
+    return [
+        _tuple(serde, ref, rec, ckpt, md, got, writes_raw.get(ref, []))
+        for ref, rec, ckpt, md in selected
+    ]
 
-    out: list[CheckpointTuple] = []
-    for ref, rec, ckpt, md in selected:
-        t, n, c = ref
-        values: dict[str, Any] = {}
-        for channel, version in (ckpt.get("channel_versions") or {}).items():
-            blob = got.get(K.blob_key(t, n, channel, version))
-            if blob is not None and blob[0] != _EMPTY:
-                values[channel] = load(serde, blob)
-        ckpt["channel_values"] = values
-        parent = rec.get("parent")
-        out.append(
-            CheckpointTuple(
-                config=_config(t, n, c),
-                # ckpt is the stored checkpoint dict rebuilt key by key: LangGraph's Checkpoint
-                # TypedDict in value, a plain dict to the type checker.
-                checkpoint=ckpt,  # type: ignore[arg-type]
-                metadata=md,
-                parent_config=_config(t, n, parent) if parent else None,
-                pending_writes=_decode_writes(serde, writes_raw.get(ref, [])),
-            )
-        )
-    return out
+
+def _tuple(
+    serde: SerializerProtocol,
+    ref: Ref,
+    rec: dict[str, Any],
+    ckpt: dict[str, Any],
+    md: Any,
+    blobs: dict[str, Any],
+    writes: list[Any],
+) -> CheckpointTuple:
+    """One tuple from its decoded record, the fetched blobs and its raw writes."""
+    t, n, c = ref
+    inline = rec.get("values") or {}
+    values: dict[str, Any] = {}
+    for channel, version in (ckpt.get("channel_versions") or {}).items():
+        if channel in inline:
+            values[channel] = load_value(serde, inline[channel])
+            continue
+        blob = blobs.get(K.blob_key(t, n, channel, version))
+        if blob is not None and blob[0] != _EMPTY:  # "empty": the old layout's "no value"
+            values[channel] = load(serde, blob)
+    ckpt["channel_values"] = values
+    parent = rec.get("parent")
+    return CheckpointTuple(
+        config=_config(t, n, c),
+        # ckpt is the stored checkpoint dict rebuilt key by key: LangGraph's Checkpoint
+        # TypedDict in value, a plain dict to the type checker.
+        checkpoint=ckpt,  # type: ignore[arg-type]
+        metadata=md,
+        parent_config=_config(t, n, parent) if parent else None,
+        pending_writes=_decode_writes(serde, writes),
+    )
 
 
 def get_tuple_plan(
@@ -240,13 +329,33 @@ def get_tuple_plan(
     cid = get_checkpoint_id(config)
     if cid:
         found = yield from fetch_tuples_plan(serde, [(thread_id, ns, cid)])
-    else:
-        record = yield Get(K.latest_key(thread_id, ns))
-        if record is None:
-            return None
-        ref = (thread_id, ns, record["id"])
-        found = yield from fetch_tuples_plan(serde, [ref], records={ref: record})
-    return found[0] if found else None
+        return found[0] if found else None
+    latest = yield Get(K.latest_key(thread_id, ns))
+    if latest is None:
+        return None
+    latest = _open(latest)
+    if "ptr" not in latest:  # the old layout: "latest" holds a copy of the record
+        ref = (thread_id, ns, latest["id"])
+        found = yield from fetch_tuples_plan(serde, [ref], records={ref: latest})
+        return found[0] if found else None
+    # a pointer: record, writes and the blobs it names in one round trip
+    ref = (thread_id, ns, str(latest["ptr"]))
+    rec_key, w_key = K.checkpoint_key(*ref), K.writes_key(*ref)
+    blob_keys = [K.blob_key(thread_id, ns, ch, v) for ch, v in latest["blobs"].items()]
+    got = yield GetMany([rec_key, w_key, *blob_keys])
+    rec = got.get(rec_key)
+    if rec is None:  # deleted meanwhile (delete_thread removes the pointer first)
+        return None
+    rec = _open(rec)
+    ckpt = load_doc(serde, rec["checkpoint"])
+    if any(
+        ch not in (rec.get("values") or {}) and latest["blobs"].get(ch, _MISSING) != v
+        for ch, v in (ckpt.get("channel_versions") or {}).items()
+    ):  # the pointer does not match its record (a concurrent put): read the record's own way
+        found = yield from fetch_tuples_plan(serde, [ref])
+        return found[0] if found else None
+    md = load_doc(serde, rec["metadata"])
+    return _tuple(serde, ref, rec, ckpt, md, got, got.get(w_key) or [])
 
 
 def _dedupe(ids: Iterable[str]) -> list[str]:
@@ -310,7 +419,14 @@ def delete_thread_plan(thread_id: str) -> Plan[None]:
     yield from _delete_keys(ordered + [K.run_marker_key(r, thread_id) for r in sorted(runs)])
 
 
-def _remove_from_index(thread_id: str, ns: str, victims: set[str]) -> Plan[None]:
+def _latest_id(latest: dict[str, Any]) -> str:
+    """The checkpoint id a "latest" value names (a pointer, or an old layout's record copy)."""
+    return str(latest["ptr"] if "ptr" in latest else latest["id"])
+
+
+def _remove_from_index(
+    serde: SerializerProtocol, thread_id: str, ns: str, victims: set[str]
+) -> Plan[None]:
     """Drop ``victims`` from the index of (thread, ns) and move the latest pointer back if it
     pointed at one of them; compare-and-set on the index so a concurrent put is never lost."""
     idx_key, latest_key = K.index_key(thread_id, ns), K.latest_key(thread_id, ns)
@@ -321,11 +437,13 @@ def _remove_from_index(thread_id: str, ns: str, victims: set[str]) -> Plan[None]
         remaining = [c for c in ids if c not in victims]
         ops: list[TxOp] = [("check", idx_key, entry.version if entry is not None else None)]
         ops.append(("set", idx_key, remaining, None) if remaining else ("delete", idx_key))
-        if latest is not None and latest["id"] in victims:
+        if latest is not None and _latest_id(latest) in victims:
             newest = max(remaining) if remaining else None
             record = (yield Get(K.checkpoint_key(thread_id, ns, newest))) if newest else None
             ops.append(
-                ("set", latest_key, record, None) if record is not None else ("delete", latest_key)
+                ("set", latest_key, _pointer_of(serde, record), None)
+                if record is not None
+                else ("delete", latest_key)
             )
         try:
             yield Atomic(ops)
@@ -338,27 +456,48 @@ def _remove_from_index(thread_id: str, ns: str, victims: set[str]) -> Plan[None]
     )
 
 
-def delete_for_runs_plan(run_ids: Sequence[str]) -> Plan[None]:
+def _run_of(serde: SerializerProtocol, record: dict[str, Any]) -> str | None:
+    run_id = load_doc(serde, _open(record)["metadata"]).get("run_id")
+    return str(run_id) if run_id else None
+
+
+def delete_for_runs_plan(serde: SerializerProtocol, run_ids: Sequence[str]) -> Plan[None]:
+    """The run markers ``r/R/T`` name the threads; in each, the checkpoints of run R are the ones
+    the old layout's ``t/T/run/R/N/C`` keys name and, since ``t/T/run/R`` (the new layout, one
+    key per run), the ones whose metadata says run R (the thread's records are read: a rare,
+    maintenance-time call pays that instead of every ``put`` writing a key)."""
     victims: dict[tuple[str, str], set[str]] = {}
     doomed: list[str] = []
-    for run_id in run_ids:
-        markers = yield ListKeys(K.run_marker_prefix(str(run_id)))
+    for run_id in map(str, run_ids):
+        markers = yield ListKeys(K.run_marker_prefix(run_id))
         for marker in markers:
             thread_id = K.unesc(marker.split("/")[2])
-            run_keys = yield ListKeys(K.run_prefix(thread_id, str(run_id)))
-            for key in run_keys:
-                parts = key.split("/")
-                ns, cid = K.unesc(parts[4]), K.unesc(parts[5])
-                victims.setdefault((thread_id, ns), set()).add(cid)
-                doomed += [
-                    key,
-                    K.checkpoint_key(thread_id, ns, cid),
-                    K.writes_key(thread_id, ns, cid),
-                ]
+            keys = yield ListKeys(K.thread_prefix(thread_id))
+            run_key = K.thread_run_key(thread_id, run_id)
+            cps: list[str] = []
+            for key in keys:
+                p = key.split("/")
+                if p[2] == "run" and len(p) == 6 and K.unesc(p[3]) == run_id:  # the old layout
+                    victims.setdefault((thread_id, K.unesc(p[4])), set()).add(K.unesc(p[5]))
+                    doomed.append(key)
+                elif p[2] == "cp":
+                    cps.append(key)
+            if run_key in keys:
+                records = yield from get_many_chunked(cps)
+                for key, record in records.items():
+                    if _run_of(serde, record) == run_id:
+                        p = key.split("/")
+                        victims.setdefault((thread_id, K.unesc(p[3])), set()).add(K.unesc(p[4]))
+                doomed.append(run_key)
             doomed.append(marker)
     for (thread_id, ns), cids in victims.items():
-        yield from _remove_from_index(thread_id, ns, cids)
+        doomed += [k for c in sorted(cids) for k in _checkpoint_keys(thread_id, ns, c)]
+        yield from _remove_from_index(serde, thread_id, ns, cids)
     yield from _delete_keys(doomed)
+
+
+def _checkpoint_keys(thread_id: str, ns: str, cid: str) -> tuple[str, str]:
+    return K.checkpoint_key(thread_id, ns, cid), K.writes_key(thread_id, ns, cid)
 
 
 def prune_plan(serde: SerializerProtocol, thread_ids: Sequence[str], strategy: str) -> Plan[None]:
@@ -374,13 +513,24 @@ def prune_plan(serde: SerializerProtocol, thread_ids: Sequence[str], strategy: s
         keys = yield ListKeys(K.thread_prefix(thread_id))
         latest_keys = [k for k in keys if k.split("/")[2] == "latest"]
         latest = yield from get_many_chunked(latest_keys)
+        kept: dict[str, dict[str, Any]] = {}  # ns -> the record kept
+        pointed: dict[str, str] = {}  # ns -> the record key a pointer names
+        for key, value in latest.items():
+            ns = K.unesc(key.rsplit("/", 1)[1])
+            if "ptr" in value:  # a pointer's packed part is not needed here
+                pointed[ns] = K.checkpoint_key(thread_id, ns, str(value["ptr"]))
+            else:  # the old layout: the record itself
+                kept[ns] = value
+        if pointed:
+            records = yield from get_many_chunked(sorted(pointed.values()))
+            kept.update((ns, records[k]) for ns, k in pointed.items() if k in records)
         keep: dict[str, tuple[str, dict[str, str]]] = {}  # ns -> (id, {channel: version token})
-        for key, record in latest.items():
-            versions = load(serde, record["checkpoint"]).get("channel_versions") or {}
-            keep[K.unesc(key.rsplit("/", 1)[1])] = (
-                record["id"],
-                {ch: K.version_token(v) for ch, v in versions.items()},
-            )
+        runs_kept: set[str] = set()
+        for ns, record in kept.items():
+            record = _open(record)
+            versions = load_doc(serde, record["checkpoint"]).get("channel_versions") or {}
+            keep[ns] = (record["id"], {ch: K.version_token(v) for ch, v in versions.items()})
+            runs_kept.add(_run_of(serde, record) or "")
         doomed: list[str] = []
         runs_left: set[str] = set()
         runs_seen: set[str] = set()
@@ -396,7 +546,14 @@ def prune_plan(serde: SerializerProtocol, thread_ids: Sequence[str], strategy: s
                 ns, channel = K.unesc(p[3]), K.unesc(p[4])
                 if ns in keep and keep[ns][1].get(channel) != p[5]:
                     doomed.append(key)
-            elif kind == "run":
+            elif kind == "run" and len(p) == 4:  # t/T/run/R: kept while a kept record is R's
+                run_id = K.unesc(p[3])
+                runs_seen.add(run_id)
+                if run_id in runs_kept or len(keep) < len(latest_keys):
+                    runs_left.add(run_id)
+                else:
+                    doomed.append(key)
+            elif kind == "run":  # the old layout: t/T/run/R/N/C
                 run_id, ns, cid = K.unesc(p[3]), K.unesc(p[4]), K.unesc(p[5])
                 runs_seen.add(run_id)
                 if ns in keep and cid != keep[ns][0]:

@@ -9,13 +9,16 @@ selects exactly one component value (``t/a/`` never matches thread ``ab``).
 Checkpointer layout (one botwire namespace, ``T`` = escaped thread id, ``N`` = escaped
 checkpoint namespace, ``C`` = checkpoint id, ``R`` = escaped run id)::
 
-    t/T/latest/N            newest checkpoint record of (thread, ns): get_tuple(latest) reads this
-    t/T/cp/N/C              checkpoint record {"id", "parent", "checkpoint", "metadata"}
+    t/T/latest/N            pointer to the newest checkpoint of (thread, ns) and the versions of
+                            its blob channels (before issue 22: a copy of the record)
+    t/T/cp/N/C              checkpoint record {"id", "parent", "checkpoint", "metadata", "values"}
+                            (deflated as {"id", "parent", "z"} when smaller; see _serde)
     t/T/idx/N               list of checkpoint ids in put order (append-only; tail(n) = newest n)
-    t/T/w/N/C               list of pending writes of checkpoint C (append-only)
+    t/T/w/N/C               list of pending writes of checkpoint C (append-only; an item per call)
     t/T/b/N/CH/VER          one channel value (blob) at one version
-    t/T/run/R/N/C           marks checkpoint C as written by run R (for delete_for_runs)
-    r/R/T                   marks thread T as holding checkpoints of run R
+    t/T/run/R               marks thread T as holding checkpoints of run R (for delete_thread)
+    t/T/run/R/N/C           before issue 22: marks checkpoint C as written by run R
+    r/R/T                   marks thread T as holding checkpoints of run R (for delete_for_runs)
 
 Store layout (its own botwire namespace): ``i/L1/L2/.../KEY`` with every label and the key
 escaped; the last component is the item key, the ones before it the namespace tuple.
@@ -41,6 +44,7 @@ __all__ = [
     "run_marker_prefix",
     "run_prefix",
     "thread_prefix",
+    "thread_run_key",
     "unesc",
     "version_token",
     "writes_key",
@@ -107,6 +111,10 @@ def blob_key(thread_id: str, ns: str, channel: str, version: str | int | float) 
 
 def run_prefix(thread_id: str, run_id: str) -> str:
     return f"t/{esc(thread_id)}/run/{esc(run_id)}/"
+
+
+def thread_run_key(thread_id: str, run_id: str) -> str:
+    return f"t/{esc(thread_id)}/run/{esc(run_id)}"
 
 
 def run_key(thread_id: str, run_id: str, ns: str, checkpoint_id: str) -> str:

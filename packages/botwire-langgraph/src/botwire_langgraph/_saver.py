@@ -28,6 +28,8 @@ __all__ = ["BotWireSaver"]
 T = TypeVar("T")
 
 _LIST_CHUNK = 100
+_COUNTER_DIGITS = 12  # a new thread's version counter: 10^12 steps
+_LEGACY_DIGITS = 32  # the counter of threads started before issue 22 (and PostgresSaver's)
 
 
 class BotWireSaver(BaseCheckpointSaver[str]):
@@ -80,6 +82,9 @@ class BotWireSaver(BaseCheckpointSaver[str]):
             default_namespace=namespace,
             adapter="BotWireSaver",
         )
+        # thread id -> the run this saver last marked in it: a run's markers are written by its
+        # first put in this process, not by every put (see _checkpoint_plans.put_plan)
+        self._marked: dict[str, str] = {}
 
     # -- plumbing -----------------------------------------------------------------------
 
@@ -95,6 +100,23 @@ class BotWireSaver(BaseCheckpointSaver[str]):
 
     async def _async(self, plan: Plan[T]) -> T:
         return await run_async(self._clients.aio, plan)
+
+    def _maintain(self, plan: Plan[None]) -> None:
+        """Run a maintenance plan. It may delete run markers, so this saver forgets which runs
+        it marked (before and after: a put racing with it marks again)."""
+        self._marked.clear()
+        try:
+            self._sync(plan)
+        finally:
+            self._marked.clear()
+
+    async def _amaintain(self, plan: Plan[None]) -> None:
+        """Async :meth:`_maintain`."""
+        self._marked.clear()
+        try:
+            await self._async(plan)
+        finally:
+            self._marked.clear()
 
     def close(self) -> None:
         """Close the clients this saver created itself (a passed-in client stays open)."""
@@ -160,7 +182,9 @@ class BotWireSaver(BaseCheckpointSaver[str]):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         """Save a checkpoint (one atomic round trip); returns its config."""
-        return self._sync(P.put_plan(self.serde, config, checkpoint, metadata, new_versions))
+        return self._sync(
+            P.put_plan(self.serde, config, checkpoint, metadata, new_versions, self._marked)
+        )
 
     def put_writes(
         self,
@@ -174,20 +198,20 @@ class BotWireSaver(BaseCheckpointSaver[str]):
 
     def delete_thread(self, thread_id: str) -> None:
         """Delete every checkpoint, write and blob of a thread (all checkpoint namespaces)."""
-        self._sync(P.delete_thread_plan(str(thread_id)))
+        self._maintain(P.delete_thread_plan(str(thread_id)))
 
     def delete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Delete the checkpoints (and their writes) whose metadata ``run_id`` is in ``run_ids``."""
-        self._sync(P.delete_for_runs_plan(list(run_ids)))
+        self._maintain(P.delete_for_runs_plan(self.serde, list(run_ids)))
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Copy all checkpoints, writes and blobs of one thread to another."""
-        self._sync(P.copy_thread_plan(str(source_thread_id), str(target_thread_id)))
+        self._maintain(P.copy_thread_plan(str(source_thread_id), str(target_thread_id)))
 
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """``keep_latest``: keep only each namespace's newest checkpoint (and the blobs it
         uses); ``delete``: delete the threads."""
-        self._sync(P.prune_plan(self.serde, [str(t) for t in thread_ids], strategy))
+        self._maintain(P.prune_plan(self.serde, [str(t) for t in thread_ids], strategy))
 
     # -- async interface ----------------------------------------------------------------
 
@@ -229,7 +253,9 @@ class BotWireSaver(BaseCheckpointSaver[str]):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         """Async :meth:`put`."""
-        return await self._async(P.put_plan(self.serde, config, checkpoint, metadata, new_versions))
+        return await self._async(
+            P.put_plan(self.serde, config, checkpoint, metadata, new_versions, self._marked)
+        )
 
     async def aput_writes(
         self,
@@ -243,32 +269,39 @@ class BotWireSaver(BaseCheckpointSaver[str]):
 
     async def adelete_thread(self, thread_id: str) -> None:
         """Async :meth:`delete_thread`."""
-        await self._async(P.delete_thread_plan(str(thread_id)))
+        await self._amaintain(P.delete_thread_plan(str(thread_id)))
 
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Async :meth:`delete_for_runs`."""
-        await self._async(P.delete_for_runs_plan(list(run_ids)))
+        await self._amaintain(P.delete_for_runs_plan(self.serde, list(run_ids)))
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Async :meth:`copy_thread`."""
-        await self._async(P.copy_thread_plan(str(source_thread_id), str(target_thread_id)))
+        await self._amaintain(P.copy_thread_plan(str(source_thread_id), str(target_thread_id)))
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """Async :meth:`prune`."""
-        await self._async(P.prune_plan(self.serde, [str(t) for t in thread_ids], strategy))
+        await self._amaintain(P.prune_plan(self.serde, [str(t) for t in thread_ids], strategy))
 
     # -- versions -----------------------------------------------------------------------
 
     def get_next_version(self, current: str | None, channel: None) -> str:
-        """Channel versions as ``"<32-digit counter>.<random>"`` strings: they sort as numbers,
-        and make safe key components."""
+        """Channel versions as ``"<counter>.<random>"`` strings: they sort as numbers (the
+        counter has a fixed width within a thread) and make safe key components.
+
+        A new thread gets a 12-digit counter and 8 random hex digits (issue 22: versions fill
+        most of a checkpoint record, so they are kept short); a thread started before keeps
+        the 32-digit counter it has, since LangGraph compares a thread's versions as strings."""
         if current is None:
-            number = 0
-        elif isinstance(current, (int, float)):
-            number = int(current)
+            return f"{1:0{_COUNTER_DIGITS}}.{random.getrandbits(32):08x}"
+        if isinstance(current, (int, float)):
+            number, width = int(current), _LEGACY_DIGITS
         else:
-            number = int(str(current).split(".", 1)[0])
-        return f"{number + 1:032}.{random.random():016}"
+            head = str(current).split(".", 1)[0]
+            number, width = int(head), max(len(head), _COUNTER_DIGITS)
+        if width == _LEGACY_DIGITS:  # the old format, random part and all
+            return f"{number + 1:0{width}}.{random.random():016}"
+        return f"{number + 1:0{width}}.{random.getrandbits(32):08x}"
 
 
 def _chunks(

@@ -1,13 +1,35 @@
-"""Typed serializer output (``(type, bytes)``) as JSON: ``[type, base64 text]``."""
+"""How the saver puts LangGraph objects into JSON values.
+
+Two encodings, both readable forever (data written by older versions keeps loading):
+
+* serde pairs ``[type, base64 text]``: the serializer's ``(type, bytes)`` output, for anything
+  JSON cannot hold exactly. Base64 inflates the bytes by 4/3, so it is the fallback only.
+* plain JSON (since the layout of issue 22): a channel value or pending write that is a JSON
+  primitive is stored as ``[value]`` (a one-element list, never confused with a two-element
+  pair); a checkpoint body or metadata dict that JSON holds exactly is stored as that dict
+  (a pair is a list, so the two never collide).
+
+A checkpoint record's fields and a pending-writes item are then *packed*: their JSON, deflated
+(zlib) and base64-encoded, as ``{"z": text}`` — most of a record is channel names and version
+strings, which deflate 3-4x, and PostgreSQL compresses only values over ~2 KB itself.
+"""
 
 from __future__ import annotations
 
 import base64
+import json
+import math
+import zlib
 from typing import Any
 
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-__all__ = ["dump", "load"]
+__all__ = ["dump", "dump_doc", "dump_value", "load", "load_doc", "load_value", "pack", "unpack"]
+
+#: A string channel value longer than this goes to a blob (stored once per version) instead of
+#: being copied into every checkpoint record that holds it.
+INLINE_MAX_CHARS = 1024
+_SAFE_INT = 2**53  # JSON numbers beyond this lose precision in some decoders
 
 
 def dump(serde: SerializerProtocol, obj: Any) -> list[str]:
@@ -19,3 +41,81 @@ def dump(serde: SerializerProtocol, obj: Any) -> list[str]:
 def load(serde: SerializerProtocol, pair: list[str]) -> Any:
     """Inverse of :func:`dump`."""
     return serde.loads_typed((pair[0], base64.b64decode(pair[1])))
+
+
+def _primitive(obj: Any) -> bool:
+    """True when JSON gives back exactly ``obj`` (same type: no subclasses such as enums)."""
+    t = type(obj)
+    if obj is None or t is bool or t is str:
+        return True
+    if t is int:
+        return bool(-_SAFE_INT < obj < _SAFE_INT)
+    return t is float and math.isfinite(obj)
+
+
+def _exact(obj: Any) -> bool:
+    """True when ``obj`` survives a JSON round trip unchanged (dicts with str keys, lists,
+    primitives; tuples, sets, bytes, subclasses and the like do not)."""
+    t = type(obj)
+    if t is dict:
+        return all(type(k) is str and _exact(v) for k, v in obj.items())
+    if t is list:
+        return all(_exact(v) for v in obj)
+    return _primitive(obj)
+
+
+def inline_value(obj: Any) -> bool:
+    """Whether a channel value is small and plain enough to live inside the checkpoint record
+    (as LangGraph's ``PostgresSaver`` inlines primitive values)."""
+    return _primitive(obj) and (type(obj) is not str or len(obj) <= INLINE_MAX_CHARS)
+
+
+def dump_value(serde: SerializerProtocol, obj: Any) -> list[Any]:
+    """A value as ``[obj]`` when JSON holds it exactly, else as a serde pair."""
+    return [obj] if _primitive(obj) else dump(serde, obj)
+
+
+def load_value(serde: SerializerProtocol, enc: list[Any]) -> Any:
+    """Inverse of :func:`dump_value` (and of :func:`dump`)."""
+    return enc[0] if len(enc) == 1 else load(serde, enc)
+
+
+def dump_doc(serde: SerializerProtocol, doc: dict[str, Any]) -> dict[str, Any] | list[str]:
+    """A checkpoint body or metadata dict: itself when JSON holds it exactly, else a pair."""
+    return doc if _exact(doc) else dump(serde, doc)
+
+
+def load_doc(serde: SerializerProtocol, enc: dict[str, Any] | list[str]) -> Any:
+    """Inverse of :func:`dump_doc`; a fresh dict either way (callers may modify it)."""
+    if isinstance(enc, dict):
+        return _copy(enc)
+    return load(serde, enc)
+
+
+def _copy(obj: Any) -> Any:
+    if type(obj) is dict:
+        return {k: _copy(v) for k, v in obj.items()}
+    if type(obj) is list:
+        return [_copy(v) for v in obj]
+    return obj
+
+
+_PACK_MIN = 96  # JSON shorter than this is stored as it is (deflate would not pay)
+
+
+def pack(obj: dict[str, Any]) -> dict[str, Any]:
+    """``{"z": base64(deflate(JSON))}`` of a JSON-safe dict, or the dict itself when that is
+    not smaller (``unpack`` tells the two apart: a packed dict has exactly the key ``"z"``)."""
+    raw = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(raw) < _PACK_MIN or list(obj) == ["z"]:
+        return obj
+    text = base64.b64encode(zlib.compress(raw, 6)).decode("ascii")
+    return {"z": text} if len(text) + 8 < len(raw) else obj
+
+
+def unpack(obj: dict[str, Any]) -> dict[str, Any]:
+    """Inverse of :func:`pack` (an unpacked dict is returned as it is)."""
+    if len(obj) == 1 and "z" in obj and isinstance(obj["z"], str):
+        out: dict[str, Any] = json.loads(zlib.decompress(base64.b64decode(obj["z"])))
+        return out
+    return obj
