@@ -105,7 +105,7 @@ def _verify(port: int, ns: str, writers: list[Writer]) -> int:
 
 
 @pytest.mark.parametrize(
-    "kills", [pytest.param(4, id="ci"), pytest.param(30, id="long", marks=pytest.mark.slow)]
+    "kills", [pytest.param(4, id="ci"), pytest.param(12, id="long", marks=pytest.mark.slow)]
 )
 def test_kill9_under_grouped_writes_loses_no_acknowledged_write(
     kills: int, tmp_path: Path, ns: str
