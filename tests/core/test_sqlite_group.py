@@ -6,8 +6,10 @@ with nothing changed."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -134,3 +136,45 @@ def test_light_groups_send_list_drops_back_untouched(store: SQLiteStore) -> None
         store.batch_group([("l", [Op("delete", "list")], True, None)])[0], Exception
     )
     assert _value(store, "l", "list") is None
+
+
+class _Threads(SQLiteStore):
+    """Records the thread of each ``batch`` and ``batch_group`` call."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.threads: dict[str, int] = {}
+
+    def batch(self, namespace: str, ops: Any, **options: Any) -> list[dict[str, Any]]:
+        self.threads["batch"] = threading.get_ident()
+        return super().batch(namespace, ops, **options)
+
+    def batch_group(self, calls: Any, **options: Any) -> list[Any]:
+        self.threads["batch_group"] = threading.get_ident()
+        return super().batch_group(calls, **options)
+
+
+def test_inline_runner_keeps_plain_sets_on_the_loop_and_list_drops_off_it(tmp_path: Path) -> None:
+    """Before group commit every SET hopped to a worker thread (a set *may* drop a list's rows);
+    now only one that does leaves the loop, and it still does its work."""
+    from botwire_server.storage import StoreRunner
+
+    store = _Threads(tmp_path / "t.db")
+
+    async def main() -> None:
+        loop_thread = threading.get_ident()
+        runner = StoreRunner(store, inline=True)
+        await runner.batch("ns", [Op("append", "l", items=("1", "2"))])
+        await asyncio.gather(*(runner.batch("ns", [_set(f"k{i}", i)]) for i in range(5)))
+        assert set(store.threads.values()) == {loop_thread}  # all on the loop
+        assert runner.groups is not None and runner.groups.writes == 6
+        await runner.batch("ns", [_set("l", "plain now")])  # over the list: a thread
+        assert store.threads["batch"] != loop_thread
+        await runner.close()
+
+    asyncio.run(main())
+    reopened = SQLiteStore(tmp_path / "t.db")
+    try:
+        assert _value(reopened, "ns", "l") == "plain now" and _value(reopened, "ns", "k4") == 4
+    finally:
+        reopened.close()
