@@ -14,6 +14,7 @@ write's versions follow the order in which the writes joined, which is the commi
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -99,7 +100,7 @@ class WriteGroups:
             group = self._take()
             calls = [call for call, _ in group]
             try:
-                outcomes = await self._to_thread(lambda calls=calls: self._run_group(calls))
+                outcomes = await self._to_thread(functools.partial(self._run_group, calls))
             except Exception as exc:
                 outcomes = [exc] * len(group)
             self._settle(group, outcomes)
