@@ -11,6 +11,10 @@ so calling it inline on the event loop avoids a thread hop per request and is fa
 database (PostgreSQL) must never block the loop: its writes go through ``anyio.to_thread``, and
 its single-key reads through the store's async reader (``PostgresStore.async_reader``), which
 runs them on the loop itself with an async driver.
+
+Writes to a store offering ``batch_group`` (SQLite) are group-committed (``_group.WriteGroups``,
+issue 22): the writes that reach the store together share one transaction and one ``COMMIT``,
+each in its own savepoint, each answered after that COMMIT.
 """
 
 from __future__ import annotations
