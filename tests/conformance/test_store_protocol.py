@@ -1,7 +1,8 @@
 """Our own stores through the kit's store-level cases (``botwire.testing.ProtocolCases``): the
 six required methods, and each optional capability they offer honoured. ``SQLiteStore`` offers
 all but ``async_reader`` (reported not applicable, with the server's default); ``PostgresStore``
-offers all but ``needs_sweep`` (it frees a list's rows in the write).
+offers all but ``needs_sweep`` (it frees a list's rows in the write) and ``batch_group`` (group
+commit, issue 22: SQLite's single writer; PostgreSQL commits concurrent writes in parallel).
 """
 
 from __future__ import annotations
@@ -43,4 +44,4 @@ class TestPostgresStore(ProtocolCases):
             b.close()
 
     def test_offers_all_but_sweeping(self, backend: Backend) -> None:
-        assert capabilities(backend.store) == set(OPTIONAL) - {"needs_sweep"}
+        assert capabilities(backend.store) == set(OPTIONAL) - {"needs_sweep", "batch_group"}

@@ -87,6 +87,10 @@ def create_app(
 
         ctx.runner = StoreRunner(opened, inline=inline, on_error=on_error)
         await ctx.runner.open()  # PostgreSQL's async read pool belongs to this event loop
+        groups = ctx.runner.groups
+        if groups is not None:
+            metrics.write_groups.set_function(lambda: groups.groups)
+            metrics.grouped_writes.set_function(lambda: groups.writes)
         engine = getattr(opened, "engine", None)
         if engine is not None and hasattr(engine, "tombstone_seconds"):
             engine.tombstone_seconds = settings.tombstone_retention

@@ -61,6 +61,18 @@ class Metrics:
         self.watchers = Gauge(
             "botwire_watchers", "Long-polls of /changes waiting now.", registry=self.registry
         )
+        #: group commit (SQLite, issue 22): transactions run for grouped writes, and the writes
+        #: in them; callbacks, read at scrape (writes / groups = writes per COMMIT)
+        self.write_groups = Gauge(
+            "botwire_write_groups",
+            "Write transactions that committed grouped writes (SQLite group commit).",
+            registry=self.registry,
+        )
+        self.grouped_writes = Gauge(
+            "botwire_grouped_writes",
+            "Writes committed by those grouped transactions.",
+            registry=self.registry,
+        )
         self.quota_refusals = Counter(
             "botwire_quota_refusals",
             "Writes refused by a quota or size limit.",

@@ -24,6 +24,7 @@ __all__ = [
     "AsyncStore",
     "Store",
     "SupportsAsyncReader",
+    "SupportsBatchGroup",
     "SupportsChanges",
     "SupportsGetJSON",
     "SupportsListLimits",
@@ -268,6 +269,23 @@ class SupportsChanges(Protocol):
         ...
 
 
+@runtime_checkable
+class SupportsBatchGroup(Protocol):
+    """Group commit (issue 22): several callers' batches in one transaction and one commit, each
+    in a savepoint of its own, so one caller's error undoes only its own changes.
+
+    Default: every write is its own transaction (``batch``), committed before it is answered."""
+
+    def batch_group(
+        self, calls: Sequence[tuple[str, Sequence[Op], bool, str | None]], *, light: bool = False
+    ) -> list[list[dict[str, Any]] | Exception]:
+        """Apply ``(namespace, ops, atomic, idempotency_key)`` batches in order and commit them
+        together; return each one's results or the :class:`~botwire.BotWireError` it raised.
+        ``light`` (an inline server's loop): a batch that would drop a list's rows comes back
+        as an exception to be run again off the loop, its changes undone."""
+        ...
+
+
 #: Every capability the server probes a store for, by attribute name.
 OPTIONAL: dict[str, type] = {
     "get_json": SupportsGetJSON,
@@ -282,6 +300,7 @@ OPTIONAL: dict[str, type] = {
     "engine": SupportsListLimits,
     "get_policy": SupportsPolicy,
     "changes": SupportsChanges,
+    "batch_group": SupportsBatchGroup,
 }
 
 

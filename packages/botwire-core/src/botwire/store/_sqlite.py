@@ -25,6 +25,7 @@ from ._guard import FileGuard, is_full
 from ._readers import Readers
 from ._sql import SQLITE_OCTETS, Engine, JSONEntry, Tx, check_batch_size, fingerprint, recount_sql
 from ._sqlitefile import SCHEMA, Checkpointer, SQLiteTx, create_private, next_version
+from ._sqlitegroup import GroupCommitMixin
 from ._sqlitepolicy import PolicyMixin
 from ._sqlitewatch import SQLiteWatch
 from ._sqlrows import DeferredRows
@@ -54,7 +55,7 @@ _ENTRY_SQL = (
 _BACKSTOP_PAGES = 10000
 
 
-class SQLiteStore(PolicyMixin, SQLiteWatch):
+class SQLiteStore(GroupCommitMixin, PolicyMixin, SQLiteWatch):
     """A :class:`~botwire.store.Store` on one SQLite file.
 
     Example::
@@ -367,7 +368,11 @@ class SQLiteStore(PolicyMixin, SQLiteWatch):
         *,
         atomic: bool = True,
         idempotency_key: str | None = None,
+        light: bool = False,
     ) -> list[dict[str, Any]]:
+        """``light`` (an inline server's call, on its event loop): a batch that would remove a
+        list's rows (a set or delete over a list) is rolled back and raises
+        :class:`~botwire.store._sqlitegroup.HeavyWrite`, to be run again off the loop."""
         now = self.clock()
         check_batch_size(namespace, len(ops))
         if all(op.kind == "get" for op in ops):  # reads keep no idempotency record
@@ -386,15 +391,20 @@ class SQLiteStore(PolicyMixin, SQLiteWatch):
                 conn = self._conn
                 self._begin(conn)
                 try:
-                    results = self.engine.apply(
-                        self._tx,
-                        namespace,
-                        ops,
-                        atomic=atomic,
-                        idempotency_key=idempotency_key,
-                        fingerprint=digest,
-                        now=now,
-                    )
+                    if light:
+                        results = self._apply_light(
+                            namespace, ops, atomic, idempotency_key, digest, now
+                        )
+                    else:
+                        results = self.engine.apply(
+                            self._tx,
+                            namespace,
+                            ops,
+                            atomic=atomic,
+                            idempotency_key=idempotency_key,
+                            fingerprint=digest,
+                            now=now,
+                        )
                     if self._guard is not None:
                         self._guard.check_file()  # never acknowledge into a removed file
                     conn.execute("COMMIT")

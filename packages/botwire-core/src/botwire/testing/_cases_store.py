@@ -128,6 +128,26 @@ class ProtocolCases(Cases):
         assert store.sweep() >= 0 and store.needs_sweep is False
         assert mem.get("l") == list(range(40, 50))
 
+    def _check_batch_group(self, store: Any, backend: Backend, mem: Memory) -> None:
+        """One caller's error undoes its own changes only; all others commit, in order."""
+        ns = mem.namespace
+        mem.set("k", 0)
+        out = store.batch_group(
+            [
+                (ns, [Op("set", "a", value="1")], True, None),
+                (
+                    ns,
+                    [Op("set", "b", value="2"), Op("set", "k", value="3", if_version=-5)],
+                    True,
+                    None,
+                ),
+                (ns, [Op("incr", "c")], True, None),
+            ]
+        )
+        assert isinstance(out[1], Exception) and not isinstance(out[0], Exception), out
+        assert out[0][0]["version"] < out[2][0]["version"], out
+        assert mem.get_many(["a", "b", "c", "k"]) == {"a": 1, "c": 1, "k": 0}
+
     def _check_async_reader(self, store: Any, backend: Backend, mem: Memory) -> None:
         mem.set("k", {"v": 1})
         reader = store.async_reader()

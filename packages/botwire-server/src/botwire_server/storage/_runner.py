@@ -11,10 +11,15 @@ so calling it inline on the event loop avoids a thread hop per request and is fa
 database (PostgreSQL) must never block the loop: its writes go through ``anyio.to_thread``, and
 its single-key reads through the store's async reader (``PostgresStore.async_reader``), which
 runs them on the loop itself with an async driver.
+
+Writes to a store offering ``batch_group`` (SQLite) are group-committed (``_group.WriteGroups``,
+issue 22): the writes that reach the store together share one transaction and one ``COMMIT``,
+each in its own savepoint, each answered after that COMMIT.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
@@ -26,6 +31,9 @@ from botwire._codec import dumps
 from botwire.backends._threaded import ThreadedAsyncStore
 from botwire.store import Op, Store
 from botwire.store._sql import JSONEntry
+from botwire.store._sqlitegroup import HeavyWrite
+
+from ._group import WriteGroups
 
 __all__ = ["AsyncReader", "StoreRunner"]
 
@@ -35,6 +43,14 @@ LARGE_READ = 1 << 20
 #: A GET with ``?tail=`` up to this many items is small enough to read inline.
 LONG_LIST_ITEMS = 1000
 log = logging.getLogger("botwire_server.store")
+
+
+def _groupable(ops: Sequence[Op], inline: bool) -> bool:
+    """Whether a batch joins a write group: it writes, and (inline) it trims no list by its
+    ``max_len`` (a long trim is a heavy call, run in a thread as before)."""
+    if not any(op.mutates for op in ops):
+        return False
+    return not (inline and any(op.kind == "append" and op.max_len is not None for op in ops))
 
 
 class AsyncReader(Protocol):
@@ -73,6 +89,16 @@ class StoreRunner(ThreadedAsyncStore):
         self.reader: AsyncReader | None = None
         #: Called with a namespace after a write to it committed (the watch hub's ``written``)
         self.on_write: Callable[[str], None] | None = None
+        #: Group commit of concurrent writes, for a store that offers it (SQLite's
+        #: ``batch_group``): on the loop when inline, else one group at a time in a thread.
+        run_group = getattr(store, "batch_group", None)
+        self.groups: WriteGroups | None = None
+        if run_group is not None:
+            # inline: a write that would drop a list's rows comes back as HeavyWrite
+            self.groups = WriteGroups(
+                functools.partial(run_group, light=inline),
+                to_thread=None if inline else self._to_thread,
+            )
 
     async def open(self) -> None:
         """Open the store's async reader, if it has one; call it inside the server's loop."""
@@ -140,9 +166,23 @@ class StoreRunner(ThreadedAsyncStore):
         atomic: bool = True,
         idempotency_key: str | None = None,
     ) -> list[dict[str, Any]]:
-        results = await super().batch(
-            namespace, ops, atomic=atomic, idempotency_key=idempotency_key
-        )
+        results = None
+        if self.groups is not None and _groupable(ops, self.inline):
+            try:
+                results = await self.groups.batch(namespace, ops, atomic, idempotency_key)
+            except HeavyWrite:  # it drops a list's rows: off the loop, as heavy_ops says
+                results = None
+            except Exception as exc:
+                failure = self._failure(exc, "batch")
+                if failure is exc:
+                    raise
+                raise failure from exc
+            finally:
+                self._sweep_later()
+        if results is None:
+            results = await super().batch(
+                namespace, ops, atomic=atomic, idempotency_key=idempotency_key
+            )
         if self.on_write is not None and any(op.mutates for op in ops):
             self.on_write(namespace)  # committed: wake its watchers
         return results
