@@ -10,6 +10,10 @@ The engine is split by responsibility (``docs/design.md`` §6): this module plan
 operations as a table of handlers, ``_sqlctx`` the state and checks they share, ``_sqlread``
 the reads, ``_sqlmaint`` clearing, purges and sweeps, ``_sqlbase`` the records, :class:`Tx` and
 the namespace lock, ``_sqltext`` the SQL text. Their public names are importable from here.
+
+The write path is sans-I/O (``_sqlplan``): :meth:`Engine.plan_apply` yields its statements and
+receives their results, so one definition serves a synchronous driver (:meth:`Engine.apply`)
+and PostgreSQL's event loop (``botwire_server.storage._pg_write``).
 """
 
 from __future__ import annotations

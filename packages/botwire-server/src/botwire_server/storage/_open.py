@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -22,7 +23,14 @@ def open_store(settings: Settings, clock: Any = time.time) -> Store:
         # The database's clock, so replicas agree on TTLs and quota days; a testing clock
         # only adds its offset to it.
         offset = (lambda: clock.offset) if isinstance(clock, TestingClock) else None
-        store = PostgresStore(settings.database, limits=settings.limits, clock_offset=offset)
+        # Writes on the event loop (issue 22): opt-in until they measure faster than threads.
+        on_loop = os.environ.get("BOTWIRE_PG_ASYNC_WRITES", "").strip().lower()
+        store = PostgresStore(
+            settings.database,
+            limits=settings.limits,
+            clock_offset=offset,
+            async_writes=on_loop in ("1", "true", "yes", "on"),
+        )
     else:
         from botwire.store import SQLiteStore
 
