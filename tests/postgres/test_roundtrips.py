@@ -184,3 +184,72 @@ def _measure(store: PostgresStore, ns: str, take: Callable[[], int]) -> dict[str
     mem.usage()
     measured["usage"] = take()
     return measured
+
+
+def test_round_trips_of_writes_on_the_event_loop(postgres_url: str, ns: str) -> None:
+    """The server's writes (``async_reader().batch``: the engine's plan under the async driver)
+    cost what the sync store's cost: one definition of each op, the same pipelining."""
+    import asyncio
+
+    with (
+        relayed(postgres_url) as (url, relay),
+        PostgresStore(url, min_size=1, max_size=1, async_writes=True) as store,
+    ):
+        Memory(ns, store=store).clear()
+
+        async def main() -> list[dict[str, int]]:
+            reader = store.async_reader()
+            await reader.open()
+            try:
+                runs = []
+                for _ in range(7):  # past psycopg's prepare threshold, as above
+                    runs.append(await _measure_async(reader, ns, relay.take))
+                return runs
+            finally:
+                await reader.close()
+
+        runs = asyncio.run(main())
+    first, measured = runs[0], runs[-1]
+    print("\nround trips per write on the event loop:", measured)
+    assert first == measured
+    for op in ("set (new key)", "set (existing key)", "append", "incr", "delete"):
+        assert measured[op] == 2, (op, measured)
+    assert measured["append 3 items with max_len trim"] == 3
+    assert measured["pop"] == 3
+    assert measured["set_many of 20 keys"] == 1 + 19 + 1
+    assert measured["refused set (conflict)"] == 2
+    assert measured["incr with idempotency key"] == 2
+    assert measured["replayed idempotent incr"] == 2
+
+
+async def _measure_async(reader: Any, ns: str, take: Callable[[], int]) -> dict[str, int]:
+    import asyncio
+
+    async def write(*ops: Op, **kw: Any) -> list[dict[str, Any]]:
+        results: list[dict[str, Any]] = await reader.batch(ns, list(ops), **kw)
+        return results
+
+    async def measure(name: str, *ops: Op, **kw: Any) -> None:
+        with contextlib.suppress(Conflict):
+            await write(*ops, **kw)
+        await asyncio.to_thread(lambda: measured.__setitem__(name, take()))
+
+    measured: dict[str, int] = {}
+    await write(Op("delete", "k"), Op("delete", "chat"), Op("set", "s", value='"text"'))
+    await asyncio.to_thread(take)
+    await measure("set (new key)", Op("set", "k", value='{"a":1}'))
+    await measure("set (existing key)", Op("set", "k", value='{"a":2}'))
+    await measure("append", Op("append", "chat", items=('{"m":1}',)))
+    await measure(
+        "append 3 items with max_len trim",
+        Op("append", "chat", items=('{"m":2}', '{"m":3}', '{"m":4}'), max_len=2),
+    )
+    await measure("incr", Op("incr", "n", by=1))
+    await measure("pop", Op("pop", "chat"))
+    await measure("delete", Op("delete", "k"))
+    await measure("set_many of 20 keys", *(Op("set", f"m{i}", value=str(i)) for i in range(20)))
+    await measure("refused set (conflict)", Op("set", "s", value="1", if_absent=True))
+    once = f"once-{uuid.uuid4()}"
+    await measure("incr with idempotency key", Op("incr", "n", by=1), idempotency_key=once)
+    await measure("replayed idempotent incr", Op("incr", "n", by=1), idempotency_key=once)
+    return measured

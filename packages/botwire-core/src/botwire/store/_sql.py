@@ -10,6 +10,10 @@ The engine is split by responsibility (``docs/design.md`` §6): this module plan
 operations as a table of handlers, ``_sqlctx`` the state and checks they share, ``_sqlread``
 the reads, ``_sqlmaint`` clearing, purges and sweeps, ``_sqlbase`` the records, :class:`Tx` and
 the namespace lock, ``_sqltext`` the SQL text. Their public names are importable from here.
+
+The write path is sans-I/O (``_sqlplan``): :meth:`Engine.plan_apply` yields its statements and
+receives their results, so one definition serves a synchronous driver (:meth:`Engine.apply`)
+and PostgreSQL's event loop (``botwire_server.storage._pg_write``).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from ._sqlbase import (
     utf8_len,
 )
 from ._sqlctx import Ctx
+from ._sqlplan import RELEASE, ROLLBACK, SAVEPOINT, Plan, drive
 from ._sqltext import (
     DAY,
     LIST,
@@ -86,14 +91,36 @@ class Engine(Watching):
         fingerprint: str | None,
         now: float,
     ) -> list[dict[str, Any]]:
-        """Apply a batch under the namespace lock; raise (atomic) or record per-op errors."""
+        """:meth:`plan_apply` run on ``tx`` (synchronously)."""
+        plan = self.plan_apply(
+            ns,
+            ops,
+            atomic=atomic,
+            idempotency_key=idempotency_key,
+            fingerprint=fingerprint,
+            now=now,
+        )
+        return drive(tx, plan, self._next_version)
+
+    def plan_apply(
+        self,
+        ns: str,
+        ops: Sequence[Op],
+        *,
+        atomic: bool,
+        idempotency_key: str | None,
+        fingerprint: str | None,
+        now: float,
+    ) -> Plan[list[dict[str, Any]]]:
+        """Apply a batch under the namespace lock; raise (atomic) or record per-op errors.
+        Sans-I/O (``_sqlplan``): the statements are yielded to the backend's driver."""
         check_batch_size(ns, len(ops))
         mutating = any(op.mutates for op in ops)
         base: Stats | None = None
         if self._lock_first and mutating:  # gets and checks take no lock and create no row
-            stats, now = self.lock_namespace_at(tx, ns, now)
+            stats, now = yield from self.plan_lock(ns, now)
         elif self.db_clock:  # reads still need the database's time (no row is created)
-            now = self.db_now(tx, now)
+            now = yield from self.plan_db_now(now)
             stats = Stats(0, 0, int(now // DAY), 0)
             base = stats.copy()
         else:
@@ -103,7 +130,7 @@ class Engine(Watching):
             limited = lim.max_namespace_bytes or lim.max_keys or lim.writes_per_day
             stats = Stats(0, 0, int(now // DAY), 0)
             if mutating:
-                peeked = self._peek_namespace(tx, ns, now)
+                peeked = yield from self.plan_peek(ns, now)
                 if limited:
                     stats = peeked
                 else:
@@ -113,7 +140,7 @@ class Engine(Watching):
             idempotency_key = None  # a read changes nothing to replay: no record (issue 13)
         kept = 0
         if idempotency_key is not None:
-            found = tx.one(*idempotency_query(ns, idempotency_key))
+            found = yield ("one", *idempotency_query(ns, idempotency_key))
             kept = int(found[2]) if found is not None else 0
             done = found if found is not None and found[1] is not None else None
             if done is not None and (done[0] or "").split(" ", 1)[0] != fingerprint:
@@ -125,54 +152,58 @@ class Engine(Watching):
             if done is not None:
                 replay: list[dict[str, Any]] = decode(done[1])
                 return replay
-        ctx = Ctx(self, tx, ns, now, stats)
+        ctx = Ctx(self, ns, now, stats)
         results: list[dict[str, Any]] = []
         for op in ops:
             if atomic:
-                results.append(ctx.apply(op))
+                results.append((yield from ctx.apply(op)))
                 continue
             saved = stats.copy()
             had_version = ctx.has_version
-            tx.savepoint()
+            yield SAVEPOINT
             try:
-                results.append(ctx.apply(op))
+                results.append((yield from ctx.apply(op)))
             except BotWireError as exc:
-                tx.rollback_savepoint()
+                yield ROLLBACK
                 ctx.stats = stats = saved
                 if not had_version:
                     # The rollback may have undone the version's allocation (SQLite's counter is
                     # a row): the next op takes a fresh one rather than reuse an unrecorded one.
                     ctx.forget_version()
                 results.append(exc.to_payload())
-            tx.release_savepoint()
+            yield RELEASE
         if idempotency_key is not None:
-            self._record(ctx, ops, idempotency_key, fingerprint, dumps(results), kept)
+            yield from self._record(ctx, ops, idempotency_key, fingerprint, dumps(results), kept)
         written = ctx.now if mutating else None  # the namespace's idle age restarts
         if base is None:
-            self.save_namespace(tx, ns, ctx.stats, written)
+            yield from self.plan_save(ns, ctx.stats, written)
         else:
-            self._add_namespace(tx, ns, ctx.stats, base, written)
+            yield from self.plan_add(ns, ctx.stats, base, written)
         if ctx.deleted:  # after the save: a relative update of the bytes
-            self.forget_key_records(tx, ns, ctx.deleted, idempotency_key)
+            yield from self.plan_forget_records(ns, ctx.deleted, idempotency_key)
         return results
 
     def trim_list(self, tx: Tx, ns: str, key: str, now: float) -> bool:
         """Housekeeping: trim list ``key`` to its namespace's ``max_list_len`` (lowered since it
         grew), as an append would, with a new version; counts no write and keeps the list's
         expiry and the namespace's idle age. Whether it was trimmed."""
-        stats, now = self.lock_namespace_at(tx, ns, now)
-        ctx = Ctx(self, tx, ns, now, stats)
+        return drive(tx, self.plan_trim_list(ns, key, now), self._next_version)
+
+    def plan_trim_list(self, ns: str, key: str, now: float) -> Plan[bool]:
+        """:meth:`trim_list`'s plan."""
+        stats, now = yield from self.plan_lock(ns, now)
+        ctx = Ctx(self, ns, now, stats)
         limit = ctx.max_list_len
-        row = ctx.load(key)
+        row = yield from ctx.load(key)
         if row is None or row.kind != LIST or limit is None or row.length <= limit:
-            self.save_namespace(tx, ns, ctx.stats)
+            yield from self.plan_save(ns, ctx.stats)
             return False
         content = row.bytes - utf8_len(key) - 2 - max(row.length - 1, 0)
-        content = ctx.trim(key, row.head, row.tail, limit, content)
+        content = yield from ctx.trim(key, row.head, row.tail, limit, content)
         new = EntryRow(
             kind=LIST,
             value=None,
-            version=ctx.version,
+            version=(yield from ctx.version()),
             created_at=row.created_at,
             updated_at=now,
             expires_at=row.expires_at,
@@ -181,8 +212,8 @@ class Engine(Watching):
             head=row.tail - limit,
             tail=row.tail,
         )
-        ctx.store(key, row, new)
-        self.save_namespace(tx, ns, ctx.stats)
+        yield from ctx.store(key, row, new)
+        yield from self.plan_save(ns, ctx.stats)
         return True
 
     def write_prefetch(
@@ -200,7 +231,7 @@ class Engine(Watching):
 
     def _record(
         self, ctx: Ctx, ops: Sequence[Op], ikey: str, fp: str | None, response: str, kept: int
-    ) -> None:
+    ) -> Plan[None]:
         """Keep a mutating request's answer for its retries, bounded per namespace and
         counted in its bytes (issue 13: ``usage().bytes``, ``max_namespace_bytes``).
 
@@ -215,14 +246,15 @@ class Engine(Watching):
         cannot fit is refused (QuotaExceeded, nothing applied). Small records cost no extra
         statement.
         """
-        tx, ns, stats = ctx.tx, ctx.ns, ctx.stats
+        ns, stats = ctx.ns, ctx.stats
         # Only answers that carry stored values (get, pop, incr) can replay deleted data;
         # versions and flags cannot. The scope is the one key whose values the answer holds,
         # "*" for several, "" for none (no key is empty: a delete matches none), so a retried
         # bulk delete or a transaction beside an unrelated delete still replays.
         keys = {op.key for op in ops if op.kind in _VALUE_KINDS}
         scope = next(iter(keys)) if len(keys) == 1 else ("*" if keys else "")
-        tx.run(
+        yield (
+            "run",
             "INSERT INTO bw_idempotency (ns, ikey, fingerprint, created_at, response)"
             " VALUES (?, ?, ?, ?, ?)",
             (ns, ikey, f"{fp or '0' * 64} {scope}", ctx.now, response),
@@ -232,7 +264,8 @@ class Engine(Watching):
         count, size = kept + 1, 0
         budget = self.idempotency_budget()
         if size_of > SMALL_RECORD:
-            row = tx.one(
+            row = yield (
+                "one",
                 f"SELECT count(*), coalesce(sum({self.octets}), 0) FROM bw_idempotency"
                 " WHERE ns = ?",
                 (ns,),
@@ -240,6 +273,6 @@ class Engine(Watching):
             count, size = (int(row[0]), int(row[1])) if row else (0, 0)
         cap = self.limits.max_namespace_bytes
         if count > MAX_IDEMPOTENCY_RECORDS or size > budget or (cap and stats.bytes > cap):
-            self.shed_records(tx, ns, stats, cap, keep=ikey, count=count, size=size)
+            yield from self.plan_shed(ns, stats, cap, keep=ikey, count=count, size=size)
         if cap and stats.bytes > cap:
             ctx.refuse_bytes(ops[0].key if len(keys) == 1 else "*", "the idempotency record of")

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from .._errors import InvalidArgument, TypeMismatch
 from .._types import Limits, Op, Policy
+from ._sqlplan import Plan, drive
 from ._sqlrows import ListRows
 from ._sqltext import (
     DAY,
@@ -37,6 +38,7 @@ IDEMPOTENCY_BUDGET = 16 * 1024 * 1024
 SMALL_RECORD = 4096
 
 Row = tuple[Any, ...]
+T = TypeVar("T")
 
 
 class Tx(Protocol):
@@ -246,58 +248,79 @@ class EngineBase:
         """A new version for the transaction (the backend's allocator)."""
         return self._next_version(tx)
 
+    def run_plan(self, tx: Tx, plan: Plan[T]) -> T:
+        """Run a plan (``_sqlplan``) on ``tx`` synchronously."""
+        return drive(tx, plan, self._next_version)
+
     def lock_namespace(self, tx: Tx, ns: str, now: float) -> Stats:
         """Take the namespace's write lock (its statistics row) and return the statistics."""
         return self.lock_namespace_at(tx, ns, now)[0]
 
     def lock_namespace_at(self, tx: Tx, ns: str, now: float) -> tuple[Stats, float]:
-        """:meth:`lock_namespace`, and the transaction's time: ``now`` itself, or with
-        ``db_clock`` the database's time once the lock is granted (same statement)."""
+        """:meth:`plan_lock` run on ``tx``."""
+        return drive(tx, self.plan_lock(ns, now))
+
+    def plan_lock(self, ns: str, now: float) -> Plan[tuple[Stats, float]]:
+        """Take the namespace's write lock (its statistics row): the statistics and the
+        transaction's time, ``now`` itself or with ``db_clock`` the database's time once the
+        lock is granted (same statement)."""
         if self.db_clock:
-            row = tx.lock(LOCK_DB_CLOCK_SQL, (ns, now, now))
+            row = yield ("lock", LOCK_DB_CLOCK_SQL, (ns, now, now))
             assert row is not None
             now = float(row[6])
             row = row[:6]
         else:
-            row = tx.lock(LOCK_SQL, (ns, int(now // DAY)))
+            row = yield ("lock", LOCK_SQL, (ns, int(now // DAY)))
             assert row is not None
         return _today(Stats(*row), now), now
 
     def save_namespace(self, tx: Tx, ns: str, stats: Stats, written: float | None = None) -> None:
+        """:meth:`plan_save` run on ``tx``."""
+        drive(tx, self.plan_save(ns, stats, written))
+
+    def plan_save(self, ns: str, stats: Stats, written: float | None = None) -> Plan[None]:
         """Store the statistics; ``written``: the time of a write (the namespace's idle age
         restarts), ``None`` for housekeeping and reads."""
         if written is None:
-            tx.run(
+            yield (
+                "run",
                 "UPDATE bw_namespaces SET keys = ?, bytes = ?, day = ?, writes = ? WHERE ns = ?",
                 (stats.keys, stats.bytes, stats.day, stats.writes, ns),
             )
             return
-        tx.run(
+        yield (
+            "run",
             "UPDATE bw_namespaces SET keys = ?, bytes = ?, day = ?, writes = ?, written_at = ?"
             " WHERE ns = ?",
             (stats.keys, stats.bytes, stats.day, stats.writes, written, ns),
         )
 
     def _peek_namespace(self, tx: Tx, ns: str, now: float) -> Stats:
+        """:meth:`plan_peek` run on ``tx``."""
+        return drive(tx, self.plan_peek(ns, now))
+
+    def plan_peek(self, ns: str, now: float) -> Plan[Stats]:
         """The statistics and policy fields without locking them (``lock_first=False``);
         zero and none when absent."""
-        row = tx.one(
+        row = yield (
+            "one",
             "SELECT keys, bytes, day, writes, p_ttl, p_max_len FROM bw_namespaces WHERE ns = ?",
             (ns,),
         )
         return _today(Stats(*row) if row is not None else Stats(0, 0, int(now // DAY), 0), now)
 
-    def _add_namespace(
-        self, tx: Tx, ns: str, stats: Stats, base: Stats, written: float | None = None
-    ) -> None:
+    def plan_add(
+        self, ns: str, stats: Stats, base: Stats, written: float | None = None
+    ) -> Plan[None]:
         """Add ``stats - base`` to the statistics row (created if absent) in one statement; a
-        new UTC day restarts the write count, as :meth:`lock_namespace` does. ``written``: as
-        :meth:`save_namespace`."""
+        new UTC day restarts the write count, as :meth:`plan_lock` does. ``written``: as
+        :meth:`plan_save`."""
         keys, size = stats.keys - base.keys, stats.bytes - base.bytes
         writes = stats.writes - base.writes
         if not (keys or size or writes):
             return
-        tx.run(
+        yield (
+            "run",
             "INSERT INTO bw_namespaces (ns, keys, bytes, day, writes, written_at)"
             " VALUES (?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (ns) DO UPDATE SET keys = keys + excluded.keys,"
@@ -334,9 +357,13 @@ class EngineBase:
         return _today(Stats(*row), now), now
 
     def db_now(self, tx: Tx, offset: float) -> float:
+        """:meth:`plan_db_now` run on ``tx``."""
+        return drive(tx, self.plan_db_now(offset))
+
+    def plan_db_now(self, offset: float) -> Plan[float]:
         """The database's time plus ``offset`` (``db_clock`` only): one statement, for the rare
         paths that need "now" without a namespace lock to return it."""
-        row = tx.one(f"SELECT {DB_NOW_SQL}", (offset,))
+        row = yield ("one", f"SELECT {DB_NOW_SQL}", (offset,))
         assert row is not None
         return float(row[0])
 

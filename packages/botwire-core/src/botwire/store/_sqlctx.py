@@ -11,8 +11,9 @@ from .._codec import decode, dumps
 from .._common import _check_ttl
 from .._errors import Conflict, InvalidArgument, QuotaExceeded, ValueTooLarge
 from .._types import Op
-from ._sqlbase import EntryRow, Stats, Tx, utf8_len
+from ._sqlbase import EntryRow, Stats, utf8_len
 from ._sqlops import OPS, WRITES
+from ._sqlplan import VERSION, Plan
 from ._sqltext import DAY, INSERT_ITEM_SQL, LIST, STORE_SQL, load_query
 
 if TYPE_CHECKING:
@@ -22,10 +23,9 @@ if TYPE_CHECKING:
 class Ctx:
     """The state of one write transaction on one namespace."""
 
-    def __init__(self, engine: Engine, tx: Tx, ns: str, now: float, stats: Stats) -> None:
+    def __init__(self, engine: Engine, ns: str, now: float, stats: Stats) -> None:
         self.engine = engine
         self.limits = engine.limits
-        self.tx = tx
         self.ns = ns
         self.now = now
         self.stats = stats
@@ -44,14 +44,13 @@ class Ctx:
     def forget_version(self) -> None:
         self._version = None
 
-    @property
-    def version(self) -> int:
+    def version(self) -> Plan[int]:
         # One version per transaction, allocated at its first mutation (like an etcd revision).
         if self._version is None:
-            self._version = self.engine.next_version(self.tx)
+            self._version = yield VERSION
         return self._version
 
-    def apply(self, op: Op) -> dict[str, Any]:
+    def apply(self, op: Op) -> Plan[dict[str, Any]]:
         handler = OPS.get(op.kind)
         if handler is None:
             raise InvalidArgument(
@@ -63,38 +62,40 @@ class Ctx:
         if op.kind in WRITES:
             self.count_write(op.key)
         before = (self.stats.keys, self.stats.bytes)
-        result = handler(self, op)
-        self.check_room(op.key, *before)
+        result = yield from handler(self, op)
+        yield from self.check_room(op.key, *before)
         return result
 
     # -- rows --------------------------------------------------------------------------------
 
-    def load(self, key: str) -> EntryRow | None:
-        raw = self.tx.one(*load_query(self.ns, key))
+    def load(self, key: str) -> Plan[EntryRow | None]:
+        raw = yield ("one", *load_query(self.ns, key))
         if raw is None:
             return None
         row = EntryRow.from_db(raw)
         if row.expires_at is not None and row.expires_at <= self.now:
-            self.remove(key, row)  # expired: gone for good, as if purged already
+            yield from self.remove(key, row)  # expired: gone for good, as if purged already
             return None
         return row
 
-    def remove(self, key: str, row: EntryRow) -> None:
-        self.tx.run("DELETE FROM bw_entries WHERE ns = ? AND key = ?", (self.ns, key))
-        self.engine.tombstone(self.tx, self.ns, key, self.version, self.now)  # for watchers
+    def remove(self, key: str, row: EntryRow) -> Plan[None]:
+        yield ("run", "DELETE FROM bw_entries WHERE ns = ? AND key = ?", (self.ns, key))
+        version = yield from self.version()
+        yield self.engine.tombstone_request(self.ns, key, version, self.now)  # for watchers
         if row.kind == LIST:
-            self.engine.rows.drop(self.tx, self.ns, key, row.length, row.tail)
+            yield from self.engine.rows.plan_drop(self.ns, key, row.length, row.tail)
         self.stats.keys -= 1
         self.stats.bytes -= row.bytes
 
-    def store(self, key: str, row: EntryRow | None, new: EntryRow) -> None:
+    def store(self, key: str, row: EntryRow | None, new: EntryRow) -> Plan[None]:
         if row is None:
-            self.engine.untomb(self.tx, self.ns, key)  # a key has a row or a tombstone
+            yield self.engine.untomb_request(self.ns, key)  # a key has a row or a tombstone
             self.stats.keys += 1
             self.stats.bytes += new.bytes
         else:
             self.stats.bytes += new.bytes - row.bytes
-        self.tx.run(
+        yield (
+            "run",
             STORE_SQL,
             (
                 self.ns,
@@ -163,16 +164,16 @@ class Ctx:
             )
         self.stats.writes += 1
 
-    def check_room(self, key: str, keys_before: int, bytes_before: int) -> None:
+    def check_room(self, key: str, keys_before: int, bytes_before: int) -> Plan[None]:
         lim, st = self.limits, self.stats
         over_bytes = lim.max_namespace_bytes and st.bytes > lim.max_namespace_bytes
         over_keys = lim.max_keys and st.keys > lim.max_keys
         if not ((over_bytes and st.bytes > bytes_before) or (over_keys and st.keys > keys_before)):
             return
-        self.engine.purge_namespace(self.tx, self.ns, self.now, st)  # expired space is free
+        yield from self.engine.plan_purge(self.ns, self.now, st)  # expired space is free
         if over_bytes and st.bytes > lim.max_namespace_bytes:
             # idempotency records only serve retries: the oldest make way for data
-            self.engine.shed_records(self.tx, self.ns, st, lim.max_namespace_bytes)
+            yield from self.engine.plan_shed(self.ns, st, lim.max_namespace_bytes)
         if lim.max_namespace_bytes and st.bytes > lim.max_namespace_bytes:
             self.refuse_bytes(key, "key")
         if lim.max_keys and st.keys > lim.max_keys:
@@ -228,13 +229,13 @@ class Ctx:
 
     # -- lists -------------------------------------------------------------------------------
 
-    def list_of(self, op: Op, row: EntryRow | None, what: str) -> tuple[int, int, int, int]:
+    def list_of(self, op: Op, row: EntryRow | None, what: str) -> Plan[tuple[int, int, int, int]]:
         """(head, tail, length, content bytes) of the list at ``op.key``, converting a JSON array
         stored by ``set`` into list rows once so that later appends do not rewrite it."""
         if row is not None and row.kind == LIST:
             content = row.bytes - utf8_len(op.key) - 2 - max(row.length - 1, 0)
             return row.head, row.tail, row.length, content
-        floor = self.engine.rows.floor(self.tx, self.ns, op.key)  # above any leftovers
+        floor = yield from self.engine.rows.plan_floor(self.ns, op.key)  # above any leftovers
         if row is None:
             return floor, floor, 0, 0
         value = decode(row.value or "null")
@@ -242,7 +243,8 @@ class Ctx:
             raise self.engine._not_a_list(self.ns, op.key, value, what)
         items = [dumps(v) for v in value]
         sizes = [utf8_len(t) for t in items]
-        self.tx.many(
+        yield (
+            "many",
             INSERT_ITEM_SQL,
             [
                 (self.ns, op.key, floor + i, t, s)
@@ -251,10 +253,10 @@ class Ctx:
         )
         return floor, floor + len(items), len(items), sum(sizes)
 
-    def trim(self, key: str, head: int, tail: int, keep: int, content: int) -> int:
+    def trim(self, key: str, head: int, tail: int, keep: int, content: int) -> Plan[int]:
         """Drop the list's items below ``tail - keep`` (``[head, tail)`` are live); return the
         content bytes left (``Engine.rows``: at once, or logically on SQLite)."""
-        return self.engine.rows.trim(self.tx, self.ns, key, head, tail, keep, content)
+        return (yield from self.engine.rows.plan_trim(self.ns, key, head, tail, keep, content))
 
     def check_list_growth(self, op: Op, row: EntryRow | None, added: int, added_bytes: int) -> None:
         """Refuse, before any row is written, a list that would outgrow the list limits once

@@ -8,6 +8,7 @@ from typing import Any
 from .._policy import check_policy
 from .._types import Policy, Usage
 from ._sqlbase import IDEMPOTENCY_BUDGET, IDEMPOTENCY_SECONDS, MAX_IDEMPOTENCY_RECORDS, Stats, Tx
+from ._sqlplan import Plan
 from ._sqlread import Reads
 from ._sqltext import DAY, LIST
 
@@ -24,9 +25,8 @@ class Maintenance(Reads):
 
     # -- idempotency records -----------------------------------------------------------------
 
-    def shed_records(
+    def plan_shed(
         self,
-        tx: Tx,
         ns: str,
         stats: Stats,
         cap: int,
@@ -34,7 +34,7 @@ class Maintenance(Reads):
         keep: str = "",
         count: int = 0,
         size: int = 0,
-    ) -> None:
+    ) -> Plan[None]:
         """Drop the namespace's oldest idempotency records (not ``keep``) until at most
         :data:`MAX_IDEMPOTENCY_RECORDS` (``count``), :meth:`idempotency_budget` bytes
         (``size``) and, with ``cap``, ``stats.bytes <= cap`` hold; their bytes are freed."""
@@ -47,7 +47,8 @@ class Maintenance(Reads):
 
         if not over():
             return
-        oldest = tx.all(
+        oldest = yield (
+            "all",
             f"SELECT ikey, {self.octets} FROM bw_idempotency WHERE ns = ? AND ikey <> ?"
             " ORDER BY created_at, ikey",
             (ns, keep),
@@ -60,13 +61,13 @@ class Maintenance(Reads):
             count, size = count - 1, size - int(length)
             stats.bytes -= int(length)
         if gone:
-            tx.many("DELETE FROM bw_idempotency WHERE ns = ? AND ikey = ?", gone)
+            yield ("many", "DELETE FROM bw_idempotency WHERE ns = ? AND ikey = ?", gone)
 
     def idempotency_budget(self) -> int:
         """Bytes of kept answers per namespace: its byte limit, else a fixed cap."""
         return self.limits.max_namespace_bytes or IDEMPOTENCY_BUDGET
 
-    def forget_key_records(self, tx: Tx, ns: str, keys: set[str], keep: str | None) -> None:
+    def plan_forget_records(self, ns: str, keys: set[str], keep: str | None) -> Plan[None]:
         """Drop the idempotency records that may hold deleted ``keys``' data (not the request's
         own, ``keep``) and free their bytes. Run after the statistics are saved: the update is
         relative and both statements are queued (no round trip on a pipelined backend)."""
@@ -74,12 +75,13 @@ class Maintenance(Reads):
         marks = ", ".join("?" * (len(keys) + 1))
         where = f"ns = ? AND substr(fingerprint, 66) IN ({marks}) AND ikey <> ?"
         params = (ns, *sorted(keys), "*", keep or "")
-        tx.run(
+        yield (
+            "run",
             f"UPDATE bw_namespaces SET bytes = bytes - (SELECT coalesce(sum({self.octets}), 0)"
             f" FROM bw_idempotency WHERE {where}) WHERE ns = ?",
             (*params, ns),
         )
-        tx.run(f"DELETE FROM bw_idempotency WHERE {where}", params)
+        yield ("run", f"DELETE FROM bw_idempotency WHERE {where}", params)
 
     def forget_idempotency(self, tx: Tx, now: float, limit: int = 100) -> int:
         """Forget records older than :data:`IDEMPOTENCY_SECONDS` in up to ``limit``
@@ -216,15 +218,20 @@ class Maintenance(Reads):
         return [(r[0], r[1]) for r in rows]
 
     def purge_namespace(self, tx: Tx, ns: str, now: float, stats: Stats) -> int:
+        """:meth:`plan_purge` run on ``tx``."""
+        return self.run_plan(tx, self.plan_purge(ns, now, stats))
+
+    def plan_purge(self, ns: str, now: float, stats: Stats) -> Plan[int]:
         """Delete the namespace's expired entries; the caller holds the namespace lock."""
-        gone = tx.all(
+        gone = yield (
+            "all",
             "DELETE FROM bw_entries WHERE ns = ? AND expires_at IS NOT NULL AND expires_at <= ?"
             " RETURNING key, kind, bytes, length, tail",
             (ns, now),
         )
         for key, kind, _, length, tail in gone:
             if kind == LIST:
-                self.rows.drop(tx, ns, key, int(length), int(tail))
+                yield from self.rows.plan_drop(ns, key, int(length), int(tail))
         stats.keys -= len(gone)
         stats.bytes -= sum(int(r[2]) for r in gone)
         return len(gone)

@@ -15,20 +15,24 @@ from .._common import check_incr_by, check_max_len
 from .._errors import InvalidArgument, NotSerializable, TypeMismatch
 from .._types import Op
 from ._sqlbase import EntryRow, json_type, list_bytes, utf8_len
+from ._sqlplan import Plan
 from ._sqltext import INSERT_ITEM_SQL, LIST, VALUE
 
 if TYPE_CHECKING:
     from ._sqlctx import Ctx
 
-Handler = Callable[["Ctx", Op], dict[str, Any]]
+Result = dict[str, Any]
+Handler = Callable[["Ctx", Op], Plan[Result]]
 
 
-def op_get(ctx: Ctx, op: Op) -> dict[str, Any]:
-    return ctx.engine.read_result(ctx.tx, ctx.ns, op, ctx.now, in_tx=True)
+def op_get(ctx: Ctx, op: Op) -> Plan[Result]:
+    engine = ctx.engine
+    rows = yield ("all", *engine.read_query(ctx.ns, op.key, op.tail, ctx.now, in_tx=True))
+    return engine.result_from_rows(ctx.ns, op, rows)
 
 
-def op_check(ctx: Ctx, op: Op) -> dict[str, Any]:
-    row = ctx.load(op.key)
+def op_check(ctx: Ctx, op: Op) -> Plan[Result]:
+    row = yield from ctx.load(op.key)
     current = row.version if row is not None else None
     if current != op.version:
         raise ctx.conflict(
@@ -37,45 +41,45 @@ def op_check(ctx: Ctx, op: Op) -> dict[str, Any]:
     return {"ok": True}
 
 
-def op_set(ctx: Ctx, op: Op) -> dict[str, Any]:
+def op_set(ctx: Ctx, op: Op) -> Plan[Result]:
     if op.value is None:
         raise InvalidArgument(
             f"botwire: set of key {op.key!r} in namespace {ctx.ns!r} has no value.",
             namespace=ctx.ns,
             key=op.key,
         )
-    row = ctx.load(op.key)
+    row = yield from ctx.load(op.key)
     ctx.check_version(op, row)
     size = utf8_len(op.value)
     ctx.check_size(op.key, size)
     expires = ctx.expiry(op.key, op.ttl, row, keep=False)
     if row is not None and row.kind == LIST:
-        ctx.engine.rows.drop(ctx.tx, ctx.ns, op.key, row.length, row.tail)
+        yield from ctx.engine.rows.plan_drop(ctx.ns, op.key, row.length, row.tail)
     new = EntryRow(
         kind=VALUE,
         value=op.value,
-        version=ctx.version,
+        version=(yield from ctx.version()),
         created_at=row.created_at if row is not None else ctx.now,
         updated_at=ctx.now,
         expires_at=expires,
         bytes=utf8_len(op.key) + size,
     )
-    ctx.store(op.key, row, new)
+    yield from ctx.store(op.key, row, new)
     return {"version": new.version}
 
 
-def op_delete(ctx: Ctx, op: Op) -> dict[str, Any]:
-    row = ctx.load(op.key)
+def op_delete(ctx: Ctx, op: Op) -> Plan[Result]:
+    row = yield from ctx.load(op.key)
     if op.if_version is not None and (row is None or row.version != op.if_version):
         raise ctx.conflict(op, row, f"version {op.if_version}")
     if row is None:
         return {"deleted": False}
-    ctx.remove(op.key, row)
+    yield from ctx.remove(op.key, row)
     ctx.deleted.add(op.key)  # its records go at the end of the request
     return {"deleted": True}
 
 
-def op_append(ctx: Ctx, op: Op) -> dict[str, Any]:
+def op_append(ctx: Ctx, op: Op) -> Plan[Result]:
     check_max_len(ctx.ns, op.key, op.max_len)  # the client's check, for raw HTTP requests
     engine = ctx.engine
     if engine.max_append_items and len(op.items) > engine.max_append_items:
@@ -86,16 +90,17 @@ def op_append(ctx: Ctx, op: Op) -> dict[str, Any]:
             engine.max_append_items,
             "append them in several calls",
         )
-    row = ctx.load(op.key)
+    row = yield from ctx.load(op.key)
     ctx.check_version(op, row)
     sizes = [utf8_len(t) for t in op.items]
     for size in sizes:
         ctx.check_size(op.key, size, "list item")
     expires = ctx.expiry(op.key, op.ttl, row, keep=True)
     ctx.check_list_growth(op, row, len(op.items), sum(sizes))
-    head, tail, length, content = ctx.list_of(op, row, "append")
+    head, tail, length, content = yield from ctx.list_of(op, row, "append")
     if op.items:
-        ctx.tx.many(
+        yield (
+            "many",
             INSERT_ITEM_SQL,
             [
                 (ctx.ns, op.key, tail + i, t, s)
@@ -107,13 +112,13 @@ def op_append(ctx: Ctx, op: Op) -> dict[str, Any]:
     content += sum(sizes)
     max_len = ctx.max_len(op)  # the policy's max_list_len lowers a larger one
     if max_len is not None and length > max_len:
-        content = ctx.trim(op.key, head, tail, max_len, content)
+        content = yield from ctx.trim(op.key, head, tail, max_len, content)
         head = tail - max_len
         length = max_len
     new = EntryRow(
         kind=LIST,
         value=None,
-        version=ctx.version,
+        version=(yield from ctx.version()),
         created_at=row.created_at if row is not None else ctx.now,
         updated_at=ctx.now,
         expires_at=expires,
@@ -139,13 +144,13 @@ def op_append(ctx: Ctx, op: Op) -> dict[str, Any]:
             engine.max_list_bytes,
             "delete it or start a new key",
         )
-    ctx.store(op.key, row, new)
+    yield from ctx.store(op.key, row, new)
     return {"version": new.version, "length": length}
 
 
-def op_incr(ctx: Ctx, op: Op) -> dict[str, Any]:
+def op_incr(ctx: Ctx, op: Op) -> Plan[Result]:
     by = check_incr_by(ctx.ns, op.key, op.by)  # the client's check, for raw HTTP requests
-    row = ctx.load(op.key)
+    row = yield from ctx.load(op.key)
     ctx.check_version(op, row)
     current: Any = 0
     if row is not None:
@@ -176,18 +181,18 @@ def op_incr(ctx: Ctx, op: Op) -> dict[str, Any]:
     new = EntryRow(
         kind=VALUE,
         value=text,
-        version=ctx.version,
+        version=(yield from ctx.version()),
         created_at=row.created_at if row is not None else ctx.now,
         updated_at=ctx.now,
         expires_at=row.expires_at if row is not None else ctx.new_expiry(),
         bytes=utf8_len(op.key) + utf8_len(text),
     )
-    ctx.store(op.key, row, new)
+    yield from ctx.store(op.key, row, new)
     return {"version": new.version, "value": value}
 
 
-def op_pop(ctx: Ctx, op: Op) -> dict[str, Any]:
-    row = ctx.load(op.key)
+def op_pop(ctx: Ctx, op: Op) -> Plan[Result]:
+    row = yield from ctx.load(op.key)
     ctx.check_version(op, row)
     if row is None:
         return {"found": False, "value": None}
@@ -202,26 +207,27 @@ def op_pop(ctx: Ctx, op: Op) -> dict[str, Any]:
         new = EntryRow(
             kind=VALUE,
             value=text,
-            version=ctx.version,
+            version=(yield from ctx.version()),
             created_at=row.created_at,
             updated_at=ctx.now,
             expires_at=row.expires_at,
             bytes=utf8_len(op.key) + utf8_len(text),
         )
-        ctx.store(op.key, row, new)
+        yield from ctx.store(op.key, row, new)
         return {"found": True, "value": item, "version": new.version}
     if row.length == 0:
         return {"found": False, "value": None}
-    gone = ctx.tx.one(
+    gone = yield (
+        "one",
         "DELETE FROM bw_items WHERE ns = ? AND key = ? AND seq = ? RETURNING value, bytes",
         (ctx.ns, op.key, row.tail - 1),
     )
     assert gone is not None, "list rows out of step with their entry"
-    _, _, length, content = ctx.list_of(op, row, "pop")
+    _, _, length, content = yield from ctx.list_of(op, row, "pop")
     new = EntryRow(
         kind=LIST,
         value=None,
-        version=ctx.version,
+        version=(yield from ctx.version()),
         created_at=row.created_at,
         updated_at=ctx.now,
         expires_at=row.expires_at,
@@ -230,7 +236,7 @@ def op_pop(ctx: Ctx, op: Op) -> dict[str, Any]:
         head=row.head,
         tail=row.tail - 1,
     )
-    ctx.store(op.key, row, new)
+    yield from ctx.store(op.key, row, new)
     return {"found": True, "value": decode(gone[0]), "version": new.version}
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .._errors import InvalidArgument
+from ._sqlplan import Plan, drive
 
 if TYPE_CHECKING:
     from ._sqlbase import Tx
@@ -21,22 +22,26 @@ __all__ = ["DeferredRows", "ListRows"]
 class ListRows:
     """List rows removed at once, in the write that drops them."""
 
-    def drop(self, tx: Tx, ns: str, key: str, length: int, tail: int) -> None:
+    def plan_drop(self, ns: str, key: str, length: int, tail: int) -> Plan[None]:
         """Remove a list's rows (its entry is going)."""
-        tx.run("DELETE FROM bw_items WHERE ns = ? AND key = ?", (ns, key))
+        yield ("run", "DELETE FROM bw_items WHERE ns = ? AND key = ?", (ns, key))
 
-    def floor(self, tx: Tx, ns: str, key: str) -> int:
+    def plan_floor(self, ns: str, key: str) -> Plan[int]:
         """Where a new list of ``key`` starts."""
         return 0
+        yield  # a plan (generator) that asks nothing
 
     def clear(self, tx: Tx, ns: str) -> None:
         """Remove the rows of every list of the namespace (it is being cleared)."""
         tx.run("DELETE FROM bw_items WHERE ns = ?", (ns,))
 
-    def trim(self, tx: Tx, ns: str, key: str, head: int, tail: int, keep: int, content: int) -> int:
+    def plan_trim(
+        self, ns: str, key: str, head: int, tail: int, keep: int, content: int
+    ) -> Plan[int]:
         """Drop the list's items below ``tail - keep`` (``[head, tail)`` are live); return the
         content bytes left."""
-        gone = tx.all(
+        gone = yield (
+            "all",
             "DELETE FROM bw_items WHERE ns = ? AND key = ? AND seq >= ? AND seq < ?"
             " RETURNING bytes",
             (ns, key, head, tail - keep),
@@ -54,9 +59,10 @@ class DeferredRows(ListRows):
         self.limit = limit
         self.trashed = trashed
 
-    def trash(self, tx: Tx, ns: str, key: str, below: int) -> None:
+    def plan_trash(self, ns: str, key: str, below: int) -> Plan[None]:
         """Mark every list row of ``key`` with ``seq < below`` as garbage for :meth:`sweep`."""
-        tx.run(
+        yield (
+            "run",
             "INSERT INTO bw_trash (ns, key, below) VALUES (?, ?, ?) ON CONFLICT (ns, key)"
             " DO UPDATE SET below = CASE WHEN below > excluded.below THEN below"
             " ELSE excluded.below END",
@@ -64,16 +70,16 @@ class DeferredRows(ListRows):
         )
         self.trashed = True
 
-    def drop(self, tx: Tx, ns: str, key: str, length: int, tail: int) -> None:
+    def plan_drop(self, ns: str, key: str, length: int, tail: int) -> Plan[None]:
         """At once when few, else left to :meth:`sweep` below the list's ``tail``."""
         if length > self.limit:
-            self.trash(tx, ns, key, tail)
+            yield from self.plan_trash(ns, key, tail)
         else:
-            super().drop(tx, ns, key, length, tail)
+            yield from super().plan_drop(ns, key, length, tail)
 
-    def floor(self, tx: Tx, ns: str, key: str) -> int:
+    def plan_floor(self, ns: str, key: str) -> Plan[int]:
         """Above any leftovers of an earlier list of ``key``."""
-        row = tx.one("SELECT below FROM bw_trash WHERE ns = ? AND key = ?", (ns, key))
+        row = yield ("one", "SELECT below FROM bw_trash WHERE ns = ? AND key = ?", (ns, key))
         return int(row[0]) if row is not None else 0
 
     def clear(self, tx: Tx, ns: str) -> None:
@@ -84,29 +90,32 @@ class DeferredRows(ListRows):
             (ns, self.limit, ns),
         )
         for key, tail in long:
-            self.trash(tx, ns, key, int(tail))
+            drive(tx, self.plan_trash(ns, key, int(tail)))
         tx.run(
             "DELETE FROM bw_items WHERE ns = ? AND key NOT IN"
             " (SELECT key FROM bw_trash WHERE ns = ?)",
             (ns, ns),
         )
 
-    def trim(self, tx: Tx, ns: str, key: str, head: int, tail: int, keep: int, content: int) -> int:
+    def plan_trim(
+        self, ns: str, key: str, head: int, tail: int, keep: int, content: int
+    ) -> Plan[int]:
         """A long trim only moves the head: reads skip the rows below it and :meth:`sweep`
         removes them later; the bytes are summed over whichever side is shorter, the trimmed
         or the kept rows."""
         new_head = tail - keep
         trimmed = new_head - head
         if trimmed <= self.limit:
-            return super().trim(tx, ns, key, head, tail, keep, content)
+            return (yield from super().plan_trim(ns, key, head, tail, keep, content))
         lo, hi = (new_head, tail) if keep < trimmed else (head, new_head)
-        row = tx.one(
+        row = yield (
+            "one",
             "SELECT coalesce(sum(bytes), 0) FROM bw_items"
             " WHERE ns = ? AND key = ? AND seq >= ? AND seq < ?",
             (ns, key, lo, hi),
         )
         summed = int(row[0]) if row is not None else 0
-        self.trash(tx, ns, key, new_head)
+        yield from self.plan_trash(ns, key, new_head)
         return summed if keep < trimmed else content - summed
 
     def sweep(self, tx: Tx, limit: int) -> int:

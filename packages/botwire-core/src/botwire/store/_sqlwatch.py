@@ -65,13 +65,13 @@ class Watching(Maintenance):
     #: seconds a tombstone is kept before housekeeping may prune it
     tombstone_seconds: float = TOMBSTONE_SECONDS
 
-    def tombstone(self, tx: Tx, ns: str, key: str, version: int, now: float) -> None:
-        """Record that ``key`` was deleted at ``version`` (inside the write)."""
-        tx.run(TOMBSTONE_SQL, (ns, key, version, now))
+    def tombstone_request(self, ns: str, key: str, version: int, now: float) -> tuple[Any, ...]:
+        """The request recording that ``key`` was deleted at ``version`` (inside the write)."""
+        return ("run", TOMBSTONE_SQL, (ns, key, version, now))
 
-    def untomb(self, tx: Tx, ns: str, key: str) -> None:
-        """``key`` is created again: its tombstone goes."""
-        tx.run(UNTOMB_SQL, (ns, key))
+    def untomb_request(self, ns: str, key: str) -> tuple[Any, ...]:
+        """The request for ``key`` created again: its tombstone goes."""
+        return ("run", UNTOMB_SQL, (ns, key))
 
     def tomb_all(self, tx: Tx, ns: str, now: float) -> None:
         """Before a ``clear`` deletes the namespace's rows: one tombstone per row, with one

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any
 
@@ -27,10 +28,16 @@ def open_store(settings: Settings, clock: Any = time.time) -> Store:
         offset = (lambda: clock.offset) if isinstance(clock, TestingClock) else None
         pooled = _transaction_pooler(settings)
         # Behind a transaction pooler a prepared statement may be run in a session that lacks
-        # it, or that holds another one under its name (storage/_pg_pooler.py): off for both pools.
+        # it, or that holds another one under its name (storage/_pg_pooler.py): off for all pools.
         extra: dict[str, Any] = {"prepare_threshold": None} if pooled else {}
+        # Writes on the event loop (issue 22): opt-in until they measure faster than threads.
+        on_loop = os.environ.get("BOTWIRE_PG_ASYNC_WRITES", "").strip().lower()
         store = PostgresStore(
-            settings.database, limits=settings.limits, clock_offset=offset, **extra
+            settings.database,
+            limits=settings.limits,
+            clock_offset=offset,
+            async_writes=on_loop in ("1", "true", "yes", "on"),
+            **extra,
         )
         # Read by the watch hub (botwire_server.watch): LISTEN through the pooler is lost.
         store.transaction_pooler = pooled  # type: ignore[attr-defined]

@@ -1,4 +1,4 @@
-"""PostgreSQL reads of single keys on the event loop: no worker thread per GET.
+"""PostgreSQL reads of single keys, and writes, on the event loop: no worker thread per request.
 
 A GET is one autocommit statement, so it needs none of the write path's transaction machinery:
 :class:`AsyncPgReader` runs the engine's read statement (``Engine.read_query``, the very SQL the
@@ -8,6 +8,12 @@ and hands the rows to the engine (``Engine.json_from_rows`` / ``entry_from_rows`
 the sync path cost more CPU than the query itself. Failures behave as on the sync path
 (``PostgresStore._run``): a lost connection is retried on a fresh one (after dropping the
 pool's dead connections), a pool wait longer than ``timeout`` is ``Unavailable``.
+
+Writes (:meth:`AsyncPgReader.batch` of a batch that mutates) run the engine's plan
+(``Engine.plan_apply``, the definition the sync store runs) under the async driver of
+``_pg_write``, on a pool of their own (the store's ``max_size``), with
+the sync path's retries: serialization failures and deadlocks, and a connection lost before
+``COMMIT`` was sent (never after: the outcome is then unknown, ``Unavailable`` says so).
 """
 
 from __future__ import annotations
@@ -16,24 +22,30 @@ import asyncio
 import collections
 import contextlib
 import random
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import anyio
+import anyio.to_thread
 import psycopg
+from psycopg import errors as pg_errors
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
-from botwire.store import Entry
-from botwire.store._sql import Engine, JSONEntry
+from botwire.store import Entry, Op
+from botwire.store._sql import Engine, JSONEntry, fingerprint
+from botwire.store._sqlplan import Plan
 
 from ._pg_common import (
     LOST,
     LOST_RETRIES,
     RETRYABLE,
+    disk_full,
     kept_aborting,
     no_connection,
     pg_sql,
     request_failed,
 )
+from ._pg_write import Query, rollback_async, write_async
 
 __all__ = ["AsyncPgReader"]
 
@@ -42,6 +54,8 @@ Rows = list[tuple[Any, ...]]
 
 #: Rows converted per step of a read on the event loop (see ``_fetch_once``).
 FETCH_CHUNK = 5000
+#: Writes (per reader) between purges of expired entries, as ``postgres._HOUSEKEEPING_EVERY``.
+HOUSEKEEPING_EVERY = 512
 
 
 class AsyncPgReader:
@@ -66,11 +80,20 @@ class AsyncPgReader:
         max_size: int,
         timeout: float,
         retries: int,
+        write_max_size: int = 0,
+        housekeeping: Callable[[], None] | None = None,
     ) -> None:
+        """``write_max_size`` connections more serve :meth:`batch` (0: no writes here);
+        ``housekeeping`` (sync, run in a worker thread) every :data:`HOUSEKEEPING_EVERY`
+        writes."""
         self._engine = engine
         self._where = where
         self._retries = retries
         self._gate = _Gate(max_size, timeout)
+        self._write_gate = _Gate(write_max_size, timeout)
+        self.writes = write_max_size > 0
+        self._housekeeping = housekeeping
+        self._written = 0
         # prepare_threshold and the rest of the connect options (PgBouncer's
         # prepare_threshold=None included) are the sync pool's.
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
@@ -82,13 +105,32 @@ class AsyncPgReader:
             open=False,
             name="botwire-reads",
         )
+        # Writes hold their connection for a transaction: a pool of their own (the store's
+        # max_size), so a burst of writes never starves the reads, nor the reads the writes.
+        self._wpool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
+        if write_max_size:
+            self._wpool = AsyncConnectionPool(
+                dsn,
+                min_size=min(min_size, write_max_size),
+                max_size=write_max_size,
+                kwargs=connect_kwargs,
+                timeout=timeout,
+                open=False,
+                name="botwire-writes",
+            )
 
     async def open(self) -> None:
         """Start the pool (connections are made in the background, as the sync pool's are)."""
         await self._pool.open()
+        if self._wpool is not None:
+            await self._wpool.open()
 
     async def close(self) -> None:
-        await self._pool.close()
+        try:
+            if self._wpool is not None:
+                await self._wpool.close()
+        finally:
+            await self._pool.close()
 
     async def get_json(
         self, namespace: str, key: str, *, tail: int | None = None
@@ -151,6 +193,77 @@ class AsyncPgReader:
                 await self._pool.putconn(conn)
         finally:
             self._gate.release()
+
+    async def batch(
+        self,
+        namespace: str,
+        ops: Sequence[Op],
+        *,
+        atomic: bool = True,
+        idempotency_key: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """``PostgresStore.batch`` of a batch that writes, on the event loop."""
+        engine = self._engine
+        now = engine.clock()
+        fp = fingerprint(ops, atomic) if idempotency_key is not None else None
+        prefetch = engine.write_prefetch(namespace, ops, idempotency_key)
+
+        def plan() -> Plan[list[dict[str, Any]]]:
+            return engine.plan_apply(
+                namespace,
+                ops,
+                atomic=atomic,
+                idempotency_key=idempotency_key,
+                fingerprint=fp,
+                now=now,
+            )
+
+        results = await self._write(plan, prefetch)
+        self._written += 1
+        if self._housekeeping is not None and self._written % HOUSEKEEPING_EVERY == 0:
+            await anyio.to_thread.run_sync(self._housekeeping)
+        return results
+
+    async def _write(self, make: Callable[[], Plan[Any]], prefetch: Sequence[Query]) -> Any:
+        """A fresh plan from ``make`` per attempt, with ``PostgresStore._run``'s retries."""
+        attempt = lost = 0
+        while True:
+            sent = [False]
+            try:
+                return await self._write_once(make(), prefetch, sent)
+            except RETRYABLE as exc:
+                attempt += 1
+                if attempt > self._retries:
+                    raise kept_aborting(self._where, exc, self._retries) from exc
+                await anyio.sleep(random.uniform(0, 0.001 * 2**attempt))
+            except (PoolTimeout, PoolClosed) as exc:
+                raise no_connection(self._where, exc) from exc
+            except pg_errors.DiskFull as exc:  # an OperationalError, but no lost connection
+                raise disk_full(self._where, exc) from exc
+            except LOST as exc:
+                lost += 1
+                if sent[0] or lost > LOST_RETRIES:
+                    raise request_failed(self._where, exc, sent=sent[0]) from exc
+                with contextlib.suppress(psycopg.Error):
+                    await self._wpool.check()  # type: ignore[union-attr]
+
+    async def _write_once(
+        self, plan: Plan[Any], prefetch: Sequence[Query], sent: list[bool]
+    ) -> Any:
+        pool = self._wpool
+        assert pool is not None, "this reader was opened without writes"
+        left = await self._write_gate.acquire()
+        try:
+            conn = await pool.getconn(timeout=max(left, 0.001))
+            try:
+                return await write_async(conn, plan, sent, prefetch)
+            except BaseException:
+                await rollback_async(conn)
+                raise
+            finally:
+                await pool.putconn(conn)
+        finally:
+            self._write_gate.release()
 
 
 class _Gate:

@@ -10,12 +10,13 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict
 
-from botwire._errors import Unavailable
+from botwire._errors import StorageFull, Unavailable
 
 __all__ = [
     "LOST",
     "LOST_RETRIES",
     "RETRYABLE",
+    "disk_full",
     "kept_aborting",
     "no_connection",
     "pg_sql",
@@ -84,4 +85,14 @@ def kept_aborting(where: str, exc: BaseException, retries: int) -> Unavailable:
     return Unavailable(
         f"botwire: {where} kept aborting the transaction "
         f"({reason(exc)}) after {retries} retries; try again later.",
+    )
+
+
+def disk_full(where: str, exc: BaseException) -> StorageFull:
+    """The error for a write refused because the database's disk is full (no lost connection:
+    nothing is retried)."""
+    return StorageFull(
+        f"botwire: {where} has no disk space left ({reason(exc)}): writes "
+        "are refused until space is freed. Delete keys or clear namespaces you no "
+        "longer need, or grow the database's volume; writes resume by themselves.",
     )

@@ -13,9 +13,10 @@ from botwire.store._sqltext import SAVEPOINT_SQL
 
 from ._pg_common import pg_sql
 
-__all__ = ["PgTx", "next_version"]
+__all__ = ["BEGIN_WRITE", "NEXTVAL", "PgTx", "next_version"]
 
-_NEXTVAL = b"SELECT nextval('bw_version')"
+NEXTVAL = b"SELECT nextval('bw_version')"
+BEGIN_WRITE = b"BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE"
 
 
 class PgTx(TxHooks):
@@ -69,7 +70,7 @@ class PgTx(TxHooks):
         cur = self._execute(sql, params)
         if plan is not None:
             self._version_cursor = self._conn.cursor()
-            self._version_cursor.execute(_NEXTVAL)
+            self._version_cursor.execute(NEXTVAL)
             for query, args in plan:
                 early = self._conn.cursor()
                 early.execute(pg_sql(query), args)
@@ -99,7 +100,7 @@ class PgTx(TxHooks):
         cur, self._version_cursor = self._version_cursor, None
         if cur is None:
             cur = self._conn.cursor()
-            cur.execute(_NEXTVAL)
+            cur.execute(NEXTVAL)
         row = cur.fetchone()
         assert row is not None
         return int(row[0])

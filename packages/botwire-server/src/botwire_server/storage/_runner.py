@@ -8,9 +8,11 @@ capabilities the HTTP API uses.
 
 Measured (``benchmarks/server_rps.py``): one SQLiteStore serializes every call behind its lock,
 so calling it inline on the event loop avoids a thread hop per request and is faster. A network
-database (PostgreSQL) must never block the loop: its writes go through ``anyio.to_thread``, and
-its single-key reads through the store's async reader (``PostgresStore.async_reader``), which
-runs them on the loop itself with an async driver.
+database (PostgreSQL) must never block the loop: its single-key reads go through the store's
+async reader (``PostgresStore.async_reader``), which runs them on the loop itself with an async
+driver, and so do its writes (batches that mutate: the engine's plan, ``Engine.plan_apply``,
+under ``_pg_write.drive_async``) when the store was opened with ``async_writes=True``;
+everything else goes through ``anyio.to_thread``.
 
 Writes to a store offering ``batch_group`` (SQLite) are group-committed (``_group.WriteGroups``,
 issue 22): the writes that reach the store together share one transaction and one ``COMMIT``,
@@ -166,8 +168,16 @@ class StoreRunner(ThreadedAsyncStore):
         atomic: bool = True,
         idempotency_key: str | None = None,
     ) -> list[dict[str, Any]]:
-        results = None
-        if self.groups is not None and _groupable(ops, self.inline):
+        mutates = any(op.mutates for op in ops)
+        writer: Any = self.reader
+        results: list[dict[str, Any]] | None = None
+        if mutates and writer is not None and getattr(writer, "writes", False):
+            # PostgreSQL: the engine's plan on the event loop (``_pg_async``), no thread
+            results = await self._await(
+                "batch",
+                writer.batch(namespace, ops, atomic=atomic, idempotency_key=idempotency_key),
+            )
+        elif self.groups is not None and _groupable(ops, self.inline):
             try:
                 results = await self.groups.batch(namespace, ops, atomic, idempotency_key)
             except HeavyWrite:  # it drops a list's rows: off the loop, as heavy_ops says
@@ -183,7 +193,7 @@ class StoreRunner(ThreadedAsyncStore):
             results = await super().batch(
                 namespace, ops, atomic=atomic, idempotency_key=idempotency_key
             )
-        if self.on_write is not None and any(op.mutates for op in ops):
+        if self.on_write is not None and mutates:
             self.on_write(namespace)  # committed: wake its watchers
         return results
 

@@ -23,6 +23,11 @@ store); this module only supplies transactions, versions and the schema:
   Counted on the wire: ``get``, ``tail``, a listing and a batch of any number of ``get``: 1;
   ``set``/``append``/``incr``/``delete``: 2; ``pop`` or ``append`` that trims: 3
   (``tests/postgres/test_roundtrips.py``).
+- **Where writes run.** The engine's write path is a sans-I/O plan (``Engine.plan_apply``),
+  driven here synchronously (``Engine.apply``); with ``async_writes=True`` a server's writes
+  run the same plan on the event loop through :meth:`async_reader` (``_pg_write``: same
+  pipelining, round trips and retries). Off by default: measured slower on 2 cores
+  (``docs/design.md`` §6).
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from ._pg_common import (
     LOST,
     LOST_RETRIES,
     RETRYABLE,
+    disk_full,
     kept_aborting,
     no_connection,
     pg_sql,
@@ -57,7 +63,7 @@ from ._pg_common import (
     request_failed,
     where,
 )
-from ._pg_tx import PgTx, next_version
+from ._pg_tx import BEGIN_WRITE, PgTx, next_version
 from ._pg_watch import BEGIN_READ, WATCH_POLL, PgWatch
 
 if TYPE_CHECKING:
@@ -119,7 +125,6 @@ _META = (
     " schema integer NOT NULL)"
 )
 
-_BEGIN_WRITE = b"BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE"
 _HOUSEKEEPING_EVERY = 512  # write transactions (per store) between purges of expired entries
 PURGE_BATCH = 100  # namespaces per batch of purge_expired() (one transaction each)
 
@@ -159,7 +164,11 @@ class PostgresStore(PgWatch):
     connection (and start-up); ``retries`` is how often a transaction that lost a serialization
     race or a deadlock is run again. ``read_max_size`` (default ``max_size // 2``, at least 1)
     bounds the pool of :meth:`async_reader`, which a server opens next to this one: up to
-    ``max_size + read_max_size`` connections in all. Extra keyword arguments go to both pools'
+    ``max_size + read_max_size`` connections in all. ``async_writes=True`` (the server's
+    ``BOTWIRE_PG_ASYNC_WRITES=1``) also runs a server's writes on the event loop, through the
+    reader, on a write pool of ``max_size`` more connections (up to
+    ``2 * max_size + read_max_size``); off by default, measured slower on 2 cores (see
+    ``docs/design.md``, issue 22). Extra keyword arguments go to both pools'
     ``psycopg.connect`` (e.g. ``sslmode="require"``, ``prepare_threshold=None`` behind PgBouncer).
     """
 
@@ -178,6 +187,7 @@ class PostgresStore(PgWatch):
         connect_timeout: float = 10.0,
         retries: int = 5,
         read_max_size: int | None = None,
+        async_writes: bool = False,
         **connect_kwargs: Any,
     ) -> None:
         if read_max_size is None:
@@ -213,6 +223,8 @@ class PostgresStore(PgWatch):
         self._retries = retries
         self._writes = 0
         self._read_sizes = (min(min_size, read_max_size), read_max_size)
+        self._max_size = max_size
+        self.async_writes = async_writes
         self._timeout = timeout
         kwargs: dict[str, Any] = {
             "autocommit": True,
@@ -316,11 +328,7 @@ class PostgresStore(PgWatch):
             except (PoolTimeout, PoolClosed) as exc:
                 raise no_connection(self._where, exc) from exc
             except pg_errors.DiskFull as exc:  # an OperationalError, but no lost connection
-                raise StorageFull(
-                    f"botwire: {self._where} has no disk space left ({reason(exc)}): writes "
-                    "are refused until space is freed. Delete keys or clear namespaces you no "
-                    "longer need, or grow the database's volume; writes resume by themselves.",
-                ) from exc
+                raise disk_full(self._where, exc) from exc
             except LOST as exc:
                 lost += 1
                 if sent[0] or lost > LOST_RETRIES:
@@ -341,7 +349,7 @@ class PostgresStore(PgWatch):
 
         def body(conn: psycopg.Connection[Any], sent: list[bool]) -> T:
             with conn.pipeline():
-                conn.execute(_BEGIN_WRITE)
+                conn.execute(BEGIN_WRITE)
                 try:
                     result = fn(PgTx(conn, prefetch=prefetch))
                 except BotWireError:
@@ -366,9 +374,12 @@ class PostgresStore(PgWatch):
     def _after_write(self) -> None:
         self._writes += 1
         if self._writes % _HOUSEKEEPING_EVERY == 0:
-            # The write is committed: a failed purge must not turn its answer into an error.
-            with contextlib.suppress(Unavailable, StorageFull):  # the next round will purge
-                self.purge_expired(max_batches=1)  # inside a request: one batch only
+            self._purge_in_request()
+
+    def _purge_in_request(self) -> None:
+        # The write is committed: a failed purge must not turn its answer into an error.
+        with contextlib.suppress(Unavailable, StorageFull):  # the next round will purge
+            self.purge_expired(max_batches=1)  # inside a request: one batch only
 
     # -- the Store protocol ------------------------------------------------------------------
 
@@ -399,6 +410,8 @@ class PostgresStore(PgWatch):
             max_size=self._read_sizes[1],
             timeout=self._timeout,
             retries=self._retries,
+            write_max_size=self._max_size if self.async_writes else 0,
+            housekeeping=self._purge_in_request,
         )
 
     def batch(
