@@ -218,7 +218,7 @@ class AsyncPgReader:
                 now=now,
             )
 
-        results = await self._write(plan, prefetch)
+        results: list[dict[str, Any]] = await self._write(plan, prefetch)
         self._written += 1
         if self._housekeeping is not None and self._written % HOUSEKEEPING_EVERY == 0:
             await anyio.to_thread.run_sync(self._housekeeping)
