@@ -21,29 +21,21 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import random
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import anyio
 import anyio.to_thread
 import psycopg
-from psycopg import errors as pg_errors
-from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from botwire.store import Entry, Op
 from botwire.store._sql import Engine, JSONEntry, fingerprint
 from botwire.store._sqlplan import Plan
 
 from ._pg_common import (
-    LOST,
-    LOST_RETRIES,
-    RETRYABLE,
-    disk_full,
-    kept_aborting,
-    no_connection,
+    Retry,
     pg_sql,
-    request_failed,
 )
 from ._pg_write import Query, rollback_async, write_async
 
@@ -150,25 +142,12 @@ class AsyncPgReader:
 
     async def _fetch(self, sql: str, params: list[Any]) -> Rows:
         """One autocommit statement's rows, with the sync store's retries (``_run``)."""
-        attempt = lost = 0
+        retry = Retry(self._where, self._retries)
         while True:
             try:
                 return await self._fetch_once(sql, params)
-            except RETRYABLE as exc:  # e.g. a hot standby cancelling a conflicting query
-                attempt += 1
-                if attempt > self._retries:
-                    raise kept_aborting(self._where, exc, self._retries) from exc
-                await anyio.sleep(random.uniform(0, 0.001 * 2**attempt))
-            except (PoolTimeout, PoolClosed) as exc:
-                raise no_connection(self._where, exc) from exc
-            except LOST as exc:
-                lost += 1
-                if lost > LOST_RETRIES:
-                    raise request_failed(self._where, exc) from exc
-                # The server may have restarted or failed over: drop every dead idle
-                # connection before trying again, or the retry would likely get one.
-                with contextlib.suppress(psycopg.Error):
-                    await self._pool.check()
+            except Exception as exc:  # e.g. a hot standby cancelling a conflicting query
+                await self._again(retry, exc, False, self._pool)
 
     async def _fetch_once(self, sql: str, params: list[Any]) -> Rows:
         left = await self._gate.acquire()
@@ -226,26 +205,28 @@ class AsyncPgReader:
 
     async def _write(self, make: Callable[[], Plan[Any]], prefetch: Sequence[Query]) -> Any:
         """A fresh plan from ``make`` per attempt, with ``PostgresStore._run``'s retries."""
-        attempt = lost = 0
+        retry = Retry(self._where, self._retries)
         while True:
             sent = [False]
             try:
                 return await self._write_once(make(), prefetch, sent)
-            except RETRYABLE as exc:
-                attempt += 1
-                if attempt > self._retries:
-                    raise kept_aborting(self._where, exc, self._retries) from exc
-                await anyio.sleep(random.uniform(0, 0.001 * 2**attempt))
-            except (PoolTimeout, PoolClosed) as exc:
-                raise no_connection(self._where, exc) from exc
-            except pg_errors.DiskFull as exc:  # an OperationalError, but no lost connection
-                raise disk_full(self._where, exc) from exc
-            except LOST as exc:
-                lost += 1
-                if sent[0] or lost > LOST_RETRIES:
-                    raise request_failed(self._where, exc, sent=sent[0]) from exc
-                with contextlib.suppress(psycopg.Error):
-                    await self._wpool.check()  # type: ignore[union-attr]
+            except Exception as exc:
+                await self._again(retry, exc, sent[0], self._wpool)
+
+    @staticmethod
+    async def _again(
+        retry: Retry, exc: Exception, sent: bool, pool: AsyncConnectionPool[Any] | None
+    ) -> None:
+        """Wait before the next attempt as ``retry`` says, or raise what to answer."""
+        step = retry.next(exc, sent=sent)
+        if step is None:
+            raise exc
+        delay, check = step
+        if delay:
+            await anyio.sleep(delay)
+        if check and pool is not None:
+            with contextlib.suppress(psycopg.Error):
+                await pool.check()
 
     async def _write_once(
         self, plan: Plan[Any], prefetch: Sequence[Query], sent: list[bool]

@@ -5,10 +5,12 @@ the server named, never the password) that both raise for the same failure."""
 from __future__ import annotations
 
 import functools
+import random
 
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import PoolClosed, PoolTimeout
 
 from botwire._errors import StorageFull, Unavailable
 
@@ -16,6 +18,7 @@ __all__ = [
     "LOST",
     "LOST_RETRIES",
     "RETRYABLE",
+    "Retry",
     "disk_full",
     "kept_aborting",
     "no_connection",
@@ -96,3 +99,50 @@ def disk_full(where: str, exc: BaseException) -> StorageFull:
         "are refused until space is freed. Delete keys or clear namespaces you no "
         "longer need, or grow the database's volume; writes resume by themselves.",
     )
+
+
+class Retry:
+    """The retry policy of one call to PostgreSQL, the same for every path (the sync store's
+    transactions, the event loop's reads and writes).
+
+    A serialization race or deadlock runs the whole call again after a short random backoff,
+    ``retries`` times at most; a lost connection is retried on a fresh one (twice at most) unless
+    the ``COMMIT`` was already sent (then the outcome is unknown: never retried); a pool that gives
+    no connection in time, or a full disk, is answered at once. Use::
+
+        retry = Retry(where, retries)
+        while True:
+            try:
+                return call()
+            except Exception as exc:
+                step = retry.next(exc, sent=sent_commit)
+                if step is None:
+                    raise  # not a database failure: the caller's own error
+                delay, check_pool = step  # sleep ``delay``; test the idle connections first
+    """
+
+    def __init__(self, where: str, retries: int) -> None:
+        self.where, self.retries = where, retries
+        self.attempt = self.lost = 0
+
+    def next(self, exc: Exception, *, sent: bool = False) -> tuple[float, bool] | None:
+        """After ``exc``: ``(seconds to wait, whether to test the pool's idle connections)``
+        before the next attempt. Raises the error to answer when no attempt is due; ``None`` for
+        an exception that is not a database failure."""
+        if isinstance(exc, RETRYABLE):
+            self.attempt += 1
+            if self.attempt > self.retries:
+                raise kept_aborting(self.where, exc, self.retries) from exc
+            return random.uniform(0, 0.001 * 2**self.attempt), False
+        if isinstance(exc, PoolTimeout | PoolClosed):  # OperationalErrors: before LOST
+            raise no_connection(self.where, exc) from exc
+        if isinstance(exc, pg_errors.DiskFull):  # an OperationalError, but no lost connection
+            raise disk_full(self.where, exc) from exc
+        if isinstance(exc, LOST):
+            self.lost += 1
+            if sent or self.lost > LOST_RETRIES:
+                raise request_failed(self.where, exc, sent=sent) from exc
+            # The server may have restarted or failed over: every idle connection is suspect,
+            # so test them all (dropping the dead) before trying again.
+            return 0.0, True
+        return None

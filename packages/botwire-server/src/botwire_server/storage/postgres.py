@@ -34,15 +34,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import random
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
-from psycopg import errors as pg_errors
 from psycopg.pq import TransactionStatus
-from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
+from psycopg_pool import ConnectionPool
 
 from botwire._errors import BotWireError, InvalidArgument, StorageFull, Unavailable
 from botwire._names import check_key, check_namespace
@@ -52,15 +50,9 @@ from botwire.store._sqltext import policy_migration
 from botwire.store._sqlwatch import WATCH_SCHEMA
 
 from ._pg_common import (
-    LOST,
-    LOST_RETRIES,
-    RETRYABLE,
-    disk_full,
-    kept_aborting,
-    no_connection,
+    Retry,
     pg_sql,
     reason,
-    request_failed,
     where,
 )
 from ._pg_tx import BEGIN_WRITE, PgTx, next_version
@@ -310,7 +302,7 @@ class PostgresStore(PgWatch):
         and again (twice at most) after a lost connection if ``body`` had not yet sent its
         ``COMMIT``: the server rolls back what it had not committed. Once ``body`` has set
         ``sent[0]`` the outcome is unknown and never retried."""
-        attempt = lost = 0
+        retry = Retry(self._where, self._retries)
         while True:
             sent = [False]
             try:
@@ -320,23 +312,16 @@ class PostgresStore(PgWatch):
                     except BaseException:
                         _rollback(conn)
                         raise
-            except RETRYABLE as exc:
-                attempt += 1
-                if attempt > self._retries:
-                    raise kept_aborting(self._where, exc, self._retries) from exc
-                time.sleep(random.uniform(0, 0.001 * 2**attempt))
-            except (PoolTimeout, PoolClosed) as exc:
-                raise no_connection(self._where, exc) from exc
-            except pg_errors.DiskFull as exc:  # an OperationalError, but no lost connection
-                raise disk_full(self._where, exc) from exc
-            except LOST as exc:
-                lost += 1
-                if sent[0] or lost > LOST_RETRIES:
-                    raise request_failed(self._where, exc, sent=sent[0]) from exc
-                # The server may have restarted or failed over: every idle connection is
-                # suspect, so test them all (dropping the dead) before trying again.
-                with contextlib.suppress(psycopg.Error):
-                    self._pool.check()
+            except Exception as exc:
+                step = retry.next(exc, sent=sent[0])
+                if step is None:
+                    raise
+                delay, check = step
+                if delay:
+                    time.sleep(delay)
+                if check:
+                    with contextlib.suppress(psycopg.Error):
+                        self._pool.check()
 
     def _write(
         self,
