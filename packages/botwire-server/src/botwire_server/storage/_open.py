@@ -30,13 +30,14 @@ def open_store(settings: Settings, clock: Any = time.time) -> Store:
         # Behind a transaction pooler a prepared statement may be run in a session that lacks
         # it, or that holds another one under its name (storage/_pg_pooler.py): off for all pools.
         extra: dict[str, Any] = {"prepare_threshold": None} if pooled else {}
-        # Writes on the event loop (issue 22): opt-in until they measure faster than threads.
-        on_loop = os.environ.get("BOTWIRE_PG_ASYNC_WRITES", "").strip().lower()
+        # Writes on the event loop (issue 22): 1.6-2.3x the thread pool's SET/APPEND rate on a
+        # quiet 2-core machine (docs/benchmarks.md); BOTWIRE_PG_ASYNC_WRITES=0 keeps the threads.
+        on_loop = os.environ.get("BOTWIRE_PG_ASYNC_WRITES", "1").strip().lower()
         store = PostgresStore(
             settings.database,
             limits=settings.limits,
             clock_offset=offset,
-            async_writes=on_loop in ("1", "true", "yes", "on"),
+            async_writes=on_loop not in ("0", "false", "no", "off"),
             **extra,
         )
         # Read by the watch hub (botwire_server.watch): LISTEN through the pooler is lost.
