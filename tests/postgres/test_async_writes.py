@@ -212,3 +212,24 @@ def test_namespace_lock_hold_time(
         f"{median * 1e3:.2f} ms, p90 {p90 * 1e3:.2f} ms; {50 * writers / wall:.0f} SET/s"
     )
     assert store.usage(ns).keys == 50 * writers
+
+
+@pytest.mark.parametrize(("env", "on_loop"), [(None, True), ("1", True), ("0", False)])
+def test_the_server_writes_on_the_event_loop_by_default(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch, env: str | None, on_loop: bool
+) -> None:
+    """Measured 1.6-2.3x the thread pool's writes per second on a quiet machine (issue 22):
+    the server's default; ``BOTWIRE_PG_ASYNC_WRITES=0`` keeps the thread pool."""
+    from botwire_server.settings import Settings
+    from botwire_server.storage._open import open_store
+
+    if env is None:
+        monkeypatch.delenv("BOTWIRE_PG_ASYNC_WRITES", raising=False)
+    else:
+        monkeypatch.setenv("BOTWIRE_PG_ASYNC_WRITES", env)
+    store = open_store(Settings.from_env(database=postgres_url))
+    try:
+        assert isinstance(store, PostgresStore)
+        assert store.async_writes is on_loop
+    finally:
+        store.close()

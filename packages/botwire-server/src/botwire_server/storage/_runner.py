@@ -11,8 +11,8 @@ so calling it inline on the event loop avoids a thread hop per request and is fa
 database (PostgreSQL) must never block the loop: its single-key reads go through the store's
 async reader (``PostgresStore.async_reader``), which runs them on the loop itself with an async
 driver, and so do its writes (batches that mutate: the engine's plan, ``Engine.plan_apply``,
-under ``_pg_write.drive_async``) when the store was opened with ``async_writes=True``;
-everything else goes through ``anyio.to_thread``.
+under ``_pg_write.drive_async``) when the store was opened with ``async_writes=True`` (the
+server's default, ``storage/_open.py``); everything else goes through ``anyio.to_thread``.
 
 Writes to a store offering ``batch_group`` (SQLite) are group-committed (``_group.WriteGroups``,
 issue 22): the writes that reach the store together share one transaction and one ``COMMIT``,

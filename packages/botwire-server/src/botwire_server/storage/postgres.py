@@ -26,8 +26,9 @@ store); this module only supplies transactions, versions and the schema:
 - **Where writes run.** The engine's write path is a sans-I/O plan (``Engine.plan_apply``),
   driven here synchronously (``Engine.apply``); with ``async_writes=True`` a server's writes
   run the same plan on the event loop through :meth:`async_reader` (``_pg_write``: same
-  pipelining, round trips and retries). Off by default: measured slower on 2 cores
-  (``docs/design.md`` §6).
+  pipelining, round trips and retries). ``botwire-server`` turns it on (unless
+  ``BOTWIRE_PG_ASYNC_WRITES=0``): 1.6-2.3x the thread pool's writes per second on a quiet
+  2-core machine (``docs/design.md`` §6).
 """
 
 from __future__ import annotations
@@ -157,10 +158,10 @@ class PostgresStore(PgWatch):
     race or a deadlock is run again. ``read_max_size`` (default ``max_size // 2``, at least 1)
     bounds the pool of :meth:`async_reader`, which a server opens next to this one: up to
     ``max_size + read_max_size`` connections in all. ``async_writes=True`` (the server's
-    ``BOTWIRE_PG_ASYNC_WRITES=1``) also runs a server's writes on the event loop, through the
-    reader, on a write pool of ``max_size`` more connections (up to
-    ``2 * max_size + read_max_size``); off by default, measured slower on 2 cores (see
-    ``docs/design.md``, issue 22). Extra keyword arguments go to both pools'
+    default; ``BOTWIRE_PG_ASYNC_WRITES=0`` turns it off) also runs a server's writes on the
+    event loop, through the reader, on a write pool of ``max_size`` more connections (up to
+    ``2 * max_size + read_max_size``); off by default here, for a store used without a server's
+    event loop (see ``docs/design.md``, issue 22). Extra keyword arguments go to both pools'
     ``psycopg.connect`` (e.g. ``sslmode="require"``, ``prepare_threshold=None`` behind PgBouncer).
     """
 
