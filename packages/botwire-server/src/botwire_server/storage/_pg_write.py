@@ -1,13 +1,18 @@
 """PostgreSQL writes on the event loop: the engine's plans (``botwire.store._sqlplan``) driven
-over a ``psycopg.AsyncConnection`` in pipeline mode, no worker thread per write.
+over a ``psycopg.AsyncConnection``, no worker thread per write.
 
-:class:`AsyncPgTx` is :class:`~._pg_tx.PgTx` for an async connection: statements whose results
-the plan does not read are queued, ``BEGIN`` rides with the first statement and ``COMMIT``
-with the last, and ``nextval`` plus the reads the engine is known to issue next (the
-idempotency record, the first op's entry) are prefetched behind the namespace lock, handed out
-only for the identical query while nothing but prefetched reads and savepoints has run since.
-:func:`drive_async` is :func:`botwire.store._sqlplan.drive` with ``await``: the very plan the
-sync store runs (``Engine.plan_apply``), so every operation keeps one definition.
+:class:`AsyncPgTx` queues the plan's statements and sends the queue as **one simple query**
+(several statements, parameters bound client-side by psycopg's ``ClientCursor``) whenever the
+plan needs a result: ``BEGIN`` rides with the namespace lock, ``nextval`` and the reads the engine
+is known to issue next (the idempotency record, the first op's entry) are queued right behind the
+lock, and the writes ride with ``COMMIT``. A write costs the same two round trips as in pipeline
+mode, but two calls into the driver instead of one per statement: measured, 275-303 µs of client
+CPU per write against 630-642 µs pipelined (psycopg 3.3.9 flushes and polls at every ``execute``
+in pipeline mode), and no prepared statements, so nothing breaks behind PgBouncer. A prefetched
+result is handed out only for the identical query while nothing but prefetched reads and
+savepoints has been queued since. :func:`drive_async` is :func:`botwire.store._sqlplan.drive`
+with ``await``: the very plan the sync store runs (``Engine.plan_apply``), so every operation
+keeps one definition.
 """
 
 from __future__ import annotations
@@ -30,65 +35,99 @@ __all__ = ["AsyncPgTx", "drive_async", "rollback_async", "write_async"]
 
 T = TypeVar("T")
 Query = tuple[str, tuple[Any, ...]]
+Rows = list[tuple[Any, ...]]
 
 
 class AsyncPgTx:
-    """A transaction's statements on one ``AsyncConnection`` in pipeline mode (see module)."""
+    """A transaction's statements on one ``AsyncConnection``, queued and sent together (see
+    module)."""
 
-    __slots__ = ("_conn", "_plan", "_prefetched", "_version_cursor")
+    __slots__ = ("_cur", "_plan", "_prefetched", "_queue", "_version")
 
     def __init__(
         self, conn: psycopg.AsyncConnection[Any], *, prefetch: Sequence[Query] | None = None
     ) -> None:
-        self._conn = conn
+        self._cur: psycopg.AsyncClientCursor[Any] = psycopg.AsyncClientCursor(conn)
         self._plan = prefetch
-        self._prefetched: dict[Query, psycopg.AsyncCursor[Any]] = {}
-        self._version_cursor: psycopg.AsyncCursor[Any] | None = None
+        self._queue: list[str] = []
+        self._prefetched: dict[Query, Rows] = {}
+        self._version: int | None = None
 
-    async def _execute(
-        self, sql: str, params: Sequence[Any], *, keep: bool = False
-    ) -> psycopg.AsyncCursor[Any]:
-        if self._prefetched:
-            hit = self._prefetched.pop((sql, tuple(params)), None)
-            if hit is not None:
-                return hit
-            if not keep:  # any other statement may write: what was prefetched may be stale
-                self._prefetched.clear()
-        self._plan = None  # prefetching rides only with the first statement, the lock
-        cur = self._conn.cursor()
-        await cur.execute(pg_sql(sql), params)
-        return cur
+    def queue(self, sql: str | bytes, params: Sequence[Any] = ()) -> int:
+        """Queue a statement (the engine's ``?`` placeholders); its index in the next send."""
+        if isinstance(sql, bytes):
+            sql = sql.decode()
+        # Without parameters the text is sent as it is: pg_sql's %% would stay doubled.
+        self._queue.append(self._cur.mogrify(pg_sql(sql), params) if params else sql)
+        return len(self._queue) - 1
+
+    async def send(self) -> list[Rows | None]:
+        """Send the queue as one simple query: each statement's rows (``None``: no rows)."""
+        queue, self._queue = self._queue, []
+        if not queue:
+            return []
+        cur = self._cur
+        await cur.execute("; ".join(queue))  # no parameters: the text is sent as it is
+        results: list[Rows | None] = []
+        while True:
+            results.append(await cur.fetchall() if cur.description is not None else None)
+            if not cur.nextset():
+                return results
+
+    def _fresh(self, keep: bool = False) -> None:
+        """A statement other than a savepoint (``keep``) may write: what was prefetched may be
+        stale after it. Prefetching rides only with the first statement, the lock."""
+        if not keep:
+            self._prefetched.clear()
+        self._plan = None
+
+    async def _rows(self, sql: str, params: Sequence[Any]) -> Rows:
+        hit = self._prefetched.pop((sql, tuple(params)), None)
+        if hit is not None:
+            return hit
+        self._fresh()
+        at = self.queue(sql, params)
+        return (await self.send())[at] or []
 
     async def lock(self, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
+        """The namespace lock (``Tx.lock``): ``nextval`` and the planned reads are queued right
+        behind it, so they share its round trip and run once it is granted (versions stay in
+        commit order)."""
         plan = self._plan
-        cur = await self._execute(sql, params)
+        self._fresh()
+        at = self.queue(sql, params)
+        early: list[tuple[Query, int]] = []
+        version = -1
         if plan is not None:
-            self._version_cursor = self._conn.cursor()
-            await self._version_cursor.execute(NEXTVAL)
-            for query, args in plan:
-                early = self._conn.cursor()
-                await early.execute(pg_sql(query), args)
-                self._prefetched[(query, args)] = early
-        row: tuple[Any, ...] | None = await cur.fetchone()
-        return row
+            version = self.queue(NEXTVAL)
+            early = [((query, args), self.queue(query, args)) for query, args in plan]
+        results = await self.send()
+        if version >= 0:
+            self._version = int(results[version][0][0])  # type: ignore[index]
+        for key, i in early:
+            self._prefetched[key] = results[i] or []
+        rows = results[at]
+        return rows[0] if rows else None
 
     async def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
-        row: tuple[Any, ...] | None = await (await self._execute(sql, params)).fetchone()
-        return row
+        rows = await self._rows(sql, params)
+        return rows[0] if rows else None
 
-    async def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return await (await self._execute(sql, params)).fetchall()
+    async def all(self, sql: str, params: Sequence[Any] = ()) -> Rows:
+        return await self._rows(sql, params)
 
     async def run(self, sql: str, params: Sequence[Any] = ()) -> None:
-        await self._execute(sql, params)
+        self._fresh()
+        self.queue(sql, params)
 
     async def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        self._prefetched.clear()
-        if rows:
-            await self._conn.cursor().executemany(pg_sql(sql), rows)
+        self._fresh()
+        for row in rows:
+            self.queue(sql, row)
 
     async def savepoint(self) -> None:
-        await self._execute(SAVEPOINT_SQL, (), keep=True)  # changes no data
+        self._fresh(keep=True)  # changes no data: prefetches stay good
+        self.queue(SAVEPOINT_SQL)
 
     async def rollback_savepoint(self) -> None:
         await self.run(ROLLBACK_SQL)
@@ -98,13 +137,12 @@ class AsyncPgTx:
 
     async def version(self) -> int:
         """A new version (the plan's ``"version"`` request): the sequence ``bw_version``."""
-        cur, self._version_cursor = self._version_cursor, None
-        if cur is None:
-            cur = self._conn.cursor()
-            await cur.execute(NEXTVAL)
-        row = await cur.fetchone()
-        assert row is not None
-        return int(row[0])
+        version, self._version = self._version, None
+        if version is None:
+            self._fresh(keep=True)
+            at = self.queue(NEXTVAL)
+            version = int((await self.send())[at][0][0])  # type: ignore[index]
+        return version
 
 
 async def drive_async(tx: AsyncPgTx, plan: Plan[T]) -> T:
@@ -132,19 +170,23 @@ async def write_async(
     sent: list[bool],
     prefetch: Sequence[Query] | None = None,
 ) -> T:
-    """``plan`` in one READ COMMITTED transaction on ``conn`` (autocommit), pipelined; a
-    refused operation rolls back in the same round trip. ``sent[0]`` is set once ``COMMIT``
-    may have reached the server (the outcome is unknown from then on)."""
-    async with conn.pipeline():
-        await conn.execute(BEGIN_WRITE)
-        try:
-            result = await drive_async(AsyncPgTx(conn, prefetch=prefetch), plan)
-        except BotWireError:
+    """``plan`` in one READ COMMITTED transaction on ``conn`` (autocommit), its statements sent
+    in batches (:class:`AsyncPgTx`); a refused operation is rolled back. ``sent[0]`` is set once
+    the batch holding ``COMMIT`` may have reached the server (the outcome is unknown from then
+    on: the writes queued before it ride in the same batch)."""
+    tx = AsyncPgTx(conn, prefetch=prefetch)
+    tx.queue(BEGIN_WRITE)
+    try:
+        result = await drive_async(tx, plan)
+    except BotWireError:
+        # Refused by the engine: what is still queued is dropped, what was sent rolled back.
+        if conn.info.transaction_status != TransactionStatus.IDLE:
             with contextlib.suppress(psycopg.Error):
                 await conn.execute(b"ROLLBACK")
-            raise
-        sent[0] = True
-        await conn.execute(b"COMMIT")
+        raise
+    sent[0] = True
+    tx.queue(b"COMMIT")
+    await tx.send()
     return result
 
 
