@@ -222,11 +222,16 @@ class WatchHub:
                 log.warning("watch poller: %s", exc)
                 self.wake_all()
                 continue
-            for ns in names:
-                high = highs.get(ns, 0)
-                if high != self._high.get(ns):
-                    self._high[ns] = high
-                    self.wake(ns)
+            self._wake_moved(names, highs)
+
+    def _wake_moved(self, names: list[str], highs: dict[str, int]) -> None:
+        """Wake the namespaces whose high-water version moved since the last poll (the pollers
+        of a SQLite file and of PostgreSQL replicas behind a pooler)."""
+        for ns in names:
+            high = highs.get(ns, 0)
+            if high != self._high.get(ns):
+                self._high[ns] = high
+                self.wake(ns)
 
     # -- PostgreSQL: other replicas ------------------------------------------------------------
 
@@ -246,11 +251,7 @@ class WatchHub:
                 log.warning("watch poller: %s", exc)
                 self.wake_all()
                 continue
-            for ns in names:
-                high = highs.get(ns, 0)
-                if high != self._high.get(ns):
-                    self._high[ns] = high
-                    self.wake(ns)
+            self._wake_moved(names, highs)
 
     def _listen(self) -> None:
         """``LISTEN`` on a connection of its own, reconnecting; after a reconnect every waiter
