@@ -146,7 +146,7 @@ class AsyncPgReader:
         while True:
             try:
                 return await self._fetch_once(sql, params)
-            except Exception as exc:  # e.g. a hot standby cancelling a conflicting query
+            except Exception as exc:  # a race includes a hot standby cancelling the query
                 await self._again(retry, exc, False, self._pool)
 
     async def _fetch_once(self, sql: str, params: list[Any]) -> Rows:

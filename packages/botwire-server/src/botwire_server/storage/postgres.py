@@ -26,7 +26,8 @@ store); this module only supplies transactions, versions and the schema:
 - **Where writes run.** The engine's write path is a sans-I/O plan (``Engine.plan_apply``),
   driven here synchronously (``Engine.apply``); with ``async_writes=True`` a server's writes
   run the same plan on the event loop through :meth:`async_reader` (``_pg_write``: same
-  pipelining, round trips and retries). ``botwire-server`` turns it on (unless
+  round trips and retries, each round trip's statements sent as one batch).
+  ``botwire-server`` turns it on (unless
   ``BOTWIRE_PG_ASYNC_WRITES=0``): 1.6-2.3x the thread pool's writes per second on a quiet
   2-core machine (``docs/design.md`` §6).
 """
