@@ -7,15 +7,13 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
-import threading
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
+from support.server import serving_app
 
 import botwire_server
 from botwire import Entry, InvalidArgument, Memory, Unavailable, _watch
@@ -98,18 +96,8 @@ def six_method_server(tmp_path: Path) -> Iterator[str]:
     assert isinstance(store, Store) and capabilities(store) == frozenset()
     port = _free_port()
     app = create_app(Settings(host="127.0.0.1", port=port), store=store)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-            time.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
+    with serving_app(app, port) as url:
+        yield url
 
 
 def test_a_store_of_six_methods_is_served_with_every_default(six_method_server: str) -> None:

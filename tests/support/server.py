@@ -159,3 +159,26 @@ def running_server(*args: str, **kwargs: object) -> Iterator[ServerProcess]:
 def _stop_all() -> None:
     for server in list(_LIVE):
         server.stop(timeout=5)
+
+
+@contextlib.contextmanager
+def serving_app(app: object, port: int) -> Iterator[str]:
+    """Serve an ASGI ``app`` built in the test (``create_app(...)``) with uvicorn on loopback
+    ``port``, in a thread of this process; yields its base URL. For tests that need the app
+    object itself (a store of their own, a changed middleware list)."""
+    import threading
+
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
+            time.sleep(0.02)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)

@@ -17,6 +17,7 @@ from botwire.store import Store
 from . import __version__
 from .admission import AdmissionMiddleware
 from .api import ServerContext, install_error_handlers, install_routes
+from .api._hot import KeyRoutes
 from .api._http import DrainRefusedBody
 from .api._namespace_list import install_namespace_list
 from .auth import Authorizer
@@ -141,6 +142,8 @@ def create_app(
             settings.host, anonymous=settings.anonymous, loopback=is_loopback(settings.host)
         ),
     )
+    # Innermost: the key routes skip FastAPI's router and dependency solver (api/_hot.py)
+    app.add_middleware(KeyRoutes, owner=app)
     # Inside the metrics middleware, so refusals are counted and logged like any request.
     app.add_middleware(AdmissionMiddleware, admission=ctx.admission)
     app.add_middleware(

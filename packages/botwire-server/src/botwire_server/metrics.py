@@ -101,6 +101,9 @@ class MetricsMiddleware:
         self.app = app
         self.metrics = metrics
         self.access_log = access_log
+        # (method, route, status) -> its two series: labels() takes a lock and builds tuples
+        # on every call. Bounded: httptools parses only HTTP's own methods, routes are templates.
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -121,8 +124,16 @@ class MetricsMiddleware:
             elapsed = time.perf_counter() - start
             route = _route_of(scope)
             method = scope["method"]
-            self.metrics.requests.labels(method, route, str(status)).inc()
-            self.metrics.latency.labels(method, route).observe(elapsed)
+            series = self._series.get((method, route, status))
+            if series is None:
+                series = (
+                    self.metrics.requests.labels(method, route, str(status)),
+                    self.metrics.latency.labels(method, route),
+                )
+                if len(self._series) < 4096:
+                    self._series[(method, route, status)] = series
+            series[0].inc()
+            series[1].observe(elapsed)
             if self.access_log and access_logger.isEnabledFor(logging.INFO):
                 client = scope.get("client")
                 access_logger.info(

@@ -24,6 +24,7 @@ from ._sqltext import (
     SAVEPOINT_SQL,
     SQLITE_OCTETS,
     TAIL_FILTER,
+    read_many_sql,
     read_sql,
 )
 
@@ -232,6 +233,7 @@ class EngineBase:
         now_sql = DB_NOW_SQL if db_clock else "?"
         self._now_sql = now_sql
         self._read_sqls = (read_sql(HEAD_FILTER, now_sql), read_sql(TAIL_FILTER, now_sql))
+        self._read_many_sql = read_many_sql(now_sql)
         # List limits (0 = unlimited), checked in the write transaction; a server sets them so
         # that no request has to read, write or trim an unbounded number of rows (issue 13).
         self.max_append_items = 0

@@ -37,6 +37,13 @@ class Reads(EngineBase):
             )
         return sqls[1], [tail, tail, ns, key, now]
 
+    def read_many_query(self, keys: Sequence[tuple[str, str]], now: float) -> tuple[str, list[Any]]:
+        """:meth:`read_query` (``tail=None``) of several ``(namespace, key)`` pairs as one
+        statement, PostgreSQL only (:func:`~botwire.store._sqltext.read_many_sql`): each row is
+        the pair's 1-based position followed by :meth:`read_query`'s row, so the rows of one
+        pair, in order, go to :meth:`json_from_rows` / :meth:`entry_from_rows` as they are."""
+        return self._read_many_sql, [[k[0] for k in keys], [k[1] for k in keys], now]
+
     def entry_from_rows(
         self, ns: str, key: str, tail: int | None, rows: Sequence[tuple[Any, ...]]
     ) -> Entry | None:

@@ -107,14 +107,34 @@ def recount_sql(octets: str) -> str:
     )
 
 
+READ_COLS = "e.kind, e.value, e.version, e.created_at, e.updated_at, e.expires_at, i.value"
+
+
+def _items_of(item_filter: str) -> str:
+    return f" LEFT JOIN bw_items i ON e.kind = 1 AND i.ns = e.ns AND i.key = e.key{item_filter}"
+
+
+def _live(now_sql: str) -> str:
+    return f"(e.expires_at IS NULL OR e.expires_at > {now_sql})"
+
+
 def read_sql(item_filter: str, now_sql: str = "?") -> str:
     """A read of one entry and, for a list, its items joined in order (one statement)."""
     return (
-        "SELECT e.kind, e.value, e.version, e.created_at, e.updated_at, e.expires_at, i.value"
-        " FROM bw_entries e LEFT JOIN bw_items i"
-        f" ON e.kind = 1 AND i.ns = e.ns AND i.key = e.key{item_filter}"
-        f" WHERE e.ns = ? AND e.key = ? AND (e.expires_at IS NULL OR e.expires_at > {now_sql})"
-        " ORDER BY i.seq"
+        f"SELECT {READ_COLS} FROM bw_entries e{_items_of(item_filter)}"
+        f" WHERE e.ns = ? AND e.key = ? AND {_live(now_sql)} ORDER BY i.seq"
+    )
+
+
+def read_many_sql(now_sql: str = "?") -> str:
+    """:func:`read_sql` (whole values) of several keys in one statement, PostgreSQL only: the
+    parameters are an array of namespaces, an array of keys and the time; each row starts with
+    the 1-based position of its key in the arrays (``unnest ... WITH ORDINALITY``)."""
+    return (
+        f"SELECT q.i, {READ_COLS}"
+        " FROM unnest(?::text[], ?::text[]) WITH ORDINALITY AS q(ns, key, i)"
+        f" JOIN bw_entries e ON e.ns = q.ns AND e.key = q.key AND {_live(now_sql)}"
+        f"{_items_of(HEAD_FILTER)} ORDER BY q.i, i.seq"
     )
 
 

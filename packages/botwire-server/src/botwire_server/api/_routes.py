@@ -10,6 +10,7 @@ from fastapi.responses import PlainTextResponse
 from starlette.convertors import PathConvertor, register_url_convertor
 
 from . import _changes, _compat, _keys, _namespaces, _ops
+from ._hot import KEY_ROUTE, NOOP_FAST
 from ._schemas import (
     BATCH_BODY,
     PATCH_BODY,
@@ -90,7 +91,7 @@ def _extra(*params: dict[str, Any], body: dict[str, Any] | None = None) -> dict[
 
 def install_routes(app: FastAPI, *, testing_clock: bool) -> None:
     add = app.add_api_route
-    key = "/v1/namespaces/{ns}/keys/{key:anykey}"
+    key = KEY_ROUTE
     tags: list[str | Enum] = ["keys"]  # FastAPI's type (list is invariant)
     add(
         key,
@@ -366,5 +367,7 @@ def install_routes(app: FastAPI, *, testing_clock: bool) -> None:
         },
     )
     add("/_noop", _ops.noop, methods=["GET"], include_in_schema=False)
+    # the same, served as the key routes are (api/_hot.py): the floor of the fast path
+    add(NOOP_FAST, _ops.noop, methods=["GET"], include_in_schema=False)
     if testing_clock:
         add("/_testing/clock", _ops.testing_clock, methods=["POST"], include_in_schema=False)

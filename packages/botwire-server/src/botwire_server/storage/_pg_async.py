@@ -7,7 +7,8 @@ and hands the rows to the engine (``Engine.json_from_rows`` / ``entry_from_rows`
 (``docs/server.md``, Performance): the thread hop, the pipeline loops and the GIL hand-offs of
 the sync path cost more CPU than the query itself. Failures behave as on the sync path
 (``PostgresStore._run``): a lost connection is retried on a fresh one (after dropping the
-pool's dead connections), a pool wait longer than ``timeout`` is ``Unavailable``.
+pool's dead connections), a pool wait longer than ``timeout`` is ``Unavailable``. Whole-value
+reads that arrive while others are in flight go together in one statement (``_pg_reads``).
 
 Writes (:meth:`AsyncPgReader.batch` of a batch that mutates) run the engine's plan
 (``Engine.plan_apply``, the definition the sync store runs) under the async driver of
@@ -37,6 +38,7 @@ from ._pg_common import (
     Retry,
     pg_sql,
 )
+from ._pg_reads import ReadGroup
 from ._pg_write import Query, rollback_async, write_async
 
 __all__ = ["AsyncPgReader"]
@@ -86,6 +88,8 @@ class AsyncPgReader:
         self.writes = write_max_size > 0
         self._housekeeping = housekeeping
         self._written = 0
+        #: concurrent whole-value reads share one statement (``_pg_reads``)
+        self.reads = ReadGroup(engine, self._fetch)
         # prepare_threshold and the rest of the connect options (PgBouncer's
         # prepare_threshold=None included) are the sync pool's.
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
@@ -128,17 +132,20 @@ class AsyncPgReader:
         self, namespace: str, key: str, *, tail: int | None = None
     ) -> JSONEntry | None:
         """``PostgresStore.get_json`` on the event loop."""
-        now = self._engine.clock()
-        sql, params = self._engine.read_query(namespace, key, tail, now)
-        rows = await self._fetch(pg_sql(sql), params)
+        rows = await self._rows(namespace, key, tail)
         return self._engine.json_from_rows(namespace, key, tail, rows)
 
     async def get(self, namespace: str, key: str, *, tail: int | None = None) -> Entry | None:
         """``PostgresStore.get`` on the event loop."""
-        now = self._engine.clock()
-        sql, params = self._engine.read_query(namespace, key, tail, now)
-        rows = await self._fetch(pg_sql(sql), params)
+        rows = await self._rows(namespace, key, tail)
         return self._engine.entry_from_rows(namespace, key, tail, rows)
+
+    async def _rows(self, namespace: str, key: str, tail: int | None) -> Rows:
+        """``read_query``'s rows; whole values through the :class:`ReadGroup`."""
+        if tail is None:
+            return await self.reads.rows(namespace, key)
+        sql, params = self._engine.read_query(namespace, key, tail, self._engine.clock())
+        return await self._fetch(pg_sql(sql), params)
 
     async def _fetch(self, sql: str, params: list[Any]) -> Rows:
         """One autocommit statement's rows, with the sync store's retries (``_run``)."""
