@@ -61,13 +61,17 @@ def _token(ns: list[str], perm: str = "write") -> str:
     return jwt.encode({"ns": ns, "perm": perm, "exp": int(time.time() + 600)}, SECRET, "HS256")
 
 
-WRITE = {"Authorization": f"Bearer {_token(['fp', 'fp2'])}"}
-READ = {"Authorization": f"Bearer {_token(['fp'], 'read')}"}
-JSON = {**WRITE, "Content-Type": "application/json"}
+def _auth() -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """Write, read and write+JSON headers, minted when a test runs (tokens made at import
+    expire before a long suite reaches this file)."""
+    write = {"Authorization": f"Bearer {_token(['fp', 'fp2'])}"}
+    read = {"Authorization": f"Bearer {_token(['fp'], 'read')}"}
+    return write, read, {**write, "Content-Type": "application/json"}
 
 
 def _requests() -> list[tuple[str, str, dict[str, str], bytes | None]]:
     k = "/v1/namespaces/fp/keys"
+    WRITE, READ, JSON = _auth()
     big = json.dumps({"value": "x" * 5000}).encode()
     return [
         ("PUT", f"{k}/a", JSON, b'{"value": {"n": 1}}'),
@@ -130,6 +134,7 @@ def test_the_fast_path_answers_exactly_as_the_router(tmp_path: Path) -> None:
         _server(tmp_path, "fast", fast=True) as (fast, fast_app),
         _server(tmp_path, "routed", fast=False) as (routed, routed_app),
     ):
+        WRITE, _, _ = _auth()
         answers: dict[str, list[Any]] = {fast: [], routed: []}
         for base in (fast, routed):
             with httpx.Client(base_url=base, timeout=30) as client:
@@ -157,6 +162,7 @@ def test_an_unexpected_error_on_the_fast_path_is_a_logged_500(
 ) -> None:
     """An exception no handler claims leaves through ServerErrorMiddleware as the usual
     ``internal`` error, with the route in the log line, and the server goes on serving."""
+    WRITE, _, JSON = _auth()
     with _server(tmp_path, "boom", fast=True) as (base, app):
         with httpx.Client(base_url=base, timeout=30) as client:
             put = client.put("/v1/namespaces/fp/keys/a", headers=JSON, json={"value": 1})
