@@ -73,6 +73,9 @@ __all__ = [
 
 #: Op kinds whose results carry stored values (kept idempotency answers must not outlive them).
 _VALUE_KINDS = frozenset(("get", "pop", "incr"))
+#: Entries read ahead with a write's namespace lock (``Engine.write_prefetch``): a batch of
+#: that many keys costs the round trips of one write.
+PREFETCH_KEYS = 100
 
 
 class Engine(Watching):
@@ -219,14 +222,28 @@ class Engine(Watching):
     def write_prefetch(
         self, ns: str, ops: Sequence[Op], idempotency_key: str | None
     ) -> list[tuple[str, tuple[Any, ...]]]:
-        """The reads :meth:`apply` will issue right after the namespace lock, in order (the
-        idempotency record, the first op's entry): a pipelining backend may send them with
-        the lock (``Tx.lock``) and hand out their results when the same query comes."""
+        """The reads :meth:`apply` will issue right after the namespace lock (the idempotency
+        record, then each key's entry, in the order of the ops): a pipelining backend may
+        send them with the lock (``Tx.lock``) and hand each result out, once, when the
+        identical query comes.
+
+        Each stays true until the plan asks for it, whatever the plan runs before: the lock
+        keeps other writers out, and every statement an op runs concerns its own key, which
+        it loads first (``Ctx.load``) before changing it. So a key is named for its first op
+        other than ``get`` (a ``get`` changes nothing and reads with another query; a later op
+        on the key reads what the first one wrote, afresh), and at most :data:`PREFETCH_KEYS`
+        keys (what a refused op leaves unread is wasted)."""
         queries: list[tuple[str, tuple[Any, ...]]] = []
         if idempotency_key is not None:
             queries.append(idempotency_query(ns, idempotency_key))
-        if ops and ops[0].kind != "get":
-            queries.append(load_query(ns, ops[0].key))
+        seen: set[str] = set()
+        for op in ops:
+            if op.kind == "get" or op.key in seen:
+                continue
+            seen.add(op.key)
+            queries.append(load_query(ns, op.key))
+            if len(seen) == PREFETCH_KEYS:
+                break
         return queries
 
     def _record(

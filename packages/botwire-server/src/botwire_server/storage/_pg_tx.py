@@ -25,11 +25,11 @@ class PgTx(TxHooks):
     Statements whose results are not read (``run``, ``many``) are only queued; ``one``/``all``
     flush the queue and wait. A write transaction also *prefetches*: right behind the engine's
     first statement, the namespace lock, it queues ``nextval`` and the reads the engine is known
-    to issue next (the idempotency record, the first op's entry), so they share the lock's
-    round trip. They run after the lock is granted, and a prefetched result is handed out only
-    for the identical query while nothing but prefetched reads and savepoints has run since, so
-    the engine sees exactly what it would have read itself; a mismatch merely costs the round
-    trip it would have cost. The engine says which statement is the lock and which are
+    to issue (``Engine.write_prefetch``: the idempotency record, each key's entry), so they
+    share the lock's round trip. They run after the lock is granted, and a prefetched result is
+    handed out once, for the identical query, so the engine sees exactly what it would have read
+    itself (``write_prefetch`` says why); a mismatch merely costs the round trip it would have
+    cost. The engine says which statement is the lock and which are
     savepoints through :class:`~botwire.store.Tx`'s hooks: no statement text is recognised.
     """
 
@@ -46,18 +46,12 @@ class PgTx(TxHooks):
         self._prefetched: dict[tuple[str, tuple[Any, ...]], psycopg.Cursor[Any]] = {}
         self._version_cursor: psycopg.Cursor[Any] | None = None
 
-    def _execute(
-        self, sql: str, params: Sequence[Any], *, keep: bool = False
-    ) -> psycopg.Cursor[Any]:
-        """Send a statement; a prefetched read of the identical query is handed out instead.
-        Any other statement but a savepoint (``keep``) may write, so what was prefetched may
-        be stale after it: dropped."""
+    def _execute(self, sql: str, params: Sequence[Any]) -> psycopg.Cursor[Any]:
+        """Send a statement; a prefetched read of the identical query is handed out instead."""
         if self._prefetched:
             hit = self._prefetched.pop((sql, tuple(params)), None)
             if hit is not None:
                 return hit
-            if not keep:
-                self._prefetched.clear()
         self._plan = None  # prefetching rides only with the first statement, the lock
         cur = self._conn.cursor()
         cur.execute(pg_sql(sql), params)
@@ -79,7 +73,7 @@ class PgTx(TxHooks):
         return row
 
     def savepoint(self) -> None:
-        self._execute(SAVEPOINT_SQL, (), keep=True)  # changes no data: prefetches stay good
+        self._execute(SAVEPOINT_SQL, ())
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         row: tuple[Any, ...] | None = self._execute(sql, params).fetchone()
@@ -92,7 +86,7 @@ class PgTx(TxHooks):
         self._execute(sql, params)
 
     def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        self._prefetched.clear()
+        self._plan = None
         if rows:
             self._conn.cursor().executemany(pg_sql(sql), rows)
 

@@ -4,15 +4,15 @@ over a ``psycopg.AsyncConnection``, no worker thread per write.
 :class:`AsyncPgTx` queues the plan's statements and sends the queue as **one simple query**
 (several statements, parameters bound client-side by psycopg's ``ClientCursor``) whenever the
 plan needs a result: ``BEGIN`` rides with the namespace lock, ``nextval`` and the reads the engine
-is known to issue next (the idempotency record, the first op's entry) are queued right behind the
-lock, and the writes ride with ``COMMIT``. A write costs the same two round trips as in pipeline
-mode, but two calls into the driver instead of one per statement: measured, 275-303 µs of client
-CPU per write against 630-642 µs pipelined (psycopg 3.3.9 flushes and polls at every ``execute``
-in pipeline mode), and no prepared statements, so nothing breaks behind PgBouncer. A prefetched
-result is handed out only for the identical query while nothing but prefetched reads and
-savepoints has been queued since. :func:`drive_async` is :func:`botwire.store._sqlplan.drive`
-with ``await``: the very plan the sync store runs (``Engine.plan_apply``), so every operation
-keeps one definition.
+is known to issue (``Engine.write_prefetch``: the idempotency record, each key's entry) are
+queued right behind the lock, and the writes ride with ``COMMIT``. A write costs the same two
+round trips as in pipeline mode, whatever the number of keys it writes, but two calls into the
+driver instead of one per statement: measured, 275-303 µs of client CPU per write against
+630-642 µs pipelined (psycopg 3.3.9 flushes and polls at every ``execute`` in pipeline mode),
+and no prepared statements, so nothing breaks behind PgBouncer. A prefetched result is handed
+out once, for the identical query (``write_prefetch`` says why it is still true then).
+:func:`drive_async` is :func:`botwire.store._sqlplan.drive` with ``await``: the very plan the
+sync store runs (``Engine.plan_apply``), so every operation keeps one definition.
 """
 
 from __future__ import annotations
@@ -74,11 +74,8 @@ class AsyncPgTx:
             if not cur.nextset():
                 return results
 
-    def _fresh(self, keep: bool = False) -> None:
-        """A statement other than a savepoint (``keep``) may write: what was prefetched may be
-        stale after it. Prefetching rides only with the first statement, the lock."""
-        if not keep:
-            self._prefetched.clear()
+    def _fresh(self) -> None:
+        """Prefetching rides only with the first statement, the lock."""
         self._plan = None
 
     async def _rows(self, sql: str, params: Sequence[Any]) -> Rows:
@@ -126,7 +123,7 @@ class AsyncPgTx:
             self.queue(sql, row)
 
     async def savepoint(self) -> None:
-        self._fresh(keep=True)  # changes no data: prefetches stay good
+        self._fresh()
         self.queue(SAVEPOINT_SQL)
 
     async def rollback_savepoint(self) -> None:
@@ -139,7 +136,7 @@ class AsyncPgTx:
         """A new version (the plan's ``"version"`` request): the sequence ``bw_version``."""
         version, self._version = self._version, None
         if version is None:
-            self._fresh(keep=True)
+            self._fresh()
             at = self.queue(NEXTVAL)
             version = int((await self.send())[at][0][0])  # type: ignore[index]
         return version
