@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 from server.srv_helpers import key_url
+from support.answers import strip_answer
 from support.postgres import terminate_backends
 from support.server import running_server
 
@@ -65,24 +66,11 @@ SCRIPT: list[tuple[list[Op], dict[str, Any]]] = [
 ]
 
 
-def _strip(found: Any) -> Any:
-    """An answer without its versions and times (two namespaces never share those)."""
-    if isinstance(found, list):
-        return [_strip(r) for r in found]
-    if isinstance(found, dict):
-        return {
-            k: _strip(v)
-            for k, v in found.items()
-            if k not in ("version", "current_version") and not k.endswith("_at")
-        }
-    return found
-
-
 def _answers(ns: str, run: Callable[[list[Op], dict[str, Any]], Any]) -> list[Any]:
     out = []
     for ops, kw in SCRIPT:
         try:
-            out.append(_strip(run(ops, kw)))
+            out.append(strip_answer(run(ops, kw)))
         except Exception as exc:  # the error is the answer
             out.append((type(exc).__name__, str(exc).split(" namespace ")[0]))
     return json.loads(json.dumps(out).replace(ns, "NS"))
@@ -97,7 +85,7 @@ def test_writes_on_the_loop_answer_as_the_sync_store(make_store: MakeStore) -> N
         out = []
         for ops, kw in SCRIPT:
             try:
-                out.append(_strip(await writer.batch(loop_ns, ops, **kw)))
+                out.append(strip_answer(await writer.batch(loop_ns, ops, **kw)))
             except Exception as exc:
                 out.append((type(exc).__name__, str(exc).split(" namespace ")[0]))
         return json.loads(json.dumps(out).replace(loop_ns, "NS"))  # type: ignore[no-any-return]

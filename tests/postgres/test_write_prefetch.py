@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.answers import strip_answer
 
 from botwire.store import Op, SQLiteStore
 from botwire.testing import Clock
@@ -59,16 +60,8 @@ SCRIPTS = st.lists(
 
 
 def _strip(found: Any) -> Any:
-    """An answer without what differs between stores: versions, times, messages' numbers."""
-    if isinstance(found, list):
-        return [_strip(r) for r in found]
-    if isinstance(found, dict):
-        return {
-            k: _strip(v)
-            for k, v in found.items()
-            if k not in ("version", "current_version", "message") and not k.endswith("_at")
-        }
-    return found
+    """An answer without what differs between stores: versions, times, messages (numbers)."""
+    return strip_answer(found, ("message",))
 
 
 def _error(exc: Exception, ns: str) -> list[str]:
