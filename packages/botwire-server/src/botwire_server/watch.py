@@ -11,8 +11,10 @@ store's ``changes`` whenever the event is set. Three sources set it:
 - **other replicas on PostgreSQL**: ``LISTEN botwire_changes`` on a dedicated connection (a
   thread); each replica, after its writes commit, sends the namespaces it wrote with
   ``SELECT pg_notify('botwire_changes', n) FROM unnest(...)`` on another dedicated connection,
-  coalesced, at most one such statement in flight. NOTIFY is never sent inside the write's
-  own transaction: PostgreSQL serializes the commits of notifying transactions.
+  an ``AsyncConnection`` in the event loop (no thread hop per write), coalesced, at most one
+  such statement in flight. NOTIFY is never sent inside the write's own transaction:
+  PostgreSQL serializes the commits of notifying transactions. The listener skips the
+  notifications its own replica sent (their writes woke its waiters already).
   Behind a transaction-mode pooler (PgBouncer) a LISTEN is lost: its session goes back to the
   pool. The listener then uses ``--pg-listen-url`` (a direct connection); without it, or when
   the listener's start-up probe (a ``pg_notify`` it sends itself through the database URL)
@@ -76,7 +78,9 @@ class WatchHub:
         self._pending: set[str] = set()
         self._pending_lock = threading.Lock()
         self._sender: asyncio.Task[None] | None = None
-        self._send_conn: Any = None
+        self._send_conn: Any = None  # a psycopg.AsyncConnection, in the event loop
+        #: The backend pid of ``_send_conn``: the listener skips what this replica sent.
+        self._send_pid = 0
         #: A direct URL for LISTEN (``--pg-listen-url``); the store's URL when None.
         self._listen_dsn = listen_dsn
         #: True when this replica polls for other replicas' writes (LISTEN does not work).
@@ -127,7 +131,7 @@ class WatchHub:
             await asyncio.to_thread(self._listener.join, 5.0)
         if self._send_conn is not None:
             with contextlib.suppress(Exception):
-                self._send_conn.close()
+                await self._send_conn.close()
         self.wake_all()
 
     # -- waiters -------------------------------------------------------------------------------
@@ -279,7 +283,8 @@ class WatchHub:
                     delay = 0.1
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=0.5):
-                            self._loop.call_soon_threadsafe(self.wake, note.payload)
+                            if note.pid != self._send_pid:  # ours woke our waiters already
+                                self._loop.call_soon_threadsafe(self.wake, note.payload)
             except Exception as exc:
                 if self._stop.is_set():
                     return
@@ -314,23 +319,37 @@ class WatchHub:
             if not names:
                 return
             try:
-                await asyncio.to_thread(self._notify, names)
+                await self._notify(names)
             except Exception as exc:  # other replicas' waiters still wake at their hold's end
                 log.warning("watch notify failed: %s", exc)
 
-    def _notify(self, names: list[str]) -> None:
+    async def _backend_pid(self, conn: Any) -> int:
+        """The server process behind ``conn``, whose notifications the listener skips; 0 (skip
+        none) behind a transaction-mode pooler, where the server connection changes between
+        transactions and may next send another replica's notifications."""
+        if getattr(self.store, "transaction_pooler", False):
+            return 0
+        cur = await conn.execute("SELECT pg_backend_pid()")  # the server's, not a pooler's
+        row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def _notify(self, names: list[str]) -> None:
         import psycopg
 
         assert self._dsn is not None
         try:
             if self._send_conn is None or self._send_conn.closed:
-                self._send_conn = psycopg.connect(self._dsn, **self._connect_kwargs)
-            self._send_conn.execute(
+                self._send_conn = await psycopg.AsyncConnection.connect(
+                    self._dsn, **self._connect_kwargs
+                )
+                self._send_pid = await self._backend_pid(self._send_conn)
+            await self._send_conn.execute(
                 "SELECT pg_notify(%s, n) FROM unnest(%s::text[]) AS n", (CHANNEL, names)
             )
         except Exception:
             conn, self._send_conn = self._send_conn, None
+            self._send_pid = 0
             if conn is not None:
                 with contextlib.suppress(Exception):
-                    conn.close()
+                    await conn.close()
             raise
