@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import psycopg
 import pytest
 from support.backends import FakeClock
 from support.postgres import postgres_url as _postgres_url_fixture
@@ -61,3 +62,17 @@ def ns(request: pytest.FixtureRequest) -> str:
     """A namespace no other test (or run against the same database) uses."""
     name = request.node.name.split("[")[0].removeprefix("test_")[:60]
     return f"pg-{name}-{os.getpid()}-{time.monotonic_ns() % 10**9}"
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The text of every simple query the event loop's writes send."""
+    texts: list[str] = []
+    execute = psycopg.AsyncClientCursor.execute
+
+    async def spy(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        texts.append(str(query))
+        return await execute(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.AsyncClientCursor, "execute", spy)
+    return texts

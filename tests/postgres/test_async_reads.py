@@ -8,14 +8,14 @@ import asyncio
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import httpx
 import psycopg
 import pytest
 from server.srv_helpers import key_url
-from support.postgres import terminate_backends
+from support.postgres import terminate_backends, with_async_reader
 from support.server import running_server
 
 from botwire import InvalidArgument, Memory, TypeMismatch, Unavailable
@@ -25,20 +25,6 @@ pytestmark = pytest.mark.postgres
 
 MakeStore = Callable[..., PostgresStore]
 T = TypeVar("T")
-
-
-def _with_reader(store: PostgresStore, body: Callable[[Any], Awaitable[T]]) -> T:
-    """Run ``body(reader)`` in a fresh event loop, the reader opened and closed in it."""
-
-    async def main() -> T:
-        reader = store.async_reader()
-        await reader.open()
-        try:
-            return await body(reader)
-        finally:
-            await reader.close()
-
-    return asyncio.run(main())
 
 
 def test_reads_match_the_sync_store(make_store: MakeStore, ns: str) -> None:
@@ -67,7 +53,7 @@ def test_reads_match_the_sync_store(make_store: MakeStore, ns: str) -> None:
             for k, t in cases
         ]
 
-    got = _with_reader(store, body)
+    got = with_async_reader(store, body)
     assert got == [(store.get_json(ns, k, tail=t), store.get(ns, k, tail=t)) for k, t in cases]
     assert got[0][0][0] == '{"a":[1,"é",null]}'
     assert got[7] == (None, None)
@@ -85,7 +71,7 @@ def test_read_errors_match_the_sync_store(make_store: MakeStore, ns: str) -> Non
             raised.append(type(err.value))
         return raised
 
-    assert _with_reader(store, body) == [TypeMismatch, InvalidArgument]
+    assert with_async_reader(store, body) == [TypeMismatch, InvalidArgument]
 
 
 def test_survives_connections_killed_by_the_server(
@@ -103,7 +89,7 @@ def test_survives_connections_killed_by_the_server(
             seen.append((await reader.get(ns, "k")).value)
         return seen
 
-    assert _with_reader(store, body) == ["1", "1", 1, "1", 1]
+    assert with_async_reader(store, body) == ["1", "1", 1, "1", 1]
 
 
 def test_no_connection_in_time_is_unavailable(make_store: MakeStore, ns: str) -> None:
@@ -120,7 +106,7 @@ def test_no_connection_in_time_is_unavailable(make_store: MakeStore, ns: str) ->
         assert "secret" not in str(err.value)
         return time.monotonic() - t0
 
-    assert _with_reader(store, body) < 4
+    assert with_async_reader(store, body) < 4
 
 
 def test_closed_reader_is_unavailable(make_store: MakeStore, ns: str) -> None:
@@ -160,7 +146,7 @@ def test_prepared_statements_follow_the_connect_options(
         finally:
             await reader._pool.putconn(conn)
 
-    assert _with_reader(store, body) == (0 if threshold is None else 1)
+    assert with_async_reader(store, body) == (0 if threshold is None else 1)
 
 
 def test_http_get_survives_connections_killed_by_the_server(postgres_url: str) -> None:
@@ -197,7 +183,7 @@ def test_waiting_for_a_connection_is_bounded_by_the_timeout(make_store: MakeStor
         reader._gate.release()  # handed straight to the waiting read
         return waited, (await waiting)[0]
 
-    waited, value = _with_reader(store, body)
+    waited, value = with_async_reader(store, body)
     assert 0.4 < waited < 2
     assert value == "1"
 
@@ -217,7 +203,7 @@ def test_a_cancelled_wait_gives_its_slot_back(make_store: MakeStore, ns: str) ->
         assert [isinstance(d, asyncio.CancelledError) for d in done] == [True, True, False]
         return [(await reader.get_json(ns, "k"))[0] for _ in range(3)] + [done[2][0]]
 
-    assert _with_reader(store, body) == ["1", "1", "1", "1"]
+    assert with_async_reader(store, body) == ["1", "1", "1", "1"]
 
 
 def test_read_pool_size_is_checked(make_store: MakeStore) -> None:

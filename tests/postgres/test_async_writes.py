@@ -10,14 +10,14 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import httpx
 import pytest
 from server.srv_helpers import key_url
 from support.answers import strip_answer
-from support.postgres import terminate_backends
+from support.postgres import terminate_backends, with_async_reader
 from support.server import running_server
 
 from botwire import Conflict, Limits, QuotaExceeded, Unavailable
@@ -28,18 +28,6 @@ pytestmark = pytest.mark.postgres
 
 MakeStore = Callable[..., PostgresStore]
 T = TypeVar("T")
-
-
-def _with_writer(store: PostgresStore, body: Callable[[Any], Awaitable[T]]) -> T:
-    async def main() -> T:
-        reader = store.async_reader()
-        await reader.open()
-        try:
-            return await body(reader)
-        finally:
-            await reader.close()
-
-    return asyncio.run(main())
 
 
 HOSTILE_KEY = "k'%s?$1\\"
@@ -90,7 +78,7 @@ def test_writes_on_the_loop_answer_as_the_sync_store(make_store: MakeStore) -> N
                 out.append((type(exc).__name__, str(exc).split(" namespace ")[0]))
         return json.loads(json.dumps(out).replace(loop_ns, "NS"))  # type: ignore[no-any-return]
 
-    got = _with_writer(store, body)
+    got = with_async_reader(store, body)
     print("FIGURE answers", got)
     assert got == expected
     assert ["Conflict", "botwire: set of key 'k' in"] in got
@@ -110,7 +98,7 @@ def test_a_refused_write_leaves_the_only_connection_usable(make_store: MakeStore
             await writer.batch(ns, [Op("set", "a", value="2", if_absent=True)])
         return await writer.batch(ns, [Op("incr", "a")])
 
-    assert _with_writer(store, body)[0]["value"] == 2
+    assert with_async_reader(store, body)[0]["value"] == 2
     assert store.get(ns, "b") is None
     assert store.usage(ns).keys == 1
 
@@ -129,7 +117,7 @@ def test_waiting_for_a_write_connection_is_bounded_by_the_timeout(make_store: Ma
         writer._write_gate.release()
         return waited, await writer.batch(ns, [Op("set", "k", value="2")])
 
-    waited, done = _with_writer(store, body)
+    waited, done = with_async_reader(store, body)
     print(f"FIGURE waited {waited:.2f} s for a write connection (timeout 0.5 s)")
     assert 0.4 < waited < 2
     assert done[0]["version"] > 0
@@ -199,7 +187,7 @@ def test_namespace_lock_hold_time(
         return await asyncio.gather(*(one(w) for w in range(writers)))
 
     t0 = time.perf_counter()
-    assert sum(_with_writer(store, body)) == 50 * writers
+    assert sum(with_async_reader(store, body)) == 50 * writers
     wall = time.perf_counter() - t0
     held.sort()
     median, p90 = held[len(held) // 2], held[int(len(held) * 0.9)]
@@ -232,21 +220,12 @@ def test_the_server_writes_on_the_event_loop_by_default(
 
 
 def test_a_write_is_two_calls_into_the_driver(
-    make_store: MakeStore, ns: str, monkeypatch: pytest.MonkeyPatch
+    make_store: MakeStore, ns: str, sent: list[str]
 ) -> None:
     """The statements of a write are sent in two batches (the lock with its prefetched reads,
     then the writes with COMMIT), not one driver call per statement: psycopg's pipeline mode
     flushed and polled at each of ~7 ``execute`` calls, ~2x the client CPU per write."""
-    import psycopg
-
-    calls: list[str] = []
-    execute = psycopg.AsyncClientCursor.execute
-
-    async def counted(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
-        calls.append(str(query))
-        return await execute(self, query, *args, **kwargs)
-
-    monkeypatch.setattr(psycopg.AsyncClientCursor, "execute", counted)
+    calls = sent
     store = make_store(async_writes=True)
 
     async def body(writer: Any) -> list[int]:
@@ -262,5 +241,5 @@ def test_a_write_is_two_calls_into_the_driver(
             counts.append(len(calls))
         return counts
 
-    assert _with_writer(store, body) == [2, 2, 2, 2], calls
+    assert with_async_reader(store, body) == [2, 2, 2, 2], calls
     assert calls[0].startswith("BEGIN") and calls[-1].endswith("COMMIT")

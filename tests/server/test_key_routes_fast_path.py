@@ -24,7 +24,7 @@ import pytest
 from support.server import free_port, serving_app
 
 from botwire_server import Settings, create_app
-from botwire_server.api._hot import KeyRoutes
+from botwire_server.api._hot import BATCH_ROUTE, KEY_ROUTE, KeyRoutes
 
 SECRET = "fast-path-secret-0123456789abcdef0123456789"
 # not content-length: it follows the timestamps, which differ between the two servers
@@ -71,6 +71,7 @@ def _auth() -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
 
 def _requests() -> list[tuple[str, str, dict[str, str], bytes | None]]:
     k = "/v1/namespaces/fp/keys"
+    b = "/v1/namespaces/fp/batch"
     WRITE, READ, JSON = _auth()
     big = json.dumps({"value": "x" * 5000}).encode()
     return [
@@ -112,7 +113,43 @@ def _requests() -> list[tuple[str, str, dict[str, str], bytes | None]]:
         ("DELETE", f"{k}/a", {**WRITE, "If-Match": '"99"'}, None),
         ("DELETE", f"{k}/a", WRITE, None),
         ("DELETE", f"{k}/a", WRITE, None),
+        # the batch route (a LangGraph checkpoint, set_many), served the same way
+        ("POST", b, JSON, _ops({"op": "set", "key": "b1", "value": 1}, {"op": "get", "key": "b1"})),
+        ("POST", b, JSON, _ops({"op": "set", "key": "b1", "value": 2, "if_absent": True})),
+        (
+            "POST",
+            b,
+            JSON,
+            _ops(
+                {"op": "incr", "key": "b1"},
+                {"op": "append", "key": "b1", "items": [1]},
+                atomic=False,
+            ),
+        ),
+        ("POST", b, {**JSON, "Idempotency-Key": "b-1"}, _ops({"op": "incr", "key": "n"})),
+        ("POST", b, {**JSON, "Idempotency-Key": "b-1"}, _ops({"op": "incr", "key": "n"})),
+        ("POST", b, {**JSON, "Idempotency-Key": "b-1"}, _ops({"op": "incr", "key": "m"})),
+        ("POST", b, JSON, _ops({"op": "frobnicate", "key": "b1"})),
+        ("POST", b, JSON, b'{"ops": ['),
+        ("POST", b, JSON, b'{"ops": "no"}'),
+        ("POST", b, {**WRITE, "Content-Type": "text/plain"}, _ops({"op": "get", "key": "b1"})),
+        ("POST", b, JSON, _ops({"op": "set", "key": "b2", "value": "x" * 5000})),
+        ("POST", b, JSON, _ops(*({"op": "set", "key": f"q{i}", "value": i} for i in range(3)))),
+        ("POST", b, {**READ, "Content-Type": "application/json"}, _ops({"op": "get", "key": "b1"})),
+        (
+            "POST",
+            b,
+            {**READ, "Content-Type": "application/json"},
+            _ops({"op": "incr", "key": "b1"}),
+        ),
+        ("POST", "/v1/namespaces/bad%20ns!/batch", JSON, _ops({"op": "get", "key": "b1"})),
+        ("GET", b, WRITE, None),
+        ("POST", b + "/", JSON, _ops({"op": "get", "key": "b1"})),
     ]
+
+
+def _ops(*ops: dict[str, Any], atomic: bool = True) -> bytes:
+    return json.dumps({"ops": list(ops), "atomic": atomic}).encode()
 
 
 def _answer(r: httpx.Response) -> tuple[int, str, dict[str, str]]:
@@ -150,10 +187,17 @@ def test_the_fast_path_answers_exactly_as_the_router(tmp_path: Path) -> None:
         assert {200, 304, 400, 401, 403, 404, 405, 409, 412, 413, 415, 429} <= statuses
         counted = answers[fast][-1]
         assert any('route="/v1/namespaces/{ns}/keys/{key:anykey}"' in k for k in counted)
-        # and the fast path served them: it found the four methods in the route table
+        assert any('route="/v1/namespaces/{ns}/batch",status="200"' in k for k in counted)
+        # and the fast path served them: it found the five routes in the route table
         hot = _find(fast_app.middleware_stack, KeyRoutes)
         assert hot is not None and hot._routes is not None
-        assert set(hot._routes) == {"GET", "PUT", "PATCH", "DELETE"}
+        assert {m: [r.path for r in rs] for m, rs in hot._routes.items()} == {
+            "GET": [KEY_ROUTE],
+            "PUT": [KEY_ROUTE],
+            "PATCH": [KEY_ROUTE],
+            "DELETE": [KEY_ROUTE],
+            "POST": [BATCH_ROUTE],
+        }
         assert _find(routed_app.middleware_stack, KeyRoutes) is None
 
 

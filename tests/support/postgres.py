@@ -34,6 +34,7 @@ Example (a ``conftest.py``)::
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
 import glob
@@ -48,13 +49,15 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
 
 import psycopg
 import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+T = TypeVar("T")
 
 __all__ = [
     "PostgresServer",
@@ -502,3 +505,18 @@ def terminate_backends(url: str) -> int:
             (dbname,),
         ).fetchall()
     return len(rows)
+
+
+def with_async_reader(store: Any, body: Callable[[Any], Awaitable[T]]) -> T:
+    """Run ``body(reader)`` in a fresh event loop, ``store.async_reader()`` opened and closed
+    in it (the server's reads, and writes when the store has ``async_writes``)."""
+
+    async def main() -> T:
+        reader = store.async_reader()
+        await reader.open()
+        try:
+            return await body(reader)
+        finally:
+            await reader.close()
+
+    return asyncio.run(main())

@@ -1,7 +1,8 @@
 """The key routes without the router: the requests that carry an agent's memory.
 
-``GET``/``PUT``/``PATCH``/``DELETE /v1/namespaces/{ns}/keys/{key}`` are most of a server's
-traffic. Through FastAPI each one also passes its exception middleware, its exit-stack
+``GET``/``PUT``/``PATCH``/``DELETE /v1/namespaces/{ns}/keys/{key}`` and ``POST
+/v1/namespaces/{ns}/batch`` (what a LangGraph checkpoint or a ``set_many`` sends) are most of a
+server's traffic. Through FastAPI each one also passes its exception middleware, its exit-stack
 middleware, a scan of every route and the dependency solver, none of which these endpoints use
 (they take the ``Request`` and return a ``Response``). :class:`KeyRoutes` sits inside botwire's
 own middlewares (metrics, browser guard, admission, drain: they still see every request) and
@@ -22,15 +23,18 @@ from typing import Any
 from starlette.requests import Request
 from starlette.routing import Match, Route
 
-__all__ = ["KEY_ROUTE", "NOOP_FAST", "KeyRoutes"]
+__all__ = ["BATCH_ROUTE", "KEY_ROUTE", "NOOP_FAST", "KeyRoutes"]
 
 KEY_ROUTE = "/v1/namespaces/{ns}/keys/{key:anykey}"
+BATCH_ROUTE = "/v1/namespaces/{ns}/batch"
+#: The routes served here, in the order they are tried (their paths never match each other's).
+FAST_ROUTES = (KEY_ROUTE, BATCH_ROUTE)
 NOOP_FAST = "/_noop/fast"
 _PREFIX = "/v1/namespaces/"
 
 
 class KeyRoutes:
-    """ASGI middleware serving :data:`KEY_ROUTE` straight from the app's route table.
+    """ASGI middleware serving :data:`FAST_ROUTES` straight from the app's route table.
 
     ``app`` is the next layer (FastAPI's exception middleware, then the router); ``owner`` is
     the FastAPI app whose ``router.routes`` and ``exception_handlers`` are used, read on the
@@ -44,25 +48,28 @@ class KeyRoutes:
     def __init__(self, app: Any, owner: Any) -> None:
         self.app = app
         self.owner = owner
-        self._routes: dict[str, Route] | None = None  # method -> route, for KEY_ROUTE
+        self._routes: dict[str, list[Route]] | None = None  # method -> its FAST_ROUTES
         self._noop: Route | None = None
         self._handlers: dict[type[BaseException], Any] = {}
 
-    def _load(self) -> dict[str, Route]:
-        routes: dict[str, Route] = {}
+    def _load(self) -> dict[str, list[Route]]:
+        routes: dict[str, list[Route]] = {}
+        found: set[tuple[str, str]] = set()
         for route in self.owner.router.routes:
             if not isinstance(route, Route):
                 continue
             if route.path == NOOP_FAST and self._noop is None:
                 self._noop = route
             if (
-                route.path == KEY_ROUTE
+                route.path in FAST_ROUTES
                 and route.methods
                 and inspect.iscoroutinefunction(route.endpoint)
                 and not getattr(route, "dependencies", None)  # nothing for FastAPI to solve
             ):
                 for method in route.methods:
-                    routes.setdefault(method, route)  # the router's first match wins
+                    if (method, route.path) not in found:  # the router's first match wins
+                        found.add((method, route.path))
+                        routes.setdefault(method, []).append(route)
         # 500 / Exception stay with ServerErrorMiddleware, outside, as for routed requests
         self._handlers = {
             cls: handler
@@ -79,18 +86,18 @@ class KeyRoutes:
             if root and path.startswith(root):
                 path = path[len(root) :]
             routes = self._routes if self._routes is not None else self._load()
-            route = (
-                routes.get(scope["method"])
-                if path.startswith(_PREFIX)
-                else self._noop
-                if path == NOOP_FAST
-                else None
-            )
-            if route is not None:
-                match, child = route.matches(scope)
+            if path.startswith(_PREFIX):
+                for route in routes.get(scope["method"], ()):
+                    match, child = route.matches(scope)
+                    if match is Match.FULL:
+                        scope.update(child)
+                        await self._serve(route, scope, receive, send)
+                        return
+            elif path == NOOP_FAST and self._noop is not None:
+                match, child = self._noop.matches(scope)
                 if match is Match.FULL:
                     scope.update(child)
-                    await self._serve(route, scope, receive, send)
+                    await self._serve(self._noop, scope, receive, send)
                     return
         await self.app(scope, receive, send)
 

@@ -38,6 +38,7 @@ from ._pg_common import (
     Retry,
     pg_sql,
 )
+from ._pg_prepare import Prepared
 from ._pg_reads import ReadGroup
 from ._pg_write import Query, rollback_async, write_async
 
@@ -88,6 +89,9 @@ class AsyncPgReader:
         self.writes = write_max_size > 0
         self._housekeeping = housekeeping
         self._written = 0
+        #: the writes' hot statements, prepared on each write connection (``_pg_prepare``);
+        #: off behind a transaction-mode pooler, as psycopg's own (``prepare_threshold=None``)
+        self.prepared = Prepared(enabled=connect_kwargs.get("prepare_threshold", 5) is not None)
         #: concurrent whole-value reads share one statement (``_pg_reads``)
         self.reads = ReadGroup(engine, self._fetch)
         # prepare_threshold and the rest of the connect options (PgBouncer's
@@ -109,7 +113,10 @@ class AsyncPgReader:
                 dsn,
                 min_size=min(min_size, write_max_size),
                 max_size=write_max_size,
-                kwargs=connect_kwargs,
+                # psycopg itself prepares nothing here (the writes are simple queries): had it
+                # prepared a statement, the next ROLLBACK would make it send DEALLOCATE ALL,
+                # which drops the writes' own statements (_pg_prepare) too.
+                kwargs={**connect_kwargs, "prepare_threshold": None},
                 timeout=timeout,
                 open=False,
                 name="botwire-writes",
@@ -213,10 +220,17 @@ class AsyncPgReader:
     async def _write(self, make: Callable[[], Plan[Any]], prefetch: Sequence[Query]) -> Any:
         """A fresh plan from ``make`` per attempt, with ``PostgresStore._run``'s retries."""
         retry = Retry(self._where, self._retries)
+        reprepared = False
         while True:
             sent = [False]
             try:
                 return await self._write_once(make(), prefetch, sent)
+            except psycopg.errors.InvalidSqlStatementName as exc:
+                # The session lost its prepared statements (_write_once forgot them); the
+                # transaction failed before COMMIT: prepare again and run it again, once.
+                if reprepared or sent[0]:
+                    raise exc
+                reprepared = True
             except Exception as exc:
                 await self._again(retry, exc, sent[0], self._wpool)
 
@@ -244,8 +258,11 @@ class AsyncPgReader:
         try:
             conn = await pool.getconn(timeout=max(left, 0.001))
             try:
-                return await write_async(conn, plan, sent, prefetch)
-            except BaseException:
+                names = await self.prepared.ready(conn)
+                return await write_async(conn, plan, sent, prefetch, self.prepared, names)
+            except BaseException as exc:
+                if isinstance(exc, psycopg.errors.InvalidSqlStatementName):
+                    self.prepared.forget(conn)
                 await rollback_async(conn)
                 raise
             finally:

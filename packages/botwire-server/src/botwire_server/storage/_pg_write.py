@@ -18,6 +18,7 @@ sync store runs (``Engine.plan_apply``), so every operation keeps one definition
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -29,6 +30,7 @@ from botwire.store._sqlplan import Plan
 from botwire.store._sqltext import RELEASE_SQL, ROLLBACK_SQL, SAVEPOINT_SQL
 
 from ._pg_common import pg_sql
+from ._pg_prepare import Prepared
 from ._pg_tx import BEGIN_WRITE, NEXTVAL
 
 __all__ = ["AsyncPgTx", "drive_async", "rollback_async", "write_async"]
@@ -42,12 +44,21 @@ class AsyncPgTx:
     """A transaction's statements on one ``AsyncConnection``, queued and sent together (see
     module)."""
 
-    __slots__ = ("_cur", "_plan", "_prefetched", "_queue", "_version")
+    __slots__ = ("_cur", "_names", "_plan", "_prefetched", "_prepared", "_queue", "_version")
 
     def __init__(
-        self, conn: psycopg.AsyncConnection[Any], *, prefetch: Sequence[Query] | None = None
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        *,
+        prefetch: Sequence[Query] | None = None,
+        prepared: Prepared | None = None,
+        names: dict[str, str] | None = None,
     ) -> None:
+        """``names``: the statements prepared on ``conn`` (``Prepared.ready``), sent as
+        ``EXECUTE``; ``prepared`` counts the uses of the others."""
         self._cur: psycopg.AsyncClientCursor[Any] = psycopg.AsyncClientCursor(conn)
+        self._prepared = prepared
+        self._names = names or {}
         self._plan = prefetch
         self._queue: list[str] = []
         self._prefetched: dict[Query, Rows] = {}
@@ -57,8 +68,14 @@ class AsyncPgTx:
         """Queue a statement (the engine's ``?`` placeholders); its index in the next send."""
         if isinstance(sql, bytes):
             sql = sql.decode()
-        # Without parameters the text is sent as it is: pg_sql's %% would stay doubled.
-        self._queue.append(self._cur.mogrify(pg_sql(sql), params) if params else sql)
+        if not params:  # sent as it is: pg_sql's %% would stay doubled
+            self._queue.append(sql)
+        elif (name := self._names.get(sql)) is not None:
+            self._queue.append(self._cur.mogrify(_execute(name, len(params)), params))
+        else:
+            if self._prepared is not None:
+                self._prepared.used(sql)
+            self._queue.append(self._cur.mogrify(pg_sql(sql), params))
         return len(self._queue) - 1
 
     async def send(self) -> list[Rows | None]:
@@ -142,6 +159,13 @@ class AsyncPgTx:
         return version
 
 
+@functools.lru_cache(maxsize=256)
+def _execute(name: str, count: int) -> str:
+    """``EXECUTE name(%s, ...)``: a prepared statement's call, its arguments bound client-side
+    as the plain statement's would be (each is coerced to the type PREPARE inferred)."""
+    return f"EXECUTE {name}({', '.join(['%s'] * count)})"
+
+
 async def drive_async(tx: AsyncPgTx, plan: Plan[T]) -> T:
     """``botwire.store._sqlplan.drive`` on the event loop: each request is the awaited
     :class:`AsyncPgTx` method of its name; a failed statement is thrown into the plan."""
@@ -166,12 +190,14 @@ async def write_async(
     plan: Plan[T],
     sent: list[bool],
     prefetch: Sequence[Query] | None = None,
+    prepared: Prepared | None = None,
+    names: dict[str, str] | None = None,
 ) -> T:
     """``plan`` in one READ COMMITTED transaction on ``conn`` (autocommit), its statements sent
     in batches (:class:`AsyncPgTx`); a refused operation is rolled back. ``sent[0]`` is set once
     the batch holding ``COMMIT`` may have reached the server (the outcome is unknown from then
     on: the writes queued before it ride in the same batch)."""
-    tx = AsyncPgTx(conn, prefetch=prefetch)
+    tx = AsyncPgTx(conn, prefetch=prefetch, prepared=prepared, names=names)
     tx.queue(BEGIN_WRITE)
     try:
         result = await drive_async(tx, plan)
