@@ -8,9 +8,10 @@ is known to issue (``Engine.write_prefetch``: the idempotency record, each key's
 queued right behind the lock, and the writes ride with ``COMMIT``. A write costs the same two
 round trips as in pipeline mode, whatever the number of keys it writes, but two calls into the
 driver instead of one per statement: measured, 275-303 µs of client CPU per write against
-630-642 µs pipelined (psycopg 3.3.9 flushes and polls at every ``execute`` in pipeline mode),
-and no prepared statements, so nothing breaks behind PgBouncer. A prefetched result is handed
-out once, for the identical query (``write_prefetch`` says why it is still true then).
+630-642 µs pipelined (psycopg 3.3.9 flushes and polls at every ``execute`` in pipeline mode).
+The most used statements go as ``EXECUTE`` of statements prepared on the connection
+(``_pg_prepare``; off behind a transaction-mode pooler). A prefetched result is handed out once,
+for the identical query (``write_prefetch`` says why it is still true then).
 :func:`drive_async` is :func:`botwire.store._sqlplan.drive` with ``await``: the very plan the
 sync store runs (``Engine.plan_apply``), so every operation keeps one definition.
 """
