@@ -138,14 +138,13 @@ class Engine(Watching):
                     stats = peeked
                 else:
                     stats.ttl, stats.max_len = peeked.ttl, peeked.max_len
+                    stats.records = peeked.records  # absolute, as plan_add writes it
             base = stats.copy()
         if not mutating:
             idempotency_key = None  # a read changes nothing to replay: no record (issue 13)
         kept = 0
         if idempotency_key is not None:
-            found = yield ("one", *idempotency_query(ns, idempotency_key))
-            kept = int(found[2]) if found is not None else 0
-            done = found if found is not None and found[1] is not None else None
+            done = yield ("one", *idempotency_query(ns, idempotency_key))
             if done is not None and (done[0] or "").split(" ", 1)[0] != fingerprint:
                 raise InvalidArgument(
                     f"botwire: Idempotency-Key {idempotency_key!r} was already used in namespace "
@@ -155,6 +154,7 @@ class Engine(Watching):
             if done is not None:
                 replay: list[dict[str, Any]] = decode(done[1])
                 return replay
+            kept = yield from self.plan_records(ns, stats)
         ctx = Ctx(self, ns, now, stats)
         results: list[dict[str, Any]] = []
         for op in ops:
@@ -175,13 +175,18 @@ class Engine(Watching):
                     ctx.forget_version()
                 results.append(exc.to_payload())
             yield RELEASE
+        excess = 0
         if idempotency_key is not None:
-            yield from self._record(ctx, ops, idempotency_key, fingerprint, dumps(results), kept)
+            excess = yield from self._record(
+                ctx, ops, idempotency_key, fingerprint, dumps(results), kept
+            )
         written = ctx.now if mutating else None  # the namespace's idle age restarts
         if base is None:
             yield from self.plan_save(ns, ctx.stats, written)
         else:
             yield from self.plan_add(ns, ctx.stats, base, written)
+        if excess:  # after the save: a relative update of the bytes
+            yield from self.plan_drop_oldest(ns, excess, idempotency_key or "")
         if ctx.deleted:  # after the save: a relative update of the bytes
             yield from self.plan_forget_records(ns, ctx.deleted, idempotency_key)
         return results
@@ -248,7 +253,7 @@ class Engine(Watching):
 
     def _record(
         self, ctx: Ctx, ops: Sequence[Op], ikey: str, fp: str | None, response: str, kept: int
-    ) -> Plan[None]:
+    ) -> Plan[int]:
         """Keep a mutating request's answer for its retries, bounded per namespace and
         counted in its bytes (issue 13: ``usage().bytes``, ``max_namespace_bytes``).
 
@@ -261,7 +266,9 @@ class Engine(Watching):
         request, not after a thousand others). A record counts its answer's UTF-8 bytes of JSON;
         older records make way for it under the byte limit, and a request whose own answer
         cannot fit is refused (QuotaExceeded, nothing applied). Small records cost no extra
-        statement.
+        statement. Return how many of the oldest records the caller drops after saving the
+        statistics (:meth:`plan_drop_oldest`): the usual case at the 1,000th record, where only
+        their number is over, costs no round trip.
         """
         ns, stats = ctx.ns, ctx.stats
         # Only answers that carry stored values (get, pop, incr) can replay deleted data;
@@ -288,8 +295,15 @@ class Engine(Watching):
                 (ns,),
             )
             count, size = (int(row[0]), int(row[1])) if row else (0, 0)
+        stats.records = count
         cap = self.limits.max_namespace_bytes
-        if count > MAX_IDEMPOTENCY_RECORDS or size > budget or (cap and stats.bytes > cap):
-            yield from self.plan_shed(ns, stats, cap, keep=ikey, count=count, size=size)
+        if size > budget or (cap and stats.bytes > cap):
+            stats.records = yield from self.plan_shed(
+                ns, stats, cap, keep=ikey, count=count, size=size
+            )
+        elif count > MAX_IDEMPOTENCY_RECORDS:
+            stats.records = MAX_IDEMPOTENCY_RECORDS
+            return count - MAX_IDEMPOTENCY_RECORDS
         if cap and stats.bytes > cap:
             ctx.refuse_bytes(ops[0].key if len(keys) == 1 else "*", "the idempotency record of")
+        return 0

@@ -141,13 +141,21 @@ class Stats:
     bytes: int
     day: int
     writes: int
+    records: int | None = None  # idempotency records kept; None: unknown (count them)
     ttl: float | None = None
     max_len: int | None = None
     max_idle: float | None = None  # read by _lock_existing only (usage)
 
     def copy(self) -> Stats:
         return Stats(
-            self.keys, self.bytes, self.day, self.writes, self.ttl, self.max_len, self.max_idle
+            self.keys,
+            self.bytes,
+            self.day,
+            self.writes,
+            self.records,
+            self.ttl,
+            self.max_len,
+            self.max_idle,
         )
 
 
@@ -197,7 +205,7 @@ def not_a_list(ns: str, key: str, value: Any, what: str) -> TypeMismatch:
 
 
 #: What :meth:`EngineBase._lock_existing` returns: the statistics and the namespace's policy.
-_EXISTING = "keys, bytes, day, writes, p_ttl, p_max_len, p_max_idle"
+_EXISTING = "keys, bytes, day, writes, records, p_ttl, p_max_len, p_max_idle"
 
 
 class EngineBase:
@@ -269,8 +277,8 @@ class EngineBase:
         if self.db_clock:
             row = yield ("lock", LOCK_DB_CLOCK_SQL, (ns, now, now))
             assert row is not None
-            now = float(row[6])
-            row = row[:6]
+            now = float(row[7])
+            row = row[:7]
         else:
             row = yield ("lock", LOCK_SQL, (ns, int(now // DAY)))
             assert row is not None
@@ -286,15 +294,16 @@ class EngineBase:
         if written is None:
             yield (
                 "run",
-                "UPDATE bw_namespaces SET keys = ?, bytes = ?, day = ?, writes = ? WHERE ns = ?",
-                (stats.keys, stats.bytes, stats.day, stats.writes, ns),
+                "UPDATE bw_namespaces SET keys = ?, bytes = ?, day = ?, writes = ?, records = ?"
+                " WHERE ns = ?",
+                (stats.keys, stats.bytes, stats.day, stats.writes, stats.records, ns),
             )
             return
         yield (
             "run",
-            "UPDATE bw_namespaces SET keys = ?, bytes = ?, day = ?, writes = ?, written_at = ?"
-            " WHERE ns = ?",
-            (stats.keys, stats.bytes, stats.day, stats.writes, written, ns),
+            "UPDATE bw_namespaces SET keys = ?, bytes = ?, day = ?, writes = ?, records = ?,"
+            " written_at = ? WHERE ns = ?",
+            (stats.keys, stats.bytes, stats.day, stats.writes, stats.records, written, ns),
         )
 
     def _peek_namespace(self, tx: Tx, ns: str, now: float) -> Stats:
@@ -306,10 +315,13 @@ class EngineBase:
         zero and none when absent."""
         row = yield (
             "one",
-            "SELECT keys, bytes, day, writes, p_ttl, p_max_len FROM bw_namespaces WHERE ns = ?",
+            "SELECT keys, bytes, day, writes, records, p_ttl, p_max_len FROM bw_namespaces"
+            " WHERE ns = ?",
             (ns,),
         )
-        return _today(Stats(*row) if row is not None else Stats(0, 0, int(now // DAY), 0), now)
+        # no row: no records either (a namespace's row is never deleted, only zeroed)
+        fresh = Stats(0, 0, int(now // DAY), 0, records=0)
+        return _today(Stats(*row) if row is not None else fresh, now)
 
     def plan_add(
         self, ns: str, stats: Stats, base: Stats, written: float | None = None
@@ -319,17 +331,20 @@ class EngineBase:
         :meth:`plan_save`."""
         keys, size = stats.keys - base.keys, stats.bytes - base.bytes
         writes = stats.writes - base.writes
-        if not (keys or size or writes):
+        if not (keys or size or writes or stats.records != base.records):
             return
+        # ``records`` is absolute: only a backend whose writes exclude each other adds
+        # (``lock_first=False``), so the count it read is still the count
         yield (
             "run",
-            "INSERT INTO bw_namespaces (ns, keys, bytes, day, writes, written_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)"
+            "INSERT INTO bw_namespaces (ns, keys, bytes, day, writes, written_at, records)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (ns) DO UPDATE SET keys = keys + excluded.keys,"
             " bytes = bytes + excluded.bytes, writes = CASE WHEN day = excluded.day"
             " THEN writes + excluded.writes ELSE excluded.writes END, day = excluded.day,"
-            " written_at = coalesce(excluded.written_at, written_at)",
-            (ns, keys, size, stats.day, writes, written),
+            " written_at = coalesce(excluded.written_at, written_at),"
+            " records = excluded.records",
+            (ns, keys, size, stats.day, writes, written, stats.records),
         )
 
     def effective(self, own: float | None, default: float | None) -> float | None:
@@ -349,7 +364,7 @@ class EngineBase:
             )
             if row is None:
                 return None
-            now, row = float(row[7]), row[:7]
+            now, row = float(row[8]), row[:8]
         else:
             row = tx.one(
                 f"UPDATE bw_namespaces SET ns = ns WHERE ns = ? RETURNING {_EXISTING}", (ns,)

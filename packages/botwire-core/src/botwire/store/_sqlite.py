@@ -29,7 +29,7 @@ from ._sqlitegroup import GroupCommitMixin
 from ._sqlitepolicy import PolicyMixin
 from ._sqlitewatch import SQLiteWatch
 from ._sqlrows import DeferredRows
-from ._sqltext import policy_migration
+from ._sqltext import policy_migration, records_migration
 
 __all__ = ["SQLiteStore"]
 
@@ -37,7 +37,9 @@ __all__ = ["SQLiteStore"]
 #: policy's columns (``POLICY_SCHEMA``, added by :meth:`SQLiteStore._migrate`); 4 (issue 18): the
 #: change feed's tables (``_sqlwatch.WATCH_SCHEMA``, created by ``SCHEMA`` on every open).
 POLICY_SCHEMA = 3
-SCHEMA_VERSION = 4
+#: Schema 5 (issue 22): ``bw_namespaces.records``, the idempotency records a namespace keeps.
+RECORDS_SCHEMA = 5
+SCHEMA_VERSION = 5
 _HOUSEKEEPING_EVERY = 512  # write transactions between purges of expired entries
 _FREEING = frozenset(("delete", "check", "get"))
 #: A list trim or delete touching more rows than this is done logically, its rows swept later
@@ -193,6 +195,10 @@ class SQLiteStore(GroupCommitMixin, PolicyMixin, SQLiteWatch):
             tx.run(  # idle ages count from the upgrade
                 "UPDATE bw_namespaces SET written_at = ? WHERE written_at IS NULL", (self.clock(),)
             )
+        if current < RECORDS_SCHEMA:
+            have = {row[1] for row in tx.all("PRAGMA table_info(bw_namespaces)")}
+            if "records" not in have:  # NULL: counted by the namespace's next keyed write
+                tx.run(records_migration("INTEGER"))
         if current != SCHEMA_VERSION:
             tx.run("UPDATE bw_meta SET schema = ? WHERE id = 1", (SCHEMA_VERSION,))
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import _fork
 from ._sqlbase import Tx, TxHooks
+from ._sqltext import RECORDS_AGE_INDEX
 from ._sqlwatch import WATCH_SCHEMA
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ SCHEMA = (
     " fingerprint TEXT, created_at REAL NOT NULL, response TEXT NOT NULL,"
     " PRIMARY KEY (ns, ikey)) WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS bw_idempotency_age ON bw_idempotency (created_at)",
+    RECORDS_AGE_INDEX,
     # the compatibility listing (newest first) reads this instead of sorting the namespace;
     # WITHOUT ROWID: its entries end with the primary key, so ties come in key order too
     "CREATE INDEX IF NOT EXISTS bw_entries_recent ON bw_entries (ns, updated_at, version)",

@@ -12,6 +12,9 @@ from ._sqlplan import Plan
 from ._sqlread import Reads
 from ._sqltext import DAY, LIST
 
+#: Records read at a time when the oldest must make way for bytes (not for their number).
+SHED_PAGE = 16
+
 #: Policy fields (``Policy``'s, in order) → their ``bw_namespaces`` columns.
 POLICY_COLUMNS = {"default_ttl": "p_ttl", "max_list_len": "p_max_len", "max_idle": "p_max_idle"}
 POLICY_FIELDS = tuple(POLICY_COLUMNS)
@@ -25,6 +28,16 @@ class Maintenance(Reads):
 
     # -- idempotency records -----------------------------------------------------------------
 
+    def plan_records(self, ns: str, stats: Stats) -> Plan[int]:
+        """How many idempotency records the namespace keeps: its statistics' count, or (NULL:
+        after the upgrade that added it, after the daily purge, or left by an older replica)
+        counted once here; the write that adds a record stores the new count with the rest."""
+        if stats.records is not None:
+            return stats.records
+        row = yield ("one", "SELECT count(*) FROM bw_idempotency WHERE ns = ?", (ns,))
+        stats.records = int(row[0]) if row else 0
+        return stats.records
+
     def plan_shed(
         self,
         ns: str,
@@ -34,10 +47,15 @@ class Maintenance(Reads):
         keep: str = "",
         count: int = 0,
         size: int = 0,
-    ) -> Plan[None]:
+    ) -> Plan[int]:
         """Drop the namespace's oldest idempotency records (not ``keep``) until at most
         :data:`MAX_IDEMPOTENCY_RECORDS` (``count``), :meth:`idempotency_budget` bytes
-        (``size``) and, with ``cap``, ``stats.bytes <= cap`` hold; their bytes are freed."""
+        (``size``) and, with ``cap``, ``stats.bytes <= cap`` hold; their bytes are freed.
+        Return how many records are left.
+
+        Only the oldest few are read (``LIMIT``): a namespace at its 1,000 records drops one
+        per keyed write, and reading all of them each time cost 0.65 ms per write on PostgreSQL
+        (0.9 -> 1.55 ms per append over HTTP, issue 22)."""
         budget = self.idempotency_budget()
 
         def over() -> bool:
@@ -45,23 +63,50 @@ class Maintenance(Reads):
                 count > MAX_IDEMPOTENCY_RECORDS or size > budget or bool(cap and stats.bytes > cap)
             )
 
-        if not over():
-            return
-        oldest = yield (
-            "all",
-            f"SELECT ikey, {self.octets} FROM bw_idempotency WHERE ns = ? AND ikey <> ?"
-            " ORDER BY created_at, ikey",
-            (ns, keep),
-        )
-        gone: list[tuple[str, str]] = []
-        for old_key, length in oldest:
-            if not over():
-                break
-            gone.append((ns, old_key))
-            count, size = count - 1, size - int(length)
-            stats.bytes -= int(length)
-        if gone:
+        while over():
+            excess = count - MAX_IDEMPOTENCY_RECORDS
+            oldest = yield (
+                "all",
+                f"SELECT ikey, {self.octets} FROM bw_idempotency WHERE ns = ? AND ikey <> ?"
+                " ORDER BY created_at, ikey LIMIT ?",
+                (ns, keep, excess if excess > 0 else SHED_PAGE),
+            )
+            gone: list[tuple[str, str]] = []
+            for old_key, length in oldest:
+                if not over():
+                    break
+                gone.append((ns, old_key))
+                count, size = count - 1, size - int(length)
+                stats.bytes -= int(length)
+            if not gone:
+                break  # none left but ``keep``
             yield ("many", "DELETE FROM bw_idempotency WHERE ns = ? AND ikey = ?", gone)
+        return count
+
+    def plan_drop_oldest(self, ns: str, n: int, keep: str) -> Plan[None]:
+        """Drop the namespace's ``n`` oldest idempotency records (not ``keep``) and free their
+        bytes, relative to the saved statistics: both statements are queued (no round trip on a
+        pipelined backend) and each reads only the oldest few (``LIMIT``).
+
+        ``n`` is 1 but after a count an older replica left wrong; then a literal ``LIMIT 1``:
+        PostgreSQL's generic plan of a prepared ``LIMIT $n`` guesses 100 rows and scans the
+        whole namespace (0.30 ms at 1,000 records) where the literal probes the index."""
+        limit, params = ("1", ()) if n == 1 else ("?", (n,))
+        oldest = (
+            f"SELECT ikey, {self.octets} AS size FROM bw_idempotency WHERE ns = ? AND ikey <> ?"
+            f" ORDER BY created_at, ikey LIMIT {limit}"
+        )
+        yield (
+            "run",
+            f"UPDATE bw_namespaces SET bytes = bytes - (SELECT coalesce(sum(size), 0) FROM"
+            f" ({oldest}) o) WHERE ns = ?",
+            (ns, keep, *params, ns),
+        )
+        yield (
+            "run",
+            f"DELETE FROM bw_idempotency WHERE ns = ? AND ikey IN (SELECT ikey FROM ({oldest}) o)",
+            (ns, ns, keep, *params),
+        )
 
     def idempotency_budget(self) -> int:
         """Bytes of kept answers per namespace: its byte limit, else a fixed cap."""
@@ -77,8 +122,9 @@ class Maintenance(Reads):
         params = (ns, *sorted(keys), "*", keep or "")
         yield (
             "run",
-            f"UPDATE bw_namespaces SET bytes = bytes - (SELECT coalesce(sum({self.octets}), 0)"
-            f" FROM bw_idempotency WHERE {where}) WHERE ns = ?",
+            f"UPDATE bw_namespaces SET (bytes, records) = (SELECT bytes - coalesce(sum("
+            f"{self.octets}), 0), records - count(*) FROM bw_idempotency WHERE {where})"
+            " WHERE ns = ?",
             (*params, ns),
         )
         yield ("run", f"DELETE FROM bw_idempotency WHERE {where}", params)
@@ -103,6 +149,9 @@ class Maintenance(Reads):
             if found is not None:
                 stats = found[0]
                 stats.bytes -= sum(int(r[0]) for r in gone)
+                # counted afresh by the next keyed write: a count left wrong by an older
+                # replica during a rolling upgrade lasts a day at most
+                stats.records = None
                 self.save_namespace(tx, ns, stats)
         return len(rows)
 
@@ -123,7 +172,7 @@ class Maintenance(Reads):
             self.tomb_all(tx, ns, now)  # for watchers (``_sqlwatch``)
         tx.run("DELETE FROM bw_entries WHERE ns = ?", (ns,))
         tx.run("DELETE FROM bw_idempotency WHERE ns = ?", (ns,))  # no replay of deleted data
-        stats.keys = stats.bytes = 0
+        stats.keys = stats.bytes = stats.records = 0
         self.save_namespace(tx, ns, stats)
         return int(row[0]) if row else 0
 

@@ -48,15 +48,10 @@ from botwire._errors import BotWireError, InvalidArgument, StorageFull, Unavaila
 from botwire._names import check_key, check_namespace
 from botwire.store import Entry, KeyPage, Limits, Op, Policy, Usage
 from botwire.store._sql import PG_OCTETS, Engine, JSONEntry, fingerprint, recount_sql
-from botwire.store._sqltext import policy_migration
+from botwire.store._sqltext import RECORDS_AGE_INDEX, policy_migration, records_migration
 from botwire.store._sqlwatch import WATCH_SCHEMA
 
-from ._pg_common import (
-    Retry,
-    pg_sql,
-    reason,
-    where,
-)
+from ._pg_common import Retry, pg_sql, reason, where
 from ._pg_tx import BEGIN_WRITE, PgTx, next_version
 from ._pg_watch import BEGIN_READ, WATCH_POLL, PgWatch
 
@@ -112,6 +107,13 @@ _MIGRATIONS[POLICY_SCHEMA] = (
     *policy_migration("double precision", "bigint", if_not_exists="IF NOT EXISTS "),
     "UPDATE bw_namespaces SET written_at = extract(epoch from now())::float8"
     " WHERE written_at IS NULL",
+)
+#: Schema 6 (issue 22): ``bw_namespaces.records``, the idempotency records a namespace keeps
+#: (NULL until the next keyed write counts them).
+RECORDS_SCHEMA = 6
+_MIGRATIONS[RECORDS_SCHEMA] = (
+    records_migration("bigint", if_not_exists="IF NOT EXISTS "),
+    RECORDS_AGE_INDEX,
 )
 SCHEMA_VERSION = max(_MIGRATIONS)
 _META = (
