@@ -92,6 +92,10 @@ def create_app(
         if groups is not None:
             metrics.write_groups.set_function(lambda: groups.groups)
             metrics.grouped_writes.set_function(lambda: groups.writes)
+        ns_groups = getattr(ctx.runner.reader, "groups", None)  # PostgreSQL's (_pg_group)
+        if ns_groups is not None:
+            metrics.write_groups.set_function(lambda: ns_groups.groups)
+            metrics.grouped_writes.set_function(lambda: ns_groups.grouped)
         engine = getattr(opened, "engine", None)
         if engine is not None and hasattr(engine, "tombstone_seconds"):
             engine.tombstone_seconds = settings.tombstone_retention

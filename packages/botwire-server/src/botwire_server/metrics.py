@@ -61,11 +61,12 @@ class Metrics:
         self.watchers = Gauge(
             "botwire_watchers", "Long-polls of /changes waiting now.", registry=self.registry
         )
-        #: group commit (SQLite, issue 22): transactions run for grouped writes, and the writes
-        #: in them; callbacks, read at scrape (writes / groups = writes per COMMIT)
+        #: group commit (issue 22): transactions run for grouped writes, and the writes in
+        #: them; callbacks, read at scrape (writes / groups = writes per COMMIT). SQLite counts
+        #: every group; PostgreSQL the transactions that ran several writes of one namespace
         self.write_groups = Gauge(
             "botwire_write_groups",
-            "Write transactions that committed grouped writes (SQLite group commit).",
+            "Write transactions that committed grouped writes (group commit).",
             registry=self.registry,
         )
         self.grouped_writes = Gauge(

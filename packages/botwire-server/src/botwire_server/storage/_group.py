@@ -20,7 +20,7 @@ from typing import Any
 
 from botwire.store import Op
 
-__all__ = ["MAX_GROUP", "WriteGroups"]
+__all__ = ["MAX_GROUP", "WriteGroups", "as_exception", "settle"]
 
 #: Writes per transaction at most: a group holds the event loop (inline) or SQLite's write lock
 #: for its whole length; 32 one-key writes take ~2.5 ms (measured, development machine).
@@ -88,7 +88,7 @@ class WriteGroups:
         try:
             outcomes = self._run_group([call for call, _ in group])
         except BaseException as exc:  # a bug or an interrupt: every caller learns of it
-            self._settle(group, [_as_exception(exc)] * len(group))
+            self._settle(group, [as_exception(exc)] * len(group))
             if not isinstance(exc, Exception):
                 raise
             return
@@ -112,14 +112,21 @@ class WriteGroups:
     ) -> None:
         self.groups += 1
         self.writes += len(group)
-        for (_, future), outcome in zip(group, outcomes, strict=True):
-            if future.done():  # its request was cancelled meanwhile
-                continue
-            if isinstance(outcome, Exception):
-                future.set_exception(outcome)
-            else:
-                future.set_result(outcome)
+        settle([future for _, future in group], outcomes)
 
 
-def _as_exception(exc: BaseException) -> Exception:
+def settle(futures: Sequence[asyncio.Future[Any]], outcomes: Sequence[Any]) -> None:
+    """Answer each waiting caller with its outcome: an exception is raised to it, anything else
+    returned; a caller that gave up meanwhile (its future cancelled) is skipped."""
+    for future, outcome in zip(futures, outcomes, strict=True):
+        if future.done():  # its request was cancelled meanwhile
+            continue
+        if isinstance(outcome, Exception):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+
+
+def as_exception(exc: BaseException) -> Exception:
+    """``exc``, or for an interrupt (not an ``Exception``) one that says so, for the callers."""
     return exc if isinstance(exc, Exception) else RuntimeError(f"write group interrupted: {exc!r}")

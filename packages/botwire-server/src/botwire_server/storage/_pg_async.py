@@ -15,6 +15,7 @@ Writes (:meth:`AsyncPgReader.batch` of a batch that mutates) run the engine's pl
 ``_pg_write``, on a pool of their own (the store's ``max_size``), with
 the sync path's retries: serialization failures and deadlocks, and a connection lost before
 ``COMMIT`` was sent (never after: the outcome is then unknown, ``Unavailable`` says so).
+Concurrent writes of one namespace share a transaction (``_pg_group``).
 """
 
 from __future__ import annotations
@@ -34,10 +35,8 @@ from botwire.store import Entry, Op
 from botwire.store._sql import Engine, JSONEntry, fingerprint
 from botwire.store._sqlplan import Plan
 
-from ._pg_common import (
-    Retry,
-    pg_sql,
-)
+from ._pg_common import Retry, pg_sql
+from ._pg_group import GroupedWrite, NamespaceGroups
 from ._pg_prepare import Prepared
 from ._pg_reads import ReadGroup
 from ._pg_write import Query, rollback_async, write_async
@@ -94,6 +93,8 @@ class AsyncPgReader:
         self.prepared = Prepared(enabled=connect_kwargs.get("prepare_threshold", 5) is not None)
         #: concurrent whole-value reads share one statement (``_pg_reads``)
         self.reads = ReadGroup(engine, self._fetch)
+        #: concurrent writes of one namespace share one transaction (``_pg_group``)
+        self.groups = NamespaceGroups(self._write)
         # prepare_threshold and the rest of the connect options (PgBouncer's
         # prepare_threshold=None included) are the sync pool's.
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
@@ -130,6 +131,7 @@ class AsyncPgReader:
 
     async def close(self) -> None:
         try:
+            await self.groups.wait()  # the writes accepted are applied and answered
             if self._wpool is not None:
                 await self._wpool.close()
         finally:
@@ -211,13 +213,13 @@ class AsyncPgReader:
                 now=now,
             )
 
-        results: list[dict[str, Any]] = await self._write(plan, prefetch)
+        results = await self.groups.write(GroupedWrite(namespace, plan, prefetch))
         self._written += 1
         if self._housekeeping is not None and self._written % HOUSEKEEPING_EVERY == 0:
             await anyio.to_thread.run_sync(self._housekeeping)
         return results
 
-    async def _write(self, make: Callable[[], Plan[Any]], prefetch: Sequence[Query]) -> Any:
+    async def _write(self, make: Callable[[], Plan[Any]], prefetch: Sequence[Query] | None) -> Any:
         """A fresh plan from ``make`` per attempt, with ``PostgresStore._run``'s retries."""
         retry = Retry(self._where, self._retries)
         reprepared = False
@@ -250,7 +252,7 @@ class AsyncPgReader:
                 await pool.check()
 
     async def _write_once(
-        self, plan: Plan[Any], prefetch: Sequence[Query], sent: list[bool]
+        self, plan: Plan[Any], prefetch: Sequence[Query] | None, sent: list[bool]
     ) -> Any:
         pool = self._wpool
         assert pool is not None, "this reader was opened without writes"

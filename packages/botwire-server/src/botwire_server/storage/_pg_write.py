@@ -140,6 +140,11 @@ class AsyncPgTx:
         for row in rows:
             self.queue(sql, row)
 
+    async def prefetch(self, queries: Sequence[Query]) -> None:
+        """The reads the next lock carries (a grouped call's, ``_pg_group``): what an earlier
+        call left unread, and its unused version, are dropped with it."""
+        self._plan, self._prefetched, self._version = queries, {}, None
+
     async def savepoint(self) -> None:
         self._fresh()
         self.queue(SAVEPOINT_SQL)

@@ -1,0 +1,161 @@
+"""Group commit of one namespace's concurrent writes on the event loop (PostgreSQL, issue 22).
+
+The writes of one namespace are serialized by its statistics row's lock (``docs/design.md``
+§6): while one is in flight, the next can only wait for that ``COMMIT``, holding a connection.
+So a write that finds another write of its namespace in flight on this replica joins the
+namespace's next *group* instead, and when the write in flight is done the group runs as one
+transaction:
+
+- a group holds at most ``MAX_GROUP`` (32) calls; each runs its own plan
+  (``Engine.plan_apply``: the lock, its idempotency record, quotas, versions) inside
+  ``SAVEPOINT bw_req``, after the calls before it, exactly as if it had waited for their
+  commits; its entries are read ahead with its lock, as a lone write's are;
+- one call's refusal (a :class:`~botwire.BotWireError`: a failed check, a quota) rolls back to
+  its savepoint, undoing only its own changes;
+- one ``COMMIT`` (one WAL flush) for all, and every caller is answered after it, never before;
+- a database error that is not retried (a statement PostgreSQL refuses) has failed the whole
+  transaction: its calls then run again one at a time, so it fails only the call that caused
+  it. Retries and lost connections are the single write's (``AsyncPgReader._write``): the group
+  runs again whole, or, when its ``COMMIT`` may have been sent, every caller learns the outcome
+  is unknown.
+
+A lone write runs at once, as before: grouping adds no wait, only fewer transactions. Versions
+stay in commit order: the calls allocate theirs in the order they run, inside the transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from botwire._errors import BotWireError
+from botwire.store._sqlplan import Plan
+
+from ._group import MAX_GROUP, as_exception, settle
+from ._pg_write import Query
+
+__all__ = ["GroupedWrite", "NamespaceGroups"]
+
+_SAVEPOINT = ("run", "SAVEPOINT bw_req", ())
+_ROLLBACK = ("run", "ROLLBACK TO SAVEPOINT bw_req", ())
+_RELEASE = ("run", "RELEASE SAVEPOINT bw_req", ())
+
+Results = list[dict[str, Any]]
+Outcome = Results | Exception
+#: ``AsyncPgReader._write``: runs a fresh plan from the factory per attempt, in a transaction.
+Run = Callable[[Callable[[], Plan[Any]], Sequence[Query] | None], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class GroupedWrite:
+    """One caller's write: its namespace, the plan of its batch (a factory: a plan runs once)
+    and the reads its lock may carry (``Engine.write_prefetch``)."""
+
+    namespace: str
+    plan: Callable[[], Plan[Results]]
+    prefetch: Sequence[Query]
+
+
+def group_plan(calls: Sequence[GroupedWrite]) -> Plan[list[Outcome]]:
+    """The calls' plans, one after the other in one transaction, each in its savepoint."""
+    outcomes: list[Outcome] = []
+    for call in calls:
+        yield _SAVEPOINT
+        yield ("prefetch", call.prefetch)  # rides with this call's lock (AsyncPgTx.prefetch)
+        try:
+            outcomes.append((yield from call.plan()))
+        except BotWireError as exc:  # refused: only this call's changes are undone
+            yield _ROLLBACK
+            outcomes.append(exc)
+        yield _RELEASE
+    return outcomes
+
+
+class NamespaceGroups:
+    """Runs writes through ``run``, one transaction at a time per namespace; the writes that
+    arrive meanwhile form that namespace's next group.
+
+    Example (what :class:`~botwire_server.storage._pg_async.AsyncPgReader` does)::
+
+        groups = NamespaceGroups(reader._write)
+        results = await groups.write(GroupedWrite("user-42", make_plan, prefetch))
+    """
+
+    def __init__(self, run: Run) -> None:
+        self._run = run
+        #: namespace -> the calls waiting for its write in flight (present while one is)
+        self._waiting: dict[str, list[tuple[GroupedWrite, asyncio.Future[Results]]]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        #: transactions that ran more than one call, and the calls in them (figures, tests)
+        self.groups = 0
+        self.grouped = 0
+
+    async def write(self, call: GroupedWrite) -> Results:
+        """The call's results once its transaction committed (or its own error)."""
+        waiting = self._waiting.get(call.namespace)
+        if waiting is not None:
+            future: asyncio.Future[Results] = asyncio.get_running_loop().create_future()
+            # A cancelled request does not withdraw its write: once accepted it is applied, as
+            # a lone write already sent would be; only the answer is lost (the client retries
+            # with its Idempotency-Key).
+            waiting.append((call, future))
+            return await future
+        self._waiting[call.namespace] = []
+        try:
+            results: Results = await self._run(call.plan, call.prefetch)
+            return results
+        finally:
+            self._next(call.namespace)
+
+    def _next(self, namespace: str) -> None:
+        """The namespace's write is done: run the calls that waited for it, or forget it."""
+        waiting = self._waiting[namespace]
+        if not waiting:
+            del self._waiting[namespace]
+            return
+        group, self._waiting[namespace] = waiting[:MAX_GROUP], waiting[MAX_GROUP:]
+        task = asyncio.get_running_loop().create_task(self._group(namespace, group))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _group(
+        self, namespace: str, group: list[tuple[GroupedWrite, asyncio.Future[Results]]]
+    ) -> None:
+        try:
+            calls = [call for call, _ in group]
+            futures = [future for _, future in group]
+            try:
+                outcomes = await self._outcomes(calls)
+            except BaseException as exc:  # cancelled (the loop is closing): no caller waits on
+                settle(futures, [as_exception(exc)] * len(calls))
+                raise
+            settle(futures, outcomes)
+        finally:
+            self._next(namespace)
+
+    async def _outcomes(self, calls: list[GroupedWrite]) -> list[Outcome]:
+        if len(calls) > 1:
+            try:
+                outcomes: list[Outcome] = await self._run(lambda: group_plan(calls), None)
+                self.groups += 1
+                self.grouped += len(calls)
+                return outcomes
+            except BotWireError as exc:  # retries spent, or the outcome is unknown: for all
+                return [exc] * len(calls)
+            except Exception:  # PostgreSQL refused a statement: find whose, one at a time
+                pass
+        return [await self._alone(call) for call in calls]
+
+    async def _alone(self, call: GroupedWrite) -> Outcome:
+        try:
+            results: Results = await self._run(call.plan, call.prefetch)
+            return results
+        except Exception as exc:
+            return exc
+
+    async def wait(self) -> None:
+        """Until the groups in flight are done (closing the reader)."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,0 +1,163 @@
+"""Concurrent writes of one namespace share a transaction on the event loop (``_pg_group``,
+issue 22): each call in its savepoint, one ``COMMIT``. Every caller must get the answer it would
+have got waiting its turn, a refusal must undo only its own call, a statement PostgreSQL refuses
+must fail only the call that sent it, a retried key must apply once, and a caller that gives up
+must not withdraw a write already accepted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import psycopg
+import pytest
+
+from botwire import Conflict, Limits, QuotaExceeded
+from botwire.store import Op
+from botwire_server.storage.postgres import PostgresStore
+
+pytestmark = pytest.mark.postgres
+
+
+@contextlib.asynccontextmanager
+async def writer(url: str, **kw: Any) -> AsyncIterator[tuple[Any, PostgresStore]]:
+    store = PostgresStore(url, async_writes=True, **kw)
+    reader = store.async_reader()
+    await reader.open()
+    try:
+        yield reader, store
+    finally:
+        await reader.close()
+        store.close()
+
+
+def run(main: Callable[[], Awaitable[Any]]) -> Any:
+    return asyncio.run(main())
+
+
+def _ns() -> str:
+    return f"groups-{uuid.uuid4().hex[:10]}"
+
+
+def test_concurrent_writes_answer_as_if_each_waited_its_turn(postgres_url: str) -> None:
+    ns = _ns()
+
+    async def main() -> tuple[list[Any], list[Any], Any]:
+        async with writer(postgres_url) as (w, store):
+            appends = [w.batch(ns, [Op("append", "log", items=(f'"m{i}"',))]) for i in range(40)]
+            incrs = [w.batch(ns, [Op("incr", "n", by=1)]) for _ in range(40)]
+            results = await asyncio.gather(*appends, *incrs)
+            return results, [w.groups.groups, w.groups.grouped], store.get(ns, "log")
+
+    results, (groups, grouped), log = run(main)
+    lengths = sorted(r[0]["length"] for r in results[:40])
+    values = sorted(r[0]["value"] for r in results[40:])
+    assert lengths == list(range(1, 41)) and values == list(range(1, 41))
+    assert sorted(log.value) == sorted(f"m{i}" for i in range(40))
+    versions = [r[0]["version"] for r in results]
+    assert len(set(versions)) == 80
+    # the list's order is the order the appends ran in, which is their versions' order
+    by_version = [r[0]["length"] for r in sorted(results[:40], key=lambda r: r[0]["version"])]
+    assert by_version == list(range(1, 41))
+    print(f"\nFIGURE 80 concurrent writes to one namespace ran in {groups} groups of {grouped}")
+    assert groups >= 1 and grouped >= 2
+
+
+def test_a_refusal_undoes_only_its_own_call(postgres_url: str) -> None:
+    ns = _ns()
+
+    async def main() -> tuple[list[Any], Any]:
+        async with writer(postgres_url, limits=Limits(max_keys=5)) as (w, store):
+            await w.batch(ns, [Op("set", "first", value="0")])
+            calls = [
+                w.batch(ns, [Op("set", "once", value=str(i), if_absent=True)]) for i in range(8)
+            ]
+            calls += [w.batch(ns, [Op("set", f"k{i}", value="1")]) for i in range(8)]
+            calls += [w.batch(ns, [Op("append", "first-list", items=('"x"',))]) for _ in range(4)]
+            got = await asyncio.gather(*calls, return_exceptions=True)
+            return got, (store.usage(ns), store.get(ns, "first-list"))
+
+    got, (usage, listed) = run(main)
+    once, sets, appends = got[:8], got[8:16], got[16:]
+    assert sum(not isinstance(r, Exception) for r in once) == 1
+    assert all(isinstance(r, Conflict) for r in once if isinstance(r, Exception))
+    refused = [r for r in sets + appends if isinstance(r, Exception)]
+    assert refused and all(isinstance(r, QuotaExceeded) for r in refused), refused
+    # 5 keys at most, whatever order the groups ran the calls in: "first", "once", the sets
+    # that fit and the list if its first append fit; the refused left nothing behind
+    stored_sets = sum(not isinstance(r, Exception) for r in sets)
+    assert usage.keys == 5 == 2 + stored_sets + (listed is not None)
+    if listed is not None:  # created once; every later append that fit landed in it
+        assert len(listed.value) == sum(not isinstance(r, Exception) for r in appends)
+
+
+def test_one_idempotency_key_twice_in_a_group_applies_once(postgres_url: str) -> None:
+    ns = _ns()
+
+    async def main() -> list[Any]:
+        async with writer(postgres_url) as (w, _):
+            await w.batch(ns, [Op("set", "n", value="0")])
+            same = [w.batch(ns, [Op("incr", "n", by=1)], idempotency_key="retry") for _ in range(6)]
+            other = [w.batch(ns, [Op("incr", "n", by=10)]) for _ in range(3)]
+            return list(await asyncio.gather(*same, *other))
+
+    got = run(main)
+    assert len({r[0]["value"] for r in got[:6]}) == 1  # every retry answered the first result
+    finals = sorted(r[0]["value"] for r in got)
+    assert finals[-1] == 31  # one +1 and three +10
+
+
+def test_a_statement_postgres_refuses_fails_only_its_call(fresh_postgres_url: str) -> None:
+    """A trigger refuses the key ``poison`` (as PostgreSQL would refuse a statement it cannot
+    run): the group fails, and its calls run again one at a time, so only that call fails."""
+    ns = _ns()
+    PostgresStore(fresh_postgres_url).close()  # the schema
+    with psycopg.connect(fresh_postgres_url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+            " IF NEW.key = 'poison' THEN RAISE EXCEPTION 'refused by a trigger'; END IF;"
+            " RETURN NEW; END $$"
+        )
+        conn.execute(
+            "CREATE TRIGGER poison BEFORE INSERT ON bw_entries"
+            " FOR EACH ROW EXECUTE FUNCTION poison()"
+        )
+
+    async def main() -> tuple[list[Any], Any]:
+        async with writer(fresh_postgres_url) as (w, store):
+            first = w.batch(ns, [Op("set", "lead", value="1")])
+            calls = [w.batch(ns, [Op("append", "log", items=(f'"m{i}"',))]) for i in range(6)]
+            calls.insert(3, w.batch(ns, [Op("set", "poison", value="1")]))
+            got = await asyncio.gather(first, *calls, return_exceptions=True)
+            return list(got), (store.get(ns, "log"), store.get(ns, "poison"), w.groups.groups)
+
+    got, (log, poison, _) = run(main)
+    errors = [r for r in got if isinstance(r, Exception)]
+    assert len(errors) == 1 and "refused by a trigger" in str(errors[0]), got
+    assert poison is None and sorted(log.value) == [f"m{i}" for i in range(6)]
+
+
+def test_a_caller_that_gives_up_does_not_withdraw_its_write(postgres_url: str) -> None:
+    ns = _ns()
+
+    async def main() -> tuple[Any, Any]:
+        async with writer(postgres_url) as (w, store):
+            lead = asyncio.ensure_future(w.batch(ns, [Op("set", "lead", value="1")]))
+            await asyncio.sleep(0)
+            waiting = [
+                asyncio.ensure_future(w.batch(ns, [Op("append", "log", items=(f'"m{i}"',))]))
+                for i in range(5)
+            ]
+            await asyncio.sleep(0)
+            waiting[2].cancel()
+            await asyncio.gather(lead, *waiting, return_exceptions=True)
+            await w.groups.wait()
+            return waiting[2].cancelled(), store.get(ns, "log")
+
+    cancelled, log = run(main)
+    assert cancelled
+    assert sorted(log.value) == [f"m{i}" for i in range(5)]
