@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from botwire import Conflict, Limits, QuotaExceeded
+from botwire import Conflict, Limits, QuotaExceeded, Unavailable
 from botwire.store import Op
 from botwire_server.storage.postgres import PostgresStore
 
@@ -141,10 +141,12 @@ def test_a_statement_postgres_refuses_fails_only_its_call(fresh_postgres_url: st
     assert poison is None and sorted(log.value) == [f"m{i}" for i in range(6)]
 
 
-def test_a_caller_that_gives_up_does_not_withdraw_its_write(postgres_url: str) -> None:
+def test_a_caller_that_gives_up_before_its_group_starts_withdraws_its_write(
+    postgres_url: str,
+) -> None:
     ns = _ns()
 
-    async def main() -> tuple[Any, Any]:
+    async def main() -> tuple[bool, Any]:
         async with writer(postgres_url) as (w, store):
             lead = asyncio.ensure_future(w.batch(ns, [Op("set", "lead", value="1")]))
             await asyncio.sleep(0)
@@ -152,7 +154,7 @@ def test_a_caller_that_gives_up_does_not_withdraw_its_write(postgres_url: str) -
                 asyncio.ensure_future(w.batch(ns, [Op("append", "log", items=(f'"m{i}"',))]))
                 for i in range(5)
             ]
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # all five wait for the lead's transaction
             waiting[2].cancel()
             await asyncio.gather(lead, *waiting, return_exceptions=True)
             await w.groups.wait()
@@ -160,4 +162,36 @@ def test_a_caller_that_gives_up_does_not_withdraw_its_write(postgres_url: str) -
 
     cancelled, log = run(main)
     assert cancelled
-    assert sorted(log.value) == [f"m{i}" for i in range(5)]
+    assert sorted(log.value) == ["m0", "m1", "m3", "m4"]
+
+
+def test_a_write_that_waits_too_long_is_refused_and_never_applied(postgres_url: str) -> None:
+    """The namespace is stuck (another session holds its lock): the write in flight waits for
+    PostgreSQL, and those queued behind it are answered ``Unavailable`` after the store's
+    ``timeout``, as a write waiting for a pooled connection was, and are never applied."""
+    ns = _ns()
+    PostgresStore(postgres_url).close()
+
+    async def main() -> tuple[list[Any], Any]:
+        async with writer(postgres_url, timeout=0.5) as (w, store):
+            await w.batch(ns, [Op("set", "lead", value="0")])
+            with psycopg.connect(postgres_url) as blocker:
+                blocker.execute("SELECT 1 FROM bw_namespaces WHERE ns = %s FOR UPDATE", (ns,))
+                lead = asyncio.ensure_future(w.batch(ns, [Op("set", "lead", value="1")]))
+                await asyncio.sleep(0.05)
+                queued = [
+                    asyncio.ensure_future(w.batch(ns, [Op("set", f"late{i}", value="1")]))
+                    for i in range(3)
+                ]
+                # bounded: without the timeout they would wait for the blocker, which waits
+                got = await asyncio.wait_for(asyncio.gather(*queued, return_exceptions=True), 30)
+                blocker.rollback()
+            got.append(await lead)
+            await w.groups.wait()
+            return list(got), [store.get(ns, f"late{i}") for i in range(3)]
+
+    got, late = run(main)
+    assert all(isinstance(r, Unavailable) for r in got[:3]), got
+    assert "waited" in str(got[0]) and ns in str(got[0])
+    assert got[3][0]["version"] > 0
+    assert late == [None, None, None]

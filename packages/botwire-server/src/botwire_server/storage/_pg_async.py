@@ -35,7 +35,7 @@ from botwire.store import Entry, Op
 from botwire.store._sql import Engine, JSONEntry, fingerprint
 from botwire.store._sqlplan import Plan
 
-from ._pg_common import Retry, pg_sql
+from ._pg_common import Retry, no_connection, pg_sql
 from ._pg_group import GroupedWrite, NamespaceGroups
 from ._pg_prepare import Prepared
 from ._pg_reads import ReadGroup
@@ -85,6 +85,7 @@ class AsyncPgReader:
         self._retries = retries
         self._gate = _Gate(max_size, timeout)
         self._write_gate = _Gate(write_max_size, timeout)
+        self._gate_timeout = timeout
         self.writes = write_max_size > 0
         self._housekeeping = housekeeping
         self._written = 0
@@ -94,7 +95,7 @@ class AsyncPgReader:
         #: concurrent whole-value reads share one statement (``_pg_reads``)
         self.reads = ReadGroup(engine, self._fetch)
         #: concurrent writes of one namespace share one transaction (``_pg_group``)
-        self.groups = NamespaceGroups(self._write)
+        self.groups = NamespaceGroups(self._write, timeout=timeout, late=self._late)
         # prepare_threshold and the rest of the connect options (PgBouncer's
         # prepare_threshold=None included) are the sync pool's.
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
@@ -128,6 +129,16 @@ class AsyncPgReader:
         await self._pool.open()
         if self._wpool is not None:
             await self._wpool.open()
+
+    def _late(self, namespace: str) -> Exception:
+        """A write that waited ``timeout`` for the write of its namespace in flight."""
+        return no_connection(
+            self._where,
+            PoolTimeout(
+                f"a write of namespace {namespace!r} waited {self._gate_timeout:.2f} sec for the"
+                " one in flight"
+            ),
+        )
 
     async def close(self) -> None:
         try:

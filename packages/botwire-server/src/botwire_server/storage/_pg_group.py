@@ -73,35 +73,54 @@ def group_plan(calls: Sequence[GroupedWrite]) -> Plan[list[Outcome]]:
     return outcomes
 
 
+class _Waiter:
+    """A call waiting for its namespace's write in flight; ``started`` once its group runs."""
+
+    __slots__ = ("call", "future", "started")
+
+    def __init__(self, call: GroupedWrite, future: asyncio.Future[Results]) -> None:
+        self.call, self.future, self.started = call, future, False
+
+
 class NamespaceGroups:
     """Runs writes through ``run``, one transaction at a time per namespace; the writes that
     arrive meanwhile form that namespace's next group.
 
     Example (what :class:`~botwire_server.storage._pg_async.AsyncPgReader` does)::
 
-        groups = NamespaceGroups(reader._write)
+        groups = NamespaceGroups(reader._write, timeout=30.0, late=too_late)
         results = await groups.write(GroupedWrite("user-42", make_plan, prefetch))
     """
 
-    def __init__(self, run: Run) -> None:
+    def __init__(self, run: Run, *, timeout: float, late: Callable[[str], Exception]) -> None:
+        """``timeout``: how long a call may wait for its group to start (the pool's wait, which
+        it replaces); then it is withdrawn and ``late(namespace)`` raised to its caller."""
         self._run = run
+        self._timeout, self._late = timeout, late
         #: namespace -> the calls waiting for its write in flight (present while one is)
-        self._waiting: dict[str, list[tuple[GroupedWrite, asyncio.Future[Results]]]] = {}
+        self._waiting: dict[str, list[_Waiter]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         #: transactions that ran more than one call, and the calls in them (figures, tests)
         self.groups = 0
         self.grouped = 0
 
     async def write(self, call: GroupedWrite) -> Results:
-        """The call's results once its transaction committed (or its own error)."""
+        """The call's results once its transaction committed (or its own error).
+
+        A call that waits is withdrawn if its caller gives up (cancelled) or ``timeout`` passes
+        before its group starts, as a write waiting for a pooled connection was; once its
+        group started it is applied, and only the answer can be lost (the client retries with
+        its Idempotency-Key)."""
         waiting = self._waiting.get(call.namespace)
         if waiting is not None:
-            future: asyncio.Future[Results] = asyncio.get_running_loop().create_future()
-            # A cancelled request does not withdraw its write: once accepted it is applied, as
-            # a lone write already sent would be; only the answer is lost (the client retries
-            # with its Idempotency-Key).
-            waiting.append((call, future))
-            return await future
+            loop = asyncio.get_running_loop()
+            waiter = _Waiter(call, loop.create_future())
+            waiting.append(waiter)
+            timer = loop.call_later(self._timeout, self._expire, waiter)
+            try:
+                return await waiter.future
+            finally:
+                timer.cancel()
         self._waiting[call.namespace] = []
         try:
             results: Results = await self._run(call.plan, call.prefetch)
@@ -109,23 +128,28 @@ class NamespaceGroups:
         finally:
             self._next(call.namespace)
 
+    def _expire(self, waiter: _Waiter) -> None:
+        if not waiter.started and not waiter.future.done():
+            waiter.future.set_exception(self._late(waiter.call.namespace))
+
     def _next(self, namespace: str) -> None:
-        """The namespace's write is done: run the calls that waited for it, or forget it."""
-        waiting = self._waiting[namespace]
+        """The namespace's write is done: run the calls that waited for it (not those whose
+        callers gave up meanwhile), or forget it."""
+        waiting = [w for w in self._waiting[namespace] if not w.future.done()]
         if not waiting:
             del self._waiting[namespace]
             return
         group, self._waiting[namespace] = waiting[:MAX_GROUP], waiting[MAX_GROUP:]
+        for waiter in group:
+            waiter.started = True
         task = asyncio.get_running_loop().create_task(self._group(namespace, group))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _group(
-        self, namespace: str, group: list[tuple[GroupedWrite, asyncio.Future[Results]]]
-    ) -> None:
+    async def _group(self, namespace: str, group: list[_Waiter]) -> None:
         try:
-            calls = [call for call, _ in group]
-            futures = [future for _, future in group]
+            calls = [w.call for w in group]
+            futures = [w.future for w in group]
             try:
                 outcomes = await self._outcomes(calls)
             except BaseException as exc:  # cancelled (the loop is closing): no caller waits on
