@@ -18,6 +18,7 @@ beside ``GET /_noop``, the floor of a routed request (docs/benchmarks.md, P3).
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.requests import Request
@@ -86,18 +87,16 @@ class KeyRoutes:
             if root and path.startswith(root):
                 path = path[len(root) :]
             routes = self._routes if self._routes is not None else self._load()
+            candidates: Sequence[Route] = ()
             if path.startswith(_PREFIX):
-                for route in routes.get(scope["method"], ()):
-                    match, child = route.matches(scope)
-                    if match is Match.FULL:
-                        scope.update(child)
-                        await self._serve(route, scope, receive, send)
-                        return
+                candidates = routes.get(scope["method"], ())
             elif path == NOOP_FAST and self._noop is not None:
-                match, child = self._noop.matches(scope)
+                candidates = (self._noop,)
+            for route in candidates:
+                match, child = route.matches(scope)
                 if match is Match.FULL:
                     scope.update(child)
-                    await self._serve(self._noop, scope, receive, send)
+                    await self._serve(route, scope, receive, send)
                     return
         await self.app(scope, receive, send)
 
