@@ -6,9 +6,11 @@ synchronous driver (:func:`drive`: SQLite, PostgreSQL's threaded path) or an asy
 A request is a tuple ``(kind, *args)``: ``kind`` names the :class:`~botwire.store.Tx` method
 that serves it (``"one"``, ``"all"``, ``"run"``, ``"many"``, ``"lock"``, ``"savepoint"``,
 ``"rollback_savepoint"``, ``"release_savepoint"``), or ``"version"`` for a new version (the
-backend's allocator). A driver sends back the method's result; a statement that fails is
-*thrown into* the plan at the ``yield`` that asked for it, exactly as a synchronous call would
-have raised there (the engine's per-op savepoints depend on it).
+backend's allocator); a driver may serve more kinds for plans it composes itself
+(``"prefetch"``: ``botwire_server.storage._pg_group``). A driver sends back the method's
+result; a statement that fails is *thrown into* the plan at the ``yield`` that asked for it,
+exactly as a synchronous call would have raised there (the engine's per-op savepoints depend
+on it).
 
 Like the client's commands (``botwire._watch``: ``found = yield ...``), a plan composes with
 ``yield from``; nothing here does I/O or imports a driver.
