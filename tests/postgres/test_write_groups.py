@@ -51,7 +51,7 @@ def test_concurrent_writes_answer_as_if_each_waited_its_turn(postgres_url: str) 
             appends = [w.batch(ns, [Op("append", "log", items=(f'"m{i}"',))]) for i in range(40)]
             incrs = [w.batch(ns, [Op("incr", "n", by=1)]) for _ in range(40)]
             results = await asyncio.gather(*appends, *incrs)
-            return results, [w.groups.groups, w.groups.grouped], store.get(ns, "log")
+            return results, [w.groups.groups, w.groups.writes], store.get(ns, "log")
 
     results, (groups, grouped), log = run(main)
     lengths = sorted(r[0]["length"] for r in results[:40])

@@ -88,14 +88,11 @@ def create_app(
 
         ctx.runner = StoreRunner(opened, inline=inline, on_error=on_error)
         await ctx.runner.open()  # PostgreSQL's async read pool belongs to this event loop
-        groups = ctx.runner.groups
+        # SQLite's group commit (_group), or PostgreSQL's per-namespace groups (_pg_group)
+        groups = ctx.runner.groups or getattr(ctx.runner.reader, "groups", None)
         if groups is not None:
             metrics.write_groups.set_function(lambda: groups.groups)
             metrics.grouped_writes.set_function(lambda: groups.writes)
-        ns_groups = getattr(ctx.runner.reader, "groups", None)  # PostgreSQL's (_pg_group)
-        if ns_groups is not None:
-            metrics.write_groups.set_function(lambda: ns_groups.groups)
-            metrics.grouped_writes.set_function(lambda: ns_groups.grouped)
         engine = getattr(opened, "engine", None)
         if engine is not None and hasattr(engine, "tombstone_seconds"):
             engine.tombstone_seconds = settings.tombstone_retention

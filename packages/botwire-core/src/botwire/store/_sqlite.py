@@ -187,18 +187,20 @@ class SQLiteStore(GroupCommitMixin, PolicyMixin, SQLiteWatch):
             )
         if current < 2:
             tx.run(recount_sql(SQLITE_OCTETS))
+        added: list[str] = []
         if current < POLICY_SCHEMA:
+            added += policy_migration("REAL", "INTEGER")
+        if current < RECORDS_SCHEMA:  # NULL: counted by the namespace's next keyed write
+            added.append(records_migration("INTEGER"))
+        if added:
             have = {row[1] for row in tx.all("PRAGMA table_info(bw_namespaces)")}
-            for statement in policy_migration("REAL", "INTEGER"):
+            for statement in added:
                 if statement.split()[5] not in have:  # ALTER TABLE t ADD COLUMN <name>
                     tx.run(statement)
+        if current < POLICY_SCHEMA:
             tx.run(  # idle ages count from the upgrade
                 "UPDATE bw_namespaces SET written_at = ? WHERE written_at IS NULL", (self.clock(),)
             )
-        if current < RECORDS_SCHEMA:
-            have = {row[1] for row in tx.all("PRAGMA table_info(bw_namespaces)")}
-            if "records" not in have:  # NULL: counted by the namespace's next keyed write
-                tx.run(records_migration("INTEGER"))
         if current != SCHEMA_VERSION:
             tx.run("UPDATE bw_meta SET schema = ? WHERE id = 1", (SCHEMA_VERSION,))
 

@@ -65,12 +65,8 @@ class Maintenance(Reads):
 
         while over():
             excess = count - MAX_IDEMPOTENCY_RECORDS
-            oldest = yield (
-                "all",
-                f"SELECT ikey, {self.octets} FROM bw_idempotency WHERE ns = ? AND ikey <> ?"
-                " ORDER BY created_at, ikey LIMIT ?",
-                (ns, keep, excess if excess > 0 else SHED_PAGE),
-            )
+            limit = excess if excess > 0 else SHED_PAGE
+            oldest = yield ("all", self._oldest_records("?"), (ns, keep, limit))
             gone: list[tuple[str, str]] = []
             for old_key, length in oldest:
                 if not over():
@@ -92,10 +88,7 @@ class Maintenance(Reads):
         PostgreSQL's generic plan of a prepared ``LIMIT $n`` guesses 100 rows and scans the
         whole namespace (0.30 ms at 1,000 records) where the literal probes the index."""
         limit, params = ("1", ()) if n == 1 else ("?", (n,))
-        oldest = (
-            f"SELECT ikey, {self.octets} AS size FROM bw_idempotency WHERE ns = ? AND ikey <> ?"
-            f" ORDER BY created_at, ikey LIMIT {limit}"
-        )
+        oldest = self._oldest_records(limit)
         yield (
             "run",
             f"UPDATE bw_namespaces SET bytes = bytes - (SELECT coalesce(sum(size), 0) FROM"
@@ -106,6 +99,14 @@ class Maintenance(Reads):
             "run",
             f"DELETE FROM bw_idempotency WHERE ns = ? AND ikey IN (SELECT ikey FROM ({oldest}) o)",
             (ns, ns, keep, *params),
+        )
+
+    def _oldest_records(self, limit: str) -> str:
+        """The namespace's (``?``) oldest ``limit`` records but one (``?``): key and bytes
+        (``size``), through ``bw_idempotency_ns_age``."""
+        return (
+            f"SELECT ikey, {self.octets} AS size FROM bw_idempotency WHERE ns = ? AND ikey <> ?"
+            f" ORDER BY created_at, ikey LIMIT {limit}"
         )
 
     def idempotency_budget(self) -> int:

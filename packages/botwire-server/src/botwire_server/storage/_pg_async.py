@@ -85,7 +85,6 @@ class AsyncPgReader:
         self._retries = retries
         self._gate = _Gate(max_size, timeout)
         self._write_gate = _Gate(write_max_size, timeout)
-        self._gate_timeout = timeout
         self.writes = write_max_size > 0
         self._housekeeping = housekeeping
         self._written = 0
@@ -130,13 +129,12 @@ class AsyncPgReader:
         if self._wpool is not None:
             await self._wpool.open()
 
-    def _late(self, namespace: str) -> Exception:
-        """A write that waited ``timeout`` for the write of its namespace in flight."""
+    def _late(self, namespace: str, waited: float) -> Exception:
+        """A write that waited ``waited`` s for the write of its namespace in flight."""
         return no_connection(
             self._where,
             PoolTimeout(
-                f"a write of namespace {namespace!r} waited {self._gate_timeout:.2f} sec for the"
-                " one in flight"
+                f"a write of namespace {namespace!r} waited {waited:.2f} sec for the one in flight"
             ),
         )
 

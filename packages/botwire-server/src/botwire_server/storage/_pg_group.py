@@ -88,21 +88,25 @@ class NamespaceGroups:
 
     Example (what :class:`~botwire_server.storage._pg_async.AsyncPgReader` does)::
 
-        groups = NamespaceGroups(reader._write, timeout=30.0, late=too_late)
+        groups = NamespaceGroups(reader._write, timeout=5.0, late=too_late)
         results = await groups.write(GroupedWrite("user-42", make_plan, prefetch))
     """
 
-    def __init__(self, run: Run, *, timeout: float, late: Callable[[str], Exception]) -> None:
+    def __init__(
+        self, run: Run, *, timeout: float, late: Callable[[str, float], Exception]
+    ) -> None:
         """``timeout``: how long a call may wait for its group to start (the pool's wait, which
-        it replaces); then it is withdrawn and ``late(namespace)`` raised to its caller."""
+        it replaces); then it is withdrawn and ``late(namespace, timeout)`` raised to its
+        caller."""
         self._run = run
         self._timeout, self._late = timeout, late
         #: namespace -> the calls waiting for its write in flight (present while one is)
         self._waiting: dict[str, list[_Waiter]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        #: transactions that ran more than one call, and the calls in them (figures, tests)
+        #: transactions that ran more than one call, and the calls in them (``/metrics``, as
+        #: ``_group.WriteGroups``'s)
         self.groups = 0
-        self.grouped = 0
+        self.writes = 0
 
     async def write(self, call: GroupedWrite) -> Results:
         """The call's results once its transaction committed (or its own error).
@@ -130,7 +134,7 @@ class NamespaceGroups:
 
     def _expire(self, waiter: _Waiter) -> None:
         if not waiter.started and not waiter.future.done():
-            waiter.future.set_exception(self._late(waiter.call.namespace))
+            waiter.future.set_exception(self._late(waiter.call.namespace, self._timeout))
 
     def _next(self, namespace: str) -> None:
         """The namespace's write is done: run the calls that waited for it (not those whose
@@ -164,7 +168,7 @@ class NamespaceGroups:
             try:
                 outcomes: list[Outcome] = await self._run(lambda: group_plan(calls), None)
                 self.groups += 1
-                self.grouped += len(calls)
+                self.writes += len(calls)
                 return outcomes
             except BotWireError as exc:  # retries spent, or the outcome is unknown: for all
                 return [exc] * len(calls)
