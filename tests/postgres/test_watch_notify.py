@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from botwire_server.storage.postgres import PostgresStore
-from botwire_server.watch import WatchHub
+from botwire_server.watch import NOTIFY_INTERVAL, PAYLOAD_BYTES, WatchHub, payloads
 
 pytestmark = pytest.mark.postgres
 
@@ -90,3 +90,55 @@ def test_own_notifications_are_skipped_and_others_wake_once(postgres_url: str) -
             await two.close()
 
     asyncio.run(main())
+
+
+def test_a_burst_of_writes_shares_few_notify_statements(postgres_url: str) -> None:
+    """2,000 writes to 300 namespaces (long names: their payloads pass PostgreSQL's 8000-byte
+    limit) over about 0.2 s: at most one notify statement per ``NOTIFY_INTERVAL``, and every
+    namespace wakes the other replica."""
+
+    async def main() -> None:
+        one, two = Replica(postgres_url), Replica(postgres_url)
+        await one.open()
+        await two.open()
+        statements: list[list[str]] = []
+        notify = one.hub._notify
+
+        async def counted(payloads: list[str]) -> None:
+            statements.append(payloads)
+            await notify(payloads)
+
+        one.hub._notify = counted  # type: ignore[method-assign]
+        try:
+            await _settle(1.0)
+            two.woken.clear()
+            tag = uuid.uuid4().hex[:8]
+            names = [f"burst-{tag}-{i:03d}-" + "x" * 100 for i in range(300)]
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            for i in range(2000):
+                one.hub.written(names[i % 300])
+                if i % 10 == 0:
+                    await asyncio.sleep(0.0005)  # the sender runs between the writes
+            elapsed = loop.time() - start
+            await _settle()
+            assert {ns for ns in names if two.woken[ns] == 0} == set()
+            # at most one statement per NOTIFY_INTERVAL (one per write before)
+            assert len(statements) <= elapsed / NOTIFY_INTERVAL + 2, (len(statements), elapsed)
+            sent = [p for payloads in statements for p in payloads]
+            assert max(len(p.encode()) for p in sent) <= 7900
+            assert sorted({ns for p in sent for ns in p.split(" ")}) == names
+        finally:
+            await one.close()
+            await two.close()
+
+    asyncio.run(main())
+
+
+def test_payloads_split_names_under_the_limit() -> None:
+    names = [f"n{i}-" + "y" * (i % 128) for i in range(500)]
+    out = payloads(names)
+    assert [ns for p in out for ns in p.split(" ")] == names
+    assert all(len(p) <= PAYLOAD_BYTES for p in out)
+    assert all(len(a) + 1 + len(b.split(" ")[0]) > PAYLOAD_BYTES for a, b in zip(out, out[1:]))
+    assert payloads([]) == [] and payloads(["a"]) == ["a"]
