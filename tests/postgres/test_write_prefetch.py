@@ -199,3 +199,17 @@ def test_batches_touching_a_key_twice(targets: Targets, script: Any) -> None:
 @given(script=SCRIPTS)
 def test_random_batches_answer_as_sqlite(targets: Targets, script: Any) -> None:
     _check(targets, script)
+
+
+@pytest.mark.parametrize("kind", ["check", "get"])
+@pytest.mark.parametrize("atomic", [False, True])
+def test_a_read_batch_that_drops_an_expired_key_answers_as_sqlite(
+    targets: Targets, kind: str, atomic: bool
+) -> None:
+    """Found by the random batches: a batch of reads that finds an expired key drops it and
+    adds the change to the statistics (``plan_add``), whose statement named its columns bare:
+    PostgreSQL refused it as ambiguous, so the read failed."""
+    _check(
+        targets,
+        [([Op("set", "a", value="0", ttl=5.0)], False, 0), ([Op(kind, "a")], atomic, 6)],
+    )

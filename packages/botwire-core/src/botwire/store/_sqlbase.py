@@ -328,7 +328,8 @@ class EngineBase:
     ) -> Plan[None]:
         """Add ``stats - base`` to the statistics row (created if absent) in one statement; a
         new UTC day restarts the write count, as :meth:`plan_lock` does. ``written``: as
-        :meth:`plan_save`."""
+        :meth:`plan_save`. PostgreSQL runs it too, for reads that drop expired entries (its
+        columns are qualified: PostgreSQL refuses the bare names as ambiguous)."""
         keys, size = stats.keys - base.keys, stats.bytes - base.bytes
         writes = stats.writes - base.writes
         if not (keys or size or writes or stats.records != base.records):
@@ -339,10 +340,12 @@ class EngineBase:
             "run",
             "INSERT INTO bw_namespaces (ns, keys, bytes, day, writes, written_at, records)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (ns) DO UPDATE SET keys = keys + excluded.keys,"
-            " bytes = bytes + excluded.bytes, writes = CASE WHEN day = excluded.day"
-            " THEN writes + excluded.writes ELSE excluded.writes END, day = excluded.day,"
-            " written_at = coalesce(excluded.written_at, written_at),"
+            " ON CONFLICT (ns) DO UPDATE SET keys = bw_namespaces.keys + excluded.keys,"
+            " bytes = bw_namespaces.bytes + excluded.bytes,"
+            " writes = CASE WHEN bw_namespaces.day = excluded.day"
+            " THEN bw_namespaces.writes + excluded.writes ELSE excluded.writes END,"
+            " day = excluded.day,"
+            " written_at = coalesce(excluded.written_at, bw_namespaces.written_at),"
             " records = excluded.records",
             (ns, keys, size, stats.day, writes, written, stats.records),
         )
