@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import uuid
 
 import psycopg
@@ -140,5 +141,7 @@ def test_payloads_split_names_under_the_limit() -> None:
     out = payloads(names)
     assert [ns for p in out for ns in p.split(" ")] == names
     assert all(len(p) <= PAYLOAD_BYTES for p in out)
-    assert all(len(a) + 1 + len(b.split(" ")[0]) > PAYLOAD_BYTES for a, b in zip(out, out[1:]))
+    assert all(
+        len(a) + 1 + len(b.split(" ")[0]) > PAYLOAD_BYTES for a, b in itertools.pairwise(out)
+    )
     assert payloads([]) == [] and payloads(["a"]) == ["a"]
