@@ -7,12 +7,12 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import psycopg
 import pytest
 from support.backends import FakeClock
 from support.postgres import postgres_url as _postgres_url_fixture
 
 from botwire import Limits, Memory
+from botwire_server.storage._pg_write import AsyncPgTx
 from botwire_server.storage.postgres import PostgresStore
 
 postgres_url = _postgres_url_fixture()  # one database for the session; tests use fresh namespaces
@@ -68,11 +68,12 @@ def ns(request: pytest.FixtureRequest) -> str:
 def sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The text of every simple query the event loop's writes send."""
     texts: list[str] = []
-    execute = psycopg.AsyncClientCursor.execute
+    send = AsyncPgTx.send
 
-    async def spy(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
-        texts.append(str(query))
-        return await execute(self, query, *args, **kwargs)
+    async def spy(self: AsyncPgTx) -> Any:
+        if self._queue:  # what send() joins into one query
+            texts.append(b"; ".join(self._queue).decode())
+        return await send(self)
 
-    monkeypatch.setattr(psycopg.AsyncClientCursor, "execute", spy)
+    monkeypatch.setattr(AsyncPgTx, "send", spy)
     return texts

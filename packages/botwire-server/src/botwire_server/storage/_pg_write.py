@@ -2,13 +2,18 @@
 over a ``psycopg.AsyncConnection``, no worker thread per write.
 
 :class:`AsyncPgTx` queues the plan's statements and sends the queue as **one simple query**
-(several statements, parameters bound client-side by psycopg's ``ClientCursor``) whenever the
-plan needs a result: ``BEGIN`` rides with the namespace lock, ``nextval`` and the reads the engine
-is known to issue (``Engine.write_prefetch``: the idempotency record, each key's entry) are
-queued right behind the lock, and the writes ride with ``COMMIT``. A write costs the same two
+(several statements, parameters bound client-side as psycopg's ``ClientCursor`` binds them:
+each is ``Transformer.as_literal``) whenever the plan needs a result: ``BEGIN`` rides with the
+namespace lock, ``nextval`` and the reads the engine is known to issue
+(``Engine.write_prefetch``: the idempotency record, each key's entry) are queued right behind
+the lock, and the writes ride with ``COMMIT``. A write costs the same two
 round trips as in pipeline mode, whatever the number of keys it writes, but two calls into the
 driver instead of one per statement: measured, 275-303 µs of client CPU per write against
 630-642 µs pipelined (psycopg 3.3.9 flushes and polls at every ``execute`` in pipeline mode).
+The query goes out on the connection's libpq handle and its results are converted by a
+``Transformer`` (both psycopg's, in C), not through a cursor: the cursor's bookkeeping (query
+parsing, the prepare manager, column descriptions) was about a quarter of the server's CPU per
+PostgreSQL write (py-spy), for statements that need none of it.
 The most used statements go as ``EXECUTE`` of statements prepared on the connection
 (``_pg_prepare``; off behind a transaction-mode pooler). A prefetched result is handed out once,
 for the identical query (``write_prefetch`` says why it is still true then).
@@ -24,7 +29,11 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg.pq import TransactionStatus
+from psycopg import abc
+from psycopg.adapt import Transformer
+from psycopg.errors import error_from_result
+from psycopg.generators import execute
+from psycopg.pq import ExecStatus, TransactionStatus
 
 from botwire._errors import BotWireError
 from botwire.store._sqlplan import Plan
@@ -45,7 +54,16 @@ class AsyncPgTx:
     """A transaction's statements on one ``AsyncConnection``, queued and sent together (see
     module)."""
 
-    __slots__ = ("_cur", "_names", "_plan", "_prefetched", "_prepared", "_queue", "_version")
+    __slots__ = (
+        "_conn",
+        "_names",
+        "_plan",
+        "_prefetched",
+        "_prepared",
+        "_queue",
+        "_tx",
+        "_version",
+    )
 
     def __init__(
         self,
@@ -57,40 +75,51 @@ class AsyncPgTx:
     ) -> None:
         """``names``: the statements prepared on ``conn`` (``Prepared.ready``), sent as
         ``EXECUTE``; ``prepared`` counts the uses of the others."""
-        self._cur: psycopg.AsyncClientCursor[Any] = psycopg.AsyncClientCursor(conn)
+        self._conn = conn
+        self._tx: abc.Transformer = Transformer(conn)
         self._prepared = prepared
         self._names = names or {}
         self._plan = prefetch
-        self._queue: list[str] = []
+        self._queue: list[bytes] = []
         self._prefetched: dict[Query, Rows] = {}
         self._version: int | None = None
 
     def queue(self, sql: str | bytes, params: Sequence[Any] = ()) -> int:
         """Queue a statement (the engine's ``?`` placeholders); its index in the next send."""
+        if not params:  # sent as it is: pg_sql's %% would stay doubled
+            self._queue.append(sql if isinstance(sql, bytes) else sql.encode())
+            return len(self._queue) - 1
         if isinstance(sql, bytes):
             sql = sql.decode()
-        if not params:  # sent as it is: pg_sql's %% would stay doubled
-            self._queue.append(sql)
-        elif (name := self._names.get(sql)) is not None:
-            self._queue.append(self._cur.mogrify(_execute(name, len(params)), params))
+        if (name := self._names.get(sql)) is not None:
+            template = _execute(name, len(params))
         else:
             if self._prepared is not None:
                 self._prepared.used(sql)
-            self._queue.append(self._cur.mogrify(pg_sql(sql), params))
+            template = _template(sql)
+        self._queue.append(template % literals(self._tx, params))
         return len(self._queue) - 1
 
     async def send(self) -> list[Rows | None]:
-        """Send the queue as one simple query: each statement's rows (``None``: no rows)."""
+        """Send the queue as one simple query: each statement's rows (``None``: no rows); the
+        first statement PostgreSQL refused raises its ``psycopg.Error``, as a cursor would."""
         queue, self._queue = self._queue, []
         if not queue:
             return []
-        cur = self._cur
-        await cur.execute("; ".join(queue))  # no parameters: the text is sent as it is
+        conn, tx = self._conn, self._tx
+        pgconn = conn.pgconn
+        pgconn.send_query(b"; ".join(queue))
         results: list[Rows | None] = []
-        while True:
-            results.append(await cur.fetchall() if cur.description is not None else None)
-            if not cur.nextset():
-                return results
+        for res in await conn.wait(execute(pgconn)):
+            status = res.status
+            if status == ExecStatus.TUPLES_OK:
+                tx.set_pgresult(res)
+                results.append(tx.load_rows(0, res.ntuples, tuple))
+            elif status == ExecStatus.FATAL_ERROR:
+                raise error_from_result(res, encoding=tx.encoding)
+            else:
+                results.append(None)
+        return results
 
     def _fresh(self) -> None:
         """Prefetching rides only with the first statement, the lock."""
@@ -165,11 +194,23 @@ class AsyncPgTx:
         return version
 
 
+def literals(tx: abc.Transformer, params: Sequence[Any]) -> tuple[bytes, ...]:
+    """``params`` as SQL literals, as ``ClientCursor.mogrify`` writes them (``None`` is NULL)."""
+    literal = tx.as_literal
+    return tuple(b"NULL" if p is None else literal(p) for p in params)
+
+
+@functools.lru_cache(maxsize=512)
+def _template(sql: str) -> bytes:
+    """The engine's statement (``?`` placeholders) as a ``%``-template of its literals."""
+    return pg_sql(sql).encode()
+
+
 @functools.lru_cache(maxsize=256)
-def _execute(name: str, count: int) -> str:
+def _execute(name: str, count: int) -> bytes:
     """``EXECUTE name(%s, ...)``: a prepared statement's call, its arguments bound client-side
     as the plain statement's would be (each is coerced to the type PREPARE inferred)."""
-    return f"EXECUTE {name}({', '.join(['%s'] * count)})"
+    return f"EXECUTE {name}({', '.join(['%s'] * count)})".encode()
 
 
 async def drive_async(tx: AsyncPgTx, plan: Plan[T]) -> T:

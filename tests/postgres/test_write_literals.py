@@ -1,0 +1,139 @@
+"""The event-loop writer binds parameters and reads results without a cursor (``_pg_write``):
+its literals must be exactly what psycopg's ``ClientCursor.mogrify`` writes, every value must
+come back from PostgreSQL unchanged, and a refused statement must raise the error a cursor
+raises, with the transaction left for the caller to roll back."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from psycopg.adapt import Transformer
+
+from botwire_server.storage._pg_common import pg_sql
+from botwire_server.storage._pg_write import AsyncPgTx, literals
+
+pytestmark = pytest.mark.postgres
+
+VALUES: list[Any] = [
+    None,
+    "",
+    "plain",
+    "it's",
+    "back\\slash",
+    "'); DROP TABLE bw_entries; --",
+    "ünïcødé ✓ 😀",
+    "%s %% ?",
+    "new\nline\ttab",
+    b"",
+    b"\x00\x01\xff'\\",
+    0,
+    -1,
+    2**62,
+    -(2**63),
+    1.5,
+    -0.0,
+    1e300,
+    True,
+    False,
+]
+
+
+class Loop:
+    """One event loop and connection for a test's many examples."""
+
+    def __init__(self, url: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.conn: psycopg.AsyncConnection[Any] = self.run(
+            psycopg.AsyncConnection.connect(url, autocommit=True)
+        )
+
+    def run(self, coro: Any) -> Any:
+        return self.loop.run_until_complete(coro)
+
+    def close(self) -> None:
+        self.run(self.conn.close())
+        self.loop.close()
+
+
+@pytest.fixture(scope="module")
+def loop(postgres_url: str) -> Iterator[Loop]:
+    lp = Loop(postgres_url)
+    yield lp
+    lp.close()
+
+
+def _select(loop: Loop, params: list[Any]) -> list[Any]:
+    """``SELECT`` of ``params``; a float's literal, alone, is read back as ``numeric`` (as a
+    cursor's is; the engine's floats go to ``double precision`` columns), so as a float."""
+
+    async def body() -> list[Any]:
+        tx = AsyncPgTx(loop.conn)
+        at = tx.queue("SELECT " + ", ".join(["?"] * len(params)), params)
+        rows = (await tx.send())[at]
+        assert rows is not None
+        return list(rows[0])
+
+    got = loop.run(body())
+    return [float(g) if isinstance(p, float) else g for p, g in zip(params, got, strict=True)]
+
+
+@pytest.mark.parametrize("value", VALUES, ids=repr)
+def test_literals_are_what_client_cursor_mogrify_writes(loop: Loop, value: Any) -> None:
+    sql = "UPDATE t SET a = ?, b = '%' WHERE c = ?"  # a literal % too, as pg_sql escapes it
+    cur = psycopg.ClientCursor(loop.conn)  # type: ignore[arg-type]
+    expected = cur.mogrify(pg_sql(sql), (value, "k")).encode()
+    template = pg_sql(sql).encode()
+    assert template % literals(Transformer(loop.conn), (value, "k")) == expected
+
+
+@pytest.mark.parametrize("value", VALUES, ids=repr)
+def test_every_value_comes_back_unchanged(loop: Loop, value: Any) -> None:
+    assert _select(loop, [value, "after"]) == [value, "after"]
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.one_of(
+            st.text().filter(lambda s: "\x00" not in s),  # PostgreSQL text holds no NUL
+            st.binary(),
+            st.integers(-(2**63), 2**63 - 1),
+            st.floats(allow_nan=False),
+            st.none(),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_random_values_come_back_unchanged(loop: Loop, params: list[Any]) -> None:
+    assert _select(loop, params) == params
+
+
+def test_a_refused_statement_raises_as_a_cursor_would(loop: Loop) -> None:
+    """Division by zero in the middle of a queue: ``DivisionByZero`` with its SQLSTATE, the
+    transaction failed (the caller rolls back), the connection usable after."""
+
+    async def body() -> None:
+        tx = AsyncPgTx(loop.conn)
+        tx.queue(b"BEGIN")
+        tx.queue("SELECT ?", [1])
+        tx.queue("SELECT 1 / ?", [0])
+        tx.queue("SELECT ?", [2])
+        with pytest.raises(psycopg.errors.DivisionByZero) as err:
+            await tx.send()
+        assert err.value.sqlstate == "22012"
+        status = loop.conn.info.transaction_status
+        assert status == psycopg.pq.TransactionStatus.INERROR
+        await loop.conn.execute("ROLLBACK")
+        tx.queue("SELECT ?", ["fine"])
+        assert await tx.send() == [[("fine",)]]
+
+    loop.run(body())
