@@ -59,6 +59,33 @@ def test_reads_match_the_sync_store(make_store: MakeStore, ns: str) -> None:
     assert got[7] == (None, None)
 
 
+def test_stored_bytes_match_the_sync_store(make_store: MakeStore, ns: str) -> None:
+    """A batch's response budget is looked up on the event loop (``stored_bytes``): the same
+    figure as the sync store's, for repeated, missing and expired keys, and past the 500 keys
+    of one statement."""
+    store = make_store()
+    mem = Memory(ns, store=store)
+    mem.set("v", {"a": "x" * 100})
+    mem.append("l", "x", "y")
+    mem.set("gone", 1, ttl=0.01)
+    for i in range(600):
+        mem.set(f"k{i}", i)
+    time.sleep(0.05)
+    cases = [
+        ["v"],
+        ["v", "v", "l"],
+        ["missing", "gone"],
+        [f"k{i}" for i in range(600)] + ["v"],
+    ]
+
+    async def body(reader: Any) -> list[int]:
+        return [await reader.stored_bytes(ns, keys) for keys in cases]
+
+    got = with_async_reader(store, body)
+    assert got == [store.stored_bytes(ns, keys) for keys in cases]
+    assert got[1] == 2 * got[0] + store.stored_bytes(ns, ["l"]) and got[2] == 0
+
+
 def test_read_errors_match_the_sync_store(make_store: MakeStore, ns: str) -> None:
     store = make_store()
     Memory(ns, store=store).set("s", "text")

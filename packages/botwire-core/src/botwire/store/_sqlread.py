@@ -12,6 +12,7 @@ from .._codec import decode, dumps
 from .._errors import InvalidArgument
 from .._types import Entry, KeyInfo, KeyPage, Op
 from ._sqlbase import EngineBase, Tx
+from ._sqlplan import Plan, drive
 from ._sqltext import LIST, READ_SQL, READ_TAIL_SQL, JSONEntry, prefix_filter
 
 
@@ -133,6 +134,11 @@ class Reads(EngineBase):
     def stored_bytes(self, tx: Tx, ns: str, keys: Sequence[str], now: float) -> int:
         """Bytes of JSON (key + value) that reading ``keys`` would return, a key counted as
         often as it is named; what a response budget is checked against before reading."""
+        return drive(tx, self.plan_stored_bytes(ns, keys, now))
+
+    def plan_stored_bytes(self, ns: str, keys: Sequence[str], now: float) -> Plan[int]:
+        """:meth:`stored_bytes` sans-I/O (``_sqlplan``), for a backend reading on an event
+        loop."""
         wanted: dict[str, int] = {}
         for key in keys:
             wanted[key] = wanted.get(key, 0) + 1
@@ -140,7 +146,8 @@ class Reads(EngineBase):
         names = list(wanted)
         for start in range(0, len(names), 500):  # bounded statement size
             chunk = names[start : start + 500]
-            rows = tx.all(
+            rows = yield (
+                "all",
                 "SELECT key, bytes FROM bw_entries WHERE ns = ? AND key IN ("
                 + ",".join("?" * len(chunk))
                 + ") AND (expires_at IS NULL OR expires_at > ?)",

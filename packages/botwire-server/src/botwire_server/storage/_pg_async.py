@@ -158,6 +158,19 @@ class AsyncPgReader:
         rows = await self._rows(namespace, key, tail)
         return self._engine.entry_from_rows(namespace, key, tail, rows)
 
+    async def stored_bytes(self, namespace: str, keys: Sequence[str]) -> int:
+        """``PostgresStore.stored_bytes`` on the event loop (a batch's response budget, checked
+        before its gets are read): each statement of ``Engine.plan_stored_bytes`` through
+        :meth:`_fetch`."""
+        plan = self._engine.plan_stored_bytes(namespace, keys, self._engine.clock())
+        rows: Rows | None = None
+        try:
+            while True:
+                _, sql, params = plan.send(rows)
+                rows = await self._fetch(pg_sql(sql), params)
+        except StopIteration as stop:
+            return int(stop.value)
+
     async def _rows(self, namespace: str, key: str, tail: int | None) -> Rows:
         """``read_query``'s rows; whole values through the :class:`ReadGroup`."""
         if tail is None:

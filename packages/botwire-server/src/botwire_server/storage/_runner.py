@@ -243,7 +243,12 @@ class StoreRunner(ThreadedAsyncStore):
         return rows
 
     async def stored_bytes(self, namespace: str, keys: Sequence[str]) -> int | None:
-        """JSON bytes reading ``keys`` would return, or ``None`` when the store cannot tell."""
+        """JSON bytes reading ``keys`` would return, or ``None`` when the store cannot tell;
+        on the event loop when the store's async reader offers it (PostgreSQL)."""
+        reader: Any = self.reader
+        if reader is not None and hasattr(reader, "stored_bytes"):
+            size: int = await self._await("stored_bytes", reader.stored_bytes(namespace, keys))
+            return size
         total: int | None = await self.call("stored_bytes", namespace, keys, default=None)
         return total
 
