@@ -134,3 +134,42 @@ def test_a_platform_retry_of_the_whole_invocation_applies_once(
     assert m.get("chat_history") == [{"user": "hi"}]
     assert m.get("turns") == 1 and m.get("tokens") == 42
     assert m.get("audit") == ["8f1c2d3e-0000-4a5b-9c7d-000000000001"]
+
+
+def test_a_repeat_safe_commit_goes_without_a_key(
+    client: Any, proxy: FaultProxy, ns: str, truth: Memory
+) -> None:
+    """``commit(repeat_safe=True)`` is sent without an Idempotency-Key (the server keeps no
+    record of it): when its answer is lost after the server applied it, the client's retry
+    applies it again, as its caller accepted. The same commit without the flag applies once."""
+    m = client(ns, url=proxy.url)
+    proxy.set_script(["drop_after"])
+    tx = m.atomic()
+    tx.set("k", "same").append("seen", "x")
+    tx.commit(repeat_safe=True)
+    assert proxy.counts["drop_after"] == 1
+    assert truth.get("seen") == ["x", "x"] and truth.get("k") == "same"
+
+    proxy.set_script(["drop_after"])
+    tx = m.atomic()
+    tx.append("once", "y")
+    tx.commit()
+    assert truth.get("once") == ["y"]
+
+
+def test_repeat_safe_on_the_embedded_store_applies_once(client: Any, tmp_db: str, ns: str) -> None:
+    m = client(ns, url=f"sqlite:///{tmp_db}")
+    tx = m.atomic()
+    tx.append("seen", "x")
+    assert tx.commit(repeat_safe=True) == [1]
+    assert m.get("seen") == ["x"]
+
+
+def test_repeat_safe_with_a_key_is_refused_before_any_io(client: Any, url: str, ns: str) -> None:
+    m = client(ns, url=url)
+    tx = m.atomic()
+    tx.append("seen", "x")
+    with pytest.raises(InvalidArgument) as info:
+        tx.commit(idempotency_key="req-5", repeat_safe=True)
+    assert ns in str(info.value) and "Pass one of them" in str(info.value)
+    assert client(ns, url=url).get("seen") is None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from . import _common as c
-from ._errors import Conflict
+from ._errors import Conflict, InvalidArgument
 from ._memory import AsyncRun, SyncRun, command
 from ._types import Op
 
@@ -90,21 +90,38 @@ class _Builder:
         return out
 
     @command
-    def commit(self, *, idempotency_key: str | None = None) -> Returns[list[Any]]:
+    def commit(
+        self, *, idempotency_key: str | None = None, repeat_safe: bool = False
+    ) -> Returns[list[Any]]:
         """Apply every op at once; returns each op's result (version, deleted, length, value).
 
         ``idempotency_key`` (e.g. ``context.aws_request_id``): a repeat of this commit (a
         platform retrying the whole invocation) applies once and returns the first results.
+
+        ``repeat_safe=True`` says applying these ops twice is harmless to whoever reads them
+        (sets of the same values, appends the readers dedupe): the HTTP client then sends the
+        commit without the ``Idempotency-Key`` it adds to every write, so the server keeps no
+        record of it (one row less per commit, and its day of storage). A retry after a lost
+        answer may apply it a second time. Not with ``idempotency_key``.
         """
         ikey = self._prepare(idempotency_key)
+        if repeat_safe and ikey is not None:
+            raise InvalidArgument(
+                f"botwire: commit of namespace {self._ns!r} got both idempotency_key={ikey!r} "
+                "and repeat_safe=True; a keyed commit applies once, an unkeyed repeat-safe one "
+                "may apply twice. Pass one of them.",
+                namespace=self._ns,
+            )
         if not self.ops:
             return []
         store = self._memory._store
         try:
-            if ikey is None:
-                results = yield store.batch(self._ns, self.ops, atomic=True)
-            else:
+            if ikey is not None:
                 results = yield store.batch(self._ns, self.ops, atomic=True, idempotency_key=ikey)
+            elif repeat_safe and getattr(store, "keys_writes", False):
+                results = yield store.batch(self._ns, self.ops, atomic=True, repeat_safe=True)
+            else:
+                results = yield store.batch(self._ns, self.ops, atomic=True)
         except Conflict as error:
             for lease in self._fences:  # a lease's check failed: LeaseLost, the lease forfeit
                 if getattr(error, "key", None) == lease.key:

@@ -143,7 +143,11 @@ def put_plan(
         ops.append(("set", K.thread_run_key(thread_id, run_id), 1, None))
         ops.append(("set", K.run_marker_key(run_id, thread_id), 1, None))
     ops.append(("set", K.latest_key(thread_id, ns), _pointer(cid, body, inline), None))
-    yield Atomic(ops)
+    # Repeat-safe: a retry that applies it again sets the same values and appends the id to
+    # the index again, which every reader dedupes (``_dedupe``). Only a put of another
+    # checkpoint of this thread between the two could be undone ("latest" set back), and that
+    # needs a second writer of the thread, whose puts already race each other.
+    yield Atomic(ops, repeat_safe=True)
     if mark and marked is not None:
         if len(marked) >= _MARKED_MAX:
             marked.clear()
@@ -201,7 +205,8 @@ def put_writes_plan(
                 ],
             }
         )
-        yield Atomic([("append", K.writes_key(thread_id, ns, cid), [item])])
+        # Repeat-safe: a repeated item is dropped by ``_decode_writes`` (first of a task/idx)
+        yield Atomic([("append", K.writes_key(thread_id, ns, cid), [item])], repeat_safe=True)
     return None
 
 

@@ -78,7 +78,11 @@ TxOp = tuple[Any, ...]
 
 @dataclass(frozen=True)
 class Atomic:
+    """One atomic batch. ``repeat_safe``: applying it twice is harmless to the readers (see
+    ``Transaction.commit``), so it is sent without an Idempotency-Key and leaves no record."""
+
     ops: Sequence[TxOp]
+    repeat_safe: bool = False
 
 
 Request = Get | GetMany | GetEntry | Tail | ListKeys | DeleteMany | Atomic
@@ -129,7 +133,7 @@ def _exec_sync(m: Memory, req: Request) -> Any:
             return []
         tx = m.atomic()
         _fill(tx, req.ops)
-        return tx.commit()
+        return tx.commit(repeat_safe=req.repeat_safe)
     raise AssertionError(f"unknown request {req!r}")  # pragma: no cover
 
 
@@ -151,7 +155,7 @@ async def _exec_async(m: AsyncMemory, req: Request) -> Any:
             return []
         tx = m.atomic()
         _fill(tx, req.ops)
-        return await tx.commit()
+        return await tx.commit(repeat_safe=req.repeat_safe)
     raise AssertionError(f"unknown request {req!r}")  # pragma: no cover
 
 

@@ -338,16 +338,21 @@ def batch_call(
     ops: Sequence[Op],
     atomic: bool,
     idempotency_key: str | None,
+    repeat_safe: bool = False,
 ) -> Call:
+    """A batch's request. Every write is sent with an ``Idempotency-Key`` (the caller's, else a
+    new one) so the retry loop may repeat it, unless ``repeat_safe``: its caller says applying
+    it twice is harmless, so it goes without, and the server keeps no record of it."""
     headers = {**headers, "Content-Type": "application/json"}
+    keyed = not repeat_safe or idempotency_key is not None
     if len(ops) == 1 and (single := _wire.single_request(ns, ops[0])) is not None:
         method, path, extra, body = single
         headers.update(extra)
         headers[ECHO_HEADER] = _wire.quote_key(ops[0].key)
-        if method == "PATCH":
+        if method == "PATCH" and keyed:
             headers["Idempotency-Key"] = idempotency_key or new_idempotency_key()
         return _call(target, method, path, headers, body, "single", ns, ops[0].key, ops[0])
-    if any(op.mutates for op in ops):
+    if keyed and any(op.mutates for op in ops):
         headers["Idempotency-Key"] = idempotency_key or new_idempotency_key()
     body = _wire.batch_body(ops, atomic)
     key = ops[0].key if len(ops) == 1 else None
@@ -419,6 +424,8 @@ class HTTPCommands:
     """
 
     _exchange: Callable[[Call, float], Any]  # one attempt (a coroutine on the async side)
+    #: ``batch`` keys every write itself and takes ``repeat_safe=`` to send one without.
+    keys_writes = True
     _sleep: Callable[[float], Any]  # time.sleep, or asyncio.sleep for its runner to await
 
     # One constructor for both backends: ``HTTPStore(url, token=..., timeout=10.0, retries=7,
@@ -490,8 +497,12 @@ class HTTPCommands:
         *,
         atomic: bool = True,
         idempotency_key: str | None = None,
+        repeat_safe: bool = False,
     ) -> Generator[Any, Any, list[dict[str, Any]]]:
-        call = batch_call(self.target, self._headers, namespace, ops, atomic, idempotency_key)
+        """``Store.batch``; ``repeat_safe``: see :func:`batch_call` (``atomic(...).commit``)."""
+        call = batch_call(
+            self.target, self._headers, namespace, ops, atomic, idempotency_key, repeat_safe
+        )
         results: list[dict[str, Any]] = yield from self._send(call)
         return results
 
