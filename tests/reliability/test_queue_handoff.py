@@ -65,20 +65,24 @@ def _handoff(url: str, ns: str, per_producer: int, tmp_path: Path, name: str) ->
         }
     )
     try:
-        with workers(producers + consumers) as procs:
+        # The other consumers start once the victim holds its claim: started together, they
+        # could drain a small queue before the victim's first claim (seen on a loaded CI
+        # machine with the shared SQLite file's 200 items), leaving it nothing to die holding.
+        with workers(producers) as makers:
             deadline = time.monotonic() + 60
             while not read_acks(victim_log) and time.monotonic() < deadline:
                 time.sleep(0.01)  # polling the victim's own progress, not a guess
             kill_group(victim)  # kill -9 after its claim, before its ack
             victim_claims = read_acks(victim_log)
-            deadline = time.monotonic() + 150 * max(1, per_producer // 250)
-            while time.monotonic() < deadline:
-                acked = sum(1 for f in done for line in read_acks(f) if line[0] == "a")
-                if acked >= total:
-                    break
-                time.sleep(0.05)
-            stop.touch()
-            wait_all(procs, timeout=60)
+            with workers(consumers) as takers:
+                deadline = time.monotonic() + 150 * max(1, per_producer // 250)
+                while time.monotonic() < deadline:
+                    acked = sum(1 for f in done for line in read_acks(f) if line[0] == "a")
+                    if acked >= total:
+                        break
+                    time.sleep(0.05)
+                stop.touch()
+                wait_all(makers + takers, timeout=60)
     finally:
         kill_group(victim)
         if victim.stdout is not None:
