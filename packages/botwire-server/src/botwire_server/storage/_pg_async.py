@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import anyio
@@ -39,7 +39,7 @@ from ._pg_common import Retry, no_connection, pg_sql
 from ._pg_group import GroupedWrite, NamespaceGroups
 from ._pg_prepare import Prepared
 from ._pg_reads import ReadGroup
-from ._pg_write import Query, rollback_async, write_async
+from ._pg_write import Query, drive_async, rollback_async, write_async
 
 __all__ = ["AsyncPgReader"]
 
@@ -160,16 +160,10 @@ class AsyncPgReader:
 
     async def stored_bytes(self, namespace: str, keys: Sequence[str]) -> int:
         """``PostgresStore.stored_bytes`` on the event loop (a batch's response budget, checked
-        before its gets are read): each statement of ``Engine.plan_stored_bytes`` through
-        :meth:`_fetch`."""
+        before its gets are read): ``Engine.plan_stored_bytes`` driven as the writes' plans
+        are, each statement through :meth:`_fetch`."""
         plan = self._engine.plan_stored_bytes(namespace, keys, self._engine.clock())
-        rows: Rows | None = None
-        try:
-            while True:
-                _, sql, params = plan.send(rows)
-                rows = await self._fetch(pg_sql(sql), params)
-        except StopIteration as stop:
-            return int(stop.value)
+        return await drive_async(_Autocommit(self._fetch), plan)
 
     async def _rows(self, namespace: str, key: str, tail: int | None) -> Rows:
         """``read_query``'s rows; whole values through the :class:`ReadGroup`."""
@@ -293,6 +287,19 @@ class AsyncPgReader:
                 await pool.putconn(conn)
         finally:
             self._write_gate.release()
+
+
+class _Autocommit:
+    """The ``all`` request of a read-only plan (``_sqlplan``), each statement on its own through
+    ``AsyncPgReader._fetch`` (a pooled connection, the store's retries)."""
+
+    __slots__ = ("_fetch",)
+
+    def __init__(self, fetch: Callable[[str, list[Any]], Awaitable[Rows]]) -> None:
+        self._fetch = fetch
+
+    async def all(self, sql: str, params: Sequence[Any] = ()) -> Rows:
+        return await self._fetch(pg_sql(sql), list(params))
 
 
 class _Gate:

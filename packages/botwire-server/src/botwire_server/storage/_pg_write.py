@@ -213,9 +213,10 @@ def _execute(name: str, count: int) -> bytes:
     return f"EXECUTE {name}({', '.join(['%s'] * count)})".encode()
 
 
-async def drive_async(tx: AsyncPgTx, plan: Plan[T]) -> T:
-    """``botwire.store._sqlplan.drive`` on the event loop: each request is the awaited
-    :class:`AsyncPgTx` method of its name; a failed statement is thrown into the plan."""
+async def drive_async(tx: Any, plan: Plan[T]) -> T:
+    """``botwire.store._sqlplan.drive`` on the event loop: each request is the awaited method
+    of its name on ``tx`` (an :class:`AsyncPgTx`, or a reader's ``_Autocommit``); a failed
+    statement is thrown into the plan."""
     send, throw = plan.send, plan.throw
     result: Any = None
     error: Exception | None = None
