@@ -15,6 +15,12 @@ reads its answer pins the answer's bytes in memory for as long as it likes. This
 - aborts the connection (freeing the unsent answer) when the client has not read enough of
   an answer to let the server write again for ``BOTWIRE_WRITE_TIMEOUT`` seconds (default 30).
 
+It also writes an answer's head and body with one ``send``: uvicorn writes them separately
+(two system calls, two TCP segments, and two reads for the client), so the protocol's transport
+is a :class:`CoalescingTransport`, which holds what is written until the event loop's next
+iteration. Measured (issue 22, 6 processes adding chat messages to one PostgreSQL session):
+server CPU per add 457-474 -> 418 µs, 1,203-1,241 -> 1,374 adds/s.
+
 Without httptools, uvicorn's h11 protocol is used with the same head cap (h11 refuses a larger
 head with a 400); it has no head deadline.
 
@@ -35,6 +41,7 @@ from typing import Any
 
 __all__ = [
     "MAX_HEAD_BYTES",
+    "CoalescingTransport",
     "body_timeout",
     "head_timeout",
     "http_protocol_options",
@@ -86,6 +93,93 @@ _BODY_TIMEOUT = _response(
 )
 
 
+class CoalescingTransport(asyncio.Transport):
+    """A transport whose writes of one event-loop iteration leave as one ``write`` of the
+    transport it wraps, at the end of that iteration (see module); everything else is the
+    wrapped transport's. ``close`` sends what is held first; ``abort`` drops it, as the wrapped
+    transport drops its own unsent bytes.
+
+    Example (what the bounded protocol does with the connection's transport)::
+
+        transport = CoalescingTransport(transport, asyncio.get_running_loop())
+        transport.write(head)
+        transport.write(body)   # one send of head + body, once this callback returns
+    """
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._inner = transport
+        self._loop = loop
+        self._held: list[bytes] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not data:
+            return
+        if not self._held:
+            self._loop.call_soon(self.flush)
+        self._held.append(bytes(data))
+
+    def writelines(self, list_of_data: Any) -> None:
+        for data in list_of_data:
+            self.write(data)
+
+    def flush(self) -> None:
+        """Hand what is held to the wrapped transport now."""
+        if not self._held:
+            return
+        data = self._held[0] if len(self._held) == 1 else b"".join(self._held)
+        self._held = []
+        if not self._inner.is_closing():  # closed meanwhile (the client left): nobody reads it
+            self._inner.write(data)
+
+    def get_write_buffer_size(self) -> int:
+        return self._inner.get_write_buffer_size() + sum(len(d) for d in self._held)
+
+    def close(self) -> None:
+        if not self._inner.is_closing():
+            self.flush()
+        self._held = []
+        self._inner.close()
+
+    def abort(self) -> None:
+        self._held = []
+        self._inner.abort()
+
+    def write_eof(self) -> None:
+        self.flush()
+        self._inner.write_eof()
+
+    def can_write_eof(self) -> bool:
+        return self._inner.can_write_eof()
+
+    def is_closing(self) -> bool:
+        return self._inner.is_closing()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._inner.get_extra_info(name, default)
+
+    def pause_reading(self) -> None:
+        self._inner.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._inner.resume_reading()
+
+    def is_reading(self) -> bool:
+        return self._inner.is_reading()
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self._inner.set_write_buffer_limits(high, low)
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return self._inner.get_write_buffer_limits()
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._inner.set_protocol(protocol)
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._inner.get_protocol()
+
+
 def _bounded_httptools() -> type[Any] | None:
     try:
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -105,7 +199,7 @@ def _bounded_httptools() -> type[Any] | None:
         # uvicorn's own protocol narrows the transport the same way (asyncio's base takes any
         # BaseTransport; an HTTP connection is always a Transport).
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
+            super().connection_made(CoalescingTransport(transport, self.loop))
             self._arm()
 
         def connection_lost(self, exc: Exception | None) -> None:
