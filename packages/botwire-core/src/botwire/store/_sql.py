@@ -120,8 +120,9 @@ class Engine(Watching):
         check_batch_size(ns, len(ops))
         mutating = any(op.mutates for op in ops)
         base: Stats | None = None
+        version: int | None = None
         if self._lock_first and mutating:  # gets and checks take no lock and create no row
-            stats, now = yield from self.plan_lock(ns, now)
+            stats, now, version = yield from self.plan_lock(ns, now)
         elif self.db_clock:  # reads still need the database's time (no row is created)
             now = yield from self.plan_db_now(now)
             stats = Stats(0, 0, int(now // DAY), 0)
@@ -155,7 +156,7 @@ class Engine(Watching):
                 replay: list[dict[str, Any]] = decode(done[1])
                 return replay
             kept = yield from self.plan_records(ns, stats)
-        ctx = Ctx(self, ns, now, stats)
+        ctx = Ctx(self, ns, now, stats, version)
         results: list[dict[str, Any]] = []
         for op in ops:
             if atomic:
@@ -199,8 +200,8 @@ class Engine(Watching):
 
     def plan_trim_list(self, ns: str, key: str, now: float) -> Plan[bool]:
         """:meth:`trim_list`'s plan."""
-        stats, now = yield from self.plan_lock(ns, now)
-        ctx = Ctx(self, ns, now, stats)
+        stats, now, version = yield from self.plan_lock(ns, now)
+        ctx = Ctx(self, ns, now, stats, version)
         limit = ctx.max_list_len
         row = yield from ctx.load(key)
         if row is None or row.kind != LIST or limit is None or row.length <= limit:

@@ -220,6 +220,7 @@ class EngineBase:
         lock_first: bool = True,
         db_clock: bool = False,
         octets: str = SQLITE_OCTETS,
+        version_sql: str | None = None,
     ) -> None:
         """``lock_first=False`` is for a backend whose write transactions already exclude each
         other (SQLite's ``BEGIN IMMEDIATE``): the statistics row then needs no lock, so a write
@@ -230,7 +231,12 @@ class EngineBase:
         need it, not from ``clock``: ``clock`` then returns an offset in seconds added to the
         database's time (0.0, or a testing clock's), and every ``now`` passed to a method that
         runs outside a write transaction is that offset. Inside a write, the time returned with
-        the namespace lock is used (no extra statement). Requires ``lock_first``."""
+        the namespace lock is used (no extra statement). Requires ``lock_first``.
+
+        ``version_sql`` (PostgreSQL: ``nextval('bw_version')``): an expression that allocates a
+        version, evaluated in the namespace lock's ``RETURNING`` once the lock is granted, so a
+        write's version follows its namespace's commit order without a statement of its own;
+        without it the first mutation asks ``next_version``."""
         self.limits = limits
         self.clock = clock
         #: SQL for the UTF-8 bytes of a kept answer (SQLite before 3.43 has no octet_length)
@@ -238,6 +244,9 @@ class EngineBase:
         self._next_version = next_version
         self._lock_first = lock_first or db_clock
         self.db_clock = db_clock
+        extra = f", {version_sql}" if version_sql else ""
+        self._lock_sql = (LOCK_DB_CLOCK_SQL if db_clock else LOCK_SQL) + extra
+        self._lock_version = bool(version_sql)
         now_sql = DB_NOW_SQL if db_clock else "?"
         self._now_sql = now_sql
         self._read_sqls = (read_sql(HEAD_FILTER, now_sql), read_sql(TAIL_FILTER, now_sql))
@@ -267,22 +276,23 @@ class EngineBase:
         return self.lock_namespace_at(tx, ns, now)[0]
 
     def lock_namespace_at(self, tx: Tx, ns: str, now: float) -> tuple[Stats, float]:
-        """:meth:`plan_lock` run on ``tx``."""
-        return drive(tx, self.plan_lock(ns, now))
+        """:meth:`plan_lock` run on ``tx``: the statistics and the transaction's time."""
+        stats, at, _ = drive(tx, self.plan_lock(ns, now))
+        return stats, at
 
-    def plan_lock(self, ns: str, now: float) -> Plan[tuple[Stats, float]]:
-        """Take the namespace's write lock (its statistics row): the statistics and the
-        transaction's time, ``now`` itself or with ``db_clock`` the database's time once the
-        lock is granted (same statement)."""
+    def plan_lock(self, ns: str, now: float) -> Plan[tuple[Stats, float, int | None]]:
+        """Take the namespace's write lock (its statistics row): the statistics, the
+        transaction's time (``now`` itself or with ``db_clock`` the database's time once the
+        lock is granted, same statement) and, with a ``version_sql``, the transaction's version
+        (allocated by the same statement; else ``None``: the first mutation allocates it)."""
+        params = (ns, now, now) if self.db_clock else (ns, int(now // DAY))
+        row = yield ("lock", self._lock_sql, params)
+        assert row is not None
+        at = 7
         if self.db_clock:
-            row = yield ("lock", LOCK_DB_CLOCK_SQL, (ns, now, now))
-            assert row is not None
-            now = float(row[7])
-            row = row[:7]
-        else:
-            row = yield ("lock", LOCK_SQL, (ns, int(now // DAY)))
-            assert row is not None
-        return _today(Stats(*row), now), now
+            now, at = float(row[7]), 8
+        version = int(row[at]) if self._lock_version else None
+        return _today(Stats(*row[:7]), now), now, version
 
     def save_namespace(self, tx: Tx, ns: str, stats: Stats, written: float | None = None) -> None:
         """:meth:`plan_save` run on ``tx``."""

@@ -23,13 +23,16 @@ if TYPE_CHECKING:
 class Ctx:
     """The state of one write transaction on one namespace."""
 
-    def __init__(self, engine: Engine, ns: str, now: float, stats: Stats) -> None:
+    def __init__(
+        self, engine: Engine, ns: str, now: float, stats: Stats, version: int | None = None
+    ) -> None:
+        """``version``: the transaction's, when its lock allocated one (``plan_lock``)."""
         self.engine = engine
         self.limits = engine.limits
         self.ns = ns
         self.now = now
         self.stats = stats
-        self._version: int | None = None
+        self._version = version
         self.deleted: set[str] = set()
         # The retention policy in force (issue 18): the namespace's fields over the store's.
         default = engine.policy

@@ -59,6 +59,7 @@ DB_NOW_SQL = "(extract(epoch from statement_timestamp())::float8 + ?)"
 DB_LOCK_NOW_SQL = "(extract(epoch from clock_timestamp())::float8 + ?)"
 
 #: The namespace lock (and statistics) of a write: with the database's time, or the caller's.
+#: An engine with a ``version_sql`` adds it to the ``RETURNING`` (``EngineBase.plan_lock``).
 LOCK_DB_CLOCK_SQL = (
     "INSERT INTO bw_namespaces (ns, keys, bytes, day, writes, records)"
     f" VALUES (?, 0, 0, floor({DB_LOCK_NOW_SQL} / 86400)::bigint, 0, 0)"

@@ -13,9 +13,11 @@ from botwire.store._sqltext import SAVEPOINT_SQL
 
 from ._pg_common import pg_sql
 
-__all__ = ["BEGIN_WRITE", "NEXTVAL", "PgTx", "next_version"]
+__all__ = ["BEGIN_WRITE", "NEXTVAL", "VERSION_SQL", "PgTx", "next_version"]
 
-NEXTVAL = b"SELECT nextval('bw_version')"
+#: A new version: in the namespace lock's RETURNING (the engine's ``version_sql``), or alone.
+VERSION_SQL = "nextval('bw_version')"
+NEXTVAL = f"SELECT {VERSION_SQL}".encode()
 BEGIN_WRITE = b"BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE"
 
 
@@ -24,8 +26,8 @@ class PgTx(TxHooks):
 
     Statements whose results are not read (``run``, ``many``) are only queued; ``one``/``all``
     flush the queue and wait. A write transaction also *prefetches*: right behind the engine's
-    first statement, the namespace lock, it queues ``nextval`` and the reads the engine is known
-    to issue (``Engine.write_prefetch``: the idempotency record, each key's entry), so they
+    first statement, the namespace lock (which allocates the version), it queues the reads the
+    engine is known to issue (``Engine.write_prefetch``: the idempotency record, each key's entry), so they
     share the lock's round trip. They run after the lock is granted, and a prefetched result is
     handed out once, for the identical query, so the engine sees exactly what it would have read
     itself (``write_prefetch`` says why); a mismatch merely costs the round trip it would have
@@ -33,7 +35,7 @@ class PgTx(TxHooks):
     savepoints through :class:`~botwire.store.Tx`'s hooks: no statement text is recognised.
     """
 
-    __slots__ = ("_conn", "_plan", "_prefetched", "_version_cursor")
+    __slots__ = ("_conn", "_plan", "_prefetched")
 
     def __init__(
         self,
@@ -44,7 +46,6 @@ class PgTx(TxHooks):
         self._conn = conn
         self._plan = prefetch  # None: no prefetching (reads, clear, usage, purge)
         self._prefetched: dict[tuple[str, tuple[Any, ...]], psycopg.Cursor[Any]] = {}
-        self._version_cursor: psycopg.Cursor[Any] | None = None
 
     def _execute(self, sql: str, params: Sequence[Any]) -> psycopg.Cursor[Any]:
         """Send a statement; a prefetched read of the identical query is handed out instead."""
@@ -58,13 +59,12 @@ class PgTx(TxHooks):
         return cur
 
     def lock(self, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
-        """The namespace lock (``Tx.lock``): ``nextval`` and the planned reads are queued
-        right behind it, so they share its round trip and run once it is granted."""
+        """The namespace lock (``Tx.lock``, which allocates the version too): the planned
+        reads are queued right behind it, so they share its round trip and run once it is
+        granted."""
         plan = self._plan
         cur = self._execute(sql, params)
         if plan is not None:
-            self._version_cursor = self._conn.cursor()
-            self._version_cursor.execute(NEXTVAL)
             for query, args in plan:
                 early = self._conn.cursor()
                 early.execute(pg_sql(query), args)
@@ -91,10 +91,9 @@ class PgTx(TxHooks):
             self._conn.cursor().executemany(pg_sql(sql), rows)
 
     def next_version(self) -> int:
-        cur, self._version_cursor = self._version_cursor, None
-        if cur is None:
-            cur = self._conn.cursor()
-            cur.execute(NEXTVAL)
+        """A new version, for a transaction whose lock did not allocate one."""
+        cur = self._conn.cursor()
+        cur.execute(NEXTVAL)
         row = cur.fetchone()
         assert row is not None
         return int(row[0])

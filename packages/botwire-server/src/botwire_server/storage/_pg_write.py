@@ -4,9 +4,9 @@ over a ``psycopg.AsyncConnection``, no worker thread per write.
 :class:`AsyncPgTx` queues the plan's statements and sends the queue as **one simple query**
 (several statements, parameters bound client-side as psycopg's ``ClientCursor`` binds them:
 each is ``Transformer.as_literal``) whenever the plan needs a result: ``BEGIN`` rides with the
-namespace lock, ``nextval`` and the reads the engine is known to issue
-(``Engine.write_prefetch``: the idempotency record, each key's entry) are queued right behind
-the lock, and the writes ride with ``COMMIT``. A write costs the same two
+namespace lock (which allocates the transaction's version), the reads the engine is known to
+issue (``Engine.write_prefetch``: the idempotency record, each key's entry) are queued right
+behind the lock, and the writes ride with ``COMMIT``. A write costs the same two
 round trips as in pipeline mode, whatever the number of keys it writes, but two calls into the
 driver instead of one per statement: measured, 275-303 µs of client CPU per write against
 630-642 µs pipelined (psycopg 3.3.9 flushes and polls at every ``execute`` in pipeline mode).
@@ -62,7 +62,6 @@ class AsyncPgTx:
         "_prepared",
         "_queue",
         "_tx",
-        "_version",
     )
 
     def __init__(
@@ -82,7 +81,6 @@ class AsyncPgTx:
         self._plan = prefetch
         self._queue: list[bytes] = []
         self._prefetched: dict[Query, Rows] = {}
-        self._version: int | None = None
 
     def queue(self, sql: str | bytes, params: Sequence[Any] = ()) -> int:
         """Queue a statement (the engine's ``?`` placeholders); its index in the next send."""
@@ -134,20 +132,15 @@ class AsyncPgTx:
         return (await self.send())[at] or []
 
     async def lock(self, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
-        """The namespace lock (``Tx.lock``): ``nextval`` and the planned reads are queued right
-        behind it, so they share its round trip and run once it is granted (versions stay in
-        commit order)."""
+        """The namespace lock (``Tx.lock``, which allocates the version too): the planned reads
+        are queued right behind it, so they share its round trip and run once it is granted."""
         plan = self._plan
         self._fresh()
         at = self.queue(sql, params)
         early: list[tuple[Query, int]] = []
-        version = -1
         if plan is not None:
-            version = self.queue(NEXTVAL)
             early = [((query, args), self.queue(query, args)) for query, args in plan]
         results = await self.send()
-        if version >= 0:
-            self._version = int(results[version][0][0])  # type: ignore[index]
         for key, i in early:
             self._prefetched[key] = results[i] or []
         rows = results[at]
@@ -171,8 +164,8 @@ class AsyncPgTx:
 
     async def prefetch(self, queries: Sequence[Query]) -> None:
         """The reads the next lock carries (a grouped call's, ``_pg_group``): what an earlier
-        call left unread, and its unused version, are dropped with it."""
-        self._plan, self._prefetched, self._version = queries, {}, None
+        call left unread is dropped with it."""
+        self._plan, self._prefetched = queries, {}
 
     async def savepoint(self) -> None:
         self._fresh()
@@ -185,13 +178,11 @@ class AsyncPgTx:
         await self.run(RELEASE_SQL)
 
     async def version(self) -> int:
-        """A new version (the plan's ``"version"`` request): the sequence ``bw_version``."""
-        version, self._version = self._version, None
-        if version is None:
-            self._fresh()
-            at = self.queue(NEXTVAL)
-            version = int((await self.send())[at][0][0])  # type: ignore[index]
-        return version
+        """A new version (the plan's ``"version"`` request, for a transaction whose lock did
+        not allocate one): the sequence ``bw_version``."""
+        self._fresh()
+        at = self.queue(NEXTVAL)
+        return int((await self.send())[at][0][0])  # type: ignore[index]
 
 
 def literals(tx: abc.Transformer, params: Sequence[Any]) -> tuple[bytes, ...]:

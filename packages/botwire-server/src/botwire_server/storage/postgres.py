@@ -52,7 +52,7 @@ from botwire.store._sqltext import RECORDS_AGE_INDEX, policy_migration, records_
 from botwire.store._sqlwatch import WATCH_SCHEMA
 
 from ._pg_common import Retry, pg_sql, reason, where
-from ._pg_tx import BEGIN_WRITE, PgTx, next_version
+from ._pg_tx import BEGIN_WRITE, VERSION_SQL, PgTx, next_version
 from ._pg_watch import BEGIN_READ, WATCH_POLL, PgWatch
 
 if TYPE_CHECKING:
@@ -209,11 +209,16 @@ class PostgresStore(PgWatch):
                 next_version=next_version,
                 db_clock=True,
                 octets=PG_OCTETS,
+                version_sql=VERSION_SQL,
             )
         else:
             self.clock = clock
             self.engine = Engine(
-                limits=limits or Limits(), clock=clock, next_version=next_version, octets=PG_OCTETS
+                limits=limits or Limits(),
+                clock=clock,
+                next_version=next_version,
+                octets=PG_OCTETS,
+                version_sql=VERSION_SQL,
             )
         self._where = where(dsn)
         self._retries = retries
