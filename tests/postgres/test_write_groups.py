@@ -18,6 +18,7 @@ import pytest
 
 from botwire import Conflict, Limits, QuotaExceeded, Unavailable
 from botwire.store import Op
+from botwire.store._sql import Engine
 from botwire_server.storage.postgres import PostgresStore
 
 pytestmark = pytest.mark.postgres
@@ -93,6 +94,45 @@ def test_a_refusal_undoes_only_its_own_call(postgres_url: str) -> None:
     assert usage.keys == 5 == 2 + stored_sets + (listed is not None)
     if listed is not None:  # created once; every later append that fit landed in it
         assert len(listed.value) == sum(not isinstance(r, Exception) for r in appends)
+
+
+def test_calls_after_an_applied_one_only_read_the_lock_their_transaction_holds(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once a call of a group was applied, the transaction holds the namespace lock: the calls
+    after it read the statistics row (``held``) instead of upserting it again. A refused call
+    does not count: its rollback released the lock it took (and the row it created, on a new
+    namespace), so the next call takes the lock again."""
+    ns = _ns()
+    locks: list[bool] = []
+    plan_lock = Engine.plan_lock
+
+    def spy(self: Engine, namespace: str, now: float, held: bool = False) -> Any:
+        if namespace == ns:
+            locks.append(held)
+        return plan_lock(self, namespace, now, held)
+
+    monkeypatch.setattr(Engine, "plan_lock", spy)
+
+    async def main() -> tuple[list[Any], int, Any, Any]:
+        async with writer(postgres_url) as (w, store):
+            refused = Op("set", "k", value="1", if_version=999)
+            # the first call runs alone; the eight after it wait for it and form one group
+            calls = [w.batch(ns, [refused]), w.batch(ns, [refused])]
+            calls.append(w.batch(ns, [Op("check", "n", version=None)]))  # takes no lock
+            calls += [w.batch(ns, [Op("incr", "n", by=1)]) for _ in range(6)]
+            got = await asyncio.gather(*calls, return_exceptions=True)
+            return got, w.groups.writes, store.get(ns, "n"), store.usage(ns)
+
+    got, grouped, n, usage = run(main)
+    assert isinstance(got[0], Conflict) and isinstance(got[1], Conflict)
+    assert got[2] == [{"ok": True}], got[2]
+    assert sorted(r[0]["value"] for r in got[3:]) == list(range(1, 7))
+    assert n is not None and n.value == 6 and usage.keys == 1
+    assert grouped == 8
+    # alone: takes it; the group: the refused call takes it, the check takes none, the first
+    # incr takes it again, the five after it read it
+    assert locks == [False, False, False, True, True, True, True, True]
 
 
 def test_one_idempotency_key_twice_in_a_group_applies_once(postgres_url: str) -> None:

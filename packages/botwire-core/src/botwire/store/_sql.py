@@ -114,15 +114,17 @@ class Engine(Watching):
         idempotency_key: str | None,
         fingerprint: str | None,
         now: float,
+        held: bool = False,
     ) -> Plan[list[dict[str, Any]]]:
         """Apply a batch under the namespace lock; raise (atomic) or record per-op errors.
-        Sans-I/O (``_sqlplan``): the statements are yielded to the backend's driver."""
+        Sans-I/O (``_sqlplan``): the statements are yielded to the backend's driver.
+        ``held``: the transaction already holds the namespace lock (``plan_lock``)."""
         check_batch_size(ns, len(ops))
         mutating = any(op.mutates for op in ops)
         base: Stats | None = None
         version: int | None = None
-        if self._lock_first and mutating:  # gets and checks take no lock and create no row
-            stats, now, version = yield from self.plan_lock(ns, now)
+        if self.takes_lock(ops):  # gets and checks take no lock and create no row
+            stats, now, version = yield from self.plan_lock(ns, now, held)
         elif self.db_clock:  # reads still need the database's time (no row is created)
             now = yield from self.plan_db_now(now)
             stats = Stats(0, 0, int(now // DAY), 0)
@@ -191,6 +193,11 @@ class Engine(Watching):
         if ctx.deleted:  # after the save: a relative update of the bytes
             yield from self.plan_forget_records(ns, ctx.deleted, idempotency_key)
         return results
+
+    def takes_lock(self, ops: Sequence[Op]) -> bool:
+        """Whether :meth:`plan_apply` of ``ops`` takes the namespace lock (a write, on a backend
+        that locks first); a transaction that ran it (and kept it) holds the lock after."""
+        return self._lock_first and any(op.mutates for op in ops)
 
     def trim_list(self, tx: Tx, ns: str, key: str, now: float) -> bool:
         """Housekeeping: trim list ``key`` to its namespace's ``max_list_len`` (lowered since it

@@ -247,6 +247,12 @@ class EngineBase:
         extra = f", {version_sql}" if version_sql else ""
         self._lock_sql = (LOCK_DB_CLOCK_SQL if db_clock else LOCK_SQL) + extra
         self._lock_version = bool(version_sql)
+        # The same columns, read from a row this transaction already holds (``plan_lock``).
+        now_column = f", {DB_LOCK_NOW_SQL}" if db_clock else ""
+        self._held_sql = (
+            f"SELECT keys, bytes, day, writes, records, p_ttl, p_max_len{now_column}{extra}"
+            " FROM bw_namespaces WHERE ns = ?"
+        )
         now_sql = DB_NOW_SQL if db_clock else "?"
         self._now_sql = now_sql
         self._read_sqls = (read_sql(HEAD_FILTER, now_sql), read_sql(TAIL_FILTER, now_sql))
@@ -280,13 +286,23 @@ class EngineBase:
         stats, at, _ = drive(tx, self.plan_lock(ns, now))
         return stats, at
 
-    def plan_lock(self, ns: str, now: float) -> Plan[tuple[Stats, float, int | None]]:
+    def plan_lock(
+        self, ns: str, now: float, held: bool = False
+    ) -> Plan[tuple[Stats, float, int | None]]:
         """Take the namespace's write lock (its statistics row): the statistics, the
         transaction's time (``now`` itself or with ``db_clock`` the database's time once the
         lock is granted, same statement) and, with a ``version_sql``, the transaction's version
-        (allocated by the same statement; else ``None``: the first mutation allocates it)."""
-        params = (ns, now, now) if self.db_clock else (ns, int(now // DAY))
-        row = yield ("lock", self._lock_sql, params)
+        (allocated by the same statement; else ``None``: the first mutation allocates it).
+
+        ``held``: this transaction already holds the lock (an earlier write of a group
+        committed into it, ``_pg_group``), so the row exists and is locked: it is only read,
+        which writes no new row version (the upsert's ``DO UPDATE`` writes one, and its WAL)."""
+        if held:
+            params: tuple[Any, ...] = (now, ns) if self.db_clock else (ns,)
+            row = yield ("lock", self._held_sql, params)
+        else:
+            params = (ns, now, now) if self.db_clock else (ns, int(now // DAY))
+            row = yield ("lock", self._lock_sql, params)
         assert row is not None
         at = 7
         if self.db_clock:

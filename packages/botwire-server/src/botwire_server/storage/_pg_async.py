@@ -219,7 +219,7 @@ class AsyncPgReader:
         fp = fingerprint(ops, atomic) if idempotency_key is not None else None
         prefetch = engine.write_prefetch(namespace, ops, idempotency_key)
 
-        def plan() -> Plan[list[dict[str, Any]]]:
+        def plan(held: bool = False) -> Plan[list[dict[str, Any]]]:
             return engine.plan_apply(
                 namespace,
                 ops,
@@ -227,9 +227,11 @@ class AsyncPgReader:
                 idempotency_key=idempotency_key,
                 fingerprint=fp,
                 now=now,
+                held=held,
             )
 
-        results = await self.groups.write(GroupedWrite(namespace, plan, prefetch))
+        call = GroupedWrite(namespace, plan, prefetch, engine.takes_lock(ops))
+        results = await self.groups.write(call)
         self._written += 1
         if self._housekeeping is not None and self._written % HOUSEKEEPING_EVERY == 0:
             await anyio.to_thread.run_sync(self._housekeeping)

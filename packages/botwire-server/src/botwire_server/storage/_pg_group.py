@@ -9,7 +9,10 @@ transaction:
 - a group holds at most ``MAX_GROUP`` (32) calls; each runs its own plan
   (``Engine.plan_apply``: the lock, its idempotency record, quotas, versions) inside
   ``SAVEPOINT bw_req``, after the calls before it, exactly as if it had waited for their
-  commits; its entries are read ahead with its lock, as a lone write's are;
+  commits; its entries are read ahead with its lock, as a lone write's are. Once a call has
+  been applied, the transaction holds the namespace's lock, so the calls after it only read
+  the statistics row (``held``): the lock's upsert would write a new version of the row (and
+  its WAL) per call;
 - one call's refusal (a :class:`~botwire.BotWireError`: a failed check, a quota) rolls back to
   its savepoint, undoing only its own changes;
 - one ``COMMIT`` (one WAL flush) for all, and every caller is answered after it, never before;
@@ -53,22 +56,33 @@ Run = Callable[[Callable[[], Plan[Any]], Sequence[Query] | None], Awaitable[Any]
 
 @dataclass(frozen=True, slots=True)
 class GroupedWrite:
-    """One caller's write: its namespace, the plan of its batch (a factory: a plan runs once)
-    and the reads its lock may carry (``Engine.write_prefetch``)."""
+    """One caller's write: its namespace, the plan of its batch (a factory: a plan runs once),
+    the reads its lock may carry (``Engine.write_prefetch``) and whether it takes the namespace
+    lock (``Engine.takes_lock``)."""
 
     namespace: str
-    plan: Callable[[], Plan[Results]]
+    #: ``plan(held)``: ``held`` when the transaction already holds the namespace lock
+    plan: Callable[[bool], Plan[Results]]
     prefetch: Sequence[Query]
+    locks: bool = True
+
+    def alone(self) -> Plan[Results]:
+        """The plan of a transaction of its own."""
+        return self.plan(False)
 
 
 def group_plan(calls: Sequence[GroupedWrite]) -> Plan[list[Outcome]]:
     """The calls' plans, one after the other in one transaction, each in its savepoint."""
     outcomes: list[Outcome] = []
+    # The lock is the transaction's once a call was applied (released into it); a refused
+    # call's rollback to its savepoint released the lock it took, if it was the first.
+    held = False
     for call in calls:
         yield _SAVEPOINT
         yield ("prefetch", call.prefetch)  # rides with this call's lock (AsyncPgTx.prefetch)
         try:
-            outcomes.append((yield from call.plan()))
+            outcomes.append((yield from call.plan(held)))
+            held = held or call.locks
         except BotWireError as exc:  # refused: only this call's changes are undone
             yield _ROLLBACK
             outcomes.append(exc)
@@ -130,7 +144,7 @@ class NamespaceGroups:
                 timer.cancel()
         self._waiting[call.namespace] = []
         try:
-            results: Results = await self._run(call.plan, call.prefetch)
+            results: Results = await self._run(call.alone, call.prefetch)
             return results
         finally:
             self._next(call.namespace)
@@ -181,7 +195,7 @@ class NamespaceGroups:
 
     async def _alone(self, call: GroupedWrite) -> Outcome:
         try:
-            results: Results = await self._run(call.plan, call.prefetch)
+            results: Results = await self._run(call.alone, call.prefetch)
             return results
         except Exception as exc:
             return exc
