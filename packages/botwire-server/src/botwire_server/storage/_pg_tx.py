@@ -27,11 +27,11 @@ class PgTx(TxHooks):
     Statements whose results are not read (``run``, ``many``) are only queued; ``one``/``all``
     flush the queue and wait. A write transaction also *prefetches*: right behind the engine's
     first statement, the namespace lock (which allocates the version), it queues the reads the
-    engine is known to issue (``Engine.write_prefetch``: the idempotency record, each key's entry), so they
-    share the lock's round trip. They run after the lock is granted, and a prefetched result is
-    handed out once, for the identical query, so the engine sees exactly what it would have read
-    itself (``write_prefetch`` says why); a mismatch merely costs the round trip it would have
-    cost. The engine says which statement is the lock and which are
+    engine is known to issue (``Engine.write_prefetch``: the idempotency record, each key's
+    entry), so they share the lock's round trip. They run after the lock is granted, and a
+    prefetched result is handed out once, for the identical query, so the engine sees exactly
+    what it would have read itself (``write_prefetch`` says why); a mismatch merely costs the
+    round trip it would have cost. The engine says which statement is the lock and which are
     savepoints through :class:`~botwire.store.Tx`'s hooks: no statement text is recognised.
     """
 
