@@ -135,6 +135,42 @@ def test_calls_after_an_applied_one_only_read_the_lock_their_transaction_holds(
     assert locks == [False, False, False, True, True, True, True, True]
 
 
+def test_a_refused_call_on_the_held_lock_is_undone_whether_its_writes_left_or_not(
+    postgres_url: str, sent: list[str]
+) -> None:
+    """On the lock its transaction holds, a call gets no savepoint up front: refused while its
+    writes are still queued, they are dropped; refused after they had to leave (a read it had
+    not prefetched: the purge ``max_keys`` runs), they are rolled back to the savepoint put
+    before them when they left. Either way only that call is undone."""
+    ns = _ns()
+
+    async def main() -> tuple[list[Any], Any, Any]:
+        async with writer(postgres_url, limits=Limits(max_keys=3)) as (w, store):
+            calls = [
+                w.batch(ns, [Op("set", "a", value="1")]),  # alone
+                w.batch(ns, [Op("set", "b", value="2")]),  # the group's first: takes the lock
+                # refused by its second op while its first op's writes are still queued
+                w.batch(ns, [Op("set", "x", value="9"), Op("set", "b", value="3", if_absent=True)]),
+                w.batch(ns, [Op("set", "c", value="4")]),
+                w.batch(ns, [Op("set", "d", value="5")]),  # refused after a read: 4 keys
+                w.batch(ns, [Op("incr", "a", by=10)]),
+            ]
+            got = await asyncio.gather(*calls, return_exceptions=True)
+            found = {k: store.get(ns, k) for k in "abcdx"}
+            return got, {k: e.value if e else None for k, e in found.items()}, store.usage(ns)
+
+    got, values, usage = run(main)
+    assert isinstance(got[2], Conflict) and isinstance(got[4], QuotaExceeded), got
+    assert got[5][0]["value"] == 11
+    assert values == {"a": 11, "b": 2, "c": 4, "d": None, "x": None} and usage.keys == 3
+    group = [q for q in sent if q.count("bw_req") > 0]
+    statements = "; ".join(group).split("; ")
+    # the group's first call's savepoint, and the one put before the refused "d" as it read
+    assert statements.count("SAVEPOINT bw_req") == 2, group
+    assert statements.count("ROLLBACK TO SAVEPOINT bw_req") == 1, group
+    assert statements.count("RELEASE SAVEPOINT bw_req") == 2, group
+
+
 def test_one_idempotency_key_twice_in_a_group_applies_once(postgres_url: str) -> None:
     ns = _ns()
 

@@ -47,6 +47,7 @@ __all__ = ["GroupedWrite", "NamespaceGroups"]
 _SAVEPOINT = ("run", "SAVEPOINT bw_req", ())
 _ROLLBACK = ("run", "ROLLBACK TO SAVEPOINT bw_req", ())
 _RELEASE = ("run", "RELEASE SAVEPOINT bw_req", ())
+_MARK = ("mark",)
 
 Results = list[dict[str, Any]]
 Outcome = Results | Exception
@@ -78,15 +79,21 @@ def group_plan(calls: Sequence[GroupedWrite]) -> Plan[list[Outcome]]:
     # call's rollback to its savepoint released the lock it took, if it was the first.
     held = False
     for call in calls:
-        yield _SAVEPOINT
+        # On the held lock a call's savepoint is put in only if its writes must leave before
+        # it ends (AsyncPgTx.mark); the lock's upsert is undone by its savepoint.
+        lazy = held
+        yield _MARK if lazy else _SAVEPOINT
         yield ("prefetch", call.prefetch)  # rides with this call's lock (AsyncPgTx.prefetch)
+        refused = False
         try:
             outcomes.append((yield from call.plan(held)))
             held = held or call.locks
         except BotWireError as exc:  # refused: only this call's changes are undone
-            yield _ROLLBACK
+            refused = True
             outcomes.append(exc)
-        yield _RELEASE
+            if not lazy:
+                yield _ROLLBACK
+        yield ("unmark", refused) if lazy else _RELEASE
     return outcomes
 
 

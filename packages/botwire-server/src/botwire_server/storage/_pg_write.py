@@ -56,11 +56,13 @@ class AsyncPgTx:
 
     __slots__ = (
         "_conn",
+        "_mark",
         "_names",
         "_plan",
         "_prefetched",
         "_prepared",
         "_queue",
+        "_saved",
         "_tx",
     )
 
@@ -81,6 +83,10 @@ class AsyncPgTx:
         self._plan = prefetch
         self._queue: list[bytes] = []
         self._prefetched: dict[Query, Rows] = {}
+        #: where a grouped call's statements start in the queue (``mark``), and whether its
+        #: savepoint was put there (they had to be sent before the call ended)
+        self._mark: int | None = None
+        self._saved = False
 
     def queue(self, sql: str | bytes, params: Sequence[Any] = ()) -> int:
         """Queue a statement (the engine's ``?`` placeholders); its index in the next send."""
@@ -129,6 +135,7 @@ class AsyncPgTx:
             return hit
         self._fresh()
         at = self.queue(sql, params)
+        self._leaving()
         return (await self.send())[at] or []
 
     async def lock(self, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
@@ -140,6 +147,7 @@ class AsyncPgTx:
         early: list[tuple[Query, int]] = []
         if plan is not None:
             early = [((query, args), self.queue(query, args)) for query, args in plan]
+        self._leaving(reads=True)
         results = await self.send()
         for key, i in early:
             self._prefetched[key] = results[i] or []
@@ -167,6 +175,38 @@ class AsyncPgTx:
         call left unread is dropped with it."""
         self._plan, self._prefetched = queries, {}
 
+    async def mark(self) -> None:
+        """A grouped call starts on the namespace lock its transaction holds (``_pg_group``):
+        its lock is a read, so if it is refused while its writes are all still queued, they
+        are dropped (:meth:`unmark`) and it needs no ``SAVEPOINT bw_req``; one is put before
+        them only if they must be sent before the call ends (it reads what it has not
+        prefetched)."""
+        self._mark, self._saved = len(self._queue), False
+
+    def _leaving(self, reads: bool = False) -> None:
+        """The queue is about to be sent: a marked call's statements in it get their savepoint,
+        unless they are only its lock and its reads (``reads``)."""
+        if self._mark is None or self._saved:
+            return
+        if reads:
+            self._mark = 0  # what it queues next is all the queue will hold
+        else:
+            self._queue.insert(self._mark, _SAVEPOINT)
+            self._saved = True
+
+    async def unmark(self, refused: bool) -> None:
+        """The marked call ended: a refused one's statements are undone (dropped, or rolled
+        back to their savepoint)."""
+        mark, self._mark = self._mark, None
+        if mark is None:
+            return
+        if self._saved:
+            if refused:
+                self._queue.append(_ROLLBACK)
+            self._queue.append(_RELEASE)
+        elif refused:
+            del self._queue[mark:]
+
     async def savepoint(self) -> None:
         self._fresh()
         self.queue(SAVEPOINT_SQL)
@@ -181,8 +221,14 @@ class AsyncPgTx:
         """A new version (the plan's ``"version"`` request, for a transaction whose lock did
         not allocate one): the sequence ``bw_version``."""
         self._fresh()
+        self._leaving()
         at = self.queue(NEXTVAL)
         return int((await self.send())[at][0][0])  # type: ignore[index]
+
+
+_SAVEPOINT = b"SAVEPOINT bw_req"
+_ROLLBACK = b"ROLLBACK TO SAVEPOINT bw_req"
+_RELEASE = b"RELEASE SAVEPOINT bw_req"
 
 
 def literals(tx: abc.Transformer, params: Sequence[Any]) -> tuple[bytes, ...]:
