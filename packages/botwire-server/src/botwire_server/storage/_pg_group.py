@@ -7,14 +7,18 @@ namespace's next *group* instead, and when the write in flight is done the group
 transaction:
 
 - a group holds at most ``MAX_GROUP`` (32) calls; each runs its own plan
-  (``Engine.plan_apply``: the lock, its idempotency record, quotas, versions) inside
-  ``SAVEPOINT bw_req``, after the calls before it, exactly as if it had waited for their
-  commits; its entries are read ahead with its lock, as a lone write's are. Once a call has
-  been applied, the transaction holds the namespace's lock, so the calls after it only read
-  the statistics row (``held``): the lock's upsert would write a new version of the row (and
-  its WAL) per call;
-- one call's refusal (a :class:`~botwire.BotWireError`: a failed check, a quota) rolls back to
-  its savepoint, undoing only its own changes;
+  (``Engine.plan_apply``: the lock, its idempotency record, quotas, versions) after the calls
+  before it, exactly as if it had waited for their commits; its entries are read ahead with its
+  lock, as a lone write's are;
+- until a call has been applied, each call runs inside ``SAVEPOINT bw_req``: its lock's upsert
+  (which may create the namespace's row) is undone with it if it is refused. Once one has been
+  applied, the transaction holds the namespace's lock, so the calls after it only read the
+  statistics row (``held``: the upsert would write a new version of the row, and its WAL, per
+  call), and get no savepoint up front (``AsyncPgTx.mark``): refused while their writes are
+  still queued, the writes are dropped; a savepoint is put before them only when they must be
+  sent before the call ends (it reads what it had not prefetched);
+- one call's refusal (a :class:`~botwire.BotWireError`: a failed check, a quota) undoes only
+  its own changes;
 - one ``COMMIT`` (one WAL flush) for all, and every caller is answered after it, never before;
 - a database error that is not retried (a statement PostgreSQL refuses) has failed the whole
   transaction: its calls then run again one at a time, so it fails only the call that caused
@@ -25,8 +29,7 @@ transaction:
 A lone write runs at once, as before: grouping adds no wait, only fewer transactions. When a
 group is done, the next one starts before its callers are answered: its first statements reach
 PostgreSQL while the answers are written (measured, 6 processes adding chat messages to one
-session: 1,235 -> 1,412 adds/s, medians of 7 runs). Versions
-stay in commit order: the calls allocate theirs in the order they run, inside the transaction.
+session: 1,235 -> 1,412 adds/s, medians of 7 runs). Versions stay in commit order: the calls allocate theirs in the order they run, inside the transaction.
 """
 
 from __future__ import annotations
