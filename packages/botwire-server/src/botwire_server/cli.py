@@ -15,6 +15,7 @@ Secrets given in argv are visible to every local user (``ps``); the server warns
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import socket
@@ -511,8 +512,19 @@ def _run(settings: Settings, sock: socket.socket, log_format: str) -> int:
         **http_protocol_options(),  # bounded request heads (size and time): see _protocol.py
     )
     server = uvicorn.Server(config)
+    _freeze_startup_objects()
     server.run(sockets=[sock])
     return 0 if server.started else 1
+
+
+def _freeze_startup_objects() -> None:
+    """Move what start-up loaded (modules, the app, its routes and schemas, the store) out of
+    the garbage collector's sight (``gc.freeze``): it lives as long as the process, yet every
+    full collection scanned all of it again. Measured under P3's write load (SQLite): a full
+    collection took 50-77 ms every second or so, stalling every request in flight (SET p99 62
+    ms); frozen, ~1 ms (p99 9 ms). Garbage made before is collected first."""
+    gc.collect()
+    gc.freeze()
 
 
 def _database_error(settings: Settings, exc: BaseException) -> str:

@@ -12,6 +12,7 @@ Example::
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import time
@@ -74,6 +75,13 @@ class Metrics:
             "Writes committed by those grouped transactions.",
             registry=self.registry,
         )
+        #: what the server froze at start (``cli._freeze_startup_objects``); a callback
+        self.frozen_objects = Gauge(
+            "botwire_gc_frozen_objects",
+            "Objects moved out of the garbage collector's sight at start-up (gc.freeze).",
+            registry=self.registry,
+        )
+        self.frozen_objects.set_function(gc.get_freeze_count)
         self.quota_refusals = Counter(
             "botwire_quota_refusals",
             "Writes refused by a quota or size limit.",
