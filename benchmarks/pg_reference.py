@@ -207,11 +207,17 @@ def postgres_cpu(postmaster: int) -> float:
 
 
 def postmaster_pid(dsn: str) -> int | None:
-    """The cluster's postmaster (the parent of our backend) when it runs on this machine."""
+    """The cluster's postmaster (the parent of our backend) when it runs on this machine, read
+    while the backend still lives (the connection is open): a backend that had already exited
+    made a P10b of "nan" once."""
+    import psycopg
+
     try:
-        backend = int(_sql(dsn, "SELECT pg_backend_pid()"))
-        return int(_stat(backend)[1])
-    except (OSError, ValueError):
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            row = conn.execute("SELECT pg_backend_pid()").fetchone()
+            assert row is not None
+            return int(_stat(int(row[0]))[1])
+    except (OSError, ValueError, psycopg.Error):
         return None
 
 
