@@ -171,6 +171,28 @@ def test_a_refused_call_on_the_held_lock_is_undone_whether_its_writes_left_or_no
     assert statements.count("RELEASE SAVEPOINT bw_req") == 2, group
 
 
+def test_a_held_call_that_reads_mid_plan_reads_its_own_rows(postgres_url: str) -> None:
+    """A call on the held lock that reads what it had not prefetched (a delete after a check of
+    the same key loads it again) gets its savepoint put in before that read: the read must
+    still answer its own rows (a queue's ack left its claim counter behind when it did not)."""
+    ns = _ns()
+
+    async def main() -> tuple[list[Any], Any, Any]:
+        async with writer(postgres_url) as (w, store):
+            v = (await w.batch(ns, [Op("set", "k", value="1")]))[0]["version"]
+            calls = [
+                w.batch(ns, [Op("set", "a", value="1")]),  # alone
+                w.batch(ns, [Op("set", "b", value="2")]),  # the group's first: takes the lock
+                w.batch(ns, [Op("check", "k", version=v), Op("delete", "k")]),  # held, reads
+            ]
+            got = await asyncio.gather(*calls, return_exceptions=True)
+            return got, store.get(ns, "k"), store.usage(ns)
+
+    got, k, usage = run(main)
+    assert got[2] == [{"ok": True}, {"deleted": True}], got[2]
+    assert k is None and usage.keys == 2
+
+
 def test_one_idempotency_key_twice_in_a_group_applies_once(postgres_url: str) -> None:
     ns = _ns()
 

@@ -134,8 +134,8 @@ class AsyncPgTx:
         if hit is not None:
             return hit
         self._fresh()
+        self._leaving()  # before queueing: a savepoint put in would move the read's index
         at = self.queue(sql, params)
-        self._leaving()
         return (await self.send())[at] or []
 
     async def lock(self, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
