@@ -26,6 +26,7 @@ from .._types import Op
 from ._guard import FileGuard
 from ._sqlbase import check_batch_size, fingerprint
 from ._sqlplan import Plan
+from ._sqltext import GROUP_RELEASE_SQL, GROUP_ROLLBACK_SQL, GROUP_SAVEPOINT_SQL
 
 if TYPE_CHECKING:
     from ._sql import Engine
@@ -105,7 +106,7 @@ class GroupCommitMixin:
                 return [exc for _ in calls]
             try:
                 for namespace, ops, atomic, ikey in calls:
-                    conn.execute("SAVEPOINT bw_req")
+                    conn.execute(GROUP_SAVEPOINT_SQL)
                     try:
                         check_batch_size(namespace, len(ops))
                         digest = fingerprint(ops, atomic) if ikey is not None else None
@@ -123,11 +124,11 @@ class GroupCommitMixin:
                             )
                         )
                     except (BotWireError, HeavyWrite) as exc:
-                        conn.execute("ROLLBACK TO SAVEPOINT bw_req")
+                        conn.execute(GROUP_ROLLBACK_SQL)
                         # the rollback may have undone a version block reserved in it
                         tx.versions.drop()
                         out.append(exc)
-                    conn.execute("RELEASE SAVEPOINT bw_req")
+                    conn.execute(GROUP_RELEASE_SQL)
                 if guard is not None:
                     guard.check_file()  # never acknowledge into a removed file
                 conn.execute("COMMIT")

@@ -50,6 +50,11 @@ PG_OCTETS = "octet_length(response)"
 SAVEPOINT_SQL = "SAVEPOINT bw_op"
 ROLLBACK_SQL = "ROLLBACK TO SAVEPOINT bw_op"
 RELEASE_SQL = "RELEASE SAVEPOINT bw_op"
+# One savepoint per caller of a group of concurrent writes in one transaction (_sqlitegroup,
+# the server's _pg_group and _pg_write's lazy ones).
+GROUP_SAVEPOINT_SQL = "SAVEPOINT bw_req"
+GROUP_ROLLBACK_SQL = "ROLLBACK TO SAVEPOINT bw_req"
+GROUP_RELEASE_SQL = "RELEASE SAVEPOINT bw_req"
 
 # The database clock (PostgreSQL), for every replica to agree on "now": ``?`` binds an offset
 # (0, or a testing clock's) instead of a time. Reads use the statement's start; a write takes

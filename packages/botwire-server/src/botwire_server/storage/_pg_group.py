@@ -42,15 +42,16 @@ from typing import Any
 
 from botwire._errors import BotWireError
 from botwire.store._sqlplan import Plan
+from botwire.store._sqltext import GROUP_RELEASE_SQL, GROUP_ROLLBACK_SQL, GROUP_SAVEPOINT_SQL
 
 from ._group import MAX_GROUP, as_exception, settle
 from ._pg_write import Query
 
 __all__ = ["GroupedWrite", "NamespaceGroups"]
 
-_SAVEPOINT = ("run", "SAVEPOINT bw_req", ())
-_ROLLBACK = ("run", "ROLLBACK TO SAVEPOINT bw_req", ())
-_RELEASE = ("run", "RELEASE SAVEPOINT bw_req", ())
+_SAVEPOINT = ("run", GROUP_SAVEPOINT_SQL, ())
+_ROLLBACK = ("run", GROUP_ROLLBACK_SQL, ())
+_RELEASE = ("run", GROUP_RELEASE_SQL, ())
 _MARK = ("mark",)
 
 Results = list[dict[str, Any]]

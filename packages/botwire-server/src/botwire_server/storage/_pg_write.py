@@ -37,7 +37,14 @@ from psycopg.pq import ExecStatus, TransactionStatus
 
 from botwire._errors import BotWireError
 from botwire.store._sqlplan import Plan
-from botwire.store._sqltext import RELEASE_SQL, ROLLBACK_SQL, SAVEPOINT_SQL
+from botwire.store._sqltext import (
+    GROUP_RELEASE_SQL,
+    GROUP_ROLLBACK_SQL,
+    GROUP_SAVEPOINT_SQL,
+    RELEASE_SQL,
+    ROLLBACK_SQL,
+    SAVEPOINT_SQL,
+)
 
 from ._pg_common import pg_sql
 from ._pg_prepare import Prepared
@@ -226,9 +233,9 @@ class AsyncPgTx:
         return int((await self.send())[at][0][0])  # type: ignore[index]
 
 
-_SAVEPOINT = b"SAVEPOINT bw_req"
-_ROLLBACK = b"ROLLBACK TO SAVEPOINT bw_req"
-_RELEASE = b"RELEASE SAVEPOINT bw_req"
+_SAVEPOINT = GROUP_SAVEPOINT_SQL.encode()
+_ROLLBACK = GROUP_ROLLBACK_SQL.encode()
+_RELEASE = GROUP_RELEASE_SQL.encode()
 
 
 def literals(tx: abc.Transformer, params: Sequence[Any]) -> tuple[bytes, ...]:
