@@ -8,9 +8,8 @@ must not withdraw a write already accepted.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import psycopg
@@ -18,22 +17,10 @@ import pytest
 
 from botwire import Conflict, Limits, QuotaExceeded, Unavailable
 from botwire.store import Op
-from botwire.store._sql import Engine
 from botwire_server.storage.postgres import PostgresStore
+from tests.support.postgres import async_writer, record_locks
 
 pytestmark = pytest.mark.postgres
-
-
-@contextlib.asynccontextmanager
-async def writer(url: str, **kw: Any) -> AsyncIterator[tuple[Any, PostgresStore]]:
-    store = PostgresStore(url, async_writes=True, **kw)
-    reader = store.async_reader()
-    await reader.open()
-    try:
-        yield reader, store
-    finally:
-        await reader.close()
-        store.close()
 
 
 def run(main: Callable[[], Awaitable[Any]]) -> Any:
@@ -48,7 +35,7 @@ def test_concurrent_writes_answer_as_if_each_waited_its_turn(postgres_url: str) 
     ns = _ns()
 
     async def main() -> tuple[list[Any], list[Any], Any]:
-        async with writer(postgres_url) as (w, store):
+        async with async_writer(postgres_url) as (w, store):
             appends = [w.batch(ns, [Op("append", "log", items=(f'"m{i}"',))]) for i in range(40)]
             incrs = [w.batch(ns, [Op("incr", "n", by=1)]) for _ in range(40)]
             results = await asyncio.gather(*appends, *incrs)
@@ -72,7 +59,7 @@ def test_a_refusal_undoes_only_its_own_call(postgres_url: str) -> None:
     ns = _ns()
 
     async def main() -> tuple[list[Any], Any]:
-        async with writer(postgres_url, limits=Limits(max_keys=5)) as (w, store):
+        async with async_writer(postgres_url, limits=Limits(max_keys=5)) as (w, store):
             await w.batch(ns, [Op("set", "first", value="0")])
             calls = [
                 w.batch(ns, [Op("set", "once", value=str(i), if_absent=True)]) for i in range(8)
@@ -100,22 +87,15 @@ def test_calls_after_an_applied_one_only_read_the_lock_their_transaction_holds(
     postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Once a call of a group was applied, the transaction holds the namespace lock: the calls
-    after it read the statistics row (``held``) instead of upserting it again. A refused call
-    does not count: its rollback released the lock it took (and the row it created, on a new
-    namespace), so the next call takes the lock again."""
+    after it do not upsert it again (they are handed the statistics it saved, ``Carry``; or
+    read the row, ``held``, once what was handed on is lost: ``test_group_carry``). A refused
+    call does not count: its rollback released the lock it took (and the row it created, on a
+    new namespace), so the next call takes the lock again."""
     ns = _ns()
-    locks: list[bool] = []
-    plan_lock = Engine.plan_lock
-
-    def spy(self: Engine, namespace: str, now: float, held: bool = False) -> Any:
-        if namespace == ns:
-            locks.append(held)
-        return plan_lock(self, namespace, now, held)
-
-    monkeypatch.setattr(Engine, "plan_lock", spy)
+    locks = record_locks(monkeypatch, ns)
 
     async def main() -> tuple[list[Any], int, Any, Any]:
-        async with writer(postgres_url) as (w, store):
+        async with async_writer(postgres_url) as (w, store):
             refused = Op("set", "k", value="1", if_version=999)
             # the first call runs alone; the eight after it wait for it and form one group
             calls = [w.batch(ns, [refused]), w.batch(ns, [refused])]
@@ -131,8 +111,8 @@ def test_calls_after_an_applied_one_only_read_the_lock_their_transaction_holds(
     assert n is not None and n.value == 6 and usage.keys == 1
     assert grouped == 8
     # alone: takes it; the group: the refused call takes it, the check takes none, the first
-    # incr takes it again, the five after it read it
-    assert locks == [False, False, False, True, True, True, True, True]
+    # incr takes it again, the five after it are handed what it saved
+    assert locks == [False, False, False]
 
 
 def test_a_refused_call_on_the_held_lock_is_undone_whether_its_writes_left_or_not(
@@ -145,7 +125,7 @@ def test_a_refused_call_on_the_held_lock_is_undone_whether_its_writes_left_or_no
     ns = _ns()
 
     async def main() -> tuple[list[Any], Any, Any]:
-        async with writer(postgres_url, limits=Limits(max_keys=3)) as (w, store):
+        async with async_writer(postgres_url, limits=Limits(max_keys=3)) as (w, store):
             calls = [
                 w.batch(ns, [Op("set", "a", value="1")]),  # alone
                 w.batch(ns, [Op("set", "b", value="2")]),  # the group's first: takes the lock
@@ -178,7 +158,7 @@ def test_a_held_call_that_reads_mid_plan_reads_its_own_rows(postgres_url: str) -
     ns = _ns()
 
     async def main() -> tuple[list[Any], Any, Any]:
-        async with writer(postgres_url) as (w, store):
+        async with async_writer(postgres_url) as (w, store):
             v = (await w.batch(ns, [Op("set", "k", value="1")]))[0]["version"]
             calls = [
                 w.batch(ns, [Op("set", "a", value="1")]),  # alone
@@ -197,7 +177,7 @@ def test_one_idempotency_key_twice_in_a_group_applies_once(postgres_url: str) ->
     ns = _ns()
 
     async def main() -> list[Any]:
-        async with writer(postgres_url) as (w, _):
+        async with async_writer(postgres_url) as (w, _):
             await w.batch(ns, [Op("set", "n", value="0")])
             same = [w.batch(ns, [Op("incr", "n", by=1)], idempotency_key="retry") for _ in range(6)]
             other = [w.batch(ns, [Op("incr", "n", by=10)]) for _ in range(3)]
@@ -226,7 +206,7 @@ def test_a_statement_postgres_refuses_fails_only_its_call(fresh_postgres_url: st
         )
 
     async def main() -> tuple[list[Any], Any]:
-        async with writer(fresh_postgres_url) as (w, store):
+        async with async_writer(fresh_postgres_url) as (w, store):
             first = w.batch(ns, [Op("set", "lead", value="1")])
             calls = [w.batch(ns, [Op("append", "log", items=(f'"m{i}"',))]) for i in range(6)]
             calls.insert(3, w.batch(ns, [Op("set", "poison", value="1")]))
@@ -245,7 +225,7 @@ def test_a_caller_that_gives_up_before_its_group_starts_withdraws_its_write(
     ns = _ns()
 
     async def main() -> tuple[bool, Any]:
-        async with writer(postgres_url) as (w, store):
+        async with async_writer(postgres_url) as (w, store):
             lead = asyncio.ensure_future(w.batch(ns, [Op("set", "lead", value="1")]))
             await asyncio.sleep(0)
             waiting = [
@@ -271,7 +251,7 @@ def test_a_write_that_waits_too_long_is_refused_and_never_applied(postgres_url: 
     PostgresStore(postgres_url).close()
 
     async def main() -> tuple[list[Any], Any]:
-        async with writer(postgres_url, timeout=0.5) as (w, store):
+        async with async_writer(postgres_url, timeout=0.5) as (w, store):
             await w.batch(ns, [Op("set", "lead", value="0")])
             with psycopg.connect(postgres_url) as blocker:
                 blocker.execute("SELECT 1 FROM bw_namespaces WHERE ns = %s FOR UPDATE", (ns,))

@@ -49,7 +49,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import psycopg
@@ -520,3 +520,36 @@ def with_async_reader(store: Any, body: Callable[[Any], Awaitable[T]]) -> T:
             await reader.close()
 
     return asyncio.run(main())
+
+
+@contextlib.asynccontextmanager
+async def async_writer(url: str, **kw: Any) -> AsyncIterator[tuple[Any, Any]]:
+    """A ``PostgresStore(url, async_writes=True, **kw)`` and its opened ``async_reader()``
+    (the server's event-loop writes), closed after."""
+    from botwire_server.storage.postgres import PostgresStore
+
+    store = PostgresStore(url, async_writes=True, **kw)
+    reader = store.async_reader()
+    await reader.open()
+    try:
+        yield reader, store
+    finally:
+        await reader.close()
+        store.close()
+
+
+def record_locks(monkeypatch: pytest.MonkeyPatch, namespace: str) -> list[bool]:
+    """Each namespace lock the engine takes on ``namespace`` from now on: ``held`` (the
+    transaction already held it, so the row is only read) or not (upserted)."""
+    from botwire.store._sql import Engine
+
+    locks: list[bool] = []
+    plan_lock = Engine.plan_lock
+
+    def spy(self: Engine, ns: str, now: float, held: bool = False) -> Any:
+        if ns == namespace:
+            locks.append(held)
+        return plan_lock(self, ns, now, held)
+
+    monkeypatch.setattr(Engine, "plan_lock", spy)
+    return locks

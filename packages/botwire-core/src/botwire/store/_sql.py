@@ -33,12 +33,13 @@ from ._sqlbase import (
     Stats,
     Tx,
     TxHooks,
+    _today,
     check_batch_size,
     fingerprint,
     list_bytes,
     utf8_len,
 )
-from ._sqlctx import Ctx
+from ._sqlctx import Carry, Ctx, OldestRecords
 from ._sqlplan import RELEASE, ROLLBACK, SAVEPOINT, Plan, drive
 from ._sqltext import (
     DAY,
@@ -115,15 +116,26 @@ class Engine(Watching):
         fingerprint: str | None,
         now: float,
         held: bool = False,
+        carry: Carry | None = None,
     ) -> Plan[list[dict[str, Any]]]:
         """Apply a batch under the namespace lock; raise (atomic) or record per-op errors.
         Sans-I/O (``_sqlplan``): the statements are yielded to the backend's driver.
-        ``held``: the transaction already holds the namespace lock (``plan_lock``)."""
+        ``held``: the transaction already holds the namespace lock (``plan_lock``);
+        ``carry``: what the group transaction's earlier calls left known (:class:`Carry`):
+        with ``held`` and its statistics, the lock is not read and the version comes from the
+        driver's ``"version"`` request; updated when the batch is applied."""
         check_batch_size(ns, len(ops))
         mutating = any(op.mutates for op in ops)
         base: Stats | None = None
         version: int | None = None
-        if self.takes_lock(ops):  # gets and checks take no lock and create no row
+        locks = self.takes_lock(ops)
+        if locks and held and carry is not None and carry.stats is not None:
+            # the lock is the transaction's: the time of its first call (the database's clock
+            # is read once per transaction) and the statistics its last call saved
+            if self.db_clock:
+                now = carry.now
+            stats = _today(carry.stats.copy(), now)
+        elif locks:  # gets and checks take no lock and create no row
             stats, now, version = yield from self.plan_lock(ns, now, held)
         elif self.db_clock:  # reads still need the database's time (no row is created)
             now = yield from self.plan_db_now(now)
@@ -145,9 +157,12 @@ class Engine(Watching):
             base = stats.copy()
         if not mutating:
             idempotency_key = None  # a read changes nothing to replay: no record (issue 13)
+        records = carry.records.copy() if carry is not None and locks else None
         kept = 0
         if idempotency_key is not None:
-            done = yield ("one", *idempotency_query(ns, idempotency_key))
+            done = None  # a record this transaction dropped was read ahead before it went
+            if records is None or idempotency_key not in records.dropped:
+                done = yield ("one", *idempotency_query(ns, idempotency_key))
             if done is not None and (done[0] or "").split(" ", 1)[0] != fingerprint:
                 raise InvalidArgument(
                     f"botwire: Idempotency-Key {idempotency_key!r} was already used in namespace "
@@ -158,7 +173,8 @@ class Engine(Watching):
                 replay: list[dict[str, Any]] = decode(done[1])
                 return replay
             kept = yield from self.plan_records(ns, stats)
-        ctx = Ctx(self, ns, now, stats, version)
+        known = dict(carry.entries) if carry is not None and locks else None
+        ctx = Ctx(self, ns, now, stats, version, known)
         results: list[dict[str, Any]] = []
         for op in ops:
             if atomic:
@@ -171,6 +187,7 @@ class Engine(Watching):
                 results.append((yield from ctx.apply(op)))
             except BotWireError as exc:
                 yield ROLLBACK
+                ctx.untrack()  # the op's row changes were undone
                 ctx.stats = stats = saved
                 if not had_version:
                     # The rollback may have undone the version's allocation (SQLite's counter is
@@ -181,7 +198,7 @@ class Engine(Watching):
         excess = 0
         if idempotency_key is not None:
             excess = yield from self._record(
-                ctx, ops, idempotency_key, fingerprint, dumps(results), kept
+                ctx, ops, idempotency_key, fingerprint, dumps(results), kept, records
             )
         written = ctx.now if mutating else None  # the namespace's idle age restarts
         if base is None:
@@ -192,6 +209,13 @@ class Engine(Watching):
             yield from self.plan_drop_oldest(ns, excess, idempotency_key or "")
         if ctx.deleted:  # after the save: a relative update of the bytes
             yield from self.plan_forget_records(ns, ctx.deleted, idempotency_key)
+        if carry is not None and locks:
+            if ctx.carryable and not excess and not ctx.deleted and ctx.known is not None:
+                carry.stats, carry.now, carry.entries = ctx.stats.copy(), ctx.now, ctx.known
+                if records is not None:
+                    carry.records = records
+            else:  # records dropped or rows changed untracked: the next calls read them
+                carry.stats, carry.lost = None, True
         return results
 
     def takes_lock(self, ops: Sequence[Op]) -> bool:
@@ -260,7 +284,14 @@ class Engine(Watching):
         return queries
 
     def _record(
-        self, ctx: Ctx, ops: Sequence[Op], ikey: str, fp: str | None, response: str, kept: int
+        self,
+        ctx: Ctx,
+        ops: Sequence[Op],
+        ikey: str,
+        fp: str | None,
+        response: str,
+        kept: int,
+        old: OldestRecords | None = None,
     ) -> Plan[int]:
         """Keep a mutating request's answer for its retries, bounded per namespace and
         counted in its bytes (issue 13: ``usage().bytes``, ``max_namespace_bytes``).
@@ -276,7 +307,9 @@ class Engine(Watching):
         cannot fit is refused (QuotaExceeded, nothing applied). Small records cost no extra
         statement. Return how many of the oldest records the caller drops after saving the
         statistics (:meth:`plan_drop_oldest`): the usual case at the 1,000th record, where only
-        their number is over, costs no round trip.
+        their number is over, costs no round trip. In a group transaction that read the oldest
+        records ahead (``old``), they are dropped here by their keys (:meth:`plan_drop_known`),
+        which keeps the statistics exact for the next call.
         """
         ns, stats = ctx.ns, ctx.stats
         # Only answers that carry stored values (get, pop, incr) can replay deleted data;
@@ -291,6 +324,8 @@ class Engine(Watching):
             " VALUES (?, ?, ?, ?, ?)",
             (ns, ikey, f"{fp or '0' * 64} {scope}", ctx.now, response),
         )
+        if old is not None:
+            old.floor = min(old.floor, ctx.now)
         size_of = utf8_len(response)  # bytes, like the data's (issue 13: not characters)
         stats.bytes += size_of
         count, size = kept + 1, 0
@@ -306,12 +341,15 @@ class Engine(Watching):
         stats.records = count
         cap = self.limits.max_namespace_bytes
         if size > budget or (cap and stats.bytes > cap):
+            ctx.carryable = False  # records dropped: a later call's prefetched one may be gone
             stats.records = yield from self.plan_shed(
                 ns, stats, cap, keep=ikey, count=count, size=size
             )
         elif count > MAX_IDEMPOTENCY_RECORDS:
             stats.records = MAX_IDEMPOTENCY_RECORDS
-            return count - MAX_IDEMPOTENCY_RECORDS
+            excess = count - MAX_IDEMPOTENCY_RECORDS
+            if old is None or not (yield from self.plan_drop_known(ns, stats, old, excess, ikey)):
+                return excess
         if cap and stats.bytes > cap:
             ctx.refuse_bytes(ops[0].key if len(keys) == 1 else "*", "the idempotency record of")
         return 0

@@ -1,10 +1,13 @@
 """The state of one write transaction on one namespace (:class:`Ctx`), and the checks and row
 changes the operations (``_sqlops``) share: load, store and remove an entry, limits, quotas,
-version conditions, list layout and trimming."""
+version conditions, list layout and trimming; what the applied calls of a group transaction
+leave known to the next (:class:`Carry`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .._codec import decode, dumps
@@ -20,13 +23,59 @@ if TYPE_CHECKING:
     from ._sql import Engine
 
 
+@dataclass(slots=True)
+class Carry:
+    """What the calls a group transaction applied so far leave known to the next one
+    (``botwire_server.storage._pg_group``), so that it reads nothing it already knows.
+
+    The transaction holds the namespace lock from its first call on, so nobody else changes
+    the namespace meanwhile: the statistics are what the last call saved, and an entry a call
+    loaded, stored or removed is what that call left. ``stats`` is ``None`` until a call was
+    applied, and again for good (``lost``) once one changed what no call tracks: expired
+    entries purged, idempotency records dropped, an op of a non-atomic batch rolled back."""
+
+    stats: Stats | None = None
+    now: float = 0.0
+    #: key -> its row (``None``: absent), as the transaction's own statements left it
+    entries: dict[str, EntryRow | None] = field(default_factory=dict)
+    records: OldestRecords = field(default_factory=lambda: OldestRecords())
+    lost: bool = False
+
+
+@dataclass(slots=True)
+class OldestRecords:
+    """The namespace's oldest idempotency records, read ahead with a group's lock (``ahead``
+    of them: one per keyed call), so that a call over the 1,000 records drops exactly the
+    oldest one by its key and knows its bytes (``Engine.plan_apply``): the statistics stay
+    exact, with no relative update after them."""
+
+    ahead: int = 0
+    #: (ikey, bytes, created_at) oldest first; ``None`` until read
+    rows: list[tuple[str, int, float]] | None = None
+    #: the keys dropped by the transaction's calls
+    dropped: set[str] = field(default_factory=set)
+    #: the oldest time of a record the transaction added (any older one is older than it)
+    floor: float = math.inf
+
+    def copy(self) -> OldestRecords:
+        return OldestRecords(self.ahead, self.rows, set(self.dropped), self.floor)
+
+
 class Ctx:
     """The state of one write transaction on one namespace."""
 
     def __init__(
-        self, engine: Engine, ns: str, now: float, stats: Stats, version: int | None = None
+        self,
+        engine: Engine,
+        ns: str,
+        now: float,
+        stats: Stats,
+        version: int | None = None,
+        known: dict[str, EntryRow | None] | None = None,
     ) -> None:
-        """``version``: the transaction's, when its lock allocated one (``plan_lock``)."""
+        """``version``: the transaction's, when its lock allocated one (``plan_lock``);
+        ``known``: entries the transaction already knows (:class:`Carry`), kept up to date
+        by :meth:`load`, :meth:`store` and :meth:`remove` (``None``: read every load)."""
         self.engine = engine
         self.limits = engine.limits
         self.ns = ns
@@ -34,6 +83,9 @@ class Ctx:
         self.stats = stats
         self._version = version
         self.deleted: set[str] = set()
+        self.known = known
+        #: whether ``known`` and ``stats`` still describe the namespace exactly (``Carry``)
+        self.carryable = True
         # The retention policy in force (issue 18): the namespace's fields over the store's.
         default = engine.policy
         self.default_ttl = engine.effective(stats.ttl, default.default_ttl)
@@ -71,11 +123,24 @@ class Ctx:
 
     # -- rows --------------------------------------------------------------------------------
 
+    def untrack(self) -> None:
+        """Something changed rows this context does not track: read them again, and carry
+        nothing to the next call of a group."""
+        self.carryable = False
+        if self.known is not None:
+            self.known.clear()
+
     def load(self, key: str) -> Plan[EntryRow | None]:
-        raw = yield ("one", *load_query(self.ns, key))
-        if raw is None:
+        known = self.known
+        if known is not None and key in known:
+            row = known[key]
+        else:
+            raw = yield ("one", *load_query(self.ns, key))
+            row = None if raw is None else EntryRow.from_db(raw)
+            if known is not None:
+                known[key] = row
+        if row is None:
             return None
-        row = EntryRow.from_db(raw)
         if row.expires_at is not None and row.expires_at <= self.now:
             yield from self.remove(key, row)  # expired: gone for good, as if purged already
             return None
@@ -83,6 +148,8 @@ class Ctx:
 
     def remove(self, key: str, row: EntryRow) -> Plan[None]:
         yield ("run", "DELETE FROM bw_entries WHERE ns = ? AND key = ?", (self.ns, key))
+        if self.known is not None:
+            self.known[key] = None
         version = yield from self.version()
         yield self.engine.tombstone_request(self.ns, key, version, self.now)  # for watchers
         if row.kind == LIST:
@@ -97,6 +164,11 @@ class Ctx:
             self.stats.bytes += new.bytes
         else:
             self.stats.bytes += new.bytes - row.bytes
+        if self.known is not None:
+            # STORE_SQL's update keeps the stored row's created_at
+            self.known[key] = (
+                new if row is None else dataclasses.replace(new, created_at=row.created_at)
+            )
         yield (
             "run",
             STORE_SQL,
@@ -173,6 +245,7 @@ class Ctx:
         over_keys = lim.max_keys and st.keys > lim.max_keys
         if not ((over_bytes and st.bytes > bytes_before) or (over_keys and st.keys > keys_before)):
             return
+        self.untrack()  # the purge deletes rows of any key
         yield from self.engine.plan_purge(self.ns, self.now, st)  # expired space is free
         if over_bytes and st.bytes > lim.max_namespace_bytes:
             # idempotency records only serve retries: the oldest make way for data

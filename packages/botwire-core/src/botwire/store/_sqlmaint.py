@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._policy import check_policy
 from .._types import Policy, Usage
@@ -11,6 +11,11 @@ from ._sqlbase import IDEMPOTENCY_BUDGET, IDEMPOTENCY_SECONDS, MAX_IDEMPOTENCY_R
 from ._sqlplan import Plan
 from ._sqlread import Reads
 from ._sqltext import DAY, LIST
+
+if TYPE_CHECKING:
+    from ._sqlctx import OldestRecords
+
+DROP_RECORD_SQL = "DELETE FROM bw_idempotency WHERE ns = ? AND ikey = ?"
 
 #: Records read at a time when the oldest must make way for bytes (not for their number).
 SHED_PAGE = 16
@@ -76,7 +81,7 @@ class Maintenance(Reads):
                 stats.bytes -= int(length)
             if not gone:
                 break  # none left but ``keep``
-            yield ("many", "DELETE FROM bw_idempotency WHERE ns = ? AND ikey = ?", gone)
+            yield ("many", DROP_RECORD_SQL, gone)
         return count
 
     def plan_drop_oldest(self, ns: str, n: int, keep: str) -> Plan[None]:
@@ -100,6 +105,44 @@ class Maintenance(Reads):
             f"DELETE FROM bw_idempotency WHERE ns = ? AND ikey IN (SELECT ikey FROM ({oldest}) o)",
             (ns, ns, keep, *params),
         )
+
+    def oldest_query(self, ns: str, limit: int) -> tuple[str, tuple[Any, ...]]:
+        """The namespace's ``limit`` oldest idempotency records (key, bytes, time), as a group
+        transaction reads them ahead with its lock (``OldestRecords``); a literal ``LIMIT``,
+        as :meth:`plan_drop_oldest`'s."""
+        return (
+            f"SELECT ikey, {self.octets}, created_at FROM bw_idempotency WHERE ns = ?"
+            f" ORDER BY created_at, ikey LIMIT {int(limit)}",
+            (ns,),
+        )
+
+    def plan_drop_known(
+        self, ns: str, stats: Stats, old: OldestRecords, n: int, keep: str
+    ) -> Plan[bool]:
+        """Drop the namespace's ``n`` oldest records (not ``keep``) by their keys, from those
+        read ahead (``old``), their bytes taken off ``stats``; ``False`` (nothing done) when
+        what was read ahead cannot tell which they are."""
+        if old.rows is None:
+            if not old.ahead:
+                return False
+            old.rows = [
+                (str(k), int(size), float(at))
+                for k, size, at in (yield ("all", *self.oldest_query(ns, old.ahead)))
+            ]
+        picked: list[tuple[str, int]] = []
+        for ikey, size, at in old.rows:
+            if ikey == keep or ikey in old.dropped:
+                continue
+            if at >= old.floor or len(picked) == n:
+                break  # as new as a record this transaction added: not known to be older
+            picked.append((ikey, size))
+        if len(picked) < n:
+            return False
+        yield ("many", DROP_RECORD_SQL, [(ns, k) for k, _ in picked])
+        for ikey, size in picked:
+            old.dropped.add(ikey)
+            stats.bytes -= size
+        return True
 
     def _oldest_records(self, limit: str) -> str:
         """The namespace's (``?``) oldest ``limit`` records but one (``?``): key and bytes

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -33,6 +34,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from botwire.store import Entry, Op
 from botwire.store._sql import Engine, JSONEntry, fingerprint
+from botwire.store._sqlctx import Carry
 from botwire.store._sqlplan import Plan
 
 from ._pg_common import Retry, no_connection, pg_sql
@@ -219,7 +221,7 @@ class AsyncPgReader:
         fp = fingerprint(ops, atomic) if idempotency_key is not None else None
         prefetch = engine.write_prefetch(namespace, ops, idempotency_key)
 
-        def plan(held: bool = False) -> Plan[list[dict[str, Any]]]:
+        def plan(held: bool = False, carry: Carry | None = None) -> Plan[list[dict[str, Any]]]:
             return engine.plan_apply(
                 namespace,
                 ops,
@@ -228,9 +230,14 @@ class AsyncPgReader:
                 fingerprint=fp,
                 now=now,
                 held=held,
+                carry=carry,
             )
 
-        call = GroupedWrite(namespace, plan, prefetch, engine.takes_lock(ops))
+        locks = engine.takes_lock(ops)
+        oldest = None
+        if locks and idempotency_key is not None:
+            oldest = functools.partial(engine.oldest_query, namespace)
+        call = GroupedWrite(namespace, plan, prefetch, locks, oldest)
         results = await self.groups.write(call)
         self._written += 1
         if self._housekeeping is not None and self._written % HOUSEKEEPING_EVERY == 0:

@@ -17,6 +17,18 @@ transaction:
   call), and get no savepoint up front (``AsyncPgTx.mark``): refused while their writes are
   still queued, the writes are dropped; a savepoint is put before them only when they must be
   sent before the call ends (it reads what it had not prefetched);
+- and while the lock has been held since the group's first statements, the calls after the
+  first read nothing they already know (``Carry``): the reads of every call ride with the
+  first lock, the versions of the calls after it are allocated right behind it
+  (``AsyncPgTx.reserve``), and the statistics and the entries the earlier calls saved are
+  handed on in memory, and so are the namespace's oldest idempotency records, read ahead for
+  its keyed calls, so that a call over the 1,000 records drops the oldest by its key and the
+  statistics stay exact; a group is then two round trips whatever its size (it was one more per
+  call: each read the lock and its entries after the writes of the one before). A call that
+  changes what is not tracked (a purge of expired entries, idempotency records dropped, a
+  rolled-back op of a non-atomic batch) ends this for the rest of the group; a refused call
+  that had taken the lock released it with its rollback, so what was read with it may change:
+  the next call that takes the lock starts afresh, its reads and the later calls' with it;
 - one call's refusal (a :class:`~botwire.BotWireError`: a failed check, a quota) undoes only
   its own changes;
 - one ``COMMIT`` (one WAL flush) for all, and every caller is answered after it, never before;
@@ -41,6 +53,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from botwire._errors import BotWireError
+from botwire.store._sqlctx import Carry
 from botwire.store._sqlplan import Plan
 from botwire.store._sqltext import GROUP_RELEASE_SQL, GROUP_ROLLBACK_SQL, GROUP_SAVEPOINT_SQL
 
@@ -53,6 +66,8 @@ _SAVEPOINT = ("run", GROUP_SAVEPOINT_SQL, ())
 _ROLLBACK = ("run", GROUP_ROLLBACK_SQL, ())
 _RELEASE = ("run", GROUP_RELEASE_SQL, ())
 _MARK = ("mark",)
+#: reads ahead with a group's first lock, at most (``Engine.write_prefetch``'s are 101 per call)
+MAX_READS = 200
 
 Results = list[dict[str, Any]]
 Outcome = Results | Exception
@@ -67,14 +82,18 @@ class GroupedWrite:
     lock (``Engine.takes_lock``)."""
 
     namespace: str
-    #: ``plan(held)``: ``held`` when the transaction already holds the namespace lock
-    plan: Callable[[bool], Plan[Results]]
+    #: ``plan(held, carry)``: ``held`` when the transaction already holds the namespace lock;
+    #: ``carry``, what its earlier calls left known (``Engine.plan_apply``)
+    plan: Callable[[bool, Carry | None], Plan[Results]]
     prefetch: Sequence[Query]
     locks: bool = True
+    #: a keyed write: ``oldest(n)``, the query of its namespace's ``n`` oldest idempotency
+    #: records (``Engine.oldest_query``), read ahead once for a group's keyed calls
+    oldest: Callable[[int], Query] | None = None
 
     def alone(self) -> Plan[Results]:
         """The plan of a transaction of its own."""
-        return self.plan(False)
+        return self.plan(False, None)
 
 
 def group_plan(calls: Sequence[GroupedWrite]) -> Plan[list[Outcome]]:
@@ -83,23 +102,52 @@ def group_plan(calls: Sequence[GroupedWrite]) -> Plan[list[Outcome]]:
     # The lock is the transaction's once a call was applied (released into it); a refused
     # call's rollback to its savepoint released the lock it took, if it was the first.
     held = False
-    for call in calls:
+    carry: Carry | None = None
+    for i, call in enumerate(calls):
         # On the held lock a call's savepoint is put in only if its writes must leave before
         # it ends (AsyncPgTx.mark); the lock's upsert is undone by its savepoint.
         lazy = held
         yield _MARK if lazy else _SAVEPOINT
-        yield ("prefetch", call.prefetch)  # rides with this call's lock (AsyncPgTx.prefetch)
+        if not held and call.locks:
+            # this call takes the lock: the reads of every call left ride with it, and the
+            # versions of the calls after it are allocated right behind it
+            carry = Carry()
+            reads = _reads(calls[i:])
+            keyed = [c.oldest for c in calls[i:] if c.oldest is not None]
+            if keyed:  # each may drop the oldest record: which, and its bytes
+                carry.records.ahead = len(keyed)
+                reads.append(keyed[0](len(keyed)))
+            yield ("prefetch", reads)
+            yield ("reserve", len(calls) - i - 1)
+        elif carry is None:
+            yield ("prefetch", call.prefetch)  # rides with this call's lock
         refused = False
         try:
-            outcomes.append((yield from call.plan(held)))
+            outcomes.append((yield from call.plan(held, carry)))
             held = held or call.locks
         except BotWireError as exc:  # refused: only this call's changes are undone
             refused = True
             outcomes.append(exc)
             if not lazy:
                 yield _ROLLBACK
+        if carry is not None and (carry.lost or not held):
+            # a refused call released the lock it took: what was read with it may change
+            # before the next call takes it again (and reads afresh)
+            carry = None
         yield ("unmark", refused) if lazy else _RELEASE
     return outcomes
+
+
+def _reads(calls: Sequence[GroupedWrite]) -> list[Query]:
+    """Every call's reads ahead, each once (a second call reading the same row reads what the
+    first left: ``Carry``, or the database, as each prefetched result is handed out once)."""
+    seen: dict[Query, None] = {}
+    for call in calls:
+        for query in call.prefetch:
+            seen.setdefault(query, None)
+            if len(seen) == MAX_READS:
+                return list(seen)
+    return list(seen)
 
 
 class _Waiter:

@@ -13,11 +13,13 @@ from botwire.store._sqltext import SAVEPOINT_SQL
 
 from ._pg_common import pg_sql
 
-__all__ = ["BEGIN_WRITE", "NEXTVAL", "VERSION_SQL", "PgTx", "next_version"]
+__all__ = ["BEGIN_WRITE", "NEXTVAL", "NEXTVAL_SERIES", "VERSION_SQL", "PgTx", "next_version"]
 
 #: A new version: in the namespace lock's RETURNING (the engine's ``version_sql``), or alone.
 VERSION_SQL = "nextval('bw_version')"
 NEXTVAL = f"SELECT {VERSION_SQL}".encode()
+#: ``?`` new versions, in ascending order (``AsyncPgTx.reserve``)
+NEXTVAL_SERIES = f"SELECT {VERSION_SQL} FROM generate_series(1, ?)"
 BEGIN_WRITE = b"BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE"
 
 

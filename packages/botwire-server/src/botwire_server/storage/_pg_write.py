@@ -23,6 +23,7 @@ sync store runs (``Engine.plan_apply``), so every operation keeps one definition
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 from collections.abc import Sequence
@@ -48,7 +49,7 @@ from botwire.store._sqltext import (
 
 from ._pg_common import pg_sql
 from ._pg_prepare import Prepared
-from ._pg_tx import BEGIN_WRITE, NEXTVAL
+from ._pg_tx import BEGIN_WRITE, NEXTVAL, NEXTVAL_SERIES
 
 __all__ = ["AsyncPgTx", "drive_async", "rollback_async", "write_async"]
 
@@ -69,8 +70,10 @@ class AsyncPgTx:
         "_prefetched",
         "_prepared",
         "_queue",
+        "_reserve",
         "_saved",
         "_tx",
+        "_versions",
     )
 
     def __init__(
@@ -94,6 +97,9 @@ class AsyncPgTx:
         #: savepoint was put there (they had to be sent before the call ended)
         self._mark: int | None = None
         self._saved = False
+        #: versions to allocate behind the next lock (``reserve``), and those allocated
+        self._reserve = 0
+        self._versions: collections.deque[int] = collections.deque()
 
     def queue(self, sql: str | bytes, params: Sequence[Any] = ()) -> int:
         """Queue a statement (the engine's ``?`` placeholders); its index in the next send."""
@@ -150,14 +156,20 @@ class AsyncPgTx:
         are queued right behind it, so they share its round trip and run once it is granted."""
         plan = self._plan
         self._fresh()
+        self._versions.clear()  # allocated behind a lock its rollback may have released
         at = self.queue(sql, params)
         early: list[tuple[Query, int]] = []
         if plan is not None:
             early = [((query, args), self.queue(query, args)) for query, args in plan]
+        reserved, self._reserve = self._reserve, 0
+        if reserved:
+            versions = self.queue(NEXTVAL_SERIES, (reserved,))
         self._leaving(reads=True)
         results = await self.send()
         for key, i in early:
             self._prefetched[key] = results[i] or []
+        if reserved:
+            self._versions.extend(int(row[0]) for row in results[versions] or ())
         rows = results[at]
         return rows[0] if rows else None
 
@@ -224,9 +236,18 @@ class AsyncPgTx:
     async def release_savepoint(self) -> None:
         await self.run(RELEASE_SQL)
 
+    async def reserve(self, count: int) -> None:
+        """Allocate ``count`` versions right behind the next lock (a group's calls after its
+        first, ``_pg_group``): granted once the lock is, so they follow the commit order of
+        the namespace's transactions as a version allocated later would."""
+        self._reserve = count
+
     async def version(self) -> int:
         """A new version (the plan's ``"version"`` request, for a transaction whose lock did
-        not allocate one): the sequence ``bw_version``."""
+        not allocate one): a reserved one (:meth:`reserve`), else the sequence
+        ``bw_version``."""
+        if self._versions:
+            return self._versions.popleft()
         self._fresh()
         self._leaving()
         at = self.queue(NEXTVAL)
