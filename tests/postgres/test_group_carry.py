@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from botwire import BotWireError, Conflict, Limits
+from botwire import BotWireError, Conflict, Limits, QuotaExceeded
 from botwire.store import Op
 from botwire.store._sql import Engine
 from botwire.store._sqlbase import EntryRow
@@ -454,3 +454,41 @@ def test_at_the_record_cap_a_group_drops_the_oldest_by_key_in_two_round_trips(
 
     asyncio.run(main())
     assert counts == [4], counts  # the first call alone (2), the group of nine (2)
+
+
+@pytest.mark.parametrize("loop", [True, False], ids=["event-loop", "threaded"])
+def test_an_entry_read_ahead_then_purged_is_not_counted_twice(
+    postgres_url: str, loop: bool
+) -> None:
+    """A batch's third key is over ``max_keys``, so the expired ``a`` is purged; its row was
+    read ahead with the lock, and the batch's ``incr a`` must then find it absent, a fourth
+    key over the limit: the batch is refused. It found the stale row instead, removed it
+    again, and the namespace counted 3 keys while holding 4 (``max_keys=3`` exceeded). Both
+    PostgreSQL write paths read ahead."""
+    offset = [0.0]
+    ns = f"carry-{uuid.uuid4().hex[:8]}"
+    batch = [Op("set", "x", value="1"), Op("set", "y", value="1"), Op("incr", "a", by=1)]
+
+    async def main() -> tuple[Any, int, int]:
+        async with async_writer(
+            postgres_url, limits=Limits(max_keys=3), clock_offset=lambda: offset[0]
+        ) as (w, store):
+            await w.batch(ns, [Op("set", "a", value="5", ttl=50), Op("set", "b", value="1")])
+            offset[0] = 100.0  # a has expired (still counted until purged)
+            got: Any
+            try:
+                if loop:
+                    got = await w.batch(ns, batch)
+                else:
+                    got = await asyncio.to_thread(store.batch, ns, batch)
+            except QuotaExceeded as exc:
+                got = exc
+            rows = store._statement(
+                lambda tx: tx.one("SELECT count(*) FROM bw_entries WHERE ns = ?", (ns,))
+            )[0]
+            return got, store.usage(ns).keys, rows
+
+    got, counted, rows = asyncio.run(main())
+    assert isinstance(got, QuotaExceeded), got
+    # the refused batch left a (expired: not counted) and b
+    assert (counted, rows) == (1, 2), (counted, rows)

@@ -245,10 +245,15 @@ class Ctx:
         over_keys = lim.max_keys and st.keys > lim.max_keys
         if not ((over_bytes and st.bytes > bytes_before) or (over_keys and st.keys > keys_before)):
             return
-        self.untrack()  # the purge deletes rows of any key
-        yield from self.engine.plan_purge(self.ns, self.now, st)  # expired space is free
+        gone = yield from self.engine.plan_purge(self.ns, self.now, st)  # expired space is free
+        # A row of theirs read before the purge (read ahead with the lock) is stale now: they
+        # are absent until written again.
+        if self.known is None:
+            self.known = {}
+        self.known.update(dict.fromkeys(gone))
         if over_bytes and st.bytes > lim.max_namespace_bytes:
             # idempotency records only serve retries: the oldest make way for data
+            self.carryable = False  # a later call's record read ahead may be gone
             yield from self.engine.plan_shed(self.ns, st, lim.max_namespace_bytes)
         if lim.max_namespace_bytes and st.bytes > lim.max_namespace_bytes:
             self.refuse_bytes(key, "key")

@@ -311,11 +311,12 @@ class Maintenance(Reads):
         return [(r[0], r[1]) for r in rows]
 
     def purge_namespace(self, tx: Tx, ns: str, now: float, stats: Stats) -> int:
-        """:meth:`plan_purge` run on ``tx``."""
-        return self.run_plan(tx, self.plan_purge(ns, now, stats))
+        """:meth:`plan_purge` run on ``tx``: how many entries it deleted."""
+        return len(self.run_plan(tx, self.plan_purge(ns, now, stats)))
 
-    def plan_purge(self, ns: str, now: float, stats: Stats) -> Plan[int]:
-        """Delete the namespace's expired entries; the caller holds the namespace lock."""
+    def plan_purge(self, ns: str, now: float, stats: Stats) -> Plan[list[str]]:
+        """Delete the namespace's expired entries; the caller holds the namespace lock. The
+        keys deleted (a write that purged must not trust a row of theirs read before)."""
         gone = yield (
             "all",
             "DELETE FROM bw_entries WHERE ns = ? AND expires_at IS NOT NULL AND expires_at <= ?"
@@ -327,7 +328,7 @@ class Maintenance(Reads):
                 yield from self.rows.plan_drop(ns, key, int(length), int(tail))
         stats.keys -= len(gone)
         stats.bytes -= sum(int(r[2]) for r in gone)
-        return len(gone)
+        return [str(r[0]) for r in gone]
 
     def expired_namespaces(self, tx: Tx, now: float, limit: int = 100) -> list[str]:
         rows = tx.all(
