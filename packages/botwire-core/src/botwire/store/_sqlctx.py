@@ -31,8 +31,9 @@ class Carry:
     The transaction holds the namespace lock from its first call on, so nobody else changes
     the namespace meanwhile: the statistics are what the last call saved, and an entry a call
     loaded, stored or removed is what that call left. ``stats`` is ``None`` until a call was
-    applied, and again for good (``lost``) once one changed what no call tracks: expired
-    entries purged, idempotency records dropped, an op of a non-atomic batch rolled back."""
+    applied, and again for good (``lost``) once one changed what no call tracks: idempotency
+    records shed or forgotten with a delete, an op of a non-atomic batch rolled back (a purge
+    of expired entries is tracked: it names the keys it deleted)."""
 
     stats: Stats | None = None
     now: float = 0.0

@@ -25,8 +25,9 @@ transaction:
   its keyed calls, so that a call over the 1,000 records drops the oldest by its key and the
   statistics stay exact; a group is then two round trips whatever its size (it was one more per
   call: each read the lock and its entries after the writes of the one before). A call that
-  changes what is not tracked (a purge of expired entries, idempotency records dropped, a
-  rolled-back op of a non-atomic batch) ends this for the rest of the group; a refused call
+  changes what is not tracked (idempotency records shed or forgotten with a delete, a
+  rolled-back op of a non-atomic batch; a purge's keys are tracked) ends this for the rest of
+  the group; a refused call
   that had taken the lock released it with its rollback, so what was read with it may change:
   the next call that takes the lock starts afresh, its reads and the later calls' with it;
 - one call's refusal (a :class:`~botwire.BotWireError`: a failed check, a quota) undoes only
