@@ -215,7 +215,7 @@ class Engine(Watching):
                 if records is not None:
                     carry.records = records
             else:  # records dropped or rows changed untracked: the next calls read them
-                carry.stats, carry.lost = None, True
+                carry.stats = None
         return results
 
     def takes_lock(self, ops: Sequence[Op]) -> bool:

@@ -24,26 +24,6 @@ if TYPE_CHECKING:
 
 
 @dataclass(slots=True)
-class Carry:
-    """What the calls a group transaction applied so far leave known to the next one
-    (``botwire_server.storage._pg_group``), so that it reads nothing it already knows.
-
-    The transaction holds the namespace lock from its first call on, so nobody else changes
-    the namespace meanwhile: the statistics are what the last call saved, and an entry a call
-    loaded, stored or removed is what that call left. ``stats`` is ``None`` until a call was
-    applied, and again for good (``lost``) once one changed what no call tracks: idempotency
-    records shed or forgotten with a delete, an op of a non-atomic batch rolled back (a purge
-    of expired entries is tracked: it names the keys it deleted)."""
-
-    stats: Stats | None = None
-    now: float = 0.0
-    #: key -> its row (``None``: absent), as the transaction's own statements left it
-    entries: dict[str, EntryRow | None] = field(default_factory=dict)
-    records: OldestRecords = field(default_factory=lambda: OldestRecords())
-    lost: bool = False
-
-
-@dataclass(slots=True)
 class OldestRecords:
     """The namespace's oldest idempotency records, read ahead with a group's lock (``ahead``
     of them: one per keyed call), so that a call over the 1,000 records drops exactly the
@@ -60,6 +40,25 @@ class OldestRecords:
 
     def copy(self) -> OldestRecords:
         return OldestRecords(self.ahead, self.rows, set(self.dropped), self.floor)
+
+
+@dataclass(slots=True)
+class Carry:
+    """What the calls a group transaction applied so far leave known to the next one
+    (``botwire_server.storage._pg_group``), so that it reads nothing it already knows.
+
+    The transaction holds the namespace lock from its first call on, so nobody else changes
+    the namespace meanwhile: the statistics are what the last call saved, and an entry a call
+    loaded, stored or removed is what that call left. ``stats`` is ``None`` until a call was
+    applied, and again for good once one changed what no call tracks: idempotency records shed
+    or forgotten with a delete, an op of a non-atomic batch rolled back (a purge of expired
+    entries is tracked: it names the keys it deleted)."""
+
+    stats: Stats | None = None
+    now: float = 0.0
+    #: key -> its row (``None``: absent), as the transaction's own statements left it
+    entries: dict[str, EntryRow | None] = field(default_factory=dict)
+    records: OldestRecords = field(default_factory=OldestRecords)
 
 
 class Ctx:

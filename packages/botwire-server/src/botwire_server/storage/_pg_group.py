@@ -27,9 +27,9 @@ transaction:
   call: each read the lock and its entries after the writes of the one before). A call that
   changes what is not tracked (idempotency records shed or forgotten with a delete, a
   rolled-back op of a non-atomic batch; a purge's keys are tracked) ends this for the rest of
-  the group; a refused call
-  that had taken the lock released it with its rollback, so what was read with it may change:
-  the next call that takes the lock starts afresh, its reads and the later calls' with it;
+  the group; a refused call that had taken the lock released it with its rollback, so what
+  was read with it may change: the next call that takes the lock starts afresh, its reads and
+  the later calls' with it;
 - one call's refusal (a :class:`~botwire.BotWireError`: a failed check, a quota) undoes only
   its own changes;
 - one ``COMMIT`` (one WAL flush) for all, and every caller is answered after it, never before;
@@ -131,9 +131,10 @@ def group_plan(calls: Sequence[GroupedWrite]) -> Plan[list[Outcome]]:
             outcomes.append(exc)
             if not lazy:
                 yield _ROLLBACK
-        if carry is not None and (carry.lost or not held):
+        if carry is not None and (not held or carry.stats is None):
             # a refused call released the lock it took: what was read with it may change
-            # before the next call takes it again (and reads afresh)
+            # before the next call takes it again (and reads afresh); or an applied call
+            # changed what no call tracks (``Carry``): the calls after it read it
             carry = None
         yield ("unmark", refused) if lazy else _RELEASE
     return outcomes
