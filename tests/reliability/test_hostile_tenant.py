@@ -247,4 +247,4 @@ def test_compat_listing_reads_an_index(list_server: ServerProcess) -> None:
                 str(r[-1]) for r in conn.execute("EXPLAIN QUERY PLAN " + query, ("wide", 0.0, 1))
             )
         print(f"FIGURE compat listing plan: {plan}")
-        assert "bw_entries_recent" in plan and "TEMP B-TREE" not in plan
+        assert "bw_entries_version" in plan and "TEMP B-TREE" not in plan

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import _fork
 from ._sqlbase import Tx, TxHooks
-from ._sqltext import RECORDS_AGE_INDEX
+from ._sqltext import RECENT_INDEX_DROP, RECORDS_AGE_INDEX
 from ._sqlwatch import WATCH_SCHEMA
 
 if TYPE_CHECKING:
@@ -39,9 +39,6 @@ SCHEMA = (
     " PRIMARY KEY (ns, ikey)) WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS bw_idempotency_age ON bw_idempotency (created_at)",
     RECORDS_AGE_INDEX,
-    # the compatibility listing (newest first) reads this instead of sorting the namespace;
-    # WITHOUT ROWID: its entries end with the primary key, so ties come in key order too
-    "CREATE INDEX IF NOT EXISTS bw_entries_recent ON bw_entries (ns, updated_at, version)",
     # list rows left to remove after a long list was trimmed or deleted: every bw_items row of
     # (ns, key) with seq < below is garbage, removed in small chunks by sweep() (DeferredRows.sweep)
     "CREATE TABLE IF NOT EXISTS bw_trash (ns TEXT NOT NULL, key TEXT NOT NULL,"
@@ -53,6 +50,12 @@ SCHEMA = (
         )
         for s in WATCH_SCHEMA
     ),
+    # The compatibility listing (newest first) reads the change feed's bw_entries_version
+    # instead (issue 22): this index of update times changed with every write of an entry,
+    # an index entry more per write (115 B of disk per chat message on PostgreSQL). Dropped on
+    # open; an older botwire that opens the file creates it again, and either works with or
+    # without it.
+    RECENT_INDEX_DROP,
 )
 
 

@@ -190,12 +190,14 @@ class Reads(EngineBase):
 
     def recent_keys(self, tx: Tx, ns: str, limit: int, now: float) -> list[tuple[str, int, float]]:
         """(key, bytes, updated_at) of the ``limit`` most recently updated live keys, newest
-        first (the keys of one batch, which share a time and version, in descending key order),
-        read along the ``(ns, updated_at, version, key)`` index: no sort of the namespace."""
+        first in commit order (their versions; the keys of one batch, which share a version, in
+        descending key order), read along the change feed's ``(ns, version)`` index: no sort of
+        the namespace (PostgreSQL sorts only the keys that share a version). Commit order, not
+        the clocks': a replica whose clock lags cannot put its writes behind older ones."""
         rows = tx.all(
             "SELECT key, bytes, updated_at FROM bw_entries"
             " WHERE ns = ? AND (expires_at IS NULL OR expires_at > ?)"
-            " ORDER BY updated_at DESC, version DESC, key DESC LIMIT ?",
+            " ORDER BY version DESC, key DESC LIMIT ?",
             (ns, now, limit),
         )
         return [(r[0], int(r[1]), float(r[2])) for r in rows]

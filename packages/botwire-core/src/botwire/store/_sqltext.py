@@ -213,6 +213,13 @@ RECORDS_AGE_INDEX = (
 )
 
 
+#: Both engines drop the index ``(ns, updated_at, version, key)`` that the compatibility listing
+#: read until issue 22: the listing reads ``bw_entries_version`` (the change feed's) instead, in
+#: commit order, and a write of an entry no longer adds an entry to a fourth index (on
+#: PostgreSQL an update that changes an indexed column adds one to every index it changed).
+RECENT_INDEX_DROP = "DROP INDEX IF EXISTS bw_entries_recent"
+
+
 def load_query(ns: str, key: str) -> tuple[str, tuple[Any, ...]]:
     """The statement with which a write loads an entry's row (``ENTRY_COLS``) before changing
     it: a pipelining backend may send it ahead, with the namespace lock."""

@@ -86,7 +86,8 @@ async def compat_delete(request: Request) -> Response:
 
 
 async def compat_list(request: Request) -> Response:
-    """``?limit=N`` (1-1000, default 100) → the N most recently updated keys, newest first."""
+    """``?limit=N`` (1-1000, default 100) → the N most recently updated keys, newest first (in
+    commit order: their versions)."""
     ctx = context(request)
     principal = ctx.principal(request)
     ns, _ = route_names(request, prefix=PREFIX, segment=None)
@@ -105,6 +106,6 @@ async def compat_list(request: Request) -> Response:
         if page.cursor is None:
             break
         cursor = page.cursor
-    keys.sort(key=lambda k: (k.updated_at, k.version), reverse=True)
+    keys.sort(key=lambda k: (k.version, k.key), reverse=True)  # commit order, as recent_keys
     shown = [{"key": k.key, "bytes": k.bytes, "updated_at": k.updated_at} for k in keys[:limit]]
     return json_response({"namespace": ns, "count": len(shown), "keys": shown})

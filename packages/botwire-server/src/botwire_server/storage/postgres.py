@@ -15,7 +15,8 @@ store); this module only supplies transactions, versions and the schema:
 - **Keys** are ``TEXT COLLATE "C"``: in a UTF8 database that orders (and range-compares) by UTF-8
   bytes, like SQLite. A database with another encoding is refused at start.
 - **Schema** is created or migrated at start inside a transaction holding
-  ``pg_advisory_xact_lock``, so replicas starting together do not trip over each other.
+  ``pg_advisory_xact_lock``, so replicas starting together do not trip over each other
+  (``_pg_schema``).
 - **Round trips** are kept low with psycopg's pipeline mode: statements whose results the engine
   does not read are queued and sent with the next one it does read, ``BEGIN`` travels with the
   first statement and ``COMMIT`` with the last, and the sequence value, the idempotency record
@@ -47,11 +48,10 @@ from psycopg_pool import ConnectionPool
 from botwire._errors import BotWireError, InvalidArgument, StorageFull, Unavailable
 from botwire._names import check_key, check_namespace
 from botwire.store import Entry, KeyPage, Limits, Op, Policy, Usage
-from botwire.store._sql import PG_OCTETS, Engine, JSONEntry, fingerprint, recount_sql
-from botwire.store._sqltext import RECORDS_AGE_INDEX, policy_migration, records_migration
-from botwire.store._sqlwatch import WATCH_SCHEMA
+from botwire.store._sql import PG_OCTETS, Engine, JSONEntry, fingerprint
 
 from ._pg_common import Retry, pg_sql, reason, where
+from ._pg_schema import SCHEMA_VERSION, migrate
 from ._pg_tx import BEGIN_WRITE, VERSION_SQL, PgTx, next_version
 from ._pg_watch import BEGIN_READ, WATCH_POLL, PgWatch
 
@@ -61,65 +61,6 @@ if TYPE_CHECKING:
 __all__ = ["SCHEMA_VERSION", "WATCH_POLL", "PostgresStore"]
 
 T = TypeVar("T")
-
-#: The schema number of the change feed's migration (issue 18, watch): renumber here only.
-WATCH_MIGRATION = 5
-_MIGRATION_LOCK = 0x6277_6D69  # pg_advisory_xact_lock key for schema changes ("bwmi")
-_TEXT = 'TEXT COLLATE "C" NOT NULL'
-# _MIGRATIONS[n] takes a database from schema n - 1 to schema n.
-_MIGRATIONS: dict[int, tuple[str, ...]] = {
-    1: (
-        "CREATE SEQUENCE IF NOT EXISTS bw_version AS bigint",
-        f"CREATE TABLE IF NOT EXISTS bw_entries (ns {_TEXT}, key {_TEXT},"
-        " kind smallint NOT NULL, value text, version bigint NOT NULL,"
-        " created_at double precision NOT NULL, updated_at double precision NOT NULL,"
-        " expires_at double precision, bytes bigint NOT NULL,"
-        " length bigint NOT NULL DEFAULT 0, head bigint NOT NULL DEFAULT 0,"
-        " tail bigint NOT NULL DEFAULT 0, PRIMARY KEY (ns, key))",
-        "CREATE INDEX IF NOT EXISTS bw_entries_expiry ON bw_entries (expires_at)"
-        " WHERE expires_at IS NOT NULL",
-        f"CREATE TABLE IF NOT EXISTS bw_items (ns {_TEXT}, key {_TEXT}, seq bigint NOT NULL,"
-        " value text NOT NULL, bytes bigint NOT NULL, PRIMARY KEY (ns, key, seq))",
-        f"CREATE TABLE IF NOT EXISTS bw_namespaces (ns {_TEXT} PRIMARY KEY,"
-        " keys bigint NOT NULL, bytes bigint NOT NULL, day bigint NOT NULL,"
-        " writes bigint NOT NULL)",
-        f"CREATE TABLE IF NOT EXISTS bw_idempotency (ns {_TEXT}, ikey {_TEXT}, fingerprint text,"
-        " created_at double precision NOT NULL, response text NOT NULL,"
-        " PRIMARY KEY (ns, ikey))",
-        "CREATE INDEX IF NOT EXISTS bw_idempotency_age ON bw_idempotency (created_at)",
-    ),
-    # issue 13: the compatibility listing (newest first) reads this instead of sorting
-    2: (
-        "CREATE INDEX IF NOT EXISTS bw_entries_recent ON bw_entries (ns, updated_at, version, key)",
-    ),
-    # issue 13: idempotency records count in their namespace's bytes, in UTF-8 bytes; records
-    # kept before (uncounted, or counted in characters) are counted once here
-    3: (recount_sql(PG_OCTETS),),
-    # issue 18: the change feed (tombstones, pruned horizons, entries by version)
-    WATCH_MIGRATION: tuple(
-        s.format(text=_TEXT, bigint="bigint", real="double precision", without_rowid="")
-        for s in WATCH_SCHEMA
-    ),
-}
-#: Schema 4 (issue 18): the retention policy's columns; schema 5 (issue 18): the change feed.
-POLICY_SCHEMA = 4
-_MIGRATIONS[POLICY_SCHEMA] = (
-    *policy_migration("double precision", "bigint", if_not_exists="IF NOT EXISTS "),
-    "UPDATE bw_namespaces SET written_at = extract(epoch from now())::float8"
-    " WHERE written_at IS NULL",
-)
-#: Schema 6 (issue 22): ``bw_namespaces.records``, the idempotency records a namespace keeps
-#: (NULL until the next keyed write counts them).
-RECORDS_SCHEMA = 6
-_MIGRATIONS[RECORDS_SCHEMA] = (
-    records_migration("bigint", if_not_exists="IF NOT EXISTS "),
-    RECORDS_AGE_INDEX,
-)
-SCHEMA_VERSION = max(_MIGRATIONS)
-_META = (
-    "CREATE TABLE IF NOT EXISTS bw_meta (id integer PRIMARY KEY CHECK (id = 1),"
-    " schema integer NOT NULL)"
-)
 
 _HOUSEKEEPING_EVERY = 512  # write transactions (per store) between purges of expired entries
 PURGE_BATCH = 100  # namespaces per batch of purge_expired() (one transaction each)
@@ -250,7 +191,7 @@ class PostgresStore(PgWatch):
             ) from exc
         with conn:
             try:
-                self._migrate(conn)
+                migrate(conn, self._where)
             except psycopg.Error as exc:
                 raise Unavailable(
                     f"botwire: cannot create or upgrade the schema on {self._where}: "
@@ -271,38 +212,6 @@ class PostgresStore(PgWatch):
     @property
     def limits(self) -> Limits:
         return self.engine.limits
-
-    # -- schema ------------------------------------------------------------------------------
-
-    def _migrate(self, conn: psycopg.Connection[Any]) -> None:
-        """Create or upgrade the schema; concurrent starts wait on one advisory lock."""
-        row = conn.execute("SELECT current_setting('server_encoding')").fetchone()
-        encoding = row[0] if row else "?"
-        if encoding != "UTF8":
-            raise InvalidArgument(
-                f"botwire: the database on {self._where} has encoding {encoding}; botwire needs "
-                "UTF8 (keys are ordered by UTF-8 bytes). Create it with "
-                "CREATE DATABASE ... ENCODING 'UTF8' TEMPLATE template0."
-            )
-        with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-            conn.execute(_META)
-            row = conn.execute("SELECT schema FROM bw_meta WHERE id = 1").fetchone()
-            current = int(row[0]) if row else 0
-            if current > SCHEMA_VERSION:
-                raise InvalidArgument(
-                    f"botwire: the database on {self._where} has schema {current}, newer than "
-                    f"this botwire-server understands ({SCHEMA_VERSION}); upgrade botwire-server."
-                )
-            for version in range(current + 1, SCHEMA_VERSION + 1):
-                for statement in _MIGRATIONS[version]:
-                    conn.execute(statement)
-            if current != SCHEMA_VERSION:
-                conn.execute(
-                    "INSERT INTO bw_meta (id, schema) VALUES (1, %s)"
-                    " ON CONFLICT (id) DO UPDATE SET schema = excluded.schema",
-                    (SCHEMA_VERSION,),
-                )
 
     # -- transactions ------------------------------------------------------------------------
 
