@@ -196,3 +196,38 @@ def test_a_busy_table_leaves_the_index_for_the_next_start_without_holding_it_up(
         holder.close()
     PostgresStore(fresh_postgres_url).close()
     assert not _pg_has_index(fresh_postgres_url)
+
+
+def test_a_role_that_does_not_own_the_index_still_starts_and_says_so(
+    fresh_postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The schema created by one role, the server run by another that may write the tables
+    (and create in the schema, as botwire needs) but owns nothing: it serves, and the warning
+    names the statement to run as the owner."""
+    PostgresStore(fresh_postgres_url).close()
+    role = f"bw_writer_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(fresh_postgres_url, autocommit=True) as admin:
+        admin.execute(OLD_PG_INDEX)
+        admin.execute(f"CREATE ROLE {role} LOGIN")
+        database = admin.info.dbname
+        admin.execute(f"GRANT CONNECT ON DATABASE {database} TO {role}")
+        admin.execute(f"GRANT USAGE, CREATE ON SCHEMA public TO {role}")
+        admin.execute(
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}"
+        )
+        admin.execute(f"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {role}")
+    as_role = psycopg.conninfo.make_conninfo(fresh_postgres_url, user=role)
+    try:
+        with caplog.at_level(logging.WARNING, logger="botwire_server"):
+            store = PostgresStore(as_role)
+        try:
+            store.batch("ns", [Op("set", "k", value="1")], atomic=True)
+            assert [k for k, _, _ in store.recent_keys("ns", 5)] == ["k"]
+        finally:
+            store.close()
+        assert _pg_has_index(fresh_postgres_url)
+        assert any("DROP INDEX bw_entries_recent" in r.getMessage() for r in caplog.records)
+    finally:
+        with psycopg.connect(fresh_postgres_url, autocommit=True) as admin:
+            admin.execute(f"DROP OWNED BY {role}")
+            admin.execute(f"DROP ROLE {role}")

@@ -123,7 +123,8 @@ def _drop_recent_index(conn: psycopg.Connection[Any]) -> None:
     outside the schema's numbering: a replica of the previous release still starts (and
     works without it). Dropping waits for the writes in flight on ``bw_entries`` and holds
     the next ones behind it, so it gives up after :data:`_DROP_LOCK_TIMEOUT` (busy replicas)
-    and the next start tries again."""
+    and the next start tries again; a role that does not own the index leaves it, and says
+    so."""
     row = conn.execute("SELECT to_regclass('bw_entries_recent')").fetchone()
     if row is None or row[0] is None:
         return
@@ -136,4 +137,11 @@ def _drop_recent_index(conn: psycopg.Connection[Any]) -> None:
             "botwire: bw_entries_recent (unused since issue 22) was not dropped: bw_entries "
             "stayed busy for %s; the next start tries again",
             _DROP_LOCK_TIMEOUT,
+        )
+    except psycopg.errors.InsufficientPrivilege:
+        # a server role that may write the tables but does not own them (another role
+        # created the schema): serving needs nothing more, the index only costs writes
+        log.warning(
+            "botwire: bw_entries_recent (unused since issue 22, it slows every write) was not "
+            "dropped: this role does not own it; run DROP INDEX bw_entries_recent as its owner"
         )
