@@ -129,12 +129,13 @@ class Engine(Watching):
         base: Stats | None = None
         version: int | None = None
         locks = self.takes_lock(ops)
-        if locks and held and carry is not None and carry.stats is not None:
+        carried = carry if locks else None  # a call that takes no lock leaves it as it is
+        if held and carried is not None and carried.stats is not None:
             # the lock is the transaction's: the time of its first call (the database's clock
             # is read once per transaction) and the statistics its last call saved
             if self.db_clock:
-                now = carry.now
-            stats = _today(carry.stats.copy(), now)
+                now = carried.now
+            stats = _today(carried.stats.copy(), now)
         elif locks:  # gets and checks take no lock and create no row
             stats, now, version = yield from self.plan_lock(ns, now, held)
         elif self.db_clock:  # reads still need the database's time (no row is created)
@@ -157,7 +158,7 @@ class Engine(Watching):
             base = stats.copy()
         if not mutating:
             idempotency_key = None  # a read changes nothing to replay: no record (issue 13)
-        records = carry.records.copy() if carry is not None and locks else None
+        records = carried.records.copy() if carried is not None else None
         kept = 0
         if idempotency_key is not None:
             done = None  # a record this transaction dropped was read ahead before it went
@@ -173,7 +174,7 @@ class Engine(Watching):
                 replay: list[dict[str, Any]] = decode(done[1])
                 return replay
             kept = yield from self.plan_records(ns, stats)
-        known = dict(carry.entries) if carry is not None and locks else None
+        known = dict(carried.entries) if carried is not None else None
         ctx = Ctx(self, ns, now, stats, version, known)
         results: list[dict[str, Any]] = []
         for op in ops:
@@ -209,13 +210,13 @@ class Engine(Watching):
             yield from self.plan_drop_oldest(ns, excess, idempotency_key or "")
         if ctx.deleted:  # after the save: a relative update of the bytes
             yield from self.plan_forget_records(ns, ctx.deleted, idempotency_key)
-        if carry is not None and locks:
+        if carried is not None:
             if ctx.carryable and not excess and not ctx.deleted and ctx.known is not None:
-                carry.stats, carry.now, carry.entries = ctx.stats.copy(), ctx.now, ctx.known
+                carried.stats, carried.now, carried.entries = ctx.stats.copy(), ctx.now, ctx.known
                 if records is not None:
-                    carry.records = records
+                    carried.records = records
             else:  # records dropped or rows changed untracked: the next calls read them
-                carry.stats = None
+                carried.stats = None
         return results
 
     def takes_lock(self, ops: Sequence[Op]) -> bool:

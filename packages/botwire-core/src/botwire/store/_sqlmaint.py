@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from ._sqlctx import OldestRecords
 
 DROP_RECORD_SQL = "DELETE FROM bw_idempotency WHERE ns = ? AND ikey = ?"
+#: Which of a namespace's idempotency records are the oldest (both ways of dropping them agree)
+OLDEST_FIRST = "ORDER BY created_at, ikey"
 
 #: Records read at a time when the oldest must make way for bytes (not for their number).
 SHED_PAGE = 16
@@ -112,7 +114,7 @@ class Maintenance(Reads):
         as :meth:`plan_drop_oldest`'s."""
         return (
             f"SELECT ikey, {self.octets}, created_at FROM bw_idempotency WHERE ns = ?"
-            f" ORDER BY created_at, ikey LIMIT {int(limit)}",
+            f" {OLDEST_FIRST} LIMIT {int(limit)}",
             (ns,),
         )
 
@@ -149,7 +151,7 @@ class Maintenance(Reads):
         (``size``), through ``bw_idempotency_ns_age``."""
         return (
             f"SELECT ikey, {self.octets} AS size FROM bw_idempotency WHERE ns = ? AND ikey <> ?"
-            f" ORDER BY created_at, ikey LIMIT {limit}"
+            f" {OLDEST_FIRST} LIMIT {limit}"
         )
 
     def idempotency_budget(self) -> int:
