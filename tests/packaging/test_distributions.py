@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.client
+import socket
 import subprocess
 import venv
 import zipfile
@@ -9,6 +11,8 @@ from email.parser import Parser
 from pathlib import Path
 
 import pytest
+from support.server import running_server
+from support.sockets import loaded_libraries, server_socket_option
 
 ROOT = Path(__file__).resolve().parents[2]
 ADAPTERS = {
@@ -112,3 +116,61 @@ def test_pip_install_botwire_gives_a_working_client(dist: Path, tmp_path: Path) 
         timeout=60,
     )
     assert cli.stdout.strip() == "5"
+
+
+def test_pip_install_botwire_server_runs_what_was_tested(dist: Path, tmp_path: Path) -> None:
+    """The server as the Dockerfile installs it (its locked dependencies, then the two wheels):
+    it runs on uvloop with the bounded httptools protocol, as every test and benchmark does, and
+    not on plain asyncio and h11 (which a package without them got: 44 ms per keep-alive
+    request, and no head deadline, so a slowloris client held a connection for ever)."""
+    requirements = tmp_path / "requirements.txt"
+    export = ["uv", "export", "--frozen", "--no-dev", "--no-emit-workspace", "--quiet"]
+    subprocess.run(
+        [*export, "--package", "botwire-server", "--output-file", str(requirements)],
+        cwd=ROOT,
+        check=True,
+        timeout=120,
+    )
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir)
+    python = env_dir / "bin" / "python"
+    install = ["uv", "pip", "install", "--quiet", "--python", str(python)]
+    subprocess.run([*install, "-r", str(requirements)], check=True, timeout=600)
+    wheels = [
+        dist / "botwire_core-0.3.0-py3-none-any.whl",
+        dist / "botwire_server-0.3.0-py3-none-any.whl",
+    ]
+    subprocess.run([*install, "--no-deps", *map(str, wheels)], check=True, timeout=120)
+    where = subprocess.run(
+        [python, "-c", "import botwire_server; print(botwire_server.__file__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert where.startswith(str(env_dir))  # the wheel, not the workspace's tree
+    with running_server(
+        database=tmp_path / "bw.db", python=python, env={"BOTWIRE_HEADER_TIMEOUT": "1"}
+    ) as server:
+        loaded = loaded_libraries(server.proc.pid)
+        assert any("/uvloop/" in p for p in loaded) and any("/httptools/" in p for p in loaded)
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        for i in range(3):  # keep-alive requests: the connection has TCP_NODELAY
+            conn.request(
+                "PUT",
+                f"/v1/namespaces/p/keys/k{i}",
+                b'{"value": 1}',
+                {"Content-Type": "application/json"},
+            )
+            response = conn.getresponse()
+            assert response.status == 200, response.read()
+            response.read()
+        assert conn.sock is not None
+        nodelay = server_socket_option(
+            server.proc.pid, conn.sock.getsockname(), socket.IPPROTO_TCP, socket.TCP_NODELAY
+        )
+        conn.close()
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as slow:
+            slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")  # never ends
+            answer = slow.recv(200)
+    assert nodelay != 0
+    assert answer.startswith(b"HTTP/1.1 408 "), answer  # the bounded protocol's head deadline

@@ -95,13 +95,15 @@ def start_server(
     cwd: str | os.PathLike[str] | None = None,
     timeout: float = 30.0,
     extra_args: Sequence[str] = (),
+    python: str | os.PathLike[str] = sys.executable,
 ) -> ServerProcess:
     """Start ``python -m botwire_server`` with ``args`` and wait until ``/healthz`` answers.
 
     ``database`` defaults to a fresh file in a temporary directory; ``database=False`` passes
     no ``--database`` at all (the test gives it another way: a file, the environment).
     ``env`` is added to a copy of the environment from which every ``BOTWIRE_*`` variable was
-    removed.
+    removed. ``python``: the interpreter that runs it (another environment's, e.g. a fresh
+    ``pip install``).
     """
     if database is None:
         database = Path(tempfile.mkdtemp(prefix="botwire-srv-")) / "botwire.db"
@@ -113,7 +115,7 @@ def start_server(
         port = free_port(host)
         db_args = [] if database is False else ["--database", os.fspath(database)]
         argv = [
-            sys.executable,
+            os.fspath(python),
             "-m",
             "botwire_server",
             "--host",

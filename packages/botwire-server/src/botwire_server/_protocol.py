@@ -22,8 +22,9 @@ the event loop ends) and sends both together (issue 22). Holding every write to 
 turn instead measured faster on the no-op route (its answers left in bursts) but no faster on
 writes, and it delayed every answer by a turn.
 
-Without httptools, uvicorn's h11 protocol is used with the same head cap (h11 refuses a larger
-head with a 400); it has no head deadline.
+httptools is a dependency of the package (so is uvloop, where it has wheels). Where it cannot be
+installed, uvicorn's h11 protocol is used with the same head cap (h11 refuses a larger head with
+a 400); it has no head deadline.
 
 Example::
 

@@ -69,7 +69,10 @@ def listen(host: str, port: int) -> socket.socket:
             f"botwire-server: cannot listen on {host!r}: {exc.strerror}. Use an IP address of "
             "this machine or a name it resolves, e.g. --host 127.0.0.1 (env BOTWIRE_HOST)."
         ) from None
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not the default 0: asyncio sets TCP_NODELAY only on sockets whose proto says
+    # TCP, and without it an answer written in two sends waits for the client's delayed ACK
+    # (~40 ms per keep-alive request; uvloop sets it on any socket, plain asyncio does not)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: TIME_WAIT is ok
         if family == socket.AF_INET6 and bare in _ANY:
