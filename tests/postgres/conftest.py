@@ -12,6 +12,7 @@ from support.backends import FakeClock
 from support.postgres import postgres_url as _postgres_url_fixture
 
 from botwire import Limits, Memory
+from botwire_server.storage._pg_group import NamespaceGroups
 from botwire_server.storage._pg_write import AsyncPgTx
 from botwire_server.storage.postgres import PostgresStore
 
@@ -77,3 +78,14 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(AsyncPgTx, "send", spy)
     return texts
+
+
+@pytest.fixture(params=["join", "group"])
+def joining(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways concurrent writes of one namespace share a transaction (``_pg_group``):
+    ``join``, the writes that arrive while a lone write's first round trip is in flight join
+    its transaction; ``group``, joining off (``NamespaceGroups._join`` takes nobody), so they
+    wait for its ``COMMIT`` and form the next group, as writes arriving later do."""
+    if request.param == "group":
+        monkeypatch.setattr(NamespaceGroups, "_join", lambda self, namespace, joined: None)
+    return str(request.param)

@@ -28,7 +28,7 @@ from botwire_server.storage._pg_write import AsyncPgTx
 from botwire_server.storage.postgres import PostgresStore
 from tests.support.postgres import async_writer, record_locks
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("joining")]
 
 KEYS = ("a", "b", "c", "n", "l1", "l2")
 Call = tuple[list[Op], bool, str | None]  # ops, atomic, idempotency key
@@ -224,11 +224,14 @@ def test_expired_entries_and_purges_in_a_group(postgres_url: str) -> None:
 
 
 def test_a_group_of_appends_to_one_list_is_two_round_trips(
-    postgres_url: str, sent: list[str]
+    postgres_url: str, sent: list[str], joining: str
 ) -> None:
-    """Six chat messages appended to one list concurrently, each with its Idempotency-Key:
-    the first runs alone, the five after it form one group, whose transaction is two sends
-    (the lock with every call's reads and versions; the writes with COMMIT)."""
+    """Six chat messages appended to one list concurrently, each with its Idempotency-Key.
+    ``group``: the first runs alone, the five after it form one group, whose transaction is two
+    sends (the lock with every call's reads and versions; the writes with COMMIT). ``join``:
+    the five join the first's transaction while its lock is in flight: three sends and one
+    COMMIT for all six (the lock with the first's reads; the first's writes with the five's
+    reads and versions; their writes with COMMIT)."""
     ns = f"carry-{uuid.uuid4().hex[:8]}"
 
     async def main() -> list[Any]:
@@ -248,18 +251,34 @@ def test_a_group_of_appends_to_one_list_is_two_round_trips(
     got = asyncio.run(main())
     assert [r[0]["length"] for r in got] == list(range(2, 8))
     assert _versions(got) == sorted(_versions(got))
-    assert len(sent) == 4, sent  # the lone call's two, the group's two
-    first, writes = sent[2], sent[3]
-    # every call's record lookup and the versions of the four after the first ride with the lock
-    assert first.count("SELECT fingerprint, response FROM bw_idempotency") == 5, first
-    assert "ORDER BY created_at, ikey LIMIT 5" in first, first  # the oldest records
-    assert "generate_series(1, 4)" in first, first
+    lookup = "SELECT fingerprint, response FROM bw_idempotency"
+    if joining == "group":
+        assert len(sent) == 4, sent  # the lone call's two, the group's two
+        first, writes = sent[2], sent[3]
+        # every call's record lookup and the versions of the four after the first ride with
+        # the lock
+        assert first.count(lookup) == 5, first
+        assert "ORDER BY created_at, ikey LIMIT 5" in first, first  # the oldest records
+        assert "generate_series(1, 4)" in first, first
+        assert writes.count("INSERT INTO bw_items") == 5 and writes.endswith("COMMIT"), writes
+        return
+    assert len(sent) == 3, sent
+    lock, ahead, writes = sent
+    assert lock.count(lookup) == 1 and lock.startswith("BEGIN"), lock
+    # the first's writes, then the five's record lookups, their oldest records and versions
+    assert ahead.count("INSERT INTO bw_items") == 1 and ahead.count(lookup) == 5, ahead
+    assert ahead.index("INSERT INTO bw_items") < ahead.index(lookup), ahead
+    assert "ORDER BY created_at, ikey LIMIT 5" in ahead and "generate_series(1, 5)" in ahead
+    assert "bw_namespaces (ns" not in ahead + writes  # nobody takes the lock again
     assert writes.count("INSERT INTO bw_items") == 5 and writes.endswith("COMMIT"), writes
+    assert [q.endswith("; COMMIT") for q in sent] == [False, False, True]
 
 
+@pytest.mark.parametrize("joining", ["group"], indirect=True)
 def test_a_group_whose_first_call_is_refused_reads_again(postgres_url: str) -> None:
     """A refused first call's rollback releases the lock it took: the calls after it must not
-    trust what was read ahead with it, nor use the versions allocated behind it. Another
+    trust what was read ahead with it, nor use the versions allocated behind it (a group's
+    first call; a lone write's refusal rolls its transaction back before anyone joins). Another
     replica writes right after that rollback (the send holding it is split there); the calls
     after it must see that write and get newer versions than it."""
     ns = f"carry-{uuid.uuid4().hex[:8]}"
@@ -390,7 +409,7 @@ def test_what_a_group_hands_on_is_what_the_database_holds(
 
 
 def test_once_what_was_handed_on_is_lost_the_calls_read_the_held_lock(
-    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch, joining: str
 ) -> None:
     """A delete drops the idempotency records that may hold the deleted data: what was read
     ahead is no longer trusted, and the calls after it read the lock their transaction
@@ -412,12 +431,13 @@ def test_once_what_was_handed_on_is_lost_the_calls_read_the_held_lock(
     assert [r[0]["value"] for i, r in enumerate(got) if i != 3] == [1, 2, 3, 4, 5, 6]
     assert got[3] == [{"deleted": True}] and n is not None and n.value == 6
     # alone: takes it; the group: its first takes it, two are handed on and the delete too,
-    # the three after the delete read it
-    assert locks == [False, False, True, True, True], locks
+    # the three after the delete read it. Joined, the first's lock is handed on instead.
+    taken = [False, False] if joining == "group" else [False]
+    assert locks == [*taken, True, True, True], locks
 
 
 def test_at_the_record_cap_a_group_drops_the_oldest_by_key_in_two_round_trips(
-    postgres_url: str, sent: list[str]
+    postgres_url: str, sent: list[str], joining: str
 ) -> None:
     """At 1,000 idempotency records each keyed write drops the oldest. In a group the oldest
     were read ahead with the lock: each call drops its own by key and the statistics stay
@@ -453,7 +473,9 @@ def test_at_the_record_cap_a_group_drops_the_oldest_by_key_in_two_round_trips(
             assert store.usage(grouped).bytes == store.usage(alone).bytes
 
     asyncio.run(main())
-    assert counts == [4], counts  # the first call alone (2), the group of nine (2)
+    # group: the first call alone (2), the group of nine (2); join: the nine join the first's
+    # transaction, their reads and the oldest records read after its writes (3, one COMMIT)
+    assert counts == ([4] if joining == "group" else [3]), counts
 
 
 @pytest.mark.parametrize("loop", [True, False], ids=["event-loop", "threaded"])

@@ -17,10 +17,11 @@ import pytest
 
 from botwire import Conflict, Limits, QuotaExceeded, Unavailable
 from botwire.store import Op
+from botwire_server.storage._pg_write import AsyncPgTx
 from botwire_server.storage.postgres import PostgresStore
 from tests.support.postgres import async_writer, record_locks
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("joining")]
 
 
 def run(main: Callable[[], Awaitable[Any]]) -> Any:
@@ -116,7 +117,7 @@ def test_calls_after_an_applied_one_only_read_the_lock_their_transaction_holds(
 
 
 def test_a_refused_call_on_the_held_lock_is_undone_whether_its_writes_left_or_not(
-    postgres_url: str, sent: list[str]
+    postgres_url: str, sent: list[str], joining: str
 ) -> None:
     """On the lock its transaction holds, a call gets no savepoint up front: refused while its
     writes are still queued, they are dropped; refused after they had to leave (a read it had
@@ -145,10 +146,12 @@ def test_a_refused_call_on_the_held_lock_is_undone_whether_its_writes_left_or_no
     assert values == {"a": 11, "b": 2, "c": 4, "d": None, "x": None} and usage.keys == 3
     group = [q for q in sent if q.count("bw_req") > 0]
     statements = "; ".join(group).split("; ")
-    # the group's first call's savepoint, and the one put before the refused "d" as it read
-    assert statements.count("SAVEPOINT bw_req") == 2, group
+    # the group's first call's savepoint (joined to the lone "a", "b" is on its held lock and
+    # needs none), and the one put before the refused "d" as it read
+    first = 1 if joining == "group" else 0
+    assert statements.count("SAVEPOINT bw_req") == first + 1, group
     assert statements.count("ROLLBACK TO SAVEPOINT bw_req") == 1, group
-    assert statements.count("RELEASE SAVEPOINT bw_req") == 2, group
+    assert statements.count("RELEASE SAVEPOINT bw_req") == first + 1, group
 
 
 def test_a_held_call_that_reads_mid_plan_reads_its_own_rows(postgres_url: str) -> None:
@@ -273,3 +276,126 @@ def test_a_write_that_waits_too_long_is_refused_and_never_applied(postgres_url: 
     assert "waited" in str(got[0]) and ns in str(got[0])
     assert got[3][0]["version"] > 0
     assert late == [None, None, None]
+
+
+# -- joining a lone write's transaction: its failures (``NamespaceGroups._lone``) --------------
+
+
+def _fail_send(
+    monkeypatch: pytest.MonkeyPatch, number: int, fault: Callable[[AsyncPgTx], Awaitable[Any]]
+) -> list[int]:
+    """From now on, the ``number``-th send of the event loop's writes runs ``fault(tx)``
+    instead (once); returns the count of sends so far."""
+    count = [0]
+    send = AsyncPgTx.send
+
+    async def spy(self: AsyncPgTx) -> Any:
+        if self._queue:
+            count[0] += 1
+            if count[0] == number:
+                return await fault(self)
+        return await send(self)
+
+    monkeypatch.setattr(AsyncPgTx, "send", spy)
+    return count
+
+
+def _appends(w: Any, ns: str, n: int) -> list[Awaitable[Any]]:
+    return [
+        w.batch(ns, [Op("append", "log", items=(f'"m{i}"',))], idempotency_key=f"m{i}")
+        for i in range(n)
+    ]
+
+
+@pytest.mark.parametrize("joining", ["join"], indirect=True)
+def test_a_transaction_others_joined_is_retried_with_them(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A serialization failure after five writes joined a lone write (its second send, which
+    carries their reads): the retry runs all six again, and each is applied once."""
+    ns = _ns()
+
+    async def fail(tx: AsyncPgTx) -> Any:
+        raise psycopg.errors.SerializationFailure("injected: could not serialize access")
+
+    async def main() -> tuple[list[Any], Any, Any, int]:
+        async with async_writer(postgres_url) as (w, store):
+            await w.batch(ns, [Op("set", "n", value="0")])
+            count = _fail_send(monkeypatch, 2, fail)
+            got = await asyncio.gather(w.batch(ns, [Op("incr", "n", by=1)]), *_appends(w, ns, 5))
+            return list(got), store.get(ns, "n"), store.get(ns, "log"), count[0]
+
+    got, n, log, sends = run(main)
+    assert sends == 5, sends  # the failed attempt's two, the retry's three: all joined again
+    assert got[0][0]["value"] == 1 and n is not None and n.value == 1
+    assert log is not None and log.value == [f"m{i}" for i in range(5)]
+    assert [r[0]["length"] for r in got[1:]] == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("joining", ["join"], indirect=True)
+def test_joined_writes_outlive_the_refusal_of_the_write_they_joined(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Five writes joined a lone ``set ... if_version``; its transaction fails (serialization)
+    and, before the retry, another replica changes the key, so the retried write is refused.
+    The five were never applied: they run as the next group, each once, not lost with it."""
+    ns = _ns()
+    other = PostgresStore(postgres_url)
+
+    async def main() -> tuple[list[Any], Any, Any]:
+        async with async_writer(postgres_url) as (w, store):
+            v = (await w.batch(ns, [Op("set", "k", value="1")]))[0]["version"]
+            send = AsyncPgTx.send
+
+            async def rollback_then_fail(tx: AsyncPgTx) -> Any:
+                tx._queue = [b"ROLLBACK"]
+                await send(tx)
+                await asyncio.to_thread(other.batch, ns, [Op("set", "k", value="9")])
+                raise psycopg.errors.SerializationFailure("injected: could not serialize access")
+
+            _fail_send(monkeypatch, 2, rollback_then_fail)
+            lead = w.batch(ns, [Op("set", "k", value="2", if_version=v)])
+            got = await asyncio.gather(lead, *_appends(w, ns, 5), return_exceptions=True)
+            await w.groups.wait()
+            return list(got), store.get(ns, "k"), store.get(ns, "log")
+
+    try:
+        got, k, log = run(main)
+    finally:
+        other.close()
+    assert isinstance(got[0], Conflict), got[0]
+    assert k is not None and k.value == 9
+    assert log is not None and sorted(log.value) == [f"m{i}" for i in range(5)]
+    assert sorted(r[0]["length"] for r in got[1:]) == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("joining", ["join"], indirect=True)
+def test_when_the_commit_of_a_joined_transaction_is_unknown_every_caller_is_told(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection is lost right after the ``COMMIT`` of a lone write and the five that
+    joined it left: nobody can know whether it committed, so all six callers are told so
+    (their clients retry with their Idempotency-Keys), and nothing is run again."""
+    ns = _ns()
+
+    async def main() -> tuple[list[Any], Any, Any]:
+        async with async_writer(postgres_url) as (w, store):
+            await w.batch(ns, [Op("set", "n", value="0")])
+            send = AsyncPgTx.send
+
+            async def commit_then_lose(tx: AsyncPgTx) -> Any:
+                await send(tx)
+                raise psycopg.OperationalError("injected: server closed the connection")
+
+            _fail_send(monkeypatch, 3, commit_then_lose)
+            got = await asyncio.gather(
+                w.batch(ns, [Op("incr", "n", by=1)]), *_appends(w, ns, 5), return_exceptions=True
+            )
+            return list(got), store.get(ns, "n"), store.get(ns, "log")
+
+    got, n, log = run(main)
+    assert all(isinstance(r, Unavailable) for r in got), got
+    assert len({str(r) for r in got}) == 1, got
+    # it did commit: applied once, never again
+    assert n is not None and n.value == 1
+    assert log is not None and log.value == [f"m{i}" for i in range(5)]

@@ -173,6 +173,20 @@ class AsyncPgTx:
         rows = results[at]
         return rows[0] if rows else None
 
+    async def ahead(self, queries: Sequence[Query], versions: int) -> None:
+        """The reads of calls that joined a transaction holding its namespace's lock, and
+        ``versions`` new versions for them (``_pg_group.lone_plan``), sent now, behind what is
+        queued (the writes of the calls applied so far): the reads see those writes, the
+        versions follow them, and the calls read nothing more."""
+        self._fresh()
+        self._leaving()
+        early = [((query, args), self.queue(query, args)) for query, args in queries]
+        at = self.queue(NEXTVAL_SERIES, (versions,)) if versions else None
+        results = await self.send()
+        self._prefetched = {key: results[i] or [] for key, i in early}
+        if at is not None:
+            self._versions.extend(int(row[0]) for row in results[at] or ())
+
     async def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         rows = await self._rows(sql, params)
         return rows[0] if rows else None
