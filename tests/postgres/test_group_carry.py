@@ -514,3 +514,35 @@ def test_an_entry_read_ahead_then_purged_is_not_counted_twice(
     assert isinstance(got, QuotaExceeded), got
     # the refused batch left a (expired: not counted) and b
     assert (counted, rows) == (1, 2), (counted, rows)
+
+
+@pytest.mark.parametrize("joining", ["join"], indirect=True)
+def test_nobody_joins_a_lone_write_that_leaves_nothing_to_hand_on(
+    postgres_url: str, sent: list[str]
+) -> None:
+    """At the 1,000-record cap a lone keyed write drops the oldest record by a relative update,
+    so nothing it knows can be handed on: joined, the five appends behind it would each read
+    in a round trip of their own (seven sends). They form the next group instead, whose lock
+    reads them all at once: two sends for the lone write, two for the group."""
+    ns = f"carry-{uuid.uuid4().hex[:8]}"
+    fill = [Op("incr", "c", by=1)]
+
+    async def main() -> list[Any]:
+        async with async_writer(postgres_url) as (w, store):
+            for i in range(1000):
+                await w.batch(ns, fill, idempotency_key=f"f{i:04d}")
+            sent.clear()
+            got = await asyncio.gather(
+                *(
+                    w.batch(ns, [Op("append", "chat", items=(f'"m{i}"',))], idempotency_key=str(i))
+                    for i in range(6)
+                )
+            )
+            entry = store.get(ns, "chat")
+            assert entry is not None and sorted(entry.value) == [f"m{i}" for i in range(6)]
+            return list(got)
+
+    got = asyncio.run(main())
+    assert sorted(r[0]["length"] for r in got) == list(range(1, 7))
+    assert len(sent) == 4, sent
+    assert [q.endswith("; COMMIT") for q in sent] == [False, True, False, True], sent

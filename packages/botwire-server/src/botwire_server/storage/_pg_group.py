@@ -47,7 +47,9 @@ left known is handed on, and one more round trip carries their writes and the on
 three round trips and one WAL flush for all, where they cost a transaction of their own after
 it (LangGraph's ``put_writes`` and ``put`` of a step arrive together and write one namespace;
 traced under P10, four in five of the writes that found one in flight arrived during its first
-round trip). A refusal of the lone write rolls it back before anyone joined; if its
+round trip). Nobody joins a lone write that leaves nothing to hand on (``Carry``: at the
+1,000-record cap it drops the oldest record by a relative update): the joined calls would each
+need a round trip of their own. A refusal of the lone write rolls it back before anyone joined; if its
 transaction is tried again, the calls that joined run in it again, and if it is then refused
 they wait for the next group, never applied meanwhile. When a group is done, the next one
 starts before its callers are answered: its first statements reach PostgreSQL while the
@@ -125,11 +127,14 @@ def lone_plan(
     (``Carry``), and their reads and versions go in one round trip with the first's writes."""
     carry = Carry()
     outcomes: list[Outcome] = [(yield from first.plan(False, carry))]
-    late = join() if first.locks else ()
-    if not late:
+    if not first.locks or carry.stats is None:
+        # Nothing to hand on: the first changed what no call tracks (e.g. it dropped the
+        # oldest idempotency record at the cap by a relative update). Joined, each call would
+        # read its lock row and entries in a round trip of its own; the writes waiting form
+        # the next group instead, whose lock reads them all at once.
         return outcomes
-    if carry.stats is None:  # the first changed what no call tracks: each reads what it needs
-        yield from _calls_plan(late, outcomes, held=True)
+    late = join()
+    if not late:
         return outcomes
     reads = _reads(late)
     keyed = [c.oldest for c in late if c.oldest is not None]
