@@ -48,14 +48,14 @@ three round trips and one WAL flush for all, where they cost a transaction of th
 it (LangGraph's ``put_writes`` and ``put`` of a step arrive together and write one namespace;
 traced under P10, four in five of the writes that found one in flight arrived during its first
 round trip). Nobody joins a lone write that leaves nothing to hand on (``Carry``: at the
-1,000-record cap it drops the oldest record by a relative update): the joined calls would
-each need a round trip of their own. A refusal of the lone write rolls it back before anyone
-joined; if its transaction is tried again, the calls that joined run in it again, and if it
-is then refused they wait for the next group, never applied meanwhile. When a group is done, the next one
-starts before its callers are answered: its first statements reach PostgreSQL while the
-answers are written (measured, 6 processes adding chat messages to one session: 1,235 ->
-1,412 adds/s, medians of 7 runs). Versions stay in commit order: the calls allocate theirs in
-the order they run, inside the transaction, behind the lock.
+1,000-record cap it drops the oldest record by a relative update): the joined calls would each
+need a round trip of their own. A refusal of the lone write rolls it back before anyone joined;
+if its transaction is tried again, the calls that joined run in it again, and if it is then
+refused they wait for the next group, never applied meanwhile. When a group is done, the next
+one starts before its callers are answered: its first statements reach PostgreSQL while the
+answers are written (measured, 6 processes adding chat messages to one session: 1,235 -> 1,412
+adds/s, medians of 7 runs). Versions stay in commit order: the calls allocate theirs in the
+order they run, inside the transaction, behind the lock.
 """
 
 from __future__ import annotations
