@@ -158,18 +158,11 @@ class AsyncPgTx:
         self._fresh()
         self._versions.clear()  # allocated behind a lock its rollback may have released
         at = self.queue(sql, params)
-        early: list[tuple[Query, int]] = []
-        if plan is not None:
-            early = [((query, args), self.queue(query, args)) for query, args in plan]
         reserved, self._reserve = self._reserve, 0
-        if reserved:
-            versions = self.queue(NEXTVAL_SERIES, (reserved,))
+        early, versions = self._queue_ahead(plan or (), reserved)
         self._leaving(reads=True)
         results = await self.send()
-        for key, i in early:
-            self._prefetched[key] = results[i] or []
-        if reserved:
-            self._versions.extend(int(row[0]) for row in results[versions] or ())
+        self._keep_ahead(results, early, versions)
         rows = results[at]
         return rows[0] if rows else None
 
@@ -180,12 +173,28 @@ class AsyncPgTx:
         versions follow them, and the calls read nothing more."""
         self._fresh()
         self._leaving()
-        early = [((query, args), self.queue(query, args)) for query, args in queries]
-        at = self.queue(NEXTVAL_SERIES, (versions,)) if versions else None
+        early, at = self._queue_ahead(queries, versions)
         results = await self.send()
-        self._prefetched = {key: results[i] or [] for key, i in early}
-        if at is not None:
-            self._versions.extend(int(row[0]) for row in results[at] or ())
+        self._prefetched = {}  # what the lock read ahead is older than the writes just sent
+        self._keep_ahead(results, early, at)
+
+    def _queue_ahead(
+        self, queries: Sequence[Query], versions: int
+    ) -> tuple[list[tuple[Query, int]], int | None]:
+        """Queue reads ahead and ``versions`` new versions: each read with its index, and the
+        versions' index (``None``: none asked)."""
+        early = [((query, args), self.queue(query, args)) for query, args in queries]
+        return early, self.queue(NEXTVAL_SERIES, (versions,)) if versions else None
+
+    def _keep_ahead(
+        self, results: list[Rows | None], early: list[tuple[Query, int]], versions: int | None
+    ) -> None:
+        """Keep what :meth:`_queue_ahead` queued: the reads, handed out once each, and the
+        versions, for :meth:`version`."""
+        for key, i in early:
+            self._prefetched[key] = results[i] or []
+        if versions is not None:
+            self._versions.extend(int(row[0]) for row in results[versions] or ())
 
     async def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         rows = await self._rows(sql, params)
