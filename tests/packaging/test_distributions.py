@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.client
 import socket
 import subprocess
 import venv
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from support.server import running_server
-from support.sockets import loaded_libraries, server_socket_option
+from support.sockets import keepalive_nodelay, loaded_libraries
 
 ROOT = Path(__file__).resolve().parents[2]
 ADAPTERS = {
@@ -153,22 +152,7 @@ def test_pip_install_botwire_server_runs_what_was_tested(dist: Path, tmp_path: P
     ) as server:
         loaded = loaded_libraries(server.proc.pid)
         assert any("/uvloop/" in p for p in loaded) and any("/httptools/" in p for p in loaded)
-        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-        for i in range(3):  # keep-alive requests: the connection has TCP_NODELAY
-            conn.request(
-                "PUT",
-                f"/v1/namespaces/p/keys/k{i}",
-                b'{"value": 1}',
-                {"Content-Type": "application/json"},
-            )
-            response = conn.getresponse()
-            assert response.status == 200, response.read()
-            response.read()
-        assert conn.sock is not None
-        nodelay = server_socket_option(
-            server.proc.pid, conn.sock.getsockname(), socket.IPPROTO_TCP, socket.TCP_NODELAY
-        )
-        conn.close()
+        nodelay = keepalive_nodelay(server.proc.pid, server.port, "p")  # keep-alive requests
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as slow:
             slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")  # never ends
             answer = slow.recv(200)

@@ -18,14 +18,12 @@ keep-alive connection that has carried several requests (``support.sockets``).
 
 from __future__ import annotations
 
-import http.client
 import os
-import socket
 from pathlib import Path
 
 import pytest
 from support.server import running_server
-from support.sockets import loaded_libraries, server_socket_option
+from support.sockets import keepalive_nodelay, loaded_libraries
 
 ACCELERATORS = ("uvloop", "httptools")
 
@@ -51,30 +49,7 @@ def test_every_connection_has_tcp_nodelay(tmp_path: Path, hidden: tuple[str, ...
         loaded = loaded_libraries(server.proc.pid)
         for name in ACCELERATORS:  # the case runs what it says it runs
             assert any(f"/{name}/" in p for p in loaded) == (name not in hidden), (name, hidden)
-        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-        try:
-            for i in range(3):
-                body = b'{"value": %d}' % i
-                conn.request(
-                    "PUT",
-                    f"/v1/namespaces/nd/keys/k{i}",
-                    body,
-                    {"Content-Type": "application/json"},
-                )
-                response = conn.getresponse()
-                assert response.status == 200, response.read()
-                response.read()
-                conn.request("GET", f"/v1/namespaces/nd/keys/k{i}")
-                response = conn.getresponse()
-                assert response.status == 200 and b'"value":%d' % i in response.read().replace(
-                    b" ", b""
-                )
-            assert conn.sock is not None
-            nodelay = server_socket_option(
-                server.proc.pid, conn.sock.getsockname(), socket.IPPROTO_TCP, socket.TCP_NODELAY
-            )
-        finally:
-            conn.close()
+        nodelay = keepalive_nodelay(server.proc.pid, server.port, "nd")
     assert nodelay != 0, (
         f"the server's end of a keep-alive connection lacks TCP_NODELAY ({hidden=})"
     )

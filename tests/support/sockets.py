@@ -19,11 +19,12 @@ the option from the copy: what the kernel applies to that connection, not what t
 from __future__ import annotations
 
 import ctypes
+import http.client
 import os
 import socket
 from pathlib import Path
 
-__all__ = ["loaded_libraries", "server_socket_option"]
+__all__ = ["keepalive_nodelay", "loaded_libraries", "server_socket_option"]
 
 _SYS_PIDFD_GETFD = 438  # the same number on every architecture (Linux 5.6's new table)
 
@@ -74,3 +75,26 @@ def loaded_libraries(pid: int) -> set[str]:
             if path and path[0].startswith("/"):
                 paths.add(path[0].strip())
     return paths
+
+
+def keepalive_nodelay(pid: int, port: int, namespace: str, requests: int = 3) -> int:
+    """``TCP_NODELAY`` of server ``pid``'s end of a keep-alive connection to ``port`` that
+    carried ``requests`` PUTs and GETs of keys in ``namespace``, each answered 200 with what
+    was stored."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        for i in range(requests):
+            path = f"/v1/namespaces/{namespace}/keys/k{i}"
+            conn.request("PUT", path, b'{"value": %d}' % i, {"Content-Type": "application/json"})
+            response = conn.getresponse()
+            assert response.status == 200, response.read()
+            response.read()
+            conn.request("GET", path)
+            response = conn.getresponse()
+            body = response.read()
+            assert response.status == 200 and b'"value":%d' % i in body.replace(b" ", b""), body
+        assert conn.sock is not None
+        address = conn.sock.getsockname()
+        return server_socket_option(pid, address, socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    finally:
+        conn.close()
