@@ -87,5 +87,5 @@ def joining(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     its transaction; ``group``, joining off (``NamespaceGroups._join`` takes nobody), so they
     wait for its ``COMMIT`` and form the next group, as writes arriving later do."""
     if request.param == "group":
-        monkeypatch.setattr(NamespaceGroups, "_join", lambda self, namespace, joined: None)
+        monkeypatch.setattr(NamespaceGroups, "_join", lambda self, namespace, joined, calls: None)
     return str(request.param)

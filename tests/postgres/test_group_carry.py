@@ -24,9 +24,10 @@ from botwire.store import Op
 from botwire.store._sql import Engine
 from botwire.store._sqlbase import EntryRow
 from botwire.store._sqltext import load_query
+from botwire_server.storage._pg_group import NamespaceGroups
 from botwire_server.storage._pg_write import AsyncPgTx
 from botwire_server.storage.postgres import PostgresStore
-from tests.support.postgres import async_writer, record_locks
+from tests.support.postgres import arrive_in_waves, async_writer, record_locks
 
 pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("joining")]
 
@@ -134,13 +135,47 @@ async def _both(w: Any, grouped: str, alone: str, calls: list[Call]) -> tuple[An
         *(w.batch(grouped, ops, atomic=at, idempotency_key=k) for ops, at, k in calls),
         return_exceptions=True,
     )
-    one_by_one = []
+    return together, await _one_by_one(w, alone, calls)
+
+
+async def _one_by_one(w: Any, ns: str, calls: list[Call]) -> list[Any]:
+    """Each call's outcome, run one after the other on ``ns``."""
+    got: list[Any] = []
     for ops, at, k in calls:
         try:
-            one_by_one.append(await w.batch(alone, ops, atomic=at, idempotency_key=k))
+            got.append(await w.batch(ns, ops, atomic=at, idempotency_key=k))
         except Exception as exc:
-            one_by_one.append(exc)
-    return together, one_by_one
+            got.append(exc)
+    return got
+
+
+async def _at_the_record_cap(w: Any, store: PostgresStore, *namespaces: str, fill: Any) -> None:
+    """Each namespace at 1,000 idempotency records (``f0000`` .. ``f0999``, the writes
+    ``fill``), written one after the other: the oldest are the same in each."""
+    _seven_digit_versions(store)
+    for ns in namespaces:
+        for i in range(1000):
+            await w.batch(ns, fill, idempotency_key=f"f{i:04d}")
+
+
+async def _in_three_waves(
+    w: Any, ns: str, calls: list[Call], group: int, monkeypatch: pytest.MonkeyPatch
+) -> list[Any]:
+    """``calls[0]`` alone; the next ``group`` started as its ``COMMIT`` leaves (they form the
+    next group); the rest started as that group's lock leaves (they join it): every outcome."""
+    tasks: list[asyncio.Future[Any]] = []
+
+    def start(wave: list[Call]) -> None:
+        for ops, at, k in wave:
+            tasks.append(asyncio.ensure_future(w.batch(ns, ops, atomic=at, idempotency_key=k)))
+
+    with monkeypatch.context() as m:
+        arrive_in_waves(m, lambda: start(calls[1 : 1 + group]), lambda: start(calls[1 + group :]))
+        start(calls[:1])
+        for _ in range(3):  # each wave starts while the one before it runs
+            got = await asyncio.gather(*tasks, return_exceptions=True)
+    assert len(got) == len(calls), got
+    return got
 
 
 def _compare(
@@ -272,6 +307,89 @@ def test_a_group_of_appends_to_one_list_is_two_round_trips(
     assert "bw_namespaces (ns" not in ahead + writes  # nobody takes the lock again
     assert writes.count("INSERT INTO bw_items") == 5 and writes.endswith("COMMIT"), writes
     assert [q.endswith("; COMMIT") for q in sent] == [False, False, True]
+
+
+def test_writes_that_arrive_during_a_groups_lock_join_its_transaction(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch, sent: list[str], joining: str
+) -> None:
+    """A lone append; two arrive while its ``COMMIT`` is in flight and form the next group;
+    three more arrive while that group's lock is in flight. ``join``: the three join the
+    group's transaction (its writes leave with their reads and versions, then theirs with the
+    one ``COMMIT``): five sends, two ``COMMIT``s. ``group``: they wait for it and form a third
+    transaction: six sends, three ``COMMIT``s."""
+    ns = f"carry-{uuid.uuid4().hex[:8]}"
+
+    calls: list[Call] = [
+        ([Op("append", "chat", items=(f'"m{i}"',))], True, str(i)) for i in range(1, 7)
+    ]
+
+    async def main() -> list[Any]:
+        async with async_writer(postgres_url) as (w, store):
+            await w.batch(ns, [Op("append", "chat", items=('"hello"',))], idempotency_key="0")
+            sent.clear()
+            got = await _in_three_waves(w, ns, calls, 2, monkeypatch)
+            entry = store.get(ns, "chat")
+            assert entry is not None and entry.value == ["hello"] + [f"m{i}" for i in range(1, 7)]
+            return got
+
+    got = asyncio.run(main())
+    assert [r[0]["length"] for r in got] == list(range(2, 8))
+    assert _versions(got) == sorted(_versions(got))
+    commits = [q.endswith("; COMMIT") for q in sent]
+    if joining == "group":
+        assert commits == [False, True] * 3, sent
+        return
+    assert commits == [False, True, False, False, True], sent
+    lookup = "SELECT fingerprint, response FROM bw_idempotency"
+    ahead = sent[3]  # the group's writes, then the three's record lookups and versions
+    assert ahead.count("INSERT INTO bw_items") == 2 and ahead.count(lookup) == 3, ahead
+    assert ahead.index("INSERT INTO bw_items") < ahead.index(lookup), ahead
+    assert "generate_series(1, 3)" in ahead and "bw_namespaces (ns" not in ahead, ahead
+    assert sent[4].count("INSERT INTO bw_items") == 3, sent[4]
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("limits", [Limits(), Limits(max_keys=4)], ids=["unlimited", "max_keys"])
+@pytest.mark.parametrize("kinds", ["kept", "all"])
+def test_a_group_that_others_joined_answers_as_the_calls_one_after_the_other(
+    postgres_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    seed: int,
+    limits: Limits,
+    kinds: str,
+    joining: str,
+) -> None:
+    """Random calls in three waves: one alone, twelve while its ``COMMIT`` is in flight (the
+    next group), seventeen while that group's lock is in flight (they join it, unless a call
+    of the group changed what no call tracks): every answer and the state left are those of
+    the same calls one after the other. ``kept``: no deletes and no partial batches, so the
+    group hands on what it knows and the third wave joins it."""
+    # the first is applied: its COMMIT starts the waves
+    calls: list[Call] = [([Op("set", "a", value='"first"')], True, None)]
+    calls += random_calls(
+        seed + 100, 29, tuple(k for k in KINDS if k != "delete") if kinds == "kept" else KINDS
+    )
+    tag = uuid.uuid4().hex[:8]
+    grouped, alone = f"carry-g-{tag}", f"carry-a-{tag}"
+
+    async def main() -> None:
+        async with async_writer(postgres_url, limits=limits) as (w, store):
+            _seven_digit_versions(store)
+            joined: list[int] = []
+            take = NamespaceGroups._join
+
+            def count(self: NamespaceGroups, namespace: str, calls: list[Any], n: int) -> None:
+                take(self, namespace, calls, n)
+                joined.append(len(calls))
+
+            monkeypatch.setattr(NamespaceGroups, "_join", count)
+            together = await _in_three_waves(w, grouped, calls, 12, monkeypatch)
+            if kinds == "kept" and joining == "join":
+                assert joined and joined[-1] == 17, joined  # the third wave joined the group
+            one = await _one_by_one(w, alone, calls)
+            _compare(store, grouped, alone, calls, together, one)
+
+    asyncio.run(main())
 
 
 @pytest.mark.parametrize("joining", ["group"], indirect=True)
@@ -454,10 +572,7 @@ def test_at_the_record_cap_a_group_drops_the_oldest_by_key_in_two_round_trips(
 
     async def main() -> None:
         async with async_writer(postgres_url) as (w, store):
-            _seven_digit_versions(store)
-            for ns in (grouped, alone):
-                for i in range(1000):  # one after the other: the oldest are the same in both
-                    await w.batch(ns, fill, idempotency_key=f"f{i:04d}")
+            await _at_the_record_cap(w, store, grouped, alone, fill=fill)
             sent.clear()
             together = await asyncio.gather(
                 *(w.batch(grouped, ops, atomic=at, idempotency_key=k) for ops, at, k in calls),
@@ -476,6 +591,37 @@ def test_at_the_record_cap_a_group_drops_the_oldest_by_key_in_two_round_trips(
     # group: the first call alone (2), the group of nine (2); join: the nine join the first's
     # transaction, their reads and the oldest records read after its writes (3, one COMMIT)
     assert counts == ([4] if joining == "group" else [3]), counts
+
+
+def test_at_the_record_cap_writes_that_join_a_group_drop_the_oldest_by_key(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch, sent: list[str], joining: str
+) -> None:
+    """At 1,000 idempotency records: a lone keyed write (it drops the oldest by a relative
+    update, so nobody joins it), four that arrive while its ``COMMIT`` is in flight (a group:
+    the oldest read with its lock), and five that arrive while the group's lock is in flight.
+    ``join``: the five join the group and drop the oldest *left by the group's writes*, read
+    with their own reads, by key: five sends in all. Every answer and the state (the records
+    kept, the statistics) are those of the calls one after the other."""
+    tag = uuid.uuid4().hex[:8]
+    grouped, alone = f"carry-g-{tag}", f"carry-a-{tag}"
+    fill = [Op("incr", "c", by=1)]
+    calls: list[Call] = [(fill, True, "lone")]
+    calls += [([Op("append", "chat", items=(f'"m{i}"',))], True, f"m{i}") for i in range(9)]
+
+    async def main() -> None:
+        async with async_writer(postgres_url) as (w, store):
+            await _at_the_record_cap(w, store, grouped, alone, fill=fill)
+            sent.clear()
+            together = await _in_three_waves(w, grouped, calls, 4, monkeypatch)
+            counts = len(sent)
+            one = [await w.batch(alone, ops, atomic=at, idempotency_key=k) for ops, at, k in calls]
+            _compare(store, grouped, alone, calls, together, one)
+            assert store.usage(grouped).bytes == store.usage(alone).bytes
+            # lone: 2 sends; the group: 2, and the five form a third transaction of 2 (group),
+            # or join it: its writes leave with their reads and the oldest records (3 for both)
+            assert counts == (6 if joining == "group" else 5), sent
+
+    asyncio.run(main())
 
 
 @pytest.mark.parametrize("loop", [True, False], ids=["event-loop", "threaded"])

@@ -19,9 +19,10 @@ from botwire import Conflict, Limits, QuotaExceeded, Unavailable
 from botwire.store import Op
 from botwire_server.storage._pg_write import AsyncPgTx
 from botwire_server.storage.postgres import PostgresStore
-from tests.support.postgres import async_writer, record_locks
+from tests.support.postgres import arrive_in_waves, async_writer, record_locks
 
 pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("joining")]
+_SEND = AsyncPgTx.send  # the real one, before any test patches it
 
 
 def run(main: Callable[[], Awaitable[Any]]) -> Any:
@@ -192,12 +193,11 @@ def test_one_idempotency_key_twice_in_a_group_applies_once(postgres_url: str) ->
     assert finals[-1] == 31  # one +1 and three +10
 
 
-def test_a_statement_postgres_refuses_fails_only_its_call(fresh_postgres_url: str) -> None:
-    """A trigger refuses the key ``poison`` (as PostgreSQL would refuse a statement it cannot
-    run): the group fails, and its calls run again one at a time, so only that call fails."""
-    ns = _ns()
-    PostgresStore(fresh_postgres_url).close()  # the schema
-    with psycopg.connect(fresh_postgres_url, autocommit=True) as conn:
+def _poison_trigger(url: str) -> None:
+    """The schema, and a trigger that refuses the key ``poison`` (as PostgreSQL refuses a
+    statement it cannot run)."""
+    PostgresStore(url).close()
+    with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
             "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
             " IF NEW.key = 'poison' THEN RAISE EXCEPTION 'refused by a trigger'; END IF;"
@@ -207,6 +207,13 @@ def test_a_statement_postgres_refuses_fails_only_its_call(fresh_postgres_url: st
             "CREATE TRIGGER poison BEFORE INSERT ON bw_entries"
             " FOR EACH ROW EXECUTE FUNCTION poison()"
         )
+
+
+def test_a_statement_postgres_refuses_fails_only_its_call(fresh_postgres_url: str) -> None:
+    """A trigger refuses the key ``poison`` (as PostgreSQL would refuse a statement it cannot
+    run): the group fails, and its calls run again one at a time, so only that call fails."""
+    ns = _ns()
+    _poison_trigger(fresh_postgres_url)
 
     async def main() -> tuple[list[Any], Any]:
         async with async_writer(fresh_postgres_url) as (w, store):
@@ -300,6 +307,28 @@ def _fail_send(
     return count
 
 
+def _changed_before_the_retry(
+    other: PostgresStore, ns: str
+) -> Callable[[AsyncPgTx], Awaitable[Any]]:
+    """A send fault: the transaction is rolled back, another replica (``other``) sets ``k``
+    to 9, and the transaction fails with a serialization failure (so it is tried again)."""
+    send = AsyncPgTx.send
+
+    async def rollback_then_fail(tx: AsyncPgTx) -> Any:
+        tx._queue = [b"ROLLBACK"]
+        await send(tx)
+        await asyncio.to_thread(other.batch, ns, [Op("set", "k", value="9")])
+        raise psycopg.errors.SerializationFailure("injected: could not serialize access")
+
+    return rollback_then_fail
+
+
+async def _commit_then_lose(tx: AsyncPgTx) -> Any:
+    """A send fault: the batch (with its ``COMMIT``) leaves, then the connection is lost."""
+    await _SEND(tx)
+    raise psycopg.OperationalError("injected: server closed the connection")
+
+
 def _appends(w: Any, ns: str, n: int) -> list[Awaitable[Any]]:
     return [
         w.batch(ns, [Op("append", "log", items=(f'"m{i}"',))], idempotency_key=f"m{i}")
@@ -308,65 +337,41 @@ def _appends(w: Any, ns: str, n: int) -> list[Awaitable[Any]]:
 
 
 @pytest.mark.parametrize("joining", ["join"], indirect=True)
-def test_a_transaction_others_joined_is_retried_with_them(
-    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("joined", ["lone", "group"])
+def test_joined_writes_outlive_a_retry_that_refuses_what_they_joined(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch, joined: str
 ) -> None:
-    """A serialization failure after five writes joined a lone write (its second send, which
-    carries their reads): the retry runs all six again, and each is applied once."""
-    ns = _ns()
-
-    async def fail(tx: AsyncPgTx) -> Any:
-        raise psycopg.errors.SerializationFailure("injected: could not serialize access")
-
-    async def main() -> tuple[list[Any], Any, Any, int]:
-        async with async_writer(postgres_url) as (w, store):
-            await w.batch(ns, [Op("set", "n", value="0")])
-            count = _fail_send(monkeypatch, 2, fail)
-            got = await asyncio.gather(w.batch(ns, [Op("incr", "n", by=1)]), *_appends(w, ns, 5))
-            return list(got), store.get(ns, "n"), store.get(ns, "log"), count[0]
-
-    got, n, log, sends = run(main)
-    assert sends == 5, sends  # the failed attempt's two, the retry's three: all joined again
-    assert got[0][0]["value"] == 1 and n is not None and n.value == 1
-    assert log is not None and log.value == [f"m{i}" for i in range(5)]
-    assert [r[0]["length"] for r in got[1:]] == [1, 2, 3, 4, 5]
-
-
-@pytest.mark.parametrize("joining", ["join"], indirect=True)
-def test_joined_writes_outlive_the_refusal_of_the_write_they_joined(
-    postgres_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Five writes joined a lone ``set ... if_version``; its transaction fails (serialization)
-    and, before the retry, another replica changes the key, so the retried write is refused.
-    The five were never applied: they run as the next group, each once, not lost with it."""
+    """Writes joined a lone ``set ... if_version`` (or a group of two); the transaction fails
+    (serialization) and, before the retry, another replica changes the key, so the retry
+    refuses it (all of the group: the lock is not held for anyone to join). The joined writes
+    were never applied: they run as the next group, each once, not lost with it."""
     ns = _ns()
     other = PostgresStore(postgres_url)
+    refused = 1 if joined == "lone" else 2
 
     async def main() -> tuple[list[Any], Any, Any]:
         async with async_writer(postgres_url) as (w, store):
             v = (await w.batch(ns, [Op("set", "k", value="1")]))[0]["version"]
-            send = AsyncPgTx.send
-
-            async def rollback_then_fail(tx: AsyncPgTx) -> Any:
-                tx._queue = [b"ROLLBACK"]
-                await send(tx)
-                await asyncio.to_thread(other.batch, ns, [Op("set", "k", value="9")])
-                raise psycopg.errors.SerializationFailure("injected: could not serialize access")
-
-            _fail_send(monkeypatch, 2, rollback_then_fail)
-            lead = w.batch(ns, [Op("set", "k", value="2", if_version=v)])
-            got = await asyncio.gather(lead, *_appends(w, ns, 5), return_exceptions=True)
-            await w.groups.wait()
-            return list(got), store.get(ns, "k"), store.get(ns, "log")
+            fault = _changed_before_the_retry(other, ns)
+            sets = [w.batch(ns, [Op("set", "k", value=str(i), if_version=v)]) for i in (2, 3)]
+            if joined == "lone":
+                _fail_send(monkeypatch, 2, fault)
+                got = await asyncio.gather(sets[0], *_appends(w, ns, 5), return_exceptions=True)
+                sets[1].close()
+                await w.groups.wait()
+                return list(got), store.get(ns, "k"), store.get(ns, "log")
+            lone = w.batch(ns, [Op("set", "x", value="1")])
+            got2, _ = await _three_waves(w, monkeypatch, lone, sets, _appends(w, ns, 5), (4, fault))
+            return got2[1:], store.get(ns, "k"), store.get(ns, "log")
 
     try:
         got, k, log = run(main)
     finally:
         other.close()
-    assert isinstance(got[0], Conflict), got[0]
+    assert all(isinstance(r, Conflict) for r in got[:refused]), got
     assert k is not None and k.value == 9
     assert log is not None and sorted(log.value) == [f"m{i}" for i in range(5)]
-    assert sorted(r[0]["length"] for r in got[1:]) == [1, 2, 3, 4, 5]
+    assert sorted(r[0]["length"] for r in got[refused:]) == [1, 2, 3, 4, 5]
 
 
 @pytest.mark.parametrize("joining", ["join"], indirect=True)
@@ -381,13 +386,7 @@ def test_when_the_commit_of_a_joined_transaction_is_unknown_every_caller_is_told
     async def main() -> tuple[list[Any], Any, Any]:
         async with async_writer(postgres_url) as (w, store):
             await w.batch(ns, [Op("set", "n", value="0")])
-            send = AsyncPgTx.send
-
-            async def commit_then_lose(tx: AsyncPgTx) -> Any:
-                await send(tx)
-                raise psycopg.OperationalError("injected: server closed the connection")
-
-            _fail_send(monkeypatch, 3, commit_then_lose)
+            _fail_send(monkeypatch, 3, _commit_then_lose)
             got = await asyncio.gather(
                 w.batch(ns, [Op("incr", "n", by=1)]), *_appends(w, ns, 5), return_exceptions=True
             )
@@ -399,3 +398,125 @@ def test_when_the_commit_of_a_joined_transaction_is_unknown_every_caller_is_told
     # it did commit: applied once, never again
     assert n is not None and n.value == 1
     assert log is not None and log.value == [f"m{i}" for i in range(5)]
+
+
+# -- joining a group's transaction: its failures (``NamespaceGroups._transaction``) -----------
+
+
+async def _three_waves(
+    w: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    lone: Awaitable[Any],
+    group: list[Awaitable[Any]],
+    late: list[Awaitable[Any]],
+    fault: tuple[int, Callable[[AsyncPgTx], Awaitable[Any]]] | None = None,
+) -> tuple[list[Any], int]:
+    """``lone`` alone; ``group`` started as its ``COMMIT`` leaves (the next group); ``late``
+    started as that group's lock leaves (they join it); ``fault``: the ``n``-th send runs
+    ``fault(tx)`` instead. Every outcome, in that order, and the count of sends."""
+    tasks: list[asyncio.Future[Any]] = []
+
+    def start(calls: list[Awaitable[Any]]) -> None:
+        tasks.extend(asyncio.ensure_future(c) for c in calls)
+
+    arrive_in_waves(monkeypatch, lambda: start(group), lambda: start(late))
+    count = _fail_send(monkeypatch, *fault) if fault else [0]
+    first = await asyncio.gather(lone, return_exceptions=True)
+    for _ in range(2):  # the last wave starts while the group runs; a call lost never answers
+        got = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
+    await w.groups.wait()
+    return [*first, *got], count[0]
+
+
+async def _serialization_failure(tx: AsyncPgTx) -> Any:
+    raise psycopg.errors.SerializationFailure("injected: could not serialize access")
+
+
+@pytest.mark.parametrize("joining", ["join"], indirect=True)
+@pytest.mark.parametrize("joined", ["lone", "group"])
+def test_a_transaction_others_joined_is_retried_with_them(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch, joined: str
+) -> None:
+    """A serialization failure of the send that carries the joined calls' reads (with the
+    writes of the lone write, or of the group, they joined): the retry runs them all again,
+    and each is applied once."""
+    ns = _ns()
+
+    async def main() -> tuple[list[Any], Any, Any, int]:
+        async with async_writer(postgres_url) as (w, store):
+            await w.batch(ns, [Op("set", "n", value="0")])
+            calls = _appends(w, ns, 5)
+            if joined == "lone":  # the lone write's lock, then its writes: the 2nd fails
+                count = _fail_send(monkeypatch, 2, _serialization_failure)
+                got = await asyncio.gather(w.batch(ns, [Op("incr", "n", by=1)]), *calls)
+                return list(got), store.get(ns, "n"), store.get(ns, "log"), count[0]
+            lone = w.batch(ns, [Op("incr", "n", by=1)])
+            group = [w.batch(ns, [Op("incr", "n", by=1)]), *calls[:2]]
+            # the lone write's two sends, the group's lock, then its writes: the 4th fails
+            got2, sends = await _three_waves(
+                w, monkeypatch, lone, group, calls[2:], (4, _serialization_failure)
+            )
+            return got2, store.get(ns, "n"), store.get(ns, "log"), sends
+
+    got, n, log, sends = run(main)
+    incrs = 1 if joined == "lone" else 2
+    assert not [r for r in got if isinstance(r, Exception)], got
+    # the failed attempt's sends (2), the retry's (3), after the lone write's (group: 2)
+    assert sends == (5 if joined == "lone" else 7), sends
+    assert [r[0]["value"] for r in got[:incrs]] == list(range(1, incrs + 1)), got
+    assert n is not None and n.value == incrs
+    assert log is not None and log.value == [f"m{i}" for i in range(5)]
+    assert [r[0]["length"] for r in got[incrs:]] == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("joining", ["join"], indirect=True)
+def test_when_the_commit_of_a_group_others_joined_is_unknown_every_caller_is_told(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection is lost right after the ``COMMIT`` of a group and the three that joined
+    it left: all five callers are told the outcome is unknown, and nothing runs again."""
+    ns = _ns()
+
+    async def main() -> tuple[list[Any], Any, Any]:
+        async with async_writer(postgres_url) as (w, store):
+            await w.batch(ns, [Op("set", "n", value="0")])
+            calls = _appends(w, ns, 4)
+            lone = w.batch(ns, [Op("incr", "n", by=1)])
+            group = [w.batch(ns, [Op("incr", "n", by=1)]), calls[0]]
+            got, _ = await _three_waves(
+                w, monkeypatch, lone, group, calls[1:], (5, _commit_then_lose)
+            )
+            return got, store.get(ns, "n"), store.get(ns, "log")
+
+    got, n, log = run(main)
+    assert got[0][0]["value"] == 1, got
+    assert all(isinstance(r, Unavailable) for r in got[1:]), got
+    assert len({str(r) for r in got[1:]}) == 1, got
+    # it did commit: applied once, never again
+    assert n is not None and n.value == 2
+    assert log is not None and log.value == [f"m{i}" for i in range(4)]
+
+
+@pytest.mark.parametrize("joining", ["join"], indirect=True)
+def test_a_statement_postgres_refuses_in_a_joined_call_fails_only_that_call(
+    fresh_postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trigger refuses the key ``poison``, written by a call that joined a group: the group
+    and the calls that joined it run again one at a time, so only that call fails."""
+    ns = _ns()
+    _poison_trigger(fresh_postgres_url)
+
+    async def main() -> tuple[list[Any], Any, Any]:
+        async with async_writer(fresh_postgres_url) as (w, store):
+            calls = _appends(w, ns, 5)
+            late = [*calls[2:4], w.batch(ns, [Op("set", "poison", value="1")]), calls[4]]
+            got, _ = await _three_waves(
+                w, monkeypatch, w.batch(ns, [Op("set", "lead", value="1")]), calls[:2], late
+            )
+            return got, store.get(ns, "log"), store.get(ns, "poison")
+
+    got, log, poison = run(main)
+    errors = [r for r in got if isinstance(r, Exception)]
+    assert len(errors) == 1 and "refused by a trigger" in str(errors[0]), got
+    assert isinstance(got[5], Exception), got
+    assert poison is None and log is not None and sorted(log.value) == [f"m{i}" for i in range(5)]

@@ -553,3 +553,23 @@ def record_locks(monkeypatch: pytest.MonkeyPatch, namespace: str) -> list[bool]:
 
     monkeypatch.setattr(Engine, "plan_lock", spy)
     return locks
+
+
+def arrive_in_waves(
+    monkeypatch: pytest.MonkeyPatch, wait: Callable[[], None], join: Callable[[], None]
+) -> None:
+    """Start writes while the event loop's write transactions are in flight: ``wait()`` as the
+    first ``COMMIT`` leaves (what it starts waits for that transaction and forms the next
+    group), then ``join()`` as the next send leaves (that group's first round trip: what it
+    starts arrives while the group's lock is in flight, and joins the group's transaction)."""
+    from botwire_server.storage._pg_write import AsyncPgTx
+
+    send = AsyncPgTx.send
+    hooks = [wait, join]
+
+    async def spy(self: AsyncPgTx) -> Any:
+        if hooks and self._queue and (len(hooks) == 1 or self._queue[-1] == b"COMMIT"):
+            hooks.pop(0)()
+        return await send(self)
+
+    monkeypatch.setattr(AsyncPgTx, "send", spy)

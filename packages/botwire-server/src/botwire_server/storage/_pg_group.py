@@ -40,18 +40,22 @@ transaction:
   is unknown.
 
 A lone write runs at once, as before: grouping adds no wait, only fewer transactions. The
-writes that arrive while its first round trip (the lock and its reads) is in flight **join its
-transaction** instead of waiting for its ``COMMIT`` (``lone_plan``): once it is applied, they
-are taken, their reads and versions are sent with its writes (``AsyncPgTx.ahead``), what it
-left known is handed on, and one more round trip carries their writes and the one ``COMMIT``:
-three round trips and one WAL flush for all, where they cost a transaction of their own after
-it (LangGraph's ``put_writes`` and ``put`` of a step arrive together and write one namespace;
-traced under P10, four in five of the writes that found one in flight arrived during its first
-round trip). Nobody joins a lone write that leaves nothing to hand on (``Carry``: at the
-1,000-record cap it drops the oldest record by a relative update): the joined calls would each
-need a round trip of their own. A refusal of the lone write rolls it back before anyone joined;
-if its transaction is tried again, the calls that joined run in it again, and if it is then
-refused they wait for the next group, never applied meanwhile. When a group is done, the next
+writes that arrive while a transaction's first round trip (the lock and its reads) is in flight
+**join it** instead of waiting for its ``COMMIT`` (``lone_plan`` for a lone write, ``group_plan``
+for a group, ``_joined_plan`` for both): once its calls are applied, they are taken, their reads
+and versions are sent with its writes (``AsyncPgTx.ahead``), what its calls left known is handed
+on, and one more round trip carries their writes and the one ``COMMIT``: three round trips and
+one WAL flush for all, where they cost a transaction of their own after it (LangGraph's
+``put_writes`` and ``put`` of a step arrive together and write one namespace; traced under
+P10, four in five of the writes that found one in flight arrived during its first round trip;
+under P3's load nearly every write finds a *group* in flight). Nobody joins a transaction that
+leaves nothing to hand on (``Carry``: e.g. at the 1,000-record cap a lone write drops the
+oldest record by a relative update), nor one whose calls were all refused (the lock is not
+held): the joined calls would each need a round trip of their own. A lone write's refusal
+rolls it back before anyone joined; if a transaction is tried again, the calls that joined run
+in it again, and if this time they cannot join (the lone write, or all of a group, refused)
+they wait first in line for the next group, never applied meanwhile (``_transaction``).
+When a group is done, the next
 one starts before its callers are answered: its first statements reach PostgreSQL while the
 answers are written (measured, 6 processes adding chat messages to one session: 1,235 -> 1,412
 adds/s, medians of 7 runs). Versions stay in commit order: the calls allocate theirs in the
@@ -109,10 +113,15 @@ class GroupedWrite:
         return self.plan(False, None)
 
 
-def group_plan(calls: Sequence[GroupedWrite]) -> Plan[list[Outcome]]:
-    """The calls' plans, one after the other in one transaction, each in its savepoint."""
+def group_plan(
+    calls: Sequence[GroupedWrite], join: Callable[[], Sequence[GroupedWrite]] | None = None
+) -> Plan[list[Outcome]]:
+    """The calls' plans, one after the other in one transaction, each in its savepoint; the
+    writes of their namespace that arrived meanwhile join it (``join``), as a lone write's do."""
     outcomes: list[Outcome] = []
-    yield from _calls_plan(calls, outcomes, held=False)
+    carry = yield from _calls_plan(calls, outcomes, held=False)
+    if join is not None and carry is not None:
+        yield from _joined_plan(join, outcomes, carry)
     return outcomes
 
 
@@ -123,27 +132,36 @@ def lone_plan(
     join (``join()``: the calls taken, once the first is applied and before its ``COMMIT`` is
     sent). The first runs as a write of its own (no savepoint: its refusal rolls the
     transaction back, before anyone joined); the calls that joined run after it on the lock it
-    holds, as a group's calls after an applied one do: what the first left known is handed on
-    (``Carry``), and their reads and versions go in one round trip with the first's writes."""
+    holds, as a group's calls after an applied one do (``_joined_plan``)."""
     carry = Carry()
     outcomes: list[Outcome] = [(yield from first.plan(False, carry))]
-    if not first.locks or carry.stats is None:
-        # Nothing to hand on: the first changed what no call tracks (e.g. it dropped the
+    if first.locks:
+        yield from _joined_plan(join, outcomes, carry)
+    return outcomes
+
+
+def _joined_plan(
+    join: Callable[[], Sequence[GroupedWrite]], outcomes: list[Outcome], carry: Carry
+) -> Plan[None]:
+    """The calls that join a transaction holding its namespace's lock, after the calls applied
+    in it: what those left known is handed on (``carry``), and the joined calls' reads and
+    versions go in one round trip with the writes queued so far."""
+    if carry.stats is None:
+        # Nothing to hand on: an applied call changed what no call tracks (e.g. it dropped the
         # oldest idempotency record at the cap by a relative update). Joined, each call would
         # read its lock row and entries in a round trip of its own; the writes waiting form
         # the next group instead, whose lock reads them all at once.
-        return outcomes
+        return
     late = join()
     if not late:
-        return outcomes
+        return
     reads = _reads(late)
     keyed = [c.oldest for c in late if c.oldest is not None]
-    if keyed:  # each may drop the oldest record: which, and its bytes (read after the first's)
-        carry.records.ahead = len(keyed)
+    if keyed:  # each may drop the oldest record: which, and its bytes (read after the writes)
+        carry.records.rows, carry.records.ahead = None, len(keyed)
         reads.append(keyed[0](len(keyed)))
     yield ("ahead", reads, len(late))
     yield from _calls_plan(late, outcomes, held=True, carry=carry)
-    return outcomes
 
 
 def _calls_plan(
@@ -151,9 +169,10 @@ def _calls_plan(
     outcomes: list[Outcome],
     held: bool,
     carry: Carry | None = None,
-) -> Plan[None]:
+) -> Plan[Carry | None]:
     """The calls' plans in the transaction, each outcome appended; ``held``: the transaction
-    already holds the namespace's lock; ``carry``: what the calls before them left known."""
+    already holds the namespace's lock; ``carry``: what the calls before them left known.
+    Returns what they leave known while the transaction holds the lock (``None``: nothing)."""
     # The lock is the transaction's once a call was applied (released into it); a refused
     # call's rollback to its savepoint released the lock it took, if it was the first.
     for i, call in enumerate(calls):
@@ -189,6 +208,7 @@ def _calls_plan(
             # changed what no call tracks (``Carry``): the calls after it read it
             carry = None
         yield ("unmark", refused) if lazy else _RELEASE
+    return carry if held else None
 
 
 def _reads(calls: Sequence[GroupedWrite]) -> list[Query]:
@@ -256,68 +276,75 @@ class NamespaceGroups:
             finally:
                 timer.cancel()
         self._waiting[call.namespace] = []
-        joined: list[_Waiter] = []
         try:
-            return await self._lone(call, joined)
+            outcome = (await self._transaction(call.namespace, [call]))[0]
         finally:
             self._next(call.namespace)
+        if isinstance(outcome, Exception):  # a statement PostgreSQL refused, run alone
+            raise outcome from None
+        return outcome
 
-    async def _lone(self, call: GroupedWrite, joined: list[_Waiter]) -> Results:
-        """``call`` in a transaction of its own, which the calls that arrive while its first
-        round trip is in flight join (``lone_plan``); they are answered after its ``COMMIT``."""
-        first_refused = False
+    async def _transaction(self, namespace: str, calls: list[GroupedWrite]) -> list[Outcome]:
+        """``calls`` in one transaction (a lone write's, or a group's), which the writes of
+        ``namespace`` that arrive while its first round trip is in flight join
+        (``_joined_plan``); the outcomes of ``calls`` are returned, the joined callers are
+        answered here, after its ``COMMIT``.
+
+        Raised, after the joined callers were told the same: the retries spent or an outcome
+        unknown (for every call), a lone write's refusal (its own: the calls that joined an
+        earlier attempt were never applied, and wait first in line for the next group) or an
+        interrupt. A statement PostgreSQL refuses fails the whole transaction: every call then
+        runs again alone, so it fails only the call that caused it."""
+        joined: list[_Waiter] = []
+        took = False  # whether this attempt took the joined calls (a retry may not)
 
         def join() -> list[GroupedWrite]:
-            self._join(call.namespace, joined)
+            nonlocal took
+            took = True
+            self._join(namespace, joined, len(calls))
             return [w.call for w in joined]  # on a retry, those of the earlier attempts too
 
         def attempt() -> Plan[list[Outcome]]:
-            nonlocal first_refused
-            first_refused = False
-            try:
-                return (yield from lone_plan(call, join))
-            except BotWireError:  # the joined calls' refusals are theirs: only the first's
-                first_refused = True
-                raise
+            nonlocal took
+            took = False
+            if len(calls) == 1:
+                return (yield from lone_plan(calls[0], join))
+            return (yield from group_plan(calls, join))
 
         try:
-            outcomes: list[Outcome] = await self._run(attempt, call.prefetch)
+            prefetch = calls[0].prefetch if len(calls) == 1 else None
+            outcomes: list[Outcome] = await self._run(attempt, prefetch)
         except BaseException as exc:
-            if not joined:
-                raise
-            if first_refused:  # joined in an earlier attempt, never applied: the next group's
-                self._requeue(call.namespace, joined)
-                raise
-            futures = [w.future for w in joined]
+            if not took:  # joined an earlier attempt, never applied: the next group's
+                self._requeue(namespace, joined)
+                joined = []
             if isinstance(exc, BotWireError) or not isinstance(exc, Exception):
-                # retries spent, the outcome unknown, or interrupted: the same for every call
-                settle(futures, [as_exception(exc)] * len(joined))
+                settle([w.future for w in joined], [as_exception(exc)] * len(joined))
                 raise
-            # PostgreSQL refused a statement: find whose, one at a time
-            first = await self._alone(call)
-            settle(futures, [await self._alone(w.call) for w in joined])
-            if isinstance(first, Exception):
-                raise first from None
-            return first
-        if joined:
-            self.groups += 1
-            self.writes += len(outcomes)
-            settle([w.future for w in joined], outcomes[1:])
-        results = outcomes[0]
-        assert not isinstance(results, Exception)  # a refusal of the first call raises
-        return results
+            outcomes = [await self._alone(c) for c in [*calls, *(w.call for w in joined)]]
+        else:
+            if not took:
+                self._requeue(namespace, joined)
+                joined = []
+            if len(outcomes) > 1:
+                self.groups += 1
+                self.writes += len(outcomes)
+        settle([w.future for w in joined], outcomes[len(calls) :])
+        return outcomes[: len(calls)]
 
     def _requeue(self, namespace: str, joined: list[_Waiter]) -> None:
         """Put calls that joined a transaction that was not applied first in line again."""
+        if not joined:
+            return
         for waiter in joined:
             waiter.started = False
         self._waiting[namespace][:0] = joined
 
-    def _join(self, namespace: str, joined: list[_Waiter]) -> None:
+    def _join(self, namespace: str, joined: list[_Waiter], calls: int) -> None:
         """Take the calls waiting for ``namespace``'s write in flight (not those whose callers
-        gave up) into it, up to ``MAX_GROUP`` in all."""
+        gave up) into its transaction of ``calls`` calls, up to ``MAX_GROUP`` in all."""
         waiting = self._waiting[namespace]
-        room = MAX_GROUP - 1 - len(joined)
+        room = MAX_GROUP - calls - len(joined)
         take = [w for w in waiting if not w.future.done()][: max(room, 0)]
         if not take:
             return
@@ -359,17 +386,10 @@ class NamespaceGroups:
         settle(futures, outcomes)
 
     async def _outcomes(self, calls: list[GroupedWrite]) -> list[Outcome]:
-        if len(calls) > 1:
-            try:
-                outcomes: list[Outcome] = await self._run(lambda: group_plan(calls), None)
-                self.groups += 1
-                self.writes += len(calls)
-                return outcomes
-            except BotWireError as exc:  # retries spent, or the outcome is unknown: for all
-                return [exc] * len(calls)
-            except Exception:  # PostgreSQL refused a statement: find whose, one at a time
-                pass
-        return [await self._alone(call) for call in calls]
+        try:
+            return await self._transaction(calls[0].namespace, calls)
+        except BotWireError as exc:  # refused (a lone call), retries spent, outcome unknown
+            return [exc] * len(calls)
 
     async def _alone(self, call: GroupedWrite) -> Outcome:
         try:
