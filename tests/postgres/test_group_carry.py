@@ -27,7 +27,7 @@ from botwire.store._sqltext import load_query
 from botwire_server.storage._pg_group import NamespaceGroups
 from botwire_server.storage._pg_write import AsyncPgTx
 from botwire_server.storage.postgres import PostgresStore
-from tests.support.postgres import arrive_in_waves, async_writer, record_locks
+from tests.support.postgres import async_writer, in_three_waves, record_locks
 
 pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("joining")]
 
@@ -161,21 +161,12 @@ async def _at_the_record_cap(w: Any, store: PostgresStore, *namespaces: str, fil
 async def _in_three_waves(
     w: Any, ns: str, calls: list[Call], group: int, monkeypatch: pytest.MonkeyPatch
 ) -> list[Any]:
-    """``calls[0]`` alone; the next ``group`` started as its ``COMMIT`` leaves (they form the
-    next group); the rest started as that group's lock leaves (they join it): every outcome."""
-    tasks: list[asyncio.Future[Any]] = []
-
-    def start(wave: list[Call]) -> None:
-        for ops, at, k in wave:
-            tasks.append(asyncio.ensure_future(w.batch(ns, ops, atomic=at, idempotency_key=k)))
-
-    with monkeypatch.context() as m:
-        arrive_in_waves(m, lambda: start(calls[1 : 1 + group]), lambda: start(calls[1 + group :]))
-        start(calls[:1])
-        for _ in range(3):  # each wave starts while the one before it runs
-            got = await asyncio.gather(*tasks, return_exceptions=True)
-    assert len(got) == len(calls), got
-    return got
+    """``calls[0]`` alone, the next ``group`` as the next group, the rest joining it
+    (:func:`~tests.support.postgres.in_three_waves`): every outcome."""
+    batches = [w.batch(ns, ops, atomic=at, idempotency_key=k) for ops, at, k in calls]
+    return await in_three_waves(
+        monkeypatch, batches[0], batches[1 : 1 + group], batches[1 + group :]
+    )
 
 
 def _compare(

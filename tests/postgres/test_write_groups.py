@@ -19,7 +19,7 @@ from botwire import Conflict, Limits, QuotaExceeded, Unavailable
 from botwire.store import Op
 from botwire_server.storage._pg_write import AsyncPgTx
 from botwire_server.storage.postgres import PostgresStore
-from tests.support.postgres import arrive_in_waves, async_writer, record_locks
+from tests.support.postgres import async_writer, in_three_waves, record_locks
 
 pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("joining")]
 _SEND = AsyncPgTx.send  # the real one, before any test patches it
@@ -356,7 +356,8 @@ def test_joined_writes_outlive_a_retry_that_refuses_what_they_joined(
             sets = [w.batch(ns, [Op("set", "k", value=str(i), if_version=v)]) for i in (2, 3)]
             if joined == "lone":
                 _fail_send(monkeypatch, 2, fault)
-                got = await asyncio.gather(sets[0], *_appends(w, ns, 5), return_exceptions=True)
+                calls = asyncio.gather(sets[0], *_appends(w, ns, 5), return_exceptions=True)
+                got = await asyncio.wait_for(calls, 30)  # a call lost is never answered
                 sets[1].close()
                 await w.groups.wait()
                 return list(got), store.get(ns, "k"), store.get(ns, "log")
@@ -409,23 +410,14 @@ async def _three_waves(
     lone: Awaitable[Any],
     group: list[Awaitable[Any]],
     late: list[Awaitable[Any]],
-    fault: tuple[int, Callable[[AsyncPgTx], Awaitable[Any]]] | None = None,
+    fault: tuple[int, Callable[[AsyncPgTx], Awaitable[Any]]],
 ) -> tuple[list[Any], int]:
-    """``lone`` alone; ``group`` started as its ``COMMIT`` leaves (the next group); ``late``
-    started as that group's lock leaves (they join it); ``fault``: the ``n``-th send runs
-    ``fault(tx)`` instead. Every outcome, in that order, and the count of sends."""
-    tasks: list[asyncio.Future[Any]] = []
-
-    def start(calls: list[Awaitable[Any]]) -> None:
-        tasks.extend(asyncio.ensure_future(c) for c in calls)
-
-    arrive_in_waves(monkeypatch, lambda: start(group), lambda: start(late))
-    count = _fail_send(monkeypatch, *fault) if fault else [0]
-    first = await asyncio.gather(lone, return_exceptions=True)
-    for _ in range(2):  # the last wave starts while the group runs; a call lost never answers
-        got = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
+    """:func:`~tests.support.postgres.in_three_waves`, the ``n``-th send running ``fault(tx)``
+    instead (``fault``); every outcome, and the count of sends."""
+    count = _fail_send(monkeypatch, *fault)
+    got = await in_three_waves(monkeypatch, lone, group, late)
     await w.groups.wait()
-    return [*first, *got], count[0]
+    return got, count[0]
 
 
 async def _serialization_failure(tx: AsyncPgTx) -> Any:
@@ -510,9 +502,8 @@ def test_a_statement_postgres_refuses_in_a_joined_call_fails_only_that_call(
         async with async_writer(fresh_postgres_url) as (w, store):
             calls = _appends(w, ns, 5)
             late = [*calls[2:4], w.batch(ns, [Op("set", "poison", value="1")]), calls[4]]
-            got, _ = await _three_waves(
-                w, monkeypatch, w.batch(ns, [Op("set", "lead", value="1")]), calls[:2], late
-            )
+            lead = w.batch(ns, [Op("set", "lead", value="1")])
+            got = await in_three_waves(monkeypatch, lead, calls[:2], late)
             return got, store.get(ns, "log"), store.get(ns, "poison")
 
     got, log, poison = run(main)

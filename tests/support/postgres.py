@@ -573,3 +573,26 @@ def arrive_in_waves(
         return await send(self)
 
     monkeypatch.setattr(AsyncPgTx, "send", spy)
+
+
+async def in_three_waves(
+    monkeypatch: pytest.MonkeyPatch,
+    lone: Awaitable[T],
+    group: list[Awaitable[T]],
+    late: list[Awaitable[T]],
+) -> list[T | BaseException]:
+    """``lone`` alone; ``group`` started as its ``COMMIT`` leaves (they form the next group);
+    ``late`` started as that group's lock leaves (they join it): every outcome, in that order.
+    A call never answered (lost) fails it in 30 s."""
+    tasks: list[asyncio.Future[T]] = []
+
+    def start(calls: list[Awaitable[T]]) -> None:
+        tasks.extend(asyncio.ensure_future(c) for c in calls)
+
+    with monkeypatch.context() as m:
+        arrive_in_waves(m, lambda: start(group), lambda: start(late))
+        start([lone])
+        for _ in range(3):  # each wave starts while the one before it runs
+            got = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
+    assert len(got) == 1 + len(group) + len(late), got
+    return got

@@ -54,12 +54,11 @@ oldest record by a relative update), nor one whose calls were all refused (the l
 held): the joined calls would each need a round trip of their own. A lone write's refusal
 rolls it back before anyone joined; if a transaction is tried again, the calls that joined run
 in it again, and if this time they cannot join (the lone write, or all of a group, refused)
-they wait first in line for the next group, never applied meanwhile (``_transaction``).
-When a group is done, the next
-one starts before its callers are answered: its first statements reach PostgreSQL while the
-answers are written (measured, 6 processes adding chat messages to one session: 1,235 -> 1,412
-adds/s, medians of 7 runs). Versions stay in commit order: the calls allocate theirs in the
-order they run, inside the transaction, behind the lock.
+they wait first in line for the next group, never applied meanwhile (``_transaction``). When
+a group is done, the next one starts before its callers are answered: its first statements
+reach PostgreSQL while the answers are written (measured, 6 processes adding chat messages to
+one session: 1,235 -> 1,412 adds/s, medians of 7 runs). Versions stay in commit order: the
+calls allocate theirs in the order they run, inside the transaction, behind the lock.
 """
 
 from __future__ import annotations
@@ -114,13 +113,13 @@ class GroupedWrite:
 
 
 def group_plan(
-    calls: Sequence[GroupedWrite], join: Callable[[], Sequence[GroupedWrite]] | None = None
+    calls: Sequence[GroupedWrite], join: Callable[[], Sequence[GroupedWrite]]
 ) -> Plan[list[Outcome]]:
     """The calls' plans, one after the other in one transaction, each in its savepoint; the
     writes of their namespace that arrived meanwhile join it (``join``), as a lone write's do."""
     outcomes: list[Outcome] = []
     carry = yield from _calls_plan(calls, outcomes, held=False)
-    if join is not None and carry is not None:
+    if carry is not None:
         yield from _joined_plan(join, outcomes, carry)
     return outcomes
 
@@ -311,31 +310,29 @@ class NamespaceGroups:
                 return (yield from lone_plan(calls[0], join))
             return (yield from group_plan(calls, join))
 
+        prefetch = calls[0].prefetch if len(calls) == 1 else None
+        failed: BaseException | None = None
         try:
-            prefetch = calls[0].prefetch if len(calls) == 1 else None
             outcomes: list[Outcome] = await self._run(attempt, prefetch)
         except BaseException as exc:
-            if not took:  # joined an earlier attempt, never applied: the next group's
-                self._requeue(namespace, joined)
-                joined = []
-            if isinstance(exc, BotWireError) or not isinstance(exc, Exception):
-                settle([w.future for w in joined], [as_exception(exc)] * len(joined))
-                raise
-            outcomes = [await self._alone(c) for c in [*calls, *(w.call for w in joined)]]
-        else:
-            if not took:
-                self._requeue(namespace, joined)
-                joined = []
+            failed = exc
+        if not took:  # joined an earlier attempt, never applied: the next group's
+            self._requeue(namespace, joined)
+            joined = []
+        if failed is None:
             if len(outcomes) > 1:
                 self.groups += 1
                 self.writes += len(outcomes)
+        elif isinstance(failed, BotWireError) or not isinstance(failed, Exception):
+            settle([w.future for w in joined], [as_exception(failed)] * len(joined))
+            raise failed
+        else:  # PostgreSQL refused a statement: find whose, one at a time
+            outcomes = [await self._alone(c) for c in [*calls, *(w.call for w in joined)]]
         settle([w.future for w in joined], outcomes[len(calls) :])
         return outcomes[: len(calls)]
 
     def _requeue(self, namespace: str, joined: list[_Waiter]) -> None:
         """Put calls that joined a transaction that was not applied first in line again."""
-        if not joined:
-            return
         for waiter in joined:
             waiter.started = False
         self._waiting[namespace][:0] = joined
