@@ -9,16 +9,16 @@ store's ``changes`` whenever the event is set. Three sources set it:
   ``data_version`` every :data:`POLL_SECONDS`; when it moved, it reads the high-water version
   of each watched namespace (two index look-ups each) and wakes those that moved;
 - **other replicas on PostgreSQL**: ``LISTEN botwire_changes`` on a dedicated connection (a
-  thread); each replica, after its writes commit, sends the namespaces it wrote with
-  ``SELECT pg_notify('botwire_changes', p) FROM unnest(...)`` on another dedicated connection,
-  an ``AsyncConnection`` in the event loop (no thread hop per write). Sends are coalesced: one
-  statement at a time and at most one per :data:`NOTIFY_INTERVAL`; each payload carries many
-  namespaces, space-separated (namespaces have no spaces), up to PostgreSQL's 8000 bytes. A
-  quiet replica notifies at once; a busy one sends one statement for all the writes of an
-  interval (measured: a NOTIFY per write cost a quarter of PostgreSQL SET throughput and a third
-  of APPEND's). NOTIFY is never sent inside the write's own transaction: PostgreSQL serializes
-  the commits of notifying transactions. The listener skips the notifications its own replica
-  sent (their writes woke its waiters already).
+  thread); each replica, after its writes commit, sends the namespaces it wrote with ``SELECT
+  pg_notify('botwire_changes', p)`` (one per payload, all in one simple query) on another
+  dedicated connection, an ``AsyncConnection`` in the event loop (no thread hop per write, no
+  cursor). Sends are coalesced: one query at a time and at most one per :data:`NOTIFY_INTERVAL`;
+  each payload carries many namespaces, space-separated (namespaces have no spaces), up to
+  PostgreSQL's 8000 bytes. A quiet replica notifies at once; a busy one sends one query for all
+  the writes of an interval (measured: a NOTIFY per write cost a quarter of PostgreSQL SET
+  throughput and a third of APPEND's). NOTIFY is never sent inside the write's own transaction:
+  PostgreSQL serializes the commits of notifying transactions. The listener skips the
+  notifications its own replica sent (their writes woke its waiters already).
   Behind a transaction-mode pooler (PgBouncer) a LISTEN is lost: its session goes back to the
   pool. The listener then uses ``--pg-listen-url`` (a direct connection); without it, or when
   the listener's start-up probe (a ``pg_notify`` it sends itself through the database URL)
@@ -56,6 +56,8 @@ log = logging.getLogger("botwire_server.watch")
 CHANNEL = "botwire_changes"
 #: The shortest time between two notify statements of one replica (seconds).
 NOTIFY_INTERVAL = 0.005
+#: One notification (all of a send's ride in one simple query: one implicit transaction).
+NOTIFY_SQL = "SELECT pg_notify(?, ?)"
 #: The most bytes of namespaces in one notification (PostgreSQL refuses payloads of 8000).
 PAYLOAD_BYTES = 7900
 #: How often the SQLite poller looks at ``data_version`` while someone waits.
@@ -362,6 +364,8 @@ class WatchHub:
     async def _notify(self, payloads: list[str]) -> None:
         import psycopg
 
+        from .storage._pg_write import AsyncPgTx
+
         assert self._dsn is not None
         try:
             if self._send_conn is None or self._send_conn.closed:
@@ -369,9 +373,12 @@ class WatchHub:
                     self._dsn, **self._connect_kwargs
                 )
                 self._send_pid = await self._backend_pid(self._send_conn)
-            await self._send_conn.execute(
-                "SELECT pg_notify(%s, p) FROM unnest(%s::text[]) AS p", (CHANNEL, payloads)
-            )
+            # one simple query, on psycopg's libpq handle (AsyncPgTx), not through a cursor:
+            # measured, 45 µs of the server's CPU per notify statement against 100 µs
+            tx = AsyncPgTx(self._send_conn)
+            for payload in payloads:
+                tx.queue(NOTIFY_SQL, (CHANNEL, payload))
+            await tx.send()
         except Exception:
             conn, self._send_conn = self._send_conn, None
             self._send_pid = 0
