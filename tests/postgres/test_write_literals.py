@@ -89,7 +89,7 @@ def test_literals_are_what_client_cursor_mogrify_writes(loop: Loop, value: Any) 
     cur = psycopg.ClientCursor(loop.conn)  # type: ignore[arg-type]
     expected = cur.mogrify(pg_sql(sql), (value, "k")).encode()
     template = pg_sql(sql).encode()
-    assert template % literals(Transformer(loop.conn), (value, "k")) == expected
+    assert template % literals(Transformer(loop.conn), (value, "k"), {}) == expected
 
 
 @pytest.mark.parametrize("value", VALUES, ids=repr)
@@ -140,7 +140,7 @@ def test_a_refused_statement_raises_as_a_cursor_would(loop: Loop) -> None:
 
 
 def test_values_equal_in_python_keep_their_own_literals(loop: Loop) -> None:
-    """A transaction writes each distinct literal once (``_pg_write._literals``): values that
+    """A transaction writes each distinct literal once (``_pg_write.literals``): values that
     Python finds equal, or hashes alike, must still be written as themselves (as
     ``ClientCursor.mogrify`` writes them), within one statement and across the statements of
     one transaction, and come back equal."""
