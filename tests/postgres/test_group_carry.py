@@ -587,8 +587,9 @@ def test_at_the_record_cap_a_group_drops_the_oldest_by_key_in_two_round_trips(
 def test_at_the_record_cap_writes_that_join_a_group_drop_the_oldest_by_key(
     postgres_url: str, monkeypatch: pytest.MonkeyPatch, sent: list[str], joining: str
 ) -> None:
-    """At 1,000 idempotency records: a lone keyed write (it drops the oldest by a relative
-    update, so nobody joins it), four that arrive while its ``COMMIT`` is in flight (a group:
+    """At 1,000 idempotency records: a lone keyed write (it drops the oldest by its key, read
+    with its lock: this replica saw the namespace full), four that arrive while its ``COMMIT``
+    is in flight (a group:
     the oldest read with its lock), and five that arrive while the group's lock is in flight.
     ``join``: the five join the group and drop the oldest *left by the group's writes*, read
     with their own reads, by key: five sends in all. Every answer and the state (the records
@@ -653,33 +654,112 @@ def test_an_entry_read_ahead_then_purged_is_not_counted_twice(
     assert (counted, rows) == (1, 2), (counted, rows)
 
 
+async def _six_appends(w: Any, store: PostgresStore, ns: str) -> None:
+    """Six keyed appends to one list at once: each applied once, in its list."""
+    got = await asyncio.gather(
+        *(
+            w.batch(ns, [Op("append", "chat", items=(f'"m{i}"',))], idempotency_key=str(i))
+            for i in range(6)
+        )
+    )
+    assert sorted(r[0]["length"] for r in got) == list(range(1, 7))
+    entry = store.get(ns, "chat")
+    assert entry is not None and sorted(entry.value) == [f"m{i}" for i in range(6)]
+
+
+def _records(store: PostgresStore, ns: str) -> tuple[Any, ...]:
+    """The records kept, their count as saved, the oldest of the fill's kept; and whether the
+    statistics' bytes are those of the entries and records."""
+    kept = store._statement(
+        lambda tx: tx.one(
+            "SELECT count(*), min(ikey) FILTER (WHERE ikey LIKE 'f%'),"
+            " coalesce(sum(octet_length(response)), 0)"
+            " FROM bw_idempotency WHERE ns = ?",
+            (ns,),
+        )
+    )
+    saved = store._statement(
+        lambda tx: tx.one("SELECT records, bytes FROM bw_namespaces WHERE ns = ?", (ns,))
+    )
+    data = store._statement(
+        lambda tx: tx.one("SELECT coalesce(sum(bytes), 0) FROM bw_entries WHERE ns = ?", (ns,))
+    )
+    return int(kept[0]), saved[0], kept[1], saved[1] == int(data[0]) + int(kept[2])
+
+
+@pytest.mark.parametrize("joining", ["join"], indirect=True)
+def test_a_lone_write_at_the_record_cap_takes_joiners_once_the_replica_knows(
+    postgres_url: str, sent: list[str]
+) -> None:
+    """At the 1,000-record cap a lone keyed write drops the oldest record. The replica that
+    saw the namespace full (``NamespaceGroups._note_full``) reads the oldest with the lone
+    write's lock, so it drops it by its key, the statistics stay exact, and the five appends
+    that arrive during its first round trip join it: three sends, one ``COMMIT``, and each
+    drops the next oldest. (Without the hint it was four sends: see the next test.)"""
+    ns = f"carry-{uuid.uuid4().hex[:8]}"
+    fill = [Op("incr", "c", by=1)]
+
+    async def main() -> tuple[Any, ...]:
+        async with async_writer(postgres_url) as (w, store):
+            await _at_the_record_cap(w, store, ns, fill=fill)
+            sent.clear()
+            await _six_appends(w, store, ns)
+            return _records(store, ns)
+
+    # the six oldest went, f0000 to f0005; the count and the bytes saved are exact
+    assert asyncio.run(main()) == (1000, 1000, "f0006", True)
+    assert len(sent) == 3, sent
+    # BEGIN, the lock, its idempotency record, its entry and the oldest record
+    assert len(sent[0].split("; ")) == 5, sent
+    assert [q.endswith("; COMMIT") for q in sent] == [False, False, True], sent
+    assert not any("bytes = bytes -" in q for q in sent), sent  # no relative update
+
+
 @pytest.mark.parametrize("joining", ["join"], indirect=True)
 def test_nobody_joins_a_lone_write_that_leaves_nothing_to_hand_on(
     postgres_url: str, sent: list[str]
 ) -> None:
-    """At the 1,000-record cap a lone keyed write drops the oldest record by a relative update,
-    so nothing it knows can be handed on: joined, the five appends behind it would each read
-    in a round trip of their own (seven sends). They form the next group instead, whose lock
-    reads them all at once: two sends for the lone write, two for the group."""
+    """A replica that has not seen the namespace full (another filled it): its lone keyed
+    write at the cap drops the oldest record by a relative update, so nothing it knows can be
+    handed on: joined, the five appends behind it would each read in a round trip of their own
+    (seven sends). They form the next group instead, whose lock reads them all at once: two
+    sends for the lone write, two for the group. Then it knows, and its next lone write
+    reads the oldest with its lock."""
     ns = f"carry-{uuid.uuid4().hex[:8]}"
     fill = [Op("incr", "c", by=1)]
 
-    async def main() -> list[Any]:
+    async def main() -> tuple[Any, ...]:
         async with async_writer(postgres_url) as (w, store):
-            for i in range(1000):
-                await w.batch(ns, fill, idempotency_key=f"f{i:04d}")
+            await _at_the_record_cap(w, store, ns, fill=fill)
+        async with async_writer(postgres_url) as (w, store):
             sent.clear()
-            got = await asyncio.gather(
-                *(
-                    w.batch(ns, [Op("append", "chat", items=(f'"m{i}"',))], idempotency_key=str(i))
-                    for i in range(6)
-                )
-            )
-            entry = store.get(ns, "chat")
-            assert entry is not None and sorted(entry.value) == [f"m{i}" for i in range(6)]
-            return list(got)
+            await _six_appends(w, store, ns)
+            assert len(sent) == 4 and len(sent[0].split("; ")) == 4, sent
+            assert [q.endswith("; COMMIT") for q in sent] == [False, True, False, True], sent
+            assert "bytes = bytes -" in sent[1], sent  # the lone write's relative update
+            sent.clear()
+            await w.batch(ns, fill, idempotency_key="after")
+            assert len(sent) == 2 and "bytes = bytes -" not in sent[1], sent
+            return _records(store, ns)
 
-    got = asyncio.run(main())
-    assert sorted(r[0]["length"] for r in got) == list(range(1, 7))
-    assert len(sent) == 4, sent
-    assert [q.endswith("; COMMIT") for q in sent] == [False, True, False, True], sent
+    assert asyncio.run(main()) == (1000, 1000, "f0007", True)
+
+
+def test_a_stale_full_hint_changes_no_answer(postgres_url: str, sent: list[str]) -> None:
+    """The hint is only a hint: the namespace was cleared on another replica after this one
+    saw it full. The next lone keyed write reads an oldest record it does not need (none is
+    left), drops nothing, counts one record, and the replica forgets the hint."""
+    ns = f"carry-{uuid.uuid4().hex[:8]}"
+    fill = [Op("incr", "c", by=1)]
+
+    async def main() -> tuple[Any, ...]:
+        async with async_writer(postgres_url) as (w, store):
+            await _at_the_record_cap(w, store, ns, fill=fill)
+            assert ns in w.groups._full
+            store.clear(ns)  # as another replica would
+            got = await w.batch(ns, fill, idempotency_key="next")
+            assert got[0]["value"] == 1
+            assert ns not in w.groups._full
+            return _records(store, ns)
+
+    assert asyncio.run(main()) == (1, 1, None, True)

@@ -211,6 +211,8 @@ class Engine(Watching):
         if ctx.deleted:  # after the save: a relative update of the bytes
             yield from self.plan_forget_records(ns, ctx.deleted, idempotency_key)
         if carried is not None:
+            if idempotency_key is not None:
+                carried.full = (ctx.stats.records or 0) >= MAX_IDEMPOTENCY_RECORDS
             if ctx.carryable and not excess and not ctx.deleted and ctx.known is not None:
                 carried.stats, carried.now, carried.entries = ctx.stats.copy(), ctx.now, ctx.known
                 if records is not None:

@@ -59,6 +59,10 @@ class Carry:
     #: key -> its row (``None``: absent), as the transaction's own statements left it
     entries: dict[str, EntryRow | None] = field(default_factory=dict)
     records: OldestRecords = field(default_factory=OldestRecords)
+    #: whether the namespace keeps its 1,000 idempotency records after the last keyed call
+    #: (its next keyed write drops the oldest): the replica's hint for a lone keyed write,
+    #: which then reads the oldest record with its lock (``_pg_group.lone_plan``)
+    full: bool = False
 
 
 class Ctx:

@@ -50,7 +50,8 @@ one WAL flush for all, where they cost a transaction of their own after it (Lang
 P10, four in five of the writes that found one in flight arrived during its first round trip;
 under P3's load nearly every write finds a *group* in flight). Nobody joins a transaction that
 leaves nothing to hand on (``Carry``: e.g. at the 1,000-record cap a lone write drops the
-oldest record by a relative update), nor one whose calls were all refused (the lock is not
+oldest record by a relative update, unless this replica knew the namespace full and read that
+record with its lock, ``_note_full``), nor one whose calls were all refused (the lock is not
 held): the joined calls would each need a round trip of their own. A lone write's refusal
 rolls it back before anyone joined; if a transaction is tried again, the calls that joined run
 in it again, and if this time they cannot join (the lone write, or all of a group, refused)
@@ -84,6 +85,8 @@ _RELEASE = ("run", GROUP_RELEASE_SQL, ())
 _MARK = ("mark",)
 #: reads ahead with a group's first lock, at most (``Engine.write_prefetch``'s are 101 per call)
 MAX_READS = 200
+#: namespaces remembered as keeping their 1,000 idempotency records (``NamespaceGroups``)
+MAX_FULL = 4096
 
 Results = list[dict[str, Any]]
 Outcome = Results | Exception
@@ -111,6 +114,13 @@ class GroupedWrite:
         """The plan of a transaction of its own."""
         return self.plan(False, None)
 
+    def lone_reads(self, full: bool) -> Sequence[Query]:
+        """What its lock carries as a lone write (``lone_plan``): its reads and, for a keyed
+        write to a namespace at its 1,000 records (``full``), the oldest record."""
+        if not full or self.oldest is None:
+            return self.prefetch
+        return [*self.prefetch, self.oldest(1)]
+
 
 def group_plan(
     calls: Sequence[GroupedWrite], join: Callable[[], Sequence[GroupedWrite]]
@@ -125,14 +135,22 @@ def group_plan(
 
 
 def lone_plan(
-    first: GroupedWrite, join: Callable[[], Sequence[GroupedWrite]]
+    first: GroupedWrite, join: Callable[[], Sequence[GroupedWrite]], carry: Carry | None = None
 ) -> Plan[list[Outcome]]:
     """A lone write's transaction, which the writes of its namespace that arrived while it ran
     join (``join()``: the calls taken, once the first is applied and before its ``COMMIT`` is
     sent). The first runs as a write of its own (no savepoint: its refusal rolls the
     transaction back, before anyone joined); the calls that joined run after it on the lock it
-    holds, as a group's calls after an applied one do (``_joined_plan``)."""
-    carry = Carry()
+    holds, as a group's calls after an applied one do (``_joined_plan``).
+
+    ``carry``: a fresh one, its ``full`` the replica's hint that the namespace keeps its 1,000
+    idempotency records: a keyed first call then has the oldest record read with its lock
+    (``GroupedWrite.lone_reads``) and drops it by its key, so the statistics stay exact and
+    the transaction takes joiners (dropped by a relative update, it could not); ``full`` is
+    what the calls leave it."""
+    carry = carry or Carry()
+    if carry.full and first.oldest is not None:
+        carry.records.ahead = 1
     outcomes: list[Outcome] = [(yield from first.plan(False, carry))]
     if first.locks:
         yield from _joined_plan(join, outcomes, carry)
@@ -252,6 +270,9 @@ class NamespaceGroups:
         #: namespace -> the calls waiting for its write in flight (present while one is)
         self._waiting: dict[str, list[_Waiter]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        #: namespaces whose last lone keyed write left them at their 1,000 records
+        #: (``_note_full``), in the order noted
+        self._full: dict[str, None] = {}
         #: transactions that ran more than one call, and the calls in them (``/metrics``, as
         #: ``_group.WriteGroups``'s)
         self.groups = 0
@@ -296,6 +317,9 @@ class NamespaceGroups:
         runs again alone, so it fails only the call that caused it."""
         joined: list[_Waiter] = []
         took = False  # whether this attempt took the joined calls (a retry may not)
+        lone = calls[0] if len(calls) == 1 else None
+        full = lone is not None and lone.oldest is not None and namespace in self._full
+        carry = Carry(full=full)
 
         def join() -> list[GroupedWrite]:
             nonlocal took
@@ -304,13 +328,14 @@ class NamespaceGroups:
             return [w.call for w in joined]  # on a retry, those of the earlier attempts too
 
         def attempt() -> Plan[list[Outcome]]:
-            nonlocal took
+            nonlocal took, carry
             took = False
-            if len(calls) == 1:
-                return (yield from lone_plan(calls[0], join))
+            if lone is not None:
+                carry = Carry(full=full)  # each attempt starts afresh
+                return (yield from lone_plan(lone, join, carry))
             return (yield from group_plan(calls, join))
 
-        prefetch = calls[0].prefetch if len(calls) == 1 else None
+        prefetch = lone.lone_reads(full) if lone is not None else None
         failed: BaseException | None = None
         try:
             outcomes: list[Outcome] = await self._run(attempt, prefetch)
@@ -320,6 +345,8 @@ class NamespaceGroups:
             self._requeue(namespace, joined)
             joined = []
         if failed is None:
+            if lone is not None and lone.oldest is not None:
+                self._note_full(namespace, carry.full)
             if len(outcomes) > 1:
                 self.groups += 1
                 self.writes += len(outcomes)
@@ -330,6 +357,16 @@ class NamespaceGroups:
             outcomes = [await self._alone(c) for c in [*calls, *(w.call for w in joined)]]
         settle([w.future for w in joined], outcomes[len(calls) :])
         return outcomes[: len(calls)]
+
+    def _note_full(self, namespace: str, full: bool) -> None:
+        """Remember whether ``namespace`` keeps its 1,000 idempotency records (``lone_plan``),
+        for the :data:`MAX_FULL` namespaces noted last."""
+        if not full:
+            self._full.pop(namespace, None)
+            return
+        self._full[namespace] = None
+        if len(self._full) > MAX_FULL:
+            del self._full[next(iter(self._full))]
 
     def _requeue(self, namespace: str, joined: list[_Waiter]) -> None:
         """Put calls that joined a transaction that was not applied first in line again."""
