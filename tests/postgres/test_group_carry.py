@@ -763,3 +763,17 @@ def test_a_stale_full_hint_changes_no_answer(postgres_url: str, sent: list[str])
             return _records(store, ns)
 
     assert asyncio.run(main()) == (1, 1, None, True)
+
+
+def test_the_full_hint_keeps_the_namespaces_noted_last(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hint is bounded: the namespaces noted last are kept (one noted again is the
+    newest), the others forgotten; a namespace noted below the cap is forgotten at once."""
+    import botwire_server.storage._pg_group as pg_group
+
+    monkeypatch.setattr(pg_group, "MAX_FULL", 3)
+    groups = NamespaceGroups(None, timeout=1.0, late=lambda ns, t: TimeoutError(ns))  # type: ignore[arg-type]
+    for ns in ("a", "b", "c", "a", "d"):
+        groups._note_full(ns, True)
+    assert list(groups._full) == ["c", "a", "d"]
+    groups._note_full("c", False)
+    assert list(groups._full) == ["a", "d"]

@@ -361,8 +361,8 @@ class NamespaceGroups:
     def _note_full(self, namespace: str, full: bool) -> None:
         """Remember whether ``namespace`` keeps its 1,000 idempotency records (``lone_plan``),
         for the :data:`MAX_FULL` namespaces noted last."""
+        self._full.pop(namespace, None)  # noted again: the newest
         if not full:
-            self._full.pop(namespace, None)
             return
         self._full[namespace] = None
         if len(self._full) > MAX_FULL:
