@@ -196,6 +196,9 @@ def test_messages_are_stored_without_default_fields_and_old_items_still_read(
     history.add_messages(messages)
     stored = memory.get(HISTORY_KEY_PREFIX + "s1")
     assert stored[0] == message_to_dict(HumanMessage("old, in full"))
+    # each new item carries its repeat guard (``"r"``, 12 characters, one per message)
+    guards = [item.pop("r") for item in stored[1:]]
+    assert len(set(guards)) == len(messages) and all(len(g) == 12 for g in guards)
     assert stored[1] == {"type": "system", "data": {"content": "be brief"}}
     assert stored[2] == {"type": "human", "data": {"content": "hi", "name": "bob", "id": "m1"}}
     assert "additional_kwargs" not in stored[3]["data"] and stored[3]["data"]["tool_calls"]

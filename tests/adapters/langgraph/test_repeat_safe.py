@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import itertools
 import operator
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
@@ -15,7 +14,8 @@ from typing import Annotated, Any, TypedDict
 import pytest
 from langgraph.graph import END, START, StateGraph
 from support.faultproxy import FaultProxy
-from support.server import ServerProcess, running_server
+from support.repeat_safe import records, served_on_file
+from support.server import ServerProcess
 
 from botwire import Memory
 from botwire_langgraph import BotWireSaver
@@ -26,16 +26,8 @@ from .test_saver import _cfg, _put
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, Path]]:
-    db = tmp_path_factory.mktemp("repeat-safe") / "s.db"
-    with running_server(database=db) as server:
-        yield server, db
-
-
-def _records(db: Path, namespace: str) -> int:
-    """Idempotency records the server keeps for ``namespace`` (read from its file)."""
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        row = conn.execute("SELECT count(*) FROM bw_idempotency WHERE ns = ?", (namespace,))
-        return int(row.fetchone()[0])
+    with served_on_file(tmp_path_factory, "repeat-safe") as both:
+        yield both
 
 
 def test_puts_and_writes_applied_twice_read_once(
@@ -72,7 +64,7 @@ def test_puts_and_writes_applied_twice_read_once(
             first["configurable"]["checkpoint_id"],
         ]
         assert len(list(saver.list(_cfg("t"), limit=2))) == 2
-        assert _records(db, namespace) == 0  # nothing keyed, nothing recorded
+        assert records(db, namespace) == 0  # nothing keyed, nothing recorded
 
 
 class State(TypedDict):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +19,41 @@ __all__ = ["HISTORY_KEY_PREFIX", "BotWireChatHistory"]
 
 #: Every history lives under the key ``HISTORY_KEY_PREFIX + session_id``.
 HISTORY_KEY_PREFIX = "langchain/chat/"
+#: The field of a stored message holding its repeat guard (:func:`_guard`).
+_GUARD = "r"
+
+
+def _guard() -> str:
+    """A message's repeat guard: 72 random bits (12 characters), written into its stored item.
+    ``add_messages`` is sent repeat-safe (no replay record on the server), so a retry after a
+    lost answer may store a message twice; readers keep one item per guard."""
+    return base64.urlsafe_b64encode(os.urandom(9)).decode("ascii")
+
+
+def _unique(raw: list[Any]) -> list[Any]:
+    """``raw`` with one item per repeat guard: the **last** (a suffix of the list, as ``tail``
+    reads, then keeps the items the whole list keeps). Items without a guard (written by
+    earlier versions, or by anything else) are all kept."""
+    seen: set[Any] = set()
+    out: list[Any] = []
+    for item in reversed(raw):
+        guard = item.get(_GUARD) if isinstance(item, dict) else None
+        if guard is not None:
+            if guard in seen:
+                continue
+            seen.add(guard)
+        out.append(item)
+    out.reverse()
+    return out
+
+
+def _wider(raw: Any, asked: int, n: int) -> int:
+    """How many items ``tail(n)`` reads next, having read ``raw`` (the last ``asked`` items):
+    0 when they hold ``n`` messages once repeats are dropped, or are the whole list."""
+    if not isinstance(raw, list) or n <= 0 or len(raw) < asked:
+        return 0
+    kept = len(_unique(raw))
+    return 0 if kept >= n else asked + n - kept
 
 
 def _compact(message: BaseMessage) -> dict[str, Any]:
@@ -48,9 +85,12 @@ class BotWireChatHistory(BaseChatMessageHistory):
 
     Each call to :meth:`add_messages` is **one** server-side ``append`` (no read, no
     rewrite), so concurrent writers never lose a message and a turn costs one round
-    trip however long the history is. ``max_messages`` keeps only the newest
-    messages (trimmed atomically by the same append); ``ttl`` (seconds) expires an
-    idle history and is refreshed by every append.
+    trip however long the history is. It is sent repeat-safe: each stored message
+    carries a random repeat guard (field ``"r"``), and a retry that stored it again
+    is read once, so the server keeps no 24-hour replay record per turn.
+    ``max_messages`` keeps only the newest messages (trimmed atomically by the same
+    append); ``ttl`` (seconds) expires an idle history and is refreshed by every
+    append.
 
     Where a session lives:
 
@@ -131,27 +171,40 @@ class BotWireChatHistory(BaseChatMessageHistory):
 
     def tail(self, n: int) -> list[BaseMessage]:
         """The last ``n`` messages, read without fetching the whole history."""
-        return self._decode(self._clients.sync.tail(self.key, n))
+        want = n
+        raw = self._clients.sync.tail(self.key, want)
+        while (want := _wider(raw, want, n)) > 0:  # a repeat in the window: read more
+            raw = self._clients.sync.tail(self.key, want)
+        out = self._decode(raw)
+        return out[max(len(out) - n, 0) :]
 
     async def atail(self, n: int) -> list[BaseMessage]:
         """Async :meth:`tail`."""
-        return self._decode(await self._clients.aio.tail(self.key, n))
+        want = n
+        raw = await self._clients.aio.tail(self.key, want)
+        while (want := _wider(raw, want, n)) > 0:
+            raw = await self._clients.aio.tail(self.key, want)
+        out = self._decode(raw)
+        return out[max(len(out) - n, 0) :]
 
     # -- writing -------------------------------------------------------------------
 
     def add_messages(self, messages: Sequence[BaseMessage]) -> None:
-        """Append ``messages`` in one atomic server-side ``append``."""
+        """Append ``messages`` in one atomic server-side ``append``, sent repeat-safe (see the
+        class)."""
         items = self._encode(messages)
         if items:
-            self._clients.sync.append(self.key, *items, max_len=self.max_messages, ttl=self.ttl)
+            tx = self._clients.sync.atomic()
+            tx.append(self.key, *items, max_len=self.max_messages, ttl=self.ttl)
+            tx.commit(repeat_safe=True)
 
     async def aadd_messages(self, messages: Sequence[BaseMessage]) -> None:
         """Async :meth:`add_messages`, using ``AsyncMemory``."""
         items = self._encode(messages)
         if items:
-            await self._clients.aio.append(
-                self.key, *items, max_len=self.max_messages, ttl=self.ttl
-            )
+            tx = self._clients.aio.atomic()
+            tx.append(self.key, *items, max_len=self.max_messages, ttl=self.ttl)
+            await tx.commit(repeat_safe=True)
 
     def clear(self) -> None:
         """Delete this session's history (other sessions are untouched)."""
@@ -171,7 +224,9 @@ class BotWireChatHistory(BaseChatMessageHistory):
                     f"BotWireChatHistory({self.session_id!r}).add_messages: item {i} is a "
                     f"{type(message).__name__}, expected a langchain_core BaseMessage"
                 )
-            items.append(_compact(message))
+            item = _compact(message)
+            item[_GUARD] = _guard()
+            items.append(item)
         return items
 
     def _decode(self, raw: Any) -> list[BaseMessage]:
@@ -183,7 +238,7 @@ class BotWireChatHistory(BaseChatMessageHistory):
                 f"{type(raw).__name__}, not a chat history list; clear it or use another "
                 "session_id"
             )
-        return messages_from_dict(raw)
+        return messages_from_dict(_unique(raw))
 
     def __repr__(self) -> str:
         return (
