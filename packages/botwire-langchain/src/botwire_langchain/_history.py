@@ -47,15 +47,6 @@ def _unique(raw: list[Any]) -> list[Any]:
     return out
 
 
-def _wider(raw: Any, asked: int, n: int) -> int:
-    """How many items ``tail(n)`` reads next, having read ``raw`` (the last ``asked`` items):
-    0 when they hold ``n`` messages once repeats are dropped, or are the whole list."""
-    if not isinstance(raw, list) or n <= 0 or len(raw) < asked:
-        return 0
-    kept = len(_unique(raw))
-    return 0 if kept >= n else asked + n - kept
-
-
 def _compact(message: BaseMessage) -> dict[str, Any]:
     """``message_to_dict(message)`` without the fields that hold their default (``{}``,
     ``None``, ``[]``, the class's own ``type``...): about half the bytes of a short message
@@ -172,20 +163,20 @@ class BotWireChatHistory(BaseChatMessageHistory):
     def tail(self, n: int) -> list[BaseMessage]:
         """The last ``n`` messages, read without fetching the whole history."""
         want = n
-        raw = self._clients.sync.tail(self.key, want)
-        while (want := _wider(raw, want, n)) > 0:  # a repeat in the window: read more
-            raw = self._clients.sync.tail(self.key, want)
-        out = self._decode(raw)
-        return out[max(len(out) - n, 0) :]
+        items = self._items(raw := self._clients.sync.tail(self.key, want))
+        while len(items) < n and len(raw) == want:  # a repeat in the window: read further
+            want += n - len(items)
+            items = self._items(raw := self._clients.sync.tail(self.key, want))
+        return messages_from_dict(items[max(len(items) - n, 0) :])
 
     async def atail(self, n: int) -> list[BaseMessage]:
         """Async :meth:`tail`."""
         want = n
-        raw = await self._clients.aio.tail(self.key, want)
-        while (want := _wider(raw, want, n)) > 0:
-            raw = await self._clients.aio.tail(self.key, want)
-        out = self._decode(raw)
-        return out[max(len(out) - n, 0) :]
+        items = self._items(raw := await self._clients.aio.tail(self.key, want))
+        while len(items) < n and len(raw) == want:
+            want += n - len(items)
+            items = self._items(raw := await self._clients.aio.tail(self.key, want))
+        return messages_from_dict(items[max(len(items) - n, 0) :])
 
     # -- writing -------------------------------------------------------------------
 
@@ -230,6 +221,10 @@ class BotWireChatHistory(BaseChatMessageHistory):
         return items
 
     def _decode(self, raw: Any) -> list[BaseMessage]:
+        return messages_from_dict(self._items(raw))
+
+    def _items(self, raw: Any) -> list[Any]:
+        """The stored items of ``raw`` (the list read, ``None``: none), one per repeat guard."""
         if raw is None:
             return []
         if not isinstance(raw, list):
@@ -238,7 +233,7 @@ class BotWireChatHistory(BaseChatMessageHistory):
                 f"{type(raw).__name__}, not a chat history list; clear it or use another "
                 "session_id"
             )
-        return messages_from_dict(_unique(raw))
+        return _unique(raw)
 
     def __repr__(self) -> str:
         return (
