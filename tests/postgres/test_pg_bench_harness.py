@@ -13,6 +13,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
+import pg_chat_bytes  # noqa: E402
 import pg_pyspy  # noqa: E402
 import pg_writes  # noqa: E402
 import run  # noqa: E402
@@ -74,3 +75,14 @@ def test_table_bytes_counts_each_side_and_leaves_out_idempotency(fresh_postgres_
     assert 0 < durable < total and ref > 0
     assert durable == ref  # one 200-row table each: bw_entries_x; chat_history ("other": neither)
     print(f"FIGURE bw {total} B, without idempotency {durable} B, reference {ref} B")
+
+
+def test_chat_bytes_reads_each_relation_and_both_keys(fresh_postgres_url: str) -> None:
+    """``pg_chat_bytes.py`` (P12b's evidence): a real server takes the adds, every relation that
+    grew is reported, and the narrow copy of the items is read through its hash index."""
+    lines = pg_chat_bytes.measure(150, 4, fresh_postgres_url)
+    text = "\n".join(lines)
+    for relation in ("bw_items", "bw_items_pkey", "keyed_today_pkey", "keyed_narrow_list"):
+        assert f"| `{relation}` |" in text, text
+    assert "the same 151 rows" in text, text  # 150 adds and the warm-up
+    assert "Index Scan using keyed_narrow_list" in text, text
