@@ -1,5 +1,5 @@
-"""Where a chat message's bytes on PostgreSQL go, relation by relation, and what a narrower key
-for list items would save (issue 22, P12b's evidence).
+"""Where a chat message's bytes on PostgreSQL go, relation by relation, and what the narrower key
+of list items saves (issue 22, P12b's evidence).
 
 Two measurements on a throwaway cluster:
 
@@ -9,13 +9,11 @@ Two measurements on a throwaway cluster:
    how many of them were HOT (an update that changes an indexed column is not, and leaves a new
    entry in every index of its table until ``VACUUM``).
 2. **The items' key.** The same rows (the same namespace, list keys, sequence numbers and stored
-   values) are inserted, in the same order, into two copies of ``bw_items``: one keyed as today,
-   ``PRIMARY KEY (ns, key, seq)``, and one with the design proposed in ``docs/benchmarks.md``
-   ("Reading the misses", P12b) instead: a non-unique index on a 64-bit hash of the list's name
-   and ``seq`` (16 bytes of key, so PostgreSQL's B-tree splits its pages after the new item and
-   keeps them nearly full), plus an index on ``ns`` alone (deduplicated: a few bytes per row)
-   for the statements that address a whole namespace. The plan of a list's range read on the
-   second copy is printed too.
+   values) are inserted, in the same order, into two copies of ``bw_items``: one keyed as before
+   PostgreSQL schema 7, ``PRIMARY KEY (ns, key, seq)``, and one with schema 7's indexes: a
+   non-unique one on a 64-bit hash of the list's name and ``seq`` (16 bytes of key) and one on
+   ``ns`` alone (deduplicated: a few bytes per row) for the statements that address a whole
+   namespace. The plan of a list's range read on the second copy is printed too.
 
     uv run python benchmarks/pg_chat_bytes.py [--messages 2000] [--sessions 10]
 """
@@ -42,7 +40,7 @@ SIZES = (
 )
 TEXT = 'TEXT COLLATE "C" NOT NULL'
 PROTOTYPE = (
-    f"CREATE TABLE keyed_today (ns {TEXT}, key {TEXT}, seq bigint NOT NULL, value text NOT NULL,"
+    f"CREATE TABLE keyed_pkey (ns {TEXT}, key {TEXT}, seq bigint NOT NULL, value text NOT NULL,"
     " bytes bigint NOT NULL, PRIMARY KEY (ns, key, seq))",
     f"CREATE TABLE keyed_narrow (ns {TEXT}, key {TEXT}, seq bigint NOT NULL,"
     " value text NOT NULL, bytes bigint NOT NULL)",
@@ -107,14 +105,14 @@ def measure(messages: int, sessions: int, postgres_url: str | None = None) -> li
         for statement in PROTOTYPE:
             conn.execute(statement)
         with conn.cursor() as cur:
-            for table in ("keyed_today", "keyed_narrow"):
+            for table in ("keyed_pkey", "keyed_narrow"):
                 cur.executemany(f"INSERT INTO {table} VALUES (%s, %s, %s, %s, %s)", rows)
         sizes = _sizes(conn)
         out.append("")
         out.append(f"the items' key, the same {len(rows):,} rows in the order written:")
         out.append("| relation | B per item |")
         out.append("|---|---:|")
-        for name in ("keyed_today", "keyed_today_pkey", "keyed_narrow"):
+        for name in ("keyed_pkey", "keyed_pkey_pkey", "keyed_narrow"):
             out.append(f"| `{name}` | {sizes[name][0] / len(rows):,.1f} |")
         for name in ("keyed_narrow_list", "keyed_narrow_ns"):
             out.append(f"| `{name}` | {sizes[name][0] / len(rows):,.1f} |")

@@ -82,7 +82,7 @@ def test_chat_bytes_reads_each_relation_and_both_keys(fresh_postgres_url: str) -
     grew is reported, and the narrow copy of the items is read through its hash index."""
     lines = pg_chat_bytes.measure(150, 4, fresh_postgres_url)
     text = "\n".join(lines)
-    for relation in ("bw_items", "bw_items_pkey", "keyed_today_pkey", "keyed_narrow_list"):
+    for relation in ("bw_items", "keyed_pkey_pkey", "keyed_narrow_list"):
         assert f"| `{relation}` |" in text, text
     assert "the same 151 rows" in text, text  # 150 adds and the warm-up
     assert "Index Scan using keyed_narrow_list" in text, text

@@ -22,7 +22,8 @@ import pytest
 
 from botwire.store import Op, SQLiteStore
 from botwire.testing import Clock
-from botwire_server.storage.postgres import SCHEMA_VERSION, PostgresStore
+from botwire_server.storage._pg_schema import RECORDS_SCHEMA
+from botwire_server.storage.postgres import PostgresStore
 
 pytestmark = pytest.mark.postgres
 
@@ -214,7 +215,7 @@ def test_upgrade_adds_the_count_and_keeps_every_record(
         with contextlib.closing(make()) as store:
             for i in range(7):
                 store.batch("old", [Op("incr", "n", by=1)], idempotency_key=f"k{i}")
-        old_schema = 4 if name == "sqlite" else SCHEMA_VERSION - 1
+        old_schema = 4 if name == "sqlite" else RECORDS_SCHEMA - 1
         sql("ALTER TABLE bw_namespaces DROP COLUMN records")
         sql("DROP INDEX bw_idempotency_ns_age")
         sql(f"UPDATE bw_meta SET schema = {old_schema}")

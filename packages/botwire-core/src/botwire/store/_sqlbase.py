@@ -221,6 +221,7 @@ class EngineBase:
         db_clock: bool = False,
         octets: str = SQLITE_OCTETS,
         version_sql: str | None = None,
+        hashed_items: bool = False,
     ) -> None:
         """``lock_first=False`` is for a backend whose write transactions already exclude each
         other (SQLite's ``BEGIN IMMEDIATE``): the statistics row then needs no lock, so a write
@@ -236,7 +237,11 @@ class EngineBase:
         ``version_sql`` (PostgreSQL: ``nextval('bw_version')``): an expression that allocates a
         version, evaluated in the namespace lock's ``RETURNING`` once the lock is granted, so a
         write's version follows its namespace's commit order without a statement of its own;
-        without it the first mutation asks ``next_version``."""
+        without it the first mutation asks ``next_version``.
+
+        ``hashed_items`` (PostgreSQL, schema 7): a list's items are found by
+        :func:`~botwire.store._sqltext.list_hash` and ``seq`` (the index ``bw_items_list``),
+        in every statement that reads or removes them."""
         self.limits = limits
         self.clock = clock
         #: SQL for the UTF-8 bytes of a kept answer (SQLite before 3.43 has no octet_length)
@@ -255,8 +260,11 @@ class EngineBase:
         )
         now_sql = DB_NOW_SQL if db_clock else "?"
         self._now_sql = now_sql
-        self._read_sqls = (read_sql(HEAD_FILTER, now_sql), read_sql(TAIL_FILTER, now_sql))
-        self._read_many_sql = read_many_sql(now_sql)
+        h = hashed_items
+        self._read_sqls = (read_sql(HEAD_FILTER, now_sql, h), read_sql(TAIL_FILTER, now_sql, h))
+        # inside a write transaction "now" is the transaction's (bound, not the database's)
+        self._tx_read_sqls = (read_sql(HEAD_FILTER, "?", h), read_sql(TAIL_FILTER, "?", h))
+        self._read_many_sql = read_many_sql(now_sql, h)
         # List limits (0 = unlimited), checked in the write transaction; a server sets them so
         # that no request has to read, write or trim an unbounded number of rows (issue 13).
         self.max_append_items = 0
@@ -267,7 +275,7 @@ class EngineBase:
         self.policy = Policy()
         #: Where a list's rows go when they leave it (a backend hook): at once by default;
         #: SQLite sets a :class:`~botwire.store._sqlrows.DeferredRows`.
-        self.rows: ListRows = ListRows()
+        self.rows: ListRows = ListRows(hashed=hashed_items)
 
     def next_version(self, tx: Tx) -> int:
         """A new version for the transaction (the backend's allocator)."""

@@ -217,10 +217,11 @@ def op_pop(ctx: Ctx, op: Op) -> Plan[Result]:
         return {"found": True, "value": item, "version": new.version}
     if row.length == 0:
         return {"found": False, "value": None}
+    where, params = ctx.engine.rows.match(ctx.ns, op.key)
     gone = yield (
         "one",
-        "DELETE FROM bw_items WHERE ns = ? AND key = ? AND seq = ? RETURNING value, bytes",
-        (ctx.ns, op.key, row.tail - 1),
+        f"DELETE FROM bw_items WHERE {where} AND seq = ? RETURNING value, bytes",
+        (*params, row.tail - 1),
     )
     assert gone is not None, "list rows out of step with their entry"
     _, _, length, content = yield from ctx.list_of(op, row, "pop")

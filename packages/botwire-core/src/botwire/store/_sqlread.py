@@ -13,7 +13,7 @@ from .._errors import InvalidArgument
 from .._types import Entry, KeyInfo, KeyPage, Op
 from ._sqlbase import EngineBase, Tx
 from ._sqlplan import Plan, drive
-from ._sqltext import LIST, READ_SQL, READ_TAIL_SQL, JSONEntry, prefix_filter
+from ._sqltext import LIST, JSONEntry, prefix_filter
 
 
 class Reads(EngineBase):
@@ -27,7 +27,7 @@ class Reads(EngineBase):
         synchronously or on an event loop and hand the rows to :meth:`entry_from_rows` or
         :meth:`json_from_rows`. ``in_tx``: ``now`` is a write transaction's time, not
         ``clock()``'s (they differ with ``db_clock``)."""
-        sqls = (READ_SQL, READ_TAIL_SQL) if in_tx else self._read_sqls
+        sqls = self._tx_read_sqls if in_tx else self._read_sqls
         if tail is None:
             return sqls[0], [ns, key, now]
         if tail < 0:

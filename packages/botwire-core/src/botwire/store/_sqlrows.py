@@ -8,10 +8,11 @@ other SQLite writer 129-406 ms, issue 13)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .._errors import InvalidArgument
 from ._sqlplan import Plan, drive
+from ._sqltext import list_hash
 
 if TYPE_CHECKING:
     from ._sqlbase import Tx
@@ -19,12 +20,34 @@ if TYPE_CHECKING:
 __all__ = ["DeferredRows", "ListRows"]
 
 
+#: The rows of one list, by the index PostgreSQL keeps for them (``list_hash``, schema 7).
+_HASHED = f"{list_hash('ns', 'key')} = {list_hash('?::text', '?::text')} AND ns = ? AND key = ?"
+
+
 class ListRows:
-    """List rows removed at once, in the write that drops them."""
+    """List rows removed at once, in the write that drops them. ``hashed`` (PostgreSQL): one
+    list's rows are found by :func:`~botwire.store._sqltext.list_hash` and ``seq``."""
+
+    def __init__(self, *, hashed: bool = False) -> None:
+        self.hashed = hashed
+
+    def match(self, ns: str, key: str) -> tuple[str, tuple[Any, ...]]:
+        """The condition on ``bw_items`` that finds the rows of list ``key``, and its
+        parameters (first in the statement's).
+
+        Example::
+
+            where, params = rows.match("user-42", "chat")
+            ("run", f"DELETE FROM bw_items WHERE {where}", params)
+        """
+        if self.hashed:
+            return _HASHED, (ns, key, ns, key)
+        return "ns = ? AND key = ?", (ns, key)
 
     def plan_drop(self, ns: str, key: str, length: int, tail: int) -> Plan[None]:
         """Remove a list's rows (its entry is going)."""
-        yield ("run", "DELETE FROM bw_items WHERE ns = ? AND key = ?", (ns, key))
+        where, params = self.match(ns, key)
+        yield ("run", f"DELETE FROM bw_items WHERE {where}", params)
 
     def plan_floor(self, ns: str, key: str) -> Plan[int]:
         """Where a new list of ``key`` starts."""
@@ -40,11 +63,11 @@ class ListRows:
     ) -> Plan[int]:
         """Drop the list's items below ``tail - keep`` (``[head, tail)`` are live); return the
         content bytes left."""
+        where, params = self.match(ns, key)
         gone = yield (
             "all",
-            "DELETE FROM bw_items WHERE ns = ? AND key = ? AND seq >= ? AND seq < ?"
-            " RETURNING bytes",
-            (ns, key, head, tail - keep),
+            f"DELETE FROM bw_items WHERE {where} AND seq >= ? AND seq < ? RETURNING bytes",
+            (*params, head, tail - keep),
         )
         return content - sum(int(r[0]) for r in gone)
 
@@ -56,6 +79,7 @@ class DeferredRows(ListRows):
     def __init__(self, limit: int, *, trashed: bool = False) -> None:
         if limit < 1:
             raise InvalidArgument(f"botwire: DeferredRows(limit={limit}); use a limit >= 1.")
+        super().__init__()
         self.limit = limit
         self.trashed = trashed
 

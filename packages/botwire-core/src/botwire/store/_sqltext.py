@@ -7,7 +7,9 @@ Schema (both engines)::
 
     bw_entries(ns, key, kind, value, version, created_at, updated_at, expires_at,
                bytes, length, head, tail)        -- kind 0: JSON text in value; 1: list
-    bw_items(ns, key, seq, value, bytes)         -- list items, seq in [head, tail)
+    bw_items(ns, key, seq, value, bytes)         -- list items, seq in [head, tail); keyed
+                                                 -- (ns, key, seq) on SQLite, by list_hash
+                                                 -- and seq on PostgreSQL (schema 7)
     bw_namespaces(ns, keys, bytes, day, writes,  -- statistics and the per-namespace lock,
                   p_ttl, p_max_len, p_max_idle,  -- its retention policy (NULL: the default),
                   written_at,                    -- its last write (max_idle)
@@ -28,6 +30,7 @@ __all__ = [
     "RECORDS_AGE_INDEX",
     "SQLITE_OCTETS",
     "idempotency_query",
+    "list_hash",
     "load_query",
     "prefix_filter",
     "prefix_upper_bound",
@@ -120,23 +123,36 @@ def recount_sql(octets: str) -> str:
 READ_COLS = "e.kind, e.value, e.version, e.created_at, e.updated_at, e.expires_at, i.value"
 
 
-def _items_of(item_filter: str) -> str:
-    return f" LEFT JOIN bw_items i ON e.kind = 1 AND i.ns = e.ns AND i.key = e.key{item_filter}"
+def list_hash(ns: str, key: str) -> str:
+    """PostgreSQL: the 64-bit hash of a list's name that ``bw_items_list`` indexes with ``seq``
+    (schema 7, issue 22). Its entry is 28 bytes where ``(ns, key, seq)``'s was 84 or more, so a
+    list's items take a third of the index. Not unique: every statement that uses it also
+    compares ``ns`` and ``key``, so lists whose hashes collide (``chr(1)`` keeps ``("a", "bc")``
+    and ``("ab", "c")`` apart) cost a row read and dropped, never each other's items."""
+    return f"hashtextextended({ns} || chr(1) || {key}, 0)"
+
+
+def _items_of(item_filter: str, hashed: bool = False) -> str:
+    match = f" AND {list_hash('i.ns', 'i.key')} = {list_hash('e.ns', 'e.key')}" if hashed else ""
+    return (
+        f" LEFT JOIN bw_items i ON e.kind = 1{match} AND i.ns = e.ns AND i.key = e.key{item_filter}"
+    )
 
 
 def _live(now_sql: str) -> str:
     return f"(e.expires_at IS NULL OR e.expires_at > {now_sql})"
 
 
-def read_sql(item_filter: str, now_sql: str = "?") -> str:
-    """A read of one entry and, for a list, its items joined in order (one statement)."""
+def read_sql(item_filter: str, now_sql: str = "?", hashed: bool = False) -> str:
+    """A read of one entry and, for a list, its items joined in order (one statement);
+    ``hashed``: the items found by :func:`list_hash` (PostgreSQL)."""
     return (
-        f"SELECT {READ_COLS} FROM bw_entries e{_items_of(item_filter)}"
+        f"SELECT {READ_COLS} FROM bw_entries e{_items_of(item_filter, hashed)}"
         f" WHERE e.ns = ? AND e.key = ? AND {_live(now_sql)} ORDER BY i.seq"
     )
 
 
-def read_many_sql(now_sql: str = "?") -> str:
+def read_many_sql(now_sql: str = "?", hashed: bool = True) -> str:
     """:func:`read_sql` (whole values) of several keys in one statement, PostgreSQL only: the
     parameters are an array of namespaces, an array of keys and the time; each row starts with
     the 1-based position of its key in the arrays (``unnest ... WITH ORDINALITY``)."""
@@ -144,7 +160,7 @@ def read_many_sql(now_sql: str = "?") -> str:
         f"SELECT q.i, {READ_COLS}"
         " FROM unnest(?::text[], ?::text[]) WITH ORDINALITY AS q(ns, key, i)"
         f" JOIN bw_entries e ON e.ns = q.ns AND e.key = q.key AND {_live(now_sql)}"
-        f"{_items_of(HEAD_FILTER)} ORDER BY q.i, i.seq"
+        f"{_items_of(HEAD_FILTER, hashed)} ORDER BY q.i, i.seq"
     )
 
 
@@ -153,8 +169,6 @@ def read_many_sql(now_sql: str = "?") -> str:
 # (DeferredRows.sweep): never read. One lower bound per statement, so the index range starts there.
 HEAD_FILTER = " AND i.seq >= e.head"
 TAIL_FILTER = " AND i.seq >= CASE WHEN e.head > e.tail - ? THEN e.head ELSE e.tail - ? END"
-READ_SQL = read_sql(HEAD_FILTER)
-READ_TAIL_SQL = read_sql(TAIL_FILTER)
 
 
 def prefix_upper_bound(prefix: str) -> str | None:

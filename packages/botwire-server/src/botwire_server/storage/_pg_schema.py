@@ -15,12 +15,13 @@ from botwire.store._sql import PG_OCTETS, recount_sql
 from botwire.store._sqltext import (
     RECENT_INDEX_DROP,
     RECORDS_AGE_INDEX,
+    list_hash,
     policy_migration,
     records_migration,
 )
 from botwire.store._sqlwatch import WATCH_SCHEMA
 
-__all__ = ["POLICY_SCHEMA", "RECORDS_SCHEMA", "SCHEMA_VERSION", "migrate"]
+__all__ = ["ITEMS_SCHEMA", "POLICY_SCHEMA", "RECORDS_SCHEMA", "SCHEMA_VERSION", "migrate"]
 
 log = logging.getLogger("botwire_server")
 
@@ -40,8 +41,10 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         " tail bigint NOT NULL DEFAULT 0, PRIMARY KEY (ns, key))",
         "CREATE INDEX IF NOT EXISTS bw_entries_expiry ON bw_entries (expires_at)"
         " WHERE expires_at IS NOT NULL",
+        # keyed by schema 7's indexes; databases created before it keep PRIMARY KEY (ns, key,
+        # seq) until their operator drops it (``_ITEMS_PKEY_NOTE``)
         f"CREATE TABLE IF NOT EXISTS bw_items (ns {_TEXT}, key {_TEXT}, seq bigint NOT NULL,"
-        " value text NOT NULL, bytes bigint NOT NULL, PRIMARY KEY (ns, key, seq))",
+        " value text NOT NULL, bytes bigint NOT NULL)",
         f"CREATE TABLE IF NOT EXISTS bw_namespaces (ns {_TEXT} PRIMARY KEY,"
         " keys bigint NOT NULL, bytes bigint NOT NULL, day bigint NOT NULL,"
         " writes bigint NOT NULL)",
@@ -76,7 +79,22 @@ _MIGRATIONS[RECORDS_SCHEMA] = (
     records_migration("bigint", if_not_exists="IF NOT EXISTS "),
     RECORDS_AGE_INDEX,
 )
+#: Schema 7 (issue 22): a list's items found by a hash of the list's name and ``seq``
+#: (``list_hash``: 28-byte index entries where ``(ns, key, seq)``'s took 84 or more), and the
+#: namespace's items by ``ns`` alone (``clear``; deduplicated, a few bytes per item). Both are
+#: built in the migration's transaction: list writes wait for them on a large database.
+ITEMS_SCHEMA = 7
+_MIGRATIONS[ITEMS_SCHEMA] = (
+    f"CREATE INDEX IF NOT EXISTS bw_items_list ON bw_items ({list_hash('ns', 'key')}, seq)",
+    "CREATE INDEX IF NOT EXISTS bw_items_ns ON bw_items (ns)",
+)
 SCHEMA_VERSION = max(_MIGRATIONS)
+_ITEMS_PKEY_NOTE = (
+    "botwire: bw_items still has the primary key (ns, key, seq) of schemas before 7; this "
+    "release finds list items by bw_items_list and does not use it. Once no replica of an "
+    "earlier release serves this database (their reads use it), drop it: ALTER TABLE bw_items "
+    "DROP CONSTRAINT bw_items_pkey (it holds about a third of a list's bytes; docs/server.md)"
+)
 _META = (
     "CREATE TABLE IF NOT EXISTS bw_meta (id integer PRIMARY KEY CHECK (id = 1),"
     " schema integer NOT NULL)"
@@ -116,6 +134,10 @@ def migrate(conn: psycopg.Connection[Any], where: str) -> None:
                 (SCHEMA_VERSION,),
             )
         _drop_recent_index(conn)
+        row = conn.execute("SELECT to_regclass('bw_items_pkey')").fetchone()
+        if row is not None and row[0] is not None:
+            # told loudly on the start that migrates, quietly on the others
+            log.log(logging.WARNING if current < ITEMS_SCHEMA else logging.INFO, _ITEMS_PKEY_NOTE)
 
 
 def _drop_recent_index(conn: psycopg.Connection[Any]) -> None:

@@ -151,6 +151,7 @@ class PostgresStore(PgWatch):
                 db_clock=True,
                 octets=PG_OCTETS,
                 version_sql=VERSION_SQL,
+                hashed_items=True,  # bw_items_list (schema 7)
             )
         else:
             self.clock = clock
@@ -160,6 +161,7 @@ class PostgresStore(PgWatch):
                 next_version=next_version,
                 octets=PG_OCTETS,
                 version_sql=VERSION_SQL,
+                hashed_items=True,  # bw_items_list (schema 7)
             )
         self._where = where(dsn)
         self._retries = retries
