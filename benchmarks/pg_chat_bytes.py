@@ -31,6 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import Settings, _as_url, log, server
 from pg_reference import durable_postgres
 
+from botwire.store._sqltext import list_hash
+
 SIZES = (
     "SELECT c.relname, pg_relation_size(c.oid), coalesce(t.n_tup_upd, 0),"
     " coalesce(t.n_tup_hot_upd, 0) FROM pg_class c"
@@ -44,13 +46,12 @@ PROTOTYPE = (
     " bytes bigint NOT NULL, PRIMARY KEY (ns, key, seq))",
     f"CREATE TABLE keyed_narrow (ns {TEXT}, key {TEXT}, seq bigint NOT NULL,"
     " value text NOT NULL, bytes bigint NOT NULL)",
-    "CREATE INDEX keyed_narrow_list ON keyed_narrow"
-    " (hashtextextended(ns || chr(1) || key, 0), seq)",
+    f"CREATE INDEX keyed_narrow_list ON keyed_narrow ({list_hash('ns', 'key')}, seq)",
     "CREATE INDEX keyed_narrow_ns ON keyed_narrow (ns)",
 )
 RANGE_READ = (
     "EXPLAIN SELECT value FROM keyed_narrow"
-    " WHERE hashtextextended(ns || chr(1) || key, 0) = hashtextextended(%s || chr(1) || %s, 0)"
+    f" WHERE {list_hash('ns', 'key')} = {list_hash('%s', '%s')}"
     " AND ns = %s AND key = %s AND seq >= 5 AND seq < 25 ORDER BY seq"
 )
 

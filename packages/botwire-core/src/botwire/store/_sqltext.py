@@ -152,7 +152,7 @@ def read_sql(item_filter: str, now_sql: str = "?", hashed: bool = False) -> str:
     )
 
 
-def read_many_sql(now_sql: str = "?", hashed: bool = True) -> str:
+def read_many_sql(now_sql: str = "?", hashed: bool = False) -> str:
     """:func:`read_sql` (whole values) of several keys in one statement, PostgreSQL only: the
     parameters are an array of namespaces, an array of keys and the time; each row starts with
     the 1-based position of its key in the arrays (``unnest ... WITH ORDINALITY``)."""
