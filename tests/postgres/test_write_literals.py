@@ -117,6 +117,26 @@ def test_random_values_come_back_unchanged(loop: Loop, params: list[Any]) -> Non
     assert _select(loop, params) == params
 
 
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.integers(),  # unbounded: past int8, numeric literals
+            st.integers(-(2**63), 2**63 - 1),
+            st.floats(),  # NaN, infinities, -0.0, subnormals
+            st.sampled_from([0, -0, 0.0, -0.0, 5e-324, -5e-324, 1e16, -1e-7]),
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_numbers_are_written_as_psycopg_writes_them(params: list[Any]) -> None:
+    """``literals`` writes ints and finite floats itself: byte for byte what psycopg's
+    ``Transformer.as_literal`` writes (no connection needed for numbers)."""
+    tx = Transformer()
+    assert literals(tx, params, {}) == tuple(tx.as_literal(p) for p in params)
+
+
 def test_a_refused_statement_raises_as_a_cursor_would(loop: Loop) -> None:
     """Division by zero in the middle of a queue: ``DivisionByZero`` with its SQLSTATE, the
     transaction failed (the caller rolls back), the connection usable after."""

@@ -17,7 +17,7 @@ from botwire.store import Store
 from . import __version__
 from .admission import AdmissionMiddleware
 from .api import ServerContext, install_error_handlers, install_routes
-from .api._hot import KeyRoutes
+from .api._hot import BotWireAPI, KeyRoutes
 from .api._http import DrainRefusedBody
 from .api._namespace_list import install_namespace_list
 from .auth import Authorizer
@@ -121,7 +121,7 @@ def create_app(
             await ctx.runner.close()
             log.info("botwire-server stopped; store closed")
 
-    app = FastAPI(
+    app = BotWireAPI(
         title="botwire",
         version=__version__,
         description=DESCRIPTION,

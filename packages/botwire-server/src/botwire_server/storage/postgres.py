@@ -144,25 +144,17 @@ class PostgresStore(PgWatch):
             # added to the database's time (see Engine's db_clock).
             offset = clock_offset or _no_offset
             self.clock: Callable[[], float] = lambda: float(offset())
-            self.engine = Engine(
-                limits=limits or Limits(),
-                clock=self.clock,
-                next_version=next_version,
-                db_clock=True,
-                octets=PG_OCTETS,
-                version_sql=VERSION_SQL,
-                hashed_items=True,  # bw_items_list (schema 7)
-            )
         else:
             self.clock = clock
-            self.engine = Engine(
-                limits=limits or Limits(),
-                clock=clock,
-                next_version=next_version,
-                octets=PG_OCTETS,
-                version_sql=VERSION_SQL,
-                hashed_items=True,  # bw_items_list (schema 7)
-            )
+        self.engine = Engine(
+            limits=limits or Limits(),
+            clock=self.clock,
+            next_version=next_version,
+            db_clock=clock is None,
+            octets=PG_OCTETS,
+            version_sql=VERSION_SQL,
+            hashed_items=True,  # bw_items_list (schema 7)
+        )
         self._where = where(dsn)
         self._retries = retries
         self._writes = 0
