@@ -64,7 +64,8 @@ def test_with_opentelemetry_configured_the_key_routes_get_fastapis_spans(
     site.mkdir()
     (site / "sitecustomize.py").write_text(_SITECUSTOMIZE)
     out = tmp_path / "spans.jsonl"
-    env = {"PYTHONPATH": str(site), "SPANS_OUT": str(out)}
+    # CI exports OTEL_SDK_DISABLED=true (for crewai); this deployment turns the SDK on
+    env = {"PYTHONPATH": str(site), "SPANS_OUT": str(out), "OTEL_SDK_DISABLED": "false"}
     with running_server("--database", str(tmp_path / "otel.db"), database=False, env=env) as srv:
         _requests(f"http://{srv.host}:{srv.port}")
     spans = _spans(out)
