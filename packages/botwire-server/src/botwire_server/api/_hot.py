@@ -211,10 +211,8 @@ class BotWireAPI(FastAPI):
             app = cls(app, *args, **kwargs)
             if isinstance(app, KeyRoutes):
                 self._bw_claims = app
-        handler = None
-        for key, value in self.exception_handlers.items():  # FastAPI's 500 handler, as its own
-            if key in (500, Exception):
-                handler = value
+        # the 500 handler FastAPI chose for its own stack's ServerErrorMiddleware (outermost)
+        handler = getattr(self.middleware_stack, "handler", None)
         self._bw_lean = ServerErrorMiddleware(app, handler=handler, debug=self.debug)
         return self._bw_lean
 
