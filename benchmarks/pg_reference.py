@@ -13,7 +13,8 @@ rounds alternate the sides, and every ratio is the median of the per-round ratio
 
 - P10  LangGraph step time, 10-node chain, ``durability="sync"``: ``PostgresSaver`` (pool) vs
        ``BotWireSaver`` over HTTP -> ``botwire-server`` -> PostgreSQL; CPU per invoke (client +
-       server + database) for context.
+       server + database) for context; P10s the same step through a SQLite server, the
+       HTTP hop and the server without PostgreSQL (context).
 - P11  bytes on disk per checkpoint after N checkpoints (``pg_total_relation_size`` of each
        side's tables, before and after) and WAL bytes per invoke (``pg_current_wal_lsn``);
        P11c the same without botwire's 24-hour idempotency records (the bytes that stay).
@@ -39,6 +40,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
@@ -297,11 +299,13 @@ def run_worker(python: str, cfg: dict[str, Any], counters: Counters) -> dict[str
 # -- the figures -----------------------------------------------------------------------------
 
 
-def _alternate(rounds: int, fn: Any) -> dict[str, list[dict[str, Any]]]:
-    """``fn(side)`` for both sides, once per round, the first side alternating."""
-    out: dict[str, list[dict[str, Any]]] = {"ref": [], "botwire": []}
+def _alternate(
+    rounds: int, fn: Any, sides: tuple[str, ...] = ("ref", "botwire")
+) -> dict[str, list[dict[str, Any]]]:
+    """``fn(side)`` for each side, once per round, their order reversed every other round."""
+    out: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
     for r in range(rounds):
-        for side in ("ref", "botwire") if r % 2 == 0 else ("botwire", "ref"):
+        for side in sides if r % 2 == 0 else sides[::-1]:
             out[side].append(fn(side))
     return out
 
@@ -345,14 +349,30 @@ def langgraph_figures(
             f"{fill[side]['wal_bytes_per_checkpoint']:,.0f} B per checkpoint"
         )
     invokes = 20 if settings.quick else 60
-    runs = _alternate(
-        settings.rounds,
-        lambda side: run_worker(
-            pythons[side],
-            {"side": side, "task": "graph", "invokes": invokes, "threads": 10, **conn[side]},
-            counters[side],
-        ),
-    )
+    # P10s: the same graph through a SQLite server, side by side: what the HTTP hop and the
+    # server cost without PostgreSQL (the rest of P10's distance is the PostgreSQL path)
+    with (
+        tempfile.TemporaryDirectory(prefix="botwire-p10s-") as tmp,
+        server(database=Path(tmp) / "p10s.db") as lite,
+    ):
+        pythons["sqlite"], conn["sqlite"] = sys.executable, {"url": lite.url}
+        counters["sqlite"] = Counters([lite.proc.pid], None)
+        runs = _alternate(
+            settings.rounds,
+            lambda side: run_worker(
+                pythons[side],
+                {
+                    "task": "graph",
+                    "invokes": invokes,
+                    "threads": 10,
+                    "side": "botwire" if side == "sqlite" else side,
+                    **conn[side],
+                },
+                counters[side],
+            ),
+            sides=("ref", "botwire", "sqlite"),
+        )
+    lite_runs = runs.pop("sqlite")
     for side, rs in runs.items():
         for r in rs:
             r["cpu_ms_per_invoke"] = (
@@ -382,6 +402,21 @@ def langgraph_figures(
             step_ratio <= 1.5,
             note=f"{step['botwire']:.2f} ms per step; {invokes} invokes × {settings.rounds} rounds",
             details={"runs": runs, "fill": fill},
+        ),
+        Row(
+            "P10s",
+            "the same step, botwire over HTTP → SQLite (context: the HTTP hop and the server "
+            "without PostgreSQL)",
+            median(
+                [b["step_ms"] / r["step_ms"] for r, b in zip(runs["ref"], lite_runs, strict=True)]
+            ),
+            "×",
+            f"`PostgresSaver` (pool) = {step['ref']:.2f} ms per step",
+            "—",
+            None,
+            note=f"{median([r['step_ms'] for r in lite_runs]):.2f} ms per step; the PostgreSQL "
+            f"path adds {step['botwire'] - median([r['step_ms'] for r in lite_runs]):.2f} ms",
+            details={"runs": lite_runs},
         ),
         Row(
             "P10b",
@@ -591,7 +626,7 @@ def p10_p15(settings: Settings, which: set[str]) -> list[Row]:
             r, d = write_figures(settings, dsn)
             rows += r
             extra["writes"] = d
-    rows = [r for r in rows if r.id.rstrip("bc") in which]
+    rows = [r for r in rows if r.id.rstrip("bcs") in which]
     if rows:
         rows[0].details = {**rows[0].details, **extra}
     return rows

@@ -61,7 +61,7 @@ def test_reads_match_the_sync_store(make_store: MakeStore, ns: str) -> None:
 
 def test_stored_bytes_match_the_sync_store(make_store: MakeStore, ns: str) -> None:
     """A batch's response budget is looked up on the event loop (``stored_bytes``): the same
-    figure as the sync store's, for repeated, missing and expired keys, and past the 500 keys
+    figure as the sync store's, for repeated, missing and expired keys, and past the 100 keys
     of one statement."""
     store = make_store()
     mem = Memory(ns, store=store)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -192,3 +193,5 @@ class RestartableServer:
 
     def __exit__(self, *exc: object) -> None:
         self.kill9()
+        # the logs matter only while it runs: a failed start puts its log in the error
+        shutil.rmtree(self.log_dir, ignore_errors=True)

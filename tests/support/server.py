@@ -24,6 +24,7 @@ import atexit
 import contextlib
 import http.client
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -37,6 +38,10 @@ from support.proc import Daemon, spawn
 __all__ = ["ServerProcess", "ServerStartError", "free_port", "running_server", "start_server"]
 
 _LIVE: set[ServerProcess] = set()
+#: temporary directories made here (databases, logs): removed when the process exits, after
+#: its servers stopped (a test may read a stopped server's log)
+_MADE: list[Path] = []
+_MAKER = os.getpid()
 
 
 class ServerStartError(RuntimeError):
@@ -107,9 +112,11 @@ def start_server(
     """
     if database is None:
         database = Path(tempfile.mkdtemp(prefix="botwire-srv-")) / "botwire.db"
+        _MADE.append(database.parent)
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("BOTWIRE_")}
     base_env.update(env or {})
     log_dir = Path(tempfile.mkdtemp(prefix="botwire-srv-log-"))
+    _MADE.append(log_dir)
     last_log = ""
     for _attempt in range(3):  # a free port can be taken between probe and bind: retry
         port = free_port(host)
@@ -161,6 +168,8 @@ def running_server(*args: str, **kwargs: object) -> Iterator[ServerProcess]:
 def _stop_all() -> None:
     for server in list(_LIVE):
         server.stop(timeout=5)
+    for path in _MADE if os.getpid() == _MAKER else ():  # not in a forked child's exit
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @contextlib.contextmanager
