@@ -21,6 +21,8 @@ from ._sqltext import (
     LOCK_SQL,
     RELEASE_SQL,
     ROLLBACK_SQL,
+    SAVE_SQL,
+    SAVE_WRITTEN_SQL,
     SAVEPOINT_SQL,
     SQLITE_OCTETS,
     TAIL_FILTER,
@@ -328,15 +330,13 @@ class EngineBase:
         if written is None:
             yield (
                 "run",
-                "UPDATE bw_namespaces SET keys = ?, bytes = ?, day = ?, writes = ?, records = ?"
-                " WHERE ns = ?",
+                SAVE_SQL,
                 (stats.keys, stats.bytes, stats.day, stats.writes, stats.records, ns),
             )
             return
         yield (
             "run",
-            "UPDATE bw_namespaces SET keys = ?, bytes = ?, day = ?, writes = ?, records = ?,"
-            " written_at = ? WHERE ns = ?",
+            SAVE_WRITTEN_SQL,
             (stats.keys, stats.bytes, stats.day, stats.writes, stats.records, written, ns),
         )
 

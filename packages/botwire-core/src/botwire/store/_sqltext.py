@@ -106,6 +106,31 @@ STORE_SQL = (
     " length = excluded.length, head = excluded.head, tail = excluded.tail"
 )
 INSERT_ITEM_SQL = "INSERT INTO bw_items (ns, key, seq, value, bytes) VALUES (?, ?, ?, ?, ?)"
+#: a namespace's statistics stored (``plan_save``): by housekeeping and reads, and by a write
+#: (its idle age restarts); both set every column they name, whatever the row held
+SAVE_SQL = (
+    "UPDATE bw_namespaces SET keys = ?, bytes = ?, day = ?, writes = ?, records = ? WHERE ns = ?"
+)
+SAVE_WRITTEN_SQL = (
+    "UPDATE bw_namespaces SET keys = ?, bytes = ?, day = ?, writes = ?, records = ?,"
+    " written_at = ? WHERE ns = ?"
+)
+TOMBSTONE_SQL = (
+    "INSERT INTO bw_tombstones (ns, key, version, at) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (ns, key) DO UPDATE SET version = excluded.version, at = excluded.at"
+)
+UNTOMB_SQL = "DELETE FROM bw_tombstones WHERE ns = ? AND key = ?"
+#: What the engine declares of its statements for a backend that queues them (PostgreSQL's
+#: event-loop writes, ``AsyncPgTx.send``): each statement of ``OVERWRITES`` sets every column
+#: a write sets of the row its parameters name (the slice; an entry's ``created_at`` is the
+#: stored row's, which the plan passes too), so an earlier one of the same row may be left out
+#: when only statements of ``BLIND_WRITES`` (which read no such row) run between them.
+OVERWRITES: dict[str, slice] = {
+    STORE_SQL: slice(0, 2),  # ns, key
+    SAVE_SQL: slice(-1, None),  # ns
+    SAVE_WRITTEN_SQL: slice(-1, None),
+}
+BLIND_WRITES = frozenset({INSERT_ITEM_SQL, TOMBSTONE_SQL, UNTOMB_SQL})
 
 
 def recount_sql(octets: str) -> str:

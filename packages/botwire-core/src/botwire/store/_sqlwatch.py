@@ -25,7 +25,7 @@ from .._types import Changes, Entry
 from .._watch import MAX_CHANGES, check_changes_args
 from ._sqlbase import Tx
 from ._sqlmaint import Maintenance
-from ._sqltext import LIST, prefix_upper_bound
+from ._sqltext import LIST, TOMBSTONE_SQL, UNTOMB_SQL, prefix_upper_bound
 
 __all__ = ["MAX_CHANGES", "TOMBSTONE_SECONDS", "WATCH_SCHEMA", "Watching", "check_changes_args"]
 
@@ -46,11 +46,6 @@ WATCH_SCHEMA = (
     "CREATE INDEX IF NOT EXISTS bw_entries_version ON bw_entries (ns, version)",
 )
 
-TOMBSTONE_SQL = (
-    "INSERT INTO bw_tombstones (ns, key, version, at) VALUES (?, ?, ?, ?)"
-    " ON CONFLICT (ns, key) DO UPDATE SET version = excluded.version, at = excluded.at"
-)
-UNTOMB_SQL = "DELETE FROM bw_tombstones WHERE ns = ? AND key = ?"
 # every row of the namespace (expired ones too) is about to go: one tombstone each
 CLEAR_TOMBS_SQL = (
     "INSERT INTO bw_tombstones (ns, key, version, at) SELECT ns, key, ?, ? FROM bw_entries"

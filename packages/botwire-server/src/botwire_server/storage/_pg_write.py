@@ -16,6 +16,9 @@ The query goes out on the connection's libpq handle and its results are converte
 parsing, the prepare manager, column descriptions) was about a quarter of the server's CPU per
 PostgreSQL write (py-spy), for statements that need none of it; and its answer is awaited by
 ``_pg_wait.results``, not psycopg's general wait loop (12 µs less per round trip).
+A statement that a later one of the same send overwrites whole is left out (the engine
+declares which do: ``OVERWRITES``, ``BLIND_WRITES``): a group's calls on one list store its entry
+and the statistics once per round trip (:meth:`AsyncPgTx.send`).
 The most used statements go as ``EXECUTE`` of statements prepared on the connection
 (``_pg_prepare``; off behind a transaction-mode pooler). A prefetched result is handed out once,
 for the identical query (``write_prefetch`` says why it is still true then).
@@ -40,9 +43,11 @@ from psycopg.pq import ExecStatus, TransactionStatus
 from botwire._errors import BotWireError
 from botwire.store._sqlplan import Plan
 from botwire.store._sqltext import (
+    BLIND_WRITES,
     GROUP_RELEASE_SQL,
     GROUP_ROLLBACK_SQL,
     GROUP_SAVEPOINT_SQL,
+    OVERWRITES,
     RELEASE_SQL,
     ROLLBACK_SQL,
     SAVEPOINT_SQL,
@@ -74,6 +79,7 @@ class AsyncPgTx:
         "_prepared",
         "_queue",
         "_reserve",
+        "_rows_of",
         "_saved",
         "_tx",
         "_versions",
@@ -95,6 +101,9 @@ class AsyncPgTx:
         self._names = names or {}
         self._plan = prefetch
         self._queue: list[bytes] = []
+        #: what each queued statement writes (``_row_of``): the row it overwrites whole,
+        #: ``_BLIND`` or ``None`` (anything else); see :meth:`send`
+        self._rows_of: list[object] = []
         #: the literals written so far (``literals``): a write repeats its namespace, keys,
         #: versions and time in several statements
         self._literals: dict[tuple[type, Any], bytes] = {}
@@ -110,7 +119,9 @@ class AsyncPgTx:
     def queue(self, sql: str | bytes, params: Sequence[Any] = ()) -> int:
         """Queue a statement (the engine's ``?`` placeholders); its index in the next send."""
         if not params:  # sent as it is: pg_sql's %% would stay doubled
-            self._queue.append(sql if isinstance(sql, bytes) else sql.encode())
+            text = sql if isinstance(sql, bytes) else sql.encode()
+            self._queue.append(text)
+            self._rows_of.append(_BLIND if text in _RELEASES else None)
             return len(self._queue) - 1
         if isinstance(sql, bytes):
             sql = sql.decode()
@@ -121,16 +132,26 @@ class AsyncPgTx:
                 self._prepared.used(sql)
             template = _template(sql)
         self._queue.append(template % literals(self._tx, params, self._literals))
+        self._rows_of.append(_row_of(sql, params))
         return len(self._queue) - 1
 
     async def send(self) -> list[Rows | None]:
         """Send the queue as one simple query: each statement's rows (``None``: no rows); the
-        first statement PostgreSQL refused raises its ``psycopg.Error``, as a cursor would."""
+        first statement PostgreSQL refused raises its ``psycopg.Error``, as a cursor would.
+
+        A statement that a later one of the same send overwrites whole is left out (its
+        result is ``None``, as a write's is): a group's calls on one list (or one key) each
+        store its entry and their namespace's statistics, and only the last of each is
+        seen, even inside the transaction, unless a statement between them could read it
+        (anything but the engine's ``BLIND_WRITES`` and a released savepoint) or undo the
+        later one (a savepoint set or rolled back to)."""
         queue, self._queue = self._queue, []
+        rows_of, self._rows_of = self._rows_of, []
         if not queue:
             return []
+        dropped = _superseded(rows_of)
         conn, tx = self._conn, self._tx
-        conn.pgconn.send_query(b"; ".join(queue))
+        conn.pgconn.send_query(self._outgoing(queue, dropped))
         results: list[Rows | None] = []
         for res in await wait_results(conn):
             status = res.status
@@ -141,7 +162,17 @@ class AsyncPgTx:
                 raise error_from_result(res, encoding=tx.encoding)
             else:
                 results.append(None)
+        for i in dropped:  # ascending: each lands where its statement stood
+            results.insert(i, None)
         return results
+
+    @staticmethod
+    def _outgoing(queue: list[bytes], dropped: list[int]) -> bytes:
+        """The query :meth:`send` sends: ``queue`` without the statements ``dropped``."""
+        if dropped:
+            left = set(dropped)
+            queue = [q for i, q in enumerate(queue) if i not in left]
+        return b"; ".join(queue)
 
     def _fresh(self) -> None:
         """Prefetching rides only with the first statement, the lock."""
@@ -239,6 +270,7 @@ class AsyncPgTx:
             self._mark = 0  # what it queues next is all the queue will hold
         else:
             self._queue.insert(self._mark, _SAVEPOINT)
+            self._rows_of.insert(self._mark, None)
             self._saved = True
 
     async def unmark(self, refused: bool) -> None:
@@ -250,9 +282,12 @@ class AsyncPgTx:
         if self._saved:
             if refused:
                 self._queue.append(_ROLLBACK)
+                self._rows_of.append(None)
             self._queue.append(_RELEASE)
+            self._rows_of.append(_BLIND)
         elif refused:
             del self._queue[mark:]
+            del self._rows_of[mark:]
 
     async def savepoint(self) -> None:
         self._fresh()
@@ -280,6 +315,40 @@ class AsyncPgTx:
         self._leaving()
         at = self.queue(NEXTVAL)
         return int((await self.send())[at][0][0])  # type: ignore[index]
+
+
+#: a statement of the engine's ``BLIND_WRITES`` (``AsyncPgTx.send``)
+_BLIND = object()
+#: a savepoint released undoes nothing: what ran in it stays, as what runs after it does (a
+#: ``SAVEPOINT`` or ``ROLLBACK TO`` between two overwrites keeps both)
+_RELEASES = frozenset({GROUP_RELEASE_SQL.encode(), RELEASE_SQL.encode()})
+
+
+def _row_of(sql: str, params: Sequence[Any]) -> object:
+    """What a queued statement writes, for :func:`_superseded`: ``(sql, *its row's key)``
+    for an overwrite, ``_BLIND``, or ``None``."""
+    if (names := OVERWRITES.get(sql)) is not None:
+        return (sql, *params[names])
+    return _BLIND if sql in BLIND_WRITES else None
+
+
+def _superseded(rows_of: list[object]) -> list[int]:
+    """The statements (ascending) whose row a later statement overwrites whole with only
+    blind writes between them (``AsyncPgTx.send``)."""
+    later: set[object] = set()
+    dropped: list[int] = []
+    for i in range(len(rows_of) - 1, -1, -1):
+        row = rows_of[i]
+        if row is None:  # it may read or undo anything: what comes before it is kept
+            later.clear()
+        elif row is _BLIND:
+            continue
+        elif row in later:
+            dropped.append(i)
+        else:
+            later.add(row)
+    dropped.reverse()
+    return dropped
 
 
 _SAVEPOINT = GROUP_SAVEPOINT_SQL.encode()
