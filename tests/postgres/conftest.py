@@ -73,7 +73,7 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     async def spy(self: AsyncPgTx) -> Any:
         if self._queue:  # what send() joins into one query
-            texts.append(b"; ".join(self._queue).decode())
+            texts.append(b"; ".join(text for text, _ in self._queue).decode())
         return await send(self)
 
     monkeypatch.setattr(AsyncPgTx, "send", spy)

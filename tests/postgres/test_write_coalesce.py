@@ -31,7 +31,7 @@ def outgoing(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     texts: list[str] = []
     real = AsyncPgTx._outgoing
 
-    def spy(queue: list[bytes], dropped: list[int]) -> bytes:
+    def spy(queue: list[tuple[bytes, object]], dropped: list[int]) -> bytes:
         text = real(queue, dropped)
         texts.append(text.decode())
         return text

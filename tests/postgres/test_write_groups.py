@@ -315,7 +315,7 @@ def _changed_before_the_retry(
     send = AsyncPgTx.send
 
     async def rollback_then_fail(tx: AsyncPgTx) -> Any:
-        tx._queue = [b"ROLLBACK"]
+        tx._queue = [(b"ROLLBACK", None)]
         await send(tx)
         await asyncio.to_thread(other.batch, ns, [Op("set", "k", value="9")])
         raise psycopg.errors.SerializationFailure("injected: could not serialize access")

@@ -190,7 +190,7 @@ def test_values_equal_in_python_keep_their_own_literals(loop: Loop) -> None:
     async def body() -> tuple[list[bytes], list[Any]]:
         tx = AsyncPgTx(loop.conn)
         at = [tx.queue(sql, params) for params in statements]
-        queued = list(tx._queue)
+        queued = [text for text, _ in tx._queue]
         got = await tx.send()
         return queued, [list(got[i][0]) for i in at]  # type: ignore[index]
 

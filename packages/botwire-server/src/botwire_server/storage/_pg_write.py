@@ -79,7 +79,6 @@ class AsyncPgTx:
         "_prepared",
         "_queue",
         "_reserve",
-        "_rows_of",
         "_saved",
         "_tx",
         "_versions",
@@ -100,10 +99,9 @@ class AsyncPgTx:
         self._prepared = prepared
         self._names = names or {}
         self._plan = prefetch
-        self._queue: list[bytes] = []
-        #: what each queued statement writes (``_row_of``): the row it overwrites whole,
-        #: ``_BLIND`` or ``None`` (anything else); see :meth:`send`
-        self._rows_of: list[object] = []
+        #: each statement queued, and what it writes (``_row_of``: the row it overwrites
+        #: whole, ``_BLIND`` or ``None``, anything else; see :meth:`send`)
+        self._queue: list[tuple[bytes, object]] = []
         #: the literals written so far (``literals``): a write repeats its namespace, keys,
         #: versions and time in several statements
         self._literals: dict[tuple[type, Any], bytes] = {}
@@ -120,8 +118,7 @@ class AsyncPgTx:
         """Queue a statement (the engine's ``?`` placeholders); its index in the next send."""
         if not params:  # sent as it is: pg_sql's %% would stay doubled
             text = sql if isinstance(sql, bytes) else sql.encode()
-            self._queue.append(text)
-            self._rows_of.append(_BLIND if text in _RELEASES else None)
+            self._queue.append((text, _BLIND if text in _RELEASES else None))
             return len(self._queue) - 1
         if isinstance(sql, bytes):
             sql = sql.decode()
@@ -131,8 +128,8 @@ class AsyncPgTx:
             if self._prepared is not None:
                 self._prepared.used(sql)
             template = _template(sql)
-        self._queue.append(template % literals(self._tx, params, self._literals))
-        self._rows_of.append(_row_of(sql, params))
+        text = template % literals(self._tx, params, self._literals)
+        self._queue.append((text, _row_of(sql, params)))
         return len(self._queue) - 1
 
     async def send(self) -> list[Rows | None]:
@@ -146,10 +143,9 @@ class AsyncPgTx:
         (anything but the engine's ``BLIND_WRITES`` and a released savepoint) or undo the
         later one (a savepoint set or rolled back to)."""
         queue, self._queue = self._queue, []
-        rows_of, self._rows_of = self._rows_of, []
         if not queue:
             return []
-        dropped = _superseded(rows_of)
+        dropped = _superseded(queue)
         conn, tx = self._conn, self._tx
         conn.pgconn.send_query(self._outgoing(queue, dropped))
         results: list[Rows | None] = []
@@ -167,12 +163,12 @@ class AsyncPgTx:
         return results
 
     @staticmethod
-    def _outgoing(queue: list[bytes], dropped: list[int]) -> bytes:
+    def _outgoing(queue: list[tuple[bytes, object]], dropped: list[int]) -> bytes:
         """The query :meth:`send` sends: ``queue`` without the statements ``dropped``."""
-        if dropped:
-            left = set(dropped)
-            queue = [q for i, q in enumerate(queue) if i not in left]
-        return b"; ".join(queue)
+        if not dropped:
+            return b"; ".join([text for text, _ in queue])
+        left = set(dropped)
+        return b"; ".join([text for i, (text, _) in enumerate(queue) if i not in left])
 
     def _fresh(self) -> None:
         """Prefetching rides only with the first statement, the lock."""
@@ -269,8 +265,7 @@ class AsyncPgTx:
         if reads:
             self._mark = 0  # what it queues next is all the queue will hold
         else:
-            self._queue.insert(self._mark, _SAVEPOINT)
-            self._rows_of.insert(self._mark, None)
+            self._queue.insert(self._mark, (_SAVEPOINT, None))
             self._saved = True
 
     async def unmark(self, refused: bool) -> None:
@@ -281,13 +276,10 @@ class AsyncPgTx:
             return
         if self._saved:
             if refused:
-                self._queue.append(_ROLLBACK)
-                self._rows_of.append(None)
-            self._queue.append(_RELEASE)
-            self._rows_of.append(_BLIND)
+                self._queue.append((_ROLLBACK, None))
+            self._queue.append((_RELEASE, _BLIND))
         elif refused:
             del self._queue[mark:]
-            del self._rows_of[mark:]
 
     async def savepoint(self) -> None:
         self._fresh()
@@ -332,13 +324,13 @@ def _row_of(sql: str, params: Sequence[Any]) -> object:
     return _BLIND if sql in BLIND_WRITES else None
 
 
-def _superseded(rows_of: list[object]) -> list[int]:
+def _superseded(queue: list[tuple[bytes, object]]) -> list[int]:
     """The statements (ascending) whose row a later statement overwrites whole with only
     blind writes between them (``AsyncPgTx.send``)."""
     later: set[object] = set()
     dropped: list[int] = []
-    for i in range(len(rows_of) - 1, -1, -1):
-        row = rows_of[i]
+    for i in range(len(queue) - 1, -1, -1):
+        row = queue[i][1]
         if row is None:  # it may read or undo anything: what comes before it is kept
             later.clear()
         elif row is _BLIND:
