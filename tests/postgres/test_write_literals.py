@@ -1,7 +1,9 @@
 """The event-loop writer binds parameters and reads results without a cursor (``_pg_write``):
 its literals must be exactly what psycopg's ``ClientCursor.mogrify`` writes, every value must
 come back from PostgreSQL unchanged, and a refused statement must raise the error a cursor
-raises, with the transaction left for the caller to roll back."""
+raises, with the transaction left for the caller to roll back. Each check runs on a plain
+connection (a new ``Transformer`` per transaction) and on a ``WriteConnection``, whose one
+``Transformer`` serves every transaction of the module, whatever types came before."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from hypothesis import strategies as st
 from psycopg.adapt import Transformer
 
 from botwire_server.storage._pg_common import pg_sql
-from botwire_server.storage._pg_write import AsyncPgTx, literals
+from botwire_server.storage._pg_write import AsyncPgTx, WriteConnection, literals, transformer
 
 pytestmark = pytest.mark.postgres
 
@@ -47,11 +49,9 @@ VALUES: list[Any] = [
 class Loop:
     """One event loop and connection for a test's many examples."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, cls: type[psycopg.AsyncConnection[Any]]) -> None:
         self.loop = asyncio.new_event_loop()
-        self.conn: psycopg.AsyncConnection[Any] = self.run(
-            psycopg.AsyncConnection.connect(url, autocommit=True)
-        )
+        self.conn: psycopg.AsyncConnection[Any] = self.run(cls.connect(url, autocommit=True))
 
     def run(self, coro: Any) -> Any:
         return self.loop.run_until_complete(coro)
@@ -61,9 +61,11 @@ class Loop:
         self.loop.close()
 
 
-@pytest.fixture(scope="module")
-def loop(postgres_url: str) -> Iterator[Loop]:
-    lp = Loop(postgres_url)
+@pytest.fixture(scope="module", params=["plain", "write"])
+def loop(postgres_url: str, request: pytest.FixtureRequest) -> Iterator[Loop]:
+    lp = Loop(
+        postgres_url, WriteConnection if request.param == "write" else psycopg.AsyncConnection
+    )
     yield lp
     lp.close()
 
@@ -89,7 +91,7 @@ def test_literals_are_what_client_cursor_mogrify_writes(loop: Loop, value: Any) 
     cur = psycopg.ClientCursor(loop.conn)  # type: ignore[arg-type]
     expected = cur.mogrify(pg_sql(sql), (value, "k")).encode()
     template = pg_sql(sql).encode()
-    assert template % literals(Transformer(loop.conn), (value, "k"), {}) == expected
+    assert template % literals(transformer(loop.conn), (value, "k"), {}) == expected
 
 
 @pytest.mark.parametrize("value", VALUES, ids=repr)
@@ -212,3 +214,38 @@ def test_a_list_parameter_is_written_without_the_memo(loop: Loop) -> None:
         return (await tx.send())[at]
 
     assert loop.run(body()) == [(["a", "b"], ["a", "b"])]
+
+
+def test_a_write_connection_keeps_one_transformer(loop: Loop) -> None:
+    """A ``WriteConnection``'s transactions share its ``Transformer`` (its loaders and dumpers
+    found once); a plain connection's each get a new one."""
+    first, second = transformer(loop.conn), transformer(loop.conn)
+    assert (first is second) == isinstance(loop.conn, WriteConnection)
+    assert isinstance(first, Transformer)
+    # the types of one transaction's results are not the next one's
+    assert _select(loop, [1, "a"]) == [1, "a"]
+    assert _select(loop, ["b", b"\x00", None]) == ["b", b"\x00", None]
+    assert _select(loop, [2.5, True]) == [2.5, True]
+
+
+def test_the_write_pool_hands_out_write_connections(postgres_url: str) -> None:
+    from botwire_server.storage.postgres import PostgresStore
+
+    store = PostgresStore(postgres_url, async_writes=True)
+
+    async def main() -> list[Any]:
+        reader = store.async_reader()
+        await reader.open()
+        try:
+            assert reader._wpool is not None
+            async with reader._wpool.connection() as conn:
+                assert isinstance(conn, WriteConnection)
+                return [transformer(conn), transformer(conn)]
+        finally:
+            await reader.close()
+
+    try:
+        first, second = asyncio.run(main())
+    finally:
+        store.close()
+    assert first is second

@@ -133,6 +133,22 @@ class EntryRow:
             tail=tail,
         )
 
+    def created(self, at: float) -> EntryRow:
+        """This row with ``created_at`` set to ``at`` (``dataclasses.replace`` without its
+        field walk: this runs once per key a write stores)."""
+        return EntryRow(
+            kind=self.kind,
+            value=self.value,
+            version=self.version,
+            created_at=at,
+            updated_at=self.updated_at,
+            expires_at=self.expires_at,
+            bytes=self.bytes,
+            length=self.length,
+            head=self.head,
+            tail=self.tail,
+        )
+
 
 @dataclass(slots=True)
 class Stats:

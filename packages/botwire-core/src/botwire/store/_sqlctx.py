@@ -5,7 +5,6 @@ leave known to the next (:class:`Carry`)."""
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -171,7 +170,9 @@ class Ctx:
         if self.known is not None:
             # STORE_SQL's update keeps the stored row's created_at
             self.known[key] = (
-                new if row is None else dataclasses.replace(new, created_at=row.created_at)
+                new
+                if row is None or new.created_at == row.created_at
+                else new.created(row.created_at)
             )
         yield (
             "run",

@@ -41,7 +41,7 @@ from ._pg_common import Retry, no_connection, pg_sql
 from ._pg_group import GroupedWrite, NamespaceGroups
 from ._pg_prepare import Prepared
 from ._pg_reads import ReadGroup
-from ._pg_write import Query, drive_async, rollback_async, write_async
+from ._pg_write import Query, WriteConnection, drive_async, rollback_async, write_async
 
 __all__ = ["AsyncPgReader"]
 
@@ -110,10 +110,11 @@ class AsyncPgReader:
         )
         # Writes hold their connection for a transaction: a pool of their own (the store's
         # max_size), so a burst of writes never starves the reads, nor the reads the writes.
-        self._wpool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
+        self._wpool: AsyncConnectionPool[WriteConnection] | None = None
         if write_max_size:
             self._wpool = AsyncConnectionPool(
                 dsn,
+                connection_class=WriteConnection,
                 min_size=min(min_size, write_max_size),
                 max_size=write_max_size,
                 # psycopg itself prepares nothing here (the writes are simple queries): had it
