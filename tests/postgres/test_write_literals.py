@@ -226,6 +226,20 @@ def test_a_write_connection_keeps_one_transformer(loop: Loop) -> None:
     assert _select(loop, [1, "a"]) == [1, "a"]
     assert _select(loop, ["b", b"\x00", None]) == ["b", b"\x00", None]
     assert _select(loop, [2.5, True]) == [2.5, True]
+    assert first.pgresult is None  # the last result is not kept past its send
+
+
+def test_a_refused_send_keeps_no_result(loop: Loop) -> None:
+    async def body() -> None:
+        tx = AsyncPgTx(loop.conn)
+        tx.queue("SELECT ?", ["x" * 100_000])
+        tx.queue("SELECT 1 / ?", [0])
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            await tx.send()
+
+    loop.run(body())
+    if isinstance(loop.conn, WriteConnection):
+        assert transformer(loop.conn).pgresult is None
 
 
 def test_the_write_pool_hands_out_write_connections(postgres_url: str) -> None:
