@@ -6,7 +6,8 @@ The same code drives both sides so that they do exactly the same work:
   ``psycopg_pool.ConnectionPool``, ``langchain-postgres``'s ``PostgresChatMessageHistory``),
   run by the interpreter of the separate benchmark environment, straight to PostgreSQL;
 - ``botwire``: ``BotWireSaver`` and ``BotWireChatHistory`` over HTTP to a ``botwire-server``
-  on the same PostgreSQL, run by the project's interpreter.
+  on the same PostgreSQL, run by the project's interpreter; with ``"embedded": true`` (graph
+  only) ``BotWireSaver`` on the server's ``PostgresStore`` in the worker's own process.
 
 Protocol (so that the orchestrator can read the server's and the database's CPU around exactly
 the measured part): the worker sets up, prints ``ready``, waits for one line on stdin, runs the
@@ -55,6 +56,14 @@ def _saver(cfg: dict[str, Any]) -> tuple[Any, Any]:
         return saver, pool
     from botwire_langgraph import BotWireSaver
 
+    if cfg.get("embedded"):
+        # No server: the server's PostgreSQL store in this process, the same engine and
+        # statements (``Memory(..., store=PostgresStore(dsn))``, docs/server.md).
+        from botwire import Memory
+        from botwire_server.storage.postgres import PostgresStore
+
+        store = PostgresStore(cfg["dsn"])
+        return BotWireSaver(Memory(cfg.get("namespace", "langgraph"), store=store)), store
     saver = BotWireSaver(url=cfg["url"], namespace=cfg.get("namespace", "langgraph"))
     return saver, None
 

@@ -14,7 +14,8 @@ rounds alternate the sides, and every ratio is the median of the per-round ratio
 - P10  LangGraph step time, 10-node chain, ``durability="sync"``: ``PostgresSaver`` (pool) vs
        ``BotWireSaver`` over HTTP -> ``botwire-server`` -> PostgreSQL; CPU per invoke (client +
        server + database) for context; P10s the same step through a SQLite server, the
-       HTTP hop and the server without PostgreSQL (context).
+       HTTP hop and the server without PostgreSQL (context); P10e the same step with no
+       server, ``BotWireSaver`` on ``PostgresStore`` in the client's process (context).
 - P11  bytes on disk per checkpoint after N checkpoints (``pg_total_relation_size`` of each
        side's tables, before and after) and WAL bytes per invoke (``pg_current_wal_lsn``);
        P11c the same without botwire's 24-hour idempotency records (the bytes that stay).
@@ -357,6 +358,9 @@ def langgraph_figures(
     ):
         pythons["sqlite"], conn["sqlite"] = sys.executable, {"url": lite.url}
         counters["sqlite"] = Counters([lite.proc.pid], None)
+        # P10e: no server; the client runs the server's PostgreSQL store itself
+        pythons["embedded"], conn["embedded"] = sys.executable, {"dsn": dsn, "embedded": True}
+        counters["embedded"] = Counters([], counters["ref"].postmaster)
         runs = _alternate(
             settings.rounds,
             lambda side: run_worker(
@@ -365,15 +369,18 @@ def langgraph_figures(
                     "task": "graph",
                     "invokes": invokes,
                     "threads": 10,
-                    "side": "botwire" if side == "sqlite" else side,
+                    "side": "ref" if side == "ref" else "botwire",
                     **conn[side],
                 },
                 counters[side],
             ),
-            sides=("ref", "botwire", "sqlite"),
+            sides=("ref", "botwire", "sqlite", "embedded"),
         )
     lite_runs = runs.pop("sqlite")
     lite_step = median([r["step_ms"] for r in lite_runs])
+    emb_runs = runs.pop("embedded")
+    emb_step = median([r["step_ms"] for r in emb_runs])
+    emb_cpu = median([(r["client_cpu_s"] + r["db_cpu_s"]) * 1000 / invokes for r in emb_runs])
     for side, rs in runs.items():
         for r in rs:
             r["cpu_ms_per_invoke"] = (
@@ -418,6 +425,21 @@ def langgraph_figures(
             note=f"{lite_step:.2f} ms per step; the PostgreSQL path adds "
             f"{step['botwire'] - lite_step:.2f} ms",
             details={"runs": lite_runs},
+        ),
+        Row(
+            "P10e",
+            "the same step with no server: `BotWireSaver` on the server's `PostgresStore` in the "
+            "client's process (context: the engine and its statements without the HTTP hop)",
+            median(
+                [b["step_ms"] / r["step_ms"] for r, b in zip(runs["ref"], emb_runs, strict=True)]
+            ),
+            "×",
+            f"`PostgresSaver` (pool) = {step['ref']:.2f} ms per step",
+            "—",
+            None,
+            note=f"{emb_step:.2f} ms per step; CPU per invoke {emb_cpu:.1f} ms (client with the "
+            "store, and the database)",
+            details={"runs": emb_runs},
         ),
         Row(
             "P10b",
@@ -627,7 +649,7 @@ def p10_p15(settings: Settings, which: set[str]) -> list[Row]:
             r, d = write_figures(settings, dsn)
             rows += r
             extra["writes"] = d
-    rows = [r for r in rows if r.id.rstrip("bcs") in which]
+    rows = [r for r in rows if r.id.rstrip("bces") in which]
     if rows:
         rows[0].details = {**rows[0].details, **extra}
     return rows

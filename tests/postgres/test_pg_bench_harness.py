@@ -86,3 +86,20 @@ def test_chat_bytes_reads_each_relation_and_both_keys(fresh_postgres_url: str) -
         assert f"| `{relation}` |" in text, text
     assert "the same 151 rows" in text, text  # 150 adds and the warm-up
     assert "Index Scan using keyed_narrow_list" in text, text
+
+
+def test_p10e_worker_runs_the_graph_on_the_store_in_its_own_process(
+    fresh_postgres_url: str,
+) -> None:
+    """P10e's side (``_pg_worker`` with ``embedded``) writes its checkpoints to PostgreSQL
+    itself, with no server: they are in ``bw_entries`` afterwards."""
+    import pg_reference
+    import psycopg
+
+    cfg = {"side": "botwire", "task": "graph", "invokes": 3, "threads": 2}
+    cfg.update(dsn=fresh_postgres_url, embedded=True, namespace="p10e-smoke")
+    out = pg_reference.run_worker(sys.executable, cfg, pg_reference.Counters([], None))
+    assert out["checkpoints"] > 0 and math.isfinite(out["step_ms"]), out
+    with psycopg.connect(fresh_postgres_url) as conn:
+        row = conn.execute("SELECT count(*) FROM bw_entries WHERE ns = 'p10e-smoke'").fetchone()
+    assert row is not None and row[0] > 0

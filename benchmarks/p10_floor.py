@@ -1,0 +1,256 @@
+"""A floor for P10 through any HTTP server: what a step costs when the server does no botwire work.
+
+P10 (``pg_reference.py``) times a 10-node LangGraph chain with ``durability="sync"``. Here the
+same graph runs on ``InMemorySaver`` plus one HTTP POST per ``put`` and per ``put_writes`` (the
+serialised checkpoint or writes, as a saver over HTTP would send them). The POST goes to a bare
+ASGI route under uvicorn, with ``botwire-server``'s HTTP protocol options and ``uvloop``. The
+route does no auth, no validation and no engine work; per request it makes either
+
+- ``f1``: one PostgreSQL round trip (``BEGIN; upsert; insert; COMMIT`` as one simple query), or
+- ``f2``: two round trips (a lock statement first, then the writes with ``COMMIT``),
+
+on the durable cluster P10 uses (fsync and synchronous_commit on). Rounds alternate with
+``PostgresSaver`` from the reference environment; ratios are medians of per-round ratios.
+
+    uv run python benchmarks/p10_floor.py [--rounds 5] [--invokes 60]
+
+Read the result as a bound, not as a design: a server that keeps botwire's guarantees does
+more per request than this route.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+UPSERT = (
+    "INSERT INTO floor_cp (k, v) VALUES ($bw${k}$bw$, $bw${v}$bw$)"
+    " ON CONFLICT (k) DO UPDATE SET v = excluded.v"
+)
+LOG = "INSERT INTO floor_log (k, v) VALUES ($bw${k}$bw$, $bw${v}$bw$)"
+TABLES = (
+    "CREATE TABLE IF NOT EXISTS floor_cp (k text PRIMARY KEY, v text);"
+    " CREATE TABLE IF NOT EXISTS floor_log (id bigserial PRIMARY KEY, k text, v text)"
+)
+LOCK = (
+    "INSERT INTO floor_cp (k, v) VALUES ($bw$lock-{k}$bw$, '')"
+    " ON CONFLICT (k) DO UPDATE SET v = excluded.v RETURNING k"
+)
+
+
+# -- the server: a bare ASGI route ---------------------------------------------------------------
+
+
+def serve(dsn: str, port: int, round_trips: int) -> None:
+    """Serve ``POST`` of ``{"k": ..., "v": ...}`` on ``port`` until killed."""
+    import psycopg
+    import uvicorn
+
+    from botwire_server._protocol import http_protocol_options
+
+    state: dict[str, Any] = {"conn": None}
+    lock = asyncio.Lock()  # one connection, one request's statements at a time (P10 is a chain)
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        doc = json.loads(body)
+        k, v = doc["k"].replace("$", ""), doc["v"].replace("$", "")
+        async with lock:
+            conn = state["conn"]
+            if conn is None:
+                conn = state["conn"] = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
+                await conn.execute(TABLES)
+            writes = f"{UPSERT.format(k=k, v=v)}; {LOG.format(k=k, v=v[:64])}; COMMIT"
+            if round_trips == 1:
+                await conn.execute(f"BEGIN; {writes}")
+            else:
+                await conn.execute(f"BEGIN; {LOCK.format(k=k[:4])}")
+                await conn.execute(writes)
+        out = b'{"ok":true}'
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(out)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": out})
+
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        loop="uvloop",
+        **http_protocol_options(),
+    )
+
+
+# -- the client: P10's graph, each checkpoint also POSTed ----------------------------------------
+
+
+def drive(port: int, invokes: int) -> dict[str, float]:
+    """P10's graph on an ``InMemorySaver`` that POSTs every ``put`` and ``put_writes``."""
+    import http.client
+    import statistics
+    import threading
+    import uuid
+
+    import _pg_worker
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    conn = http.client.HTTPConnection("127.0.0.1", port)
+    one_at_a_time = threading.Lock()  # LangGraph calls the saver from its executor's threads
+
+    def post(key: str, payload: bytes) -> None:
+        body = json.dumps({"k": key, "v": payload.hex()[:3000]}).encode()
+        with one_at_a_time:
+            conn.request("POST", "/floor", body, {"content-type": "application/json"})
+            response = conn.getresponse()
+            response.read()
+        if response.status != 200:
+            raise RuntimeError(f"the floor's route answered {response.status}")
+
+    class PostingSaver(InMemorySaver):
+        def put(self, config: Any, checkpoint: Any, metadata: Any, new_versions: Any) -> Any:
+            out = super().put(config, checkpoint, metadata, new_versions)
+            post(out["configurable"]["checkpoint_id"], self.serde.dumps_typed(checkpoint)[1])
+            return out
+
+        def put_writes(self, config: Any, writes: Any, task_id: str, task_path: str = "") -> None:
+            super().put_writes(config, writes, task_id, task_path)
+            post(task_id, b"".join(self.serde.dumps_typed(v)[1] for _, v in writes))
+
+    app = _pg_worker._graph(PostingSaver())
+    run_id = uuid.uuid4().hex[:8]
+
+    def invoke(i: int) -> None:
+        config = {"configurable": {"thread_id": f"floor-{run_id}-{i % 10}"}}
+        out = app.invoke({"step": 0, "note": ""}, config, durability="sync")
+        assert out["step"] == _pg_worker.NODES, out
+
+    invoke(-1)
+    times = []
+    cpu0 = time.process_time()
+    for i in range(invokes):
+        t = time.perf_counter()
+        invoke(i)
+        times.append((time.perf_counter() - t) * 1000)
+    return {
+        "step_ms": statistics.median(times) / _pg_worker.NODES,
+        "client_cpu_ms_per_invoke": (time.process_time() - cpu0) * 1000 / invokes,
+    }
+
+
+# -- the orchestration ---------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _wait_for(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"the floor's server did not listen on port {port}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--invokes", type=int, default=60)
+    ap.add_argument("--serve", nargs=3, metavar=("DSN", "PORT", "ROUND_TRIPS"), help="internal")
+    ap.add_argument("--drive", nargs=2, metavar=("PORT", "INVOKES"), help="internal")
+    args = ap.parse_args()
+    if args.serve:
+        serve(args.serve[0], int(args.serve[1]), int(args.serve[2]))
+        return 0
+    if args.drive:
+        print(json.dumps(drive(int(args.drive[0]), int(args.drive[1]))))
+        return 0
+
+    import os
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    import pg_reference as ref
+    from _common import Settings, median
+
+    settings = Settings(False, args.rounds, Path(os.devnull))
+    python = ref.refenv_python()
+    me = str(Path(__file__).resolve())
+    steps: dict[str, list[float]] = {"ref": [], "f1": [], "f2": []}
+    with ref.durable_postgres(settings) as dsn:
+        assert dsn is not None
+        postmaster = ref.postmaster_pid(dsn)
+        servers = {}
+        try:
+            for rts in (1, 2):
+                port = _free_port()
+                proc = subprocess.Popen([sys.executable, me, "--serve", dsn, str(port), str(rts)])
+                servers[f"f{rts}"] = (proc, port)
+                _wait_for(port)
+            for r in range(args.rounds):
+                order = ["ref", "f1", "f2"] if r % 2 == 0 else ["f2", "f1", "ref"]
+                for side in order:
+                    if side == "ref":
+                        cfg = {"side": "ref", "dsn": dsn, "task": "graph"}
+                        cfg.update(invokes=args.invokes, threads=10)
+                        out = ref.run_worker(python, cfg, ref.Counters([], postmaster))
+                        steps["ref"].append(out["step_ms"])
+                        print(f"ref step {out['step_ms']:.2f} ms", flush=True)
+                        continue
+                    proc, port = servers[side]
+                    cpu0 = ref.proc_cpu(proc.pid)
+                    line = subprocess.check_output(
+                        [sys.executable, me, "--drive", str(port), str(args.invokes)], text=True
+                    ).splitlines()[-1]
+                    out = json.loads(line)
+                    server_ms = (ref.proc_cpu(proc.pid) - cpu0) * 1000 / (args.invokes + 1)
+                    steps[side].append(out["step_ms"])
+                    print(
+                        f"{side}  step {out['step_ms']:.2f} ms, CPU per invoke: client "
+                        f"{out['client_cpu_ms_per_invoke']:.1f} ms, server {server_ms:.1f} ms",
+                        flush=True,
+                    )
+        finally:
+            for proc, _ in servers.values():
+                proc.kill()
+                proc.wait()
+    for side in ("f1", "f2"):
+        ratio = median([b / a for a, b in zip(steps["ref"], steps[side], strict=True)])
+        print(f"{side}: {ratio:.2f}x PostgresSaver ({median(steps[side]):.2f} ms per step)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
