@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -168,23 +167,6 @@ def drive(port: int, invokes: int) -> dict[str, float]:
 # -- the orchestration ---------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _wait_for(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"the floor's server did not listen on port {port}")
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5)
@@ -203,7 +185,8 @@ def main() -> int:
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     import pg_reference as ref
-    from _common import Settings, median
+    from _common import Settings, median, wait_port
+    from support.server import free_port
 
     settings = Settings(False, args.rounds, Path(os.devnull))
     python = ref.refenv_python()
@@ -215,10 +198,10 @@ def main() -> int:
         servers = {}
         try:
             for rts in (1, 2):
-                port = _free_port()
+                port = free_port()
                 proc = subprocess.Popen([sys.executable, me, "--serve", dsn, str(port), str(rts)])
                 servers[f"f{rts}"] = (proc, port)
-                _wait_for(port)
+                wait_port(port, timeout=30.0)
             for r in range(args.rounds):
                 order = ["ref", "f1", "f2"] if r % 2 == 0 else ["f2", "f1", "ref"]
                 for side in order:

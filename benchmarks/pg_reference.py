@@ -415,9 +415,7 @@ def langgraph_figures(
             "P10s",
             "the same step, botwire over HTTP → SQLite (context: the HTTP hop and the server "
             "without PostgreSQL)",
-            median(
-                [b["step_ms"] / r["step_ms"] for r, b in zip(runs["ref"], lite_runs, strict=True)]
-            ),
+            _ratio({"ref": runs["ref"], "botwire": lite_runs}, "step_ms"),
             "×",
             f"`PostgresSaver` (pool) = {step['ref']:.2f} ms per step",
             "—",
@@ -430,9 +428,7 @@ def langgraph_figures(
             "P10e",
             "the same step with no server: `BotWireSaver` on the server's `PostgresStore` in the "
             "client's process (context: the engine and its statements without the HTTP hop)",
-            median(
-                [b["step_ms"] / r["step_ms"] for r, b in zip(runs["ref"], emb_runs, strict=True)]
-            ),
+            _ratio({"ref": runs["ref"], "botwire": emb_runs}, "step_ms"),
             "×",
             f"`PostgresSaver` (pool) = {step['ref']:.2f} ms per step",
             "—",
