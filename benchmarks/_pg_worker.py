@@ -58,7 +58,7 @@ def _saver(cfg: dict[str, Any]) -> tuple[Any, Any]:
 
     if cfg.get("embedded"):
         # No server: the server's PostgreSQL store in this process, the same engine and
-        # statements (``Memory(..., store=PostgresStore(dsn))``, docs/server.md).
+        # statements (``Memory(..., store=PostgresStore(dsn))``, as its docstring shows).
         from botwire import Memory
         from botwire_server.storage.postgres import PostgresStore
 
