@@ -1,12 +1,15 @@
 """A tool-calling LangGraph agent run by the resume test, one invocation per *fresh process*:
 
-    python _resumable_agent.py URL NAMESPACE THREAD_ID RECORD_FILE DURABILITY [crash]
+    python _resumable_agent.py URL NAMESPACE THREAD_ID RECORD_FILE DURABILITY [crash|crash-watched]
 
 Every tool and every model call appends a line to ``record_file`` when it completes. With
 ``crash``, the ``reserve_shipping`` tool (step 3, run in parallel with ``charge_card``) waits until
 ``charge_card``'s result is stored as a pending write and then kills the process with
-``os._exit(17)``, as a Lambda timeout would. Without ``crash`` the script resumes the thread from
-its checkpoint (``invoke(None)``) or starts it. It prints the final answer as JSON.
+``os._exit(17)``, as a Lambda timeout would. ``crash`` asks the graph's own saver (whose reads
+send the writes that wait in it first); ``crash-watched`` asks a second saver of its own, so
+``charge_card``'s writes must have reached the server on their own while its sibling still ran
+(the saver's ``writes_linger`` flush). Without either the script resumes the thread from its
+checkpoint (``invoke(None)``) or starts it. It prints the final answer as JSON.
 
 The chat model is LangChain's ``GenericFakeChatModel`` with a fixed script of tool calls; it
 picks the scripted reply by how many tool results the conversation already holds, so a fresh
@@ -33,7 +36,8 @@ from botwire import Memory
 from botwire_langgraph import BotWireSaver
 
 MEMORY_URL, NAMESPACE, THREAD_ID, RECORD, DURABILITY = sys.argv[1:6]
-CRASH = len(sys.argv) > 6 and sys.argv[6] == "crash"
+MODE = sys.argv[6] if len(sys.argv) > 6 else ""
+CRASH = MODE in ("crash", "crash-watched")
 CONFIG: Any = {"configurable": {"thread_id": THREAD_ID}}
 
 
@@ -93,7 +97,7 @@ def charge_card(amount: int) -> str:
 
 
 def _charge_is_stored() -> bool:
-    tup = saver.get_tuple(CONFIG)
+    tup = (watcher if MODE == "crash-watched" else saver).get_tuple(CONFIG)
     return tup is not None and any(
         channel == "messages" and any(getattr(m, "name", None) == "charge_card" for m in value)
         for _, channel, value in tup.pending_writes or []
@@ -149,6 +153,7 @@ builder.add_conditional_edges("agent", route, ["tools", END])
 builder.add_edge("tools", "agent")
 
 saver = BotWireSaver(Memory(NAMESPACE, url=MEMORY_URL))
+watcher = BotWireSaver(Memory(NAMESPACE, url=MEMORY_URL))  # another reader of the thread
 graph = builder.compile(checkpointer=saver)
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ def test_puts_and_writes_applied_twice_read_once(
 ) -> None:
     server, db = served
     with FaultProxy(server.port) as proxy, Memory(namespace, url=proxy.url) as m:
-        saver = BotWireSaver(m)
+        saver = BotWireSaver(m, writes_linger=0)  # each put_writes its own request
         first = _put(saver, "t", step=1)
         proxy.set_script(["drop_after"])  # applied, answer lost, retried: applied twice
         second = _put(saver, "t", parent=first, step=2)
@@ -65,6 +65,35 @@ def test_puts_and_writes_applied_twice_read_once(
         ]
         assert len(list(saver.list(_cfg("t"), limit=2))) == 2
         assert records(db, namespace) == 0  # nothing keyed, nothing recorded
+
+
+def test_writes_riding_with_a_put_applied_twice_read_once(
+    served: tuple[ServerProcess, Path], namespace: str
+) -> None:
+    """A task's writes wait for the next put and go in its batch; that batch's answer is lost
+    and it is applied twice: the parent's writes and the new checkpoint still read once."""
+    server, db = served
+    with FaultProxy(server.port) as proxy, Memory(namespace, url=proxy.url) as m:
+        saver = BotWireSaver(m, writes_linger=1)
+        first = _put(saver, "t", step=1)
+        sent = sum(proxy.counts.values())  # requests so far
+        saver.put_writes(first, [("a", 1), ("b", 2)], task_id="task-1")
+        saver.put_writes(first, [("a", 3)], task_id="task-2")
+        proxy.set_script(["drop_after"])
+        second = _put(saver, "t", parent=first, step=2)
+        assert proxy.counts["drop_after"] == 1
+        assert sum(proxy.counts.values()) == sent + 2  # the put and its retry, nothing else
+
+        raw = Memory(namespace, url=server.url)
+        parent_id = first["configurable"]["checkpoint_id"]
+        writes = raw.get(K.writes_key("t", "", parent_id))
+        assert writes is not None and len(writes) == 4  # both items, twice
+        got = saver.get_tuple(first)
+        assert got is not None
+        assert got.pending_writes == [("task-1", "a", 1), ("task-1", "b", 2), ("task-2", "a", 3)]
+        latest = saver.get_tuple(_cfg("t"))
+        assert latest is not None and latest.config == second
+        assert records(db, namespace) == 0
 
 
 class State(TypedDict):

@@ -13,6 +13,7 @@ BENCH = Path(__file__).parents[3] / "benchmarks" / "langgraph_roundtrips.py"
 EXPECTED = {
     "put": 1,
     "put_writes": 1,
+    "step": 1,  # a task's writes ride with the checkpoint after them
     "get_tuple_latest": 2,
     "get_tuple_by_id": 2,
     "list_limit_10": 3,

@@ -19,7 +19,6 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
-    WRITES_IDX_MAP,
     ChannelVersions,
     Checkpoint,
     CheckpointMetadata,
@@ -30,7 +29,7 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from botwire import Conflict
+from botwire import Conflict, ValueTooLarge
 
 from . import _keys as K
 from ._io import (
@@ -46,10 +45,10 @@ from ._io import (
     TxOp,
     get_many_chunked,
 )
+from ._pending import Ref, Taken, writes_item, writes_ops
 from ._serde import (
     dump,
     dump_doc,
-    dump_value,
     inline_value,
     load,
     load_doc,
@@ -69,25 +68,14 @@ __all__ = [
     "prune_plan",
     "put_plan",
     "put_writes_plan",
+    "store_writes_plan",
 ]
-
-Ref = tuple[str, str, str]  # (thread_id, checkpoint_ns, checkpoint_id)
 
 _EMPTY = "empty"
 _MISSING = object()
 _MARKED_MAX = 10_000  # threads whose current run a saver remembers
 _COPY_CHUNK = 200
 _CAS_RETRIES = 10
-
-
-def _thread_and_ns(config: RunnableConfig) -> tuple[str, str]:
-    conf = config.get("configurable") or {}
-    if "thread_id" not in conf:
-        raise ValueError(
-            "BotWireSaver needs a thread id: call the graph with "
-            "config={'configurable': {'thread_id': '...'}}"
-        )
-    return str(conf["thread_id"]), str(conf.get("checkpoint_ns") or "")
 
 
 def _config(thread_id: str, ns: str, checkpoint_id: str) -> RunnableConfig:
@@ -110,10 +98,13 @@ def put_plan(
     metadata: CheckpointMetadata,
     new_versions: ChannelVersions,
     marked: dict[str, str] | None = None,
+    parent_writes: Sequence[dict[str, Any]] = (),
 ) -> Plan[RunnableConfig]:
     """Save a checkpoint in one atomic batch. ``marked`` (thread id -> run id) remembers the
-    runs whose markers this process wrote already, so a run's later puts skip them."""
-    thread_id, ns = _thread_and_ns(config)
+    runs whose markers this process wrote already, so a run's later puts skip them;
+    ``parent_writes`` are pending-writes items of the parent checkpoint stored in the same
+    batch (``_pending``)."""
+    thread_id, ns = K.thread_and_ns(config)
     parent = get_checkpoint_id(config)
     body: dict[str, Any] = dict(checkpoint)
     values: dict[str, Any] = body.pop("channel_values", None) or {}
@@ -147,7 +138,15 @@ def put_plan(
     # the index again, which every reader dedupes (``_dedupe``). Only a put of another
     # checkpoint of this thread between the two could be undone ("latest" set back), and that
     # needs a second writer of the thread, whose puts already race each other.
-    yield Atomic(ops, repeat_safe=True)
+    waiting: Taken = {(thread_id, ns, parent): list(parent_writes)} if parent else {}
+    if not any(waiting.values()):
+        yield Atomic(ops, repeat_safe=True)
+    else:
+        try:  # the parent's writes first, in the same batch
+            yield Atomic([*writes_ops(waiting), *ops], repeat_safe=True)
+        except ValueTooLarge:  # too large together: the writes (which fit alone), then the put
+            yield from store_writes_plan(waiting)
+            yield Atomic(ops, repeat_safe=True)
     if mark and marked is not None:
         if len(marked) >= _MARKED_MAX:
             marked.clear()
@@ -189,24 +188,30 @@ def put_writes_plan(
     task_id: str,
     task_path: str,
 ) -> Plan[None]:
-    thread_id, ns = _thread_and_ns(config)
-    cid = get_checkpoint_id(config)
-    if not cid:
-        raise ValueError("put_writes needs config['configurable']['checkpoint_id']")
-    if writes:
-        # one list item per call (not per write): {"t": task, "p": path, "w": [[idx, ch, v]]}
-        item = pack(
-            {
-                "t": task_id,
-                "p": task_path,
-                "w": [
-                    [WRITES_IDX_MAP.get(channel, idx), channel, dump_value(serde, value)]
-                    for idx, (channel, value) in enumerate(writes)
-                ],
-            }
-        )
-        # Repeat-safe: a repeated item is dropped by ``_decode_writes`` (first of a task/idx)
-        yield Atomic([("append", K.writes_key(thread_id, ns, cid), [item])], repeat_safe=True)
+    """A task's writes sent on their own (the saver usually lets them ride with the next put:
+    ``_pending``)."""
+    found = writes_item(serde, config, writes, task_id, task_path)
+    if found is not None:
+        ref, item, _, _ = found
+        yield from store_writes_plan({ref: [item]})
+    return None
+
+
+def store_writes_plan(taken: Taken) -> Plan[None]:
+    """Store pending-writes items in one atomic batch; one per item when the server finds
+    them too large together (each was a ``put_writes`` call of its own)."""
+    # Repeat-safe: a repeated item is dropped by ``_decode_writes`` (first of a task/idx)
+    ops = writes_ops(taken)
+    if not ops:
+        return None
+    try:
+        yield Atomic(ops, repeat_safe=True)
+    except ValueTooLarge:
+        if sum(len(items) for items in taken.values()) <= 1:
+            raise
+        for ref, items in taken.items():
+            for item in items:
+                yield Atomic(writes_ops({ref: [item]}), repeat_safe=True)
     return None
 
 
@@ -330,7 +335,7 @@ def _tuple(
 def get_tuple_plan(
     serde: SerializerProtocol, config: RunnableConfig
 ) -> Plan[CheckpointTuple | None]:
-    thread_id, ns = _thread_and_ns(config)
+    thread_id, ns = K.thread_and_ns(config)
     cid = get_checkpoint_id(config)
     if cid:
         found = yield from fetch_tuples_plan(serde, [(thread_id, ns, cid)])
@@ -388,7 +393,7 @@ def list_refs_plan(
         keys = yield ListKeys(K.latest_prefix(thread_id))
         pairs = [(thread_id, K.unesc(k.rsplit("/", 1)[1])) for k in keys]
     else:
-        pairs = [_thread_and_ns(config)]
+        pairs = [K.thread_and_ns(config)]
     before_id = get_checkpoint_id(before) if before else None
     wanted = conf.get("checkpoint_id")
     if wanted:

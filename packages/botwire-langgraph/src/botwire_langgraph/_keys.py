@@ -26,6 +26,8 @@ escaped; the last component is the item key, the ones before it the namespace tu
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import unquote
 
 __all__ = [
@@ -43,12 +45,26 @@ __all__ = [
     "run_marker_key",
     "run_marker_prefix",
     "run_prefix",
+    "thread_and_ns",
     "thread_prefix",
     "thread_run_key",
     "unesc",
     "version_token",
     "writes_key",
 ]
+
+
+def thread_and_ns(config: Mapping[str, Any]) -> tuple[str, str]:
+    """A LangGraph config's thread id and checkpoint namespace; a clear error without a
+    thread id."""
+    conf = config.get("configurable") or {}
+    if "thread_id" not in conf:
+        raise ValueError(
+            "BotWireSaver needs a thread id: call the graph with "
+            "config={'configurable': {'thread_id': '...'}}"
+        )
+    return str(conf["thread_id"]), str(conf.get("checkpoint_ns") or "")
+
 
 _ESCAPES = str.maketrans({"%": "%25", "/": "%2F", "\x00": "%00"})
 
