@@ -130,7 +130,6 @@ class PendingWrites:
         _LIVE.add(self)
 
     def _reset(self) -> None:
-        self._pid = os.getpid()
         self._lock = threading.Lock()
         self._items: Taken = {}
         self._bytes = 0
@@ -141,17 +140,12 @@ class PendingWrites:
         #: (thread id, checkpoint ns) -> the newest checkpoint a child was put of
         self._superseded: dict[tuple[str, str], str] = {}
 
-    def _own(self) -> None:
-        if self._pid != os.getpid():  # a forked child: the parent sends what it held
-            self._reset()
-
     def __bool__(self) -> bool:
-        return bool(self._items or self._inflight) and self._pid == os.getpid()
+        return bool(self._items or self._inflight)
 
     def add(self, ref: Ref, item: dict[str, Any], size: int) -> bool | None:
         """Hold ``item``: ``None`` when it may not wait (full, or late: a child of its
         checkpoint was put already, and no put may follow), else whether a wait began."""
-        self._own()
         with self._lock:
             if self._count >= MAX_ITEMS or self._bytes + size > MAX_BYTES:
                 return None
@@ -191,7 +185,6 @@ class PendingWrites:
         any flush of it in progress has ended, so a checkpoint is never stored before its
         parent's writes). From now on writes of ``ref`` or older checkpoints of its thread
         are late (:meth:`add`)."""
-        self._own()
         while True:
             with self._lock:
                 busy = self._inflight.get(ref)
@@ -209,7 +202,6 @@ class PendingWrites:
 
     def take_all(self) -> Taken:
         """Everything that waits, removed and marked in flight until :meth:`done`."""
-        self._own()
         with self._lock:
             taken, self._items = self._items, {}
             self._bytes = self._count = 0
@@ -228,7 +220,6 @@ class PendingWrites:
 
     def restore(self, taken: Taken, delay: float | None = None) -> bool:
         """Put back writes that could not be sent (ahead of newer ones); whether a wait began."""
-        self._own()
         with self._lock:
             for ref, items in taken.items():
                 self._items[ref] = items + self._items.get(ref, [])
@@ -316,6 +307,16 @@ class PendingWrites:
 
 
 _LIVE: weakref.WeakSet[PendingWrites] = weakref.WeakSet()
+
+
+def _forget_in_child() -> None:
+    """A forked child starts empty: what the parent held is the parent's to send (its lock
+    may also have been held at the fork, and its flusher thread is not in the child)."""
+    for pending in list(_LIVE):
+        pending._reset()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
 
 
 @atexit.register
