@@ -21,7 +21,7 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from botwire import AsyncMemory, Memory
+from botwire import AsyncMemory, Closed, Memory
 from botwire.integration import MemoryPair
 
 from . import _checkpoint_plans as P
@@ -102,6 +102,7 @@ class BotWireSaver(BaseCheckpointSaver[str]):
             _linger(writes_linger), _sender(self) if self._clients.has_sync else None
         )
         self._timers: set[asyncio.Task[None]] = set()  # an async-only saver's flushes
+        self._retry: float | None = None  # its delay before the next try after a failure
 
     # -- plumbing -----------------------------------------------------------------------
 
@@ -417,9 +418,10 @@ class BotWireSaver(BaseCheckpointSaver[str]):
         finally:
             self._pending.done(taken)
 
-    def _restore_async(self, taken: Taken, delay: float | None = None) -> None:
+    def _restore_async(self, taken: Taken) -> None:
+        delay = self._pending.linger if self._retry is None else self._retry
         if self._pending.restore(taken, delay) and not self._clients.has_sync:
-            self._arm(self._pending.linger if delay is None else delay)
+            self._arm(delay)
 
     def _arm(self, delay: float) -> None:
         """An async-only saver's flush of the writes that wait, ``delay`` seconds from now on
@@ -433,11 +435,18 @@ class BotWireSaver(BaseCheckpointSaver[str]):
         task.add_done_callback(self._timers.discard)
 
     async def _timed_flush(self) -> None:
+        """An async-only saver's flush when the linger ran out. A failure keeps the writes:
+        ``_aflush`` put them back and armed the next try, later each time (up to 1 s)."""
         try:
             await self._aflush()
-        except Exception as exc:  # the writes stay; retried here, and sent by the next put
+            self._retry = None
+        except Closed as exc:  # the client was closed under them: nothing can send them
+            dropped = self._pending.take_all()
+            self._pending.done(dropped)
+            log.warning("botwire-langgraph: pending writes dropped: %s", exc)
+        except Exception as exc:
+            self._retry = min(max((self._retry or 0) * 2, 0.05), 1.0)
             log.warning("botwire-langgraph: pending writes not saved yet (%s); retrying", exc)
-            self._arm(min(max(self._pending.linger * 2, 0.05), 1.0))
 
     # -- versions -----------------------------------------------------------------------
 
