@@ -37,7 +37,7 @@ from botwire.store._sql import Engine, JSONEntry, fingerprint
 from botwire.store._sqlctx import Carry
 from botwire.store._sqlplan import Plan
 
-from ._pg_common import Retry, no_connection, pg_sql
+from ._pg_common import STALE, Retry, no_connection, pg_sql
 from ._pg_group import GroupedWrite, NamespaceGroups
 from ._pg_prepare import Prepared
 from ._pg_reads import ReadGroup
@@ -203,6 +203,9 @@ class AsyncPgReader:
                     rows += more
                     await anyio.sleep(0)
                 return rows
+            except STALE:
+                await conn.close()  # the pool replaces it; Retry runs the read again, once
+                raise
             finally:
                 await self._pool.putconn(conn)
         finally:

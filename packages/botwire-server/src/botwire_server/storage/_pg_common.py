@@ -18,6 +18,7 @@ __all__ = [
     "LOST",
     "LOST_RETRIES",
     "RETRYABLE",
+    "STALE",
     "Retry",
     "disk_full",
     "kept_aborting",
@@ -35,6 +36,12 @@ RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
 # too many connections...); PoolTimeout and PoolClosed are OperationalErrors too.
 LOST = (psycopg.OperationalError, psycopg.InterfaceError)
 LOST_RETRIES = 2  # fresh connections tried after a lost one, before answering "unavailable"
+#: psycopg used a statement it had prepared on the connection and the session no longer has it
+#: (reset behind psycopg's back by a pooler or an operator, or psycopg's own cache out of step
+#: after a ``ROLLBACK`` in pipeline mode). The statement failed, so its transaction did too:
+#: nothing was applied, even after a ``COMMIT`` went, and the call runs again on a fresh
+#: connection (the caller closes this one), once.
+STALE = pg_errors.InvalidSqlStatementName
 
 
 @functools.lru_cache(maxsize=512)
@@ -106,7 +113,8 @@ class Retry:
     transactions, the event loop's reads and writes).
 
     A serialization race or deadlock runs the whole call again after a short random backoff,
-    ``retries`` times at most; a lost connection is retried on a fresh one (twice at most) unless
+    ``retries`` times at most; a statement the session lost (:data:`STALE`) once, at once, on a
+    fresh connection; a lost connection is retried on a fresh one (twice at most) unless
     the ``COMMIT`` was already sent (then the outcome is unknown: never retried); a pool that gives
     no connection in time, or a full disk, is answered at once. Use::
 
@@ -123,7 +131,7 @@ class Retry:
 
     def __init__(self, where: str, retries: int) -> None:
         self.where, self.retries = where, retries
-        self.attempt = self.lost = 0
+        self.attempt = self.lost = self.stale = 0
 
     def next(self, exc: Exception, *, sent: bool = False) -> tuple[float, bool] | None:
         """After ``exc``: ``(seconds to wait, whether to test the pool's idle connections)``
@@ -134,6 +142,9 @@ class Retry:
             if self.attempt > self.retries:
                 raise kept_aborting(self.where, exc, self.retries) from exc
             return random.uniform(0, 0.001 * 2**self.attempt), False
+        if isinstance(exc, STALE) and not self.stale:
+            self.stale += 1
+            return 0.0, False
         if isinstance(exc, PoolTimeout | PoolClosed):  # OperationalErrors: before LOST
             raise no_connection(self.where, exc) from exc
         if isinstance(exc, pg_errors.DiskFull):  # an OperationalError, but no lost connection

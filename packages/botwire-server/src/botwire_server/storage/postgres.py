@@ -50,7 +50,7 @@ from botwire._names import check_key, check_namespace
 from botwire.store import Entry, KeyPage, Limits, Op, Policy, Usage
 from botwire.store._sql import PG_OCTETS, Engine, JSONEntry, fingerprint
 
-from ._pg_common import Retry, pg_sql, reason, where
+from ._pg_common import STALE, Retry, pg_sql, reason, where
 from ._pg_schema import SCHEMA_VERSION, migrate
 from ._pg_tx import BEGIN_WRITE, VERSION_SQL, PgTx, next_version
 from ._pg_watch import BEGIN_READ, WATCH_POLL, PgWatch
@@ -221,7 +221,9 @@ class PostgresStore(PgWatch):
                 with self._pool.connection() as conn:
                     try:
                         return body(conn, sent)
-                    except BaseException:
+                    except BaseException as exc:
+                        if isinstance(exc, STALE):
+                            conn.close()  # the pool replaces it: a fresh session, nothing cached
                         _rollback(conn)
                         raise
             except Exception as exc:
