@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -222,14 +223,14 @@ def test_a_put_too_large_to_carry_the_writes_stores_them_alone(
         assert len(saver.get_tuple(first).pending_writes) == 6  # type: ignore[union-attr]
 
 
-@pytest.mark.parametrize("client", ["sync", "async-only"])
-def test_writes_that_wait_survive_an_outage_of_the_server(
-    tmp_path: Path, namespace: str, client: str
-) -> None:
-    """The server is unreachable when the linger runs out: the writes are not lost, and
-    reach it once it is back, with no put to carry them."""
+def _writes_through_a_fault(
+    tmp_path: Path, namespace: str, client: str, fault: Callable[[FaultProxy], None]
+) -> FaultProxy:
+    """A checkpoint put through a proxy, then ``fault(proxy)``, then writes that wait: they
+    must reach the server by themselves (no put carries them) and be read back whole. Returns
+    the proxy, for what each fault's test asserts of it."""
     with (
-        start_server(database=tmp_path / "outage.db") as server,
+        start_server(database=tmp_path / "fault.db") as server,
         FaultProxy(server.port) as proxy,
     ):
 
@@ -237,7 +238,7 @@ def test_writes_that_wait_survive_an_outage_of_the_server(
             async with AsyncMemory(namespace, url=proxy.url) as am:
                 saver = BotWireSaver(am, writes_linger=0.05)
                 first = await saver.aput(_cfg("t"), *_checkpoint(saver))
-                proxy.go_down(1.0, how="refuse")
+                fault(proxy)
                 await saver.aput_writes(first, [("a", 1)], task_id="waits")
                 await asyncio.to_thread(_wait_stored, server.url, namespace, first, 1)
                 return first
@@ -246,14 +247,26 @@ def test_writes_that_wait_survive_an_outage_of_the_server(
             with Memory(namespace, url=proxy.url) as m:
                 saver = BotWireSaver(m, writes_linger=0.05)
                 first = _put(saver, "t", step=1)
-                proxy.go_down(1.0, how="refuse")
+                fault(proxy)
                 saver.put_writes(first, [("a", 1)], task_id="waits")
                 _wait_stored(server.url, namespace, first, 1)
         else:
             first = asyncio.run(run_async())
-        assert proxy.down_answers == 0  # refused, not answered: the writes waited it out
         got = BotWireSaver(Memory(namespace, url=server.url)).get_tuple(first)
         assert got is not None and got.pending_writes == [("waits", "a", 1)]
+    return proxy
+
+
+@pytest.mark.parametrize("client", ["sync", "async-only"])
+def test_writes_that_wait_survive_an_outage_of_the_server(
+    tmp_path: Path, namespace: str, client: str
+) -> None:
+    """The server is unreachable when the linger runs out: the writes are not lost, and
+    reach it once it is back, with no put to carry them."""
+    proxy = _writes_through_a_fault(
+        tmp_path, namespace, client, lambda p: p.go_down(1.0, how="refuse")
+    )
+    assert proxy.down_answers == 0  # refused, not answered: the writes waited it out
 
 
 @pytest.mark.parametrize("client", ["sync", "async-only"])
@@ -263,31 +276,9 @@ def test_a_refused_flush_keeps_the_writes_and_tries_again(
     """A flush answered by something that is not the server (an HTML 404 from a proxy, not
     retried by the transport) fails: the writes stay, a warning says so, the next try stores
     them."""
-    with (
-        start_server(database=tmp_path / "refused.db") as server,
-        FaultProxy(server.port) as proxy,
-    ):
-
-        async def run_async() -> Any:
-            async with AsyncMemory(namespace, url=proxy.url) as am:
-                saver = BotWireSaver(am, writes_linger=0.05)
-                first = await saver.aput(_cfg("t"), *_checkpoint(saver))
-                proxy.set_script(["html_404"])
-                await saver.aput_writes(first, [("a", 1)], task_id="waits")
-                await asyncio.to_thread(_wait_stored, server.url, namespace, first, 1)
-                return first
-
-        with caplog.at_level("WARNING", logger="botwire_langgraph"):
-            if client == "sync":
-                with Memory(namespace, url=proxy.url) as m:
-                    saver = BotWireSaver(m, writes_linger=0.05)
-                    first = _put(saver, "t", step=1)
-                    proxy.set_script(["html_404"])
-                    saver.put_writes(first, [("a", 1)], task_id="waits")
-                    _wait_stored(server.url, namespace, first, 1)
-            else:
-                first = asyncio.run(run_async())
-        assert proxy.counts["html_404"] == 1
-        assert any("not saved yet" in r.getMessage() for r in caplog.records)
-        got = BotWireSaver(Memory(namespace, url=server.url)).get_tuple(first)
-        assert got is not None and got.pending_writes == [("waits", "a", 1)]
+    with caplog.at_level("WARNING", logger="botwire_langgraph"):
+        proxy = _writes_through_a_fault(
+            tmp_path, namespace, client, lambda p: p.set_script(["html_404"])
+        )
+    assert proxy.counts["html_404"] == 1
+    assert any("not saved yet" in r.getMessage() for r in caplog.records)

@@ -27,12 +27,13 @@ Example::
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -210,6 +211,23 @@ class PendingWrites:
                 self._inflight.setdefault(ref, threading.Event())
             return taken
 
+    @contextlib.contextmanager
+    def sending(self, restore: Callable[[Taken], object] | None = None) -> Iterator[Taken]:
+        """Everything that waits, taken for one send: put back ahead of newer writes (by
+        ``restore``, else :meth:`restore`) if the send raises, its flight ended either way::
+
+            with pending.sending() as taken:
+                send(taken)
+        """
+        taken = self.take_all()
+        try:
+            yield taken
+        except BaseException:
+            (restore or self.restore)(taken)
+            raise
+        finally:
+            self.done(taken)
+
     def done(self, taken: Taken) -> None:
         """End the flight of :meth:`take_all`'s ``taken``."""
         with self._lock:
@@ -247,16 +265,10 @@ class PendingWrites:
     def flush(self) -> None:
         """Send everything that waits now (``send`` must be set); errors propagate and the
         writes stay pending."""
-        taken = self.take_all()
-        try:
+        with self.sending() as taken:
             if taken:
                 assert self._send is not None
                 self._send(taken)
-        except BaseException:
-            self.restore(taken)
-            raise
-        finally:
-            self.done(taken)
 
     def _run(self) -> None:
         """The flusher thread: looks every ``linger`` (at least ``_TICK``) for writes that

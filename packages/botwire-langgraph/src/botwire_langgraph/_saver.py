@@ -246,14 +246,10 @@ class BotWireSaver(BaseCheckpointSaver[str]):
         ref, item, size, urgent = found
         if not urgent and self._pending.linger and self._pending.add(ref, item, size) is not None:
             return
-        taken = self._pending.take_all()  # sent with it: LangGraph may stop after an error
-        try:
+        # what waits is sent with it (LangGraph may stop after an error); on failure it waits
+        # again, and the caller's own write is the caller's error
+        with self._pending.sending() as taken:
             self._sync(P.store_writes_plan(_with(taken, ref, item)))
-        except BaseException:
-            self._pending.restore(taken)  # the caller's own write is the caller's error
-            raise
-        finally:
-            self._pending.done(taken)
 
     def delete_thread(self, thread_id: str) -> None:
         """Delete every checkpoint, write and blob of a thread (all checkpoint namespaces)."""
@@ -351,14 +347,8 @@ class BotWireSaver(BaseCheckpointSaver[str]):
                 return
         while self._pending.in_flight():
             await asyncio.sleep(0.0005)
-        taken = self._pending.take_all()
-        try:
+        with self._pending.sending(self._restore_async) as taken:
             await self._async(P.store_writes_plan(_with(taken, ref, item)))
-        except BaseException:
-            self._restore_async(taken)
-            raise
-        finally:
-            self._pending.done(taken)
 
     async def adelete_thread(self, thread_id: str) -> None:
         """Async :meth:`delete_thread`."""
@@ -394,14 +384,8 @@ class BotWireSaver(BaseCheckpointSaver[str]):
         """Send every write that waits (before a read: a saver reads its own writes)."""
         if self._pending:
             self._pending.settle()
-            taken = self._pending.take_all()
-            try:
+            with self._pending.sending() as taken:
                 self._sync(P.store_writes_plan(taken))
-            except BaseException:
-                self._pending.restore(taken)
-                raise
-            finally:
-                self._pending.done(taken)
 
     async def _aflush(self) -> None:
         """Async :meth:`_flush`."""
@@ -409,14 +393,8 @@ class BotWireSaver(BaseCheckpointSaver[str]):
             return
         while self._pending.in_flight():
             await asyncio.sleep(0.0005)
-        taken = self._pending.take_all()
-        try:
+        with self._pending.sending(self._restore_async) as taken:
             await self._async(P.store_writes_plan(taken))
-        except BaseException:
-            self._restore_async(taken)
-            raise
-        finally:
-            self._pending.done(taken)
 
     def _restore_async(self, taken: Taken) -> None:
         delay = self._pending.linger if self._retry is None else self._retry
