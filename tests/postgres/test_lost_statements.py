@@ -1,9 +1,9 @@
 """psycopg prepares a statement it has run five times on a connection and remembers it by name.
-If the session loses it behind psycopg's back (a reset by a pooler or an operator, or psycopg's
-own bookkeeping going wrong in pipeline mode around a ``ROLLBACK``, as the random batches of
-``test_write_prefetch`` once met), the next use fails with ``InvalidSqlStatementName``. No
-statement ran, so every path (the sync store's reads, read batches and writes; the event loop's
-reads) answers anyway: the connection is dropped and the call runs once more on a fresh one.
+If the session loses it behind psycopg's back (a reset by a pooler or an operator), the next
+use fails with ``InvalidSqlStatementName``. No statement ran, so every path (the sync store's
+reads, read batches and writes; the event loop's reads) answers anyway: the connection is
+dropped and the call runs once more on a fresh one. And botwire's own writes must not make
+psycopg lose one (the last test: how the random batches of ``test_write_prefetch`` met it).
 """
 
 from __future__ import annotations
@@ -72,3 +72,38 @@ def test_the_event_loop_reads_answer_after_their_session_lost_the_statements(
         return [entry.value for entry in found]
 
     assert with_async_reader(store, body) == [7] * WARM
+
+
+@pytest.mark.parametrize("max_len", [None, 2])
+def test_a_refused_op_does_not_cost_the_session_its_statements(
+    make_store: MakeStore, ns: str, max_len: int | None
+) -> None:
+    """Found by the random batches (``test_write_prefetch``). In a non-atomic batch a refused
+    op rolls back to its savepoint; psycopg then owes the session a ``DEALLOCATE ALL``, sent
+    after its next statement. When the next op read its key afresh (a fetch) and went on to
+    insert list items with ``executemany``, which prepares at once, the owed reset dropped that
+    new statement: the next append failed with ``InvalidSqlStatementName`` (then retried on a
+    fresh connection). Every answer must be right and the one connection kept."""
+    store = make_store(min_size=1, max_size=1)
+    store.batch(ns, [Op("set", "s", value='"text"')])
+    for _ in range(WARM):  # psycopg has statements prepared on the connection
+        store.get(ns, "s")
+    with store._pool.connection() as conn:
+        backend = conn.info.backend_pid
+    answers = store.batch(
+        ns,
+        [
+            Op("append", "b", items=("1",)),
+            Op("append", "s", items=("1",)),  # refused: s is not a list
+            Op("append", "b", items=("2", "3"), max_len=max_len),  # b read again: a fetch
+        ],
+        atomic=False,
+    )
+    assert ["error" in a for a in answers] == [False, True, False]
+    for n in range(WARM):
+        store.batch(ns, [Op("append", "b", items=(str(n), str(n)))])
+    with store._pool.connection() as conn:
+        assert conn.info.backend_pid == backend  # no statement went missing
+    found = store.get(ns, "b")
+    assert found is not None
+    assert len(found.value) == (2 if max_len else 3) + 2 * WARM

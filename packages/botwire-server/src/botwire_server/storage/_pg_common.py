@@ -37,8 +37,8 @@ RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
 LOST = (psycopg.OperationalError, psycopg.InterfaceError)
 LOST_RETRIES = 2  # fresh connections tried after a lost one, before answering "unavailable"
 #: psycopg used a statement it had prepared on the connection and the session no longer has it
-#: (reset behind psycopg's back by a pooler or an operator, or psycopg's own cache out of step
-#: after a ``ROLLBACK`` in pipeline mode). The statement failed, so its transaction did too:
+#: (reset behind psycopg's back by a pooler or an operator; see ``PgTx.many`` for how psycopg
+#: itself did it once). The statement failed, so its transaction did too:
 #: nothing was applied, even after a ``COMMIT`` went, and the call runs again on a fresh
 #: connection (the caller closes this one), once.
 STALE = pg_errors.InvalidSqlStatementName

@@ -88,9 +88,16 @@ class PgTx(TxHooks):
         self._execute(sql, params)
 
     def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """One statement per row, queued. Not ``executemany``: in pipeline mode it prepares
+        its statement at once (psycopg 3.3), even when a ``DEALLOCATE ALL`` psycopg owes the
+        session (after a ``ROLLBACK``, seen on a fetch) is still to be sent; that then drops
+        the new statement while psycopg believes it prepared, and its next use fails with
+        ``InvalidSqlStatementName``. ``execute`` prepares only a statement used 5 times since
+        the reset, and sends what is owed right after it."""
         self._plan = None
-        if rows:
-            self._conn.cursor().executemany(pg_sql(sql), rows)
+        pg = pg_sql(sql)
+        for row in rows:
+            self._conn.cursor().execute(pg, row)
 
     def next_version(self) -> int:
         """A new version, for a transaction whose lock did not allocate one."""
