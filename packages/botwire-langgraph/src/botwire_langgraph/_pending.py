@@ -54,6 +54,7 @@ __all__ = [
     "PendingWrites",
     "Ref",
     "Taken",
+    "backoff",
     "writes_item",
     "writes_ops",
 ]
@@ -70,6 +71,13 @@ _IDLE = 1.0  # seconds a flusher thread waits for work before it ends
 _TICK = 0.005  # its shortest look interval
 _SUPERSEDED_MAX = 10_000  # threads whose last put is remembered (late writes: ``add``)
 _RETRY_MAX = 1.0  # seconds between attempts when a background flush fails
+
+
+def backoff(previous: float) -> float:
+    """The wait before the next try of a background flush that failed after ``previous``
+    seconds' wait: doubled, at least 50 ms, at most :data:`_RETRY_MAX`."""
+    return min(max(previous * 2, 0.05), _RETRY_MAX)
+
 
 log = logging.getLogger("botwire_langgraph")
 
@@ -305,7 +313,7 @@ class PendingWrites:
                     exc,
                 )
             except Exception as exc:  # kept, and sent by the next put, read or retry
-                retry = min(max(retry * 2, 0.05), _RETRY_MAX)
+                retry = backoff(retry)
                 log.warning(
                     "botwire-langgraph: pending writes of %d checkpoint(s) not saved yet (%s); "
                     "retrying in %.2f s",

@@ -27,7 +27,7 @@ from botwire.integration import MemoryPair
 from . import _checkpoint_plans as P
 from . import _keys as K
 from ._io import Plan, run_async, run_sync
-from ._pending import Item, Items, PendingWrites, Ref, Taken, log, writes_item
+from ._pending import Item, Items, PendingWrites, Ref, Taken, backoff, log, writes_item
 
 __all__ = ["BotWireSaver"]
 
@@ -423,7 +423,7 @@ class BotWireSaver(BaseCheckpointSaver[str]):
             self._pending.done(dropped)
             log.warning("botwire-langgraph: pending writes dropped: %s", exc)
         except Exception as exc:
-            self._retry = min(max((self._retry or 0) * 2, 0.05), 1.0)
+            self._retry = backoff(self._retry or 0)
             log.warning("botwire-langgraph: pending writes not saved yet (%s); retrying", exc)
 
     # -- versions -----------------------------------------------------------------------

@@ -256,7 +256,7 @@ class AsyncPgReader:
             sent = [False]
             try:
                 return await self._write_once(make(), prefetch, sent)
-            except psycopg.errors.InvalidSqlStatementName as exc:
+            except STALE as exc:
                 # The session lost its prepared statements (_write_once forgot them); the
                 # transaction failed before COMMIT: prepare again and run it again, once.
                 if reprepared or sent[0]:
@@ -292,7 +292,7 @@ class AsyncPgReader:
                 names = await self.prepared.ready(conn)
                 return await write_async(conn, plan, sent, prefetch, self.prepared, names)
             except BaseException as exc:
-                if isinstance(exc, psycopg.errors.InvalidSqlStatementName):
+                if isinstance(exc, STALE):
                     self.prepared.forget(conn)
                 await rollback_async(conn)
                 raise
