@@ -86,6 +86,85 @@ def test_stored_bytes_match_the_sync_store(make_store: MakeStore, ns: str) -> No
     assert got[1] == 2 * got[0] + store.stored_bytes(ns, ["l"]) and got[2] == 0
 
 
+def test_read_batches_match_the_sync_store(make_store: MakeStore, ns: str) -> None:
+    """A batch of whole-value gets (``get_many``, a LangGraph ``get_tuple``) is read on the
+    event loop in one statement: the same answers as the sync store's, for values, lists,
+    repeated, missing and expired keys; a batch with a ``tail`` or of more than
+    ``BATCH_GETS`` gets is left to the sync store (``None``)."""
+    from botwire.store import Op
+    from botwire_server.storage._pg_async import BATCH_GETS
+
+    store = make_store()
+    mem = Memory(ns, store=store)
+    mem.set("v", {"a": [1, "é", None]})
+    mem.append("l", "x", "y", "z")
+    mem.set("gone", 1, ttl=0.01)
+    time.sleep(0.05)
+    cases = [
+        ["v"],
+        ["v", "l", "missing", "gone", "v", "l"],
+        ["missing"],
+        [f"k{i}" for i in range(BATCH_GETS - 1)] + ["l"],
+    ]
+    batches = [[Op("get", key) for key in keys] for keys in cases]
+    left = [
+        [Op("get", "v"), Op("get", "l", tail=1)],
+        [Op("get", "v")] * (BATCH_GETS + 1),
+        [],
+    ]
+
+    async def body(reader: Any) -> tuple[list[Any], list[Any]]:
+        return (
+            [await reader.read_batch_json(ns, ops) for ops in batches],
+            [await reader.read_batch_json(ns, ops) for ops in left],
+        )
+
+    got, not_here = with_async_reader(store, body)
+    assert got == [store.read_batch_json(ns, ops) for ops in batches]
+    assert got[1][2] == got[1][3] == '{"found":false}' and got[1][4] == got[1][0]
+    assert not_here == [None, None, None]
+
+
+def test_a_read_batch_on_the_event_loop_is_one_snapshot(make_store: MakeStore, ns: str) -> None:
+    """Two keys written together (one atomic batch, by another connection, meanwhile) are
+    never read half-updated: the batch's gets see one snapshot, as the sync store's
+    ``REPEATABLE READ`` transaction did."""
+    import threading
+
+    from botwire.store import Op
+
+    store = make_store(max_size=2)
+    store.batch(ns, [Op("set", "a", value="0"), Op("set", "b", value="0")])
+    stop = threading.Event()
+
+    def writer() -> None:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            store.batch(ns, [Op("set", "a", value=str(i)), Op("set", "b", value=str(i))])
+
+    async def body(reader: Any) -> tuple[int, int]:
+        torn = moved = 0
+        last = None
+        for _ in range(400):
+            got = await reader.read_batch_json(ns, [Op("get", "a"), Op("get", "b")])
+            a, b = (text.split('"value":')[1].split(",")[0] for text in got)
+            torn += a != b
+            moved += a != last
+            last = a
+        return torn, moved
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        torn, moved = with_async_reader(store, body)
+    finally:
+        stop.set()
+        thread.join()
+    assert moved > 10  # the writes went on while the batches were read
+    assert torn == 0
+
+
 def test_read_errors_match_the_sync_store(make_store: MakeStore, ns: str) -> None:
     store = make_store()
     Memory(ns, store=store).set("s", "text")

@@ -2,8 +2,10 @@
 If the session loses it behind psycopg's back (a reset by a pooler or an operator), the next
 use fails with ``InvalidSqlStatementName``. No statement ran, so every path (the sync store's
 reads, read batches and writes; the event loop's reads) answers anyway: the connection is
-dropped and the call runs once more on a fresh one. And botwire's own writes must not make
-psycopg lose one (the last test: how the random batches of ``test_write_prefetch`` met it).
+dropped and the call runs once more on a fresh one. The event loop's writes prepare their own
+statements (``_pg_prepare``): one lost is prepared again and the write runs once more. And
+botwire's own writes must not make psycopg lose one (the last test: how the random batches of
+``test_write_prefetch`` met it).
 """
 
 from __future__ import annotations
@@ -72,6 +74,44 @@ def test_the_event_loop_reads_answer_after_their_session_lost_the_statements(
         return [entry.value for entry in found]
 
     assert with_async_reader(store, body) == [7] * WARM
+
+
+#: a statement of the event loop's writes, by where it is sent: with the lock (the first round
+#: trip, before anything is written) or with ``COMMIT`` (the statistics' update)
+SENT_WITH = {
+    "the lock": "INSERT INTO bw_namespaces",
+    "COMMIT": "UPDATE bw_namespaces",
+}
+
+
+@pytest.mark.parametrize("sent_with", list(SENT_WITH))
+def test_the_event_loop_writes_answer_after_their_session_lost_a_statement(
+    make_store: MakeStore, ns: str, sent_with: str
+) -> None:
+    """Even when the statement lost rides with ``COMMIT``: it fails, PostgreSQL skips the rest
+    of that simple query, so the ``COMMIT`` never ran and running the write again applies it
+    once, on the same connection, its statements prepared again."""
+    store = make_store(min_size=1, max_size=1, async_writes=True)
+
+    async def body(reader: Any) -> list[Any]:
+        for _ in range(WARM):  # the writes' statements are prepared on the one connection
+            await reader.batch(ns, [Op("incr", "n")])
+        conn = await reader._wpool.getconn()
+        backend = conn.info.backend_pid
+        names = reader.prepared._on[conn]
+        lost = [name for sql, name in names.items() if sql.startswith(SENT_WITH[sent_with])]
+        assert len(lost) == 1, names
+        result = conn.pgconn.exec_(f"DEALLOCATE {lost[0]}".encode())  # behind botwire's back
+        assert result.status == 1  # COMMAND_OK
+        await reader._wpool.putconn(conn)
+        answers = [(await reader.batch(ns, [Op("incr", "n")]))[0]["value"] for _ in range(3)]
+        conn = await reader._wpool.getconn()
+        assert conn.info.backend_pid == backend  # the connection was kept, prepared again
+        await reader._wpool.putconn(conn)
+        return answers
+
+    assert with_async_reader(store, body) == [WARM + 1, WARM + 2, WARM + 3]
+    assert store.get(ns, "n").value == WARM + 3  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("max_len", [None, 2])

@@ -21,7 +21,7 @@ from botwire.store._sql import Engine
 
 from ._pg_common import pg_sql
 
-__all__ = ["ReadGroup"]
+__all__ = ["ReadGroup", "by_position"]
 
 Rows = list[tuple[Any, ...]]
 Fetch = Callable[[str, list[Any]], Awaitable[Rows]]
@@ -108,7 +108,13 @@ class ReadGroup:
         sql, params = engine.read_many_query([(ns, key) for ns, key, _ in batch], engine.clock())
         self.statements += 1
         self.reads += len(batch)
-        answers: list[Rows] = [[] for _ in batch]
-        for row in await self._fetch(pg_sql(sql), params):
-            answers[row[0] - 1].append(row[1:])
-        return answers
+        return by_position(await self._fetch(pg_sql(sql), params), len(batch))
+
+
+def by_position(rows: Rows, count: int) -> list[Rows]:
+    """The rows of an ``Engine.read_many_query`` statement of ``count`` pairs, split by the
+    pair's 1-based position (each row's first column): each pair's ``read_query`` rows."""
+    answers: list[Rows] = [[] for _ in range(count)]
+    for row in rows:
+        answers[row[0] - 1].append(row[1:])
+    return answers

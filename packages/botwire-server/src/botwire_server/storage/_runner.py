@@ -229,6 +229,14 @@ class StoreRunner(ThreadedAsyncStore):
         """A batch of gets as JSON texts (values not decoded), or ``None`` when the store
         cannot (then :meth:`batch` answers it). A ``large`` one (megabytes) runs in a worker
         thread even for an inline store, so the event loop keeps serving meanwhile."""
+        reader: Any = self.reader
+        if not large and reader is not None and hasattr(reader, "read_batch_json"):
+            # PostgreSQL: whole-value gets in one statement on the event loop (``_pg_async``)
+            found: list[str] | None = await self._await(
+                "read_batch_json", reader.read_batch_json(namespace, ops)
+            )
+            if found is not None:
+                return found
         if not self.supports("read_batch_json"):
             return None
         store: Any = self.store  # offers read_batch_json (checked above)
