@@ -117,6 +117,8 @@ def measure_one(path: Path, n: int) -> dict[str, int]:
         "put_writes": count(lambda: alone.put_writes(configs[-1], [("x", 1)], "t-extra")),  # type: ignore[arg-type]
         "step": count(prepare_step(saver, configs[-1], n + 1)),
         "get_tuple_latest": count(lambda: saver.get_tuple(latest)),
+        # another process's saver: it knows no pointer of the thread yet
+        "get_tuple_latest_cold": count(lambda: BotWireSaver(memory).get_tuple(latest)),
         "get_tuple_by_id": count(lambda: saver.get_tuple(middle)),  # type: ignore[arg-type]
         "list_limit_10": count(lambda: list(saver.list(latest, limit=10))),
         "list_before_limit_10": count(lambda: list(saver.list(latest, before=middle, limit=10))),  # type: ignore[arg-type]

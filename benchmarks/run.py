@@ -68,8 +68,13 @@ def p7_langgraph(settings: Settings) -> list[Row]:
     figures = langgraph_roundtrips.measure(sizes)
     small, big = figures[10], figures[1000]
     rows = []
-    names = {"step": "`put_writes` + `put` (a step: the writes ride with the put)"}
-    for op in ("put", "get_tuple_latest", "get_tuple_by_id", "put_writes", "step", "list_limit_10"):
+    names = {
+        "step": "`put_writes` + `put` (a step: the writes ride with the put)",
+        "get_tuple_latest": "`get_tuple_latest` (the saver that wrote the thread)",
+        "get_tuple_latest_cold": "`get_tuple_latest` (another process's saver)",
+    }
+    ops = ("put", "get_tuple_latest", "get_tuple_latest_cold", "get_tuple_by_id", "put_writes")
+    for op in (*ops, "step", "list_limit_10"):
         ratio = big[op] / small[op]
         rows.append(
             Row(

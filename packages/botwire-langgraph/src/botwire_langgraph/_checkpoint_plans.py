@@ -74,6 +74,9 @@ __all__ = [
 _EMPTY = "empty"
 _MISSING = object()
 _MARKED_MAX = 10_000  # threads whose current run a saver remembers
+_KNOWN_MAX = 10_000  # (thread, checkpoint namespace) pairs whose "latest" a saver remembers
+#: (thread id, checkpoint namespace) -> the "latest" pointer a saver last wrote or read there
+Known = dict[tuple[str, str], dict[str, Any]]
 _COPY_CHUNK = 200
 _CAS_RETRIES = 10
 
@@ -99,11 +102,12 @@ def put_plan(
     new_versions: ChannelVersions,
     marked: dict[str, str] | None = None,
     parent_writes: Sequence[dict[str, Any]] = (),
+    known: Known | None = None,
 ) -> Plan[RunnableConfig]:
     """Save a checkpoint in one atomic batch. ``marked`` (thread id -> run id) remembers the
     runs whose markers this process wrote already, so a run's later puts skip them;
     ``parent_writes`` are pending-writes items of the parent checkpoint stored in the same
-    batch (``_pending``)."""
+    batch (``_pending``); ``known`` remembers the "latest" pointer written (``get_tuple_plan``)."""
     thread_id, ns = K.thread_and_ns(config)
     parent = get_checkpoint_id(config)
     body: dict[str, Any] = dict(checkpoint)
@@ -133,7 +137,8 @@ def put_plan(
     if mark:  # r/R/T finds the thread from the run, t/T/run/R the run from the thread
         ops.append(("set", K.thread_run_key(thread_id, run_id), 1, None))
         ops.append(("set", K.run_marker_key(run_id, thread_id), 1, None))
-    ops.append(("set", K.latest_key(thread_id, ns), _pointer(cid, body, inline), None))
+    pointer = _pointer(cid, body, inline)
+    ops.append(("set", K.latest_key(thread_id, ns), pointer, None))
     # Repeat-safe: a retry that applies it again sets the same values and appends the id to
     # the index again, which every reader dedupes (``_dedupe``). Only a put of another
     # checkpoint of this thread between the two could be undone ("latest" set back), and that
@@ -151,7 +156,16 @@ def put_plan(
         if len(marked) >= _MARKED_MAX:
             marked.clear()
         marked[thread_id] = run_id
+    _remember(known, (thread_id, ns), pointer)
     return _config(thread_id, ns, cid)
+
+
+def _remember(known: Known | None, pair: tuple[str, str], pointer: dict[str, Any]) -> None:
+    if known is None:
+        return
+    if len(known) >= _KNOWN_MAX and pair not in known:
+        known.clear()
+    known[pair] = pointer
 
 
 def _pointer(cid: str, body: dict[str, Any], inline: dict[str, Any]) -> dict[str, Any]:
@@ -333,26 +347,43 @@ def _tuple(
 
 
 def get_tuple_plan(
-    serde: SerializerProtocol, config: RunnableConfig
+    serde: SerializerProtocol, config: RunnableConfig, known: Known | None = None
 ) -> Plan[CheckpointTuple | None]:
+    """The checkpoint ``config`` names, else the thread's latest: its "latest" pointer, then
+    the record, writes and blobs it names (two round trips). ``known`` holds the pointer this
+    saver last wrote or read for the thread: then the pointer and what *that* pointer names are
+    read in one batch (one snapshot), used if the pointer read is still the one known (a warm
+    process reading the thread it wrote: one round trip), else read again as named."""
     thread_id, ns = K.thread_and_ns(config)
     cid = get_checkpoint_id(config)
     if cid:
         found = yield from fetch_tuples_plan(serde, [(thread_id, ns, cid)])
         return found[0] if found else None
-    latest = yield Get(K.latest_key(thread_id, ns))
-    if latest is None:
+    pair, key = (thread_id, ns), K.latest_key(thread_id, ns)
+    guess = known.get(pair) if known is not None else None
+    got: dict[str, Any] | None = None
+    if guess is not None:
+        got = yield GetMany([key, *_named(thread_id, ns, _open(guess))])
+        stored = got.get(key)
+        if stored != guess:  # another put, a deletion: what it named is not this one's
+            got = None
+    else:
+        stored = yield Get(key)
+    if stored is None:
+        if known is not None:
+            known.pop(pair, None)
         return None
-    latest = _open(latest)
+    latest = _open(stored)
     if "ptr" not in latest:  # the old layout: "latest" holds a copy of the record
         ref = (thread_id, ns, latest["id"])
         found = yield from fetch_tuples_plan(serde, [ref], records={ref: latest})
         return found[0] if found else None
+    _remember(known, pair, stored)
     # a pointer: record, writes and the blobs it names in one round trip
     ref = (thread_id, ns, str(latest["ptr"]))
     rec_key, w_key = K.checkpoint_key(*ref), K.writes_key(*ref)
-    blob_keys = [K.blob_key(thread_id, ns, ch, v) for ch, v in latest["blobs"].items()]
-    got = yield GetMany([rec_key, w_key, *blob_keys])
+    if got is None:
+        got = yield GetMany(_named(thread_id, ns, latest))
     rec = got.get(rec_key)
     if rec is None:  # deleted meanwhile (delete_thread removes the pointer first)
         return None
@@ -366,6 +397,13 @@ def get_tuple_plan(
         return found[0] if found else None
     md = load_doc(serde, rec["metadata"])
     return _tuple(serde, ref, rec, ckpt, md, got, got.get(w_key) or [])
+
+
+def _named(thread_id: str, ns: str, pointer: dict[str, Any]) -> list[str]:
+    """The keys an (opened) "latest" pointer names: its record, its writes, its blobs."""
+    ref = (thread_id, ns, str(pointer["ptr"]))
+    blobs = [K.blob_key(thread_id, ns, ch, v) for ch, v in pointer["blobs"].items()]
+    return [K.checkpoint_key(*ref), K.writes_key(*ref), *blobs]
 
 
 def _dedupe(ids: Iterable[str]) -> list[str]:

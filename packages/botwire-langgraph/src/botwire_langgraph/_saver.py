@@ -98,6 +98,9 @@ class BotWireSaver(BaseCheckpointSaver[str]):
         # thread id -> the run this saver last marked in it: a run's markers are written by its
         # first put in this process, not by every put (see _checkpoint_plans.put_plan)
         self._marked: dict[str, str] = {}
+        # (thread, checkpoint ns) -> the "latest" pointer this saver last wrote or read there:
+        # get_tuple then reads it and what it names in one round trip (_checkpoint_plans)
+        self._latest: P.Known = {}
         self._pending = PendingWrites(
             _linger(writes_linger), _sender(self) if self._clients.has_sync else None
         )
@@ -119,24 +122,31 @@ class BotWireSaver(BaseCheckpointSaver[str]):
     async def _async(self, plan: Plan[T]) -> T:
         return await run_async(self._clients.aio, plan)
 
+    def _forget(self) -> None:
+        """What this saver remembers of threads (runs marked, "latest" pointers): a
+        maintenance plan may delete or rewrite them."""
+        self._marked.clear()
+        self._latest.clear()
+
     def _maintain(self, plan: Plan[None]) -> None:
         """Run a maintenance plan. It may delete run markers, so this saver forgets which runs
-        it marked (before and after: a put racing with it marks again)."""
+        it marked (before and after: a put racing with it marks again), and the pointers it
+        knows (each is checked when used; forgetting keeps none of a deleted thread)."""
         self._flush()
-        self._marked.clear()
+        self._forget()
         try:
             self._sync(plan)
         finally:
-            self._marked.clear()
+            self._forget()
 
     async def _amaintain(self, plan: Plan[None]) -> None:
         """Async :meth:`_maintain`."""
         await self._aflush()
-        self._marked.clear()
+        self._forget()
         try:
             await self._async(plan)
         finally:
-            self._marked.clear()
+            self._forget()
 
     def close(self) -> None:
         """Send the writes that wait, then close the clients this saver created itself (a
@@ -177,7 +187,7 @@ class BotWireSaver(BaseCheckpointSaver[str]):
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """The checkpoint named by ``config`` (its ``checkpoint_id``, else the thread's latest)."""
         self._flush()
-        return self._sync(P.get_tuple_plan(self.serde, config))
+        return self._sync(P.get_tuple_plan(self.serde, config, self._latest))
 
     def list(
         self,
@@ -273,7 +283,7 @@ class BotWireSaver(BaseCheckpointSaver[str]):
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """Async :meth:`get_tuple`."""
         await self._aflush()
-        return await self._async(P.get_tuple_plan(self.serde, config))
+        return await self._async(P.get_tuple_plan(self.serde, config, self._latest))
 
     async def alist(
         self,
@@ -377,7 +387,14 @@ class BotWireSaver(BaseCheckpointSaver[str]):
         waiting: Items,
     ) -> Plan[RunnableConfig]:
         return P.put_plan(
-            self.serde, config, checkpoint, metadata, new_versions, self._marked, waiting
+            self.serde,
+            config,
+            checkpoint,
+            metadata,
+            new_versions,
+            self._marked,
+            waiting,
+            self._latest,
         )
 
     def _flush(self) -> None:
