@@ -21,10 +21,13 @@ from botwire.store._sql import Engine
 
 from ._pg_common import pg_sql
 
-__all__ = ["ReadGroup", "by_position"]
+__all__ = ["MOST_PER_STATEMENT", "ReadGroup", "by_position"]
 
 Rows = list[tuple[Any, ...]]
 Fetch = Callable[[str, list[Any]], Awaitable[Rows]]
+#: Whole-value reads in one ``Engine.read_many_query`` statement at most (a :class:`ReadGroup`'s
+#: coalesced GETs, and ``AsyncPgReader.read_batch_json``'s batch of gets).
+MOST_PER_STATEMENT = 64
 
 
 class ReadGroup:
@@ -39,7 +42,9 @@ class ReadGroup:
         rows = await group.rows("user-42", "profile")   # read_query's rows for that key
     """
 
-    def __init__(self, engine: Engine, fetch: Fetch, *, lanes: int = 2, most: int = 64) -> None:
+    def __init__(
+        self, engine: Engine, fetch: Fetch, *, lanes: int = 2, most: int = MOST_PER_STATEMENT
+    ) -> None:
         self._engine = engine
         self._fetch = fetch
         self._lanes = lanes
