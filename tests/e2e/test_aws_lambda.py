@@ -75,17 +75,21 @@ def test_three_cold_invocations_build_a_three_turn_history(lam: Platform, reader
 
 def test_two_users_never_see_each_others_data(lam: Platform, reader: Any) -> None:
     alice, bob = uid(), uid()
+    # A secret no timestamp or id can hold by chance: "1234" once matched the digits of a
+    # float timestamp in Bob's own data (1796382374.6123421), a leak that was not one.
+    secret = f"zebra-{uuid.uuid4().hex}"
     cold(lam, alice, "call me Alice")
-    cold(lam, alice, "my secret is 1234")
+    cold(lam, alice, f"my secret is {secret}")
     reply_to_bob = cold(lam, bob, "hello")
 
     assert reply_to_bob == "Hello there! This is our first conversation."
     bob_memory = reader(f"user-{bob}")
     assert [t["user"] for t in bob_memory.get("chat_history")] == ["hello"]
     assert bob_memory.get("preferences") is None
-    assert "1234" not in json.dumps(bob_memory.get_many(bob_memory.list()))
+    everything_of_bob = json.dumps(bob_memory.get_many(bob_memory.list()))
+    assert secret not in everything_of_bob and "Alice" not in everything_of_bob
     alice_history = reader(f"user-{alice}").get("chat_history")
-    assert [t["user"] for t in alice_history] == ["call me Alice", "my secret is 1234"]
+    assert [t["user"] for t in alice_history] == ["call me Alice", f"my secret is {secret}"]
 
 
 def test_concurrent_invocations_for_one_user_lose_no_message(lam: Platform, reader: Any) -> None:
