@@ -1,7 +1,9 @@
 """The wait of a write's round trip (``_pg_wait.results``), which replaces psycopg's wait loop:
 it must return what ``AsyncConnection.wait(execute(pgconn))`` returns, send a query larger than
 the socket takes at once, leave a cancelled wait's connection usable (the query cancelled on the
-server, as psycopg does), and report a lost connection as psycopg's ``OperationalError``."""
+server, as psycopg does), and report a lost connection as psycopg's ``OperationalError``: ended
+by the server, or reset (``RST``) under the wait, under asyncio's event loop and uvloop's (on
+``POLLERR`` libuv stops a poll without a readable event: the wait must still end)."""
 
 from __future__ import annotations
 
@@ -11,15 +13,20 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.generators import execute
 from psycopg.pq import ExecStatus, TransactionStatus
+from support.relay import Relay
 
 from botwire_server.storage._pg_wait import results
 
 pytestmark = pytest.mark.postgres
 
 
-def _run(url: str, body: Any) -> Any:
+LOOPS = ["asyncio", "uvloop"]
+
+
+def _run(url: str, body: Any, loop_kind: str = "asyncio") -> Any:
     async def main() -> Any:
         conn = await psycopg.AsyncConnection.connect(url, autocommit=True)
         try:
@@ -27,6 +34,10 @@ def _run(url: str, body: Any) -> Any:
         finally:
             await conn.close()
 
+    if loop_kind == "uvloop":  # the server's event loop
+        import uvloop
+
+        return uvloop.run(main())
     return asyncio.run(main())
 
 
@@ -98,7 +109,10 @@ def test_a_cancelled_wait_cancels_the_query_and_leaves_the_connection_usable(
     assert row == ("usable",)
 
 
-def test_a_connection_lost_during_the_wait_is_an_operational_error(postgres_url: str) -> None:
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_a_connection_lost_during_the_wait_is_an_operational_error(
+    postgres_url: str, loop_kind: str
+) -> None:
     async def body(conn: psycopg.AsyncConnection[Any]) -> None:
         pid = conn.info.backend_pid
         conn.pgconn.send_query(b"SELECT pg_sleep(30)")
@@ -109,4 +123,27 @@ def test_a_connection_lost_during_the_wait_is_an_operational_error(postgres_url:
         with pytest.raises(psycopg.OperationalError):
             await task
 
-    _run(postgres_url, body)
+    _run(postgres_url, body, loop_kind)
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_a_connection_reset_during_the_wait_is_an_operational_error(
+    postgres_url: str, loop_kind: str
+) -> None:
+    info = conninfo_to_dict(postgres_url)
+    host, port = str(info.get("host", "127.0.0.1")), int(info.get("port", 5432))
+
+    with Relay(port, upstream_host=host) as relay:  # down(): every open flow reset (RST)
+
+        async def body(conn: psycopg.AsyncConnection[Any]) -> float:
+            conn.pgconn.send_query(b"SELECT pg_sleep(30)")
+            task = asyncio.ensure_future(results(conn))
+            await asyncio.sleep(0.3)
+            relay.down(1.0)
+            start = time.monotonic()
+            with pytest.raises(psycopg.OperationalError):
+                await task
+            return time.monotonic() - start
+
+        took = _run(make_conninfo(postgres_url, host="127.0.0.1", port=relay.port), body, loop_kind)
+    assert took < 5  # at once, not at the query's end
