@@ -15,6 +15,7 @@ sys.path.insert(0, str(BENCH))
 
 import pg_chat_bytes  # noqa: E402
 import pg_pyspy  # noqa: E402
+import pg_tx_cost  # noqa: E402
 import pg_writes  # noqa: E402
 import run  # noqa: E402
 from _common import Settings  # noqa: E402
@@ -103,3 +104,21 @@ def test_p10e_worker_runs_the_graph_on_the_store_in_its_own_process(
     with psycopg.connect(fresh_postgres_url) as conn:
         row = conn.execute("SELECT count(*) FROM bw_entries WHERE ns = 'p10e-smoke'").fetchone()
     assert row is not None and row[0] > 0
+
+
+def test_transaction_cost_runs_every_width_for_real(fresh_postgres_url: str) -> None:
+    """``pg_tx_cost.py``'s in-process part: every width writes (a refused write raises), and
+    each gives a CPU per write."""
+    import asyncio
+
+    from botwire_server.storage.postgres import PostgresStore
+
+    with PostgresStore(fresh_postgres_url, async_writes=True, max_size=4) as store:
+        out = asyncio.run(pg_tx_cost._in_process(store, 0.2, 1))
+        from botwire import Memory
+
+        for i in (0, 7, 31):  # every width's writes landed (write i: namespace i % spread)
+            assert len(Memory(f"tx-{i}", store=store).get(f"l{i % 8}")) > 1, i
+    assert list(out) == [label for label, _, _ in pg_tx_cost.WIDTHS]
+    for label, us in out.items():
+        assert len(us) == 1 and math.isfinite(us[0]) and us[0] > 0, (label, us)
