@@ -1,5 +1,5 @@
-"""What a write transaction costs ``botwire-server`` on PostgreSQL, against a call in it: the
-evidence for grouping concurrent writes to *different* namespaces (issue 22, P3's APPEND).
+"""What a write transaction costs ``botwire-server`` on PostgreSQL, against a call in it (issue 22,
+P3's APPEND: the figures behind grouping concurrent writes of *different* namespaces).
 
 Two measurements, on a throwaway cluster (``_common.postgres``; fsync off, as for P3):
 
@@ -7,8 +7,9 @@ Two measurements, on a throwaway cluster (``_common.postgres``; fsync off, as fo
    APPENDs for ``--seconds`` each, ``asyncio.gather``-ed in the widths of :data:`WIDTHS`: one
    write at a time (a transaction each), 32 writes to 32 namespaces (32 transactions), 32 over
    8 namespaces (P3's shape: groups of ~4) and 32 to one namespace (groups of up to 32). The
-   figure is the process's CPU per write (user + system), so the cost of a transaction and of a
-   call can be read off: ``cost = call + transaction / writes per transaction``.
+   figure is the process's CPU per write (user + system): how it falls as writes share
+   transactions, and namespaces (one namespace's lock, statistics row and list entries are
+   written once per round trip for all the calls that share it).
 2. **Under P3's load**: ``wrk -t1 -c32`` of APPENDs to P3's 256 lists spread over 8 namespaces
    (P3 itself) and the same lists in one namespace, rounds alternating, with the server's CPU
    per request from ``/proc`` (the server is at ~100% of a core in both).
