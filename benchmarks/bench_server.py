@@ -100,7 +100,8 @@ def _load(
     return python_load(port, _python_requests(name), seconds, CONNECTIONS)
 
 
-def _seed(port: int) -> None:
+def _seed(port: int, namespaces: int = 8) -> None:
+    """Every key and list the scenarios write, over ``namespaces`` namespaces (P3's are 8)."""
     import http.client
 
     conn = http.client.HTTPConnection("127.0.0.1", port)
@@ -109,7 +110,7 @@ def _seed(port: int) -> None:
             body = PUT_BODY if kind == "key" else json.dumps({"value": [VALUE]})
             conn.request(
                 "PUT",
-                f"/v1/namespaces/bench-{i % 8}/keys/{kind}-{i}",
+                f"/v1/namespaces/bench-{i % namespaces}/keys/{kind}-{i}",
                 body,
                 {"Content-Type": "application/json"},
             )

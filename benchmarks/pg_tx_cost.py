@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import http.client
 import json
 import sys
 import time
@@ -86,17 +85,7 @@ def _under_load(dsn: str, seconds: float, rounds: int) -> dict[str, list[float]]
     out: dict[str, list[float]] = {n: [] for n in names}
     with server(database=dsn) as srv:
         bench_server._seed(srv.port)
-        conn = http.client.HTTPConnection("127.0.0.1", srv.port)
-        for i in range(bench_server.KEYS):  # the lists of the one namespace exist too
-            body = json.dumps({"value": [bench_server.VALUE]})
-            conn.request(
-                "PUT",
-                f"/v1/namespaces/bench-0/keys/list-{i}",
-                body,
-                {"Content-Type": "application/json"},
-            )
-            assert conn.getresponse().read() is not None
-        conn.close()
+        bench_server._seed(srv.port, namespaces=1)  # the same lists in one namespace
         bench_server._load(srv.port, "no-op", 1.0)  # warm-up
         for _ in range(rounds):
             for name in names:
