@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-from typing import Any
 
 import psycopg
 import pytest
+from support.postgres import rows_read
 
 from botwire.store import Op
 from botwire_server.storage._pg_common import pg_sql
@@ -27,15 +27,6 @@ pytestmark = pytest.mark.postgres
 
 NS = "langgraph"
 ENTRIES = 2_000
-
-
-def _rows_read(plan: dict[str, Any]) -> int:
-    """Rows the plan's scans of ``bw_entries`` took from the table (returned or filtered)."""
-    read = 0
-    if plan.get("Relation Name") == "bw_entries":
-        read += plan.get("Actual Rows", 0) * plan.get("Actual Loops", 1)
-        read += plan.get("Rows Removed by Filter", 0) + plan.get("Rows Removed by Index Recheck", 0)
-    return read + sum(_rows_read(p) for p in plan.get("Plans", []))
 
 
 @pytest.mark.parametrize("analyzed", [False, True], ids=["stale-statistics", "analyzed"])
@@ -66,7 +57,7 @@ def test_the_budget_reads_only_the_keys_it_names(fresh_postgres_url: str, analyz
                         "EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params
                     ).fetchone()  # type: ignore[misc]
                     rows = conn.execute(sql, params).fetchall()
-                read = _rows_read(explained[0]["Plan"])
+                read = rows_read(explained[0]["Plan"], "bw_entries")
                 assert read <= len(keys), (
                     f"the budget read {read} rows of bw_entries for {len(keys)} keys:\n"
                     f"{json.dumps(explained, indent=1)}"

@@ -596,3 +596,13 @@ async def in_three_waves(
             got = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
     assert len(got) == 1 + len(group) + len(late), got
     return got
+
+
+def rows_read(plan: dict[str, Any], relation: str) -> int:
+    """Rows an executed plan's scans of table ``relation`` took from it, returned or filtered
+    (``EXPLAIN (ANALYZE, FORMAT JSON)``'s ``Plan``)."""
+    read = 0
+    if plan.get("Relation Name") == relation:
+        read += plan.get("Actual Rows", 0) * plan.get("Actual Loops", 1)
+        read += plan.get("Rows Removed by Filter", 0) + plan.get("Rows Removed by Index Recheck", 0)
+    return read + sum(rows_read(p, relation) for p in plan.get("Plans", []))

@@ -158,9 +158,17 @@ def list_hash(ns: str, key: str) -> str:
 
 
 def _items_of(item_filter: str, hashed: bool = False) -> str:
-    match = f" AND {list_hash('i.ns', 'i.key')} = {list_hash('e.ns', 'e.key')}" if hashed else ""
+    if not hashed:
+        return f" LEFT JOIN bw_items i ON e.kind = 1 AND i.ns = e.ns AND i.key = e.key{item_filter}"
+    # PostgreSQL: the items of each entry read, a list's alone, by the list's own index. As a
+    # plain join, once ANALYZE had seen one long list fill bw_items, the planner read every
+    # entry's items by a scan of the whole table (a value's GET beside a 100,000-item list:
+    # 0.6 -> 16 ms; get_many of 200 values: 32 ms -> 2.7 s). OFFSET 0 keeps the subquery from
+    # being pulled back into a join; ``e.kind = 1`` then skips it for a value.
+    match = f"{list_hash('i.ns', 'i.key')} = {list_hash('e.ns', 'e.key')}"
     return (
-        f" LEFT JOIN bw_items i ON e.kind = 1{match} AND i.ns = e.ns AND i.key = e.key{item_filter}"
+        " LEFT JOIN LATERAL (SELECT i.value, i.seq FROM bw_items i WHERE e.kind = 1"
+        f" AND {match} AND i.ns = e.ns AND i.key = e.key{item_filter} OFFSET 0) i ON true"
     )
 
 

@@ -1,0 +1,71 @@
+"""Reading an entry on PostgreSQL reads a list's items only for a list, by that list's index,
+whatever the statistics say and whichever plan PostgreSQL caches.
+
+Each read joins ``bw_entries`` to ``bw_items`` (a list's value is its items). Written as a plain
+``LEFT JOIN``, once ``ANALYZE`` had seen one long list fill ``bw_items``, the planner read the
+items of *any* entry by a scan of the whole table: a value's GET beside a 100,000-item list went
+from 0.6 to 16 ms, and a ``get_many`` of 200 values from 32 ms to 2.7 s (found by the long
+``kill -9`` storm of ``tests/reliability/test_crash.py``, whose read-backs stopped finishing).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Any
+
+import psycopg
+import pytest
+from support.postgres import rows_read
+
+from botwire.store import Op
+from botwire_server.storage._pg_prepare import numbered
+from botwire_server.storage.postgres import PostgresStore
+
+pytestmark = pytest.mark.postgres
+
+NS = "chat"
+ITEMS = 20_000
+
+
+def _explained(url: str, sql: str, params: list[Any], mode: str) -> dict[str, Any]:
+    """The executed plan of ``sql`` (``?`` placeholders) as a prepared statement, its plan
+    chosen as ``plan_cache_mode`` ``mode`` says (custom: for these values; generic: for any)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"SET plan_cache_mode = {mode}")
+        conn.execute(f"PREPARE q AS {numbered(sql)}")
+        args = psycopg.ClientCursor(conn).mogrify(", ".join(["%s"] * len(params)), params)
+        (explained,) = conn.execute(  # type: ignore[misc]
+            f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE q({args})".encode()
+        ).fetchone()
+        return explained[0]["Plan"]  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("mode", ["force_custom_plan", "force_generic_plan"])
+def test_a_value_beside_a_long_list_reads_no_items(fresh_postgres_url: str, mode: str) -> None:
+    with contextlib.closing(PostgresStore(fresh_postgres_url)) as store:
+        store.batch(NS, [Op("set", f"v{i}", value=json.dumps({"i": i})) for i in range(50)])
+        store.batch("other", [Op("set", "v", value="1")])
+        for start in range(0, ITEMS, 1000):
+            items = tuple(json.dumps(f"m{i}") for i in range(start, start + 1000))
+            store.batch(NS, [Op("append", "log", items=items)])
+        with psycopg.connect(fresh_postgres_url, autocommit=True) as conn:
+            conn.execute("ANALYZE")  # the statistics now see one list holding bw_items
+        engine = store.engine
+        for ns, key in ((NS, "v7"), ("other", "v")):
+            sql, params = engine.read_query(ns, key, None, 0.0)
+            plan = _explained(fresh_postgres_url, sql, list(params), mode)
+            assert rows_read(plan, "bw_items") == 0, (ns, key, json.dumps(plan, indent=1))
+        sql, params = engine.read_many_query([(NS, f"v{i}") for i in range(50)], 0.0)
+        plan = _explained(fresh_postgres_url, sql, list(params), mode)
+        assert rows_read(plan, "bw_items") == 0, json.dumps(plan, indent=1)
+        # the list itself: its items, each read once, by its own index
+        sql, params = engine.read_query(NS, "log", None, 0.0)
+        plan = _explained(fresh_postgres_url, sql, list(params), mode)
+        assert rows_read(plan, "bw_items") == ITEMS, json.dumps(plan, indent=1)
+        sql, params = engine.read_query(NS, "log", 20, 0.0)
+        plan = _explained(fresh_postgres_url, sql, list(params), mode)
+        assert rows_read(plan, "bw_items") == 20, json.dumps(plan, indent=1)
+        assert store.get(NS, "v7").value == {"i": 7}  # type: ignore[union-attr]
+        entry = store.get(NS, "log", tail=2)
+        assert entry is not None and entry.value == [f"m{ITEMS - 2}", f"m{ITEMS - 1}"]
