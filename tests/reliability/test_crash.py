@@ -36,6 +36,9 @@ from botwire import Memory
 from botwire.store import SQLiteStore
 
 WRITERS = 3
+#: The 100-restart variants: ~5 minutes on PostgreSQL on a 2-core machine, the suite's default
+#: timeout (300 s) is not theirs.
+LONG = (pytest.mark.slow, pytest.mark.timeout(1200))
 
 
 class Ledger:
@@ -230,7 +233,7 @@ def _storm(
 
 
 @pytest.mark.parametrize(
-    "restarts", [pytest.param(20, id="ci"), pytest.param(100, id="long", marks=pytest.mark.slow)]
+    "restarts", [pytest.param(20, id="ci"), pytest.param(100, id="long", marks=LONG)]
 )
 def test_server_kill9_sqlite(restarts: int, tmp_path: Path, ns: str, record_property: Any) -> None:
     db = tmp_path / "srv.db"
@@ -239,7 +242,7 @@ def test_server_kill9_sqlite(restarts: int, tmp_path: Path, ns: str, record_prop
 
 @pytest.mark.postgres
 @pytest.mark.parametrize(
-    "restarts", [pytest.param(20, id="ci"), pytest.param(100, id="long", marks=pytest.mark.slow)]
+    "restarts", [pytest.param(20, id="ci"), pytest.param(100, id="long", marks=LONG)]
 )
 def test_server_kill9_postgres(
     restarts: int, tmp_path: Path, ns: str, pg_dsn: str, record_property: Any
