@@ -158,8 +158,9 @@ def list_hash(ns: str, key: str) -> str:
 
 
 def _items_of(item_filter: str, hashed: bool = False) -> str:
+    of_entry = f"e.kind = 1 AND i.ns = e.ns AND i.key = e.key{item_filter}"
     if not hashed:
-        return f" LEFT JOIN bw_items i ON e.kind = 1 AND i.ns = e.ns AND i.key = e.key{item_filter}"
+        return f" LEFT JOIN bw_items i ON {of_entry}"
     # PostgreSQL: the items of each entry read, a list's alone, by the list's own index. As a
     # plain join, once ANALYZE had seen one long list fill bw_items, the planner read every
     # entry's items by a scan of the whole table (a value's GET beside a 100,000-item list:
@@ -167,8 +168,8 @@ def _items_of(item_filter: str, hashed: bool = False) -> str:
     # being pulled back into a join; ``e.kind = 1`` then skips it for a value.
     match = f"{list_hash('i.ns', 'i.key')} = {list_hash('e.ns', 'e.key')}"
     return (
-        " LEFT JOIN LATERAL (SELECT i.value, i.seq FROM bw_items i WHERE e.kind = 1"
-        f" AND {match} AND i.ns = e.ns AND i.key = e.key{item_filter} OFFSET 0) i ON true"
+        " LEFT JOIN LATERAL (SELECT i.value, i.seq FROM bw_items i"
+        f" WHERE {match} AND {of_entry} OFFSET 0) i ON true"
     )
 
 
