@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -126,6 +127,17 @@ def _assert_unavailable_while_down(url: str, ns: str) -> None:
     assert waited < 8, f"the server took {waited:.1f} s to give up"
 
 
+def _assert_storming(procs: list[subprocess.Popen[bytes]]) -> None:
+    """Every writer still runs: one that left before the stop file would leave the crashes
+    after it nothing to lose. Seen once: read-backs that scanned every list item (fixed) took
+    minutes while the storm went on; the three writers stopped near round 33,300 each, the
+    list's 100,000-item cap, and the test ran into its timeout instead of saying so."""
+    for p in procs:
+        if p.poll() is not None:
+            out = p.stdout.read().decode(errors="replace") if p.stdout is not None else ""
+            raise AssertionError(f"a writer left the storm early ({p.returncode}):\n{out}")
+
+
 def _storm(
     database: str,
     backend: str,
@@ -165,6 +177,7 @@ def _storm(
             for crash in range(1, restarts + 1):
                 # let the storm run for a random moment, then pull the plug
                 time.sleep(rng.uniform(0.05, 0.4))
+                _assert_storming(procs)
                 if postgres is not None:
                     postgres.kill9()
                     acked = ledger.snapshot()  # everything acknowledged before the crash
