@@ -60,6 +60,7 @@ def test_a_database_url_is_refused_without_echoing_its_password(cwd: Path) -> No
         Memory("ns", url="postgresql://bot:hunter2@db:5432/botwire")
     assert "hunter2" not in str(err.value)
     assert "botwire-server --database" in str(err.value) and "http(s)://host:port" in str(err.value)
+    assert "store=PostgresStore(url)" in str(err.value)  # the way without a server
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from client_http.transport.conftest import Client
+from support.forks import run_forked
 from support.server import ServerProcess
 
 from botwire import AsyncMemory, Memory
@@ -53,21 +54,7 @@ def _reader(kind: str, memory: Any, index: int, results: Any, gets: int = GETS) 
 
 
 def _fork_readers(kind: str, memory: Any) -> list[tuple[int, int, str | None]]:
-    results = ctx.Queue()
-    procs = [ctx.Process(target=_reader, args=(kind, memory, i, results)) for i in range(READERS)]
-    try:
-        for p in procs:
-            p.start()
-        got = [results.get(timeout=120) for _ in procs]
-        for p in procs:
-            p.join(30)
-            assert p.exitcode == 0, f"reader exited with {p.exitcode}"
-    finally:
-        for p in procs:
-            if p.is_alive():
-                p.kill()
-                p.join(5)
-    return sorted(got)
+    return run_forked(_reader, (kind, memory), READERS, timeout=120)
 
 
 def _parent_memory(kind: str, ns: str, url: str) -> Client:

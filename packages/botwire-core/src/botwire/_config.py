@@ -149,7 +149,10 @@ def sqlite_file(raw: str, source: str = "url") -> str:
     if sep and scheme.lower() in ("postgresql", "postgres"):
         raise InvalidArgument(  # never echo it: it may hold a password
             f"botwire: {source} is a {scheme}:// URL: that is botwire-server's database "
-            "(botwire-server --database ...); clients talk to the server: http(s)://host:port."
+            "(botwire-server --database ...); clients talk to the server: http(s)://host:port. "
+            "To use PostgreSQL without a server, pass its store: Memory(namespace, "
+            "store=PostgresStore(url)), from botwire_server.storage.postgres "
+            "(pip install botwire-server)."
         )
     if sep:
         hint = (

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -45,6 +46,7 @@ import psycopg
 from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool
 
+from botwire import _fork
 from botwire._errors import BotWireError, InvalidArgument, StorageFull, Unavailable
 from botwire._names import check_key, check_namespace
 from botwire.store import Entry, KeyPage, Limits, Op, Policy, Usage
@@ -192,16 +194,44 @@ class PostgresStore(PgWatch):
                     f"{reason(exc)}. The role needs CREATE on the database's schema.",
                 ) from exc
         self._connect_kwargs = kwargs
-        self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
-            dsn,
-            min_size=min_size,
-            max_size=max_size,
-            kwargs=kwargs,
-            timeout=timeout,
+        self._pool_sizes = (min_size, max_size)
+        self._pool = self._new_pool()
+        self._closed = self._reopen = False
+        self._reopen_lock = threading.Lock()
+        _fork.register(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child (gunicorn ``--preload``, ``multiprocessing``, Celery's prefork
+        pool): the parent's pooled connections share their sockets with the parent, and
+        closing one would send the parent's session a ``Terminate``; the pool is kept aside
+        untouched (its threads did not survive the fork) and the child opens its own."""
+        _fork.abandon(self._pool)
+        # Opened on first use: a child that never touches the store opens no connection.
+        self._pool = self._new_pool(open_=False)
+        self._reopen_lock = threading.Lock()
+        self._reopen = not self._closed  # closed in the parent: it stays closed here
+
+    def _opened_pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
+        if self._reopen:  # the first call in a forked child
+            with self._reopen_lock:
+                if self._reopen:
+                    self._pool.open()
+                    self._reopen = False
+        return self._pool
+
+    def _new_pool(self, *, open_: bool = True) -> ConnectionPool[psycopg.Connection[Any]]:
+        pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+            self.dsn,
+            min_size=self._pool_sizes[0],
+            max_size=self._pool_sizes[1],
+            kwargs=self._connect_kwargs,
+            timeout=self._timeout,
             open=False,
             name="botwire",
         )
-        self._pool.open()
+        if open_:
+            pool.open()
+        return pool
 
     @property
     def limits(self) -> Limits:
@@ -218,7 +248,7 @@ class PostgresStore(PgWatch):
         while True:
             sent = [False]
             try:
-                with self._pool.connection() as conn:
+                with self._opened_pool().connection() as conn:
                     try:
                         return body(conn, sent)
                     except BaseException as exc:
@@ -486,6 +516,7 @@ class PostgresStore(PgWatch):
 
     def close(self) -> None:
         """Close every pooled connection; the store cannot be used afterwards."""
+        self._closed, self._reopen = True, False
         self._pool.close()
 
     def __enter__(self) -> PostgresStore:
