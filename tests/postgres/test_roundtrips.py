@@ -122,11 +122,16 @@ def relayed(url: str) -> Iterator[tuple[str, TurnCountingRelay]]:
 
 def test_round_trips(postgres_url: str, ns: str) -> None:
     with relayed(postgres_url) as (url, relay), PostgresStore(url, min_size=1, max_size=1) as store:
-        first = _measure(store, ns, relay.take)
-        for _ in range(6):  # past psycopg's prepare threshold: prepared statements in use
-            measured = _measure(store, ns, relay.take)
-    print("\nround trips per operation:", measured)
-    assert first == measured
+        # past psycopg's prepare threshold and the writes' (_pg_prepare): prepared statements
+        runs = [_measure(store, ns, relay.take) for _ in range(7)]
+        prepares = store._prepared.prepares
+    first, measured = runs[0], runs[-1]
+    print("\nround trips per operation:", measured, "first run:", first)
+    # The writes' hot statements are prepared once per connection, one round trip each, in
+    # the first runs only (as on the event loop, below); psycopg prepares the reads' in a
+    # middle run. Every op's count in the last run is asserted below.
+    assert prepares > 0
+    assert sum(first.values()) - sum(measured.values()) <= prepares, (first, prepares)
     assert measured["get"] == 1
     assert measured["get_many of 20 keys"] == 1
     assert measured["tail"] == 1

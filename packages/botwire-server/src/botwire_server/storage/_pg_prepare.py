@@ -24,11 +24,14 @@ How, safely:
 
 from __future__ import annotations
 
+import threading
 import weakref
 from typing import Any
 
 import psycopg
 import psycopg.errors
+
+from ._pg_wait import run_statement
 
 __all__ = ["HOT_AFTER", "MOST", "Prepared", "numbered"]
 
@@ -65,6 +68,7 @@ class Prepared:
         self._names: dict[str, str] = {}  # hot statement -> its name
         self._refused: set[str] = set()
         self._count = 0  # names are never reused, even for a statement refused meanwhile
+        self._lock = threading.Lock()
         self._on: weakref.WeakKeyDictionary[Any, dict[str, str]] = weakref.WeakKeyDictionary()
         #: How many ``PREPARE`` statements were sent (tests, metrics of the curious).
         self.prepares = 0
@@ -73,15 +77,18 @@ class Prepared:
         """Count one use of ``sql`` (a statement with parameters) by a write."""
         if not self.enabled or sql in self._names:
             return
-        n = self._uses.get(sql, 0) + 1
-        if n >= HOT_AFTER and len(self._names) < MOST and sql not in self._refused:
-            self._names[sql] = f"bw_w{self._count}"
-            self._count += 1
-            self._uses.pop(sql, None)
-        elif len(self._uses) < 4 * MOST or sql in self._uses:
-            self._uses[sql] = n
+        with self._lock:  # a store's writes come from several threads: one name, one text
+            n = self._uses.get(sql, 0) + 1
+            if n >= HOT_AFTER and len(self._names) < MOST and sql not in self._refused:
+                self._names[sql] = f"bw_w{self._count}"
+                self._count += 1
+                self._uses.pop(sql, None)
+            elif len(self._uses) < 4 * MOST or sql in self._uses:
+                self._uses[sql] = n
 
-    async def ready(self, conn: psycopg.AsyncConnection[Any]) -> dict[str, str]:
+    async def ready(
+        self, conn: psycopg.AsyncConnection[Any] | psycopg.Connection[Any]
+    ) -> dict[str, str]:
         """The statements prepared on ``conn`` (statement -> name), preparing the hot ones it
         lacks first; ``conn`` must be idle (not in a transaction)."""
         if not self.enabled:
@@ -94,7 +101,7 @@ class Prepared:
                 if sql in have:
                     continue
                 try:
-                    await conn.execute(f"PREPARE {name} AS {numbered(sql)}")
+                    await run_statement(conn, f"PREPARE {name} AS {numbered(sql)}")
                 except psycopg.errors.DuplicatePreparedStatement:
                     pass  # there already (a name is one statement for this process's life)
                 except psycopg.OperationalError:
@@ -108,6 +115,6 @@ class Prepared:
                 have[sql] = name
         return have
 
-    def forget(self, conn: psycopg.AsyncConnection[Any]) -> None:
+    def forget(self, conn: psycopg.AsyncConnection[Any] | psycopg.Connection[Any]) -> None:
         """``conn`` lost its prepared statements (its session was reset): prepare again."""
         self._on.pop(conn, None)

@@ -24,15 +24,17 @@ from psycopg.generators import execute, fetch_many
 from psycopg.pq import TransactionStatus
 from psycopg.pq.abc import PGresult
 
-__all__ = ["results"]
+__all__ = ["results", "run_statement"]
 
 #: how long an interrupted query's cancellation may take (psycopg's own ``wait`` uses 5 s)
 CANCEL_TIMEOUT = 5.0
 
 
-async def results(conn: psycopg.AsyncConnection[Any]) -> list[PGresult]:
+async def results(conn: psycopg.AsyncConnection[Any] | psycopg.Connection[Any]) -> list[PGresult]:
     """The results of the query just handed to ``conn.pgconn.send_query``, one per statement,
-    as ``await conn.wait(execute(conn.pgconn))`` returns them.
+    as ``await conn.wait(execute(conn.pgconn))`` returns them. On a synchronous connection
+    (a store's write without an event loop) it waits with psycopg's own blocking wait and
+    never suspends.
 
     Example (what ``AsyncPgTx.send`` does)::
 
@@ -40,6 +42,8 @@ async def results(conn: psycopg.AsyncConnection[Any]) -> list[PGresult]:
         first, second = await results(conn)
     """
     pgconn = conn.pgconn
+    if isinstance(conn, psycopg.Connection):  # a blocking write (``_pg_write.blocking``)
+        return conn.wait(execute(pgconn))
     if pgconn.flush():  # the socket did not take the whole query: psycopg's loop sends the rest
         return await conn.wait(execute(pgconn))
     loop = asyncio.get_running_loop()
@@ -66,6 +70,16 @@ async def results(conn: psycopg.AsyncConnection[Any]) -> list[PGresult]:
         if res is None:
             return out
         out.append(res)
+
+
+async def run_statement(
+    conn: psycopg.AsyncConnection[Any] | psycopg.Connection[Any], sql: str
+) -> None:
+    """``sql`` run on ``conn``, an async connection or a synchronous one (never suspending)."""
+    if isinstance(conn, psycopg.Connection):
+        conn.execute(sql.encode())
+    else:
+        await conn.execute(sql.encode())
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:

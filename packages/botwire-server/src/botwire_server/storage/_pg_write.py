@@ -33,8 +33,8 @@ from __future__ import annotations
 import collections
 import contextlib
 import functools
-from collections.abc import Sequence
-from typing import Any, TypeVar
+from collections.abc import Coroutine, Sequence
+from typing import Any, TypeAlias, TypeVar
 
 import psycopg
 from psycopg import abc
@@ -71,6 +71,8 @@ __all__ = [
 
 T = TypeVar("T")
 Query = tuple[str, tuple[Any, ...]]
+#: the event loop's connections, or a synchronous one for :func:`blocking`
+AnyConnection: TypeAlias = "psycopg.AsyncConnection[Any] | psycopg.Connection[Any]"
 Rows = list[tuple[Any, ...]]
 
 
@@ -87,7 +89,7 @@ class WriteConnection(psycopg.AsyncConnection[Any]):
     _botwire_transformer: abc.Transformer | None = None
 
 
-def transformer(conn: psycopg.AsyncConnection[Any]) -> abc.Transformer:
+def transformer(conn: AnyConnection) -> abc.Transformer:
     """``conn``'s ``Transformer``: a :class:`WriteConnection`'s, made once, else a new one.
 
     A transformer finds the loader of each column type of a result and the dumper of each
@@ -125,7 +127,7 @@ class AsyncPgTx:
 
     def __init__(
         self,
-        conn: psycopg.AsyncConnection[Any],
+        conn: AnyConnection,
         *,
         prefetch: Sequence[Query] | None = None,
         prepared: Prepared | None = None,
@@ -205,6 +207,15 @@ class AsyncPgTx:
         for i in dropped:  # ascending: each lands where its statement stood
             results.insert(i, None)
         return results
+
+    async def rollback(self) -> None:
+        """Roll the transaction back; what is still queued is dropped. Sent as the writes are:
+        psycopg answers a ``ROLLBACK`` run through its cursor with ``DEALLOCATE ALL`` when it
+        has prepared statements of its own (a store's reads), which would drop the writes'
+        (``_pg_prepare``) too."""
+        self._queue = []
+        self.queue(b"ROLLBACK")
+        await self.send()
 
     @staticmethod
     def _outgoing(queue: list[tuple[bytes, object]], dropped: list[int]) -> bytes:
@@ -462,7 +473,7 @@ async def drive_async(tx: Any, plan: Plan[T]) -> T:
 
 
 async def write_async(
-    conn: psycopg.AsyncConnection[Any],
+    conn: AnyConnection,
     plan: Plan[T],
     sent: list[bool],
     prefetch: Sequence[Query] | None = None,
@@ -481,12 +492,30 @@ async def write_async(
         # Refused by the engine: what is still queued is dropped, what was sent rolled back.
         if conn.info.transaction_status != TransactionStatus.IDLE:
             with contextlib.suppress(psycopg.Error):
-                await conn.execute(b"ROLLBACK")
+                await tx.rollback()
         raise
     sent[0] = True
     tx.queue(b"COMMIT")
     await tx.send()
     return result
+
+
+def blocking(coro: Coroutine[Any, Any, T]) -> T:
+    """Run to its end, in the calling thread, a coroutine of this module on a synchronous
+    connection: it never suspends (its waits are psycopg's blocking ones, ``_pg_wait.results``),
+    so the event loop's write path serves a store without a server unchanged.
+
+    Example (``PostgresStore.batch``)::
+
+        result = blocking(write_async(conn, plan, sent, prefetch))
+    """
+    try:
+        coro.send(None)
+    except StopIteration as stop:
+        value: T = stop.value
+        return value
+    coro.close()
+    raise RuntimeError("botwire: a blocking write waited for an event loop")
 
 
 async def rollback_async(conn: psycopg.AsyncConnection[Any]) -> None:

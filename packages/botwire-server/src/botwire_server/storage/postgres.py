@@ -17,20 +17,23 @@ store); this module only supplies transactions, versions and the schema:
 - **Schema** is created or migrated at start inside a transaction holding
   ``pg_advisory_xact_lock``, so replicas starting together do not trip over each other
   (``_pg_schema``).
-- **Round trips** are kept low with psycopg's pipeline mode: statements whose results the engine
-  does not read are queued and sent with the next one it does read, ``BEGIN`` travels with the
-  first statement and ``COMMIT`` with the last, and the sequence value, the idempotency record
-  and the first op's entry are fetched together with the namespace lock (see :class:`PgTx`).
+- **Round trips** are kept low (psycopg's pipeline mode in :class:`PgTx`, one simple query
+  per round trip in ``_pg_write``): statements whose results the engine does not read are
+  queued and sent with the next one it does read, ``BEGIN`` travels with the first statement
+  and ``COMMIT`` with the last, and the sequence value, the idempotency record and the first
+  op's entry are fetched together with the namespace lock.
   Counted on the wire: ``get``, ``tail``, a listing and a batch of any number of ``get``: 1;
   ``set``/``append``/``incr``/``delete``: 2; ``pop`` or ``append`` that trims: 3
   (``tests/postgres/test_roundtrips.py``).
 - **Where writes run.** The engine's write path is a sans-I/O plan (``Engine.plan_apply``),
-  driven here synchronously (``Engine.apply``); with ``async_writes=True`` a server's writes
-  run the same plan on the event loop through :meth:`async_reader` (``_pg_write``: same
-  round trips and retries, each round trip's statements sent as one batch).
-  ``botwire-server`` turns it on (unless
+  driven by ``_pg_write`` (each round trip's statements sent as one simple query, the hot
+  ones prepared, ``_pg_prepare``). :meth:`batch` runs it in the calling thread on a pooled
+  connection (``_pg_write.blocking``: the coroutine never suspends); with
+  ``async_writes=True`` a server's writes run the same coroutine on the event loop through
+  :meth:`async_reader`. ``botwire-server`` turns that on (unless
   ``BOTWIRE_PG_ASYNC_WRITES=0``): 1.6-2.3x the thread pool's writes per second on a quiet
-  2-core machine (``docs/design.md`` §6).
+  2-core machine (``docs/design.md`` §6). Other writes (``clear``, housekeeping) run the
+  engine's methods on a pipelined :class:`PgTx`.
 """
 
 from __future__ import annotations
@@ -53,9 +56,11 @@ from botwire.store import Entry, KeyPage, Limits, Op, Policy, Usage
 from botwire.store._sql import PG_OCTETS, Engine, JSONEntry, fingerprint
 
 from ._pg_common import STALE, Retry, pg_sql, reason, where
+from ._pg_prepare import Prepared
 from ._pg_schema import SCHEMA_VERSION, migrate
 from ._pg_tx import BEGIN_WRITE, VERSION_SQL, PgTx, next_version
 from ._pg_watch import BEGIN_READ, WATCH_POLL, PgWatch
+from ._pg_write import blocking, write_async
 
 if TYPE_CHECKING:
     from ._pg_async import AsyncPgReader
@@ -72,12 +77,16 @@ def _no_offset() -> float:
     return 0.0
 
 
-def _rollback(conn: psycopg.Connection[Any]) -> None:
+def _rollback(conn: psycopg.Connection[Any]) -> bool:
+    """Roll back what a failed transaction left open (else the pool discards the connection);
+    whether a ``ROLLBACK`` went through psycopg."""
     if conn.closed or conn.broken:
-        return
+        return False
     if conn.info.transaction_status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
-        with contextlib.suppress(psycopg.Error):  # else the pool discards the connection
+        with contextlib.suppress(psycopg.Error):
             conn.execute("ROLLBACK")
+        return True
+    return False
 
 
 class PostgresStore(PgWatch):
@@ -198,6 +207,9 @@ class PostgresStore(PgWatch):
         self._pool = self._new_pool()
         self._closed = self._reopen = False
         self._reopen_lock = threading.Lock()
+        #: the writes' hot statements, prepared on each connection (``_pg_prepare``); off
+        #: behind a transaction-mode pooler, as psycopg's own (``prepare_threshold=None``)
+        self._prepared = Prepared(enabled=kwargs.get("prepare_threshold", 5) is not None)
         _fork.register(self)
 
     def _after_fork(self) -> None:
@@ -254,7 +266,10 @@ class PostgresStore(PgWatch):
                     except BaseException as exc:
                         if isinstance(exc, STALE):
                             conn.close()  # the pool replaces it: a fresh session, nothing cached
-                        _rollback(conn)
+                        if _rollback(conn):
+                            # psycopg may answer it with DEALLOCATE ALL: the writes prepare
+                            # their statements on this connection again
+                            self._prepared.forget(conn)
                         raise
             except Exception as exc:
                 step = retry.next(exc, sent=sent[0])
@@ -356,18 +371,23 @@ class PostgresStore(PgWatch):
             return self._read_batch(namespace, ops, now)
         fp = fingerprint(ops, atomic) if idempotency_key is not None else None
         prefetch = self.engine.write_prefetch(namespace, ops, idempotency_key)
-        results = self._write(
-            lambda tx: self.engine.apply(
-                tx,
+        prepared = self._prepared
+
+        def body(conn: psycopg.Connection[Any], sent: list[bool]) -> list[dict[str, Any]]:
+            # The event loop's write path (``_pg_write``: the statements of a round trip in
+            # one simple query, the hot ones prepared), run in this thread: it never suspends.
+            plan = self.engine.plan_apply(
                 namespace,
                 ops,
                 atomic=atomic,
                 idempotency_key=idempotency_key,
                 fingerprint=fp,
                 now=now,
-            ),
-            prefetch=prefetch,
-        )
+            )
+            names = blocking(prepared.ready(conn))
+            return blocking(write_async(conn, plan, sent, prefetch, prepared, names))
+
+        results = self._run(body)
         self._after_write()
         return results
 
