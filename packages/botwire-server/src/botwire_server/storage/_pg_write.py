@@ -62,6 +62,7 @@ from ._pg_wait import results as wait_results
 
 __all__ = [
     "AsyncPgTx",
+    "BlockingWriteConnection",
     "WriteConnection",
     "drive_async",
     "rollback_async",
@@ -89,6 +90,13 @@ class WriteConnection(psycopg.AsyncConnection[Any]):
     _botwire_transformer: abc.Transformer | None = None
 
 
+class BlockingWriteConnection(psycopg.Connection[Any]):
+    """:class:`WriteConnection` for a store's writes without an event loop (:func:`blocking`):
+    the pool of ``PostgresStore``."""
+
+    _botwire_transformer: abc.Transformer | None = None
+
+
 def transformer(conn: AnyConnection) -> abc.Transformer:
     """``conn``'s ``Transformer``: a :class:`WriteConnection`'s, made once, else a new one.
 
@@ -98,7 +106,7 @@ def transformer(conn: AnyConnection) -> abc.Transformer:
     that has seen the types. A connection runs one transaction at a time, and its transformer
     keeps nothing of one for the next but those caches (:meth:`AsyncPgTx.send` lets go of the
     last result)."""
-    if not isinstance(conn, WriteConnection):
+    if not isinstance(conn, WriteConnection | BlockingWriteConnection):
         return Transformer(conn)
     tx = conn._botwire_transformer
     if tx is None:

@@ -60,7 +60,7 @@ from ._pg_prepare import Prepared
 from ._pg_schema import SCHEMA_VERSION, migrate
 from ._pg_tx import BEGIN_WRITE, VERSION_SQL, PgTx, next_version
 from ._pg_watch import BEGIN_READ, WATCH_POLL, PgWatch
-from ._pg_write import blocking, write_async
+from ._pg_write import BlockingWriteConnection, blocking, write_async
 
 if TYPE_CHECKING:
     from ._pg_async import AsyncPgReader
@@ -240,6 +240,7 @@ class PostgresStore(PgWatch):
             timeout=self._timeout,
             open=False,
             name="botwire",
+            connection_class=BlockingWriteConnection,  # keeps its Transformer for the writes
         )
         if open_:
             pool.open()
