@@ -426,8 +426,10 @@ def langgraph_figures(
         ),
         Row(
             "P10e",
-            "the same step with no server: `BotWireSaver` on the server's `PostgresStore` in the "
-            "client's process (context: the engine and its statements without the HTTP hop)",
+            "the same step with no server: `BotWireSaver` on "
+            "`Memory(ns, store=PostgresStore(url))` in the client's process, a supported "
+            'deployment (docs/langgraph.md, "Without a server"; context: the engine and its '
+            "statements without the HTTP hop)",
             _ratio({"ref": runs["ref"], "botwire": emb_runs}, "step_ms"),
             "×",
             f"`PostgresSaver` (pool) = {step['ref']:.2f} ms per step",
