@@ -1,5 +1,5 @@
 """The PostgreSQL store's transaction: a :class:`~botwire.store.Tx` over one psycopg connection,
-pipelined, with the reads a write is known to issue prefetched behind its namespace lock."""
+pipelined."""
 
 from __future__ import annotations
 
@@ -24,56 +24,24 @@ BEGIN_WRITE = b"BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE"
 
 
 class PgTx(TxHooks):
-    """A :class:`~botwire.store.Tx` over one psycopg connection (in pipeline mode for writes).
+    """A :class:`~botwire.store.Tx` over one psycopg connection (in pipeline mode for writes):
+    ``clear``, usage, policies and housekeeping (a store's ``batch`` runs ``_pg_write``).
 
     Statements whose results are not read (``run``, ``many``) are only queued; ``one``/``all``
-    flush the queue and wait. A write transaction also *prefetches*: right behind the engine's
-    first statement, the namespace lock (which allocates the version), it queues the reads the
-    engine is known to issue (``Engine.write_prefetch``: the idempotency record, each key's
-    entry), so they share the lock's round trip. They run after the lock is granted, and a
-    prefetched result is handed out once, for the identical query, so the engine sees exactly
-    what it would have read itself (``write_prefetch`` says why); a mismatch merely costs the
-    round trip it would have cost. The engine says which statement is the lock and which are
+    flush the queue and wait. The engine says which statement is the lock and which are
     savepoints through :class:`~botwire.store.Tx`'s hooks: no statement text is recognised.
     """
 
-    __slots__ = ("_conn", "_plan", "_prefetched", "_rolled_back")
+    __slots__ = ("_conn", "_rolled_back")
 
-    def __init__(
-        self,
-        conn: psycopg.Connection[Any],
-        *,
-        prefetch: Sequence[tuple[str, tuple[Any, ...]]] | None = None,
-    ) -> None:
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self._conn = conn
-        self._plan = prefetch  # None: no prefetching (reads, clear, usage, purge)
-        self._prefetched: dict[tuple[str, tuple[Any, ...]], psycopg.Cursor[Any]] = {}
         self._rolled_back = False  # to a savepoint: ``many`` then avoids ``executemany``
 
     def _execute(self, sql: str, params: Sequence[Any]) -> psycopg.Cursor[Any]:
-        """Send a statement; a prefetched read of the identical query is handed out instead."""
-        if self._prefetched:
-            hit = self._prefetched.pop((sql, tuple(params)), None)
-            if hit is not None:
-                return hit
-        self._plan = None  # prefetching rides only with the first statement, the lock
         cur = self._conn.cursor()
         cur.execute(pg_sql(sql), params)
         return cur
-
-    def lock(self, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
-        """The namespace lock (``Tx.lock``, which allocates the version too): the planned
-        reads are queued right behind it, so they share its round trip and run once it is
-        granted."""
-        plan = self._plan
-        cur = self._execute(sql, params)
-        if plan is not None:
-            for query, args in plan:
-                early = self._conn.cursor()
-                early.execute(pg_sql(query), args)
-                self._prefetched[(query, args)] = early
-        row: tuple[Any, ...] | None = cur.fetchone()
-        return row
 
     def savepoint(self) -> None:
         self._execute(SAVEPOINT_SQL, ())
@@ -100,7 +68,6 @@ class PgTx(TxHooks):
         read), sent at the end of its next ``execute``. ``executemany`` prepares its statement
         at once, even with the reset still owed: the reset dropped it while psycopg believed
         it prepared, and its next use failed (``tests/postgres/test_lost_statements.py``)."""
-        self._plan = None
         if not rows:
             return
         pg = pg_sql(sql)

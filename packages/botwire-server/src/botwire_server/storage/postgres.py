@@ -283,12 +283,7 @@ class PostgresStore(PgWatch):
                     with contextlib.suppress(psycopg.Error):
                         self._pool.check()
 
-    def _write(
-        self,
-        fn: Callable[[PgTx], T],
-        *,
-        prefetch: Sequence[tuple[str, tuple[Any, ...]]] | None = None,
-    ) -> T:
+    def _write(self, fn: Callable[[PgTx], T]) -> T:
         """``fn`` in one READ COMMITTED transaction, pipelined: BEGIN rides with the first
         statement and COMMIT with the last queued ones."""
 
@@ -296,7 +291,7 @@ class PostgresStore(PgWatch):
             with conn.pipeline():
                 conn.execute(BEGIN_WRITE)
                 try:
-                    result = fn(PgTx(conn, prefetch=prefetch))
+                    result = fn(PgTx(conn))
                 except BotWireError:
                     # A refused operation (conflict, quota...): roll back in the same round trip.
                     with contextlib.suppress(psycopg.Error):
