@@ -71,10 +71,10 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     texts: list[str] = []
     send = AsyncPgTx.send
 
-    async def spy(self: AsyncPgTx) -> Any:
+    async def spy(self: AsyncPgTx, **options: Any) -> Any:
         if self._queue:  # what send() joins into one query
             texts.append(b"; ".join(text for text, _ in self._queue).decode())
-        return await send(self)
+        return await send(self, **options)
 
     monkeypatch.setattr(AsyncPgTx, "send", spy)
     return texts

@@ -296,12 +296,12 @@ def _fail_send(
     count = [0]
     send = AsyncPgTx.send
 
-    async def spy(self: AsyncPgTx) -> Any:
+    async def spy(self: AsyncPgTx, **options: Any) -> Any:
         if self._queue:
             count[0] += 1
             if count[0] == number:
                 return await fault(self)
-        return await send(self)
+        return await send(self, **options)
 
     monkeypatch.setattr(AsyncPgTx, "send", spy)
     return count
@@ -346,7 +346,7 @@ def test_joined_writes_outlive_a_retry_that_refuses_what_they_joined(
     refuses it (all of the group: the lock is not held for anyone to join). The joined writes
     were never applied: they run as the next group, each once, not lost with it."""
     ns = _ns()
-    other = PostgresStore(postgres_url)
+    other = PostgresStore(postgres_url, notify=False)  # another server replica
     refused = 1 if joined == "lone" else 2
 
     async def main() -> tuple[list[Any], Any, Any]:

@@ -567,10 +567,10 @@ def arrive_in_waves(
     send = AsyncPgTx.send
     hooks = [wait, join]
 
-    async def spy(self: AsyncPgTx) -> Any:
+    async def spy(self: AsyncPgTx, **options: Any) -> Any:
         if hooks and self._queue and (len(hooks) == 1 or self._queue[-1][0] == b"COMMIT"):
             hooks.pop(0)()
-        return await send(self)
+        return await send(self, **options)
 
     monkeypatch.setattr(AsyncPgTx, "send", spy)
 

@@ -2,10 +2,11 @@
 
 Real processes only: A is a fresh interpreter (as a serverless invocation is), B is this test;
 on SQLite they share one file through two server processes, or open it embedded; on PostgreSQL
-they talk to two replicas (two server processes on one database), so the wake-up crosses
-LISTEN/NOTIFY. Each round B writes a new version and notes when its write returned; A prints
-when its ``watch`` returned. The wake-up latency is printed (``FIGURE``), never asserted: what
-is asserted is that A saw every version, in order, and never timed out.
+they talk to two replicas (two server processes on one database), or B writes with no server
+at all, so the wake-up crosses LISTEN/NOTIFY. Each round B writes a new version and notes when
+its write returned; A prints when its ``watch`` returned. The wake-up latency is printed
+(``FIGURE``), never asserted: what is asserted is that A saw every version, in order, and never
+timed out.
 """
 
 from __future__ import annotations
@@ -113,3 +114,18 @@ def test_handoff_across_postgres_replicas(postgres_url: str) -> None:
     ):
         writer.clear()
         _handoff(a.url, writer, "PostgreSQL, two replicas (LISTEN/NOTIFY)")
+
+
+@pytest.mark.postgres
+def test_handoff_from_a_process_without_a_server(postgres_url: str) -> None:
+    """B writes straight to PostgreSQL (``Memory(..., store=PostgresStore(url))``, the
+    deployment without a server, docs/langgraph.md); A waits on a server of the same database.
+    B's writes carry their own ``pg_notify``, so A wakes on each, not at its hold's end."""
+    from botwire_server.storage.postgres import PostgresStore
+
+    with (
+        running_server("--watch-hold", str(HOLD), database=postgres_url) as a,
+        PostgresStore(postgres_url, max_size=2) as store,
+        Memory("handoff", store=store) as writer,
+    ):
+        _handoff(a.url, writer, "PostgreSQL, a writer without a server")

@@ -38,6 +38,7 @@ def open_store(settings: Settings, clock: Any = time.time) -> Store:
             limits=settings.limits,
             clock_offset=offset,
             async_writes=on_loop not in ("0", "false", "no", "off"),
+            notify=False,  # the watch hub notifies other replicas, coalesced (watch.py)
             **extra,
         )
         # Read by the watch hub (botwire_server.watch): LISTEN through the pooler is lost.

@@ -34,12 +34,18 @@ store); this module only supplies transactions, versions and the schema:
   ``BOTWIRE_PG_ASYNC_WRITES=0``): 1.6-2.3x the thread pool's writes per second on a quiet
   2-core machine (``docs/design.md`` §6). Other writes (``clear``, housekeeping) run the
   engine's methods on a pipelined :class:`PgTx`.
+- **Watch.** Used without a server (``notify=True``, the default), each write sends the
+  watch's ``pg_notify`` behind its ``COMMIT`` (same round trip) and ``clear`` right after
+  its own, so servers' watchers on the same database wake on these writes as on another
+  replica's. A server opens its store with ``notify=False``: its watch hub sends them,
+  coalesced.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -55,6 +61,7 @@ from botwire._names import check_key, check_namespace
 from botwire.store import Entry, KeyPage, Limits, Op, Policy, Usage
 from botwire.store._sql import PG_OCTETS, Engine, JSONEntry, fingerprint
 
+from ..watch import CHANNEL, NOTIFY_SQL
 from ._pg_common import STALE, Retry, pg_sql, reason, where
 from ._pg_prepare import Prepared
 from ._pg_schema import SCHEMA_VERSION, migrate
@@ -68,6 +75,7 @@ if TYPE_CHECKING:
 __all__ = ["SCHEMA_VERSION", "WATCH_POLL", "PostgresStore"]
 
 T = TypeVar("T")
+log = logging.getLogger("botwire_server.store")
 
 _HOUSEKEEPING_EVERY = 512  # write transactions (per store) between purges of expired entries
 PURGE_BATCH = 100  # namespaces per batch of purge_expired() (one transaction each)
@@ -116,7 +124,9 @@ class PostgresStore(PgWatch):
     default; ``BOTWIRE_PG_ASYNC_WRITES=0`` turns it off) also runs a server's writes on the
     event loop, through the reader, on a write pool of ``max_size`` more connections (up to
     ``2 * max_size + read_max_size``); off by default here, for a store used without a server's
-    event loop (see ``docs/design.md``, issue 22). Extra keyword arguments go to both pools'
+    event loop (see ``docs/design.md``, issue 22). ``notify`` (default ``True``) makes each
+    write wake servers' watchers of its namespace (module docstring, **Watch**); a server
+    opens its store with ``False``. Extra keyword arguments go to both pools'
     ``psycopg.connect`` (e.g. ``sslmode="require"``, ``prepare_threshold=None`` behind PgBouncer).
     """
 
@@ -136,6 +146,7 @@ class PostgresStore(PgWatch):
         retries: int = 5,
         read_max_size: int | None = None,
         async_writes: bool = False,
+        notify: bool = True,
         **connect_kwargs: Any,
     ) -> None:
         if read_max_size is None:
@@ -172,6 +183,8 @@ class PostgresStore(PgWatch):
         self._read_sizes = (min(min_size, read_max_size), read_max_size)
         self._max_size = max_size
         self.async_writes = async_writes
+        #: whether writes send the watch's ``pg_notify`` themselves (a server's hub does it)
+        self.notify = notify
         self._timeout = timeout
         kwargs: dict[str, Any] = {
             "autocommit": True,
@@ -381,7 +394,9 @@ class PostgresStore(PgWatch):
                 now=now,
             )
             names = blocking(prepared.ready(conn))
-            return blocking(write_async(conn, plan, sent, prefetch, prepared, names))
+            return blocking(write_async(conn, plan, sent, prefetch, prepared, names, notify))
+
+        notify = (NOTIFY_SQL, (CHANNEL, namespace)) if self.notify else None
 
         results = self._run(body)
         self._after_write()
@@ -454,7 +469,18 @@ class PostgresStore(PgWatch):
 
     def clear(self, namespace: str) -> int:
         now = self.clock()
-        return self._write(lambda tx: self.engine.clear(tx, namespace, now))
+        cleared = self._write(lambda tx: self.engine.clear(tx, namespace, now))
+        if self.notify:
+            self._notify_cleared(namespace)
+        return cleared
+
+    def _notify_cleared(self, namespace: str) -> None:
+        """Wake servers' watchers of a cleared namespace (``batch`` sends its notify with the
+        write's ``COMMIT``); the clear has committed, so a failure is only logged."""
+        try:
+            self._statement(lambda tx: tx.one(NOTIFY_SQL, (CHANNEL, namespace)))
+        except (psycopg.Error, Unavailable) as exc:
+            log.warning("botwire: %s was cleared, but its NOTIFY failed (%s)", namespace, exc)
 
     def usage(self, namespace: str) -> Usage:
         now = self.clock()
