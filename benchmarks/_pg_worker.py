@@ -62,7 +62,7 @@ def _saver(cfg: dict[str, Any]) -> tuple[Any, Any]:
         from botwire import Memory
         from botwire_server.storage.postgres import PostgresStore
 
-        store = PostgresStore(cfg["dsn"])
+        store = PostgresStore(cfg["dsn"], notify=cfg.get("notify", True))
         return BotWireSaver(Memory(cfg.get("namespace", "langgraph"), store=store)), store
     saver = BotWireSaver(url=cfg["url"], namespace=cfg.get("namespace", "langgraph"))
     return saver, None
@@ -153,6 +153,13 @@ def _history(cfg: dict[str, Any], session: str) -> tuple[Any, Any]:
         return PostgresChatMessageHistory(TABLE, session, sync_connection=conn), conn
     from botwire_langchain import BotWireChatHistory
 
+    if cfg.get("embedded"):
+        # No server: the server's PostgreSQL store in this process (P13e), as for P10e.
+        from botwire import Memory
+        from botwire_server.storage.postgres import PostgresStore
+
+        store = PostgresStore(cfg["dsn"], notify=cfg.get("notify", True))
+        return BotWireChatHistory(session, memory=Memory("chat", store=store)), store
     return BotWireChatHistory(session, url=cfg["url"], namespace="chat"), None
 
 

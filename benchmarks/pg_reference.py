@@ -22,7 +22,8 @@ rounds alternate the sides, and every ratio is the median of the per-round ratio
 - P12  chat ``add_messages`` of one message to a session of 1,000 messages:
        ``PostgresChatMessageHistory`` vs ``BotWireChatHistory`` over HTTP. P12b bytes on
        disk (and WAL) per chat message.
-- P13  6 processes x 50 adds to ONE session, throughput (and every message arrives).
+- P13  6 processes x 50 adds to ONE session, throughput (and every message arrives); P13e the
+       same adds with no server, each process on ``PostgresStore`` (context).
 - P14  8 concurrent writers to ONE namespace vs 8 writers to 8 namespaces, SET throughput
        through one server.
 - P15  two replicas on one PostgreSQL: server CPU per SET and aggregate throughput, against one
@@ -501,14 +502,25 @@ def chat_figures(
             counters[side],
         ),
     )
+    # P13e: the same adds with no server, each process running the server's store itself
+    pythons["embedded"], conn["embedded"] = sys.executable, {"dsn": dsn, "embedded": True}
+    counters["embedded"] = Counters([], counters["ref"].postmaster)
     many = _alternate(
         settings.rounds,
         lambda side: run_worker(
             pythons[side],
-            {"side": side, "task": "chat_concurrent", "procs": 6, "adds": 50, **conn[side]},
+            {
+                "side": "ref" if side == "ref" else "botwire",
+                "task": "chat_concurrent",
+                "procs": 6,
+                "adds": 50,
+                **conn[side],
+            },
             counters[side],
         ),
+        sides=("ref", "botwire", "embedded"),
     )
+    emb_many = many.pop("embedded")
     fill: dict[str, Any] = {}
     n_fill = 300 if settings.quick else 2000
 
@@ -545,6 +557,9 @@ def chat_figures(
             f"{fill[side]['after_vacuum_bytes_per_message']:,.0f} B each"
         )
     lost = []
+    for r in emb_many:
+        if r["messages"] != r["expected"]:
+            lost.append(f"without a server: {r['messages']} of {r['expected']} messages")
     for side in one:
         for r in one[side] + many[side]:
             r.pop("add_ms", None)
@@ -608,8 +623,23 @@ def chat_figures(
             note=f"botwire {rate['botwire']:,.0f} adds/s"
             + (f"; LOST MESSAGES: {'; '.join(lost)}" if lost else "; no message lost"),
         ),
+        Row(
+            "P13e",
+            "the same adds with no server: each process on `Memory(ns, store=PostgresStore(url))` "
+            "(context: one namespace's writes then take its lock one transaction at a time, "
+            "where a server groups them)",
+            _ratio({"ref": many["ref"], "botwire": emb_many}, "adds_per_s"),
+            "×",
+            f"`PostgresChatMessageHistory` = {rate['ref']:,.0f} adds/s",
+            "—",
+            None,
+            note=f"{median([r['adds_per_s'] for r in emb_many]):,.0f} adds/s; PostgreSQL CPU "
+            f"{median([r['db_cpu_s'] / r['adds'] for r in emb_many]) * 1e6:,.0f} µs per add "
+            f"against {median([r['db_cpu_s'] / r['adds'] for r in many['ref']]) * 1e6:,.0f}",
+            details={"runs": emb_many},
+        ),
     ]
-    return rows, {"one": one, "concurrent": many, "fill": fill}
+    return rows, {"one": one, "concurrent": many, "concurrent_no_server": emb_many, "fill": fill}
 
 
 # -- entry point -----------------------------------------------------------------------------

@@ -33,7 +33,8 @@ with ``uv`` (cached under ``$XDG_CACHE_HOME/botwire-bench/``, never in the proje
 - P11 bytes on disk per checkpoint after N checkpoints (600 ``--quick``, 12,000 full); baseline
   ``PostgresSaver``'s. P11b WAL bytes per invoke.
 - P12 chat ``add_messages`` of one message at 1,000 messages; baseline
-  ``PostgresChatMessageHistory``. P13 6 processes x 50 adds to one session, throughput.
+  ``PostgresChatMessageHistory``. P13 6 processes x 50 adds to one session, throughput
+  (P13e the same with no server).
 - P14 SET throughput of 8 writers to ONE namespace; baseline 8 writers to 8 namespaces.
 - P15 two replicas on one PostgreSQL: server CPU per SET and aggregate throughput; baseline one
   replica under the same writers.

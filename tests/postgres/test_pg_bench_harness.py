@@ -106,6 +106,20 @@ def test_p10e_worker_runs_the_graph_on_the_store_in_its_own_process(
     assert row is not None and row[0] > 0
 
 
+def test_p13e_workers_add_every_message_on_the_store_in_their_own_processes(
+    fresh_postgres_url: str,
+) -> None:
+    """P13e's side: six forked processes, each with its own ``PostgresStore`` and no server,
+    append to one session; every message is there afterwards."""
+    import pg_reference
+
+    cfg = {"side": "botwire", "task": "chat_concurrent", "procs": 6, "adds": 5}
+    cfg.update(dsn=fresh_postgres_url, embedded=True)
+    out = pg_reference.run_worker(sys.executable, cfg, pg_reference.Counters([], None))
+    assert out["messages"] == out["expected"] == 30, out
+    assert out["adds_per_s"] > 0
+
+
 def test_transaction_cost_runs_every_width_for_real(fresh_postgres_url: str) -> None:
     """``pg_tx_cost.py``'s in-process part: every width writes (a refused write raises), and
     each gives a CPU per write."""
