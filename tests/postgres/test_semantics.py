@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -436,6 +437,42 @@ def test_get_batch_reads_one_snapshot(store: PostgresStore, ns: str) -> None:
     assert single is not None
     assert results[0]["version"] == single.version
     assert store.batch(ns, []) == []
+
+
+@pytest.mark.parametrize("tail", [False, True], ids=["whole values", "with a tail"])
+def test_get_batch_never_sees_half_of_a_write(
+    make_store: Callable[..., PostgresStore], ns: str, tail: bool
+) -> None:
+    """A writer sets ``a`` and ``b`` to the same number in each atomic batch while a batch of
+    gets reads both: every read sees one write whole (one statement, or one ``REPEATABLE
+    READ`` transaction when a ``tail`` rides along), never ``a`` of one and ``b`` of another."""
+    writer, reader = make_store(), make_store()
+    Memory(ns, store=writer).set_many({"a": 0, "b": 0, "l": [0]})
+    gets = [Op("get", "a"), Op("get", "b")] + ([Op("get", "l", tail=1)] if tail else [])
+    done = threading.Event()
+
+    def write() -> None:
+        i = 0
+        while not done.is_set():
+            i += 1
+            writer.batch(
+                ns,
+                [Op("set", "a", value=str(i)), Op("set", "b", value=str(i))],
+                atomic=True,
+            )
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    try:
+        seen = set()
+        for _ in range(300):
+            a, b, *_ = reader.batch(ns, gets)
+            assert a["value"] == b["value"], (a, b)
+            seen.add(a["value"])
+    finally:
+        done.set()
+        thread.join()
+    assert len(seen) > 10, seen  # the reads did overlap the writes
 
 
 # -- listing -------------------------------------------------------------------------------------

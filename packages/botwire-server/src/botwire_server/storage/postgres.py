@@ -6,9 +6,10 @@ store); this module only supplies transactions, versions and the schema:
 - **Transactions.** Writes run under ``READ COMMITTED``; their first statement is the engine's
   upsert of the namespace's ``bw_namespaces`` row, whose ``ON CONFLICT DO UPDATE`` takes that
   row's lock, so the writes of one namespace are serialized across connections *and* replicas
-  while each later statement sees everything committed before the lock was granted. Batches of
-  ``get`` run in ``REPEATABLE READ READ ONLY`` (one snapshot); a single ``get`` or a listing is
-  one statement. Serialization failures and deadlocks are retried; connection failures raise
+  while each later statement sees everything committed before the lock was granted. A batch of
+  whole-value ``get`` is one statement (one snapshot), as a server's; with a ``tail`` it runs in
+  ``REPEATABLE READ READ ONLY``; a single ``get`` or a listing is one statement.
+  Serialization failures and deadlocks are retried; connection failures raise
   :class:`~botwire.Unavailable` with the driver's exception as ``__cause__``.
 - **Versions** come from the sequence ``bw_version``, so they are unique and increasing across
   the whole database, and a key deleted and created again never reuses one.
@@ -64,6 +65,7 @@ from botwire.store._sql import PG_OCTETS, Engine, JSONEntry, fingerprint
 from ..watch import CHANNEL, NOTIFY_SQL
 from ._pg_common import STALE, Retry, pg_sql, reason, where
 from ._pg_prepare import Prepared
+from ._pg_reads import MOST_PER_STATEMENT, by_position
 from ._pg_schema import SCHEMA_VERSION, migrate
 from ._pg_tx import BEGIN_WRITE, VERSION_SQL, PgTx, next_version
 from ._pg_watch import BEGIN_READ, WATCH_POLL, PgWatch
@@ -403,8 +405,10 @@ class PostgresStore(PgWatch):
         return results
 
     def _read_batch(self, namespace: str, ops: Sequence[Op], now: float) -> list[dict[str, Any]]:
-        """All gets of a batch in one snapshot and one round trip: the engine's query for each
-        (``Engine.read_query``) is sent in one pipeline, and the engine decodes the rows."""
+        """All gets of a batch in one snapshot and one round trip: whole values in one statement
+        (``Engine.read_many_query``); with a ``tail`` (or past ``MOST_PER_STATEMENT`` gets), the
+        engine's query for each (``Engine.read_query``) in one pipelined ``REPEATABLE READ``
+        transaction. The engine decodes the rows."""
         rows = self._read_batch_rows(namespace, ops, now)
         return [
             self.engine.result_from_rows(namespace, op, r) for op, r in zip(ops, rows, strict=True)
@@ -439,6 +443,12 @@ class PostgresStore(PgWatch):
     ) -> list[list[tuple[Any, ...]]]:
         if not ops:
             return []
+        if len(ops) <= MOST_PER_STATEMENT and all(op.tail is None for op in ops):
+            # Whole values: one statement (``Engine.read_many_query``), so one snapshot, as a
+            # server reads them (``AsyncPgReader.read_batch_json``); no transaction to open.
+            sql, params = self.engine.read_many_query([(namespace, op.key) for op in ops], now)
+            rows: list[tuple[Any, ...]] = self._statement(lambda tx: tx.all(sql, params))
+            return by_position(rows, len(ops))
         queries: list[tuple[str, list[Any]]] = []
         for op in ops:
             sql, params = self.engine.read_query(namespace, op.key, op.tail, now)
