@@ -33,6 +33,17 @@ NOTE = "x" * 200  # what each node writes: a small, fixed-size state (no growth 
 MESSAGE = "a chat message of about one hundred characters, as a short user turn would be."
 
 
+def _no_server(cfg: dict[str, Any], namespace: str) -> tuple[Any, Any]:
+    """P10e's and P13e's side: no server, the server's PostgreSQL store in this process, the
+    same engine and statements (``Memory(..., store=PostgresStore(dsn))``, as its docstring
+    shows); ``"notify": false`` measures it without the watch's notify (docs/benchmarks.md)."""
+    from botwire import Memory
+    from botwire_server.storage.postgres import PostgresStore
+
+    store = PostgresStore(cfg["dsn"], notify=cfg.get("notify", True))
+    return store, Memory(namespace, store=store)
+
+
 # -- LangGraph ---------------------------------------------------------------------------------
 
 
@@ -57,13 +68,8 @@ def _saver(cfg: dict[str, Any]) -> tuple[Any, Any]:
     from botwire_langgraph import BotWireSaver
 
     if cfg.get("embedded"):
-        # No server: the server's PostgreSQL store in this process, the same engine and
-        # statements (``Memory(..., store=PostgresStore(dsn))``, as its docstring shows).
-        from botwire import Memory
-        from botwire_server.storage.postgres import PostgresStore
-
-        store = PostgresStore(cfg["dsn"], notify=cfg.get("notify", True))
-        return BotWireSaver(Memory(cfg.get("namespace", "langgraph"), store=store)), store
+        store, memory = _no_server(cfg, cfg.get("namespace", "langgraph"))
+        return BotWireSaver(memory), store
     saver = BotWireSaver(url=cfg["url"], namespace=cfg.get("namespace", "langgraph"))
     return saver, None
 
@@ -154,12 +160,8 @@ def _history(cfg: dict[str, Any], session: str) -> tuple[Any, Any]:
     from botwire_langchain import BotWireChatHistory
 
     if cfg.get("embedded"):
-        # No server: the server's PostgreSQL store in this process (P13e), as for P10e.
-        from botwire import Memory
-        from botwire_server.storage.postgres import PostgresStore
-
-        store = PostgresStore(cfg["dsn"], notify=cfg.get("notify", True))
-        return BotWireChatHistory(session, memory=Memory("chat", store=store)), store
+        store, memory = _no_server(cfg, "chat")
+        return BotWireChatHistory(session, memory=memory), store
     return BotWireChatHistory(session, url=cfg["url"], namespace="chat"), None
 
 

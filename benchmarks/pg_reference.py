@@ -312,6 +312,15 @@ def _alternate(
     return out
 
 
+def _add_no_server_side(
+    dsn: str, pythons: dict[str, str], conn: dict[str, Any], counters: dict[str, Counters]
+) -> None:
+    """The side ``"embedded"`` (P10e, P13e): no server, each worker process running the
+    server's PostgreSQL store itself; only the database's CPU is counted beside its own."""
+    pythons["embedded"], conn["embedded"] = sys.executable, {"dsn": dsn, "embedded": True}
+    counters["embedded"] = Counters([], counters["ref"].postmaster)
+
+
 def _ratio(runs: dict[str, list[dict[str, Any]]], key: str) -> float:
     return median([b[key] / r[key] for r, b in zip(runs["ref"], runs["botwire"], strict=True)])
 
@@ -359,9 +368,7 @@ def langgraph_figures(
     ):
         pythons["sqlite"], conn["sqlite"] = sys.executable, {"url": lite.url}
         counters["sqlite"] = Counters([lite.proc.pid], None)
-        # P10e: no server; the client runs the server's PostgreSQL store itself
-        pythons["embedded"], conn["embedded"] = sys.executable, {"dsn": dsn, "embedded": True}
-        counters["embedded"] = Counters([], counters["ref"].postmaster)
+        _add_no_server_side(dsn, pythons, conn, counters)  # P10e
         runs = _alternate(
             settings.rounds,
             lambda side: run_worker(
@@ -502,9 +509,7 @@ def chat_figures(
             counters[side],
         ),
     )
-    # P13e: the same adds with no server, each process running the server's store itself
-    pythons["embedded"], conn["embedded"] = sys.executable, {"dsn": dsn, "embedded": True}
-    counters["embedded"] = Counters([], counters["ref"].postmaster)
+    _add_no_server_side(dsn, pythons, conn, counters)  # P13e
     many = _alternate(
         settings.rounds,
         lambda side: run_worker(
