@@ -64,6 +64,25 @@ def test_a_database_url_is_refused_without_echoing_its_password(cwd: Path) -> No
 
 
 @pytest.mark.parametrize(
+    "url",
+    [
+        "host=db port=5432 dbname=botwire user=bot password=hunter2",
+        "user=postgres dbname=botwire host=127.0.0.1 port=5432 password=hunter2",
+        "dbname=botwire password=hunter2",
+    ],
+)
+def test_a_database_connection_string_is_refused_not_made_a_file(cwd: Path, url: str) -> None:
+    """A libpq ``key=value`` string (what psycopg's ``make_conninfo`` returns) was taken for a
+    SQLite file name: the client made a file of that name in the working directory and ran on
+    it, without a word (found writing issue 22's direct-watch test)."""
+    with pytest.raises(InvalidArgument) as err:
+        Memory("ns", url=url)
+    assert "hunter2" not in str(err.value)
+    assert "connection string" in str(err.value) and "store=PostgresStore(url)" in str(err.value)
+    assert list(cwd.iterdir()) == []
+
+
+@pytest.mark.parametrize(
     ("url", "file"),
     [
         ("notes.db", "notes.db"),

@@ -406,6 +406,54 @@ def test_listen_url_through_the_pooler_is_found_and_polls(
         assert "'pg_listen_url': 'postgresql://postgres:***@" in confused.log()
 
 
+def test_a_store_without_a_server_behind_pgbouncer_polls_or_listens_directly(
+    bounced_url: str,
+    direct_url: str,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``PostgresStore`` on the PgBouncer URL, no server: its waiting watch's listener never
+    hears its own probe (the LISTEN is lost in the pool), says so naming ``listen_url``, and
+    the watch re-reads every 50 ms, still woken by the write. With ``listen_url`` (direct) it
+    listens, and a write through PgBouncer (its notify too) wakes it: its re-read without a
+    notification is pushed past the hold, so only that can."""
+    from botwire_server.storage import _pg_listen, _pg_watch
+    from botwire_server.storage.postgres import PostgresStore
+
+    monkeypatch.setattr(_pg_listen, "PROBE_SECONDS", 1.0)
+    monkeypatch.setattr(_pg_watch, "WATCH_BACKSTOP", 3 * HOLD)
+    ns = _ns("direct-watch")
+    options: dict[str, Any] = {"prepare_threshold": None, "max_size": 2}
+    with (
+        PostgresStore(bounced_url, **options) as pooled,
+        PostgresStore(bounced_url, listen_url=direct_url, **options) as listening,
+        PostgresStore(bounced_url, **options) as writing,
+    ):
+        writer = Memory(ns, store=writing)
+        for store, state in ((pooled, "polling"), (listening, "listening")):
+            after = writer.set("k", 0)
+            answer: dict[str, Any] = {}
+
+            def wait(store: PostgresStore, after: int, answer: dict[str, Any]) -> None:
+                answer["entry"] = Memory(ns, store=store).watch("k", after=after, timeout=HOLD)
+                answer["at"] = time.monotonic()
+
+            t = threading.Thread(target=wait, args=(store, after, answer))
+            t.start()
+            deadline = time.monotonic() + 15
+            while store._wakes.state != state:
+                assert time.monotonic() < deadline, store._wakes.state
+                time.sleep(0.01)
+            time.sleep(0.2)  # asleep in its wait
+            sent = time.monotonic()
+            writer.set("k", 1)
+            t.join(30)
+            assert answer["entry"] is not None and answer["entry"].value == 1, answer
+            assert answer["at"] - sent < HOLD / 2, f"{state}: not woken"
+    assert "did not receive a notification" in caplog.text and "listen_url=" in caplog.text
+    assert PASSWORD not in caplog.text
+
+
 def test_listen_url_settings_are_checked(tmp_path: Any) -> None:
     """A listen URL for a SQLite server, or one that is not PostgreSQL, stops the start with
     status 2 and says why; a wrong --pg-pooler is refused by argparse."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -32,6 +33,8 @@ postgres_url = _postgres_url_fixture(prefix="botwire_retention")
 
 #: The store-wide default list length of the servers below (--default-max-list-len).
 DEFAULT_LEN = 100
+#: A watch's timeout in the tests below: the server's long-poll holds that long.
+WATCH_HOLD = 20.0
 
 
 @dataclass
@@ -211,6 +214,45 @@ def test_idle_namespaces_are_cleared_and_only_they(retention: Retention) -> None
     retention.advance(101)
     _eventually(lambda: retention.rows(busy) == 0, "clear the namespace idle again")
     assert retention.rows(unruled) == 2
+
+
+def test_watchers_wake_when_housekeeping_clears_or_trims(retention: Retention) -> None:
+    """A watch waiting on a key that housekeeping then deletes (an idle namespace cleared) or
+    changes (a list trimmed to a lowered length) returns the tombstone or the new version when
+    it happens, not when its long-poll's hold ends. On PostgreSQL the server's watch hub hears
+    of no housekeeping: the store notifies for it (before, such a waiter slept its whole hold;
+    on SQLite the hub's ``data_version`` poller sees the commit)."""
+    idle, trimmed = _ns(), _ns()
+    retention.memory(idle).set("k", 1)
+    retention.memory(trimmed).append("l", *range(10))
+    retention.memory(idle).set_policy(max_idle=100)
+    for ns, key, change in (
+        (idle, "k", lambda: retention.advance(101)),
+        (trimmed, "l", lambda: retention.memory(trimmed).set_policy(max_list_len=3)),
+    ):
+        memory = retention.memory(ns)
+        after = memory.entry(key).version  # type: ignore[union-attr]
+        answer: dict[str, Any] = {}
+
+        def wait(memory: Memory, key: str, after: int, answer: dict[str, Any]) -> None:
+            answer["entry"] = memory.watch(key, after=after, timeout=WATCH_HOLD)
+            answer["at"] = time.monotonic()
+
+        waiter = threading.Thread(target=wait, args=(memory, key, after, answer))
+        waiter.start()
+        time.sleep(0.5)  # the long-poll waits on the server
+        started = time.monotonic()
+        change()
+        waiter.join(WATCH_HOLD + 15)
+        entry = answer["entry"]
+        assert entry is not None and entry.version > after, answer
+        if ns == idle:
+            assert entry.deleted, entry
+        else:
+            assert entry.value == [7, 8, 9], entry
+        waited = answer["at"] - started
+        # housekeeping runs every 0.2 s; a waiter nobody woke returns at its hold's end
+        assert waited < WATCH_HOLD / 2, f"{ns}: not woken ({waited:.1f} s)"
 
 
 def test_only_admin_tokens_set_policies(retention: Retention) -> None:

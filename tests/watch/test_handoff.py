@@ -32,8 +32,24 @@ WAITER = textwrap.dedent(
     import json, sys, time
     from botwire import Memory
 
-    url, rounds = sys.argv[1], int(sys.argv[2])
-    memory = Memory("handoff", url=url)
+    url, rounds, direct = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "direct"
+    reads = []
+    if direct:  # url is a PostgreSQL database: no server, the store here, woken by LISTEN
+        import botwire_server.storage._pg_watch as pg_watch
+        from botwire_server.storage.postgres import PostgresStore
+
+        pg_watch.WATCH_BACKSTOP = 60.0  # only a notification wakes a wait before its end
+        store = PostgresStore(url, max_size=2)
+        changes = store.engine.changes
+
+        def counted(*args, **kwargs):
+            reads.append(1)
+            return changes(*args, **kwargs)
+
+        store.engine.changes = counted
+        memory = Memory("handoff", store=store)
+    else:
+        memory = Memory("handoff", url=url)
     after = memory.watch_prefix("").version  # where B starts from
     print(json.dumps({"ready": after}), flush=True)
     for _ in range(rounds):
@@ -45,13 +61,17 @@ WAITER = textwrap.dedent(
         after = entry.version
         print(json.dumps({"woke": woke, "version": entry.version, "value": entry.value}),
               flush=True)
+    print(json.dumps({"reads": len(reads)}), flush=True)
     """
 )
 
 
-def _handoff(waiter_url: str, writer: Memory, label: str) -> None:
+def _handoff(waiter_url: str, writer: Memory, label: str, *, direct: bool = False) -> int:
+    """The hand-off of ``ROUNDS`` writes; returns how many reads of the change feed a waiter
+    without a server (``direct``: ``waiter_url`` is a PostgreSQL database) made (0 for one on
+    a server: it counts none)."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", WAITER, waiter_url, str(ROUNDS)],
+        [sys.executable, "-c", WAITER, waiter_url, str(ROUNDS), "direct" if direct else "url"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -69,6 +89,7 @@ def _handoff(waiter_url: str, writer: Memory, label: str) -> None:
             line = proc.stdout.readline()
             assert line, proc.stderr.read() if proc.stderr else "waiter ended"
             woke.append(json.loads(line))
+        reads = json.loads(proc.stdout.readline() or "{}").get("reads")
         assert proc.wait(timeout=30) == 0, proc.stderr.read() if proc.stderr else ""
     finally:
         if proc.poll() is None:
@@ -85,6 +106,8 @@ def _handoff(waiter_url: str, writer: Memory, label: str) -> None:
         f"{statistics.median(latencies):.1f} ms, max {max(latencies):.1f} ms "
         f"({ROUNDS} rounds; negative: A woke before B's answer arrived)"
     )
+    assert isinstance(reads, int)
+    return reads
 
 
 def test_handoff_two_servers_on_one_sqlite_file(tmp_path: Path) -> None:
@@ -129,3 +152,42 @@ def test_handoff_from_a_process_without_a_server(postgres_url: str) -> None:
         Memory("handoff", store=store) as writer,
     ):
         _handoff(a.url, writer, "PostgreSQL, a writer without a server")
+
+
+def _assert_listened(reads: int) -> None:
+    """A waiter without a server read the change feed a few times per round (the watch's
+    first read, its read once woken), not every 50 ms: polling read it ~6 times a round, 0.3 s
+    of waiting each (measured with polling: 57 reads for 8 rounds)."""
+    print(
+        f"FIGURE watch hand-off without a server: {reads} reads of the change feed, {ROUNDS} rounds"
+    )
+    assert reads <= 3 * ROUNDS, f"{reads} reads for {ROUNDS} hand-offs: the waiter polled"
+
+
+@pytest.mark.postgres
+def test_handoff_to_a_waiter_without_a_server_from_one_too(postgres_url: str) -> None:
+    """A waits with no server (``Memory(..., store=PostgresStore(url))``, its watch woken by
+    the store's LISTEN, its re-reads without a notification pushed past the hold); B writes
+    with no server either: each write's own ``pg_notify`` wakes A."""
+    from botwire_server.storage.postgres import PostgresStore
+
+    with (
+        PostgresStore(postgres_url, max_size=2) as store,
+        Memory("handoff", store=store) as writer,
+    ):
+        writer.clear()
+        reads = _handoff(postgres_url, writer, "PostgreSQL, no server on either side", direct=True)
+        _assert_listened(reads)
+
+
+@pytest.mark.postgres
+def test_handoff_to_a_waiter_without_a_server_from_a_server(postgres_url: str) -> None:
+    """A waits with no server; B writes through a server, whose watch hub notifies (coalesced)
+    for the writes it commits."""
+    with (
+        running_server("--watch-hold", str(HOLD), database=postgres_url) as b,
+        Memory("handoff", url=b.url) as writer,
+    ):
+        writer.clear()
+        label = "PostgreSQL, a server to a waiter without one"
+        _assert_listened(_handoff(postgres_url, writer, label, direct=True))

@@ -25,6 +25,7 @@ __all__ = [
     "Settings",
     "acquire_async_store",
     "acquire_store",
+    "is_conninfo",
     "release",
     "resolve",
     "sqlite_file",
@@ -146,9 +147,11 @@ def sqlite_file(raw: str, source: str = "url") -> str:
         _check_three_slashes(raw, path, source)
         return os.path.abspath(os.path.expanduser(path))
     suggestion = _suggest_http(raw)
-    if sep and scheme.lower() in ("postgresql", "postgres"):
+    pg_url = bool(sep) and scheme.lower() in ("postgresql", "postgres")
+    if pg_url or is_conninfo(raw):
+        what = f"a {scheme}:// URL" if pg_url else "a PostgreSQL connection string (key=value)"
         raise InvalidArgument(  # never echo it: it may hold a password
-            f"botwire: {source} is a {scheme}:// URL: that is botwire-server's database "
+            f"botwire: {source} is {what}: that is botwire-server's database "
             "(botwire-server --database ...); clients talk to the server: http(s)://host:port. "
             "To use PostgreSQL without a server, pass its store: Memory(namespace, "
             "store=PostgresStore(url)), from botwire_server.storage.postgres "
@@ -169,6 +172,23 @@ def sqlite_file(raw: str, source: str = "url") -> str:
     if raw == ":memory:":
         return raw
     return os.path.abspath(os.path.expanduser(raw))
+
+
+#: libpq's connection keywords, one of which every connection string names (``host=db ...``)
+_CONNINFO_KEYS = frozenset(
+    ("host", "hostaddr", "port", "dbname", "user", "password", "sslmode", "service")
+)
+
+
+def is_conninfo(raw: str) -> bool:
+    """Whether ``raw`` is a libpq ``key=value`` connection string (``host=db dbname=x``, spaces
+    around ``=`` allowed): a PostgreSQL database, never a file name (the client's ``url``,
+    ``botwire-server --database`` and ``--pg-listen-url``)."""
+    text = "=".join(part.strip() for part in raw.split("="))
+    return any(
+        sep and key in _CONNINFO_KEYS
+        for key, sep, _ in (word.partition("=") for word in text.split())
+    )
 
 
 _SCHEME_TYPOS = ("htp", "htpp", "htttp", "http:", "hhtp", "htps", "htpps", "httsp", "httpss")

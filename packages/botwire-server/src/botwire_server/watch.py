@@ -9,7 +9,8 @@ store's ``changes`` whenever the event is set. Three sources set it:
   ``data_version`` every :data:`POLL_SECONDS`; when it moved, it reads the high-water version
   of each watched namespace (two index look-ups each) and wakes those that moved;
 - **other replicas on PostgreSQL**: ``LISTEN botwire_changes`` on a dedicated connection (a
-  thread); each replica, after its writes commit, sends the namespaces it wrote with ``SELECT
+  thread, ``storage._pg_listen``, shared with a store used without a server); each replica,
+  after its writes commit, sends the namespaces it wrote with ``SELECT
   pg_notify('botwire_changes', p)`` (one per payload, all in one simple query) on another
   dedicated connection, an ``AsyncConnection`` in the event loop (no thread hop per write, no
   cursor). Sends are coalesced: one query at a time and at most one per :data:`NOTIFY_INTERVAL`;
@@ -35,11 +36,13 @@ import asyncio
 import contextlib
 import logging
 import threading
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 from botwire import QuotaExceeded
+
+from .storage._pg_listen import CHANNEL, Listener
+from .storage._pg_listen import PROBE_SECONDS as LISTEN_PROBE_SECONDS
 
 __all__ = [
     "CHANNEL",
@@ -52,8 +55,6 @@ __all__ = [
 
 log = logging.getLogger("botwire_server.watch")
 
-#: The PostgreSQL notification channel; the payload is namespaces separated by spaces.
-CHANNEL = "botwire_changes"
 #: The shortest time between two notify statements of one replica (seconds).
 NOTIFY_INTERVAL = 0.005
 #: One notification (all of a send's ride in one simple query: one implicit transaction).
@@ -64,8 +65,6 @@ PAYLOAD_BYTES = 7900
 POLL_SECONDS = 0.02
 #: How often a PostgreSQL replica without a working LISTEN polls while anyone waits.
 PG_POLL_SECONDS = 0.1
-#: How long the listener waits for its own probe notification before it falls back to polling.
-LISTEN_PROBE_SECONDS = 5.0
 
 
 class WatchHub:
@@ -91,7 +90,7 @@ class WatchHub:
         self._dsn: str | None = None
         self._connect_kwargs: dict[str, Any] = {}
         self._stop = threading.Event()
-        self._listener: threading.Thread | None = None
+        self._listener: Listener | None = None
         self._pending: set[str] = set()
         self._pending_lock = threading.Lock()
         self._sender: asyncio.Task[None] | None = None
@@ -118,9 +117,15 @@ class WatchHub:
                     "lost, and no --pg-listen-url was given"
                 )
                 return
-            self._listen_dsn = self._listen_dsn or dsn
-            self._listener = threading.Thread(
-                target=self._listen, name="botwire-listen", daemon=True
+            loop = self._loop
+            self._listener = Listener(
+                self._listen_dsn or dsn,
+                dsn,
+                self._connect_kwargs,
+                on_payload=lambda payload: loop.call_soon_threadsafe(self._woken, payload),
+                on_connected=lambda: loop.call_soon_threadsafe(self.wake_all),
+                on_unusable=lambda why: loop.call_soon_threadsafe(self._use_polling, why),
+                skip_pid=lambda: self._send_pid,  # ours woke our waiters already
             )
             self._listener.start()
 
@@ -146,7 +151,7 @@ class WatchHub:
                 with contextlib.suppress(BaseException):
                     await task
         if self._listener is not None:
-            await asyncio.to_thread(self._listener.join, 5.0)
+            await asyncio.to_thread(self._listener.stop, 5.0)
         if self._send_conn is not None:
             with contextlib.suppress(Exception):
                 await self._send_conn.close()
@@ -274,60 +279,6 @@ class WatchHub:
                 self.wake_all()
                 continue
             self._wake_moved(names, highs)
-
-    def _listen(self) -> None:
-        """``LISTEN`` on a connection of its own, reconnecting; after a reconnect every waiter
-        re-reads (notifications sent meanwhile were lost)."""
-        import psycopg
-
-        assert self._listen_dsn is not None and self._loop is not None
-        delay = 0.1
-        probed = False
-        while not self._stop.is_set():
-            try:
-                with psycopg.connect(self._listen_dsn, **self._connect_kwargs) as conn:
-                    conn.execute(f"LISTEN {CHANNEL}")
-                    if not probed:
-                        if not self._probe(conn):
-                            self._loop.call_soon_threadsafe(
-                                self._use_polling,
-                                "the watch's LISTEN connection did not receive a notification "
-                                f"sent through the database URL within {LISTEN_PROBE_SECONDS} s "
-                                "(a transaction-mode pooler on the LISTEN URL?)",
-                            )
-                            return
-                        probed = True
-                    self._loop.call_soon_threadsafe(self.wake_all)
-                    delay = 0.1
-                    while not self._stop.is_set():
-                        for note in conn.notifies(timeout=0.5):
-                            if note.pid != self._send_pid:  # ours woke our waiters already
-                                self._loop.call_soon_threadsafe(self._woken, note.payload)
-            except Exception as exc:
-                if self._stop.is_set():
-                    return
-                log.warning("watch listener lost its connection (%s); reconnecting", exc)
-                self._stop.wait(delay)
-                delay = min(delay * 2, 5.0)
-
-    def _probe(self, conn: Any) -> bool:
-        """Send a notification through the database URL (as writes do) and wait for it on the
-        listening ``conn``: False when it never arrives (LISTEN is lost on the way)."""
-        import time
-
-        import psycopg
-
-        assert self._dsn is not None and self._loop is not None
-        payload = f"botwire-listen-probe-{uuid.uuid4().hex}"
-        with psycopg.connect(self._dsn, **self._connect_kwargs) as sender:
-            sender.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
-        deadline = time.monotonic() + LISTEN_PROBE_SECONDS
-        while not self._stop.is_set() and (left := deadline - time.monotonic()) > 0:
-            for note in conn.notifies(timeout=min(left, 0.5)):
-                if note.payload == payload:
-                    return True
-                self._loop.call_soon_threadsafe(self._woken, note.payload)
-        return self._stop.is_set()
 
     def _woken(self, payload: str) -> None:
         """Another replica's notification: wake the namespaces it names."""

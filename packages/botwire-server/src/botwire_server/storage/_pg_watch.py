@@ -1,11 +1,22 @@
 """PostgreSQL's side of the change feed (issue 18, watch): ``changes`` and the tombstones'
 pruning, a mixin of :class:`~botwire_server.storage.postgres.PostgresStore` (kept apart for
-its size). The server wakes its waiters by LISTEN/NOTIFY (``botwire_server.watch``); a
-``changes(wait=)`` called on the store itself re-reads every :data:`WATCH_POLL` seconds."""
+its size).
+
+The server wakes its waiters by LISTEN/NOTIFY (``botwire_server.watch``). A ``changes(wait=)``
+called on the store itself, used without a server, waits the same way: its first wait starts
+one listener per store (``_pg_listen``: a connection of its own, in a thread) and each waiting
+call sleeps until a notification names its namespace, re-reading at least every
+:data:`WATCH_BACKSTOP` s (a writer that died between its commit and its notify, or that sends
+none, is seen then). The store's own writes wake its waiters at once. Until the listener has
+proved that notifications reach it (its probe), and for good when they do not (a
+transaction-mode pooler on the URL: give ``listen_url``), a waiting call re-reads every
+:data:`WATCH_POLL` s instead."""
 
 from __future__ import annotations
 
 import functools
+import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -15,16 +26,119 @@ import psycopg
 from botwire.store import Changes
 from botwire.store._sqlwatch import PRUNE_BATCH, check_changes_args
 
+from ._pg_listen import Listener
 from ._pg_tx import PgTx
 
 if TYPE_CHECKING:
     from botwire.store._sql import Engine
 
-__all__ = ["BEGIN_READ", "WATCH_POLL", "PgWatch"]
+__all__ = ["BEGIN_READ", "WATCH_BACKSTOP", "WATCH_POLL", "PgWatch", "Wakes"]
 
-#: How often a waiting ``changes`` called on the store itself re-reads.
+log = logging.getLogger("botwire_server.store")
+
+#: How often a waiting ``changes`` called on the store itself re-reads while no LISTEN serves it.
 WATCH_POLL = 0.05
+#: The longest a waiting ``changes`` sleeps on the listener before it re-reads anyway.
+WATCH_BACKSTOP = 1.0
 BEGIN_READ = b"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+
+
+class Wakes:
+    """A store's waiting ``changes`` calls, per namespace, and the listener that wakes them.
+
+    ``state``: ``"off"`` (no one waited yet), ``"starting"`` (the listener connects and
+    probes), ``"listening"``, ``"polling"`` (LISTEN does not work here, for good) or
+    ``"closed"`` (the store was closed: no listener starts again)."""
+
+    def __init__(self, listen_dsn: str, notify_dsn: str, connect_kwargs: dict[str, Any]) -> None:
+        self._args = (listen_dsn, notify_dsn, connect_kwargs)
+        self._lock = threading.Lock()
+        self._waiters: dict[str, set[threading.Event]] = {}
+        self.listener: Listener | None = None
+        self.state = "off"
+
+    def fresh(self) -> Wakes:
+        """A new one with the same URLs (a forked child's: the parent's listener stays its)."""
+        return Wakes(*self._args)
+
+    def register(self, namespace: str) -> threading.Event:
+        """An event set whenever ``namespace`` may have changed; the listener starts on the
+        first call."""
+        event = threading.Event()
+        with self._lock:
+            self._waiters.setdefault(namespace, set()).add(event)
+            if self.state == "off":
+                self.state = "starting"
+                listen_dsn, notify_dsn, kwargs = self._args
+                self.listener = Listener(
+                    listen_dsn,
+                    notify_dsn,
+                    kwargs,
+                    on_payload=self._payload,
+                    on_connected=self._connected,
+                    on_unusable=self._unusable,
+                    name="botwire-store-listen",
+                )
+                self.listener.start()
+        return event
+
+    def unregister(self, namespace: str, event: threading.Event) -> None:
+        with self._lock:
+            waiters = self._waiters.get(namespace)
+            if waiters is not None:
+                waiters.discard(event)
+                if not waiters:
+                    del self._waiters[namespace]
+
+    def interval(self) -> float:
+        """How long a waiting call sleeps, at most, before it re-reads."""
+        return WATCH_BACKSTOP if self.state == "listening" else WATCH_POLL
+
+    def wake(self, namespace: str) -> None:
+        if not self._waiters:  # nobody waits: the common case of a write
+            return
+        with self._lock:
+            events = list(self._waiters.get(namespace, ()))
+        for event in events:
+            event.set()
+
+    def wake_all(self) -> None:
+        with self._lock:
+            events = [e for waiters in self._waiters.values() for e in waiters]
+        for event in events:
+            event.set()
+
+    def _payload(self, payload: str) -> None:
+        for namespace in payload.split(" "):
+            self.wake(namespace)
+
+    def _connected(self) -> None:
+        # (Re)connected: what was sent while it had no connection is lost; everyone re-reads.
+        with self._lock:
+            if self.state != "closed":
+                self.state = "listening"
+        self.wake_all()
+
+    def _unusable(self, why: str) -> None:
+        with self._lock:
+            if self.state == "closed":
+                return
+            self.state = "polling"
+        log.warning(
+            "botwire: PostgresStore watch: %s: waiting watches re-read every %s s. For instant "
+            "wake-ups without polling give PostgresStore(..., listen_url='postgresql://...'): "
+            "the same database reached directly, bypassing the pooler.",
+            why,
+            WATCH_POLL,
+        )
+
+    def close(self) -> None:
+        """Stop the listener and wake every waiter (it re-reads, and fails on a closed store)."""
+        with self._lock:
+            self.state = "closed"
+        if self.listener is not None:
+            self.listener.stop()
+        self.wake_all()
 
 
 class PgWatch:
@@ -35,6 +149,7 @@ class PgWatch:
     clock: Callable[[], float]
     _run: Callable[..., Any]
     _write: Callable[..., Any]
+    _wakes: Wakes
 
     def changes(
         self,
@@ -46,8 +161,8 @@ class PgWatch:
         wait: float = 0.0,
     ) -> Changes:
         """What changed under ``prefix`` after version ``after`` (``SupportsChanges``), read in
-        one ``REPEATABLE READ`` snapshot; ``wait`` > 0 re-reads every :data:`WATCH_POLL` s
-        until a change or the time is up (a server wakes its waiters by LISTEN/NOTIFY)."""
+        one ``REPEATABLE READ`` snapshot; with ``after`` and ``wait`` > 0, waits up to ``wait``
+        s for a change, woken by LISTEN/NOTIFY (module docstring)."""
         check_changes_args(namespace, prefix, after, limit)
         deadline = time.monotonic() + max(0.0, float(wait))
 
@@ -61,12 +176,23 @@ class PgWatch:
                 conn.execute(b"COMMIT")
             return found
 
-        while True:
+        if after is None or wait <= 0:
             found: Changes = self._run(body)
-            left = deadline - time.monotonic()
-            if found.entries or after is None or left <= 0:
-                return found
-            time.sleep(min(WATCH_POLL, left))
+            return found
+        # Registered before the first read, and cleared before each: a write that commits
+        # after a read sets the event (its notify follows its commit), so it is never slept
+        # through.
+        event = self._wakes.register(namespace)
+        try:
+            while True:
+                event.clear()
+                found = self._run(body)
+                left = deadline - time.monotonic()
+                if found.entries or left <= 0:
+                    return found
+                event.wait(min(self._wakes.interval(), left))
+        finally:
+            self._wakes.unregister(namespace, event)
 
     def high_waters(self, namespaces: list[str]) -> dict[str, int]:
         """Each namespace's highest version (``Engine.high_water``) in one snapshot: what the

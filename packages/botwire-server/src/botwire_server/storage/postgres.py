@@ -39,7 +39,8 @@ store); this module only supplies transactions, versions and the schema:
   watch's ``pg_notify`` behind its ``COMMIT`` (same round trip) and ``clear`` right after
   its own, so servers' watchers on the same database wake on these writes as on another
   replica's. A server opens its store with ``notify=False``: its watch hub sends them,
-  coalesced.
+  coalesced. A ``changes(wait=)`` on the store (``Memory.watch`` without a server) is woken by
+  ``LISTEN`` on a connection of its own (``_pg_watch``; ``listen_url`` behind a pooler).
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ from ._pg_prepare import Prepared
 from ._pg_reads import MOST_PER_STATEMENT, by_position
 from ._pg_schema import SCHEMA_VERSION, migrate
 from ._pg_tx import BEGIN_WRITE, VERSION_SQL, PgTx, next_version
-from ._pg_watch import BEGIN_READ, WATCH_POLL, PgWatch
+from ._pg_watch import BEGIN_READ, WATCH_POLL, PgWatch, Wakes
 from ._pg_write import BlockingWriteConnection, blocking, write_async
 
 if TYPE_CHECKING:
@@ -128,7 +129,10 @@ class PostgresStore(PgWatch):
     ``2 * max_size + read_max_size``); off by default here, for a store used without a server's
     event loop (see ``docs/design.md``, issue 22). ``notify`` (default ``True``) makes each
     write wake servers' watchers of its namespace (module docstring, **Watch**); a server
-    opens its store with ``False``. Extra keyword arguments go to both pools'
+    opens its store with ``False``. ``listen_url`` (default: ``dsn``) is where a waiting
+    ``changes`` (``Memory.watch``, a queue's waiting claim) listens for other processes'
+    writes: give a direct URL when ``dsn`` goes through a transaction-mode pooler, where a
+    ``LISTEN`` is lost (waits then re-read every 50 ms). Extra keyword arguments go to both pools'
     ``psycopg.connect`` (e.g. ``sslmode="require"``, ``prepare_threshold=None`` behind PgBouncer).
     """
 
@@ -149,6 +153,7 @@ class PostgresStore(PgWatch):
         read_max_size: int | None = None,
         async_writes: bool = False,
         notify: bool = True,
+        listen_url: str | None = None,
         **connect_kwargs: Any,
     ) -> None:
         if read_max_size is None:
@@ -218,6 +223,7 @@ class PostgresStore(PgWatch):
                     f"{reason(exc)}. The role needs CREATE on the database's schema.",
                 ) from exc
         self._connect_kwargs = kwargs
+        self._wakes = Wakes(listen_url or dsn, dsn, kwargs)
         self._pool_sizes = (min_size, max_size)
         self._pool = self._new_pool()
         self._closed = self._reopen = False
@@ -233,6 +239,8 @@ class PostgresStore(PgWatch):
         closing one would send the parent's session a ``Terminate``; the pool is kept aside
         untouched (its threads did not survive the fork) and the child opens its own."""
         _fork.abandon(self._pool)
+        _fork.abandon(self._wakes)  # the parent's listener: its connection is the parent's
+        self._wakes = self._wakes.fresh()
         # Opened on first use: a child that never touches the store opens no connection.
         self._pool = self._new_pool(open_=False)
         self._reopen_lock = threading.Lock()
@@ -401,6 +409,7 @@ class PostgresStore(PgWatch):
         notify = (NOTIFY_SQL, (CHANNEL, namespace)) if self.notify else None
 
         results = self._run(body)
+        self._wakes.wake(namespace)
         self._after_write()
         return results
 
@@ -480,17 +489,20 @@ class PostgresStore(PgWatch):
     def clear(self, namespace: str) -> int:
         now = self.clock()
         cleared = self._write(lambda tx: self.engine.clear(tx, namespace, now))
-        if self.notify:
-            self._notify_cleared(namespace)
+        self._changed(namespace, notify=self.notify)
         return cleared
 
-    def _notify_cleared(self, namespace: str) -> None:
-        """Wake servers' watchers of a cleared namespace (``batch`` sends its notify with the
-        write's ``COMMIT``); the clear has committed, so a failure is only logged."""
+    def _changed(self, namespace: str, *, notify: bool) -> None:
+        """A commit outside ``batch`` (which sends its notify with the write's ``COMMIT``)
+        changed ``namespace``: wake this store's waiters and, with ``notify``, every other
+        process's; the change has committed, so a failed notify is only logged."""
+        self._wakes.wake(namespace)
+        if not notify:
+            return
         try:
             self._statement(lambda tx: tx.one(NOTIFY_SQL, (CHANNEL, namespace)))
         except (psycopg.Error, Unavailable) as exc:
-            log.warning("botwire: %s was cleared, but its NOTIFY failed (%s)", namespace, exc)
+            log.warning("botwire: %s changed, but its NOTIFY failed (%s)", namespace, exc)
 
     def usage(self, namespace: str) -> Usage:
         now = self.clock()
@@ -518,11 +530,17 @@ class PostgresStore(PgWatch):
             idle = self._statement(
                 functools.partial(self.engine.idle_namespaces, now=now, limit=PURGE_BATCH)
             )
+            # Watchers see these changes (tombstones, a new version), and a server's watch hub
+            # never hears of housekeeping: notified even with notify=False.
             for ns in idle:
-                cleared += self._write(functools.partial(self.engine.clear_idle, ns=ns, now=now))
+                gone = self._write(functools.partial(self.engine.clear_idle, ns=ns, now=now))
+                if gone:
+                    cleared += gone
+                    self._changed(ns, notify=True)
             lists = self._statement(functools.partial(self.engine.long_lists, limit=PURGE_BATCH))
             for ns, key in lists:
-                self._write(functools.partial(self.engine.trim_list, ns=ns, key=key, now=now))
+                if self._write(functools.partial(self.engine.trim_list, ns=ns, key=key, now=now)):
+                    self._changed(ns, notify=True)
             if len(idle) < PURGE_BATCH and len(lists) < PURGE_BATCH:
                 break
         return cleared
@@ -570,6 +588,7 @@ class PostgresStore(PgWatch):
         """Close every pooled connection; the store cannot be used afterwards."""
         self._closed, self._reopen = True, False
         self._pool.close()
+        self._wakes.close()
 
     def __enter__(self) -> PostgresStore:
         return self

@@ -1,0 +1,140 @@
+"""``LISTEN botwire_changes`` on a connection of its own, in a thread: how watchers hear of
+writes made by other processes on one PostgreSQL database. Used by the server's watch hub
+(``botwire_server.watch``) and by a :class:`~botwire_server.storage.postgres.PostgresStore`
+used without a server (``_pg_watch``); each gives its own callbacks.
+
+The listener reconnects when its connection is lost, and after every (re)connect calls
+``on_connected``: notifications sent while it had no connection are lost, so its users wake
+every waiter to re-read. Behind a transaction-mode pooler (PgBouncer) a ``LISTEN`` is lost too,
+silently: its session goes back to the pool. So before it first reports itself connected, the
+listener *probes*: it sends a notification of its own through ``notify_dsn`` (the URL writes
+use) and waits :data:`PROBE_SECONDS` for it. If it never arrives, ``on_unusable`` says why and
+the listener ends; its users poll instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["CHANNEL", "PROBE_SECONDS", "RECONNECT_DELAY", "Listener"]
+
+log = logging.getLogger("botwire_server.watch")
+
+#: The PostgreSQL notification channel; the payload is namespaces separated by spaces.
+CHANNEL = "botwire_changes"
+#: How long the listener waits for its own probe notification before it gives up on LISTEN.
+PROBE_SECONDS = 5.0
+#: The first wait before reconnecting (doubled after each failure, up to 5 s).
+RECONNECT_DELAY = 0.1
+#: The longest the listener blocks in one wait for notifications (how soon ``stop`` is seen).
+_TICK = 0.5
+
+
+class Listener:
+    """A thread that listens on :data:`CHANNEL` and hands each payload to ``on_payload``.
+
+    Example::
+
+        listener = Listener(url, url, {"autocommit": True}, on_payload=print,
+                            on_connected=lambda: None, on_unusable=print)
+        listener.start()
+        ...
+        listener.stop()
+
+    ``skip_pid()`` names a backend whose notifications are dropped (0: none): the server's hub
+    already woke its waiters for the writes it notifies itself. The callbacks run in the
+    listener's thread.
+    """
+
+    def __init__(
+        self,
+        listen_dsn: str,
+        notify_dsn: str,
+        connect_kwargs: dict[str, Any],
+        *,
+        on_payload: Callable[[str], object],
+        on_connected: Callable[[], object],
+        on_unusable: Callable[[str], object],
+        skip_pid: Callable[[], int] = lambda: 0,
+        name: str = "botwire-listen",
+    ) -> None:
+        self._listen_dsn, self._notify_dsn = listen_dsn, notify_dsn
+        self._kwargs = {**connect_kwargs, "autocommit": True}
+        self._on_payload, self._on_connected = on_payload, on_connected
+        self._on_unusable, self._skip_pid = on_unusable, skip_pid
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        #: the backend of the listening connection while there is one (tests end it)
+        self.backend_pid = 0
+        self.conn: Any = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop, and wait up to ``timeout`` s for the thread to end."""
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def _run(self) -> None:
+        """Listen, reconnecting with a growing delay (:data:`RECONNECT_DELAY` doubled, up to
+        5 s)."""
+        import psycopg
+
+        delay = RECONNECT_DELAY
+        probed = False
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self._listen_dsn, **self._kwargs) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    if not probed:
+                        if not self._probe(conn):
+                            self._on_unusable(
+                                "the watch's LISTEN connection did not receive a notification "
+                                f"sent through the database URL within {PROBE_SECONDS} s "
+                                "(a transaction-mode pooler on the LISTEN URL?)"
+                            )
+                            return
+                        probed = True
+                    self.backend_pid = conn.info.backend_pid
+                    self.conn = conn  # kept: a forked child abandons it, never closes it
+                    self._on_connected()
+                    delay = RECONNECT_DELAY
+                    while not self._stop.is_set():
+                        for note in conn.notifies(timeout=_TICK):
+                            if note.pid != self._skip_pid():
+                                self._on_payload(note.payload)
+            except Exception as exc:
+                self.backend_pid = 0
+                if self._stop.is_set():
+                    return
+                log.warning("watch listener lost its connection (%s); reconnecting", exc)
+                self._stop.wait(delay)
+                delay = min(delay * 2, 5.0)
+        self.backend_pid = 0
+
+    def _probe(self, conn: Any) -> bool:
+        """Send a notification through ``notify_dsn`` (as writes do) and wait for it on the
+        listening ``conn``: False when it never arrives (LISTEN is lost on the way)."""
+        import psycopg
+
+        payload = f"botwire-listen-probe-{uuid.uuid4().hex}"
+        with psycopg.connect(self._notify_dsn, **self._kwargs) as sender:
+            sender.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
+        deadline = time.monotonic() + PROBE_SECONDS
+        while not self._stop.is_set() and (left := deadline - time.monotonic()) > 0:
+            for note in conn.notifies(timeout=min(left, _TICK)):
+                if note.payload == payload:
+                    return True
+                self._on_payload(note.payload)
+        return self._stop.is_set()
