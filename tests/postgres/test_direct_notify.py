@@ -123,9 +123,20 @@ def test_a_refused_notify_leaves_the_write_committed(
             assert mem.get("log") == [0, 1, 2]
             assert store.clear("mute") == 2
             assert mem.get("k") is None
-        failed = [r.getMessage() for r in caplog.records if "pg_notify" in r.getMessage()]
-        assert len(failed) == 7, failed  # six writes and the clear
-        assert all("permission denied" in m for m in failed), failed
+            failed = [r.getMessage() for r in caplog.records if "pg_notify" in r.getMessage()]
+            assert len(failed) == 7, failed  # six writes and the clear
+            assert all("permission denied" in m for m in failed), failed
+            # A wait: the listener's probe is refused the same way, so the store says so once
+            # and its waits re-read every 50 ms (no listener reconnecting forever)
+            after = mem.set("k", 3)
+            assert store.changes("mute", after=after, wait=0.2).entries == []
+            deadline = time.monotonic() + 10
+            while store._wakes.state != "polling":
+                assert time.monotonic() < deadline, store._wakes.state
+                time.sleep(0.01)
+            assert store.changes("mute", after=after - 1, wait=5).entries[0].value == 3
+        logged = caplog.text
+        assert "may not send notifications" in logged and "lost its connection" not in logged
     finally:
         with psycopg.connect(fresh_postgres_url, autocommit=True) as admin:
             admin.execute("GRANT EXECUTE ON FUNCTION pg_notify(text, text) TO PUBLIC")

@@ -98,12 +98,9 @@ class Listener:
                 with psycopg.connect(self._listen_dsn, **self._kwargs) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     if not probed:
-                        if not self._probe(conn):
-                            self._on_unusable(
-                                "the watch's LISTEN connection did not receive a notification "
-                                f"sent through the database URL within {PROBE_SECONDS} s "
-                                "(a transaction-mode pooler on the LISTEN URL?)"
-                            )
+                        why = self._probe(conn)
+                        if why is not None:
+                            self._on_unusable(why)
                             return
                         probed = True
                     self.backend_pid = conn.info.backend_pid
@@ -123,18 +120,28 @@ class Listener:
                 delay = min(delay * 2, 5.0)
         self.backend_pid = 0
 
-    def _probe(self, conn: Any) -> bool:
+    def _probe(self, conn: Any) -> str | None:
         """Send a notification through ``notify_dsn`` (as writes do) and wait for it on the
-        listening ``conn``: False when it never arrives (LISTEN is lost on the way)."""
+        listening ``conn``: why LISTEN cannot serve here, or ``None`` when it arrived."""
         import psycopg
 
         payload = f"botwire-listen-probe-{uuid.uuid4().hex}"
-        with psycopg.connect(self._notify_dsn, **self._kwargs) as sender:
-            sender.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
+        try:
+            with psycopg.connect(self._notify_dsn, **self._kwargs) as sender:
+                sender.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
+        except psycopg.errors.InsufficientPrivilege as exc:
+            # Asking again never helps; nobody's notifications arrive either if writers
+            # share the role (theirs are refused too, and logged by them).
+            return f"the role may not send notifications ({exc})"
         deadline = time.monotonic() + PROBE_SECONDS
         while not self._stop.is_set() and (left := deadline - time.monotonic()) > 0:
             for note in conn.notifies(timeout=min(left, _TICK)):
                 if note.payload == payload:
-                    return True
+                    return None
                 self._on_payload(note.payload)
-        return self._stop.is_set()
+        if self._stop.is_set():
+            return None
+        return (
+            "the watch's LISTEN connection did not receive a notification sent through the "
+            f"database URL within {PROBE_SECONDS} s (a transaction-mode pooler on the LISTEN URL?)"
+        )
