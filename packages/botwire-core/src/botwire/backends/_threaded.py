@@ -11,27 +11,63 @@ threads and an async reader. The rules live here once:
   thread, one sweeper at a time;
 - every optional capability of :data:`botwire.store.OPTIONAL` is forwarded by name
   (``await runner.recent_keys(ns, 10)``, ``await runner.call("recent_keys", ns, 10,
-  default=None)``): a new capability declared in ``store/_protocol.py`` needs no edit here.
+  default=None)``): a new capability declared in ``store/_protocol.py`` needs no edit here;
+- a *waiting* ``changes`` (``watch``) holds its thread until a change or its end, so it runs
+  in threads of its own (at most :data:`WAIT_THREADS`), never in the default executor's few
+  (``min(32, CPUs + 4)``: 6 on a 2-CPU function) that every other call shares: there, as many
+  waiting watches as threads held back every other call, and the write that would have woken
+  them, until the waits ran out.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
+import threading
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from .. import _fork
 from .._policy import policy_method
 from .._types import Changes, Entry, KeyPage, Op, Policy, Usage
 from .._watch import changes_method
 from ..store import Store
 from ..store._protocol import MEMBERS
 
-__all__ = ["ThreadedAsyncStore", "heavy_ops"]
+__all__ = ["WAIT_THREADS", "ThreadedAsyncStore", "heavy_ops"]
 
 T = TypeVar("T")
 _MISSING: Any = object()
+#: The most waiting ``changes`` calls that run at once, per process (more wait their turn).
+WAIT_THREADS = 256
+
+
+class _WaitThreads:
+    """The executor of waiting ``changes`` calls: made on first use, and anew in a forked
+    child (the parent's threads are not there; its executor would count them as idle)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
+        _fork.register(self)
+
+    def get(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(WAIT_THREADS, "botwire-wait")
+            return self._executor
+
+    def _after_fork(self) -> None:
+        if self._executor is not None:
+            _fork.abandon(self._executor)
+        self._lock = threading.Lock()
+        self._executor = None
+
+
+_WAITS = _WaitThreads()
 
 
 def heavy_ops(ops: Sequence[Op]) -> bool:
@@ -73,13 +109,31 @@ class ThreadedAsyncStore:
         """What a failed store call raises: here the store's own exception, unchanged."""
         return exc
 
+    async def _to_wait_thread(self, fn: Callable[[], T]) -> T:
+        """``fn()`` (a waiting call) in a thread of its own (module docstring)."""
+        loop = asyncio.get_running_loop()
+        ctx = contextvars.copy_context()  # as asyncio.to_thread does
+        return await loop.run_in_executor(_WAITS.get(), ctx.run, fn)
+
     async def _run(self, heavy: bool, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``fn`` inline (an inline store, a light call) or in a worker thread; a failure
         goes through :meth:`_failure`."""
+        thread = None if self.inline and not heavy else self._to_thread
+        return await self._run_in(thread, fn, *args, **kwargs)
+
+    async def _run_in(
+        self,
+        thread: Callable[[Callable[[], T]], Awaitable[T]] | None,
+        fn: Callable[..., T],
+        *args: Any,
+        **kwargs: Any,
+    ) -> T:
+        """``fn`` on the loop (``thread`` None) or through ``thread``; a failure goes through
+        :meth:`_failure`."""
         try:
-            if self.inline and not heavy:
+            if thread is None:
                 return fn(*args, **kwargs)
-            return await self._to_thread(functools.partial(fn, *args, **kwargs))
+            return await thread(functools.partial(fn, *args, **kwargs))
         except Exception as exc:
             failure = self._failure(exc, getattr(fn, "__name__", fn))
             if failure is exc:
@@ -187,9 +241,16 @@ class ThreadedAsyncStore:
         """The sync store's ``changes`` (``SupportsChanges``) in a worker thread;
         ``InvalidArgument`` naming the store when it has none (``watch`` then cannot work)."""
         changes = changes_method(self.store, namespace)
-        # heavy: a wait blocks, and one version's group of keys may be large
-        found: Changes = await self._run(
-            True, changes, namespace, prefix=prefix, after=after, limit=limit, wait=wait
+        # in a thread: one version's group of keys may be large; a wait, in its own threads
+        waits = wait > 0 and after is not None
+        found: Changes = await self._run_in(
+            self._to_wait_thread if waits else self._to_thread,
+            changes,
+            namespace,
+            prefix=prefix,
+            after=after,
+            limit=limit,
+            wait=wait,
         )
         return found
 
