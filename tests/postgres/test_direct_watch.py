@@ -20,7 +20,7 @@ import psycopg
 import pytest
 from support.forks import run_forked
 
-from botwire import Memory, Unavailable
+from botwire import InvalidArgument, Memory, Unavailable
 from botwire_server.storage import _pg_listen, _pg_watch
 from botwire_server.storage.postgres import PostgresStore
 
@@ -204,3 +204,10 @@ def test_forked_children_listen_on_their_own_and_spare_the_parents(
     time.sleep(0.2)
     Memory(ns, store=make_store(max_size=1)).set("k", 1)  # another store: only LISTEN wakes
     _woken(waiter, 1)
+
+
+@pytest.mark.parametrize("url", ["http://db:8765", "db.example.com", "sqlite:///x.db"])
+def test_a_listen_url_that_is_no_database_is_refused(postgres_url: str, url: str) -> None:
+    with pytest.raises(InvalidArgument, match="listen_url") as err:
+        PostgresStore(postgres_url, listen_url=url)
+    assert "postgresql://" in str(err.value)

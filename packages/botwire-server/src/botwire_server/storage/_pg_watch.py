@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
+from botwire._config import is_conninfo
+from botwire._errors import InvalidArgument
 from botwire.store import Changes
 from botwire.store._sqlwatch import PRUNE_BATCH, check_changes_args
 
@@ -32,7 +34,7 @@ from ._pg_tx import PgTx
 if TYPE_CHECKING:
     from botwire.store._sql import Engine
 
-__all__ = ["BEGIN_READ", "WATCH_BACKSTOP", "WATCH_POLL", "PgWatch", "Wakes"]
+__all__ = ["BEGIN_READ", "WATCH_BACKSTOP", "WATCH_POLL", "PgWatch", "Wakes", "check_listen_url"]
 
 log = logging.getLogger("botwire_server.store")
 
@@ -41,6 +43,18 @@ WATCH_POLL = 0.05
 #: The longest a waiting ``changes`` sleeps on the listener before it re-reads anyway.
 WATCH_BACKSTOP = 1.0
 BEGIN_READ = b"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+
+
+def check_listen_url(url: str | None) -> None:
+    """``PostgresStore(listen_url=)``: a PostgreSQL URL or connection string, else a clear
+    error (a server's address or a file would only fail later, in the listener's thread)."""
+    if url is not None and not (
+        url.startswith(("postgresql://", "postgres://")) or is_conninfo(url)
+    ):
+        raise InvalidArgument(
+            "botwire: PostgresStore(listen_url=...) must be a postgresql:// URL (or a "
+            "key=value connection string) of the same database, reached directly."
+        )
 
 
 class Wakes:

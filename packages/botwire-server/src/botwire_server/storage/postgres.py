@@ -69,7 +69,7 @@ from ._pg_prepare import Prepared
 from ._pg_reads import MOST_PER_STATEMENT, by_position
 from ._pg_schema import SCHEMA_VERSION, migrate
 from ._pg_tx import BEGIN_WRITE, VERSION_SQL, PgTx, next_version
-from ._pg_watch import BEGIN_READ, WATCH_POLL, PgWatch, Wakes
+from ._pg_watch import BEGIN_READ, WATCH_POLL, PgWatch, Wakes, check_listen_url
 from ._pg_write import BlockingWriteConnection, blocking, write_async
 
 if TYPE_CHECKING:
@@ -156,6 +156,7 @@ class PostgresStore(PgWatch):
         listen_url: str | None = None,
         **connect_kwargs: Any,
     ) -> None:
+        check_listen_url(listen_url)
         if read_max_size is None:
             # A read holds its connection for one round trip and no thread waits with it:
             # measured, 4 in flight serve one event loop as fast as 10 (docs/server.md).
