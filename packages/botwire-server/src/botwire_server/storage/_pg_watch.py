@@ -24,10 +24,11 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from botwire._config import is_conninfo
-from botwire._errors import InvalidArgument
+from botwire._errors import InvalidArgument, Unavailable
 from botwire.store import Changes
 from botwire.store._sqlwatch import PRUNE_BATCH, check_changes_args
 
+from ..watch import CHANNEL, NOTIFY_SQL
 from ._pg_listen import Listener
 from ._pg_tx import PgTx
 
@@ -156,14 +157,27 @@ class Wakes:
 
 
 class PgWatch:
-    """``changes`` and ``prune_tombstones`` over the store's ``engine``, ``clock``, ``_run``
-    and ``_write``."""
+    """``changes``, ``prune_tombstones`` and ``_changed`` (the wake-ups of a commit outside
+    ``batch``) over the store's ``engine``, ``clock``, ``_run``, ``_write`` and ``_statement``."""
 
     engine: Engine
     clock: Callable[[], float]
     _run: Callable[..., Any]
     _write: Callable[..., Any]
+    _statement: Callable[..., Any]
     _wakes: Wakes
+
+    def _changed(self, namespace: str, *, notify: bool) -> None:
+        """A commit outside ``batch`` (which sends its notify with the write's ``COMMIT``)
+        changed ``namespace``: wake this store's waiters and, with ``notify``, every other
+        process's; the change has committed, so a failed notify is only logged."""
+        self._wakes.wake(namespace)
+        if not notify:
+            return
+        try:
+            self._statement(lambda tx: tx.one(NOTIFY_SQL, (CHANNEL, namespace)))
+        except (psycopg.Error, Unavailable) as exc:
+            log.warning("botwire: %s changed, but its NOTIFY failed (%s)", namespace, exc)
 
     def changes(
         self,

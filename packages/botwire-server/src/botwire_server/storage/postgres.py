@@ -493,18 +493,6 @@ class PostgresStore(PgWatch):
         self._changed(namespace, notify=self.notify)
         return cleared
 
-    def _changed(self, namespace: str, *, notify: bool) -> None:
-        """A commit outside ``batch`` (which sends its notify with the write's ``COMMIT``)
-        changed ``namespace``: wake this store's waiters and, with ``notify``, every other
-        process's; the change has committed, so a failed notify is only logged."""
-        self._wakes.wake(namespace)
-        if not notify:
-            return
-        try:
-            self._statement(lambda tx: tx.one(NOTIFY_SQL, (CHANNEL, namespace)))
-        except (psycopg.Error, Unavailable) as exc:
-            log.warning("botwire: %s changed, but its NOTIFY failed (%s)", namespace, exc)
-
     def usage(self, namespace: str) -> Usage:
         now = self.clock()
         return self._write(lambda tx: self.engine.usage(tx, namespace, now))
