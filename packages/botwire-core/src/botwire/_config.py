@@ -26,6 +26,7 @@ __all__ = [
     "acquire_async_store",
     "acquire_store",
     "is_conninfo",
+    "is_postgres",
     "release",
     "resolve",
     "sqlite_file",
@@ -189,6 +190,12 @@ def is_conninfo(raw: str) -> bool:
         sep and key in _CONNINFO_KEYS
         for key, sep, _ in (word.partition("=") for word in text.split())
     )
+
+
+def is_postgres(raw: str) -> bool:
+    """Whether ``raw`` names a PostgreSQL database: a ``postgresql://`` (``postgres://``) URL
+    or a connection string (:func:`is_conninfo`)."""
+    return raw.startswith(("postgresql://", "postgres://")) or is_conninfo(raw)
 
 
 _SCHEME_TYPOS = ("htp", "htpp", "htttp", "http:", "hhtp", "htps", "htpps", "httsp", "httpss")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from botwire import Limits, Policy
-from botwire._config import is_conninfo
+from botwire._config import is_postgres
 
 __all__ = [
     "DEFAULT_DATABASE",
@@ -42,7 +42,6 @@ MIB = 1024 * 1024
 FREE_TIER = {"writes_per_day": 1000, "max_namespace_bytes": 50 * 1000 * 1000}
 
 
-# A libpq keyword/value connection string: "host=... dbname=..." (at least one known keyword).
 class ConfigError(ValueError):
     """A setting that cannot work (the CLI prints the message and exits with status 2)."""
 
@@ -290,7 +289,7 @@ class Settings:
                 raise ConfigError(
                     "botwire-server: --pg-listen-url only applies to a PostgreSQL --database."
                 )
-            if not (listen.startswith(("postgresql://", "postgres://")) or is_conninfo(listen)):
+            if not is_postgres(listen):
                 raise ConfigError(
                     "botwire-server: --pg-listen-url must be a postgresql:// URL of the same "
                     "database reached directly, not through a transaction-mode pooler."
@@ -327,7 +326,7 @@ class Settings:
         """``postgresql://`` / ``postgres://`` URLs, and libpq ``key=value`` connection strings
         (``host=db dbname=botwire user=...``), which must never become a SQLite file name."""
         db = self.database
-        return db.startswith(("postgresql://", "postgres://")) or is_conninfo(db)
+        return is_postgres(db)
 
     @property
     def sqlite_path(self) -> str:

@@ -82,10 +82,6 @@ class Listener:
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout)
 
-    @property
-    def stopped(self) -> bool:
-        return self._stop.is_set()
-
     def _run(self) -> None:
         """Listen, reconnecting with a growing delay (:data:`RECONNECT_DELAY` doubled, up to
         5 s)."""

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from botwire._config import is_conninfo
+from botwire._config import is_postgres
 from botwire._errors import InvalidArgument, Unavailable
 from botwire.store import Changes
 from botwire.store._sqlwatch import PRUNE_BATCH, check_changes_args
@@ -49,9 +49,7 @@ BEGIN_READ = b"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 def check_listen_url(url: str | None) -> None:
     """``PostgresStore(listen_url=)``: a PostgreSQL URL or connection string, else a clear
     error (a server's address or a file would only fail later, in the listener's thread)."""
-    if url is not None and not (
-        url.startswith(("postgresql://", "postgres://")) or is_conninfo(url)
-    ):
+    if url is not None and not is_postgres(url):
         raise InvalidArgument(
             "botwire: PostgresStore(listen_url=...) must be a postgresql:// URL (or a "
             "key=value connection string) of the same database, reached directly."
