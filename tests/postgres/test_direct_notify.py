@@ -13,10 +13,12 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from support.postgres import role_without_notify
 from support.server import running_server
 
 from botwire import Memory, TypeMismatch
 from botwire.store import Op
+from botwire_server.storage import _pg_listen
 from botwire_server.storage.postgres import PostgresStore
 from botwire_server.watch import CHANNEL
 
@@ -93,52 +95,49 @@ def test_a_server_notifies_each_write_once(
 
 
 def test_a_refused_notify_leaves_the_write_committed(
-    fresh_postgres_url: str, caplog: pytest.LogCaptureFixture
+    fresh_postgres_url: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A role that may write the tables but not run ``pg_notify``: every write and clear
-    commits and answers as usual, and the failed notify is logged."""
-    PostgresStore(fresh_postgres_url).close()  # the schema, created by the owner
-    role = f"bw_mute_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(fresh_postgres_url, autocommit=True) as admin:
-        database = admin.info.dbname
-        admin.execute(f"CREATE ROLE {role} LOGIN")
-        admin.execute(f"GRANT CONNECT ON DATABASE {database} TO {role}")
-        admin.execute(f"GRANT USAGE, CREATE ON SCHEMA public TO {role}")
-        admin.execute(
-            f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}"
-        )
-        admin.execute(f"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {role}")
-        admin.execute("REVOKE EXECUTE ON FUNCTION pg_notify(text, text) FROM PUBLIC")
-    as_role = psycopg.conninfo.make_conninfo(fresh_postgres_url, user=role)
-    try:
-        with (
-            caplog.at_level(logging.WARNING, logger="botwire_server"),
-            PostgresStore(as_role, max_size=1) as store,
-        ):
-            mem = Memory("mute", store=store)
-            for i in range(3):  # the same connection, again and again: never left broken
-                assert mem.set("k", i) > 0
-                mem.append("log", i)
-            assert mem.get("k") == 2
-            assert mem.get("log") == [0, 1, 2]
-            assert store.clear("mute") == 2
-            assert mem.get("k") is None
-            failed = [r.getMessage() for r in caplog.records if "pg_notify" in r.getMessage()]
-            assert len(failed) == 7, failed  # six writes and the clear
-            assert all("permission denied" in m for m in failed), failed
-            # A wait: the listener's probe is refused the same way, so the store says so once
-            # and its waits re-read every 50 ms (no listener reconnecting forever)
-            after = mem.set("k", 3)
-            assert store.changes("mute", after=after, wait=0.2).entries == []
-            deadline = time.monotonic() + 10
-            while store._wakes.state != "polling":
-                assert time.monotonic() < deadline, store._wakes.state
-                time.sleep(0.01)
-            assert store.changes("mute", after=after - 1, wait=5).entries[0].value == 3
-        logged = caplog.text
-        assert "may not send notifications" in logged and "lost its connection" not in logged
-    finally:
+    commits and answers as usual; the refusal is logged once, with the fix, and the store sends
+    no notification for ``REFUSED_RETRY`` s. Once granted, notifications go out again."""
+    monkeypatch.setattr(_pg_listen, "REFUSED_RETRY", 1.0)
+    with (
+        role_without_notify(fresh_postgres_url) as as_role,
+        caplog.at_level(logging.DEBUG, logger="botwire_server"),
+        PostgresStore(as_role, max_size=1) as store,
+    ):
+        mem = Memory("mute", store=store)
+        for i in range(3):  # the same connection, again and again: never left broken
+            assert mem.set("k", i) > 0
+            mem.append("log", i)
+        assert mem.get("k") == 2
+        assert mem.get("log") == [0, 1, 2]
+        assert store.clear("mute") == 2
+        assert mem.get("k") is None
+        refused = [r for r in caplog.records if "refused this store's notification" in r.message]
+        assert len(refused) == 1 and refused[0].levelno == logging.WARNING, caplog.text
+        assert "GRANT EXECUTE ON FUNCTION pg_notify(text, text)" in refused[0].message
+        assert "permission denied" in refused[0].message
+        assert "NOTIFY failed" not in caplog.text  # the other refusals: not tried, not logged
+        # A wait: the listener's probe is refused the same way, so the store says so once
+        # and its waits re-read every 50 ms (no listener reconnecting forever)
+        after = mem.set("k", 3)
+        assert store.changes("mute", after=after, wait=0.2).entries == []
+        deadline = time.monotonic() + 10
+        while store._wakes.state != "polling":
+            assert time.monotonic() < deadline, store._wakes.state
+            time.sleep(0.01)
+        assert store.changes("mute", after=after - 1, wait=5).entries[0].value == 3
+        assert "may not send notifications" in caplog.text
+        assert "lost its connection" not in caplog.text
+        # Granted: within REFUSED_RETRY the writes notify again, and the store says so
         with psycopg.connect(fresh_postgres_url, autocommit=True) as admin:
             admin.execute("GRANT EXECUTE ON FUNCTION pg_notify(text, text) TO PUBLIC")
-            admin.execute(f"DROP OWNED BY {role}")
-            admin.execute(f"DROP ROLE {role}")
+        heard = Listener(fresh_postgres_url)
+        try:
+            time.sleep(1.1)
+            mem.set("k", 4)
+            assert _named(heard.heard(1.0), "mute") == 1
+        finally:
+            heard.close()
+        assert "this store's notifications are accepted again" in caplog.text

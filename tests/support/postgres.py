@@ -65,6 +65,7 @@ __all__ = [
     "find_postgres_bin",
     "new_database",
     "postgres_url",
+    "role_without_notify",
     "running_postgres",
     "shared_server",
 ]
@@ -505,6 +506,39 @@ def terminate_backends(url: str) -> int:
             (dbname,),
         ).fetchall()
     return len(rows)
+
+
+@contextlib.contextmanager
+def role_without_notify(url: str) -> Iterator[str]:
+    """A URL of ``url``'s database as a new login role that may read and write botwire's
+    tables (created first by ``url``'s owner) but not run ``pg_notify``: ``EXECUTE`` on it is
+    revoked from ``PUBLIC`` in that database (function privileges are per database, so use
+    a fresh one). Everything is put back, and the role dropped, at the end."""
+    from botwire_server.storage.postgres import PostgresStore
+
+    PostgresStore(url).close()  # the schema, created by the owner
+    role = f"bw_mute_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(url, autocommit=True) as admin:
+        database = admin.info.dbname
+        admin.execute(f"CREATE ROLE {role} LOGIN")
+        admin.execute(f"GRANT CONNECT ON DATABASE {database} TO {role}")
+        admin.execute(f"GRANT USAGE, CREATE ON SCHEMA public TO {role}")
+        admin.execute(
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}"
+        )
+        admin.execute(f"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {role}")
+        admin.execute("REVOKE EXECUTE ON FUNCTION pg_notify(text, text) FROM PUBLIC")
+    try:
+        yield make_conninfo(url, user=role)
+    finally:
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute("GRANT EXECUTE ON FUNCTION pg_notify(text, text) TO PUBLIC")
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s",
+                (role,),
+            )
+            admin.execute(f"DROP OWNED BY {role}")
+            admin.execute(f"DROP ROLE {role}")
 
 
 def with_async_reader(store: Any, body: Callable[[Any], Awaitable[T]]) -> T:

@@ -191,3 +191,49 @@ def test_handoff_to_a_waiter_without_a_server_from_a_server(postgres_url: str) -
         writer.clear()
         label = "PostgreSQL, a server to a waiter without one"
         _assert_listened(_handoff(postgres_url, writer, label, direct=True))
+
+
+def _sessions(url: str) -> int:
+    """Connections made to ``url``'s database so far (PostgreSQL counts each at its start)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        row = conn.execute(
+            "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+@pytest.mark.postgres
+def test_handoff_across_replicas_whose_role_may_not_notify() -> None:
+    """Both replicas run as a role without ``EXECUTE`` on ``pg_notify`` (a locked-down
+    database). The waiting replica's LISTEN probe is refused, so it polls, and still wakes on
+    every write (not at its hold's end). The writing replica's notifications are refused: it
+    says so once, with the fix, and stops sending them for a while. Before, it logged a warning
+    and opened a new connection every 5 ms while writes arrived."""
+    from support.postgres import new_database, role_without_notify
+
+    url = new_database("botwire_mute")
+    hold = ("--watch-hold", str(HOLD))
+    with (
+        role_without_notify(url) as as_role,
+        running_server(*hold, database=as_role) as a,
+        running_server(*hold, database=as_role) as b,
+        Memory("handoff", url=b.url) as writer,
+    ):
+        _handoff(a.url, writer, "PostgreSQL, two replicas whose role may not notify (polling)")
+        time.sleep(1.5)  # backends report their session's start within a second
+        before = _sessions(url)
+        for i in range(300):
+            writer.set("burst", i)
+            if i % 30 == 0:
+                time.sleep(0.02)  # past the hub's 5-ms coalescing: another send each time
+        time.sleep(1.5)
+        opened = _sessions(url) - before - 1  # the count's own connection
+        logs = {"a": a.log(), "b": b.log()}
+    assert opened <= 2, f"{opened} connections opened for 300 writes"
+    assert "may not send notifications" in logs["a"], logs["a"]
+    assert "watch notify failed" not in logs["b"], logs["b"][-2000:]
+    assert logs["b"].count("GRANT EXECUTE ON FUNCTION pg_notify") == 1, logs["b"][-2000:]

@@ -24,7 +24,10 @@ store's ``changes`` whenever the event is set. Three sources set it:
   pool. The listener then uses ``--pg-listen-url`` (a direct connection); without it, or when
   the listener's start-up probe (a ``pg_notify`` it sends itself through the database URL)
   never arrives, the replica **polls** each watched namespace's high-water version every
-  :data:`PG_POLL_SECONDS` while anyone waits, and says so in a start-up warning.
+  :data:`PG_POLL_SECONDS` while anyone waits, and says so in a start-up warning. A role
+  without ``EXECUTE`` on ``pg_notify`` has its notifications refused: the replica then polls
+  (its probe is refused), says once that its own are refused, with the fix, and sends none for
+  a minute at a time (``storage._pg_listen.NotifyGate``), on the same connection.
 
 Waiters are bounded (``max_watchers`` per server, ``max_watchers_per_namespace``): beyond, the
 request is refused with 429 and ``Retry-After: 1``, before it holds anything.
@@ -41,7 +44,7 @@ from typing import Any
 
 from botwire import QuotaExceeded
 
-from .storage._pg_listen import CHANNEL, Listener
+from .storage._pg_listen import CHANNEL, Listener, NotifyGate, refusal
 from .storage._pg_listen import PROBE_SECONDS as LISTEN_PROBE_SECONDS
 
 __all__ = [
@@ -102,6 +105,7 @@ class WatchHub:
         self._listen_dsn = listen_dsn
         #: True when this replica polls for other replicas' writes (LISTEN does not work).
         self.pg_polling = False
+        self._gate = NotifyGate("this replica")
 
     async def open(self) -> None:
         """Start listening (PostgreSQL); call inside the server's event loop."""
@@ -212,7 +216,7 @@ class WatchHub:
         """A write to ``ns`` committed in this process: wake its waiters here, and tell the
         other replicas (PostgreSQL)."""
         self.wake(ns)
-        if self._dsn is None or self._stop.is_set():
+        if self._dsn is None or self._stop.is_set() or not self._gate.open():
             return
         with self._pending_lock:
             self._pending.add(ns)
@@ -297,10 +301,15 @@ class WatchHub:
             if not names:
                 return
             self._sent_at = loop.time()
+            if not self._gate.open():
+                continue
             try:
                 await self._notify(payloads(names))
             except Exception as exc:  # other replicas' waiters still wake at their hold's end
-                log.warning("watch notify failed: %s", exc)
+                if not self._gate.refused(exc):
+                    log.warning("watch notify failed: %s", exc)
+            else:
+                self._gate.passed()
 
     async def _backend_pid(self, conn: Any) -> int:
         """The server process behind ``conn``, whose notifications the listener skips; 0 (skip
@@ -313,6 +322,8 @@ class WatchHub:
         return int(row[0]) if row else 0
 
     async def _notify(self, payloads: list[str]) -> None:
+        from psycopg.pq import TransactionStatus
+
         from .storage._pg_write import AsyncPgTx, WriteConnection
 
         assert self._dsn is not None
@@ -326,8 +337,15 @@ class WatchHub:
             for payload in payloads:
                 tx.queue(NOTIFY_SQL, (CHANNEL, payload))
             await tx.send()
-        except Exception:
-            conn, self._send_conn = self._send_conn, None
+        except Exception as exc:
+            conn = self._send_conn
+            if (
+                conn is not None
+                and refusal(exc)
+                and conn.info.transaction_status == TransactionStatus.IDLE
+            ):
+                raise  # a privilege PostgreSQL refused: the connection itself is fine
+            self._send_conn = None
             self._send_pid = 0
             if conn is not None:
                 with contextlib.suppress(Exception):

@@ -10,6 +10,10 @@ silently: its session goes back to the pool. So before it first reports itself c
 listener *probes*: it sends a notification of its own through ``notify_dsn`` (the URL writes
 use) and waits :data:`PROBE_SECONDS` for it. If it never arrives, ``on_unusable`` says why and
 the listener ends; its users poll instead.
+
+The writers' side: a role without ``EXECUTE`` on ``pg_notify`` has every notification refused,
+and asking again never mends it. :class:`NotifyGate` makes a writer (a server's hub, a store
+without a server) say so once, with the fix, and send none for :data:`REFUSED_RETRY` s.
 """
 
 from __future__ import annotations
@@ -21,7 +25,15 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["CHANNEL", "PROBE_SECONDS", "RECONNECT_DELAY", "Listener"]
+__all__ = [
+    "CHANNEL",
+    "PROBE_SECONDS",
+    "RECONNECT_DELAY",
+    "REFUSED_RETRY",
+    "Listener",
+    "NotifyGate",
+    "refusal",
+]
 
 log = logging.getLogger("botwire_server.watch")
 
@@ -33,6 +45,78 @@ PROBE_SECONDS = 5.0
 RECONNECT_DELAY = 0.1
 #: The longest the listener blocks in one wait for notifications (how soon ``stop`` is seen).
 _TICK = 0.5
+#: After PostgreSQL refused a writer's notification for want of privilege, how long the writer
+#: sends none (a ``GRANT`` made meanwhile is used within it).
+REFUSED_RETRY = 60.0
+#: SQLSTATE ``insufficient_privilege``
+_REFUSED = "42501"
+
+
+def refusal(exc: BaseException) -> BaseException | None:
+    """PostgreSQL's refusal for want of privilege that ``exc`` is or was raised from."""
+    cause: BaseException | None = exc
+    while cause is not None and getattr(cause, "sqlstate", None) != _REFUSED:
+        cause = cause.__cause__
+    return cause
+
+
+class NotifyGate:
+    """Whether a writer sends the watch's notifications: not for :data:`REFUSED_RETRY` s after
+    PostgreSQL refused one for want of privilege. The first refusal (and the first after
+    notifications went through again) is logged as a warning naming the fix; later ones at
+    debug level. ``who`` names the writer in the log.
+
+    Example::
+
+        gate = NotifyGate("this replica")
+        if gate.open():
+            try:
+                send_notify()
+            except psycopg.Error as exc:
+                if not gate.refused(exc):
+                    raise
+            else:
+                gate.passed()
+    """
+
+    def __init__(self, who: str) -> None:
+        self._who = who
+        self._until = 0.0  # time.monotonic() before which nothing is sent; 0: never refused
+        self._warned = False
+
+    def open(self) -> bool:
+        """Whether to send a notification now."""
+        return self._until == 0.0 or time.monotonic() >= self._until
+
+    def refused(self, exc: BaseException) -> bool:
+        """Whether ``exc`` (or what it was raised from) is PostgreSQL's refusal for want of
+        privilege; if so, the gate closes for :data:`REFUSED_RETRY` s."""
+        cause = refusal(exc)
+        if cause is None:
+            return False
+        self._until = time.monotonic() + REFUSED_RETRY
+        if self._warned:
+            log.debug("watch: %s's notification refused again (%s)", self._who, cause)
+            return True
+        self._warned = True
+        log.warning(
+            "watch: PostgreSQL refused %s's notification (%s). Its writes are committed and "
+            "go on, but other processes' waiting watches see them only when they re-read (a "
+            "server's poll or hold, a store's re-read each second). The fix: GRANT EXECUTE ON "
+            "FUNCTION pg_notify(text, text) TO the role in the database URL. Notifications are "
+            "tried again every %.0f s.",
+            self._who,
+            cause,
+            REFUSED_RETRY,
+        )
+        return True
+
+    def passed(self) -> None:
+        """A notification went through (after a refusal: the privilege was granted)."""
+        if self._warned:
+            self._warned = False
+            self._until = 0.0
+            log.warning("watch: %s's notifications are accepted again", self._who)
 
 
 class Listener:

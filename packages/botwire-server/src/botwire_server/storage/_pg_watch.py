@@ -29,7 +29,7 @@ from botwire.store import Changes
 from botwire.store._sqlwatch import PRUNE_BATCH, check_changes_args
 
 from ..watch import CHANNEL, NOTIFY_SQL
-from ._pg_listen import Listener
+from ._pg_listen import Listener, NotifyGate
 from ._pg_tx import PgTx
 
 if TYPE_CHECKING:
@@ -61,7 +61,9 @@ class Wakes:
 
     ``state``: ``"off"`` (no one waited yet), ``"starting"`` (the listener connects and
     probes), ``"listening"``, ``"polling"`` (LISTEN does not work here, for good) or
-    ``"closed"`` (the store was closed: no listener starts again)."""
+    ``"closed"`` (the store was closed: no listener starts again). ``gate``: whether the
+    store's writes send their notifications (none for a while after PostgreSQL refused one for
+    want of privilege)."""
 
     def __init__(self, listen_dsn: str, notify_dsn: str, connect_kwargs: dict[str, Any]) -> None:
         self._args = (listen_dsn, notify_dsn, connect_kwargs)
@@ -69,6 +71,7 @@ class Wakes:
         self._waiters: dict[str, set[threading.Event]] = {}
         self.listener: Listener | None = None
         self.state = "off"
+        self.gate = NotifyGate("this store")
 
     def fresh(self) -> Wakes:
         """A new one with the same URLs (a forked child's: the parent's listener stays its)."""
@@ -170,12 +173,16 @@ class PgWatch:
         changed ``namespace``: wake this store's waiters and, with ``notify``, every other
         process's; the change has committed, so a failed notify is only logged."""
         self._wakes.wake(namespace)
-        if not notify:
+        gate = self._wakes.gate
+        if not notify or not gate.open():
             return
         try:
             self._statement(lambda tx: tx.one(NOTIFY_SQL, (CHANNEL, namespace)))
         except (psycopg.Error, Unavailable) as exc:
-            log.warning("botwire: %s changed, but its NOTIFY failed (%s)", namespace, exc)
+            if not gate.refused(exc):
+                log.warning("botwire: %s changed, but its NOTIFY failed (%s)", namespace, exc)
+        else:
+            gate.passed()
 
     def changes(
         self,

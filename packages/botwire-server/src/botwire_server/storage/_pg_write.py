@@ -61,6 +61,7 @@ from botwire.store._sqltext import (
 )
 
 from ._pg_common import pg_sql
+from ._pg_listen import NotifyGate
 from ._pg_prepare import Prepared
 from ._pg_tx import BEGIN_WRITE, NEXTVAL, NEXTVAL_SERIES
 from ._pg_wait import results as wait_results
@@ -137,6 +138,7 @@ class AsyncPgTx:
         "_saved",
         "_tx",
         "_versions",
+        "failed_last",
     )
 
     def __init__(
@@ -154,6 +156,8 @@ class AsyncPgTx:
         self._prepared = prepared
         self._names = names or {}
         self._plan = prefetch
+        #: why the last statement of a ``send(optional_last=True)`` failed (``None``: it ran)
+        self.failed_last: psycopg.Error | None = None
         #: each statement queued, and what it writes (``_row_of``: the row it overwrites
         #: whole, ``_BLIND`` or ``None``, anything else; see :meth:`send`)
         self._queue: list[tuple[bytes, object]] = []
@@ -192,7 +196,7 @@ class AsyncPgTx:
         first statement PostgreSQL refused raises its ``psycopg.Error``, as a cursor would,
         except the last one when ``optional_last`` (a ``NOTIFY`` after ``COMMIT``: everything
         before it succeeded, PostgreSQL skips what follows a refused statement), which is
-        logged and answered ``None``.
+        answered ``None`` and its error kept in :attr:`failed_last`.
 
         A statement that a later one of the same send overwrites whole is left out (its
         result is ``None``, as a write's is): a group's calls on one list (or one key) each
@@ -218,11 +222,7 @@ class AsyncPgTx:
                     error = error_from_result(res, encoding=tx.encoding)
                     if len(results) != last:
                         raise error
-                    log.warning(
-                        "botwire: a write committed, but the statement after its COMMIT "
-                        "failed (%s); other processes' watchers see it when their wait ends",
-                        error,
-                    )
+                    self.failed_last = error
                     results.append(None)
                 else:
                     results.append(None)
@@ -506,13 +506,15 @@ async def write_async(
     prepared: Prepared | None = None,
     names: dict[str, str] | None = None,
     notify: tuple[str, tuple[Any, ...]] | None = None,
+    gate: NotifyGate | None = None,
 ) -> T:
     """``plan`` in one READ COMMITTED transaction on ``conn`` (autocommit), its statements sent
     in batches (:class:`AsyncPgTx`); a refused operation is rolled back. ``sent[0]`` is set once
     the batch holding ``COMMIT`` may have reached the server (the outcome is unknown from then
     on: the writes queued before it ride in the same batch). ``notify`` (a statement and its
     parameters) rides behind ``COMMIT`` in the same round trip, run only once the write has
-    committed; its failure is logged, never the write's."""
+    committed; its failure is logged (once per ``gate`` when PostgreSQL refuses the
+    privilege), never the write's."""
     tx = AsyncPgTx(conn, prefetch=prefetch, prepared=prepared, names=names)
     tx.queue(BEGIN_WRITE)
     try:
@@ -530,6 +532,15 @@ async def write_async(
     else:  # its own transaction, once the write's has committed (module docstring)
         tx.queue(*notify)
         await tx.send(optional_last=True)
+        if tx.failed_last is None:
+            if gate is not None:
+                gate.passed()
+        elif gate is None or not gate.refused(tx.failed_last):
+            log.warning(
+                "botwire: a write committed, but its NOTIFY failed (%s); other processes' "
+                "watchers see it when they re-read",
+                tx.failed_last,
+            )
     return result
 
 

@@ -405,9 +405,10 @@ class PostgresStore(PgWatch):
                 now=now,
             )
             names = blocking(prepared.ready(conn))
-            return blocking(write_async(conn, plan, sent, prefetch, prepared, names, notify))
+            return blocking(write_async(conn, plan, sent, prefetch, prepared, names, notify, gate))
 
-        notify = (NOTIFY_SQL, (CHANNEL, namespace)) if self.notify else None
+        gate = self._wakes.gate
+        notify = (NOTIFY_SQL, (CHANNEL, namespace)) if self.notify and gate.open() else None
 
         results = self._run(body)
         self._wakes.wake(namespace)
