@@ -7,9 +7,18 @@ import logging
 import sys
 import time
 
-__all__ = ["configure_logging", "mask", "register_secrets"]
+__all__ = [
+    "JSONFormatter",
+    "configure_logging",
+    "has_secrets",
+    "mask",
+    "register_secrets",
+    "sole_json_handler",
+]
 
 _SECRETS: list[str] = []
+#: the handler :func:`configure_logging` installed last (``None``: it was not called)
+_HANDLER: logging.StreamHandler | None = None  # type: ignore[type-arg]
 
 
 def register_secrets(secrets: list[str]) -> None:
@@ -18,6 +27,11 @@ def register_secrets(secrets: list[str]) -> None:
         if secret and len(secret) >= 3 and secret not in _SECRETS:
             _SECRETS.append(secret)
     _SECRETS.sort(key=len, reverse=True)  # a longer secret first: it may contain a shorter one
+
+
+def has_secrets() -> bool:
+    """Whether any secret is registered (else :func:`mask` needs to look only for URLs)."""
+    return bool(_SECRETS)
 
 
 def mask(text: str) -> str:
@@ -56,6 +70,8 @@ def configure_logging(level: str, fmt: str = "json") -> None:
         handler.setFormatter(HumanFormatter())
     else:
         handler.setFormatter(JSONFormatter())
+    global _HANDLER
+    _HANDLER = handler
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -64,3 +80,27 @@ def configure_logging(level: str, fmt: str = "json") -> None:
         logger.handlers[:] = []
         logger.propagate = True
     logging.getLogger("uvicorn.access").disabled = True  # it would log query strings
+
+
+def sole_json_handler(logger: logging.Logger) -> logging.StreamHandler | None:  # type: ignore[type-arg]
+    """The handler :func:`configure_logging` installed, when ``logger``'s INFO records reach it
+    and nothing else: no other handler on the way to the root, no filter, its
+    :class:`JSONFormatter` unchanged. ``None`` otherwise (then records go through ``logging``)."""
+    handler = _HANDLER
+    if (
+        handler is None
+        or type(handler.formatter) is not JSONFormatter
+        or handler.filters
+        or handler.level > logging.INFO
+        or logger.filters
+        or not logger.isEnabledFor(logging.INFO)
+    ):
+        return None
+    node: logging.Logger | None = logger
+    while node is not None:
+        if node.parent is None:  # the root
+            return handler if node.handlers == [handler] else None
+        if node.handlers or not node.propagate:
+            return None
+        node = node.parent
+    return None

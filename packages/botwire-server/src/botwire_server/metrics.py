@@ -13,7 +13,6 @@ Example::
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import time
 from typing import Any
@@ -27,9 +26,9 @@ from prometheus_client import (
     generate_latest,
 )
 
-__all__ = ["Metrics", "MetricsMiddleware", "access_logger"]
+from ._access import AccessLog, access_line, access_logger
 
-access_logger = logging.getLogger("botwire_server.access")
+__all__ = ["Metrics", "MetricsMiddleware", "access_logger"]
 
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -103,7 +102,8 @@ class MetricsMiddleware:
     """Counts and times every HTTP request; writes one JSON line per request to the access log.
 
     The line holds time, method, path (without the query string), route, status, duration and
-    client address; it never holds headers, so tokens are never logged.
+    client address; it never holds headers, so tokens are never logged. Lines are written by
+    :class:`~._access.AccessLog` (a turn's lines in one write).
     """
 
     def __init__(self, app: Any, metrics: Metrics, *, access_log: bool = True) -> None:
@@ -113,6 +113,7 @@ class MetricsMiddleware:
         # (method, route, status) -> its two series: labels() takes a lock and builds tuples
         # on every call. Bounded: httptools parses only HTTP's own methods, routes are templates.
         self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._log = AccessLog()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -145,17 +146,14 @@ class MetricsMiddleware:
             series[1].observe(elapsed)
             if self.access_log and access_logger.isEnabledFor(logging.INFO):
                 client = scope.get("client")
-                access_logger.info(
-                    json.dumps(
-                        {
-                            "ts": round(time.time(), 3),
-                            "method": method,
-                            "path": scope.get("path", ""),
-                            "route": route,
-                            "status": status,
-                            "ms": round(elapsed * 1000, 3),
-                            "client": client[0] if client else None,
-                        },
-                        ensure_ascii=True,  # one physical line whatever the key holds
+                self._log.write(
+                    access_line(
+                        round(time.time(), 3),
+                        method,
+                        scope.get("path", ""),
+                        route,
+                        status,
+                        round(elapsed * 1000, 3),
+                        client[0] if client else None,
                     )
                 )
