@@ -10,13 +10,14 @@ each capability it adds. ``tests/server/test_store_protocol.py`` holds the serve
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from .._types import Changes, Entry, KeyPage, Op, Policy, Usage
 
 if TYPE_CHECKING:
     from ._sql import JSONEntry
+    from ._wakeups import Wakeup
 
 __all__ = [
     "MEMBERS",
@@ -36,6 +37,7 @@ __all__ = [
     "SupportsRecentKeys",
     "SupportsStoredBytes",
     "SupportsSweep",
+    "SupportsWakeups",
     "capabilities",
 ]
 
@@ -286,6 +288,21 @@ class SupportsBatchGroup(Protocol):
         ...
 
 
+@runtime_checkable
+class SupportsWakeups(Protocol):
+    """Waiting for a namespace's changes without a thread or a poll per waiter: what
+    ``AsyncMemory.watch`` on a store in its own process uses (``store/_wakeups.py``).
+
+    Default: each waiting ``changes`` of ``AsyncMemory`` holds a thread of its own (at most
+    ``WAIT_THREADS`` at once, ``backends/_threaded.py``)."""
+
+    def wakeup(self, namespace: str, wake: Callable[[], object]) -> Wakeup:
+        """Call ``wake()`` (from any thread, maybe more often than needed) whenever
+        ``namespace`` may have changed, until the returned handle's ``cancel()``; its
+        ``interval()`` is the longest a waiter may sleep before it re-reads anyway."""
+        ...
+
+
 #: Every capability the server probes a store for, by attribute name.
 OPTIONAL: dict[str, type] = {
     "get_json": SupportsGetJSON,
@@ -301,6 +318,7 @@ OPTIONAL: dict[str, type] = {
     "get_policy": SupportsPolicy,
     "changes": SupportsChanges,
     "batch_group": SupportsBatchGroup,
+    "wakeup": SupportsWakeups,
 }
 
 

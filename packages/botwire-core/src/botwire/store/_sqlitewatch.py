@@ -1,6 +1,8 @@
 """The embedded store's change feed (issue 18, watch): ``changes`` with a cheap wait across
 processes sharing the file, ``data_version``, and the pruning of old tombstones; a mixin of
-:class:`~botwire.store.SQLiteStore` (the engine's side is ``_sqlwatch``)."""
+:class:`~botwire.store.SQLiteStore` (the engine's side is ``_sqlwatch``). Waiting calls sleep
+until one poller per store (``_wakeups.VersionPoller``, a thread while anyone waits) sees
+their namespace move, instead of each polling ``data_version`` itself."""
 
 from __future__ import annotations
 
@@ -12,16 +14,19 @@ from typing import TYPE_CHECKING, Any
 
 from .._types import Changes
 from ._sqlwatch import PRUNE_BATCH, check_changes_args
+from ._wakeups import VersionPoller, Wake, Wakeup, wait_for_change
 
 if TYPE_CHECKING:
     from ._readers import Readers
     from ._sql import Engine
     from ._sqlitefile import SQLiteTx
 
-__all__ = ["WATCH_POLL", "SQLiteWatch"]
+__all__ = ["WATCH_BACKSTOP", "WATCH_POLL", "SQLiteWatch"]
 
-#: How often a waiting ``changes`` looks for another connection's commit (``data_version``)
+#: How often the poller looks for any connection's commit (``data_version``) while anyone waits
 WATCH_POLL = 0.01
+#: The longest a waiting ``changes`` sleeps before it re-reads anyway
+WATCH_BACKSTOP = 5.0
 
 
 class SQLiteWatch:
@@ -59,10 +64,24 @@ class SQLiteWatch:
             return int(conn.execute("PRAGMA data_version").fetchone()[0])
 
     def _close_signal(self) -> None:
+        poller: VersionPoller | None = getattr(self, "_poller", None)
+        if poller is not None:
+            poller.close()
         with self._signal_lock:
             if self._signal is not None:
                 self._signal.close()
                 self._signal = None
+
+    def wakeup(self, namespace: str, wake: Wake) -> Wakeup:
+        """``SupportsWakeups``: ``wake()`` whenever ``namespace`` may have changed, seen by the
+        store's one poller (module docstring)."""
+        with self._signal_lock:
+            poller: VersionPoller | None = getattr(self, "_poller", None)
+            if poller is None:
+                poller = self._poller = VersionPoller(
+                    self.data_version, self.high_waters, poll=WATCH_POLL, backstop=WATCH_BACKSTOP
+                )
+        return poller.add(namespace, wake)
 
     def changes(
         self,
@@ -74,23 +93,21 @@ class SQLiteWatch:
         wait: float = 0.0,
     ) -> Changes:
         """What changed under ``prefix`` after version ``after`` (``SupportsChanges``); with
-        ``wait`` > 0, block up to ``wait`` seconds for a change, polling ``data_version``
-        every :data:`WATCH_POLL` s (a commit by any process sharing the file wakes it)."""
+        ``wait`` > 0, block up to ``wait`` seconds for a change, woken by the store's poller
+        (a commit by any process sharing the file)."""
         check_changes_args(namespace, prefix, after, limit)
         deadline = time.monotonic() + max(0.0, float(wait))
-        while True:
-            seen = self.data_version() if wait > 0 else 0
+
+        def read() -> Changes:
             with self._read() as tx:
                 found: Changes = self.engine.changes(
                     tx, namespace, prefix, after, limit, self.clock()
                 )
-            if found.entries or after is None or wait <= 0:
-                return found
-            while self.data_version() == seen:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return found
-                time.sleep(min(WATCH_POLL, left))
+            return found
+
+        if after is None or wait <= 0:
+            return read()
+        return wait_for_change(read, functools.partial(self.wakeup, namespace), deadline)
 
     def prune_tombstones(self, *, max_batches: int | None = None) -> int:
         """Forget tombstones older than the retention (``Engine.tombstone_seconds``),

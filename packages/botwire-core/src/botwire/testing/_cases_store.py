@@ -203,6 +203,35 @@ class ProtocolCases(Cases):
         quiet = store.changes(ns, after=store.changes(ns).version, wait=0.05)
         assert quiet.entries == []  # nothing changed: the wait ends empty
 
+    def _check_wakeup(self, store: Any, backend: Backend, mem: Memory) -> None:
+        """What ``AsyncMemory.watch`` sleeps on: a write to the namespace calls ``wake``; a
+        cancelled registration is called no more; ``interval()`` bounds a sleep."""
+        import threading
+        import time
+
+        ns = mem.namespace
+        woken = threading.Event()
+        calls: list[float] = []
+
+        def wake() -> None:
+            calls.append(time.monotonic())
+            woken.set()
+
+        handle = store.wakeup(ns, wake)
+        try:
+            assert 0 < handle.interval() <= 60, handle.interval()
+            time.sleep(0.1)  # a poller or listener starting up sees the write below as new
+            woken.clear()
+            mem.set("woken", 1)
+            assert woken.wait(10), f"{type(store).__name__}.wakeup: a write did not call wake"
+        finally:
+            handle.cancel()
+        time.sleep(0.3)  # a call in flight at the cancel lands now
+        calls.clear()
+        mem.set("woken", 2)
+        time.sleep(0.3)
+        assert calls == [], "wake was called after its registration was cancelled"
+
     def _check_engine(self, store: Any, backend: Backend, mem: Memory) -> None:
         engine = store.engine
         for attr in ("max_append_items", "max_list_length", "max_list_bytes"):

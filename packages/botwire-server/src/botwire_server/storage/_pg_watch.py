@@ -27,6 +27,7 @@ from botwire._config import is_postgres
 from botwire._errors import InvalidArgument, Unavailable
 from botwire.store import Changes
 from botwire.store._sqlwatch import PRUNE_BATCH, check_changes_args
+from botwire.store._wakeups import Waiters, Wake, Wakeup, wait_for_change
 
 from ..watch import CHANNEL, NOTIFY_SQL
 from ._pg_listen import Listener, NotifyGate
@@ -68,7 +69,7 @@ class Wakes:
     def __init__(self, listen_dsn: str, notify_dsn: str, connect_kwargs: dict[str, Any]) -> None:
         self._args = (listen_dsn, notify_dsn, connect_kwargs)
         self._lock = threading.Lock()
-        self._waiters: dict[str, set[threading.Event]] = {}
+        self._waiters = Waiters(self._lock, self.interval)
         self.listener: Listener | None = None
         self.state = "off"
         self.gate = NotifyGate("this store")
@@ -77,12 +78,11 @@ class Wakes:
         """A new one with the same URLs (a forked child's: the parent's listener stays its)."""
         return Wakes(*self._args)
 
-    def register(self, namespace: str) -> threading.Event:
-        """An event set whenever ``namespace`` may have changed; the listener starts on the
-        first call."""
-        event = threading.Event()
+    def add(self, namespace: str, wake: Wake) -> Wakeup:
+        """Call ``wake`` whenever ``namespace`` may have changed, until the handle's cancel; the
+        listener starts on the first call."""
+        handle = self._waiters.add(namespace, wake)
         with self._lock:
-            self._waiters.setdefault(namespace, set()).add(event)
             if self.state == "off":
                 self.state = "starting"
                 listen_dsn, notify_dsn, kwargs = self._args
@@ -96,15 +96,7 @@ class Wakes:
                     name="botwire-store-listen",
                 )
                 self.listener.start()
-        return event
-
-    def unregister(self, namespace: str, event: threading.Event) -> None:
-        with self._lock:
-            waiters = self._waiters.get(namespace)
-            if waiters is not None:
-                waiters.discard(event)
-                if not waiters:
-                    del self._waiters[namespace]
+        return handle
 
     def interval(self) -> float:
         """How long a waiting call sleeps, at most, before it re-reads."""
@@ -113,16 +105,10 @@ class Wakes:
     def wake(self, namespace: str) -> None:
         if not self._waiters:  # nobody waits: the common case of a write
             return
-        with self._lock:
-            events = list(self._waiters.get(namespace, ()))
-        for event in events:
-            event.set()
+        self._waiters.wake([namespace])
 
     def wake_all(self) -> None:
-        with self._lock:
-            events = [e for waiters in self._waiters.values() for e in waiters]
-        for event in events:
-            event.set()
+        self._waiters.wake()
 
     def _payload(self, payload: str) -> None:
         for namespace in payload.split(" "):
@@ -209,23 +195,19 @@ class PgWatch:
                 conn.execute(b"COMMIT")
             return found
 
-        if after is None or wait <= 0:
+        def read() -> Changes:
             found: Changes = self._run(body)
             return found
-        # Registered before the first read, and cleared before each: a write that commits
-        # after a read sets the event (its notify follows its commit), so it is never slept
-        # through.
-        event = self._wakes.register(namespace)
-        try:
-            while True:
-                event.clear()
-                found = self._run(body)
-                left = deadline - time.monotonic()
-                if found.entries or left <= 0:
-                    return found
-                event.wait(min(self._wakes.interval(), left))
-        finally:
-            self._wakes.unregister(namespace, event)
+
+        if after is None or wait <= 0:
+            return read()
+        # a write that commits after a read wakes the wait (its notify follows its commit)
+        return wait_for_change(read, functools.partial(self.wakeup, namespace), deadline)
+
+    def wakeup(self, namespace: str, wake: Wake) -> Wakeup:
+        """``SupportsWakeups``: ``wake()`` whenever ``namespace`` may have changed (a
+        notification, this store's own write, a reconnect); the listener starts on the first."""
+        return self._wakes.add(namespace, wake)
 
     def high_waters(self, namespaces: list[str]) -> dict[str, int]:
         """Each namespace's highest version (``Engine.high_water``) in one snapshot: what the
