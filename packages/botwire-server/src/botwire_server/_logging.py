@@ -10,8 +10,8 @@ import time
 __all__ = [
     "JSONFormatter",
     "configure_logging",
-    "has_secrets",
     "mask",
+    "masked_access_line",
     "register_secrets",
     "sole_json_handler",
 ]
@@ -29,9 +29,10 @@ def register_secrets(secrets: list[str]) -> None:
     _SECRETS.sort(key=len, reverse=True)  # a longer secret first: it may contain a shorter one
 
 
-def has_secrets() -> bool:
-    """Whether any secret is registered (else :func:`mask` needs to look only for URLs)."""
-    return bool(_SECRETS)
+def masked_access_line(text: str) -> str:
+    """Access-log text as written out: through :func:`mask` once any secret is registered
+    (its lines hold no URL passwords, which is all :func:`mask` looks for without one)."""
+    return mask(text) if _SECRETS else text
 
 
 def mask(text: str) -> str:
@@ -49,7 +50,7 @@ class JSONFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         if record.name == "botwire_server.access":
-            return mask(record.getMessage()) if _SECRETS else record.getMessage()
+            return masked_access_line(record.getMessage())
         line = {
             "ts": round(record.created if record.created else time.time(), 3),
             "level": record.levelname.lower(),

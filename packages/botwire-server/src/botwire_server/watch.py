@@ -306,10 +306,10 @@ class WatchHub:
             try:
                 await self._notify(payloads(names))
             except Exception as exc:  # other replicas' waiters still wake at their hold's end
-                if not self._gate.refused(exc):
+                if self._gate.settle(exc):
                     log.warning("watch notify failed: %s", exc)
             else:
-                self._gate.passed()
+                self._gate.settle(None)
 
     async def _backend_pid(self, conn: Any) -> int:
         """The server process behind ``conn``, whose notifications the listener skips; 0 (skip

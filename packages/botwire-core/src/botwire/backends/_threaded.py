@@ -16,11 +16,12 @@ threads and an async reader. The rules live here once:
   (:class:`~botwire.store.SupportsWakeups`: embedded SQLite, ``PostgresStore``) waits on the
   event loop: an ``asyncio.Event`` the store's poller or listener sets from its thread, each
   read in a worker thread. Measured, 300 such watches idle on embedded SQLite: 256 threads
-  and 87% of a core before, 0 threads and ~1% now (``store/_wakeups.py``). On any other store
-  a waiting call holds its thread until a change or its end, so it runs in threads of its own
-  (at most :data:`WAIT_THREADS`), never in the default executor's few (``min(32, CPUs + 4)``:
-  6 on a 2-CPU function) that every other call shares: there, as many waiting watches as
-  threads held back every other call, and the write that would have woken them.
+  and 87% of a core before, no thread of their own and ~2% now (``store/_wakeups.py``). On
+  any other store a waiting call holds its thread until a change or its end, so it runs in
+  threads of its own (at most :data:`WAIT_THREADS`), never in the default executor's few
+  (``min(32, CPUs + 4)``: 6 on a 2-CPU function) that every other call shares: there, as many
+  waiting watches as threads held back every other call, and the write that would have woken
+  them.
 """
 
 from __future__ import annotations

@@ -73,10 +73,10 @@ class NotifyGate:
             try:
                 send_notify()
             except psycopg.Error as exc:
-                if not gate.refused(exc):
+                if gate.settle(exc):
                     raise
             else:
-                gate.passed()
+                gate.settle(None)
     """
 
     def __init__(self, who: str) -> None:
@@ -110,6 +110,14 @@ class NotifyGate:
             REFUSED_RETRY,
         )
         return True
+
+    def settle(self, error: BaseException | None) -> bool:
+        """After a send: ``None`` (it went through) is :meth:`passed`, a refusal
+        :meth:`refused`; whether ``error`` is another failure, for the caller to log."""
+        if error is None:
+            self.passed()
+            return False
+        return not self.refused(error)
 
     def passed(self) -> None:
         """A notification went through (after a refusal: the privilege was granted)."""

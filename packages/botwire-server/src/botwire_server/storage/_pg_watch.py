@@ -165,10 +165,10 @@ class PgWatch:
         try:
             self._statement(lambda tx: tx.one(NOTIFY_SQL, (CHANNEL, namespace)))
         except (psycopg.Error, Unavailable) as exc:
-            if not gate.refused(exc):
+            if gate.settle(exc):
                 log.warning("botwire: %s changed, but its NOTIFY failed (%s)", namespace, exc)
         else:
-            gate.passed()
+            gate.settle(None)
 
     def changes(
         self,

@@ -532,14 +532,12 @@ async def write_async(
     else:  # its own transaction, once the write's has committed (module docstring)
         tx.queue(*notify)
         await tx.send(optional_last=True)
-        if tx.failed_last is None:
-            if gate is not None:
-                gate.passed()
-        elif gate is None or not gate.refused(tx.failed_last):
+        error = tx.failed_last
+        if gate.settle(error) if gate is not None else error is not None:
             log.warning(
                 "botwire: a write committed, but its NOTIFY failed (%s); other processes' "
                 "watchers see it when they re-read",
-                tx.failed_last,
+                error,
             )
     return result
 
