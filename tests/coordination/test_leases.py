@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,8 +25,17 @@ from typing import Any
 
 import pytest
 from support.adapters import race_processes
+from support.forks import run_forked
 
-from botwire import AsyncMemory, Conflict, InvalidArgument, InvalidKey, LeaseLost, Memory
+from botwire import (
+    AsyncMemory,
+    BotWireError,
+    Conflict,
+    InvalidArgument,
+    InvalidKey,
+    LeaseLost,
+    Memory,
+)
 
 BACKENDS = [
     "embedded",
@@ -348,6 +358,128 @@ def test_delete_many_fenced_past_one_batch_checks_the_fence_in_every_slice(
         for i in range(0, 1500, 999):
             m.set_many({k: 1 for k in keys[i : i + 999]}, fence=lease)
         assert m.delete_many(keys, fence=lease) == 1500
+
+
+def test_a_fenced_delete_many_that_loses_the_lease_midway_names_what_it_deleted(
+    backend: Any, ns: str
+) -> None:
+    """Past one batch each slice is fenced on its own: a lease lost between slices leaves the
+    earlier slices deleted, and LeaseLost says so instead of "nothing was written". The
+    command's own generator is stepped by hand (a sync command yields each store call's
+    answer), so the takeover lands exactly between the two slices."""
+    m = backend.memory(ns)
+    keys = [f"k{i:04}" for i in range(1500)]
+    m.set_many({k: 1 for k in keys[:999]})
+    m.set_many({k: 1 for k in keys[999:]})
+    lease = m.lease("job", ttl=30)
+    lease.acquire()
+    steps = Memory.delete_many.__wrapped__(m, keys, fence=lease)  # type: ignore[attr-defined]
+    first = next(steps)  # the first slice, sent and committed
+    assert len(first) == 1000 and len(m.list("k")) == 501
+    m.lease("job", holder=lease.holder).acquire()  # the same name takes it over: a new token
+    with pytest.raises(LeaseLost) as lost:
+        steps.send(first)
+    assert len(m.list("k")) == 501  # the second slice wrote nothing
+    message = str(lost.value)
+    assert "slice 2 of 2" in message and "999 keys before this slice were deleted" in message
+
+
+def test_a_heartbeat_renewing_beside_fenced_writes_never_loses_the_lease(
+    memory: Memory, ns: str, url: str
+) -> None:
+    """The pattern renew() invites: one thread renews in a loop while another writes with
+    ``fence=lease``. A renewal committed while a fenced write or another renewal is in flight
+    moves the token under it; that write is sent again at the new token (the store shows the
+    lease still this object's), never refused with LeaseLost, and the lease is never dropped."""
+    heartbeat = Memory(ns, url=url)  # the heartbeat's own client, as a thread of its own would
+    lease = heartbeat.lease("session", ttl=30)
+    lease.acquire()
+    stop, errors = threading.Event(), []
+
+    def renew() -> None:
+        while not stop.is_set():
+            try:
+                lease.renew()
+            except BotWireError as error:  # pragma: no cover - the failure this test guards
+                errors.append(error)
+                return
+            time.sleep(0.02)  # an eager heartbeat: a renewal lands under many writes
+
+    threads = [threading.Thread(target=renew) for _ in range(2)]  # two renewers race too
+    for t in threads:
+        t.start()
+    try:
+        for i in range(150):
+            memory.set("state", i, fence=lease)
+            memory.append("log", i, fence=lease)
+            memory.atomic().check_lease(lease).incr("n").commit()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert errors == []
+    assert memory.get("state") == 149 and memory.get("n") == 150
+    assert memory.get("log") == list(range(150))
+    assert lease.held and memory.entry(lease.key).version == lease.token  # type: ignore[union-attr]
+    assert lease.release() is True
+    heartbeat.close()
+
+
+def test_an_async_heartbeat_task_beside_fenced_writes_never_loses_the_lease(
+    ns: str, url: str
+) -> None:
+    async def main() -> None:
+        async with AsyncMemory(ns, url=url) as m:
+            lease = m.lease("session", ttl=30)
+            await lease.acquire()
+            stop = asyncio.Event()
+
+            async def heartbeat() -> None:
+                while not stop.is_set():
+                    await lease.renew()
+                    await asyncio.sleep(0.01)  # an eager heartbeat
+
+            task = asyncio.create_task(heartbeat())
+            try:
+                for i in range(100):
+                    await m.set("state", i, fence=lease)
+            finally:
+                stop.set()
+                await task  # a LeaseLost in the heartbeat fails the test here
+            assert await m.get("state") == 99
+            assert await lease.release() is True
+
+    asyncio.run(main())
+
+
+def _take_in_child(lease: Any, index: int, results: Any) -> None:
+    """A forked worker: acquire the parent's lease object, hold it a while, release."""
+    try:
+        lease.acquire()
+    except Conflict:
+        results.put((index, "conflict", None))
+        return
+    held_from = time.time()
+    time.sleep(0.5)
+    results.put((index, "held", (held_from, time.time(), lease.holder)))
+    lease.release()
+
+
+def test_workers_forked_with_a_lease_object_do_not_hold_it_together(
+    memory: Memory, url: str
+) -> None:
+    """gunicorn --preload / multiprocessing with fork: a lease object made (and even acquired)
+    in the parent is copied into each worker. A worker does not hold the parent's lease, and
+    a default holder name is made anew in each, so only one worker at a time acquires."""
+    lease = memory.lease("cron", ttl=30)
+    got = run_forked(_take_in_child, (lease,), 2)
+    held = [info for _, what, info in got if what == "held"]
+    assert len(held) == 1, got  # the other worker got Conflict while the first held it
+    assert held[0][2] != lease.holder  # the child's own name
+    lease.acquire()  # the parent's lease object: untouched by the children
+    got = run_forked(_take_in_child, (lease,), 1)
+    assert [what for _, what, _ in got] == ["conflict"]  # the parent holds it: not the child
+    assert lease.held and lease.release() is True
 
 
 def test_a_with_block_releases_even_when_it_raises(backend: Any, ns: str) -> None:

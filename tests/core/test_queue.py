@@ -136,6 +136,33 @@ def test_a_poison_item_moves_to_the_dead_letters_after_max_claims(backend: Any, 
     assert q.claim() is None
 
 
+def test_a_default_ttl_never_expires_queue_items(backend: Any, ns: str) -> None:
+    """A retention policy's ``default_ttl`` (a namespace's or the server's ``--default-ttl``)
+    ages the namespace's own keys, never a queue's: an item leaves only by ack or as a dead
+    letter, and its claim counter stays with it (docs/coordination.md, "Retention")."""
+    mem = backend.memory(ns)
+    mem.set_policy(default_ttl=5)
+    q = mem.queue("jobs", max_claims=1)
+    held = q.put("held", delay=8)
+    claimed, poison = q.put("claimed"), q.put("poison")
+    work = q.claim(visibility=60)
+    assert work is not None and work.id == claimed
+    bad = q.claim(visibility=2)
+    assert bad is not None and bad.id == poison
+    backend.advance(3)
+    assert q.claim() is None  # the poison item's 2nd claim buries it; "held" is delayed
+    mem.set("plain", 1)
+    backend.advance(10)  # past the policy's 5 s, and the delay's 8
+    assert mem.get("plain") is None  # the policy holds for the namespace's own keys
+    assert q.stats() == QueueStats(1, 1, 0, 1)  # nothing of the queue expired
+    assert [d.id for d in q.dead()] == [poison]
+    q.ack(work)  # the claim is still the one taken before: no false ClaimExpired
+    again = q.claim()
+    assert again is not None and again.id == held and again.claims == 1
+    q.ack(again)
+    assert q.stats() == QueueStats(0, 0, 0, 1)
+
+
 def test_put_with_an_idempotency_key_adds_once(backend: Any, ns: str) -> None:
     q = _queue(backend, ns)
     first = q.put({"order": 7}, idempotency_key="req-123")

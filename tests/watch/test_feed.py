@@ -186,6 +186,25 @@ def test_wait_returns_on_a_write_and_times_out_otherwise(store: Any) -> None:
     assert m.watch_prefix(after=v, timeout=0.2).entries == []
 
 
+def test_watch_without_after_finds_a_key_past_a_thousand_longer_keys(store: Any) -> None:
+    """``watch(key)`` reads the feed under ``key`` as a prefix; when more than one page of
+    longer keys (``job/step-N``) comes first it pages on, instead of reading the first page
+    again for ever, and a tombstone of a key deleted before the call is no change of it."""
+    m = _memory(store)
+    m.set_many({f"job/step-{i:04}": i for i in range(600)})
+    m.set_many({f"job/step-{i:04}": i for i in range(600, 1200)})
+    m.set("job", "deleted before the watch")
+    m.delete("job")
+    m.set_many({f"job/late-{i:04}": i for i in range(500)})
+    m.set_many({f"job/late-{i:04}": i for i in range(500, 1000)})
+    started = time.monotonic()
+    assert m.watch("job", timeout=0.3) is None  # absent: waits for its creation, then gives up
+    assert time.monotonic() - started >= 0.29
+    v = m.set("job", {"state": "done"})
+    entry = m.watch("job", timeout=5)
+    assert entry is not None and (entry.value, entry.version) == ({"state": "done"}, v)
+
+
 def test_a_store_without_changes_says_so() -> None:
     import asyncio
 

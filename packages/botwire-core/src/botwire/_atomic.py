@@ -29,7 +29,7 @@ class _Builder:
         self._ikey = c.check_idempotency_key(namespace, idempotency_key)
         self.ops: list[Op] = []
         self.committed = False
-        self._fences: list[Any] = []  # leases checked by check_lease, for LeaseLost
+        self._fences: list[tuple[Any, int]] = []  # (lease, index of its check) for LeaseLost
 
     def _prepare(self, idempotency_key: str | None) -> str | None:
         """Mark committed, refuse more than one atomic transaction holds; the key to send."""
@@ -48,8 +48,8 @@ class _Builder:
         committing: the fence of every op in this transaction. A failed check raises
         :class:`~botwire.LeaseLost` and applies nothing."""
         check = c.fence_ops(self._ns, lease, [], "atomic().check_lease()")[0]
+        self._fences.append((lease, len(self.ops)))
         self.ops.append(check)
-        self._fences.append(lease)
         return self
 
     def set(self, key: str, value: Any, *, ttl: float | None = None) -> Self:
@@ -115,19 +115,36 @@ class _Builder:
         if not self.ops:
             return []
         store = self._memory._store
-        try:
-            if ikey is not None:
-                results = yield store.batch(self._ns, self.ops, atomic=True, idempotency_key=ikey)
-            elif repeat_safe and getattr(store, "keys_writes", False):
-                results = yield store.batch(self._ns, self.ops, atomic=True, repeat_safe=True)
-            else:
-                results = yield store.batch(self._ns, self.ops, atomic=True)
-        except Conflict as error:
-            for lease in self._fences:  # a lease's check failed: LeaseLost, the lease forfeit
-                if getattr(error, "key", None) == lease.key:
-                    raise c.fence_error(lease, error, [], "atomic() commit") from error
-            raise
-        return self._outcomes(results)
+        for _ in range(c.FENCE_RESENDS):
+            try:
+                if ikey is not None:
+                    results = yield store.batch(
+                        self._ns, self.ops, atomic=True, idempotency_key=ikey
+                    )
+                elif repeat_safe and getattr(store, "keys_writes", False):
+                    results = yield store.batch(self._ns, self.ops, atomic=True, repeat_safe=True)
+                else:
+                    results = yield store.batch(self._ns, self.ops, atomic=True)
+            except Conflict as error:
+                key = getattr(error, "key", None)
+                failed = [(ls, i) for ls, i in self._fences if ls.key == key]
+                if not failed:
+                    raise
+                lease, i = failed[0]
+                sent = self.ops[i].version
+                # Renewed by another thread or task meanwhile: the same holder, a newer token.
+                token = yield from lease._moved_on(store, sent)
+                if token is None:
+                    raise lease._lost("atomic() commit", sent) from error
+                self.ops[i] = c.fence_ops(self._ns, lease, [], "atomic() commit", token)[0]
+                continue
+            return self._outcomes(results)
+        raise Conflict(
+            f"botwire: commit of namespace {self._ns!r}: a lease it checks was renewed "
+            f"{c.FENCE_RESENDS} times while the commit was in flight; nothing was written. "
+            "Renew at most every few seconds (ttl / 3).",
+            namespace=self._ns,
+        )
 
 
 class Transaction(_Builder, SyncRun):

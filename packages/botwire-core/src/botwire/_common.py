@@ -28,7 +28,7 @@ __all__ = [
     "check_tail",
     "chunk_keys",
     "chunks",
-    "fence_error",
+    "fence_failed",
     "fence_ops",
     "op_append",
     "op_check",
@@ -70,7 +70,7 @@ def _check_ttl(ns: str, key: str, ttl: Any) -> float | None:
     ):
         raise InvalidArgument(
             f"botwire: ttl={ttl!r} for key {key!r} in namespace {ns!r}; ttl is a number of "
-            "seconds greater than 0 (omit it for no expiry).",
+            "seconds greater than 0 and below 1e10 (omit it for no expiry).",
             namespace=ns,
             key=key,
         )
@@ -260,48 +260,66 @@ def chunks(ops: list[Op], size: int = BATCH_LIMIT) -> list[list[Op]]:
     return [ops[i : i + size] for i in range(0, len(ops), size)] or [[]]
 
 
-def fence_ops(ns: str, fence: Any, ops: list[Op], what: str) -> list[Op]:
-    """``ops`` fenced on a lease (``fence=lease``): the lease key's check first, so the atomic
-    batch writes nothing unless the lease key still has this holder's token. Refused before
-    any I/O when the lease is another namespace's or is not held."""
+def fence_ops(ns: str, fence: Any, ops: list[Op], what: str, token: int | None = None) -> list[Op]:
+    """``ops`` fenced on a lease (``fence=lease``): the lease key's check first (at ``token``,
+    by default the lease's), so the atomic batch writes nothing unless the lease key still has
+    this holder's token. Refused before any I/O when the lease is another namespace's or is
+    not held."""
     if getattr(fence, "namespace", None) != ns or not hasattr(fence, "_lost"):
         raise InvalidArgument(
             f"botwire: {what} in namespace {ns!r} got fence={fence!r}; a fence is a lease of "
             f"the same namespace: memory.lease(name) on Memory({ns!r}).",
             namespace=ns,
         )
-    if fence.token is None:
+    token = fence.token if token is None else token
+    if token is None:
         raise fence._lost(what, None)
-    fenced = [Op("check", fence.key, version=fence.token), *ops]
+    fenced = [Op("check", fence.key, version=token), *ops]
     check_atomic_size(ns, fenced, f"{what} fenced on a lease")
     return fenced
+
+
+#: Times a fenced write is sent again because the lease moved on to a newer token of the same
+#: holder while it was in flight (a renew() on another thread or task); each needs a renewal
+#: in between, so more than a few means a renew loop without pause.
+FENCE_RESENDS = 8
 
 
 def write(memory: Any, ops: list[Op], ikey: str | None, fence: Any, what: str) -> Any:
     """A command's write (``yield from`` it): the results of the atomic batch of ``ops``; with
     a ``fence``, the lease's check goes first (its result dropped) and its failure raises
-    :class:`~botwire.LeaseLost`."""
+    :class:`~botwire.LeaseLost`, unless this holder still holds the lease at a newer token
+    (renewed meanwhile): then the batch goes again with that token."""
     if fence is None:
         return (yield memory._batch(ops, ikey))
-    fenced = fence_ops(memory.namespace, fence, ops, what)
-    try:
-        results = yield memory._batch(fenced, ikey)
-    except Conflict as error:
-        raise fence_error(fence, error, fenced, what) from error
-    return results[1:]
+    token = getattr(fence, "token", None)  # fence_ops refuses what is not a lease
+    for _ in range(FENCE_RESENDS):
+        fenced = fence_ops(memory.namespace, fence, ops, what, token)
+        try:
+            results = yield memory._batch(fenced, ikey)
+        except Conflict as error:
+            if not fence_failed(fence, error, fenced):
+                raise
+            sent = fenced[0].version
+            token = yield from fence._moved_on(memory._store, sent)
+            if token is None:
+                raise fence._lost(what, sent) from error
+            continue
+        return results[1:]
+    raise fence._lost(  # still ours, but renewed faster than a write can go through
+        what,
+        token,
+        f"was renewed {FENCE_RESENDS} times while this write was in flight, so its check "
+        "never held; nothing was written. Renew at most every few seconds (ttl / 3)",
+    )
 
 
-def fence_error(fence: Any, error: Exception, ops: list[Op], what: str) -> Exception:
-    """The error of a failed fenced batch: :class:`~botwire.LeaseLost` when the lease's check
-    failed (the lease is then forfeit), else ``error`` itself (the write's own condition)."""
+def fence_failed(fence: Any, error: Exception, ops: list[Op]) -> bool:
+    """Whether a fenced batch's ``error`` is its lease's check failing (not the write's own
+    condition); a store that does not name the key: by elimination."""
     key = getattr(error, "key", None)
     own = any(op.if_version is not None or op.if_absent or op.kind == "check" for op in ops[1:])
-    if key == fence.key or (key is None and not own):  # a store not naming the key: by elimination
-        token = fence.token
-        fence._forfeit()
-        lost: Exception = fence._lost(what, token)
-        return lost
-    return error
+    return key == fence.key or (key is None and not own)
 
 
 def chunk_keys(ikey: str | None, count: int) -> list[str | None]:

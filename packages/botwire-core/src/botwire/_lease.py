@@ -19,6 +19,7 @@ import os
 import time
 
 from . import _common as c
+from . import _fork
 from ._errors import BotWireError, Conflict, InvalidArgument, LeaseLost
 from ._memory import AsyncRun, SyncRun, command
 from ._types import Op
@@ -71,9 +72,14 @@ def _check_name(ns: str, name: Any) -> str:
     return name
 
 
+def _unique_holder() -> str:
+    """A holder unique to a lease object in this process: host, process and 48 random bits."""
+    return f"{os.uname().nodename}:{os.getpid()}:{os.urandom(6).hex()}"
+
+
 def _check_holder(ns: str, name: str, holder: Any) -> str:
-    if holder is None:  # unique per lease object: host, process and 48 random bits
-        return f"{os.uname().nodename}:{os.getpid()}:{os.urandom(6).hex()}"
+    if holder is None:
+        return _unique_holder()
     if not isinstance(holder, str) or not 1 <= len(holder) <= HOLDER_MAX:
         raise InvalidArgument(
             f"botwire: lease {name!r} in namespace {ns!r}: holder={holder!r}; a holder is a "
@@ -107,6 +113,7 @@ class LeaseBase:
         self.ttl: float = _check_seconds(ns, name, "ttl", ttl, zero=False)
         self.wait: float = _check_seconds(ns, name, "wait", wait, zero=True)
         self.holder: str = _check_holder(ns, name, holder)
+        self._own_name = holder is None  # the name is this object's: a forked copy gets anew
         #: The fencing token: the lease key's version written by this holder's acquisition or
         #: last renewal; ``None`` while not held.
         self.token: int | None = None
@@ -114,6 +121,19 @@ class LeaseBase:
         self.expires_at: float | None = None
         self._value: dict[str, Any] = {}
         self._deadline = 0.0  # time.monotonic() after which it surely expired (local estimate)
+        # One element per renewal of this object in flight (list.append/pop: atomic across
+        # threads): only then may a failed check be a renewal committed but not yet answered.
+        self._renewing: list[int] = []
+        _fork.register(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child: the lease is the parent's, not the child's (two workers forked
+        from one that made the lease must not both hold it). A default holder name is made
+        anew, so the child's ``acquire`` competes with the parent's and its siblings'."""
+        if self._own_name:
+            self.holder = _unique_holder()
+        self._renewing = []
+        self._forfeit()
 
     @property
     def held(self) -> bool:
@@ -140,6 +160,8 @@ class LeaseBase:
         ]
 
     def _took(self, result: dict[str, Any], sent: float, ttl: float) -> None:
+        if self.token is not None and result["version"] < self.token:
+            return  # a concurrent renewal's answer came first: keep the newer token
         self.token = result["version"]
         self.expires_at = result["expires_at"]
         self.ttl = ttl
@@ -151,10 +173,23 @@ class LeaseBase:
         self.expires_at = None
         self._deadline = 0.0
 
-    def _lost(self, what: str, token: int | None) -> LeaseLost:
-        if token is None:
+    def _moved_on(self, store: Any, sent: int) -> Returns[int | None]:
+        """After a write, renewal or release conditioned on token ``sent`` failed its check: the
+        lease's token now if it is still this object's (the value it wrote, at a newer version:
+        a ``renew()`` on another thread or task committed meanwhile), so the caller sends it
+        again at that token; else ``None`` and the lease is forfeit. The store decides, not
+        this object's fields: the renewal's answer may not have reached them yet."""
+        if self._renewing or self.token not in (None, sent):
+            entry = yield store.get(self.namespace, self.key)
+            if entry is not None and entry.version != sent and entry.value == self._value:
+                return int(entry.version)
+        self._forfeit()  # any other write of the key, even of the same value: not ours now
+        return None
+
+    def _lost(self, what: str, token: int | None, why: str | None = None) -> LeaseLost:
+        if why is None and token is None:
             why = "was never acquired (or was released): acquire it first (with/acquire())"
-        else:
+        elif why is None:
             why = (
                 f"expired or was acquired by another holder since token {token} (a holder "
                 "paused past its ttl, e.g. a frozen Lambda); nothing was written. Raise ttl "
@@ -270,32 +305,42 @@ class LeaseBase:
         token = self.token
         if token is None:
             raise self._lost("renew()", None)
-        sent = time.monotonic()
-        try:
-            results = yield self._memory._store.batch(
-                self.namespace, self._write_ops(ttl, if_version=token)
-            )
-        except Conflict as error:
-            self._forfeit()
-            raise self._lost("renew()", token) from error
-        self._took(results[1], sent, ttl)
-        return results[0]["version"]  # type: ignore[no-any-return]
+        store = self._memory._store
+        while True:
+            sent = time.monotonic()
+            self._renewing.append(token)
+            try:
+                results = yield store.batch(self.namespace, self._write_ops(ttl, if_version=token))
+            except Conflict as error:
+                failed: Conflict | None = error
+            else:
+                failed = None
+            finally:
+                self._renewing.pop()
+            if failed is None:
+                self._took(results[1], sent, ttl)
+                return results[0]["version"]  # type: ignore[no-any-return]
+            moved = yield from self._moved_on(store, token)
+            if moved is None:
+                raise self._lost("renew()", token) from failed
+            token = moved  # renewed by another call meanwhile: renew from there
 
     @command
     def release(self) -> Returns[bool]:
         """Free the lease if it is still this holder's (a conditional delete); returns whether
         it was. Idempotent: releasing an expired, taken-over or released lease returns False."""
         token = self.token
-        if token is None:
-            return False
-        op = c.op_delete(self.namespace, self.key, if_version=token)
-        try:
-            results = yield self._memory._store.batch(self.namespace, [op])
-        except Conflict:
+        store = self._memory._store
+        while token is not None:
+            op = c.op_delete(self.namespace, self.key, if_version=token)
+            try:
+                results = yield store.batch(self.namespace, [op])
+            except Conflict:
+                token = yield from self._moved_on(store, token)  # renewed meanwhile: again
+                continue
             self._forfeit()
-            return False
-        self._forfeit()
-        return bool(results[0]["deleted"])
+            return bool(results[0]["deleted"])
+        return False
 
 
 class Lease(LeaseBase, SyncRun):

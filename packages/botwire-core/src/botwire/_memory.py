@@ -392,17 +392,25 @@ class Commands(PolicyCommands, WatchCommands):
         fence: LeaseBase | None = None,
     ) -> Returns[int]:
         """Delete ``keys``; returns how many existed. Up to 1,000 keys in one atomic round trip;
-        more are deleted 1,000 at a time (each slice atomic). ``idempotency_key``: as for
-        :meth:`append` (each slice records ``<key>:<i>/<n>``)."""
+        more are deleted 1,000 at a time (each slice atomic, and fenced on its own with
+        ``fence``: a :class:`~botwire.LeaseLost` then names the slices already deleted).
+        ``idempotency_key``: as for :meth:`append` (each slice records ``<key>:<i>/<n>``)."""
         ops = [c.op_delete(self.namespace, k) for k in keys]
         if not ops:
             return 0
         parts = c.chunks(ops, c.BATCH_LIMIT - (fence is not None))  # room for the fence
         ikeys = c.chunk_keys(c.check_idempotency_key(self.namespace, idempotency_key), len(parts))
-        deleted = 0
-        for part, ikey in zip(parts, ikeys, strict=True):
-            results = yield from c.write(self, part, ikey, fence, "delete_many")
+        deleted = done = 0
+        for n, (part, ikey) in enumerate(zip(parts, ikeys, strict=True), 1):
+            what = "delete_many"
+            if done:  # a lost lease must not read as if nothing at all was deleted
+                what = (
+                    f"delete_many's slice {n} of {len(parts)} (its {done} keys before this "
+                    "slice were deleted)"
+                )
+            results = yield from c.write(self, part, ikey, fence, what)
             deleted += sum(bool(r["deleted"]) for r in results)
+            done += len(part)
         return deleted
 
     # -- listing and the namespace -------------------------------------------------------------

@@ -124,25 +124,28 @@ class WatchCommands:
         wait = _check_timeout(ns, timeout)
         changes = self._changes()
         deadline = monotonic() + wait
+        # Catching up: the key's current entry may lie past the first page when more than
+        # MAX_CHANGES keys start with its name; later pages (after= the last page's version)
+        # may then hold tombstones of keys deleted before this call, which are no change of
+        # the key since the call began: skipped until a page reaches the end (no ``more``).
+        catching_up = after is None
         if after is None:  # the key now; else from the version this read saw
-            while True:
-                now: Changes = yield changes(ns, prefix=key, after=None, limit=MAX_CHANGES)
-                for entry in now.entries:
-                    if entry.key == key:
-                        return entry
-                if not now.more:
-                    break
-            after = now.version
+            now: Changes = yield changes(ns, prefix=key, after=None, limit=MAX_CHANGES)
+            for entry in now.entries:
+                if entry.key == key:
+                    return entry
+            after, catching_up = now.version, now.more
         else:
             check_changes_args(ns, key, after, 1)
         while True:
-            left = max(0.0, deadline - monotonic())
+            left = 0.0 if catching_up else max(0.0, deadline - monotonic())
             found: Changes = yield changes(
                 ns, prefix=key, after=after, limit=MAX_CHANGES, wait=left
             )
             for entry in found.entries:  # the prefix matches longer keys too
-                if entry.key == key:
+                if entry.key == key and not (catching_up and entry.deleted):
                     return entry
             after = max(after, found.version)
+            catching_up = catching_up and found.more
             if not found.more and monotonic() >= deadline:
                 return None

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .._codec import decode, dumps
-from .._common import _check_ttl
+from .._common import RESERVED_PREFIX, _check_ttl
 from .._errors import Conflict, InvalidArgument, QuotaExceeded, ValueTooLarge
 from .._types import Op
 from ._sqlbase import EntryRow, Stats, utf8_len
@@ -197,17 +197,25 @@ class Ctx:
 
     def expiry(self, key: str, ttl: float | None, row: EntryRow | None, keep: bool) -> float | None:
         """When a write's entry expires: its ``ttl``, else the policy's default TTL (as if
-        passed), else the row's expiry (``keep``: an append) or none."""
+        passed; :meth:`default_for`), else the row's expiry (``keep``: an append) or none."""
         if ttl is None:
-            if self.default_ttl is not None:
-                return self.now + self.default_ttl
+            default = self.default_for(key)
+            if default is not None:
+                return self.now + default
             return row.expires_at if (keep and row is not None) else None
         _check_ttl(self.ns, key, ttl)  # the client's check: a raw HTTP request skips the client
         return self.now + ttl
 
-    def new_expiry(self) -> float | None:
+    def new_expiry(self, key: str) -> float | None:
         """The expiry of a key created without a ttl (``incr``): the policy's default TTL."""
-        return self.now + self.default_ttl if self.default_ttl is not None else None
+        default = self.default_for(key)
+        return self.now + default if default is not None else None
+
+    def default_for(self, key: str) -> float | None:
+        """The TTL a write of ``key`` without one gets: the policy's default, except for the
+        reserved keys (``.botwire/``) of queues and leases, whose lives the client sets itself
+        (a queue item leaves only by ack: docs/coordination.md, "Retention")."""
+        return None if key.startswith(RESERVED_PREFIX) else self.default_ttl
 
     def max_len(self, op: Op) -> int | None:
         """An append's ``max_len``, lowered to the policy's ``max_list_len``."""

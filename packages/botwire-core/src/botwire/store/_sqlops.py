@@ -184,7 +184,7 @@ def op_incr(ctx: Ctx, op: Op) -> Plan[Result]:
         version=(yield from ctx.version()),
         created_at=row.created_at if row is not None else ctx.now,
         updated_at=ctx.now,
-        expires_at=row.expires_at if row is not None else ctx.new_expiry(),
+        expires_at=row.expires_at if row is not None else ctx.new_expiry(op.key),
         bytes=utf8_len(op.key) + utf8_len(text),
     )
     yield from ctx.store(op.key, row, new)

@@ -173,8 +173,11 @@ class ProtocolCases(Cases):
         assert entry is not None and entry.expires_at is not None
         assert mem.get("l") == [2, 3, 4]
         mem.set("explicit", 1, ttl=100)
+        # botwire's own keys (queues, leases: ".botwire/") set their lives themselves
+        mem.set(".botwire/queue/q/i/1", {"item": 1})
+        mem.incr(".botwire/queue/q/i/1.n")
         backend.advance(11)
-        assert mem.keys() == ["explicit"]
+        assert mem.keys() == [".botwire/queue/q/i/1", ".botwire/queue/q/i/1.n", "explicit"]
         assert store.set_policy(ns, {"default_ttl": None, "max_list_len": None}).overrides == ()
 
     def _check_changes(self, store: Any, backend: Backend, mem: Memory) -> None:
