@@ -41,6 +41,8 @@ def test_is_a_session_abc_and_behaves_like_the_sdks_sqlite_session(
             await session.get_items(2),
             await session.get_items(0),
             await session.get_items(99),
+            await session.get_items(-1),  # SQLite's LIMIT -1: every item, not []
+            await session.get_items(-3),
         ]
         out += [await session.pop_item(), await session.get_items()]
         await session.clear_session()
@@ -64,6 +66,14 @@ def test_session_settings_limit_and_isolation(memory_url: str, ns: str) -> None:
     assert [i["content"] for i in run(a.get_items())] == ["a2", "a3"]  # settings' limit
     assert [i["content"] for i in run(a.get_items(3))] == ["a1", "a2", "a3"]  # explicit wins
     assert [i["content"] for i in run(b.get_items())] == ["b1"]
+    # A negative limit is "no limit" as in SQLiteSession, from settings or given explicitly.
+    every = BotWireSession(
+        "alice", namespace=ns, url=memory_url, session_settings=SessionSettings(limit=-1)
+    )
+    assert [i["content"] for i in run(every.get_items())] == ["a1", "a2", "a3"]
+    assert [i["content"] for i in run(a.get_items(-1))] == ["a1", "a2", "a3"]
+    assert run(a.get_items(0)) == []
+    run(every.aclose())
     run(a.aclose())
     run(b.aclose())
 

@@ -99,12 +99,16 @@ class BotWireSession(SessionABC):
 
     async def get_items(self, limit: int | None = None) -> list[TResponseInputItem]:
         """The session's items, oldest first; with ``limit`` (or ``session_settings.limit``)
-        only the latest ``limit`` of them, read in one ``tail``."""
+        only the latest ``limit`` of them, read in one ``tail``.
+
+        As the SDK's ``SQLiteSession``: ``limit=0`` gives ``[]``, a negative limit every item
+        (SQLite's ``LIMIT -1`` means no limit, which ``SQLiteSession`` keeps on purpose).
+        """
         limit = resolve_session_limit(limit, self.session_settings)
         try:
-            if limit is None:
+            if limit is None or limit < 0:
                 items = await self._clients.aio.get(self.key)
-            elif limit <= 0:
+            elif limit == 0:
                 return []
             else:
                 items = await self._clients.aio.tail(self.key, limit)

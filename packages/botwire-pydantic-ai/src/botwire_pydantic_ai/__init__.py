@@ -16,6 +16,7 @@ if sys.version_info < (3, 11):  # pragma: no cover - the dependency is absent on
 
 from botwire_pydantic_ai._history import (
     HISTORY_PREFIX,
+    SYSTEM_PROMPT_PREFIX,
     BotWireMessageHistory,
     run_with_history,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "ENTRY_PREFIX",
     "HISTORY_PREFIX",
     "RECORD_PREFIX",
+    "SYSTEM_PROMPT_PREFIX",
     "BotWireConversationStore",
     "BotWireMessageHistory",
     "run_with_history",

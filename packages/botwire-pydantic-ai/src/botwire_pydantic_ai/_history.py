@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from pydantic_ai.messages import ModelMessage
+from pydantic_ai.messages import ModelMessage, ModelRequest, SystemPromptPart
 
 from botwire import BotWireError
 from botwire.integration import MemoryPair
@@ -17,10 +19,14 @@ if TYPE_CHECKING:
 
     from botwire import AsyncMemory, Memory
 
-__all__ = ["HISTORY_PREFIX", "BotWireMessageHistory", "run_with_history"]
+__all__ = ["HISTORY_PREFIX", "SYSTEM_PROMPT_PREFIX", "BotWireMessageHistory", "run_with_history"]
 
 HISTORY_PREFIX = "pydantic-ai/history/"
+#: The system prompt of a windowed conversation, kept apart from its list: the window's trim
+#: would drop it with the first request, and Pydantic AI adds it only to an empty history.
+SYSTEM_PROMPT_PREFIX = "pydantic-ai/system-prompt/"
 DEFAULT_NAMESPACE = "pydantic-ai"
+_UNKNOWN: Any = object()  # the system prompt key not read yet
 
 
 class BotWireMessageHistory:
@@ -28,9 +34,15 @@ class BotWireMessageHistory:
 
     Stored as one botwire list (``pydantic-ai/history/<conversation_id>``), one JSON item per
     message in ``ModelMessagesTypeAdapter`` form (bytes as base64). :meth:`add` is one atomic
-    ``append``: concurrent turns never lose a message (they interleave, turn by turn).
-    ``max_messages`` keeps the newest (the cut never starts the history with a tool return
-    without its call: it is aligned to a user request); ``ttl`` expires an idle conversation.
+    transaction around an ``append``: concurrent turns never lose a message (they interleave,
+    turn by turn). ``ttl`` expires an idle conversation (every :meth:`add` refreshes it).
+
+    ``max_messages`` keeps a window of the newest messages: it starts at a user request (never
+    at a tool return whose call was cut off) and always holds the newest complete turn, even
+    one longer than ``max_messages`` (the append keeps that turn whole). The agent's system
+    prompt, which Pydantic AI adds only to an empty history, is stored once under
+    ``pydantic-ai/system-prompt/<conversation_id>`` and put back in front of a window that cut
+    it off.
     """
 
     def __init__(
@@ -55,6 +67,7 @@ class BotWireMessageHistory:
             )
         self.conversation_id = conversation_id
         self.key = HISTORY_PREFIX + conversation_id
+        self.system_key = SYSTEM_PROMPT_PREFIX + conversation_id
         self.ttl = ttl
         self.max_messages = max_messages
         self._clients = MemoryPair(
@@ -65,6 +78,11 @@ class BotWireMessageHistory:
             default_namespace=DEFAULT_NAMESPACE,
             adapter="BotWireMessageHistory",
         )
+        # The system prompt (a request holding only its parts, as JSON), whether its key holds
+        # it, and how many messages the turn in progress has: what the next add() needs.
+        self._system: Any = _UNKNOWN
+        self._system_saved = False
+        self._open_turn = 0
 
     @property
     def namespace(self) -> str:
@@ -79,14 +97,13 @@ class BotWireMessageHistory:
         return exc
 
     async def load(self) -> list[ModelMessage]:
-        """The stored messages, oldest first (``[]`` for a new conversation)."""
+        """The stored messages, oldest first (``[]`` for a new conversation); with
+        ``max_messages``, the window described in the class docstring. One round trip."""
         try:
-            if self.max_messages is None:
-                values = await self._clients.aio.get(self.key) or []
-            else:
-                values = await self._clients.aio.tail(self.key, self.max_messages)
+            got = await self._clients.aio.get_many([self.key, self.system_key])
         except BotWireError as exc:
             raise self._note(exc, "loading") from None
+        values = got.get(self.key, [])
         if not isinstance(values, list):
             raise TypeError(
                 f"key {self.key!r} in botwire namespace {self.namespace!r} holds a "
@@ -94,37 +111,124 @@ class BotWireMessageHistory:
                 f"{self.conversation_id!r}; it was written by something else: use another "
                 "conversation_id or namespace (the value was left as it is)"
             )
-        messages = decode_messages(values)
-        return _from_a_request(messages) if self.max_messages else messages
+        self._system = got.get(self.system_key)
+        self._system_saved = self._system is not None
+        if self._system is None and values and _system_parts(values[0]):
+            # Written untrimmed (no key needed yet): adopt the first request's system prompt,
+            # so an add() that trims it away stores it first.
+            self._system = _system_request(values[0])
+        start = 0 if self.max_messages is None else self._window_start(values)
+        window = values[start:]
+        users = [i for i, v in enumerate(window) if _is_user_request(v)]
+        self._open_turn = len(window) - users[-1] if users else len(window)
+        messages = decode_messages(window)
+        if self._system is not None:  # the list itself may have been trimmed: not only start
+            messages = _with_system_prompt(messages, self._system)
+        return messages
+
+    def _window_start(self, values: list[Any]) -> int:
+        """The first user request among the newest ``max_messages``; else (a turn longer than
+        that) the last one before them, so the newest complete turn is always kept."""
+        assert self.max_messages is not None
+        users = [i for i, v in enumerate(values) if _is_user_request(v)]
+        cut = max(len(values) - self.max_messages, 0)
+        later = [i for i in users if i >= cut]
+        if later or users:
+            return later[0] if later else users[-1]
+        if values:
+            warnings.warn(
+                f"botwire-pydantic-ai: the {len(values)} stored messages of conversation "
+                f"{self.conversation_id!r} (botwire namespace {self.namespace!r}, key "
+                f"{self.key!r}) hold no user request to start a window at (a turn without a "
+                "user prompt was added by an object that had not loaded the history); loading "
+                "an empty history. Load and add through the same BotWireMessageHistory, or "
+                "raise max_messages.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        return len(values)
 
     async def add(self, messages: Sequence[ModelMessage]) -> None:
-        """Append ``messages`` (a run's ``new_messages()``) in one atomic ``append``."""
+        """Append ``messages`` (a run's ``new_messages()``) in one atomic transaction."""
         if not messages:
             return
+        encoded = encode_messages(list(messages))
+        users = [i for i, v in enumerate(encoded) if _is_user_request(v)]
+        # A run without a user prompt (deferred tool results) continues the loaded turn.
+        turn = len(encoded) - users[-1] if users else self._open_turn + len(encoded)
+        keep = None if self.max_messages is None else max(self.max_messages, turn)
         try:
-            await self._clients.aio.append(
-                self.key, *encode_messages(list(messages)), max_len=self.max_messages, ttl=self.ttl
-            )
+            system = await self._system_to_write(encoded[0])
+            tx = self._clients.aio.atomic()
+            tx.append(self.key, *encoded, max_len=keep, ttl=self.ttl)
+            if system is not None:
+                tx.set(self.system_key, system, ttl=self.ttl)
+            await tx.commit()
         except BotWireError as exc:
             raise self._note(exc, f"adding {len(messages)} message(s) to") from None
+        self._open_turn = turn
+        self._system_saved = self._system_saved or system is not None
+
+    async def _system_to_write(self, first: Any) -> Any:
+        """The system prompt this add stores: once, when a trimming window first sees it, and
+        again with each add under a ``ttl`` (so it never expires before the messages)."""
+        if self.max_messages is None:
+            return None  # nothing is trimmed: the first request keeps it
+        opening = _system_parts(first)
+        if self._system is _UNKNOWN:
+            if not opening and self.ttl is None:
+                return None
+            self._system = await self._clients.aio.get(self.system_key)  # add() without load()
+            self._system_saved = self._system is not None
+        if self._system is None and opening:
+            self._system = _system_request(first)
+        if self._system is not None and (not self._system_saved or self.ttl is not None):
+            return self._system
+        return None
 
     async def clear(self) -> None:
         try:
-            await self._clients.aio.delete(self.key)
+            await self._clients.aio.delete_many([self.key, self.system_key])
         except BotWireError as exc:
             raise self._note(exc, "clearing") from None
+        self._system, self._system_saved, self._open_turn = None, False, 0
 
     async def aclose(self) -> None:
         await self._clients.aclose()
 
 
-def _from_a_request(messages: list[ModelMessage]) -> list[ModelMessage]:
-    """Drop leading messages until a request with a user prompt: a window cut mid-turn
-    would start with a tool return whose call was cut off, which models reject."""
-    for i, m in enumerate(messages):
-        if m.kind == "request" and any(p.part_kind == "user-prompt" for p in m.parts):
-            return messages[i:]
-    return []
+def _is_user_request(value: Any) -> bool:
+    """A stored request carrying a user prompt: where a turn starts."""
+    return (
+        isinstance(value, dict)
+        and value.get("kind") == "request"
+        and any(_kind(p) == "user-prompt" for p in value.get("parts", ()))
+    )
+
+
+def _kind(part: Any) -> Any:
+    return part.get("part_kind") if isinstance(part, dict) else None
+
+
+def _system_parts(value: Any) -> list[Any]:
+    if not isinstance(value, dict) or value.get("kind") != "request":
+        return []
+    return [p for p in value.get("parts", ()) if _kind(p) == "system-prompt"]
+
+
+def _system_request(value: Any) -> Any:
+    """A stored request reduced to its system-prompt parts (JSON)."""
+    return {"kind": "request", "parts": _system_parts(value)}
+
+
+def _with_system_prompt(messages: list[ModelMessage], system: Any) -> list[ModelMessage]:
+    """The window with the system prompt opening its first request, as Pydantic AI builds a
+    conversation's first request (system parts, then the user prompt)."""
+    parts = [p for p in decode_messages([system])[0].parts if isinstance(p, SystemPromptPart)]
+    first = messages[0] if messages else None
+    if not parts or not isinstance(first, ModelRequest) or list(first.parts[: len(parts)]) == parts:
+        return messages
+    return [dataclasses.replace(first, parts=[*parts, *first.parts]), *messages[1:]]
 
 
 async def run_with_history(

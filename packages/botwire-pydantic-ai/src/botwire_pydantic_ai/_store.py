@@ -27,6 +27,8 @@ ENTRY_PREFIX = "pydantic-ai/entry/"
 #: How many earlier entry ids each entry carries: a history read costs ~n/ANCESTORS round trips.
 ANCESTORS = 32
 DEFAULT_NAMESPACE = "pydantic-ai"
+#: The shortest TTL a save gets when its history is about to expire (botwire needs ttl > 0).
+_MIN_TTL = 0.001
 
 
 class BotWireConversationStore(ConversationStore):
@@ -45,8 +47,10 @@ class BotWireConversationStore(ConversationStore):
 
     ``ttl`` (seconds): a conversation and its messages expire ``ttl`` seconds after the
     conversation was first saved (later saves do not extend it: its older messages would
-    expire first otherwise). ``delete`` removes the record; entries are kept (a fork may share
-    them) until they expire or the namespace is cleared.
+    expire first otherwise). A fork or branch expires no later than the messages it shares
+    with the conversation it came from, so a listed conversation always loads. ``delete``
+    removes the record; entries are kept (a fork may share them) until they expire or the
+    namespace is cleared.
     """
 
     def __init__(
@@ -126,7 +130,7 @@ class BotWireConversationStore(ConversationStore):
             stored_revision = None if stored is None else stored.value.get("revision")
             if stored_revision != expected_revision:
                 raise ConversationConflict(cid)
-            ttl = self._remaining_ttl(stored)
+            base: Entry | None = None
             tx = aio.atomic().check(key, None if stored is None else stored.version)
             new_ids = {e.id for e in new_entries}
             # Entries outside this save that the history leans on must still be there at commit
@@ -139,6 +143,7 @@ class BotWireConversationStore(ConversationStore):
                     raise ConversationConflict(cid)
                 tx.check(ENTRY_PREFIX + outside, base.version)
                 ancestors = [outside, *base.value.get("ancestors", [])][:ANCESTORS]
+            ttl = self._remaining_ttl(stored, base)
             for entry in new_entries:
                 tx.set(ENTRY_PREFIX + entry.id, encode_entry(entry, ancestors), ttl=ttl)
                 ancestors = [entry.id, *ancestors][:ANCESTORS]
@@ -207,11 +212,25 @@ class BotWireConversationStore(ConversationStore):
             raise self._note(exc, f"reading the history ending at entry {head_id!r}") from None
         return [decode_entry(v) for v in reversed(newest_first)]
 
-    def _remaining_ttl(self, stored: Entry | None) -> float | None:
-        """The TTL of this save: the conversation's remaining lifetime once it exists."""
-        if stored is None or stored.expires_at is None:
-            return self.ttl
-        return max(stored.expires_at - time.time(), 1.0)
+    def _remaining_ttl(self, stored: Entry | None, base: Entry | None) -> float | None:
+        """The TTL of this save: ``ttl`` for a new conversation, then its remaining lifetime,
+        and never longer than the entry its history hangs from (``base``) has left.
+
+        A fork made late in a conversation shares that conversation's older entries: with a
+        fresh ``ttl`` it would stay listed after they expire and fail to load. Capping its
+        record at the base's expiry costs nothing (the base is read anyway); refreshing the
+        shared entries instead would rewrite the whole history on every fork. Each entry's
+        expiry is capped by its base's in turn, so the base expires no later than anything
+        before it (to within a commit's latency: a TTL counts from the server's clock).
+        """
+        own = self.ttl if stored is None or stored.expires_at is None else None
+        expiries = [e.expires_at for e in (stored, base) if e is not None]
+        deadlines = [at for at in expiries if at is not None]
+        if not deadlines:
+            return own
+        # botwire refuses ttl <= 0; a history this close to expiring takes the record with it.
+        left = max(min(deadlines) - time.time(), _MIN_TTL)
+        return left if own is None else min(own, left)
 
     async def aclose(self) -> None:
         """Close the clients this store made (a ``memory`` passed in stays open)."""
