@@ -6,7 +6,8 @@
   :class:`HumanFormatter` prints it (and short access lines) when stderr is a terminal; JSON
   logs stay the default elsewhere (``--log-format json|human``, env ``BOTWIRE_LOG_FORMAT``).
 * :func:`install_root` answers ``GET /`` with links: JSON for API clients, a tiny HTML page for
-  browsers. The links are the plain list ``app.state.links``; a later route (a console) appends
+  browsers (its links relative, so they work behind a reverse proxy's path prefix). The links
+  are the plain list ``app.state.links``; a later route (a console) appends
   ``{"rel", "href", "title"}`` to it.
 """
 
@@ -183,6 +184,13 @@ DEFAULT_LINKS = [
 ]
 
 
+def _relative(href: str) -> str:
+    """``/console/`` as ``console/``: this page is the server's root, and a browser resolves a
+    relative link against the address it used, so a reverse proxy's path prefix (``/botwire/``)
+    is kept; an absolute one would leave it (404)."""
+    return href[1:] if href.startswith("/") and not href.startswith("//") else href
+
+
 def install_root(app: FastAPI) -> None:
     """``GET /``: the links of ``app.state.links`` (JSON, or HTML when a browser asks)."""
     from starlette.requests import Request
@@ -195,7 +203,7 @@ def install_root(app: FastAPI) -> None:
         accept = request.headers.get("accept", "")
         if "text/html" in accept:
             items = "".join(
-                f'<li><a href="{html.escape(x["href"])}">{html.escape(x["href"])}</a> '
+                f'<li><a href="{html.escape(_relative(x["href"]))}">{html.escape(x["href"])}</a> '
                 f"{html.escape(x['title'])}</li>"
                 for x in links
             )

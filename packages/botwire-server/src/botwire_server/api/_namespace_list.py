@@ -1,12 +1,21 @@
 """``GET /v1/namespaces``: the namespaces a token may see (added for the web console, issue 20).
 
 A scoped token sees only the namespaces its ``ns`` patterns cover, so a tenant learns nothing
-about other tenants' namespaces (not even a count). The listing reads the per-namespace
-statistics through the store's ``list_namespaces`` capability (``bw_namespaces`` rows in ``ns``
-byte order, without the ones that hold no keys) and filters by the token's patterns in Python
-(they are ``fnmatch`` globs, not SQL). A page scans at most :data:`SCAN_LIMIT` rows: when a
-scoped token matches few of many namespaces, a page may come back short, or even empty, with a
-``cursor`` to go on from; the last page has ``cursor: null``.
+about other tenants' namespaces: not their names, not even a count. The listing reads the
+per-namespace statistics through the store's ``list_namespaces`` capability (``bw_namespaces``
+rows in ``ns`` byte order, without the ones that hold no keys) and filters by the token's
+patterns in Python (they are ``fnmatch`` globs, not SQL).
+
+Only the rows a pattern could match are read: every name ``tenant-42-*`` matches starts with
+``tenant-42-``, so a token of such patterns scans those prefixes (:func:`scan_ranges`) and never
+touches another tenant's rows. A pattern that starts with a wildcard (``*-prod``) needs a scan
+of everything; a page then reads at most :data:`SCAN_LIMIT` rows and may come back short, or
+even empty, with a ``cursor`` to go on from; the last page has ``cursor: null``.
+
+The cursor is where the scan stopped, which may be a namespace the token does not cover, so
+it is sealed (:func:`seal_cursor`): encrypted, padded to one length and authenticated with a
+key derived from the server's token secret, and bound to the token's patterns and the prefix.
+It reveals nothing; an altered one, or one of another token or prefix, is a 400.
 
 Example::
 
@@ -20,7 +29,12 @@ count there; ``GET /v1/namespaces/{ns}`` gives the exact usage with limits.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import os
 from typing import Any
 
 from fastapi import FastAPI
@@ -29,24 +43,119 @@ from starlette.responses import Response
 
 from botwire import InvalidArgument
 
+from ..auth import Principal
 from ..storage import StoreRunner
 from ._context import context
 from ._http import json_response, query_int
 from ._schemas import errors, query_param
 
-__all__ = ["SCAN_LIMIT", "install_namespace_list", "list_namespaces"]
+__all__ = [
+    "SCAN_LIMIT",
+    "install_namespace_list",
+    "list_namespaces",
+    "open_cursor",
+    "scan_ranges",
+    "seal_cursor",
+]
 
 #: Statistics rows one request reads at most (in chunks of :data:`_CHUNK`).
 SCAN_LIMIT = 5000
 _CHUNK = 500
 
+# -- the sealed cursor ---------------------------------------------------------------------
+# stdlib only: HMAC-SHA256 as the PRF of a counter-mode stream cipher (random nonce), then
+# HMAC-SHA256 over the ciphertext and the binding (encrypt-then-MAC, two derived keys).
+_VERSION = b"\x01"
+_NONCE = 16
+_TAG = 16
+_PADDED = 128  # namespaces are 1-128 ASCII characters: every cursor has one length
+_CURSOR_MAX = 256  # characters of base64: what a sealed cursor takes, with room
+
+
+def _keys(secret: str | None) -> tuple[bytes, bytes]:
+    """(encryption key, authentication key) from the token secret. An anonymous server has
+    none: every caller sees every namespace there, so its cursors have nothing to hide."""
+    master = hmac.digest((secret or "").encode(), b"botwire namespace-list cursor", "sha256")
+    return hmac.digest(master, b"encrypt", "sha256"), hmac.digest(master, b"authenticate", "sha256")
+
+
+def _binding(principal: Principal, prefix: str) -> bytes:
+    """What a cursor is valid for: this token's patterns and this prefix."""
+    scope = [principal.anonymous, sorted(principal.patterns), prefix]
+    return hashlib.sha256(json.dumps(scope).encode()).digest()
+
+
+def _xor_stream(key: bytes, nonce: bytes, data: bytes) -> bytes:
+    blocks = (len(data) + 31) // 32
+    stream = b"".join(
+        hmac.digest(key, nonce + i.to_bytes(4, "big"), "sha256") for i in range(blocks)
+    )
+    return bytes(a ^ b for a, b in zip(data, stream[: len(data)], strict=True))
+
+
+def seal_cursor(secret: str | None, principal: Principal, prefix: str, position: str) -> str:
+    """The opaque cursor for a scan that stopped at ``position`` (a namespace name)."""
+    enc, mac = _keys(secret)
+    nonce = os.urandom(_NONCE)
+    body = _xor_stream(enc, nonce, position.encode().ljust(_PADDED, b"\0"))
+    tag = hmac.digest(mac, _VERSION + nonce + body + _binding(principal, prefix), "sha256")
+    return base64.urlsafe_b64encode(_VERSION + nonce + body + tag[:_TAG]).rstrip(b"=").decode()
+
+
+def open_cursor(secret: str | None, principal: Principal, prefix: str, cursor: str) -> str:
+    """The position sealed in ``cursor``; :class:`InvalidArgument` (400) unless this server
+    sealed it for these patterns and this prefix, unaltered."""
+    enc, mac = _keys(secret)
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    except (binascii.Error, ValueError):
+        raw = b""
+    head, body, tag = raw[: 1 + _NONCE], raw[1 + _NONCE : -_TAG], raw[-_TAG:]
+    ok = len(raw) > 1 + _NONCE + _TAG and head[:1] == _VERSION
+    want = hmac.digest(mac, head + body + _binding(principal, prefix), "sha256")[:_TAG]
+    if not (ok and hmac.compare_digest(tag, want)):
+        raise InvalidArgument(
+            "botwire: the cursor of GET /v1/namespaces is not one this server gave for this "
+            "token and prefix (altered, copied from another token or prefix, or the server's "
+            "token secret changed); nothing was listed. Start again without a cursor."
+        )
+    return _xor_stream(enc, head[1:], body).rstrip(b"\0").decode()
+
+
+# -- the scan ------------------------------------------------------------------------------
+
+
+def _literal(pattern: str) -> str:
+    """The part of a glob before its first wildcard: every name it matches starts with it."""
+    cut = min((i for i in (pattern.find(c) for c in "*?[") if i >= 0), default=len(pattern))
+    return pattern[:cut]
+
+
+def scan_ranges(principal: Principal, prefix: str) -> list[str]:
+    """The name prefixes to scan for ``prefix``, in byte order and none inside another: only
+    where the token's patterns could match (``[]``: nowhere)."""
+    if principal.anonymous:
+        return [prefix]
+    found: set[str] = set()
+    for pattern in principal.patterns:
+        literal = _literal(pattern)
+        if literal.startswith(prefix):
+            found.add(literal)
+        elif prefix.startswith(literal):
+            found.add(prefix)
+    ranges: list[str] = []
+    for r in sorted(found, key=str.encode):
+        if not (ranges and r.startswith(ranges[-1])):  # inside the previous range already
+            ranges.append(r)
+    return ranges
+
 
 async def _scan(
-    runner: StoreRunner, covers: Callable[[str], bool], prefix: str, cursor: str | None, limit: int
-) -> dict[str, Any]:
-    """One page: up to ``limit`` covered namespaces after ``cursor``, scanning at most
-    :data:`SCAN_LIMIT` rows (the store's ``list_namespaces``, in chunks); the cursor is the
-    last row scanned (``None`` at the end)."""
+    runner: StoreRunner, principal: Principal, prefix: str, after: str | None, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page: up to ``limit`` covered namespaces after ``after``, scanning at most
+    :data:`SCAN_LIMIT` rows (the store's ``list_namespaces``, in chunks, range by range); and
+    the name where the scan stopped (``None`` at the end)."""
     if not runner.supports("list_namespaces"):
         raise InvalidArgument(
             f"botwire: this server's store ({type(runner.store).__name__}) cannot list its "
@@ -54,20 +163,29 @@ async def _scan(
             "namespace instead: GET /v1/namespaces/{ns}."
         )
     found: list[dict[str, Any]] = []
-    after, scanned = cursor, 0
-    while scanned < SCAN_LIMIT:
-        want = min(_CHUNK, SCAN_LIMIT - scanned)
-        rows: list[tuple[str, int, int]] = await runner.call("list_namespaces", prefix, after, want)
-        scanned += len(rows)
-        for ns, keys, size in rows:
-            after = ns
-            if covers(ns):
-                found.append({"namespace": ns, "keys": keys, "bytes": size})
-                if len(found) == limit:
-                    return {"namespaces": found, "cursor": ns}
-        if len(rows) < want:
-            return {"namespaces": found, "cursor": None}
-    return {"namespaces": found, "cursor": after}
+    scanned = 0
+    position = after  # the last row scanned: where the next page goes on from
+    for part in scan_ranges(principal, prefix):
+        start = after if after is not None and after.startswith(part) else None
+        if after is not None and start is None and after.encode() > part.encode():
+            continue  # the whole range lies before the cursor
+        while True:
+            if scanned >= SCAN_LIMIT:
+                return found, position
+            want = min(_CHUNK, SCAN_LIMIT - scanned)
+            rows: list[tuple[str, int, int]] = await runner.call(
+                "list_namespaces", part, start, want
+            )
+            scanned += len(rows)
+            for ns, keys, size in rows:
+                start = position = ns
+                if principal.covers(ns):
+                    found.append({"namespace": ns, "keys": keys, "bytes": size})
+                    if len(found) == limit:
+                        return found, ns
+            if len(rows) < want:
+                break  # this range is done
+    return found, None
 
 
 async def list_namespaces(request: Request) -> Response:
@@ -78,14 +196,21 @@ async def list_namespaces(request: Request) -> Response:
     assert limit is not None
     prefix = request.query_params.get("prefix", "")
     cursor = request.query_params.get("cursor") or None
-    for name, text in (("prefix", prefix), ("cursor", cursor or "")):
-        if "\x00" in text or len(text) > 128:
-            raise InvalidArgument(
-                f"botwire: query parameter {name} of GET /v1/namespaces must be at most 128 "
-                "characters without NUL (namespaces are 1-128 characters)."
-            )
-    page = await _scan(ctx.store, principal.covers, prefix, cursor, limit)
-    return json_response(page)
+    if "\x00" in prefix or len(prefix) > 128:
+        raise InvalidArgument(
+            "botwire: query parameter prefix of GET /v1/namespaces must be at most 128 "
+            "characters without NUL (namespaces are 1-128 characters)."
+        )
+    if cursor is not None and len(cursor) > _CURSOR_MAX:
+        raise InvalidArgument(
+            f"botwire: query parameter cursor of GET /v1/namespaces is at most {_CURSOR_MAX} "
+            "characters: pass the cursor of the previous page unchanged."
+        )
+    secret = ctx.authorizer.secret
+    after = open_cursor(secret, principal, prefix, cursor) if cursor else None
+    found, stop = await _scan(ctx.store, principal, prefix, after, limit)
+    sealed = seal_cursor(secret, principal, prefix, stop) if stop is not None else None
+    return json_response({"namespaces": found, "cursor": sealed})
 
 
 def install_namespace_list(app: FastAPI) -> None:
@@ -112,8 +237,8 @@ def install_namespace_list(app: FastAPI) -> None:
                 ),
                 query_param(
                     "cursor",
-                    {"type": "string", "maxLength": 128},
-                    "the cursor of the previous page",
+                    {"type": "string", "maxLength": _CURSOR_MAX},
+                    "the cursor of the previous page (opaque)",
                 ),
                 query_param(
                     "limit",

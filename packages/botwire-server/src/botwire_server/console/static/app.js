@@ -1,6 +1,8 @@
 // botwire console: namespaces, keys, values, edit with If-Match, delete, export.
-import { api, ApiError, claims, setToken, token } from "./api.js";
-import { bytes, chatTurns, countdown, el, highlight, meter, when } from "./render.js";
+import { api, ApiError, claims, EXACT, inexact, parseExact, remaining, setToken, token }
+  from "./api.js";
+import { bytes, chatTurns, countdown, el, highlight, HIGHLIGHT_MAX, meter, pretty, when }
+  from "./render.js";
 
 const $ = (id) => document.getElementById(id);
 const PAGE = 100; // keys per page
@@ -10,6 +12,7 @@ const state = {
   ns: null, nsCursor: null,
   keyPrefix: "", cursors: [null], page: 0, nextCursor: null,
   key: null, entry: null, tail: TAIL, timer: null,
+  edit: null, // {ns, key, text} while the editor is open: the only entry Save may write
 };
 
 function status(text, isError = false) {
@@ -67,9 +70,33 @@ $("signout").addEventListener("click", () => {
   location.reload();
 });
 
+// ---- answers that arrive late --------------------------------------------------------
+// Each view (namespace list, usage, key list, open entry) numbers its loads: an answer for an
+// earlier namespace, page or key, arriving after the user moved on, is dropped, never shown
+// under the new one (where a click on it would read or write the wrong namespace's key).
+
+const loads = {}; // view -> {n, ctl}: the number of its current load, and its cancel switch
+
+/** Cancel the current load of ``view``: its answer, when it comes, is stale. */
+function drop(view) {
+  const cur = loads[view];
+  if (cur) cur.ctl.abort();
+  loads[view] = { n: (cur ? cur.n : 0) + 1, ctl: new AbortController() };
+}
+
+/** Start a load of ``view`` (cancelling the previous one): its number and abort signal. */
+function begin(view) {
+  drop(view);
+  return { n: loads[view].n, signal: loads[view].ctl.signal };
+}
+
+const ticket = (view) => (loads[view] ? loads[view].n : 0); // to check after an await
+const stale = (view, n) => ticket(view) !== n;
+
 // ---- namespaces ------------------------------------------------------------------------
 
 async function loadNamespaces(reset) {
+  const { n, signal } = begin("namespaces");
   const list = $("ns-list");
   if (reset) { list.replaceChildren(); state.nsCursor = null; }
   const prefix = $("ns-filter").value.trim();
@@ -77,20 +104,22 @@ async function loadNamespaces(reset) {
     let page;
     // a scoped token may match few of many namespaces: follow short pages a little
     for (let i = 0; i < 5; i++) {
-      page = await api.namespaces(prefix, state.nsCursor, 100);
+      page = await api.namespaces(prefix, state.nsCursor, 100, signal);
+      if (stale("namespaces", n)) return;
       state.nsCursor = page.cursor;
-      for (const n of page.namespaces) {
-        list.append(el("li", { "data-ns": n.namespace },
-          el("button", { type: "button", class: "link", onclick: () => openNamespace(n.namespace) },
-            el("span", { text: n.namespace }),
-            el("span", { class: "muted small", text: ` ${n.keys} keys · ${bytes(n.bytes)}` }))));
+      for (const ns of page.namespaces) {
+        list.append(el("li", { "data-ns": ns.namespace },
+          el("button", { type: "button", class: "link",
+            onclick: () => openNamespace(ns.namespace) },
+            el("span", { text: ns.namespace }),
+            el("span", { class: "muted small", text: ` ${ns.keys} keys · ${bytes(ns.bytes)}` }))));
       }
       if (page.namespaces.length || !page.cursor) break;
     }
     $("ns-more").hidden = !state.nsCursor;
     $("ns-empty").hidden = list.childElementCount > 0;
   } catch (err) {
-    status(explain(err), true);
+    if (!stale("namespaces", n)) status(explain(err), true);
   }
 }
 
@@ -110,36 +139,50 @@ async function openNamespace(ns) {
   for (const id of ["key-prefix", "key-search", "export"]) $(id).disabled = false;
   state.keyPrefix = $("key-prefix").value = "";
   closeEntry();
+  // nothing of the previous namespace stays clickable while this one loads
+  $("usage").replaceChildren(el("h2", { text: ns }));
+  $("key-list").replaceChildren();
+  $("key-page").textContent = "";
   await Promise.all([loadUsage(), loadKeys(0, [null])]);
 }
 
 async function loadUsage() {
+  const { n, signal } = begin("usage");
+  const ns = state.ns;
   const box = $("usage");
   try {
-    const u = await api.usage(state.ns);
+    const u = await api.usage(ns, signal);
+    if (stale("usage", n)) return;
     const lim = u.limits || {};
     box.replaceChildren(
-      el("h2", { text: state.ns }),
+      el("h2", { text: ns }),
       meter("keys", u.keys, lim.max_keys || 0),
       meter("bytes", u.bytes, lim.max_namespace_bytes || 0, bytes),
       meter("writes today", u.writes_today, lim.writes_per_day || 0),
     );
   } catch (err) {
-    box.replaceChildren(el("h2", { text: state.ns }), el("p", { class: "error", text: explain(err) }));
+    if (stale("usage", n)) return;
+    box.replaceChildren(el("h2", { text: ns }), el("p", { class: "error", text: explain(err) }));
   }
 }
 
 // ---- keys ------------------------------------------------------------------------------
 
 async function loadKeys(page, cursors) {
+  const { n, signal } = begin("keys");
+  const ns = state.ns;
   state.cursors = cursors;
   state.page = page;
+  // until this page is here, "Next" would follow the previous page's cursor
+  $("key-prev").disabled = $("key-next").disabled = true;
   const list = $("key-list");
   try {
-    const res = await api.keys(state.ns, state.keyPrefix, cursors[page], PAGE);
+    const res = await api.keys(ns, state.keyPrefix, cursors[page], PAGE, signal);
+    if (stale("keys", n)) return;
     state.nextCursor = res.cursor;
     list.replaceChildren(...res.keys.map((k) => el("li", { "data-key": k.key },
-      el("button", { type: "button", class: "link", onclick: () => openKey(k.key) },
+      el("button", { type: "button", class: "link",
+        onclick: () => { if (ns === state.ns) openKey(k.key); } },
         el("span", { class: "key", text: k.key }),
         el("span", { class: "muted small",
           text: ` v${k.version} · ${bytes(k.bytes)}${k.expires_at ? " · ttl" : ""}` })))));
@@ -151,7 +194,9 @@ async function loadKeys(page, cursors) {
     $("key-prev").disabled = page === 0;
     $("key-next").disabled = !res.cursor;
   } catch (err) {
+    if (stale("keys", n)) return;
     list.replaceChildren(el("li", { class: "error", text: explain(err) }));
+    $("key-prev").disabled = page === 0;
   }
 }
 
@@ -170,15 +215,23 @@ $("key-prev").addEventListener("click", () => loadKeys(state.page - 1, state.cur
 // ---- one entry -------------------------------------------------------------------------
 
 function closeEntry() {
+  drop("entry");
   clearInterval(state.timer);
-  state.key = state.entry = null;
+  // the editor's text belongs to the entry it was opened on: never to the next one
+  state.key = state.entry = state.edit = null;
+  $("edit-text").value = "";
   $("entry-head").replaceChildren();
   $("entry-error").textContent = "";
-  for (const id of ["conflict", "older", "chat", "json", "editor", "entry-actions"]) $(id).hidden = true;
+  $("conflict").replaceChildren();
+  for (const id of ["conflict", "older", "chat", "json", "json-note", "editor", "entry-actions"]) {
+    $(id).hidden = true;
+  }
 }
 
 async function openKey(key, tail = TAIL) {
   closeEntry();
+  const { n, signal } = begin("entry");
+  const ns = state.ns;
   state.key = key;
   state.tail = tail;
   for (const li of $("key-list").children) li.classList.toggle("active", li.dataset.key === key);
@@ -186,15 +239,31 @@ async function openKey(key, tail = TAIL) {
     // lists are read from the tail: a 10,000-turn history costs what its last turns cost
     let entry;
     try {
-      entry = await api.get(state.ns, key, tail);
+      entry = await api.get(ns, key, tail, signal);
       entry.partial = Array.isArray(entry.value) && entry.value.length === tail;
     } catch (err) {
       if (!(err instanceof ApiError && err.code === "type_mismatch")) throw err;
-      entry = await api.get(state.ns, key); // not a list: read the whole value
+      if (stale("entry", n)) return;
+      entry = await api.get(ns, key, undefined, signal); // not a list: read the whole value
     }
+    if (stale("entry", n)) return;
     showEntry(entry);
   } catch (err) {
+    if (stale("entry", n)) return;
     $("entry-error").textContent = explain(err);
+  }
+}
+
+/** The value as highlighted JSON in ``box``; a large one is compact and coloured only up to
+ * HIGHLIGHT_MAX characters, which ``note`` says (render.js: what froze the tab). */
+function showJson(box, value, note) {
+  const text = pretty(value);
+  box.replaceChildren(highlight(text));
+  if (note) {
+    note.hidden = text.length <= HIGHLIGHT_MAX;
+    const flat = !text.includes("\n"); // compact JSON has no raw newline
+    note.textContent = `Large value (${bytes(text.length)} as text): ` +
+      `${flat ? "shown without indentation, " : ""}highlighted up to ${bytes(HIGHLIGHT_MAX)}.`;
   }
 }
 
@@ -211,7 +280,10 @@ function showEntry(entry) {
       el("dt", { text: "expires" }), el("dd", {}, entry.expires_at ? ttl : "never")));
   clearInterval(state.timer);
   if (entry.expires_at) {
-    const tick = () => { ttl.textContent = `in ${countdown(entry.expires_at)} (${when(entry.expires_at)})`; };
+    // counted by the server's clock: this computer's may be hours off
+    const tick = () => {
+      ttl.textContent = `in ${countdown(remaining(entry.expires_at))} (${when(entry.expires_at)})`;
+    };
     tick();
     state.timer = setInterval(tick, 1000);
   }
@@ -225,7 +297,7 @@ function showEntry(entry) {
         el("span", { class: "role", text: t.role }), el("span", { text: t.text }))));
     $("chat").scrollTop = $("chat").scrollHeight; // newest at the bottom, like a chat
   } else {
-    $("json").replaceChildren(highlight(entry.value));
+    showJson($("json"), entry.value, $("json-note"));
   }
   $("older").hidden = !entry.partial;
   $("entry-actions").hidden = false;
@@ -239,61 +311,115 @@ $("older").addEventListener("click", async () => {
 
 // ---- edit (conditional save) -----------------------------------------------------------
 
+const INEXACT = "this browser cannot keep this value's numbers exact (it lacks JSON.rawJSON), " +
+  "so nothing is written; use a recent browser or the botwire CLI";
+
 $("edit").addEventListener("click", async () => {
+  const n = ticket("entry");
+  const { ns, key } = state;
   try {
     // edit the whole value, never a tail of it
-    const full = state.entry.partial ? await api.get(state.ns, state.key) : state.entry;
+    const full = state.entry.partial ? await api.get(ns, key) : state.entry;
+    if (stale("entry", n)) return;
+    if (full.inexact) { $("entry-error").textContent = `Not editable: ${INEXACT}.`; return; }
     state.entry = { ...full, partial: false };
-    $("edit-text").value = JSON.stringify(full.value, null, 2);
+    const text = pretty(full.value);
+    state.edit = { ns, key, text };
+    $("edit-text").value = text;
     $("editor").hidden = false;
-    for (const id of ["entry-actions", "json", "chat", "older"]) $(id).hidden = true;
+    for (const id of ["entry-actions", "json", "json-note", "chat", "older"]) $(id).hidden = true;
   } catch (err) {
-    $("entry-error").textContent = explain(err);
+    if (!stale("entry", n)) $("entry-error").textContent = explain(err);
   }
 });
 
 $("cancel").addEventListener("click", () => openKey(state.key, state.tail));
 
-async function save(version) {
+/** Write the editor's text over ``base`` (the version opened, or the newer one a conflict
+ * showed): conditional on its version, keeping its remaining TTL. */
+async function save(base) {
+  const edit = state.edit;
+  if (!edit || edit.ns !== state.ns || edit.key !== state.key) return; // not this entry's edit
+  const { ns, key } = edit;
+  const text = $("edit-text").value;
+  if (text === edit.text) {
+    status(`No change: ${key} not saved.`); // even a re-serialised equal value is not sent
+    return openKey(key, state.tail);
+  }
   let value;
   try {
-    value = JSON.parse($("edit-text").value);
+    value = parseExact(text);
   } catch (err) {
     $("entry-error").textContent = `Not valid JSON, nothing saved: ${err.message}`;
     return;
   }
-  const e = state.entry;
-  // keep the remaining TTL: a PUT without one would make the key permanent
-  const ttl = e.expires_at ? Math.max(1, Math.ceil(e.expires_at - Date.now() / 1000)) : undefined;
+  if (!EXACT && inexact(text)) { $("entry-error").textContent = `Not saved: ${INEXACT}.`; return; }
+  // keep the remaining TTL (a PUT without one would make the key permanent), by the server's
+  // clock; rounded up, so the key never expires before the version it replaces would have
+  const ttl = base.expires_at ? Math.max(1, Math.ceil(remaining(base.expires_at))) : undefined;
+  const n = ticket("entry");
+  $("save").disabled = true; // a second click would conflict with the first, as "another client"
   try {
-    const res = await api.put(state.ns, state.key, value, { version, ttl });
-    status(`Saved ${state.key}: version ${res.version}.`);
-    await openKey(state.key, state.tail);
+    const res = await api.put(ns, key, value, { version: base.version, ttl });
+    status(`Saved ${key}: version ${res.version}.`);
+    if (stale("entry", n)) return;
+    await openKey(key, state.tail);
     loadUsage();
   } catch (err) {
-    if (err instanceof ApiError && err.status === 412) return showConflict();
-    $("entry-error").textContent = `Not saved: ${explain(err)}`;
+    const unknown = err instanceof ApiError && err.code === "unexpected_answer";
+    const what = `${unknown ? "Not saved?" : "Not saved:"} ${explain(err)}` +
+      (unknown ? ". Reopen the key to see what it holds." : "");
+    if (stale("entry", n)) return status(`${key}: ${what}`, true);
+    if (err instanceof ApiError && err.status === 412) return showConflict("save");
+    $("entry-error").textContent = what;
+  } finally {
+    $("save").disabled = false;
   }
 }
 
-$("save").addEventListener("click", () => save(state.entry.version));
+$("save").addEventListener("click", () => save(state.entry));
 
-async function showConflict() {
-  // another client wrote first: show its version; the edit stays in the editor
+/** Another client wrote first (a 412 on a save or a delete): show its version and value and
+ * what the user may do about it. A delete's conflict never offers to write anything. */
+async function showConflict(kind) {
   const box = $("conflict");
+  const n = ticket("entry");
+  const { ns, key, entry: opened } = state;
+  const nothing = kind === "delete" ? "Nothing was deleted." : "Nothing was overwritten.";
+  let now;
   try {
-    const now = await api.get(state.ns, state.key);
-    box.replaceChildren(
-      el("p", { text: `Conflict: another client saved version ${now.version} after you opened ` +
-        `version ${state.entry.version}. Nothing was overwritten. Their value:` }),
-      el("pre", { class: "json" }, highlight(now.value)),
-      el("div", { class: "row" },
-        el("button", { type: "button", onclick: () => { box.hidden = true; save(now.version); },
-          text: "Overwrite with mine" }),
-        el("button", { type: "button", onclick: () => openKey(state.key, state.tail),
-          text: "Discard mine, show theirs" })));
+    now = await api.get(ns, key);
   } catch (err) {
-    box.replaceChildren(el("p", { text: `Conflict: the key changed or was deleted (${explain(err)}).` }));
+    if (stale("entry", n)) return;
+    box.replaceChildren(el("p", { text: `Conflict: the key changed or was deleted ` +
+      `(${explain(err)}). ${nothing}` }));
+    box.hidden = false;
+    return;
+  }
+  if (stale("entry", n)) return;
+  const pre = el("pre", { class: "json" });
+  showJson(pre, now.value);
+  const button = (text, onclick, cls) => el("button", { type: "button", class: cls || "",
+    text, onclick: () => { if (!stale("entry", n)) onclick(); } });
+  const reopen = () => openKey(key, state.tail);
+  if (kind === "delete") {
+    box.replaceChildren(
+      el("p", { text: `Conflict: another client saved version ${now.version} after you ` +
+        `opened version ${opened.version}. ${nothing} The current value:` }),
+      pre,
+      el("div", { class: "row" },
+        button(`Delete anyway (version ${now.version})`, () => remove(now), "danger"),
+        button("Cancel", reopen)));
+  } else {
+    // the edit stays in the editor
+    box.replaceChildren(
+      el("p", { text: `Conflict: another client saved version ${now.version} after you ` +
+        `opened version ${opened.version}. ${nothing} Their value:` }),
+      pre,
+      el("div", { class: "row" },
+        // over their version, with its TTL: the one being overwritten
+        button("Overwrite with mine", () => { box.hidden = true; save(now); }),
+        button("Discard mine, show theirs", reopen)));
   }
   box.hidden = false;
 }
@@ -306,19 +432,30 @@ $("delete").addEventListener("click", () => {
   $("confirm").showModal();
 });
 
-$("confirm").addEventListener("close", async () => {
-  if ($("confirm").returnValue !== "ok") return;
+$("confirm").addEventListener("close", () => {
+  if ($("confirm").returnValue === "ok" && state.entry) remove(state.entry);
+});
+
+/** Delete the open key if it is still ``target``'s version. */
+async function remove(target) {
+  const { ns, key } = state;
+  const n = ticket("entry");
   try {
-    const res = await api.remove(state.ns, state.key, state.entry.version);
-    status(res.deleted ? `Deleted ${state.key}.` : `${state.key} was already gone.`);
+    const res = await api.remove(ns, key, target.version);
+    status(res.deleted ? `Deleted ${key}.` : `${key} was already gone.`);
+    if (stale("entry", n)) return;
     closeEntry();
     loadKeys(state.page, state.cursors);
     loadUsage();
   } catch (err) {
-    if (err instanceof ApiError && err.status === 412) return showConflict();
-    $("entry-error").textContent = `Not deleted: ${explain(err)}`;
+    const unknown = err instanceof ApiError && err.code === "unexpected_answer";
+    const what = `${unknown ? "Not deleted?" : "Not deleted:"} ${explain(err)}` +
+      (unknown ? ". Reopen the key to see whether it is still there." : "");
+    if (stale("entry", n)) return status(`${key}: ${what}`, true);
+    if (err instanceof ApiError && err.status === 412) return showConflict("delete");
+    $("entry-error").textContent = what;
   }
-});
+}
 
 // ---- export as JSON Lines --------------------------------------------------------------
 
@@ -326,14 +463,18 @@ $("confirm").addEventListener("close", async () => {
  * (413), one key at a time instead (each entry fits by the value and list limits). */
 async function readMany(ns, keys) {
   try {
-    return (await api.batchGet(ns, keys)).results;
+    const page = await api.batchGet(ns, keys);
+    if (page.inexact) throw new Error(INEXACT);
+    return page.results;
   } catch (err) {
     if (!(err instanceof ApiError && err.status === 413)) throw err;
   }
   const out = [];
   for (const key of keys) {
     try {
-      out.push(await api.get(ns, key));
+      const entry = await api.get(ns, key);
+      if (entry.inexact) throw new Error(INEXACT);
+      out.push(entry);
     } catch (err) {
       if (!(err instanceof ApiError && err.status === 404)) throw err;
       out.push({ found: false }); // deleted or expired meanwhile
@@ -354,6 +495,7 @@ $("export").addEventListener("click", async () => {
         const chunk = page.keys.slice(i, i + 100).map((k) => k.key);
         const results = await readMany(ns, chunk);
         results.forEach((r, j) => {
+          // values keep their exact numbers (JSON.rawJSON), written out as the server has them
           if (r && r.found !== false && r.version !== undefined) {
             lines.push(JSON.stringify({ key: chunk[j], value: r.value, version: r.version,
               expires_at: r.expires_at ?? null }));

@@ -13,13 +13,34 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-/** Pretty JSON as spans classed by token kind (key, string, number, literal, punctuation). */
-export function highlight(value) {
+// A 1 MiB value of small numbers froze the tab for ~20 s: a span per token, and half a million
+// indented lines (Chromium lays out 3.5 MB of them in a <pre> in ~7 s, in a textarea in ~18 s).
+/** Characters of a value's text that get colours; the rest is one plain text node. */
+export const HIGHLIGHT_MAX = 32 * 1024;
+/** Indented text up to this size and line count; a larger value is shown compact. */
+export const PRETTY_MAX = 256 * 1024;
+const PRETTY_LINES = 10000;
+
+/** A value as JSON text: indented, or compact when large (see PRETTY_MAX); numbers kept as
+ * JSON.rawJSON come out exactly as stored. */
+export function pretty(value) {
   const text = JSON.stringify(value, null, 2);
+  if (text.length > PRETTY_MAX) return JSON.stringify(value);
+  let lines = 0;
+  for (let i = text.indexOf("\n"); i !== -1; i = text.indexOf("\n", i + 1)) {
+    if (++lines > PRETTY_LINES) return JSON.stringify(value);
+  }
+  return text;
+}
+
+/** JSON text as spans classed by token kind (key, string, number, literal, punctuation), up
+ * to ``max`` characters; the text itself is shown whole. */
+export function highlight(text, max = HIGHLIGHT_MAX) {
   const frag = document.createDocumentFragment();
   const re = /("(?:[^"\\]|\\.)*")(\s*:)?|(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)|(true|false|null)|([{}\[\],:])/g;
   let last = 0;
   for (const m of text.matchAll(re)) {
+    if (m.index >= max) break;
     if (m.index > last) frag.append(text.slice(last, m.index));
     if (m[1] !== undefined) {
       frag.append(el("span", { class: m[2] ? "j-key" : "j-str", text: m[1] }));
@@ -54,8 +75,9 @@ export function when(seconds) {
   return new Date(seconds * 1000).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
 }
 
-export function countdown(expiresAt) {
-  const left = Math.max(0, Math.round(expiresAt - Date.now() / 1000));
+/** "1h 2m 3s" for ``seconds`` left (counted by the caller on the server's clock). */
+export function countdown(seconds) {
+  const left = Math.max(0, Math.round(seconds));
   const h = Math.floor(left / 3600), m = Math.floor((left % 3600) / 60), s = left % 60;
   return left === 0 ? "expired" : `${h ? h + "h " : ""}${h || m ? m + "m " : ""}${s}s`;
 }
