@@ -201,6 +201,8 @@ def test_a_bad_line_stops_before_its_chunk_says_what_was_written_and_a_rerun_fin
         ({"key": "a", "value": 1, "expires_at": "tomorrow"}, "seconds since the epoch"),
         ({"key": "a"}, "needs both 'key' and 'value'"),
         ([1, 2], "not an object"),
+        ({"key": "a", "value": 1, "expires_at": 99999999999}, "'expires_at' 99999999999 is not"),
+        ({"key": "a", "value": 1, "expires_at": 10**400}, "~317 years"),  # past a float
     ],
 )
 def test_each_broken_rule_is_named_with_its_line(cli, record: object, rule: str) -> None:  # type: ignore[no-untyped-def]
@@ -208,6 +210,20 @@ def test_each_broken_rule_is_named_with_its_line(cli, record: object, rule: str)
     assert out.returncode == 2 and "line 2" in out.stderr and rule in out.stderr, out.stderr
     assert "nothing was written. The import only sets keys" in out.stderr
     assert cli("get", "dst", "ok").returncode == 1  # the chunk holding line 2 was not written
+
+
+def test_json_nested_past_the_parsers_depth_is_a_usage_error_not_a_traceback(cli) -> None:  # type: ignore[no-untyped-def]
+    deep = "[" * 100_000 + "]" * 100_000  # valid JSON that Python's parser cannot read
+    out = cli(
+        "import", "dst", stdin='{"key": "ok", "value": 0}\n{"key": "bad", "value": ' + deep + "}\n"
+    )
+    assert out.returncode == 2 and "line 2" in out.stderr, out.stderr
+    assert "nests JSON too deeply" in out.stderr and "Traceback" not in out.stderr
+    assert "nothing was written. The import only sets keys" in out.stderr
+    for args in (("set", "ns", "k", "-"), ("queue", "put", "ns", "jobs", "-")):
+        out = cli(*args, stdin=deep)
+        assert out.returncode == 2 and "nests too deeply" in out.stderr, (args, out.stderr)
+        assert "Traceback" not in out.stderr
 
 
 def test_a_refused_chunk_is_all_or_nothing_and_reported(tmp_path: Path) -> None:

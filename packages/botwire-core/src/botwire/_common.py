@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BATCH_LIMIT",
     "RESERVED_PREFIX",
+    "TTL_MAX",
     "UPDATE_ATTEMPTS",
     "ClosedStore",
     "async_method",
@@ -60,13 +61,17 @@ def _finite(number: float) -> bool:
     return number - number == 0  # inf - inf and nan - nan are nan
 
 
+#: A TTL is below this many seconds (~317 years): past it a store's times lose their meaning.
+TTL_MAX = 1e10
+
+
 def _check_ttl(ns: str, key: str, ttl: Any) -> float | None:
     if ttl is None:
         return None
     if (
         isinstance(ttl, bool)
         or not isinstance(ttl, (int, float))
-        or not (_finite(ttl) and 0 < ttl < 1e10)
+        or not (_finite(ttl) and 0 < ttl < TTL_MAX)
     ):
         raise InvalidArgument(
             f"botwire: ttl={ttl!r} for key {key!r} in namespace {ns!r}; ttl is a number of "

@@ -56,11 +56,9 @@ def run_queue(memory: Memory, args: argparse.Namespace) -> int:
         text = sys.stdin.read() if args.item == "-" else args.item
         try:
             item = json.loads(text)
-        except ValueError:
-            print(
-                f"botwire: {text[:60]!r} is not JSON; quote strings ('\"text\"').",
-                file=sys.stderr,
-            )
+        except (ValueError, RecursionError) as exc:
+            why = "nests too deeply" if isinstance(exc, RecursionError) else "is not JSON"
+            print(f"botwire: {text[:60]!r} {why}; quote strings ('\"text\"').", file=sys.stderr)
             return EXIT_USAGE
         print(q.put(item, delay=args.delay, idempotency_key=args.idempotency_key))
     elif cmd == "claim":

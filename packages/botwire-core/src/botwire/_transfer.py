@@ -12,12 +12,14 @@ same command after a failure gives the same result as one clean run.
 from __future__ import annotations
 
 import json
+import math
 import os
 import stat
 import time
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
 
+from ._common import TTL_MAX
 from ._errors import BotWireError, InvalidArgument, Unavailable
 
 if TYPE_CHECKING:
@@ -154,6 +156,8 @@ def _parse(ns: str, number: int, raw: bytes, now: float) -> tuple[str, Any, floa
         raise bad("is not UTF-8 text") from None
     except ValueError as exc:
         raise bad(f"is not JSON ({exc}); each line must be one JSON object") from None
+    except RecursionError:
+        raise bad("nests JSON too deeply to read (thousands of levels)") from None
     if not isinstance(record, dict):
         raise bad(f"is a JSON {type(record).__name__}, not an object with 'key' and 'value'")
     key = record.get("key")
@@ -170,9 +174,18 @@ def _parse(ns: str, number: int, raw: bytes, now: float) -> tuple[str, Any, floa
     if expires_at is not None:
         if isinstance(expires_at, bool) or not isinstance(expires_at, (int, float)):
             raise bad(f"'expires_at' must be seconds since the epoch, got {expires_at!r}", key)
-        ttl = expires_at - now
+        try:
+            ttl = float(expires_at) - now
+        except OverflowError:
+            ttl = math.inf
         if ttl <= 0:
             return None
+        if not ttl < TTL_MAX:  # the store's own check would blame a 'ttl' the line lacks
+            raise bad(
+                f"'expires_at' {expires_at!r} is not a time before {TTL_MAX:g} s (~317 "
+                "years) from now; give a nearer expiry, or leave 'expires_at' out for none",
+                key,
+            )
     return key, record["value"], ttl
 
 

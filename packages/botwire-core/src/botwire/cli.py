@@ -187,9 +187,10 @@ def _run(args: argparse.Namespace) -> int:
             else:
                 try:
                     value = json.loads(text)
-                except ValueError:
+                except (ValueError, RecursionError) as exc:
+                    why = "nests too deeply" if isinstance(exc, RecursionError) else "is not JSON"
                     print(
-                        f"botwire: {text[:60]!r} is not JSON; quote strings ('\"text\"') or pass "
+                        f"botwire: {text[:60]!r} {why}; quote strings ('\"text\"') or pass "
                         "--string to store the text as it is.",
                         file=sys.stderr,
                     )
