@@ -70,12 +70,20 @@ def test_no_proxy_bypasses_the_proxy(
         assert m.get("k") == 1
 
 
+@pytest.mark.parametrize(
+    "proxy", ["http://127.0.0.1:9", "http://no-such-proxy.invalid:3128"], ids=["refused", "dns"]
+)
 def test_an_unreachable_proxy_is_named_in_the_error(
-    server: ServerProcess, ns: str, kind: str, monkeypatch: pytest.MonkeyPatch
+    server: ServerProcess, ns: str, kind: str, monkeypatch: pytest.MonkeyPatch, proxy: str
 ) -> None:
-    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
-    with Client(kind, ns, url=server.url, timeout=2, retries=0) as m, pytest.raises(Unavailable):
+    """Both clients name it alike (before the fix the async one gave httpx's bare error)."""
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    with (
+        Client(kind, ns, url=server.url, timeout=2, retries=0) as m,
+        pytest.raises(Unavailable) as info,
+    ):
         m.get("k")
+    assert f"last error ConnectionError: proxy {proxy} (from the environment): " in str(info.value)
 
 
 def test_https_server_through_a_connect_tunnel(

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from .store import AsyncStore, Store
 
 __all__ = [
+    "MAX_RETRIES",
+    "MAX_TIMEOUT",
     "Settings",
     "acquire_async_store",
     "acquire_store",
@@ -29,6 +31,7 @@ __all__ = [
     "is_postgres",
     "release",
     "resolve",
+    "shown_url",
     "sqlite_file",
 ]
 
@@ -59,6 +62,13 @@ class Settings:
         return self.url[len("sqlite:///") :]
 
 
+#: The longest per-attempt timeout: a socket timeout must fit the platform's time_t in
+#: nanoseconds (1e10 s overflowed it), and an attempt that may hang a day is surely a mistake.
+MAX_TIMEOUT = 86400.0
+#: The most retries: with backoff capped at 2 s that is over half an hour of waiting already.
+MAX_RETRIES = 1000
+
+
 def _number(name: str, raw: str | None, default: float) -> float:
     if raw is None or raw == "":
         return default
@@ -68,6 +78,25 @@ def _number(name: str, raw: str | None, default: float) -> float:
         raise InvalidArgument(
             f"botwire: {name}={raw!r} is not a number; set it to seconds or a count, e.g. 10."
         ) from None
+
+
+def _bounded(
+    value: Any, arg: str, env: str, explicit: bool, rule: str, ok: Any, example: str
+) -> float:
+    """``value`` as a float when it is a real number for which ``ok(number)`` holds, else
+    InvalidArgument naming where it came from (the argument or the variable), the rule and the
+    fix (``inf``, ``nan`` and ``1e10`` used to escape as a bare OverflowError)."""
+    number = None
+    if not isinstance(value, bool) and isinstance(value, (int, float)):
+        try:
+            number = float(value)
+        except OverflowError:  # an int beyond a float's range
+            number = None
+    if number is not None and number - number == 0 and ok(number):  # finite: inf-inf is nan
+        return number
+    where = f"{arg}={value!r}" if explicit else f"{env}={os.environ.get(env, value)!r}"
+    fix = f"pass {arg}={example}" if explicit else f"set {env}={example} (or pass {arg}=)"
+    raise InvalidArgument(f"botwire: {where} is out of range: {rule}; {fix}.")
 
 
 def resolve(
@@ -81,33 +110,41 @@ def resolve(
     env = os.environ
     raw_url = url or env.get("BOTWIRE_URL") or DEFAULT_URL
     token = token if token is not None else (env.get("BOTWIRE_TOKEN") or None)
-    t = (
-        timeout
-        if timeout is not None
-        else _number("BOTWIRE_TIMEOUT", env.get("BOTWIRE_TIMEOUT"), 10.0)
+    t = _bounded(
+        timeout if timeout is not None else _env_number("BOTWIRE_TIMEOUT", 10.0),
+        "timeout",
+        "BOTWIRE_TIMEOUT",
+        timeout is not None,
+        f"the per-attempt timeout is seconds > 0 and at most {MAX_TIMEOUT:.0f} (a day)",
+        lambda n: 0 < n <= MAX_TIMEOUT,
+        "10",
     )
-    r = (
-        retries
-        if retries is not None
+    r = _bounded(
         # 7: backends/_retry.py DEFAULT_RETRIES (3.55-7.1 s of backoff rides out a 2-3 s outage)
-        else _number("BOTWIRE_RETRIES", env.get("BOTWIRE_RETRIES"), 7)
+        retries if retries is not None else _env_number("BOTWIRE_RETRIES", 7),
+        "retries",
+        "BOTWIRE_RETRIES",
+        retries is not None,
+        f"retries is a whole number from 0 to {MAX_RETRIES}",
+        lambda n: n == int(n) and 0 <= n <= MAX_RETRIES,
+        "7",
     )
     k = (
         keepalive_expiry
         if keepalive_expiry is not None
-        else _number("BOTWIRE_KEEPALIVE_EXPIRY", env.get("BOTWIRE_KEEPALIVE_EXPIRY"), 30.0)
+        else _env_number("BOTWIRE_KEEPALIVE_EXPIRY", 30.0)
     )
-    if not t > 0:
-        raise InvalidArgument(f"botwire: timeout={t!r}; use a number of seconds > 0.")
     if not k >= 0:
         raise InvalidArgument(
             f"botwire: keepalive_expiry={k!r} (or BOTWIRE_KEEPALIVE_EXPIRY); use seconds >= 0 "
             "(0 never reuses an idle connection), below your load balancer's or NAT's idle timeout."
         )
-    if int(r) != r or r < 0:
-        raise InvalidArgument(f"botwire: retries={r!r}; use a whole number >= 0.")
     source = "url" if url else "BOTWIRE_URL" if env.get("BOTWIRE_URL") else "url"
-    return Settings(_normalize_url(raw_url, source), token, float(t), int(r), float(k))
+    return Settings(_normalize_url(raw_url, source), token, t, int(r), float(k))
+
+
+def _env_number(name: str, default: float) -> float:
+    return _number(name, os.environ.get(name), default)
 
 
 def _normalize_url(raw: str, source: str = "url") -> str:
@@ -118,16 +155,50 @@ def _normalize_url(raw: str, source: str = "url") -> str:
     ``sqlite:////abs.db`` and ``/abs.db`` are absolute, ``~`` is the home directory.
     """
     raw = raw.strip()  # a newline from $(cat url.txt) is never meant
-    if raw.startswith(("http://", "https://")):
-        if not raw.partition("://")[2].strip("/"):
+    scheme, sep, rest = raw.partition("://")
+    if sep and scheme.lower() in ("http", "https"):  # schemes are case-insensitive (RFC 3986)
+        if not rest.strip("/"):
             raise InvalidArgument(
-                f"botwire: {source} {raw!r} names no host; use e.g. http://127.0.0.1:8765."
+                f"botwire: {source} {shown_url(raw)!r} names no host; use e.g. "
+                "http://127.0.0.1:8765."
             )
-        return raw.rstrip("/")
+        netloc = _netloc(rest)
+        if "@" in netloc:
+            # The client never sent them (only BOTWIRE_TOKEN is): refuse rather than drop them.
+            bare = f"{scheme.lower()}://{netloc.rpartition('@')[2]}{rest[len(netloc) :]}"
+            raise InvalidArgument(
+                f"botwire: {source} {shown_url(raw)!r} carries credentials (user:password@ "
+                "before the host), which botwire does not send. Give the server's token as "
+                f"BOTWIRE_TOKEN (or token=...) and the URL without them: {bare!r}."
+            )
+        return f"{scheme.lower()}://{rest}".rstrip("/")
     if raw == DEFAULT_URL:
         return "sqlite:///" + _default_path()
     path = sqlite_file(raw, source)
     return "sqlite:///" + path
+
+
+def _netloc(rest: str) -> str:
+    """The authority of a URL after its ``scheme://``: up to the first ``/``, ``?`` or ``#``."""
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    return rest[:end]
+
+
+def shown_url(url: str) -> str:
+    """``url`` as messages, ``repr`` and ``BOTWIRE_DEBUG`` may show it: a password in its
+    userinfo becomes ``***`` (``http://bob:***@host``), and a userinfo without one, which is
+    often a token, too (``http://***@host``). A bare ``user:pw@host:port`` (a proxy written
+    without its scheme) is masked alike. Every place that shows a URL goes through here."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    netloc = _netloc(rest)
+    userinfo, at, hostport = netloc.rpartition("@")
+    if not at:
+        return url
+    user, colon, _ = userinfo.partition(":")
+    masked = f"{user}:***" if colon else "***"
+    return f"{scheme}{sep}{masked}@{hostport}{rest[len(netloc) :]}"
 
 
 def sqlite_file(raw: str, source: str = "url") -> str:
@@ -160,15 +231,16 @@ def sqlite_file(raw: str, source: str = "url") -> str:
         )
     if sep:
         hint = (
-            f"did you mean {suggestion}?"
+            f"did you mean {shown_url(suggestion)}?"
             if suggestion
             else "use http(s)://host:port for a server, or sqlite:///file.db for a local file."
         )
-        raise InvalidArgument(f"botwire: {source} {raw!r} has an unknown scheme; {hint}")
+        raise InvalidArgument(f"botwire: {source} {shown_url(raw)!r} has an unknown scheme; {hint}")
     if suggestion:
         raise InvalidArgument(
-            f"botwire: {source} {raw!r} has no scheme, so it would be a SQLite file of that "
-            f"name: did you mean {suggestion}? (For such a file, write sqlite:///./{raw}.)"
+            f"botwire: {source} {shown_url(raw)!r} has no scheme, so it would be a SQLite file "
+            f"of that name: did you mean {shown_url(suggestion)}? (For such a file, write "
+            f"sqlite:///./{shown_url(raw)}.)"
         )
     if raw == ":memory:":
         return raw
@@ -454,7 +526,7 @@ class _DebugStore:
 
     def __init__(self, store: Store | AsyncStore, url: str) -> None:
         self._store = store
-        self._url = url
+        self._url = shown_url(url)  # stderr often ends up in shared logs
 
     def __getattr__(self, name: str) -> Any:
         target = getattr(self._store, name)

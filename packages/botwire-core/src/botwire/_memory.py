@@ -166,7 +166,10 @@ class Commands(PolicyCommands, WatchCommands):
         return type(self)(namespace, **self._same_backend())
 
     def __repr__(self) -> str:
-        where = self._settings.url if self._settings is not None else repr(self._store)
+        from ._config import shown_url  # loaded already; local: repr is rare
+
+        s = self._settings
+        where = shown_url(s.url) if s is not None else repr(self._store)
         return f"{type(self).__name__}({self.namespace!r}, backend={where!r})"
 
     # -- single keys ---------------------------------------------------------------------------

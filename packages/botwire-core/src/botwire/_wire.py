@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 __all__ = [
+    "MAX_WAIT",
     "batch_body",
     "changes_from_wire",
     "changes_path",
@@ -37,6 +38,9 @@ __all__ = [
 ]
 
 API = "/v1/namespaces/"
+#: The longest ``wait=`` (seconds) of ``GET .../changes`` the server takes; a client that waits
+#: longer (``watch(timeout=4000)``, ``inf``) polls again, each poll asking at most this.
+MAX_WAIT = 3600.0
 
 
 # RFC 3986 unreserved characters. Not urllib.parse.quote: importing urllib.parse costs a cold
@@ -83,7 +87,7 @@ def changes_path(ns: str, prefix: str, after: int | None, limit: int, wait: floa
     if after is not None:
         query["after"] = after
     if wait > 0:
-        query["wait"] = f"{wait:.3f}"
+        query["wait"] = f"{min(wait, MAX_WAIT):.3f}"  # never inf, never past the server's bound
     return f"{API}{ns}/changes?" + "&".join(f"{k}={quote(str(v))}" for k, v in query.items())
 
 

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_KEEPALIVE_EXPIRY",
     "ECHO_HEADER",
+    "LARGE_BODY",
     "Call",
     "HTTPCommands",
     "Target",
@@ -63,7 +64,11 @@ class Target:
     @classmethod
     def parse(cls, url: str) -> Target:
         # Not urllib.parse.urlsplit: importing urllib.parse costs a cold start ms.
-        bad = InvalidArgument(f"botwire: server URL {url!r} is not http(s)://host[:port][/prefix].")
+        from .._config import shown_url
+
+        bad = InvalidArgument(
+            f"botwire: server URL {shown_url(url)!r} is not http(s)://host[:port][/prefix]."
+        )
         scheme, sep, rest = url.strip().partition("://")
         scheme = scheme.lower()
         if not sep or scheme not in ("http", "https"):
@@ -130,6 +135,10 @@ class Call:
     key: str | None = None
     url: str = ""  # scheme://host[:port] the request goes to, for messages
     prefix: str = ""  # the URL's path prefix, for messages
+    # The sync client sends a large body with "Expect: 100-continue"; off for the one retry
+    # after an upload was cut (a proxy that drops the connection instead of relaying the 413:
+    # without Expect the server reads the body and its 413 comes back through such a proxy).
+    expect: bool = True
 
     @property
     def where(self) -> str:
@@ -340,16 +349,19 @@ def batch_call(
     idempotency_key: str | None,
     repeat_safe: bool = False,
 ) -> Call:
-    """A batch's request. Every write is sent with an ``Idempotency-Key`` (the caller's, else a
-    new one) so the retry loop may repeat it, unless ``repeat_safe``: its caller says applying
-    it twice is harmless, so it goes without, and the server keeps no record of it."""
+    """A batch's request. Every write but a plain set (a PUT: twice leaves the same value) is
+    sent with an ``Idempotency-Key`` (the caller's, else a new one) so the retry loop may
+    repeat it, unless ``repeat_safe``: its caller says applying it twice is harmless, so it
+    goes without, and the server keeps no record of it. A delete is keyed too: applied twice
+    it is harmless, but its retry after a lost answer would report ``False`` for a key that
+    this very call deleted."""
     headers = {**headers, "Content-Type": "application/json"}
     keyed = not repeat_safe or idempotency_key is not None
     if len(ops) == 1 and (single := _wire.single_request(ns, ops[0])) is not None:
         method, path, extra, body = single
         headers.update(extra)
         headers[ECHO_HEADER] = _wire.quote_key(ops[0].key)
-        if method == "PATCH" and keyed:
+        if method in ("PATCH", "DELETE") and keyed:
             headers["Idempotency-Key"] = idempotency_key or new_idempotency_key()
         return _call(target, method, path, headers, body, "single", ns, ops[0].key, ops[0])
     if keyed and any(op.mutates for op in ops):
@@ -382,6 +394,9 @@ def changes_call(
 
 
 def clear_call(target: Target, headers: dict[str, str], ns: str) -> Call:
+    """Keyed like a write, so a retry after a lost answer can be answered with the first
+    count rather than 0 (by a server whose engine records a clear; others ignore the key)."""
+    headers = {**headers, "Idempotency-Key": new_idempotency_key()}
     return _call(target, "DELETE", _wire.namespace_path(ns), headers, None, "clear", ns)
 
 
@@ -401,6 +416,9 @@ def policy_call(
 
 
 DEFAULT_KEEPALIVE_EXPIRY = 30.0  # see keepalive_expiry in HTTPStore
+#: A request body above this is "large": the sync client sends it with Expect: 100-continue,
+#: and a connection cut while it is sent is retried once only (``_retry.Attempts.failed``).
+LARGE_BODY = 256 * 1024
 
 
 def environment_proxy(target: Target) -> Proxy | None:
@@ -471,7 +489,10 @@ class HTTPCommands:
             try:
                 status, headers, body = yield self._exchange(call, timeout)
             except AttemptFailed as failed:  # refused, reset, timed out, garbled...
-                yield self._sleep(attempts.failed(failed.cause, reused=failed.reused))
+                wait = attempts.failed(
+                    failed.cause, reused=failed.reused, upload_cut=failed.upload_cut
+                )
+                yield self._sleep(wait)
                 continue
             done, value = attempts.answered(status, headers, body)
             if done:
@@ -525,14 +546,17 @@ class HTTPCommands:
         limit: int = 1000,
         wait: float = 0.0,
     ) -> Generator[Any, Any, Changes]:
-        """``SupportsChanges`` over HTTP: long-polls of at most ``wait`` seconds each (the
-        server holds one for at most its ``--watch-hold``), repeated until a change or
-        ``wait`` has passed; each attempt's timeout is the client's plus the hold."""
-        deadline = _monotonic() + max(0.0, float(wait))
+        """``SupportsChanges`` over HTTP: long-polls of at most ``wait`` seconds each, and at
+        most the server's bound (``_wire.MAX_WAIT``; it holds one at most its
+        ``--watch-hold``), repeated until a change or ``wait`` has passed (``inf``: until a
+        change); each attempt's timeout is the client's plus that poll's hold."""
+        deadline = _monotonic() + max(0.0, float(wait))  # nan: no wait; inf stays inf
         while True:
-            left = max(0.0, deadline - _monotonic())
-            call = changes_call(self.target, self._headers, namespace, prefix, after, limit, left)
-            found: Changes = yield from self._send(call, hold=left)
+            # finite, and what the server accepts: neither a socket timeout nor the query
+            # parameter can take an infinite or hour-long wait
+            hold = min(max(0.0, deadline - _monotonic()), _wire.MAX_WAIT)
+            call = changes_call(self.target, self._headers, namespace, prefix, after, limit, hold)
+            found: Changes = yield from self._send(call, hold=hold)
             if found.entries or after is None or _monotonic() >= deadline:
                 return found
             after = max(after, found.version)

@@ -40,7 +40,7 @@ _MAX_IDLE = 8  # idle connections kept for reuse; more are closed when returned
 _RECV = 65536
 # Bodies above this size are sent with "Expect: 100-continue": a server that refuses them (413
 # value_too_large) says so before the upload instead of resetting the connection mid-way.
-EXPECT_THRESHOLD = 256 * 1024
+EXPECT_THRESHOLD = h.LARGE_BODY
 EXPECT_WAIT = 1.0  # seconds to wait for "100 Continue" before sending the body anyway (as curl)
 _PEEK = _socket.MSG_PEEK
 
@@ -63,13 +63,17 @@ def _addresses(host: str, port: int) -> list[tuple[Any, ...]]:
     return _socket.getaddrinfo(name, port, 0, _socket.SOCK_STREAM)
 
 
-def _connect(host: str, port: int, timeout: float) -> Any:
-    """A connected TCP socket, like ``socket.create_connection`` (first error if none works)."""
+def _connect(host: str, port: int, end: float) -> Any:
+    """A connected TCP socket, like ``socket.create_connection`` (first error if none works);
+    every address tried before ``end`` (a ``time.monotonic()``), not each for a timeout."""
     errors: list[OSError] = []
     for family, kind, proto, _, address in _addresses(host, port):
         sock = _socket.socket(family, kind, proto)
         try:
-            sock.settimeout(timeout)
+            left = end - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("timed out")
+            sock.settimeout(left)
             sock.connect(address)
             sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
             return sock
@@ -102,7 +106,11 @@ def _wrap_tls(raw: Any, host: str, url: str) -> Any:
 class _Connection:
     """One HTTP/1.1 connection: direct, through an HTTP proxy (absolute-form requests), or
     through a proxy's ``CONNECT`` tunnel (https). Reusable only while ``reusable`` is true: set
-    after a response read exactly to its last byte with nothing unexpected behind it."""
+    after a response read exactly to its last byte with nothing unexpected behind it.
+
+    Every send and receive ends by ``end`` (set per exchange): a socket timeout alone restarts
+    with each byte received, so a peer trickling its answer held a call far past its deadline.
+    """
 
     def __init__(self, target: h.Target, timeout: float, proxy: Proxy | None) -> None:
         self.buffer = bytearray()  # received, not yet consumed
@@ -111,12 +119,14 @@ class _Connection:
         self.idle_since = 0.0
         self.proxy_authorization: str | None = None
         self.absolute = ""  # "http://host:port" before paths when talking to an HTTP proxy
+        self.timeout = timeout
+        self.end = time.monotonic() + timeout  # connect, tunnel and TLS handshake included
         url = f"{'https' if target.tls else 'http'}://{target.host_header}{target.prefix}"
         if proxy is None:
-            self.sock = _connect(target.host, target.port, timeout)
+            self.sock = _connect(target.host, target.port, self.end)
         else:
             try:
-                self.sock = _connect(proxy.host, proxy.port, timeout)
+                self.sock = _connect(proxy.host, proxy.port, self.end)
             except OSError as exc:
                 raise ConnectionError(f"proxy {proxy.url} (from the environment): {exc}") from exc
         try:
@@ -126,6 +136,7 @@ class _Connection:
                 self.absolute = url.removesuffix(target.prefix)
                 self.proxy_authorization = proxy.authorization
             if target.tls:
+                self.sock.settimeout(self._left())
                 self.sock = _wrap_tls(self.sock, target.host, url)
         except BaseException:
             self.close()
@@ -144,7 +155,7 @@ class _Connection:
         lines = [f"CONNECT {authority} HTTP/1.1", f"Host: {authority}"]
         if proxy.authorization:
             lines.append(f"Proxy-Authorization: {proxy.authorization}")
-        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        self._send(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
         _version, status, _headers = self._read_head()
         if 200 <= status < 300 and not self.buffer:
             return
@@ -163,7 +174,19 @@ class _Connection:
 
     # -- buffered reading (what socket.makefile gave, without io's machinery) ---------------------
 
-    def _fill(self) -> bool:
+    def _left(self, most: float | None = None) -> float:
+        """Seconds left before ``end`` (at most ``most``); TimeoutError when none are."""
+        left = self.end - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"timed out: no whole answer within {self.timeout:.1f} s")
+        return left if most is None else min(left, most)
+
+    def _send(self, data: bytes) -> None:
+        self.sock.settimeout(self._left())  # sendall's timeout bounds the whole of it
+        self.sock.sendall(data)
+
+    def _fill(self, most: float | None = None) -> bool:
+        self.sock.settimeout(self._left(most))
         data = self.sock.recv(_RECV)
         self.buffer += data
         return bool(data)
@@ -332,21 +355,20 @@ class _Connection:
         last byte, nothing follows it, and neither side asked to close.
         """
         self.reusable = False
-        self.sock.settimeout(timeout)
+        self.timeout = timeout
+        self.end = time.monotonic() + timeout
         body = call.body or b""
-        expect = len(body) > EXPECT_THRESHOLD
+        expect = call.expect and len(body) > EXPECT_THRESHOLD
         head = self._request_head(call, body, expect)
         self.requests += 1
         first = None
         sent = True
         if expect:
-            self.sock.sendall(head)
-            self.sock.settimeout(min(EXPECT_WAIT, timeout))
+            self._send(head)
             try:  # noqa: SIM105 -- contextlib costs a cold start ~4 ms of imports
-                self._fill()
+                self._fill(EXPECT_WAIT)
             except TimeoutError:  # an HTTP/1.0 peer or a proxy that never says 100: send anyway
                 pass
-            self.sock.settimeout(timeout)
             if self.buffer:
                 first = self._read_head()
                 if first[1] == 100:
@@ -354,26 +376,31 @@ class _Connection:
                 elif first[1] >= 200:
                     sent = False  # a final answer instead of 100: the body is never sent
             if sent:
-                self.sock.sendall(body)
+                sent = self._send_body(body)
         else:
-            try:
-                self.sock.sendall(head + body)
-            except OSError:
-                # The peer may have answered (e.g. 413) and closed before reading the whole
-                # upload: read that answer if it is there, else report the send failure.
-                if not self._answer_waiting():
-                    raise
-                sent = False
+            sent = self._send_body(head + body)
         version, status, headers = self._final_head(call, first)
         data, keep = self._body(call, version, status, headers)
         keep = keep and sent and not self.buffer  # bytes beyond the framed response: discard
         self.reusable = keep
         return status, headers, data, keep
 
-    def _answer_waiting(self) -> bool:
+    def _send_body(self, data: bytes) -> bool:
+        """Send ``data``; ``False`` when that failed but an answer is there to read."""
         try:
-            self.sock.settimeout(0.5)
-            self._fill()
+            self._send(data)
+        except OSError:
+            # The peer may have answered (e.g. 413) and closed before reading the whole
+            # upload: read that answer if it is there, else report the send failure.
+            if not self._answer_waiting():
+                raise
+            return False
+        return True
+
+    def _answer_waiting(self) -> bool:
+        try:  # an answer already there is read even when the send used up the attempt's time
+            self.sock.settimeout(min(0.5, max(0.0, self.end - time.monotonic())))
+            self.buffer += self.sock.recv(_RECV)
         except OSError:
             return False
         return bool(self.buffer)
@@ -387,13 +414,13 @@ class HTTPStore(SyncRun, HTTPCommands):
         from botwire import Memory
         memory = Memory("user-42", url="https://memory.example.com", token="...")
 
-    Every request is safe to retry (reads and unconditional PUT/DELETE are idempotent; other
-    writes carry an ``Idempotency-Key``), so connection failures, 502/503/504 and 429s with a
-    short ``Retry-After`` are retried with backoff and jitter until ``retries`` or the overall
-    deadline (``timeout * (retries + 1)``) run out; then :class:`~botwire.Unavailable` is
-    raised (the policy is :mod:`botwire.backends._retry`; the loop and the Store methods are
-    :class:`~botwire.backends._http.HTTPCommands`, shared with the async backend).
-    """
+    Every request is safe to retry (reads and unconditional PUT are idempotent; other writes,
+    DELETE included, carry an ``Idempotency-Key``), so connection failures, 502/503/504 and
+    429s with a short ``Retry-After`` are retried with backoff and jitter until ``retries`` or
+    the overall deadline (``timeout * (retries + 1)``) run out; then
+    :class:`~botwire.Unavailable` is raised (the policy is :mod:`botwire.backends._retry`; the
+    loop and the Store methods are :class:`~botwire.backends._http.HTTPCommands`, shared with
+    the async backend)."""
 
     _sleep = staticmethod(time.sleep)
 
@@ -442,16 +469,24 @@ class HTTPStore(SyncRun, HTTPCommands):
         conn.close()
 
     def _exchange(self, call: h.Call, timeout: float) -> tuple[int, dict[str, str], bytes]:
-        """One attempt on a pooled (or new) connection; a failure closes that connection."""
+        """One attempt on a pooled (or new) connection, connecting included, within
+        ``timeout``; a failure closes that connection."""
         conn: _Connection | None = None
+        end = time.monotonic() + timeout
         try:
             conn = self._acquire(timeout)
-            status, headers, body, keep = conn.exchange(call, timeout)
+            left = end - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"timed out: no whole answer within {timeout:.1f} s")
+            status, headers, body, keep = conn.exchange(call, left)
         except (OSError, ValueError) as exc:  # refused, reset, timed out, garbled, TLS...
             reused = conn is not None and conn.requests > 1
             if conn is not None:
                 conn.close()
-            raise AttemptFailed(exc, reused) from exc
+            cut = conn is not None and _cut_upload(call, exc)
+            if cut:
+                call.expect = False  # the retry: see Call.expect
+            raise AttemptFailed(exc, reused, upload_cut=cut) from exc
         self._release(conn, keep)
         return status, headers, body
 
@@ -463,4 +498,14 @@ class HTTPStore(SyncRun, HTTPCommands):
             conn.close()
 
     def __repr__(self) -> str:
-        return f"HTTPStore({self.url!r})"
+        from .._config import shown_url
+
+        return f"HTTPStore({shown_url(self.url)!r})"
+
+
+def _cut_upload(call: h.Call, exc: BaseException) -> bool:
+    """Whether ``exc`` cut a large upload: the connection reset, aborted or closed (our own
+    "closed before answering" is a ConnectionResetError) with no answer, the body large."""
+    return len(call.body or b"") > h.LARGE_BODY and isinstance(
+        exc, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+    )

@@ -108,21 +108,28 @@ def bypass(host: str, port: int, no_proxy: str) -> bool:
 def proxy_for(tls: bool, host: str, port: int, environ: Any = None) -> Proxy | None:
     """The proxy for a server, from the environment, or ``None`` to connect directly."""
     proxies = env_proxies(environ)
-    raw = proxies.get("https" if tls else "http") or proxies.get("all")
+    scheme = "https" if tls else "http"
+    if not proxies.get(scheme):
+        scheme = "all"
+    raw = proxies.get(scheme)
     if not raw or bypass(host, port, proxies.get("no", "")):
         return None
-    return parse_proxy(raw)
+    return parse_proxy(raw, f"{scheme.upper()}_PROXY")
 
 
-def parse_proxy(raw: str) -> Proxy:
-    """``http://[user:password@]host[:port]`` (a bare ``host:port`` means ``http://``)."""
+def parse_proxy(raw: str, source: str = "HTTP_PROXY/HTTPS_PROXY/ALL_PROXY") -> Proxy:
+    """``http://[user:password@]host[:port]`` (a bare ``host:port`` means ``http://``);
+    ``source`` names the variable it came from, for messages (which never show a password)."""
+    from .._config import shown_url
+
     text = raw.strip()
+    shown = shown_url(text)
     scheme, sep, rest = text.partition("://")
     if not sep:
         scheme, rest = "http", text
     if scheme.lower() != "http":
         raise InvalidArgument(
-            f"botwire: proxy {raw!r} (from HTTP_PROXY/HTTPS_PROXY/ALL_PROXY) uses {scheme}://; "
+            f"botwire: proxy {shown!r} (from {source}) uses {scheme}://; "
             "botwire speaks to http:// forward proxies only (CONNECT tunnels https through "
             "them). Use an http:// proxy URL, or add the server's host to NO_PROXY."
         )
@@ -142,12 +149,16 @@ def parse_proxy(raw: str) -> Proxy:
         host, _, port_text = hostport.partition(":")
     if not host or (port_text and not port_text.isdigit()):
         raise InvalidArgument(
-            f"botwire: proxy URL {raw!r} is not http://[user:password@]host[:port]; fix "
-            "HTTP_PROXY/HTTPS_PROXY/ALL_PROXY."
+            f"botwire: proxy URL {shown!r} (from {source}) is not "
+            f"http://[user:password@]host[:port]; fix {source}."
         )
     port = int(port_text) if port_text else 80
-    shown = f"http://{hostport}"
-    return Proxy(shown, host, port, authorization)
+    if not 0 < port <= 65535:  # connect() would raise a bare OverflowError (async: a group)
+        raise InvalidArgument(
+            f"botwire: proxy URL {shown!r} (from {source}) has port {port}; a port is 1 to "
+            f"65535. Fix {source} (a forward proxy listens on e.g. 3128 or 8080)."
+        )
+    return Proxy(f"http://{hostport}", host, port, authorization)
 
 
 def _unquote(text: str) -> str:

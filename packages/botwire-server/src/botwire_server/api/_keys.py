@@ -201,12 +201,15 @@ async def patch_key(request: Request) -> Response:
 
 
 async def delete_key(request: Request) -> Response:
-    """Delete (idempotent: ``{"deleted": false}`` when absent); ``If-Match`` optional."""
+    """Delete (idempotent: ``{"deleted": false}`` when absent); ``If-Match`` optional; an
+    ``Idempotency-Key`` makes a retry answer as the first attempt did (``true`` when that one
+    deleted the key), not ``false`` for the key it found gone."""
     ctx = context(request)
     principal = ctx.principal(request)
     ns, key = key_names(request)
     principal.require(ns, write=True)
     cond = _conditions(request, ns, key, allow_absent=False)
+    ikey = idempotency_key(request, ns)
     op = Op("delete", key, if_version=cond.get("if_version"))
-    result = (await ctx.store.batch(ns, [op], atomic=True))[0]
+    result = (await ctx.store.batch(ns, [op], atomic=True, idempotency_key=ikey))[0]
     return json_response(result)

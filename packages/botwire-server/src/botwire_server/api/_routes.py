@@ -156,7 +156,7 @@ def install_routes(app: FastAPI, *, testing_clock: bool) -> None:
         tags=tags,
         summary="Delete a key",
         responses={**_ok(DeletedOut, "whether the key existed"), **errors(412)},
-        openapi_extra=_extra(ns_param(), key_param(), _KEY_ECHO, _IF_MATCH),
+        openapi_extra=_extra(ns_param(), key_param(), _KEY_ECHO, _IF_MATCH, _IDEMPOTENCY),
     )
 
     ns_path = "/v1/namespaces/{ns}"
