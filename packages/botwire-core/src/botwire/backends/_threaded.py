@@ -41,6 +41,7 @@ from .._types import Changes, Entry, KeyPage, Op, Policy, Usage
 from .._watch import changes_method
 from ..store import Store
 from ..store._protocol import MEMBERS
+from ..store._wakeups import resume
 
 __all__ = ["WAIT_THREADS", "ThreadedAsyncStore", "heavy_ops"]
 
@@ -250,12 +251,13 @@ class ThreadedAsyncStore:
         wakeup = getattr(self.store, "wakeup", None) if waits else None
         if wakeup is not None:
 
-            def read() -> Awaitable[Changes]:
+            def read(since: int) -> Awaitable[Changes]:
                 return self._run_in(
-                    self._to_thread, changes, namespace, prefix=prefix, after=after, limit=limit
+                    self._to_thread, changes, namespace, prefix=prefix, after=since, limit=limit
                 )
 
-            return await self._wait_on_loop(read, functools.partial(wakeup, namespace), wait)
+            assert after is not None  # waits
+            return await self._wait_on_loop(read, functools.partial(wakeup, namespace), wait, after)
         # in a thread: one version's group of keys may be large; a wait, in its own threads
         found: Changes = await self._run_in(
             self._to_wait_thread if waits else self._to_thread,
@@ -269,7 +271,11 @@ class ThreadedAsyncStore:
         return found
 
     async def _wait_on_loop(
-        self, read: Callable[[], Awaitable[Changes]], register: Callable[..., Any], wait: float
+        self,
+        read: Callable[[int], Awaitable[Changes]],
+        register: Callable[..., Any],
+        wait: float,
+        after: int,
     ) -> Changes:
         """A waiting ``changes`` on the event loop (module docstring): registered before the
         first read, the event cleared before each, so a commit after a read always wakes."""
@@ -285,10 +291,11 @@ class ThreadedAsyncStore:
         try:
             while True:
                 event.clear()
-                found = await read()
+                found = await read(after)
                 left = deadline - loop.time()
                 if found.entries or left <= 0:
                     return found
+                after = resume(after, found)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(event.wait(), min(handle.interval(), left))
         finally:

@@ -98,16 +98,16 @@ class SQLiteWatch:
         check_changes_args(namespace, prefix, after, limit)
         deadline = time.monotonic() + max(0.0, float(wait))
 
-        def read() -> Changes:
+        def read(since: int | None) -> Changes:
             with self._read() as tx:
                 found: Changes = self.engine.changes(
-                    tx, namespace, prefix, after, limit, self.clock()
+                    tx, namespace, prefix, since, limit, self.clock()
                 )
             return found
 
         if after is None or wait <= 0:
-            return read()
-        return wait_for_change(read, functools.partial(self.wakeup, namespace), deadline)
+            return read(after)
+        return wait_for_change(read, functools.partial(self.wakeup, namespace), deadline, after)
 
     def prune_tombstones(self, *, max_batches: int | None = None) -> int:
         """Forget tombstones older than the retention (``Engine.tombstone_seconds``),

@@ -96,17 +96,19 @@ class Watching(Maintenance):
                 )
         start = -1 if after is None else after
         where, params = _prefix_where(prefix)
+        version = _version_column(tx, "bw_entries", ns, where, params)
         live = tx.all(
             "SELECT key, kind, value, version, created_at, updated_at, expires_at FROM bw_entries"
-            f" WHERE ns = ? AND version > ?{where} AND (expires_at IS NULL OR expires_at > ?)"
+            f" WHERE ns = ? AND {version} > ?{where} AND (expires_at IS NULL OR expires_at > ?)"
             " ORDER BY version, key LIMIT ?",
             (ns, start, *params, now, limit + 1),
         )
         tombs: list[tuple[Any, ...]] = []
         if after is not None:
+            version = _version_column(tx, "bw_tombstones", ns, where, params)
             tombs = tx.all(
                 "SELECT key, version, at FROM bw_tombstones"
-                f" WHERE ns = ? AND version > ?{where} ORDER BY version, key LIMIT ?",
+                f" WHERE ns = ? AND {version} > ?{where} ORDER BY version, key LIMIT ?",
                 (ns, start, *params, limit + 1),
             )
         rows = sorted(
@@ -196,6 +198,27 @@ class Watching(Maintenance):
                 sorted(highest.items()),
             )
         return len(gone)
+
+
+#: Up to this many rows under a prefix, a changes read walks the prefix's key range (sorting
+#: what it finds) rather than the namespace's versions after ``after``.
+BY_KEY_ROWS = 5000
+
+
+def _version_column(tx: Tx, table: str, ns: str, where: str, params: tuple[str, ...]) -> str:
+    """How a changes read names ``version``: plainly (the ``(ns, version)`` index: the rows
+    written after ``after``, filtered by key), or as ``+version`` (no index on it: the primary
+    key's ``(ns, key)`` range under the prefix, filtered by version) when the prefix holds at
+    most :data:`BY_KEY_ROWS` rows. With an old ``after``, a prefix holding few or no keys
+    would otherwise be found by reading every row the namespace wrote since (measured: 263 ms
+    for an empty answer on 50,000 keys, on the server's event loop, per request)."""
+    if not where:
+        return "version"
+    row = tx.one(
+        f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE ns = ?{where} LIMIT ?) AS few",
+        (ns, *params, BY_KEY_ROWS + 1),
+    )
+    return "+version" if row is not None and int(row[0]) <= BY_KEY_ROWS else "version"
 
 
 def _prefix_where(prefix: str) -> tuple[str, tuple[str, ...]]:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from .. import _fork
 from .._types import Changes
 
-__all__ = ["VersionPoller", "Waiters", "Wakeup", "wait_for_change"]
+__all__ = ["VersionPoller", "Waiters", "Wakeup", "resume", "wait_for_change"]
 
 Wake = Callable[[], object]
 
@@ -103,23 +103,32 @@ class Waiters:
 
 
 def wait_for_change(
-    read: Callable[[], Changes], register: Callable[[Wake], Wakeup], deadline: float
+    read: Callable[[int], Changes], register: Callable[[Wake], Wakeup], deadline: float, after: int
 ) -> Changes:
-    """A sync waiting ``changes``: ``read()`` until it finds entries or ``deadline``
+    """A sync waiting ``changes``: ``read(after)`` until it finds entries or ``deadline``
     (``time.monotonic()``) passes, sleeping between reads until woken or the registration's
-    interval ends."""
+    interval ends. An empty read moves ``after`` to the version it saw (:func:`resume`)."""
     event = threading.Event()
     handle = register(event.set)
     try:
         while True:
             event.clear()
-            found = read()
+            found = read(after)
             left = deadline - time.monotonic()
             if found.entries or left <= 0:
                 return found
+            after = resume(after, found)
             event.wait(min(handle.interval(), left))
     finally:
         handle.cancel()
+
+
+def resume(after: int, found: Changes) -> int:
+    """Where a wait reads from after an empty read: the version that read saw, as nothing
+    under the prefix changed up to it. Read again from the caller's ``after``, every wake of
+    the namespace would scan all it wrote since (a hostile waiter's old ``after`` and a prefix
+    that matches nothing made each write re-read the whole namespace, per waiter)."""
+    return after if found.entries or found.more else max(after, found.version)
 
 
 class VersionPoller:

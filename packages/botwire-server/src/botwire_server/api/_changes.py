@@ -18,7 +18,8 @@ from starlette.responses import Response
 
 from botwire import InvalidArgument
 from botwire._watch import MAX_CHANGES, check_changes_args
-from botwire._wire import changes_to_wire
+from botwire._wire import MAX_WAIT, changes_to_wire
+from botwire.store._wakeups import resume
 
 from ._context import context
 from ._http import json_response, query_int, route_names
@@ -36,10 +37,10 @@ def _wait(request: Request, ns: str) -> float:
         value = float(raw)
     except ValueError:
         value = math.nan
-    if not 0 <= value <= 3600:
+    if not 0 <= value <= MAX_WAIT:  # the client asks at most MAX_WAIT per poll (one constant)
         raise InvalidArgument(
-            f"botwire: query parameter wait={raw[:40]!r} must be seconds in 0..3600 (the "
-            "server holds a request at most its --watch-hold; the client polls again).",
+            f"botwire: query parameter wait={raw[:40]!r} must be seconds in 0..{MAX_WAIT:.0f} "
+            "(the server holds a request at most its --watch-hold; the client polls again).",
             namespace=ns,
         )
     return value
@@ -81,6 +82,7 @@ async def get_changes(request: Request) -> Response:
                 left = deadline - loop.time()
                 if found.entries or left <= 0 or gone.done():
                     break
+                after = resume(after, found)  # a wake reads only what came after this read
                 woken = asyncio.ensure_future(event.wait())
                 try:
                     await asyncio.wait({woken, gone}, timeout=left, return_when="FIRST_COMPLETED")

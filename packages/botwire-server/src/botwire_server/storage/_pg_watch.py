@@ -185,24 +185,24 @@ class PgWatch:
         check_changes_args(namespace, prefix, after, limit)
         deadline = time.monotonic() + max(0.0, float(wait))
 
-        def body(conn: psycopg.Connection[Any], sent: list[bool]) -> Changes:
-            conn.execute(BEGIN_READ)
-            try:
-                found = self.engine.changes(
-                    PgTx(conn), namespace, prefix, after, limit, self._now_for_read(conn)
-                )
-            finally:
-                conn.execute(b"COMMIT")
-            return found
+        def read(since: int | None) -> Changes:
+            def body(conn: psycopg.Connection[Any], sent: list[bool]) -> Changes:
+                conn.execute(BEGIN_READ)
+                try:
+                    found = self.engine.changes(
+                        PgTx(conn), namespace, prefix, since, limit, self._now_for_read(conn)
+                    )
+                finally:
+                    conn.execute(b"COMMIT")
+                return found
 
-        def read() -> Changes:
             found: Changes = self._run(body)
             return found
 
         if after is None or wait <= 0:
-            return read()
+            return read(after)
         # a write that commits after a read wakes the wait (its notify follows its commit)
-        return wait_for_change(read, functools.partial(self.wakeup, namespace), deadline)
+        return wait_for_change(read, functools.partial(self.wakeup, namespace), deadline, after)
 
     def wakeup(self, namespace: str, wake: Wake) -> Wakeup:
         """``SupportsWakeups``: ``wake()`` whenever ``namespace`` may have changed (a
