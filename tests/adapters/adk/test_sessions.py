@@ -202,3 +202,194 @@ def test_lifecycle_and_hostile_ids(service: BotWireSessionService) -> None:
         assert back is not None and back.events == [] and again.events == []
 
     run(go())
+
+
+def test_padded_session_ids_resolve_like_adks_services(service: BotWireSessionService) -> None:
+    """create strips surrounding whitespace; get and delete must too (InMemory and Sqlite do)."""
+    from google.adk.sessions import InMemorySessionService
+
+    async def script(svc: Any) -> list[Any]:
+        created = await svc.create_session(app_name=APP, user_id="u", session_id=" chat-1\n")
+        got = await svc.get_session(app_name=APP, user_id="u", session_id="chat-1\n")
+        assert got is not None
+        await svc.append_event(got, _event(n=1))  # the session get returned is usable
+        again = await svc.get_session(app_name=APP, user_id="u", session_id="\tchat-1 ")
+        blank = await svc.get_session(app_name=APP, user_id="u", session_id="   ")
+        await svc.delete_session(app_name=APP, user_id="u", session_id="   ")  # no-op
+        await svc.delete_session(app_name=APP, user_id="u", session_id=" chat-1 ")
+        left = await svc.get_session(app_name=APP, user_id="u", session_id="chat-1")
+        listed = await svc.list_sessions(app_name=APP, user_id="u")
+        return [
+            created.id,
+            got.id,
+            again and (again.id, len(again.events), again.state),
+            blank,
+            left,
+            listed.sessions,
+        ]
+
+    ours = run(script(service))
+    assert ours == run(script(InMemorySessionService()))
+    assert ours == ["chat-1", "chat-1", ("chat-1", 1, {"n": 1}), None, None, []]
+
+
+def test_redelivered_event_is_stored_once(service: BotWireSessionService, memory: Memory) -> None:
+    """An application retrying append_event (a timeout, outcome unknown) never doubles the
+    event: an equal re-delivery is a no-op, as in InMemorySessionService."""
+    from google.adk.sessions import InMemorySessionService
+
+    async def script(svc: Any) -> list[Any]:
+        s = await svc.create_session(app_name=APP, user_id="u", session_id="pay")
+        ev = _event(**{"user:credits": 5})
+        await svc.append_event(s, ev)
+        back = await svc.append_event(s, ev)  # the same object again
+        await svc.append_event(s, ev.model_copy(deep=True))  # an equal copy
+        got = await svc.get_session(app_name=APP, user_id="u", session_id="pay")
+        assert got is not None
+        return [back is ev, [e.id == ev.id for e in got.events], len(s.events), got.state]
+
+    ours = run(script(service))
+    assert ours == run(script(InMemorySessionService()))
+    assert ours == [True, [True], 1, {"user:credits": 5}]
+    assert len(memory.get(f"app/{APP}/user/u/session/pay/events")) == 1
+
+
+def test_retry_after_a_lost_answer_is_not_stale(service: BotWireSessionService) -> None:
+    """The first attempt committed but its caller never heard (its marker did not move): the
+    retry is recognised as ours, not another writer's, and stores nothing."""
+
+    async def go() -> None:
+        key = {"app_name": APP, "user_id": "u", "session_id": "s"}
+        await service.create_session(**key)
+        first, retrying = await service.get_session(**key), await service.get_session(**key)
+        assert first is not None and retrying is not None
+        ev = _event(step=1)
+        await service.append_event(first, ev)  # stands for the attempt whose answer was lost
+        assert await service.append_event(retrying, ev.model_copy(deep=True)) is not None
+        got = await service.get_session(**key)
+        assert got is not None and [e.id for e in got.events] == [ev.id]
+        # A new event from the object that missed the commit is still refused as stale.
+        with pytest.raises(StaleSessionError):
+            await service.append_event(retrying, _event(step=2))
+
+    run(go())
+
+
+def test_a_different_event_with_a_stored_id_is_refused(
+    service: BotWireSessionService, memory: Memory
+) -> None:
+    async def go() -> None:
+        key = {"app_name": APP, "user_id": "u", "session_id": "s"}
+        s = await service.create_session(**key)
+        ev = _event(step=1)
+        await service.append_event(s, ev)
+        other = _event("agent", step=2).model_copy(update={"id": ev.id})
+        with pytest.raises(AlreadyExistsError) as info:
+            await service.append_event(s, other)
+        message = str(info.value)
+        for part in ("'s'", repr(ev.id), "stored once", "Event.new_id()"):
+            assert part in message, message
+        got = await service.get_session(**key)
+        assert got is not None and [e.author for e in got.events] == ["user"]
+        assert got.state == {"step": 1}
+        # A deleted session's ids go with it: a re-created one takes the id again.
+        await service.delete_session(**key)
+        assert memory.list(f"app/{APP}/user/u/session/s") == []
+        s = await service.create_session(**key)
+        await service.append_event(s, other)
+        got = await service.get_session(**key)
+        assert got is not None and [e.author for e in got.events] == ["agent"]
+
+    run(go())
+
+
+def test_two_racing_copies_of_an_event_store_one(
+    service: BotWireSessionService, memory_url: str, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both copies read the session before either commits: the loser's commit conflicts, and
+    on re-reading it finds its event as the newest one, so it stores nothing (not stale)."""
+
+    async def go() -> None:
+        key = {"app_name": APP, "user_id": "u", "session_id": "s"}
+        await service.create_session(**key)
+        mine, theirs = await service.get_session(**key), await service.get_session(**key)
+        assert mine is not None and theirs is not None
+        ev = _event(**{"user:credits": 5, "n": 1})
+        other = BotWireSessionService(namespace, url=memory_url)  # another process, say
+        reads = 0
+        mem = service.memory
+        read = mem.entries
+
+        async def entries(keys: Any) -> Any:
+            nonlocal reads
+            got = await read(keys)
+            reads += 1
+            if reads == 1:  # between our read and our commit, the other copy commits
+                await other.append_event(theirs, ev)
+            return got
+
+        monkeypatch.setattr(mem, "entries", entries)
+        back = await service.append_event(mine, ev.model_copy(deep=True))
+        monkeypatch.undo()
+        assert reads == 2 and back.id == ev.id
+        got = await service.get_session(**key)
+        assert got is not None and [e.id for e in got.events] == [ev.id]
+        assert got.state == {"user:credits": 5, "n": 1}
+
+    run(go())
+
+
+def test_many_events_create_no_key_per_event(
+    service: BotWireSessionService, memory: Memory
+) -> None:
+    """Duplicate detection lives in the session record: the namespace's key count (quotas)
+    does not grow with a long session's events, and deleting it removes a fixed set of keys."""
+
+    async def go() -> None:
+        key = {"app_name": APP, "user_id": "u", "session_id": "long"}
+        s = await service.create_session(**key)
+        for i in range(60):
+            ev = _event(**{"n": i, "user:seen": i})
+            await service.append_event(s, ev)
+            await service.append_event(s, ev)  # every append retried once: a no-op
+        assert memory.list() == [
+            f"app/{APP}/user/u/session/long",
+            f"app/{APP}/user/u/session/long/events",
+            f"app/{APP}/user/u/state",
+        ]
+        got = await service.get_session(**key)
+        assert got is not None and len(got.events) == 60
+        assert got.state == {"n": 59, "user:seen": 59}
+        await service.delete_session(**key)
+        assert memory.list() == [f"app/{APP}/user/u/state"]
+
+    run(go())
+
+
+def test_redelivery_to_a_session_stored_before_digests_were_kept(
+    service: BotWireSessionService, memory: Memory
+) -> None:
+    """Records written by an earlier botwire-adk hold the newest event's id but no digest: a
+    re-delivery of that event is compared with the newest stored event instead."""
+
+    async def go() -> None:
+        key = {"app_name": APP, "user_id": "u", "session_id": "old"}
+        s = await service.create_session(**key)
+        first, ev = _event(step=1), _event(step=2)
+        await service.append_event(s, first)
+        await service.append_event(s, ev)
+        skey = f"app/{APP}/user/u/session/old"
+        record = memory.get(skey)
+        record.pop("last_event_digest", None)
+        memory.set(skey, record)  # as an earlier version stored it (and a newer revision)
+        await service.append_event(s, ev.model_copy(deep=True))  # before the stale check
+        with pytest.raises(AlreadyExistsError):
+            await service.append_event(s, _event("x").model_copy(update={"id": ev.id}))
+        got = await service.get_session(**key)
+        assert got is not None and [e.id for e in got.events] == [first.id, ev.id]
+        assert got.state == {"step": 2}
+        # Appending a new event goes on as before, and the record gains a digest.
+        await service.append_event(got, _event(step=3))
+        assert len(memory.get(f"{skey}/events")) == 3 and "last_event_digest" in memory.get(skey)
+
+    run(go())

@@ -5,18 +5,23 @@ Layout (one botwire namespace, keys built in ``_common``)::
     app/<app>/state                              app: state (stored once per app)
     app/<app>/user/<user>/state                  user: state (stored once per app and user)
     app/<app>/user/<user>/session/<sid>          {"state", "create_time", "update_time",
-                                                  "events", "last_event_id"}
+                                                  "events", "last_event_id",
+                                                  "last_event_digest"}
     app/<app>/user/<user>/session/<sid>/events   the events, a botwire list
 
-``append_event`` is one atomic batch: check the session record's version, rewrite the record,
-append the event, and merge app:/user: deltas (each checked against the version it was read
-at). The record's version is the session's ``_storage_update_marker``: a ``StaleSessionError``
-means another writer's event really was committed since this session object was read, never a
-clock comparison and never a retried request of our own.
+``append_event`` is one atomic batch: check the session record's version, rewrite the record
+(with the new event's id and digest), append the event, and merge app:/user: deltas (each
+checked against the version it was read at). The record's version is the session's
+``_storage_update_marker``: a ``StaleSessionError`` means another writer's event really was
+committed since this session object was read, never a clock comparison and never a retried
+request of our own. Re-appending the session's newest event (a retry) is recognised from the
+record alone: no key per event, so a session's key count does not grow with its events.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 import uuid
 from typing import Any
@@ -58,6 +63,21 @@ def _value(entry: Entry | None) -> dict[str, Any]:
     return dict(entry.value) if entry is not None and isinstance(entry.value, dict) else {}
 
 
+def _stripped(session_id: str) -> str:
+    """The id as stored: ``create_session`` strips surrounding whitespace, and ADK's
+    InMemory/Sqlite services strip it on get and delete too. (Sqlite first tries a padded id
+    verbatim, for databases migrated with padded ids; botwire has always stored them
+    stripped, so stripping is the whole rule here.)"""
+    return session_id.strip() if session_id else session_id
+
+
+def _digest(payload: dict[str, Any]) -> str:
+    """Equal events (as stored) have equal digests: a re-delivery of the newest event is
+    recognised from the session record, without reading the event list."""
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
 class BotWireSessionService(k.ClientService, BaseSessionService):
     """ADK sessions in botwire: safe for many processes (Cloud Run instances) at once.
 
@@ -95,6 +115,7 @@ class BotWireSessionService(k.ClientService, BaseSessionService):
             "update_time": now,
             "events": 0,
             "last_event_id": None,
+            "last_event_digest": None,
         }
         skey = k.session_key(app_name, user_id, sid)
         app_key, user_key = k.app_state_key(app_name), k.user_state_key(app_name, user_id)
@@ -144,6 +165,9 @@ class BotWireSessionService(k.ClientService, BaseSessionService):
         session_id: str,
         config: GetSessionConfig | None = None,
     ) -> Session | None:
+        session_id = _stripped(session_id)
+        if not session_id:
+            return None  # as ADK's services: no session has an empty id
         skey = k.session_key(app_name, user_id, session_id)
         ekey = k.events_key(app_name, user_id, session_id)
         app_key, user_key = k.app_state_key(app_name), k.user_state_key(app_name, user_id)
@@ -252,6 +276,9 @@ class BotWireSessionService(k.ClientService, BaseSessionService):
         return len(parts) == 6 and parts[4] == "session"
 
     async def delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
+        session_id = _stripped(session_id)
+        if not session_id:
+            return
         await self._mem.delete_many(
             [
                 k.session_key(app_name, user_id, session_id),
@@ -273,8 +300,11 @@ class BotWireSessionService(k.ClientService, BaseSessionService):
             event.actions.state_delta if event.actions else {}
         )
         payload = event.model_dump(mode="json", exclude_none=True)
+        digest = _digest(payload)
+        # session.id as given, as ADK's services do (a session from create/get is stripped).
         app, user, sid = session.app_name, session.user_id, session.id
         skey = k.session_key(app, user, sid)
+        ekey = k.events_key(app, user, sid)
         app_key, user_key = k.app_state_key(app), k.user_state_key(app, user)
         marker = session._storage_update_marker
         for _ in range(_ATTEMPTS):
@@ -282,6 +312,29 @@ class BotWireSessionService(k.ClientService, BaseSessionService):
             entry = got.get(skey)
             if entry is None:
                 raise SessionNotFoundError(f"Session {sid!r} not found.")
+            # Before the stale check: a retry whose first attempt was committed (its answer
+            # lost), or the loser of two racing copies after its conflict, finds its own event
+            # as the newest; its marker moved because of that event, not another writer's.
+            stored: str | None = None
+            if entry.value.get("last_event_id") == event.id:
+                stored = entry.value.get("last_event_digest")
+                if stored is None:
+                    # A record written before digests were kept: compare with the newest event
+                    # (if another append landed since the record was read, it is a different
+                    # one, and the checks below treat it as another writer's).
+                    newest = await self._mem.tail(ekey, 1)
+                    if newest and newest[0].get("id") == event.id:
+                        stored = _digest(newest[0])
+            if stored is not None:
+                if stored == digest:
+                    return event  # an equal re-delivery: stored once, as InMemory does
+                raise AlreadyExistsError(
+                    f"botwire-adk: session {sid!r} (app {app!r}, user {user!r}) already holds "
+                    f"an event with id {event.id!r} (its newest) that differs from this one; an "
+                    "event id is stored once per session (appending the identical event again "
+                    "is a no-op). This event was not stored: give it a fresh id "
+                    "(Event.new_id()), or re-append the identical event."
+                )
             if marker is not None and marker != str(entry.version):
                 raise StaleSessionError(
                     f"botwire-adk: session {sid!r} (app {app!r}, user {user!r}) was changed by "
@@ -294,9 +347,10 @@ class BotWireSessionService(k.ClientService, BaseSessionService):
             record["update_time"] = event.timestamp
             record["events"] = int(record["events"]) + 1
             record["last_event_id"] = event.id
+            record["last_event_digest"] = digest
             tx = self._mem.atomic()
             tx.check(skey, entry.version).set(skey, record)
-            tx.append(k.events_key(app, user, sid), payload)
+            tx.append(ekey, payload)
             self._merge_shared(tx, got, app_key, _value(got.get(app_key)), deltas["app"])
             self._merge_shared(tx, got, user_key, _value(got.get(user_key)), deltas["user"])
             try:
