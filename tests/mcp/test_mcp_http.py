@@ -18,6 +18,7 @@ import httpx
 import pytest
 from mcp_helpers import call, http_session, mcp_env, running_mcp_http, structured
 from pydantic import AnyUrl
+from support.server import running_server
 
 from botwire import Memory
 from botwire_server.auth import mint_token
@@ -296,3 +297,54 @@ def test_a_loopback_server_rejects_foreign_host_headers(
     assert evil.status_code in (403, 421)
     with Memory(ns, url=shared_server_url) as m:
         assert m.get("host-ok") == 1 and m.get("host-evil") is None
+
+
+def test_get_is_refused_instead_of_an_endless_stream(replicas: tuple[str, str], ns: str) -> None:
+    """A stateless server has no server-initiated stream: GET is answered 405 at once (the MCP
+    spec's answer), where it used to hold an empty event stream open forever."""
+    headers = {"Accept": "text/event-stream", "Authorization": f"Bearer {_token(ns)}"}
+    start = time.monotonic()
+    with httpx.stream("GET", replicas[0], headers=headers, timeout=10) as r:
+        body = r.read()
+    assert time.monotonic() - start < 5
+    assert r.status_code == 405 and r.headers["allow"] == "POST"
+    assert b"send MCP requests with POST" in body
+    # POST (what every client uses) is unaffected
+    assert _rpc(replicas[0], "tools/list", {}, _token(ns)).status_code == 200
+
+
+OPERATOR_SECRET = "operator-secret-of-the-botwire-server-32b"
+
+
+@pytest.fixture(scope="module")
+def guarded_backend() -> Iterator[str]:
+    """A botwire-server that requires tokens signed with OPERATOR_SECRET."""
+    with running_server("--token-secret", OPERATOR_SECRET) as backend:
+        yield backend.url
+
+
+@pytest.mark.parametrize(
+    ("operator_token", "reason"),
+    [
+        (mint_token(OPERATOR_SECRET, ["team"], expires_in=-5), "missing, invalid or expired"),
+        (mint_token(OPERATOR_SECRET, ["elsewhere-*"]), "does not cover namespace 'team'"),
+    ],
+    ids=["expired", "out-of-scope"],
+)
+@pytest.mark.asyncio
+async def test_a_refused_operator_token_is_blamed_on_the_operator(
+    guarded_backend: str, operator_token: str, reason: str
+) -> None:
+    """The caller's token is fine; botwire-mcp's own BOTWIRE_TOKEN is not. The caller must not be
+    told to fix its Authorization header, nor see the operator token's scope."""
+    env = mcp_env(
+        guarded_backend, "team", BOTWIRE_TOKEN_SECRET=SECRET, BOTWIRE_TOKEN=operator_token
+    )
+    with running_mcp_http(env) as (url, _):
+        async with http_session(url, _token("team")) as s:
+            result = await s.call_tool("memory_set", {"key": "k", "value": 1})
+    assert result.isError
+    text = result.content[0].text
+    assert f"the botwire-server at {guarded_backend} refused botwire-mcp's own token" in text
+    assert reason in text and "the operator of this MCP server must" in text
+    assert "Authorization" not in text and "elsewhere" not in text and operator_token not in text

@@ -4,12 +4,15 @@ botwire-mcp process that sees what the first stored (embedded store and a real b
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+from mcp.shared.memory import create_connected_server_and_client_session
 from mcp_helpers import call, mcp_env, stdio_session, structured
 from pydantic import AnyUrl
 
 from botwire import Memory
+from botwire_mcp import ServerConfig, build_server, resource_uri
 
 KV_TOOLS = {
     "memory_get",
@@ -154,3 +157,70 @@ async def test_stdio_session_lists_tools_calls_every_tool_and_a_fresh_process_se
     # and so does a plain botwire client: one store behind every door
     with Memory(namespace, url=memory_url) as m:
         assert m.get("chat") == ["b", {"c": 1}]
+
+
+@pytest.mark.asyncio
+async def test_resources_address_every_namespace_and_key(memory_url: str, namespace: str) -> None:
+    """Namespaces may hold ':' and '@', which an unencoded URI authority reads as a port or a
+    user: 'user:0042' became 'user:42' (another tenant's data) and 'chat:main' no URI at all."""
+    keys = ["k", "a/b", "hé 🎉", "q?x=1#f", "100%", "a%2Fb", "sp ace", "../x"]
+    spaces = [f"{namespace}:0042", f"{namespace}:42", f"{namespace}@b", f"chat:{namespace}"]
+    for ns in spaces:
+        with Memory(ns, url=memory_url) as m:
+            for key in keys:
+                m.set(key, {"ns": ns, "key": key})
+    env = mcp_env(memory_url, spaces[0])
+    async with stdio_session(env, "--allow-namespace-arg") as s:
+        for ns in spaces:
+            for key in keys:
+                res = await s.read_resource(AnyUrl(resource_uri(ns, key)))
+                assert json.loads(res.contents[0].text) == {"ns": ns, "key": key}
+    assert resource_uri("user:0042", "a/b") == "memory://user%3A0042/a%2Fb"
+    for key in (".", ".."):  # URI parsers drop dot segments, even encoded: no URI for these
+        with pytest.raises(ValueError, match="memory_get"):
+            resource_uri(namespace, key)
+
+
+@pytest.mark.asyncio
+async def test_a_value_too_deep_for_a_tool_result_points_to_its_resource(
+    memory_url: str, namespace: str
+) -> None:
+    deep: object = "leaf"
+    for _ in range(300):  # legal for botwire, too deep for the SDK's JSON in a tool result
+        deep = [deep]
+    with Memory(namespace, url=memory_url) as m:
+        m.set("doc", deep)
+        m.set("fine", [[[["leaf"]]]])
+        m.append("log", deep)
+    async with stdio_session(mcp_env(memory_url, namespace)) as s:
+        for tool, what in [("memory_get", "the value of"), ("memory_tail", "the tail of")]:
+            key = "doc" if tool == "memory_get" else "log"
+            result = await s.call_tool(tool, {"key": key})
+            assert result.isError, tool
+            text = result.content[0].text
+            assert f"{what} key {key!r} in namespace {namespace!r}" in text
+            assert "at most 190" in text and f"memory://{namespace}/{key}" in text
+        res = await s.read_resource(AnyUrl(resource_uri(namespace, "doc")))
+        assert json.loads(res.contents[0].text) == deep
+        assert structured(await call(s, "memory_get", key="fine"))["value"] == [[[["leaf"]]]]
+
+
+@pytest.mark.asyncio
+async def test_schemas_bound_ttl_and_offer_namespace_only_when_allowed(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/m.db"
+    for allowed in (False, True):
+        server = build_server(ServerConfig(namespace="mine", url=url, allow_namespace_arg=allowed))
+        async with create_connected_server_and_client_session(server) as s:
+            tools = {t.name: t for t in (await s.list_tools()).tools}
+            for name in KV_TOOLS:
+                assert ("namespace" in tools[name].inputSchema["properties"]) is allowed, name
+            for name in ("memory_set", "memory_append"):  # botwire refuses ttl >= 1e10
+                ttl = tools[name].inputSchema["properties"]["ttl"]["anyOf"][0]
+                assert ttl["exclusiveMinimum"] == 0 and ttl["exclusiveMaximum"] == 1e10
+            too_long = await s.call_tool("memory_set", {"key": "k", "value": 1, "ttl": 1e10})
+            assert too_long.isError and "less than 10000000000" in too_long.content[0].text
+            # a namespace passed anyway is refused by name, never silently ignored
+            other = await s.call_tool("memory_set", {"key": "k", "value": 1, "namespace": "other"})
+            assert other.isError is not allowed
+            if not allowed:
+                assert "--allow-namespace-arg" in other.content[0].text

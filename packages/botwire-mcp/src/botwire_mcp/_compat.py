@@ -8,6 +8,7 @@ supports both rather than forcing one.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 # Only one generation is installed at a time, so which of these ignores mypy needs depends on
@@ -40,7 +41,16 @@ except ImportError:  # mcp 1.x
 
 # ToolError/ResourceError: failures the client should read. mcp 2.x shows the model only
 # "Error executing tool <name>" for any other exception, which would hide botwire's messages.
-__all__ = ["MCP2", "Context", "MCPServer", "ResourceError", "ToolError", "http_app", "new_server"]
+__all__ = [
+    "MCP2",
+    "Context",
+    "MCPServer",
+    "NoServerStream",
+    "ResourceError",
+    "ToolError",
+    "http_app",
+    "new_server",
+]
 
 
 def new_server(name: str, instructions: str) -> Any:
@@ -76,12 +86,55 @@ def http_app(server: Any, path: str, *, loopback: bool) -> Any:
         else TransportSecuritySettings(enable_dns_rebinding_protection=False)
     )
     if MCP2:
-        return server.streamable_http_app(
+        app = server.streamable_http_app(
             streamable_http_path=path,
             stateless_http=True,
             json_response=True,
             transport_security=security,
         )
-    server.settings.streamable_http_path = path
-    server.settings.transport_security = security
-    return server.streamable_http_app()
+    else:
+        server.settings.streamable_http_path = path
+        server.settings.transport_security = security
+        app = server.streamable_http_app()
+    return NoServerStream(app, path)
+
+
+class NoServerStream:
+    """ASGI middleware: ``GET`` on the MCP endpoint is answered ``405 Method Not Allowed``.
+
+    A stateless server has no server-initiated messages to stream, and the SDK would hold a
+    GET's empty event stream open forever (a connection and a task per client). The MCP spec
+    lets a server without such a stream answer 405; clients then stop asking.
+    """
+
+    def __init__(self, app: Any, path: str) -> None:
+        self.app = app
+        self.path = path.rstrip("/") or "/"
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "GET"
+            or (scope["path"].rstrip("/") or "/") != self.path
+        ):
+            await self.app(scope, receive, send)
+            return
+        message = (
+            "botwire-mcp: this stateless server offers no server-initiated stream, so GET is "
+            "not allowed; send MCP requests with POST."
+        )
+        body = json.dumps(
+            {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": message}}
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 405,
+                "headers": [
+                    (b"allow", b"POST"),
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

@@ -7,19 +7,29 @@ lives in a botwire namespace, so it survives cold starts and is shared by every 
 - a relation is one key ``graph/r/<json [from, to, relationType]>`` holding the relation;
 - ``seq`` (from the atomic counter ``graph/seq``) keeps the reference's creation order.
 
-Writers never read-modify-write blindly: creations are ``set(if_absent=True)``, observation
-changes are one atomic transaction checking the versions they read, retried on ``Conflict``, so
-two agents adding observations to one entity at once both keep theirs.
+Writers never read-modify-write blindly: every write is an atomic transaction that checks what
+it read (an entity's version, a key's absence) and is retried from a fresh read on
+``Conflict``. So two agents adding observations to one entity both keep theirs, and a relation
+is only created while both its ends exist: ``delete_entities`` deletes the entities first and
+then the relations it lists, so a relation racing the deletion of an end never survives it.
+
+The key is the identity of an entity or relation (the writers address keys); the graph's keys
+are also plain keys any client of the namespace may overwrite. A stored value of the wrong shape
+is skipped by the readers with a logged warning naming it, and refused by the writers with an
+error naming the key and the fix, so one stray ``memory_set`` cannot take the graph down.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import random
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from botwire import AsyncMemory, Conflict
+from botwire import AsyncMemory, Conflict, InvalidArgument, InvalidKey
+from botwire._names import MAX_KEY_BYTES, check_key
 
 __all__ = ["ENTITY_PREFIX", "RELATION_PREFIX", "KnowledgeGraph", "entity_key", "relation_key"]
 
@@ -27,7 +37,13 @@ ENTITY_PREFIX = "graph/e/"
 RELATION_PREFIX = "graph/r/"
 SEQ_KEY = "graph/seq"
 _ATTEMPTS = 200  # lost races before giving up; 4 writers x 25 calls need a handful each
+# Creations per atomic transaction: an entity is 2 ops (check absent, set), a relation at most
+# 4 (its key's check and set, its two ends' checks); one transaction takes 1000 ops.
+_ENTITY_CHUNK = 500
+_RELATION_CHUNK = 250
 _R = TypeVar("_R")  # what a _rewrite_entities change returns to its caller
+
+log = logging.getLogger("botwire_mcp.graph")
 
 
 def entity_key(name: str) -> str:
@@ -47,16 +63,69 @@ def _relation(r: dict[str, Any]) -> dict[str, str]:
     return {"from": r["from"], "to": r["to"], "relationType": r["relationType"]}
 
 
-def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    return bool(
-        a["from"] == b["from"] and a["to"] == b["to"] and a["relationType"] == b["relationType"]
-    )
+def _short(text: str) -> str:
+    return repr(text if len(text) <= 40 else text[:40] + "…")
 
 
-async def _backoff(attempt: int) -> None:
-    import asyncio
+def _storable(key: str) -> bool:
+    """Whether ``key`` is a legal botwire key (a name whose key is not can exist nowhere)."""
+    try:
+        check_key(key)
+    except InvalidKey:
+        return False
+    return True
 
-    await asyncio.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
+
+def _seq(value: dict[str, Any]) -> float:
+    seq = value.get("seq")
+    return seq if isinstance(seq, (int, float)) and not isinstance(seq, bool) else 0
+
+
+class Malformed(Exception):
+    """A graph key holds a value that is not an entity / relation (``reason`` says why)."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(reason)
+        self.key = key
+        self.reason = reason
+
+
+def _load_entity(key: str, value: Any) -> dict[str, Any]:
+    """The entity stored at ``key``, named by its key; :class:`Malformed` if it is not one."""
+    if not isinstance(value, dict):
+        raise Malformed(key, f"it holds a {type(value).__name__}, not an entity object")
+    if not isinstance(value.get("entityType"), str):
+        raise Malformed(key, "its 'entityType' is missing or not a string")
+    observations = value.get("observations")
+    if not isinstance(observations, list) or not all(isinstance(o, str) for o in observations):
+        raise Malformed(key, "its 'observations' is not a list of strings")
+    return {
+        "name": key[len(ENTITY_PREFIX) :],  # the key is the identity: a stored 'name' is ignored
+        "entityType": value["entityType"],
+        "observations": list(observations),
+        "seq": _seq(value),
+    }
+
+
+def _relation_ends(key: str) -> list[str] | None:
+    """[from, to, relationType] of a relation key; None if it is not one."""
+    try:
+        ends = json.loads(key[len(RELATION_PREFIX) :])
+    except ValueError:
+        return None
+    if isinstance(ends, list) and len(ends) == 3 and all(isinstance(s, str) for s in ends):
+        return ends
+    return None
+
+
+def _load_relation(key: str, value: Any) -> dict[str, Any]:
+    """The relation stored at ``key``, as its key says; :class:`Malformed` if it is not one."""
+    ends = _relation_ends(key)
+    if ends is None:
+        raise Malformed(key, "the key is not 'graph/r/' + JSON [from, to, relationType]")
+    if not isinstance(value, dict):
+        raise Malformed(key, f"it holds a {type(value).__name__}, not a relation object")
+    return {"from": ends[0], "to": ends[1], "relationType": ends[2], "seq": _seq(value)}
 
 
 class KnowledgeGraph:
@@ -65,58 +134,175 @@ class KnowledgeGraph:
     def __init__(self, memory: AsyncMemory) -> None:
         self.memory = memory
 
+    # -- shape checks --------------------------------------------------------------------
+
+    def _refuse(self, bad: Malformed) -> InvalidArgument:
+        """The error a writer raises on a malformed graph value: what, where, and the fix."""
+        ns = self.memory.namespace
+        return InvalidArgument(
+            f"botwire-mcp: key {bad.key!r} in namespace {ns!r} is not a valid knowledge-graph "
+            f"value ({bad.reason}), so this call changed nothing. Delete it (memory_delete, or "
+            "delete_entities / delete_relations for its name) or store a valid value there.",
+            namespace=ns,
+            key=bad.key,
+        )
+
+    def _skip(self, bad: Malformed) -> None:
+        log.warning(
+            "botwire-mcp: skipping key %r in namespace %r: not a valid knowledge-graph value "
+            "(%s); delete it or store a valid value there",
+            bad.key,
+            self.memory.namespace,
+            bad.reason,
+        )
+
+    def _entity_key_checked(self, name: str) -> str:
+        key = entity_key(name)
+        size = len(key.encode("utf-8", "surrogatepass"))
+        if size > MAX_KEY_BYTES:
+            raise InvalidKey(
+                f"botwire-mcp: entity name {_short(name)} is too long: it is stored under the "
+                f"key 'graph/e/<name>', here {size} UTF-8 bytes, and botwire keys take at most "
+                f"{MAX_KEY_BYTES} (names at most {MAX_KEY_BYTES - len(ENTITY_PREFIX)}). Nothing "
+                "was created; use a shorter name.",
+                namespace=self.memory.namespace,
+            )
+        return check_key(key, self.memory.namespace)
+
+    def _relation_key_checked(self, r: dict[str, str]) -> str:
+        key = relation_key(r)
+        size = len(key.encode("utf-8", "surrogatepass"))
+        if size > MAX_KEY_BYTES:
+            raise InvalidKey(
+                f"botwire-mcp: relation {_short(r['from'])} -> {_short(r['to'])} "
+                f"({_short(r['relationType'])}) is too long to store: its key, 'graph/r/' + "
+                f"JSON [from, to, relationType], is {size} UTF-8 bytes and botwire keys take at "
+                f"most {MAX_KEY_BYTES}. Nothing was created; use shorter entity names or "
+                "relation type.",
+                namespace=self.memory.namespace,
+            )
+        return check_key(key, self.memory.namespace)
+
+    # -- creation ------------------------------------------------------------------------
+
     async def _reserve(self, n: int) -> int:
         """First of ``n`` consecutive creation numbers (atomic counter)."""
         end = await self.memory.incr(SEQ_KEY, n)
         return int(end) - n + 1
 
+    async def _commit(self, tx: Any, attempt: int) -> bool:
+        """Commit ``tx``; False (after a backoff) if one of its checks failed."""
+        try:
+            await tx.commit()
+        except Conflict:
+            await _backoff(attempt)
+            return False
+        return True
+
+    def _gave_up(self, what: str) -> Conflict:
+        return Conflict(
+            f"botwire-mcp: namespace {self.memory.namespace!r}: {what} kept changing under "
+            f"{_ATTEMPTS} attempts; retry the call.",
+            namespace=self.memory.namespace,
+        )
+
     async def create_entities(self, entities: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Create the entities whose names are new; return those created."""
-        seen: set[str] = set()
-        batch = []
-        for e in entities:
-            if e["name"] not in seen:  # the reference skips duplicates within one call
-                seen.add(e["name"])
-                batch.append(e)
-        if not batch:
-            return []
-        first = await self._reserve(len(batch))
-        created = []
-        for i, e in enumerate(batch):
-            value = {**_entity(e), "observations": list(e["observations"]), "seq": first + i}
-            try:
-                await self.memory.set(entity_key(e["name"]), value, if_absent=True)
-            except Conflict:
-                continue  # exists already: not created, like the reference
-            created.append(_entity(value))
+        """Create the entities whose names are new; return those created.
+
+        Every name is checked before anything is written, and each group of up to 500 is one
+        atomic transaction: a failing call writes nothing (in a call of at most 500)."""
+        batch: dict[str, dict[str, Any]] = {}
+        for e in entities:  # the reference skips duplicates within one call
+            batch.setdefault(self._entity_key_checked(e["name"]), e)
+        keys = list(batch)
+        created: list[dict[str, Any]] = []
+        for start in range(0, len(keys), _ENTITY_CHUNK):
+            chunk = keys[start : start + _ENTITY_CHUNK]
+            for attempt in range(_ATTEMPTS):
+                found = await self.memory.entries(chunk)
+                for key in chunk:
+                    if key in found:  # an existing entity is not re-created; a stray value
+                        try:  # there must not pass for one
+                            _load_entity(key, found[key].value)
+                        except Malformed as bad:
+                            raise self._refuse(bad) from None
+                new = [k for k in chunk if k not in found]
+                if not new:
+                    break
+                first = await self._reserve(len(new))
+                tx = self.memory.atomic()
+                values = []
+                for i, key in enumerate(new):
+                    e = batch[key]
+                    value = {**_entity(e), "observations": list(e["observations"])}
+                    value["seq"] = first + i
+                    tx.check(key, None).set(key, value)
+                    values.append(value)
+                if await self._commit(tx, attempt):
+                    created += [_entity(v) for v in values]
+                    break
+            else:
+                raise self._gave_up("the entities being created")
         return created
 
-    async def _missing(self, names: Iterable[str]) -> str | None:
-        names = list(dict.fromkeys(names))
-        found = await self.memory.get_many([entity_key(n) for n in names])
-        return next((n for n in names if entity_key(n) not in found), None)
+    async def _read_relations(self, rels: dict[str, dict[str, str]]) -> dict[str, Any]:
+        """The stored entries of ``rels``' ends and keys (one read)."""
+        keys = [entity_key(n) for n in _ends(rels.values())] + list(rels)
+        return await self.memory.entries([k for k in keys if _storable(k)])
+
+    def _check_relations(self, rels: dict[str, dict[str, str]], found: dict[str, Any]) -> None:
+        """Refuse ``rels`` (read as ``found``) if an end is missing (the reference's error),
+        a key is too long, or an end or existing relation is not a valid graph value."""
+        for name in _ends(rels.values()):
+            key = entity_key(name)
+            if key not in found:
+                raise ValueError(f"Entity with name {name} not found")
+            try:
+                _load_entity(key, found[key].value)
+            except Malformed as bad:
+                raise self._refuse(bad) from None
+        for key, r in rels.items():
+            self._relation_key_checked(r)
+            if key in found:
+                try:
+                    _load_relation(key, found[key].value)
+                except Malformed as bad:
+                    raise self._refuse(bad) from None
 
     async def create_relations(self, relations: list[dict[str, str]]) -> list[dict[str, str]]:
-        """Create the relations that are new; both ends must exist (else nothing is created)."""
-        ends = [n for r in relations for n in (r["from"], r["to"])]
-        missing = await self._missing(ends)
-        if missing is not None:
-            raise ValueError(f"Entity with name {missing} not found")
-        batch: list[dict[str, str]] = []
-        for r in relations:
-            if not any(_same(r, b) for b in batch):
-                batch.append(_relation(r))
-        if not batch:
-            return []
-        first = await self._reserve(len(batch))
-        created = []
-        for i, r in enumerate(batch):
-            try:
-                await self.memory.set(relation_key(r), {**r, "seq": first + i}, if_absent=True)
-            except Conflict:
-                continue
-            created.append(r)
+        """Create the relations that are new; both ends must exist (else nothing is created).
+
+        Each group of up to 250 relations is one atomic transaction that checks both ends of
+        each at the versions read, so a relation is never created after an end was deleted."""
+        batch: dict[str, dict[str, str]] = {}
+        for r in relations:  # the reference skips duplicates within one call
+            batch.setdefault(relation_key(r), _relation(r))
+        keys = list(batch)
+        if len(keys) > _RELATION_CHUNK:  # several transactions: check all before the first
+            self._check_relations(batch, await self._read_relations(batch))
+        created: list[dict[str, str]] = []
+        for start in range(0, len(keys), _RELATION_CHUNK):
+            chunk = {k: batch[k] for k in keys[start : start + _RELATION_CHUNK]}
+            for attempt in range(_ATTEMPTS):
+                found = await self._read_relations(chunk)
+                self._check_relations(chunk, found)  # an end may have gone since: not found
+                new = [k for k in chunk if k not in found]
+                if not new:
+                    break
+                first = await self._reserve(len(new))
+                tx = self.memory.atomic()
+                for name in _ends(chunk[k] for k in new):
+                    tx.check(entity_key(name), found[entity_key(name)].version)
+                for i, key in enumerate(new):
+                    tx.check(key, None).set(key, {**chunk[key], "seq": first + i})
+                if await self._commit(tx, attempt):
+                    created += [chunk[k] for k in new]
+                    break
+            else:
+                raise self._gave_up("the relations being created and their entities")
         return created
+
+    # -- observations --------------------------------------------------------------------
 
     async def _rewrite_entities(
         self,
@@ -127,10 +313,15 @@ class KnowledgeGraph:
     ) -> _R:
         """Apply ``change(entities_by_name)`` and write every entity it touched in one atomic
         transaction that checks the versions read; retry from a fresh read on ``Conflict``."""
-        keys = [entity_key(n) for n in dict.fromkeys(names)]
+        keys = [k for k in (entity_key(n) for n in dict.fromkeys(names)) if _storable(k)]
         for attempt in range(_ATTEMPTS):
             entries = await self.memory.entries(keys)
-            entities = {e.value["name"]: dict(e.value) for e in entries.values()}
+            try:
+                entities = {
+                    k[len(ENTITY_PREFIX) :]: _load_entity(k, entries[k].value) for k in entries
+                }
+            except Malformed as bad:
+                raise self._refuse(bad) from None
             if strict:
                 for n in names:
                     if n not in entities:
@@ -142,17 +333,9 @@ class KnowledgeGraph:
             for name in changed:
                 key = entity_key(name)
                 tx.check(key, entries[key].version).set(key, entities[name])
-            try:
-                await tx.commit()
-            except Conflict:
-                await _backoff(attempt)
-                continue
-            return result
-        raise Conflict(
-            f"botwire-mcp: namespace {self.memory.namespace!r}: entities {names!r} kept changing "
-            f"under {_ATTEMPTS} attempts; retry the call.",
-            namespace=self.memory.namespace,
-        )
+            if await self._commit(tx, attempt):
+                return result
+        raise self._gave_up(f"entities {names!r}")
 
     async def add_observations(self, observations: list[dict[str, Any]]) -> list[dict[str, Any]]:
         def change(
@@ -194,36 +377,61 @@ class KnowledgeGraph:
         names = [d["entityName"] for d in deletions]
         return await self._rewrite_entities(names, change, strict=False)
 
-    async def _relations(self) -> list[dict[str, Any]]:
-        keys = await self.memory.list(RELATION_PREFIX)
-        values = await self.memory.get_many(keys) if keys else {}
-        return sorted(values.values(), key=lambda r: r.get("seq", 0))
+    # -- deletion ------------------------------------------------------------------------
+
+    async def _delete_keys(self, keys: Iterable[str]) -> set[str]:
+        """Delete ``keys``; those that existed."""
+        keys = [k for k in dict.fromkeys(keys) if _storable(k)]
+        existed: set[str] = set()
+        for start in range(0, len(keys), 1000):  # one transaction takes 1000 ops
+            chunk = keys[start : start + 1000]
+            tx = self.memory.atomic()
+            for key in chunk:
+                tx.delete(key)
+            outcomes = await tx.commit()
+            existed.update(k for k, deleted in zip(chunk, outcomes, strict=True) if deleted)
+        return existed
 
     async def delete_entities(self, names: list[str]) -> tuple[list[str], list[str]]:
-        """Delete entities and every relation touching them; (deleted, not found)."""
-        found = await self.memory.get_many([entity_key(n) for n in dict.fromkeys(names)])
-        deleted = [n for n in names if entity_key(n) in found]
-        not_found = [n for n in names if entity_key(n) not in found]
+        """Delete entities and every relation touching them; (deleted, not found).
+
+        The entities go first, then the relations listed afterwards: a relation created
+        concurrently either committed before (and is listed here) or checked its ends after
+        (and failed), so none is left pointing at a deleted entity."""
+        existed = await self._delete_keys(entity_key(n) for n in names)
         doomed = set(names)
-        rel_keys = [
-            relation_key(r)
-            for r in await self._relations()
-            if r["from"] in doomed or r["to"] in doomed
-        ]
-        await self.memory.delete_many([entity_key(n) for n in dict.fromkeys(names)] + rel_keys)
-        return deleted, not_found
+        rel_keys = []
+        for key in await self.memory.list(RELATION_PREFIX):
+            ends = _relation_ends(key)
+            if ends is not None and (ends[0] in doomed or ends[1] in doomed):
+                rel_keys.append(key)
+        await self._delete_keys(rel_keys)
+        deleted = [n for n in names if entity_key(n) in existed]
+        return deleted, [n for n in names if entity_key(n) not in existed]
 
     async def delete_relations(self, relations: list[dict[str, str]]) -> int:
-        keys = list(dict.fromkeys(relation_key(r) for r in relations))
-        return await self.memory.delete_many(keys) if keys else 0
+        return len(await self._delete_keys(relation_key(r) for r in relations))
+
+    # -- reading -------------------------------------------------------------------------
+
+    async def _read(
+        self, prefix: str, load: Callable[[str, Any], dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Every well-formed value under ``prefix`` in creation order; others skipped, logged."""
+        keys = await self.memory.list(prefix)
+        values = await self.memory.get_many(keys) if keys else {}
+        loaded = []
+        for key, value in values.items():
+            try:
+                loaded.append(load(key, value))
+            except Malformed as bad:
+                self._skip(bad)
+        return sorted(loaded, key=lambda v: v["seq"])
 
     async def read_graph(self) -> dict[str, list[dict[str, Any]]]:
-        keys = await self.memory.list(ENTITY_PREFIX)
-        values = await self.memory.get_many(keys) if keys else {}
-        entities = sorted(values.values(), key=lambda e: e.get("seq", 0))
         return {
-            "entities": [_entity(e) for e in entities],
-            "relations": [_relation(r) for r in await self._relations()],
+            "entities": [_entity(e) for e in await self._read(ENTITY_PREFIX, _load_entity)],
+            "relations": [_relation(r) for r in await self._read(RELATION_PREFIX, _load_relation)],
         }
 
     async def search_nodes(self, query: str) -> dict[str, list[dict[str, Any]]]:
@@ -244,6 +452,15 @@ class KnowledgeGraph:
         return _with_relations(
             [e for e in graph["entities"] if e["name"] in wanted], graph["relations"]
         )
+
+
+def _ends(relations: Iterable[dict[str, str]]) -> list[str]:
+    """The names at either end of ``relations``, each once, in order."""
+    return list(dict.fromkeys(n for r in relations for n in (r["from"], r["to"])))
+
+
+async def _backoff(attempt: int) -> None:
+    await asyncio.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
 
 
 def _with_relations(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -10,13 +9,34 @@ from typing import Annotated, Any
 from urllib.parse import quote, unquote
 
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import Field
+from pydantic.json_schema import SkipJsonSchema
 
-from botwire import AsyncMemory, BotWireError, InvalidArgument, Unauthorized
+from botwire import AsyncMemory, Forbidden, InvalidArgument, Unauthorized
 
 from ._auth import Principal, current_principal, require
 from ._compat import Context, ResourceError, ToolError, new_server
+from ._errors import CallerRefused, anticipated, check_depth, public_url
 from ._graph import KnowledgeGraph
+
+# The SDK resolves the tools' (string) annotations in this module: the models are imported here.
+from ._models import (
+    AppendResult,
+    DeleteResult,
+    EntitiesOut,
+    Entity,
+    GetResult,
+    GraphOut,
+    ListResult,
+    ObservationAdd,
+    ObservationDelete,
+    Relation,
+    RelationsOut,
+    ResultsOut,
+    SetResult,
+    StatusOut,
+    TailResult,
+)
 
 __all__ = ["ServerConfig", "build_server", "resource_uri"]
 
@@ -40,114 +60,18 @@ class ServerConfig:
 
 
 def resource_uri(namespace: str, key: str) -> str:
-    """``memory://{namespace}/{key}``, the key percent-encoded (it may hold ``/`` or ``?``)."""
-    return f"memory://{namespace}/{quote(key, safe='')}"
+    """``memory://{namespace}/{key}``, both percent-encoded: the key may hold ``/`` or ``?``,
+    the namespace ``:`` or ``@``, which a URI parser would read as a port or a user.
 
-
-# --- result models (they become the tools' output schemas) ---------------------------------
-
-
-class GetResult(BaseModel):
-    namespace: str
-    key: str
-    found: bool
-    value: Any = None
-    version: int | None = None
-    expires_at: float | None = Field(
-        default=None, description="seconds since the epoch; null: never"
-    )
-
-
-class SetResult(BaseModel):
-    namespace: str
-    key: str
-    version: int
-
-
-class AppendResult(BaseModel):
-    namespace: str
-    key: str
-    length: int
-
-
-class TailResult(BaseModel):
-    namespace: str
-    key: str
-    items: list[Any]
-
-
-class ListResult(BaseModel):
-    namespace: str
-    keys: list[str]
-    cursor: str | None = Field(None, description="pass back to get the next page; null: done")
-
-
-class DeleteResult(BaseModel):
-    namespace: str
-    key: str
-    deleted: bool
-
-
-class Entity(BaseModel):
-    name: Annotated[str, Field(description="The name of the entity")]
-    entityType: Annotated[str, Field(description="The type of the entity")]
-    observations: Annotated[
-        list[str], Field(description="An array of observation contents associated with the entity")
-    ]
-
-
-class Relation(BaseModel):
-    from_: Annotated[
-        str, Field(alias="from", description="The name of the entity where the relation starts")
-    ]
-    to: Annotated[str, Field(description="The name of the entity where the relation ends")]
-    relationType: Annotated[str, Field(description="The type of the relation")]
-
-    model_config = {"populate_by_name": True}
-
-    def plain(self) -> dict[str, str]:
-        return {"from": self.from_, "to": self.to, "relationType": self.relationType}
-
-
-class ObservationAdd(BaseModel):
-    entityName: Annotated[
-        str, Field(description="The name of the entity to add the observations to")
-    ]
-    contents: Annotated[list[str], Field(description="An array of observation contents to add")]
-
-
-class ObservationDelete(BaseModel):
-    entityName: Annotated[
-        str, Field(description="The name of the entity containing the observations")
-    ]
-    observations: Annotated[list[str], Field(description="An array of observations to delete")]
-
-
-class AddedObservations(BaseModel):
-    entityName: str
-    addedObservations: list[str]
-
-
-class EntitiesOut(BaseModel):
-    entities: list[Entity]
-
-
-class RelationsOut(BaseModel):
-    relations: list[Relation]
-
-
-class ResultsOut(BaseModel):
-    results: list[AddedObservations]
-
-
-class StatusOut(BaseModel):
-    success: bool
-    message: str
-
-
-class GraphOut(BaseModel):
-    entities: list[Entity]
-    relations: list[Relation]
+    Keys ``.`` and ``..`` have no such URI (URI parsers drop dot segments, even encoded ones):
+    :class:`ValueError`; read them with ``memory_get``."""
+    if key in (".", ".."):
+        raise ValueError(
+            f"botwire-mcp: key {key!r} of namespace {namespace!r} cannot be addressed as a "
+            "memory:// resource (URI parsers remove '.' and '..' path segments); read it with "
+            "the memory_get tool."
+        )
+    return f"memory://{quote(namespace, safe='')}/{quote(key, safe='')}"
 
 
 def _result(text_of: Any, structured: dict[str, Any], *, raw: bool = False) -> CallToolResult:
@@ -172,6 +96,9 @@ NamespaceArg = Annotated[
     str | None,
     Field(description="Namespace to use instead of the server's (only if the operator allows it)"),
 ]
+# Without --allow-namespace-arg the argument is left out of the tools' schemas, but still
+# accepted, so a call passing one is refused by name instead of served from another namespace.
+HiddenNamespaceArg = Annotated[SkipJsonSchema[str | None], Field(description="not offered")]
 
 
 class _Memories:
@@ -195,14 +122,22 @@ class _Memories:
             )
         ns = namespace or config.namespace
         principal = _principal(ctx)
-        if config.auth and principal is None:  # fail closed: never serve an unchecked call
-            raise Unauthorized("botwire-mcp: this call carried no verified token.")
-        require(ns, write=write, principal=principal)
+        try:
+            if config.auth and principal is None:  # fail closed: never serve an unchecked call
+                raise Unauthorized("botwire-mcp: this call carried no verified token.")
+            require(ns, write=write, principal=principal)
+        except (Unauthorized, Forbidden) as exc:  # the caller's token: the caller's to fix
+            raise CallerRefused(str(exc)) from exc
         memory = self._by_ns.get(ns)
         if memory is None:
             memory = AsyncMemory(ns, url=config.url, token=config.token)
             self._by_ns[ns] = memory
         return memory
+
+    def backend(self) -> str:
+        """The botwire backend's URL, without credentials (for messages)."""
+        url = next((m.url for m in self._by_ns.values()), None) or self.config.url
+        return public_url(url)
 
 
 def _principal(ctx: Any) -> Principal | None:
@@ -219,41 +154,42 @@ def _principal(ctx: Any) -> Principal | None:
     return verified
 
 
-def _anticipated(error: type[Exception]) -> Callable[[Any], Any]:
-    """Re-raise botwire's errors (and the graph's 'Entity ... not found') as the SDK's
-    ToolError/ResourceError, so the client reads the message on every SDK version; anything
-    else stays a crash the SDK logs (and, on mcp 2.x, does not reveal)."""
-
-    def wrap(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-        @functools.wraps(fn)
-        async def wrapper(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return await fn(*args, **kwargs)
-            except (BotWireError, ValueError) as exc:
-                raise error(str(exc)) from exc
-
-        return wrapper
-
-    return wrap
-
-
-def _tool(server: Any, **options: Any) -> Callable[[Any], Any]:
+def _tool(server: Any, memories: _Memories, **options: Any) -> Callable[[Any], Any]:
     """``server.tool(**options)`` around a tool whose anticipated errors reach the client."""
 
     def register(fn: Callable[..., Awaitable[Any]]) -> Any:
-        return server.tool(**options)(_anticipated(ToolError)(fn))
+        return server.tool(**options)(anticipated(ToolError, memories.backend)(fn))
 
     return register
 
 
-def _resource(server: Any, uri: str, **options: Any) -> Callable[[Any], Any]:
+def _kv_tool(server: Any, memories: _Memories, **options: Any) -> Callable[[Any], Any]:
+    """:func:`_tool` for a key-value tool: its ``namespace`` argument is in the schema only
+    with --allow-namespace-arg."""
+
+    def register(fn: Callable[..., Awaitable[Any]]) -> Any:
+        visible = memories.config.allow_namespace_arg
+        fn.__annotations__["namespace"] = NamespaceArg if visible else HiddenNamespaceArg
+        return _tool(server, memories, **options)(fn)
+
+    return register
+
+
+def _resource(server: Any, memories: _Memories, uri: str, **options: Any) -> Callable[[Any], Any]:
     """``server.resource(uri, **options)`` around a resource whose anticipated errors reach
     the client."""
 
     def register(fn: Callable[..., Awaitable[Any]]) -> Any:
-        return server.resource(uri, **options)(_anticipated(ResourceError)(fn))
+        return server.resource(uri, **options)(anticipated(ResourceError, memories.backend)(fn))
 
     return register
+
+
+def _result_uri(namespace: str, key: str) -> str | None:
+    try:
+        return resource_uri(namespace, key)
+    except ValueError:
+        return None
 
 
 def build_server(config: ServerConfig) -> Any:
@@ -267,8 +203,9 @@ def build_server(config: ServerConfig) -> Any:
 
 
 def _register_kv(server: Any, memories: _Memories) -> None:
-    @_tool(
+    @_kv_tool(
         server,
+        memories,
         description="Read the JSON value stored under a key (found=false if absent).",
         annotations=_READ,
     )
@@ -277,6 +214,8 @@ def _register_kv(server: Any, memories: _Memories) -> None:
         e = await m.entry(key)
         if e is None:
             return GetResult(namespace=m.namespace, key=key, found=False)
+        uri = _result_uri(m.namespace, key)
+        check_depth(e.value, what="the value of", namespace=m.namespace, key=key, uri=uri)
         return GetResult(
             namespace=m.namespace,
             key=key,
@@ -286,8 +225,9 @@ def _register_kv(server: Any, memories: _Memories) -> None:
             expires_at=e.expires_at,
         )
 
-    @_tool(
+    @_kv_tool(
         server,
+        memories,
         description=(
             "Store any JSON value under a key. ttl: seconds until it expires. "
             "if_version: write only if the key is still at that version "
@@ -299,7 +239,7 @@ def _register_kv(server: Any, memories: _Memories) -> None:
         key: str,
         value: Annotated[Any, Field(description="any JSON value")],
         ctx: Context,
-        ttl: Annotated[float | None, Field(gt=0, description="seconds to live")] = None,
+        ttl: Annotated[float | None, Field(gt=0, lt=1e10, description="seconds to live")] = None,
         if_version: Annotated[int | None, Field(description="expected current version")] = None,
         namespace: NamespaceArg = None,
     ) -> SetResult:
@@ -307,8 +247,9 @@ def _register_kv(server: Any, memories: _Memories) -> None:
         version = await m.set(key, value, ttl=ttl, if_version=if_version)
         return SetResult(namespace=m.namespace, key=key, version=version)
 
-    @_tool(
+    @_kv_tool(
         server,
+        memories,
         description=(
             "Append items to the list under a key (created if absent), "
             "atomically: concurrent appends all land. max_len keeps only the "
@@ -321,15 +262,16 @@ def _register_kv(server: Any, memories: _Memories) -> None:
         items: Annotated[list[Any], Field(min_length=1, description="JSON values to append")],
         ctx: Context,
         max_len: Annotated[int | None, Field(gt=0)] = None,
-        ttl: Annotated[float | None, Field(gt=0)] = None,
+        ttl: Annotated[float | None, Field(gt=0, lt=1e10, description="seconds to live")] = None,
         namespace: NamespaceArg = None,
     ) -> AppendResult:
         m = memories.resolve(namespace, ctx, write=True)
         length = await m.append(key, *items, max_len=max_len, ttl=ttl)
         return AppendResult(namespace=m.namespace, key=key, length=length)
 
-    @_tool(
+    @_kv_tool(
         server,
+        memories,
         description="The last n items of the list under a key (oldest first).",
         annotations=_READ,
     )
@@ -340,10 +282,14 @@ def _register_kv(server: Any, memories: _Memories) -> None:
         namespace: NamespaceArg = None,
     ) -> TailResult:
         m = memories.resolve(namespace, ctx, write=False)
-        return TailResult(namespace=m.namespace, key=key, items=await m.tail(key, n))
+        items = await m.tail(key, n)
+        uri = _result_uri(m.namespace, key)
+        check_depth(items, what="the tail of", namespace=m.namespace, key=key, uri=uri)
+        return TailResult(namespace=m.namespace, key=key, items=items)
 
-    @_tool(
+    @_kv_tool(
         server,
+        memories,
         description=(
             "Keys in UTF-8 byte order, optionally under a prefix; pass the "
             "returned cursor back for the next page."
@@ -371,8 +317,9 @@ def _register_kv(server: Any, memories: _Memories) -> None:
             keys.append(k)
         return ListResult(namespace=m.namespace, keys=keys, cursor=keys[-1] if more else None)
 
-    @_tool(
+    @_kv_tool(
         server,
+        memories,
         description="Delete a key (deleted=false if it did not exist).",
         annotations=_DESTROY,
     )
@@ -395,6 +342,7 @@ def _register_graph(server: Any, memories: _Memories) -> None:
 
     @_tool(
         server,
+        memories,
         title="Create Entities",
         description="Create multiple new entities in the knowledge graph",
         annotations=_ADD,
@@ -407,6 +355,7 @@ def _register_graph(server: Any, memories: _Memories) -> None:
 
     @_tool(
         server,
+        memories,
         title="Create Relations",
         description=(
             "Create multiple new relations between entities in the knowledge "
@@ -422,6 +371,7 @@ def _register_graph(server: Any, memories: _Memories) -> None:
 
     @_tool(
         server,
+        memories,
         title="Add Observations",
         description="Add new observations to existing entities in the knowledge graph",
         annotations=_ADD,
@@ -436,6 +386,7 @@ def _register_graph(server: Any, memories: _Memories) -> None:
 
     @_tool(
         server,
+        memories,
         title="Delete Entities",
         description=(
             "Delete multiple entities and their associated relations from the knowledge graph"
@@ -457,6 +408,7 @@ def _register_graph(server: Any, memories: _Memories) -> None:
 
     @_tool(
         server,
+        memories,
         title="Delete Observations",
         description="Delete specific observations from entities in the knowledge graph",
         annotations=_DESTROY,
@@ -478,6 +430,7 @@ def _register_graph(server: Any, memories: _Memories) -> None:
 
     @_tool(
         server,
+        memories,
         title="Delete Relations",
         description="Delete multiple relations from the knowledge graph",
         annotations=_DESTROY,
@@ -495,7 +448,11 @@ def _register_graph(server: Any, memories: _Memories) -> None:
         return _result(message, {"success": True, "message": message}, raw=True)
 
     @_tool(
-        server, title="Read Graph", description="Read the entire knowledge graph", annotations=_READ
+        server,
+        memories,
+        title="Read Graph",
+        description="Read the entire knowledge graph",
+        annotations=_READ,
     )
     async def read_graph(ctx: Context) -> Annotated[CallToolResult, GraphOut]:
         g = await graph(ctx, write=False).read_graph()
@@ -503,6 +460,7 @@ def _register_graph(server: Any, memories: _Memories) -> None:
 
     @_tool(
         server,
+        memories,
         title="Search Nodes",
         description="Search for nodes in the knowledge graph based on a query",
         annotations=_READ,
@@ -524,6 +482,7 @@ def _register_graph(server: Any, memories: _Memories) -> None:
 
     @_tool(
         server,
+        memories,
         title="Open Nodes",
         description="Open specific nodes in the knowledge graph by their names",
         annotations=_READ,
@@ -539,10 +498,12 @@ def _register_graph(server: Any, memories: _Memories) -> None:
 def _register_resources(server: Any, memories: _Memories) -> None:
     @_resource(
         server,
+        memories,
         "memory://{namespace}/{key}",
         name="botwire-value",
         description=(
-            "The JSON value stored under {key} in {namespace}; percent-encode the key ('/' as %2F)."
+            "The JSON value stored under {key} in {namespace}; percent-encode both "
+            "('/' as %2F, ':' as %3A). Keys '.' and '..' are not addressable."
         ),
         mime_type="application/json",
     )
