@@ -136,3 +136,26 @@ def test_backup_refuses_what_it_cannot_do_safely(tmp_path: Path) -> None:
     assert exists.returncode == 2 and "--force" in exists.stderr
     assert (tmp_path / "exists.db").read_bytes() == b"keep me"
     assert _cli("--database", str(db), "--force", str(tmp_path / "exists.db")).returncode == 0
+
+
+def test_backup_copies_the_file_named_whatever_its_path_holds(tmp_path: Path) -> None:
+    """``%41`` and ``#`` are characters of a path, not URI syntax: the backup opened
+    ``tenant%41.db`` as ``tenantA.db`` (another store's data in the copy), and cut
+    ``a#b/bw.db`` at ``#``, creating an empty file ``a``."""
+    from botwire import Memory
+
+    for name, decoy in (("tenant%41.db", "tenantA.db"), ("a#b/bw.db", "a")):
+        source = tmp_path / name
+        source.parent.mkdir(exist_ok=True)
+        with Memory("ns", url=f"sqlite:///{source}") as m:
+            m.set("who", name)
+        if decoy.endswith(".db"):
+            with Memory("ns", url=f"sqlite:///{tmp_path / decoy}") as m:
+                m.set("who", "DECOY")
+        out = tmp_path / f"out-{len(decoy)}.db"
+        done = _cli("--database", str(source), str(out))
+        assert done.returncode == 0, done.stderr
+        with Memory("ns", url=f"sqlite:///{out}") as m:
+            assert m.get("who") == name
+        if not decoy.endswith(".db"):
+            assert not (tmp_path / decoy).exists()  # nothing created beside the source

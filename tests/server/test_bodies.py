@@ -152,3 +152,33 @@ def test_escaped_surrogate_pairs_are_text(http: httpx.Client, ns: str) -> None:
         == 200
     )
     assert http.get(key_url(ns, "emoji")).json()["value"] == "\U0001f600 \u00e9"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "named"),
+    [
+        # a check's expected version is "version": "if_version" turned it into "must be absent"
+        ("POST", "batch", {"ops": [{"op": "check", "key": "a", "if_version": 7}]}, "'version'"),
+        (
+            "POST",
+            "batch",
+            {"ops": [{"op": "set", "key": "a", "value": 2, "version": 9}]},
+            "if_version",
+        ),
+        ("POST", "batch", {"ops": [{"op": "set", "key": "a", "value": 3, "ttlx": 5}]}, "'ttlx'"),
+        ("POST", "batch", {"ops": [{"op": "delete", "key": "a", "ttl": 5}]}, "'ttl'"),
+        ("PUT", "keys/a", {"value": 4, "tll": 5}, "'tll'"),  # a misspelt ttl: never expires
+        ("PATCH", "keys/l", {"append": [1], "max_length": 2}, "'max_length'"),
+        ("PATCH", "keys/n", {"incr": 1, "ttl": 5}, "'ttl'"),
+    ],
+)
+def test_a_field_an_op_does_not_take_is_refused_not_ignored(
+    http: httpx.Client, ns: str, method: str, path: str, body: object, named: str
+) -> None:
+    """Unknown fields were ignored: the guard a caller wrote under the wrong name did not
+    guard, and the write went through without it. Now 400 naming the field, nothing written."""
+    answer = http.request(method, f"/v1/namespaces/{ns}/{path}", json=body)
+    assert answer.status_code == 400, answer.text
+    message = answer.json()["error"]["message"]
+    assert "unknown field" in message and named in message, message
+    assert http.get(f"/v1/namespaces/{ns}/keys").json()["keys"] == []  # nothing was written

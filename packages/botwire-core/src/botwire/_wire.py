@@ -180,14 +180,38 @@ def _opt_int(ns: str, d: dict[str, Any], name: str) -> int | None:
     return value
 
 
+#: The fields of each kind of batch op besides "op" and "key" (the server's OpenAPI schema).
+OP_FIELDS = {
+    "get": ("tail",),
+    "set": ("value", "ttl", "if_version", "if_absent"),
+    "delete": ("if_version",),
+    "append": ("items", "max_len", "ttl", "if_version"),
+    "incr": ("by", "if_version"),
+    "pop": ("if_version",),
+    "check": ("version",),
+}
+
+
 def op_from_wire(ns: str, d: Any) -> Op:
-    """Parse one batch op sent by a client (server side); values are re-encoded strictly."""
+    """Parse one batch op sent by a client (server side); values are re-encoded strictly. A
+    field the op does not take is refused, not ignored: ``{"op": "check", "if_version": 7}``
+    (a check's field is ``version``) would otherwise check that the key is absent."""
     if not isinstance(d, dict):
         raise _bad(ns, "each op must be an object")
     kind = d.get("op")
-    if kind not in ("get", "set", "delete", "append", "incr", "pop", "check"):
+    if kind not in OP_FIELDS:
         raise _bad(ns, f"'op' must be get, set, delete, append, incr, pop or check, not {kind!r}")
     key = check_key(d.get("key"), ns)
+    unknown = sorted(set(d) - {"op", "key", *OP_FIELDS[kind]})
+    if unknown:
+        hint = ""
+        if kind == "check" and "if_version" in unknown:
+            hint = " (a check's expected version is 'version'; null: the key must be absent)"
+        elif "version" in unknown:
+            hint = " (a condition on the key's version is 'if_version')"
+        takes = ", ".join(repr(f) for f in OP_FIELDS[kind])
+        what = f"{kind} of key {key!r} has unknown field(s) {unknown}; a {kind} takes {takes}"
+        raise _bad(ns, what + hint)
     common = {
         "ttl": _opt_number(ns, d, "ttl"),
         "if_version": _opt_int(ns, d, "if_version"),

@@ -25,6 +25,8 @@ import sys
 import time
 from collections.abc import Sequence
 
+from botwire.store._readers import file_uri
+
 from .settings import ConfigError, Settings
 
 __all__ = ["backup", "main"]
@@ -61,7 +63,7 @@ def backup(source: str, out: str, *, pages: int = 1024) -> tuple[int, float]:
         os.unlink(partial)
     os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     # mode=rw: never create a missing store; the source is only read.
-    src = sqlite3.connect(f"file:{source}?mode=rw", uri=True, timeout=30, isolation_level=None)
+    src = sqlite3.connect(file_uri(source, "rw"), uri=True, timeout=30, isolation_level=None)
     try:
         dst = sqlite3.connect(partial, isolation_level=None)
         try:

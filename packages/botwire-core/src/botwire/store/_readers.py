@@ -12,11 +12,18 @@ from typing import Generic, TypeVar
 
 from .. import _fork
 
-__all__ = ["Readers"]
+__all__ = ["Readers", "file_uri"]
 
 T = TypeVar("T")
 
 _URI_ESCAPES = {"%": "%25", "?": "%3f", "#": "%23"}
+
+
+def file_uri(path: str, mode: str) -> str:
+    """An SQLite ``file:`` URI opening ``path`` with ``mode`` (``ro``, ``rw``): ``%``, ``?``
+    and ``#`` escaped, else SQLite decodes ``%41`` (another file) or cuts the path at ``#``
+    (and, with the ``?mode=`` cut off too, creates a file)."""
+    return "file:" + "".join(_URI_ESCAPES.get(c, c) for c in path) + f"?mode={mode}"
 
 
 class _ReadGate:
@@ -98,7 +105,7 @@ class Readers(Generic[T]):
         tx: T | None = getattr(self._local, "tx", None)
         if tx is None:
             # mode=rw: never create the file (one removed under the store stays gone)
-            uri = "file:" + "".join(_URI_ESCAPES.get(c, c) for c in self._path) + "?mode=rw"
+            uri = file_uri(self._path, "rw")
             conn = sqlite3.connect(
                 uri, timeout=self._timeout, uri=True, isolation_level=None, check_same_thread=False
             )

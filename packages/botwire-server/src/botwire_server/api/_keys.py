@@ -101,6 +101,20 @@ async def get_key(request: Request) -> Response:
     return Response(entry_json(key, *found), headers={"ETag": etag}, media_type="application/json")
 
 
+def _only(body: dict[str, Any], fields: tuple[str, ...], what: str, ns: str, key: str) -> None:
+    """Refuse a body field ``what`` does not take: a misspelt ``"tll"`` would otherwise store
+    a key that never expires, and the caller would never know."""
+    unknown = sorted(set(body) - set(fields))
+    if unknown:
+        takes = ", ".join(repr(f) for f in fields)
+        raise InvalidArgument(
+            f"botwire: {what} of key {key!r} in namespace {ns!r} has unknown field(s) "
+            f"{unknown}; its body takes {takes}.",
+            namespace=ns,
+            key=key,
+        )
+
+
 def _conditions(request: Request, ns: str, key: str, *, allow_absent: bool) -> dict[str, Any]:
     cond: dict[str, Any] = {}
     if_version = parse_version_header(header(request, b"if-match"), "If-Match", ns, key)
@@ -132,6 +146,7 @@ async def put_key(request: Request) -> Response:
             namespace=ns,
             key=key,
         )
+    _only(body, ("value", "ttl"), "PUT", ns, key)
     # The conditions go in with the fields (validated the same way), not by replace() after.
     op = parse_op(
         ns, {"op": "set", "key": key, "value": body["value"], "ttl": body.get("ttl"), **cond}
@@ -151,6 +166,7 @@ def _patch_op(ns: str, key: str, body: dict[str, Any], cond: dict[str, Any]) -> 
             key=key,
         )
     kind = present[0]
+    _only(body, ("append", "max_len", "ttl") if kind == "append" else (kind,), "PATCH", ns, key)
     if kind == "append":
         return parse_op(
             ns,

@@ -344,6 +344,7 @@ def _op(kind: str, required: list[str], **props: Any) -> dict[str, Any]:
         "title": kind,
         "required": ["op", "key", *required],
         "properties": {"op": {"type": "string", "enum": [kind]}, "key": _KEY, **props},
+        "additionalProperties": False,  # refused, not ignored (botwire._wire.OP_FIELDS)
     }
 
 
