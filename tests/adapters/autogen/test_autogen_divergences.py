@@ -25,8 +25,9 @@ def text(s: str) -> MemoryContent:
     return MemoryContent(content=s, mime_type=MemoryMimeType.TEXT, metadata={"src": "test"})
 
 
-def _plain(m: MemoryContent) -> tuple[Any, str, Any]:
-    return m.content, getattr(m.mime_type, "value", m.mime_type), m.metadata  # enum or its str
+def _plain(m: MemoryContent) -> tuple[Any, Any, type, Any]:
+    # strict: MemoryMimeType is a plain Enum, so its str is a different value to a caller
+    return m.content, m.mime_type, type(m.mime_type), m.metadata
 
 
 async def _fill(*memories: Any) -> None:

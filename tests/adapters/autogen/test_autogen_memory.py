@@ -10,8 +10,8 @@ from typing import Any, TypeVar
 
 import pytest
 from autogen_core import ComponentModel, Image
+from autogen_core.memory import ListMemory, MemoryContent, MemoryMimeType
 from autogen_core.memory import Memory as AutoGenMemory
-from autogen_core.memory import MemoryContent, MemoryMimeType
 from autogen_core.model_context import BufferedChatCompletionContext
 from autogen_core.models import SystemMessage, UserMessage
 from PIL import Image as PILImage
@@ -73,12 +73,63 @@ def test_every_content_type_round_trips(memory_url: str, ns: str) -> None:
     assert got[0].metadata == {"source": "user", "n": 1}
     assert isinstance(got[3].content, Image) and got[3].content.image.size == (2, 1)
     assert got[3].content.to_base64() == image.to_base64()
-    assert [g.mime_type for g in got] == [
-        "text/plain",
-        "application/json",
-        "application/octet-stream",
-        "image/*",
-        "text/markdown",
+    assert [(g.mime_type, type(g.mime_type)) for g in got] == [
+        (i.mime_type, type(i.mime_type)) for i in items
+    ]  # the enum where the enum was added, the str where a str was
+
+
+def test_mime_type_comes_back_as_added_as_in_list_memory(memory_url: str, ns: str) -> None:
+    """``MemoryMimeType`` is a plain Enum: ``MemoryMimeType.TEXT != "text/plain"``, so the
+    enum and its str are different answers; ListMemory returns exactly what was added."""
+    items = [
+        text("enum"),
+        MemoryContent(content="str of an enum value", mime_type="text/plain"),
+        MemoryContent(content={"k": 1}, mime_type=MemoryMimeType.JSON),
+        MemoryContent(content="# str", mime_type="text/markdown"),
+        MemoryContent(content="custom", mime_type="application/x-custom"),
+    ]
+
+    async def scenario() -> tuple[list[MemoryContent], list[MemoryContent]]:
+        ours, reference = BotWireMemory(ns, url=memory_url, match="all"), ListMemory()
+        for item in items:
+            await ours.add(item)
+            await reference.add(item)
+        got, want = (await ours.query("")).results, (await reference.query("")).results
+        await ours.close()
+        return got, want
+
+    got, want = run(scenario)
+    assert want == items
+    assert got == items
+    assert [type(g.mime_type) for g in got] == [type(i.mime_type) for i in items]
+    assert got[0].mime_type == MemoryMimeType.TEXT and got[1].mime_type == "text/plain"
+
+
+def test_items_stored_before_the_enum_flag_get_the_enum_back(memory_url: str, ns: str) -> None:
+    """Older items hold only the string: a MemoryMimeType value comes back as the enum
+    (AutoGen's own form), any other string as it is; no mime type at all meant text."""
+    old = [
+        {"kind": "text", "content": "a", "mime_type": "text/plain", "metadata": None},
+        {"kind": "json", "content": {"k": 1}, "mime_type": "application/json", "metadata": None},
+        {"kind": "text", "content": "c", "mime_type": "application/x-custom", "metadata": None},
+        {"kind": "text", "content": "d", "metadata": None},
+    ]
+    with Memory(ns, url=memory_url) as raw:
+        raw.set("memories", old)
+
+    async def scenario() -> list[MemoryContent]:
+        m = BotWireMemory(ns, url=memory_url)
+        try:
+            return await m.contents()
+        finally:
+            await m.close()
+
+    got = [(g.mime_type, type(g.mime_type)) for g in run(scenario)]
+    assert got == [
+        (MemoryMimeType.TEXT, MemoryMimeType),
+        (MemoryMimeType.JSON, MemoryMimeType),
+        ("application/x-custom", str),
+        (MemoryMimeType.TEXT, MemoryMimeType),
     ]
 
 

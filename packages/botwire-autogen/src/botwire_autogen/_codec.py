@@ -17,6 +17,23 @@ def _mime(value: MemoryMimeType | str) -> str:
     return value.value if isinstance(value, MemoryMimeType) else str(value)
 
 
+_MIME_VALUES = frozenset(m.value for m in MemoryMimeType)
+
+
+def _decode_mime(data: dict[str, Any]) -> MemoryMimeType | str:
+    """The ``mime_type`` as added: ``MemoryMimeType`` is a plain Enum (never ``== "text/plain"``),
+    so ListMemory's ``query`` returning the item as added means enum for enum, str for str.
+
+    Items stored before ``mime_enum`` existed come back as the enum when their string is one of
+    its values: the enum is AutoGen's own form (its examples, autogen_ext's memories compare
+    against it, and its Redis memory rebuilds it from the stored string the same way)."""
+    value = str(data.get("mime_type", MemoryMimeType.TEXT.value))
+    enum = data.get("mime_enum")
+    if enum is None:  # stored before the flag
+        enum = value in _MIME_VALUES
+    return MemoryMimeType(value) if enum and value in _MIME_VALUES else value
+
+
 def encode_content(item: MemoryContent) -> dict[str, Any]:
     """A JSON-ready dict for ``item``; bytes and images are stored as base64."""
     content = item.content
@@ -35,6 +52,7 @@ def encode_content(item: MemoryContent) -> dict[str, Any]:
         "kind": kind,
         "content": data,
         "mime_type": _mime(item.mime_type),
+        "mime_enum": isinstance(item.mime_type, MemoryMimeType),
         "metadata": item.metadata,
         "added_at": time.time(),
     }
@@ -53,7 +71,7 @@ def decode_content(data: dict[str, Any]) -> MemoryContent:
         content = raw
     return MemoryContent(
         content=content,
-        mime_type=data.get("mime_type", "text/plain"),
+        mime_type=_decode_mime(data),
         metadata=data.get("metadata"),
     )
 

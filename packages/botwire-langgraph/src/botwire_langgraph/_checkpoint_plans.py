@@ -49,6 +49,7 @@ from ._pending import Ref, Taken, writes_item, writes_ops
 from ._serde import (
     dump,
     dump_doc,
+    dump_value,
     inline_value,
     load,
     load_doc,
@@ -115,8 +116,9 @@ def put_plan(
     cid = str(checkpoint["id"])
     # Small primitive values live in the record (copied into each checkpoint, as PostgresSaver
     # does); the others are written once per version as blobs. A channel without a value needs
-    # nothing stored: a missing blob reads as "no value".
-    inline = {ch: [v] for ch, v in values.items() if inline_value(v)}
+    # nothing stored: a missing blob reads as "no value". Inline values go through the serde
+    # unless it is the default one (an encrypting serde must see them: ``_serde.plain``).
+    inline = {ch: dump_value(serde, v) for ch, v in values.items() if inline_value(v)}
     ops: list[TxOp] = []
     for channel, version in new_versions.items():
         if channel in values and channel not in inline:

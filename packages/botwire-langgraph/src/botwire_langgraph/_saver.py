@@ -58,7 +58,9 @@ class BotWireSaver(BaseCheckpointSaver[str]):
             and ``BOTWIRE_TOKEN`` apply).
         namespace: botwire namespace used when ``memory`` is omitted.
         url, token: backend and bearer token used when ``memory`` is omitted.
-        serde: LangGraph serializer; defaults to ``JsonPlusSerializer``.
+        serde: LangGraph serializer; defaults to ``JsonPlusSerializer``. Any other (an
+            ``EncryptedSerializer``) gets every value, metadata included; ids, channel names
+            and versions stay readable (docs/langgraph.md, "Encrypting serde").
         writes_linger: seconds a finished task's writes may wait in this process for the
             step's checkpoint, to be stored in its batch (default 0.01; at most 1). Errors,
             interrupts and every read, ``close`` and exit send them at once; ``0`` sends each

@@ -9,6 +9,11 @@ Two encodings, both readable forever (data written by older versions keeps loadi
   pair); a checkpoint body or metadata dict that JSON holds exactly is stored as that dict
   (a pair is a list, so the two never collide).
 
+The plain-JSON forms are used only with LangGraph's default ``JsonPlusSerializer`` (exactly
+that class: see :func:`plain`), whose bytes hold these values readably anyway. Any other serde
+(an ``EncryptedSerializer``, a subclass, a custom one) sees every value LangGraph hands the
+saver, as it does in ``InMemorySaver``: what it writes is the pair, and reading takes both forms.
+
 A checkpoint record's fields and a pending-writes item are then *packed*: their JSON, deflated
 (zlib) and base64-encoded, as ``{"z": text}`` — most of a record is channel names and version
 strings, which deflate 3-4x, and PostgreSQL compresses only values over ~2 KB itself.
@@ -23,6 +28,7 @@ import zlib
 from typing import Any
 
 from langgraph.checkpoint.serde.base import SerializerProtocol
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
 __all__ = [
     "deflate",
@@ -34,6 +40,7 @@ __all__ = [
     "load_value",
     "pack",
     "pack_sized",
+    "plain",
     "unpack",
 ]
 
@@ -75,15 +82,24 @@ def _exact(obj: Any) -> bool:
     return _primitive(obj)
 
 
+def plain(serde: SerializerProtocol) -> bool:
+    """Whether values JSON holds exactly may be stored as plain JSON: only for LangGraph's own
+    ``JsonPlusSerializer``, whose output keeps them readable too. A subclass or any other serde
+    may encrypt, sign or transform what it is given, so it gets every value. Checked per call,
+    not once: LangGraph's ``with_allowlist`` clones a saver with another serde."""
+    return type(serde) is JsonPlusSerializer
+
+
 def inline_value(obj: Any) -> bool:
     """Whether a channel value is small and plain enough to live inside the checkpoint record
-    (as LangGraph's ``PostgresSaver`` inlines primitive values)."""
+    (as LangGraph's ``PostgresSaver`` inlines primitive values), encoded by :func:`dump_value`."""
     return _primitive(obj) and (type(obj) is not str or len(obj) <= INLINE_MAX_CHARS)
 
 
 def dump_value(serde: SerializerProtocol, obj: Any) -> list[Any]:
-    """A value as ``[obj]`` when JSON holds it exactly, else as a serde pair."""
-    return [obj] if _primitive(obj) else dump(serde, obj)
+    """A value as ``[obj]`` when JSON holds it exactly and the serde is :func:`plain`, else as
+    a serde pair."""
+    return [obj] if _primitive(obj) and plain(serde) else dump(serde, obj)
 
 
 def load_value(serde: SerializerProtocol, enc: list[Any]) -> Any:
@@ -92,8 +108,9 @@ def load_value(serde: SerializerProtocol, enc: list[Any]) -> Any:
 
 
 def dump_doc(serde: SerializerProtocol, doc: dict[str, Any]) -> dict[str, Any] | list[str]:
-    """A checkpoint body or metadata dict: itself when JSON holds it exactly, else a pair."""
-    return doc if _exact(doc) else dump(serde, doc)
+    """A checkpoint body or metadata dict: itself when JSON holds it exactly and the serde is
+    :func:`plain`, else a pair."""
+    return doc if plain(serde) and _exact(doc) else dump(serde, doc)
 
 
 def load_doc(serde: SerializerProtocol, enc: dict[str, Any] | list[str]) -> Any:
