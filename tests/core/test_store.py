@@ -106,3 +106,29 @@ def test_data_survives_reopening(tmp_path: Path) -> None:
     assert b.batch("ns", [Op("set", "k2", value="2")])[0]["version"] > v  # versions continue
     with pytest.raises(InvalidArgument):
         SQLiteStore(path, synchronous="sometimes")
+
+
+def test_a_write_lock_held_elsewhere_is_named_with_its_cause_and_fix(tmp_path: Path) -> None:
+    """Another process holding the file's write lock past the busy timeout (a second server on
+    the file, a long import): the write fails naming its namespace and key, what holds such a
+    lock and what to do, not only sqlite3's "database is locked"; nothing is written."""
+    import sqlite3
+
+    from botwire import Unavailable
+
+    store = SQLiteStore(tmp_path / "busy.db", busy_timeout=0.2)
+    other = sqlite3.connect(tmp_path / "busy.db", isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # the other process's long write transaction
+        with pytest.raises(Unavailable) as caught:
+            store.batch("tenant-1", [Op("set", "profile", value='"x"')])
+        error = caught.value
+        assert (error.namespace, error.key) == ("tenant-1", "profile")
+        message = str(error)
+        assert "another process" in message and "one server per SQLite file" in message
+        assert "database is locked" in message
+        other.execute("ROLLBACK")
+        assert store.get("tenant-1", "profile") is None
+    finally:
+        other.close()
+        store.close()

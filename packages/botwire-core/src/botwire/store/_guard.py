@@ -24,7 +24,7 @@ import time
 
 from .._errors import BotWireError, StorageFull, Unavailable
 
-__all__ = ["FileGuard", "is_full"]
+__all__ = ["FileGuard", "busy_error", "is_full"]
 
 SQLITE_READONLY = 8
 SQLITE_IOERR = 10
@@ -39,6 +39,25 @@ def is_full(exc: BaseException) -> bool:
     if code is not None:
         return bool(code & 0xFF == SQLITE_FULL)
     return "database or disk is full" in str(exc)
+
+
+def busy_error(
+    path: str, exc: BaseException, wait: float, ns: str | None = None, key: str | None = None
+) -> Unavailable:
+    """The write lock stayed taken by another connection past the busy timeout: say what holds
+    such a lock and what to do, naming the write that waited (``sqlite3``'s text is only
+    "database is locked")."""
+    what = f" for key {key!r}" if key else ""
+    where = f" in namespace {ns!r}" if ns else ""
+    return Unavailable(
+        f"botwire: a write{what}{where} waited {wait:g} s for SQLite file {path!r}, whose "
+        f"write lock another connection held all along ({exc}): another process writing the "
+        "same file (a second botwire-server or an embedded Memory on it, a long `botwire "
+        "import`) or a long transaction. Nothing was written; retry later. Run one server "
+        "per SQLite file, or PostgreSQL for several processes (docs/server.md).",
+        namespace=ns,
+        key=key,
+    )
 
 
 def _errcode(exc: BaseException) -> int:

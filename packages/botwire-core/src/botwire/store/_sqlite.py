@@ -21,7 +21,7 @@ from .. import _fork
 from .._errors import InvalidArgument, StorageFull, Unavailable
 from .._names import check_key
 from .._types import Entry, KeyPage, Limits, Op, Usage
-from ._guard import FileGuard, is_full
+from ._guard import FileGuard, busy_error, is_full
 from ._readers import Readers
 from ._sql import SQLITE_OCTETS, Engine, JSONEntry, Tx, check_batch_size, fingerprint, recount_sql
 from ._sqlitefile import SCHEMA, Checkpointer, SQLiteTx, create_private, next_version
@@ -221,11 +221,13 @@ class SQLiteStore(GroupCommitMixin, PolicyMixin, SQLiteWatch):
 
     # -- transactions ------------------------------------------------------------------------
 
-    def _begin(self, conn: sqlite3.Connection) -> None:
+    def _begin(
+        self, conn: sqlite3.Connection, ns: str | None = None, key: str | None = None
+    ) -> None:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            raise Unavailable(f"botwire: SQLite file {self.path!r} is busy: {exc}") from exc
+            raise busy_error(self.path, exc, self._busy_timeout, ns, key) from exc
 
     @contextmanager
     def _write(self) -> Iterator[Tx]:
@@ -397,7 +399,7 @@ class SQLiteStore(GroupCommitMixin, PolicyMixin, SQLiteWatch):
         for attempt in (0, 1):
             with self._lock:
                 conn = self._conn
-                self._begin(conn)
+                self._begin(conn, namespace, key)
                 try:
                     if light:
                         results = self._apply_light(
