@@ -38,6 +38,19 @@ def test_a_one_key_delete_many_keeps_the_callers_key(
     assert m.delete_many(["k"], idempotency_key="req-8:del") == 0
 
 
+def test_a_one_key_set_many_keeps_the_callers_key(
+    client: Any, server: Any, ns: str, truth: Memory
+) -> None:
+    """A one-key set_many went out as a plain PUT, which records no key: a platform's repeat
+    of the invocation wrote the value again, over what others wrote since."""
+    m = client(ns, url=server.url)
+    first = m.set_many({"k": "mine"}, idempotency_key="req-7:set")
+    truth.set("k", "theirs")  # written after the first attempt
+    assert m.set_many({"k": "mine"}, idempotency_key="req-7:set") == first  # the first result
+    assert truth.get("k") == "theirs"  # applied once
+    assert m.set_many({"k": "mine"}, idempotency_key="req-8:set") > first
+
+
 def test_every_retry_of_a_clear_carries_the_same_idempotency_key(client: Any, ns: str) -> None:
     """The first attempt's connection closes unanswered (a lost answer); its retry must carry
     the key the first one had, so a server that records it can answer with the first count."""

@@ -357,7 +357,10 @@ def batch_call(
     this very call deleted."""
     headers = {**headers, "Content-Type": "application/json"}
     keyed = not repeat_safe or idempotency_key is not None
-    if len(ops) == 1 and (single := _wire.single_request(ns, ops[0])) is not None:
+    # A caller's key on a set goes by the batch route: a PUT records none, and a repeat of the
+    # call would write the value again, over what others wrote since.
+    own_set = idempotency_key is not None and ops[0].kind == "set"
+    if len(ops) == 1 and not own_set and (single := _wire.single_request(ns, ops[0])) is not None:
         method, path, extra, body = single
         headers.update(extra)
         headers[ECHO_HEADER] = _wire.quote_key(ops[0].key)
