@@ -122,6 +122,18 @@ def test_search_is_exact_cosine(filled: BotWireStorage) -> None:
         filled.search([1.0, 0.0, 0.0])
 
 
+def test_an_aware_cutoff_deletes_only_older_records(filled: BotWireStorage) -> None:
+    """CrewAI stamps records with naive UTC times (``utcnow()``); a cutoff with a timezone
+    (``datetime.now(timezone.utc) - ...``, what a user writes) used to match every record, so
+    ``forget(older_than=...)`` deleted them all. Naive means UTC, as in LanceDBStorage."""
+    from datetime import timezone
+
+    plus_two = timezone(timedelta(hours=2))
+    cutoff = (T0 + timedelta(minutes=2)).replace(tzinfo=timezone.utc).astimezone(plus_two)
+    assert filled.delete(older_than=cutoff) == 1  # "a" (minute 1) only, whatever the zone
+    assert sorted(r.id for r in filled.list_records()) == ["b", "c", "d", "e"]
+
+
 def test_update_touch_delete_reset(filled: BotWireStorage, memory_url: str) -> None:
     a = filled.get_record("a")
     assert a is not None

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from crewai.memory.storage.backend import EmbeddingDimensionMismatchError
@@ -91,13 +91,19 @@ def decode_record(data: dict[str, Any], accessed: str | None = None) -> MemoryRe
     record = MemoryRecord.model_validate(data)
     if accessed:
         seen = datetime.fromisoformat(accessed)
-        if _comparable(seen, record.last_accessed) and seen > record.last_accessed:
+        if _utc(seen) > _utc(record.last_accessed):
             record.last_accessed = seen
     return record
 
 
-def _comparable(a: datetime, b: datetime) -> bool:
-    return (a.tzinfo is None) == (b.tzinfo is None)
+def _utc(moment: datetime) -> datetime:
+    """``moment`` as an aware UTC time, so naive and aware times compare: a naive one is UTC,
+    as CrewAI stamps records (``datetime.utcnow()``). Skipping the comparison of a naive
+    record with an aware cutoff counted every record as older than it: ``forget(older_than=``
+    an aware time ``)`` deleted them all."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
 
 
 def normalize_scope(scope: str | None) -> str:
@@ -137,11 +143,7 @@ def matches(
         return False
     if metadata_filter and not all(record.metadata.get(k) == v for k, v in metadata_filter.items()):
         return False
-    return not (
-        older_than is not None
-        and _comparable(record.created_at, older_than)
-        and record.created_at >= older_than
-    )
+    return older_than is None or _utc(record.created_at) < _utc(older_than)
 
 
 def cosine(a: Sequence[float], b: Sequence[float]) -> float:
@@ -176,13 +178,13 @@ def rank(
         score = max(0.0, min(1.0, cosine(query_embedding, record.embedding)))
         if score >= min_score:
             scored.append((record, score))
-    scored.sort(key=lambda pair: (pair[1], pair[0].created_at.timestamp()), reverse=True)
+    scored.sort(key=lambda pair: (pair[1], _utc(pair[0].created_at)), reverse=True)
     return scored[: max(limit, 0)]
 
 
 def newest_first(records: Iterable[MemoryRecord]) -> list[MemoryRecord]:
     """Records sorted by ``created_at``, newest first (ties broken by id for stable paging)."""
-    return sorted(records, key=lambda r: (r.created_at.timestamp(), r.id), reverse=True)
+    return sorted(records, key=lambda r: (_utc(r.created_at), r.id), reverse=True)
 
 
 def child_scopes(scopes: Iterable[str], parent: str | None) -> list[str]:
