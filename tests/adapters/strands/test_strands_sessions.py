@@ -143,6 +143,29 @@ def test_create_session_twice_is_refused_and_delete_removes_everything(memory: M
         repo.delete_session("s")
 
 
+def test_an_agent_left_alive_after_its_session_was_deleted_cannot_write_into_a_new_one(
+    memory: Memory,
+) -> None:
+    """A warm container keeps an agent object after another invocation "clears the chat"
+    (delete_session): its next turn used to write the deleted conversation's messages back,
+    and a new conversation on the same id then restored them among its own."""
+    from strands.types.exceptions import SessionException
+
+    old = make_agent(RepositorySessionManager("s1", BotWireSessionRepository(memory=memory)))
+    old("my password is hunter2")
+    BotWireSessionRepository(memory=memory).delete_session("s1")  # another invocation
+    with pytest.raises(SessionException, match="was deleted"):
+        old("and my pin is 1234")
+    assert memory.list() == []  # nothing written back
+    new = make_agent(RepositorySessionManager("s1", BotWireSessionRepository(memory=memory)))
+    new("hello, new conversation")
+    with pytest.raises(SessionException, match="deleted, or deleted and created anew"):
+        old("still here")  # nor into the session created anew under the same id
+    restored = make_agent(RepositorySessionManager("s1", BotWireSessionRepository(memory=memory)))
+    said = json.dumps(restored.messages)
+    assert "hello, new conversation" in said and "hunter2" not in said and "1234" not in said
+
+
 def test_ids_never_share_keys_and_a_guard_must_share_the_namespace(memory: Memory) -> None:
     """Used directly (not through a Strands manager, which refuses '/'), session ids that differ
     only by an encoded slash stay apart."""

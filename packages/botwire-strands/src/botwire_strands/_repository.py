@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 __all__ = ["BotWireSessionRepository"]
 
+_DELETED = 0  # a session's version once this repository deleted it (versions start at 1)
+
 
 class BotWireSessionRepository(SessionRepository):
     """Strands ``SessionRepository`` backed by one botwire namespace.
@@ -62,6 +64,9 @@ class BotWireSessionRepository(SessionRepository):
             )
         self._guard = guard
         self._created: dict[str, str] = {}  # agent key -> created_at, kept across update_agent
+        # session id -> its record's version: every write checks it (one atomic batch), so a
+        # write for a session deleted (or deleted and created anew) since is refused.
+        self._sessions: dict[str, int] = {}
         # read_agent's prefetch of (messages, redactions), consumed by the next list_messages.
         self._prefetched: dict[str, tuple[list[Any], list[Any]]] = {}
 
@@ -91,20 +96,59 @@ class BotWireSessionRepository(SessionRepository):
         g = self._guard
         return g if g is not None and g.held and g.session_id == session_id else None
 
+    def _session_version(self, what: str, session_id: str) -> int:
+        """The session record's version as this repository last saw it (read once if not)."""
+        version = self._sessions.get(session_id)
+        if version == _DELETED:
+            raise SessionException(
+                f"{what} refused: session {session_id!r} (botwire namespace "
+                f"{self.memory.namespace!r}) was deleted by this repository; nothing was "
+                "written. Start the agent again on the session."
+            )
+        if version is None:
+            key = self._session_key(session_id)
+            try:
+                entry = self.memory.entry(key)
+            except BotWireError as error:
+                raise self._fail(what, key, error) from error
+            if entry is None:
+                raise SessionException(f"Session {session_id!r} does not exist")
+            version = self._sessions[session_id] = entry.version
+        return version
+
     def _write(
         self, what: str, session_id: str, key: str, *, value: Any = None, append: bool = False
     ) -> None:
-        """One round trip: a set or an append, fenced on the lease when a guard holds it."""
+        """One round trip: one atomic batch of the session record's check, a set or an append,
+        and the lease's check when a guard holds it. Without the session's check, an agent
+        object still alive after ``delete_session`` (a warm container) wrote on, and a new
+        conversation on the same id then read the deleted one's messages."""
         guard = self._fenced(session_id)
-        fence = guard.lease if guard is not None else None  # its check and the write: atomic
+        session_key = self._session_key(session_id)
+        tx = self.memory.atomic()
+        if guard is not None:
+            tx.check_lease(guard.lease)
+        tx.check(session_key, self._session_version(what, session_id))
+        if append:
+            tx.append(key, value)
+        else:
+            tx.set(key, value)
         try:
-            if append:
-                self.memory.append(key, value, fence=fence)
-            else:
-                self.memory.set(key, value, fence=fence)
+            tx.commit()
         except LeaseLost as error:  # only a fenced write raises it: guard is not None
             assert guard is not None
             raise guard._lost(what) from error
+        except Conflict as error:
+            if error.key != session_key:
+                raise self._fail(what, key, error) from error
+            # The stale version stays: only read_session/create_session (a manager starting
+            # on the session) move it on, never a retry of this agent's writes.
+            raise SessionException(
+                f"{what} refused: session {session_id!r} (botwire namespace "
+                f"{self.memory.namespace!r}) was deleted, or deleted and created anew, since "
+                "this repository read it; nothing was written. Start the agent again on the "
+                "session (RepositorySessionManager reads or creates it)."
+            ) from error
         except BotWireError as error:
             raise self._fail(what, key, error) from error
 
@@ -120,17 +164,26 @@ class BotWireSessionRepository(SessionRepository):
         """Store a new session; ``SessionException`` if it exists already."""
         key = self._session_key(session.session_id)
         try:
-            self.memory.set(key, session.to_dict(), if_absent=True)
+            version = self.memory.set(key, session.to_dict(), if_absent=True)
         except Conflict as error:
             raise SessionException(f"Session {session.session_id!r} already exists") from error
         except BotWireError as error:
             raise self._fail("create_session", key, error) from error
+        self._sessions[session.session_id] = version
         return session
 
     def read_session(self, session_id: str, **kwargs: Any) -> Session | None:
         """The session record, or ``None`` (one round trip)."""
-        data = self._get("read_session", self._session_key(session_id))
-        return None if data is None else Session.from_dict(data)
+        key = self._session_key(session_id)
+        try:
+            entry = self.memory.entry(key)
+        except BotWireError as error:
+            raise self._fail("read_session", key, error) from error
+        if entry is None:
+            self._sessions.pop(session_id, None)
+            return None
+        self._sessions[session_id] = entry.version
+        return Session.from_dict(entry.value)
 
     def delete_session(self, session_id: str, **kwargs: Any) -> None:
         """Delete the session and everything under it (one list, then deletes of 1,000 keys)."""
@@ -143,6 +196,9 @@ class BotWireSessionRepository(SessionRepository):
         except BotWireError as error:
             raise self._fail("delete_session", prefix, error) from error
         self._prefetched.clear()
+        self._sessions[session_id] = _DELETED  # its agents' writes are refused from now on
+        for key in [k for k in self._created if k.startswith(prefix)]:
+            del self._created[key]
 
     # -- agents -----------------------------------------------------------------------------------
 
