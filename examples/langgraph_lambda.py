@@ -7,7 +7,7 @@ retry, a Step Functions loop...) resumes the same ``thread_id`` where the last o
 Deploy with ``pip install "botwire[langgraph]"`` and ``BOTWIRE_URL`` (and ``BOTWIRE_TOKEN``)
 pointing at your botwire server. Try it locally, one invocation per process::
 
-    export BOTWIRE_URL=sqlite:///tmp/demo.db
+    export BOTWIRE_URL=sqlite:////tmp/demo.db   # four slashes: an absolute path
     python examples/langgraph_lambda.py report-7   # {"status": "in_progress", "next": ["draft"]}
     python examples/langgraph_lambda.py report-7   # {"status": "in_progress", "next": ["publish"]}
     python examples/langgraph_lambda.py report-7   # {"status": "done", "result": [...]}
