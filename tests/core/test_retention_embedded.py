@@ -27,6 +27,8 @@ def test_policies_in_the_embedded_store(tmp_path: Path) -> None:
         assert m.set_policy(default_ttl=30, max_list_len=2) == Policy(
             30.0, 2, None, ("default_ttl", "max_list_len")
         )
+        # seconds are floats however read back (SQLite gave usage() the column's int)
+        assert [type(p.default_ttl) for p in (m.policy(), m.usage().policy)] == [float, float]
         for memory in (m, other):
             memory.append("chat", "a", "b", "c")
             memory.set("note", 1)

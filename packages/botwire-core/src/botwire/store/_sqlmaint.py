@@ -259,7 +259,12 @@ class Maintenance(Reads):
         overrides = tuple(
             name for name, mine in zip(POLICY_FIELDS, own, strict=True) if mine is not None
         )
-        return Policy(ttl, int(max_len) if max_len else None, idle, overrides)
+        return Policy(  # seconds are floats, whichever column type gave them back
+            float(ttl) if ttl else None,
+            int(max_len) if max_len else None,
+            float(idle) if idle else None,
+            overrides,
+        )
 
     def set_policy(
         self, tx: Tx, ns: str, now: float, changes: dict[str, float | int | None]
