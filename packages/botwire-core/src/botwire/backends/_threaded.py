@@ -301,9 +301,14 @@ class ThreadedAsyncStore:
         finally:
             handle.cancel()
 
-    async def clear(self, namespace: str) -> int:
+    async def clear(self, namespace: str, *, idempotency_key: str | None = None) -> int:
+        """The store's ``clear``; ``idempotency_key`` goes to a store that records a clear's
+        answer (``keys_clears``), else it is dropped (a clear applied twice is harmless)."""
+        clear: Any = self.store.clear
+        if idempotency_key is not None and getattr(self.store, "keys_clears", False):
+            clear = functools.partial(clear, idempotency_key=idempotency_key)
         try:
-            return await self._run(True, self.store.clear, namespace)
+            return await self._run(True, clear, namespace)
         finally:
             self._sweep_later()
 

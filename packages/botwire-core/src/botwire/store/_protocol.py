@@ -28,6 +28,7 @@ __all__ = [
     "SupportsBatchGroup",
     "SupportsChanges",
     "SupportsGetJSON",
+    "SupportsKeyedClear",
     "SupportsListLimits",
     "SupportsListNamespaces",
     "SupportsPing",
@@ -303,6 +304,18 @@ class SupportsWakeups(Protocol):
         ...
 
 
+@runtime_checkable
+class SupportsKeyedClear(Protocol):
+    """A ``clear(namespace, *, idempotency_key=None)`` that keeps its answer under the caller's
+    idempotency key (the HTTP client sends one, the same on every retry; the clear drops every
+    other record of the namespace), so a retry after a lost answer reports the count the clear
+    deleted; a key used before for another request is refused (``InvalidArgument``).
+
+    Default: the key is not passed; a retried clear reports what it finds (0)."""
+
+    keys_clears: bool = True
+
+
 #: Every capability the server probes a store for, by attribute name.
 OPTIONAL: dict[str, type] = {
     "get_json": SupportsGetJSON,
@@ -319,6 +332,7 @@ OPTIONAL: dict[str, type] = {
     "changes": SupportsChanges,
     "batch_group": SupportsBatchGroup,
     "wakeup": SupportsWakeups,
+    "keys_clears": SupportsKeyedClear,
 }
 
 

@@ -77,6 +77,8 @@ class SQLiteStore(GroupCommitMixin, PolicyMixin, SQLiteWatch):
     before every commit (:class:`~botwire.store._guard.FileGuard`).
     """
 
+    keys_clears = True  # clear(idempotency_key=) records its answer (ThreadedAsyncStore.clear)
+
     def __init__(
         self,
         path: str | os.PathLike[str],
@@ -470,9 +472,10 @@ class SQLiteStore(GroupCommitMixin, PolicyMixin, SQLiteWatch):
         with self._read() as tx:
             return self.engine.list_keys(tx, namespace, prefix, cursor, limit, self.clock())
 
-    def clear(self, namespace: str) -> int:
-        now = self.clock()
-        gone = int(self._transact(lambda tx: self.engine.clear(tx, namespace, now), frees=True))
+    def clear(self, namespace: str, *, idempotency_key: str | None = None) -> int:
+        now, ikey = self.clock(), idempotency_key
+        clear = functools.partial(self.engine.clear, ns=namespace, now=now, idempotency_key=ikey)
+        gone = int(self._transact(clear, frees=True))
         if self._rows.trashed and self.auto_sweep:
             self.sweep()
         return gone

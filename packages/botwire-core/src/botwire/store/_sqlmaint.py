@@ -5,12 +5,25 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .._codec import decode
+from .._errors import InvalidArgument
 from .._policy import check_policy
 from .._types import Policy, Usage
-from ._sqlbase import IDEMPOTENCY_BUDGET, IDEMPOTENCY_SECONDS, MAX_IDEMPOTENCY_RECORDS, Stats, Tx
+from ._sqlbase import (
+    IDEMPOTENCY_BUDGET,
+    IDEMPOTENCY_SECONDS,
+    MAX_IDEMPOTENCY_RECORDS,
+    Stats,
+    Tx,
+    utf8_len,
+)
 from ._sqlplan import Plan
 from ._sqlread import Reads
-from ._sqltext import DAY, LIST
+from ._sqltext import DAY, LIST, idempotency_query
+
+#: The fingerprint of a clear's idempotency record (a batch's is a SHA-256 of its ops): a key
+#: reused across a clear and a batch is refused either way.
+CLEAR_FINGERPRINT = "clear"
 
 if TYPE_CHECKING:
     from ._sqlctx import OldestRecords
@@ -203,11 +216,26 @@ class Maintenance(Reads):
 
     # -- namespaces --------------------------------------------------------------------------
 
-    def clear(self, tx: Tx, ns: str, now: float) -> int:
+    def clear(self, tx: Tx, ns: str, now: float, idempotency_key: str | None = None) -> int:
+        """Delete every key of ``ns`` and its idempotency records; return how many keys were
+        live. With ``idempotency_key`` (the HTTP client's, the same on every retry) the clear
+        keeps a record of its own answer, so a retry after a lost answer reports the count
+        the clear itself deleted, not the 0 it would find."""
         found = self._lock_existing(tx, ns, now)
         if found is None:
             return 0
         stats, now = found
+        if idempotency_key is not None:
+            done = tx.one(*idempotency_query(ns, idempotency_key))
+            if done is not None:
+                if (done[0] or "").split(" ", 1)[0] != CLEAR_FINGERPRINT:
+                    raise InvalidArgument(
+                        f"botwire: Idempotency-Key {idempotency_key!r} was already used in "
+                        f"namespace {ns!r} for a different request; use a new key for every "
+                        "new request.",
+                        namespace=ns,
+                    )
+                return int(decode(done[1])["deleted"])
         row = tx.one(
             "SELECT count(*) FROM bw_entries"
             " WHERE ns = ? AND (expires_at IS NULL OR expires_at > ?)",
@@ -219,8 +247,17 @@ class Maintenance(Reads):
         tx.run("DELETE FROM bw_entries WHERE ns = ?", (ns,))
         tx.run("DELETE FROM bw_idempotency WHERE ns = ?", (ns,))  # no replay of deleted data
         stats.keys = stats.bytes = stats.records = 0
+        deleted = int(row[0]) if row else 0
+        if idempotency_key is not None:  # its answer holds no data: it may outlive the clear
+            response = f'{{"deleted":{deleted}}}'
+            tx.run(
+                "INSERT INTO bw_idempotency (ns, ikey, fingerprint, created_at, response)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (ns, idempotency_key, CLEAR_FINGERPRINT + " ", now, response),
+            )
+            stats.records, stats.bytes = 1, utf8_len(response)
         self.save_namespace(tx, ns, stats)
-        return int(row[0]) if row else 0
+        return deleted
 
     def usage(self, tx: Tx, ns: str, now: float) -> Usage:
         found = self._lock_existing(tx, ns, now)

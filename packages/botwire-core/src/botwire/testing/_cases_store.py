@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from .._codec import decode
+from .._errors import InvalidArgument
 from .._memory import Memory
 from .._types import Op
 from ..store import OPTIONAL, Store, capabilities
@@ -234,6 +235,20 @@ class ProtocolCases(Cases):
         mem.set("woken", 2)
         time.sleep(0.3)
         assert calls == [], "wake was called after its registration was cancelled"
+
+    def _check_keys_clears(self, store: Any, backend: Backend, mem: Memory) -> None:
+        ns = mem.namespace
+        mem.set_many({"a": 1, "b": 2})
+        assert store.clear(ns, idempotency_key="clear-1") == 2
+        assert store.clear(ns, idempotency_key="clear-1") == 2  # the first answer, not 0
+        try:  # the key of a clear, reused for another request
+            store.batch(ns, [Op("incr", "n")], idempotency_key="clear-1")
+        except InvalidArgument:
+            pass
+        else:
+            raise AssertionError("a clear's idempotency key was accepted for a batch")
+        mem.set("c", 3)
+        assert store.clear(ns, idempotency_key="clear-2") == 1 and mem.keys() == []
 
     def _check_engine(self, store: Any, backend: Backend, mem: Memory) -> None:
         engine = store.engine

@@ -262,4 +262,5 @@ class NamespaceCases(Cases):
         assert u.resets_at > 0 and u.resets_at % 86400 == 0
         assert mem.clear() == 3
         assert mem.list() == [] and mem.get("a") is None and mem.usage().keys == 0
-        assert mem.usage().bytes == 0
+        check_bytes(mem, 0)  # over HTTP the clear keeps its own record (SupportsKeyedClear)
+        assert mem.usage().bytes < 64

@@ -144,7 +144,8 @@ async def clear_namespace(request: Request) -> Response:
     principal = ctx.principal(request)
     ns = _ns(request)
     principal.require(ns, write=True)
-    return json_response({"deleted": await ctx.store.clear(ns)})
+    ikey = idempotency_key(request, ns)  # a retry answers the count the first attempt cleared
+    return json_response({"deleted": await ctx.store.clear(ns, idempotency_key=ikey)})
 
 
 async def get_policy(request: Request) -> Response:

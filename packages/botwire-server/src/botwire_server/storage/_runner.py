@@ -197,8 +197,8 @@ class StoreRunner(ThreadedAsyncStore):
             self.on_write(namespace)  # committed: wake its watchers
         return results
 
-    async def clear(self, namespace: str) -> int:
-        cleared = await super().clear(namespace)
+    async def clear(self, namespace: str, *, idempotency_key: str | None = None) -> int:
+        cleared = await super().clear(namespace, idempotency_key=idempotency_key)
         if self.on_write is not None and cleared:
             self.on_write(namespace)
         return cleared

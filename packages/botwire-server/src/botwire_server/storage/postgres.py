@@ -136,6 +136,8 @@ class PostgresStore(PgWatch):
     ``psycopg.connect`` (e.g. ``sslmode="require"``, ``prepare_threshold=None`` behind PgBouncer).
     """
 
+    keys_clears = True  # clear(idempotency_key=) records its answer (ThreadedAsyncStore.clear)
+
     def __init__(
         self,
         dsn: str,
@@ -488,9 +490,9 @@ class PostgresStore(PgWatch):
             lambda tx: self.engine.list_keys(tx, namespace, prefix, cursor, limit, now)
         )
 
-    def clear(self, namespace: str) -> int:
-        now = self.clock()
-        cleared = self._write(lambda tx: self.engine.clear(tx, namespace, now))
+    def clear(self, namespace: str, *, idempotency_key: str | None = None) -> int:
+        now, ikey = self.clock(), idempotency_key
+        cleared = self._write(lambda tx: self.engine.clear(tx, namespace, now, ikey))
         self._changed(namespace, notify=self.notify)
         return cleared
 
