@@ -116,7 +116,12 @@ def migrate(conn: psycopg.Connection[Any], where: str) -> None:
         )
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-        conn.execute(_META)
+        # CREATE TABLE IF NOT EXISTS needs CREATE on the schema even when the table exists: a
+        # role with rights on the tables alone (another role owns and migrates the schema, the
+        # default on PostgreSQL 15+) could not start a current schema. DDL only when needed.
+        row = conn.execute("SELECT to_regclass('bw_meta')").fetchone()
+        if row is None or row[0] is None:
+            conn.execute(_META)
         row = conn.execute("SELECT schema FROM bw_meta WHERE id = 1").fetchone()
         current = int(row[0]) if row else 0
         if current > SCHEMA_VERSION:
