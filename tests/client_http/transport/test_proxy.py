@@ -116,6 +116,25 @@ def test_proxy_credentials_become_proxy_authorization(
             assert m.get("k") == 2
 
 
+def test_a_refused_tunnel_is_not_retried(
+    nginx: Nginx, tmp_path: Path, ns: str, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A proxy answering CONNECT with 407 (credentials) is a configuration error: raised at
+    once, naming the proxy and the fix, by both clients (the async one retried it, 8 times by
+    default, each a new CONNECT)."""
+    with running_tinyproxy(tmp_path / "auth", extra="BasicAuth agent s3cret\n") as proxy:
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+        monkeypatch.setenv("SSL_CERT_FILE", str(nginx.ca_pem))
+        before = len(proxy.log())
+        with (
+            Client(kind, ns, url=nginx.https_url + "/botwire", timeout=5, retries=3) as m,
+            pytest.raises(BotWireError, match="407") as info,
+        ):
+            m.get("k")
+        assert "refused to open a tunnel" in str(info.value) and "NO_PROXY" in str(info.value)
+        assert _proxied(proxy, before, "): CONNECT ") == 1, proxy.log()[before:]  # one request
+
+
 # -- the rules, against urllib's own implementation ---------------------------------------------
 
 ENVIRONMENTS = [

@@ -267,6 +267,13 @@ class AsyncHTTPStore(AsyncRun, HTTPCommands):
             raise AttemptFailed(
                 TimeoutError(f"timed out: no whole answer within {timeout:.1f} s")
             ) from exc
+        except httpx.ProxyError as exc:  # CONNECT answered "<status> <reason>"
+            status, proxy = str(exc).split(" ", 1)[0], self.proxy
+            if proxy is not None and status.isdigit():
+                refused = _proxy.tunnel_refused(proxy.url, self.target.host_header, int(status))
+                if refused is not None:  # as the sync client: retrying cannot help
+                    raise refused from exc
+            raise AttemptFailed(exc) from exc
         except httpx.TransportError as exc:
             cause: BaseException = exc
             if (

@@ -19,7 +19,6 @@ import time
 from _thread import allocate_lock
 
 from .. import _fork
-from .._errors import Unavailable
 from .._memory import SyncRun
 from . import _http as h
 from ._http import HTTPCommands
@@ -159,17 +158,12 @@ class _Connection:
         _version, status, _headers = self._read_head()
         if 200 <= status < 300 and not self.buffer:
             return
+        from ._proxy import tunnel_refused  # loaded already: the proxy came from it
+
+        refused = tunnel_refused(proxy.url, authority, status)
+        if refused is not None:  # a configuration problem: retrying cannot help
+            raise refused
         where = f"the proxy {proxy.url} (from HTTPS_PROXY/ALL_PROXY)"
-        if status in (407, 403, 400, 405):  # a configuration problem: retrying cannot help
-            raise Unavailable(
-                f"botwire: {where} refused to open a tunnel to {authority}: HTTP {status}"
-                + (
-                    " (proxy authentication required: put user:password@ in the proxy URL)"
-                    if status == 407
-                    else ""
-                )
-                + ". Fix the proxy URL or its access rules, or add the host to NO_PROXY."
-            )
         raise ConnectionError(f"{where} could not open a tunnel to {authority}: HTTP {status}")
 
     # -- buffered reading (what socket.makefile gave, without io's machinery) ---------------------

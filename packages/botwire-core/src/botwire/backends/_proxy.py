@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 
-from .._errors import InvalidArgument, TLSError
+from .._errors import InvalidArgument, TLSError, Unavailable
 from .._record import record
 
 TYPE_CHECKING = False  # not typing's: importing typing costs a cold start ms
@@ -223,4 +223,20 @@ def certificate_error(exc: BaseException, url: str, host: str) -> TLSError:
         "is signed by a private CA, set SSL_CERT_FILE=/path/to/ca.pem (or SSL_CERT_DIR) for "
         "this process; if the host name differs, use the name the certificate was issued for "
         "in BOTWIRE_URL. This is not retried: retrying cannot fix it.",
+    )
+
+
+def tunnel_refused(proxy_url: str, authority: str, status: int) -> Unavailable | None:
+    """The error for a proxy that answered ``CONNECT`` with ``status``, when retrying cannot
+    help (authentication, access rules, a proxy that does not tunnel): raised at once, by the
+    sync and the async client alike; ``None`` for a status worth retrying."""
+    if status not in (407, 403, 400, 405):
+        return None
+    from .._config import shown_url  # loaded already by whoever made the proxy
+
+    why = " (proxy authentication required: put user:password@ in the proxy URL)"
+    return Unavailable(
+        f"botwire: the proxy {shown_url(proxy_url)} (from HTTPS_PROXY/ALL_PROXY) refused to open "
+        f"a tunnel to {authority}: HTTP {status}{why if status == 407 else ''}. Fix the proxy "
+        "URL or its access rules, or add the host to NO_PROXY."
     )
