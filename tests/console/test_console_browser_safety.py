@@ -414,6 +414,40 @@ def test_a_2xx_answer_that_is_not_json_is_an_error_not_a_save(
     assert _get(admin, ns, "prefs").json()["value"] == {"tone": "casual"}
 
 
+def test_a_save_whose_answer_was_lost_is_not_reported_as_another_clients(
+    page: Page, server: ServerProcess, admin: httpx.Client
+) -> None:
+    """The PUT reaches the server, its answer is lost (the connection reset): saving again
+    meets a 412 from the console's own first attempt. It used to say "another client saved
+    version N"; the key holds exactly what was sent, so it is reported saved."""
+    ns = "tenant-lost"
+    _put(admin, ns, "prefs", value={"tone": "casual"})
+    _sign_in(page, server.url)
+    _open_ns(page, ns)
+    _open_key(page, "prefs")
+    page.click("#edit")
+    page.fill("#edit-text", '{"tone": "formal"}')
+    lost = {"puts": 0}
+
+    def first_put_applied_then_cut(route: Any) -> None:
+        if route.request.method != "PUT" or lost["puts"]:
+            route.fallback()
+            return
+        lost["puts"] += 1
+        route.fetch()  # the server applies it ...
+        route.abort("connectionreset")  # ... and its answer never arrives
+
+    page.route(lambda url: "/keys/prefs" in url, first_put_applied_then_cut)
+    page.click("#save")
+    expect(page.locator("#entry-error")).to_contain_text("Not saved")
+    assert _get(admin, ns, "prefs").json()["value"] == {"tone": "formal"}  # it was applied
+    page.click("#save")  # the user tries again: a 412 from the first attempt's version
+    expect(page.locator("#status")).to_contain_text("Saved prefs")
+    expect(page.locator("#status")).to_contain_text("its answer was lost")
+    expect(page.locator("#conflict")).to_be_hidden()
+    assert _get(admin, ns, "prefs").json()["value"] == {"tone": "formal"}
+
+
 # -- 9. a 1 MiB value -----------------------------------------------------------------------------
 
 

@@ -370,7 +370,7 @@ async function save(base) {
     const what = `${unknown ? "Not saved?" : "Not saved:"} ${explain(err)}` +
       (unknown ? ". Reopen the key to see what it holds." : "");
     if (stale("entry", n)) return status(`${key}: ${what}`, true);
-    if (err instanceof ApiError && err.status === 412) return showConflict("save");
+    if (err instanceof ApiError && err.status === 412) return showConflict("save", value);
     $("entry-error").textContent = what;
   } finally {
     $("save").disabled = false;
@@ -381,7 +381,7 @@ $("save").addEventListener("click", () => save(state.entry));
 
 /** Another client wrote first (a 412 on a save or a delete): show its version and value and
  * what the user may do about it. A delete's conflict never offers to write anything. */
-async function showConflict(kind) {
+async function showConflict(kind, sent) {
   const box = $("conflict");
   const n = ticket("entry");
   const { ns, key, entry: opened } = state;
@@ -397,6 +397,14 @@ async function showConflict(kind) {
     return;
   }
   if (stale("entry", n)) return;
+  if (kind === "save" && JSON.stringify(now.value) === JSON.stringify(sent)) {
+    // what the key holds is what was sent: this save's own earlier attempt, whose answer was
+    // lost (a dropped connection, a browser re-sending the PUT), not another client's write
+    status(`Saved ${key}: version ${now.version} (an earlier attempt of this save had stored ` +
+      "it; its answer was lost).");
+    await openKey(key, state.tail);
+    return loadUsage();
+  }
   const pre = el("pre", { class: "json" });
   showJson(pre, now.value);
   const button = (text, onclick, cls) => el("button", { type: "button", class: cls || "",
