@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+from support.chromium import ARGS, CHROMIUM
 from support.nginx import running_nginx
 from support.server import ServerProcess, running_server
 
@@ -24,16 +25,6 @@ from botwire_server.auth import mint_token
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "docs" / "console"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SECRET = "console-browser-secret-0123456789abcdef"
 BIG = 5000  # keys paged through in the browser
 TURNS = 200  # chat turns in the history

@@ -22,22 +22,13 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, Route, expect, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
+from support.chromium import ARGS, CHROMIUM
 from support.faketime import libfaketime
 from support.nginx import running_nginx
 from support.server import ServerProcess, running_server
 
 from botwire_server.auth import mint_token
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SECRET = "console-safety-secret-0123456789abcdef"
 
 

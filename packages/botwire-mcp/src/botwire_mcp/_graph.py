@@ -157,28 +157,29 @@ class KnowledgeGraph:
         )
 
     def _entity_key_checked(self, name: str) -> str:
-        key = entity_key(name)
-        size = len(key.encode("utf-8", "surrogatepass"))
-        if size > MAX_KEY_BYTES:
-            raise InvalidKey(
-                f"botwire-mcp: entity name {_short(name)} is too long: it is stored under the "
-                f"key 'graph/e/<name>', here {size} UTF-8 bytes, and botwire keys take at most "
-                f"{MAX_KEY_BYTES} (names at most {MAX_KEY_BYTES - len(ENTITY_PREFIX)}). Nothing "
-                "was created; use a shorter name.",
-                namespace=self.memory.namespace,
-            )
-        return check_key(key, self.memory.namespace)
+        return self._fits(
+            entity_key(name),
+            f"entity name {_short(name)} is too long: it is stored under the key 'graph/e/<name>'",
+            f" (names at most {MAX_KEY_BYTES - len(ENTITY_PREFIX)}). Nothing was created; use a "
+            "shorter name.",
+        )
 
     def _relation_key_checked(self, r: dict[str, str]) -> str:
-        key = relation_key(r)
+        return self._fits(
+            relation_key(r),
+            f"relation {_short(r['from'])} -> {_short(r['to'])} ({_short(r['relationType'])}) "
+            "is too long to store: its key is 'graph/r/' + JSON [from, to, relationType]",
+            ". Nothing was created; use shorter entity names or relation type.",
+        )
+
+    def _fits(self, key: str, what: str, fix: str) -> str:
+        """``key`` checked against botwire's key rules before anything is written, its size
+        named in terms of what the caller gave (a name, a relation)."""
         size = len(key.encode("utf-8", "surrogatepass"))
         if size > MAX_KEY_BYTES:
             raise InvalidKey(
-                f"botwire-mcp: relation {_short(r['from'])} -> {_short(r['to'])} "
-                f"({_short(r['relationType'])}) is too long to store: its key, 'graph/r/' + "
-                f"JSON [from, to, relationType], is {size} UTF-8 bytes and botwire keys take at "
-                f"most {MAX_KEY_BYTES}. Nothing was created; use shorter entity names or "
-                "relation type.",
+                f"botwire-mcp: {what}, here {size} UTF-8 bytes, and botwire keys take at most "
+                f"{MAX_KEY_BYTES}{fix}",
                 namespace=self.memory.namespace,
             )
         return check_key(key, self.memory.namespace)
