@@ -378,16 +378,22 @@ def test_a_late_value_of_the_key_left_behind_is_dropped(
 # -- 8. a 200 that is not the server's JSON ------------------------------------------------------
 
 
-def test_a_2xx_answer_that_is_not_json_is_an_error_not_a_save(
-    page: Page, server: ServerProcess, admin: httpx.Client
-) -> None:
-    ns = "tenant-portal"
+def _editing_prefs(page: Page, server: ServerProcess, admin: httpx.Client, ns: str) -> None:
+    """Key "prefs" of ``ns`` stored as ``{"tone": "casual"}``, open in the editor with
+    ``{"tone": "formal"}`` typed and not yet saved."""
     _put(admin, ns, "prefs", value={"tone": "casual"})
     _sign_in(page, server.url)
     _open_ns(page, ns)
     _open_key(page, "prefs")
     page.click("#edit")
     page.fill("#edit-text", '{"tone": "formal"}')
+
+
+def test_a_2xx_answer_that_is_not_json_is_an_error_not_a_save(
+    page: Page, server: ServerProcess, admin: httpx.Client
+) -> None:
+    ns = "tenant-portal"
+    _editing_prefs(page, server, admin, ns)
     portal = "<html><body><h1>Welcome! Sign in to the Wi-Fi</h1></body></html>"
     page.route(
         lambda url: "/keys/prefs" in url,
@@ -412,12 +418,7 @@ def test_a_save_whose_answer_was_lost_is_not_reported_as_another_clients(
     meets a 412 from the console's own first attempt. It used to say "another client saved
     version N"; the key holds exactly what was sent, so it is reported saved."""
     ns = "tenant-lost"
-    _put(admin, ns, "prefs", value={"tone": "casual"})
-    _sign_in(page, server.url)
-    _open_ns(page, ns)
-    _open_key(page, "prefs")
-    page.click("#edit")
-    page.fill("#edit-text", '{"tone": "formal"}')
+    _editing_prefs(page, server, admin, ns)
     lost = {"puts": 0}
 
     def first_put_applied_then_cut(route: Any) -> None:

@@ -24,8 +24,23 @@ __all__ = [
     "Principal",
     "current_principal",
     "is_loopback",
+    "jsonrpc_refusal",
     "require",
 ]
+
+
+async def jsonrpc_refusal(
+    send: Any, status: int, code: int, message: str, headers: list[tuple[bytes, bytes]]
+) -> None:
+    """Answer an HTTP request refused before it reaches the MCP app: ``status`` with a
+    JSON-RPC error body (``code``, ``message``) and ``headers`` beside its content headers."""
+    body = json.dumps(
+        {"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}}
+    ).encode()
+    content = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": content + headers})
+    await send({"type": "http.response.body", "body": body})
+
 
 # The principal of the HTTP request being served; None on stdio and anonymous HTTP.
 _PRINCIPAL: contextvars.ContextVar[Principal | None] = contextvars.ContextVar(
@@ -74,21 +89,8 @@ class BearerAuth:
         try:
             principal = self.authorizer.authenticate(header)
         except Unauthorized as exc:
-            body = json.dumps(
-                {"jsonrpc": "2.0", "id": None, "error": {"code": -32001, "message": str(exc)}}
-            ).encode()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 401,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                        (b"www-authenticate", b'Bearer error="invalid_token"'),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
+            challenge = [(b"www-authenticate", b'Bearer error="invalid_token"')]
+            await jsonrpc_refusal(send, 401, -32001, str(exc), challenge)
             return
         scope.setdefault("state", {})["botwire_principal"] = principal
         token = _PRINCIPAL.set(principal)

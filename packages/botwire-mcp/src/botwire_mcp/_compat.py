@@ -8,8 +8,9 @@ supports both rather than forcing one.
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+from ._auth import jsonrpc_refusal
 
 # Only one generation is installed at a time, so which of these ignores mypy needs depends on
 # it (the other side's module is missing, or the names are defined twice): each ignore lists the
@@ -123,18 +124,4 @@ class NoServerStream:
             "botwire-mcp: this stateless server offers no server-initiated stream, so GET is "
             "not allowed; send MCP requests with POST."
         )
-        body = json.dumps(
-            {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": message}}
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 405,
-                "headers": [
-                    (b"allow", b"POST"),
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await jsonrpc_refusal(send, 405, -32600, message, [(b"allow", b"POST")])
