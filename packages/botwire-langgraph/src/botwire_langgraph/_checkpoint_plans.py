@@ -29,15 +29,12 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from botwire import Conflict, ValueTooLarge
+from botwire import ValueTooLarge
 
 from . import _keys as K
 from ._io import (
-    MAX_BATCH,
     Atomic,
-    DeleteMany,
     Get,
-    GetEntry,
     GetMany,
     ListKeys,
     Plan,
@@ -60,13 +57,9 @@ from ._serde import (
 
 __all__ = [
     "Ref",
-    "copy_thread_plan",
-    "delete_for_runs_plan",
-    "delete_thread_plan",
     "fetch_tuples_plan",
     "get_tuple_plan",
     "list_refs_plan",
-    "prune_plan",
     "put_plan",
     "put_writes_plan",
     "store_writes_plan",
@@ -78,8 +71,6 @@ _MARKED_MAX = 10_000  # threads whose current run a saver remembers
 _KNOWN_MAX = 10_000  # (thread, checkpoint namespace) pairs whose "latest" a saver remembers
 #: (thread id, checkpoint namespace) -> the "latest" pointer a saver last wrote or read there
 Known = dict[tuple[str, str], dict[str, Any]]
-_COPY_CHUNK = 200
-_CAS_RETRIES = 10
 
 
 def _config(thread_id: str, ns: str, checkpoint_id: str) -> RunnableConfig:
@@ -142,7 +133,7 @@ def put_plan(
     pointer = _pointer(cid, body, inline)
     ops.append(("set", K.latest_key(thread_id, ns), pointer, None))
     # Repeat-safe: a retry that applies it again sets the same values and appends the id to
-    # the index again, which every reader dedupes (``_dedupe``). Only a put of another
+    # the index again, which every reader dedupes (``dedupe_ids``). Only a put of another
     # checkpoint of this thread between the two could be undone ("latest" set back), and that
     # needs a second writer of the thread, whose puts already race each other.
     waiting: Taken = {(thread_id, ns, parent): list(parent_writes)} if parent else {}
@@ -181,7 +172,7 @@ def _pointer(cid: str, body: dict[str, Any], inline: dict[str, Any]) -> dict[str
     }
 
 
-def _open(stored: dict[str, Any]) -> dict[str, Any]:
+def open_record(stored: dict[str, Any]) -> dict[str, Any]:
     """A stored record or pointer with its packed fields (``"z"``) unpacked; records of the old
     layout (never packed) come back as they are."""
     if "z" not in stored:
@@ -191,9 +182,9 @@ def _open(stored: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _pointer_of(serde: SerializerProtocol, record: dict[str, Any]) -> dict[str, Any]:
+def pointer_of(serde: SerializerProtocol, record: dict[str, Any]) -> dict[str, Any]:
     """:func:`_pointer` of a stored record (either layout)."""
-    record = _open(record)
+    record = open_record(record)
     return _pointer(record["id"], load_doc(serde, record["checkpoint"]), record.get("values") or {})
 
 
@@ -280,7 +271,7 @@ def fetch_tuples_plan(
         for ref in refs:
             rec = got.get(K.checkpoint_key(*ref))
             if rec is not None:
-                records[ref] = _open(rec)
+                records[ref] = open_record(rec)
                 writes_raw[ref] = got.get(K.writes_key(*ref)) or []
 
     selected: list[tuple[Ref, dict[str, Any], dict[str, Any], Any]] = []
@@ -365,7 +356,7 @@ def get_tuple_plan(
     guess = known.get(pair) if known is not None else None
     got: dict[str, Any] | None = None
     if guess is not None:
-        got = yield GetMany([key, *_named(thread_id, ns, _open(guess))])
+        got = yield GetMany([key, *_named(thread_id, ns, open_record(guess))])
         stored = got.get(key)
         if stored != guess:  # another put, a deletion: what it named is not this one's
             got = None
@@ -375,7 +366,7 @@ def get_tuple_plan(
         if known is not None:
             known.pop(pair, None)
         return None
-    latest = _open(stored)
+    latest = open_record(stored)
     if "ptr" not in latest:  # the old layout: "latest" holds a copy of the record
         ref = (thread_id, ns, latest["id"])
         found = yield from fetch_tuples_plan(serde, [ref], records={ref: latest})
@@ -389,7 +380,7 @@ def get_tuple_plan(
     rec = got.get(rec_key)
     if rec is None:  # deleted meanwhile (delete_thread removes the pointer first)
         return None
-    rec = _open(rec)
+    rec = open_record(rec)
     ckpt = load_doc(serde, rec["checkpoint"])
     if any(
         ch not in (rec.get("values") or {}) and latest["blobs"].get(ch, _MISSING) != v
@@ -408,7 +399,7 @@ def _named(thread_id: str, ns: str, pointer: dict[str, Any]) -> list[str]:
     return [K.checkpoint_key(*ref), K.writes_key(*ref), *blobs]
 
 
-def _dedupe(ids: Iterable[str]) -> list[str]:
+def dedupe_ids(ids: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
@@ -443,192 +434,11 @@ def list_refs_plan(
         ids = yield Tail(K.index_key(t, n), limit)
         if len(set(ids)) < len(ids):  # a checkpoint was put twice: read the whole index
             ids = (yield Get(K.index_key(t, n))) or []
-        refs = [(t, n, c) for c in _dedupe(ids)]
+        refs = [(t, n, c) for c in dedupe_ids(ids)]
     else:
         got = yield from get_many_chunked([K.index_key(t, n) for t, n in pairs])
-        refs = [(t, n, c) for t, n in pairs for c in _dedupe(got.get(K.index_key(t, n)) or [])]
+        refs = [(t, n, c) for t, n in pairs for c in dedupe_ids(got.get(K.index_key(t, n)) or [])]
     if before_id:
         refs = [r for r in refs if r[2] < before_id]
     refs.sort(key=lambda r: r[2], reverse=True)
     return refs
-
-
-# -- maintenance ---------------------------------------------------------------------------
-
-
-def _delete_keys(keys: Sequence[str]) -> Plan[None]:
-    for i in range(0, len(keys), MAX_BATCH):
-        yield DeleteMany(keys[i : i + MAX_BATCH])
-
-
-def delete_thread_plan(thread_id: str) -> Plan[None]:
-    keys = yield ListKeys(K.thread_prefix(thread_id))
-    runs = {K.unesc(p[3]) for p in (k.split("/") for k in keys) if len(p) > 3 and p[2] == "run"}
-    # the pointers go first, so a concurrent reader never follows one to a deleted record
-    ordered = sorted(keys, key=lambda k: k.split("/")[2] != "latest")
-    yield from _delete_keys(ordered + [K.run_marker_key(r, thread_id) for r in sorted(runs)])
-
-
-def _latest_id(latest: dict[str, Any]) -> str:
-    """The checkpoint id a "latest" value names (a pointer, or an old layout's record copy)."""
-    return str(latest["ptr"] if "ptr" in latest else latest["id"])
-
-
-def _remove_from_index(
-    serde: SerializerProtocol, thread_id: str, ns: str, victims: set[str]
-) -> Plan[None]:
-    """Drop ``victims`` from the index of (thread, ns) and move the latest pointer back if it
-    pointed at one of them; compare-and-set on the index so a concurrent put is never lost."""
-    idx_key, latest_key = K.index_key(thread_id, ns), K.latest_key(thread_id, ns)
-    for _ in range(_CAS_RETRIES):
-        entry = yield GetEntry(idx_key)
-        latest = yield Get(latest_key)
-        ids = _dedupe(entry.value) if entry is not None else []
-        remaining = [c for c in ids if c not in victims]
-        ops: list[TxOp] = [("check", idx_key, entry.version if entry is not None else None)]
-        ops.append(("set", idx_key, remaining, None) if remaining else ("delete", idx_key))
-        if latest is not None and _latest_id(latest) in victims:
-            newest = max(remaining) if remaining else None
-            record = (yield Get(K.checkpoint_key(thread_id, ns, newest))) if newest else None
-            ops.append(
-                ("set", latest_key, _pointer_of(serde, record), None)
-                if record is not None
-                else ("delete", latest_key)
-            )
-        try:
-            yield Atomic(ops)
-        except Conflict:
-            continue
-        return None
-    raise Conflict(  # pragma: no cover - needs a pathological write storm
-        f"could not update the checkpoint index of thread {thread_id!r} (namespace {ns!r}): "
-        f"it kept changing under {_CAS_RETRIES} attempts; retry the call"
-    )
-
-
-def _run_of(serde: SerializerProtocol, record: dict[str, Any]) -> str | None:
-    run_id = load_doc(serde, _open(record)["metadata"]).get("run_id")
-    return str(run_id) if run_id else None
-
-
-def delete_for_runs_plan(serde: SerializerProtocol, run_ids: Sequence[str]) -> Plan[None]:
-    """The run markers ``r/R/T`` name the threads; in each, the checkpoints of run R are the ones
-    the old layout's ``t/T/run/R/N/C`` keys name and, since ``t/T/run/R`` (the new layout, one
-    key per run), the ones whose metadata says run R (the thread's records are read: a rare,
-    maintenance-time call pays that instead of every ``put`` writing a key)."""
-    victims: dict[tuple[str, str], set[str]] = {}
-    doomed: list[str] = []
-    for run_id in map(str, run_ids):
-        markers = yield ListKeys(K.run_marker_prefix(run_id))
-        for marker in markers:
-            thread_id = K.unesc(marker.split("/")[2])
-            keys = yield ListKeys(K.thread_prefix(thread_id))
-            run_key = K.thread_run_key(thread_id, run_id)
-            cps: list[str] = []
-            for key in keys:
-                p = key.split("/")
-                if p[2] == "run" and len(p) == 6 and K.unesc(p[3]) == run_id:  # the old layout
-                    victims.setdefault((thread_id, K.unesc(p[4])), set()).add(K.unesc(p[5]))
-                    doomed.append(key)
-                elif p[2] == "cp":
-                    cps.append(key)
-            if run_key in keys:
-                records = yield from get_many_chunked(cps)
-                for key, record in records.items():
-                    if _run_of(serde, record) == run_id:
-                        p = key.split("/")
-                        victims.setdefault((thread_id, K.unesc(p[3])), set()).add(K.unesc(p[4]))
-                doomed.append(run_key)
-            doomed.append(marker)
-    for (thread_id, ns), cids in victims.items():
-        doomed += [k for c in sorted(cids) for k in _checkpoint_keys(thread_id, ns, c)]
-        yield from _remove_from_index(serde, thread_id, ns, cids)
-    yield from _delete_keys(doomed)
-
-
-def _checkpoint_keys(thread_id: str, ns: str, cid: str) -> tuple[str, str]:
-    return K.checkpoint_key(thread_id, ns, cid), K.writes_key(thread_id, ns, cid)
-
-
-def prune_plan(serde: SerializerProtocol, thread_ids: Sequence[str], strategy: str) -> Plan[None]:
-    if strategy == "delete":
-        for thread_id in thread_ids:
-            yield from delete_thread_plan(thread_id)
-        return None
-    if strategy != "keep_latest":
-        raise ValueError(
-            f"unknown prune strategy {strategy!r}: BotWireSaver supports 'keep_latest' and 'delete'"
-        )
-    for thread_id in thread_ids:
-        keys = yield ListKeys(K.thread_prefix(thread_id))
-        latest_keys = [k for k in keys if k.split("/")[2] == "latest"]
-        latest = yield from get_many_chunked(latest_keys)
-        kept: dict[str, dict[str, Any]] = {}  # ns -> the record kept
-        pointed: dict[str, str] = {}  # ns -> the record key a pointer names
-        for key, value in latest.items():
-            ns = K.unesc(key.rsplit("/", 1)[1])
-            if "ptr" in value:  # a pointer's packed part is not needed here
-                pointed[ns] = K.checkpoint_key(thread_id, ns, str(value["ptr"]))
-            else:  # the old layout: the record itself
-                kept[ns] = value
-        if pointed:
-            records = yield from get_many_chunked(sorted(pointed.values()))
-            kept.update((ns, records[k]) for ns, k in pointed.items() if k in records)
-        keep: dict[str, tuple[str, dict[str, str]]] = {}  # ns -> (id, {channel: version token})
-        runs_kept: set[str] = set()
-        for ns, record in kept.items():
-            record = _open(record)
-            versions = load_doc(serde, record["checkpoint"]).get("channel_versions") or {}
-            keep[ns] = (record["id"], {ch: K.version_token(v) for ch, v in versions.items()})
-            runs_kept.add(_run_of(serde, record) or "")
-        doomed: list[str] = []
-        runs_left: set[str] = set()
-        runs_seen: set[str] = set()
-        ops: list[TxOp] = []
-        for key in keys:
-            p = key.split("/")
-            kind = p[2]
-            if kind in ("cp", "w"):
-                ns, cid = K.unesc(p[3]), K.unesc(p[4])
-                if ns in keep and cid != keep[ns][0]:
-                    doomed.append(key)
-            elif kind == "b":
-                ns, channel = K.unesc(p[3]), K.unesc(p[4])
-                if ns in keep and keep[ns][1].get(channel) != p[5]:
-                    doomed.append(key)
-            elif kind == "run" and len(p) == 4:  # t/T/run/R: kept while a kept record is R's
-                run_id = K.unesc(p[3])
-                runs_seen.add(run_id)
-                if run_id in runs_kept or len(keep) < len(latest_keys):
-                    runs_left.add(run_id)
-                else:
-                    doomed.append(key)
-            elif kind == "run":  # the old layout: t/T/run/R/N/C
-                run_id, ns, cid = K.unesc(p[3]), K.unesc(p[4]), K.unesc(p[5])
-                runs_seen.add(run_id)
-                if ns in keep and cid != keep[ns][0]:
-                    doomed.append(key)
-                else:
-                    runs_left.add(run_id)
-            elif kind == "idx":
-                ns = K.unesc(p[3])
-                if ns in keep:
-                    ops.append(("set", key, [keep[ns][0]], None))
-        doomed += [K.run_marker_key(r, thread_id) for r in sorted(runs_seen - runs_left)]
-        yield Atomic(ops)
-        yield from _delete_keys(doomed)
-    return None
-
-
-def copy_thread_plan(source_thread_id: str, target_thread_id: str) -> Plan[None]:
-    src, dst = K.thread_prefix(source_thread_id), K.thread_prefix(target_thread_id)
-    keys = yield ListKeys(src)
-    # pointers last, so the target never shows a "latest" whose record is not there yet
-    keys = sorted(keys, key=lambda k: k.split("/")[2] == "latest")
-    runs = {K.unesc(p[3]) for p in (k.split("/") for k in keys) if p[2] == "run"}
-    for i in range(0, len(keys), _COPY_CHUNK):
-        chunk = keys[i : i + _COPY_CHUNK]
-        values = yield GetMany(chunk)
-        yield Atomic([("set", dst + k[len(src) :], values[k], None) for k in chunk if k in values])
-    yield Atomic([("set", K.run_marker_key(r, target_thread_id), 1, None) for r in sorted(runs)])
-    return None

@@ -26,6 +26,7 @@ from botwire.integration import MemoryPair
 
 from . import _checkpoint_plans as P
 from . import _keys as K
+from . import _maintenance_plans as M
 from ._io import Plan, run_async, run_sync
 from ._pending import Item, Items, PendingWrites, Ref, Taken, backoff, log, writes_item
 
@@ -265,20 +266,20 @@ class BotWireSaver(BaseCheckpointSaver[str]):
 
     def delete_thread(self, thread_id: str) -> None:
         """Delete every checkpoint, write and blob of a thread (all checkpoint namespaces)."""
-        self._maintain(P.delete_thread_plan(str(thread_id)))
+        self._maintain(M.delete_thread_plan(str(thread_id)))
 
     def delete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Delete the checkpoints (and their writes) whose metadata ``run_id`` is in ``run_ids``."""
-        self._maintain(P.delete_for_runs_plan(self.serde, list(run_ids)))
+        self._maintain(M.delete_for_runs_plan(self.serde, list(run_ids)))
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Copy all checkpoints, writes and blobs of one thread to another."""
-        self._maintain(P.copy_thread_plan(str(source_thread_id), str(target_thread_id)))
+        self._maintain(M.copy_thread_plan(str(source_thread_id), str(target_thread_id)))
 
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """``keep_latest``: keep only each namespace's newest checkpoint (and the blobs it
         uses); ``delete``: delete the threads."""
-        self._maintain(P.prune_plan(self.serde, [str(t) for t in thread_ids], strategy))
+        self._maintain(M.prune_plan(self.serde, [str(t) for t in thread_ids], strategy))
 
     # -- async interface ----------------------------------------------------------------
 
@@ -364,19 +365,19 @@ class BotWireSaver(BaseCheckpointSaver[str]):
 
     async def adelete_thread(self, thread_id: str) -> None:
         """Async :meth:`delete_thread`."""
-        await self._amaintain(P.delete_thread_plan(str(thread_id)))
+        await self._amaintain(M.delete_thread_plan(str(thread_id)))
 
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Async :meth:`delete_for_runs`."""
-        await self._amaintain(P.delete_for_runs_plan(self.serde, list(run_ids)))
+        await self._amaintain(M.delete_for_runs_plan(self.serde, list(run_ids)))
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Async :meth:`copy_thread`."""
-        await self._amaintain(P.copy_thread_plan(str(source_thread_id), str(target_thread_id)))
+        await self._amaintain(M.copy_thread_plan(str(source_thread_id), str(target_thread_id)))
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """Async :meth:`prune`."""
-        await self._amaintain(P.prune_plan(self.serde, [str(t) for t in thread_ids], strategy))
+        await self._amaintain(M.prune_plan(self.serde, [str(t) for t in thread_ids], strategy))
 
     # -- writes that wait (``_pending``) -------------------------------------------------
 
