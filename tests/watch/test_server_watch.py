@@ -5,13 +5,13 @@ across HTTP, the hold bound, bad query parameters, and the OpenAPI description."
 from __future__ import annotations
 
 import json
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from support.polls import hold_poll
 from support.server import ServerProcess, running_server
 
 from botwire import Compacted, Memory
@@ -37,21 +37,6 @@ def plain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         yield s
 
 
-def _hold(server: ServerProcess, ns: str) -> socket.socket:
-    """Open a long-poll on ``ns`` (raw socket) and return once the server holds it."""
-    sock = socket.create_connection((server.host, server.port))
-    sock.sendall(
-        f"GET /v1/namespaces/{ns}/changes?after=0&wait=30 HTTP/1.1\r\n"
-        f"Host: 127.0.0.1:{server.port}\r\n\r\n".encode()
-    )
-    sock.settimeout(0.3)
-    try:
-        data = sock.recv(65536)
-    except TimeoutError:
-        return sock  # nothing yet: it is held
-    raise AssertionError(f"not held: {data[:300]!r}")
-
-
 def _poll(server: ServerProcess, ns: str, wait: float = 0.2) -> httpx.Response:
     return httpx.get(
         f"{server.url}/v1/namespaces/{ns}/changes", params={"after": 0, "wait": wait}, timeout=10
@@ -59,13 +44,13 @@ def _poll(server: ServerProcess, ns: str, wait: float = 0.2) -> httpx.Response:
 
 
 def test_waiters_are_bounded_per_namespace_and_per_server(server: ServerProcess) -> None:
-    held = [_hold(server, "tenant-a"), _hold(server, "tenant-a")]
+    held = [hold_poll(server, "tenant-a"), hold_poll(server, "tenant-a")]
     try:
         refused = _poll(server, "tenant-a")
         assert refused.status_code == 429 and refused.headers["retry-after"] == "1"
         error = refused.json()["error"]
         assert error["quota"] == "max_watchers_per_namespace" and "tenant-a" in error["message"]
-        held.append(_hold(server, "tenant-b"))
+        held.append(hold_poll(server, "tenant-b"))
         refused = _poll(server, "tenant-c")
         assert refused.status_code == 429
         assert refused.json()["error"]["quota"] == "max_watchers"
@@ -79,7 +64,7 @@ def test_waiters_are_bounded_per_namespace_and_per_server(server: ServerProcess)
 
 def test_a_disconnected_waiter_is_freed(server: ServerProcess) -> None:
     for _ in range(3):  # more than the namespace's limit of 2, one pair at a time
-        held = [_hold(server, "tenant-a"), _hold(server, "tenant-a")]
+        held = [hold_poll(server, "tenant-a"), hold_poll(server, "tenant-a")]
         for sock in held:
             sock.close()
         deadline = time.monotonic() + 5  # the hold is 30 s: only a freed slot answers in time

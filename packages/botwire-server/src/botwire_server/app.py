@@ -50,6 +50,9 @@ async def _housekeeping(ctx: ServerContext, every: float) -> None:
             purged = await ctx.store.housekeeping()
             if purged:
                 log.info("housekeeping purged %d expired entries", purged)
+            hub = ctx.extra.get("watch")
+            if hub is not None:  # it may have cleared idle namespaces or trimmed lists:
+                hub.wake_all()  # their waiters read again (once a round, not per key)
         except Exception as exc:  # keep the loop alive; the next round retries
             ctx.metrics.store_errors.labels(type(exc).__name__).inc()
             log.warning("housekeeping failed: %s", exc)
@@ -104,6 +107,7 @@ def create_app(
         )
         await hub.open()  # PostgreSQL: LISTEN botwire_changes
         metrics.watchers.set_function(lambda: hub.count)
+        metrics.watch_wakes.set_function(lambda: hub.wakes)
         ctx.extra["watch"] = hub
         ctx.runner.on_write = hub.written
         task = asyncio.create_task(_housekeeping(ctx, settings.housekeeping_seconds))

@@ -61,6 +61,12 @@ class Metrics:
         self.watchers = Gauge(
             "botwire_watchers", "Long-polls of /changes waiting now.", registry=self.registry
         )
+        #: held long-polls woken to read again (each wake is one read of the store); a callback
+        self.watch_wakes = Gauge(
+            "botwire_watch_wakes",
+            "Held long-polls of /changes woken to read the store again (since start).",
+            registry=self.registry,
+        )
         #: group commit (issue 22): transactions run for grouped writes, and the writes in
         #: them; callbacks, read at scrape (writes / groups = writes per COMMIT). SQLite counts
         #: every group; PostgreSQL the transactions that ran several writes of one namespace

@@ -4,10 +4,15 @@ A waiter holds an :class:`asyncio.Event` registered under its namespace; it re-r
 store's ``changes`` whenever the event is set. Three sources set it:
 
 - **writes made by this process**: the store runner calls :meth:`WatchHub.written` after a
-  write commits (every backend);
+  write commits (every backend), with the keys the write's ops named; it wakes the waiters
+  whose prefix one of them is under (a ``clear``, a policy change, housekeeping: all of the
+  namespace's). A held poll with a prefix nobody writes is never woken by this server's writes;
+  before, 100 of them made each write cost 100 reads;
 - **other processes on the same SQLite file**: while anyone waits, one task polls the store's
-  ``data_version`` every :data:`POLL_SECONDS`; when it moved, it reads the high-water version
-  of each watched namespace (two index look-ups each) and wakes those that moved;
+  ``foreign_version`` (``PRAGMA data_version`` on the writer connection: other connections'
+  commits move it, this store's own do not) every :data:`POLL_SECONDS`; when it moved, it
+  reads the high-water version of each watched namespace (two index look-ups each) and wakes
+  all the waiters of those that moved;
 - **other replicas on PostgreSQL**: ``LISTEN botwire_changes`` on a dedicated connection (a
   thread, ``storage._pg_listen``, shared with a store used without a server); each replica,
   after its writes commit, sends the namespaces it wrote with ``SELECT
@@ -39,7 +44,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any
 
 from botwire import QuotaExceeded
@@ -84,8 +89,11 @@ class WatchHub:
         self.store = store
         self.max_watchers = max_watchers
         self.per_namespace = per_namespace
-        self._waiters: dict[str, set[asyncio.Event]] = {}
+        #: namespace -> each waiter's event and the prefix it reads under
+        self._waiters: dict[str, dict[asyncio.Event, str]] = {}
         self.count = 0
+        #: waiters woken to read again (a metric: a wake is one read of the store)
+        self.wakes = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._poller: asyncio.Task[None] | None = None
         self._high: dict[str, int] = {}
@@ -164,9 +172,10 @@ class WatchHub:
     # -- waiters -------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def waiting(self, ns: str) -> Iterator[asyncio.Event]:
+    def waiting(self, ns: str, prefix: str = "") -> Iterator[asyncio.Event]:
         """Register a waiter on ``ns`` for the block (freed however the block ends: answer,
-        error, client gone); 429 when the server or the namespace holds its limit."""
+        error, client gone); 429 when the server or the namespace holds its limit. A write made
+        here wakes it only when it names a key under ``prefix`` (:meth:`written`)."""
         waiters = self._waiters.get(ns)
         if self.count >= self.max_watchers:
             raise QuotaExceeded(
@@ -190,32 +199,41 @@ class WatchHub:
             )
         event = asyncio.Event()
         if waiters is None:
-            waiters = self._waiters[ns] = set()
-        waiters.add(event)
+            waiters = self._waiters[ns] = {}
+        waiters[event] = prefix
         self.count += 1
         self._start_poller()
         try:
             yield event
         finally:
             self.count -= 1
-            waiters.discard(event)
+            waiters.pop(event, None)
             if not waiters and self._waiters.get(ns) is waiters:
                 del self._waiters[ns]
                 self._high.pop(ns, None)
 
-    def wake(self, ns: str) -> None:
-        for event in self._waiters.get(ns, ()):
-            event.set()
-
-    def wake_all(self) -> None:
-        for waiters in self._waiters.values():
-            for event in waiters:
+    def wake(self, ns: str, keys: Collection[str] | None = None) -> None:
+        """Wake the waiters of ``ns``: those whose prefix one of ``keys`` is under, or all of
+        them when the keys are not known (``None``: another process's write, a ``clear``)."""
+        for event, prefix in self._waiters.get(ns, {}).items():
+            if event.is_set():
+                continue
+            if keys is None or not prefix or any(k.startswith(prefix) for k in keys):
+                self.wakes += 1
                 event.set()
 
-    def written(self, ns: str) -> None:
-        """A write to ``ns`` committed in this process: wake its waiters here, and tell the
-        other replicas (PostgreSQL)."""
-        self.wake(ns)
+    def wake_all(self) -> None:
+        for ns in list(self._waiters):
+            self.wake(ns)
+
+    def written(self, ns: str, keys: Collection[str] | None = None) -> None:
+        """A write to ``ns`` committed in this process: wake its waiters here (only those
+        under a prefix of one of ``keys``, the keys the write named, when given), and tell the
+        other replicas (PostgreSQL; they wake all of the namespace's waiters)."""
+        if keys is None:
+            self.wake(ns)
+        else:
+            self.wake(ns, keys)
         if self._dsn is None or self._stop.is_set() or not self._gate.open():
             return
         with self._pending_lock:
@@ -236,17 +254,22 @@ class WatchHub:
         self._poller = asyncio.get_running_loop().create_task(self._poll())
 
     async def _poll(self) -> None:
-        """While anyone waits: when ``data_version`` moved, wake the watched namespaces whose
-        high-water version moved (a commit by any connection, this process's included)."""
+        """While anyone waits: when another connection committed (``foreign_version``; a
+        store without it: ``data_version``, any commit), wake the watched namespaces whose
+        high-water version moved."""
         store = self.store
-        seen = store.data_version()
+        # this process's own writes woke their waiters (``written``, key by key): where the
+        # store can tell, only another connection's commits make the poller wake anyone
+        foreign = getattr(store, "foreign_version", None)
+        seen = store.data_version() if foreign is None else foreign()
         while self.count > 0:
             await asyncio.sleep(POLL_SECONDS)
             try:
-                version = store.data_version()
+                version = store.data_version() if foreign is None else foreign()
                 if version == seen:
                     continue
-                seen = version
+                if version is not None:  # None: the writer is busy, so treat it as moved
+                    seen = version
                 names = list(self._waiters)
                 highs = store.high_waters(names)
             except Exception as exc:  # the waiters' own reads report the store's failure

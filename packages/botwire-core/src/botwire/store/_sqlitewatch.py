@@ -41,6 +41,7 @@ class SQLiteWatch:
         _readers: Readers[SQLiteTx] | None
         _signal: sqlite3.Connection | None
         _signal_lock: threading.Lock
+        _lock: threading.RLock  # the writer connection's
 
         def _read(self) -> Any: ...
 
@@ -62,6 +63,21 @@ class SQLiteWatch:
                     check_same_thread=False,
                 )
             return int(conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def foreign_version(self) -> int | None:
+        """A number that changes when another connection commits (another process, or another
+        store on the file) and **not** when this store does: ``PRAGMA data_version`` on the
+        writer connection. ``None`` while a write holds that connection (ask again later, or
+        treat it as moved). The server's watch poller reads it: this store's own writes wake
+        their waiters themselves, key by key (``botwire_server.watch``)."""
+        if self._readers is None:  # :memory: -- no other connection can commit
+            return 0
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+        finally:
+            self._lock.release()
 
     def _close_signal(self) -> None:
         poller: VersionPoller | None = getattr(self, "_poller", None)

@@ -73,7 +73,7 @@ async def get_changes(request: Request) -> Response:
     hub = ctx.extra["watch"]
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
-    with hub.waiting(ns) as event:  # 429 beyond the limits, before anything is held
+    with hub.waiting(ns, prefix) as event:  # 429 beyond the limits, before anything is held
         gone = asyncio.ensure_future(_disconnected(request))
         try:
             while True:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, Protocol, TypeVar
 
 import anyio.to_thread
@@ -89,8 +89,9 @@ class StoreRunner(ThreadedAsyncStore):
         super().__init__(store, owned=True, inline=inline)
         self.on_error = on_error
         self.reader: AsyncReader | None = None
-        #: Called with a namespace after a write to it committed (the watch hub's ``written``)
-        self.on_write: Callable[[str], None] | None = None
+        #: Called after a write committed with its namespace and the keys it named (``None``:
+        #: any key, a ``clear``): the watch hub's ``written``
+        self.on_write: Callable[[str, Collection[str] | None], None] | None = None
         #: Group commit of concurrent writes, for a store that offers it (SQLite's
         #: ``batch_group``): on the loop when inline, else one group at a time in a thread.
         run_group = getattr(store, "batch_group", None)
@@ -194,13 +195,15 @@ class StoreRunner(ThreadedAsyncStore):
                 namespace, ops, atomic=atomic, idempotency_key=idempotency_key
             )
         if self.on_write is not None and mutates:
-            self.on_write(namespace)  # committed: wake its watchers
+            # committed: wake its watchers. Every key an op names, reads too: a get or a check
+            # in a write batch removes its key when expired (a tombstone, a change)
+            self.on_write(namespace, {op.key for op in ops})
         return results
 
     async def clear(self, namespace: str, *, idempotency_key: str | None = None) -> int:
         cleared = await super().clear(namespace, idempotency_key=idempotency_key)
         if self.on_write is not None and cleared:
-            self.on_write(namespace)
+            self.on_write(namespace, None)
         return cleared
 
     def _policy_store(self, namespace: str) -> Any:
@@ -221,6 +224,8 @@ class StoreRunner(ThreadedAsyncStore):
     async def set_policy(self, namespace: str, changes: dict[str, float | int | None]) -> Policy:
         store = self._policy_store(namespace)
         policy: Policy = await self._call(store.set_policy, namespace, changes)
+        if self.on_write is not None:  # a lower max_list_len may have trimmed lists
+            self.on_write(namespace, None)
         return policy
 
     async def read_batch_json(
