@@ -8,6 +8,7 @@ baseline, same run, same writes), then with the polls held; the server's CPU sha
 
     uv run python benchmarks/watch_fanout.py [--keys 50000] [--polls 100] [--rate 20]
     uv run python benchmarks/watch_fanout.py --postgres [--postgres-url URL]   # on PostgreSQL
+    uv run python benchmarks/watch_fanout.py --postgres --replicas 2   # the owner on another
 """
 
 from __future__ import annotations
@@ -90,7 +91,16 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=20.0)
     parser.add_argument("--postgres", action="store_true", help="a PostgreSQL server, not SQLite")
     parser.add_argument("--postgres-url", default=None, help="default: a throwaway cluster")
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        choices=(1, 2),
+        default=1,
+        help="2 (PostgreSQL): the owner writes through another server than the polls' one",
+    )
     args = parser.parse_args()
+    if args.replicas == 2 and not args.postgres:
+        parser.error("--replicas 2 needs --postgres")
     settings = Settings(quick=False, rounds=1, out=Path("."), postgres_url=args.postgres_url)
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         database = str(Path(tmp) / "fanout.db")
@@ -99,20 +109,24 @@ def main() -> int:
             if url is None:
                 return 1
             database = url
-        with server("--watch-hold", "120", database=database) as srv:
-            ns = f"fanout-{time.time_ns()}"
-            owner, other = Memory(ns, url=srv.url), Memory(f"{ns}-other", url=srv.url)
-            for start in range(0, args.keys, 500):
-                owner.set_many({f"k{i:05d}": i for i in range(start, min(args.keys, start + 500))})
-            base = _phase(srv.url, srv.proc.pid, owner, other, args.rate)
-            socks = _hold(srv.host, srv.port, ns, args.polls)
-            time.sleep(1.0)
-            held = _phase(srv.url, srv.proc.pid, owner, other, args.rate)
-            for sock in socks:
-                sock.close()
-            owner.close()
-            other.close()
-    print(f"{args.keys} keys, {args.rate:g} writes/s by the owner, {args.polls} held polls")
+        srv = stack.enter_context(server("--watch-hold", "120", database=database))
+        writes_to = srv
+        if args.replicas == 2:
+            writes_to = stack.enter_context(server("--watch-hold", "120", database=database))
+        ns = f"fanout-{time.time_ns()}"
+        owner, other = Memory(ns, url=writes_to.url), Memory(f"{ns}-other", url=srv.url)
+        for start in range(0, args.keys, 500):
+            owner.set_many({f"k{i:05d}": i for i in range(start, min(args.keys, start + 500))})
+        base = _phase(srv.url, srv.proc.pid, owner, other, args.rate)
+        socks = _hold(srv.host, srv.port, ns, args.polls)
+        time.sleep(1.0)
+        held = _phase(srv.url, srv.proc.pid, owner, other, args.rate)
+        for sock in socks:
+            sock.close()
+        owner.close()
+        other.close()
+    where = " (through the other replica)" if args.replicas == 2 else ""
+    print(f"{args.keys} keys, {args.rate:g} writes/s by the owner{where}, {args.polls} held polls")
     for name, r in (("no poll held", base), (f"{args.polls} polls held", held)):
         print(
             f"  {name:>16}: another tenant's PUT {r['median_ms']:.2f} ms median, "

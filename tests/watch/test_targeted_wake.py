@@ -118,3 +118,38 @@ def test_another_process_on_the_file_still_wakes_a_poll(tmp_path: Path) -> None:
             job.close()
             store.close()
             m.close()
+
+
+@pytest.mark.postgres
+def test_another_replicas_writes_wake_only_the_polls_under_their_keys(postgres_url: str) -> None:
+    """Two replicas on one database: the writes made through one reach the other's waiters by
+    ``NOTIFY`` with hints of their keys, so there too only the polls under a written key wake;
+    a write of more keys than a notification hints at wakes them all."""
+    with (
+        running_server("--watch-hold", "30", database=postgres_url) as one,
+        running_server("--watch-hold", "30", database=postgres_url) as two,
+    ):
+        ns = f"wake-{time.monotonic_ns()}"
+        writer = Memory(ns, url=one.url)
+        after = writer.set("seed", 0)
+        idle = [hold_poll(two, ns, prefix="nothing/", after=after) for _ in range(HELD)]
+        job = hold_poll(two, ns, prefix="job/", after=after)
+        try:
+            time.sleep(1.0)  # both listeners are up (their start-up probes woke everyone)
+            before = _wakes(two)
+            for i in range(20):
+                writer.set(f"other/{i} with / and %", i)
+            time.sleep(0.5)
+            assert _wakes(two) == before, "another replica's writes woke polls not under them"
+            writer.set_many({"other/z": 1, "job/done": True})
+            found = poll_answer(job)
+            assert [e["key"] for e in found["changes"]] == ["job/done"]
+            assert all(still_held(s) for s in idle)
+            writer.set_many({f"many/{i}": i for i in range(40)})  # more keys than hints
+            time.sleep(0.5)
+            assert _wakes(two) >= before + 1 + HELD
+            assert all(still_held(s) for s in idle)  # they read, found nothing, hold on
+        finally:
+            for sock in [*idle, job]:
+                sock.close()
+            writer.close()

@@ -20,11 +20,13 @@ store's ``changes`` whenever the event is set. Three sources set it:
   dedicated connection, an ``AsyncConnection`` in the event loop (no thread hop per write, no
   cursor). Sends are coalesced: one query at a time and at most one per :data:`NOTIFY_INTERVAL`;
   each payload carries many namespaces, space-separated (namespaces have no spaces), up to
-  PostgreSQL's 8000 bytes. A quiet replica notifies at once; a busy one sends one query for all
-  the writes of an interval (measured: a NOTIFY per write cost a quarter of PostgreSQL SET
-  throughput and a third of APPEND's). NOTIFY is never sent inside the write's own transaction:
-  PostgreSQL serializes the commits of notifying transactions. The listener skips the
-  notifications its own replica sent (their writes woke its waiters already).
+  PostgreSQL's 8000 bytes, each with hints of the keys written to it (at most ``MAX_HINTS``;
+  ``storage._pg_listen.notice``), so the other replicas too wake only the waiters a written key
+  may be under. A quiet replica notifies at once; a busy one sends one query for all the writes
+  of an interval (measured: a NOTIFY per write cost a quarter of PostgreSQL SET throughput and a
+  third of APPEND's). NOTIFY is never sent inside the write's own transaction: PostgreSQL
+  serializes the commits of notifying transactions. The listener skips the notifications its own
+  replica sent (their writes woke its waiters already).
   Behind a transaction-mode pooler (PgBouncer) a LISTEN is lost: its session goes back to the
   pool. The listener then uses ``--pg-listen-url`` (a direct connection); without it, or when
   the listener's start-up probe (a ``pg_notify`` it sends itself through the database URL)
@@ -49,7 +51,17 @@ from typing import Any
 
 from botwire import QuotaExceeded
 
-from .storage._pg_listen import CHANNEL, Listener, NotifyGate, refusal
+from .storage._pg_listen import (
+    CHANNEL,
+    MAX_HINTS,
+    Listener,
+    NotifyGate,
+    covers,
+    hints,
+    notice,
+    parse,
+    refusal,
+)
 from .storage._pg_listen import PROBE_SECONDS as LISTEN_PROBE_SECONDS
 
 __all__ = [
@@ -102,7 +114,8 @@ class WatchHub:
         self._connect_kwargs: dict[str, Any] = {}
         self._stop = threading.Event()
         self._listener: Listener | None = None
-        self._pending: set[str] = set()
+        #: namespaces written since the last notify -> the hints of their keys (None: any)
+        self._pending: dict[str, set[str] | None] = {}
         self._pending_lock = threading.Lock()
         self._sender: asyncio.Task[None] | None = None
         self._sent_at = 0.0  # the event loop's time of the last notify statement
@@ -213,12 +226,15 @@ class WatchHub:
                 self._high.pop(ns, None)
 
     def wake(self, ns: str, keys: Collection[str] | None = None) -> None:
-        """Wake the waiters of ``ns``: those whose prefix one of ``keys`` is under, or all of
-        them when the keys are not known (``None``: another process's write, a ``clear``)."""
-        for event, prefix in self._waiters.get(ns, {}).items():
-            if event.is_set():
-                continue
-            if keys is None or not prefix or any(k.startswith(prefix) for k in keys):
+        """Wake the waiters of ``ns``: those whose prefix one of ``keys`` (keys, or another
+        replica's hints of them) may be under (``covers``), or all of them when the keys are not
+        known (``None``: a ``clear``, another process's write without hints)."""
+        waiters = self._waiters.get(ns)
+        if not waiters:
+            return
+        test = None if keys is None else covers(keys)
+        for event, prefix in waiters.items():
+            if not event.is_set() and (test is None or not prefix or test(prefix)):
                 self.wakes += 1
                 event.set()
 
@@ -229,7 +245,7 @@ class WatchHub:
     def written(self, ns: str, keys: Collection[str] | None = None) -> None:
         """A write to ``ns`` committed in this process: wake its waiters here (only those
         under a prefix of one of ``keys``, the keys the write named, when given), and tell the
-        other replicas (PostgreSQL; they wake all of the namespace's waiters)."""
+        other replicas (PostgreSQL), with the keys' hints, so theirs wake the same way."""
         if keys is None:
             self.wake(ns)
         else:
@@ -237,7 +253,12 @@ class WatchHub:
         if self._dsn is None or self._stop.is_set() or not self._gate.open():
             return
         with self._pending_lock:
-            self._pending.add(ns)
+            known = self._pending.get(ns, set())
+            if keys is None or known is None:
+                self._pending[ns] = None
+            else:
+                known |= hints(keys)
+                self._pending[ns] = known if len(known) <= MAX_HINTS else None
         if self._sender is None or self._sender.done():
             self._sender = asyncio.get_running_loop().create_task(self._send())
 
@@ -308,9 +329,13 @@ class WatchHub:
             self._wake_moved(names, highs)
 
     def _woken(self, payload: str) -> None:
-        """Another replica's notification: wake the namespaces it names."""
-        for ns in payload.split(" "):
-            self.wake(ns)
+        """Another replica's notification: wake the namespaces it names (with hints: only the
+        waiters one of the written keys may be under)."""
+        for ns, keys in parse(payload):
+            if keys is None:
+                self.wake(ns)
+            else:
+                self.wake(ns, keys)
 
     async def _send(self) -> None:
         """Send the namespaces written since the last send, one statement at a time and at most
@@ -320,9 +345,10 @@ class WatchHub:
             if (wait := self._sent_at + NOTIFY_INTERVAL - loop.time()) > 0:
                 await asyncio.sleep(wait)
             with self._pending_lock:
-                names, self._pending = sorted(self._pending), set()
-            if not names:
+                pending, self._pending = self._pending, {}
+            if not pending:
                 return
+            names = [notice(ns, pending[ns]) for ns in sorted(pending)]
             self._sent_at = loop.time()
             if not self._gate.open():
                 continue
@@ -377,8 +403,9 @@ class WatchHub:
 
 
 def payloads(names: list[str]) -> list[str]:
-    """``names`` joined by spaces into as few payloads as fit :data:`PAYLOAD_BYTES` each
-    (namespaces are ASCII, at most 128 characters, without spaces)."""
+    """``names`` (namespaces, or a namespace's ``notice``: ASCII, without a space inside a
+    notice but between its two tokens) joined by spaces into as few payloads as fit
+    :data:`PAYLOAD_BYTES` each; a notice is never split."""
     out: list[str] = []
     chunk: list[str] = []
     size = 0

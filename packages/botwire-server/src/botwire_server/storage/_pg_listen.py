@@ -11,6 +11,13 @@ listener *probes*: it sends a notification of its own through ``notify_dsn`` (th
 use) and waits :data:`PROBE_SECONDS` for it. If it never arrives, ``on_unusable`` says why and
 the listener ends; its users poll instead.
 
+The payload (one definition, :func:`notice` and :func:`parse`): namespaces separated by spaces;
+a namespace whose written keys are known is followed by a *keyed* token, ``ns/h1/h2...``, each
+``h`` the first :data:`HINT_CHARS` characters of a key, percent-encoded, so a listener wakes
+only the waiters whose prefix such a key may be under (:func:`under`). Namespaces never hold
+``/``: a listener that predates the keyed token takes it for a namespace nobody watches and
+wakes on the plain one before it, as it always did.
+
 The writers' side: a role without ``EXECUTE`` on ``pg_notify`` has every notification refused,
 and asking again never mends it. :class:`NotifyGate` makes a writer (a server's hub, a store
 without a server) say so once, with the fix, and send none for :data:`REFUSED_RETRY` s.
@@ -18,27 +25,43 @@ without a server) say so once, with the fix, and send none for :data:`REFUSED_RE
 
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
+from urllib.parse import quote, unquote
 
 __all__ = [
     "CHANNEL",
+    "HINT_CHARS",
+    "MAX_HINTS",
     "PROBE_SECONDS",
     "RECONNECT_DELAY",
     "REFUSED_RETRY",
     "Listener",
     "NotifyGate",
+    "covers",
+    "hints",
+    "notice",
+    "parse",
     "refusal",
+    "under",
 ]
 
 log = logging.getLogger("botwire_server.watch")
 
-#: The PostgreSQL notification channel; the payload is namespaces separated by spaces.
+#: The PostgreSQL notification channel; the payload is namespaces separated by spaces (module).
 CHANNEL = "botwire_changes"
+#: A key's hint in a notification: its first this many characters (a longer prefix is matched
+#: conservatively: :func:`under`).
+HINT_CHARS = 64
+#: At most this many hints per namespace in one notification; beyond, none (all its waiters wake).
+MAX_HINTS = 32
+#: A keyed token longer than this is left out (its namespace's plain token wakes all).
+_KEYED_MAX = 3000
 #: How long the listener waits for its own probe notification before it gives up on LISTEN.
 PROBE_SECONDS = 5.0
 #: The first wait before reconnecting (doubled after each failure, up to 5 s).
@@ -50,6 +73,54 @@ _TICK = 0.5
 REFUSED_RETRY = 60.0
 #: SQLSTATE ``insufficient_privilege``
 _REFUSED = "42501"
+
+
+def hints(keys: Collection[str]) -> set[str]:
+    """The hints of ``keys`` (each key's first :data:`HINT_CHARS` characters)."""
+    return {key[:HINT_CHARS] for key in keys}
+
+
+def under(prefix: str, hint: str) -> bool:
+    """Whether a key with this hint may be under ``prefix``: exact for a key or a prefix of at
+    most :data:`HINT_CHARS` characters; a longer prefix that extends a cut-off hint counts."""
+    return hint.startswith(prefix) or (len(hint) >= HINT_CHARS and prefix.startswith(hint))
+
+
+def covers(keys: Collection[str]) -> Callable[[str], bool]:
+    """:func:`under` for many keys (or hints) at once: the test returned says whether one of
+    them may be under a prefix, in O(log n) per prefix (sorted once), so a write of 1,000 keys
+    does not cost 1,000 comparisons per waiting poll. Example: ``covers(["a/b"])("a/")``."""
+    ordered = sorted(hints(keys))
+    cut = {hint for hint in ordered if len(hint) >= HINT_CHARS}
+
+    def test(prefix: str) -> bool:
+        # the keys under a prefix sort together, from the first key at or above it
+        i = bisect.bisect_left(ordered, prefix)
+        if i < len(ordered) and ordered[i].startswith(prefix):
+            return True
+        return len(prefix) > HINT_CHARS and prefix[:HINT_CHARS] in cut
+
+    return test
+
+
+def notice(ns: str, keys: Collection[str] | None) -> str:
+    """``ns``'s part of a payload: ``ns``, then, when the written keys are known (at most
+    :data:`MAX_HINTS` hints), its keyed token. Example: ``notice("a", ["x y"]) == "a a/x%20y"``."""
+    if keys is None or not keys or len(keys) > MAX_HINTS:
+        return ns
+    keyed = "/".join(quote(hint, safe="") for hint in sorted(hints(keys)))
+    return ns if len(keyed) > _KEYED_MAX else f"{ns} {ns}/{keyed}"
+
+
+def parse(payload: str) -> Iterator[tuple[str, list[str] | None]]:
+    """Each namespace a payload names, with its key hints (``None``: unknown, wake them all)."""
+    tokens = payload.split(" ")
+    for i, token in enumerate(tokens):
+        ns, keyed, rest = token.partition("/")
+        if keyed:
+            yield ns, [unquote(hint) for hint in rest.split("/")]
+        elif not (i + 1 < len(tokens) and tokens[i + 1].startswith(token + "/")):
+            yield token, None
 
 
 def refusal(exc: BaseException) -> BaseException | None:

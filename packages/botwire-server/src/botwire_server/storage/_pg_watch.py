@@ -30,7 +30,7 @@ from botwire.store._sqlwatch import PRUNE_BATCH, check_changes_args
 from botwire.store._wakeups import Waiters, Wake, Wakeup, wait_for_change
 
 from ..watch import CHANNEL, NOTIFY_SQL
-from ._pg_listen import Listener, NotifyGate
+from ._pg_listen import Listener, NotifyGate, parse
 from ._pg_tx import PgTx
 
 if TYPE_CHECKING:
@@ -111,7 +111,7 @@ class Wakes:
         self._waiters.wake()
 
     def _payload(self, payload: str) -> None:
-        for namespace in payload.split(" "):
+        for namespace, _ in parse(payload):  # waits here are per namespace: hints unused
             self.wake(namespace)
 
     def _connected(self) -> None:
