@@ -12,7 +12,9 @@ namespace. Each case runs against a real server process, on SQLite and on Postgr
 
 from __future__ import annotations
 
+import contextlib
 import re
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,13 +44,27 @@ def _wakes(server: ServerProcess) -> float:
     return float(re.search(r"^botwire_watch_wakes (\S+)$", text, re.M).group(1))  # type: ignore[union-attr]
 
 
-def test_writes_under_other_prefixes_wake_no_poll(server: ServerProcess) -> None:
+@contextlib.contextmanager
+def _scene(
+    writes_to: ServerProcess, holds_on: ServerProcess
+) -> Iterator[tuple[Memory, list[socket.socket], socket.socket]]:
+    """A fresh namespace written through ``writes_to``, with :data:`HELD` polls under a prefix
+    no write names and one under ``job/`` held on ``holds_on``."""
     ns = f"wake-{time.monotonic_ns()}"
-    m = Memory(ns, url=server.url)
+    m = Memory(ns, url=writes_to.url)
     after = m.set("seed", 0)
-    idle = [hold_poll(server, ns, prefix="nothing/", after=after) for _ in range(HELD)]
-    job = hold_poll(server, ns, prefix="job/", after=after)
+    idle = [hold_poll(holds_on, ns, prefix="nothing/", after=after) for _ in range(HELD)]
+    job = hold_poll(holds_on, ns, prefix="job/", after=after)
     try:
+        yield m, idle, job
+    finally:
+        for sock in [*idle, job]:
+            sock.close()
+        m.close()
+
+
+def test_writes_under_other_prefixes_wake_no_poll(server: ServerProcess) -> None:
+    with _scene(server, server) as (m, idle, job):
         before = _wakes(server)
         for i in range(30):
             m.set(f"other/{i}", i)
@@ -69,10 +85,6 @@ def test_writes_under_other_prefixes_wake_no_poll(server: ServerProcess) -> None
         for sock in idle:
             assert [e["key"] for e in poll_answer(sock)["changes"]] == ["nothing/yet"]  # type: ignore[union-attr]
         assert _wakes(server) == before + 1 + HELD
-    finally:
-        for sock in [*idle, job]:
-            sock.close()
-        m.close()
 
 
 def test_a_clear_and_an_empty_prefix_wake_every_poll(server: ServerProcess) -> None:
@@ -128,28 +140,19 @@ def test_another_replicas_writes_wake_only_the_polls_under_their_keys(postgres_u
     with (
         running_server("--watch-hold", "30", database=postgres_url) as one,
         running_server("--watch-hold", "30", database=postgres_url) as two,
+        _scene(one, two) as (writer, idle, job),
     ):
-        ns = f"wake-{time.monotonic_ns()}"
-        writer = Memory(ns, url=one.url)
-        after = writer.set("seed", 0)
-        idle = [hold_poll(two, ns, prefix="nothing/", after=after) for _ in range(HELD)]
-        job = hold_poll(two, ns, prefix="job/", after=after)
-        try:
-            time.sleep(1.0)  # both listeners are up (their start-up probes woke everyone)
-            before = _wakes(two)
-            for i in range(20):
-                writer.set(f"other/{i} with / and %", i)
-            time.sleep(0.5)
-            assert _wakes(two) == before, "another replica's writes woke polls not under them"
-            writer.set_many({"other/z": 1, "job/done": True})
-            found = poll_answer(job)
-            assert [e["key"] for e in found["changes"]] == ["job/done"]
-            assert all(still_held(s) for s in idle)
-            writer.set_many({f"many/{i}": i for i in range(40)})  # more keys than hints
-            time.sleep(0.5)
-            assert _wakes(two) >= before + 1 + HELD
-            assert all(still_held(s) for s in idle)  # they read, found nothing, hold on
-        finally:
-            for sock in [*idle, job]:
-                sock.close()
-            writer.close()
+        time.sleep(1.0)  # both listeners are up (their start-up probes woke everyone)
+        before = _wakes(two)
+        for i in range(20):
+            writer.set(f"other/{i} with / and %", i)
+        time.sleep(0.5)
+        assert _wakes(two) == before, "another replica's writes woke polls not under them"
+        writer.set_many({"other/z": 1, "job/done": True})
+        found = poll_answer(job)
+        assert [e["key"] for e in found["changes"]] == ["job/done"]
+        assert all(still_held(s) for s in idle)
+        writer.set_many({f"many/{i}": i for i in range(40)})  # more keys than hints
+        time.sleep(0.5)
+        assert _wakes(two) >= before + 1 + HELD
+        assert all(still_held(s) for s in idle)  # they read, found nothing, hold on
