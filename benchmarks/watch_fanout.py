@@ -98,6 +98,7 @@ def main() -> int:
         default=1,
         help="2 (PostgreSQL): the owner writes through another server than the polls' one",
     )
+    parser.add_argument("--server-args", default="", help="more botwire-server flags (quoted)")
     args = parser.parse_args()
     if args.replicas == 2 and not args.postgres:
         parser.error("--replicas 2 needs --postgres")
@@ -109,10 +110,11 @@ def main() -> int:
             if url is None:
                 return 1
             database = url
-        srv = stack.enter_context(server("--watch-hold", "120", database=database))
+        flags = ["--watch-hold", "120", *args.server_args.split()]
+        srv = stack.enter_context(server(*flags, database=database))
         writes_to = srv
         if args.replicas == 2:
-            writes_to = stack.enter_context(server("--watch-hold", "120", database=database))
+            writes_to = stack.enter_context(server(*flags, database=database))
         ns = f"fanout-{time.time_ns()}"
         owner, other = Memory(ns, url=writes_to.url), Memory(f"{ns}-other", url=srv.url)
         for start in range(0, args.keys, 500):
