@@ -4,7 +4,7 @@ One tenant fills a namespace with ``--keys`` keys and writes ``--rate`` times a 
 read-only token holds the per-namespace limit of long-polls (``--polls``, ``after=1``, a prefix
 that matches nothing) on it. Another tenant's PUTs are timed, first with no poll held (the
 baseline, same run, same writes), then with the polls held; the server's CPU share and its
-``botwire_watch_wakes`` metric (each wake is one read of the store) are read around each phase.
+``botwire_watch_wakes_total`` (each wake is one read of the store) are read around each phase.
 
     uv run python benchmarks/watch_fanout.py [--keys 50000] [--polls 100] [--rate 20]
     uv run python benchmarks/watch_fanout.py --postgres [--postgres-url URL]   # on PostgreSQL
@@ -38,7 +38,7 @@ def _cpu(pid: int) -> float:
 
 def _wakes(url: str) -> float:
     text = httpx.get(f"{url}/metrics").text
-    found = re.search(r"^botwire_watch_wakes (\S+)$", text, re.M)
+    found = re.search(r"^botwire_watch_wakes_total (\S+)$", text, re.M)
     return float(found.group(1)) if found else float("nan")
 
 

@@ -4,10 +4,12 @@ A held ``/changes`` poll re-reads the store each time it is woken. When every wr
 namespace woke all of its waiters, a read-only token holding the per-namespace limit of polls
 on a prefix that matched nothing made each write cost one read per poll: 100 reads a write,
 which slowed every other tenant of the server (docs/server.md, "What a waiter's read costs").
-Now a write made by the server wakes the polls whose prefix one of its keys is under; the
-``botwire_watch_wakes`` metric counts the wakes (each one read). A ``clear`` (any key) and
-writes made elsewhere (another process, another replica) still wake every poll of the
-namespace. Each case runs against a real server process, on SQLite and on PostgreSQL.
+Now a write wakes the polls whose prefix one of its keys is under, whether this server, another
+replica (hints in the NOTIFY) or another process on the SQLite file (the poller reads the keys
+that changed) made it; the ``botwire_watch_wakes_total`` metric counts the wakes (each one
+read). A ``clear`` (any key) still wakes every poll of the namespace, and so do the store's own
+retention changes, also those its in-request purge makes. Each case runs against real server
+processes, on SQLite and on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerPro
 
 def _wakes(server: ServerProcess) -> float:
     text = httpx.get(f"{server.url}/metrics").text
-    return float(re.search(r"^botwire_watch_wakes (\S+)$", text, re.M).group(1))  # type: ignore[union-attr]
+    return float(re.search(r"^botwire_watch_wakes_total (\S+)$", text, re.M).group(1))  # type: ignore[union-attr]
 
 
 @contextlib.contextmanager
@@ -156,3 +158,91 @@ def test_another_replicas_writes_wake_only_the_polls_under_their_keys(postgres_u
         time.sleep(0.5)
         assert _wakes(two) >= before + 1 + HELD
         assert all(still_held(s) for s in idle)  # they read, found nothing, hold on
+
+
+def _answered_within(sock: socket.socket, seconds: float) -> list[tuple[str, bool]]:
+    """The held poll's changes, which must come within ``seconds`` (its hold is 30 s)."""
+    started = time.monotonic()
+    found = poll_answer(sock, timeout=40)
+    waited = time.monotonic() - started
+    assert waited < seconds, f"answered after {waited:.1f} s: at its hold's end, not woken"
+    return [(c["key"], bool(c.get("deleted"))) for c in found["changes"]]
+
+
+def _writes_elsewhere(server: ServerProcess, count: int = 600) -> None:
+    """More write transactions than the SQLite store's in-request purge waits for (512)."""
+    with Memory(f"busy-{time.monotonic_ns()}", url=server.url) as busy:
+        for i in range(count):
+            busy.set(f"k{i}", i)
+
+
+def test_the_purge_a_write_runs_wakes_what_it_clears_or_trims(tmp_path: Path) -> None:
+    """Every 512 writes the SQLite store purges inside a request, applying retention: it may
+    clear an idle namespace or trim a list, on the server's own connection, where no write's
+    keys name them."""
+    with running_server("--watch-hold", "30", database=tmp_path / "purge.db") as server:
+        idle = Memory(f"idle-{time.monotonic_ns()}", url=server.url)
+        idle.set_policy(max_idle=1)
+        after = idle.set("doc", 1)
+        chat = Memory(f"chat-{time.monotonic_ns()}", url=server.url)
+        chat.append("chat", *range(10))
+        chat.set_policy(max_list_len=3)
+        cleared = hold_poll(server, idle.namespace, after=after)
+        trimmed = hold_poll(server, chat.namespace, prefix="chat", after=chat.entry("chat").version)  # type: ignore[union-attr]
+        try:
+            time.sleep(1.5)  # idle past its max_idle
+            _writes_elsewhere(server)
+            assert _answered_within(cleared, 10) == [("doc", True)]
+            assert _answered_within(trimmed, 10) == [("chat", False)]
+            assert chat.get("chat") == [7, 8, 9]
+        finally:
+            cleared.close()
+            trimmed.close()
+            idle.close()
+            chat.close()
+
+
+def test_a_batch_of_checks_that_removes_an_expired_key_wakes(server: ServerProcess) -> None:
+    """A ``check`` removes its key when it has expired (a tombstone), even in a batch of
+    checks alone, which needs only read permission."""
+    ns = f"check-{time.monotonic_ns()}"
+    with Memory(ns, url=server.url) as m:
+        after = m.set("job/x", 1, ttl=1)
+        job = hold_poll(server, ns, prefix="job/", after=after)
+        try:
+            time.sleep(1.2)
+            answer = httpx.post(
+                f"{server.url}/v1/namespaces/{ns}/batch",
+                json={"ops": [{"op": "check", "key": "job/x", "version": None}]},
+            )
+            assert answer.status_code == 200, answer.text
+            assert _answered_within(job, 10) == [("job/x", True)]
+        finally:
+            job.close()
+
+
+def test_another_process_writing_wakes_no_poll_another_namespace_left_alone(
+    tmp_path: Path,
+) -> None:
+    """Two servers on one SQLite file. Another process's commit makes the poller read which
+    keys changed in the namespaces it watches (``changed_keys``): tenant B's own writes,
+    already matched by key, must not wake B's polls again because tenant A writes elsewhere."""
+    path = tmp_path / "two.db"
+    with (
+        running_server("--watch-hold", "30", database=path) as one,
+        running_server("--watch-hold", "30", database=path) as two,
+        _scene(one, one) as (b, idle, job),
+        Memory(f"tenant-a-{time.monotonic_ns()}", url=two.url) as a,
+    ):
+        a.set("first", 0)  # the poller's first look at B's namespace wakes its polls once
+        time.sleep(0.3)
+        before = _wakes(one)
+        for i in range(40):
+            a.set(f"k{i}", i)  # another process's commits: the poller looks each time
+            b.set(f"other/{i}", i)
+            time.sleep(0.03)
+        time.sleep(0.3)
+        assert _wakes(one) == before, "tenant A's writes woke tenant B's idle polls"
+        assert all(still_held(s) for s in [*idle, job])
+        Memory(b.namespace, url=two.url).set("job/elsewhere", 1)  # through the other process
+        assert _answered_within(job, 10) == [("job/elsewhere", False)]

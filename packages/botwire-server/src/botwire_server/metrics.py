@@ -15,6 +15,7 @@ from __future__ import annotations
 import gc
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import (
@@ -25,6 +26,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily
 
 from ._access import AccessLog, access_line, access_logger
 
@@ -61,10 +63,11 @@ class Metrics:
         self.watchers = Gauge(
             "botwire_watchers", "Long-polls of /changes waiting now.", registry=self.registry
         )
-        #: held long-polls woken to read again (each wake is one read of the store); a callback
-        self.watch_wakes = Gauge(
+        #: held long-polls woken to read again (each wake is one read of the store); a counter
+        #: read from the watch hub at scrape (``botwire_watch_wakes_total``)
+        self.watch_wakes = CallbackCounter(
             "botwire_watch_wakes",
-            "Held long-polls of /changes woken to read the store again (since start).",
+            "Held long-polls of /changes woken to read the store again.",
             registry=self.registry,
         )
         #: group commit (issue 22): transactions run for grouped writes, and the writes in
@@ -96,6 +99,31 @@ class Metrics:
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class CallbackCounter:
+    """A counter whose value is read from a callback at scrape time (``prometheus_client``'s
+    ``Counter`` is only incremented): for totals another object keeps.
+
+    Example::
+
+        wakes = CallbackCounter("botwire_watch_wakes", "...", registry=registry)
+        wakes.set_function(lambda: hub.wakes)  # exposed as botwire_watch_wakes_total
+    """
+
+    def __init__(self, name: str, documentation: str, *, registry: CollectorRegistry) -> None:
+        self.name, self.documentation = name, documentation
+        self._read: Callable[[], float] = lambda: 0.0
+        registry.register(self)
+
+    def set_function(self, read: Callable[[], float]) -> None:
+        self._read = read
+
+    def describe(self) -> list[CounterMetricFamily]:
+        return [CounterMetricFamily(self.name, self.documentation)]
+
+    def collect(self) -> list[CounterMetricFamily]:
+        return [CounterMetricFamily(self.name, self.documentation, value=self._read())]
 
 
 def _route_of(scope: dict[str, Any]) -> str:

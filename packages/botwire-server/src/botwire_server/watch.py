@@ -83,6 +83,9 @@ NOTIFY_SQL = "SELECT pg_notify(?, ?)"
 PAYLOAD_BYTES = 7900
 #: How often the SQLite poller looks at ``data_version`` while someone waits.
 POLL_SECONDS = 0.02
+#: At most this many changed keys are read per moved namespace to wake its waiters by key
+#: (another process's commit to the SQLite file); beyond, all of them wake.
+CHANGED_KEYS = 1000
 #: How often a PostgreSQL replica without a working LISTEN polls while anyone waits.
 PG_POLL_SECONDS = 0.1
 
@@ -216,6 +219,11 @@ class WatchHub:
         waiters[event] = prefix
         self.count += 1
         self._start_poller()
+        if ns not in self._high and callable(getattr(self.store, "foreign_version", None)):
+            # SQLite: the poller's base for this namespace, read before the waiter's first
+            # read, so its first look finds the keys changed since (not a wake of everyone)
+            with contextlib.suppress(Exception):  # none: the first look wakes them all
+                self._high[ns] = self.store.high_waters([ns]).get(ns, 0)
         try:
             yield event
         finally:
@@ -300,12 +308,31 @@ class WatchHub:
             self._wake_moved(names, highs)
 
     def _wake_moved(self, names: list[str], highs: dict[str, int]) -> None:
-        """Wake the namespaces whose high-water version moved since the last poll (the pollers
-        of a SQLite file and of PostgreSQL replicas behind a pooler)."""
+        """Wake the waiters of the namespaces whose high-water version moved since the last
+        poll (the pollers of a SQLite file and of PostgreSQL replicas behind a pooler): where
+        the store tells which keys changed since (``changed_keys``, at most
+        :data:`CHANGED_KEYS`), only the waiters one of them may be under; else all of them."""
+        moved: dict[str, int] = {}
         for ns in names:
-            high = highs.get(ns, 0)
-            if high != self._high.get(ns):
+            high, seen = highs.get(ns, 0), self._high.get(ns)
+            if high != seen:
                 self._high[ns] = high
+                if seen is None:
+                    self.wake(ns)  # first seen: its waiters read once
+                else:
+                    moved[ns] = seen
+        changed = getattr(self.store, "changed_keys", None)
+        found: dict[str, list[str] | None] = {}
+        if moved and changed is not None:
+            try:
+                found = changed(moved, CHANGED_KEYS)
+            except Exception as exc:  # the waiters' own reads report the store's failure
+                log.warning("watch poller: %s", exc)
+        for ns in moved:
+            keys = found.get(ns)
+            if keys:
+                self.wake(ns, keys)
+            else:  # unknown, too many, or moved by pruning alone (a 410 to tell)
                 self.wake(ns)
 
     # -- PostgreSQL: other replicas ------------------------------------------------------------

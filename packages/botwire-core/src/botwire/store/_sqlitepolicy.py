@@ -34,6 +34,9 @@ class PolicyMixin:
     _transact: Callable[..., Any]
     prune_tombstones: Callable[..., int]
     sweep: Callable[..., int]
+    #: Namespaces cleared, lists trimmed and tombstone batches pruned by this store's
+    #: housekeeping so far (a server's watch poller wakes on it: ``foreign_version``)
+    retention_changes = 0
 
     def get_policy(self, namespace: str) -> Policy:
         """The namespace's retention policy in force (``SupportsPolicy``)."""
@@ -69,6 +72,7 @@ class PolicyMixin:
             for ns, key in lists:
                 trim = functools.partial(self.engine.trim_list, ns=ns, key=key, now=now)
                 self._transact(trim, frees=True)
+            self.retention_changes += len(idle) + len(lists)
             if len(idle) < POLICY_BATCH and len(lists) < POLICY_BATCH:
                 break
         return cleared
@@ -102,7 +106,8 @@ class PolicyMixin:
             if done < PURGE_BATCH:
                 break
         purged += self._enforce_policies(max_batches)
-        self.prune_tombstones(max_batches=max_batches)
+        if self.prune_tombstones(max_batches=max_batches):
+            self.retention_changes += 1  # a resume point may now be compacted (410)
         # leftovers of long lists: a bounded purge (inside a request) sweeps only for a store
         # that sweeps itself; the server's housekeeping (unbounded, in a thread) always does
         if self._rows.trashed and (self.auto_sweep or max_batches is None):

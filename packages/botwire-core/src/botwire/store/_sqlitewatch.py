@@ -42,6 +42,7 @@ class SQLiteWatch:
         _signal: sqlite3.Connection | None
         _signal_lock: threading.Lock
         _lock: threading.RLock  # the writer connection's
+        retention_changes: int  # PolicyMixin's
 
         def _read(self) -> Any: ...
 
@@ -64,18 +65,21 @@ class SQLiteWatch:
                 )
             return int(conn.execute("PRAGMA data_version").fetchone()[0])
 
-    def foreign_version(self) -> int | None:
-        """A number that changes when another connection commits (another process, or another
-        store on the file) and **not** when this store does: ``PRAGMA data_version`` on the
-        writer connection. ``None`` while a write holds that connection (ask again later, or
-        treat it as moved). The server's watch poller reads it: this store's own writes wake
-        their waiters themselves, key by key (``botwire_server.watch``)."""
+    def foreign_version(self) -> tuple[int, int] | None:
+        """A value that changes when another connection commits (another process, or another
+        store on the file) or this store's housekeeping changes data (``retention_changes``:
+        a namespace cleared, a list trimmed, tombstones pruned, also by the purge a write runs
+        every 512 writes), and **not** when this store's writes commit: ``PRAGMA data_version``
+        on the writer connection. ``None`` while a write holds that connection (ask again
+        later, or treat it as moved). The server's watch poller reads it: this store's writes
+        wake their waiters themselves, key by key (``botwire_server.watch``)."""
+        own = self.retention_changes  # this store's own housekeeping changed data
         if self._readers is None:  # :memory: -- no other connection can commit
-            return 0
+            return (0, own)
         if not self._lock.acquire(blocking=False):
             return None
         try:
-            return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+            return (int(self._conn.execute("PRAGMA data_version").fetchone()[0]), own)
         finally:
             self._lock.release()
 
@@ -140,6 +144,12 @@ class SQLiteWatch:
             if done < PRUNE_BATCH:
                 break
         return pruned
+
+    def changed_keys(self, afters: dict[str, int], limit: int) -> dict[str, list[str] | None]:
+        """Per namespace, the keys written or deleted after its version in ``afters``
+        (``Engine.changed_keys``: ``None`` when more than ``limit``), in one snapshot."""
+        with self._read() as tx:
+            return {ns: self.engine.changed_keys(tx, ns, a, limit) for ns, a in afters.items()}
 
     def high_waters(self, namespaces: list[str]) -> dict[str, int]:
         """Each namespace's highest version (entries, tombstones, pruning: ``high_water``), in

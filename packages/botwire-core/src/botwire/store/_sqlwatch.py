@@ -167,6 +167,20 @@ class Watching(Maintenance):
             None if expires is None else float(expires),
         )
 
+    def changed_keys(self, tx: Tx, ns: str, after: int, limit: int) -> list[str] | None:
+        """The keys of ``ns`` written or deleted after version ``after``, at most ``limit``;
+        ``None`` when there are more, or when pruning forgot deletions after ``after`` (then
+        every waiter must read, to be told 410): what a server's poller wakes waiters by."""
+        row = tx.one("SELECT version FROM bw_compacted WHERE ns = ?", (ns,))
+        if row is not None and int(row[0]) > after:
+            return None
+        rows = tx.all(
+            "SELECT key FROM bw_entries WHERE ns = ? AND version > ?"
+            " UNION SELECT key FROM bw_tombstones WHERE ns = ? AND version > ? LIMIT ?",
+            (ns, after, ns, after, limit + 1),
+        )
+        return None if len(rows) > limit else [str(r[0]) for r in rows]
+
     def high_water(self, tx: Tx, ns: str) -> int:
         """The highest version the namespace's entries, tombstones or pruning reached (0 when
         none): every later write to it takes a higher one, so it is a safe resume point."""

@@ -194,9 +194,9 @@ class StoreRunner(ThreadedAsyncStore):
             results = await super().batch(
                 namespace, ops, atomic=atomic, idempotency_key=idempotency_key
             )
-        if self.on_write is not None and mutates:
-            # committed: wake its watchers. Every key an op names, reads too: a get or a check
-            # in a write batch removes its key when expired (a tombstone, a change)
+        if self.on_write is not None and (mutates or any(op.kind == "check" for op in ops)):
+            # committed: wake its watchers, by every key an op names. A check, even in a batch
+            # of checks alone, removes its key when it has expired: a tombstone, a change
             self.on_write(namespace, {op.key for op in ops})
         return results
 
