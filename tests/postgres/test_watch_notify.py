@@ -9,6 +9,7 @@ import asyncio
 import collections
 import itertools
 import uuid
+from collections.abc import Collection
 
 import psycopg
 import pytest
@@ -28,9 +29,9 @@ class Replica:
         self.woken: collections.Counter[str] = collections.Counter()
         wake = self.hub.wake
 
-        def counted(ns: str) -> None:
+        def counted(ns: str, keys: Collection[str] | None = None) -> None:
             self.woken[ns] += 1
-            wake(ns)
+            wake(ns, keys)
 
         self.hub.wake = counted  # type: ignore[method-assign]
 

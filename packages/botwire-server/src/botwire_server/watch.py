@@ -254,10 +254,7 @@ class WatchHub:
         """A write to ``ns`` committed in this process: wake its waiters here (only those
         under a prefix of one of ``keys``, the keys the write named, when given), and tell the
         other replicas (PostgreSQL), with the keys' hints, so theirs wake the same way."""
-        if keys is None:
-            self.wake(ns)
-        else:
-            self.wake(ns, keys)
+        self.wake(ns, keys)
         if self._dsn is None or self._stop.is_set() or not self._gate.open():
             return
         with self._pending_lock:
@@ -289,12 +286,12 @@ class WatchHub:
         store = self.store
         # this process's own writes woke their waiters (``written``, key by key): where the
         # store can tell, only another connection's commits make the poller wake anyone
-        foreign = getattr(store, "foreign_version", None)
-        seen = store.data_version() if foreign is None else foreign()
+        read = getattr(store, "foreign_version", None) or store.data_version
+        seen = read()
         while self.count > 0:
             await asyncio.sleep(POLL_SECONDS)
             try:
-                version = store.data_version() if foreign is None else foreign()
+                version = read()
                 if version == seen:
                     continue
                 if version is not None:  # None: the writer is busy, so treat it as moved
@@ -359,10 +356,7 @@ class WatchHub:
         """Another replica's notification: wake the namespaces it names (with hints: only the
         waiters one of the written keys may be under)."""
         for ns, keys in parse(payload):
-            if keys is None:
-                self.wake(ns)
-            else:
-                self.wake(ns, keys)
+            self.wake(ns, keys)
 
     async def _send(self) -> None:
         """Send the namespaces written since the last send, one statement at a time and at most
