@@ -9,6 +9,7 @@ baseline, same run, same writes), then with the polls held; the server's CPU sha
     uv run python benchmarks/watch_fanout.py [--keys 50000] [--polls 100] [--rate 20]
     uv run python benchmarks/watch_fanout.py --postgres [--postgres-url URL]   # on PostgreSQL
     uv run python benchmarks/watch_fanout.py --postgres --replicas 2   # the owner on another
+    uv run python benchmarks/watch_fanout.py --postgres --replicas 2 --pgbouncer   # polling
 """
 
 from __future__ import annotations
@@ -98,10 +99,18 @@ def main() -> int:
         default=1,
         help="2 (PostgreSQL): the owner writes through another server than the polls' one",
     )
+    parser.add_argument(
+        "--pgbouncer",
+        action="store_true",
+        help="(PostgreSQL) the servers reach it through a PgBouncer in transaction mode, with no"
+        " --pg-listen-url: the polls' server polls for the other replica's writes",
+    )
     parser.add_argument("--server-args", default="", help="more botwire-server flags (quoted)")
     args = parser.parse_args()
     if args.replicas == 2 and not args.postgres:
         parser.error("--replicas 2 needs --postgres")
+    if args.pgbouncer and not args.postgres:
+        parser.error("--pgbouncer needs --postgres")
     settings = Settings(quick=False, rounds=1, out=Path("."), postgres_url=args.postgres_url)
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         database = str(Path(tmp) / "fanout.db")
@@ -111,6 +120,11 @@ def main() -> int:
                 return 1
             database = url
         flags = ["--watch-hold", "120", *args.server_args.split()]
+        if args.pgbouncer:
+            from support.pgbouncer import running_pgbouncer
+
+            database = stack.enter_context(running_pgbouncer(database, pool_size=20)).url(database)
+            flags += ["--pg-pooler", "transaction"]
         srv = stack.enter_context(server(*flags, database=database))
         writes_to = srv
         if args.replicas == 2:
@@ -128,6 +142,7 @@ def main() -> int:
         owner.close()
         other.close()
     where = " (through the other replica)" if args.replicas == 2 else ""
+    where += ", through PgBouncer (polling)" if args.pgbouncer else ""
     print(f"{args.keys} keys, {args.rate:g} writes/s by the owner{where}, {args.polls} held polls")
     for name, r in (("no poll held", base), (f"{args.polls} polls held", held)):
         print(

@@ -18,6 +18,7 @@ pools, so their transactions keep changing PostgreSQL sessions.
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 import uuid
@@ -28,6 +29,7 @@ import httpx
 import pytest
 from support.backends import LIMITS, HTTPBackend
 from support.pgbouncer import PASSWORD, PgBouncer, running_pgbouncer
+from support.polls import hold_poll, poll_answer, still_held
 from support.postgres import shared_server
 from support.server import ServerProcess, running_server, start_server
 
@@ -364,6 +366,49 @@ def test_watch_hands_off_across_replicas_by_polling(
     for server in (a, b):
         assert POLLING in server.log() and "--pg-listen-url" in server.log()
     print(f"FIGURE watch hand-off through PgBouncer, polling: {min(spent):.3f}-{max(spent):.3f} s")
+
+
+def _wakes(server: ServerProcess) -> float:
+    text = httpx.get(f"{server.url}/metrics").text
+    found = re.search(r"^botwire_watch_wakes_total (\S+)$", text, re.M)
+    assert found is not None, text[-2000:]
+    return float(found.group(1))
+
+
+def test_polling_wakes_only_the_polls_under_the_written_keys(
+    replicas: tuple[ServerProcess, ServerProcess],
+) -> None:
+    """A polling replica reads the keys that changed in each moved namespace and wakes only the
+    polls under them: 10 polls held on a prefix nobody writes stay asleep through 40 writes
+    elsewhere in the namespace, through either replica (before: every poll of the namespace
+    woke at every poll tick that saw it move, one store read each, ~10 a second a poll), and a
+    write under ``job/`` wakes the one poll there within the hold."""
+    a, b = replicas
+    ns = _ns("poll-wake")
+    with Memory(ns, url=a.url) as m:
+        after = m.set("seed", 0)
+        idle = [hold_poll(b, ns, prefix="nothing/", after=after) for _ in range(10)]
+        job = hold_poll(b, ns, prefix="job/", after=after)
+        try:
+            time.sleep(0.5)  # the poller has seen the namespace (its first look wakes it once)
+            before = _wakes(b)
+            for i in range(20):
+                m.set(f"other/{i}", i)
+                time.sleep(0.02)
+            with Memory(ns, url=b.url) as own:  # the polling replica's own writes too
+                for i in range(20):
+                    own.set(f"mine/{i}", i)
+                    time.sleep(0.02)
+            time.sleep(0.5)  # several poll ticks after the last write
+            assert _wakes(b) == before, "writes under other prefixes woke held polls"
+            assert all(still_held(s) for s in [*idle, job])
+            m.set("job/done", True)
+            answer = poll_answer(job, timeout=HOLD / 2)
+            assert [c["key"] for c in answer["changes"]] == ["job/done"], answer
+            assert all(still_held(s) for s in idle)
+        finally:
+            for sock in [*idle, job]:
+                sock.close()
 
 
 def test_watch_with_pg_listen_url_listens_directly(

@@ -302,35 +302,44 @@ class WatchHub:
                 log.warning("watch poller: %s", exc)
                 self.wake_all()
                 continue
-            self._wake_moved(names, highs)
+            moved = self._moved(names, highs)
+            if moved:
+                self._wake_moved(moved, self._changed(moved))
 
-    def _wake_moved(self, names: list[str], highs: dict[str, int]) -> None:
-        """Wake the waiters of the namespaces whose high-water version moved since the last
-        poll (the pollers of a SQLite file and of PostgreSQL replicas behind a pooler): where
-        the store tells which keys changed since (``changed_keys``, at most
-        :data:`CHANGED_KEYS`), only the waiters one of them may be under; else all of them."""
+    def _moved(self, names: list[str], highs: dict[str, int]) -> dict[str, int]:
+        """The namespaces whose high-water version moved since the last poll (the pollers of a
+        SQLite file and of PostgreSQL replicas behind a pooler), each with the version the
+        poller had seen; one seen for the first time wakes its waiters (they read once)."""
         moved: dict[str, int] = {}
         for ns in names:
             high, seen = highs.get(ns, 0), self._high.get(ns)
             if high != seen:
                 self._high[ns] = high
                 if seen is None:
-                    self.wake(ns)  # first seen: its waiters read once
+                    self.wake(ns)
                 else:
                     moved[ns] = seen
+        return moved
+
+    def _changed(self, moved: dict[str, int]) -> dict[str, list[str] | None]:
+        """The keys changed in each moved namespace since its seen version, where the store
+        tells (``changed_keys``, at most :data:`CHANGED_KEYS`); a blocking call."""
         changed = getattr(self.store, "changed_keys", None)
-        found: dict[str, list[str] | None] = {}
-        if moved and changed is not None:
-            try:
-                found = changed(moved, CHANGED_KEYS)
-            except Exception as exc:  # the waiters' own reads report the store's failure
-                log.warning("watch poller: %s", exc)
+        if changed is None:
+            return {}
+        try:
+            found: dict[str, list[str] | None] = changed(moved, CHANGED_KEYS)
+        except Exception as exc:  # the waiters' own reads report the store's failure
+            log.warning("watch poller: %s", exc)
+            return {}
+        return found
+
+    def _wake_moved(self, moved: dict[str, int], found: dict[str, list[str] | None]) -> None:
+        """Wake, in each moved namespace, the waiters one of its changed keys may be under;
+        all of them where the keys are unknown, too many, or moved by pruning alone (a 410)."""
         for ns in moved:
             keys = found.get(ns)
-            if keys:
-                self.wake(ns, keys)
-            else:  # unknown, too many, or moved by pruning alone (a 410 to tell)
-                self.wake(ns)
+            self.wake(ns, keys or None)
 
     # -- PostgreSQL: other replicas ------------------------------------------------------------
 
@@ -350,7 +359,9 @@ class WatchHub:
                 log.warning("watch poller: %s", exc)
                 self.wake_all()
                 continue
-            self._wake_moved(names, highs)
+            moved = self._moved(names, highs)
+            if moved:  # this replica's own writes move it too: by key, they wake no one else
+                self._wake_moved(moved, await asyncio.to_thread(self._changed, moved))
 
     def _woken(self, payload: str) -> None:
         """Another replica's notification: wake the namespaces it names (with hints: only the

@@ -224,6 +224,22 @@ class PgWatch:
         found: dict[str, int] = self._run(body)
         return found
 
+    def changed_keys(self, afters: dict[str, int], limit: int) -> dict[str, list[str] | None]:
+        """Per namespace, the keys written or deleted after its version in ``afters``
+        (``Engine.changed_keys``: ``None`` when more than ``limit``), in one snapshot: what a
+        polling replica wakes its waiters by."""
+
+        def body(conn: psycopg.Connection[Any], sent: list[bool]) -> dict[str, list[str] | None]:
+            conn.execute(BEGIN_READ)
+            try:
+                tx = PgTx(conn)
+                return {ns: self.engine.changed_keys(tx, ns, a, limit) for ns, a in afters.items()}
+            finally:
+                conn.execute(b"COMMIT")
+
+        found: dict[str, list[str] | None] = self._run(body)
+        return found
+
     def _now_for_read(self, conn: psycopg.Connection[Any]) -> float:
         """ "now" for a read transaction's expiry checks: the database's (plus the offset)."""
         if not self.engine.db_clock:
