@@ -134,6 +134,25 @@ def test_another_process_on_the_file_still_wakes_a_poll(tmp_path: Path) -> None:
             m.close()
 
 
+def _only_job_wakes(
+    writer: Memory, server: ServerProcess, idle: list[socket.socket], job: socket.socket
+) -> float:
+    """Writes under other prefixes (a list's append among them) wake none of ``server``'s
+    polls; then a batch with one key under ``job/`` answers that poll alone. Returns the wakes
+    counted before."""
+    before = _wakes(server)
+    for i in range(20):
+        writer.set(f"other/{i} with / and %", i)
+    writer.append("other/list", 1, 2)
+    time.sleep(0.5)
+    assert _wakes(server) == before, "writes under other prefixes woke polls not under them"
+    writer.set_many({"other/z": 1, "job/done": True})
+    found = poll_answer(job)
+    assert [e["key"] for e in found["changes"]] == ["job/done"]
+    assert all(still_held(s) for s in idle)
+    return before
+
+
 @pytest.mark.postgres
 def test_another_replicas_writes_wake_only_the_polls_under_their_keys(postgres_url: str) -> None:
     """Two replicas on one database: the writes made through one reach the other's waiters by
@@ -145,19 +164,37 @@ def test_another_replicas_writes_wake_only_the_polls_under_their_keys(postgres_u
         _scene(one, two) as (writer, idle, job),
     ):
         time.sleep(1.0)  # both listeners are up (their start-up probes woke everyone)
-        before = _wakes(two)
-        for i in range(20):
-            writer.set(f"other/{i} with / and %", i)
-        time.sleep(0.5)
-        assert _wakes(two) == before, "another replica's writes woke polls not under them"
-        writer.set_many({"other/z": 1, "job/done": True})
-        found = poll_answer(job)
-        assert [e["key"] for e in found["changes"]] == ["job/done"]
-        assert all(still_held(s) for s in idle)
+        before = _only_job_wakes(writer, two, idle, job)
         writer.set_many({f"many/{i}": i for i in range(40)})  # more keys than hints
         time.sleep(0.5)
         assert _wakes(two) >= before + 1 + HELD
         assert all(still_held(s) for s in idle)  # they read, found nothing, hold on
+
+
+@pytest.mark.postgres
+def test_a_writer_without_a_server_wakes_only_the_polls_under_its_keys(postgres_url: str) -> None:
+    """An app writing with ``PostgresStore`` in its own process (no server) sends the same
+    hints in its ``NOTIFY`` as a replica: a server's polls under other prefixes stay asleep
+    (before, its notification named the namespace alone and woke every poll of it)."""
+    from botwire_server.storage.postgres import PostgresStore
+
+    with running_server("--watch-hold", "30", database=postgres_url) as server:
+        ns = f"direct-{time.monotonic_ns()}"
+        store = PostgresStore(postgres_url)
+        with Memory(ns, store=store) as writer:
+            after = writer.set("seed", 0)
+            idle = [hold_poll(server, ns, prefix="nothing/", after=after) for _ in range(HELD)]
+            job = hold_poll(server, ns, prefix="job/", after=after)
+            try:
+                time.sleep(1.0)  # the server's listener is up (its probe woke everyone)
+                before = _only_job_wakes(writer, server, idle, job)
+                writer.clear()  # any key: every poll reads
+                time.sleep(0.5)
+                assert _wakes(server) >= before + 1 + HELD
+            finally:
+                for sock in [*idle, job]:
+                    sock.close()
+        store.close()
 
 
 def _answered_within(sock: socket.socket, seconds: float) -> list[tuple[str, bool]]:

@@ -65,6 +65,7 @@ from botwire.store._sql import PG_OCTETS, Engine, JSONEntry, fingerprint
 
 from ..watch import CHANNEL, NOTIFY_SQL
 from ._pg_common import STALE, Retry, pg_sql, reason, where
+from ._pg_listen import notice
 from ._pg_prepare import Prepared
 from ._pg_reads import MOST_PER_STATEMENT, by_position
 from ._pg_schema import SCHEMA_VERSION, migrate
@@ -410,7 +411,9 @@ class PostgresStore(PgWatch):
             return blocking(write_async(conn, plan, sent, prefetch, prepared, names, notify, gate))
 
         gate = self._wakes.gate
-        notify = (NOTIFY_SQL, (CHANNEL, namespace)) if self.notify and gate.open() else None
+        # the written keys' hints ride with the namespace, as a server's hub sends them
+        payload = notice(namespace, {op.key for op in ops})
+        notify = (NOTIFY_SQL, (CHANNEL, payload)) if self.notify and gate.open() else None
 
         results = self._run(body)
         self._wakes.wake(namespace)
