@@ -395,9 +395,13 @@ def langgraph_figures(
                 (r["client_cpu_s"] + r["server_cpu_s"] + r["db_cpu_s"]) * 1000 / invokes
             )
             r.pop("invoke_ms")
+        split = ", ".join(
+            f"{part} {median([r[f'{part}_cpu_s'] for r in rs]) * 1000 / invokes:.1f}"
+            for part in ("client", "server", "db")
+        )
         log(
             f"    P10 {side:8} step {median([r['step_ms'] for r in rs]):.2f} ms, "
-            f"CPU per invoke {median([r['cpu_ms_per_invoke'] for r in rs]):.1f} ms"
+            f"CPU per invoke {median([r['cpu_ms_per_invoke'] for r in rs]):.1f} ms ({split})"
         )
     step = {s: median([r["step_ms"] for r in runs[s]]) for s in runs}
     cpu = {s: median([r["cpu_ms_per_invoke"] for r in runs[s]]) for s in runs}
