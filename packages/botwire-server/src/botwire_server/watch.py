@@ -312,6 +312,8 @@ class WatchHub:
         poller had seen; one seen for the first time wakes its waiters (they read once)."""
         moved: dict[str, int] = {}
         for ns in names:
+            if ns not in self._waiters:  # its last waiter left during the read: forget it
+                continue
             high, seen = highs.get(ns, 0), self._high.get(ns)
             if high != seen:
                 self._high[ns] = high

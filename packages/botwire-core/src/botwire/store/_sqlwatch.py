@@ -174,9 +174,12 @@ class Watching(Maintenance):
         row = tx.one("SELECT version FROM bw_compacted WHERE ns = ?", (ns,))
         if row is not None and int(row[0]) > after:
             return None
+        # UNION ALL: the LIMIT stops the reading (UNION would first gather every row to
+        # drop duplicates, 60,000 rows for a poller that last looked long ago); a key is an
+        # entry or a tombstone, never both (and a duplicate would only count toward the limit)
         rows = tx.all(
             "SELECT key FROM bw_entries WHERE ns = ? AND version > ?"
-            " UNION SELECT key FROM bw_tombstones WHERE ns = ? AND version > ? LIMIT ?",
+            " UNION ALL SELECT key FROM bw_tombstones WHERE ns = ? AND version > ? LIMIT ?",
             (ns, after, ns, after, limit + 1),
         )
         return None if len(rows) > limit else [str(r[0]) for r in rows]
