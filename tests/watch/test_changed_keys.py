@@ -78,6 +78,29 @@ def test_deletions_forgotten_after_the_version_are_unknown(store: Any) -> None:
     assert store.changed_keys({ns: base}, 10) == {ns: None}
 
 
+def test_high_waters_of_many_namespaces(store: Any) -> None:
+    """The poller's look at 450 namespaces at once (one statement on PostgreSQL) finds each
+    one's version: written, deleted, pruned, never written, named twice."""
+    base = _ns("hw")
+    written = [f"{base}-w{i}" for i in range(300)]
+    versions = {ns: Memory(ns, store=store).set("k", i) for i, ns in enumerate(written)}
+    deleted = Memory(f"{base}-d", store=store)
+    deleted.set("k", 1)
+    deleted.delete("k")
+    pruned = Memory(f"{base}-p", store=store)
+    pruned.set("k", 1)
+    pruned.delete("k")
+    store.engine.tombstone_seconds = 0
+    time.sleep(0.05)
+    store.prune_tombstones()
+    names = [*written, f"{base}-d", f"{base}-p", *(f"{base}-never{i}" for i in range(148))]
+    found = store.high_waters([*names, written[0]])
+    assert sorted(found) == sorted(names)
+    assert all(found[ns] == versions[ns] for ns in written)
+    assert versions[written[-1]] < found[f"{base}-d"] < found[f"{base}-p"]
+    assert all(found[f"{base}-never{i}"] == 0 for i in range(148))
+
+
 def test_a_namespace_whose_last_poll_left_is_not_remembered(tmp_path: Path) -> None:
     """The poll's namespace leaves the poller's memory with its last waiter, also when the
     poller's look at the versions was in flight then (its answer arrives after): remembered,

@@ -27,12 +27,32 @@ from ._sqlbase import Tx
 from ._sqlmaint import Maintenance
 from ._sqltext import LIST, TOMBSTONE_SQL, UNTOMB_SQL, prefix_upper_bound
 
-__all__ = ["MAX_CHANGES", "TOMBSTONE_SECONDS", "WATCH_SCHEMA", "Watching", "check_changes_args"]
+__all__ = [
+    "MAX_CHANGES",
+    "TOMBSTONE_SECONDS",
+    "WATCH_SCHEMA",
+    "Watching",
+    "check_changes_args",
+    "high_water_sql",
+]
 
 #: Default tombstone retention (seconds): deletions older than this may be forgotten.
 TOMBSTONE_SECONDS = 3600.0
 #: Tombstones pruned per statement (housekeeping loops).
 PRUNE_BATCH = 1000
+
+
+def high_water_sql(ns: str) -> str:
+    """The ``SELECT`` of a namespace's high-water version (:meth:`Watching.high_water`): one
+    index lookup in each of the three places a version stays. ``ns`` is the SQL that names the
+    namespace: ``?`` (then given three times), or a column of an outer query, so a poller reads
+    many namespaces in one statement (``PostgresStore.high_waters``)."""
+    return (
+        f"SELECT max(v) FROM (SELECT max(version) AS v FROM bw_entries WHERE ns = {ns}"
+        f" UNION ALL SELECT max(version) FROM bw_tombstones WHERE ns = {ns}"
+        f" UNION ALL SELECT version FROM bw_compacted WHERE ns = {ns}) AS m"
+    )
+
 
 #: The schema objects the change feed needs, for both engines (``{text}``: the key type).
 #: SQLite runs them on every open (``IF NOT EXISTS``); PostgreSQL as one migration.
@@ -187,12 +207,7 @@ class Watching(Maintenance):
     def high_water(self, tx: Tx, ns: str) -> int:
         """The highest version the namespace's entries, tombstones or pruning reached (0 when
         none): every later write to it takes a higher one, so it is a safe resume point."""
-        row = tx.one(
-            "SELECT max(v) FROM (SELECT max(version) AS v FROM bw_entries WHERE ns = ?"
-            " UNION ALL SELECT max(version) FROM bw_tombstones WHERE ns = ?"
-            " UNION ALL SELECT version FROM bw_compacted WHERE ns = ?) AS m",
-            (ns, ns, ns),
-        )
+        row = tx.one(high_water_sql("?"), (ns, ns, ns))
         return int(row[0]) if row is not None and row[0] is not None else 0
 
     def prune_tombstones(self, tx: Tx, now: float) -> int:
