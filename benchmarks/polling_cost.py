@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import socket
 import time
 from collections.abc import Callable
@@ -21,22 +20,7 @@ from pathlib import Path
 
 import httpx
 from _common import Settings, postgres, server
-
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _cpu(match: Callable[[str, str], bool]) -> float:
-    """Seconds of CPU (user + system) of the processes ``match(pid, stat)`` selects."""
-    total = 0
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            continue
-        if match(pid, stat):
-            fields = stat.rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-    return total / TICK
+from pg_reference import postgres_cpu, postmaster_pid, proc_cpu
 
 
 def main() -> int:
@@ -71,15 +55,17 @@ def main() -> int:
             )
             socks.append(sock)
         time.sleep(3.0)
-        pid = str(srv.proc.pid)
-        parts: dict[str, Callable[[str, str], bool]] = {
-            "server": lambda p, _: p == pid,
-            "PostgreSQL": lambda _, stat: "(postgres)" in stat,
-            "PgBouncer": lambda _, stat: "(pgbouncer)" in stat,
+        postmaster = postmaster_pid(url)
+        if postmaster is None:
+            return 1  # PostgreSQL runs elsewhere: its CPU cannot be read here
+        parts: dict[str, Callable[[], float]] = {
+            "server": lambda: proc_cpu(srv.proc.pid),
+            "PostgreSQL": lambda: postgres_cpu(postmaster),
+            "PgBouncer": lambda: proc_cpu(bouncer.proc.pid),
         }
-        before = {name: _cpu(match) for name, match in parts.items()}
+        before = {name: read() for name, read in parts.items()}
         time.sleep(args.seconds)
-        used = {name: (_cpu(match) - before[name]) / args.seconds for name, match in parts.items()}
+        used = {name: (read() - before[name]) / args.seconds for name, read in parts.items()}
         held = next(
             line.split()[1]
             for line in httpx.get(f"{srv.url}/metrics").text.splitlines()

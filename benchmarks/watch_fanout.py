@@ -25,16 +25,12 @@ from pathlib import Path
 
 import httpx
 from _common import Settings, median, postgres, server
+from pg_reference import proc_cpu
 
 from botwire import Memory
 
 SECONDS = 10.0  # each phase
 PUT_EVERY = 0.02  # the other tenant: 50 PUTs a second
-
-
-def _cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks of 10 ms
 
 
 def _wakes(url: str) -> float:
@@ -65,7 +61,7 @@ def _phase(url: str, pid: int, owner: Memory, other: Memory, rate: float) -> dic
             i += 1
 
     writer = threading.Thread(target=write)
-    cpu0, wakes0, t0 = _cpu(pid), _wakes(url), time.monotonic()
+    cpu0, wakes0, t0 = proc_cpu(pid), _wakes(url), time.monotonic()
     writer.start()
     lat: list[float] = []
     while time.monotonic() - t0 < SECONDS:
@@ -80,7 +76,7 @@ def _phase(url: str, pid: int, owner: Memory, other: Memory, rate: float) -> dic
     return {
         "median_ms": median(lat),
         "p95_ms": lat[int(len(lat) * 0.95)],
-        "server_core": (_cpu(pid) - cpu0) / wall,
+        "server_core": (proc_cpu(pid) - cpu0) / wall,
         "wakes_per_s": (_wakes(url) - wakes0) / wall,
     }
 

@@ -18,7 +18,6 @@ pools, so their transactions keep changing PostgreSQL sessions.
 from __future__ import annotations
 
 import os
-import re
 import threading
 import time
 import uuid
@@ -29,7 +28,7 @@ import httpx
 import pytest
 from support.backends import LIMITS, HTTPBackend
 from support.pgbouncer import PASSWORD, PgBouncer, running_pgbouncer
-from support.polls import hold_poll, poll_answer, still_held
+from support.polls import hold_poll, poll_answer, still_held, wakes
 from support.postgres import shared_server
 from support.server import ServerProcess, running_server, start_server
 
@@ -368,13 +367,6 @@ def test_watch_hands_off_across_replicas_by_polling(
     print(f"FIGURE watch hand-off through PgBouncer, polling: {min(spent):.3f}-{max(spent):.3f} s")
 
 
-def _wakes(server: ServerProcess) -> float:
-    text = httpx.get(f"{server.url}/metrics").text
-    found = re.search(r"^botwire_watch_wakes_total (\S+)$", text, re.M)
-    assert found is not None, text[-2000:]
-    return float(found.group(1))
-
-
 def test_polling_wakes_only_the_polls_under_the_written_keys(
     replicas: tuple[ServerProcess, ServerProcess],
 ) -> None:
@@ -391,7 +383,7 @@ def test_polling_wakes_only_the_polls_under_the_written_keys(
         job = hold_poll(b, ns, prefix="job/", after=after)
         try:
             time.sleep(0.5)  # the poller has seen the namespace (its first look wakes it once)
-            before = _wakes(b)
+            before = wakes(b)
             for i in range(20):
                 m.set(f"other/{i}", i)
                 time.sleep(0.02)
@@ -400,7 +392,7 @@ def test_polling_wakes_only_the_polls_under_the_written_keys(
                     own.set(f"mine/{i}", i)
                     time.sleep(0.02)
             time.sleep(0.5)  # several poll ticks after the last write
-            assert _wakes(b) == before, "writes under other prefixes woke held polls"
+            assert wakes(b) == before, "writes under other prefixes woke held polls"
             assert all(still_held(s) for s in [*idle, job])
             m.set("job/done", True)
             answer = poll_answer(job, timeout=HOLD / 2)

@@ -8,6 +8,8 @@ import socket
 from typing import Any
 from urllib.parse import quote
 
+import httpx
+
 from support.server import ServerProcess
 
 
@@ -52,3 +54,11 @@ def still_held(sock: socket.socket) -> bool:
         return not sock.recv(1, socket.MSG_PEEK)
     except TimeoutError:
         return True
+
+
+def wakes(server: ServerProcess) -> float:
+    """The server's ``botwire_watch_wakes_total``: held polls woken to read again so far."""
+    text = httpx.get(f"{server.url}/metrics").text
+    found = re.search(r"^botwire_watch_wakes_total (\S+)$", text, re.M)
+    assert found is not None, text[-2000:]
+    return float(found.group(1))

@@ -15,7 +15,6 @@ processes, on SQLite and on PostgreSQL.
 from __future__ import annotations
 
 import contextlib
-import re
 import socket
 import time
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support.polls import hold_poll, poll_answer, still_held
+from support.polls import hold_poll, poll_answer, still_held, wakes
 from support.server import ServerProcess, running_server
 
 from botwire import Memory
@@ -39,11 +38,6 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerPro
         database = tmp_path / "wake.db"
     with running_server("--watch-hold", "30", database=database) as s:
         yield s
-
-
-def _wakes(server: ServerProcess) -> float:
-    text = httpx.get(f"{server.url}/metrics").text
-    return float(re.search(r"^botwire_watch_wakes_total (\S+)$", text, re.M).group(1))  # type: ignore[union-attr]
 
 
 @contextlib.contextmanager
@@ -67,26 +61,26 @@ def _scene(
 
 def test_writes_under_other_prefixes_wake_no_poll(server: ServerProcess) -> None:
     with _scene(server, server) as (m, idle, job):
-        before = _wakes(server)
+        before = wakes(server)
         for i in range(30):
             m.set(f"other/{i}", i)
         m.append("other/list", {"i": 1})
         m.set_many({"other/a": 1, "other/b": 2})
         time.sleep(0.3)
         # a poll that re-read would have answered nothing yet, so only the metric shows it
-        assert _wakes(server) == before, "writes under other prefixes woke held polls"
+        assert wakes(server) == before, "writes under other prefixes woke held polls"
         assert all(still_held(s) for s in [*idle, job])
 
         m.set_many({"other/c": 3, "job/done": True})  # one of the batch's keys is under job/
         found = poll_answer(job)
         assert [e["key"] for e in found["changes"]] == ["job/done"]  # type: ignore[union-attr]
-        assert _wakes(server) == before + 1
+        assert wakes(server) == before + 1
         assert all(still_held(s) for s in idle)
 
         m.set("nothing/yet", 1)  # every idle poll is under this key's prefix: all answer
         for sock in idle:
             assert [e["key"] for e in poll_answer(sock)["changes"]] == ["nothing/yet"]  # type: ignore[union-attr]
-        assert _wakes(server) == before + 1 + HELD
+        assert wakes(server) == before + 1 + HELD
 
 
 def test_a_clear_and_an_empty_prefix_wake_every_poll(server: ServerProcess) -> None:
@@ -99,10 +93,10 @@ def test_a_clear_and_an_empty_prefix_wake_every_poll(server: ServerProcess) -> N
         m.set("anything", 1)
         assert [e["key"] for e in poll_answer(everything)["changes"]] == ["anything"]  # type: ignore[union-attr]
         assert all(still_held(s) for s in idle)
-        before = _wakes(server)
+        before = wakes(server)
         m.clear()  # the keys it removes are not named: every poll reads again
         time.sleep(0.3)
-        assert _wakes(server) == before + len(idle)
+        assert wakes(server) == before + len(idle)
         assert all(still_held(s) for s in idle)  # they read, found nothing of theirs, hold on
     finally:
         for sock in [everything, *idle]:
@@ -134,18 +128,18 @@ def test_another_process_on_the_file_still_wakes_a_poll(tmp_path: Path) -> None:
             m.close()
 
 
-def _only_job_wakes(
+def _only_jobwakes(
     writer: Memory, server: ServerProcess, idle: list[socket.socket], job: socket.socket
 ) -> float:
     """Writes under other prefixes (a list's append among them) wake none of ``server``'s
     polls; then a batch with one key under ``job/`` answers that poll alone. Returns the wakes
     counted before."""
-    before = _wakes(server)
+    before = wakes(server)
     for i in range(20):
         writer.set(f"other/{i} with / and %", i)
     writer.append("other/list", 1, 2)
     time.sleep(0.5)
-    assert _wakes(server) == before, "writes under other prefixes woke polls not under them"
+    assert wakes(server) == before, "writes under other prefixes woke polls not under them"
     writer.set_many({"other/z": 1, "job/done": True})
     found = poll_answer(job)
     assert [e["key"] for e in found["changes"]] == ["job/done"]
@@ -164,10 +158,10 @@ def test_another_replicas_writes_wake_only_the_polls_under_their_keys(postgres_u
         _scene(one, two) as (writer, idle, job),
     ):
         time.sleep(1.0)  # both listeners are up (their start-up probes woke everyone)
-        before = _only_job_wakes(writer, two, idle, job)
+        before = _only_jobwakes(writer, two, idle, job)
         writer.set_many({f"many/{i}": i for i in range(40)})  # more keys than hints
         time.sleep(0.5)
-        assert _wakes(two) >= before + 1 + HELD
+        assert wakes(two) >= before + 1 + HELD
         assert all(still_held(s) for s in idle)  # they read, found nothing, hold on
 
 
@@ -187,10 +181,10 @@ def test_a_writer_without_a_server_wakes_only_the_polls_under_its_keys(postgres_
             job = hold_poll(server, ns, prefix="job/", after=after)
             try:
                 time.sleep(1.0)  # the server's listener is up (its probe woke everyone)
-                before = _only_job_wakes(writer, server, idle, job)
+                before = _only_jobwakes(writer, server, idle, job)
                 writer.clear()  # any key: every poll reads
                 time.sleep(0.5)
-                assert _wakes(server) >= before + 1 + HELD
+                assert wakes(server) >= before + 1 + HELD
             finally:
                 for sock in [*idle, job]:
                     sock.close()
@@ -239,7 +233,7 @@ def test_the_purge_a_write_runs_wakes_what_it_clears_or_trims(tmp_path: Path) ->
             chat.close()
 
 
-def test_a_batch_of_checks_that_removes_an_expired_key_wakes(server: ServerProcess) -> None:
+def test_a_batch_of_checks_that_removes_an_expired_keywakes(server: ServerProcess) -> None:
     """A ``check`` removes its key when it has expired (a tombstone), even in a batch of
     checks alone, which needs only read permission."""
     ns = f"check-{time.monotonic_ns()}"
@@ -273,13 +267,13 @@ def test_another_process_writing_wakes_no_poll_another_namespace_left_alone(
     ):
         a.set("first", 0)  # the poller's first look at B's namespace wakes its polls once
         time.sleep(0.3)
-        before = _wakes(one)
+        before = wakes(one)
         for i in range(40):
             a.set(f"k{i}", i)  # another process's commits: the poller looks each time
             b.set(f"other/{i}", i)
             time.sleep(0.03)
         time.sleep(0.3)
-        assert _wakes(one) == before, "tenant A's writes woke tenant B's idle polls"
+        assert wakes(one) == before, "tenant A's writes woke tenant B's idle polls"
         assert all(still_held(s) for s in [*idle, job])
         Memory(b.namespace, url=two.url).set("job/elsewhere", 1)  # through the other process
         assert _answered_within(job, 10) == [("job/elsewhere", False)]
