@@ -125,6 +125,42 @@ def test_read_batches_match_the_sync_store(make_store: MakeStore, ns: str) -> No
     assert not_here == [None, None, None]
 
 
+def test_budgeted_read_batches_match_the_sync_store(make_store: MakeStore, ns: str) -> None:
+    """A batch of gets with its response budget in the same statement
+    (``read_batch_json_within``): the bytes are the sync store's ``stored_bytes`` and the
+    answers its ``read_batch_json``, within the budget; over it (by one byte) the bytes alone;
+    a batch ``read_batch_json`` leaves to the sync store is left too (``None``)."""
+    from botwire.store import Op
+
+    store = make_store()
+    mem = Memory(ns, store=store)
+    mem.set("v", {"a": [1, "é", None]})
+    mem.append("l", *range(50))
+    mem.append("t", 1, 2, 3, max_len=2)  # a trimmed list: its head moved
+    mem.set("gone", "x" * 1000, ttl=0.01)
+    time.sleep(0.05)
+    cases = [["v"], ["v", "l", "missing", "gone", "v", "t"], ["missing"], ["gone"]]
+    batches = [[Op("get", key) for key in keys] for keys in cases]
+
+    async def body(reader: Any) -> list[Any]:
+        out = []
+        for keys, ops in zip(cases, batches, strict=True):
+            size = store.stored_bytes(ns, keys)
+            out.append(await reader.read_batch_json_within(ns, ops, size))
+            out.append(await reader.read_batch_json_within(ns, ops, size - 1))
+        out.append(await reader.read_batch_json_within(ns, [Op("get", "l", tail=1)], 10**6))
+        return out
+
+    got = with_async_reader(store, body)
+    expected = []
+    for keys, ops in zip(cases, batches, strict=True):
+        size = store.stored_bytes(ns, keys)
+        expected += [(size, store.read_batch_json(ns, ops)), (size, None)]
+    assert got == [*expected, None]
+    assert '"value":[2,3]' in got[2][1][5] and got[2][1][3] == '{"found":false}'
+    assert got[6] == (0, ['{"found":false}']) and got[7] == (0, None)
+
+
 def test_a_read_batch_on_the_event_loop_is_one_snapshot(make_store: MakeStore, ns: str) -> None:
     """Two keys written together (one atomic batch, by another connection, meanwhile) are
     never read half-updated: the batch's gets see one snapshot, as the sync store's

@@ -27,6 +27,7 @@ from ._sqltext import (
     SQLITE_OCTETS,
     TAIL_FILTER,
     read_many_sql,
+    read_many_within_sql,
     read_sql,
 )
 
@@ -283,6 +284,7 @@ class EngineBase:
         # inside a write transaction "now" is the transaction's (bound, not the database's)
         self._tx_read_sqls = (read_sql(HEAD_FILTER, "?", h), read_sql(TAIL_FILTER, "?", h))
         self._read_many_sql = read_many_sql(now_sql, h)
+        self._read_many_within_sql = read_many_within_sql(now_sql, h)
         # List limits (0 = unlimited), checked in the write transaction; a server sets them so
         # that no request has to read, write or trim an unbounded number of rows (issue 13).
         self.max_append_items = 0

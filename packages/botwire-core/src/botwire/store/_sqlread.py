@@ -13,15 +13,11 @@ from .._errors import InvalidArgument
 from .._types import Entry, KeyInfo, KeyPage, Op
 from ._sqlbase import EngineBase, Tx
 from ._sqlplan import Plan, drive
-from ._sqltext import LIST, JSONEntry, prefix_filter
+from ._sqltext import LIST, JSONEntry, live_sql, prefix_filter
 
 #: keys per statement of ``plan_stored_bytes``: three parameters and one SELECT each (SQLite
 #: allows 500 SELECTs in one compound statement)
 STORED_BYTES_CHUNK = 100
-_STORED_BYTES_SQL = (
-    "SELECT key, bytes FROM bw_entries WHERE ns = ? AND key = ?"
-    " AND (expires_at IS NULL OR expires_at > ?)"
-)
 
 
 class Reads(EngineBase):
@@ -52,6 +48,16 @@ class Reads(EngineBase):
         the pair's 1-based position followed by :meth:`read_query`'s row, so the rows of one
         pair, in order, go to :meth:`json_from_rows` / :meth:`entry_from_rows` as they are."""
         return self._read_many_sql, [[k[0] for k in keys], [k[1] for k in keys], now]
+
+    def read_many_within_query(
+        self, keys: Sequence[tuple[str, str]], now: float, budget: int
+    ) -> tuple[str, list[Any]]:
+        """:meth:`read_many_query` behind a response budget, PostgreSQL only
+        (:func:`~botwire.store._sqltext.read_many_within_sql`): the entries are read only when
+        the bytes they would answer (:meth:`stored_bytes`) are at most ``budget``; each row then
+        ends with the item's ``seq`` and that sum."""
+        pairs = [[k[0] for k in keys], [k[1] for k in keys]]
+        return self._read_many_within_sql, [*pairs, now, now, budget]
 
     def entry_from_rows(
         self, ns: str, key: str, tail: int | None, rows: Sequence[tuple[Any, ...]]
@@ -151,6 +157,9 @@ class Reads(EngineBase):
         for key in keys:
             wanted[key] = wanted.get(key, 0) + 1
         total = 0
+        # the reads' own test of a live entry: on PostgreSQL ``now`` is an offset to the
+        # database's clock, which a bare ``expires_at > ?`` took for a time (every entry live)
+        live = live_sql(self._now_sql)
         names = list(wanted)
         for start in range(0, len(names), STORED_BYTES_CHUNK):  # bounded statement size
             chunk = names[start : start + STORED_BYTES_CHUNK]
@@ -161,7 +170,8 @@ class Reads(EngineBase):
             params: list[Any] = []
             for key in chunk:
                 params += (ns, key, now)
-            rows = yield ("all", " UNION ALL ".join([_STORED_BYTES_SQL] * len(chunk)), params)
+            one = f"SELECT e.key, e.bytes FROM bw_entries e WHERE e.ns = ? AND e.key = ? AND {live}"
+            rows = yield ("all", " UNION ALL ".join([one] * len(chunk)), params)
             total += sum(int(size) * wanted[key] for key, size in rows)
         return total
 

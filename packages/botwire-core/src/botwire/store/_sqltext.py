@@ -173,7 +173,8 @@ def _items_of(item_filter: str, hashed: bool = False) -> str:
     )
 
 
-def _live(now_sql: str) -> str:
+def live_sql(now_sql: str) -> str:
+    """The test that the entry ``e`` has not expired at ``now_sql`` (every read's)."""
     return f"(e.expires_at IS NULL OR e.expires_at > {now_sql})"
 
 
@@ -182,7 +183,19 @@ def read_sql(item_filter: str, now_sql: str = "?", hashed: bool = False) -> str:
     ``hashed``: the items found by :func:`list_hash` (PostgreSQL)."""
     return (
         f"SELECT {READ_COLS} FROM bw_entries e{_items_of(item_filter, hashed)}"
-        f" WHERE e.ns = ? AND e.key = ? AND {_live(now_sql)} ORDER BY i.seq"
+        f" WHERE e.ns = ? AND e.key = ? AND {live_sql(now_sql)} ORDER BY i.seq"
+    )
+
+
+def _entry_of(now_sql: str) -> str:
+    """Each pair ``q`` of a statement over several keys joined to its live entry ``e`` by a
+    primary-key look-up, whatever the statistics say: as a plain join, on a table that grew
+    since PostgreSQL last analyzed it, the planner hashed the pairs and read the whole table
+    (``tests/postgres/test_budgeted_reads``). A ``LATERAL`` subquery kept apart (``OFFSET
+    0``) can only be looked up pair by pair."""
+    return (
+        " CROSS JOIN LATERAL (SELECT * FROM bw_entries e WHERE e.ns = q.ns AND e.key = q.key"
+        f" AND {live_sql(now_sql)} OFFSET 0) e"
     )
 
 
@@ -193,8 +206,28 @@ def read_many_sql(now_sql: str = "?", hashed: bool = False) -> str:
     return (
         f"SELECT q.i, {READ_COLS}"
         " FROM unnest(?::text[], ?::text[]) WITH ORDINALITY AS q(ns, key, i)"
-        f" JOIN bw_entries e ON e.ns = q.ns AND e.key = q.key AND {_live(now_sql)}"
-        f"{_items_of(HEAD_FILTER, hashed)} ORDER BY q.i, i.seq"
+        f"{_entry_of(now_sql)}{_items_of(HEAD_FILTER, hashed)} ORDER BY q.i, i.seq"
+    )
+
+
+def read_many_within_sql(now_sql: str = "?", hashed: bool = False) -> str:
+    """:func:`read_many_sql` behind a response budget, in one statement, PostgreSQL only.
+
+    The bytes the keys would answer are summed first, as ``Reads.plan_stored_bytes`` counts
+    them (a key as often as it is named); the entries are read only when the sum is at most the
+    budget. The sum is a one-row subquery and the read a ``LATERAL`` one kept apart (``OFFSET
+    0``), so the budget's test is a gate PostgreSQL evaluates once, before it reads any entry:
+    a batch over the budget costs its primary-key look-ups of sizes, never its values.
+
+    Parameters: the namespaces, the keys (two arrays), the time (twice), the budget. Each row
+    is :func:`read_many_sql`'s row, then the item's ``seq`` and the sum; when nothing is read
+    (over the budget, or no key found) there is one row, all ``NULL`` but the sum."""
+    return (
+        "WITH q AS (SELECT * FROM unnest(?::text[], ?::text[]) WITH ORDINALITY AS q(ns, key, i)),"
+        f" t AS (SELECT coalesce(sum(e.bytes), 0) AS total FROM q{_entry_of(now_sql)})"
+        f" SELECT r.*, t.total FROM t LEFT JOIN LATERAL (SELECT q.i, {READ_COLS}, i.seq FROM q"
+        f"{_entry_of(now_sql)}{_items_of(HEAD_FILTER, hashed)} WHERE t.total <= ? OFFSET 0) r"
+        " ON true ORDER BY r.i, r.seq"
     )
 
 

@@ -8,6 +8,7 @@ from starlette.responses import Response
 from botwire import InvalidArgument, ValueTooLarge
 from botwire._policy import check_policy
 from botwire._wire import page_to_wire, usage_to_wire
+from botwire.store import Op
 from botwire.store._sql import MAX_BATCH_OPS  # one limit for every backend
 
 from ._context import ServerContext, context
@@ -83,13 +84,14 @@ async def batch(request: Request) -> Response:
     else:
         ikey = None  # a read changes nothing: no record to keep (issue 13)
     gets = [op.key for op in ops if op.kind == "get"]
-    size = await _check_response_budget(ctx, ns, gets, decoded=mutating)
     if gets and not mutating and len(gets) == len(ops):
-        texts = await ctx.store.read_batch_json(ns, ops, large=size > LARGE_ANSWER)
+        texts = await _read_gets(ctx, ns, ops, gets)
         if texts is not None:  # values spliced in as stored: no decode, no re-encode
             return Response(
                 ('{"results":[' + ",".join(texts) + "]}").encode(), media_type="application/json"
             )
+    else:
+        await _check_response_budget(ctx, ns, gets, decoded=mutating)
     results = await ctx.store.batch(ns, ops, atomic=atomic, idempotency_key=ikey)
     return json_response({"results": results})
 
@@ -103,21 +105,54 @@ DECODED_SHARE = 16
 LARGE_ANSWER = 1 << 20
 
 
+async def _read_gets(
+    ctx: ServerContext, ns: str, ops: list[Op], keys: list[str]
+) -> list[str] | None:
+    """A batch of gets only, each result's JSON text with the value as stored (``None``: the
+    store cannot; its ``batch`` answers then), refused (413) over the response budget before
+    any value is read. On PostgreSQL the budget's look-up rides with the read, one statement
+    (``read_batch_json_within``); elsewhere, or for an answer over :data:`LARGE_ANSWER` (read
+    in a worker thread), the sizes are looked up first."""
+    cap = _response_cap(ctx, keys, decoded=False)
+    if cap is None:
+        return await ctx.store.read_batch_json(ns, ops)
+    found = await ctx.store.read_batch_json_within(ns, ops, min(cap, LARGE_ANSWER))
+    if found is None:
+        size = await ctx.store.stored_bytes(ns, keys)
+    else:
+        size, texts = found
+        if texts is not None:
+            return texts
+    _refuse_over(ns, len(keys), size, cap, decoded=False)
+    return await ctx.store.read_batch_json(ns, ops, large=(size or 0) > LARGE_ANSWER)
+
+
+def _response_cap(ctx: ServerContext, keys: list[str], *, decoded: bool) -> int | None:
+    """The most bytes the gets ``keys`` of a batch may answer; ``None`` when not checked (no
+    budget, no gets, or one whole entry, within the budget already by the list and value
+    limits)."""
+    budget = ctx.settings.max_response_bytes
+    if not budget or not keys or (len(keys) == 1 and not decoded):
+        return None
+    return max(budget // DECODED_SHARE, ctx.settings.max_value_bytes) if decoded else budget
+
+
 async def _check_response_budget(
     ctx: ServerContext, ns: str, keys: list[str], *, decoded: bool
-) -> int:
-    """Refuse (413) a batch whose gets would answer more than the response budget, before
-    reading them (one indexed look-up of the entries' sizes); the size, 0 when not looked up."""
-    budget = ctx.settings.max_response_bytes
-    if not budget or not keys:
-        return 0
-    cap = max(budget // DECODED_SHARE, ctx.settings.max_value_bytes) if decoded else budget
-    if len(keys) == 1 and not decoded:
-        return 0  # one entry is within the budget already (list and value limits)
-    size = await ctx.store.stored_bytes(ns, keys)
+) -> None:
+    """Refuse (413) a write batch whose gets would answer more than the response budget,
+    before reading them (one indexed look-up of the entries' sizes)."""
+    cap = _response_cap(ctx, keys, decoded=decoded)
+    if cap is not None:
+        size = await ctx.store.stored_bytes(ns, keys)
+        _refuse_over(ns, len(keys), size, cap, decoded=decoded)
+
+
+def _refuse_over(ns: str, gets: int, size: int | None, cap: int, *, decoded: bool) -> None:
+    """413 when ``size`` (``None``: unknown) is over ``cap``."""
     if size is not None and size > cap:
         raise ValueTooLarge(
-            f"botwire: the {len(keys)} gets of this batch on namespace {ns!r} would answer "
+            f"botwire: the {gets} gets of this batch on namespace {ns!r} would answer "
             f"{size} bytes; this server answers at most {cap} bytes per "
             f"{'write ' if decoded else ''}batch (max_response_bytes). Read fewer keys per "
             "batch (get_many in smaller chunks), or lists with tail=N.",
@@ -126,7 +161,6 @@ async def _check_response_budget(
             limit=cap,
             size=size,
         )
-    return size or 0
 
 
 async def get_usage(request: Request) -> Response:

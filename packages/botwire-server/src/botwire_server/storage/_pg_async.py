@@ -40,7 +40,7 @@ from botwire.store._sqlplan import Plan
 from ._pg_common import STALE, Retry, no_connection, pg_sql
 from ._pg_group import GroupedWrite, NamespaceGroups
 from ._pg_prepare import Prepared
-from ._pg_reads import MOST_PER_STATEMENT, ReadGroup, by_position
+from ._pg_reads import MOST_PER_STATEMENT, ReadGroup, by_position, within
 from ._pg_write import Query, WriteConnection, drive_async, rollback_async, write_async
 
 __all__ = ["AsyncPgReader"]
@@ -172,15 +172,32 @@ class AsyncPgReader:
         sync store's ``REPEATABLE READ`` transaction gives, in one round trip and no thread
         (measured under P10, a LangGraph ``get_tuple``'s batch: 1.0 ms of the server's time
         through the thread, ~0.47 here)."""
-        if not ops or len(ops) > BATCH_GETS or any(op.tail is not None for op in ops):
+        if not _whole_gets(ops):
             return None
         engine = self._engine
         sql, params = engine.read_many_query([(namespace, op.key) for op in ops], engine.clock())
         found = by_position(await self._fetch(pg_sql(sql), params), len(ops))
-        return [
-            engine.result_json_from_rows(namespace, op, rows)
-            for op, rows in zip(ops, found, strict=True)
-        ]
+        return self._texts(namespace, ops, found)
+
+    async def read_batch_json_within(
+        self, namespace: str, ops: Sequence[Op], budget: int
+    ) -> tuple[int, list[str] | None] | None:
+        """:meth:`read_batch_json` behind a response budget, in the same one statement
+        (``Engine.read_many_within_query``): the bytes the gets answer, and their texts, or
+        ``None`` for them when the bytes are over ``budget`` (nothing was read). ``None`` for a
+        batch :meth:`read_batch_json` does not take. The budget looked up apart
+        (:meth:`stored_bytes`) was a round trip of its own before every batch of gets."""
+        if not _whole_gets(ops):
+            return None
+        engine = self._engine
+        pairs = [(namespace, op.key) for op in ops]
+        sql, params = engine.read_many_within_query(pairs, engine.clock(), budget)
+        size, found = within(await self._fetch(pg_sql(sql), params), len(ops), budget)
+        return size, None if found is None else self._texts(namespace, ops, found)
+
+    def _texts(self, namespace: str, ops: Sequence[Op], found: list[Rows]) -> list[str]:
+        result = self._engine.result_json_from_rows
+        return [result(namespace, op, rows) for op, rows in zip(ops, found, strict=True)]
 
     async def stored_bytes(self, namespace: str, keys: Sequence[str]) -> int:
         """``PostgresStore.stored_bytes`` on the event loop (a batch's response budget, checked
@@ -381,3 +398,9 @@ class _Gate:
             fut.set_exception(
                 PoolTimeout(f"couldn't get a connection after {self._timeout:.2f} sec")
             )
+
+
+def _whole_gets(ops: Sequence[Op]) -> bool:
+    """Whether a batch of gets is read in one statement: at most :data:`BATCH_GETS`, no
+    ``tail``."""
+    return bool(ops) and len(ops) <= BATCH_GETS and all(op.tail is None for op in ops)

@@ -21,7 +21,7 @@ from botwire.store._sql import Engine
 
 from ._pg_common import pg_sql
 
-__all__ = ["MOST_PER_STATEMENT", "ReadGroup", "by_position"]
+__all__ = ["MOST_PER_STATEMENT", "ReadGroup", "by_position", "within"]
 
 Rows = list[tuple[Any, ...]]
 Fetch = Callable[[str, list[Any]], Awaitable[Rows]]
@@ -123,3 +123,13 @@ def by_position(rows: Rows, count: int) -> list[Rows]:
     for row in rows:
         answers[row[0] - 1].append(row[1:])
     return answers
+
+
+def within(rows: Rows, count: int, budget: int) -> tuple[int, list[Rows] | None]:
+    """The rows of an ``Engine.read_many_within_query`` statement of ``count`` pairs: the bytes
+    they answer, and :func:`by_position`'s split of the rows read (``None``: over ``budget``,
+    nothing was read)."""
+    total = int(rows[0][-1])
+    if total > budget:
+        return total, None
+    return total, by_position([row[:-2] for row in rows if row[0] is not None], count)

@@ -248,6 +248,21 @@ class StoreRunner(ThreadedAsyncStore):
         texts: list[str] = await self._run(large, store.read_batch_json, namespace, ops)
         return texts
 
+    async def read_batch_json_within(
+        self, namespace: str, ops: Sequence[Op], budget: int
+    ) -> tuple[int, list[str] | None] | None:
+        """:meth:`read_batch_json` and :meth:`stored_bytes` in one statement, on the event loop
+        (PostgreSQL's async reader): the bytes the gets answer, and their texts, or ``None``
+        for them when over ``budget`` (nothing read). ``None`` when the store cannot; then the
+        two are asked apart."""
+        reader: Any = self.reader
+        if reader is None or not hasattr(reader, "read_batch_json_within"):
+            return None
+        found: tuple[int, list[str] | None] | None = await self._await(
+            "read_batch_json", reader.read_batch_json_within(namespace, ops, budget)
+        )
+        return found
+
     async def recent_keys(self, namespace: str, limit: int) -> list[tuple[str, int, float]] | None:
         """The most recently updated keys, or ``None`` when the store cannot list them so."""
         rows: list[tuple[str, int, float]] | None = await self.call(
