@@ -73,7 +73,7 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     async def spy(self: AsyncPgTx, **options: Any) -> Any:
         if self._queue:  # what send() joins into one query
-            texts.append(b"; ".join(text for text, _ in self._queue).decode())
+            texts.append(b"; ".join(self.queued_texts()).decode())
         return await send(self, **options)
 
     monkeypatch.setattr(AsyncPgTx, "send", spy)

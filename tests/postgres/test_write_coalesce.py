@@ -18,7 +18,7 @@ import pytest
 
 from botwire.store import Op
 from botwire.store._sqltext import INSERT_ITEM_SQL, SAVE_WRITTEN_SQL, STORE_SQL, UNTOMB_SQL
-from botwire_server.storage import _pg_prepare
+from botwire_server.storage import _pg_prepare, _pg_write
 from botwire_server.storage._pg_write import AsyncPgTx
 from tests.support.postgres import async_writer
 
@@ -27,16 +27,24 @@ pytestmark = pytest.mark.postgres
 
 @pytest.fixture
 def outgoing(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The text of every query the event loop's writes send, after what is left out."""
+    """The text of every query the event loop's writes send, after what is left out: a simple
+    query's, or a pipeline's statements joined as one (a bound one as ``EXECUTE name``)."""
     texts: list[str] = []
-    real = AsyncPgTx._outgoing
+    real, real_pipeline = AsyncPgTx._outgoing, _pg_write._statements
 
-    def spy(queue: list[tuple[bytes, object]], dropped: list[int]) -> bytes:
+    def spy(queue: list[tuple[Any, object]], dropped: list[int]) -> bytes:
         text = real(queue, dropped)
         texts.append(text.decode())
         return text
 
+    def spy_pipeline(queue: list[tuple[Any, object]], dropped: list[int]) -> list[Any]:
+        statements = real_pipeline(queue, dropped)
+        parts = [t.decode() if a is None else f"EXECUTE {t.decode()}" for t, a in statements]
+        texts.append("; ".join(parts))
+        return statements
+
     monkeypatch.setattr(AsyncPgTx, "_outgoing", staticmethod(spy))
+    monkeypatch.setattr(_pg_write, "_statements", spy_pipeline)
     return texts
 
 

@@ -602,7 +602,7 @@ def arrive_in_waves(
     hooks = [wait, join]
 
     async def spy(self: AsyncPgTx, **options: Any) -> Any:
-        if hooks and self._queue and (len(hooks) == 1 or self._queue[-1][0] == b"COMMIT"):
+        if hooks and self._queue and (len(hooks) == 1 or self.queued_texts()[-1] == b"COMMIT"):
             hooks.pop(0)()
         return await send(self, **options)
 

@@ -1,16 +1,18 @@
 """PostgreSQL writes on the event loop: the engine's plans (``botwire.store._sqlplan``) driven
 over a ``psycopg.AsyncConnection``, no worker thread per write.
 
-:class:`AsyncPgTx` queues the plan's statements and sends the queue as **one simple query**
-(several statements, parameters bound client-side as psycopg's ``ClientCursor`` binds them:
-each is ``Transformer.as_literal``, each distinct value written once per transaction) whenever
-the plan needs a result: ``BEGIN`` rides with the namespace lock (which allocates the
-transaction's version), the reads the engine is known to issue (``Engine.write_prefetch``: the
-idempotency record, each key's entry) are queued right behind the lock, and the writes ride
-with ``COMMIT``. A write costs the same two round trips as in pipeline mode, whatever the
-number of keys it writes, but two calls into the driver instead of one per statement: measured,
-275-303 µs of client CPU per write against 630-642 µs pipelined (psycopg 3.3.9 flushes and
-polls at every ``execute`` in pipeline mode).
+:class:`AsyncPgTx` queues the plan's statements and sends the queue in **one round trip**
+whenever the plan needs a result: where statements are prepared (``_pg_prepare``), as one
+pipeline of the extended protocol (``_pg_wait.pipelined``: each prepared statement with its
+arguments bound in text form, :func:`arguments`), else (behind a transaction-mode pooler) as one
+simple query (parameters bound client-side as psycopg's ``ClientCursor`` binds them: each is
+``Transformer.as_literal``, each distinct value written once per transaction). Either way:
+``BEGIN`` rides with the namespace lock (which allocates the transaction's version), the reads
+the engine is known to issue (``Engine.write_prefetch``: the idempotency record, each key's
+entry) are queued right behind the lock, and the writes ride with ``COMMIT``: two round trips
+whatever the number of keys written, and few calls into the driver (psycopg's own pipeline,
+through a cursor, flushes and polls at every ``execute``: measured, 630-642 µs of client CPU
+per write against 275-303 µs for the simple query; the raw pipeline costs less than either).
 The query goes out on the connection's libpq handle and its results are converted by a
 ``Transformer`` (both psycopg's, in C), not through a cursor: the cursor's bookkeeping (query
 parsing, the prepare manager, column descriptions) was about a quarter of the server's CPU per
@@ -21,11 +23,13 @@ all their transactions (:func:`transformer`).
 A statement that a later one of the same send overwrites whole is left out (the engine
 declares which do: ``OVERWRITES``, ``BLIND_WRITES``): a group's calls on one list store its entry
 and the statistics once per round trip (:meth:`AsyncPgTx.send`).
-The most used statements go as ``EXECUTE`` of statements prepared on the connection
-(``_pg_prepare``; off behind a transaction-mode pooler). A prefetched result is handed out once,
-for the identical query (``write_prefetch`` says why it is still true then).
+The most used statements are prepared on the connection (``_pg_prepare``; off behind a
+transaction-mode pooler) and bound in the pipeline, which spares PostgreSQL the parsing and the
+literals' coercion of ``EXECUTE name(literals)`` (what a simple query of them was, until
+2026-12-05). A prefetched result is handed out once, for the identical query
+(``write_prefetch`` says why it is still true then).
 A store used without a server (``PostgresStore``) sends its ``pg_notify`` (the watch's
-channel, ``botwire_server.watch``) behind the ``COMMIT``, in the same simple query: PostgreSQL
+channel, ``botwire_server.watch``) behind the ``COMMIT``, in the same round trip: PostgreSQL
 runs it in a transaction of its own once the write has committed, which needs no WAL flush
 (measured: ~17 µs more than a ``SELECT 1``), so servers' watchers wake on those writes too.
 :func:`drive_async` is :func:`botwire.store._sqlplan.drive` with ``await``: the very plan the
@@ -43,7 +47,7 @@ from typing import Any, TypeAlias, TypeVar
 
 import psycopg
 from psycopg import abc
-from psycopg.adapt import Transformer
+from psycopg.adapt import PyFormat, Transformer
 from psycopg.errors import error_from_result
 from psycopg.pq import ExecStatus, TransactionStatus
 
@@ -64,6 +68,7 @@ from ._pg_common import pg_sql
 from ._pg_listen import NotifyGate
 from ._pg_prepare import Prepared
 from ._pg_tx import BEGIN_WRITE, NEXTVAL, NEXTVAL_SERIES
+from ._pg_wait import Statement, pipelined
 from ._pg_wait import results as wait_results
 
 __all__ = [
@@ -82,6 +87,9 @@ Query = tuple[str, tuple[Any, ...]]
 #: the event loop's connections, or a synchronous one for :func:`blocking`
 AnyConnection: TypeAlias = "psycopg.AsyncConnection[Any] | psycopg.Connection[Any]"
 Rows = list[tuple[Any, ...]]
+#: a queued statement: its text, or (pipeline mode) a prepared statement's name, its arguments
+#: and the parameters they were written from (:meth:`AsyncPgTx.queued_texts`)
+Queued: TypeAlias = "bytes | tuple[bytes, list[bytes | None], Sequence[Any]]"
 
 
 class WriteConnection(psycopg.AsyncConnection[Any]):
@@ -130,6 +138,7 @@ class AsyncPgTx:
         "_literals",
         "_mark",
         "_names",
+        "_pipeline",
         "_plan",
         "_prefetched",
         "_prepared",
@@ -155,12 +164,15 @@ class AsyncPgTx:
         self._tx = transformer(conn)
         self._prepared = prepared
         self._names = names or {}
+        #: sent in pipeline mode (``_pg_wait.pipelined``): where statements are prepared, whose
+        #: arguments then go bound, not as literals (never behind a transaction-mode pooler)
+        self._pipeline = prepared is not None and prepared.enabled
         self._plan = prefetch
         #: why the last statement of a ``send(optional_last=True)`` failed (``None``: it ran)
         self.failed_last: psycopg.Error | None = None
         #: each statement queued, and what it writes (``_row_of``: the row it overwrites
         #: whole, ``_BLIND`` or ``None``, anything else; see :meth:`send`)
-        self._queue: list[tuple[bytes, object]] = []
+        self._queue: list[tuple[Queued, object]] = []
         #: the literals written so far (``literals``): a write repeats its namespace, keys,
         #: versions and time in several statements
         self._literals: dict[tuple[type, Any], bytes] = {}
@@ -182,6 +194,10 @@ class AsyncPgTx:
         if isinstance(sql, bytes):
             sql = sql.decode()
         if (name := self._names.get(sql)) is not None:
+            if self._pipeline:
+                bound = (name.encode(), arguments(self._tx, params), params)
+                self._queue.append((bound, _row_of(sql, params)))
+                return len(self._queue) - 1
             template = _execute(name, len(params))
         else:
             if self._prepared is not None:
@@ -209,11 +225,15 @@ class AsyncPgTx:
             return []
         dropped = _superseded(queue)
         conn, tx = self._conn, self._tx
-        conn.pgconn.send_query(self._outgoing(queue, dropped))
+        if self._pipeline:
+            answers = await pipelined(conn, _statements(queue, dropped))
+        else:
+            conn.pgconn.send_query(self._outgoing(queue, dropped))
+            answers = await wait_results(conn)
         results: list[Rows | None] = []
         last = len(queue) - len(dropped) - 1 if optional_last else -1
         try:
-            for res in await wait_results(conn):
+            for res in answers:
                 status = res.status
                 if status == ExecStatus.TUPLES_OK:
                     tx.set_pgresult(res)
@@ -224,7 +244,7 @@ class AsyncPgTx:
                         raise error
                     self.failed_last = error
                     results.append(None)
-                else:
+                else:  # no rows, or (``PIPELINE_ABORTED``) skipped after a refused one
                     results.append(None)
         finally:
             # the connection's transformer outlives the transaction: it must not keep the last
@@ -233,6 +253,22 @@ class AsyncPgTx:
         for i in dropped:  # ascending: each lands where its statement stood
             results.insert(i, None)
         return results
+
+    def queued_texts(self) -> list[bytes]:
+        """What is queued, each statement as a simple query would send it (a bound one as
+        ``EXECUTE name(literals)``): for tests and logs, whichever way :meth:`send` sends.
+
+        Example::
+
+            tx.queue("SELECT ?", (1,))
+            tx.queued_texts() == [b"SELECT 1"]
+        """
+        return [
+            item
+            if isinstance(item, bytes)
+            else _execute(item[0].decode(), len(item[2])) % literals(self._tx, item[2], {})
+            for item, _ in self._queue
+        ]
 
     async def rollback(self) -> None:
         """Roll the transaction back; what is still queued is dropped. Sent as the writes are:
@@ -244,12 +280,11 @@ class AsyncPgTx:
         await self.send()
 
     @staticmethod
-    def _outgoing(queue: list[tuple[bytes, object]], dropped: list[int]) -> bytes:
-        """The query :meth:`send` sends: ``queue`` without the statements ``dropped``."""
-        if not dropped:
-            return b"; ".join([text for text, _ in queue])
+    def _outgoing(queue: list[tuple[Queued, object]], dropped: list[int]) -> bytes:
+        """The simple query :meth:`send` sends: ``queue`` without the statements ``dropped``
+        (each a statement's text: outside pipeline mode nothing is queued bound)."""
         left = set(dropped)
-        return b"; ".join([text for i, (text, _) in enumerate(queue) if i not in left])
+        return b"; ".join([text for i, (text, _) in enumerate(queue) if i not in left])  # type: ignore[misc]
 
     def _fresh(self) -> None:
         """Prefetching rides only with the first statement, the lock."""
@@ -405,7 +440,18 @@ def _row_of(sql: str, params: Sequence[Any]) -> object:
     return _BLIND if sql in BLIND_WRITES else None
 
 
-def _superseded(queue: list[tuple[bytes, object]]) -> list[int]:
+def _statements(queue: list[tuple[Queued, object]], dropped: list[int]) -> list[Statement]:
+    """The pipeline :meth:`AsyncPgTx.send` sends: ``queue`` without the statements ``dropped``,
+    each a statement's text or a prepared statement's name and arguments."""
+    left = set(dropped)
+    return [
+        (item, None) if isinstance(item, bytes) else item[:2]
+        for i, (item, _) in enumerate(queue)
+        if i not in left
+    ]
+
+
+def _superseded(queue: list[tuple[Queued, object]]) -> list[int]:
     """The statements (ascending) whose row a later statement overwrites whole with only
     blind writes between them (``AsyncPgTx.send``)."""
     later: set[object] = set()
@@ -463,6 +509,29 @@ def literals(
                 memo[key] = known
         out.append(known)
     return tuple(out)
+
+
+def arguments(tx: abc.Transformer, params: Sequence[Any]) -> list[bytes | None]:
+    """``params`` as a prepared statement's arguments in text form (``None`` is NULL), as
+    psycopg's text dumpers write them (``tests/postgres/test_write_pipeline.py`` holds them to
+    it): strings, ints and finite floats directly, the rest (bytes, booleans, lists, a string
+    holding NUL, which psycopg refuses) by psycopg's dumper of their type. PostgreSQL reads
+    each with the input function of the type ``PREPARE`` inferred for it."""
+    out: list[bytes | None] = []
+    for p in params:
+        cls = p.__class__
+        if cls is str and "\x00" not in p:
+            out.append(p.encode())
+        elif cls is int:
+            out.append(b"%d" % p)
+        elif cls is float and -_INF < p < _INF:
+            out.append(repr(p).encode())
+        elif p is None:
+            out.append(None)
+        else:
+            dumped = tx.get_dumper(p, PyFormat.TEXT).dump(p)
+            out.append(None if dumped is None else bytes(dumped))
+    return out
 
 
 @functools.lru_cache(maxsize=512)
