@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg.adapt import PyFormat
 from psycopg.pq import PipelineStatus, TransactionStatus
+from support.postgres import async_writer
 from support.sqlvalues import TRICKY, rows
 
 from botwire import Memory
@@ -232,13 +233,8 @@ async def _no_loop(coro: Any) -> Any:
     return await coro
 
 
-@pytest.mark.parametrize("pooler", [False, True], ids=["prepared", "pooler"])
-def test_a_stores_writes_go_bound_where_statements_are_prepared(
-    postgres_url: str, ns: str, monkeypatch: pytest.MonkeyPatch, pooler: bool
-) -> None:
-    """After a few writes (``HOT_AFTER``) a store's statements are prepared and its writes are
-    pipelines of bound arguments; behind a transaction-mode pooler (``prepare_threshold=None``)
-    they stay simple queries of literals. Either way every value reads back as written."""
+def _count_bound(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """For each pipeline the writes send from now on, how many of its statements went bound."""
     used: list[int] = []
     real = _pg_wait.pipelined
 
@@ -247,6 +243,17 @@ def test_a_stores_writes_go_bound_where_statements_are_prepared(
         return await real(conn, statements)
 
     monkeypatch.setattr("botwire_server.storage._pg_write.pipelined", spy)
+    return used
+
+
+@pytest.mark.parametrize("pooler", [False, True], ids=["prepared", "pooler"])
+def test_a_stores_writes_go_bound_where_statements_are_prepared(
+    postgres_url: str, ns: str, monkeypatch: pytest.MonkeyPatch, pooler: bool
+) -> None:
+    """After a few writes (``HOT_AFTER``) a store's statements are prepared and its writes are
+    pipelines of bound arguments; behind a transaction-mode pooler (``prepare_threshold=None``)
+    they stay simple queries of literals. Either way every value reads back as written."""
+    used = _count_bound(monkeypatch)
     kwargs: dict[str, Any] = {"prepare_threshold": None} if pooler else {}
     store = PostgresStore(postgres_url, **kwargs)
     try:
@@ -266,3 +273,35 @@ def test_a_stores_writes_go_bound_where_statements_are_prepared(
         assert used == []
     else:
         assert used and max(used) > 3  # the writes' statements went bound
+
+
+@pytest.mark.parametrize("pooler", [False, True], ids=["prepared", "pooler"])
+def test_the_event_loops_writes_go_bound_where_statements_are_prepared(
+    postgres_url: str, ns: str, monkeypatch: pytest.MonkeyPatch, pooler: bool
+) -> None:
+    """The server's writes (``async_reader``, on the event loop), concurrent ones grouped into
+    one transaction among them: bound once their statements are prepared, never behind a
+    pooler; every answer and value as written."""
+    used = _count_bound(monkeypatch)
+    kwargs: dict[str, Any] = {"prepare_threshold": None} if pooler else {}
+
+    async def main() -> list[Any]:
+        async with async_writer(postgres_url, **kwargs) as (w, store):
+            for i in range(4):  # past HOT_AFTER: the statements get prepared
+                await w.batch(ns, [Op("set", f"warm{i}", value=f'"{i}"')])
+            calls = [w.batch(ns, [Op("append", "log", items=(f'"it\'s {i}"',))]) for i in range(20)]
+            calls += [w.batch(ns, [Op("incr", "n", by=2)]) for _ in range(20)]
+            await asyncio.gather(*calls)
+            return [
+                store.get(ns, "log").value,
+                store.get(ns, "n").value,
+                store.get(ns, "warm3").value,
+            ]
+
+    log, n, warm = asyncio.run(main())
+    assert sorted(log) == sorted(f"it's {i}" for i in range(20))
+    assert n == 40 and warm == "3"
+    if pooler:
+        assert used == []
+    else:
+        assert used and max(used) > 3
