@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 from psycopg.adapt import Transformer
 from support.sqlvalues import TRICKY, rows
 
+from botwire_server.storage._pg_bind import literals
 from botwire_server.storage._pg_common import pg_sql
-from botwire_server.storage._pg_write import AsyncPgTx, WriteConnection, literals, transformer
+from botwire_server.storage._pg_write import AsyncPgTx, WriteConnection, transformer
 
 pytestmark = pytest.mark.postgres
 
@@ -130,7 +131,7 @@ def test_a_refused_statement_raises_as_a_cursor_would(loop: Loop) -> None:
 
 
 def test_values_equal_in_python_keep_their_own_literals(loop: Loop) -> None:
-    """A transaction writes each distinct literal once (``_pg_write.literals``): values that
+    """A transaction writes each distinct literal once (``_pg_bind.literals``): values that
     Python finds equal, or hashes alike, must still be written as themselves (as
     ``ClientCursor.mogrify`` writes them), within one statement and across the statements of
     one transaction, and come back equal."""

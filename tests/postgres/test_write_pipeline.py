@@ -24,9 +24,10 @@ from support.sqlvalues import TRICKY, rows
 from botwire import Memory
 from botwire.store import Op
 from botwire_server.storage import _pg_wait
+from botwire_server.storage._pg_bind import arguments
 from botwire_server.storage._pg_prepare import Prepared
 from botwire_server.storage._pg_wait import pipelined
-from botwire_server.storage._pg_write import AsyncPgTx, WriteConnection, arguments, transformer
+from botwire_server.storage._pg_write import AsyncPgTx, WriteConnection, transformer
 from botwire_server.storage.postgres import PostgresStore
 
 pytestmark = pytest.mark.postgres

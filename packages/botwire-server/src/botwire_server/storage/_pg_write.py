@@ -40,14 +40,13 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import functools
 import logging
 from collections.abc import Coroutine, Sequence
 from typing import Any, TypeAlias, TypeVar
 
 import psycopg
 from psycopg import abc
-from psycopg.adapt import PyFormat, Transformer
+from psycopg.adapt import Transformer
 from psycopg.errors import error_from_result
 from psycopg.pq import ExecStatus, TransactionStatus
 
@@ -64,7 +63,7 @@ from botwire.store._sqltext import (
     SAVEPOINT_SQL,
 )
 
-from ._pg_common import pg_sql
+from ._pg_bind import arguments, execute_template, literals, template
 from ._pg_listen import NotifyGate
 from ._pg_prepare import Prepared
 from ._pg_tx import BEGIN_WRITE, NEXTVAL, NEXTVAL_SERIES
@@ -198,21 +197,22 @@ class AsyncPgTx:
                 bound = (name.encode(), arguments(self._tx, params), params)
                 self._queue.append((bound, _row_of(sql, params)))
                 return len(self._queue) - 1
-            template = _execute(name, len(params))
+            form = execute_template(name, len(params))
         else:
             if self._prepared is not None:
                 self._prepared.used(sql)
-            template = _template(sql)
-        text = template % literals(self._tx, params, self._literals)
+            form = template(sql)
+        text = form % literals(self._tx, params, self._literals)
         self._queue.append((text, _row_of(sql, params)))
         return len(self._queue) - 1
 
     async def send(self, *, optional_last: bool = False) -> list[Rows | None]:
-        """Send the queue as one simple query: each statement's rows (``None``: no rows); the
-        first statement PostgreSQL refused raises its ``psycopg.Error``, as a cursor would,
-        except the last one when ``optional_last`` (a ``NOTIFY`` after ``COMMIT``: everything
-        before it succeeded, PostgreSQL skips what follows a refused statement), which is
-        answered ``None`` and its error kept in :attr:`failed_last`.
+        """Send the queue in one round trip (module docstring): each statement's rows
+        (``None``: no rows); the first statement PostgreSQL refused raises its
+        ``psycopg.Error``, as a cursor would, except the last one when ``optional_last`` (a
+        ``NOTIFY`` after ``COMMIT``: everything before it succeeded, PostgreSQL skips what
+        follows a refused statement), which is answered ``None`` and its error kept in
+        :attr:`failed_last`.
 
         A statement that a later one of the same send overwrites whole is left out (its
         result is ``None``, as a write's is): a group's calls on one list (or one key) each
@@ -266,7 +266,7 @@ class AsyncPgTx:
         return [
             item
             if isinstance(item, bytes)
-            else _execute(item[0].decode(), len(item[2])) % literals(self._tx, item[2], {})
+            else execute_template(item[0].decode(), len(item[2])) % literals(self._tx, item[2], {})
             for item, _ in self._queue
         ]
 
@@ -473,78 +473,6 @@ def _superseded(queue: list[tuple[Queued, object]]) -> list[int]:
 _SAVEPOINT = GROUP_SAVEPOINT_SQL.encode()
 _ROLLBACK = GROUP_ROLLBACK_SQL.encode()
 _RELEASE = GROUP_RELEASE_SQL.encode()
-_INF = float("inf")
-
-
-def literals(
-    tx: abc.Transformer, params: Sequence[Any], memo: dict[tuple[type, Any], bytes]
-) -> tuple[bytes, ...]:
-    """``params`` as SQL literals, as ``ClientCursor.mogrify`` writes them (``None`` is NULL),
-    each value's written once per transaction (``memo``, the transaction's): measured, a keyed
-    chat append's 42 literals (22 distinct) cost 38 µs of the server's CPU, 27 with it.
-    Ints and finite floats are written directly (cheaper than a lookup); the rest is known by
-    its type and value, so ``True`` and ``1`` stay apart; NaN (equal to nothing) and
-    unhashable values are written each time."""
-    out: list[bytes] = []
-    for p in params:
-        cls = p.__class__
-        if cls is int or (cls is float and -_INF < p < _INF):
-            # psycopg's own literal for these (tests/postgres/test_write_literals.py holds
-            # them to as_literal's), written 4x as fast: most of a write's literals are ints
-            lit = b"%d" % p if cls is int else repr(p).encode()
-            out.append(b" " + lit if lit[0] == 45 else lit)  # "-": " -1", as psycopg writes it
-            continue
-        if p is None:
-            out.append(b"NULL")
-            continue
-        key = (cls, p)
-        try:
-            known = memo.get(key)
-        except TypeError:  # unhashable (a list, for an array): written each time
-            out.append(tx.as_literal(p))
-            continue
-        if known is None:
-            known = tx.as_literal(p)
-            if p == p:  # finite floats, -0.0 among them, never get here
-                memo[key] = known
-        out.append(known)
-    return tuple(out)
-
-
-def arguments(tx: abc.Transformer, params: Sequence[Any]) -> list[bytes | None]:
-    """``params`` as a prepared statement's arguments in text form (``None`` is NULL), as
-    psycopg's text dumpers write them (``tests/postgres/test_write_pipeline.py`` holds them to
-    it): strings, ints and finite floats directly, the rest (bytes, booleans, lists, a string
-    holding NUL, which psycopg refuses) by psycopg's dumper of their type. PostgreSQL reads
-    each with the input function of the type ``PREPARE`` inferred for it."""
-    out: list[bytes | None] = []
-    for p in params:
-        cls = p.__class__
-        if cls is str and "\x00" not in p:
-            out.append(p.encode())
-        elif cls is int:
-            out.append(b"%d" % p)
-        elif cls is float and -_INF < p < _INF:
-            out.append(repr(p).encode())
-        elif p is None:
-            out.append(None)
-        else:
-            dumped = tx.get_dumper(p, PyFormat.TEXT).dump(p)
-            out.append(None if dumped is None else bytes(dumped))
-    return out
-
-
-@functools.lru_cache(maxsize=512)
-def _template(sql: str) -> bytes:
-    """The engine's statement (``?`` placeholders) as a ``%``-template of its literals."""
-    return pg_sql(sql).encode()
-
-
-@functools.lru_cache(maxsize=256)
-def _execute(name: str, count: int) -> bytes:
-    """``EXECUTE name(%s, ...)``: a prepared statement's call, its arguments bound client-side
-    as the plain statement's would be (each is coerced to the type PREPARE inferred)."""
-    return f"EXECUTE {name}({', '.join(['%s'] * count)})".encode()
 
 
 async def drive_async(tx: Any, plan: Plan[T]) -> T:
