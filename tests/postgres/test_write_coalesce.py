@@ -30,21 +30,15 @@ def outgoing(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The text of every query the event loop's writes send, after what is left out: a simple
     query's, or a pipeline's statements joined as one (a bound one as ``EXECUTE name``)."""
     texts: list[str] = []
-    real, real_pipeline = AsyncPgTx._outgoing, _pg_write._statements
+    real = _pg_write._statements
 
-    def spy(queue: list[tuple[Any, object]], dropped: list[int]) -> bytes:
-        text = real(queue, dropped)
-        texts.append(text.decode())
-        return text
-
-    def spy_pipeline(queue: list[tuple[Any, object]], dropped: list[int]) -> list[Any]:
-        statements = real_pipeline(queue, dropped)
+    def spy(queue: list[tuple[Any, object]], dropped: list[int]) -> list[Any]:
+        statements = real(queue, dropped)
         parts = [t.decode() if a is None else f"EXECUTE {t.decode()}" for t, a in statements]
         texts.append("; ".join(parts))
         return statements
 
-    monkeypatch.setattr(AsyncPgTx, "_outgoing", staticmethod(spy))
-    monkeypatch.setattr(_pg_write, "_statements", spy_pipeline)
+    monkeypatch.setattr(_pg_write, "_statements", spy)
     return texts
 
 

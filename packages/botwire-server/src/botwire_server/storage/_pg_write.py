@@ -281,10 +281,9 @@ class AsyncPgTx:
 
     @staticmethod
     def _outgoing(queue: list[tuple[Queued, object]], dropped: list[int]) -> bytes:
-        """The simple query :meth:`send` sends: ``queue`` without the statements ``dropped``
-        (each a statement's text: outside pipeline mode nothing is queued bound)."""
-        left = set(dropped)
-        return b"; ".join([text for i, (text, _) in enumerate(queue) if i not in left])  # type: ignore[misc]
+        """The simple query :meth:`send` sends: :func:`_statements` joined (outside pipeline
+        mode each is a statement's whole text)."""
+        return b"; ".join([text for text, _ in _statements(queue, dropped)])
 
     def _fresh(self) -> None:
         """Prefetching rides only with the first statement, the lock."""
@@ -441,11 +440,11 @@ def _row_of(sql: str, params: Sequence[Any]) -> object:
 
 
 def _statements(queue: list[tuple[Queued, object]], dropped: list[int]) -> list[Statement]:
-    """The pipeline :meth:`AsyncPgTx.send` sends: ``queue`` without the statements ``dropped``,
-    each a statement's text or a prepared statement's name and arguments."""
+    """What :meth:`AsyncPgTx.send` sends: ``queue`` without the statements ``dropped``, each a
+    statement's text (and ``None``) or a prepared statement's name and arguments."""
     left = set(dropped)
     return [
-        (item, None) if isinstance(item, bytes) else item[:2]
+        (item, None) if isinstance(item, bytes) else (item[0], item[1])
         for i, (item, _) in enumerate(queue)
         if i not in left
     ]
