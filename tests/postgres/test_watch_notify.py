@@ -1,13 +1,16 @@
 """Replicas tell each other which namespaces they wrote (``WatchHub``: NOTIFY on an async
-connection in the event loop, LISTEN in a thread). A replica's own notifications come back to
-its listener and are skipped (its writes woke its waiters already); another replica's wake it,
-each once per send; and a lost notify connection is replaced at the next write."""
+connection in the event loop, LISTEN on another, in the event loop too). A replica's own
+notifications come back to its listener and are skipped (its writes woke its waiters already);
+another replica's wake it, each once per send; a lost notify connection is replaced at the next
+write, a lost listening one at once; and the listener runs in no thread of its own."""
 
 from __future__ import annotations
 
 import asyncio
 import collections
 import itertools
+import threading
+import time
 import uuid
 from collections.abc import Collection
 
@@ -133,6 +136,56 @@ def test_a_burst_of_writes_shares_few_notify_statements(postgres_url: str) -> No
         finally:
             await one.close()
             await two.close()
+
+    asyncio.run(main())
+
+
+def _backends(url: str, pid: int) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,))
+        return int(row.fetchone()[0])  # type: ignore[index]
+
+
+async def _until(check: object, what: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+def test_the_hub_listens_on_its_event_loop_and_reconnects(postgres_url: str) -> None:
+    """The server's listener is a task of its event loop, not a thread: a thread of its own
+    woke for every notification, the replica's own too, and took the interpreter's lock from
+    the event loop to read it (5-8% of P3's PostgreSQL writes). Its session ended, it
+    reconnects and hears the other replica again; closed, its session ends."""
+
+    async def main() -> None:
+        one, two = Replica(postgres_url), Replica(postgres_url)
+        await one.open()
+        await two.open()
+        try:
+            listening = [t.name for t in threading.enumerate() if "listen" in t.name]
+            assert listening == [], listening
+            listener = one.hub._listener
+            assert listener is not None
+            first = listener.backend_pid
+            assert first > 0
+            await asyncio.to_thread(_terminate, postgres_url, first)
+            await _until(lambda: listener.backend_pid not in (0, first), "a new LISTEN session")
+            await _settle(0.3)
+            one.woken.clear()
+            ns = f"again-{uuid.uuid4().hex[:8]}"
+            two.hub.written(ns)
+            await _settle()
+            assert one.woken[ns] == 1, one.woken
+            second = listener.backend_pid
+        finally:
+            await one.close()
+            await two.close()
+        deadline = time.monotonic() + 10
+        while await asyncio.to_thread(_backends, postgres_url, second):  # its Terminate, read
+            assert time.monotonic() < deadline, "the closed listener's session lives on"
+            await asyncio.sleep(0.05)
 
     asyncio.run(main())
 

@@ -1,4 +1,5 @@
-"""``LISTEN botwire_changes`` on a connection of its own, in a thread: how watchers hear of
+"""``LISTEN botwire_changes`` on a connection of its own, on an event loop (the server's, or one
+in a thread of its own for a store used without a server): how watchers hear of
 writes made by other processes on one PostgreSQL database. Used by the server's watch hub
 (``botwire_server.watch``) and by a :class:`~botwire_server.storage.postgres.PostgresStore`
 used without a server (``_pg_watch``); each gives its own callbacks.
@@ -25,7 +26,9 @@ without a server) say so once, with the fix, and send none for :data:`REFUSED_RE
 
 from __future__ import annotations
 
+import asyncio
 import bisect
+import contextlib
 import logging
 import threading
 import time
@@ -199,7 +202,10 @@ class NotifyGate:
 
 
 class Listener:
-    """A thread that listens on :data:`CHANNEL` and hands each payload to ``on_payload``.
+    """Listens on :data:`CHANNEL` and hands each payload to ``on_payload``, on an event loop:
+    the server's own (:meth:`start_in_loop`: the server's watch hub), or one of its own in a
+    thread (:meth:`start`: a store used without a server). Either way one definition
+    (:meth:`listen`) connects, probes, reconnects and stops.
 
     Example::
 
@@ -210,8 +216,12 @@ class Listener:
         listener.stop()
 
     ``skip_pid()`` names a backend whose notifications are dropped (0: none): the server's hub
-    already woke its waiters for the writes it notifies itself. The callbacks run in the
-    listener's thread.
+    already woke its waiters for the writes it notifies itself. The callbacks run on the
+    listener's loop (in the listener's thread after :meth:`start`).
+
+    Why the server listens on its own loop: a thread of its own woke for every notification,
+    the replica's own included, and took the interpreter's lock from the event loop to read it.
+    Under write load (P3, PostgreSQL) that handoff cost the event loop 5-8% of its writes.
     """
 
     def __init__(
@@ -231,33 +241,56 @@ class Listener:
         self._on_payload, self._on_connected = on_payload, on_connected
         self._on_unusable, self._skip_pid = on_unusable, skip_pid
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._name = name
+        self._thread = threading.Thread(target=self._run_thread, name=name, daemon=True)
+        self._task: asyncio.Task[None] | None = None
         #: the backend of the listening connection while there is one (tests end it)
         self.backend_pid = 0
         self.conn: Any = None
 
     def start(self) -> None:
+        """Listen in a thread of its own, on an event loop of its own."""
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop, and wait up to ``timeout`` s for the thread to end."""
+        """Stop (after :meth:`start`), and wait up to ``timeout`` s for the thread to end."""
         self._stop.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout)
 
-    def _run(self) -> None:
-        """Listen, reconnecting with a growing delay (:data:`RECONNECT_DELAY` doubled, up to
-        5 s)."""
+    def start_in_loop(self) -> None:
+        """Listen as a task of the running event loop (no thread: see the class)."""
+        self._task = asyncio.get_running_loop().create_task(self.listen(), name=self._name)
+
+    async def aclose(self) -> None:
+        """Stop (after :meth:`start_in_loop`): the task is cancelled and awaited, which closes
+        its connection."""
+        self._stop.set()
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _run_thread(self) -> None:
+        # psycopg's async connections need a selector loop (never a proactor, on Windows)
+        with asyncio.Runner(loop_factory=asyncio.SelectorEventLoop) as runner:
+            runner.run(self.listen())
+
+    async def listen(self) -> None:
+        """Listen until stopped, reconnecting with a growing delay (:data:`RECONNECT_DELAY`
+        doubled, up to 5 s)."""
         import psycopg
 
         delay = RECONNECT_DELAY
         probed = False
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self._listen_dsn, **self._kwargs) as conn:
-                    conn.execute(f"LISTEN {CHANNEL}")
+                conn = await psycopg.AsyncConnection.connect(self._listen_dsn, **self._kwargs)
+                async with conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
                     if not probed:
-                        why = self._probe(conn)
+                        why = await self._probe(conn)
                         if why is not None:
                             self._on_unusable(why)
                             return
@@ -267,7 +300,7 @@ class Listener:
                     self._on_connected()
                     delay = RECONNECT_DELAY
                     while not self._stop.is_set():
-                        for note in conn.notifies(timeout=_TICK):
+                        async for note in conn.notifies(timeout=_TICK):
                             if note.pid != self._skip_pid():
                                 self._on_payload(note.payload)
             except Exception as exc:
@@ -275,26 +308,33 @@ class Listener:
                 if self._stop.is_set():
                     return
                 log.warning("watch listener lost its connection (%s); reconnecting", exc)
-                self._stop.wait(delay)
+                await self._pause(delay)
                 delay = min(delay * 2, 5.0)
         self.backend_pid = 0
 
-    def _probe(self, conn: Any) -> str | None:
+    async def _pause(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less once stopped (seen every :data:`_TICK`)."""
+        deadline = time.monotonic() + seconds
+        while not self._stop.is_set() and (left := deadline - time.monotonic()) > 0:
+            await asyncio.sleep(min(left, _TICK))
+
+    async def _probe(self, conn: Any) -> str | None:
         """Send a notification through ``notify_dsn`` (as writes do) and wait for it on the
         listening ``conn``: why LISTEN cannot serve here, or ``None`` when it arrived."""
         import psycopg
 
         payload = f"botwire-listen-probe-{uuid.uuid4().hex}"
         try:
-            with psycopg.connect(self._notify_dsn, **self._kwargs) as sender:
-                sender.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
+            sender = await psycopg.AsyncConnection.connect(self._notify_dsn, **self._kwargs)
+            async with sender:
+                await sender.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
         except psycopg.errors.InsufficientPrivilege as exc:
             # Asking again never helps; nobody's notifications arrive either if writers
             # share the role (theirs are refused too, and logged by them).
             return f"the role may not send notifications ({exc})"
         deadline = time.monotonic() + PROBE_SECONDS
         while not self._stop.is_set() and (left := deadline - time.monotonic()) > 0:
-            for note in conn.notifies(timeout=min(left, _TICK)):
+            async for note in conn.notifies(timeout=min(left, _TICK)):
                 if note.payload == payload:
                     return None
                 self._on_payload(note.payload)
