@@ -110,7 +110,6 @@ class WatchHub:
         self.count = 0
         #: waiters woken to read again (a metric: a wake is one read of the store)
         self.wakes = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._poller: asyncio.Task[None] | None = None
         self._high: dict[str, int] = {}
         # PostgreSQL
@@ -134,7 +133,6 @@ class WatchHub:
 
     async def open(self) -> None:
         """Start listening (PostgreSQL); call inside the server's event loop."""
-        self._loop = asyncio.get_running_loop()
         dsn = getattr(self.store, "dsn", None)  # PostgresStore's (a URL or key=value form)
         if isinstance(dsn, str) and hasattr(self.store, "async_reader"):
             self._dsn = dsn
