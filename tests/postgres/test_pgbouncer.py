@@ -421,6 +421,33 @@ def test_watch_with_pg_listen_url_listens_directly(
     )
 
 
+def test_a_replica_behind_the_pooler_skips_its_own_notifications(
+    bounced_url: str, direct_url: str
+) -> None:
+    """Behind PgBouncer a replica's notifications leave through any pooled session, so the
+    sender's pid cannot tell its own from another replica's; each carries the replica's origin.
+    A write of 40 keys through a listening replica (more keys than a notification hints at, so
+    it names the namespace alone) wakes none of its polls under another prefix: its own
+    notification, not skipped, woke all 10 to read again."""
+    env = {"BOTWIRE_DATABASE_URL": bounced_url, "BOTWIRE_PG_LISTEN_URL": direct_url}
+    with running_server("--watch-hold", "30", database=False, env=env) as server:
+        ns = _ns("own")
+        with Memory(ns, url=server.url) as m:
+            after = m.set("seed", 0)
+            idle = [hold_poll(server, ns, prefix="nothing/", after=after) for _ in range(10)]
+            try:
+                time.sleep(1.0)  # the seed's notification is back; the polls are held
+                before = wakes(server)
+                m.set_many({f"many/{i}": i for i in range(40)})
+                time.sleep(1.0)
+                assert wakes(server) == before, "its own notification woke its polls"
+                assert all(still_held(s) for s in idle)
+                assert POLLING not in server.log()
+            finally:
+                for sock in idle:
+                    sock.close()
+
+
 def test_listen_url_through_the_pooler_is_found_and_polls(
     bounced_url: str, replicas: tuple[ServerProcess, ServerProcess]
 ) -> None:

@@ -80,11 +80,11 @@ def test_own_notifications_are_skipped_and_others_wake_once(postgres_url: str) -
             await _settle()
             assert one.woken[ns] == 1, one.woken  # its own write, once: not again from LISTEN
             assert two.woken[ns] == 1, two.woken  # the other replica's notification
-            assert one.hub._send_pid > 0
+            sender = one.hub._send_conn.info.backend_pid
 
             # The notify connection is killed: the next write's notify fails (logged, the
             # other replica's waiters wake at their hold's end), the one after reconnects.
-            await asyncio.to_thread(_terminate, postgres_url, one.hub._send_pid)
+            await asyncio.to_thread(_terminate, postgres_url, sender)
             for _ in range(2):
                 one.hub.written(ns)
                 await _settle()

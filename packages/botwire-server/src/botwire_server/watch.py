@@ -26,8 +26,10 @@ store's ``changes`` whenever the event is set. Three sources set it:
   may be under. A quiet replica notifies at once; a busy one sends one query for all the writes
   of an interval (measured: a NOTIFY per write cost a quarter of PostgreSQL SET throughput and a
   third of APPEND's). NOTIFY is never sent inside the write's own transaction: PostgreSQL
-  serializes the commits of notifying transactions. The listener skips the notifications its own
-  replica sent (their writes woke its waiters already).
+  serializes the commits of notifying transactions. Every notification of a replica starts
+  with its origin token (``/<hex>``), by which its listener skips its own (their writes woke
+  its waiters already): a backend's pid, used before, tells nothing behind a transaction-mode
+  pooler, where the replica's notifications leave through any pooled session.
   Behind a transaction-mode pooler (PgBouncer) a LISTEN is lost: its session goes back to the
   pool. The listener then uses ``--pg-listen-url`` (a direct connection); without it, or when
   the listener's start-up probe (a ``pg_notify`` it sends itself through the database URL)
@@ -47,6 +49,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import uuid
 from collections.abc import Collection, Iterator
 from typing import Any
 
@@ -80,7 +83,8 @@ log = logging.getLogger("botwire_server.watch")
 NOTIFY_INTERVAL = 0.005
 #: One notification (all of a send's ride in one simple query: one implicit transaction).
 NOTIFY_SQL = "SELECT pg_notify(?, ?)"
-#: The most bytes of namespaces in one notification (PostgreSQL refuses payloads of 8000).
+#: The most bytes of namespaces in one notification (PostgreSQL refuses payloads of 8000; the
+#: replica's origin token adds 18).
 PAYLOAD_BYTES = 7900
 #: How often the SQLite poller looks at ``data_version`` while someone waits.
 POLL_SECONDS = 0.02
@@ -123,8 +127,10 @@ class WatchHub:
         self._sender: asyncio.Task[None] | None = None
         self._sent_at = 0.0  # the event loop's time of the last notify statement
         self._send_conn: Any = None  # a psycopg.AsyncConnection, in the event loop
-        #: The backend pid of ``_send_conn``: the listener skips what this replica sent.
-        self._send_pid = 0
+        #: Each of this replica's notifications starts with this token, its origin (``"/"`` is
+        #: never in a namespace: a listener that predates it wakes nobody for it); the
+        #: listener skips what starts with it (its writes woke its waiters already).
+        self._origin = f"/{uuid.uuid4().hex[:16]} "
         #: A direct URL for LISTEN (``--pg-listen-url``); the store's URL when None.
         self._listen_dsn = listen_dsn
         #: True when this replica polls for other replicas' writes (LISTEN does not work).
@@ -152,7 +158,6 @@ class WatchHub:
                 on_payload=lambda payload: self._woken(payload),
                 on_connected=lambda: self.wake_all(),
                 on_unusable=lambda why: self._use_polling(why),
-                skip_pid=lambda: self._send_pid,  # ours woke our waiters already
             )
             self._listener.start_in_loop()
 
@@ -366,7 +371,9 @@ class WatchHub:
 
     def _woken(self, payload: str) -> None:
         """Another replica's notification: wake the namespaces it names (with hints: only the
-        waiters one of the written keys may be under)."""
+        waiters one of the written keys may be under). This replica's own are skipped."""
+        if payload.startswith(self._origin):
+            return
         for ns, keys in parse(payload):
             self.wake(ns, keys)
 
@@ -393,16 +400,6 @@ class WatchHub:
             else:
                 self._gate.settle(None)
 
-    async def _backend_pid(self, conn: Any) -> int:
-        """The server process behind ``conn``, whose notifications the listener skips; 0 (skip
-        none) behind a transaction-mode pooler, where the server connection changes between
-        transactions and may next send another replica's notifications."""
-        if getattr(self.store, "transaction_pooler", False):
-            return 0
-        cur = await conn.execute("SELECT pg_backend_pid()")  # the server's, not a pooler's
-        row = await cur.fetchone()
-        return int(row[0]) if row else 0
-
     async def _notify(self, payloads: list[str]) -> None:
         from psycopg.pq import TransactionStatus
 
@@ -412,12 +409,11 @@ class WatchHub:
         try:
             if self._send_conn is None or self._send_conn.closed:
                 self._send_conn = await WriteConnection.connect(self._dsn, **self._connect_kwargs)
-                self._send_pid = await self._backend_pid(self._send_conn)
             # one simple query, on psycopg's libpq handle (AsyncPgTx), not through a cursor:
             # measured, 45 µs of the server's CPU per notify statement against 100 µs
             tx = AsyncPgTx(self._send_conn)
             for payload in payloads:
-                tx.queue(NOTIFY_SQL, (CHANNEL, payload))
+                tx.queue(NOTIFY_SQL, (CHANNEL, self._origin + payload))
             await tx.send()
         except Exception as exc:
             conn = self._send_conn
@@ -428,7 +424,6 @@ class WatchHub:
             ):
                 raise  # a privilege PostgreSQL refused: the connection itself is fine
             self._send_conn = None
-            self._send_pid = 0
             if conn is not None:
                 with contextlib.suppress(Exception):
                     await conn.close()

@@ -17,7 +17,10 @@ a namespace whose written keys are known is followed by a *keyed* token, ``ns/h1
 ``h`` the first :data:`HINT_CHARS` characters of a key, percent-encoded, so a listener wakes
 only the waiters whose prefix such a key may be under (:func:`under`). Namespaces never hold
 ``/``: a listener that predates the keyed token takes it for a namespace nobody watches and
-wakes on the plain one before it, as it always did.
+wakes on the plain one before it, as it always did. A server's payloads start with a token of
+its own origin, ``/<hex>``, by which its listener skips them (its writes woke its waiters
+already), whichever connection sent them: behind a pooler too, where a backend's pid tells
+nothing.
 
 The writers' side: a role without ``EXECUTE`` on ``pg_notify`` has every notification refused,
 and asking again never mends it. :class:`NotifyGate` makes a writer (a server's hub, a store
@@ -120,6 +123,8 @@ def parse(payload: str) -> Iterator[tuple[str, list[str] | None]]:
     tokens = payload.split(" ")
     for i, token in enumerate(tokens):
         ns, keyed, rest = token.partition("/")
+        if not ns:  # ``/<token>``: the sender's origin (``WatchHub``), no namespace
+            continue
         if keyed:
             yield ns, [unquote(hint) for hint in rest.split("/")]
         elif not (i + 1 < len(tokens) and tokens[i + 1].startswith(token + "/")):
@@ -215,9 +220,9 @@ class Listener:
         ...
         listener.stop()
 
-    ``skip_pid()`` names a backend whose notifications are dropped (0: none): the server's hub
-    already woke its waiters for the writes it notifies itself. The callbacks run on the
-    listener's loop (in the listener's thread after :meth:`start`).
+    The callbacks run on the listener's loop (in the listener's thread after :meth:`start`);
+    each payload is handed on, the listener's own users' too (the server's hub skips its own by
+    their origin token).
 
     Why the server listens on its own loop: a thread of its own woke for every notification,
     the replica's own included, and took the interpreter's lock from the event loop to read it.
@@ -233,13 +238,12 @@ class Listener:
         on_payload: Callable[[str], object],
         on_connected: Callable[[], object],
         on_unusable: Callable[[str], object],
-        skip_pid: Callable[[], int] = lambda: 0,
         name: str = "botwire-listen",
     ) -> None:
         self._listen_dsn, self._notify_dsn = listen_dsn, notify_dsn
         self._kwargs = {**connect_kwargs, "autocommit": True}
         self._on_payload, self._on_connected = on_payload, on_connected
-        self._on_unusable, self._skip_pid = on_unusable, skip_pid
+        self._on_unusable = on_unusable
         self._stop = threading.Event()
         self._name = name
         self._thread = threading.Thread(target=self._run_thread, name=name, daemon=True)
@@ -301,8 +305,7 @@ class Listener:
                     delay = RECONNECT_DELAY
                     while not self._stop.is_set():
                         async for note in conn.notifies(timeout=_TICK):
-                            if note.pid != self._skip_pid():
-                                self._on_payload(note.payload)
+                            self._on_payload(note.payload)
             except Exception as exc:
                 self.backend_pid = 0
                 if self._stop.is_set():
