@@ -1,18 +1,10 @@
-"""Who a replica tells of its writes, and how (``WatchHub``, PostgreSQL).
-
-- Its notifications name its origin (a ``/<hex>`` token ahead of the namespaces), and its
-  listener skips its own by it: a backend's pid, which it went by before, tells nothing behind
-  a transaction-mode pooler (``test_pgbouncer.py``).
-- Quiet writes each tell the others with the hint of their key; a busy replica's writes are
-  coalesced, at most one notification per ``NOTIFY_INTERVAL``, and none of its namespaces or
-  keys is left out; the replica's own notifications wake nobody again.
-- A replica nobody else listens to (no other session of its database's last statement a
-  ``LISTEN`` of the channel) sends no notification: looked up at most once a second, so one
-  that starts listening polls for its first ``LISTEN_GRACE`` seconds, for the writes of the
-  replicas that looked before it listened.
-
-Served as users run it (``create_app`` under uvicorn, a database of its own), heard as another
-replica hears it (a plain ``LISTEN``).
+"""A replica's notifications name its origin (``WatchHub``: a ``/<hex>`` token ahead of the
+namespaces), and its listener skips its own by it: a backend's pid, which it went by before,
+tells nothing behind a transaction-mode pooler (``test_pgbouncer.py``). Served as users run
+it (``create_app`` under uvicorn, a database of its own), heard as another replica hears it (a
+plain ``LISTEN``): quiet writes each tell the others with the hint of their key; a busy
+replica's writes are coalesced, at most one notification per ``NOTIFY_INTERVAL``, and none of
+its namespaces or keys is left out; and the replica's own notifications wake nobody again.
 """
 
 from __future__ import annotations
@@ -21,20 +13,17 @@ import collections
 import concurrent.futures
 import threading
 import time
-import types
 from collections.abc import Collection, Iterator
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
-from support.polls import hold_poll, poll_answer
 from support.server import free_port, serving_app
 
 from botwire_server import Settings, create_app
 from botwire_server.storage._pg_listen import CHANNEL, parse
-from botwire_server.storage.postgres import PostgresStore
-from botwire_server.watch import LISTEN_GRACE, LISTENERS_SECONDS, NOTIFY_INTERVAL
+from botwire_server.watch import NOTIFY_INTERVAL
 
 pytestmark = pytest.mark.postgres
 
@@ -146,83 +135,3 @@ def test_a_busy_replica_still_coalesces_and_leaves_nothing_out(
     assert hinted == {ns: {f"k{j}" for j in range(10)} for ns in names}
     assert len(got) <= elapsed / NOTIFY_INTERVAL + 2, (len(got), elapsed)
     assert all(served.woken[ns] == 10 for ns in names), served.woken
-
-
-def test_a_replica_nobody_else_listens_to_sends_no_notification(
-    served: Served, fresh_postgres_url: str
-) -> None:
-    """Alone on its database the replica sends nothing (there was a notify statement per
-    quiet write, for nobody); once another session listens it tells it of every write, within
-    ``LISTENERS_SECONDS``; once that one is gone it stops again."""
-    sent: list[list[str]] = []
-    notify = served.hub._notify
-
-    async def counted(payloads: list[str]) -> None:
-        sent.append(payloads)
-        await notify(payloads)
-
-    served.hub._notify = counted
-    for i in range(10):
-        _put(served.base, "alone", f"k{i}", i)
-        time.sleep(0.05)
-    time.sleep(0.3)
-    assert sent == []
-
-    other = Listening(fresh_postgres_url)
-    try:
-        time.sleep(LISTENERS_SECONDS + 0.3)  # the replica's last look is too old: it looks again
-        for i in range(3):
-            _put(served.base, "heard", f"k{i}", i)
-            time.sleep(0.05)
-        time.sleep(0.5)
-        got = other.naming("heard")
-        assert [list(parse(p)) for p in got] == [[("heard", [f"k{i}"])] for i in range(3)], got
-    finally:
-        other.close()
-
-    time.sleep(LISTENERS_SECONDS + 0.3)
-    before = len(sent)
-    for i in range(3):
-        _put(served.base, "alone-again", f"k{i}", i)
-        time.sleep(0.05)
-    time.sleep(0.3)
-    assert len(sent) == before, sent[before:]
-
-
-def test_a_new_listener_polls_for_the_writes_of_replicas_that_looked_before(
-    fresh_postgres_url: str,
-) -> None:
-    """Right after its listener connects, a write that tells nobody (as a replica's, whose
-    last look found nobody else listening, does for up to ``LISTENERS_SECONDS``) still wakes a
-    held poll: the replica polls during its ``LISTEN_GRACE``."""
-    port = free_port()
-    app = create_app(Settings(host="127.0.0.1", port=port, database=fresh_postgres_url))
-    writer = PostgresStore(fresh_postgres_url, notify=False)
-    try:
-        with serving_app(app, port) as base:
-            hub = app.state.botwire.extra["watch"]
-            deadline = time.monotonic() + 10
-            while hub._listener is None or not hub._listener.backend_pid:
-                assert time.monotonic() < deadline, "the listener did not connect"
-                time.sleep(0.01)
-            connected = time.monotonic()
-            target = types.SimpleNamespace(host="127.0.0.1", port=port, url=base)
-            poll = hold_poll(target, "late", wait=15)  # type: ignore[arg-type]
-            try:
-                writer.batch("late", [_set_op("job/1")])
-                started = time.monotonic()
-                found = poll_answer(poll, timeout=20)
-                waited = time.monotonic() - started
-            finally:
-                poll.close()
-            assert waited < 1.5, f"answered after {waited:.1f} s: at its hold's end"
-            assert [c["key"] for c in found["changes"]] == ["job/1"]
-            assert time.monotonic() - connected < LISTEN_GRACE + 1
-    finally:
-        writer.close()
-
-
-def _set_op(key: str) -> Any:
-    from botwire.store import Op
-
-    return Op("set", key, value="1")

@@ -29,15 +29,7 @@ store's ``changes`` whenever the event is set. Three sources set it:
   serializes the commits of notifying transactions. Every notification of a replica starts
   with its origin token (``/<hex>``), by which its listener skips its own (their writes woke
   its waiters already): a backend's pid, used before, tells nothing behind a transaction-mode
-  pooler, where the replica's notifications leave through any pooled session. A replica that
-  nobody else listens to sends nothing: at most every :data:`LISTENERS_SECONDS` it reads in
-  ``pg_stat_activity`` whether another session of its database last ran a ``LISTEN`` of the
-  channel (or is another role's, whose statements it may not see), and sends as before when it
-  cannot tell (its own listener's row must show its ``LISTEN``). Measured on P10 (a lone
-  replica's quiet writes): 10.0 against 11.0-11.5 ms of the server's CPU per invoke, PostgreSQL's
-  5.5-6.0 against 6.0-6.5, the step's time unchanged (the notify left after the answer). Since
-  a replica trusts its look that long, one whose listener (re)connects also polls for
-  :data:`LISTEN_GRACE`, for the writes of those that looked before it listened.
+  pooler, where the replica's notifications leave through any pooled session.
   Behind a transaction-mode pooler (PgBouncer) a LISTEN is lost: its session goes back to the
   pool. The listener then uses ``--pg-listen-url`` (a direct connection); without it, or when
   the listener's start-up probe (a ``pg_notify`` it sends itself through the database URL)
@@ -101,23 +93,6 @@ POLL_SECONDS = 0.02
 CHANGED_KEYS = 1000
 #: How often a PostgreSQL replica without a working LISTEN polls while anyone waits.
 PG_POLL_SECONDS = 0.1
-#: How long a replica trusts its last look at who else listens on the channel (seconds): one
-#: that nobody else listens to sends no notification (module docstring).
-LISTENERS_SECONDS = 1.0
-#: After its listener (re)connects, a replica also polls this long while anyone waits: another
-#: replica that looked before it listened sends nothing until its look is too old.
-LISTEN_GRACE = 2 * LISTENERS_SECONDS
-#: Whether others listen: the client sessions of this database whose last statement was a
-#: ``LISTEN`` of the channel, the replica's own listener apart (``%s``, twice), and those of
-#: another role whose statement this one may not see (they may listen). Its own listener's row
-#: tells that statements are seen at all (``track_activities``).
-LISTENERS_SQL = (
-    "SELECT count(*) FILTER (WHERE pid = %s AND query ILIKE 'LISTEN%%botwire_changes%%'),"
-    " count(*) FILTER (WHERE pid <> %s AND (query ILIKE 'LISTEN%%botwire_changes%%'"
-    " OR query = '<insufficient privilege>'))"
-    " FROM pg_stat_activity"
-    " WHERE datname = current_database() AND backend_type = 'client backend'"
-)
 
 
 class WatchHub:
@@ -151,11 +126,6 @@ class WatchHub:
         self._pending_lock = threading.Lock()
         self._sender: asyncio.Task[None] | None = None
         self._sent_at = 0.0  # the event loop's time of the last notify statement
-        #: the event loop's time of the last look at who else listens, and what it found
-        self._looked_at = -LISTENERS_SECONDS
-        self._others = True
-        #: the event loop's time until which this replica polls too (:data:`LISTEN_GRACE`)
-        self._grace_until = 0.0
         self._send_conn: Any = None  # a psycopg.AsyncConnection, in the event loop
         #: Each of this replica's notifications starts with this token, its origin (``"/"`` is
         #: never in a namespace: a listener that predates it wakes nobody for it); the
@@ -186,23 +156,10 @@ class WatchHub:
                 dsn,
                 self._connect_kwargs,
                 on_payload=lambda payload: self._woken(payload),
-                on_connected=lambda: self._connected(),
+                on_connected=lambda: self.wake_all(),
                 on_unusable=lambda why: self._use_polling(why),
             )
             self._listener.start_in_loop()
-
-    def _connected(self) -> None:
-        """The listener (re)connected: every waiter re-reads (what was sent meanwhile is lost),
-        and for :data:`LISTEN_GRACE` the replica polls too, for the writes of replicas whose
-        last look found nobody else listening (they send nothing until it is too old)."""
-        self._grace_until = _now() + LISTEN_GRACE
-        self.wake_all()
-        if self.count > 0:
-            self._start_poller()
-
-    def _polls_pg(self) -> bool:
-        """Whether this replica polls PostgreSQL for other replicas' writes now."""
-        return self.pg_polling or _now() < self._grace_until
 
     def _use_polling(self, why: str) -> None:
         """Fall back to polling for other replicas' writes (in the event loop's thread)."""
@@ -304,8 +261,6 @@ class WatchHub:
         self.wake(ns, keys)
         if self._dsn is None or self._stop.is_set() or not self._gate.open():
             return
-        if not self._others and self._looked_at + LISTENERS_SECONDS > _now():
-            return  # nobody else listens: nobody would read it
         with self._pending_lock:
             known = self._pending.get(ns, set())
             if keys is None or known is None:
@@ -321,7 +276,7 @@ class WatchHub:
     def _start_poller(self) -> None:
         if self._poller is not None and not self._poller.done():
             return
-        if self._polls_pg():
+        if self.pg_polling:
             self._poller = asyncio.get_running_loop().create_task(self._poll_pg())
             return
         if not callable(getattr(self.store, "data_version", None)):
@@ -399,7 +354,7 @@ class WatchHub:
         high-water versions of the watched namespaces in one snapshot and wake those that moved
         (a namespace seen for the first time wakes once: its waiter re-reads, which is cheap,
         and no write between its read and this poll's is missed)."""
-        while self.count > 0 and not self._stop.is_set() and self._polls_pg():
+        while self.count > 0 and not self._stop.is_set():
             await asyncio.sleep(PG_POLL_SECONDS)
             names = list(self._waiters)
             if not names:
@@ -435,7 +390,7 @@ class WatchHub:
                 return
             names = [notice(ns, pending[ns]) for ns in sorted(pending)]
             self._sent_at = loop.time()
-            if not self._gate.open() or not await self._others_listen():
+            if not self._gate.open():
                 continue
             try:
                 await self._notify(payloads(names))
@@ -445,45 +400,18 @@ class WatchHub:
             else:
                 self._gate.settle(None)
 
-    async def _others_listen(self) -> bool:
-        """Whether another session listens on the channel (another replica, a store waiting
-        without a server), looked up at most every :data:`LISTENERS_SECONDS`. ``True`` when it
-        cannot tell: its own listener is not up, or its row does not show it listening."""
-        now = _now()
-        if self._looked_at + LISTENERS_SECONDS > now:
-            return self._others
-        pid = self._listener.backend_pid if self._listener is not None else 0
-        others = True
-        if pid:
-            try:
-                conn = await self._connection()
-                cur = await conn.execute(LISTENERS_SQL, (pid, pid))
-                row = await cur.fetchone()
-            except Exception as exc:  # the notify that follows reports the connection's state
-                log.debug("watch: who listens is not known (%s)", exc)
-            else:
-                others = row is None or not row[0] or bool(row[1])
-        self._looked_at, self._others = now, others
-        return others
-
-    async def _connection(self) -> Any:
-        """The notify connection, opened when there is none."""
-        from .storage._pg_write import WriteConnection
-
-        assert self._dsn is not None
-        if self._send_conn is None or self._send_conn.closed:
-            self._send_conn = await WriteConnection.connect(self._dsn, **self._connect_kwargs)
-        return self._send_conn
-
     async def _notify(self, payloads: list[str]) -> None:
         from psycopg.pq import TransactionStatus
 
-        from .storage._pg_write import AsyncPgTx
+        from .storage._pg_write import AsyncPgTx, WriteConnection
 
+        assert self._dsn is not None
         try:
+            if self._send_conn is None or self._send_conn.closed:
+                self._send_conn = await WriteConnection.connect(self._dsn, **self._connect_kwargs)
             # one simple query, on psycopg's libpq handle (AsyncPgTx), not through a cursor:
             # measured, 45 µs of the server's CPU per notify statement against 100 µs
-            tx = AsyncPgTx(await self._connection())
+            tx = AsyncPgTx(self._send_conn)
             for payload in payloads:
                 tx.queue(NOTIFY_SQL, (CHANNEL, self._origin + payload))
             await tx.send()
@@ -500,10 +428,6 @@ class WatchHub:
                 with contextlib.suppress(Exception):
                     await conn.close()
             raise
-
-
-def _now() -> float:
-    return asyncio.get_running_loop().time()
 
 
 def payloads(names: list[str]) -> list[str]:
