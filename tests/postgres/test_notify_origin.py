@@ -60,7 +60,7 @@ class Listening:
     def __init__(self, url: str) -> None:
         self.conn = psycopg.connect(url, autocommit=True)
         self.conn.execute(f"LISTEN {CHANNEL}")
-        self.notes: list[tuple[int, str]] = []
+        self.notes: list[str] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -68,10 +68,10 @@ class Listening:
     def _run(self) -> None:
         while not self._stop.is_set():
             for note in self.conn.notifies(timeout=0.1):
-                self.notes.append((note.pid, note.payload))
+                self.notes.append(note.payload)
 
     def naming(self, ns_prefix: str) -> list[str]:
-        return [p for _, p in self.notes if any(ns.startswith(ns_prefix) for ns, _ in parse(p))]
+        return [p for p in self.notes if any(ns.startswith(ns_prefix) for ns, _ in parse(p))]
 
     def close(self) -> None:
         self._stop.set()

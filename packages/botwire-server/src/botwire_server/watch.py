@@ -49,7 +49,6 @@ import asyncio
 import contextlib
 import logging
 import threading
-import uuid
 from collections.abc import Collection, Iterator
 from typing import Any
 
@@ -63,6 +62,7 @@ from .storage._pg_listen import (
     covers,
     hints,
     notice,
+    origin,
     parse,
     refusal,
 )
@@ -127,10 +127,9 @@ class WatchHub:
         self._sender: asyncio.Task[None] | None = None
         self._sent_at = 0.0  # the event loop's time of the last notify statement
         self._send_conn: Any = None  # a psycopg.AsyncConnection, in the event loop
-        #: Each of this replica's notifications starts with this token, its origin (``"/"`` is
-        #: never in a namespace: a listener that predates it wakes nobody for it); the
-        #: listener skips what starts with it (its writes woke its waiters already).
-        self._origin = f"/{uuid.uuid4().hex[:16]} "
+        #: Each of this replica's notifications starts with its origin token; the listener
+        #: skips what starts with it (its writes woke its waiters already).
+        self._origin = origin()
         #: A direct URL for LISTEN (``--pg-listen-url``); the store's URL when None.
         self._listen_dsn = listen_dsn
         #: True when this replica polls for other replicas' writes (LISTEN does not work).

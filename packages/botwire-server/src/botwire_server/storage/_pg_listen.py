@@ -52,6 +52,7 @@ __all__ = [
     "covers",
     "hints",
     "notice",
+    "origin",
     "parse",
     "refusal",
     "under",
@@ -109,6 +110,13 @@ def covers(keys: Collection[str]) -> Callable[[str], bool]:
     return test
 
 
+def origin() -> str:
+    """A new sender's origin token, with the space that ends it: a payload's first token,
+    ``/<hex>`` (``/`` is never in a namespace: :func:`parse` skips it, and a listener that
+    predates it wakes nobody for it). Example: ``origin() + notice("a", None)``."""
+    return f"/{uuid.uuid4().hex[:16]} "
+
+
 def notice(ns: str, keys: Collection[str] | None) -> str:
     """``ns``'s part of a payload: ``ns``, then, when the written keys are known (at most
     :data:`MAX_HINTS` hints), its keyed token. Example: ``notice("a", ["x y"]) == "a a/x%20y"``."""
@@ -123,7 +131,7 @@ def parse(payload: str) -> Iterator[tuple[str, list[str] | None]]:
     tokens = payload.split(" ")
     for i, token in enumerate(tokens):
         ns, keyed, rest = token.partition("/")
-        if not ns:  # ``/<token>``: the sender's origin (``WatchHub``), no namespace
+        if not ns:  # the sender's :func:`origin`, no namespace
             continue
         if keyed:
             yield ns, [unquote(hint) for hint in rest.split("/")]
