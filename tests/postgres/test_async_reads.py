@@ -273,22 +273,64 @@ def test_prepared_statements_follow_the_connect_options(
     store = make_store(min_size=1, max_size=1, prepare_threshold=threshold)
     Memory(ns, store=store).set("k", 1)
 
-    async def body(reader: Any) -> int:
+    async def body(reader: Any) -> list[tuple[Any, ...]]:
         for _ in range(8):
             assert (await reader.get_json(ns, "k"))[0] == "1"
-        conn: psycopg.AsyncConnection[Any] = await reader._pool.getconn()  # the only one
-        try:
-            cur = await conn.execute(
-                "SELECT count(*) FROM pg_prepared_statements"
-                " WHERE statement LIKE '%FROM bw_entries e LEFT JOIN%'"
-            )
-            row = await cur.fetchone()
-            assert row is not None
-            return int(row[0])
-        finally:
-            await reader._pool.putconn(conn)
+        return await _on_the_read_connection(
+            reader,
+            "SELECT count(*) FROM pg_prepared_statements"
+            " WHERE statement LIKE '%FROM bw_entries e LEFT JOIN%'",
+        )
 
-    assert with_async_reader(store, body) == (0 if threshold is None else 1)
+    assert with_async_reader(store, body) == [(0 if threshold is None else 1,)]
+
+
+async def _on_the_read_connection(reader: Any, sql: str) -> list[tuple[Any, ...]]:
+    """``sql``'s rows on the reader's only read connection (a pool of one)."""
+    conn: psycopg.AsyncConnection[Any] = await reader._pool.getconn()
+    try:
+        cur = await conn.execute(sql)
+        return await cur.fetchall()
+    finally:
+        await reader._pool.putconn(conn)
+
+
+@pytest.mark.parametrize("threshold", [5, None], ids=["prepared", "pgbouncer"])
+def test_batches_of_a_few_keys_are_not_planned_at_every_read(
+    make_store: MakeStore, ns: str, threshold: int | None
+) -> None:
+    """A batch of 1-5 gets (a LangGraph ``get_tuple``, a few coalesced GETs) runs the prepared
+    statement's generic plan: PostgreSQL's own choice planned it again at every execution,
+    200-560 µs a read against 120-150 µs (``_pg_common.generic_plans``). Behind a
+    transaction-mode pooler nothing is prepared, and nothing is set on the shared session."""
+    from botwire.store import Op
+
+    store = make_store(min_size=1, max_size=1, prepare_threshold=threshold)
+    mem = Memory(ns, store=store)
+    mem.set("a", 1)
+    mem.set("b", [1, 2])
+    ops = [Op("get", "a"), Op("get", "b"), Op("get", "missing")]
+
+    async def body(reader: Any) -> tuple[list[Any], list[tuple[Any, ...]], str]:
+        got = [await reader.read_batch_json_within(ns, ops, 10**6) for _ in range(10)]
+        got += [await reader.read_batch_json(ns, ops) for _ in range(10)]
+        plans = await _on_the_read_connection(
+            reader,
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
+            " WHERE statement LIKE '%unnest%'",
+        )
+        ((mode,),) = await _on_the_read_connection(reader, "SHOW plan_cache_mode")
+        return got, plans, str(mode)
+
+    got, plans, mode = with_async_reader(store, body)
+    texts = store.read_batch_json(ns, ops)
+    assert got == [(store.stored_bytes(ns, ["a", "b", "missing"]), texts)] * 10 + [texts] * 10
+    if threshold is None:
+        assert (plans, mode) == ([], "auto")
+        return
+    assert len(plans) == 2  # the budgeted batch and the plain one, each prepared once
+    assert all(custom == 0 and generic >= 5 for generic, custom in plans), plans
+    assert mode == "force_generic_plan"
 
 
 def test_http_get_survives_connections_killed_by_the_server(postgres_url: str) -> None:

@@ -103,11 +103,12 @@ def test_values_are_stored_as_json(memory: Memory) -> None:
     stored = _put(saver, "t")
     cid = stored["configurable"]["checkpoint_id"]
     record = _unpacked(memory.get(f"t/t/cp//{cid}"))
-    assert set(record) == {"id", "parent", "checkpoint", "metadata", "values"}
+    assert set(record) == {"id", "parent", "checkpoint", "metadata", "values", "stored"}
     assert record["checkpoint"]["id"] == cid
     assert record["metadata"]["source"] == "loop"
     assert record["values"] == {"ch": [0]}
-    assert _unpacked(memory.get("t/t/latest/")) == {"ptr": cid, "blobs": {}}
+    assert record["stored"] == []  # no channel's value is a blob
+    assert _unpacked(memory.get("t/t/latest/")) == {"ptr": cid, "blobs": {}, "stored": []}
     assert not [k for k in memory.list("t/t/b/")]  # the inlined value has no blob
     # a record of many channels (names and versions repeat) is stored deflated
     chans = {f"branch:to:node{i}": saver.get_next_version(None, None) for i in range(12)}

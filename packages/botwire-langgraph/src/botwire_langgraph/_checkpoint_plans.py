@@ -7,9 +7,13 @@ Round trips, whatever the length of the thread's history:
 * ``put_writes``: 1 (an append to the checkpoint's writes list).
 * ``get_tuple`` of the latest checkpoint: 2 (the "latest" pointer, then record + writes + the
   blobs it names).
-* ``get_tuple`` of a given checkpoint id: 2 (record + writes, then blobs).
-* ``list(limit=n)``: 3 (tail of the index, records + writes, blobs); with ``before`` or a
-  ``filter`` the whole index (one value) is read instead of its tail.
+* ``get_tuple`` of a given checkpoint id: 2 (record + writes, then blobs; 1 when no value of
+  the checkpoint is a blob).
+* ``list(limit=n)``: 3 (tail of the index, records + writes, blobs; 2 without blobs); with
+  ``before`` or a ``filter`` the whole index (one value) is read instead of its tail.
+
+Only the blobs that exist are asked for: a record and its pointer name the channels whose
+values are blobs (``"stored"``), not every channel with a version (``_blob_channels``).
 """
 
 from __future__ import annotations
@@ -110,6 +114,10 @@ def put_plan(
     # nothing stored: a missing blob reads as "no value". Inline values go through the serde
     # unless it is the default one (an encrypting serde must see them: ``_serde.plain``).
     inline = {ch: dump_value(serde, v) for ch, v in values.items() if inline_value(v)}
+    # The channels whose values are blobs, named so that readers fetch those only: a graph's
+    # trigger channels (one per node) have versions but no value at checkpoint time, and a
+    # reader that named a blob per version read one missing key per node (``_blob_channels``).
+    stored = sorted(ch for ch in values if ch not in inline)
     ops: list[TxOp] = []
     for channel, version in new_versions.items():
         if channel in values and channel not in inline:
@@ -122,6 +130,7 @@ def put_plan(
     }
     if inline:
         fields["values"] = inline
+    fields["stored"] = stored
     record = {"id": cid, "parent": parent, **pack(fields)}
     ops.append(("set", K.checkpoint_key(thread_id, ns, cid), record, None))
     ops.append(("append", K.index_key(thread_id, ns), [cid]))
@@ -130,7 +139,7 @@ def put_plan(
     if mark:  # r/R/T finds the thread from the run, t/T/run/R the run from the thread
         ops.append(("set", K.thread_run_key(thread_id, run_id), 1, None))
         ops.append(("set", K.run_marker_key(run_id, thread_id), 1, None))
-    pointer = _pointer(cid, body, inline)
+    pointer = _pointer(cid, body, inline, stored)
     ops.append(("set", K.latest_key(thread_id, ns), pointer, None))
     # Repeat-safe: a retry that applies it again sets the same values and appends the id to
     # the index again, which every reader dedupes (``dedupe_ids``). Only a put of another
@@ -161,15 +170,30 @@ def _remember(known: Known | None, pair: tuple[str, str], pointer: dict[str, Any
     known[pair] = pointer
 
 
-def _pointer(cid: str, body: dict[str, Any], inline: dict[str, Any]) -> dict[str, Any]:
-    """The "latest" value: the newest checkpoint's id and the versions of the channels whose
-    values are blobs, so ``get_tuple`` fetches record, writes and blobs in one round trip
-    without a second copy of the record."""
+def _pointer(
+    cid: str, body: dict[str, Any], inline: dict[str, Any], stored: list[str] | None
+) -> dict[str, Any]:
+    """The "latest" value: the newest checkpoint's id and the versions of the channels not
+    inlined in its record (``"blobs"``, which ``get_tuple`` checks against the record), and of
+    those the ones whose values are blobs (``"stored"``; ``None``: unknown, a record of before
+    it), so ``get_tuple`` fetches record, writes and blobs in one round trip without a second
+    copy of the record."""
     versions = body.get("channel_versions") or {}
-    return {
-        "ptr": cid,
-        **pack({"blobs": {ch: v for ch, v in versions.items() if ch not in inline}}),
-    }
+    fields: dict[str, Any] = {"blobs": {ch: v for ch, v in versions.items() if ch not in inline}}
+    if stored is not None:
+        fields["stored"] = stored
+    return {"ptr": cid, **pack(fields)}
+
+
+def _blob_channels(
+    versions: dict[str, Any], inline: dict[str, Any], stored: list[str] | None
+) -> Iterator[tuple[str, Any]]:
+    """The (channel, version) pairs whose blobs a reader fetches: the channels a record or
+    pointer names as ``stored``, else (written before it) every channel not inlined, whose
+    missing blobs read as "no value"."""
+    if stored is None:
+        return ((ch, v) for ch, v in versions.items() if ch not in inline)
+    return ((ch, versions[ch]) for ch in stored if ch in versions)
 
 
 def open_record(stored: dict[str, Any]) -> dict[str, Any]:
@@ -185,7 +209,12 @@ def open_record(stored: dict[str, Any]) -> dict[str, Any]:
 def pointer_of(serde: SerializerProtocol, record: dict[str, Any]) -> dict[str, Any]:
     """:func:`_pointer` of a stored record (either layout)."""
     record = open_record(record)
-    return _pointer(record["id"], load_doc(serde, record["checkpoint"]), record.get("values") or {})
+    return _pointer(
+        record["id"],
+        load_doc(serde, record["checkpoint"]),
+        record.get("values") or {},
+        record.get("stored"),
+    )
 
 
 def put_writes_plan(
@@ -290,10 +319,11 @@ def fetch_tuples_plan(
 
     blob_keys: set[str] = set()
     for (t, n, _), rec, ckpt, _ in selected:
-        inline = rec.get("values") or {}
-        for channel, version in (ckpt.get("channel_versions") or {}).items():
-            if channel not in inline:
-                blob_keys.add(K.blob_key(t, n, channel, version))
+        versions = ckpt.get("channel_versions") or {}
+        for channel, version in _blob_channels(
+            versions, rec.get("values") or {}, rec.get("stored")
+        ):
+            blob_keys.add(K.blob_key(t, n, channel, version))
     second = sorted(blob_keys)
     if not writes_known:
         second += [K.writes_key(*ref) for ref, *_ in selected]
@@ -318,11 +348,15 @@ def _tuple(
     """One tuple from its decoded record, the fetched blobs and its raw writes."""
     t, n, c = ref
     inline = rec.get("values") or {}
+    stored = rec.get("stored")
+    held = None if stored is None else set(stored)
     values: dict[str, Any] = {}
     for channel, version in (ckpt.get("channel_versions") or {}).items():
         if channel in inline:
             values[channel] = load_value(serde, inline[channel])
             continue
+        if held is not None and channel not in held:
+            continue  # a version without a value: no blob was stored (``put_plan``)
         blob = blobs.get(K.blob_key(t, n, channel, version))
         if blob is not None and blob[0] != _EMPTY:  # "empty": the old layout's "no value"
             values[channel] = load(serde, blob)
@@ -395,7 +429,8 @@ def get_tuple_plan(
 def _named(thread_id: str, ns: str, pointer: dict[str, Any]) -> list[str]:
     """The keys an (opened) "latest" pointer names: its record, its writes, its blobs."""
     ref = (thread_id, ns, str(pointer["ptr"]))
-    blobs = [K.blob_key(thread_id, ns, ch, v) for ch, v in pointer["blobs"].items()]
+    pairs = _blob_channels(pointer["blobs"], {}, pointer.get("stored"))
+    blobs = [K.blob_key(thread_id, ns, ch, v) for ch, v in pairs]
     return [K.checkpoint_key(*ref), K.writes_key(*ref), *blobs]
 
 

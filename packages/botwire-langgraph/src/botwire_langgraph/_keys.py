@@ -9,9 +9,11 @@ selects exactly one component value (``t/a/`` never matches thread ``ab``).
 Checkpointer layout (one botwire namespace, ``T`` = escaped thread id, ``N`` = escaped
 checkpoint namespace, ``C`` = checkpoint id, ``R`` = escaped run id)::
 
-    t/T/latest/N            pointer to the newest checkpoint of (thread, ns) and the versions of
-                            its blob channels (before issue 22: a copy of the record)
-    t/T/cp/N/C              checkpoint record {"id", "parent", "checkpoint", "metadata", "values"}
+    t/T/latest/N            pointer to the newest checkpoint of (thread, ns), the versions of
+                            its channels not inlined and which of them hold a blob (before issue
+                            22: a copy of the record)
+    t/T/cp/N/C              checkpoint record {"id", "parent", "checkpoint", "metadata", "values",
+                            "stored"}
                             (deflated as {"id", "parent", "z"} when smaller; see _serde)
     t/T/idx/N               list of checkpoint ids in put order (append-only; tail(n) = newest n)
     t/T/w/N/C               list of pending writes of checkpoint C (append-only; an item per call)

@@ -37,7 +37,7 @@ from botwire.store._sql import Engine, JSONEntry, fingerprint
 from botwire.store._sqlctx import Carry
 from botwire.store._sqlplan import Plan
 
-from ._pg_common import STALE, Retry, no_connection, pg_sql
+from ._pg_common import STALE, Retry, generic_plans, no_connection, pg_sql
 from ._pg_group import GroupedWrite, NamespaceGroups
 from ._pg_prepare import Prepared
 from ._pg_reads import MOST_PER_STATEMENT, ReadGroup, by_position, within
@@ -108,6 +108,7 @@ class AsyncPgReader:
             min_size=min_size,
             max_size=max_size,
             kwargs=connect_kwargs,
+            configure=generic_plans if self.prepared.enabled else None,
             timeout=timeout,
             open=False,
             name="botwire-reads",
