@@ -20,8 +20,14 @@ if TYPE_CHECKING:
 __all__ = ["DeferredRows", "ListRows"]
 
 
-#: The rows of one list, by the index PostgreSQL keeps for them (``list_hash``, schema 7).
-_HASHED = f"{list_hash('ns', 'key')} = {list_hash('?::text', '?::text')} AND ns = ? AND key = ?"
+#: The rows of one list, by the index PostgreSQL keeps for them (``list_hash``, schema 7). The
+#: name is compared with IS NOT DISTINCT FROM (both NOT NULL: the same test), which no index
+#: serves: with ``ns = ?`` a generic plan scanned ``bw_items_ns``, every item of the namespace,
+#: and filtered them (a list dropped beside a 100,000-item list: 7.4 ms; 0.06 by its own index).
+_HASHED = (
+    f"{list_hash('ns', 'key')} = {list_hash('?::text', '?::text')}"
+    " AND (ns, key) IS NOT DISTINCT FROM (?::text, ?::text)"
+)
 
 
 class ListRows:
