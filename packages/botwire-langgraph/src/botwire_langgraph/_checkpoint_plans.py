@@ -118,9 +118,10 @@ def put_plan(
     # trigger channels (one per node) have versions but no value at checkpoint time, and a
     # reader that named a blob per version read one missing key per node (``_blob_channels``).
     stored = sorted(ch for ch in values if ch not in inline)
+    held = set(stored)
     ops: list[TxOp] = []
     for channel, version in new_versions.items():
-        if channel in values and channel not in inline:
+        if channel in held:
             blob = dump(serde, values[channel])
             ops.append(("set", K.blob_key(thread_id, ns, channel, version), blob, None))
     md = get_serializable_checkpoint_metadata(config, metadata)
@@ -348,14 +349,14 @@ def _tuple(
     """One tuple from its decoded record, the fetched blobs and its raw writes."""
     t, n, c = ref
     inline = rec.get("values") or {}
-    stored = rec.get("stored")
-    held = None if stored is None else set(stored)
+    versions = ckpt.get("channel_versions") or {}
+    held = dict(_blob_channels(versions, inline, rec.get("stored")))
     values: dict[str, Any] = {}
-    for channel, version in (ckpt.get("channel_versions") or {}).items():
+    for channel, version in versions.items():
         if channel in inline:
             values[channel] = load_value(serde, inline[channel])
             continue
-        if held is not None and channel not in held:
+        if channel not in held:
             continue  # a version without a value: no blob was stored (``put_plan``)
         blob = blobs.get(K.blob_key(t, n, channel, version))
         if blob is not None and blob[0] != _EMPTY:  # "empty": the old layout's "no value"
