@@ -13,6 +13,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
+import p3_split  # noqa: E402
 import pg_chat_bytes  # noqa: E402
 import pg_pyspy  # noqa: E402
 import pg_tx_cost  # noqa: E402
@@ -136,3 +137,26 @@ def test_transaction_cost_runs_every_width_for_real(fresh_postgres_url: str) -> 
     assert list(out) == [label for label, _, _ in pg_tx_cost.WIDTHS]
     for label, us in out.items():
         assert len(us) == 1 and math.isfinite(us[0]) and us[0] > 0, (label, us)
+
+
+def test_p3_split_serves_every_route_for_real_and_puts_the_store_back(
+    fresh_postgres_url: str,
+) -> None:
+    """``p3_split.py``'s in-process part: every route answers 200 through the real app on
+    PostgreSQL (another answer raises), the APPENDs land, and the store call it replaces for
+    one round is the real one again afterwards."""
+    import asyncio
+
+    from botwire import Memory
+    from botwire_server.storage._runner import StoreRunner
+    from botwire_server.storage.postgres import PostgresStore
+
+    real = StoreRunner.batch
+    out = asyncio.run(p3_split._in_process(fresh_postgres_url, 0.05, 1))
+    assert StoreRunner.batch is real
+    assert list(out) == list(p3_split.ROUTES)
+    for name, us in out.items():
+        assert len(us) == 1 and math.isfinite(us[0]) and us[0] > 0, (name, us)
+    with PostgresStore(fresh_postgres_url) as store:
+        # seeded with one item, then appended to by the APPEND round only
+        assert len(Memory("bench-0", store=store).get("list-0")) > 1
