@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 
 import httpx
 import pytest
 from server.srv_helpers import key_url
+from starlette.requests import Request
 from support.server import ServerProcess, running_server
+
+from botwire import InvalidArgument, ValueTooLarge
+from botwire_server.api._http import read_body
 
 BAD_BODIES = [
     b"{",
@@ -182,3 +187,49 @@ def test_a_field_an_op_does_not_take_is_refused_not_ignored(
     message = answer.json()["error"]["message"]
     assert "unknown field" in message and named in message, message
     assert http.get(f"/v1/namespaces/{ns}/keys").json()["keys"] == []  # nothing was written
+
+
+def _request(messages: list[dict[str, object]], headers: list[tuple[bytes, bytes]]) -> Request:
+    """A request whose body arrives as ``messages`` (what the server's protocol delivers)."""
+    pending = list(messages)
+
+    async def receive() -> dict[str, object]:
+        return pending.pop(0)
+
+    return Request({"type": "http", "method": "PUT", "headers": headers}, receive)
+
+
+def test_a_body_in_several_chunks_is_read_whole() -> None:
+    parts = [b'{"value": ', b'"a b c"', b"}"]
+    messages: list[dict[str, object]] = [
+        {"type": "http.request", "body": p, "more_body": True} for p in parts
+    ]
+    messages.append({"type": "http.request", "body": b"", "more_body": False})
+    body = asyncio.run(read_body(_request(messages, []), 1000, "ns", "k"))
+    assert body == b"".join(parts)
+
+
+def test_a_client_gone_mid_body_is_a_400_naming_it() -> None:
+    messages: list[dict[str, object]] = [
+        {"type": "http.request", "body": b'{"value": ', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    with pytest.raises(InvalidArgument, match="closed the connection before sending the whole"):
+        asyncio.run(read_body(_request(messages, []), 1000, "ns", "k"))
+
+
+def test_chunks_over_the_limit_are_refused_while_they_arrive() -> None:
+    messages: list[dict[str, object]] = [
+        {"type": "http.request", "body": b"x" * 600, "more_body": True},
+        {"type": "http.request", "body": b"x" * 600, "more_body": True},
+        # never read: the refusal comes first
+    ]
+    with pytest.raises(ValueTooLarge, match="limit of 1000 bytes") as refused:
+        asyncio.run(read_body(_request(messages, []), 1000, "ns", "k"))
+    assert refused.value.namespace == "ns"
+
+
+def test_a_declared_length_over_the_limit_is_refused_before_reading() -> None:
+    request = _request([], [(b"content-length", b"5000")])  # no message to read
+    with pytest.raises(ValueTooLarge, match="5000 bytes"):
+        asyncio.run(read_body(request, 1000, "ns", "k"))

@@ -42,7 +42,11 @@ class Admission:
         self.wait_seconds = wait_seconds
         self.inflight = 0
         self.peak = 0
+        #: bodies that had to wait, and those refused after waiting (``/metrics``)
         self.waited = 0
+        self.refused = 0
+        #: bodies waiting now: a release wakes them, and takes the condition only if one does
+        self.waiting = 0
         self._changed = asyncio.Condition()
 
     async def admit(self, scope: dict[str, Any], size: int) -> None:
@@ -51,6 +55,7 @@ class Admission:
             self._take(scope, size)
             return
         self.waited += 1
+        self.waiting += 1
         try:
             async with self._changed:
                 await asyncio.wait_for(
@@ -61,11 +66,14 @@ class Admission:
                 )
                 self._take(scope, size)
         except TimeoutError:
+            self.refused += 1
             raise ServerBusy(
                 f"botwire: the server is busy with {self.inflight} bytes of requests (its "
                 f"limit is {self.max_bytes}); retry in a moment.",
                 retry_after=1,
             ) from None
+        finally:
+            self.waiting -= 1
 
     def _take(self, scope: dict[str, Any], size: int) -> None:
         self.inflight += size
@@ -76,8 +84,12 @@ class Admission:
         size = scope.pop(_HELD, 0)
         if size:
             self.inflight -= size
-            async with self._changed:
-                self._changed.notify_all()
+            # Nobody waits (the usual case): no condition to take. A body that starts waiting
+            # after this line checks the predicate under the condition, so it sees this
+            # release's inflight; one that waits already is counted in ``waiting``.
+            if self.waiting:
+                async with self._changed:
+                    self._changed.notify_all()
 
 
 class AdmissionMiddleware:

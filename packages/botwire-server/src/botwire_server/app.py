@@ -79,6 +79,10 @@ def create_app(
         clock = TestingClock() if settings.testing_clock else time.time
     metrics = Metrics()
     ctx = ServerContext(settings, Authorizer(settings.token_secret), metrics, clock)
+    gate = ctx.admission
+    metrics.inflight_bytes.set_function(lambda: gate.inflight)
+    metrics.admission_waits.set_function(lambda: gate.waited)
+    metrics.admission_refusals.set_function(lambda: gate.refused)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

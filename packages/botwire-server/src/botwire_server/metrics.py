@@ -96,6 +96,23 @@ class Metrics:
             ["quota"],
             registry=self.registry,
         )
+        #: admission of request bodies (``admission.Admission``, ``--max-inflight-bytes``);
+        #: callbacks, read at scrape
+        self.inflight_bytes = Gauge(
+            "botwire_inflight_bytes",
+            "Request-body bytes admitted and not yet answered.",
+            registry=self.registry,
+        )
+        self.admission_waits = CallbackCounter(
+            "botwire_admission_waits",
+            "Request bodies that waited for admission (--max-inflight-bytes).",
+            registry=self.registry,
+        )
+        self.admission_refusals = CallbackCounter(
+            "botwire_admission_refusals",
+            "Request bodies refused 503 after waiting too long for admission.",
+            registry=self.registry,
+        )
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -10,7 +10,7 @@ import re
 from typing import Any
 from urllib.parse import quote, unquote_to_bytes
 
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 
 from botwire import BotWireError, InvalidArgument, InvalidKey, KeyRewritten, ValueTooLarge
@@ -246,19 +246,28 @@ async def read_body(request: Request, limit: int, ns: str | None, key: str | Non
             raise InvalidArgument("botwire: the Content-Length header is not a number.") from None
         if length > limit:
             raise too_large(length)
+    # The ASGI messages read here, as Request.stream() reads them, without its async generator
+    # (~2 µs of every write's CPU): the body is read once, by this function only.
+    receive = request.receive
     chunks: list[bytes] = []
     size = 0
-    try:
-        async for chunk in request.stream():
+    while True:
+        message = await receive()
+        kind = message["type"]
+        if kind == "http.disconnect":  # the client's failure, not the server's: a 400, not a 500
+            raise InvalidArgument(
+                "botwire: the client closed the connection before sending the whole body."
+            )
+        if kind != "http.request":
+            continue
+        chunk = message.get("body", b"")
+        if chunk:
             size += len(chunk)
             if size > limit:
                 raise too_large(f"more than {limit}")
             chunks.append(chunk)
-    except ClientDisconnect:  # the client's failure, not the server's: a 400, not a 500
-        raise InvalidArgument(
-            "botwire: the client closed the connection before sending the whole body."
-        ) from None
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _parse_float(text: str) -> float:
