@@ -10,8 +10,9 @@ many database round trips a request costs under P3's own load (issue 22).
    write path's transactions (``write_async``) and round trips (``pipelined``) counted, under
    P3's APPEND and SET load (``wrk -t1 -c32``): transactions and round trips per request.
 
-The wrappers count and time only; nothing else is replaced. Both parts use P3's database (the
-throwaway cluster of ``_common.postgres``, or ``--postgres-url``).
+The second part's wrappers only count; the first replaces the store call for its one marked
+round and puts the real one back. Both parts use P3's database (the throwaway cluster of
+``_common.postgres``, or ``--postgres-url``).
 
     uv run python benchmarks/p3_split.py [--seconds 1.5] [--rounds 5]
 """
