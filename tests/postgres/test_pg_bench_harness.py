@@ -10,6 +10,8 @@ import math
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
@@ -19,6 +21,7 @@ import pg_pyspy  # noqa: E402
 import pg_tx_cost  # noqa: E402
 import pg_writes  # noqa: E402
 import run  # noqa: E402
+import server_cpu  # noqa: E402
 from _common import Settings  # noqa: E402
 
 
@@ -160,3 +163,20 @@ def test_p3_split_serves_every_route_for_real_and_puts_the_store_back(
     with PostgresStore(fresh_postgres_url) as store:
         # seeded with one item, then appended to by the APPEND round only
         assert len(Memory("bench-0", store=store).get("list-0")) > 1
+
+
+def test_server_cpu_measures_every_route_of_a_real_server(
+    fresh_postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``server_cpu.py``'s round: a real server, its packages put on ``PYTHONPATH`` as
+    ``--against`` does, answers every route (a failed request raises), each gets a rate and a
+    CPU figure, and the caller's ``PYTHONPATH`` is put back."""
+    import os
+
+    monkeypatch.setenv("PYTHONPATH", "/nonexistent-before")
+    srcs = os.pathsep.join(str(p) for p in sorted((BENCH.parent / "packages").glob("*/src")))
+    out = server_cpu._round(fresh_postgres_url, srcs, 1.0)  # wrk takes whole seconds
+    assert os.environ["PYTHONPATH"] == "/nonexistent-before"
+    assert list(out) == list(server_cpu.ROUTES)
+    for name, (rps, us) in out.items():
+        assert rps > 0 and math.isfinite(us) and us > 0, (name, rps, us)

@@ -90,6 +90,13 @@ class Metrics:
             registry=self.registry,
         )
         self.frozen_objects.set_function(gc.get_freeze_count)
+        #: the young generation's threshold (``cli._freeze_startup_objects`` raises it)
+        self.young_gc_threshold = Gauge(
+            "botwire_gc_young_threshold",
+            "Allocations between two young garbage collections (gc.get_threshold()[0]).",
+            registry=self.registry,
+        )
+        self.young_gc_threshold.set_function(lambda: gc.get_threshold()[0])
         self.quota_refusals = Counter(
             "botwire_quota_refusals",
             "Writes refused by a quota or size limit.",
