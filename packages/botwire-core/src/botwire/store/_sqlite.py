@@ -29,7 +29,7 @@ from ._sqlitegroup import GroupCommitMixin
 from ._sqlitepolicy import PolicyMixin
 from ._sqlitewatch import SQLiteWatch
 from ._sqlrows import DeferredRows
-from ._sqltext import policy_migration, records_migration
+from ._sqltext import POLICY_INDEXES, policy_migration, records_migration
 
 __all__ = ["SQLiteStore"]
 
@@ -52,9 +52,7 @@ _ENTRY_SQL = (
     "SELECT kind, value, version, created_at, updated_at, expires_at, head, tail FROM bw_entries"
     " WHERE ns = ? AND key = ? AND (expires_at IS NULL OR expires_at > ?)"
 )
-# With a background checkpointer, writers still checkpoint themselves past this many WAL pages
-# (~40 MB), so the WAL stays bounded even if the thread falls behind.
-_BACKSTOP_PAGES = 10000
+_BACKSTOP_PAGES = 10000  # WAL pages (~40 MB) past which writers checkpoint despite the thread
 
 
 class SQLiteStore(GroupCommitMixin, PolicyMixin, SQLiteWatch):
@@ -178,8 +176,9 @@ class SQLiteStore(GroupCommitMixin, PolicyMixin, SQLiteWatch):
     def _migrate(self, tx: Tx) -> None:
         """Bring an older file's schema up to :data:`SCHEMA_VERSION` (in the opening write
         transaction, so concurrent openers migrate once). 2 (issue 13): idempotency records
-        count in their namespace's bytes, in UTF-8 bytes; a one-time recount counts the
-        records kept before (by a version that did not count them, or counted characters)."""
+        count in their namespace's bytes, in UTF-8 bytes; a one-time recount counts the records
+        kept before (by a version that did not count them, or counted characters). The policy
+        indexes (issue 22) are made if missing on every open: older releases ignore them."""
         row = tx.one("SELECT schema FROM bw_meta WHERE id = 1")
         current = int(row[0]) if row is not None else SCHEMA_VERSION
         if current > SCHEMA_VERSION:
@@ -199,6 +198,8 @@ class SQLiteStore(GroupCommitMixin, PolicyMixin, SQLiteWatch):
             for statement in added:
                 if statement.split()[5] not in have:  # ALTER TABLE t ADD COLUMN <name>
                     tx.run(statement)
+        for statement in POLICY_INDEXES:
+            tx.run(statement)
         if current < POLICY_SCHEMA:
             tx.run(  # idle ages count from the upgrade
                 "UPDATE bw_namespaces SET written_at = ? WHERE written_at IS NULL", (self.clock(),)

@@ -317,9 +317,12 @@ class Maintenance(Reads):
     def idle_namespaces(self, tx: Tx, now: float, limit: int = 100) -> list[str]:
         """Namespaces holding keys whose last write is older than their ``max_idle``."""
         idle = self.policy.max_idle or 0.0
+        # without a store-wide default only namespaces with a policy of their own are looked
+        # at, through their index (``POLICY_INDEXES``), not every namespace's row
+        scope = "" if idle else " AND p_max_idle IS NOT NULL"
         rows = tx.all(
             "SELECT ns FROM bw_namespaces WHERE keys > 0 AND written_at IS NOT NULL"
-            " AND coalesce(p_max_idle, ?) > 0"
+            f" AND coalesce(p_max_idle, ?) > 0{scope}"
             f" AND written_at <= {self._now_sql} - coalesce(p_max_idle, ?) LIMIT ?",
             (idle, now, idle, limit),
         )

@@ -299,6 +299,19 @@ RECORDS_AGE_INDEX = (
 )
 
 
+#: The namespaces with a retention policy of their own (``max_idle``, ``max_list_len``), which
+#: housekeeping looks through (``Maintenance.idle_namespaces``, ``long_lists``) every 512 writes
+#: and every round: without them each look was a scan of every namespace's row (28 and 19 ms at
+#: 500,000 namespaces on PostgreSQL). Keyed by ``ns`` and filtered on a column that only a policy
+#: change writes, so a write's statistics update stays a HOT update on PostgreSQL.
+POLICY_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS bw_namespaces_idle_policy ON bw_namespaces (ns)"
+    " WHERE p_max_idle IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS bw_namespaces_len_policy ON bw_namespaces (ns)"
+    " WHERE p_max_len IS NOT NULL",
+)
+
+
 #: Both engines drop the index ``(ns, updated_at, version, key)`` that the compatibility listing
 #: read until issue 22: the listing reads ``bw_entries_version`` (the change feed's) instead, in
 #: commit order, and a write of an entry no longer adds an entry to a fourth index (on

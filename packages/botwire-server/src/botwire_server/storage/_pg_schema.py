@@ -13,6 +13,7 @@ import psycopg.errors
 from botwire._errors import InvalidArgument
 from botwire.store._sql import PG_OCTETS, recount_sql
 from botwire.store._sqltext import (
+    POLICY_INDEXES,
     RECENT_INDEX_DROP,
     RECORDS_AGE_INDEX,
     list_hash,
@@ -21,7 +22,14 @@ from botwire.store._sqltext import (
 )
 from botwire.store._sqlwatch import WATCH_SCHEMA
 
-__all__ = ["ITEMS_SCHEMA", "POLICY_SCHEMA", "RECORDS_SCHEMA", "SCHEMA_VERSION", "migrate"]
+__all__ = [
+    "ITEMS_SCHEMA",
+    "POLICY_INDEX_SCHEMA",
+    "POLICY_SCHEMA",
+    "RECORDS_SCHEMA",
+    "SCHEMA_VERSION",
+    "migrate",
+]
 
 log = logging.getLogger("botwire_server")
 
@@ -88,6 +96,10 @@ _MIGRATIONS[ITEMS_SCHEMA] = (
     f"CREATE INDEX IF NOT EXISTS bw_items_list ON bw_items ({list_hash('ns', 'key')}, seq)",
     "CREATE INDEX IF NOT EXISTS bw_items_ns ON bw_items (ns)",
 )
+#: Schema 8 (issue 22): the namespaces with a retention policy of their own, indexed
+#: (``POLICY_INDEXES``): housekeeping no longer reads every namespace's row to find them.
+POLICY_INDEX_SCHEMA = 8
+_MIGRATIONS[POLICY_INDEX_SCHEMA] = POLICY_INDEXES
 SCHEMA_VERSION = max(_MIGRATIONS)
 _ITEMS_PKEY_NOTE = (
     "botwire: bw_items still has the primary key (ns, key, seq) of schemas before 7; this "
