@@ -8,23 +8,13 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from pathlib import Path
-from typing import Any
+
+from support.recorded import RecordedTx
 
 from botwire import Memory
 from botwire.store import SQLiteStore
 
 NAMESPACES = 20_000
-
-
-class _Recorded:
-    """A ``Tx`` that answers nothing and keeps the statements an engine call sends."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, tuple[Any, ...]]] = []
-
-    def all(self, sql: str, params: Any = ()) -> list[Any]:
-        self.sent.append((sql, tuple(params)))
-        return []
 
 
 def test_housekeeping_looks_up_the_namespaces_with_a_policy_by_index(tmp_path: Path) -> None:
@@ -43,7 +33,7 @@ def test_housekeeping_looks_up_the_namespaces_with_a_policy_by_index(tmp_path: P
         conn.execute("ANALYZE")
         conn.commit()
     with contextlib.closing(SQLiteStore(path)) as store:
-        engine, tx = store.engine, _Recorded()
+        engine, tx = store.engine, RecordedTx()
         engine.idle_namespaces(tx, store.clock(), 100)  # type: ignore[arg-type]
         engine.long_lists(tx, 100)  # type: ignore[arg-type]
         with contextlib.closing(sqlite3.connect(path)) as conn:

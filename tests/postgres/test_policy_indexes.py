@@ -17,6 +17,7 @@ from typing import Any
 import psycopg
 import pytest
 from support.postgres import rows_read
+from support.recorded import RecordedTx
 
 from botwire import Memory
 from botwire_server.storage._pg_common import pg_sql
@@ -27,20 +28,9 @@ pytestmark = pytest.mark.postgres
 NAMESPACES = 20_000
 
 
-class _Recorded:
-    """A ``Tx`` that answers nothing and keeps the statements an engine call sends."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, tuple[Any, ...]]] = []
-
-    def all(self, sql: str, params: Any = ()) -> list[Any]:
-        self.sent.append((sql, tuple(params)))
-        return []
-
-
 def _read_of_namespaces(url: str, call: Any) -> list[int]:
     """Rows of ``bw_namespaces`` each statement of ``call(tx)`` reads, as executed."""
-    tx = _Recorded()
+    tx = RecordedTx()
     call(tx)
     assert tx.sent, "the call sent no statement"
     out = []
