@@ -531,8 +531,8 @@ def _freeze_startup_objects() -> None:
     Young collections then run every :data:`YOUNG_GC_THRESHOLD` allocations, not every 700: at
     700 one ran every few requests and found the 32 requests in flight alive, scanned them and
     moved them on to older generations, to be scanned again there. Server CPU per request under
-    P3's load (PostgreSQL, 4 rounds alternated): SET 170 -> 157 us, APPEND 182 -> 173 us, GET
-    64 -> 60 us; the no-op did not move (docs/benchmarks.md)."""
+    P3's load (PostgreSQL, ``benchmarks/server_cpu.py``, 4 rounds alternated): SET 167 -> 151
+    us, APPEND 188 -> 170 us, GET 63 -> 59 us; the no-op did not move (docs/benchmarks.md)."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(YOUNG_GC_THRESHOLD, *gc.get_threshold()[1:])
