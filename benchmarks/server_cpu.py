@@ -24,13 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_server
 from _common import Settings, log, median, postgres, server, wrk_available
+from pg_reference import proc_cpu
 
 ROUTES = ("no-op", "GET", "SET", "APPEND")
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _round(dsn: str, pythonpath: str | None, seconds: float) -> dict[str, tuple[float, float]]:
@@ -44,12 +40,12 @@ def _round(dsn: str, pythonpath: str | None, seconds: float) -> dict[str, tuple[
             bench_server._load(srv.port, "APPEND", 1.0)  # warm-up
             out = {}
             for name in ROUTES:
-                cpu0 = _cpu_seconds(srv.proc.pid)
+                cpu0 = proc_cpu(srv.proc.pid)
                 result = bench_server._load(srv.port, name, seconds)
                 if result["errors"]:  # never a CPU figure of refusals
                     raise RuntimeError(f"{name}: {result['errors']:.0f} requests failed")
                 rps = result["rps"]
-                out[name] = (rps, 1e6 * (_cpu_seconds(srv.proc.pid) - cpu0) / (rps * seconds))
+                out[name] = (rps, 1e6 * (proc_cpu(srv.proc.pid) - cpu0) / (rps * seconds))
             return out
     finally:
         if saved is None:
