@@ -36,7 +36,7 @@ MESSAGE = "a chat message of about one hundred characters, as a short user turn 
 def _no_server(cfg: dict[str, Any], namespace: str) -> tuple[Any, Any]:
     """P10e's and P13e's side: no server, the server's PostgreSQL store in this process, the
     same engine and statements (``Memory(..., store=PostgresStore(dsn))``, as its docstring
-    shows); ``"notify": false`` measures it without the watch's notify (docs/benchmarks.md)."""
+    shows); ``"notify": false`` measures it without the watch's notify (docs/benchmarks-log.md)."""
     from botwire import Memory
     from botwire_server.storage.postgres import PostgresStore
 

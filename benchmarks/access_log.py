@@ -2,7 +2,7 @@
 to a file) against the same server with ``--no-access-log``, alternated, ``wrk -t1 -c32``.
 
 Every other figure runs the server with ``--no-access-log`` (``_common.server``); this one says
-what the default adds to each request (docs/benchmarks.md, "The server as installed").
+what the default adds to each request (docs/benchmarks-log.md, "The server as installed").
 
     uv run python benchmarks/access_log.py [--rounds 3] [--seconds 8]
 """

@@ -20,16 +20,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_server
 from _common import ROOT, log, median
+from pg_reference import proc_cpu
 
 sys.path.insert(0, str(ROOT / "tests"))
 from support.server import start_server
 
 NAMES = ["no-op", "GET", "SET", "APPEND"]
-
-
-def _cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> int:
@@ -62,9 +58,9 @@ def main() -> int:
                     bench_server._seed(srv.port)
                     bench_server._load(srv.port, "no-op", 1.0)  # warm-up
                     for n in NAMES:
-                        c0 = _cpu(srv.proc.pid)
+                        c0 = proc_cpu(srv.proc.pid)
                         out = bench_server._load(srv.port, n, args.seconds)
-                        used = _cpu(srv.proc.pid) - c0
+                        used = proc_cpu(srv.proc.pid) - c0
                         rps[v][n].append(out["rps"])
                         cpu[v][n].append(used / (out["rps"] * args.seconds) * 1e6)
                 finally:

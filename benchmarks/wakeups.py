@@ -5,7 +5,7 @@ one before. On a virtual machine whose idle vCPUs halt at once (Linux's ``haltpo
 driver with ``guest_halt_poll_ns = 0``), waking a process that sleeps on an idle vCPU takes the
 hypervisor's round trip, and a chain pays it at every hand-off. This script measures it, each
 figure a median over ``--count`` round trips and a ratio to the back-to-back case of the same
-run (docs/benchmarks.md, "Why a round trip in P10's chain costs..."):
+run (docs/benchmarks-log.md, "Why a round trip in P10's chain costs..."):
 
 - ``SELECT 1`` through psycopg on the durable cluster P10 uses: back to back, after the client
   slept 300 µs, after it computed for 300 µs (the database's vCPU idle meanwhile);

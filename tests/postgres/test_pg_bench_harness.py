@@ -16,6 +16,7 @@ BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
 import p3_split  # noqa: E402
+import p10_trace  # noqa: E402
 import pg_chat_bytes  # noqa: E402
 import pg_pyspy  # noqa: E402
 import pg_tx_cost  # noqa: E402
@@ -180,3 +181,37 @@ def test_server_cpu_measures_every_route_of_a_real_server(
     assert list(out) == list(server_cpu.ROUTES)
     for name, (rps, us) in out.items():
         assert rps > 0 and math.isfinite(us) and us > 0, (name, rps, us)
+
+
+def test_p10_trace_splits_the_puts_of_a_real_chain(fresh_postgres_url: str) -> None:
+    """P10's graph through a real server traced phase by phase (``benchmarks/p10_trace.py``):
+    almost every put is split (one whose marks are not all there is left out, never guessed),
+    and the client's wrappers are put back afterwards."""
+    from botwire_langgraph import BotWireSaver
+
+    put = vars(BotWireSaver)["put"]
+    result = p10_trace.measure(4, with_reference=False, postgres_url=fresh_postgres_url, warm_up=2)
+    b = result["botwire"]
+    assert b["puts"] >= 40, b  # 4 invokes of 11 puts
+    for name, (med, lo, hi) in b["phases"].items():
+        assert 0 < lo <= med <= hi, (name, med, lo, hi)
+    assert vars(BotWireSaver)["put"] is put
+    print(f"FIGURE P10 trace: put {b['put'][0]:.0f} us, step {b['step_ms']:.2f} ms")
+
+
+def test_p10_trace_split_measures_each_phase_between_its_marks() -> None:
+    """The split's arithmetic on marks laid out by hand: each phase is the time from the
+    previous mark, a put missing a mark is left out, and a request's round trips are its
+    own (the next request's are not taken)."""
+    marks = [
+        ("put", 1000, 9000),
+        ("take", 0, 1100),
+        ("batch_body", 1150, 1300),
+        ("send", 1350, 1360),
+        ("put", 20000, 21000),  # no server request inside: left out
+    ]
+    server = ["req 1500 8500", "rt 2000 3000 6", "rt 3500 6000 9", "ans 6400", "rt 9500 9900 3"]
+    out = p10_trace.split(marks, server)
+    assert out["puts"] == 1
+    got = [v[0] for v in out["phases"].values()]
+    assert got == [0.1, 0.2, 0.05, 0.15, 0.5, 1.0, 0.5, 2.5, 0.4, 2.6]

@@ -164,7 +164,7 @@ def test_an_encrypting_serde_leaves_no_secret_in_plaintext(memory: Memory) -> No
 
 def test_the_default_serde_keeps_the_plain_json_forms(memory: Memory) -> None:
     """The control: the same scan finds what the default serde stores readably (its fast
-    plain-JSON paths: ``docs/benchmarks.md``), so the test above would see a leak."""
+    plain-JSON paths: ``docs/benchmarks-log.md``), so the test above would see a leak."""
     saver = BotWireSaver(memory)
     graph, cfg, _, _ = _run(saver, "t1")
     _check_final(graph, cfg)

@@ -532,7 +532,7 @@ def _freeze_startup_objects() -> None:
     700 one ran every few requests and found the 32 requests in flight alive, scanned them and
     moved them on to older generations, to be scanned again there. Server CPU per request under
     P3's load (PostgreSQL, ``benchmarks/server_cpu.py``, 4 rounds alternated): SET 167 -> 151
-    us, APPEND 188 -> 170 us, GET 63 -> 59 us; the no-op did not move (docs/benchmarks.md)."""
+    us, APPEND 188 -> 170 us, GET 63 -> 59 us; the no-op did not move (docs/benchmarks-log.md)."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(YOUNG_GC_THRESHOLD, *gc.get_threshold()[1:])

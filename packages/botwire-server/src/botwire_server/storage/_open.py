@@ -31,7 +31,8 @@ def open_store(settings: Settings, clock: Any = time.time) -> Store:
         # it, or that holds another one under its name (storage/_pg_pooler.py): off for all pools.
         extra: dict[str, Any] = {"prepare_threshold": None} if pooled else {}
         # Writes on the event loop (issue 22): 1.6-2.3x the thread pool's SET/APPEND rate on a
-        # quiet 2-core machine (docs/benchmarks.md); BOTWIRE_PG_ASYNC_WRITES=0 keeps the threads.
+        # quiet 2-core machine (docs/benchmarks-log.md); BOTWIRE_PG_ASYNC_WRITES=0 keeps the
+        # threads.
         on_loop = os.environ.get("BOTWIRE_PG_ASYNC_WRITES", "1").strip().lower()
         store = PostgresStore(
             settings.database,

@@ -2,7 +2,7 @@
 
 On the event loop a psycopg ``execute`` plus its fetch costs about 0.2 ms of the server's CPU
 whatever the statement, more than PostgreSQL spends answering a primary-key read (measured,
-docs/benchmarks.md). :class:`ReadGroup` sends a read at once when fewer than ``lanes``
+docs/benchmarks-log.md). :class:`ReadGroup` sends a read at once when fewer than ``lanes``
 statements are in flight; while they all are, reads that arrive wait and then go together, up
 to ``most`` in one ``Engine.read_many_query`` statement (``unnest ... WITH ORDINALITY``), and
 each gets back exactly the rows its own ``read_query`` would have returned. A read on a quiet

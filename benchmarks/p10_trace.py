@@ -1,0 +1,340 @@
+"""Where a P10 step's time goes on its critical path: every ``put`` of P10's graph timed phase by
+phase, from the client's call to its return, with the server's own phases and its PostgreSQL
+round trips; beside it the reference's ``put``, ``put_writes`` and ``get_tuple``, timed alike.
+
+P10 (``pg_reference.py``) runs a chain: with ``durability="sync"`` a step waits for its
+checkpoint's ``put``, so the step is the sum of what lies on that path, whichever process does
+it. CPU per process (P10b) says what each side spends; this says what the step waits for.
+
+The timestamps are ``time.perf_counter_ns`` (``CLOCK_MONOTONIC``: one clock for every process
+of the machine), taken by wrappers that only read the clock and append to a list, around:
+
+- the client: ``BotWireSaver.put`` and ``get_tuple``, ``PendingWrites.take`` (the step's
+  writes taken to ride with the put), ``botwire._wire.batch_body`` (the request body), and the
+  HTTP connection's send (each put back once the run is over);
+- the server (``botwire-server``'s own ``main``, started through this file's ``--serve``): the
+  key routes' endpoint call (``KeyRoutes._serve``), its answer's body, and each pipeline round
+  trip to PostgreSQL (``pipelined``, as ``_pg_write`` calls it);
+- the reference (``PostgresSaver``, in the separate benchmark environment): its ``put``,
+  ``put_writes`` and ``get_tuple``.
+
+The wrappers cost a few µs each, so the traced step is a little slower than P10's; the figure
+is the split, not the step. Same durable cluster settings as P10 (fsync, synchronous_commit and
+full_page_writes on).
+
+    uv run python benchmarks/p10_trace.py [--invokes 100] [--no-reference]
+
+Only the standard library is imported at module level: ``--reference`` runs in the reference
+environment, which has only its own side's packages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import contextlib
+import itertools
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ns = time.perf_counter_ns
+#: what a mark is: (what, start ns, end ns)
+Mark = tuple[str, int, int]
+#: invokes before the traced ones: every one of P10's 10 threads has a history
+WARM_UP = 30
+
+
+# -- the server: botwire-server's main with the phase wrappers --------------------------------
+
+
+def serve(trace: str, argv: list[str]) -> int:
+    """``botwire-server`` with ``argv``, writing ``req``/``ans``/``rt`` lines to ``trace``."""
+    from botwire_server import cli
+    from botwire_server.api import _hot
+    from botwire_server.storage import _pg_write
+
+    out = open(trace, "w", buffering=1)  # noqa: SIM115 -- open for the process's life
+    pipelined = _pg_write.pipelined
+
+    async def timed_pipelined(conn: Any, statements: Any) -> Any:
+        t0 = ns()
+        answers = await pipelined(conn, statements)
+        out.write(f"rt {t0} {ns()} {len(statements)}\n")
+        return answers
+
+    serve_route = _hot.KeyRoutes._serve
+
+    async def timed_serve(self: Any, route: Any, scope: Any, receive: Any, send: Any) -> None:
+        t0 = ns()
+
+        async def answer(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.body":
+                out.write(f"ans {ns()}\n")
+            await send(message)
+
+        await serve_route(self, route, scope, receive, answer)
+        out.write(f"req {t0} {ns()}\n")
+
+    _pg_write.pipelined = timed_pipelined  # type: ignore[assignment]
+    _hot.KeyRoutes._serve = timed_serve  # type: ignore[method-assign]
+    return cli.main(argv)
+
+
+# -- the clients ------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _timed(owner: Any, name: str, marks: list[Mark], what: str | None = None) -> Iterator[None]:
+    """``owner.name`` marked with its start and end while inside; put back on the way out."""
+    own = name in vars(owner)  # else inherited: deleted again on the way out
+    real = vars(owner)[name] if own else getattr(owner, name)  # the function, not a bound one
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        t0 = ns()
+        result = real(*args, **kwargs)
+        marks.append((what or name, t0, ns()))
+        return result
+
+    setattr(owner, name, timed)
+    try:
+        yield
+    finally:
+        if own:
+            setattr(owner, name, real)
+        else:
+            delattr(owner, name)
+
+
+def _run_graph(cfg: dict[str, Any], marks: list[Mark], warm_up: int = WARM_UP) -> float:
+    """P10's graph (``_pg_worker.task_graph``): ``warm_up`` invokes, then ``cfg['invokes']``
+    traced; the step in ms."""
+    sys.path.insert(0, str(HERE))
+    import _pg_worker
+
+    ready, _pg_worker._ready = _pg_worker._ready, lambda: None  # no orchestrator: at once
+    try:
+        _pg_worker.task_graph({**cfg, "invokes": warm_up})  # threads with a history, as in P10
+        marks.clear()
+        return float(_pg_worker.task_graph(cfg)["step_ms"])
+    finally:
+        _pg_worker._ready = ready
+
+
+def reference(dsn: str, invokes: int) -> dict[str, Any]:
+    """The reference's side (run by the reference environment's interpreter)."""
+    from langgraph.checkpoint.postgres import PostgresSaver
+
+    marks: list[Mark] = []
+    with contextlib.ExitStack() as stack:
+        for name in ("put", "put_writes", "get_tuple"):
+            stack.enter_context(_timed(PostgresSaver, name, marks))
+        cfg = {"side": "ref", "dsn": dsn, "invokes": invokes, "threads": 10}
+        step = _run_graph(cfg, marks)
+    out: dict[str, Any] = {"step_ms": step}
+    for name in ("put", "put_writes", "get_tuple"):
+        out[name] = _spread([b - a for what, a, b in marks if what == name])
+    out["between puts"] = _spread(_between(marks))
+    return out
+
+
+def botwire(url: str, invokes: int, trace: str, warm_up: int = WARM_UP) -> dict[str, Any]:
+    """botwire's side, against the traced server at ``url`` writing ``trace``."""
+    from botwire import _wire
+    from botwire.backends import _http_sync
+    from botwire_langgraph import BotWireSaver, _pending
+
+    marks: list[Mark] = []
+    with contextlib.ExitStack() as stack:
+        for owner, name in (
+            (BotWireSaver, "put"),
+            (BotWireSaver, "get_tuple"),
+            (_pending.PendingWrites, "take"),
+            (_wire, "batch_body"),  # _http calls it as _wire.batch_body
+        ):
+            stack.enter_context(_timed(owner, name, marks))
+        stack.enter_context(_timed(_http_sync._Connection, "_send", marks, "send"))
+        cfg = {"side": "botwire", "url": url, "invokes": invokes, "threads": 10}
+        step = _run_graph(cfg, marks, warm_up)
+    time.sleep(0.2)  # the last answer's lines
+    # the warm-up's lines too: only those inside a traced put's window are used
+    server = Path(trace).read_text().split("\n")
+    return {"step_ms": step, **split(marks, server)}
+
+
+# -- the analysis -----------------------------------------------------------------------------
+
+#: botwire's phases of a put, in order (each the time from the previous mark)
+PHASES = (
+    ("client: LangGraph hands over, the step's writes taken", "take"),
+    ("client: the checkpoint serialised, the request built", "body"),
+    ("client: the request sent", "send"),
+    ("HTTP in: loopback, uvicorn, botwire's middlewares", "endpoint"),
+    ("server: body parsed, the write planned up to its first send", "rt1"),
+    ("PostgreSQL round trip 1: BEGIN, the namespace lock, the reads", "rt1 end"),
+    ("server: the writes planned from the reads", "rt2"),
+    ("PostgreSQL round trip 2: the writes and a durable COMMIT", "rt2 end"),
+    ("server: the answer built and sent", "answer"),
+    ("HTTP out and the client's reading of the answer", "return"),
+)
+
+
+def split(marks: list[Mark], server: list[str]) -> dict[str, Any]:
+    """Each phase of each put whose marks are all there (medians and quartiles, µs)."""
+    reqs, rts, answers = [], [], []
+    for line in server:
+        f = line.split()
+        if f and f[0] == "req":
+            reqs.append(int(f[1]))
+        elif f and f[0] == "rt":
+            rts.append((int(f[1]), int(f[2])))
+        elif f and f[0] == "ans":
+            answers.append(int(f[1]))
+    reqs.sort()
+    rts.sort()
+    answers.sort()
+    starts = {what: sorted(a for w, a, _ in marks if w == what) for what in ("send",)}
+    ends = {what: sorted(b for w, _, b in marks if w == what) for what in ("take", "batch_body")}
+    phases: dict[str, list[int]] = {name: [] for name, _ in PHASES}
+    total: list[int] = []
+    for what, a, b in marks:
+        if what != "put":
+            continue
+        took = _first(ends["take"], a, b)
+        body = _first(ends["batch_body"], a, b)
+        sent = _first(starts["send"], a, b)
+        req = _first(reqs, a, b)
+        if None in (took, body, sent, req):
+            continue
+        trips = [t for t in rts[bisect.bisect_left(rts, (req, 0)) :] if t[0] <= b][:3]
+        answer = _first(answers, req, b)
+        if len(trips) != 2 or answer is None:  # one write transaction of two round trips
+            continue
+        points = [a, took, body, sent, req, trips[0][0], trips[0][1], trips[1][0], trips[1][1]]
+        points += [answer, b]
+        for (name, _), start, end in zip(PHASES, points[:-1], points[1:], strict=True):
+            phases[name].append(end - start)  # type: ignore[operator]
+        total.append(b - a)
+    out: dict[str, Any] = {"puts": len(total), "put": _spread(total)}
+    out["phases"] = {name: _spread(v) for name, v in phases.items()}
+    out["get_tuple"] = _spread([b - a for w, a, b in marks if w == "get_tuple"])
+    out["between puts"] = _spread(_between(marks))
+    return out
+
+
+def _first(xs: list[int], lo: int, hi: int) -> int | None:
+    """The first of sorted ``xs`` within ``[lo, hi]``."""
+    i = bisect.bisect_left(xs, lo)
+    return xs[i] if i < len(xs) and xs[i] <= hi else None
+
+
+def _between(marks: list[Mark]) -> list[int]:
+    """From each put's return to the next put's call, within an invoke (a gap of over 2 ms is
+    the end of one)."""
+    puts = sorted((a, b) for what, a, b in marks if what == "put")
+    gaps = [nxt[0] - cur[1] for cur, nxt in itertools.pairwise(puts)]
+    return [g for g in gaps if 0 <= g < 2_000_000]
+
+
+def _spread(xs: list[int]) -> list[float]:
+    """Median, first and third quartile, in µs (NaN when empty)."""
+    if len(xs) < 2:
+        return [xs[0] / 1000] * 3 if xs else [float("nan")] * 3
+    q = statistics.quantiles(xs, n=4)
+    return [statistics.median(xs) / 1000, q[0] / 1000, q[2] / 1000]
+
+
+# -- the orchestration ------------------------------------------------------------------------
+
+
+def measure(
+    invokes: int,
+    with_reference: bool = True,
+    postgres_url: str | None = None,
+    warm_up: int = WARM_UP,
+) -> dict[str, Any]:
+    """Both sides on one durable cluster (P10's settings), or on ``postgres_url`` as it is
+    configured: ``{"botwire": ..., "ref": ...}``."""
+    sys.path.insert(0, str(HERE))
+    from _common import Settings, _as_url, free_port, wait_port
+    from pg_reference import durable_postgres, refenv_python
+
+    out: dict[str, Any] = {}
+    with (
+        durable_postgres(Settings(True, 1, HERE, postgres_url)) as dsn,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        assert dsn is not None
+        trace = os.path.join(tmp, "server.trace")
+        port = free_port()
+        argv = ["--host", "127.0.0.1", "--port", str(port), "--database", _as_url(dsn)]
+        argv += ["--no-access-log", "--log-level", "warning"]
+        proc = subprocess.Popen([sys.executable, __file__, "--serve", trace, "--", *argv])
+        try:
+            wait_port(port, 30)
+            out["botwire"] = botwire(f"http://127.0.0.1:{port}", invokes, trace, warm_up)
+        finally:
+            proc.terminate()
+            proc.wait(30)
+        if with_reference:
+            res = subprocess.run(
+                [refenv_python(), __file__, "--reference", dsn, "--invokes", str(invokes)],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            out["ref"] = json.loads(res.stdout.strip().splitlines()[-1])
+    return out
+
+
+def report(result: dict[str, Any]) -> list[str]:
+    """The Markdown lines of a :func:`measure` result."""
+    b = result["botwire"]
+    lines = [
+        f"botwire: step {b['step_ms']:.2f} ms (traced), {b['puts']} puts split",
+        "",
+        "| phase of a `put` | median µs | p25–p75 |",
+        "|---|---:|---:|",
+    ]
+    for name, (med, lo, hi) in b["phases"].items():
+        lines.append(f"| {name} | {med:.0f} | {lo:.0f}–{hi:.0f} |")
+    for name in ("put", "get_tuple", "between puts"):
+        med, lo, hi = b[name]
+        lines.append(f"| **{name}** (whole) | {med:.0f} | {lo:.0f}–{hi:.0f} |")
+    ref = result.get("ref")
+    if ref:
+        lines += ["", f"reference: step {ref['step_ms']:.2f} ms (traced)", ""]
+        lines += ["| `PostgresSaver` | median µs | p25–p75 |", "|---|---:|---:|"]
+        for name in ("put", "put_writes", "get_tuple", "between puts"):
+            med, lo, hi = ref[name]
+            lines.append(f"| {name} | {med:.0f} | {lo:.0f}–{hi:.0f} |")
+    return lines
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--invokes", type=int, default=100)
+    ap.add_argument("--no-reference", action="store_true")
+    ap.add_argument("--serve", metavar="TRACE", help=argparse.SUPPRESS)
+    ap.add_argument("--reference", metavar="DSN", help=argparse.SUPPRESS)
+    args, rest = ap.parse_known_args()
+    if args.serve:
+        return serve(args.serve, [a for a in rest if a != "--"])
+    if args.reference:
+        print(json.dumps(reference(args.reference, args.invokes)))
+        return 0
+    for line in report(measure(args.invokes, not args.no_reference)):
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
