@@ -172,18 +172,18 @@ def botwire(url: str, invokes: int, trace: str, warm_up: int = WARM_UP) -> dict[
 
 # -- the analysis -----------------------------------------------------------------------------
 
-#: botwire's phases of a put, in order (each the time from the previous mark)
+#: botwire's phases of a put, in order: each the time from the mark before it to its own
 PHASES = (
-    ("client: LangGraph hands over, the step's writes taken", "take"),
-    ("client: the checkpoint serialised, the request built", "body"),
-    ("client: the request sent", "send"),
-    ("HTTP in: loopback, uvicorn, botwire's middlewares", "endpoint"),
-    ("server: body parsed, the write planned up to its first send", "rt1"),
-    ("PostgreSQL round trip 1: BEGIN, the namespace lock, the reads", "rt1 end"),
-    ("server: the writes planned from the reads", "rt2"),
-    ("PostgreSQL round trip 2: the writes and a durable COMMIT", "rt2 end"),
-    ("server: the answer built and sent", "answer"),
-    ("HTTP out and the client's reading of the answer", "return"),
+    "client: LangGraph hands over, the step's writes taken",
+    "client: the checkpoint serialised, the request built",
+    "client: the request sent",
+    "HTTP in: loopback, uvicorn, botwire's middlewares",
+    "server: body parsed, the write planned up to its first send",
+    "PostgreSQL round trip 1: BEGIN, the namespace lock, the reads",
+    "server: the writes planned from the reads",
+    "PostgreSQL round trip 2: the writes and a durable COMMIT",
+    "server: the answer built and sent",
+    "HTTP out and the client's reading of the answer",
 )
 
 
@@ -203,7 +203,7 @@ def split(marks: list[Mark], server: list[str]) -> dict[str, Any]:
     answers.sort()
     starts = {what: sorted(a for w, a, _ in marks if w == what) for what in ("send",)}
     ends = {what: sorted(b for w, _, b in marks if w == what) for what in ("take", "batch_body")}
-    phases: dict[str, list[int]] = {name: [] for name, _ in PHASES}
+    phases: dict[str, list[int]] = {name: [] for name in PHASES}
     total: list[int] = []
     for what, a, b in marks:
         if what != "put":
@@ -220,7 +220,7 @@ def split(marks: list[Mark], server: list[str]) -> dict[str, Any]:
             continue
         points = [a, took, body, sent, req, trips[0][0], trips[0][1], trips[1][0], trips[1][1]]
         points += [answer, b]
-        for (name, _), start, end in zip(PHASES, points[:-1], points[1:], strict=True):
+        for name, start, end in zip(PHASES, points[:-1], points[1:], strict=True):
             phases[name].append(end - start)  # type: ignore[operator]
         total.append(b - a)
     out: dict[str, Any] = {"puts": len(total), "put": _spread(total)}
