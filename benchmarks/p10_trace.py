@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # _pg_worker, and (this tree's side) _common and pg_reference
 ns = time.perf_counter_ns
 #: what a mark is: (what, start ns, end ns)
 Mark = tuple[str, int, int]
@@ -117,7 +118,6 @@ def _timed(owner: Any, name: str, marks: list[Mark], what: str | None = None) ->
 def _run_graph(cfg: dict[str, Any], marks: list[Mark], warm_up: int = WARM_UP) -> float:
     """P10's graph (``_pg_worker.task_graph``): ``warm_up`` invokes, then ``cfg['invokes']``
     traced; the step in ms."""
-    sys.path.insert(0, str(HERE))
     import _pg_worker
 
     ready, _pg_worker._ready = _pg_worker._ready, lambda: None  # no orchestrator: at once
@@ -201,16 +201,17 @@ def split(marks: list[Mark], server: list[str]) -> dict[str, Any]:
     reqs.sort()
     rts.sort()
     answers.sort()
-    starts = {what: sorted(a for w, a, _ in marks if w == what) for what in ("send",)}
-    ends = {what: sorted(b for w, _, b in marks if w == what) for what in ("take", "batch_body")}
+    taken = sorted(b for w, _, b in marks if w == "take")
+    built = sorted(b for w, _, b in marks if w == "batch_body")
+    sends = sorted(a for w, a, _ in marks if w == "send")
     phases: dict[str, list[int]] = {name: [] for name in PHASES}
     total: list[int] = []
     for what, a, b in marks:
         if what != "put":
             continue
-        took = _first(ends["take"], a, b)
-        body = _first(ends["batch_body"], a, b)
-        sent = _first(starts["send"], a, b)
+        took = _first(taken, a, b)
+        body = _first(built, a, b)
+        sent = _first(sends, a, b)
         req = _first(reqs, a, b)
         if None in (took, body, sent, req):
             continue
@@ -263,7 +264,6 @@ def measure(
 ) -> dict[str, Any]:
     """Both sides on one durable cluster (P10's settings), or on ``postgres_url`` as it is
     configured: ``{"botwire": ..., "ref": ...}``."""
-    sys.path.insert(0, str(HERE))
     from _common import Settings, _as_url, free_port, wait_port
     from pg_reference import durable_postgres, refenv_python
 
