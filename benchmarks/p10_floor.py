@@ -12,7 +12,12 @@ route does no auth, no validation and no engine work; per request it makes eithe
 on the durable cluster P10 uses (fsync and synchronous_commit on). Rounds alternate with
 ``PostgresSaver`` from the reference environment; ratios are medians of per-round ratios.
 
-    uv run python benchmarks/p10_floor.py [--rounds 5] [--invokes 60]
+    uv run python benchmarks/p10_floor.py [--rounds 5] [--invokes 60] [--per-step]
+
+``--per-step``: one POST per step instead, as ``BotWireSaver`` sends a step (its ``put`` carries
+the ``put_writes`` that came before it; one that comes later rides with the next ``put``, and
+what is left when an invoke returns is posted after its timing ends, which only flatters the
+floor).
 
 Read the result as a bound, not as a design: a server that keeps botwire's guarantees does
 more per request than this route.
@@ -111,8 +116,9 @@ def serve(dsn: str, port: int, round_trips: int) -> None:
 # -- the client: P10's graph, each checkpoint also POSTed ----------------------------------------
 
 
-def drive(port: int, invokes: int) -> dict[str, float]:
-    """P10's graph on an ``InMemorySaver`` that POSTs every ``put`` and ``put_writes``."""
+def drive(port: int, invokes: int, per_step: bool = False) -> dict[str, float]:
+    """P10's graph on an ``InMemorySaver`` that POSTs every ``put`` and ``put_writes`` (or,
+    ``per_step``, each ``put`` with the writes that came before it)."""
     import http.client
     import statistics
     import threading
@@ -124,24 +130,45 @@ def drive(port: int, invokes: int) -> dict[str, float]:
     conn = http.client.HTTPConnection("127.0.0.1", port)
     one_at_a_time = threading.Lock()  # LangGraph calls the saver from its executor's threads
 
+    posts = [0]
+
     def post(key: str, payload: bytes) -> None:
         body = json.dumps({"k": key, "v": payload.hex()[:3000]}).encode()
         with one_at_a_time:
+            posts[0] += 1
             conn.request("POST", "/floor", body, {"content-type": "application/json"})
             response = conn.getresponse()
             response.read()
         if response.status != 200:
             raise RuntimeError(f"the floor's route answered {response.status}")
 
+    held: list[bytes] = []  # per_step: the writes waiting for the next put
+    held_lock = threading.Lock()
+
+    def take() -> bytes:
+        with held_lock:
+            out = b"".join(held)
+            held.clear()
+            return out
+
     class PostingSaver(InMemorySaver):
         def put(self, config: Any, checkpoint: Any, metadata: Any, new_versions: Any) -> Any:
             out = super().put(config, checkpoint, metadata, new_versions)
-            post(out["configurable"]["checkpoint_id"], self.serde.dumps_typed(checkpoint)[1])
+            payload = self.serde.dumps_typed(checkpoint)[1]
+            if per_step:
+                time.sleep(0)  # as BotWireSaver.put: a put_writes about to arrive rides here
+                payload += take()
+            post(out["configurable"]["checkpoint_id"], payload)
             return out
 
         def put_writes(self, config: Any, writes: Any, task_id: str, task_path: str = "") -> None:
             super().put_writes(config, writes, task_id, task_path)
-            post(task_id, b"".join(self.serde.dumps_typed(v)[1] for _, v in writes))
+            payload = b"".join(self.serde.dumps_typed(v)[1] for _, v in writes)
+            if per_step:
+                with held_lock:
+                    held.append(payload)
+            else:
+                post(task_id, payload)
 
     app = _pg_worker._graph(PostingSaver())
     run_id = uuid.uuid4().hex[:8]
@@ -151,16 +178,24 @@ def drive(port: int, invokes: int) -> dict[str, float]:
         out = app.invoke({"step": 0, "note": ""}, config, durability="sync")
         assert out["step"] == _pg_worker.NODES, out
 
+    def leftover() -> None:
+        if payload := take():
+            post("leftover", payload)
+
     invoke(-1)
+    leftover()
     times = []
+    posts[0] = 0
     cpu0 = time.process_time()
     for i in range(invokes):
         t = time.perf_counter()
         invoke(i)
         times.append((time.perf_counter() - t) * 1000)
+        leftover()
     return {
         "step_ms": statistics.median(times) / _pg_worker.NODES,
         "client_cpu_ms_per_invoke": (time.process_time() - cpu0) * 1000 / invokes,
+        "posts_per_invoke": posts[0] / invokes,
     }
 
 
@@ -172,13 +207,14 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--invokes", type=int, default=60)
     ap.add_argument("--serve", nargs=3, metavar=("DSN", "PORT", "ROUND_TRIPS"), help="internal")
-    ap.add_argument("--drive", nargs=2, metavar=("PORT", "INVOKES"), help="internal")
+    ap.add_argument("--per-step", action="store_true", help="one POST per step (see module)")
+    ap.add_argument("--drive", nargs=3, metavar=("PORT", "INVOKES", "PER_STEP"), help="internal")
     args = ap.parse_args()
     if args.serve:
         serve(args.serve[0], int(args.serve[1]), int(args.serve[2]))
         return 0
     if args.drive:
-        print(json.dumps(drive(int(args.drive[0]), int(args.drive[1]))))
+        print(json.dumps(drive(int(args.drive[0]), int(args.drive[1]), args.drive[2] == "1")))
         return 0
 
     import os
@@ -214,8 +250,10 @@ def main() -> int:
                         continue
                     proc, port = servers[side]
                     cpu0 = ref.proc_cpu(proc.pid)
+                    drive_argv = [me, "--drive", str(port), str(args.invokes)]
+                    drive_argv.append(str(int(args.per_step)))
                     line = subprocess.check_output(
-                        [sys.executable, me, "--drive", str(port), str(args.invokes)], text=True
+                        [sys.executable, *drive_argv], text=True
                     ).splitlines()[-1]
                     out = json.loads(line)
                     server_ms = (ref.proc_cpu(proc.pid) - cpu0) * 1000 / (args.invokes + 1)

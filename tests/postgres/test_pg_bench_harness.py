@@ -16,6 +16,7 @@ BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
 import p3_split  # noqa: E402
+import p10_floor  # noqa: E402
 import p10_trace  # noqa: E402
 import pg_chat_bytes  # noqa: E402
 import pg_pyspy  # noqa: E402
@@ -23,7 +24,7 @@ import pg_tx_cost  # noqa: E402
 import pg_writes  # noqa: E402
 import run  # noqa: E402
 import server_cpu  # noqa: E402
-from _common import Settings  # noqa: E402
+from _common import Settings, free_port, wait_port  # noqa: E402
 
 
 def test_write_figures_run_against_real_servers(fresh_postgres_url: str, tmp_path: Path) -> None:
@@ -197,6 +198,32 @@ def test_p10_trace_splits_the_puts_of_a_real_chain(fresh_postgres_url: str) -> N
         assert 0 < lo <= med <= hi, (name, med, lo, hi)
     assert vars(BotWireSaver)["put"] is put
     print(f"FIGURE P10 trace: put {b['put'][0]:.0f} us, step {b['step_ms']:.2f} ms")
+
+
+def test_p10_floor_posts_a_step_once_or_each_call_for_real(fresh_postgres_url: str) -> None:
+    """The floor's bare route serves P10's graph for real, on two round trips a request
+    (``benchmarks/p10_floor.py``): ``per_step`` posts each step once (the step's writes ride with
+    its put, the last step's after the invoke), the other mode every put and put_writes."""
+    import subprocess
+
+    port = free_port()
+    argv = [sys.executable, str(BENCH / "p10_floor.py"), "--serve", fresh_postgres_url]
+    server = subprocess.Popen([*argv, str(port), "2"])
+    try:
+        wait_port(port, timeout=30.0)
+        step = p10_floor.drive(port, 3, per_step=True)
+        each = p10_floor.drive(port, 3, per_step=False)
+    finally:
+        server.kill()
+        server.wait()
+    # 11 puts an invoke (the input's and one per node), 10 nodes' writes
+    assert 11 <= step["posts_per_invoke"] <= 12, step
+    assert each["posts_per_invoke"] >= 21, each
+    assert step["step_ms"] > 0 and each["step_ms"] > 0
+    print(
+        f"FIGURE P10 floor: posts an invoke {step['posts_per_invoke']} a step, "
+        f"{each['posts_per_invoke']} each call"
+    )
 
 
 def test_p10_trace_split_measures_each_phase_between_its_marks() -> None:
