@@ -27,14 +27,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+ME = str(Path(__file__).resolve())
+if str(Path(ME).parent) not in sys.path:
+    sys.path.insert(0, str(Path(ME).parent))  # _pg_worker, _common, pg_reference
 
 UPSERT = (
     "INSERT INTO floor_cp (k, v) VALUES ($bw${k}$bw$, $bw${v}$bw$)"
@@ -202,6 +206,37 @@ def drive(port: int, invokes: int, per_step: bool = False) -> dict[str, float]:
 # -- the orchestration ---------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def floor_server(dsn: str, round_trips: int) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """The bare route (:func:`serve`) in a process of its own: the process and its port."""
+    from _common import free_port, wait_port
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, ME, "--serve", dsn, str(port), str(round_trips)])
+    try:
+        wait_port(port, timeout=30.0)
+        yield proc, port
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def drive_once(
+    floor: tuple[subprocess.Popen[bytes], int], invokes: int, *, per_step: bool
+) -> dict[str, float]:
+    """:func:`drive` in a process of its own against ``floor`` (:func:`floor_server`): its
+    figures, and the route's CPU per invoke (``server_cpu_ms_per_invoke``, the warm-up's
+    invoke included)."""
+    from pg_reference import proc_cpu
+
+    proc, port = floor
+    cpu0 = proc_cpu(proc.pid)
+    argv = [sys.executable, ME, "--drive", str(port), str(invokes), str(int(per_step))]
+    out: dict[str, float] = json.loads(subprocess.check_output(argv, text=True).splitlines()[-1])
+    out["server_cpu_ms_per_invoke"] = (proc_cpu(proc.pid) - cpu0) * 1000 / (invokes + 1)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5)
@@ -219,54 +254,33 @@ def main() -> int:
 
     import os
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     import pg_reference as ref
-    from _common import Settings, median, wait_port
-    from support.server import free_port
+    from _common import Settings, median
 
     settings = Settings(False, args.rounds, Path(os.devnull))
     python = ref.refenv_python()
-    me = str(Path(__file__).resolve())
     steps: dict[str, list[float]] = {"ref": [], "f1": [], "f2": []}
-    with ref.durable_postgres(settings) as dsn:
+    with ref.durable_postgres(settings) as dsn, contextlib.ExitStack() as stack:
         assert dsn is not None
         postmaster = ref.postmaster_pid(dsn)
-        servers = {}
-        try:
-            for rts in (1, 2):
-                port = free_port()
-                proc = subprocess.Popen([sys.executable, me, "--serve", dsn, str(port), str(rts)])
-                servers[f"f{rts}"] = (proc, port)
-                wait_port(port, timeout=30.0)
-            for r in range(args.rounds):
-                order = ["ref", "f1", "f2"] if r % 2 == 0 else ["f2", "f1", "ref"]
-                for side in order:
-                    if side == "ref":
-                        cfg = {"side": "ref", "dsn": dsn, "task": "graph"}
-                        cfg.update(invokes=args.invokes, threads=10)
-                        out = ref.run_worker(python, cfg, ref.Counters([], postmaster))
-                        steps["ref"].append(out["step_ms"])
-                        print(f"ref step {out['step_ms']:.2f} ms", flush=True)
-                        continue
-                    proc, port = servers[side]
-                    cpu0 = ref.proc_cpu(proc.pid)
-                    drive_argv = [me, "--drive", str(port), str(args.invokes)]
-                    drive_argv.append(str(int(args.per_step)))
-                    line = subprocess.check_output(
-                        [sys.executable, *drive_argv], text=True
-                    ).splitlines()[-1]
-                    out = json.loads(line)
-                    server_ms = (ref.proc_cpu(proc.pid) - cpu0) * 1000 / (args.invokes + 1)
-                    steps[side].append(out["step_ms"])
-                    print(
-                        f"{side}  step {out['step_ms']:.2f} ms, CPU per invoke: client "
-                        f"{out['client_cpu_ms_per_invoke']:.1f} ms, server {server_ms:.1f} ms",
-                        flush=True,
-                    )
-        finally:
-            for proc, _ in servers.values():
-                proc.kill()
-                proc.wait()
+        floors = {f"f{rts}": stack.enter_context(floor_server(dsn, rts)) for rts in (1, 2)}
+        for r in range(args.rounds):
+            for side in ["ref", "f1", "f2"] if r % 2 == 0 else ["f2", "f1", "ref"]:
+                if side == "ref":
+                    cfg = {"side": "ref", "dsn": dsn, "task": "graph"}
+                    cfg.update(invokes=args.invokes, threads=10)
+                    out = ref.run_worker(python, cfg, ref.Counters([], postmaster))
+                    steps["ref"].append(out["step_ms"])
+                    print(f"ref step {out['step_ms']:.2f} ms", flush=True)
+                    continue
+                out = drive_once(floors[side], args.invokes, per_step=args.per_step)
+                steps[side].append(out["step_ms"])
+                print(
+                    f"{side}  step {out['step_ms']:.2f} ms, CPU per invoke: client "
+                    f"{out['client_cpu_ms_per_invoke']:.1f} ms, "
+                    f"server {out['server_cpu_ms_per_invoke']:.1f} ms",
+                    flush=True,
+                )
     for side in ("f1", "f2"):
         ratio = median([b / a for a, b in zip(steps["ref"], steps[side], strict=True)])
         print(f"{side}: {ratio:.2f}x PostgresSaver ({median(steps[side]):.2f} ms per step)")

@@ -14,8 +14,10 @@ rounds alternate the sides, and every ratio is the median of the per-round ratio
 - P10  LangGraph step time, 10-node chain, ``durability="sync"``: ``PostgresSaver`` (pool) vs
        ``BotWireSaver`` over HTTP -> ``botwire-server`` -> PostgreSQL; CPU per invoke (client +
        server + database) for context; P10s the same step through a SQLite server, the
-       HTTP hop and the server without PostgreSQL (context); P10e the same step with no
-       server, ``BotWireSaver`` on ``PostgresStore`` in the client's process (context).
+       HTTP hop and the server without PostgreSQL (context); P10f the same step posted once to
+       a bare route with two PostgreSQL round trips and no botwire work (``p10_floor.py``: the
+       floor of any HTTP server; context); P10e the same step with no server,
+       ``BotWireSaver`` on ``PostgresStore`` in the client's process (context).
 - P11  bytes on disk per checkpoint after N checkpoints (``pg_total_relation_size`` of each
        side's tables, before and after) and WAL bytes per invoke (``pg_current_wal_lsn``);
        P11c the same without botwire's 24-hour idempotency records (the bytes that stay).
@@ -48,6 +50,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import p10_floor
 from _common import ROOT, Row, Settings, log, median, server
 
 __all__ = ["durable_postgres", "p10_p15", "refenv_python"]
@@ -362,28 +365,29 @@ def langgraph_figures(
     invokes = 20 if settings.quick else 60
     # P10s: the same graph through a SQLite server, side by side: what the HTTP hop and the
     # server cost without PostgreSQL (the rest of P10's distance is the PostgreSQL path)
+    # P10f: the same graph posting each step once to a bare route that makes two PostgreSQL
+    # round trips and no botwire work (p10_floor.py): the floor of any HTTP server
     with (
         tempfile.TemporaryDirectory(prefix="botwire-p10s-") as tmp,
         server(database=Path(tmp) / "p10s.db") as lite,
+        p10_floor.floor_server(dsn, 2) as floor,
     ):
         pythons["sqlite"], conn["sqlite"] = sys.executable, {"url": lite.url}
         counters["sqlite"] = Counters([lite.proc.pid], None)
         _add_no_server_side(dsn, pythons, conn, counters)  # P10e
+
+        def one_side(side: str) -> dict[str, Any]:
+            if side == "floor":
+                return p10_floor.drive_once(floor, invokes, per_step=True)
+            cfg = {"task": "graph", "invokes": invokes, "threads": 10, **conn[side]}
+            cfg["side"] = "ref" if side == "ref" else "botwire"
+            return run_worker(pythons[side], cfg, counters[side])
+
         runs = _alternate(
-            settings.rounds,
-            lambda side: run_worker(
-                pythons[side],
-                {
-                    "task": "graph",
-                    "invokes": invokes,
-                    "threads": 10,
-                    "side": "ref" if side == "ref" else "botwire",
-                    **conn[side],
-                },
-                counters[side],
-            ),
-            sides=("ref", "botwire", "sqlite", "embedded"),
+            settings.rounds, one_side, sides=("ref", "botwire", "sqlite", "embedded", "floor")
         )
+    floor_runs = runs.pop("floor")
+    floor_step = median([r["step_ms"] for r in floor_runs])
     lite_runs = runs.pop("sqlite")
     lite_step = median([r["step_ms"] for r in lite_runs])
     emb_runs = runs.pop("embedded")
@@ -411,6 +415,13 @@ def langgraph_figures(
     wal = {s: fill[s]["wal_bytes_per_invoke"] for s in fill}
     wal_cp = {s: fill[s]["wal_bytes_per_checkpoint"] for s in fill}
     n = fill["botwire"]["checkpoints"]
+
+    def context_step(row_id: str, figure: str, side: list[dict[str, Any]], note: str) -> Row:
+        """A context row of P10's rounds: ``side``'s step against the reference's."""
+        ratio = _ratio({"ref": runs["ref"], "botwire": side}, "step_ms")
+        baseline = f"`PostgresSaver` (pool) = {step['ref']:.2f} ms per step"
+        return Row(row_id, figure, ratio, "×", baseline, "—", None, note, {"runs": side})
+
     rows = [
         Row(
             "P10",
@@ -423,33 +434,32 @@ def langgraph_figures(
             note=f"{step['botwire']:.2f} ms per step; {invokes} invokes × {settings.rounds} rounds",
             details={"runs": runs, "fill": fill},
         ),
-        Row(
+        context_step(
             "P10s",
             "the same step, botwire over HTTP → SQLite (context: the HTTP hop and the server "
             "without PostgreSQL)",
-            _ratio({"ref": runs["ref"], "botwire": lite_runs}, "step_ms"),
-            "×",
-            f"`PostgresSaver` (pool) = {step['ref']:.2f} ms per step",
-            "—",
-            None,
-            note=f"{lite_step:.2f} ms per step; the PostgreSQL path adds "
+            lite_runs,
+            f"{lite_step:.2f} ms per step; the PostgreSQL path adds "
             f"{step['botwire'] - lite_step:.2f} ms",
-            details={"runs": lite_runs},
         ),
-        Row(
+        context_step(
+            "P10f",
+            "the same step posted once to a bare ASGI route that makes two PostgreSQL round "
+            "trips and no botwire work (context: the floor of any HTTP server, "
+            "`benchmarks/p10_floor.py --per-step`)",
+            floor_runs,
+            f"{floor_step:.2f} ms per step; botwire's P10 adds "
+            f"{step['botwire'] - floor_step:.2f} ms",
+        ),
+        context_step(
             "P10e",
             "the same step with no server: `BotWireSaver` on "
             "`Memory(ns, store=PostgresStore(url))` in the client's process, a supported "
             'deployment (docs/langgraph.md, "Without a server"; context: the engine and its '
             "statements without the HTTP hop)",
-            _ratio({"ref": runs["ref"], "botwire": emb_runs}, "step_ms"),
-            "×",
-            f"`PostgresSaver` (pool) = {step['ref']:.2f} ms per step",
-            "—",
-            None,
-            note=f"{emb_step:.2f} ms per step; CPU per invoke {emb_cpu:.1f} ms (client with the "
+            emb_runs,
+            f"{emb_step:.2f} ms per step; CPU per invoke {emb_cpu:.1f} ms (client with the "
             "store, and the database)",
-            details={"runs": emb_runs},
         ),
         Row(
             "P10b",
@@ -686,7 +696,7 @@ def p10_p15(settings: Settings, which: set[str]) -> list[Row]:
             r, d = write_figures(settings, dsn)
             rows += r
             extra["writes"] = d
-    rows = [r for r in rows if r.id.rstrip("bces") in which]
+    rows = [r for r in rows if r.id.rstrip("bcefs") in which]
     if rows:
         rows[0].details = {**rows[0].details, **extra}
     return rows

@@ -28,8 +28,8 @@ with ``uv`` (cached under ``$XDG_CACHE_HOME/botwire-bench/``, never in the proje
 
 - P10 LangGraph step, 10-node graph, ``durability="sync"``: ``BotWireSaver`` over HTTP ->
   ``botwire-server`` -> PostgreSQL; baseline ``PostgresSaver`` (pool). P10b CPU per invoke.
-  P10s the same step through a SQLite server, P10e with no server (the store in the client;
-  context).
+  P10s the same step through a SQLite server, P10f through a bare route doing no botwire work
+  (the floor of any HTTP server), P10e with no server (the store in the client; context).
 - P11 bytes on disk per checkpoint after N checkpoints (600 ``--quick``, 12,000 full); baseline
   ``PostgresSaver``'s. P11b WAL bytes per invoke.
 - P12 chat ``add_messages`` of one message at 1,000 messages; baseline

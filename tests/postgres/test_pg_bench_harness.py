@@ -24,7 +24,7 @@ import pg_tx_cost  # noqa: E402
 import pg_writes  # noqa: E402
 import run  # noqa: E402
 import server_cpu  # noqa: E402
-from _common import Settings, free_port, wait_port  # noqa: E402
+from _common import Settings  # noqa: E402
 
 
 def test_write_figures_run_against_real_servers(fresh_postgres_url: str, tmp_path: Path) -> None:
@@ -202,24 +202,17 @@ def test_p10_trace_splits_the_puts_of_a_real_chain(fresh_postgres_url: str) -> N
 
 def test_p10_floor_posts_a_step_once_or_each_call_for_real(fresh_postgres_url: str) -> None:
     """The floor's bare route serves P10's graph for real, on two round trips a request
-    (``benchmarks/p10_floor.py``): ``per_step`` posts each step once (the step's writes ride with
-    its put, the last step's after the invoke), the other mode every put and put_writes."""
-    import subprocess
-
-    port = free_port()
-    argv = [sys.executable, str(BENCH / "p10_floor.py"), "--serve", fresh_postgres_url]
-    server = subprocess.Popen([*argv, str(port), "2"])
-    try:
-        wait_port(port, timeout=30.0)
-        step = p10_floor.drive(port, 3, per_step=True)
-        each = p10_floor.drive(port, 3, per_step=False)
-    finally:
-        server.kill()
-        server.wait()
+    (``benchmarks/p10_floor.py``, P10f): ``per_step`` posts each step once (the step's writes
+    ride with its put, the last step's after the invoke), the other mode every put and
+    put_writes."""
+    with p10_floor.floor_server(fresh_postgres_url, 2) as floor:
+        step = p10_floor.drive_once(floor, 3, per_step=True)
+        each = p10_floor.drive_once(floor, 3, per_step=False)
     # 11 puts an invoke (the input's and one per node), 10 nodes' writes
     assert 11 <= step["posts_per_invoke"] <= 12, step
     assert each["posts_per_invoke"] >= 21, each
-    assert step["step_ms"] > 0 and each["step_ms"] > 0
+    for out in (step, each):
+        assert out["step_ms"] > 0 and out["server_cpu_ms_per_invoke"] > 0, out
     print(
         f"FIGURE P10 floor: posts an invoke {step['posts_per_invoke']} a step, "
         f"{each['posts_per_invoke']} each call"
