@@ -30,7 +30,8 @@ rounds alternate the sides, and every ratio is the median of the per-round ratio
        through one server.
 - P15  two replicas on one PostgreSQL: server CPU per SET and aggregate throughput, against one
        replica under the same load.
-       (P14 and P15 live in ``benchmarks/pg_writes.py``.)
+       (P12 and P13 live in ``benchmarks/pg_chat.py``, P14 and P15 in
+       ``benchmarks/pg_writes.py``.)
 
     uv run python benchmarks/run.py --only P10,P11,P12,P13,P14,P15 [--quick]
     uv run python benchmarks/pg_reference.py [--quick]          # the same, on its own
@@ -137,7 +138,7 @@ def durable_postgres(settings: Settings) -> Iterator[str | None]:
         pg.stop()
 
 
-def _sql(dsn: str, query: str, *args: Any) -> Any:
+def sql(dsn: str, query: str, *args: Any) -> Any:
     import psycopg
 
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -149,10 +150,10 @@ def _sql(dsn: str, query: str, *args: Any) -> Any:
 def _settings_line(dsn: str) -> str:
     return (
         ", ".join(
-            f"{n}={_sql(dsn, f'SHOW {n}')}"
+            f"{n}={sql(dsn, f'SHOW {n}')}"
             for n in ("fsync", "synchronous_commit", "full_page_writes")
         )
-        + f", PostgreSQL {_sql(dsn, 'SHOW server_version')}"
+        + f", PostgreSQL {sql(dsn, 'SHOW server_version')}"
     )
 
 
@@ -172,7 +173,7 @@ def table_bytes(dsn: str, side: str, *, durable: bool = False) -> int:
     else:
         cond, args = "relname = ANY(%s)", (list(REF_TABLES),)
     return int(
-        _sql(
+        sql(
             dsn,
             "SELECT COALESCE(sum(pg_total_relation_size(relid)), 0) FROM pg_stat_user_tables"
             f" WHERE {cond}",
@@ -182,7 +183,7 @@ def table_bytes(dsn: str, side: str, *, durable: bool = False) -> int:
 
 
 def wal_lsn(dsn: str) -> int:
-    return int(_sql(dsn, "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint"))
+    return int(sql(dsn, "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint"))
 
 
 # -- CPU counters ----------------------------------------------------------------------------
@@ -304,7 +305,7 @@ def run_worker(python: str, cfg: dict[str, Any], counters: Counters) -> dict[str
 # -- the figures -----------------------------------------------------------------------------
 
 
-def _alternate(
+def alternate(
     rounds: int, fn: Any, sides: tuple[str, ...] = ("ref", "botwire")
 ) -> dict[str, list[dict[str, Any]]]:
     """``fn(side)`` for each side, once per round, their order reversed every other round."""
@@ -315,7 +316,7 @@ def _alternate(
     return out
 
 
-def _add_no_server_side(
+def add_no_server_side(
     dsn: str, pythons: dict[str, str], conn: dict[str, Any], counters: dict[str, Counters]
 ) -> None:
     """The side ``"embedded"`` (P10e, P13e): no server, each worker process running the
@@ -324,7 +325,7 @@ def _add_no_server_side(
     counters["embedded"] = Counters([], counters["ref"].postmaster)
 
 
-def _ratio(runs: dict[str, list[dict[str, Any]]], key: str) -> float:
+def ratio(runs: dict[str, list[dict[str, Any]]], key: str) -> float:
     return median([b[key] / r[key] for r, b in zip(runs["ref"], runs["botwire"], strict=True)])
 
 
@@ -374,7 +375,7 @@ def langgraph_figures(
     ):
         pythons["sqlite"], conn["sqlite"] = sys.executable, {"url": lite.url}
         counters["sqlite"] = Counters([lite.proc.pid], None)
-        _add_no_server_side(dsn, pythons, conn, counters)  # P10e
+        add_no_server_side(dsn, pythons, conn, counters)  # P10e
 
         def one_side(side: str) -> dict[str, Any]:
             if side == "floor":
@@ -383,7 +384,7 @@ def langgraph_figures(
             cfg["side"] = "ref" if side == "ref" else "botwire"
             return run_worker(pythons[side], cfg, counters[side])
 
-        runs = _alternate(
+        runs = alternate(
             settings.rounds, one_side, sides=("ref", "botwire", "sqlite", "embedded", "floor")
         )
     floor_runs = runs.pop("floor")
@@ -409,7 +410,7 @@ def langgraph_figures(
         )
     step = {s: median([r["step_ms"] for r in runs[s]]) for s in runs}
     cpu = {s: median([r["cpu_ms_per_invoke"] for r in runs[s]]) for s in runs}
-    step_ratio = _ratio(runs, "step_ms")
+    step_ratio = ratio(runs, "step_ms")
     size = {s: fill[s]["bytes_per_checkpoint"] for s in fill}
     durable = {s: fill[s]["durable_bytes_per_checkpoint"] for s in fill}
     wal = {s: fill[s]["wal_bytes_per_invoke"] for s in fill}
@@ -418,9 +419,9 @@ def langgraph_figures(
 
     def context_step(row_id: str, figure: str, side: list[dict[str, Any]], note: str) -> Row:
         """A context row of P10's rounds: ``side``'s step against the reference's."""
-        ratio = _ratio({"ref": runs["ref"], "botwire": side}, "step_ms")
+        value = ratio({"ref": runs["ref"], "botwire": side}, "step_ms")
         baseline = f"`PostgresSaver` (pool) = {step['ref']:.2f} ms per step"
-        return Row(row_id, figure, ratio, "×", baseline, "—", None, note, {"runs": side})
+        return Row(row_id, figure, value, "×", baseline, "—", None, note, {"runs": side})
 
     rows = [
         Row(
@@ -509,158 +510,6 @@ def langgraph_figures(
     return rows, {"fill": fill, "runs": runs}
 
 
-def chat_figures(
-    settings: Settings, dsn: str, url: str, python: str, counters: dict[str, Counters]
-) -> tuple[list[Row], dict[str, Any]]:
-    pythons = {"ref": python, "botwire": sys.executable}
-    conn = {"ref": {"dsn": dsn}, "botwire": {"url": url}}
-    adds = 30 if settings.quick else 100
-    one = _alternate(
-        settings.rounds,
-        lambda side: run_worker(
-            pythons[side],
-            {"side": side, "task": "chat_one", "prefill": 1000, "adds": adds, **conn[side]},
-            counters[side],
-        ),
-    )
-    _add_no_server_side(dsn, pythons, conn, counters)  # P13e
-    many = _alternate(
-        settings.rounds,
-        lambda side: run_worker(
-            pythons[side],
-            {
-                "side": "ref" if side == "ref" else "botwire",
-                "task": "chat_concurrent",
-                "procs": 6,
-                "adds": 50,
-                **conn[side],
-            },
-            counters[side],
-        ),
-        sides=("ref", "botwire", "embedded"),
-    )
-    emb_many = many.pop("embedded")
-    fill: dict[str, Any] = {}
-    n_fill = 300 if settings.quick else 2000
-
-    def chat_fill(side: str) -> dict[str, Any]:
-        r = run_worker(
-            pythons[side],
-            {"side": side, "task": "chat_fill", "messages": n_fill, "sessions": 10, **conn[side]},
-            Disk(counters[side], dsn, side),
-        )
-        if r["messages"] != r["expected"]:
-            raise RuntimeError(f"chat fill {side}: {r['messages']} of {r['expected']} messages")
-        return r
-
-    for side in ("ref", "botwire"):
-        r = chat_fill(side)
-        fill[side] = {
-            "messages": r["messages"],
-            "bytes_per_message": r["bytes"] / r["messages"],
-            "durable_bytes_per_message": r["durable_bytes"] / r["messages"],
-            "wal_bytes_per_message": r["wal_bytes"] / r["messages"],
-        }
-        # P12c: what a database that autovacuum keeps grows by. VACUUM makes the space of the
-        # rows' dead versions (botwire rewrites a list's entry on each append; the reference
-        # only inserts) reusable, as autovacuum does within a minute on a live database; the
-        # same fill again is then measured. The first fill's figure (P12b) stays the target's.
-        _sql(dsn, "VACUUM")
-        again = chat_fill(side)
-        fill[side]["after_vacuum_bytes_per_message"] = again["bytes"] / again["messages"]
-        log(
-            f"    P12b {side:8} {r['messages']} messages: "
-            f"{fill[side]['bytes_per_message']:,.0f} B each "
-            f"({fill[side]['durable_bytes_per_message']:,.0f} B without 24-h records), "
-            f"WAL {fill[side]['wal_bytes_per_message']:,.0f} B each; P12c after VACUUM "
-            f"{fill[side]['after_vacuum_bytes_per_message']:,.0f} B each"
-        )
-    lost = []
-    for r in emb_many:
-        if r["messages"] != r["expected"]:
-            lost.append(f"without a server: {r['messages']} of {r['expected']} messages")
-    for side in one:
-        for r in one[side] + many[side]:
-            r.pop("add_ms", None)
-            if r["messages"] != r["expected"]:
-                lost.append(f"{side}: {r['messages']} of {r['expected']} messages")
-        log(
-            f"    P12 {side:8} add at 1,000: {median([r['median_add_ms'] for r in one[side]]):.2f}"
-            f" ms; P13 6×50: {median([r['adds_per_s'] for r in many[side]]):,.0f} adds/s"
-        )
-    add = {s: median([r["median_add_ms"] for r in one[s]]) for s in one}
-    rate = {s: median([r["adds_per_s"] for r in many[s]]) for s in many}
-    conc = _ratio(many, "adds_per_s")
-    per_msg = {s: fill[s]["bytes_per_message"] for s in fill}
-    per_msg_durable = {s: fill[s]["durable_bytes_per_message"] for s in fill}
-    wal_msg = {s: fill[s]["wal_bytes_per_message"] for s in fill}
-    kept = {s: fill[s]["after_vacuum_bytes_per_message"] for s in fill}
-    rows = [
-        Row(
-            "P12",
-            "chat `add_messages` of one message at 1,000 messages (time)",
-            _ratio(one, "median_add_ms"),
-            "×",
-            f"`PostgresChatMessageHistory` = {add['ref']:.2f} ms",
-            "—",
-            None,
-            note=f"botwire {add['botwire']:.2f} ms",
-            details={"one": one, "concurrent": many, "fill": fill},
-        ),
-        Row(
-            "P12b",
-            f"bytes on disk per chat message ({n_fill:,} one-message adds over 10 sessions)",
-            per_msg["botwire"] / per_msg["ref"],
-            "×",
-            f"`PostgresChatMessageHistory` = {per_msg['ref']:,.0f} B",
-            "≤ 1.2×",
-            per_msg["botwire"] / per_msg["ref"] <= 1.2,
-            note=f"botwire {per_msg['botwire']:,.0f} B; without the 24-h idempotency records "
-            f"{per_msg_durable['botwire']:,.0f} B "
-            f"({per_msg_durable['botwire'] / per_msg_durable['ref']:.2f}×); WAL per message "
-            f"{wal_msg['botwire']:,.0f} B vs {wal_msg['ref']:,.0f} B",
-        ),
-        Row(
-            "P12c",
-            "bytes on disk per chat message, the same fill again after `VACUUM` (context)",
-            kept["botwire"] / kept["ref"],
-            "×",
-            f"`PostgresChatMessageHistory` = {kept['ref']:,.0f} B",
-            "—",
-            None,
-            note=f"botwire {kept['botwire']:,.0f} B: what a database autovacuum keeps grows by "
-            "(the dead versions of lists' entries reused)",
-        ),
-        Row(
-            "P13",
-            "6 processes × 50 adds to one session, throughput",
-            conc,
-            "×",
-            f"`PostgresChatMessageHistory` = {rate['ref']:,.0f} adds/s",
-            "≥ 0.5×",
-            conc >= 0.5 and not lost,
-            note=f"botwire {rate['botwire']:,.0f} adds/s"
-            + (f"; LOST MESSAGES: {'; '.join(lost)}" if lost else "; no message lost"),
-        ),
-        Row(
-            "P13e",
-            "the same adds with no server: each process on `Memory(ns, store=PostgresStore(url))` "
-            "(context: one namespace's writes then take its lock one transaction at a time, "
-            "where a server groups them)",
-            _ratio({"ref": many["ref"], "botwire": emb_many}, "adds_per_s"),
-            "×",
-            f"`PostgresChatMessageHistory` = {rate['ref']:,.0f} adds/s",
-            "—",
-            None,
-            note=f"{median([r['adds_per_s'] for r in emb_many]):,.0f} adds/s; PostgreSQL CPU "
-            f"{median([r['db_cpu_s'] / r['adds'] for r in emb_many]) * 1e6:,.0f} µs per add "
-            f"against {median([r['db_cpu_s'] / r['adds'] for r in many['ref']]) * 1e6:,.0f}",
-            details={"runs": emb_many},
-        ),
-    ]
-    return rows, {"one": one, "concurrent": many, "concurrent_no_server": emb_many, "fill": fill}
-
-
 # -- entry point -----------------------------------------------------------------------------
 
 
@@ -687,6 +536,8 @@ def p10_p15(settings: Settings, which: set[str]) -> list[Row]:
                     rows += r
                     extra["langgraph"] = d
                 if which & {"P12", "P13"}:
+                    from pg_chat import chat_figures
+
                     r, d = chat_figures(settings, dsn, srv.url, python, counters)
                     rows += r
                     extra["chat"] = d
