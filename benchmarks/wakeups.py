@@ -10,7 +10,13 @@ run (docs/benchmarks-log.md, "Why a round trip in P10's chain costs..."):
 - ``SELECT 1`` through psycopg on the durable cluster P10 uses: back to back, after the client
   slept 300 µs, after it computed for 300 µs (the database's vCPU idle meanwhile);
 - a byte sent back and forth between two processes on a socketpair: back to back, after
-  200 µs of work, after a 1 ms sleep.
+  200 µs of work, after a 1 ms sleep; and back to back with both processes pinned to one vCPU,
+  then to two (where the machine has two): a hand-off between vCPUs against a plain switch;
+- a ``botwire-server`` on that cluster: its own CPU per ``GET /_noop/fast`` and per one-request
+  write of three keys (a LangGraph put's shape: a 2 kB record, a blob, a pointer), back to back
+  against after the client slept 3 ms. The same request's work, measured in the server's
+  ``/proc`` CPU: where it grows after a sleep, the process pays for having been idle (what
+  was in its caches is gone), and a chain pays that at every hand-off to a Python process.
 
 It also prints the idle driver and the guest's halt-polling setting where Linux shows them.
 
@@ -20,6 +26,7 @@ It also prints the idle driver and the guest's halt-polling setting where Linux 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import socket
 import sys
@@ -83,16 +90,22 @@ def database(dsn: str, count: int) -> dict[str, float]:
         }
 
 
-def socketpair(count: int) -> dict[str, float]:
-    """Round trips of one byte between two processes, µs (median)."""
+def socketpair(count: int, cpus: tuple[int, int] | None = None) -> dict[str, float]:
+    """Round trips of one byte between two processes, µs (median); with ``cpus``, only back to
+    back, this process pinned to the first vCPU and the echo to the second."""
     mine, theirs = socket.socketpair()
+    mask = os.sched_getaffinity(0)
     pid = os.fork()
     if pid == 0:  # the echo
         mine.close()
+        if cpus is not None:
+            os.sched_setaffinity(0, {cpus[1]})
         while data := theirs.recv(64):
             theirs.send(data)
         os._exit(0)
     theirs.close()
+    if cpus is not None:
+        os.sched_setaffinity(0, {cpus[0]})
 
     def trip() -> None:
         mine.send(b"x")
@@ -100,6 +113,8 @@ def socketpair(count: int) -> dict[str, float]:
 
     try:
         _median_us(100, None, trip)
+        if cpus is not None:
+            return {"back to back": _median_us(count, None, trip)}
         return {
             "back to back": _median_us(count, None, trip),
             "after 200 µs of work": _median_us(count, lambda: _busy(200e-6), trip),
@@ -108,12 +123,79 @@ def socketpair(count: int) -> dict[str, float]:
     finally:
         mine.close()
         os.waitpid(pid, 0)
+        os.sched_setaffinity(0, mask)
+
+
+def pinned(count: int) -> dict[str, float]:
+    """Back-to-back socketpair round trips, µs, both processes on one vCPU and on two: what a
+    hand-off between vCPUs costs over a switch on one (empty where fewer than two are ours)."""
+    mask = sorted(os.sched_getaffinity(0))
+    if len(mask) < 2:
+        return {}
+    return {
+        "on one vCPU": socketpair(count, (mask[0], mask[0]))["back to back"],
+        "on two vCPUs": socketpair(count, (mask[0], mask[1]))["back to back"],
+    }
+
+
+IDLE_GAP = 3e-3  # what the client sleeps between two requests in the idle-server cases
+RECORD = {"x": "y" * 2000}  # a LangGraph checkpoint record's size, about
+
+
+def idle_server(dsn: str, count: int) -> tuple[dict[str, float], dict[str, float]]:
+    """A real server's CPU per request, µs: a no-op, then a three-key write, each back to back
+    and after a 3 ms sleep: each a total over ``count`` requests, not a median (``/proc``
+    counts CPU in clock ticks, 10 ms here), so ``count`` should be in the hundreds."""
+    import http.client
+
+    from _common import server
+    from pg_reference import proc_cpu
+
+    from botwire import Memory
+
+    def per_request(pid: int, call: Callable[[int], None], gap: float | None) -> float:
+        cpu = proc_cpu(pid)
+        for i in range(count):
+            if gap:
+                time.sleep(gap)
+            call(i)
+        return 1e6 * (proc_cpu(pid) - cpu) / count
+
+    with server(database=dsn) as srv:
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port)
+
+        def noop(_: int) -> None:
+            conn.request("GET", "/_noop/fast")
+            response = conn.getresponse()
+            response.read()
+            if response.status != 200:  # never time a refusal as the route's work
+                raise RuntimeError(f"GET /_noop/fast answered {response.status}")
+
+        memory = Memory("wakeups", url=srv.url)
+
+        def write(i: int) -> None:
+            memory.set_many({f"cp-{i}": RECORD, f"blob-{i}": i, "latest": i})
+
+        out: list[dict[str, float]] = []
+        for call in (noop, write):
+            for i in range(min(count, 200)):  # warm-up: connections, prepared statements
+                call(i)
+            out.append(
+                {
+                    "back to back": per_request(srv.proc.pid, call, None),
+                    "after a 3 ms sleep": per_request(srv.proc.pid, call, IDLE_GAP),
+                }
+            )
+        conn.close()
+        memory.close()
+    return out[0], out[1]
 
 
 def report(name: str, figures: dict[str, float]) -> list[str]:
-    base = figures["back to back"]
+    """One line a case, each as a ratio to the first (back to back, or on one vCPU)."""
+    first, base = next(iter(figures.items()))
     return [
-        f"  {name:10} {case:22} {us:7.1f} µs  {us / base:5.2f}× back to back"
+        f"  {name:10} {case:22} {us:7.1f} µs  {us / base if base else math.nan:5.2f}× {first}"
         for case, us in figures.items()
     ]
 
@@ -128,10 +210,14 @@ def main() -> int:
     for name, value in idle_settings().items():
         log(f"  {name}: {value}")
     lines = report("socketpair", socketpair(args.count))
+    if one_and_two := pinned(args.count):
+        lines += report("pinned", one_and_two)
     settings = Settings(True, 1, Path(os.devnull), postgres_url=args.postgres_url)
     with durable_postgres(settings) as dsn:  # --postgres-url, else a private durable cluster
         assert dsn is not None  # it yields a URL or raises
         lines += report("SELECT 1", database(dsn, args.count))
+        noop, write = idle_server(dsn, args.count)
+        lines += report("no-op CPU", noop) + report("write CPU", write)
     for line in lines:
         print(line)
     return 0

@@ -7,6 +7,7 @@ any store work, and reported those refusals as throughput). Nothing here asserts
 from __future__ import annotations
 
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -24,6 +25,7 @@ import pg_tx_cost  # noqa: E402
 import pg_writes  # noqa: E402
 import run  # noqa: E402
 import server_cpu  # noqa: E402
+import wakeups  # noqa: E402
 from _common import Settings  # noqa: E402
 
 
@@ -173,8 +175,6 @@ def test_server_cpu_measures_every_route_of_a_real_server(
     """``server_cpu.py``'s round: a real server, its packages put on ``PYTHONPATH`` as
     ``--against`` does, answers every route (a failed request raises), each gets a rate and a
     CPU figure, and the caller's ``PYTHONPATH`` is put back."""
-    import os
-
     monkeypatch.setenv("PYTHONPATH", "/nonexistent-before")
     srcs = os.pathsep.join(str(p) for p in sorted((BENCH.parent / "packages").glob("*/src")))
     out = server_cpu._round(fresh_postgres_url, srcs, 1.0)  # wrk takes whole seconds
@@ -235,3 +235,24 @@ def test_p10_trace_split_measures_each_phase_between_its_marks() -> None:
     assert out["puts"] == 1
     got = [v[0] for v in out["phases"].values()]
     assert got == [0.1, 0.2, 0.05, 0.15, 0.5, 1.0, 0.5, 2.5, 0.4, 2.6]
+
+
+def test_wakeups_times_a_real_idle_server_and_pinned_hand_offs(fresh_postgres_url: str) -> None:
+    """``benchmarks/wakeups.py``'s server cases run a real server on the session's PostgreSQL:
+    every request succeeds (a refusal raises, never timed) and the three-key writes land; the
+    pinned socketpair cases give a figure for one vCPU and for two where there are two."""
+    from botwire import Memory
+    from botwire_server.storage.postgres import PostgresStore
+
+    noop, write = wakeups.idle_server(fresh_postgres_url, 20)
+    for figures in (noop, write):
+        assert list(figures) == ["back to back", "after a 3 ms sleep"]
+        assert all(math.isfinite(us) and us >= 0 for us in figures.values()), figures
+    with PostgresStore(fresh_postgres_url) as store:
+        assert Memory("wakeups", store=store).get("latest") == 19
+    pinned = wakeups.pinned(50)
+    if len(os.sched_getaffinity(0)) >= 2:
+        assert list(pinned) == ["on one vCPU", "on two vCPUs"]
+        assert all(us > 0 for us in pinned.values()), pinned
+    else:
+        assert pinned == {}
