@@ -149,6 +149,7 @@ def idle_server(dsn: str, count: int) -> tuple[dict[str, float], dict[str, float
     import http.client
 
     from _common import server
+    from bench_client import _http_get
     from pg_reference import proc_cpu
 
     from botwire import Memory
@@ -163,13 +164,10 @@ def idle_server(dsn: str, count: int) -> tuple[dict[str, float], dict[str, float
 
     with server(database=dsn) as srv:
         conn = http.client.HTTPConnection("127.0.0.1", srv.port)
+        get = _http_get(conn, "/_noop/fast")  # a refusal fails it, never timed as the route
 
         def noop(_: int) -> None:
-            conn.request("GET", "/_noop/fast")
-            response = conn.getresponse()
-            response.read()
-            if response.status != 200:  # never time a refusal as the route's work
-                raise RuntimeError(f"GET /_noop/fast answered {response.status}")
+            get()
 
         memory = Memory("wakeups", url=srv.url)
 
