@@ -16,6 +16,7 @@ import pytest
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
+import instructions  # noqa: E402
 import p3_split  # noqa: E402
 import p10_floor  # noqa: E402
 import p10_trace  # noqa: E402
@@ -256,3 +257,17 @@ def test_wakeups_times_a_real_idle_server_and_pinned_hand_offs(fresh_postgres_ur
         assert all(us > 0 for us in pinned.values()), pinned
     else:
         assert pinned == {}
+
+
+def test_instructions_counts_a_real_put_under_valgrind(fresh_postgres_url: str) -> None:
+    """``benchmarks/instructions.py`` counts a LangGraph-shaped put through the real app on the
+    session's PostgreSQL: a positive count per request, and every put landed (a refused
+    request raises in the child, and a put that stored nothing would leave the index short)."""
+    from botwire import Memory
+    from botwire_server.storage.postgres import PostgresStore
+
+    got = instructions.per_request(fresh_postgres_url, "put", 1, 2)
+    assert math.isfinite(got) and got > 0, got
+    with PostgresStore(fresh_postgres_url) as store:
+        index = Memory("lg", store=store).get("t/th/idx/")
+    assert len(index) == 3 * instructions.GROUP, len(index)  # 1 + 2 groups, one child each
