@@ -14,7 +14,8 @@ to see what that is worth.
 Routes, on P3's shapes (8 namespaces, 32 requests in flight as under ``wrk -c32``): the no-op
 (fast path), the no-op, GET, SET, APPEND; and ``put``: a LangGraph ``put`` as ``BotWireSaver``
 posts it (an atomic batch of four keys: the parent's writes appended, a 2 kB record, the
-thread's index appended, its "latest" pointer), one at a time, as P10 sends it.
+thread's index appended, its "latest" pointer), one at a time, as P10 sends it; and the same
+batch with its record only (a key against a request: the difference is three keys' cost).
 
 ``--against DIR``: another checkout of this repository (``git worktree add /tmp/old HEAD~1``);
 its packages' ``src`` folders go first on the children's ``PYTHONPATH``.
@@ -84,6 +85,22 @@ def _put_body(i: int) -> bytes:
     return (_PUT % {"i": i, "p": i - 1}).encode()
 
 
+def _record_body(i: int) -> bytes:
+    """The ``put``'s record alone in an atomic batch: with ``put``, the cost of a key written
+    apart from the cost of a request and its transaction."""
+    return (_RECORD % {"i": i}).encode()
+
+
+_RECORD = json.dumps(
+    {
+        "atomic": True,
+        "ops": [
+            {"op": "set", "key": "t/th/cp//C%(i)d", "value": {"id": "C%(i)d", "z": "x" * 2000}}
+        ],
+    }
+)
+
+
 def _const(text: str) -> Body:
     data = text.encode()
     return lambda i: data
@@ -97,6 +114,7 @@ ROUTES: dict[str, tuple[str, Callable[[int], str], Body, int]] = {
     "SET": ("PUT", _key("key"), _const(bench_server.PUT_BODY), 32),
     "APPEND": ("PATCH", _key("list"), _const(bench_server.PATCH_BODY), 32),
     "put": ("POST", lambda i: "/v1/namespaces/lg/batch", _put_body, 1),
+    "put (record only)": ("POST", lambda i: "/v1/namespaces/lg1/batch", _record_body, 1),
 }
 
 
