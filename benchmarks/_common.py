@@ -189,6 +189,15 @@ def _as_url(dsn: str) -> str:
 # -- load generation -------------------------------------------------------------------------
 
 
+def checkout_pythonpath(tree: Path) -> str:
+    """``PYTHONPATH`` that puts another checkout's packages (their ``src`` folders) first, for
+    an A/B of two trees (``server_cpu.py``, ``instructions.py``)."""
+    srcs = sorted(str(p) for p in (tree / "packages").glob("*/src"))
+    if not srcs:
+        raise ValueError(f"{tree} has no packages/*/src: not a checkout of this repository")
+    return os.pathsep.join(srcs)
+
+
 def wrk_available() -> bool:
     return shutil.which("wrk") is not None
 

@@ -39,12 +39,11 @@ import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_server
-from _common import Settings, log, postgres
+from _common import Settings, checkout_pythonpath, log, postgres
 
 GROUP = 32  # requests in a group: in flight together, or one after another (``put``)
 Body = Callable[[int], bytes]
@@ -58,27 +57,26 @@ def _key(kind: str) -> Callable[[int], str]:
 #: a record the size of a deflated one, the thread's index appended, its "latest" pointer. The
 #: harness's own work is in the count too: the body is made by one ``%`` of a template, not
 #: ``json.dumps`` of 2 kB per request.
+_RECORD_OP = {"op": "set", "key": "t/th/cp//C%(i)d", "value": {"id": "C%(i)d", "z": "x" * 2000}}
+_WRITES_OP = {
+    "op": "append",
+    "key": "t/th/w//C%(p)d",
+    "items": [
+        {"t": "task", "p": "~__pregel_pull, n3", "w": [[0, "step", 4], [1, "note", "y" * 200]]}
+    ],
+}
 _PUT = json.dumps(
     {
         "atomic": True,
         "ops": [
-            {
-                "op": "append",
-                "key": "t/th/w//C%(p)d",
-                "items": [
-                    {
-                        "t": "task",
-                        "p": "~__pregel_pull, n3",
-                        "w": [[0, "step", 4], [1, "note", "y" * 200]],
-                    }
-                ],
-            },
-            {"op": "set", "key": "t/th/cp//C%(i)d", "value": {"id": "C%(i)d", "z": "x" * 2000}},
+            _WRITES_OP,
+            _RECORD_OP,
             {"op": "append", "key": "t/th/idx/", "items": ["C%(i)d"]},
             {"op": "set", "key": "t/th/latest/", "value": {"ptr": "C%(i)d", "z": "x" * 120}},
         ],
     }
 )
+_RECORD = json.dumps({"atomic": True, "ops": [_RECORD_OP]})
 
 
 def _put_body(i: int) -> bytes:
@@ -89,16 +87,6 @@ def _record_body(i: int) -> bytes:
     """The ``put``'s record alone in an atomic batch: with ``put``, the cost of a key written
     apart from the cost of a request and its transaction."""
     return (_RECORD % {"i": i}).encode()
-
-
-_RECORD = json.dumps(
-    {
-        "atomic": True,
-        "ops": [
-            {"op": "set", "key": "t/th/cp//C%(i)d", "value": {"id": "C%(i)d", "z": "x" * 2000}}
-        ],
-    }
-)
 
 
 def _const(text: str) -> Body:
@@ -127,40 +115,28 @@ async def _child(dsn: str, route: str, groups: int) -> None:
     from botwire_server import Settings as ServerSettings
     from botwire_server import create_app
 
-    app = create_app(ServerSettings(database=dsn))
-    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    life = asyncio.create_task(app({"type": "lifespan"}, inbox.get, outbox.put))
-    await inbox.put({"type": "lifespan.startup"})
-    if (await outbox.get())["type"] != "lifespan.startup.complete":
-        raise RuntimeError("the app did not start")
-    for i in range(bench_server.KEYS):  # the keys GET reads and APPEND extends
-        await p3_split._call(app, "PUT", _key("key")(i), bench_server.PUT_BODY.encode())
-        await p3_split._call(app, "PUT", _key("list")(i), b'{"value":[]}')
-    method, path, body, in_flight = ROUTES[route]
-    for n in range(0, groups * GROUP, in_flight):  # a refusal raises (p3_split._call)
-        calls = (p3_split._call(app, method, path(n + j), body(n + j)) for j in range(in_flight))
-        await asyncio.gather(*calls)
-    await inbox.put({"type": "lifespan.shutdown"})
-    await outbox.get()
-    await life
+    async with p3_split.running(create_app(ServerSettings(database=dsn))) as app:
+        for i in range(bench_server.KEYS):  # the keys GET reads and APPEND extends
+            await p3_split._call(app, "PUT", _key("key")(i), bench_server.PUT_BODY.encode())
+            await p3_split._call(app, "PUT", _key("list")(i), b'{"value":[]}')
+        method, path, body, in_flight = ROUTES[route]
+        for n in range(0, groups * GROUP, in_flight):  # a refusal raises (p3_split._call)
+            calls = (
+                p3_split._call(app, method, path(n + j), body(n + j)) for j in range(in_flight)
+            )
+            await asyncio.gather(*calls)
 
 
 # -- the parent ------------------------------------------------------------------------------
 
 
-def _pythonpath(tree: Path | None) -> str | None:
-    if tree is None:
-        return os.environ.get("PYTHONPATH")
-    return os.pathsep.join(str(p) for p in sorted((tree / "packages").glob("*/src")))
-
-
 def count(dsn: str, route: str, groups: int, tree: Path | None = None) -> int:
     """Instructions valgrind counted in a child running ``groups`` groups of ``route``."""
+    if shutil.which("valgrind") is None:
+        raise RuntimeError("valgrind is needed to count instructions: apt-get install valgrind")
     env = {**os.environ, "PYTHONHASHSEED": "0"}  # the same hashes, the same dict probes
-    path = _pythonpath(tree)
-    if path:
-        env["PYTHONPATH"] = path
+    if tree is not None:
+        env["PYTHONPATH"] = checkout_pythonpath(tree)
     cmd = [
         "valgrind",
         "--tool=callgrind",
@@ -172,8 +148,6 @@ def count(dsn: str, route: str, groups: int, tree: Path | None = None) -> int:
         str(groups),
         dsn,
     ]
-    if shutil.which("valgrind") is None:
-        raise RuntimeError("valgrind is needed to count instructions: apt-get install valgrind")
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800)
     found = re.search(r"Collected\s*:\s*(\d+)", done.stderr)
     if done.returncode != 0 or found is None:
@@ -208,6 +182,7 @@ def main() -> int:
         ap.error(f"unknown routes {unknown}; known: {', '.join(ROUTES)}")
     trees: list[tuple[str, Path | None]] = [("this tree", None)]
     if args.against:
+        checkout_pythonpath(args.against)  # not a checkout: say so before any valgrind
         trees.append((str(args.against), args.against.resolve()))
     settings = Settings(True, 1, Path(os.devnull), postgres_url=args.postgres_url)
     rows = []

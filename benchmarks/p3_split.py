@@ -22,10 +22,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import json
 import sys
 import threading
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +82,24 @@ async def _call(app: Any, method: str, path: str, body: bytes) -> None:
         raise RuntimeError(f"{method} {path} answered {status}")
 
 
+@contextlib.asynccontextmanager
+async def running(app: Any) -> AsyncIterator[Any]:
+    """``app`` started through its ASGI lifespan, and shut down on the way out."""
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    life = asyncio.create_task(app({"type": "lifespan"}, inbox.get, outbox.put))
+    await inbox.put({"type": "lifespan.startup"})
+    started = await outbox.get()
+    if started["type"] != "lifespan.startup.complete":
+        raise RuntimeError(f"the app did not start: {started}")
+    try:
+        yield app
+    finally:
+        await inbox.put({"type": "lifespan.shutdown"})
+        await outbox.get()
+        await life
+
+
 def _append_path(i: int) -> str:
     return f"/v1/namespaces/bench-{i % 8}/keys/list-{i % bench_server.KEYS}"
 
@@ -97,41 +117,31 @@ async def _in_process(dsn: str, seconds: float, rounds: int) -> dict[str, list[f
     from botwire_server import create_app
     from botwire_server.storage._runner import StoreRunner
 
-    app = create_app(ServerSettings(database=dsn))
-    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    life = asyncio.create_task(app({"type": "lifespan"}, inbox.get, outbox.put))
-    await inbox.put({"type": "lifespan.startup"})
-    started = await outbox.get()
-    if started["type"] != "lifespan.startup.complete":
-        raise RuntimeError(f"the app did not start: {started}")
-    seed = json.dumps({"value": [bench_server.VALUE]}).encode()
-    for i in range(bench_server.KEYS):
-        await _call(app, "PUT", _append_path(i), seed)
-    real = StoreRunner.batch
+    async with running(create_app(ServerSettings(database=dsn))) as app:
+        seed = json.dumps({"value": [bench_server.VALUE]}).encode()
+        for i in range(bench_server.KEYS):
+            await _call(app, "PUT", _append_path(i), seed)
+        real = StoreRunner.batch
 
-    async def answered(self: Any, namespace: str, ops: Any, **kw: Any) -> list[dict[str, Any]]:
-        return [{"version": 1, "length": 1}]
+        async def answered(self: Any, namespace: str, ops: Any, **kw: Any) -> list[dict[str, Any]]:
+            return [{"version": 1, "length": 1}]
 
-    out: dict[str, list[float]] = {name: [] for name in ROUTES}
-    try:
-        for _ in range(rounds):
-            for name, (method, path, body) in ROUTES.items():
-                if name.endswith("at once"):
-                    StoreRunner.batch = answered  # type: ignore[method-assign]
-                n, cpu0, t0 = 0, time.process_time(), time.perf_counter()
-                while time.perf_counter() - t0 < seconds:
-                    await asyncio.gather(
-                        *(_call(app, method, path(n + j), body) for j in range(IN_FLIGHT))
-                    )
-                    n += IN_FLIGHT
-                StoreRunner.batch = real  # type: ignore[method-assign]
-                out[name].append(1e6 * (time.process_time() - cpu0) / n)
-    finally:
-        StoreRunner.batch = real  # type: ignore[method-assign]
-        await inbox.put({"type": "lifespan.shutdown"})
-        await outbox.get()
-        await life
+        out: dict[str, list[float]] = {name: [] for name in ROUTES}
+        try:
+            for _ in range(rounds):
+                for name, (method, path, body) in ROUTES.items():
+                    if name.endswith("at once"):
+                        StoreRunner.batch = answered  # type: ignore[method-assign]
+                    n, cpu0, t0 = 0, time.process_time(), time.perf_counter()
+                    while time.perf_counter() - t0 < seconds:
+                        await asyncio.gather(
+                            *(_call(app, method, path(n + j), body) for j in range(IN_FLIGHT))
+                        )
+                        n += IN_FLIGHT
+                    StoreRunner.batch = real  # type: ignore[method-assign]
+                    out[name].append(1e6 * (time.process_time() - cpu0) / n)
+        finally:
+            StoreRunner.batch = real  # type: ignore[method-assign]
     return out
 
 

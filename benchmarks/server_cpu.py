@@ -23,7 +23,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_server
-from _common import Settings, log, median, postgres, server, wrk_available
+from _common import (
+    Settings,
+    checkout_pythonpath,
+    log,
+    median,
+    postgres,
+    server,
+    wrk_available,
+)
 from pg_reference import proc_cpu
 
 ROUTES = ("no-op", "GET", "SET", "APPEND")
@@ -63,11 +71,12 @@ def main() -> int:
     if not wrk_available():
         log("wrk is missing: install it (apt-get install wrk)")
         return 1
-    srcs = sorted(str(p) for p in (args.against / "packages").glob("*/src"))
-    if not srcs:
-        log(f"{args.against} has no packages/*/src: not a checkout of this repository")
+    try:
+        against = checkout_pythonpath(args.against)
+    except ValueError as exc:
+        log(str(exc))
         return 1
-    trees = {"this tree": None, str(args.against): os.pathsep.join(srcs)}
+    trees = {"this tree": None, str(args.against): against}
     runs: dict[str, list[dict[str, tuple[float, float]]]] = {name: [] for name in trees}
     settings = Settings(quick=True, rounds=args.rounds, out=Path("."), postgres_url=None)
     with postgres(settings) as dsn:
