@@ -4,7 +4,8 @@ noise cannot move (issue 22).
 CPU time per request (``server_cpu.py``, ``p3_split.py``) moves by ±20% between runs of the
 same code on a shared 2-vCPU guest, more than most changes to the server move it. An
 instruction count does not. Each case runs the app in-process, called through ASGI without
-sockets (``p3_split``'s harness), under valgrind's ``callgrind``, twice: ``--small`` and
+sockets (``p3_split``'s harness) on uvloop, with the garbage collector set as the server sets
+it, under valgrind's ``callgrind``, twice: ``--small`` and
 ``--large`` groups of 32 requests; the difference of the two totals over the requests between
 them is the count per request, with start-up, imports and the seed cancelled out. Instructions
 are not time (a cache miss costs hundreds of cycles and no instruction; a compiled module runs
@@ -12,10 +13,11 @@ fewer instructions per cycle or more): use it to see whether a change removes wo
 to see what that is worth.
 
 Routes, on P3's shapes (8 namespaces, 32 requests in flight as under ``wrk -c32``): the no-op
-(fast path), the no-op, GET, SET, APPEND; and ``put``: a LangGraph ``put`` as ``BotWireSaver``
-posts it (an atomic batch of four keys: the parent's writes appended, a 2 kB record, the
-thread's index appended, its "latest" pointer), one at a time, as P10 sends it; and the same
-batch with its record only (a key against a request: the difference is three keys' cost).
+(fast path), the no-op, GET, SET, APPEND, and the APPEND with its store call answered at once
+(its HTTP side alone, as ``p3_split.py`` splits it in time); and ``put``: a LangGraph ``put``
+as ``BotWireSaver`` posts it (an atomic batch of four keys: the parent's writes appended, a 2 kB
+record, the thread's index appended, its "latest" pointer), one at a time, as P10 sends it; and
+the same batch with its record only (a key against a request: the difference is three keys' cost).
 
 ``--against DIR``: another checkout of this repository (``git worktree add /tmp/old HEAD~1``);
 its packages' ``src`` folders go first on the children's ``PYTHONPATH``.
@@ -43,6 +45,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_server
+import uvloop
 from _common import Settings, checkout_pythonpath, log, postgres
 
 GROUP = 32  # requests in a group: in flight together, or one after another (``put``)
@@ -94,6 +97,8 @@ def _const(text: str) -> Body:
     return lambda i: data
 
 
+#: the APPEND with its store call answered at once (``p3_split.answered``): its HTTP side alone
+ANSWERED = "APPEND (store answered at once)"
 #: name -> (method, path of request i, body of request i, requests in flight: 32 or 1)
 ROUTES: dict[str, tuple[str, Callable[[int], str], Body, int]] = {
     "no-op (fast path)": ("GET", lambda i: "/_noop/fast", _const(""), 32),
@@ -101,6 +106,7 @@ ROUTES: dict[str, tuple[str, Callable[[int], str], Body, int]] = {
     "GET": ("GET", _key("key"), _const(""), 32),
     "SET": ("PUT", _key("key"), _const(bench_server.PUT_BODY), 32),
     "APPEND": ("PATCH", _key("list"), _const(bench_server.PATCH_BODY), 32),
+    ANSWERED: ("PATCH", _key("list"), _const(bench_server.PATCH_BODY), 32),
     "put": ("POST", lambda i: "/v1/namespaces/lg/batch", _put_body, 1),
     "put (record only)": ("POST", lambda i: "/v1/namespaces/lg1/batch", _record_body, 1),
 }
@@ -120,6 +126,10 @@ async def _child(dsn: str, route: str, groups: int) -> None:
             await p3_split._call(app, "PUT", _key("key")(i), bench_server.PUT_BODY.encode())
             await p3_split._call(app, "PUT", _key("list")(i), b'{"value":[]}')
         method, path, body, in_flight = ROUTES[route]
+        if route == ANSWERED:
+            from botwire_server.storage._runner import StoreRunner
+
+            StoreRunner.batch = p3_split.answered  # type: ignore[method-assign]
         for n in range(0, groups * GROUP, in_flight):  # a refusal raises (p3_split._call)
             calls = (
                 p3_split._call(app, method, path(n + j), body(n + j)) for j in range(in_flight)
@@ -174,7 +184,7 @@ def main() -> int:
     args = ap.parse_args()
     if args.child:
         route, groups, dsn = args.child
-        asyncio.run(_child(dsn, route, int(groups)))
+        uvloop.run(_child(dsn, route, int(groups)))  # the loop uvicorn serves on
         return 0
     routes = [r.strip() for r in args.routes.split(",") if r.strip()]
     unknown = [r for r in routes if r not in ROUTES]
