@@ -99,6 +99,17 @@ def test_arguments_are_what_psycopgs_text_dumpers_write(loop: Loop, value: Any) 
     ]
 
 
+def test_a_transactions_floats_are_written_once_and_stay_exact(loop: Loop) -> None:
+    """The transaction's memo of floats (``arguments(..., floats)``) answers what psycopg
+    writes for every float, repeated or not; ``-0.0`` and ``0.0``, equal as keys, stay apart."""
+    tx = transformer(loop.conn)
+    floats: dict[float, bytes] = {}
+    values = [1765100000.123456, 0.0, -0.0, 1765100000.123456, -0.0, 0.0, 2.5e-300, 2.5e-300]
+    want = [bytes(tx.get_dumper(v, PyFormat.TEXT).dump(v)) for v in values]
+    assert arguments(tx, values[:4], floats) + arguments(tx, values[4:], floats) == want
+    assert set(floats) == {1765100000.123456, 2.5e-300}
+
+
 @pytest.mark.parametrize("value", VALUES, ids=repr)
 def test_every_value_comes_back_unchanged(loop: Loop, value: Any) -> None:
     got = _round_trip(loop, [value])[0]

@@ -54,12 +54,19 @@ def literals(
     return tuple(out)
 
 
-def arguments(tx: abc.Transformer, params: Sequence[Any]) -> list[bytes | None]:
+def arguments(
+    tx: abc.Transformer, params: Sequence[Any], floats: dict[float, bytes] | None = None
+) -> list[bytes | None]:
     """``params`` as a prepared statement's arguments in text form (``None`` is NULL), as
     psycopg's text dumpers write them (``tests/postgres/test_write_pipeline.py`` holds them to
     it): strings, ints and finite floats directly, the rest (bytes, booleans, lists, a string
     holding NUL, which psycopg refuses) by psycopg's dumper of their type. PostgreSQL reads
-    each with the input function of the type ``PREPARE`` inferred for it."""
+    each with the input function of the type ``PREPARE`` inferred for it.
+
+    ``floats`` (a transaction's) keeps each float's text once written: a write repeats its
+    time in most statements, and a float's shortest ``repr`` costs ~4,800 instructions where
+    the lookup costs a few hundred (a LangGraph ``put`` writes 11 floats, ~2 distinct; counted
+    by ``benchmarks/instructions.py``). Zero is written each time: ``0.0 == -0.0``."""
     out: list[bytes | None] = []
     for p in params:
         cls = p.__class__
@@ -68,7 +75,12 @@ def arguments(tx: abc.Transformer, params: Sequence[Any]) -> list[bytes | None]:
         elif cls is int:
             out.append(b"%d" % p)
         elif cls is float and -_INF < p < _INF:
-            out.append(repr(p).encode())
+            if floats is None or not p:
+                out.append(repr(p).encode())
+            elif (text := floats.get(p)) is not None:
+                out.append(text)
+            else:
+                out.append(floats.setdefault(p, repr(p).encode()))
         elif p is None:
             out.append(None)
         else:

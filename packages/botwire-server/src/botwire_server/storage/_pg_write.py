@@ -134,6 +134,7 @@ class AsyncPgTx:
 
     __slots__ = (
         "_conn",
+        "_floats",
         "_literals",
         "_mark",
         "_names",
@@ -175,6 +176,8 @@ class AsyncPgTx:
         #: the literals written so far (``literals``): a write repeats its namespace, keys,
         #: versions and time in several statements
         self._literals: dict[tuple[type, Any], bytes] = {}
+        #: the floats' texts written so far as prepared statements' arguments (``arguments``)
+        self._floats: dict[float, bytes] = {}
         self._prefetched: dict[Query, Rows] = {}
         #: where a grouped call's statements start in the queue (``mark``), and whether its
         #: savepoint was put there (they had to be sent before the call ended)
@@ -194,7 +197,7 @@ class AsyncPgTx:
             sql = sql.decode()
         if (name := self._names.get(sql)) is not None:
             if self._pipeline:
-                bound = (name.encode(), arguments(self._tx, params), params)
+                bound = (name.encode(), arguments(self._tx, params, self._floats), params)
                 self._queue.append((bound, _row_of(sql, params)))
                 return len(self._queue) - 1
             form = execute_template(name, len(params))
