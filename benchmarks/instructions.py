@@ -5,12 +5,12 @@ CPU time per request (``server_cpu.py``, ``p3_split.py``) moves by ±20% between
 same code on a shared 2-vCPU guest, more than most changes to the server move it. An
 instruction count does not. Each case runs the app in-process, called through ASGI without
 sockets (``p3_split``'s harness) on uvloop, with the garbage collector set as the server sets
-it, under valgrind's ``callgrind``, twice: ``--small`` and
-``--large`` groups of 32 requests; the difference of the two totals over the requests between
-them is the count per request, with start-up, imports and the seed cancelled out. Instructions
-are not time (a cache miss costs hundreds of cycles and no instruction; a compiled module runs
-fewer instructions per cycle or more): use it to see whether a change removes work, and time
-to see what that is worth.
+it, under valgrind's ``callgrind``, twice: ``--small`` and ``--large`` groups of 32 requests;
+the difference of the two totals over the requests between them is the count per request,
+with start-up, imports and the seed cancelled out. Instructions are not time (a cache miss
+costs hundreds of cycles and no instruction; a compiled module runs fewer instructions per
+cycle or more): use it to see whether a change removes work, and time to see what that is
+worth.
 
 Routes, on P3's shapes (8 namespaces, 32 requests in flight as under ``wrk -c32``): the no-op
 (fast path), the no-op, GET, SET, APPEND, and the APPEND with its store call answered at once

@@ -103,9 +103,16 @@ def test_random_values_come_back_unchanged(loop: Loop, params: list[Any]) -> Non
 )
 def test_numbers_are_written_as_psycopg_writes_them(params: list[Any]) -> None:
     """``literals`` writes ints and finite floats itself: byte for byte what psycopg's
-    ``Transformer.as_literal`` writes (no connection needed for numbers)."""
+    ``Transformer.as_literal`` writes (no connection needed for numbers), with or without
+    a transaction's float texts kept (``floats``), read back in the next statement and in
+    reverse order (a negative's text kept without the space its literal leads with)."""
     tx = Transformer()
-    assert literals(tx, params, {}) == tuple(tx.as_literal(p) for p in params)
+    expected = tuple(tx.as_literal(p) for p in params)
+    assert literals(tx, params, {}) == expected
+    floats: dict[float, bytes] = {}
+    assert literals(tx, params, {}, floats) == expected
+    assert literals(tx, params, {}, floats) == expected
+    assert literals(tx, params[::-1], {}, floats) == expected[::-1]
 
 
 def test_a_refused_statement_raises_as_a_cursor_would(loop: Loop) -> None:

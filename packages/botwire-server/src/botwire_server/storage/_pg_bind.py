@@ -20,21 +20,25 @@ _INF = float("inf")
 
 
 def literals(
-    tx: abc.Transformer, params: Sequence[Any], memo: dict[tuple[type, Any], bytes]
+    tx: abc.Transformer,
+    params: Sequence[Any],
+    memo: dict[tuple[type, Any], bytes],
+    floats: dict[float, bytes] | None = None,
 ) -> tuple[bytes, ...]:
     """``params`` as SQL literals, as ``ClientCursor.mogrify`` writes them (``None`` is NULL),
     each value's written once per transaction (``memo``, the transaction's): measured, a keyed
     chat append's 42 literals (22 distinct) cost 38 µs of the server's CPU, 27 with it.
-    Ints and finite floats are written directly (cheaper than a lookup); the rest is known by
-    its type and value, so ``True`` and ``1`` stay apart; NaN (equal to nothing) and
-    unhashable values are written each time."""
+    Ints are written directly (cheaper than a lookup), finite floats as :func:`arguments`
+    writes them (``floats``, the transaction's); the rest is known by its type and value, so
+    ``True`` and ``1`` stay apart; NaN (equal to nothing) and unhashable values are written
+    each time."""
     out: list[bytes] = []
     for p in params:
         cls = p.__class__
         if cls is int or (cls is float and -_INF < p < _INF):
             # psycopg's own literal for these (tests/postgres/test_write_literals.py holds
             # them to as_literal's), written 4x as fast: most of a write's literals are ints
-            lit = b"%d" % p if cls is int else repr(p).encode()
+            lit = b"%d" % p if cls is int else _float_text(p, floats)
             out.append(b" " + lit if lit[0] == 45 else lit)  # "-": " -1", as psycopg writes it
             continue
         if p is None:
@@ -75,18 +79,24 @@ def arguments(
         elif cls is int:
             out.append(b"%d" % p)
         elif cls is float and -_INF < p < _INF:
-            if floats is None or not p:
-                out.append(repr(p).encode())
-            elif (text := floats.get(p)) is not None:
-                out.append(text)
-            else:
-                out.append(floats.setdefault(p, repr(p).encode()))
+            out.append(_float_text(p, floats))
         elif p is None:
             out.append(None)
         else:
             dumped = tx.get_dumper(p, PyFormat.TEXT).dump(p)
             out.append(None if dumped is None else bytes(dumped))
     return out
+
+
+def _float_text(p: float, floats: dict[float, bytes] | None) -> bytes:
+    """A finite float's shortest ``repr``, kept in ``floats`` once written (zero never is:
+    ``0.0 == -0.0`` as a key)."""
+    if floats is None or not p:
+        return repr(p).encode()
+    text = floats.get(p)
+    if text is None:
+        text = floats[p] = repr(p).encode()
+    return text
 
 
 @functools.lru_cache(maxsize=512)

@@ -176,7 +176,7 @@ class AsyncPgTx:
         #: the literals written so far (``literals``): a write repeats its namespace, keys,
         #: versions and time in several statements
         self._literals: dict[tuple[type, Any], bytes] = {}
-        #: the floats' texts written so far as prepared statements' arguments (``arguments``)
+        #: the floats' texts written so far, as arguments or literals (``_pg_bind``)
         self._floats: dict[float, bytes] = {}
         self._prefetched: dict[Query, Rows] = {}
         #: where a grouped call's statements start in the queue (``mark``), and whether its
@@ -205,7 +205,7 @@ class AsyncPgTx:
             if self._prepared is not None:
                 self._prepared.used(sql)
             form = template(sql)
-        text = form % literals(self._tx, params, self._literals)
+        text = form % literals(self._tx, params, self._literals, self._floats)
         self._queue.append((text, _row_of(sql, params)))
         return len(self._queue) - 1
 
