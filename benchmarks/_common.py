@@ -180,9 +180,11 @@ def _as_url(dsn: str) -> str:
     auth = quote(str(d.get("user", "postgres")))
     if d.get("password"):
         auth += ":" + quote(str(d["password"]))
+    host = str(d.get("host", "127.0.0.1"))
+    # a Unix socket's directory goes percent-encoded where the host stands, as libpq reads it
     return (
-        f"postgresql://{auth}@{d.get('host', '127.0.0.1')}:{d.get('port', 5432)}/"
-        f"{quote(str(d['dbname']))}"
+        f"postgresql://{auth}@{quote(host, safe='') if host.startswith('/') else host}:"
+        f"{d.get('port', 5432)}/{quote(str(d['dbname']))}"
     )
 
 

@@ -27,7 +27,7 @@ import pg_writes  # noqa: E402
 import run  # noqa: E402
 import server_cpu  # noqa: E402
 import wakeups  # noqa: E402
-from _common import Settings  # noqa: E402
+from _common import Settings, _as_url  # noqa: E402
 
 
 def test_write_figures_run_against_real_servers(fresh_postgres_url: str, tmp_path: Path) -> None:
@@ -47,6 +47,24 @@ def test_write_figures_run_against_real_servers(fresh_postgres_url: str, tmp_pat
 def test_requests_name_a_host_the_server_accepts() -> None:
     (request, *_), *_ = pg_writes._writers(1, 1, "t")
     assert b"\r\nHost: 127.0.0.1\r\n" in request
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        "user=postgres dbname=bench host=127.0.0.1 port=5433",
+        "user=postgres dbname=bench host='/tmp/pg sock:dir' port=5433",  # a Unix socket's directory
+        "user=al password=p@ss dbname='my db' host=db.example port=5432",
+    ],
+)
+def test_a_dsn_given_to_postgres_url_keeps_its_host(dsn: str) -> None:
+    """``--postgres-url`` takes a libpq DSN; the servers are given its URL form, which must
+    name the same host (a socket's directory among them), port, user and database."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    url = _as_url(dsn)
+    assert url.startswith("postgresql://")
+    assert conninfo_to_dict(url) == conninfo_to_dict(dsn)
 
 
 def test_rows_sort_by_number() -> None:
