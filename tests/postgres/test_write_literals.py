@@ -105,7 +105,8 @@ def test_numbers_are_written_as_psycopg_writes_them(params: list[Any]) -> None:
     """``literals`` writes ints and finite floats itself: byte for byte what psycopg's
     ``Transformer.as_literal`` writes (no connection needed for numbers), with or without
     a transaction's float texts kept (``floats``), read back in the next statement and in
-    reverse order (a negative's text kept without the space its literal leads with)."""
+    reverse order; what is kept is what ``arguments`` writes (which shares the memo), so a
+    negative's text is kept without the space its literal leads with."""
     tx = Transformer()
     expected = tuple(tx.as_literal(p) for p in params)
     assert literals(tx, params, {}) == expected
@@ -113,6 +114,7 @@ def test_numbers_are_written_as_psycopg_writes_them(params: list[Any]) -> None:
     assert literals(tx, params, {}, floats) == expected
     assert literals(tx, params, {}, floats) == expected
     assert literals(tx, params[::-1], {}, floats) == expected[::-1]
+    assert all(text == repr(value).encode() for value, text in floats.items())
 
 
 def test_a_refused_statement_raises_as_a_cursor_would(loop: Loop) -> None:
