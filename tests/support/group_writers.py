@@ -10,7 +10,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from botwire import Memory
@@ -21,6 +21,7 @@ __all__ = [
     "failing_requests_fail_alone",
     "kill9_rounds",
     "metric",
+    "namespaces_per_shared_transaction",
     "verify_acked",
     "writes_per_commit",
 ]
@@ -36,6 +37,13 @@ def metric(port: int, name: str) -> float:
     m = re.search(rf"^{name} (\S+)$", text, re.M)
     assert m is not None, f"{name} missing from /metrics"
     return float(m.group(1))
+
+
+def namespaces_per_shared_transaction(port: int) -> float:
+    """PostgreSQL: the mean namespaces of the transactions that ran several namespaces' groups
+    (0: none ran)."""
+    shared = metric(port, "botwire_shared_write_transactions")
+    return metric(port, "botwire_shared_write_namespaces") / shared if shared else 0.0
 
 
 def writes_per_commit(port: int) -> float:
@@ -165,25 +173,33 @@ def failing_requests_fail_alone(url: str, port: int, ns: str, writers: int = 24)
 
 def kill9_rounds(
     server: Any,
-    ns: str,
+    ns: str | Sequence[str],
     kills: int,
     writers: int = 24,
     after_kill: Callable[[], None] | None = None,
+    shared: list[float] | None = None,
 ) -> tuple[float, float]:
     """``kills`` times: start ``server`` (a ``RestartableServer``), let ``writers`` writers write
-    for a random 0.4-1.1 s, ``kill -9`` it mid-storm, run ``after_kill``, start it again and
-    check every acknowledged write is there. Returns (writes acknowledged, the most writes per
-    grouped COMMIT seen)."""
+    (to ``ns``, or spread over several namespaces) for a random 0.4-1.1 s, ``kill -9`` it
+    mid-storm, run ``after_kill``, start it again and check every acknowledged write is there.
+    Returns (writes acknowledged, the most writes per grouped COMMIT seen); ``shared`` gets
+    :func:`namespaces_per_shared_transaction` before each kill (PostgreSQL)."""
     rng = random.Random(kills)
     acked = per_commit = 0.0
+    spaces = [ns] if isinstance(ns, str) else list(ns)
     for kill in range(kills):
         server.start()
         stop = threading.Event()
-        team = [Writer(server.port, ns, f"k{kill}w{i}", stop) for i in range(writers)]
+        team = [
+            Writer(server.port, spaces[i % len(spaces)], f"k{kill}w{i}", stop)
+            for i in range(writers)
+        ]
         for w in team:
             w.start()
         time.sleep(rng.uniform(0.4, 0.9))
         per_commit = max(per_commit, writes_per_commit(server.port))
+        if shared is not None:
+            shared.append(namespaces_per_shared_transaction(server.port))
         time.sleep(rng.uniform(0.0, 0.2))
         server.kill9()  # mid-storm: groups open, answers in flight
         stop.set()
@@ -192,7 +208,9 @@ def kill9_rounds(
         if after_kill is not None:
             after_kill()
         server.start()
-        lost = verify_acked(server.port, ns, team)
+        lost = sum(
+            verify_acked(server.port, space, [w for w in team if w.ns == space]) for space in spaces
+        )
         count = sum(len(w.keys) + len(w.items) for w in team)
         acked += count
         assert count > 0, "the writers wrote nothing before the kill"

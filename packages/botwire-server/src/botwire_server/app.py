@@ -100,6 +100,10 @@ def create_app(
         if groups is not None:
             metrics.write_groups.set_function(lambda: groups.groups)
             metrics.grouped_writes.set_function(lambda: groups.writes)
+        pg_groups = getattr(ctx.runner.reader, "groups", None)
+        if pg_groups is not None:  # PostgreSQL: several namespaces' groups in one transaction
+            metrics.shared_write_transactions.set_function(lambda: pg_groups.shared)
+            metrics.shared_write_namespaces.set_function(lambda: pg_groups.shared_namespaces)
         engine = getattr(opened, "engine", None)
         if engine is not None and hasattr(engine, "tombstone_seconds"):
             engine.tombstone_seconds = settings.tombstone_retention

@@ -72,7 +72,7 @@ class Metrics:
         )
         #: group commit (issue 22): transactions run for grouped writes, and the writes in
         #: them; callbacks, read at scrape (writes / groups = writes per COMMIT). SQLite counts
-        #: every group; PostgreSQL the transactions that ran several writes of one namespace
+        #: every group; PostgreSQL the transactions that ran several writes
         self.write_groups = Gauge(
             "botwire_write_groups",
             "Write transactions that committed grouped writes (group commit).",
@@ -81,6 +81,18 @@ class Metrics:
         self.grouped_writes = Gauge(
             "botwire_grouped_writes",
             "Writes committed by those grouped transactions.",
+            registry=self.registry,
+        )
+        #: PostgreSQL (issue 22): transactions that ran the next groups of several namespaces
+        #: together (``_pg_plans.multi_plan``), and the namespaces in them; callbacks
+        self.shared_write_transactions = Gauge(
+            "botwire_shared_write_transactions",
+            "Write transactions that ran the grouped writes of several namespaces (PostgreSQL).",
+            registry=self.registry,
+        )
+        self.shared_write_namespaces = Gauge(
+            "botwire_shared_write_namespaces",
+            "Namespaces written by those shared transactions.",
             registry=self.registry,
         )
         #: what the server froze at start (``cli._freeze_startup_objects``); a callback

@@ -259,6 +259,16 @@ class AsyncPgReader:
         idempotency_key: str | None = None,
     ) -> list[dict[str, Any]]:
         """``PostgresStore.batch`` of a batch that writes, on the event loop."""
+        results = await self.groups.write(self.grouped(namespace, ops, atomic, idempotency_key))
+        self._written += 1
+        if self._housekeeping is not None and self._written % HOUSEKEEPING_EVERY == 0:
+            await anyio.to_thread.run_sync(self._housekeeping)
+        return results
+
+    def grouped(
+        self, namespace: str, ops: Sequence[Op], atomic: bool, idempotency_key: str | None
+    ) -> GroupedWrite:
+        """The write :meth:`batch` hands to its namespace's groups (``_pg_group``)."""
         engine = self._engine
         now = engine.clock()
         fp = fingerprint(ops, atomic) if idempotency_key is not None else None
@@ -280,12 +290,7 @@ class AsyncPgReader:
         oldest = None
         if locks and idempotency_key is not None:
             oldest = functools.partial(engine.oldest_query, namespace)
-        call = GroupedWrite(namespace, plan, prefetch, locks, oldest)
-        results = await self.groups.write(call)
-        self._written += 1
-        if self._housekeeping is not None and self._written % HOUSEKEEPING_EVERY == 0:
-            await anyio.to_thread.run_sync(self._housekeeping)
-        return results
+        return GroupedWrite(namespace, plan, prefetch, locks, oldest)
 
     async def _write(self, make: Callable[[], Plan[Any]], prefetch: Sequence[Query] | None) -> Any:
         """A fresh plan from ``make`` per attempt, with ``PostgresStore._run``'s retries.

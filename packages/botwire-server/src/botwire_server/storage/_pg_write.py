@@ -303,7 +303,12 @@ class AsyncPgTx:
 
     async def lock(self, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
         """The namespace lock (``Tx.lock``, which allocates the version too): the planned reads
-        are queued right behind it, so they share its round trip and run once it is granted."""
+        are queued right behind it, so they share its round trip and run once it is granted.
+        A held lock's read sent ahead with several namespaces' locks (``_pg_plans.multi_plan``)
+        is handed out as the reads are."""
+        hit = self._prefetched.pop((sql, tuple(params)), None)
+        if hit is not None:
+            return hit[0] if hit else None
         plan = self._plan
         self._fresh()
         self._versions.clear()  # allocated behind a lock its rollback may have released
@@ -318,7 +323,7 @@ class AsyncPgTx:
 
     async def ahead(self, queries: Sequence[Query], versions: int) -> None:
         """The reads of calls that joined a transaction holding its namespace's lock, and
-        ``versions`` new versions for them (``_pg_group.lone_plan``), sent now, behind what is
+        ``versions`` new versions for them (``_pg_plans.lone_plan``), sent now, behind what is
         queued (the writes of the calls applied so far): the reads see those writes, the
         versions follow them, and the calls read nothing more."""
         self._fresh()
@@ -363,12 +368,12 @@ class AsyncPgTx:
             self.queue(sql, row)
 
     async def prefetch(self, queries: Sequence[Query]) -> None:
-        """The reads the next lock carries (a grouped call's, ``_pg_group``): what an earlier
+        """The reads the next lock carries (a grouped call's, ``_pg_plans``): what an earlier
         call left unread is dropped with it."""
         self._plan, self._prefetched = queries, {}
 
     async def mark(self) -> None:
-        """A grouped call starts on the namespace lock its transaction holds (``_pg_group``):
+        """A grouped call starts on the namespace lock its transaction holds (``_pg_plans``):
         its lock is a read, so if it is refused while its writes are all still queued, they
         are dropped (:meth:`unmark`) and it needs no ``SAVEPOINT bw_req``; one is put before
         them only if they must be sent before the call ends (it reads what it has not
@@ -411,7 +416,7 @@ class AsyncPgTx:
 
     async def reserve(self, count: int) -> None:
         """Allocate ``count`` versions right behind the next lock (a group's calls after its
-        first, ``_pg_group``): granted once the lock is, so they follow the commit order of
+        first, ``_pg_plans``): granted once the lock is, so they follow the commit order of
         the namespace's transactions as a version allocated later would."""
         self._reserve = count
 
