@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 import pytest
 from support.backends import LIMITS, HTTPBackend
+from support.group_writers import Writer, namespaces_per_shared_transaction, verify_acked
 from support.pgbouncer import PASSWORD, PgBouncer, running_pgbouncer
 from support.polls import hold_poll, poll_answer, still_held, wakes
 from support.postgres import shared_server
@@ -47,6 +48,8 @@ LIMIT_ARGS = (
     "--writes-per-day",
     str(LIMITS.writes_per_day),
 )
+#: writers of ``test_writes_to_eight_namespaces_share_transactions_through_pgbouncer``
+WRITERS_SHARED = 24
 POOLER_FOUND = "the database URL leads to a transaction-mode pooler"
 POLLING = "waiting watches see other replicas' writes by polling"
 
@@ -318,6 +321,34 @@ def test_quota_exact_across_replicas(bounced_url: str) -> None:
         assert codes.count(200) == 25 and len(codes) == 60
         with httpx.Client(timeout=10) as http:
             assert len(http.get(f"{a.url}/v1/namespaces/{ns}/keys").json()["keys"]) == 25
+
+
+def test_writes_to_eight_namespaces_share_transactions_through_pgbouncer(
+    replicas: tuple[ServerProcess, ServerProcess],
+) -> None:
+    """24 keep-alive writers over 8 namespaces, half on each replica, for 1.5 s through
+    PgBouncer's shared sessions: the groups of several namespaces run in one transaction
+    (one statement locks their rows; sent as literals, prepared statements off), and every
+    acknowledged write is there, read back through one replica (half went through the other)."""
+    a, b = replicas
+    spaces = [_ns(f"several{i}") for i in range(8)]
+    stop = threading.Event()
+    team = [Writer((a, b)[i % 2].port, spaces[i % 8], f"w{i}", stop) for i in range(WRITERS_SHARED)]
+    for w in team:
+        w.start()
+    time.sleep(1.5)
+    shared = [namespaces_per_shared_transaction(s.port) for s in (a, b)]
+    stop.set()
+    for w in team:
+        w.join(timeout=30)
+    assert sum(len(w.keys) + len(w.items) for w in team) > 0
+    print(f"FIGURE PgBouncer, 8 namespaces: {max(shared):.1f} namespaces per shared transaction")
+    for space in spaces:
+        lost = verify_acked(b.port, space, [w for w in team if w.ns == space])
+        assert lost == 0, f"{lost} acknowledged writes to {space} missing"
+    assert max(shared) >= 2, f"no transaction ran several namespaces ({shared})"
+    for server in (a, b):
+        _clean(server.log())
 
 
 # -- watch across replicas ------------------------------------------------------------------------
