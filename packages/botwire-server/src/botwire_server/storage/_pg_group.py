@@ -255,29 +255,32 @@ class NamespaceGroups:
         a transaction (``multi_plan``), up to :data:`MAX_NAMESPACES` each."""
         self._launching = False
         ready, self._ready = self._ready, []
-        several = [r for r in ready if r[1][0].call.locks]
-        runs: list[Coroutine[Any, Any, None]] = []
-        if len(several) > 1:
-            several.sort(key=lambda r: r[0])
-            for i in range(0, len(several), MAX_NAMESPACES):
-                chunk = several[i : i + MAX_NAMESPACES]
-                runs.append(self._multi(chunk) if len(chunk) > 1 else self._group(*chunk[0]))
-            ready = [r for r in ready if not r[1][0].call.locks]
-        runs.extend(self._group(namespace, group) for namespace, group in ready)
-        for coro in runs[1:]:
-            self._spawn(coro)
-        await runs[0]
+        several = sorted((r for r in ready if r[1][0].call.locks), key=lambda r: r[0])
+        if len(several) < 2:
+            several = []
+        runs = [several[i : i + MAX_NAMESPACES] for i in range(0, len(several), MAX_NAMESPACES)]
+        runs += [[r] for r in ready if not several or not r[1][0].call.locks]
+        for run in runs[1:]:
+            self._spawn(self._group(run))
+        await self._group(runs[0])
 
-    async def _multi(self, ready: list[tuple[str, list[_Waiter]]]) -> None:
+    async def _group(self, ready: list[tuple[str, list[_Waiter]]]) -> None:
+        """The next groups of the namespaces of ``ready`` in one transaction (a namespace's
+        own, or one they share): their callers answered, and the namespaces' next groups
+        launched first."""
         futures = [w.future for _, group in ready for w in group]
         calls = [[w.call for w in group] for _, group in ready]
         try:
-            outcomes = await self._multi_outcomes(calls)
+            if len(calls) > 1:
+                outcomes = await self._multi_outcomes(calls)
+            else:
+                outcomes = await self._outcomes(calls[0])
         except BaseException as exc:  # cancelled (the loop is closing): no caller waits on
             settle(futures, [as_exception(exc)] * len(futures))
             for namespace, _ in ready:
                 self._next(namespace)
             raise
+        # The next groups first: their transactions start while these callers are answered.
         for namespace, _ in ready:
             self._next(namespace)
         settle(futures, outcomes)
@@ -295,19 +298,6 @@ class NamespaceGroups:
         self.shared += 1
         self.shared_namespaces += len(calls)
         return outcomes
-
-    async def _group(self, namespace: str, group: list[_Waiter]) -> None:
-        calls = [w.call for w in group]
-        futures = [w.future for w in group]
-        try:
-            outcomes = await self._outcomes(calls)
-        except BaseException as exc:  # cancelled (the loop is closing): no caller waits on
-            settle(futures, [as_exception(exc)] * len(calls))
-            self._next(namespace)
-            raise
-        # The next group first: its transaction starts while these callers are answered.
-        self._next(namespace)
-        settle(futures, outcomes)
 
     async def _outcomes(self, calls: list[GroupedWrite]) -> list[Outcome]:
         try:

@@ -170,12 +170,8 @@ def _joined_plan(
     late = join()
     if not late:
         return
-    reads = _reads(late)
-    keyed = [c.oldest for c in late if c.oldest is not None]
-    if keyed:  # each may drop the oldest record: which, and its bytes (read after the writes)
-        carry.records.rows, carry.records.ahead = None, len(keyed)
-        reads.append(keyed[0](len(keyed)))
-    yield ("ahead", reads, len(late))
+    # the oldest records are read again, after the writes of the calls applied so far
+    yield ("ahead", _reads_ahead(late, carry), len(late))
     yield from _calls_plan(late, outcomes, held=True, carry=carry)
 
 
@@ -199,12 +195,7 @@ def _calls_plan(
             # this call takes the lock: the reads of every call left ride with it, and the
             # versions of the calls after it are allocated right behind it
             carry = Carry()
-            reads = _reads(calls[i:])
-            keyed = [c.oldest for c in calls[i:] if c.oldest is not None]
-            if keyed:  # each may drop the oldest record: which, and its bytes
-                carry.records.ahead = len(keyed)
-                reads.append(keyed[0](len(keyed)))
-            yield ("prefetch", reads)
+            yield ("prefetch", _reads_ahead(calls[i:], carry))
             yield ("reserve", len(calls) - i - 1)
         elif carry is None:
             yield ("prefetch", call.prefetch)  # rides with this call's lock
@@ -271,11 +262,7 @@ def multi_plan(groups: Sequence[Sequence[GroupedWrite]]) -> Plan[list[Outcome]]:
         for g, _, request in started:
             calls = groups[g]
             reads.append((request[1], tuple(request[2])))
-            reads.extend(_reads(calls))
-            keyed = [c.oldest for c in calls if c.oldest is not None]
-            if keyed:  # each may drop the oldest record: which, and its bytes
-                carries[g].records.ahead = len(keyed)
-                reads.append(keyed[0](len(keyed)))
+            reads.extend(_reads_ahead(calls, carries[g]))
             versions += len(calls) - 1
         yield ("ahead", reads, versions)
         locked = {row[0] for row in (yield ("all", *lock))}
@@ -319,6 +306,18 @@ def _resumed(plan: Plan[Results], request: tuple[Any, ...]) -> Plan[Results]:
             except StopIteration as stop:
                 done = stop.value
                 return done
+
+
+def _reads_ahead(calls: Sequence[GroupedWrite], carry: Carry) -> list[Query]:
+    """What a lock held for ``calls`` reads ahead for them: their reads (:func:`_reads`) and,
+    for their keyed calls, the namespace's oldest idempotency records, one per keyed call
+    (each may drop the oldest: which, and its bytes), which ``carry`` is told to expect."""
+    reads = _reads(calls)
+    keyed = [c.oldest for c in calls if c.oldest is not None]
+    if keyed:
+        carry.records.rows, carry.records.ahead = None, len(keyed)
+        reads.append(keyed[0](len(keyed)))
+    return reads
 
 
 def _reads(calls: Sequence[GroupedWrite]) -> list[Query]:
