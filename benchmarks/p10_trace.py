@@ -13,8 +13,10 @@ of the machine), taken by wrappers that only read the clock and append to a list
   writes taken to ride with the put), ``botwire._wire.batch_body`` (the request body), and the
   HTTP connection's send (each put back once the run is over);
 - the server (``botwire-server``'s own ``main``, started through this file's ``--serve``): the
-  key routes' endpoint call (``KeyRoutes._serve``), its answer's body, and each pipeline round
-  trip to PostgreSQL (``pipelined``, as ``_pg_write`` calls it);
+  app's entry (``BotWireAPI.__call__``, ahead of botwire's middlewares), the key routes'
+  endpoint call (``KeyRoutes._serve``), the store's call (``StoreRunner.batch``: the body read
+  and its ops validated), its answer's body, and each pipeline round trip to PostgreSQL
+  (``pipelined``, as ``_pg_write`` calls it);
 - the reference (``PostgresSaver``, in the separate benchmark environment): its ``put``,
   ``put_writes`` and ``get_tuple``.
 
@@ -58,10 +60,11 @@ WARM_UP = 30
 
 
 def serve(trace: str, argv: list[str]) -> int:
-    """``botwire-server`` with ``argv``, writing ``req``/``ans``/``rt`` lines to ``trace``."""
+    """``botwire-server`` with ``argv``, writing ``app``/``req``/``store``/``ans``/``rt`` lines
+    to ``trace``."""
     from botwire_server import cli
     from botwire_server.api import _hot
-    from botwire_server.storage import _pg_write
+    from botwire_server.storage import _pg_write, _runner
 
     out = open(trace, "w", buffering=1)  # noqa: SIM115 -- open for the process's life
     pipelined = _pg_write.pipelined
@@ -71,6 +74,19 @@ def serve(trace: str, argv: list[str]) -> int:
         answers = await pipelined(conn, statements)
         out.write(f"rt {t0} {ns()} {len(statements)}\n")
         return answers
+
+    app_call = _hot.BotWireAPI.__call__
+
+    async def timed_app(self: Any, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            out.write(f"app {ns()}\n")
+        await app_call(self, scope, receive, send)
+
+    store_batch = _runner.StoreRunner.batch
+
+    async def timed_batch(self: Any, *args: Any, **kwargs: Any) -> Any:
+        out.write(f"store {ns()}\n")
+        return await store_batch(self, *args, **kwargs)
 
     serve_route = _hot.KeyRoutes._serve
 
@@ -86,6 +102,8 @@ def serve(trace: str, argv: list[str]) -> int:
         out.write(f"req {t0} {ns()}\n")
 
     _pg_write.pipelined = timed_pipelined  # type: ignore[assignment]
+    _hot.BotWireAPI.__call__ = timed_app  # type: ignore[method-assign]
+    _runner.StoreRunner.batch = timed_batch  # type: ignore[method-assign]
     _hot.KeyRoutes._serve = timed_serve  # type: ignore[method-assign]
     return cli.main(argv)
 
@@ -177,8 +195,10 @@ PHASES = (
     "client: LangGraph hands over, the step's writes taken",
     "client: the checkpoint serialised, the request built",
     "client: the request sent",
-    "HTTP in: loopback, uvicorn, botwire's middlewares",
-    "server: body parsed, the write planned up to its first send",
+    "HTTP in: loopback and uvicorn",
+    "server: botwire's middlewares",
+    "server: the body read, its ops validated",
+    "server: the write planned up to its first send",
     "PostgreSQL round trip 1: BEGIN, the namespace lock, the reads",
     "server: the writes planned from the reads",
     "PostgreSQL round trip 2: the writes and a durable COMMIT",
@@ -189,18 +209,19 @@ PHASES = (
 
 def split(marks: list[Mark], server: list[str]) -> dict[str, Any]:
     """Each phase of each put whose marks are all there (medians and quartiles, µs)."""
-    reqs, rts, answers = [], [], []
+    reqs, rts = [], []
+    seen: dict[str, list[int]] = {"app": [], "store": [], "ans": []}
     for line in server:
         f = line.split()
         if f and f[0] == "req":
             reqs.append(int(f[1]))
         elif f and f[0] == "rt":
             rts.append((int(f[1]), int(f[2])))
-        elif f and f[0] == "ans":
-            answers.append(int(f[1]))
+        elif f and f[0] in seen:
+            seen[f[0]].append(int(f[1]))
     reqs.sort()
     rts.sort()
-    answers.sort()
+    apps, stores, answers = (sorted(seen[k]) for k in ("app", "store", "ans"))
     taken = sorted(b for w, _, b in marks if w == "take")
     built = sorted(b for w, _, b in marks if w == "batch_body")
     sends = sorted(a for w, a, _ in marks if w == "send")
@@ -209,26 +230,34 @@ def split(marks: list[Mark], server: list[str]) -> dict[str, Any]:
     for what, a, b in marks:
         if what != "put":
             continue
-        took = _first(taken, a, b)
-        body = _first(built, a, b)
-        sent = _first(sends, a, b)
-        req = _first(reqs, a, b)
-        if None in (took, body, sent, req):
+        points = _points(a, b, taken, built, sends, apps, reqs, stores, rts, answers)
+        if points is None:
             continue
-        trips = [t for t in rts[bisect.bisect_left(rts, (req, 0)) :] if t[0] <= b][:3]
-        answer = _first(answers, req, b)
-        if len(trips) != 2 or answer is None:  # one write transaction of two round trips
-            continue
-        points = [a, took, body, sent, req, trips[0][0], trips[0][1], trips[1][0], trips[1][1]]
-        points += [answer, b]
         for name, start, end in zip(PHASES, points[:-1], points[1:], strict=True):
-            phases[name].append(end - start)  # type: ignore[operator]
+            phases[name].append(end - start)
         total.append(b - a)
     out: dict[str, Any] = {"puts": len(total), "put": _spread(total)}
     out["phases"] = {name: _spread(v) for name, v in phases.items()}
     out["get_tuple"] = _spread([b - a for w, a, b in marks if w == "get_tuple"])
     out["between puts"] = _spread(_between(marks))
     return out
+
+
+def _points(a: int, b: int, *marks: Any) -> list[int] | None:
+    """The marks of the put from ``a`` to ``b`` in :data:`PHASES`' order (``None``: one is
+    missing, or its request was not one write transaction of two round trips with the store
+    called before the first). ``marks``: the sorted client marks (taken, built, sent), then the
+    server's (app entries, requests, store calls, round trips, answers)."""
+    taken, built, sends, apps, reqs, stores, rts, answers = marks
+    took, body, sent, req = (_first(xs, a, b) for xs in (taken, built, sends, reqs))
+    if took is None or body is None or sent is None or req is None:
+        return None
+    app, store, answer = _first(apps, sent, req), _first(stores, req, b), _first(answers, req, b)
+    trips = [t for t in rts[bisect.bisect_left(rts, (req, 0)) :] if t[0] <= b][:3]
+    if app is None or store is None or answer is None or len(trips) != 2 or trips[0][0] < store:
+        return None
+    (rt1, rt1_end), (rt2, rt2_end) = trips
+    return [a, took, body, sent, app, req, store, rt1, rt1_end, rt2, rt2_end, answer, b]
 
 
 def _first(xs: list[int], lo: int, hi: int) -> int | None:

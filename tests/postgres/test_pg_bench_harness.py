@@ -248,12 +248,20 @@ def test_p10_trace_split_measures_each_phase_between_its_marks() -> None:
         ("batch_body", 1150, 1300),
         ("send", 1350, 1360),
         ("put", 20000, 21000),  # no server request inside: left out
+        ("put", 30000, 39000),  # its store called after its first round trip: left out
+        ("take", 30000, 30100),
+        ("batch_body", 30150, 30300),
+        ("send", 30350, 30360),
     ]
-    server = ["req 1500 8500", "rt 2000 3000 6", "rt 3500 6000 9", "ans 6400", "rt 9500 9900 3"]
+    server = ["app 1420", "req 1500 8500", "store 1800", "rt 2000 3000 6", "rt 3500 6000 9"]
+    server += ["ans 6400", "rt 9500 9900 3"]
+    server += ["app 30420", "req 30500 38500", "rt 30600 31000 6", "store 31100"]
+    server += ["rt 31500 32000 9", "ans 32400"]
     out = p10_trace.split(marks, server)
     assert out["puts"] == 1
+    assert list(out["phases"]) == list(p10_trace.PHASES)
     got = [v[0] for v in out["phases"].values()]
-    assert got == [0.1, 0.2, 0.05, 0.15, 0.5, 1.0, 0.5, 2.5, 0.4, 2.6]
+    assert got == [0.1, 0.2, 0.05, 0.07, 0.08, 0.3, 0.2, 1.0, 0.5, 2.5, 0.4, 2.6]
 
 
 def test_wakeups_times_a_real_idle_server_and_pinned_hand_offs(fresh_postgres_url: str) -> None:
