@@ -327,10 +327,10 @@ def test_writes_to_eight_namespaces_share_transactions_through_pgbouncer(
     replicas: tuple[ServerProcess, ServerProcess],
 ) -> None:
     """32 keep-alive writers over 8 namespaces, two per namespace on each replica, through
-    PgBouncer's shared sessions (1.5 s, or until a shared transaction ran): the groups of
-    several namespaces run in one transaction (one statement locks their rows; sent as
-    literals, prepared statements off), and every acknowledged write is there, read back
-    through one replica (half went through the other)."""
+    PgBouncer's shared sessions (1.5 s at least, then until a shared transaction ran, 60 s at
+    most): the groups of several namespaces run in one transaction (one statement locks their
+    rows; sent as literals, prepared statements off), and every acknowledged write is there,
+    read back through one replica (half went through the other)."""
     a, b = replicas
     spaces = [_ns(f"several{i}") for i in range(8)]
     stop = threading.Event()
