@@ -15,8 +15,9 @@ of the machine), taken by wrappers that only read the clock and append to a list
 - the server (``botwire-server``'s own ``main``, started through this file's ``--serve``): the
   app's entry (``BotWireAPI.__call__``, ahead of botwire's middlewares), the key routes'
   endpoint call (``KeyRoutes._serve``), the store's call (``StoreRunner.batch``: the body read
-  and its ops validated), its answer's body, and each pipeline round trip to PostgreSQL
-  (``pipelined``, as ``_pg_write`` calls it);
+  and its ops validated), its answer's body, each pipeline round trip to PostgreSQL
+  (``pipelined``, as ``_pg_write`` calls it) and each statement on the read pool
+  (``AsyncPgReader._fetch_once``: a warm saver's ``get_tuple`` is one, split apart too);
 - the reference (``PostgresSaver``, in the separate benchmark environment): its ``put``,
   ``put_writes`` and ``get_tuple``.
 
@@ -25,6 +26,14 @@ is the split, not the step. Same durable cluster settings as P10 (fsync, synchro
 full_page_writes on).
 
     uv run python benchmarks/p10_trace.py [--invokes 100] [--no-reference]
+    uv run python benchmarks/p10_trace.py --overlap 100 [--rounds 3] [--invokes 100]
+
+``--overlap US`` weighs a lever before it is built: the server's work moved out of the path
+ahead of a write's first round trip and done while that round trip is in flight (the
+transaction started once the body is parsed, the writes planned while the lock is taken). A
+stand-in of ``US`` µs of busy work is put in each write either ahead of the round trip (it
+lengthens "the write planned") or right after its statements are sent; what the second saves
+against the first is what such a lever would save for that much work.
 
 Only the standard library is imported at module level: ``--reference`` runs in the reference
 environment, which has only its own side's packages.
@@ -59,21 +68,50 @@ WARM_UP = 30
 # -- the server: botwire-server's main with the phase wrappers --------------------------------
 
 
-def serve(trace: str, argv: list[str]) -> int:
-    """``botwire-server`` with ``argv``, writing ``app``/``req``/``store``/``ans``/``rt`` lines
-    to ``trace``."""
+#: where ``--busy`` puts its stand-in work: ahead of a write's first round trip, or in it
+BUSY_AT = ("before", "during")
+
+
+def _spin(us: int) -> None:
+    """Busy for ``us`` µs of wall time: a stand-in for the server's own work."""
+    end = ns() + us * 1000
+    while ns() < end:
+        pass
+
+
+def serve(trace: str, argv: list[str], busy: int = 0, busy_at: str = "before") -> int:
+    """``botwire-server`` with ``argv``, writing ``app``/``req``/``store``/``ans``/``rt``
+    lines to ``trace`` (and ``read`` lines: each statement on the read pool). ``busy``: µs of
+    stand-in work in each write (``--busy``), ``before`` its first round trip is sent (counted
+    in "the write planned") or ``during`` it, once the statements are sent and before their
+    answers are awaited (``_pg_wait._readable``'s first wait)."""
     from botwire_server import cli
     from botwire_server.api import _hot
-    from botwire_server.storage import _pg_write, _runner
+    from botwire_server.storage import _pg_async, _pg_wait, _pg_write, _runner
 
     out = open(trace, "w", buffering=1)  # noqa: SIM115 -- open for the process's life
     pipelined = _pg_write.pipelined
+    readable = _pg_wait._readable
+    owed = [False]  # a write's first round trip is sent: the stand-in work is due in it
 
     async def timed_pipelined(conn: Any, statements: Any) -> Any:
+        first = busy and statements[0][0].startswith(b"BEGIN")
+        if first and busy_at == "before":
+            _spin(busy)
         t0 = ns()
-        answers = await pipelined(conn, statements)
+        owed[0] = bool(first and busy_at == "during")
+        try:
+            answers = await pipelined(conn, statements)
+        finally:
+            owed[0] = False  # its answers came without a wait: none is spun in the next
         out.write(f"rt {t0} {ns()} {len(statements)}\n")
         return answers
+
+    async def busy_readable(conn: Any, *, pipeline: bool = False) -> None:
+        if owed[0]:
+            owed[0] = False
+            _spin(busy)
+        await readable(conn, pipeline=pipeline)
 
     app_call = _hot.BotWireAPI.__call__
 
@@ -101,7 +139,17 @@ def serve(trace: str, argv: list[str]) -> int:
         await serve_route(self, route, scope, receive, answer)
         out.write(f"req {t0} {ns()}\n")
 
+    fetch = _pg_async.AsyncPgReader._fetch_once
+
+    async def timed_fetch(self: Any, sql: str, params: list[Any]) -> Any:
+        t0 = ns()
+        rows = await fetch(self, sql, params)
+        out.write(f"read {t0} {ns()}\n")
+        return rows
+
+    _pg_async.AsyncPgReader._fetch_once = timed_fetch  # type: ignore[method-assign]
     _pg_write.pipelined = timed_pipelined  # type: ignore[assignment]
+    _pg_wait._readable = busy_readable  # type: ignore[assignment]
     _hot.BotWireAPI.__call__ = timed_app  # type: ignore[method-assign]
     _runner.StoreRunner.batch = timed_batch  # type: ignore[method-assign]
     _hot.KeyRoutes._serve = timed_serve  # type: ignore[method-assign]
@@ -207,20 +255,32 @@ PHASES = (
 )
 
 
+#: the phases of botwire's ``get_tuple`` (a warm saver's: one batch of gets, one statement)
+READ_PHASES = (
+    "client: the read planned, the request built and sent; HTTP in",
+    "server: middlewares, the body read, the gets validated",
+    "PostgreSQL: the read statement (psycopg's cursor, one round trip)",
+    "server: the answer built and sent",
+    "HTTP out and the client's decoding of the checkpoint",
+)
+
+
 def split(marks: list[Mark], server: list[str]) -> dict[str, Any]:
-    """Each phase of each put whose marks are all there (medians and quartiles, µs)."""
-    reqs, rts = [], []
+    """Each phase of each put whose marks are all there (medians and quartiles, µs), and of
+    each ``get_tuple`` that read in one statement."""
+    reqs, rts, reads = [], [], []
     seen: dict[str, list[int]] = {"app": [], "store": [], "ans": []}
     for line in server:
         f = line.split()
         if f and f[0] == "req":
             reqs.append(int(f[1]))
-        elif f and f[0] == "rt":
-            rts.append((int(f[1]), int(f[2])))
+        elif f and f[0] in ("rt", "read"):
+            (rts if f[0] == "rt" else reads).append((int(f[1]), int(f[2])))
         elif f and f[0] in seen:
             seen[f[0]].append(int(f[1]))
     reqs.sort()
     rts.sort()
+    reads.sort()
     apps, stores, answers = (sorted(seen[k]) for k in ("app", "store", "ans"))
     taken = sorted(b for w, _, b in marks if w == "take")
     built = sorted(b for w, _, b in marks if w == "batch_body")
@@ -239,6 +299,15 @@ def split(marks: list[Mark], server: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {"puts": len(total), "put": _spread(total)}
     out["phases"] = {name: _spread(v) for name, v in phases.items()}
     out["get_tuple"] = _spread([b - a for w, a, b in marks if w == "get_tuple"])
+    read_phases: dict[str, list[int]] = {name: [] for name in READ_PHASES}
+    for what, a, b in marks:
+        at = _read_points(a, b, apps, reads, answers) if what == "get_tuple" else None
+        if at is None:
+            continue
+        for name, start, end in zip(READ_PHASES, at[:-1], at[1:], strict=True):
+            read_phases[name].append(end - start)
+    out["reads"] = len(read_phases[READ_PHASES[0]])
+    out["read_phases"] = {name: _spread(v) for name, v in read_phases.items()}
     out["between puts"] = _spread(_between(marks))
     return out
 
@@ -258,6 +327,21 @@ def _points(a: int, b: int, *marks: Any) -> list[int] | None:
         return None
     (rt1, rt1_end), (rt2, rt2_end) = trips
     return [a, took, body, sent, app, req, store, rt1, rt1_end, rt2, rt2_end, answer, b]
+
+
+def _read_points(
+    a: int, b: int, apps: list[int], reads: list[tuple[int, int]], answers: list[int]
+) -> list[int] | None:
+    """The marks of the ``get_tuple`` from ``a`` to ``b`` in :data:`READ_PHASES`' order
+    (``None``: its request was not one statement's read)."""
+    app = _first(apps, a, b)
+    if app is None:
+        return None
+    mine = [r for r in reads[bisect.bisect_left(reads, (app, 0)) :] if r[1] <= b]
+    answer = _first(answers, mine[0][1], b) if len(mine) == 1 else None
+    if answer is None:
+        return None
+    return [a, app, mine[0][0], mine[0][1], answer, b]
 
 
 def _first(xs: list[int], lo: int, hi: int) -> int | None:
@@ -290,9 +374,11 @@ def measure(
     with_reference: bool = True,
     postgres_url: str | None = None,
     warm_up: int = WARM_UP,
+    busy: tuple[int, str] | None = None,
 ) -> dict[str, Any]:
     """Both sides on one durable cluster (P10's settings), or on ``postgres_url`` as it is
-    configured: ``{"botwire": ..., "ref": ...}``."""
+    configured: ``{"botwire": ..., "ref": ...}``. ``busy``: µs of stand-in work in each of
+    the server's writes and where (:func:`serve`)."""
     from _common import Settings, _as_url, free_port, wait_port
     from pg_reference import durable_postgres, refenv_python
 
@@ -306,7 +392,10 @@ def measure(
         port = free_port()
         argv = ["--host", "127.0.0.1", "--port", str(port), "--database", _as_url(dsn)]
         argv += ["--no-access-log", "--log-level", "warning"]
-        proc = subprocess.Popen([sys.executable, __file__, "--serve", trace, "--", *argv])
+        cmd = [sys.executable, __file__, "--serve", trace]
+        if busy is not None:
+            cmd += ["--busy", str(busy[0]), "--busy-at", busy[1]]
+        proc = subprocess.Popen([*cmd, "--", *argv])
         try:
             wait_port(port, 30)
             out["botwire"] = botwire(f"http://127.0.0.1:{port}", invokes, trace, warm_up)
@@ -338,6 +427,11 @@ def report(result: dict[str, Any]) -> list[str]:
     for name in ("put", "get_tuple", "between puts"):
         med, lo, hi = b[name]
         lines.append(f"| **{name}** (whole) | {med:.0f} | {lo:.0f}–{hi:.0f} |")
+    if b.get("reads"):
+        lines += ["", f"{b['reads']} `get_tuple` reads split", ""]
+        lines += ["| phase of a `get_tuple` | median µs | p25–p75 |", "|---|---:|---:|"]
+        for name, (med, lo, hi) in b["read_phases"].items():
+            lines.append(f"| {name} | {med:.0f} | {lo:.0f}–{hi:.0f} |")
     ref = result.get("ref")
     if ref:
         lines += ["", f"reference: step {ref['step_ms']:.2f} ms (traced)", ""]
@@ -348,15 +442,56 @@ def report(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+#: the phases a write's work moved into its first round trip leaves (``overlap``)
+OVERLAP_PHASES = (PHASES[6], PHASES[7])
+
+
+def overlap(busy: int, rounds: int, invokes: int) -> list[str]:
+    """What moving ``busy`` µs of the server's work into a write's first round trip would save:
+    the chain traced with no stand-in work, with it before the round trip, and with it during
+    (:func:`serve`), alternated over ``rounds``; the Markdown lines of the medians."""
+    sides: dict[str, list[dict[str, Any]]] = {"none": [], "before": [], "during": []}
+    for _ in range(rounds):
+        for side, runs in sides.items():
+            where = None if side == "none" else (busy, side)
+            runs.append(measure(invokes, with_reference=False, busy=where)["botwire"])
+    lines = [
+        f"{busy} µs of stand-in work a write, {rounds} rounds of {invokes} invokes (medians)",
+        "",
+        "| stand-in work | write planned + round trip 1, µs | put, µs | step, ms |",
+        "|---|---:|---:|---:|",
+    ]
+    for side, runs in sides.items():
+        both = statistics.median(sum(r["phases"][p][0] for p in OVERLAP_PHASES) for r in runs)
+        put = statistics.median(r["put"][0] for r in runs)
+        step = statistics.median(r["step_ms"] for r in runs)
+        lines.append(f"| {side} | {both:.0f} | {put:.0f} | {step:.2f} |")
+    return lines
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--invokes", type=int, default=100)
     ap.add_argument("--no-reference", action="store_true")
+    ap.add_argument(
+        "--overlap",
+        type=int,
+        metavar="US",
+        help="no reference: what US µs of the server's work moved into a write's first "
+        "round trip would save (no stand-in, before it, during it; alternated)",
+    )
+    ap.add_argument("--rounds", type=int, default=3, help="--overlap's rounds")
     ap.add_argument("--serve", metavar="TRACE", help=argparse.SUPPRESS)
+    ap.add_argument("--busy", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--busy-at", choices=BUSY_AT, default="before", help=argparse.SUPPRESS)
     ap.add_argument("--reference", metavar="DSN", help=argparse.SUPPRESS)
     args, rest = ap.parse_known_args()
     if args.serve:
-        return serve(args.serve, [a for a in rest if a != "--"])
+        return serve(args.serve, [a for a in rest if a != "--"], args.busy, args.busy_at)
+    if args.overlap:
+        for line in overlap(args.overlap, args.rounds, args.invokes):
+            print(line)
+        return 0
     if args.reference:
         print(json.dumps(reference(args.reference, args.invokes)))
         return 0

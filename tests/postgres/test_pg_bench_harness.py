@@ -213,7 +213,8 @@ def test_p10_trace_splits_the_puts_of_a_real_chain(fresh_postgres_url: str) -> N
     result = p10_trace.measure(4, with_reference=False, postgres_url=fresh_postgres_url, warm_up=2)
     b = result["botwire"]
     assert b["puts"] >= 40, b  # 4 invokes of 11 puts
-    for name, (med, lo, hi) in b["phases"].items():
+    assert b["reads"] >= 3, b  # a get_tuple an invoke: one statement, the saver is warm
+    for name, (med, lo, hi) in [*b["phases"].items(), *b["read_phases"].items()]:
         assert 0 < lo <= med <= hi, (name, med, lo, hi)
     assert vars(BotWireSaver)["put"] is put
     print(f"FIGURE P10 trace: put {b['put'][0]:.0f} us, step {b['step_ms']:.2f} ms")
@@ -257,11 +258,36 @@ def test_p10_trace_split_measures_each_phase_between_its_marks() -> None:
     server += ["ans 6400", "rt 9500 9900 3"]
     server += ["app 30420", "req 30500 38500", "rt 30600 31000 6", "store 31100"]
     server += ["rt 31500 32000 9", "ans 32400"]
+    # get_tuples: one read (split), then one whose request read twice (left out)
+    marks += [("get_tuple", 50000, 54000), ("get_tuple", 60000, 64000)]
+    server += ["app 50300", "read 50500 51500", "ans 51600", "req 50350 51700"]
+    server += ["app 60300", "read 60500 61000", "read 61100 61500", "ans 61600"]
     out = p10_trace.split(marks, server)
     assert out["puts"] == 1
     assert list(out["phases"]) == list(p10_trace.PHASES)
     got = [v[0] for v in out["phases"].values()]
     assert got == [0.1, 0.2, 0.05, 0.07, 0.08, 0.3, 0.2, 1.0, 0.5, 2.5, 0.4, 2.6]
+    assert out["reads"] == 1
+    assert list(out["read_phases"]) == list(p10_trace.READ_PHASES)
+    assert [v[0] for v in out["read_phases"].values()] == [0.3, 0.2, 1.0, 0.1, 2.4]
+
+
+@pytest.mark.parametrize("where", p10_trace.BUSY_AT)
+def test_p10_trace_stand_in_work_lands_where_it_is_asked(
+    fresh_postgres_url: str, where: str
+) -> None:
+    """``--overlap``'s stand-in work (``benchmarks/p10_trace.py``) is spun in every write of
+    the real chain, either ahead of its first round trip (counted in "the write planned") or
+    once that round trip's statements are sent (counted in the round trip): 20 ms of it, so
+    that the phase it lands in is that long and the other phase is not."""
+    busy = 20_000
+    b = p10_trace.measure(
+        2, with_reference=False, postgres_url=fresh_postgres_url, warm_up=1, busy=(busy, where)
+    )["botwire"]
+    assert b["puts"] >= 20, b
+    planned, trip = (b["phases"][name][0] for name in p10_trace.OVERLAP_PHASES)
+    assert (planned, trip)[p10_trace.BUSY_AT.index(where)] >= busy, b["phases"]
+    assert (planned, trip)[1 - p10_trace.BUSY_AT.index(where)] < busy, b["phases"]
 
 
 def test_wakeups_times_a_real_idle_server_and_pinned_hand_offs(fresh_postgres_url: str) -> None:
