@@ -149,7 +149,8 @@ def serve(trace: str, argv: list[str], busy: int = 0, busy_at: str = "before") -
 
     _pg_async.AsyncPgReader._fetch_once = timed_fetch  # type: ignore[method-assign]
     _pg_write.pipelined = timed_pipelined  # type: ignore[assignment]
-    _pg_wait._readable = busy_readable  # type: ignore[assignment]
+    if busy:  # else the trace's waits stay as they are, without one more call each
+        _pg_wait._readable = busy_readable  # type: ignore[assignment]
     _hot.BotWireAPI.__call__ = timed_app  # type: ignore[method-assign]
     _runner.StoreRunner.batch = timed_batch  # type: ignore[method-assign]
     _hot.KeyRoutes._serve = timed_serve  # type: ignore[method-assign]
