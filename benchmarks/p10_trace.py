@@ -72,19 +72,14 @@ WARM_UP = 30
 BUSY_AT = ("before", "during")
 
 
-def _spin(us: int) -> None:
-    """Busy for ``us`` µs of wall time: a stand-in for the server's own work."""
-    end = ns() + us * 1000
-    while ns() < end:
-        pass
-
-
 def serve(trace: str, argv: list[str], busy: int = 0, busy_at: str = "before") -> int:
     """``botwire-server`` with ``argv``, writing ``app``/``req``/``store``/``ans``/``rt``
     lines to ``trace`` (and ``read`` lines: each statement on the read pool). ``busy``: µs of
     stand-in work in each write (``--busy``), ``before`` its first round trip is sent (counted
     in "the write planned") or ``during`` it, once the statements are sent and before their
     answers are awaited (``_pg_wait._readable``'s first wait)."""
+    from wakeups import busy as spin
+
     from botwire_server import cli
     from botwire_server.api import _hot
     from botwire_server.storage import _pg_async, _pg_wait, _pg_write, _runner
@@ -97,7 +92,7 @@ def serve(trace: str, argv: list[str], busy: int = 0, busy_at: str = "before") -
     async def timed_pipelined(conn: Any, statements: Any) -> Any:
         first = busy and statements[0][0].startswith(b"BEGIN")
         if first and busy_at == "before":
-            _spin(busy)
+            spin(busy / 1e6)
         t0 = ns()
         owed[0] = bool(first and busy_at == "during")
         try:
@@ -110,7 +105,7 @@ def serve(trace: str, argv: list[str], busy: int = 0, busy_at: str = "before") -
     async def busy_readable(conn: Any, *, pipeline: bool = False) -> None:
         if owed[0]:
             owed[0] = False
-            _spin(busy)
+            spin(busy / 1e6)
         await readable(conn, pipeline=pipeline)
 
     app_call = _hot.BotWireAPI.__call__
@@ -294,8 +289,7 @@ def split(marks: list[Mark], server: list[str]) -> dict[str, Any]:
         points = _points(a, b, taken, built, sends, apps, reqs, stores, rts, answers)
         if points is None:
             continue
-        for name, start, end in zip(PHASES, points[:-1], points[1:], strict=True):
-            phases[name].append(end - start)
+        _add_spans(phases, points)
         total.append(b - a)
     out: dict[str, Any] = {"puts": len(total), "put": _spread(total)}
     out["phases"] = {name: _spread(v) for name, v in phases.items()}
@@ -305,12 +299,17 @@ def split(marks: list[Mark], server: list[str]) -> dict[str, Any]:
         at = _read_points(a, b, apps, reads, answers) if what == "get_tuple" else None
         if at is None:
             continue
-        for name, start, end in zip(READ_PHASES, at[:-1], at[1:], strict=True):
-            read_phases[name].append(end - start)
+        _add_spans(read_phases, at)
     out["reads"] = len(read_phases[READ_PHASES[0]])
     out["read_phases"] = {name: _spread(v) for name, v in read_phases.items()}
     out["between puts"] = _spread(_between(marks))
     return out
+
+
+def _add_spans(phases: dict[str, list[int]], points: list[int]) -> None:
+    """Each of ``phases`` (in order) takes the time from one of ``points`` to the next."""
+    for name, start, end in zip(phases, points[:-1], points[1:], strict=True):
+        phases[name].append(end - start)
 
 
 def _points(a: int, b: int, *marks: Any) -> list[int] | None:

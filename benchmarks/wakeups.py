@@ -56,7 +56,8 @@ def idle_settings() -> dict[str, str]:
     return found
 
 
-def _busy(seconds: float) -> None:
+def busy(seconds: float) -> None:
+    """Compute (spin) for ``seconds`` of wall time: a stand-in for a process's own work."""
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
         pass
@@ -86,7 +87,7 @@ def database(dsn: str, count: int) -> dict[str, float]:
         return {
             "back to back": _median_us(count, None, trip),
             "after a 300 µs sleep": _median_us(count, lambda: time.sleep(GAP), trip),
-            "after 300 µs of work": _median_us(count, lambda: _busy(GAP), trip),
+            "after 300 µs of work": _median_us(count, lambda: busy(GAP), trip),
         }
 
 
@@ -117,7 +118,7 @@ def socketpair(count: int, cpus: tuple[int, int] | None = None) -> dict[str, flo
             return {"back to back": _median_us(count, None, trip)}
         return {
             "back to back": _median_us(count, None, trip),
-            "after 200 µs of work": _median_us(count, lambda: _busy(200e-6), trip),
+            "after 200 µs of work": _median_us(count, lambda: busy(200e-6), trip),
             "after a 1 ms sleep": _median_us(count, lambda: time.sleep(1e-3), trip),
         }
     finally:
